@@ -1,0 +1,128 @@
+"""CIF read and write through gemmi.
+
+Reading accepts an asymmetric unit with symmetry operators (or only a Hermann-Mauguin symbol), or a full
+P1 cell. Writing produces a CIF 1.1 block with cell, space group, operators and the independent atoms, which
+ASE, gemmi and pymatgen read back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gemmi
+
+from gasolve.crystal.cell import UnitCell
+from gasolve.crystal.spacegroup import SpaceGroup
+from gasolve.crystal.structure import U_TO_B, Site, Structure
+from gasolve.errors import InputError
+
+
+def parse_cif(text: str, source: str = "<cif>") -> Structure:
+    """Parse the first data block of CIF text into a :class:`Structure`."""
+    try:
+        document = gemmi.cif.read_string(text)
+        block = document.sole_block() if len(document) == 1 else document[0]
+        small = gemmi.make_small_structure_from_block(block)
+    except (RuntimeError, ValueError, IndexError) as error:
+        raise InputError(f"cannot parse CIF: {error}", source) from None
+    return _from_small(small, block, source)
+
+
+def read_cif(path: str | Path) -> Structure:
+    """Read a CIF file (first data block)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise InputError(f"cannot read CIF file: {error.strerror}", str(path)) from None
+    return parse_cif(text, str(path))
+
+
+def _from_small(small: gemmi.SmallStructure, block: gemmi.cif.Block, source: str) -> Structure:
+    cell = small.cell
+    if cell.a <= 0 or cell.b <= 0 or cell.c <= 0:
+        raise InputError("no valid _cell_length_a/b/c in the CIF", source)
+    group = _space_group(small, source)
+    if not small.sites:
+        raise InputError("the CIF has no atom sites (_atom_site_fract_x/y/z)", source)
+    try:
+        sites = tuple(
+            Site(
+                label=site.label,
+                element=site.element.name,
+                frac=(site.fract.x, site.fract.y, site.fract.z),
+                occupancy=site.occ if site.occ > 0 else 1.0,
+                b_iso=U_TO_B * site.u_iso,
+            )
+            for site in small.sites
+        )
+    except InputError as error:
+        raise InputError(error.message, source) from None
+    return Structure(
+        cell=UnitCell(cell.a, cell.b, cell.c, cell.alpha, cell.beta, cell.gamma),
+        space_group=SpaceGroup.from_gemmi(group),
+        sites=sites,
+        name=block.name,
+    )
+
+
+def _space_group(small: gemmi.SmallStructure, source: str) -> gemmi.SpaceGroup:
+    """The space group from the CIF's operators if it lists them, else from its symbol, else P1."""
+    if small.symops:
+        try:
+            ops = gemmi.GroupOps([gemmi.Op(triplet) for triplet in small.symops])
+            group = gemmi.find_spacegroup_by_ops(ops)
+        except (RuntimeError, ValueError) as error:
+            raise InputError(f"cannot parse the symmetry operators: {error}", source) from None
+        if group is None:
+            raise InputError("the symmetry operators in the CIF do not form a known space-group setting", source)
+        return group
+    if small.spacegroup is not None:
+        return small.spacegroup
+    if small.spacegroup_hm or small.spacegroup_hall:
+        raise InputError(f"unknown space group {small.spacegroup_hm or small.spacegroup_hall!r} in the CIF", source)
+    return gemmi.find_spacegroup_by_name("P 1")
+
+
+def format_cif(structure: Structure, comments: list[str] | None = None) -> str:
+    """CIF text for ``structure`` (independent atoms with their space-group operators)."""
+    document = gemmi.cif.Document()
+    block = document.add_new_block(gemmi.cif.quote(structure.name.replace(" ", "_")) or "structure")
+    cell = structure.cell
+    for key, value in zip(
+        ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma"), cell.parameters, strict=True
+    ):
+        block.set_pair(f"_cell_{key}", f"{value:.6f}")
+    block.set_pair("_cell_volume", f"{cell.volume:.4f}")
+    group = structure.space_group
+    block.set_pair("_symmetry_space_group_name_H-M", gemmi.cif.quote(group.gemmi.hm))
+    block.set_pair("_space_group_name_Hall", gemmi.cif.quote(group.hall))
+    block.set_pair("_symmetry_Int_Tables_number", str(group.number))
+    ops = block.init_loop("_symmetry_equiv_pos_", ["site_id", "as_xyz"])
+    for i, triplet in enumerate(group.triplets, start=1):
+        ops.add_row([str(i), gemmi.cif.quote(triplet)])
+    atoms = block.init_loop(
+        "_atom_site_",
+        ["label", "type_symbol", "fract_x", "fract_y", "fract_z", "occupancy", "U_iso_or_equiv", "adp_type"],
+    )
+    for site in structure.sites:
+        atoms.add_row(
+            [
+                gemmi.cif.quote(site.label),
+                site.element,
+                *(f"{x:.6f}" for x in site.frac),
+                f"{site.occupancy:.4f}",
+                f"{site.b_iso / U_TO_B:.5f}",
+                "Uiso",
+            ]
+        )
+    header = "".join(f"# {line}\n" for line in (comments or []))
+    return header + document.as_string()
+
+
+def write_cif(structure: Structure, path: str | Path, comments: list[str] | None = None) -> None:
+    """Write ``structure`` as CIF to ``path`` (atomically: temporary file, then rename)."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(format_cif(structure, comments), encoding="utf-8")
+    temporary.replace(path)

@@ -1,0 +1,1 @@
+"""Powder diffraction physics: wavelengths, reflections, form factors, intensities, profiles, background."""

@@ -1,0 +1,138 @@
+"""Validating wrapper around the batched Numba kernels: Rwp, Rwp gradient, intensities and profiles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from gasolve.scoring import kernels
+from gasolve.scoring.problem import ScoringProblem
+
+
+@dataclass(frozen=True)
+class ProfileFit:
+    """Calculated and difference profiles of a batch of models after the linear scale and background fit.
+
+    Attributes
+    ----------
+    y_calc : ndarray, shape (n_models, n_points)
+    difference : ndarray, shape (n_models, n_points)
+        y_obs - y_calc.
+    scale : ndarray, shape (n_models,)
+    background : ndarray, shape (n_models, n_bg)
+        Chebyshev coefficients.
+    rwp : ndarray, shape (n_models,)
+    """
+
+    y_calc: np.ndarray
+    difference: np.ndarray
+    scale: np.ndarray
+    background: np.ndarray
+    rwp: np.ndarray
+
+
+class Scorer:
+    """Scores trial coordinates of the problem's sites against its observed pattern.
+
+    Parameters
+    ----------
+    problem : ScoringProblem
+    chunks_per_thread : int
+        Work is split into this many chunks per Numba thread (load balance against scheduling cost).
+    """
+
+    def __init__(self, problem: ScoringProblem, chunks_per_thread: int = 4):
+        self.problem = problem
+        self.chunks_per_thread = chunks_per_thread
+
+    def _check(self, frac: np.ndarray) -> np.ndarray:
+        frac = np.asarray(frac)
+        n_sites = self.problem.n_sites
+        if frac.ndim == 2 and frac.shape == (n_sites, 3):
+            frac = frac[None]
+        if frac.ndim != 3 or frac.shape[1:] != (n_sites, 3):
+            raise ValueError(f"expected fractional coordinates of shape (n_models, {n_sites}, 3), got {frac.shape}")
+        if not np.issubdtype(frac.dtype, np.floating):
+            raise ValueError(f"expected floating-point coordinates, got dtype {frac.dtype}")
+        frac = np.ascontiguousarray(frac, dtype=np.float64)
+        if not np.all(np.isfinite(frac)):
+            raise ValueError("coordinates contain NaN or infinity")
+        return frac
+
+    def _bounds(self, n_models: int) -> np.ndarray:
+        n_chunks = max(1, min(n_models, numba.get_num_threads() * self.chunks_per_thread))
+        return np.linspace(0, n_models, n_chunks + 1).astype(np.int64)
+
+    def _tables(self):
+        p = self.problem
+        return p.hr, p.ht, p.site_f, p.centric
+
+    def _quadratic(self):
+        p = self.problem
+        return p.b, p.band, p.band_ptr, p.band_len, p.c_matrix, p.a_const, p.norm
+
+    def rwp(self, frac: np.ndarray) -> np.ndarray:
+        """Weighted-profile R factor of each model.
+
+        Parameters
+        ----------
+        frac : ndarray, shape (n_models, n_sites, 3)
+            Fractional coordinates of the independent sites.
+
+        Returns
+        -------
+        ndarray, shape (n_models,)
+        """
+        frac = self._check(frac)
+        out = np.empty(len(frac))
+        kernels.rwp_batch(frac, *self._tables(), *self._quadratic(), self._bounds(len(frac)), out)
+        return out
+
+    def rwp_and_gradient(self, frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rwp and its analytic gradient with respect to every fractional coordinate.
+
+        Returns
+        -------
+        rwp : ndarray, shape (n_models,)
+        gradient : ndarray, shape (n_models, n_sites, 3)
+            dRwp/dx per unit of fractional coordinate.
+        """
+        frac = self._check(frac)
+        out = np.empty(len(frac))
+        grad = np.empty_like(frac)
+        kernels.rwp_gradient_batch(frac, *self._tables(), *self._quadratic(), self._bounds(len(frac)), out, grad)
+        return out, grad
+
+    def intensities(self, frac: np.ndarray) -> np.ndarray:
+        """|F(hkl)|² of each model (electrons²), shape (n_models, n_refl)."""
+        frac = self._check(frac)
+        out = np.empty((len(frac), self.problem.n_refl))
+        kernels.intensities_batch(frac, *self._tables(), self._bounds(len(frac)), out)
+        return out
+
+    def profiles(self, frac: np.ndarray) -> ProfileFit:
+        """Scaled calculated profile, difference profile, scale and background of each model."""
+        p = self.problem
+        intensity = self.intensities(frac)
+        n_models = len(intensity)
+        peaks = np.empty((n_models, p.pattern.n_points))
+        pm = p.peak_matrix
+        kernels.profiles_batch(intensity, pm.start, pm.length, pm.offset, pm.values, self._bounds(n_models), peaks)
+        num = intensity @ p.b
+        ci = intensity @ p.c_matrix.T
+        quad = np.einsum("mi,mi->m", peaks * p.pattern.weights, peaks) - np.einsum("mr,mr->m", ci, ci)
+        valid = (num > 0) & (quad > 0)
+        scale = np.where(valid, num / np.where(valid, quad, 1.0), 0.0)
+        basis = p.background_basis
+        y_obs = p.pattern.y_obs
+        if p.n_background:
+            coef_y = p.background_gram_inverse @ (basis.T @ (p.pattern.weights * y_obs))
+            background = coef_y[None, :] - scale[:, None] * (intensity @ p.background_projection.T)
+        else:
+            background = np.zeros((n_models, 0))
+        y_calc = scale[:, None] * peaks + background @ basis.T
+        difference = y_obs[None, :] - y_calc
+        rwp = np.sqrt(np.einsum("mi,i,mi->m", difference, p.pattern.weights, difference) / p.norm)
+        return ProfileFit(y_calc, difference, scale, background, rwp)
