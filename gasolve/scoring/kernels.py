@@ -105,25 +105,63 @@ def _structure_factors(frac, hr, ht, site_f, centric, f_re, f_im):
 
 
 @numba.njit(**JIT)
-def _quadratic_terms(intensity, b, band, band_ptr, band_len, c_matrix):
-    """b·I and Iᵀ G I with G = G0 - CᵀC, G0 stored as its upper band."""
+def _quadratic_terms(intensity, b, band, band_start, band_stop, c_matrix, acc):
+    """b·I and Iᵀ G I with G = G0 - CᵀC, G0's upper band stored by diagonals; ``acc`` is scratch (n_refl,).
+
+    Inner loops run over slices from index 0: LLVM vectorises those, not loops with a run-time start.
+    """
     n_refl = intensity.shape[0]
     num = 0.0
-    den = 0.0
     for k in range(n_refl):
         num += b[k] * intensity[k]
+        acc[k] = 0.0
+    for d in range(1, band.shape[0]):
+        lo = band_start[d]
+        hi = band_stop[d]
+        acc_d = acc[lo:hi]
+        g_d = band[d, lo:hi]
+        i_d = intensity[lo + d : hi + d]
+        for k in range(hi - lo):
+            acc_d[k] += g_d[k] * i_d[k]
+    den = 0.0
+    diagonal = band[0]
     for k in range(n_refl):
-        p = band_ptr[k]
-        row = 0.0
-        for d in range(1, band_len[k]):
-            row += band[p + d] * intensity[k + d]
-        den += intensity[k] * (band[p] * intensity[k] + 2.0 * row)
+        den += intensity[k] * (diagonal[k] * intensity[k] + 2.0 * acc[k])
     for r in range(c_matrix.shape[0]):
-        acc = 0.0
+        c_r = c_matrix[r]
+        dot = 0.0
         for k in range(n_refl):
-            acc += c_matrix[r, k] * intensity[k]
-        den -= acc * acc
+            dot += c_r[k] * intensity[k]
+        den -= dot * dot
     return num, den
+
+
+@numba.njit(**JIT)
+def _gram_times(intensity, band, band_start, band_stop, c_matrix, out):
+    """(G0 - CᵀC) I into ``out`` (n_refl,)."""
+    n_refl = intensity.shape[0]
+    diagonal = band[0]
+    for k in range(n_refl):
+        out[k] = diagonal[k] * intensity[k]
+    for d in range(1, band.shape[0]):
+        lo = band_start[d]
+        hi = band_stop[d]
+        g_d = band[d, lo:hi]
+        upper = out[lo:hi]
+        i_up = intensity[lo + d : hi + d]
+        for k in range(hi - lo):
+            upper[k] += g_d[k] * i_up[k]
+        lower = out[lo + d : hi + d]
+        i_low = intensity[lo:hi]
+        for k in range(hi - lo):
+            lower[k] += g_d[k] * i_low[k]
+    for r in range(c_matrix.shape[0]):
+        c_r = c_matrix[r]
+        dot = 0.0
+        for k in range(n_refl):
+            dot += c_r[k] * intensity[k]
+        for k in range(n_refl):
+            out[k] -= c_r[k] * dot
 
 
 @numba.njit(**JIT)
@@ -140,42 +178,42 @@ def _chunks(n_models, n_chunks):
 
 
 @numba.njit(parallel=True, **JIT)
-def rwp_batch(frac, hr, ht, site_f, centric, b, band, band_ptr, band_len, c_matrix, a_const, norm, bounds, out):
+def rwp_batch(frac, hr, ht, site_f, centric, b, band, band_start, band_stop, c_matrix, a_const, norm, bounds, out):
     """Rwp of every model: frac (n_models, n_sites, 3) -> out (n_models,)."""
     n_refl = hr.shape[2]
     for c in numba.prange(bounds.shape[0] - 1):
         f_re = np.empty(n_refl)
         f_im = np.empty(n_refl)
         intensity = np.empty(n_refl)
+        acc = np.empty(n_refl)
         for m in range(bounds[c], bounds[c + 1]):
             _structure_factors(frac[m], hr, ht, site_f, centric, f_re, f_im)
             for k in range(n_refl):
                 intensity[k] = f_re[k] * f_re[k] + f_im[k] * f_im[k]
-            num, den = _quadratic_terms(intensity, b, band, band_ptr, band_len, c_matrix)
+            num, den = _quadratic_terms(intensity, b, band, band_start, band_stop, c_matrix, acc)
             chi2, _ = _chi2(num, den, a_const)
             out[m] = math.sqrt(chi2 / norm)
 
 
 @numba.njit(parallel=True, **JIT)
 def rwp_gradient_batch(
-    frac, hr, ht, site_f, centric, b, band, band_ptr, band_len, c_matrix, a_const, norm, bounds, out, grad
+    frac, hr, ht, site_f, centric, b, band, band_start, band_stop, c_matrix, a_const, norm, bounds, out, grad
 ):
     """Rwp and dRwp/dx for every model: out (n_models,), grad (n_models, n_sites, 3) per fractional unit."""
     n_refl = hr.shape[2]
     n_sites = frac.shape[1]
     n_terms = hr.shape[0]
-    n_bg = c_matrix.shape[0]
     for c in numba.prange(bounds.shape[0] - 1):
         f_re = np.empty(n_refl)
         f_im = np.empty(n_refl)
         intensity = np.empty(n_refl)
         g_i = np.empty(n_refl)
-        ci = np.empty(n_bg)
+        acc = np.empty(n_refl)
         for m in range(bounds[c], bounds[c + 1]):
             _structure_factors(frac[m], hr, ht, site_f, centric, f_re, f_im)
             for k in range(n_refl):
                 intensity[k] = f_re[k] * f_re[k] + f_im[k] * f_im[k]
-            num, den = _quadratic_terms(intensity, b, band, band_ptr, band_len, c_matrix)
+            num, den = _quadratic_terms(intensity, b, band, band_start, band_stop, c_matrix, acc)
             chi2, ratio = _chi2(num, den, a_const)
             rwp = math.sqrt(chi2 / norm)
             out[m] = rwp
@@ -186,24 +224,7 @@ def rwp_gradient_batch(
             if ratio == 0.0 or rwp == 0.0:
                 continue
             # d chi2 / d I_k = -2 r b_k + 2 r² (G I)_k with r = num/den and G I = G0 I - Cᵀ (C I).
-            for k in range(n_refl):
-                g_i[k] = band[band_ptr[k]] * intensity[k]
-            for k in range(n_refl):
-                p = band_ptr[k]
-                acc = 0.0
-                ik = intensity[k]
-                for d in range(1, band_len[k]):
-                    acc += band[p + d] * intensity[k + d]
-                    g_i[k + d] += band[p + d] * ik
-                g_i[k] += acc
-            for r in range(n_bg):
-                acc = 0.0
-                for k in range(n_refl):
-                    acc += c_matrix[r, k] * intensity[k]
-                ci[r] = acc
-            for r in range(n_bg):
-                for k in range(n_refl):
-                    g_i[k] -= c_matrix[r, k] * ci[r]
+            _gram_times(intensity, band, band_start, band_stop, c_matrix, g_i)
             # Chain rule to Rwp = sqrt(chi2 / norm) and to F: dI/dF = 2F; dF/dx = 2π f (-sin, cos) hR.
             factor = _TWO_PI / (2.0 * rwp * norm)
             for k in range(n_refl):

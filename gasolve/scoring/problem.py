@@ -35,12 +35,20 @@ from gasolve.io.patterns import ObservedPattern
 def d_spacing_limits(
     two_theta: np.ndarray, radiation: Radiation, profile: PeakProfile
 ) -> tuple[float, float]:
-    """d range (Å) of reflections whose peaks (tails included) can reach the pattern's 2θ range."""
-    lo, hi = float(two_theta[0]), float(two_theta[-1])
-    widest = float(np.max(profile.fwhm(np.linspace(max(lo - 5.0, 0.5), min(hi + 5.0, 179.0), 200))))
-    reach = profile.cutoff * widest
-    top = min(hi - profile.zero + reach, 179.9)
-    bottom = max(lo - profile.zero - reach, 0.05)
+    """d range (Å) of reflections whose peaks (tails included) can reach the pattern's 2θ range.
+
+    A peak at 2θ_B reaches cutoff · FWHM(2θ_B) either side, and FWHM grows with angle, so the outer limits
+    are found by fixed-point iteration: top = hi + cutoff · max FWHM over [lo, top] (and likewise below lo).
+    """
+    lo, hi = float(two_theta[0]) - profile.zero, float(two_theta[-1]) - profile.zero
+    top, bottom = hi, lo
+    for _ in range(100):
+        grid = np.linspace(max(bottom, 0.01), min(top, 179.9), 400)
+        reach = profile.cutoff * float(np.max(profile.fwhm(grid)))
+        new_top, new_bottom = min(hi + reach, 179.9), max(lo - reach, 0.01)
+        if abs(new_top - top) < 1e-6 and abs(new_bottom - bottom) < 1e-6:
+            break
+        top, bottom = new_top, new_bottom
     d_min = min(w / (2.0 * np.sin(np.radians(top) / 2.0)) for w, _ in radiation.lines)
     d_max = max(w / (2.0 * np.sin(np.radians(bottom) / 2.0)) for w, _ in radiation.lines)
     return d_min, d_max
@@ -90,8 +98,9 @@ class ScoringProblem:
     site_f : ndarray, shape (n_sites, n_refl)
         f0(s) exp(-B s²) occupancy (multiplicity / n_ops) times the symmetry factor, electrons.
     centric : bool
-    b, band, band_ptr, band_len, c_matrix, a_const, norm
-        The quadratic form of Rwp (module docstring).
+    b, band, band_start, band_stop, c_matrix, a_const, norm
+        The quadratic form of Rwp (module docstring); G0's upper band stored by diagonals
+        (:func:`diagonal_storage`).
     """
 
     elements: tuple[str, ...]
@@ -109,8 +118,8 @@ class ScoringProblem:
     centric: bool
     b: np.ndarray = field(repr=False)
     band: np.ndarray = field(repr=False)
-    band_ptr: np.ndarray = field(repr=False)
-    band_len: np.ndarray = field(repr=False)
+    band_start: np.ndarray = field(repr=False)
+    band_stop: np.ndarray = field(repr=False)
     c_matrix: np.ndarray = field(repr=False)
     a_const: float
     norm: float
@@ -218,7 +227,9 @@ class ScoringProblem:
         b = np.asarray(wp.T @ residual_y).ravel()
         a_const = float(np.sum(weights * residual_y**2))
         norm = float(np.sum(weights * y_obs**2))
-        band, band_ptr, band_len = _upper_band(scipy.sparse.csr_matrix(p_sparse.T @ wp))
+        band, band_start, band_stop = diagonal_storage(
+            *_upper_band(scipy.sparse.csr_matrix(p_sparse.T @ wp))
+        )
         return cls(
             elements=tuple(elements),
             cell=cell,
@@ -234,9 +245,9 @@ class ScoringProblem:
             site_f=np.ascontiguousarray(site_f),
             centric=centric,
             b=b,
-            band=band,
-            band_ptr=band_ptr,
-            band_len=band_len,
+            band=np.ascontiguousarray(band),
+            band_start=band_start,
+            band_stop=band_stop,
             c_matrix=np.ascontiguousarray(c_matrix),
             a_const=a_const,
             norm=norm,
@@ -266,6 +277,33 @@ class ScoringProblem:
             occupancy=np.array([s.occupancy for s in structure.sites]),
             site_multiplicity=structure.site_multiplicities(),
         )
+
+
+def diagonal_storage(
+    band: np.ndarray, band_ptr: np.ndarray, band_len: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Re-store the upper band of G0 diagonal by diagonal.
+
+    ``diagonals[d, k] = G0[k, k + d]``; on diagonal d only rows ``start[d] <= k < stop[d]`` can be non-zero
+    (bandwidth grows with 2θ as peaks widen and crowd). Products of a diagonal with a slice of I are long
+    unit-stride loops that vectorise, with no horizontal reduction per row.
+
+    Returns
+    -------
+    diagonals : ndarray, shape (n_diagonals, n_refl), float64
+    start, stop : ndarray, shape (n_diagonals,), int64
+    """
+    n = len(band_ptr)
+    n_diagonals = int(band_len.max())
+    diagonals = np.zeros((n_diagonals, n))
+    for k in range(n):
+        diagonals[: band_len[k], k] = band[band_ptr[k] : band_ptr[k] + band_len[k]]
+    start = np.zeros(n_diagonals, dtype=np.int64)
+    stop = np.zeros(n_diagonals, dtype=np.int64)
+    for d in range(n_diagonals):
+        rows = np.flatnonzero(band_len > d)
+        start[d], stop[d] = rows.min(), rows.max() + 1
+    return diagonals, start, stop
 
 
 def _upper_band(gram: scipy.sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -71,7 +71,7 @@ class Scorer:
 
     def _quadratic(self):
         p = self.problem
-        return p.b, p.band, p.band_ptr, p.band_len, p.c_matrix, p.a_const, p.norm
+        return p.b, p.band, p.band_start, p.band_stop, p.c_matrix, p.a_const, p.norm
 
     def rwp(self, frac: np.ndarray) -> np.ndarray:
         """Weighted-profile R factor of each model.

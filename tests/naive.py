@@ -1,0 +1,345 @@
+"""Slow, readable NumPy references for the powder-pattern engine (no Numba, no engine physics).
+
+Everything here is computed from the textbook definitions, with loops where the engine vectorises or
+factorises, so that a test comparing the two checks the engine's bookkeeping (symmetry factors, special
+positions, multiplicities, systematic absences, peak-matrix storage, the quadratic form of Rwp) rather than
+reusing it. Only inputs are borrowed from the engine: ``PeakProfile`` and ``Radiation`` (instrument numbers)
+and ``chebyshev_basis`` (the background basis functions, which define what the background coefficients mean).
+
+- Symmetry: operators from gemmi's Hall-symbol tables, applied atom by atom; coinciding images are merged.
+- Structure factor: F(h) = Σ_atoms occ f0(s) exp(-B s²) exp(2πi h·x) over every atom of the cell
+  (International Tables Vol. C, 6.1.1.3 and 6.2.1), f0 from the IT92 four-Gaussian coefficients
+  (ITC Table 6.1.1.4, as tabulated in gemmi).
+- Reflections: every index triple inside the limiting sphere, one by one (no merging, no multiplicities, no
+  absence rules: absent reflections have F = 0 by themselves).
+- Profile: y(2θ) = Σ_hkl Σ_lines w_line |F|² LP(2θ_B) pV(2θ - 2θ_B - zero) with a unit-area pseudo-Voigt of
+  Caglioti width H² = U tan²θ_B + V tan θ_B + W at the Bragg angle (Caglioti, Paoletti & Ricci 1958),
+  mixing η = η0 + η1·(2θ_B + zero) at the observed peak centre, cut at ``cutoff`` FWHM from each line's
+  centre, and LP = (1 + K cos² 2θ_B) / ((1 + K) sin² θ_B cos θ_B) with K = cos² 2θ_M (K = 1 without a
+  monochromator).
+- Scale and background: ordinary weighted linear least squares on the design matrix [y_peaks, B].
+- Rwp = sqrt(Σ w (y_obs - y_calc)² / Σ w y_obs²) (Young, The Rietveld Method, 1993, ch. 1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import gemmi
+import numpy as np
+
+from gasolve.diffraction.background import chebyshev_basis
+from gasolve.diffraction.profile import PeakProfile
+from gasolve.diffraction.wavelength import Radiation
+
+
+def symmetry_operators(hall: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """All operators (R, t) of a space group, centring included, from gemmi's Hall-symbol tables."""
+    operators = []
+    for op in gemmi.symops_from_hall(hall):
+        rotation = np.array(op.rot, dtype=float) / gemmi.Op.DEN
+        translation = np.array(op.tran, dtype=float) / gemmi.Op.DEN
+        operators.append((rotation, translation))
+    return operators
+
+
+def _same_position(a: np.ndarray, b: np.ndarray, tol: float) -> bool:
+    delta = a - b
+    return bool(np.all(np.abs(delta - np.round(delta)) < tol))
+
+
+def expand_cell(
+    hall: str,
+    elements: list[str],
+    frac: np.ndarray,
+    occupancy: np.ndarray,
+    b_iso: np.ndarray,
+    tol: float = 1e-4,
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Every atom of the unit cell: apply each operator to each independent atom, drop coinciding images.
+
+    Parameters
+    ----------
+    hall : str
+        Hall symbol of the space group.
+    elements : list of str, length n_sites
+    frac : ndarray, shape (n_sites, 3)
+    occupancy, b_iso : ndarray, shape (n_sites,)
+        Occupancies and isotropic B (Å²).
+    tol : float
+        Images closer than this (fractional units, per axis, modulo 1) are one atom.
+
+    Returns
+    -------
+    elements : list of str, length n_atoms
+    frac : ndarray, shape (n_atoms, 3), in [0, 1)
+    occupancy, b_iso : ndarray, shape (n_atoms,)
+    """
+    operators = symmetry_operators(hall)
+    out_elements: list[str] = []
+    out_frac: list[np.ndarray] = []
+    out_occ: list[float] = []
+    out_b: list[float] = []
+    for element, x, occ, b in zip(elements, np.asarray(frac, float), occupancy, b_iso, strict=True):
+        images: list[np.ndarray] = []
+        for rotation, translation in operators:
+            image = np.mod(rotation @ x + translation, 1.0)
+            if not any(_same_position(image, seen, tol) for seen in images):
+                images.append(image)
+        for image in images:
+            out_elements.append(element)
+            out_frac.append(image)
+            out_occ.append(float(occ))
+            out_b.append(float(b))
+    return out_elements, np.array(out_frac).reshape(-1, 3), np.array(out_occ), np.array(out_b)
+
+
+def special_position_projector(hall: str, frac: np.ndarray, tol: float = 1e-4) -> np.ndarray:
+    """Matrix P (3, 3) such that x + P d stays on the Wyckoff position of ``frac`` for any shift d.
+
+    P is the mean of the rotation parts of the site-symmetry operators (those that map ``frac`` onto itself
+    modulo a lattice translation); for a general position it is the identity.
+    """
+    frac = np.asarray(frac, dtype=float)
+    stabiliser = [r for r, t in symmetry_operators(hall) if _same_position(r @ frac + t, frac, tol)]
+    return np.mean(stabiliser, axis=0)
+
+
+def symmetrise_position(hall: str, frac: np.ndarray, tol: float = 1e-4) -> np.ndarray:
+    """Put a position that is within ``tol`` of a special position exactly onto it.
+
+    The mean of its images under the site-symmetry operators, each brought back next to ``frac`` by a
+    lattice translation (CIFs often give 1/3 as 0.33333333, which is off the position by 3e-9).
+    """
+    frac = np.asarray(frac, dtype=float)
+    images = []
+    for rotation, translation in symmetry_operators(hall):
+        image = rotation @ frac + translation
+        if _same_position(image, frac, tol):
+            images.append(image - np.round(image - frac))
+    return np.mean(images, axis=0)
+
+
+def direct_basis(cell_parameters) -> np.ndarray:
+    """Cartesian cell vectors (rows a, b, c; Å) from a, b, c (Å) and alpha, beta, gamma (degrees)."""
+    a, b, c, alpha, beta, gamma = cell_parameters
+    ca, cb, cg = (math.cos(math.radians(angle)) for angle in (alpha, beta, gamma))
+    sg = math.sin(math.radians(gamma))
+    cx = cb
+    cy = (ca - cb * cg) / sg
+    cz = math.sqrt(1.0 - cx * cx - cy * cy)
+    return np.array([[a, 0.0, 0.0], [b * cg, b * sg, 0.0], [c * cx, c * cy, c * cz]])
+
+
+def d_spacings(cell_parameters, hkl: np.ndarray) -> np.ndarray:
+    """d (Å) = 1 / |h a* + k b* + l c*| with the reciprocal vectors from the inverse of the direct basis."""
+    reciprocal = np.linalg.inv(direct_basis(cell_parameters)).T  # rows a*, b*, c* (Å⁻¹, no 2π)
+    g = np.asarray(hkl, dtype=float) @ reciprocal
+    return 1.0 / np.linalg.norm(g, axis=1)
+
+
+def all_reflections(cell_parameters, d_min: float) -> tuple[np.ndarray, np.ndarray]:
+    """Every index triple h != 0 with d >= ``d_min`` (Å): no merging, no absences. Sorted by decreasing d."""
+    a, b, c = cell_parameters[:3]
+    # |h| <= a / d_min bounds every index of the sphere 1/d <= 1/d_min, whatever the angles.
+    limits = [math.ceil(length / d_min) for length in (a, b, c)]
+    grid = np.stack(np.meshgrid(*(np.arange(-n, n + 1) for n in limits), indexing="ij"), axis=-1).reshape(
+        -1, 3
+    )
+    grid = grid[np.any(grid != 0, axis=1)]
+    d = d_spacings(cell_parameters, grid)
+    keep = d >= d_min
+    order = np.argsort(-d[keep], kind="stable")
+    return grid[keep][order], d[keep][order]
+
+
+def form_factor_it92(element: str, stol2: np.ndarray) -> np.ndarray:
+    """f0 (electrons) = Σ_i a_i exp(-b_i s²) + c at s² = (sin θ / λ)² (Å⁻²), ITC Table 6.1.1.4."""
+    coefficients = gemmi.Element(element).it92.get_coefs()
+    a, b, c = coefficients[0:4], coefficients[4:8], coefficients[8]
+    total = np.full(np.shape(stol2), float(c))
+    for a_i, b_i in zip(a, b, strict=True):
+        total = total + a_i * np.exp(-b_i * np.asarray(stol2, dtype=float))
+    return total
+
+
+def structure_factors(
+    hkl: np.ndarray,
+    d_spacing: np.ndarray,
+    elements: list[str],
+    frac: np.ndarray,
+    occupancy: np.ndarray,
+    b_iso: np.ndarray,
+) -> np.ndarray:
+    """Complex F(hkl) (electrons) over every atom of the cell, one atom at a time.
+
+    Parameters
+    ----------
+    hkl : ndarray, shape (n_refl, 3)
+    d_spacing : ndarray, shape (n_refl,), Å
+    elements, frac, occupancy, b_iso : the expanded cell (see :func:`expand_cell`).
+
+    Returns
+    -------
+    ndarray, shape (n_refl,), complex
+    """
+    stol2 = 0.25 / np.asarray(d_spacing, dtype=float) ** 2
+    hkl = np.asarray(hkl, dtype=float)
+    total = np.zeros(len(hkl), dtype=complex)
+    for element, x, occ, b in zip(elements, frac, occupancy, b_iso, strict=True):
+        scattering = occ * form_factor_it92(element, stol2) * np.exp(-b * stol2)
+        total += scattering * np.exp(2j * np.pi * (hkl @ x))
+    return total
+
+
+def model_structure_factors(
+    hall: str,
+    cell_parameters,
+    elements: list[str],
+    frac: np.ndarray,
+    occupancy: np.ndarray,
+    b_iso: np.ndarray,
+    hkl: np.ndarray,
+) -> np.ndarray:
+    """F(hkl) of independent sites ``frac`` (n_sites, 3) after expansion by the group's operators."""
+    cell_elements, cell_frac, cell_occ, cell_b = expand_cell(hall, elements, frac, occupancy, b_iso)
+    return structure_factors(
+        hkl, d_spacings(cell_parameters, hkl), cell_elements, cell_frac, cell_occ, cell_b
+    )
+
+
+def lorentz_polarisation(two_theta_deg: float, monochromator_two_theta: float = 0.0) -> float:
+    """(1 + K cos² 2θ) / ((1 + K) sin² θ cos θ), K = cos² 2θ_M, for one Bragg angle 2θ (degrees)."""
+    theta = math.radians(two_theta_deg) / 2.0
+    k = math.cos(math.radians(monochromator_two_theta)) ** 2
+    return (1.0 + k * math.cos(2.0 * theta) ** 2) / ((1.0 + k) * math.sin(theta) ** 2 * math.cos(theta))
+
+
+def pseudo_voigt(x: np.ndarray, fwhm: float, eta: float) -> np.ndarray:
+    """Unit-area pseudo-Voigt (per degree) at offsets ``x`` (degrees), Gaussian and Lorentzian of FWHM H."""
+    gauss = (2.0 / fwhm) * math.sqrt(math.log(2.0) / math.pi) * np.exp(-4.0 * math.log(2.0) * x**2 / fwhm**2)
+    lorentz = (2.0 / (math.pi * fwhm)) / (1.0 + 4.0 * x**2 / fwhm**2)
+    return eta * lorentz + (1.0 - eta) * gauss
+
+
+def reflections_for_pattern(
+    cell_parameters, two_theta: np.ndarray, radiation: Radiation, margin: float = 10.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every hkl whose Bragg angle, for some emission line, lies at most ``margin`` degrees past the pattern.
+
+    Reflections further out are ignored: their peaks are taken not to reach the pattern (Caglioti widths
+    diverge towards 2θ = 180°, so "every reflection in the limiting sphere" would not be a sensible model).
+    """
+    top = min(float(two_theta[-1]) + margin, 179.0)
+    shortest = min(wavelength for wavelength, _ in radiation.lines)
+    return all_reflections(cell_parameters, shortest / (2.0 * math.sin(math.radians(top) / 2.0)))
+
+
+def peak_profile(
+    two_theta: np.ndarray,
+    d_spacing: np.ndarray,
+    intensity: np.ndarray,
+    radiation: Radiation,
+    profile: PeakProfile,
+    multiplicity: np.ndarray | None = None,
+) -> np.ndarray:
+    """Peak part of a pattern for unit scale, reflection by reflection and line by line.
+
+    Parameters
+    ----------
+    two_theta : ndarray, shape (n_points,), degrees
+    d_spacing : ndarray, shape (n_refl,), Å
+    intensity : ndarray, shape (n_refl,)
+        |F|² of each reflection.
+    radiation, profile : instrument.
+    multiplicity : ndarray, shape (n_refl,), optional
+        Default 1 (every hkl listed separately).
+
+    Returns
+    -------
+    ndarray, shape (n_points,)
+    """
+    two_theta = np.asarray(two_theta, dtype=float)
+    if multiplicity is None:
+        multiplicity = np.ones(len(d_spacing))
+    u, v, w = profile.caglioti
+    y = np.zeros_like(two_theta)
+    for d, f2, m in zip(d_spacing, intensity, multiplicity, strict=True):
+        for wavelength, weight in radiation.lines:
+            sin_theta = wavelength / (2.0 * d)
+            if sin_theta >= 1.0:
+                continue
+            bragg = 2.0 * math.degrees(math.asin(sin_theta))
+            centre = bragg + profile.zero
+            tan_theta = math.tan(math.radians(bragg) / 2.0)
+            fwhm = math.sqrt(u * tan_theta**2 + v * tan_theta + w)
+            eta = profile.eta + profile.eta_slope * centre
+            reach = profile.cutoff * fwhm
+            inside = np.abs(two_theta - centre) <= reach
+            if not np.any(inside):
+                continue
+            lp = lorentz_polarisation(bragg, profile.monochromator_two_theta)
+            y[inside] += m * f2 * weight * lp * pseudo_voigt(two_theta[inside] - centre, fwhm, eta)
+    return y
+
+
+def fit_scale_background(
+    y_obs: np.ndarray, weights: np.ndarray, peaks: np.ndarray, n_background: int, two_theta: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Weighted least squares of y_obs ≈ s·peaks + B c; if the best s is negative, s = 0 and only c is fitted.
+
+    Returns
+    -------
+    scale : float
+    coefficients : ndarray, shape (n_background,)
+        Chebyshev background coefficients.
+    y_calc : ndarray, shape (n_points,)
+    """
+    basis = chebyshev_basis(two_theta, n_background)
+    root_w = np.sqrt(weights)
+    design = np.column_stack([peaks, basis]) * root_w[:, None]
+    solution = np.linalg.lstsq(design, root_w * y_obs, rcond=None)[0]
+    scale, coefficients = float(solution[0]), solution[1:]
+    if scale < 0.0:
+        scale = 0.0
+        if n_background:
+            coefficients = np.linalg.lstsq(basis * root_w[:, None], root_w * y_obs, rcond=None)[0]
+        else:
+            coefficients = np.zeros(0)
+    return scale, coefficients, scale * peaks + basis @ coefficients
+
+
+def unconstrained_scale(
+    y_obs: np.ndarray, weights: np.ndarray, peaks: np.ndarray, n_background: int, two_theta: np.ndarray
+) -> float:
+    """Best scale of the weighted least-squares fit without the s >= 0 rule."""
+    basis = chebyshev_basis(two_theta, n_background)
+    root_w = np.sqrt(weights)
+    design = np.column_stack([peaks, basis]) * root_w[:, None]
+    return float(np.linalg.lstsq(design, root_w * y_obs, rcond=None)[0][0])
+
+
+def rwp(y_obs: np.ndarray, y_calc: np.ndarray, weights: np.ndarray) -> float:
+    """sqrt(Σ w (y_obs - y_calc)² / Σ w y_obs²)."""
+    return float(np.sqrt(np.sum(weights * (y_obs - y_calc) ** 2) / np.sum(weights * y_obs**2)))
+
+
+def model_pattern(
+    hall: str,
+    cell_parameters,
+    elements: list[str],
+    frac: np.ndarray,
+    occupancy: np.ndarray,
+    b_iso: np.ndarray,
+    two_theta: np.ndarray,
+    radiation: Radiation,
+    profile: PeakProfile,
+    margin: float = 10.0,
+) -> np.ndarray:
+    """Unit-scale peak pattern of one model (independent sites ``frac``, shape (n_sites, 3)).
+
+    ``margin`` (degrees): see :func:`reflections_for_pattern`.
+    """
+    hkl, d = reflections_for_pattern(cell_parameters, two_theta, radiation, margin)
+    f = model_structure_factors(hall, cell_parameters, elements, frac, occupancy, b_iso, hkl)
+    return peak_profile(two_theta, d, np.abs(f) ** 2, radiation, profile)
