@@ -200,9 +200,7 @@ def observed_pattern(
     rng: np.random.Generator,
 ) -> ObservedPattern:
     """The structure's simulated pattern with Poisson noise; the strongest point expects ``max_counts``."""
-    sim = simulate(
-        structure, two_theta, radiation, profile, np.asarray(config.background_counts, dtype=float)
-    )
+    sim = simulate(structure, two_theta, radiation, profile, np.asarray(config.background_counts, dtype=float))
     positive = sim.peaks > 0
     # Largest scale s with max(s·peaks + background) = max_counts, exactly.
     scale = float(np.min((config.max_counts - sim.background[positive]) / sim.peaks[positive]))
@@ -265,9 +263,7 @@ class NaiveScorer:
         As given to ``ScoringProblem.build``.
     """
 
-    def __init__(
-        self, problem: ScoringProblem, b_iso: float | np.ndarray = 0.0, occupancy: float | np.ndarray = 1.0
-    ):
+    def __init__(self, problem: ScoringProblem, b_iso: float | np.ndarray = 0.0, occupancy: float | np.ndarray = 1.0):
         n_sites = problem.n_sites
         group = problem.space_group
         self.rotations = np.asarray(group.rotations, dtype=float)
@@ -386,9 +382,7 @@ class PymatgenScorer:
 # Timing
 
 
-def _timed(
-    function: Callable[[np.ndarray], object], frac: np.ndarray, settle_calls: int = 0
-) -> tuple[float, object]:
+def _timed(function: Callable[[np.ndarray], object], frac: np.ndarray, settle_calls: int = 0) -> tuple[float, object]:
     """Wall time (s, ``time.perf_counter``) of one call, and its result.
 
     ``settle_calls`` untimed calls on the same batch come first: on virtual machines the first touch of memory
@@ -465,6 +459,24 @@ def _repeat_rate(
 # Benchmark
 
 
+class BufferedProfiles:
+    """``Scorer.profiles`` writing into one reused output buffer, as a GA generation loop does.
+
+    Fresh (n_models, n_points) arrays of tens of MB are page-faulted in on every call, which on this virtual
+    machine costs more than the computation itself.
+    """
+
+    def __init__(self, scorer):
+        self.scorer = scorer
+        self.buffer = None
+
+    def __call__(self, frac):
+        shape = (len(frac), self.scorer.problem.pattern.n_points)
+        if self.buffer is None or self.buffer.shape != shape:
+            self.buffer = np.empty(shape)
+        return self.scorer.profiles(frac, out=self.buffer)
+
+
 def run_benchmark(config: BenchmarkConfig, progress: Callable[[str], None] | None = None) -> dict:
     """Measure all methods and the two scaling series.
 
@@ -490,12 +502,8 @@ def run_benchmark(config: BenchmarkConfig, progress: Callable[[str], None] | Non
     profile = PeakProfile.constant_fwhm(config.fwhm, eta=config.eta)
     lo, hi = config.two_theta_range
     two_theta = np.linspace(lo, hi, n_points_for(config.two_theta_range, config.step))
-    pattern = observed_pattern(
-        structure, two_theta, radiation, profile, config, np.random.default_rng(noise_seq)
-    )
-    problem = ScoringProblem.from_structure(
-        structure, pattern, radiation, profile, n_background=config.n_background
-    )
+    pattern = observed_pattern(structure, two_theta, radiation, profile, config, np.random.default_rng(noise_seq))
+    problem = ScoringProblem.from_structure(structure, pattern, radiation, profile, n_background=config.n_background)
     scorer = Scorer(problem)
     b_iso = np.array([s.b_iso for s in structure.sites])
     occupancy = np.array([s.occupancy for s in structure.sites])
@@ -529,7 +537,7 @@ def run_benchmark(config: BenchmarkConfig, progress: Callable[[str], None] | Non
             "label": "gasolve profiles",
             "threads": all_threads,
             "n_models": config.n_models_profile,
-            "function": scorer.profiles,
+            "function": BufferedProfiles(scorer),
         },
         "naive": {
             "label": "naive NumPy",
@@ -641,10 +649,7 @@ def _agreement(
 
     def max_difference(name: str) -> float:
         return float(
-            max(
-                np.max(np.abs(out - ref[: len(out)]))
-                for out, ref in zip(outputs[name], reference, strict=True)
-            )
+            max(np.max(np.abs(out - ref[: len(out)])) for out, ref in zip(outputs[name], reference, strict=True))
         )
 
     truth = structure.frac[None]
@@ -657,9 +662,7 @@ def _agreement(
         "rwp_random_models_median": float(np.median(np.concatenate(reference))),
     }
     if pymatgen_scorer is not None:
-        ours = np.concatenate(
-            [ref[: len(out)] for out, ref in zip(outputs["pymatgen"], reference, strict=True)]
-        )
+        ours = np.concatenate([ref[: len(out)] for out, ref in zip(outputs["pymatgen"], reference, strict=True)])
         theirs = np.concatenate(outputs["pymatgen"])
         result["pymatgen_vs_rwp"] = {
             "pearson_r": float(np.corrcoef(ours, theirs)[0, 1]) if len(ours) > 1 else None,
@@ -685,9 +688,7 @@ def _scaling_sites(
     base_elements = structure.elements
     rows = []
     _set_threads(threads)
-    for n_sites, size_seq in zip(
-        config.sites_scaling, seed_seq.spawn(len(config.sites_scaling)), strict=True
-    ):
+    for n_sites, size_seq in zip(config.sites_scaling, seed_seq.spawn(len(config.sites_scaling)), strict=True):
         elements = [base_elements[i % len(base_elements)] for i in range(n_sites)]
         sized = ScoringProblem.build(
             problem.cell,
@@ -736,9 +737,7 @@ def _scaling_points(
     for step, step_seq in zip(config.steps_scaling, seed_seq.spawn(len(config.steps_scaling)), strict=True):
         noise_seq, model_seq = step_seq.spawn(2)
         two_theta = np.linspace(*config.two_theta_range, n_points_for(config.two_theta_range, step))
-        pattern = observed_pattern(
-            structure, two_theta, radiation, profile, config, np.random.default_rng(noise_seq)
-        )
+        pattern = observed_pattern(structure, two_theta, radiation, profile, config, np.random.default_rng(noise_seq))
         problem = ScoringProblem.from_structure(
             structure, pattern, radiation, profile, n_background=config.n_background
         )
@@ -757,8 +756,9 @@ def _scaling_points(
             config.max_models_scaling,
         )
         profile_cap = max(config.min_models_scaling, PROFILE_BATCH_DOUBLES // pattern.n_points)
+        buffered = BufferedProfiles(scorer)
         n_profile = _calibrated_batch(
-            scorer.profiles, n_sites, rng, config.scaling_seconds, config.min_models_scaling, profile_cap
+            buffered, n_sites, rng, config.scaling_seconds, config.min_models_scaling, profile_cap
         )
         rows.append(
             {
@@ -769,11 +769,9 @@ def _scaling_points(
                 "threads": threads,
                 "n_models": n_rwp,
                 "n_models_profile": n_profile,
-                "models_per_s": _repeat_rate(
-                    scorer.rwp, n_rwp, n_sites, rng, config.repeats, config.settle_calls
-                ),
+                "models_per_s": _repeat_rate(scorer.rwp, n_rwp, n_sites, rng, config.repeats, config.settle_calls),
                 "profile_models_per_s": _repeat_rate(
-                    scorer.profiles, n_profile, n_sites, rng, config.repeats, config.settle_calls
+                    buffered, n_profile, n_sites, rng, config.repeats, config.settle_calls
                 ),
             }
         )
@@ -828,9 +826,7 @@ def _package_version(name: str) -> str | None:
 
 def _git(*args: str) -> str | None:
     try:
-        done = subprocess.run(
-            ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=True
-        )
+        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip()
@@ -916,8 +912,7 @@ def format_report(result: dict) -> str:
     lines += [
         "* one Python thread; NumPy's BLAS threads: "
         + (", ".join(f"{k}={val}" for k, val in m["thread_env"].items()) or "library default"),
-        f"gradient costs {cost['median']:.2f}× Rwp alone "
-        f"(per-repetition range {cost['min']:.2f}-{cost['max']:.2f})",
+        f"gradient costs {cost['median']:.2f}× Rwp alone (per-repetition range {cost['min']:.2f}-{cost['max']:.2f})",
     ]
     a = result["agreement"]
     truth = a["rwp_true_structure"]

@@ -143,9 +143,7 @@ def all_reflections(cell_parameters, d_min: float) -> tuple[np.ndarray, np.ndarr
     a, b, c = cell_parameters[:3]
     # |h| <= a / d_min bounds every index of the sphere 1/d <= 1/d_min, whatever the angles.
     limits = [math.ceil(length / d_min) for length in (a, b, c)]
-    grid = np.stack(np.meshgrid(*(np.arange(-n, n + 1) for n in limits), indexing="ij"), axis=-1).reshape(
-        -1, 3
-    )
+    grid = np.stack(np.meshgrid(*(np.arange(-n, n + 1) for n in limits), indexing="ij"), axis=-1).reshape(-1, 3)
     grid = grid[np.any(grid != 0, axis=1)]
     d = d_spacings(cell_parameters, grid)
     keep = d >= d_min
@@ -203,9 +201,7 @@ def model_structure_factors(
 ) -> np.ndarray:
     """F(hkl) of independent sites ``frac`` (n_sites, 3) after expansion by the group's operators."""
     cell_elements, cell_frac, cell_occ, cell_b = expand_cell(hall, elements, frac, occupancy, b_iso)
-    return structure_factors(
-        hkl, d_spacings(cell_parameters, hkl), cell_elements, cell_frac, cell_occ, cell_b
-    )
+    return structure_factors(hkl, d_spacings(cell_parameters, hkl), cell_elements, cell_frac, cell_occ, cell_b)
 
 
 def lorentz_polarisation(two_theta_deg: float, monochromator_two_theta: float = 0.0) -> float:

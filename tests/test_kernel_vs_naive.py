@@ -80,9 +80,7 @@ class Case:
         """Scale, background coefficients, y_calc and Rwp of one model by explicit least squares."""
         peaks = self.naive_peaks(frac)
         p = self.pattern
-        scale, coefficients, y_calc = naive.fit_scale_background(
-            p.y_obs, p.weights, peaks, N_BACKGROUND, p.two_theta
-        )
+        scale, coefficients, y_calc = naive.fit_scale_background(p.y_obs, p.weights, peaks, N_BACKGROUND, p.two_theta)
         return scale, coefficients, y_calc, naive.rwp(p.y_obs, y_calc, p.weights)
 
     def models(self, seed: int, n_random: int = 3) -> np.ndarray:
@@ -163,9 +161,7 @@ def test_cases_cover_the_intended_symmetry(case):
         "cristobalite-Fd-3m:1": (True, False, 24),
     }[case.name]
     n_atoms = len(
-        naive.expand_cell(
-            case.hall, case.structure.elements, case.structure.frac, case.occupancy, case.b_iso
-        )[0]
+        naive.expand_cell(case.hall, case.structure.elements, case.structure.frac, case.occupancy, case.b_iso)[0]
     )
     assert (group.is_centrosymmetric, case.scorer.problem.centric, n_atoms) == expected
     special = [not np.allclose(p, np.eye(3)) for p in case.projectors]
@@ -189,9 +185,7 @@ def test_batch_equals_models_scored_one_by_one():
     for frac, rwp, gradient in zip(models, batch_rwp, batch_gradient, strict=True):
         single_rwp, single_gradient = case.scorer.rwp_and_gradient(frac[None])
         np.testing.assert_allclose(single_rwp[0], rwp, rtol=1e-13)
-        np.testing.assert_allclose(
-            single_gradient[0], gradient, rtol=1e-12, atol=1e-12 * np.abs(gradient).max()
-        )
+        np.testing.assert_allclose(single_gradient[0], gradient, rtol=1e-12, atol=1e-12 * np.abs(gradient).max())
     assert np.ptp(batch_rwp) > 0.05
 
 
@@ -223,9 +217,7 @@ def test_profiles_equal_naive_least_squares(case):
         np.testing.assert_allclose(fit.scale[m], scale, rtol=RTOL)
         np.testing.assert_allclose(fit.background[m], coefficients, rtol=RTOL, atol=RTOL * y_scale)
         np.testing.assert_allclose(fit.y_calc[m], y_calc, rtol=RTOL, atol=RTOL * y_scale)
-        np.testing.assert_allclose(
-            fit.difference[m], case.pattern.y_obs - y_calc, rtol=RTOL, atol=RTOL * y_scale
-        )
+        np.testing.assert_allclose(fit.difference[m], case.pattern.y_obs - y_calc, rtol=RTOL, atol=RTOL * y_scale)
         np.testing.assert_allclose(fit.rwp[m], rwp, rtol=RTOL)
 
 
@@ -254,16 +246,14 @@ def test_rwp_is_zero_for_the_noise_free_simulation(case):
     simulated = simulate(case.structure, TWO_THETA, RADIATION, PROFILE, coefficients)
     y_obs = 2.0 * simulated.peaks + simulated.background
     pattern = ObservedPattern(TWO_THETA, y_obs, counting_sigma(y_obs))
-    scorer = Scorer(
-        ScoringProblem.from_structure(case.structure, pattern, RADIATION, PROFILE, len(coefficients))
-    )
+    scorer = Scorer(ScoringProblem.from_structure(case.structure, pattern, RADIATION, PROFILE, len(coefficients)))
     truth = case.structure.frac[None]
     fit = scorer.profiles(truth)
     assert fit.rwp[0] < 1e-10
     np.testing.assert_allclose(fit.scale, 2.0, rtol=1e-10)
     np.testing.assert_allclose(fit.background[0], coefficients, rtol=1e-8, atol=1e-8)
     # The fast path forms chi2 = A - (b·I)²/(IᵀGI): a difference of two numbers of size Σ w y², so its Rwp
-    # cannot resolve values below about sqrt(machine epsilon) ~ 1e-8 (chi2 = A - (b.I)^2/(I'GI) is a difference of two numbers of size sum(w y^2)).
+    # cannot resolve values below about sqrt(machine epsilon) ~ 1e-8.
     assert scorer.rwp(truth)[0] < 1e-7
     assert scorer.rwp_and_gradient(truth)[0][0] < 1e-7
     wrong = case.models(seed=5, n_random=1)[-1:]

@@ -138,9 +138,7 @@ def group_peaks(two_theta: np.ndarray, intensity: np.ndarray) -> tuple[np.ndarra
     for members in np.split(np.arange(len(two_theta)), breaks):
         weights = intensity[members]
         total = weights.sum()
-        positions.append(
-            np.average(two_theta[members], weights=weights) if total > 0 else two_theta[members[0]]
-        )
+        positions.append(np.average(two_theta[members], weights=weights) if total > 0 else two_theta[members[0]])
         totals.append(total)
     totals = np.array(totals)
     return np.array(positions), totals / totals.max()
@@ -233,11 +231,7 @@ def test_pymatgen_intensities_are_reproduced_with_its_own_form_factors(name):
     elements, frac, occupancy, _, _ = structure.expand()
     f = np.zeros(len(reflections), dtype=complex)
     for element, x, occ in zip(elements, frac, occupancy, strict=True):
-        f += (
-            occ
-            * pymatgen_form_factor(element, reflections.stol2)
-            * np.exp(2j * np.pi * (reflections.hkl @ x))
-        )
+        f += occ * pymatgen_form_factor(element, reflections.stol2) * np.exp(2j * np.pi * (reflections.hkl @ x))
     two_theta = reflections.two_theta(WAVELENGTH)
     intensity = reflections.multiplicity * np.abs(f) ** 2 * lorentz_polarisation(two_theta)
     ours = group_peaks(two_theta, intensity)
@@ -285,10 +279,7 @@ def test_cif_written_by_gasolve_reads_back_in_ase_gemmi_pymatgen(name, tmp_path:
     reflections = generate_reflections(structure.cell, structure.space_group, d_min=1.0)
     calculator = gemmi.StructureFactorCalculatorX(small.cell)
     written = (
-        np.abs(
-            [calculator.calculate_sf_from_small_structure(small, list(map(int, h))) for h in reflections.hkl]
-        )
-        ** 2
+        np.abs([calculator.calculate_sf_from_small_structure(small, list(map(int, h))) for h in reflections.hkl]) ** 2
     )
     original = np.abs(structure_factors(structure, reflections)) ** 2
     np.testing.assert_allclose(written, original, rtol=1e-3, atol=1e-4 * original.max())
@@ -313,8 +304,6 @@ def test_oracle_set_covers_every_crystal_system_special_positions_and_polar_grou
     }
     for name, (_, system) in STRUCTURES.items():
         assert load(name).space_group.crystal_system == system, name
-    special = [
-        name for name in STRUCTURES if np.any(load(name).site_multiplicities() < load(name).space_group.n_ops)
-    ]
+    special = [name for name in STRUCTURES if np.any(load(name).site_multiplicities() < load(name).space_group.n_ops)]
     assert "PbSO4-Pnma" in special and len(special) >= 10
     assert sum(not load(name).space_group.is_centrosymmetric for name in STRUCTURES) >= 5

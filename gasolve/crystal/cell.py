@@ -69,7 +69,11 @@ class UnitCell:
         ca, cb, cg = (math.cos(math.radians(x)) for x in (self.alpha, self.beta, self.gamma))
         a, b, c = self.a, self.b, self.c
         return np.array(
-            [[a * a, a * b * cg, a * c * cb], [a * b * cg, b * b, b * c * ca], [a * c * cb, b * c * ca, c * c]]
+            [
+                [a * a, a * b * cg, a * c * cb],
+                [a * b * cg, b * b, b * c * ca],
+                [a * c * cb, b * c * ca, c * c],
+            ]
         )
 
     @property

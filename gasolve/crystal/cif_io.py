@@ -90,7 +90,9 @@ def format_cif(structure: Structure, comments: list[str] | None = None) -> str:
     block = document.add_new_block(gemmi.cif.quote(structure.name.replace(" ", "_")) or "structure")
     cell = structure.cell
     for key, value in zip(
-        ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma"), cell.parameters, strict=True
+        ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma"),
+        cell.parameters,
+        strict=True,
     ):
         block.set_pair(f"_cell_{key}", f"{value:.6f}")
     block.set_pair("_cell_volume", f"{cell.volume:.4f}")

@@ -72,7 +72,7 @@ def generate_reflections(
     ReflectionList
         Sorted by decreasing d (increasing 2θ).
     """
-    limits = [int(math.floor(length / d_min)) for length in (cell.a, cell.b, cell.c)]
+    limits = [math.floor(length / d_min) for length in (cell.a, cell.b, cell.c)]
     axes = [np.arange(-n, n + 1) for n in limits]
     hkl = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
     hkl = hkl[np.any(hkl != 0, axis=1)]

@@ -57,7 +57,8 @@ def parse_radiation(spec: str | float, kalpha2_ratio: float = KALPHA2_RATIO) -> 
         key = text.replace("α", "a").replace(" ", "")
         if key.lower() == "cuka12":
             return Radiation(
-                ((_ASE_WAVELENGTHS["CuKa1"], 1.0), (_ASE_WAVELENGTHS["CuKa2"], float(kalpha2_ratio))), "CuKa12"
+                ((_ASE_WAVELENGTHS["CuKa1"], 1.0), (_ASE_WAVELENGTHS["CuKa2"], float(kalpha2_ratio))),
+                "CuKa12",
             )
         matches = [name for name in _ASE_WAVELENGTHS if name.lower() == key.lower()]
         if matches:
@@ -66,9 +67,7 @@ def parse_radiation(spec: str | float, kalpha2_ratio: float = KALPHA2_RATIO) -> 
             value = float(text)
         except ValueError:
             known = ", ".join(sorted(_ASE_WAVELENGTHS)) + ", CuKa12"
-            raise InputError(
-                f"unknown wavelength {spec!r}; expected a number in Å or one of {known}"
-            ) from None
+            raise InputError(f"unknown wavelength {spec!r}; expected a number in Å or one of {known}") from None
     if not math.isfinite(value) or not 0.1 <= value <= 5.0:
         raise InputError(f"wavelength must be between 0.1 and 5 Å, got {value}")
     return Radiation(((value, 1.0),), f"{value:g}")

@@ -120,14 +120,15 @@ def parse_columns(text: str, source: str = "<text>") -> ObservedPattern:
         if n_columns is None:
             if len(values) not in (2, 3):
                 raise InputError(
-                    f"line {number}: expected 2 columns (2θ, intensity) or 3 (2θ, intensity, esd), "
-                    f"got {len(values)}",
+                    f"line {number}: expected 2 columns (2θ, intensity) or 3 (2θ, intensity, esd), got {len(values)}",
                     source,
                 )
             n_columns = len(values)
         elif len(values) != n_columns:
-            raise InputError(f"line {number}: expected {n_columns} columns like the lines before, got {len(values)}",
-                             source)
+            raise InputError(
+                f"line {number}: expected {n_columns} columns like the lines before, got {len(values)}",
+                source,
+            )
         if not all(math.isfinite(v) for v in values):
             raise InputError(f"line {number}: not a finite number (NaN or inf): {line[:60]!r}", source)
         rows.append(values)
@@ -179,8 +180,9 @@ def parse_gsas_std(text: str, source: str = "<gsas>") -> ObservedPattern:
             try:
                 values.append(float(field))
             except ValueError:
-                raise InputError(f"line {offset}: expected numbers in 8-character fields, got {field!r}",
-                                 source) from None
+                raise InputError(
+                    f"line {offset}: expected numbers in 8-character fields, got {field!r}", source
+                ) from None
     if layout == "STD":
         counts = np.array(values[:n_points])
         if len(counts) < n_points:
@@ -209,8 +211,9 @@ def read_pattern(path: str | Path) -> ObservedPattern:
     if not raw.strip():
         raise InputError("the pattern file is empty", str(path))
     if b"\x00" in raw[:4096]:
-        raise InputError("this is a binary file; expected a text pattern (.xy, .xye, .csv, .dat) or GSAS raw",
-                         str(path))
+        raise InputError(
+            "this is a binary file; expected a text pattern (.xy, .xye, .csv, .dat) or GSAS raw", str(path)
+        )
     text = raw.decode("utf-8", errors="replace")
     if path.suffix.lower() in _GSAS_SUFFIXES or any(line.startswith("BANK") for line in text.splitlines()[:5]):
         if any(line.startswith("BANK") for line in text.splitlines()):
@@ -221,7 +224,7 @@ def read_pattern(path: str | Path) -> ObservedPattern:
 def format_xye(two_theta: np.ndarray, y: np.ndarray, sigma: np.ndarray, header: list[str] | None = None) -> str:
     """Three-column text (2θ in degrees, intensity, esd) with ``#`` header lines."""
     lines = [f"# {h}" for h in (header or [])]
-    lines += [f"{t:.5f} {v:.6g} {s:.6g}" for t, v, s in zip(two_theta, y, sigma, strict=True)]
+    lines += [f"{t:.6f} {v:.10g} {s:.6g}" for t, v, s in zip(two_theta, y, sigma, strict=True)]
     return "\n".join(lines) + "\n"
 
 

@@ -173,10 +173,6 @@ def _chi2(num, den, a_const):
     return a_const, 0.0
 
 
-def _chunks(n_models, n_chunks):
-    return np.linspace(0, n_models, n_chunks + 1).astype(np.int64)
-
-
 @numba.njit(parallel=True, **JIT)
 def rwp_batch(frac, hr, ht, site_f, centric, b, band, band_start, band_stop, c_matrix, a_const, norm, bounds, out):
     """Rwp of every model: frac (n_models, n_sites, 3) -> out (n_models,)."""
@@ -270,17 +266,73 @@ def intensities_batch(frac, hr, ht, site_f, centric, bounds, out):
 
 
 @numba.njit(parallel=True, **JIT)
-def profiles_batch(intensity, start, length, offset, values, bounds, out):
-    """Peak part of each pattern, out (n_models, n_points) = P @ intensity[m] with P stored as runs."""
+def fit_profiles_batch(
+    intensity,
+    start,
+    length,
+    offset,
+    values,
+    weights,
+    y_obs,
+    basis_t,
+    b,
+    c_matrix,
+    projection,
+    coef_y,
+    norm,
+    bounds,
+    difference,
+    scale,
+    background,
+    rwp,
+):
+    """Difference profiles after the exact scale and background fit, one model at a time in cache.
+
+    intensity (n_models, n_refl) = |F|²; P stored as runs (start, length, offset, values); basis_t (n_bg,
+    n_points); projection (n_bg, n_refl) = (BᵀWB)⁻¹BᵀWP; coef_y (n_bg,) = background fit of y_obs alone.
+    Writes difference (n_models, n_points) = y_obs - y_calc, scale (n_models,), background (n_models, n_bg)
+    and rwp (n_models,).
+    """
     n_refl = intensity.shape[1]
-    n_points = out.shape[1]
+    n_points = y_obs.shape[0]
+    n_bg = basis_t.shape[0]
     for c in numba.prange(bounds.shape[0] - 1):
+        peaks = np.empty(n_points)
         for m in range(bounds[c], bounds[c + 1]):
             for i in range(n_points):
-                out[m, i] = 0.0
+                peaks[i] = 0.0
             for k in range(n_refl):
                 ik = intensity[m, k]
-                s0 = start[k]
-                o0 = offset[k]
+                run = peaks[start[k] : start[k] + length[k]]
+                vals = values[offset[k] : offset[k] + length[k]]
                 for i in range(length[k]):
-                    out[m, s0 + i] += ik * values[o0 + i]
+                    run[i] += ik * vals[i]
+            num = 0.0
+            for k in range(n_refl):
+                num += b[k] * intensity[m, k]
+            den = 0.0
+            for i in range(n_points):
+                den += weights[i] * peaks[i] * peaks[i]
+            for r in range(n_bg):
+                dot = 0.0
+                for k in range(n_refl):
+                    dot += c_matrix[r, k] * intensity[m, k]
+                den -= dot * dot
+            s = num / den if (num > 0.0 and den > 0.0) else 0.0
+            scale[m] = s
+            out = difference[m]
+            for i in range(n_points):
+                out[i] = y_obs[i] - s * peaks[i]
+            for r in range(n_bg):
+                dot = 0.0
+                for k in range(n_refl):
+                    dot += projection[r, k] * intensity[m, k]
+                coef = coef_y[r] - s * dot
+                background[m, r] = coef
+                row = basis_t[r]
+                for i in range(n_points):
+                    out[i] -= coef * row[i]
+            chi2 = 0.0
+            for i in range(n_points):
+                chi2 += weights[i] * out[i] * out[i]
+            rwp[m] = math.sqrt(chi2 / norm)

@@ -32,9 +32,7 @@ from gasolve.errors import InputError
 from gasolve.io.patterns import ObservedPattern
 
 
-def d_spacing_limits(
-    two_theta: np.ndarray, radiation: Radiation, profile: PeakProfile
-) -> tuple[float, float]:
+def d_spacing_limits(two_theta: np.ndarray, radiation: Radiation, profile: PeakProfile) -> tuple[float, float]:
     """d range (Å) of reflections whose peaks (tails included) can reach the pattern's 2θ range.
 
     A peak at 2θ_B reaches cutoff · FWHM(2θ_B) either side, and FWHM grows with angle, so the outer limits
@@ -227,9 +225,7 @@ class ScoringProblem:
         b = np.asarray(wp.T @ residual_y).ravel()
         a_const = float(np.sum(weights * residual_y**2))
         norm = float(np.sum(weights * y_obs**2))
-        band, band_start, band_stop = diagonal_storage(
-            *_upper_band(scipy.sparse.csr_matrix(p_sparse.T @ wp))
-        )
+        band, band_start, band_stop = diagonal_storage(*_upper_band(scipy.sparse.csr_matrix(p_sparse.T @ wp)))
         return cls(
             elements=tuple(elements),
             cell=cell,

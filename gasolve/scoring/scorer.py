@@ -17,7 +17,7 @@ class ProfileFit:
 
     Attributes
     ----------
-    y_calc : ndarray, shape (n_models, n_points)
+    y_obs : ndarray, shape (n_points,)
     difference : ndarray, shape (n_models, n_points)
         y_obs - y_calc.
     scale : ndarray, shape (n_models,)
@@ -26,11 +26,16 @@ class ProfileFit:
     rwp : ndarray, shape (n_models,)
     """
 
-    y_calc: np.ndarray
+    y_obs: np.ndarray
     difference: np.ndarray
     scale: np.ndarray
     background: np.ndarray
     rwp: np.ndarray
+
+    @property
+    def y_calc(self) -> np.ndarray:
+        """Scaled calculated profile, background included, shape (n_models, n_points)."""
+        return self.y_obs[None, :] - self.difference
 
 
 class Scorer:
@@ -112,27 +117,53 @@ class Scorer:
         kernels.intensities_batch(frac, *self._tables(), self._bounds(len(frac)), out)
         return out
 
-    def profiles(self, frac: np.ndarray) -> ProfileFit:
-        """Scaled calculated profile, difference profile, scale and background of each model."""
+    def profiles(self, frac: np.ndarray, out: np.ndarray | None = None) -> ProfileFit:
+        """Difference profile, scale and background of each model after the exact linear fit.
+
+        Parameters
+        ----------
+        frac : ndarray, shape (n_models, n_sites, 3)
+        out : ndarray, shape (n_models, n_points), float64, optional
+            Buffer for the difference profiles (reusing one avoids page faults on fresh memory).
+
+        Returns
+        -------
+        ProfileFit
+            ``difference`` (n_models, n_points) is the input of nnselect's network; ``y_calc`` derives from it.
+        """
         p = self.problem
         intensity = self.intensities(frac)
         n_models = len(intensity)
-        peaks = np.empty((n_models, p.pattern.n_points))
         pm = p.peak_matrix
-        kernels.profiles_batch(intensity, pm.start, pm.length, pm.offset, pm.values, self._bounds(n_models), peaks)
-        num = intensity @ p.b
-        ci = intensity @ p.c_matrix.T
-        quad = np.einsum("mi,mi->m", peaks * p.pattern.weights, peaks) - np.einsum("mr,mr->m", ci, ci)
-        valid = (num > 0) & (quad > 0)
-        scale = np.where(valid, num / np.where(valid, quad, 1.0), 0.0)
-        basis = p.background_basis
-        y_obs = p.pattern.y_obs
+        shape = (n_models, p.pattern.n_points)
+        if out is not None and (out.shape != shape or out.dtype != np.float64 or not out.flags.c_contiguous):
+            raise ValueError(f"out must be a C-contiguous float64 array of shape {shape}")
+        difference = np.empty(shape) if out is None else out
+        scale = np.empty(n_models)
+        background = np.empty((n_models, p.n_background))
+        rwp = np.empty(n_models)
         if p.n_background:
-            coef_y = p.background_gram_inverse @ (basis.T @ (p.pattern.weights * y_obs))
-            background = coef_y[None, :] - scale[:, None] * (intensity @ p.background_projection.T)
+            coef_y = p.background_gram_inverse @ (p.background_basis.T @ (p.pattern.weights * p.pattern.y_obs))
         else:
-            background = np.zeros((n_models, 0))
-        y_calc = scale[:, None] * peaks + background @ basis.T
-        difference = y_obs[None, :] - y_calc
-        rwp = np.sqrt(np.einsum("mi,i,mi->m", difference, p.pattern.weights, difference) / p.norm)
-        return ProfileFit(y_calc, difference, scale, background, rwp)
+            coef_y = np.zeros(0)
+        kernels.fit_profiles_batch(
+            intensity,
+            pm.start,
+            pm.length,
+            pm.offset,
+            pm.values,
+            p.pattern.weights,
+            p.pattern.y_obs,
+            np.ascontiguousarray(p.background_basis.T),
+            p.b,
+            p.c_matrix,
+            p.background_projection,
+            coef_y,
+            p.norm,
+            self._bounds(n_models),
+            difference,
+            scale,
+            background,
+            rwp,
+        )
+        return ProfileFit(p.pattern.y_obs, difference, scale, background, rwp)

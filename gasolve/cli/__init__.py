@@ -1,0 +1,1 @@
+"""Command-line interface: thin shells that parse, call library functions and write outputs."""

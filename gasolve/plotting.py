@@ -1,0 +1,65 @@
+"""Plots (matplotlib, Agg backend). Science modules never plot; the CLI calls these."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def plot_fit(
+    path: str | Path,
+    two_theta: np.ndarray,
+    y_obs: np.ndarray,
+    y_calc: np.ndarray,
+    ticks: list[tuple[str, np.ndarray]],
+    title: str = "",
+    annotation: str = "",
+) -> None:
+    """Rietveld-style plot: observed (points), calculated (line), difference (below) and reflection ticks.
+
+    Parameters
+    ----------
+    path : output PNG.
+    two_theta, y_obs, y_calc : ndarray, shape (n_points,)
+    ticks : list of (label, positions in degrees 2θ), one row of ticks per entry (e.g. per emission line).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    difference = y_obs - y_calc
+    fig, ax = plt.subplots(figsize=(11, 5.5), dpi=120)
+    span = float(np.max(y_obs) - np.min(y_obs)) or 1.0
+    ax.plot(two_theta, y_obs, "o", ms=1.6, mfc="none", mec="tab:blue", mew=0.5, label="observed")
+    ax.plot(two_theta, y_calc, "-", lw=0.8, color="tab:red", label="calculated")
+    base = float(np.min(y_obs)) - 0.05 * span
+    for row, (label, positions) in enumerate(ticks):
+        inside = positions[(positions >= two_theta[0]) & (positions <= two_theta[-1])]
+        y = base - row * 0.05 * span
+        ax.vlines(inside, y - 0.02 * span, y + 0.02 * span, color=f"C{2 + row}", lw=0.6, label=label)
+    offset = base - (len(ticks) + 0.5) * 0.05 * span - float(np.max(difference))
+    ax.plot(two_theta, difference + offset, "-", lw=0.6, color="0.35", label="difference")
+    ax.set_xlim(two_theta[0], two_theta[-1])
+    ax.set_xlabel("2θ (degrees)")
+    ax.set_ylabel("intensity")
+    ax.set_title(title)
+    if annotation:
+        ax.text(
+            0.99,
+            0.97,
+            annotation,
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            family="monospace",
+            fontsize=9,
+        )
+    ax.legend(loc="upper center", fontsize=8, ncol=4, frameon=False)
+    fig.tight_layout()
+    path = Path(path)
+    temporary = path.with_name(path.stem + ".tmp" + path.suffix)
+    fig.savefig(temporary)
+    plt.close(fig)
+    temporary.replace(path)
