@@ -1,0 +1,282 @@
+"""Self-configuring multipopulation GA with ask/tell and explicit state.
+
+Islands differ in parent selection and each self-configures the probabilities of its crossover and mutation
+operators from their recent success (Semenkin & Semenkina, LNCS 7331 (2012) 414). Islands compete for
+population: every ``reallocation_interval`` generations the island that progressed most takes individuals
+from the one that progressed least, and they cooperate by ring migration of their best (the
+cooperative-competitive scheme of Zaloga, Burakov, Semenkin & Yakimov, Cryst. Res. Technol. 50 (2015) 724).
+An island whose best stops improving restarts from random models. Survivor selection is (μ+λ) truncation with
+removal of duplicates (same fitness within a tolerance), so that a population of local minima stays diverse.
+
+The GA never calls the objective: ``ask`` proposes genomes, the caller evaluates (and may locally refine)
+them, ``tell`` returns the next state. Randomness comes only from the Generator passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from gasolve.ga.operators import CROSSOVERS, MUTATIONS, SELECTIONS
+from gasolve.ga.settings import GASettings
+from gasolve.ga.state import GAState, IslandState, frozen_array
+
+_EMA = 0.3
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Genomes proposed by ``ask`` with what ``tell`` needs to credit operators.
+
+    Attributes
+    ----------
+    genomes : ndarray, shape (n, n_genes)
+    island : ndarray, shape (n,), int
+    crossover, mutation : ndarray, shape (n,), int
+        Operator indices into ``GASettings.crossovers`` / ``.mutations``; -1 for random (restart) genomes.
+    parent_fitness : ndarray, shape (n,)
+        Mean fitness of the two parents (+inf for random genomes).
+    """
+
+    genomes: np.ndarray
+    island: np.ndarray
+    crossover: np.ndarray
+    mutation: np.ndarray
+    parent_fitness: np.ndarray
+
+
+def initial_batch(rng: np.random.Generator, settings: GASettings, n_genes: int) -> Batch:
+    """Uniform random genomes for every island, shape (islands · island_size, n_genes)."""
+    n = settings.islands * settings.island_size
+    return Batch(
+        genomes=rng.random((n, n_genes)),
+        island=np.repeat(np.arange(settings.islands), settings.island_size),
+        crossover=np.full(n, -1),
+        mutation=np.full(n, -1),
+        parent_fitness=np.full(n, np.inf),
+    )
+
+
+def _survivors(genomes, fitness, rwp, size, tolerance):
+    order = np.argsort(fitness, kind="stable")
+    keep: list[int] = []
+    last = -np.inf
+    for i in order:
+        if not np.isfinite(fitness[i]):
+            continue
+        if keep and fitness[i] - last <= tolerance:
+            continue
+        keep.append(i)
+        last = fitness[i]
+        if len(keep) == size:
+            break
+    if not keep:
+        keep = [int(order[0])]
+    keep = np.array(keep)
+    return genomes[keep], fitness[keep], rwp[keep]
+
+
+def _fresh_island(settings, index, genomes, fitness, rwp, target_size) -> IslandState:
+    n_c, n_m = len(settings.crossovers), len(settings.mutations)
+    population, fit, r = _survivors(genomes, fitness, rwp, target_size, settings.duplicate_tolerance)
+    return IslandState(
+        population=frozen_array(population),
+        fitness=frozen_array(fit),
+        rwp=frozen_array(r),
+        target_size=int(target_size),
+        selection=settings.selection[index % len(settings.selection)],
+        crossover_probability=frozen_array(np.full(n_c, 1.0 / n_c)),
+        mutation_probability=frozen_array(np.full(n_m, 1.0 / n_m)),
+        crossover_success=frozen_array(np.full(n_c, 0.2)),
+        mutation_success=frozen_array(np.full(n_m, 0.2)),
+        sigma=float(settings.mutation_sigma),
+        best_fitness=float(fit[0]),
+        stagnant=0,
+        progress=0.0,
+        restart_pending=False,
+    )
+
+
+def _clean(fitness):
+    fitness = np.asarray(fitness, dtype=float)
+    return np.where(np.isfinite(fitness), fitness, np.inf)
+
+
+def init(batch: Batch, genomes: np.ndarray, fitness: np.ndarray, rwp: np.ndarray, evaluations: float,
+         settings: GASettings) -> GAState:
+    """First state from the evaluated (and possibly refined) initial batch."""
+    fitness, rwp = _clean(fitness), _clean(rwp)
+    islands = tuple(
+        _fresh_island(settings, i, genomes[batch.island == i], fitness[batch.island == i], rwp[batch.island == i],
+                      settings.island_size)
+        for i in range(settings.islands)
+    )
+    best = int(np.argmin(fitness))
+    return GAState(
+        islands=islands,
+        generation=0,
+        evaluations=float(evaluations),
+        best_genome=frozen_array(genomes[best]),
+        best_fitness=float(fitness[best]),
+        best_rwp=float(rwp[best]),
+        restarts=0,
+    )
+
+
+def _choose(rng, probabilities, n):
+    return rng.choice(len(probabilities), size=n, p=probabilities / probabilities.sum())
+
+
+def ask(rng: np.random.Generator, state: GAState, settings: GASettings) -> Batch:
+    """Offspring of every island (or random genomes for an island that restarts)."""
+    parts = []
+    n_genes = state.best_genome.shape[0]
+    for index, island in enumerate(state.islands):
+        if island.restart_pending:
+            n = island.target_size
+            parts.append((rng.random((n, n_genes)), np.full(n, index), np.full(n, -1), np.full(n, -1),
+                          np.full(n, np.inf)))
+            continue
+        n = max(2, round(settings.offspring_fraction * island.target_size))
+        select = SELECTIONS[island.selection]
+        first = select(rng, island.fitness, n, size=settings.tournament_size)
+        second = select(rng, island.fitness, n, size=settings.tournament_size)
+        a, b = island.population[first], island.population[second]
+        crossover = _choose(rng, island.crossover_probability, n)
+        mutation = _choose(rng, island.mutation_probability, n)
+        children = np.empty((n, n_genes))
+        for k, name in enumerate(settings.crossovers):
+            rows = np.flatnonzero(crossover == k)
+            if rows.size:
+                children[rows] = CROSSOVERS[name](rng, a[rows], b[rows], eta=settings.sbx_eta,
+                                                  alpha=settings.blx_alpha)
+        for k, name in enumerate(settings.mutations):
+            rows = np.flatnonzero(mutation == k)
+            if rows.size:
+                children[rows] = MUTATIONS[name](rng, children[rows], rate=settings.mutation_rate,
+                                                 sigma=island.sigma, eta=settings.polynomial_eta)
+        parent_fitness = 0.5 * (island.fitness[first] + island.fitness[second])
+        parts.append((children, np.full(n, index), crossover, mutation, parent_fitness))
+    return Batch(*(np.concatenate([p[i] for p in parts]) for i in range(5)))
+
+
+def _self_configure(success_ema, ops, success, min_probability):
+    ema = np.array(success_ema, dtype=float)
+    for k in range(len(ema)):
+        used = ops == k
+        if used.any():
+            ema[k] = (1.0 - _EMA) * ema[k] + _EMA * float(np.mean(success[used]))
+    total = ema.sum()
+    share = ema / total if total > 0 else np.full(len(ema), 1.0 / len(ema))
+    return ema, min_probability + (1.0 - len(ema) * min_probability) * share
+
+
+def _update_island(island, settings, genomes, fitness, rwp, batch_rows, batch) -> IslandState:
+    if island.restart_pending:
+        fresh = _fresh_island(settings, 0, genomes, fitness, rwp, island.target_size)
+        return replace(fresh, selection=island.selection, sigma=float(settings.mutation_sigma))
+    success = (fitness < batch.parent_fitness[batch_rows]).astype(float)
+    cross_ema, cross_p = _self_configure(island.crossover_success, batch.crossover[batch_rows], success,
+                                         settings.min_probability)
+    mut_ema, mut_p = _self_configure(island.mutation_success, batch.mutation[batch_rows], success,
+                                     settings.min_probability)
+    sigma = island.sigma
+    gaussian = settings.mutations.index("gaussian") if "gaussian" in settings.mutations else -1
+    used = batch.mutation[batch_rows] == gaussian
+    if used.any():  # 1/5 success rule (Rechenberg)
+        sigma = float(np.clip(sigma * (1.22 if success[used].mean() > 0.2 else 0.82), 0.002, 0.25))
+    population, fit, r = _survivors(
+        np.concatenate([island.population, genomes]),
+        np.concatenate([island.fitness, fitness]),
+        np.concatenate([island.rwp, rwp]),
+        island.target_size,
+        settings.duplicate_tolerance,
+    )
+    improved = fit[0] < island.best_fitness - 1e-9
+    return replace(
+        island,
+        population=frozen_array(population),
+        fitness=frozen_array(fit),
+        rwp=frozen_array(r),
+        crossover_probability=frozen_array(cross_p),
+        mutation_probability=frozen_array(mut_p),
+        crossover_success=frozen_array(cross_ema),
+        mutation_success=frozen_array(mut_ema),
+        sigma=sigma,
+        best_fitness=float(min(fit[0], island.best_fitness)),
+        stagnant=0 if improved else island.stagnant + 1,
+        progress=island.progress + (island.best_fitness - float(fit[0]) if improved else 0.0),
+    )
+
+
+def _insert(island, genomes, fitness, rwp, settings) -> IslandState:
+    """Put migrants into an island in place of its worst members (duplicates are dropped)."""
+    keep = max(island.target_size - len(genomes), 1)
+    population, fit, r = _survivors(
+        np.concatenate([island.population[:keep], genomes]),
+        np.concatenate([island.fitness[:keep], fitness]),
+        np.concatenate([island.rwp[:keep], rwp]),
+        island.target_size,
+        settings.duplicate_tolerance,
+    )
+    return replace(island, population=frozen_array(population), fitness=frozen_array(fit), rwp=frozen_array(r))
+
+
+def tell(batch: Batch, genomes: np.ndarray, fitness: np.ndarray, rwp: np.ndarray, evaluations: float,
+         state: GAState, settings: GASettings) -> GAState:
+    """Next state after the batch was evaluated.
+
+    Parameters
+    ----------
+    batch : Batch
+        What ``ask`` proposed.
+    genomes : ndarray, shape (n, n_genes)
+        The evaluated genomes (after local refinement, written back: Lamarckian).
+    fitness, rwp : ndarray, shape (n,)
+        Selection fitness and Rwp; NaN is treated as +inf.
+    evaluations : float
+        Evaluations spent on this batch.
+    """
+    fitness, rwp = _clean(fitness), _clean(rwp)
+    islands = [
+        _update_island(island, settings, genomes[batch.island == i], fitness[batch.island == i],
+                       rwp[batch.island == i], np.flatnonzero(batch.island == i), batch)
+        for i, island in enumerate(state.islands)
+    ]
+    generation = state.generation + 1
+    n_islands = len(islands)
+    restarts = state.restarts
+    if n_islands > 1 and settings.migration_size and generation % settings.migration_interval == 0:
+        migrants = [(isl.population[: settings.migration_size], isl.fitness[: settings.migration_size],
+                     isl.rwp[: settings.migration_size]) for isl in islands]
+        islands = [_insert(islands[i], *migrants[i - 1], settings) for i in range(n_islands)]
+    if n_islands > 1 and settings.reallocation_share and generation % settings.reallocation_interval == 0:
+        progress = np.array([isl.progress for isl in islands])
+        winner, loser = int(np.argmax(progress)), int(np.argmin(progress))
+        moved = min(settings.reallocation_share, islands[loser].target_size - settings.min_island_size)
+        if winner != loser and moved > 0 and progress[winner] > progress[loser]:
+            islands[winner] = replace(islands[winner], target_size=islands[winner].target_size + moved)
+            loser_state = islands[loser]
+            size = loser_state.target_size - moved
+            islands[loser] = replace(loser_state, target_size=size, population=loser_state.population[:size],
+                                     fitness=loser_state.fitness[:size], rwp=loser_state.rwp[:size])
+        islands = [replace(isl, progress=0.0) for isl in islands]
+    for i, island in enumerate(islands):
+        if island.stagnant >= settings.stagnation_generations:
+            if n_islands > 1:  # hand the island's best to its neighbour before forgetting it
+                j = (i + 1) % n_islands
+                islands[j] = _insert(islands[j], island.population[:1], island.fitness[:1], island.rwp[:1], settings)
+            islands[i] = replace(island, restart_pending=True, stagnant=0)
+            restarts += 1
+    best = int(np.argmin(fitness)) if len(fitness) else 0
+    improved = len(fitness) and fitness[best] < state.best_fitness
+    return GAState(
+        islands=tuple(islands),
+        generation=generation,
+        evaluations=state.evaluations + float(evaluations),
+        best_genome=frozen_array(genomes[best]) if improved else state.best_genome,
+        best_fitness=float(fitness[best]) if improved else state.best_fitness,
+        best_rwp=float(rwp[best]) if improved else state.best_rwp,
+        restarts=restarts,
+    )
