@@ -63,3 +63,35 @@ def plot_fit(
     fig.savefig(temporary)
     plt.close(fig)
     temporary.replace(path)
+
+
+def plot_convergence(path: str | Path, history: list[dict] | tuple[dict, ...], title: str = "",
+                     evaluations_to_solution: float | None = None) -> None:
+    """Best Rwp overall and per island (best and median) against evaluations, log-scaled evaluations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    evaluations = np.array([row["evaluations"] for row in history], dtype=float)
+    fig, ax = plt.subplots(figsize=(9, 5), dpi=120)
+    n_islands = sum(1 for key in history[-1] if key.endswith("_best_rwp") and key.startswith("island"))
+    for i in range(n_islands):
+        best = [row.get(f"island{i}_best_rwp", np.nan) for row in history]
+        median = [row.get(f"island{i}_median_rwp", np.nan) for row in history]
+        ax.plot(evaluations, best, "-", lw=0.8, color=f"C{i}", label=f"island {i} best")
+        ax.plot(evaluations, median, ":", lw=0.8, color=f"C{i}", label=f"island {i} median")
+    ax.plot(evaluations, [row["best_rwp"] for row in history], "-", lw=2.0, color="black", label="best overall")
+    if evaluations_to_solution is not None:
+        ax.axvline(evaluations_to_solution, color="tab:green", ls="--", lw=1, label="solution found")
+    ax.set_xscale("log")
+    ax.set_xlabel("evaluations (Rwp equivalents)")
+    ax.set_ylabel("Rwp")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path = Path(path)
+    temporary = path.with_name(path.stem + ".tmp" + path.suffix)
+    fig.savefig(temporary)
+    plt.close(fig)
+    temporary.replace(path)

@@ -1,0 +1,181 @@
+"""`gasolve run CONFIG.toml`: solve a structure from its powder pattern with the multipopulation GA."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="solve a structure with the multipopulation GA",
+        description="Search the coordinates of the independent atoms with the memetic multipopulation GA, refine "
+        "the best models, and write best.cif, summary.json, history.csv, fit.png and convergence.png.",
+    )
+    parser.add_argument("config", help="run configuration (TOML)")
+    parser.add_argument("--out", help="output folder (overrides [output] dir)")
+    parser.add_argument("--seed", type=int, help="overrides [ga] seed")
+    parser.add_argument("--max-evaluations", type=int, help="overrides [ga] max_evaluations")
+    parser.add_argument("--stop-when-solved", action="store_true", help="stop at the first solution ([reference])")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=run)
+
+
+def _fingerprint(config) -> str:
+    import dataclasses
+    import hashlib
+
+    ga = dataclasses.replace(config.ga, max_evaluations=1, checkpoint_seconds=1.0)
+    text = repr((config.structure, config.pattern.file, config.pattern.radiation, config.pattern.range,
+                 config.pattern.profile, config.pattern.background_terms, ga))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    from gasolve import __version__
+    from gasolve.config import load_observed, load_run_config, write_resolved
+    from gasolve.crystal import read_cif, write_cif
+    from gasolve.errors import InputError
+    from gasolve.io.checkpoint import read_checkpoint, write_checkpoint
+    from gasolve.io.run_outputs import write_history, write_json
+    from gasolve.refine import refine_coordinates
+    from gasolve.scoring import Scorer, ScoringProblem
+    from gasolve.solve import Judge, final_candidates, iterate, model_structure, template_structure
+
+    config = load_run_config(args.config).with_overrides(
+        out=args.out, seed=args.seed, max_evaluations=args.max_evaluations
+    )
+    if args.stop_when_solved and config.reference is None:
+        raise InputError("--stop-when-solved needs a [reference] cif in the config", args.config)
+    structure_spec, pattern_spec, settings = config.structure, config.pattern, config.ga
+    observed = load_observed(config)
+    problem = ScoringProblem.build(
+        structure_spec.cell, structure_spec.space_group, list(structure_spec.sites), observed, pattern_spec.radiation,
+        pattern_spec.profile, n_background=pattern_spec.background_terms, b_iso=np.array(structure_spec.b_iso),
+    )
+    scorer = Scorer(problem)
+    template = template_structure(structure_spec.name, structure_spec.cell, structure_spec.space_group,
+                                  structure_spec.sites, structure_spec.b_iso)
+    judge = None
+    if config.reference is not None:
+        reference = read_cif(config.reference.cif)
+        judge = Judge(template, reference, config.reference.tolerance)
+        judge.distances(np.asarray(reference.frac) if reference.n_sites == template.n_sites
+                        else np.zeros((template.n_sites, 3)))  # composition / cell mismatch fails here, early
+    out = Path(config.output.dir)
+    checkpoint_path = out / "checkpoint.pkl"
+    fingerprint = _fingerprint(config)
+    record = None
+    if args.resume:
+        payload = read_checkpoint(checkpoint_path)
+        if payload["fingerprint"] != fingerprint:
+            raise InputError("the checkpoint was made with a different structure, pattern or GA setting; "
+                             "resume with the same config (only max_evaluations may change)", str(checkpoint_path))
+        record = payload["record"]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot create the output folder: {error.strerror}", str(out)) from None
+    write_resolved(config, out / "config.toml")
+
+    def save(current):
+        write_checkpoint(checkpoint_path, {"fingerprint": fingerprint, "record": current, "version": __version__})
+
+    show = not args.quiet and sys.stderr.isatty()
+    last_save = time.monotonic()
+    current = record
+    interrupted = False
+    progress = None
+    if show:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                            TimeElapsedColumn(), transient=False)
+        task = progress.add_task(config.structure.name, total=settings.max_evaluations, info="")
+        progress.start()
+    try:
+        for current in iterate(scorer, settings, record, judge):
+            state = current.state
+            if progress is not None:
+                rate = state.evaluations / max(current.seconds, 1e-9)
+                progress.update(task, completed=min(state.evaluations, settings.max_evaluations),
+                                info=f"gen {state.generation}  {rate:,.0f} eval/s  best Rwp {state.best_rwp:.4f}"
+                                + ("  solved" if current.solved else ""))
+            if time.monotonic() - last_save >= settings.checkpoint_seconds:
+                save(current)
+                last_save = time.monotonic()
+            if args.stop_when_solved and current.solved:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if progress is not None:
+            progress.stop()
+    if current is not None:
+        save(current)
+    if interrupted:
+        print(f"gasolve run: interrupted; checkpoint saved, continue with --resume --out {out}", file=sys.stderr)
+        return 130
+
+    state = current.state
+    candidates, candidate_rwp = final_candidates(state, 5)
+    refinements = [refine_coordinates(scorer, genome.reshape(-1, 3)) for genome in candidates]
+    best = min(refinements, key=lambda r: r.rwp_after)
+    structure = model_structure(template, best.frac)
+    fit = scorer.profiles(best.frac[None])
+    from gasolve.diffraction.fit_metrics import fit_metrics
+    from gasolve.plotting import plot_convergence, plot_fit
+
+    metrics = fit_metrics(observed.y_obs, fit.y_calc[0], observed.weights, 1 + problem.n_background)
+    write_cif(structure, out / "best.cif", comments=[f"gasolve {__version__}: Rwp {best.rwp_after:.5f} after "
+                                                     f"refinement, seed {settings.seed}"])
+    summary = {
+        "name": config.structure.name,
+        "rwp": best.rwp_after,
+        "rwp_before_refinement": float(state.best_rwp),
+        "rp": metrics.rp,
+        "chi2": metrics.chi2,
+        "evaluations": state.evaluations,
+        "generations": state.generation,
+        "wall_seconds": current.seconds,
+        "evaluations_per_second": state.evaluations / max(current.seconds, 1e-9),
+        "seed": settings.seed,
+        "best_cif": str((out / "best.cif").resolve()),
+        "restarts": state.restarts,
+        "refined_candidates": [{"rwp_before": r.rwp_before, "rwp_after": r.rwp_after} for r in refinements],
+        "gradient_cost": settings.gradient_cost,
+        "gasolve_version": __version__,
+    }
+    if judge is not None:
+        solved, distances = judge(best.frac)
+        summary.update({
+            "solved": solved,
+            "site_distances": {label: float(d) for label, d in zip(
+                [s.label for s in judge.reference.sites], distances, strict=True)},
+            "max_site_distance": float(np.max(distances)),
+            "evaluations_to_solution": current.evaluations_to_solution,
+            "tolerance": config.reference.tolerance,
+        })
+    write_json(out / "summary.json", summary)
+    write_history(out / "history.csv", current.history)
+    ticks = [(f"λ={w:.5f}", problem.reflections.two_theta(w, pattern_spec.profile.zero))
+             for w, _ in pattern_spec.radiation.lines]
+    plot_fit(out / "fit.png", observed.two_theta, observed.y_obs, fit.y_calc[0], ticks,
+             title=f"{config.structure.name}: best model after refinement",
+             annotation=f"Rwp {best.rwp_after:.4f}\nRp  {metrics.rp:.4f}\nχ²  {metrics.chi2:.3f}")
+    plot_convergence(out / "convergence.png", current.history, title=f"{config.structure.name}, seed {settings.seed}",
+                     evaluations_to_solution=current.evaluations_to_solution)
+    line = (f"{config.structure.name}: Rwp {best.rwp_after:.4f} (before refinement {state.best_rwp:.4f}), "
+            f"{state.evaluations:,.0f} evaluations, {state.generation} generations, {current.seconds:.1f} s")
+    if judge is not None:
+        line += f"; solved: {'yes' if summary['solved'] else 'no'} (max site distance {summary['max_site_distance']:.3f} Å)"
+    print(line)
+    print(f"outputs in {out}")
+    return 0

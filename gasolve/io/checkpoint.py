@@ -1,0 +1,41 @@
+"""Atomic checkpoints of a run: a pickle written to a temporary file, flushed to disk, then renamed.
+
+A run killed at any moment (Ctrl-C or SIGKILL) leaves either the previous checkpoint or the new one, never a
+partial file. The checkpoint carries a fingerprint of the settings that must not change on resume.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+from gasolve.errors import InputError
+
+FORMAT = 1
+
+
+def write_checkpoint(path: str | Path, payload: dict) -> None:
+    """Write ``payload`` (picklable) atomically to ``path``."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        pickle.dump({"format": FORMAT, **payload}, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint written by :func:`write_checkpoint`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no checkpoint to resume from (run without --resume first)", str(path))
+    try:
+        with open(path, "rb") as handle:
+            payload = pickle.load(handle)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
+        raise InputError(f"cannot read checkpoint: {error}", str(path)) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError("not a gasolve checkpoint of this version", str(path))
+    return payload

@@ -1,0 +1,169 @@
+"""A structure-solution run: the GA loop with its bookkeeping (history, solution detection), no file I/O.
+
+``iterate`` yields a :class:`RunRecord` after every generation; the caller (the CLI) shows progress, writes
+checkpoints and decides when to stop. A record holds everything needed to resume exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from gasolve.crystal import Site, Structure
+from gasolve.ga import memetic
+from gasolve.ga.settings import GASettings
+from gasolve.ga.state import GAState
+from gasolve.scoring import Scorer
+
+
+def site_labels(elements: list[str] | tuple[str, ...]) -> list[str]:
+    """Labels Sn1, K1, K2, ... numbering each element's sites in order."""
+    counts: dict[str, int] = {}
+    labels = []
+    for element in elements:
+        counts[element] = counts.get(element, 0) + 1
+        labels.append(f"{element}{counts[element]}")
+    return labels
+
+
+def model_structure(template: Structure, frac: np.ndarray) -> Structure:
+    """``template`` (cell, group, sites with elements and B) with new coordinates (n_sites, 3)."""
+    return template.with_frac(np.asarray(frac) - np.floor(frac))
+
+
+def template_structure(name, cell, space_group, elements, b_iso) -> Structure:
+    sites = tuple(
+        Site(label=label, element=element, frac=(0.0, 0.0, 0.0), b_iso=float(b))
+        for label, element, b in zip(site_labels(elements), elements, b_iso, strict=True)
+    )
+    return Structure(cell=cell, space_group=space_group, sites=sites, name=name)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """State of a run after a generation.
+
+    Attributes
+    ----------
+    state : GAState
+    history : tuple of dict
+        One row per generation (``history_columns``).
+    seconds : float
+        Wall time spent by the search so far, summed over resumed sessions.
+    evaluations_to_solution : float or None
+        Evaluations spent when the best model first matched the reference (None: not yet, or no reference).
+    best_distances : ndarray or None
+        Per reference site distances (Å) of the current best model.
+    """
+
+    state: GAState
+    history: tuple[dict, ...]
+    seconds: float
+    evaluations_to_solution: float | None
+    best_distances: np.ndarray | None
+
+    @property
+    def solved(self) -> bool:
+        return self.evaluations_to_solution is not None
+
+
+def history_row(state: GAState, seconds: float) -> dict:
+    row = {
+        "generation": state.generation,
+        "evaluations": round(state.evaluations, 1),
+        "seconds": round(seconds, 4),
+        "best_rwp": state.best_rwp,
+        "restarts": state.restarts,
+    }
+    for i, island in enumerate(state.islands):
+        row[f"island{i}_best_rwp"] = float(np.min(island.rwp))
+        row[f"island{i}_median_rwp"] = float(np.median(island.rwp))
+        row[f"island{i}_size"] = island.target_size
+    return row
+
+
+class Judge:
+    """Decides whether a model is a solution: every reference site within ``tolerance`` Å."""
+
+    def __init__(self, template: Structure, reference: Structure, tolerance: float):
+        from gasolve.compare import compare_structures
+
+        self._compare = compare_structures
+        self.template = template
+        self.reference = reference
+        self.tolerance = tolerance
+
+    def distances(self, frac: np.ndarray) -> np.ndarray:
+        return self._compare(model_structure(self.template, frac), self.reference).site_distances
+
+    def __call__(self, frac: np.ndarray) -> tuple[bool, np.ndarray]:
+        distances = self.distances(frac)
+        return bool(np.all(distances <= self.tolerance)), distances
+
+
+def iterate(
+    scorer: Scorer,
+    settings: GASettings,
+    record: RunRecord | None = None,
+    judge: Judge | None = None,
+) -> Iterator[RunRecord]:
+    """Run generations until the evaluation budget is spent, yielding a record after each.
+
+    Parameters
+    ----------
+    record : RunRecord, optional
+        Resume from this record (a checkpoint); otherwise start with a fresh random population.
+    judge : Judge, optional
+        Checks the best model against a known reference each time the best improves.
+    """
+    evaluate = memetic.Evaluator(scorer, settings)
+    n_genes = 3 * scorer.problem.n_sites
+    started = time.perf_counter()
+    if record is None:
+        state = memetic.initialise(evaluate, settings, n_genes)
+        record = RunRecord(state, (), 0.0, None, None)
+        record = _judge(record, judge, None, time.perf_counter() - started)
+        yield record
+    base_seconds = record.seconds
+    started = time.perf_counter()
+    while record.state.evaluations < settings.max_evaluations:
+        previous_best = record.state.best_fitness
+        state, _, _ = memetic.step(evaluate, record.state, settings)
+        seconds = base_seconds + time.perf_counter() - started
+        record = replace(record, state=state, seconds=seconds)
+        record = _judge(record, judge, previous_best, seconds)
+        yield record
+
+
+def _judge(record: RunRecord, judge: Judge | None, previous_best: float | None, seconds: float) -> RunRecord:
+    state = record.state
+    history = (*record.history, history_row(state, seconds))
+    record = replace(record, history=history, seconds=seconds)
+    if judge is None or (previous_best is not None and state.best_fitness >= previous_best):
+        return record
+    frac = np.asarray(state.best_genome).reshape(-1, 3)
+    solved, distances = judge(frac)
+    first = record.evaluations_to_solution
+    return replace(
+        record,
+        best_distances=distances,
+        evaluations_to_solution=first if first is not None else (state.evaluations if solved else None),
+    )
+
+
+def genome_frac(state: GAState) -> np.ndarray:
+    """Best genome as fractional coordinates (n_sites, 3)."""
+    return np.asarray(state.best_genome).reshape(-1, 3)
+
+
+def final_candidates(state: GAState, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best genomes over all islands and their Rwp (for the final refinement)."""
+    from gasolve.refine import distinct_best
+
+    genomes = np.concatenate([state.best_genome[None], *[isl.population for isl in state.islands]])
+    rwp = np.concatenate([[state.best_rwp], *[isl.rwp for isl in state.islands]])
+    chosen = distinct_best(genomes, rwp, n)
+    return genomes[chosen], rwp[chosen]
