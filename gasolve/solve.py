@@ -119,7 +119,17 @@ def iterate(
     judge : Judge, optional
         Checks the best model against a known reference each time the best improves.
     """
-    evaluate = memetic.Evaluator(scorer, settings)
+    penalty = None
+    if settings.antibump_weight > 0:
+        from gasolve.ga.antibump import AntiBump
+
+        problem = scorer.problem
+        bump = AntiBump(problem.cell, problem.space_group, problem.n_sites, settings.antibump_distance)
+
+        def penalty(genomes):
+            return settings.antibump_weight * bump(genomes)
+
+    evaluate = memetic.Evaluator(scorer, settings, penalty)
     n_genes = 3 * scorer.problem.n_sites
     started = time.perf_counter()
     if record is None:

@@ -76,7 +76,7 @@ class Evaluator:
             genomes[chosen] = result.x - np.floor(result.x)
             rwp[chosen] = result.f
             evaluations += result.gradient_calls * s.gradient_cost
-        fitness = rwp + (self.penalty(genomes) if self.penalty is not None and s.antibump_weight > 0 else 0.0)
+        fitness = rwp + (self.penalty(genomes) if self.penalty is not None else 0.0)
         return Evaluated(genomes, fitness, rwp, evaluations)
 
 
