@@ -65,8 +65,12 @@ def plot_fit(
     temporary.replace(path)
 
 
-def plot_convergence(path: str | Path, history: list[dict] | tuple[dict, ...], title: str = "",
-                     evaluations_to_solution: float | None = None) -> None:
+def plot_convergence(
+    path: str | Path,
+    history: list[dict] | tuple[dict, ...],
+    title: str = "",
+    evaluations_to_solution: float | None = None,
+) -> None:
     """Best Rwp overall and per island (best and median) against evaluations, log-scaled evaluations."""
     import matplotlib
 

@@ -46,7 +46,10 @@ def refine_coordinates(scorer: Scorer, frac: np.ndarray, max_iterations: int = 5
 
     before = float(scorer.rwp(frac[None])[0])
     result = scipy.optimize.minimize(
-        objective, frac.ravel(), jac=True, method="L-BFGS-B",
+        objective,
+        frac.ravel(),
+        jac=True,
+        method="L-BFGS-B",
         options={"maxiter": max_iterations, "ftol": 1e-12, "gtol": 1e-9},
     )
     refined = result.x.reshape(shape)

@@ -97,7 +97,14 @@ class Judge:
         self.tolerance = tolerance
 
     def distances(self, frac: np.ndarray) -> np.ndarray:
-        return self._compare(model_structure(self.template, frac), self.reference).site_distances
+        """Per reference site distances (Å); +inf where the model cannot be matched atom for atom (two of its
+        images merged on a special position)."""
+        from gasolve.errors import InputError
+
+        try:
+            return self._compare(model_structure(self.template, frac), self.reference).site_distances
+        except InputError:
+            return np.full(self.reference.n_sites, np.inf)
 
     def __call__(self, frac: np.ndarray) -> tuple[bool, np.ndarray]:
         distances = self.distances(frac)

@@ -28,8 +28,17 @@ def _fingerprint(config) -> str:
     import hashlib
 
     ga = dataclasses.replace(config.ga, max_evaluations=1, checkpoint_seconds=1.0)
-    text = repr((config.structure, config.pattern.file, config.pattern.radiation, config.pattern.range,
-                 config.pattern.profile, config.pattern.background_terms, ga))
+    text = repr(
+        (
+            config.structure,
+            config.pattern.file,
+            config.pattern.radiation,
+            config.pattern.range,
+            config.pattern.profile,
+            config.pattern.background_terms,
+            ga,
+        )
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -57,18 +66,30 @@ def run(args: argparse.Namespace) -> int:
     structure_spec, pattern_spec, settings = config.structure, config.pattern, config.ga
     observed = load_observed(config)
     problem = ScoringProblem.build(
-        structure_spec.cell, structure_spec.space_group, list(structure_spec.sites), observed, pattern_spec.radiation,
-        pattern_spec.profile, n_background=pattern_spec.background_terms, b_iso=np.array(structure_spec.b_iso),
+        structure_spec.cell,
+        structure_spec.space_group,
+        list(structure_spec.sites),
+        observed,
+        pattern_spec.radiation,
+        pattern_spec.profile,
+        n_background=pattern_spec.background_terms,
+        b_iso=np.array(structure_spec.b_iso),
     )
     scorer = Scorer(problem)
-    template = template_structure(structure_spec.name, structure_spec.cell, structure_spec.space_group,
-                                  structure_spec.sites, structure_spec.b_iso)
+    template = template_structure(
+        structure_spec.name, structure_spec.cell, structure_spec.space_group, structure_spec.sites, structure_spec.b_iso
+    )
     judge = None
     if config.reference is not None:
         reference = read_cif(config.reference.cif)
         judge = Judge(template, reference, config.reference.tolerance)
-        judge.distances(np.asarray(reference.frac) if reference.n_sites == template.n_sites
-                        else np.zeros((template.n_sites, 3)))  # composition / cell mismatch fails here, early
+        from gasolve.compare import compare_structures
+
+        probe = model_structure(template, np.random.default_rng(0).random((template.n_sites, 3)))
+        try:  # a cell or composition that does not match the reference fails here, before anything is written
+            compare_structures(probe, reference)
+        except InputError as error:
+            raise InputError(f"[reference] cif {config.reference.cif}: {error.message}", args.config) from None
     out = Path(config.output.dir)
     checkpoint_path = out / "checkpoint.pkl"
     fingerprint = _fingerprint(config)
@@ -76,8 +97,11 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         payload = read_checkpoint(checkpoint_path)
         if payload["fingerprint"] != fingerprint:
-            raise InputError("the checkpoint was made with a different structure, pattern or GA setting; "
-                             "resume with the same config (only max_evaluations may change)", str(checkpoint_path))
+            raise InputError(
+                "the checkpoint was made with a different structure, pattern or GA setting; "
+                "resume with the same config (only max_evaluations may change)",
+                str(checkpoint_path),
+            )
         record = payload["record"]
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -96,8 +120,13 @@ def run(args: argparse.Namespace) -> int:
     if show:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                            TimeElapsedColumn(), transient=False)
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            transient=False,
+        )
         task = progress.add_task(config.structure.name, total=settings.max_evaluations, info="")
         progress.start()
     try:
@@ -105,9 +134,12 @@ def run(args: argparse.Namespace) -> int:
             state = current.state
             if progress is not None:
                 rate = state.evaluations / max(current.seconds, 1e-9)
-                progress.update(task, completed=min(state.evaluations, settings.max_evaluations),
-                                info=f"gen {state.generation}  {rate:,.0f} eval/s  best Rwp {state.best_rwp:.4f}"
-                                + ("  solved" if current.solved else ""))
+                progress.update(
+                    task,
+                    completed=min(state.evaluations, settings.max_evaluations),
+                    info=f"gen {state.generation}  {rate:,.0f} eval/s  best Rwp {state.best_rwp:.4f}"
+                    + ("  solved" if current.solved else ""),
+                )
             if time.monotonic() - last_save >= settings.checkpoint_seconds:
                 save(current)
                 last_save = time.monotonic()
@@ -125,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         return 130
 
     state = current.state
-    candidates, candidate_rwp = final_candidates(state, 5)
+    candidates, _ = final_candidates(state, 5)
     refinements = [refine_coordinates(scorer, genome.reshape(-1, 3)) for genome in candidates]
     best = min(refinements, key=lambda r: r.rwp_after)
     structure = model_structure(template, best.frac)
@@ -134,8 +166,11 @@ def run(args: argparse.Namespace) -> int:
     from gasolve.plotting import plot_convergence, plot_fit
 
     metrics = fit_metrics(observed.y_obs, fit.y_calc[0], observed.weights, 1 + problem.n_background)
-    write_cif(structure, out / "best.cif", comments=[f"gasolve {__version__}: Rwp {best.rwp_after:.5f} after "
-                                                     f"refinement, seed {settings.seed}"])
+    write_cif(
+        structure,
+        out / "best.cif",
+        comments=[f"gasolve {__version__}: Rwp {best.rwp_after:.5f} after refinement, seed {settings.seed}"],
+    )
     summary = {
         "name": config.structure.name,
         "rwp": best.rwp_after,
@@ -155,27 +190,46 @@ def run(args: argparse.Namespace) -> int:
     }
     if judge is not None:
         solved, distances = judge(best.frac)
-        summary.update({
-            "solved": solved,
-            "site_distances": {label: float(d) for label, d in zip(
-                [s.label for s in judge.reference.sites], distances, strict=True)},
-            "max_site_distance": float(np.max(distances)),
-            "evaluations_to_solution": current.evaluations_to_solution,
-            "tolerance": config.reference.tolerance,
-        })
+        summary.update(
+            {
+                "solved": solved,
+                "site_distances": {
+                    label: float(d)
+                    for label, d in zip([s.label for s in judge.reference.sites], distances, strict=True)
+                },
+                "max_site_distance": float(np.max(distances)),
+                "evaluations_to_solution": current.evaluations_to_solution,
+                "tolerance": config.reference.tolerance,
+            }
+        )
     write_json(out / "summary.json", summary)
     write_history(out / "history.csv", current.history)
-    ticks = [(f"λ={w:.5f}", problem.reflections.two_theta(w, pattern_spec.profile.zero))
-             for w, _ in pattern_spec.radiation.lines]
-    plot_fit(out / "fit.png", observed.two_theta, observed.y_obs, fit.y_calc[0], ticks,
-             title=f"{config.structure.name}: best model after refinement",
-             annotation=f"Rwp {best.rwp_after:.4f}\nRp  {metrics.rp:.4f}\nχ²  {metrics.chi2:.3f}")
-    plot_convergence(out / "convergence.png", current.history, title=f"{config.structure.name}, seed {settings.seed}",
-                     evaluations_to_solution=current.evaluations_to_solution)
-    line = (f"{config.structure.name}: Rwp {best.rwp_after:.4f} (before refinement {state.best_rwp:.4f}), "
-            f"{state.evaluations:,.0f} evaluations, {state.generation} generations, {current.seconds:.1f} s")
+    ticks = [
+        (f"λ={w:.5f}", problem.reflections.two_theta(w, pattern_spec.profile.zero))
+        for w, _ in pattern_spec.radiation.lines
+    ]
+    plot_fit(
+        out / "fit.png",
+        observed.two_theta,
+        observed.y_obs,
+        fit.y_calc[0],
+        ticks,
+        title=f"{config.structure.name}: best model after refinement",
+        annotation=f"Rwp {best.rwp_after:.4f}\nRp  {metrics.rp:.4f}\nχ²  {metrics.chi2:.3f}",
+    )
+    plot_convergence(
+        out / "convergence.png",
+        current.history,
+        title=f"{config.structure.name}, seed {settings.seed}",
+        evaluations_to_solution=current.evaluations_to_solution,
+    )
+    line = (
+        f"{config.structure.name}: Rwp {best.rwp_after:.4f} (before refinement {state.best_rwp:.4f}), "
+        f"{state.evaluations:,.0f} evaluations, {state.generation} generations, {current.seconds:.1f} s"
+    )
     if judge is not None:
-        line += f"; solved: {'yes' if summary['solved'] else 'no'} (max site distance {summary['max_site_distance']:.3f} Å)"
+        verdict = "yes" if summary["solved"] else "no"
+        line += f"; solved: {verdict} (max site distance {summary['max_site_distance']:.3f} Å)"
     print(line)
     print(f"outputs in {out}")
     return 0

@@ -7,6 +7,7 @@ G_ij = a_i . a_j (Å²) and the reciprocal metric G* = G^-1 (Å⁻²), so that 1
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,8 +29,9 @@ class UnitCell:
     def __post_init__(self) -> None:
         for name in ("a", "b", "c", "alpha", "beta", "gamma"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
                 raise InputError(f"cell parameter {name} must be a finite number, got {value!r}")
+            object.__setattr__(self, name, float(value))
         for name in ("a", "b", "c"):
             if getattr(self, name) <= 0:
                 raise InputError(f"cell length {name} must be positive, got {getattr(self, name)} Å")

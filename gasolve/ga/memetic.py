@@ -44,8 +44,7 @@ class Evaluator:
         genomes (n, n_genes) -> penalty (n,) added to Rwp for selection (anti-bump).
     """
 
-    def __init__(self, scorer: Scorer, settings: GASettings,
-                 penalty: Callable[[np.ndarray], np.ndarray] | None = None):
+    def __init__(self, scorer: Scorer, settings: GASettings, penalty: Callable[[np.ndarray], np.ndarray] | None = None):
         self.scorer = scorer
         self.settings = settings
         self.penalty = penalty

@@ -103,13 +103,20 @@ def _clean(fitness):
     return np.where(np.isfinite(fitness), fitness, np.inf)
 
 
-def init(batch: Batch, genomes: np.ndarray, fitness: np.ndarray, rwp: np.ndarray, evaluations: float,
-         settings: GASettings) -> GAState:
+def init(
+    batch: Batch, genomes: np.ndarray, fitness: np.ndarray, rwp: np.ndarray, evaluations: float, settings: GASettings
+) -> GAState:
     """First state from the evaluated (and possibly refined) initial batch."""
     fitness, rwp = _clean(fitness), _clean(rwp)
     islands = tuple(
-        _fresh_island(settings, i, genomes[batch.island == i], fitness[batch.island == i], rwp[batch.island == i],
-                      settings.island_size)
+        _fresh_island(
+            settings,
+            i,
+            genomes[batch.island == i],
+            fitness[batch.island == i],
+            rwp[batch.island == i],
+            settings.island_size,
+        )
         for i in range(settings.islands)
     )
     best = int(np.argmin(fitness))
@@ -135,8 +142,9 @@ def ask(rng: np.random.Generator, state: GAState, settings: GASettings) -> Batch
     for index, island in enumerate(state.islands):
         if island.restart_pending:
             n = island.target_size
-            parts.append((rng.random((n, n_genes)), np.full(n, index), np.full(n, -1), np.full(n, -1),
-                          np.full(n, np.inf)))
+            parts.append(
+                (rng.random((n, n_genes)), np.full(n, index), np.full(n, -1), np.full(n, -1), np.full(n, np.inf))
+            )
             continue
         n = max(2, round(settings.offspring_fraction * island.target_size))
         select = SELECTIONS[island.selection]
@@ -149,13 +157,13 @@ def ask(rng: np.random.Generator, state: GAState, settings: GASettings) -> Batch
         for k, name in enumerate(settings.crossovers):
             rows = np.flatnonzero(crossover == k)
             if rows.size:
-                children[rows] = CROSSOVERS[name](rng, a[rows], b[rows], eta=settings.sbx_eta,
-                                                  alpha=settings.blx_alpha)
+                children[rows] = CROSSOVERS[name](rng, a[rows], b[rows], eta=settings.sbx_eta, alpha=settings.blx_alpha)
         for k, name in enumerate(settings.mutations):
             rows = np.flatnonzero(mutation == k)
             if rows.size:
-                children[rows] = MUTATIONS[name](rng, children[rows], rate=settings.mutation_rate,
-                                                 sigma=island.sigma, eta=settings.polynomial_eta)
+                children[rows] = MUTATIONS[name](
+                    rng, children[rows], rate=settings.mutation_rate, sigma=island.sigma, eta=settings.polynomial_eta
+                )
         parent_fitness = 0.5 * (island.fitness[first] + island.fitness[second])
         parts.append((children, np.full(n, index), crossover, mutation, parent_fitness))
     return Batch(*(np.concatenate([p[i] for p in parts]) for i in range(5)))
@@ -177,10 +185,12 @@ def _update_island(island, settings, genomes, fitness, rwp, batch_rows, batch) -
         fresh = _fresh_island(settings, 0, genomes, fitness, rwp, island.target_size)
         return replace(fresh, selection=island.selection, sigma=float(settings.mutation_sigma))
     success = (fitness < batch.parent_fitness[batch_rows]).astype(float)
-    cross_ema, cross_p = _self_configure(island.crossover_success, batch.crossover[batch_rows], success,
-                                         settings.min_probability)
-    mut_ema, mut_p = _self_configure(island.mutation_success, batch.mutation[batch_rows], success,
-                                     settings.min_probability)
+    cross_ema, cross_p = _self_configure(
+        island.crossover_success, batch.crossover[batch_rows], success, settings.min_probability
+    )
+    mut_ema, mut_p = _self_configure(
+        island.mutation_success, batch.mutation[batch_rows], success, settings.min_probability
+    )
     sigma = island.sigma
     gaussian = settings.mutations.index("gaussian") if "gaussian" in settings.mutations else -1
     used = batch.mutation[batch_rows] == gaussian
@@ -223,8 +233,15 @@ def _insert(island, genomes, fitness, rwp, settings) -> IslandState:
     return replace(island, population=frozen_array(population), fitness=frozen_array(fit), rwp=frozen_array(r))
 
 
-def tell(batch: Batch, genomes: np.ndarray, fitness: np.ndarray, rwp: np.ndarray, evaluations: float,
-         state: GAState, settings: GASettings) -> GAState:
+def tell(
+    batch: Batch,
+    genomes: np.ndarray,
+    fitness: np.ndarray,
+    rwp: np.ndarray,
+    evaluations: float,
+    state: GAState,
+    settings: GASettings,
+) -> GAState:
     """Next state after the batch was evaluated.
 
     Parameters
@@ -240,16 +257,29 @@ def tell(batch: Batch, genomes: np.ndarray, fitness: np.ndarray, rwp: np.ndarray
     """
     fitness, rwp = _clean(fitness), _clean(rwp)
     islands = [
-        _update_island(island, settings, genomes[batch.island == i], fitness[batch.island == i],
-                       rwp[batch.island == i], np.flatnonzero(batch.island == i), batch)
+        _update_island(
+            island,
+            settings,
+            genomes[batch.island == i],
+            fitness[batch.island == i],
+            rwp[batch.island == i],
+            np.flatnonzero(batch.island == i),
+            batch,
+        )
         for i, island in enumerate(state.islands)
     ]
     generation = state.generation + 1
     n_islands = len(islands)
     restarts = state.restarts
     if n_islands > 1 and settings.migration_size and generation % settings.migration_interval == 0:
-        migrants = [(isl.population[: settings.migration_size], isl.fitness[: settings.migration_size],
-                     isl.rwp[: settings.migration_size]) for isl in islands]
+        migrants = [
+            (
+                isl.population[: settings.migration_size],
+                isl.fitness[: settings.migration_size],
+                isl.rwp[: settings.migration_size],
+            )
+            for isl in islands
+        ]
         islands = [_insert(islands[i], *migrants[i - 1], settings) for i in range(n_islands)]
     if n_islands > 1 and settings.reallocation_share and generation % settings.reallocation_interval == 0:
         progress = np.array([isl.progress for isl in islands])
@@ -259,8 +289,13 @@ def tell(batch: Batch, genomes: np.ndarray, fitness: np.ndarray, rwp: np.ndarray
             islands[winner] = replace(islands[winner], target_size=islands[winner].target_size + moved)
             loser_state = islands[loser]
             size = loser_state.target_size - moved
-            islands[loser] = replace(loser_state, target_size=size, population=loser_state.population[:size],
-                                     fitness=loser_state.fitness[:size], rwp=loser_state.rwp[:size])
+            islands[loser] = replace(
+                loser_state,
+                target_size=size,
+                population=loser_state.population[:size],
+                fitness=loser_state.fitness[:size],
+                rwp=loser_state.rwp[:size],
+            )
         islands = [replace(isl, progress=0.0) for isl in islands]
     for i, island in enumerate(islands):
         if island.stagnant >= settings.stagnation_generations:

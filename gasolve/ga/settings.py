@@ -136,8 +136,11 @@ class GASettings:
         need(0 <= self.blx_alpha <= 1, "blx_alpha", "in [0, 1]")
         need(0 < self.mutation_rate <= 1, "mutation_rate", "in (0, 1]")
         need(0 < self.mutation_sigma <= 0.5, "mutation_sigma", "in (0, 0.5]")
-        need(0 <= self.min_probability * max(len(self.crossovers), len(self.mutations)) <= 1, "min_probability",
-             "at most 1 / number of operators")
+        need(
+            0 <= self.min_probability * max(len(self.crossovers), len(self.mutations)) <= 1,
+            "min_probability",
+            "at most 1 / number of operators",
+        )
         need(self.local_steps >= 0, "local_steps", ">= 0")
         need(0 <= self.local_fraction <= 1, "local_fraction", "in [0, 1]")
         need(self.migration_interval >= 1, "migration_interval", ">= 1")

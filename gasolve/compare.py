@@ -1,0 +1,667 @@
+"""Comparison of a trial structure with a reference: is a GA model a solution, and which of its atoms sit in place?
+
+Two descriptions of one crystal structure in the same cell and space group differ by an element of the
+Euclidean normaliser of the group (International Tables Vol. A, ch. 3.5): an origin shift, possibly an
+inversion, combined with the group's own operators, lattice translations and a renumbering of equal atoms.
+The comparison searches that set:
+
+1. Both structures are expanded to the full cell. The alignment group is the set of operators common to the
+   model and the reference, so a P1 model is compared with a P-1 reference as two P1 structures.
+2. The alignments allowed are the maps x -> x + s and, for a non-centrosymmetric group, x -> -x + s that map
+   the alignment group onto itself. The discrete part of s is found on a 1/24 grid, which holds the halves,
+   thirds, quarters and eighths of the normalisers' shifts; along polar directions (the common null space of
+   all I - R; the whole space for P1) the shift is continuous.
+3. For each alignment, atoms of equal elements are paired one to one by the Hungarian method (Kuhn 1955;
+   ``scipy.optimize.linear_sum_assignment``) on squared minimum-image distances in the metric of the cell
+   (ITC Vol. B, 1.1). A continuous shift starts from superposing each model atom of the rarest element on one
+   reference atom of that element and is refined by least squares alternating with re-pairing (iterative
+   closest point, Besl & McKay 1992). The alignment with the smallest sum of squared distances wins.
+
+Minimum images are searched among the 27 cells around the rounded fractional difference, which is exact for
+reduced cells.
+
+:func:`labels_within` labels the atoms of many models at once (training data for the selection network): the
+same alignments, but each model site is measured to the nearest reference atom of its element instead of a
+one-to-one partner, in vectorised NumPy.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections import Counter
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy.linalg import null_space
+from scipy.optimize import linear_sum_assignment
+
+from gasolve.crystal.cell import UnitCell
+from gasolve.crystal.spacegroup import SpaceGroup
+from gasolve.crystal.structure import Site, Structure, element_symbol
+from gasolve.errors import InputError
+
+#: Lattice translations to the 27 cells around (and including) the home cell, shape (27, 3).
+_OFFSETS = np.array(list(itertools.product((-1.0, 0.0, 1.0), repeat=3)))
+#: Denominator of the grid searched for discrete origin shifts (covers 1/2, 1/3, 1/4, 1/6, 1/8).
+_GRID = 24
+_EPS = 1e-6
+#: Continuous shifts: candidates refined in compare_structures, refinement rounds in the batched labelling.
+_N_REFINE = 8
+_BATCH_ROUNDS = 10
+
+
+@dataclass(frozen=True)
+class Alignments:
+    """Origin choices that keep a space-group description: x -> (-x if inverted else x) + shift + free @ u.
+
+    Attributes
+    ----------
+    shifts : ndarray, shape (n_alignments, 3)
+        Discrete origin shifts (fractional), one per coset; the zero shift comes first.
+    inverted : ndarray, shape (n_alignments,), bool
+        Whether the alignment inverts the model before shifting it.
+    free_directions : ndarray, shape (3, n_free)
+        Orthonormal basis (fractional coordinates) of the continuous shifts allowed on top of ``shifts``:
+        the polar directions. Shape (3, 0) when the origin is fixed, (3, 3) for P1.
+    """
+
+    shifts: np.ndarray
+    inverted: np.ndarray
+    free_directions: np.ndarray
+
+    @property
+    def n_free(self) -> int:
+        return self.free_directions.shape[1]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The best alignment of a model with a reference and the distances it leaves.
+
+    Attributes
+    ----------
+    site_distances : ndarray, shape (n_reference_sites,), Å
+        For each independent reference site, the largest distance from one of its images in the cell to the
+        model atom paired with it. When the model has the reference's symmetry every image gives the same
+        distance; taking the largest keeps a lower-symmetry (e.g. P1) model from passing with atoms misplaced.
+    atom_distances : ndarray, shape (n_reference_atoms,), Å
+        Distance of every reference atom of the expanded cell (order of ``reference.expand()``) to its partner.
+    assignment : ndarray, shape (n_reference_sites,), int
+        Index of the model's independent site paired with each reference site (with the image that sets the
+        site's distance).
+    origin_shift : ndarray, shape (3,)
+        Fractional shift s of the alignment, in [0, 1): an aligned model atom is at ``(-x if inverted else x) + s``.
+    inverted : bool
+        Whether the model was inverted through the origin before the shift.
+    max_distance : float
+        Largest site distance (Å).
+    rms_distance : float
+        Root mean square of the site distances (Å).
+    """
+
+    site_distances: np.ndarray
+    atom_distances: np.ndarray
+    assignment: np.ndarray
+    origin_shift: np.ndarray
+    inverted: bool
+    max_distance: float
+    rms_distance: float
+
+    def __post_init__(self) -> None:
+        for name in ("site_distances", "atom_distances", "assignment", "origin_shift"):
+            array = np.array(getattr(self, name))
+            array.setflags(write=False)
+            object.__setattr__(self, name, array)
+
+    def solved(self, tolerance: float = 0.3) -> bool:
+        """True if every reference site has a model atom within ``tolerance`` (Å)."""
+        return bool(self.max_distance <= tolerance)
+
+    def n_within(self, tolerance: float = 0.3) -> int:
+        """Number of reference sites with a model atom within ``tolerance`` (Å)."""
+        return int(np.count_nonzero(self.site_distances <= tolerance))
+
+
+def compare_structures(
+    model: Structure,
+    reference: Structure,
+    *,
+    allow_inversion: bool = True,
+    length_tolerance: float = 0.01,
+    angle_tolerance: float = 1.0,
+) -> Comparison:
+    """Align ``model`` with ``reference`` and measure how far each reference site is from its model atom.
+
+    Parameters
+    ----------
+    model, reference : Structure
+        Same cell (within the tolerances) and same number of atoms of each element per cell; the space groups
+        may differ (e.g. a P1 model against a P-1 reference).
+    allow_inversion : bool
+        Also try the inverted model where the alignment group allows it (the enantiomer of a chiral model).
+    length_tolerance : float
+        Largest relative difference of a, b, c.
+    angle_tolerance : float
+        Largest difference of alpha, beta, gamma (degrees).
+
+    Returns
+    -------
+    Comparison
+        Distances are in Å in the reference cell's metric.
+
+    Raises
+    ------
+    InputError
+        If the cells or the compositions per cell differ.
+    """
+    check_same_cell(model.cell, reference.cell, length_tolerance, angle_tolerance)
+    if reference.n_sites == 0:
+        raise InputError(f"the reference {reference.name} has no atoms")
+    ref_elements, ref_frac, _, _, ref_site = reference.expand()
+    mod_elements, mod_frac, _, _, mod_site = model.expand()
+    _check_composition(mod_elements, ref_elements, model, reference)
+    metric = reference.cell.metric
+    ref_elements, mod_elements = np.array(ref_elements), np.array(mod_elements)
+    groups = [
+        (np.flatnonzero(ref_elements == element), np.flatnonzero(mod_elements == element))
+        for element in sorted(set(ref_elements.tolist()))
+    ]
+    rotations, translations = common_operators(model.space_group, reference.space_group)
+    alignments = _alignments(rotations, translations, allow_inversion)
+    best = None
+    for inverted, shift in _candidates(alignments, ref_frac, mod_frac, groups, metric):
+        fit = _fit(ref_frac, mod_frac, groups, metric, inverted, shift, alignments.free_directions)
+        if best is None or fit[0] < best[0] - 1e-9:
+            best = fit
+    _, inverted, shift, partner, d2 = best
+    atom_distances = np.sqrt(d2)
+    site_distances = np.zeros(reference.n_sites)
+    assignment = np.zeros(reference.n_sites, dtype=int)
+    for site in range(reference.n_sites):
+        images = np.flatnonzero(ref_site == site)
+        worst = images[np.argmax(atom_distances[images])]
+        site_distances[site] = atom_distances[worst]
+        assignment[site] = mod_site[partner[worst]]
+    return Comparison(
+        site_distances=site_distances,
+        atom_distances=atom_distances,
+        assignment=assignment,
+        origin_shift=np.mod(shift, 1.0) % 1.0,  # the second modulo turns 1.0 from mod(-1e-17) into 0.0
+        inverted=bool(inverted),
+        max_distance=float(site_distances.max()),
+        rms_distance=float(np.sqrt(np.mean(site_distances**2))),
+    )
+
+
+def aligned_model(model: Structure, comparison: Comparison) -> Structure:
+    """The model moved by the alignment of ``comparison``.
+
+    Returns
+    -------
+    Structure
+        In the model's space group when the alignment maps its operators onto themselves, otherwise the whole
+        cell in P1 (labels ``<site label>_<image>``).
+    """
+    sign = -1.0 if comparison.inverted else 1.0
+    shift = comparison.origin_shift
+    group = model.space_group
+    if _normalises(group.rotations, group.translations, comparison.inverted, shift):
+        return model.with_frac(np.mod(sign * model.frac + shift, 1.0))
+    elements, frac, occupancy, b_iso, site_index = model.expand()
+    image = Counter()
+    sites = []
+    for element, x, occ, b, index in zip(elements, frac, occupancy, b_iso, site_index, strict=True):
+        image[index] += 1
+        label = f"{model.sites[index].label}_{image[index]}"
+        sites.append(Site(label, element, tuple(np.mod(sign * x + shift, 1.0)), float(occ), float(b)))
+    return replace(model, space_group=SpaceGroup.from_symbol("P1"), sites=tuple(sites), _cache={})
+
+
+def check_same_cell(
+    model_cell: UnitCell, reference_cell: UnitCell, length_tolerance: float = 0.01, angle_tolerance: float = 1.0
+) -> None:
+    """Raise :class:`InputError` unless the cells agree within the tolerances (relative lengths, degrees)."""
+    lengths = np.array(model_cell.parameters[:3]) / np.array(reference_cell.parameters[:3]) - 1.0
+    angles = np.array(model_cell.parameters[3:]) - np.array(reference_cell.parameters[3:])
+    if np.any(np.abs(lengths) > length_tolerance) or np.any(np.abs(angles) > angle_tolerance):
+        text = ", ".join(f"{x:g}" for x in model_cell.parameters)
+        ref_text = ", ".join(f"{x:g}" for x in reference_cell.parameters)
+        raise InputError(
+            f"the model cell ({text}) differs from the reference cell ({ref_text}); structures can only be "
+            f"compared in the same cell (within {100 * length_tolerance:g} % in a, b, c and {angle_tolerance:g}° "
+            "in alpha, beta, gamma)"
+        )
+
+
+def common_operators(group_a: SpaceGroup, group_b: SpaceGroup) -> tuple[np.ndarray, np.ndarray]:
+    """Operators that two space-group descriptions share (modulo lattice translations).
+
+    Returns
+    -------
+    rotations : ndarray, shape (n_common, 3, 3), int
+    translations : ndarray, shape (n_common, 3), in [0, 1)
+    """
+    keys_b = {_op_key(r, t) for r, t in zip(group_b.rotations, group_b.translations, strict=True)}
+    keep = [
+        i
+        for i, (r, t) in enumerate(zip(group_a.rotations, group_a.translations, strict=True))
+        if _op_key(r, t) in keys_b
+    ]
+    return group_a.rotations[keep], group_a.translations[keep]
+
+
+def origin_alignments(space_group: SpaceGroup, allow_inversion: bool = True) -> Alignments:
+    """Origin shifts (and inversions) that map the operators of ``space_group`` onto themselves.
+
+    These are the translation and inversion parts of the Euclidean normaliser (ITA Vol. A, ch. 3.5): for P-1
+    the 8 inversion centres, for P1 a continuous shift plus inversion, for P2_1 4 shifts, a free shift along b
+    and inversion. Inversion is listed only for non-centrosymmetric groups (otherwise it is already an
+    operator combined with a shift).
+    """
+    return _alignments(space_group.rotations, space_group.translations, allow_inversion)
+
+
+def labels_within(
+    population: np.ndarray,
+    reference: Structure,
+    space_group: SpaceGroup,
+    cell: UnitCell,
+    elements: list[str],
+    radius: float = 0.3,
+    *,
+    allow_inversion: bool = True,
+) -> np.ndarray:
+    """Which atoms of many models lie within ``radius`` of a reference atom of their element.
+
+    Returns ``site_distances_batch(...) <= radius``; see :func:`site_distances_batch`.
+
+    Returns
+    -------
+    ndarray, shape (n_models, n_sites), bool
+    """
+    if not (math.isfinite(radius) and radius > 0):
+        raise ValueError(f"radius must be a positive number (Å), got {radius}")
+    distances = site_distances_batch(
+        population, reference, space_group, cell, elements, allow_inversion=allow_inversion
+    )
+    return distances <= radius
+
+
+def site_distances_batch(
+    population: np.ndarray,
+    reference: Structure,
+    space_group: SpaceGroup,
+    cell: UnitCell,
+    elements: list[str],
+    *,
+    allow_inversion: bool = True,
+    chunk_size: int = 1024,
+) -> np.ndarray:
+    """Distance of each independent site of many models to the nearest reference atom of its element.
+
+    Each model gets its own alignment from the same set as :func:`compare_structures`: the one with the smallest
+    sum of squared site distances (with free directions, starts superposing each atom of the rarest element on a
+    reference atom, refined by alternating nearest-atom search and least-squares shift). Unlike
+    :func:`compare_structures`, atoms are not paired one to one: a site is in place when any reference atom of
+    its element is close, which is what a per-atom label needs, and vectorised nearest-image searches replace
+    the Hungarian method. 1000 K4SnO4 models take about 10 ms in P-1 and 40-80 ms in P1 (18 sites).
+
+    Parameters
+    ----------
+    population : ndarray, shape (n_models, n_sites, 3)
+        Fractional coordinates of the models' independent sites.
+    reference : Structure
+    space_group : SpaceGroup
+        Space group of the models.
+    cell : UnitCell
+        Cell of the models; must match the reference's (1 % in lengths, 1° in angles).
+    elements : list of str, length n_sites
+    allow_inversion : bool
+    chunk_size : int
+        Models processed at once (memory grows linearly with it).
+
+    Returns
+    -------
+    ndarray, shape (n_models, n_sites), Å
+        Computed in single precision (about 1e-6 Å). For a site, the largest over its images when the
+        alignment does not keep the models' space group, which happens only when the reference has fewer
+        operators than the models.
+
+    Raises
+    ------
+    ValueError
+        If ``population`` has the wrong shape or holds non-finite numbers.
+    InputError
+        If the cells differ or an element of the models is absent from the reference (the number of atoms per
+        cell is not checked, so models with atoms on special positions are accepted).
+    """
+    population = np.asarray(population, dtype=float)
+    if population.ndim != 3 or population.shape[2] != 3 or population.shape[1] != len(elements):
+        raise ValueError(f"population must have shape (n_models, n_sites={len(elements)}, 3), got {population.shape}")
+    if not np.all(np.isfinite(population)):
+        raise ValueError("population holds NaN or infinite coordinates")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    check_same_cell(cell, reference.cell)
+    elements = [element_symbol(e) for e in elements]
+    ref_elements, ref_frac, _, _, _ = reference.expand()
+    missing = sorted(set(elements) - set(ref_elements))
+    if missing:
+        raise InputError(f"the reference {reference.name} has no {', '.join(missing)} atoms")
+    rotations, translations = common_operators(space_group, reference.space_group)
+    alignments = _alignments(rotations, translations, allow_inversion)
+    if len(rotations) == space_group.n_ops:
+        image_rot, image_tran = np.eye(3)[None], np.zeros((1, 3))
+    else:
+        image_rot, image_tran = space_group.rotations.astype(float), space_group.translations
+    problem = _BatchProblem.build(reference, ref_elements, ref_frac, elements, alignments, image_rot, image_tran)
+    out = np.empty(population.shape[:2])
+    for start in range(0, len(population), chunk_size):
+        stop = min(start + chunk_size, len(population))
+        out[start:stop] = problem.distances(population[start:stop])
+    return out
+
+
+# --- alignment group ------------------------------------------------------------------------------------------
+
+
+def _op_key(rotation: np.ndarray, translation: np.ndarray) -> tuple:
+    t = np.round(np.mod(translation, 1.0) * 1e6).astype(np.int64) % 1_000_000
+    return (*np.asarray(rotation, dtype=np.int64).ravel().tolist(), *t.tolist())
+
+
+def _alignments(rotations: np.ndarray, translations: np.ndarray, allow_inversion: bool) -> Alignments:
+    key = tuple(sorted(_op_key(r, t) for r, t in zip(rotations, translations, strict=True)))
+    return _alignments_cached(key, bool(allow_inversion))
+
+
+@functools.lru_cache(maxsize=64)
+def _alignments_cached(key: tuple, allow_inversion: bool) -> Alignments:
+    ops = np.array(key, dtype=float)
+    rotations = ops[:, :9].reshape(-1, 3, 3)
+    translations = ops[:, 9:] / 1e6
+    identity = np.all(rotations == np.eye(3), axis=(1, 2))
+    centring = translations[identity]
+    _, first = np.unique(rotations.reshape(-1, 9), axis=0, return_index=True)
+    reduced = np.eye(3) - rotations[first]
+    coset_translations = translations[first]
+    free = null_space(reduced.reshape(-1, 3), rcond=1e-8)
+    grid = np.array(list(itertools.product(range(_GRID), repeat=3)), dtype=float) / _GRID
+    centrosymmetric = bool(np.any(np.all(rotations == -np.eye(3), axis=(1, 2))))
+    shifts, inverted = [], []
+    for invert in (False, True) if allow_inversion and not centrosymmetric else (False,):
+        # (I,s) and (-I,s) conjugate (R,t) to (R, t + (I-R)s) and (R, (I-R)s - t); that must be (R, t + c).
+        keep = np.ones(len(grid), dtype=bool)
+        for reduced_r, t in zip(reduced, coset_translations, strict=True):
+            residual = grid @ reduced_r.T - (2.0 * t if invert else 0.0)
+            diff = residual[:, None, :] - centring[None, :, :]
+            keep &= np.any(np.all(np.abs(diff - np.round(diff)) < _EPS, axis=2), axis=1)
+        for shift in _distinct(grid[keep], centring, free):
+            shifts.append(shift)
+            inverted.append(invert)
+    result = Alignments(
+        shifts=np.array(shifts).reshape(-1, 3), inverted=np.array(inverted, dtype=bool), free_directions=free
+    )
+    for array in (result.shifts, result.inverted, result.free_directions):
+        array.setflags(write=False)
+    return result
+
+
+def _distinct(points: np.ndarray, centring: np.ndarray, free: np.ndarray) -> list[np.ndarray]:
+    """One representative of each class of ``points`` modulo lattice, centring and the free directions."""
+    representatives = []
+    remaining = points
+    while len(remaining):
+        first = remaining[0]
+        representatives.append(first)
+        diff = (remaining - first)[:, None, :] - centring[None, :, :]
+        diff = (diff - np.round(diff))[:, :, None, :] + _OFFSETS
+        if free.shape[1]:
+            diff = diff - (diff @ free) @ free.T
+        same = np.any(np.all(np.abs(diff) < _EPS, axis=-1), axis=(1, 2))
+        remaining = remaining[~same]
+    return representatives
+
+
+def _normalises(rotations: np.ndarray, translations: np.ndarray, inverted: bool, shift: np.ndarray) -> bool:
+    """True if x -> ±x + shift maps the operator set onto itself."""
+    keys = {_op_key(r, t) for r, t in zip(rotations, translations, strict=True)}
+    for r, t in zip(rotations, translations, strict=True):
+        moved = (np.eye(3) - r) @ shift + (-t if inverted else t)
+        if _op_key(r, moved) not in keys:
+            return False
+    return True
+
+
+# --- one-to-one comparison ------------------------------------------------------------------------------------
+
+
+def _check_composition(mod_elements: list[str], ref_elements: list[str], model: Structure, reference: Structure):
+    mod_count, ref_count = Counter(mod_elements), Counter(ref_elements)
+    if mod_count != ref_count:
+
+        def text(count: Counter) -> str:
+            return " ".join(f"{element}{count[element]}" for element in sorted(count))
+
+        raise InputError(
+            f"the model {model.name} has {text(mod_count)} per cell but the reference {reference.name} has "
+            f"{text(ref_count)}; only structures with the same atoms per cell can be compared"
+        )
+
+
+def _min_image(delta: np.ndarray, metric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shortest lattice-equivalent vectors of fractional differences ``delta`` (..., 3) and their squared lengths."""
+    delta = delta - np.round(delta)
+    trial = delta[..., None, :] + _OFFSETS
+    cart = trial @ np.linalg.cholesky(metric)  # |x|^2 = x^T G x = |L^T x|^2 with G = L L^T
+    d2 = np.einsum("...i,...i->...", cart, cart)
+    best = np.argmin(d2, axis=-1)
+    vector = np.take_along_axis(trial, best[..., None, None], axis=-2)[..., 0, :]
+    return vector, np.take_along_axis(d2, best[..., None], axis=-1)[..., 0]
+
+
+def _pair(ref_frac, aligned, groups, metric):
+    """Hungarian pairing per element: partner model atom, displacement model - reference, squared distance."""
+    partner = np.zeros(len(ref_frac), dtype=int)
+    displacement = np.zeros((len(ref_frac), 3))
+    d2 = np.zeros(len(ref_frac))
+    for ref_index, mod_index in groups:
+        vectors, lengths = _min_image(aligned[mod_index][None, :, :] - ref_frac[ref_index][:, None, :], metric)
+        rows, cols = linear_sum_assignment(lengths)
+        partner[ref_index[rows]] = mod_index[cols]
+        displacement[ref_index[rows]] = vectors[rows, cols]
+        d2[ref_index[rows]] = lengths[rows, cols]
+    return partner, displacement, d2
+
+
+def _candidates(alignments: Alignments, ref_frac, mod_frac, groups, metric):
+    """Starting alignments: every discrete one; with free directions, each superposing a rarest-element pair."""
+    if alignments.n_free == 0:
+        return list(zip(alignments.inverted.tolist(), alignments.shifts, strict=True))
+    free = alignments.free_directions
+    projector = np.linalg.solve(free.T @ metric @ free, free.T @ metric)
+    ref_index, mod_index = min(groups, key=lambda group: len(group[0]))
+    anchor = ref_frac[ref_index[0]]
+    starts = []
+    for inverted, shift in zip(alignments.inverted, alignments.shifts, strict=True):
+        sign = -1.0 if inverted else 1.0
+        vectors, _ = _min_image(sign * mod_frac[mod_index] + shift - anchor, metric)
+        for vector in vectors:
+            start = shift - free @ (projector @ vector)
+            aligned = sign * mod_frac + start
+            score = 0.0
+            for r_index, m_index in groups:
+                _, lengths = _min_image(aligned[m_index][None, :, :] - ref_frac[r_index][:, None, :], metric)
+                score += lengths.min(axis=1).sum()
+            starts.append((score, bool(inverted), start))
+    # Refine the most promising starts, in enumeration order so that ties keep the plain, unshifted choice.
+    keep = sorted(np.argsort([score for score, _, _ in starts], kind="stable")[:_N_REFINE])
+    return [starts[i][1:] for i in keep]
+
+
+def _fit(ref_frac, mod_frac, groups, metric, inverted, shift, free, max_rounds: int = 50):
+    """Pair atoms for one alignment; with free directions, alternate least-squares shift and re-pairing."""
+    sign = -1.0 if inverted else 1.0
+    shift = np.array(shift, dtype=float)
+    partner, displacement, d2 = _pair(ref_frac, sign * mod_frac + shift, groups, metric)
+    if free.shape[1]:
+        normal = free.T @ metric @ free
+        for _ in range(max_rounds):
+            step = -free @ np.linalg.solve(normal, free.T @ metric @ displacement.mean(axis=0))
+            if step @ metric @ step < 1e-24:
+                break
+            shift = shift + step
+            partner, displacement, d2 = _pair(ref_frac, sign * mod_frac + shift, groups, metric)
+    return float(d2.sum()), inverted, shift, partner, d2
+
+
+# --- batched per-site distances -------------------------------------------------------------------------------
+
+
+def _nearest(points: np.ndarray, atoms: np.ndarray, metric: np.ndarray, spacing: float, want_vector: bool):
+    """Nearest image of any of ``atoms`` to each of ``points`` (both fractional).
+
+    Let v be a rounded fractional difference (components in [-1/2, 1/2]) and B the shortest rounded distance of
+    a point. A shorter image w = v - n has |w_i| <= |w| |a*_i| < B / ``spacing`` (the smallest interplanar
+    spacing of the cell faces). So rounding is exact when B < spacing / 2, the 8 images with n_i in
+    {0, sign v_i} suffice when B < spacing, and the 27 neighbouring cells are searched otherwise.
+
+    Returns
+    -------
+    d2 : ndarray, shape (n_points,), Å²
+    vector : ndarray, shape (n_points, 3), fractional, or None
+        Shortest vector from the point to its nearest atom, when ``want_vector``.
+    """
+    # One (n_points, n_atoms) array per axis, single precision (about 1e-6 Å) and the quadratic form of the
+    # metric written out: memory-bound, so several times faster than (n_points, n_atoms, 3) arrays in double.
+    g = metric.astype(np.float32)
+
+    def squared(dx, dy, dz):
+        d2 = dx * (g[0, 0] * dx + 2.0 * g[0, 1] * dy + 2.0 * g[0, 2] * dz)
+        d2 += dy * (g[1, 1] * dy + 2.0 * g[1, 2] * dz)
+        d2 += g[2, 2] * dz * dz
+        return d2
+
+    delta = [atoms[None, :, axis].astype(np.float32) - points[:, None, axis].astype(np.float32) for axis in range(3)]
+    for d in delta:
+        np.subtract(d, np.rint(d), out=d)
+    d2 = squared(*delta)
+    index = np.argmin(d2, axis=1)
+    rows = np.arange(len(points))
+    best = d2[rows, index].astype(float)
+    vector = np.stack([d[rows, index] for d in delta], axis=1).astype(float) if want_vector else None
+    middle = np.flatnonzero((best >= (0.5 * spacing) ** 2) & (best < spacing**2))
+    if len(middle):
+        sub = [d[middle] for d in delta]
+        signs = [np.sign(d) for d in sub]
+        corners = np.stack(
+            [
+                squared(*(d - c * s for d, c, s in zip(sub, corner, signs, strict=True)))
+                for corner in itertools.product((0.0, 1.0), repeat=3)
+            ],
+            axis=1,
+        ).reshape(len(middle), -1)
+        flat = np.argmin(corners, axis=1)
+        best[middle] = corners[np.arange(len(middle)), flat]
+        if want_vector:
+            corner = np.array(list(itertools.product((0.0, 1.0), repeat=3)))[flat // len(atoms)]
+            atom = flat % len(atoms)
+            vector[middle] = np.stack(
+                [
+                    d[np.arange(len(middle)), atom] - corner[:, axis] * s[np.arange(len(middle)), atom]
+                    for axis, (d, s) in enumerate(zip(sub, signs, strict=True))
+                ],
+                axis=1,
+            )
+    far = np.flatnonzero(best >= spacing**2)
+    if len(far):
+        far_vector, far_d2 = _min_image(atoms[None, :, :] - points[far][:, None, :], metric)
+        index = np.argmin(far_d2, axis=1)
+        best[far] = far_d2[np.arange(len(far)), index]
+        if want_vector:
+            vector[far] = far_vector[np.arange(len(far)), index]
+    return np.maximum(best, 0.0), vector
+
+
+@dataclass(frozen=True)
+class _BatchProblem:
+    """Everything fixed by the reference, the models' elements and the alignment set, built once."""
+
+    metric: np.ndarray  # (3, 3) Å²
+    spacing: float  # Å, smallest interplanar spacing of the cell faces, see _nearest
+    site_groups: list  # per element: (site indices, reference atoms of the element (n_atoms, 3) fractional)
+    signs: np.ndarray  # (n_alignments,)
+    shifts: np.ndarray  # (n_alignments, 3)
+    free: np.ndarray  # (3, n_free)
+    image_rot: np.ndarray  # (n_images, 3, 3)
+    image_tran: np.ndarray  # (n_images, 3)
+    rare_sites: np.ndarray  # site indices of the rarest element
+    anchor: np.ndarray  # (3,) a reference atom of that element
+
+    @classmethod
+    def build(cls, reference, ref_elements, ref_frac, elements, alignments, image_rot, image_tran):
+        ref_elements = np.array(ref_elements)
+        elements = np.array(elements)
+        names = sorted(set(elements.tolist()))
+        site_groups = [(np.flatnonzero(elements == e), ref_frac[ref_elements == e]) for e in names]
+        rare = min(names, key=lambda e: np.count_nonzero(ref_elements == e))
+        spacing = 1.0 / np.sqrt(np.diag(reference.cell.reciprocal_metric))
+        return cls(
+            metric=reference.cell.metric,
+            spacing=float(spacing.min()),
+            site_groups=site_groups,
+            signs=np.where(alignments.inverted, -1.0, 1.0),
+            shifts=np.asarray(alignments.shifts),
+            free=np.asarray(alignments.free_directions),
+            image_rot=image_rot,
+            image_tran=image_tran,
+            rare_sites=np.flatnonzero(elements == rare),
+            anchor=ref_frac[np.flatnonzero(ref_elements == rare)[0]],
+        )
+
+    def nearest(self, images: np.ndarray, signs: np.ndarray, shifts: np.ndarray, want_vector: bool = False):
+        """Squared distance and fractional vector to the nearest reference atom of the same element.
+
+        images (n, n_sites, n_images, 3), signs (n_cand,), shifts (n, n_cand, 3) ->
+        d2 (n, n_cand, n_sites, n_images), Å², and vector (n, n_cand, n_sites, n_images, 3) or None.
+        """
+        aligned = signs[None, :, None, None, None] * images[:, None] + shifts[:, :, None, None, :]
+        d2 = np.empty(aligned.shape[:-1])
+        vector = np.empty(aligned.shape) if want_vector else None
+        for sites, atoms in self.site_groups:
+            points = aligned[:, :, sites]
+            group_d2, group_vector = _nearest(points.reshape(-1, 3), atoms, self.metric, self.spacing, want_vector)
+            d2[:, :, sites] = group_d2.reshape(points.shape[:-1])
+            if want_vector:
+                vector[:, :, sites] = group_vector.reshape(points.shape)
+        return d2, vector
+
+    def distances(self, population: np.ndarray) -> np.ndarray:
+        n_models = len(population)
+        images = np.einsum("kij,msj->mski", self.image_rot, population) + self.image_tran
+        signs, shifts = self.signs, np.broadcast_to(self.shifts, (n_models, *self.shifts.shape))
+        if self.free.shape[1]:
+            # Superpose every model atom of the rarest element on one reference atom of that element, then
+            # alternate nearest-atom search and least-squares shift along the free directions.
+            rare = images[:, self.rare_sites].reshape(n_models, -1, 3)
+            moved = signs[None, :, None, None] * rare[:, None] + self.shifts[None, :, None, :] - self.anchor
+            vectors, _ = _min_image(moved, self.metric)
+            projector = np.linalg.solve(self.free.T @ self.metric @ self.free, self.free.T @ self.metric)
+            shifts = self.shifts[None, :, None, :] - (vectors @ projector.T) @ self.free.T
+            signs = np.repeat(signs, rare.shape[1])
+            shifts = shifts.reshape(n_models, len(signs), 3).copy()
+            active = np.arange(n_models)
+            for _ in range(_BATCH_ROUNDS):
+                _, vector = self.nearest(images[active], signs, shifts[active], want_vector=True)
+                step = (vector.mean(axis=(2, 3)) @ projector.T) @ self.free.T
+                shifts[active] += step
+                moved = np.einsum("mci,ij,mcj->mc", step, self.metric, step).max(axis=1) > 1e-12
+                active = active[moved]
+                if not len(active):
+                    break
+        d2, _ = self.nearest(images, signs, shifts)
+        site_d2 = d2.max(axis=3)
+        best = np.argmin(site_d2.sum(axis=2), axis=1)
+        return np.sqrt(site_d2[np.arange(n_models), best])

@@ -1,0 +1,716 @@
+"""Run configuration: the TOML file that describes one structure-solution run, loaded into frozen dataclasses.
+
+A run config holds the tables below (``#`` marks what may be left out)::
+
+    [structure]
+    name = "K4SnO4"
+    cell = [6.6007, 6.6089, 9.9143, 80.247, 71.675, 67.325]   # a, b, c (Å), alpha, beta, gamma (degrees)
+    space_group = "P-1"                                        # Hermann-Mauguin symbol or number 1-230
+    sites = ["Sn", "K", "K", "K", "K", "O", "O", "O", "O"]     # independent atoms (general positions)
+    b_iso = 1.0                                                # optional (1.0 Å²); or one value per site
+
+    [pattern]
+    file = "K4SnO4.xye"          # relative to the TOML file
+    wavelength = "CuKa1"         # a number in Å, "CuKa1" or "CuKa12"
+    range = [5.0, 80.0]          # optional: 2θ range used (degrees); default the whole pattern
+    kalpha2_ratio = 0.5          # optional
+
+    [pattern.profile]
+    fwhm = 0.1                   # constant FWHM (degrees 2θ), or caglioti = [U, V, W] (degrees²): exactly one
+    eta = 0.5
+    eta_slope = 0.0              # optional
+    zero = 0.0                   # optional
+    cutoff = 15.0                # optional, FWHM units
+    monochromator = 0.0          # optional, 2θ_M (degrees)
+
+    [pattern.background]
+    chebyshev = 6                # Chebyshev coefficients refined linearly with the scale (>= 0)
+
+    [ga]                         # optional: any field of GASettings
+    seed = 1
+
+    [reference]                  # optional: the known structure
+    cif = "K4SnO4.cif"           # relative to the TOML file
+    tolerance = 0.3              # optional, Å
+
+    [output]
+    dir = "runs/K4SnO4"          # relative to the TOML file
+
+Every value is checked on load. A mistake raises :class:`~gasolve.errors.InputError` naming the file, the
+table and key, and what was expected, e.g. ``run.toml: [structure] cell: expected 6 numbers [a, b, c, alpha,
+beta, gamma], got 5``. Relative paths are taken relative to the TOML file and stored absolute. The fully
+resolved configuration (absolute paths, every default filled in) is written into each run's output folder with
+:func:`write_resolved`; loading it again gives an equal :class:`RunConfig`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import tempfile
+import tomllib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gasolve import __version__
+from gasolve.crystal.cell import UnitCell
+from gasolve.crystal.spacegroup import SpaceGroup
+from gasolve.crystal.structure import element_symbol
+from gasolve.diffraction.profile import PeakProfile
+from gasolve.diffraction.wavelength import KALPHA2_RATIO, Radiation, parse_radiation
+from gasolve.errors import InputError
+from gasolve.ga.settings import GASettings
+from gasolve.io.patterns import ObservedPattern, read_pattern
+
+#: Default isotropic displacement parameter B (Å²) of every site.
+DEFAULT_B_ISO = 1.0
+#: Default distance (Å) within which an atom counts as matching the reference structure.
+DEFAULT_TOLERANCE = 0.3
+#: Default peak cut-off (FWHM units), the same as :class:`~gasolve.diffraction.profile.PeakProfile`'s.
+DEFAULT_CUTOFF = PeakProfile.cutoff
+
+_TABLES = ("structure", "pattern", "ga", "reference", "output")
+_STRUCTURE_KEYS = ("name", "cell", "space_group", "sites", "b_iso")
+_PATTERN_KEYS = ("file", "wavelength", "range", "kalpha2_ratio", "profile", "background")
+_PROFILE_KEYS = ("fwhm", "caglioti", "eta", "eta_slope", "zero", "cutoff", "monochromator")
+_BACKGROUND_KEYS = ("chebyshev",)
+_REFERENCE_KEYS = ("cif", "tolerance")
+_OUTPUT_KEYS = ("dir",)
+_GA_FIELDS = {f.name: f.type for f in fields(GASettings)}
+
+
+@dataclass(frozen=True, eq=False)
+class StructureSpec:
+    """What is known of the structure before solving it.
+
+    Attributes
+    ----------
+    name : str
+    cell : UnitCell
+    space_group : SpaceGroup
+    sites : tuple of str, length n_sites
+        Element symbol of each independent atom (canonical capitalisation).
+    b_iso : tuple of float, length n_sites
+        Isotropic displacement parameter B of each site (Å²).
+
+    Notes
+    -----
+    Equality compares the space group by its Hall symbol: :class:`SpaceGroup` holds arrays, so its generated
+    ``==`` cannot compare two separately built groups.
+    """
+
+    name: str
+    cell: UnitCell
+    space_group: SpaceGroup
+    sites: tuple[str, ...]
+    b_iso: tuple[float, ...]
+
+    @property
+    def n_sites(self) -> int:
+        return len(self.sites)
+
+    def _key(self) -> tuple:
+        return (self.name, self.cell, self.space_group.hall, self.sites, self.b_iso)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StructureSpec):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
+@dataclass(frozen=True)
+class PatternSpec:
+    """The observed pattern and the instrument that measured it.
+
+    Attributes
+    ----------
+    file : Path
+        Absolute path of the pattern file.
+    wavelength : str or float
+        The wavelength as the config gave it (a number in Å or a name such as ``"CuKa12"``).
+    radiation : Radiation
+        The emission lines it stands for.
+    range : (float, float) or None
+        2θ range used (degrees), or None for the whole pattern.
+    profile : PeakProfile
+    background_terms : int
+        Number of Chebyshev background coefficients (refined linearly with the scale).
+    kalpha2_ratio : float
+        Intensity of Kα2 relative to Kα1 (used by the ``CuKa12`` doublet).
+    """
+
+    file: Path
+    wavelength: str | float
+    radiation: Radiation
+    range: tuple[float, float] | None
+    profile: PeakProfile
+    background_terms: int
+    kalpha2_ratio: float = KALPHA2_RATIO
+
+
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """The known structure a solution is compared with.
+
+    Attributes
+    ----------
+    cif : Path
+        Absolute path of the CIF.
+    tolerance : float
+        Distance (Å) within which an atom counts as found.
+    """
+
+    cif: Path
+    tolerance: float = DEFAULT_TOLERANCE
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """Where a run writes its results.
+
+    Attributes
+    ----------
+    dir : Path
+        Absolute path of the output folder.
+    """
+
+    dir: Path
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run, fully resolved.
+
+    Attributes
+    ----------
+    source : Path
+        Absolute path of the TOML file it came from (not compared by ``==``).
+    structure : StructureSpec
+    pattern : PatternSpec
+    ga : GASettings
+    reference : ReferenceSpec or None
+    output : OutputSpec
+    raw : dict
+        The parsed TOML as given, before defaults and path resolution (not compared by ``==``; do not modify).
+    """
+
+    source: Path = field(compare=False)
+    structure: StructureSpec
+    pattern: PatternSpec
+    ga: GASettings
+    reference: ReferenceSpec | None
+    output: OutputSpec
+    raw: dict = field(compare=False, repr=False)
+
+    def with_overrides(
+        self, out: str | Path | None = None, seed: int | None = None, max_evaluations: int | None = None
+    ) -> RunConfig:
+        """A copy with command-line overrides applied; None keeps the config's value (seed 0 is a value).
+
+        Parameters
+        ----------
+        out : str or Path, optional
+            Output folder, relative to the current directory.
+        seed : int, optional
+            Replaces ``ga.seed``.
+        max_evaluations : int, optional
+            Replaces ``ga.max_evaluations``.
+        """
+        config = self
+        if out is not None:
+            config = replace(config, output=OutputSpec(Path(out).expanduser().resolve()))
+        changes = {
+            name: value for name, value in (("seed", seed), ("max_evaluations", max_evaluations)) if value is not None
+        }
+        if changes:
+            config = replace(config, ga=replace(config.ga, **changes))
+        return config
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading
+
+
+def _describe(value: Any) -> str:
+    """How a TOML value looks to its author, for error messages."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, int | float):
+        return repr(value)
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_MISSING = object()
+
+
+class _Table:
+    """A TOML table being read; knows its file and dotted name so that every error can say where it is."""
+
+    def __init__(self, source: str, name: str, data: dict):
+        self.source = source
+        self.name = name
+        self.data = data
+
+    def error(self, key: str | None, message: str) -> InputError:
+        """An InputError located at ``[name] key`` (or at the table itself when ``key`` is None)."""
+        if not self.name:
+            where = f"[{key}]" if key else ""
+        else:
+            where = f"[{self.name}] {key}" if key else f"[{self.name}]"
+        return InputError(message, f"{self.source}: {where}" if where else self.source)
+
+    @contextmanager
+    def blame(self, key: str | None) -> Iterator[None]:
+        """Re-raise an InputError from a science object located at this table's ``key``."""
+        try:
+            yield
+        except InputError as error:
+            raise self.error(key, str(error)) from error
+
+    def check_keys(self, allowed: Sequence[str]) -> None:
+        for key in self.data:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                kind = "table" if not self.name else "key"
+                raise self.error(key, f"unknown {kind}{hint}; allowed: {', '.join(allowed)}")
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def get(self, key: str, default: Any = _MISSING) -> Any:
+        if key in self.data:
+            return self.data[key]
+        if default is _MISSING:
+            raise self.error(key, "missing required key")
+        return default
+
+    def subtable(self, key: str, required: bool = True) -> _Table | None:
+        name = f"{self.name}.{key}" if self.name else key
+        if key not in self.data:
+            if required:
+                raise self.error(key, f"missing required table [{name}]")
+            return None
+        value = self.data[key]
+        if not isinstance(value, dict):
+            raise self.error(key, f"expected a table [{name}], got {_describe(value)}")
+        return _Table(self.source, name, value)
+
+    def number(self, key: str, default: Any = _MISSING) -> float:
+        value = self.get(key, default)
+        if not _is_number(value) or not math.isfinite(value):
+            raise self.error(key, f"expected a finite number, got {_describe(value)}")
+        return float(value)
+
+    def integer(self, key: str, default: Any = _MISSING) -> int:
+        value = self.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.error(key, f"expected an integer, got {_describe(value)}")
+        return value
+
+    def text(self, key: str, default: Any = _MISSING) -> str:
+        value = self.get(key, default)
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(key, f"expected a non-empty text, got {_describe(value)}")
+        return value
+
+    def numbers(self, key: str, length: int, meaning: str) -> list[float]:
+        """A list of exactly ``length`` finite numbers; ``meaning`` names them for the message."""
+        value = self.get(key)
+        expected = f"expected {length} numbers {meaning}"
+        if not isinstance(value, list):
+            raise self.error(key, f"{expected}, got {_describe(value)}")
+        if len(value) != length:
+            raise self.error(key, f"{expected}, got {len(value)}")
+        for i, item in enumerate(value):
+            if not _is_number(item) or not math.isfinite(item):
+                raise self.error(key, f"{expected}; item {i + 1} is {_describe(item)}")
+        return [float(item) for item in value]
+
+    def path(self, key: str, base: Path) -> Path:
+        """A path given relative to ``base`` (or absolute), returned absolute."""
+        return (base / Path(self.text(key)).expanduser()).resolve()
+
+    def existing_file(self, key: str, base: Path) -> Path:
+        path = self.path(key, base)
+        if not path.exists():
+            raise self.error(key, f"no such file: {path}")
+        if not path.is_file():
+            raise self.error(key, f"not a file: {path}")
+        if not os.access(path, os.R_OK):
+            raise self.error(key, f"cannot read {path} (permission denied)")
+        return path
+
+
+def _structure(table: _Table) -> StructureSpec:
+    table.check_keys(_STRUCTURE_KEYS)
+    name = table.text("name")
+    parameters = table.numbers("cell", 6, "[a, b, c, alpha, beta, gamma]")
+    with table.blame("cell"):
+        cell = UnitCell.from_parameters(parameters)
+    symbol = table.get("space_group")
+    if isinstance(symbol, bool) or not isinstance(symbol, str | int):
+        raise table.error(
+            "space_group", f"expected a Hermann-Mauguin symbol (text) or a number 1-230, got {_describe(symbol)}"
+        )
+    with table.blame("space_group"):
+        space_group = SpaceGroup.from_symbol(symbol)
+    given = table.get("sites")
+    if not isinstance(given, list) or not given:
+        raise table.error("sites", f"expected a non-empty list of element symbols, got {_describe(given)}")
+    sites = []
+    for i, item in enumerate(given):
+        if not isinstance(item, str):
+            raise table.error("sites", f"expected element symbols (text); item {i + 1} is {_describe(item)}")
+        with table.blame("sites"):
+            sites.append(element_symbol(item))
+    b_value = table.get("b_iso", DEFAULT_B_ISO)
+    if isinstance(b_value, list):
+        b_iso = tuple(table.numbers("b_iso", len(sites), f"(one B in Å² per site of {len(sites)} sites)"))
+    else:
+        b_iso = (table.number("b_iso", DEFAULT_B_ISO),) * len(sites)
+    if any(b < 0 for b in b_iso):
+        raise table.error("b_iso", f"expected B >= 0 (Å²), got {_describe(b_value)}")
+    return StructureSpec(name, cell, space_group, tuple(sites), b_iso)
+
+
+def _check_profile_over(profile: PeakProfile, lo: float, hi: float, source: str) -> None:
+    """Check that the FWHM stays positive and η inside [0, 1] over 2θ in [lo, hi] (degrees)."""
+    u, v, _ = profile.caglioti
+    table = _Table(source, "pattern.profile", {})
+    with table.blame("fwhm" if u == 0 and v == 0 else "caglioti"):
+        profile.fwhm(np.linspace(lo, hi, 361))
+    with table.blame("eta_slope" if profile.eta_slope else "eta"):
+        profile.eta_at(np.array([lo, hi]))
+
+
+def _profile(table: _Table, two_theta_range: tuple[float, float] | None) -> PeakProfile:
+    table.check_keys(_PROFILE_KEYS)
+    if table.has("fwhm") == table.has("caglioti"):
+        which = "both" if table.has("fwhm") else "neither"
+        raise table.error(
+            "fwhm/caglioti",
+            f"give exactly one of fwhm (constant FWHM, degrees 2θ) or caglioti = [U, V, W] (degrees²), got {which}",
+        )
+    common = {
+        "eta": table.number("eta"),
+        "eta_slope": table.number("eta_slope", 0.0),
+        "zero": table.number("zero", 0.0),
+        "cutoff": table.number("cutoff", DEFAULT_CUTOFF),
+        "monochromator_two_theta": table.number("monochromator", 0.0),
+    }
+    with table.blame(None):
+        PeakProfile(**common)  # checks the shared parameters, so that the width step below fails only on the width
+    if table.has("fwhm"):
+        fwhm = table.number("fwhm")
+        with table.blame("fwhm"):
+            profile = PeakProfile.constant_fwhm(fwhm, **common)
+    else:
+        caglioti = table.numbers("caglioti", 3, "[U, V, W] (degrees²)")
+        with table.blame("caglioti"):
+            profile = PeakProfile(caglioti=tuple(caglioti), **common)
+    if two_theta_range is not None:
+        _check_profile_over(profile, *two_theta_range, table.source)
+    return profile
+
+
+def _pattern(table: _Table, base: Path) -> PatternSpec:
+    table.check_keys(_PATTERN_KEYS)
+    file = table.existing_file("file", base)
+    wavelength = table.get("wavelength")
+    if isinstance(wavelength, bool) or not isinstance(wavelength, str | int | float):
+        raise table.error("wavelength", f"expected a number in Å, 'CuKa1' or 'CuKa12', got {_describe(wavelength)}")
+    ratio = table.number("kalpha2_ratio", KALPHA2_RATIO)
+    if not 0 <= ratio <= 1:
+        raise table.error("kalpha2_ratio", f"expected a number in [0, 1], got {ratio}")
+    with table.blame("wavelength"):
+        radiation = parse_radiation(wavelength, ratio)
+    two_theta_range = None
+    if table.has("range"):
+        lo, hi = table.numbers("range", 2, "[lo, hi] (degrees 2θ)")
+        if not 0 < lo < hi < 180:
+            raise table.error("range", f"expected [lo, hi] with 0 < lo < hi < 180 degrees, got [{lo}, {hi}]")
+        two_theta_range = (lo, hi)
+    profile = _profile(table.subtable("profile"), two_theta_range)
+    background = table.subtable("background")
+    background.check_keys(_BACKGROUND_KEYS)
+    terms = background.integer("chebyshev")
+    if terms < 0:
+        raise background.error("chebyshev", f"expected an integer >= 0, got {terms}")
+    return PatternSpec(file, wavelength, radiation, two_theta_range, profile, terms, ratio)
+
+
+def _ga(table: _Table | None) -> GASettings:
+    if table is None:
+        return GASettings()
+    table.check_keys(tuple(_GA_FIELDS))
+    values: dict[str, Any] = {}
+    for key, kind in _GA_FIELDS.items():
+        if not table.has(key):
+            continue
+        if kind == "int":
+            values[key] = table.integer(key)
+        elif kind == "float":
+            values[key] = table.number(key)
+        else:
+            value = table.get(key)
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                raise table.error(key, f"expected a list of names (text), got {_describe(value)}")
+            values[key] = tuple(value)
+    try:
+        return GASettings(**values)
+    except InputError as error:
+        raise InputError(str(error), table.source) from error
+
+
+def _reference(table: _Table | None, base: Path) -> ReferenceSpec | None:
+    if table is None:
+        return None
+    table.check_keys(_REFERENCE_KEYS)
+    cif = table.existing_file("cif", base)
+    tolerance = table.number("tolerance", DEFAULT_TOLERANCE)
+    if tolerance <= 0:
+        raise table.error("tolerance", f"expected a positive distance (Å), got {tolerance}")
+    return ReferenceSpec(cif, tolerance)
+
+
+def _output(table: _Table, base: Path) -> OutputSpec:
+    table.check_keys(_OUTPUT_KEYS)
+    return OutputSpec(table.path("dir", base))
+
+
+def _build(raw: dict, label: str, source: Path) -> RunConfig:
+    """The RunConfig of a parsed TOML document read from ``source`` (shown as ``label`` in messages)."""
+    base = source.parent
+    top = _Table(label, "", raw)
+    top.check_keys(_TABLES)
+    return RunConfig(
+        source=source,
+        structure=_structure(top.subtable("structure")),
+        pattern=_pattern(top.subtable("pattern"), base),
+        ga=_ga(top.subtable("ga", required=False)),
+        reference=_reference(top.subtable("reference", required=False), base),
+        output=_output(top.subtable("output"), base),
+        raw=raw,
+    )
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read and validate a run config (TOML).
+
+    Parameters
+    ----------
+    path : str or Path
+        The TOML file; relative paths inside it are taken relative to its folder.
+
+    Returns
+    -------
+    RunConfig
+        With absolute paths and every default filled in.
+
+    Raises
+    ------
+    InputError
+        When the file cannot be read, is not valid TOML (the message gives the line), or holds an unknown key or
+        a bad value; the message names the file, the table and key, and what was expected.
+    """
+    path = Path(path)
+    source = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"cannot read config file: {error.strerror}", source) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"not UTF-8 text (bad byte at offset {error.start})", source) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"invalid TOML: {error}", source) from None
+    return _build(raw, source, path.resolve())
+
+
+def load_observed(config: RunConfig) -> ObservedPattern:
+    """Read the config's pattern file and restrict it to the configured 2θ range.
+
+    Without a configured range the whole pattern is used; the peak profile is then checked over the data's
+    range (positive FWHM, η inside [0, 1]).
+
+    Parameters
+    ----------
+    config : RunConfig
+
+    Returns
+    -------
+    ObservedPattern
+
+    Raises
+    ------
+    InputError
+        When the file cannot be read or parsed (naming the pattern file), or the range lies outside the data or
+        the profile fails over it (naming the config file and key).
+    """
+    pattern = read_pattern(config.pattern.file)
+    source = str(config.source)
+    if config.pattern.range is not None:
+        try:
+            pattern = pattern.restrict(*config.pattern.range)
+        except InputError as error:
+            raise InputError(str(error), f"{source}: [pattern] range") from error
+    else:
+        lo, hi = float(pattern.two_theta[0]), float(pattern.two_theta[-1])
+        _check_profile_over(config.pattern.profile, lo, hi, source)
+    return pattern
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Writing
+
+
+def _is_constant_fwhm(profile: PeakProfile) -> bool:
+    """True when the Caglioti width is a constant FWHM that ``fwhm = sqrt(W)`` reproduces exactly."""
+    u, v, w = profile.caglioti
+    return u == 0 and v == 0 and w > 0 and math.sqrt(w) ** 2 == w
+
+
+def _resolved_document(config: RunConfig) -> dict[str, dict[str, Any]]:
+    structure = config.structure
+    pattern = config.pattern
+    profile = pattern.profile
+    width: dict[str, Any]
+    if _is_constant_fwhm(profile):
+        width = {"fwhm": math.sqrt(profile.caglioti[2])}
+    else:
+        width = {"caglioti": list(profile.caglioti)}
+    pattern_table: dict[str, Any] = {
+        "file": str(pattern.file),
+        "wavelength": pattern.wavelength,
+        "kalpha2_ratio": pattern.kalpha2_ratio,
+    }
+    if pattern.range is not None:
+        pattern_table["range"] = list(pattern.range)
+    pattern_table["profile"] = {
+        **width,
+        "eta": profile.eta,
+        "eta_slope": profile.eta_slope,
+        "zero": profile.zero,
+        "cutoff": profile.cutoff,
+        "monochromator": profile.monochromator_two_theta,
+    }
+    pattern_table["background"] = {"chebyshev": pattern.background_terms}
+    document: dict[str, dict[str, Any]] = {
+        "structure": {
+            "name": structure.name,
+            "cell": list(structure.cell.parameters),
+            "space_group": structure.space_group.symbol,
+            "sites": list(structure.sites),
+            "b_iso": list(structure.b_iso),
+        },
+        "pattern": pattern_table,
+        "ga": {f.name: getattr(config.ga, f.name) for f in fields(GASettings)},
+    }
+    if config.reference is not None:
+        document["reference"] = {"cif": str(config.reference.cif), "tolerance": config.reference.tolerance}
+    document["output"] = {"dir": str(config.output.dir)}
+    return document
+
+
+def _toml_string(text: str) -> str:
+    escapes = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+    out = []
+    for ch in text:
+        if ch in escapes:
+            out.append(escapes[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)  # shortest text that reads back to the same float
+    if isinstance(value, str | Path):
+        return _toml_string(str(value))
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as a TOML value")
+
+
+def _toml_tables(name: str, table: dict[str, Any]) -> list[str]:
+    lines = [f"[{name}]"]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in table.items() if not isinstance(value, dict)]
+    for key, value in table.items():
+        if isinstance(value, dict):
+            lines += ["", *_toml_tables(f"{name}.{key}", value)]
+    return lines
+
+
+def resolved_toml(config: RunConfig) -> str:
+    """The fully resolved config as TOML text: absolute paths, every default (GA settings included) written out.
+
+    Loading the text with :func:`load_run_config` gives a config equal to ``config``.
+
+    Parameters
+    ----------
+    config : RunConfig
+
+    Returns
+    -------
+    str
+    """
+    lines = [f"# Resolved run configuration (gasolve {__version__}) from {config.source}"]
+    for name, table in _resolved_document(config).items():
+        lines += ["", *_toml_tables(name, table)]
+    return "\n".join(lines) + "\n"
+
+
+def write_resolved(config: RunConfig, path: str | Path) -> None:
+    """Write :func:`resolved_toml` to ``path`` atomically (a temporary file in the same folder, then a rename).
+
+    Parameters
+    ----------
+    config : RunConfig
+    path : str or Path
+        Destination; its folder must exist.
+    """
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(resolved_toml(config))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
