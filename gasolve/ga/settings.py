@@ -65,7 +65,9 @@ class GASettings:
     duplicate_tolerance : float
         Two models whose Rwp differ by less are treated as the same model (only one survives).
     antibump_weight : float
-        Weight of the anti-bump penalty added to Rwp in selection (0 switches it off).
+        Weight of the anti-bump penalty added to Rwp in selection (0 switches it off). Default 0.02: on 30 seeds
+        of K4SnO4 the median evaluations to solution fell from 65,100 (no penalty) to 54,800 (0.02) and 54,600
+        (0.05), all 30 solved in each case.
     antibump_distance : float
         Interatomic distance (Å) under which the anti-bump penalty starts.
     gradient_cost : float
@@ -99,7 +101,7 @@ class GASettings:
     reallocation_share: int = 2
     stagnation_generations: int = 25
     duplicate_tolerance: float = 1e-6
-    antibump_weight: float = 0.0
+    antibump_weight: float = 0.02
     antibump_distance: float = 1.6
     gradient_cost: float = GRADIENT_COST
     checkpoint_seconds: float = 30.0
