@@ -327,6 +327,12 @@ class _Table:
             raise self.error(key, f"expected an integer, got {_describe(value)}")
         return value
 
+    def boolean(self, key: str, default: Any = _MISSING) -> bool:
+        value = self.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"expected true or false, got {_describe(value)}")
+        return value
+
     def text(self, key: str, default: Any = _MISSING) -> str:
         value = self.get(key, default)
         if not isinstance(value, str) or not value.strip():
@@ -471,13 +477,17 @@ def _ga(table: _Table | None) -> GASettings:
             values[key] = table.integer(key)
         elif kind == "float":
             values[key] = table.number(key)
-        else:
+        elif kind == "bool":
+            values[key] = table.boolean(key)
+        elif kind.startswith("tuple[str"):
             value = table.get(key)
             if isinstance(value, str):
                 value = [value]
             if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
                 raise table.error(key, f"expected a list of names (text), got {_describe(value)}")
             values[key] = tuple(value)
+        else:  # a type this reader does not know yet: GASettings validates it
+            values[key] = table.get(key)
     try:
         return GASettings(**values)
     except InputError as error:
@@ -690,7 +700,8 @@ def resolved_toml(config: RunConfig) -> str:
     -------
     str
     """
-    lines = [f"# Resolved run configuration (gasolve {__version__}) from {config.source}"]
+    origin = "".join(ch if ch.isprintable() else "?" for ch in str(config.source))  # a comment holds one line
+    lines = [f"# Resolved run configuration (gasolve {__version__}) from {origin}"]
     for name, table in _resolved_document(config).items():
         lines += ["", *_toml_tables(name, table)]
     return "\n".join(lines) + "\n"

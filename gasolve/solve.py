@@ -136,7 +136,12 @@ def iterate(
         def penalty(genomes):
             return settings.antibump_weight * bump(genomes)
 
-    evaluate = memetic.Evaluator(scorer, settings, penalty)
+    fixed = (
+        memetic.origin_fixing_genes(scorer.problem.space_group, scorer.problem.elements)
+        if settings.fix_origin
+        else None
+    )
+    evaluate = memetic.Evaluator(scorer, settings, penalty, fixed)
     n_genes = 3 * scorer.problem.n_sites
     started = time.perf_counter()
     if record is None:

@@ -70,6 +70,8 @@ class GASettings:
         (0.05), all 30 solved in each case.
     antibump_distance : float
         Interatomic distance (Å) under which the anti-bump penalty starts.
+    fix_origin : bool
+        In polar groups (P1, P2, Pmc21, ...) pin the heaviest site's coordinates along the polar axes at 0.
     gradient_cost : float
         Evaluations charged per Rwp + gradient call.
     checkpoint_seconds : float
@@ -103,6 +105,7 @@ class GASettings:
     duplicate_tolerance: float = 1e-6
     antibump_weight: float = 0.02
     antibump_distance: float = 1.6
+    fix_origin: bool = True
     gradient_cost: float = GRADIENT_COST
     checkpoint_seconds: float = 30.0
 
@@ -153,5 +156,6 @@ class GASettings:
         need(self.duplicate_tolerance >= 0, "duplicate_tolerance", ">= 0")
         need(self.antibump_weight >= 0, "antibump_weight", ">= 0")
         need(self.antibump_distance > 0, "antibump_distance", "> 0 Å")
+        need(isinstance(self.fix_origin, bool), "fix_origin", "true or false")
         need(self.gradient_cost >= 1, "gradient_cost", ">= 1")
         need(self.checkpoint_seconds > 0, "checkpoint_seconds", "> 0")
