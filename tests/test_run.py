@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from pymatgen.core import Structure as PymatgenStructure
 
-pytestmark = pytest.mark.filterwarnings("ignore:Issues encountered while parsing CIF")
-
 from gasolve.cli.main import main
+
+pytestmark = pytest.mark.filterwarnings("ignore:Issues encountered while parsing CIF")
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -135,8 +135,16 @@ def test_final_refinement_recovers_the_truth_from_a_perturbed_model():
 
     config = load_run_config(EXAMPLES / "K4SnO4.toml")
     s = config.structure
-    problem = ScoringProblem.build(s.cell, s.space_group, list(s.sites), load_observed(config), config.pattern.radiation,
-                                   config.pattern.profile, config.pattern.background_terms, b_iso=np.array(s.b_iso))
+    problem = ScoringProblem.build(
+        s.cell,
+        s.space_group,
+        list(s.sites),
+        load_observed(config),
+        config.pattern.radiation,
+        config.pattern.profile,
+        config.pattern.background_terms,
+        b_iso=np.array(s.b_iso),
+    )
     truth = read_cif(EXAMPLES / "K4SnO4.cif").frac
     start = truth + np.random.default_rng(0).normal(0, 0.01, truth.shape)
     result = refine_coordinates(Scorer(problem), start)
@@ -148,17 +156,21 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_matches(example, tmp_path, capsys)
     budget = ["--max-evaluations", 150_000, "--quiet", "--seed", 12]
     run(["run", example, "--out", tmp_path / "full", *budget], capsys)
     full = json.loads((tmp_path / "full" / "summary.json").read_text())
-    out = tmp_path / "interrupted"
-    command = [sys.executable, "-m", "gasolve.cli.main", "run", str(example), "--out", str(out)]
-    process = subprocess.Popen(command + [str(x) for x in budget], stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (out / "config.toml").exists() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.02)
-    time.sleep(0.4)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate()
-    assert process.returncode == 130, err
-    assert "--resume" in err and "Traceback" not in err
+    for attempt, delay in enumerate((0.6, 1.5, 3.0)):  # the first generation must be done before the signal
+        out = tmp_path / f"interrupted{attempt}"
+        command = [sys.executable, "-m", "gasolve.cli.main", "run", str(example), "--out", str(out)]
+        process = subprocess.Popen(command + [str(x) for x in budget], stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 120
+        while not (out / "config.toml").exists() and time.time() < deadline and process.poll() is None:
+            time.sleep(0.02)
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate()
+        assert process.returncode == 130, err
+        assert "Traceback" not in err
+        if (out / "checkpoint.pkl").exists():
+            break
+    assert "--resume" in err
     code, _, _ = run(["run", example, "--out", out, "--resume", *budget], capsys)
     assert code == 0
     resumed = json.loads((out / "summary.json").read_text())

@@ -153,7 +153,10 @@ def run(args: argparse.Namespace) -> int:
     if current is not None:
         save(current)
     if interrupted:
-        print(f"gasolve run: interrupted; checkpoint saved, continue with --resume --out {out}", file=sys.stderr)
+        if current is None:
+            print("gasolve run: interrupted before the first generation; nothing to resume", file=sys.stderr)
+        else:
+            print(f"gasolve run: interrupted; checkpoint saved, continue with --resume --out {out}", file=sys.stderr)
         return 130
 
     state = current.state

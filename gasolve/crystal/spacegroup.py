@@ -62,11 +62,11 @@ class SpaceGroup:
     number: int
     symbol: str
     hall: str
-    rotations: np.ndarray = field(repr=False)
-    translations: np.ndarray = field(repr=False)
-    centring: np.ndarray = field(repr=False)
-    primitive_rotations: np.ndarray = field(repr=False)
-    primitive_translations: np.ndarray = field(repr=False)
+    rotations: np.ndarray = field(repr=False, compare=False)
+    translations: np.ndarray = field(repr=False, compare=False)
+    centring: np.ndarray = field(repr=False, compare=False)
+    primitive_rotations: np.ndarray = field(repr=False, compare=False)
+    primitive_translations: np.ndarray = field(repr=False, compare=False)
 
     @classmethod
     def from_gemmi(cls, group: gemmi.SpaceGroup) -> SpaceGroup:

@@ -1,0 +1,465 @@
+"""Run config (TOML): every field of a valid file, the resolved round trip, overrides, and every bad input."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gasolve.config import (
+    OutputSpec,
+    RunConfig,
+    load_observed,
+    load_run_config,
+    resolved_toml,
+    write_resolved,
+)
+from gasolve.crystal import SpaceGroup, UnitCell
+from gasolve.diffraction.wavelength import parse_radiation
+from gasolve.errors import InputError
+from gasolve.ga.settings import GASettings
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+NAME = "K4SnO4.toml"
+
+VALID = """\
+[structure]
+name = "K4SnO4"
+cell = [6.6007, 6.6089, 9.9143, 80.247, 71.675, 67.325]   # a, b, c (Å), alpha, beta, gamma (deg)
+space_group = "P-1"
+sites = ["Sn", "K", "K", "K", "K", "O", "O", "O", "O"]
+b_iso = 1.0
+
+[pattern]
+file = "K4SnO4.xye"
+wavelength = "CuKa1"
+range = [5.0, 80.0]
+kalpha2_ratio = 0.5
+
+[pattern.profile]
+fwhm = 0.1
+eta = 0.5
+eta_slope = 0.0
+zero = 0.0
+cutoff = 15.0
+monochromator = 0.0
+
+[pattern.background]
+chebyshev = 6
+
+[ga]
+seed = 1
+max_evaluations = 2000000
+
+[reference]
+cif = "K4SnO4.cif"
+tolerance = 0.3
+
+[output]
+dir = "runs/K4SnO4"
+"""
+
+STRUCTURE_BLOCK = VALID[: VALID.index("[pattern]")]
+
+#: The smallest valid file: every optional key and table left out.
+MINIMAL = """\
+[structure]
+name = "K4SnO4"
+cell = [6.6007, 6.6089, 9.9143, 80.247, 71.675, 67.325]
+space_group = 2
+sites = ["sn", "K", "K", "K", "K", "O2-", "O", "O", "O"]
+
+[pattern]
+file = "K4SnO4.xye"
+wavelength = 1.5405981
+
+[pattern.profile]
+caglioti = [0.01, -0.005, 0.008]
+eta = 0.4
+
+[pattern.background]
+chebyshev = 0
+
+[output]
+dir = "out"
+"""
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A folder holding the K4SnO4 example pattern and CIF."""
+    for suffix in (".xye", ".cif"):
+        shutil.copy(EXAMPLES / f"K4SnO4{suffix}", tmp_path)
+    return tmp_path
+
+
+def write(folder: Path, text: str, name: str = NAME) -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def edit(text: str, old: str, new: str) -> str:
+    """``text`` with ``old`` replaced by ``new``; ``old`` must occur exactly once, so no edit silently misses."""
+    assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times"
+    return text.replace(old, new)
+
+
+def test_valid_config_every_field(folder):
+    config = load_run_config(write(folder, VALID))
+    assert isinstance(config, RunConfig)
+    assert config.source == (folder / NAME).resolve()
+
+    structure = config.structure
+    assert structure.name == "K4SnO4"
+    assert structure.cell == UnitCell(6.6007, 6.6089, 9.9143, 80.247, 71.675, 67.325)
+    assert structure.space_group.number == 2 and structure.space_group.hall == SpaceGroup.from_symbol("P-1").hall
+    assert structure.sites == ("Sn", "K", "K", "K", "K", "O", "O", "O", "O")
+    assert structure.n_sites == 9
+    assert structure.b_iso == (1.0,) * 9
+
+    pattern = config.pattern
+    assert pattern.file == (folder / "K4SnO4.xye").resolve() and pattern.file.is_absolute()
+    assert pattern.wavelength == "CuKa1"
+    assert pattern.radiation == parse_radiation("CuKa1")
+    assert pattern.range == (5.0, 80.0)
+    assert pattern.kalpha2_ratio == 0.5
+    assert pattern.profile.caglioti == pytest.approx((0.0, 0.0, 0.01))
+    assert pattern.profile.eta == 0.5
+    assert pattern.profile.eta_slope == 0.0
+    assert pattern.profile.zero == 0.0
+    assert pattern.profile.cutoff == 15.0
+    assert pattern.profile.monochromator_two_theta == 0.0
+    assert pattern.background_terms == 6
+
+    assert config.ga == GASettings(seed=1, max_evaluations=2_000_000)
+    assert config.reference is not None
+    assert config.reference.cif == (folder / "K4SnO4.cif").resolve()
+    assert config.reference.tolerance == 0.3
+    assert config.output.dir == (folder / "runs" / "K4SnO4").resolve()
+
+    assert config.raw["pattern"]["file"] == "K4SnO4.xye"
+    assert config.raw["structure"]["space_group"] == "P-1"
+
+
+def test_defaults_and_alternatives(folder):
+    config = load_run_config(write(folder, MINIMAL))
+    structure, pattern = config.structure, config.pattern
+    assert structure.space_group.number == 2
+    assert structure.sites == ("Sn", "K", "K", "K", "K", "O", "O", "O", "O")  # canonical, charge dropped
+    assert structure.b_iso == (1.0,) * 9
+    assert pattern.wavelength == 1.5405981
+    assert pattern.radiation.lines == ((1.5405981, 1.0),)
+    assert pattern.range is None
+    assert pattern.kalpha2_ratio == 0.5
+    assert pattern.profile.caglioti == (0.01, -0.005, 0.008)
+    assert (pattern.profile.eta, pattern.profile.eta_slope, pattern.profile.zero) == (0.4, 0.0, 0.0)
+    assert (pattern.profile.cutoff, pattern.profile.monochromator_two_theta) == (15.0, 0.0)
+    assert pattern.background_terms == 0
+    assert config.ga == GASettings()
+    assert config.reference is None
+    assert config.output.dir == (folder / "out").resolve()
+
+
+def test_b_iso_list_and_doublet(folder):
+    text = edit(VALID, "b_iso = 1.0", "b_iso = [0.5, 1, 1, 1, 1, 2, 2, 2, 2.5]")
+    text = edit(text, 'wavelength = "CuKa1"', 'wavelength = "CuKa12"')
+    text = edit(text, "kalpha2_ratio = 0.5", "kalpha2_ratio = 0.48")
+    config = load_run_config(write(folder, text))
+    assert config.structure.b_iso == (0.5, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.5)
+    assert all(isinstance(b, float) for b in config.structure.b_iso)
+    assert len(config.pattern.radiation.lines) == 2
+    assert config.pattern.radiation.lines[1][1] == 0.48
+
+
+def test_absolute_paths_are_kept(folder, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    text = edit(VALID, 'file = "K4SnO4.xye"', f'file = "{folder / "K4SnO4.xye"}"')
+    config = load_run_config(write(elsewhere, text.replace('"K4SnO4.cif"', f'"{folder / "K4SnO4.cif"}"')))
+    assert config.pattern.file == (folder / "K4SnO4.xye").resolve()
+    assert config.reference.cif == (folder / "K4SnO4.cif").resolve()
+    assert config.output.dir == (elsewhere / "runs" / "K4SnO4").resolve()
+
+
+def test_seed_zero_is_kept(folder):
+    config = load_run_config(write(folder, edit(VALID, "seed = 1", "seed = 0")))
+    assert config.ga.seed == 0
+    again = load_run_config(write(folder, resolved_toml(config), "resolved.toml"))
+    assert again.ga.seed == 0
+    assert load_run_config(write(folder, VALID)).with_overrides(seed=0).ga.seed == 0
+
+
+def test_with_overrides(folder, monkeypatch):
+    config = load_run_config(write(folder, VALID))
+    assert config.with_overrides() == config
+    monkeypatch.chdir(folder)
+    changed = config.with_overrides(out="elsewhere/run1", seed=7, max_evaluations=5000)
+    assert changed.output == OutputSpec((folder / "elsewhere" / "run1").resolve())
+    assert (changed.ga.seed, changed.ga.max_evaluations) == (7, 5000)
+    assert changed.ga.islands == config.ga.islands
+    assert (config.ga.seed, config.ga.max_evaluations) == (1, 2_000_000)  # the original is unchanged
+    assert changed.structure == config.structure and changed.pattern == config.pattern
+    with pytest.raises(InputError, match=r"\[ga\] seed"):
+        config.with_overrides(seed=-1)
+
+
+ROUND_TRIP_VARIANTS = {
+    "full": [],
+    "caglioti, no range, no reference": [
+        ("fwhm = 0.1", "caglioti = [0.0123456789, -0.00321, 0.0045]"),
+        ("range = [5.0, 80.0]\n", ""),
+        ('[reference]\ncif = "K4SnO4.cif"\ntolerance = 0.3\n', ""),
+    ],
+    "numeric wavelength, b_iso list, ga options": [
+        ('wavelength = "CuKa1"', "wavelength = 1.2345678901234"),
+        ("b_iso = 1.0", "b_iso = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]"),
+        ("seed = 1", 'seed = 0\ncrossovers = "sbx"\nmutation_sigma = 0.0333333333333\nislands = 3'),
+    ],
+    "awkward fwhm, doublet, group by number": [
+        ("fwhm = 0.1", "fwhm = 0.0731"),
+        ('wavelength = "CuKa1"', 'wavelength = "cuka12"'),
+        ('space_group = "P-1"', "space_group = 2"),
+        ("eta_slope = 0.0", "eta_slope = 0.001"),
+        ("zero = 0.0", "zero = -0.0123"),
+        ("monochromator = 0.0", "monochromator = 26.6"),
+    ],
+}
+
+
+@pytest.mark.parametrize("edits", ROUND_TRIP_VARIANTS.values(), ids=ROUND_TRIP_VARIANTS.keys())
+def test_resolved_round_trip(folder, tmp_path_factory, edits):
+    text = VALID
+    for old, new in edits:
+        text = edit(text, old, new)
+    config = load_run_config(write(folder, text))
+    resolved = resolved_toml(config)
+    # Written somewhere else: the resolved file must not depend on its own folder.
+    elsewhere = tmp_path_factory.mktemp("resolved")
+    again = load_run_config(write(elsewhere, resolved, "config.toml"))
+    assert again == config
+    assert again.structure.space_group.hall == config.structure.space_group.hall
+    assert again.pattern.profile == config.pattern.profile
+    assert again.pattern.radiation == config.pattern.radiation
+    assert again.source == (elsewhere / "config.toml").resolve()
+    assert set(again.raw["ga"]) == {f for f in GASettings.__dataclass_fields__}  # every GA default written out
+    assert resolved_toml(again).splitlines()[1:] == resolved.splitlines()[1:]  # a fixed point after the comment
+
+
+def test_round_trip_notices_a_change(folder):
+    config = load_run_config(write(folder, VALID))
+    assert load_run_config(write(folder, edit(VALID, "seed = 1", "seed = 2"), "other.toml")) != config
+    assert load_run_config(write(folder, edit(VALID, '"P-1"', '"P1"'), "other.toml")) != config
+
+
+@pytest.mark.parametrize("symbol", ["P21/c", "Fd-3m", "Fd-3m:1", "R-3", "R-3:R", "Pnma", "P 1 1 21/b", "I41/amd"])
+def test_space_group_settings_round_trip(folder, symbol):
+    text = edit(VALID, 'space_group = "P-1"', f'space_group = "{symbol}"')
+    text = edit(text, "cell = [6.6007, 6.6089, 9.9143, 80.247, 71.675, 67.325]", "cell = [7, 7, 7, 80, 80, 80]")
+    config = load_run_config(write(folder, text))
+    again = load_run_config(write(folder, resolved_toml(config), "resolved.toml"))
+    assert again.structure.space_group.hall == SpaceGroup.from_symbol(symbol).hall
+    assert again == config
+
+
+def test_write_resolved_is_atomic_and_complete(folder):
+    config = load_run_config(write(folder, VALID))
+    out = folder / "run"
+    out.mkdir()
+    write_resolved(config, out / "config.toml")
+    write_resolved(config, out / "config.toml")  # replacing an existing file
+    assert [p.name for p in out.iterdir()] == ["config.toml"]  # no temporary left behind
+    assert (out / "config.toml").read_text(encoding="utf-8") == resolved_toml(config)
+    assert load_run_config(out / "config.toml") == config
+
+
+def test_resolved_text_escapes_strings(folder):
+    text = edit(VALID, 'name = "K4SnO4"', 'name = "K4SnO4 \\"quoted\\" \\\\ tab\\t"')
+    config = load_run_config(write(folder, text))
+    assert config.structure.name == 'K4SnO4 "quoted" \\ tab\t'
+    assert load_run_config(write(folder, resolved_toml(config), "r.toml")).structure.name == config.structure.name
+
+
+def test_load_observed_restricts_to_the_range(folder):
+    config = load_run_config(write(folder, edit(VALID, "range = [5.0, 80.0]", "range = [10.0, 60.5]")))
+    pattern = load_observed(config)
+    assert pattern.two_theta[0] >= 10.0 and pattern.two_theta[-1] <= 60.5
+    assert pattern.two_theta[0] < 10.0 + 0.015 and pattern.two_theta[-1] > 60.5 - 0.015  # step 0.015
+    whole = load_observed(load_run_config(write(folder, MINIMAL, "minimal.toml")))
+    assert whole.n_points == 5001 and np.isclose(whole.two_theta[0], 5.0)
+
+
+def test_load_observed_range_outside_the_data(folder):
+    config = load_run_config(write(folder, edit(VALID, "range = [5.0, 80.0]", "range = [2.0, 80.0]")))
+    with pytest.raises(InputError) as caught:
+        load_observed(config)
+    message = str(caught.value)
+    assert NAME in message and "[pattern] range" in message and "outside the data" in message
+
+
+def test_load_observed_checks_the_profile_over_the_data(folder):
+    # Without a range, eta + eta_slope * 2θ is checked over the data (5-80°) when the pattern is read.
+    text = edit(edit(VALID, "range = [5.0, 80.0]\n", ""), "eta_slope = 0.0", "eta_slope = 0.01")
+    config = load_run_config(write(folder, text))
+    with pytest.raises(InputError) as caught:
+        load_observed(config)
+    assert NAME in str(caught.value) and "[pattern.profile] eta_slope" in str(caught.value)
+
+
+# Each case: edits to VALID (old, new), then fragments the message must hold (besides the file name).
+BAD = {
+    "toml syntax": ([("chebyshev = 6", "chebyshev = ")], ["invalid TOML", "line 23"]),
+    "unknown table": ([("[output]", "[outptu]\nx = 1\n[output]")], ["[outptu]", "unknown table", "output"]),
+    "unknown structure key": ([("b_iso = 1.0", "bIso = 1.0")], ["[structure] bIso", "unknown key", "b_iso"]),
+    "unknown pattern key": ([("kalpha2_ratio", "ratio")], ["[pattern] ratio", "allowed", "kalpha2_ratio"]),
+    "unknown profile key": ([("eta_slope", "etaslope")], ["[pattern.profile] etaslope", "did you mean 'eta_slope'"]),
+    "unknown background key": ([("chebyshev = 6", "chebychev = 6")], ["[pattern.background] chebychev"]),
+    "unknown ga key": ([("seed = 1", "popsize = 50")], ["[ga] popsize", "unknown key", "island_size"]),
+    "unknown reference key": ([("tolerance = 0.3", "tol = 0.3")], ["[reference] tol", "tolerance"]),
+    "unknown output key": ([('dir = "runs/K4SnO4"', 'folder = "x"')], ["[output] folder", "dir"]),
+    "missing structure table": ([(STRUCTURE_BLOCK, "")], ["[structure]", "missing required table [structure]"]),
+    "missing cell": ([("cell = [6.6007", "# cell = [6.6007")], ["[structure] cell", "missing required key"]),
+    "missing sites": ([("sites = [", "# sites = [")], ["[structure] sites", "missing"]),
+    "missing name": ([('name = "K4SnO4"', "")], ["[structure] name", "missing"]),
+    "missing pattern file key": ([('file = "K4SnO4.xye"', "")], ["[pattern] file", "missing"]),
+    "missing wavelength": ([('wavelength = "CuKa1"', "")], ["[pattern] wavelength", "missing"]),
+    "missing eta": ([("eta = 0.5", "")], ["[pattern.profile] eta", "missing"]),
+    "missing profile table": (
+        [(VALID[VALID.index("[pattern.profile]") : VALID.index("[pattern.background]")], "")],
+        ["[pattern] profile", "missing required table [pattern.profile]"],
+    ),
+    "missing background table": ([("[pattern.background]\nchebyshev = 6\n", "")], ["[pattern] background"]),
+    "missing chebyshev": ([("chebyshev = 6", "")], ["[pattern.background] chebyshev", "missing"]),
+    "missing output table": ([('[output]\ndir = "runs/K4SnO4"\n', "")], ["[output]", "missing required table"]),
+    "missing output dir": ([('dir = "runs/K4SnO4"', "")], ["[output] dir", "missing"]),
+    "missing reference cif": ([('cif = "K4SnO4.cif"', "")], ["[reference] cif", "missing"]),
+    "structure not a table": (
+        [(STRUCTURE_BLOCK, 'structure = "K4SnO4"\n')],
+        ["[structure]: expected a table [structure], got the text 'K4SnO4'"],
+    ),
+    "cell with 5 numbers": (
+        [("9.9143, 80.247", "80.247")],
+        ["[structure] cell: expected 6 numbers [a, b, c, alpha, beta, gamma], got 5"],
+    ),
+    "cell with text": ([("6.6007,", '"6.6007",')], ["[structure] cell", "item 1 is the text '6.6007'"]),
+    "cell with bool": ([("6.6089,", "true,")], ["[structure] cell", "item 2 is the boolean true"]),
+    "cell not a list": (
+        [("cell = [6.6007, 6.6089, 9.9143, 80.247, 71.675, 67.325]", "cell = 6.6")],
+        ["[structure] cell", "expected 6 numbers"],
+    ),
+    "cell nan": ([("6.6007,", "nan,")], ["[structure] cell", "item 1 is nan"]),
+    "negative cell length": ([("6.6089,", "-6.6089,")], ["[structure] cell", "length b must be positive"]),
+    "angles cannot close": (
+        [("80.247, 71.675, 67.325", "10.0, 20.0, 150.0")],
+        ["[structure] cell", "cannot close a cell"],
+    ),
+    "unknown space group": ([('"P-1"', '"P 7"')], ["[structure] space_group", "unknown space group 'P 7'"]),
+    "space group number too large": ([('"P-1"', "231")], ["[structure] space_group", "1-230"]),
+    "space group bool": ([('"P-1"', "true")], ["[structure] space_group", "the boolean true"]),
+    "space group float": ([('"P-1"', "2.0")], ["[structure] space_group", "expected a Hermann-Mauguin symbol"]),
+    "unknown element": ([('"Sn", "K"', '"Sn", "Kx"')], ["[structure] sites", "unknown chemical element 'Kx'"]),
+    "element as number": ([('"Sn", "K"', '"Sn", 19')], ["[structure] sites", "item 2 is 19"]),
+    "sites empty": (
+        [('sites = ["Sn", "K", "K", "K", "K", "O", "O", "O", "O"]', "sites = []")],
+        ["[structure] sites", "non-empty list"],
+    ),
+    "name not text": ([('name = "K4SnO4"', "name = 4")], ["[structure] name", "expected a non-empty text"]),
+    "b_iso list too short": ([("b_iso = 1.0", "b_iso = [1.0, 1.0]")], ["[structure] b_iso", "9 numbers", "got 2"]),
+    "b_iso negative": ([("b_iso = 1.0", "b_iso = -0.5")], ["[structure] b_iso", "expected B >= 0"]),
+    "b_iso list negative": (
+        [("b_iso = 1.0", "b_iso = [1, 1, 1, 1, 1, 1, 1, 1, -1]")],
+        ["[structure] b_iso", "expected B >= 0"],
+    ),
+    "b_iso text": ([("b_iso = 1.0", 'b_iso = "1.0"')], ["[structure] b_iso", "expected a finite number"]),
+    "pattern file missing": ([('"K4SnO4.xye"', '"missing.xye"')], ["[pattern] file", "no such file", "missing.xye"]),
+    "pattern file is a folder": ([('"K4SnO4.xye"', '"."')], ["[pattern] file", "not a file"]),
+    "pattern file not text": ([('"K4SnO4.xye"', "3")], ["[pattern] file", "expected a non-empty text"]),
+    "unknown wavelength": ([('"CuKa1"', '"MoKb9"')], ["[pattern] wavelength", "unknown wavelength"]),
+    "wavelength bool": ([('"CuKa1"', "false")], ["[pattern] wavelength", "the boolean false"]),
+    "wavelength out of range": ([('"CuKa1"', "50.0")], ["[pattern] wavelength", "between 0.1 and 5"]),
+    "kalpha2 ratio negative": ([("kalpha2_ratio = 0.5", "kalpha2_ratio = -0.5")], ["[pattern] kalpha2_ratio"]),
+    "range reversed": ([("[5.0, 80.0]", "[80.0, 5.0]")], ["[pattern] range", "0 < lo < hi < 180"]),
+    "range equal ends": ([("[5.0, 80.0]", "[5.0, 5.0]")], ["[pattern] range", "lo < hi"]),
+    "range above 180": ([("[5.0, 80.0]", "[5.0, 190.0]")], ["[pattern] range", "< 180"]),
+    "range at zero": ([("[5.0, 80.0]", "[0.0, 80.0]")], ["[pattern] range", "0 < lo"]),
+    "range three numbers": ([("[5.0, 80.0]", "[5.0, 80.0, 90.0]")], ["[pattern] range", "expected 2 numbers"]),
+    "range text": ([("[5.0, 80.0]", '["5", "80"]')], ["[pattern] range", "the text '5'"]),
+    "fwhm and caglioti": (
+        [("fwhm = 0.1", "fwhm = 0.1\ncaglioti = [0, 0, 0.01]")],
+        ["[pattern.profile] fwhm/caglioti", "exactly one", "both"],
+    ),
+    "neither fwhm nor caglioti": ([("fwhm = 0.1", "")], ["[pattern.profile] fwhm/caglioti", "neither"]),
+    "fwhm negative": ([("fwhm = 0.1", "fwhm = -0.1")], ["[pattern.profile] fwhm", "positive"]),
+    "fwhm text": ([("fwhm = 0.1", 'fwhm = "0.1"')], ["[pattern.profile] fwhm", "the text '0.1'"]),
+    "eta bool": ([("eta = 0.5", "eta = true")], ["[pattern.profile] eta", "the boolean true"]),
+    "eta above one": ([("eta = 0.5", "eta = 1.5")], ["[pattern.profile] eta", "[0, 1]"]),
+    "eta slope leaves [0, 1]": ([("eta_slope = 0.0", "eta_slope = 0.01")], ["[pattern.profile] eta_slope"]),
+    "caglioti two numbers": ([("fwhm = 0.1", "caglioti = [0.0, 0.01]")], ["[pattern.profile] caglioti", "3 numbers"]),
+    "caglioti negative width": (
+        [("fwhm = 0.1", "caglioti = [0.0, -0.1, 0.001]")],
+        ["[pattern.profile] caglioti", "non-positive FWHM"],
+    ),
+    "cutoff negative": ([("cutoff = 15.0", "cutoff = -1.0")], ["[pattern.profile]", "cutoff must be positive"]),
+    "zero infinite": ([("zero = 0.0", "zero = inf")], ["[pattern.profile] zero", "finite number"]),
+    "chebyshev negative": ([("chebyshev = 6", "chebyshev = -1")], ["[pattern.background] chebyshev", ">= 0"]),
+    "chebyshev float": ([("chebyshev = 6", "chebyshev = 2.5")], ["[pattern.background] chebyshev", "an integer"]),
+    "ga seed negative": ([("seed = 1", "seed = -1")], ["[ga] seed", "an integer >= 0"]),
+    "ga seed text": ([("seed = 1", 'seed = "1"')], ["[ga] seed", "expected an integer, got the text '1'"]),
+    "ga islands float": ([("seed = 1", "islands = 4.5")], ["[ga] islands", "expected an integer"]),
+    "ga island size too small": ([("seed = 1", "island_size = 2")], ["[ga] island_size", "at least 4"]),
+    "ga rate bool": ([("seed = 1", "mutation_rate = true")], ["[ga] mutation_rate", "the boolean true"]),
+    "ga unknown operator": ([("seed = 1", 'crossovers = ["sbx", "pmx"]')], ["[ga] crossovers", "sbx"]),
+    "ga operators not text": ([("seed = 1", "crossovers = [1, 2]")], ["[ga] crossovers", "list of names"]),
+    "ga not a table": (
+        [("[ga]\nseed = 1\nmax_evaluations = 2000000\n", ""), ("[structure]\n", "ga = 1\n[structure]\n")],
+        ["[ga]: expected a table [ga], got 1"],
+    ),
+    "ga infinite": ([("seed = 1", "checkpoint_seconds = inf")], ["[ga] checkpoint_seconds", "finite number"]),
+    "reference cif missing": ([('"K4SnO4.cif"', '"nowhere.cif"')], ["[reference] cif", "no such file", "nowhere.cif"]),
+    "reference tolerance zero": ([("tolerance = 0.3", "tolerance = 0")], ["[reference] tolerance", "positive"]),
+    "output dir empty": ([('dir = "runs/K4SnO4"', 'dir = ""')], ["[output] dir", "non-empty text"]),
+}
+
+
+@pytest.mark.parametrize("edits, fragments", BAD.values(), ids=BAD.keys())
+def test_bad_input_names_file_and_key(folder, edits, fragments):
+    text = VALID
+    for old, new in edits:
+        text = edit(text, old, new)
+    with pytest.raises(InputError) as caught:
+        load_run_config(write(folder, text))
+    message = str(caught.value)
+    assert message.startswith(str(folder / NAME) + ": "), message
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(InputError) as caught:
+        load_run_config(tmp_path / "absent.toml")
+    assert "absent.toml" in str(caught.value) and "cannot read config file" in str(caught.value)
+
+
+def test_config_not_utf8(folder):
+    path = folder / NAME
+    path.write_bytes(VALID.encode("utf-8").replace(b"K4SnO4", b"K4SnO4\xff", 1))
+    with pytest.raises(InputError) as caught:
+        load_run_config(path)
+    assert NAME in str(caught.value) and "UTF-8" in str(caught.value)
+
+
+def test_ga_error_is_prefixed_with_the_file(folder):
+    with pytest.raises(InputError) as caught:
+        load_run_config(write(folder, edit(VALID, "seed = 1", "tournament_size = 50")))
+    assert str(caught.value).startswith(f"{folder / NAME}: [ga] tournament_size")
+    assert caught.value.source == str(folder / NAME)
+
+
+@pytest.mark.parametrize("field", list(GASettings.__dataclass_fields__.values()), ids=lambda f: f.name)
+def test_every_ga_field_rejects_a_wrong_type(folder, field):
+    wrong = "[1]" if field.type.startswith("tuple") else '"x"'
+    text = edit(VALID, "seed = 1\nmax_evaluations = 2000000", f"{field.name} = {wrong}")
+    with pytest.raises(InputError) as caught:
+        load_run_config(write(folder, text))
+    assert str(caught.value).startswith(f"{folder / NAME}: [ga] {field.name}"), str(caught.value)

@@ -1,0 +1,98 @@
+"""Smoke test of benchmarks/convergence.py (two seeds of each method on K4SnO4, tiny budget) and its statistics."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import convergence  # noqa: E402
+from benchmarks.plot_convergence import plot  # noqa: E402
+
+
+def test_wilson_interval_known_values():
+    lo, hi = convergence.wilson_interval(0, 10)
+    assert lo == 0.0
+    assert hi == pytest.approx(0.2775, abs=1e-4)
+    lo, hi = convergence.wilson_interval(10, 20)
+    assert (lo, hi) == pytest.approx((0.2993, 0.7007), abs=1e-4)
+
+
+def test_summarise_hand_built_runs():
+    def run(seed, solved, evaluations, seconds, stopped_by):
+        return {
+            "seed": seed,
+            "budget": 1000,
+            "solved": solved,
+            "evaluations_to_solution": evaluations if solved else None,
+            "seconds_to_solution": seconds if solved else None,
+            "evaluations": evaluations,
+            "seconds": seconds,
+            "evaluations_per_second": evaluations / seconds,
+            "best_rwp": 0.05,
+            "stopped_by": stopped_by,
+        }
+
+    runs = [run(0, True, 100, 1.0, "solved"), run(1, True, 300, 3.0, "solved"), run(2, False, 600, 6.0, "time")]
+    s = convergence.summarise(runs)
+    assert s["n_solved"] == 2
+    assert s["success_rate"] == pytest.approx(2 / 3)
+    assert s["evaluations_to_solution"]["median"] == 200
+    assert s["expected_evaluations_to_solution"] == pytest.approx((100 + 300 + 600) / 2)
+    assert s["curve_evaluations"]["x"] == [100, 300]
+    assert s["curve_evaluations"]["success"] == pytest.approx([1 / 3, 2 / 3])
+    assert s["curve_evaluations"]["limit"] == 600  # the capped run stopped before the budget of 1000
+    assert s["stopped_by"] == {"solved": 2, "budget": 0, "time": 1}
+
+
+def test_bad_config_rejected():
+    with pytest.raises(ValueError, match="unknown problem"):
+        convergence.BenchmarkConfig(problems=("NaCl",))
+    with pytest.raises(ValueError, match="unknown method"):
+        convergence.BenchmarkConfig(methods=("annealing",))
+
+
+def test_smoke_two_seeds_each_method(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    config = convergence.BenchmarkConfig(
+        problems=("K4SnO4",),
+        seeds=2,
+        budget=15_000,
+        restart_batch=16,
+        restart_steps=30,
+        max_seconds={"gasolve": 20.0, "plain": 20.0, "restarts": 20.0},
+    )
+    path = tmp_path / "convergence.json"
+    with (
+        distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        result = convergence.run_benchmark(config, client=client, json_path=path)
+    written = json.loads(path.read_text())
+    for key in ("config", "seeds", "versions", "machine", "workers", "summary", "runs", "wall_seconds"):
+        assert key in written, key
+    assert written["seeds"] == {"K4SnO4": [0, 1]}
+    assert written["versions"]["distributed"] == distributed.__version__
+    assert len(written["runs"]) == 6
+    assert {(r["method"], r["seed"]) for r in written["runs"]} == {(m, s) for m in convergence.METHODS for s in (0, 1)}
+    for r in written["runs"]:
+        assert "error" not in r, r
+        assert r["evaluations"] > 0 and math.isfinite(r["best_rwp"])
+        assert r["solved"] == (r["evaluations_to_solution"] is not None)
+        assert r["solved"] or r["evaluations"] >= 15_000
+    cell = written["summary"]["K4SnO4"]
+    assert set(cell) == set(convergence.METHODS)
+    for s in cell.values():
+        assert s["n_runs"] == 2 and 0 <= s["success_rate"] <= 1
+        for key in ("evaluations_to_solution", "seconds_to_solution", "evaluations_per_second", "curve_evaluations"):
+            assert key in s
+    assert result["summary"] == written["summary"]
+    plot(written, tmp_path / "convergence.png")
+    assert (tmp_path / "convergence.png").stat().st_size > 10_000
