@@ -7,6 +7,18 @@ from pathlib import Path
 import numpy as np
 
 
+def _save(fig, path: str | Path) -> None:
+    """Write a figure atomically (temporary file, then rename) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    temporary = path.with_name(path.stem + ".tmp" + path.suffix)
+    fig.savefig(temporary)
+    plt.close(fig)
+    temporary.replace(path)
+
+
 def plot_fit(
     path: str | Path,
     two_theta: np.ndarray,
@@ -57,12 +69,7 @@ def plot_fit(
             fontsize=9,
         )
     ax.legend(loc="upper center", fontsize=8, ncol=4, frameon=False)
-    fig.tight_layout()
-    path = Path(path)
-    temporary = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(temporary)
-    plt.close(fig)
-    temporary.replace(path)
+    _save(fig, path)
 
 
 def plot_convergence(
@@ -93,9 +100,4 @@ def plot_convergence(
     ax.set_ylabel("Rwp")
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    path = Path(path)
-    temporary = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(temporary)
-    plt.close(fig)
-    temporary.replace(path)
+    _save(fig, path)
