@@ -17,7 +17,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gasolve.cli import compare, run, score, simulate
+    from gasolve.cli import compare, harvest, run, score, simulate
 
     parser = _Parser(prog="gasolve", description="Crystal structure solution from X-ray powder diffraction.")
     parser.add_argument("--version", action="version", version=f"gasolve {__version__}")
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_parser(subparsers)
     run.add_parser(subparsers)
     compare.add_parser(subparsers)
+    harvest.add_parser(subparsers)
     return parser
 
 
