@@ -18,6 +18,11 @@ Methods, all on the same problems, seeds and budgets in one run:
 - ``gasolve``: the memetic multipopulation GA with its default settings (25 L-BFGS steps per offspring,
   anti-bump penalty), stopped at the first solution as ``gasolve run --stop-when-solved`` does.
 - ``plain``: the same GA without local optimisation (``local_steps = 0``), the setting of Zaloga et al. (2019).
+- ``half-refine``: the gasolve GA refining only the best half of each generation's offspring by Rwp (the
+  baseline of ``nn-refine``).
+- ``nn-rerank``, ``nn-refine``, ``nn-both``: the gasolve GA with the selection network of ``--nn CHECKPOINT``
+  (``[nn] mode`` rerank, refine or both, ``weight`` from ``--nn-weight``, refine fraction 0.5; see
+  ``gasolve.ga.nn_settings``). Their records add the network's wall time (``nn_seconds``).
 - ``restarts``: random-restart local search: batches of uniformly random models, each refined by the same
   batched L-BFGS (``gasolve.ga.local.lbfgs``) for ``restart_steps`` iterations on Rwp alone; a batch's models
   with Rwp below ``restart_judge_rwp`` are compared with the reference.
@@ -77,7 +82,13 @@ if str(REPO) not in sys.path:
 
 EXAMPLES = REPO / "examples"
 RESULTS = REPO / "benchmarks" / "results"
-METHODS = ("gasolve", "plain", "restarts")
+METHODS = ("gasolve", "plain", "restarts", "half-refine", "nn-rerank", "nn-refine", "nn-both")
+#: Methods measured unless others are asked for.
+DEFAULT_METHODS = ("gasolve", "plain", "restarts")
+#: Methods that use the selection network (``--nn``); the suffix is the :class:`NNSettings` mode.
+NN_METHODS = ("nn-rerank", "nn-refine", "nn-both")
+#: Share of offspring refined locally by ``half-refine`` and by the network's refine modes.
+REFINE_FRACTION = 0.5
 
 #: Environment of the worker processes: one thread each, the cluster supplies the parallelism. OpenBLAS's
 #: spinning idle threads slowed the Numba kernels by up to 2x on few cores (see benchmarks/scoring_speed.py).
@@ -100,7 +111,15 @@ PROBLEMS = {
 }
 
 #: Wall-time cap of one run (seconds) per method, single-threaded.
-DEFAULT_MAX_SECONDS = {"gasolve": 600.0, "plain": 300.0, "restarts": 300.0}
+DEFAULT_MAX_SECONDS = {
+    "gasolve": 600.0,
+    "plain": 300.0,
+    "restarts": 300.0,
+    "half-refine": 600.0,
+    "nn-rerank": 600.0,
+    "nn-refine": 600.0,
+    "nn-both": 600.0,
+}
 
 #: Expected relative cost of a run, for the submission order (longest first balances the workers).
 _COST = {("gasolve", True): 4.0, ("plain", False): 3.0, ("restarts", False): 2.0, ("gasolve", False): 1.0}
@@ -137,6 +156,10 @@ class BenchmarkConfig:
     restart_judge_rwp : float
         Restarts that end below this Rwp are compared with the reference (the truth of K4SnO4 has Rwp 0.038,
         its false minimum 0.114).
+    nn_model : str or None
+        Checkpoint of the selection network; required by the ``nn-*`` methods.
+    nn_weight : float
+        ``[nn] weight`` of the ``nn-*`` methods.
     workers : int or None
         Worker processes of the local cluster (None: one per usable core); ignored with ``scheduler``.
     scheduler : str or None
@@ -146,7 +169,7 @@ class BenchmarkConfig:
     """
 
     problems: tuple[str, ...] = ("K4SnO4", "K4PbO4", "K4SnO4-P1")
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = DEFAULT_METHODS
     p1_methods: tuple[str, ...] = ("gasolve",)
     seeds: int = 20
     p1_seeds: int = 20
@@ -157,6 +180,8 @@ class BenchmarkConfig:
     restart_batch: int = 64
     restart_steps: int = 130
     restart_judge_rwp: float = 0.1
+    nn_model: str | None = None
+    nn_weight: float = 0.05
     workers: int | None = None
     scheduler: str | None = None
     notes: tuple[str, ...] = ()
@@ -185,6 +210,8 @@ class BenchmarkConfig:
             raise ValueError("restart_batch and restart_steps must be positive")
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"workers must be positive, got {self.workers}")
+        if set(NN_METHODS) & (set(self.methods) | set(self.p1_methods)) and not self.nn_model:
+            raise ValueError(f"methods {', '.join(NN_METHODS)} need --nn CHECKPOINT")
 
     def cells(self) -> list[tuple[str, str]]:
         """(problem, method) pairs measured, in a stable order."""
@@ -270,14 +297,27 @@ def build_problem(name: str) -> Problem:
 # One run
 
 
-def _run_ga(problem: Problem, settings, max_seconds: float) -> dict:
+@functools.cache
+def _selector(problem_name: str, path: str):
+    """The selection network on a problem's scoring tables, warmed up (compiled); cached per process."""
+    from nnselect.selector import SiteSelector
+
+    problem = build_problem(problem_name)
+    selector = SiteSelector(path, problem.scorer.problem)
+    selector(np.random.default_rng(0).random((2, 3 * problem.n_sites)))
+    selector.seconds = 0.0
+    return selector
+
+
+def _run_ga(problem: Problem, settings, max_seconds: float, selector=None, nn=None) -> dict:
     from gasolve.solve import iterate
 
     started = time.perf_counter()
     record = None
     seconds_to_solution = None
     stopped_by = "budget"
-    for record in iterate(problem.scorer, settings, None, problem.judge):
+    nn_before = selector.seconds if selector is not None else 0.0
+    for record in iterate(problem.scorer, settings, None, problem.judge, selector, nn):
         elapsed = time.perf_counter() - started
         if record.solved:
             seconds_to_solution = elapsed
@@ -296,6 +336,7 @@ def _run_ga(problem: Problem, settings, max_seconds: float) -> dict:
         "seconds": time.perf_counter() - started,
         "generations": int(state.generation),
         "stopped_by": stopped_by,
+        "nn_seconds": selector.seconds - nn_before if selector is not None else None,
     }
 
 
@@ -387,6 +428,8 @@ def run_one(problem: str, method: str, seed: int, budget: int, max_seconds: floa
         "restart_batch": defaults.restart_batch,
         "restart_steps": defaults.restart_steps,
         "restart_judge_rwp": defaults.restart_judge_rwp,
+        "nn_model": defaults.nn_model,
+        "nn_weight": defaults.nn_weight,
         **(options or {}),
     }
     if method not in METHODS:
@@ -402,9 +445,22 @@ def run_one(problem: str, method: str, seed: int, budget: int, max_seconds: floa
             outcome = _run_restarts(spec, seed, budget, max_seconds, options)
         else:
             settings = dataclasses.replace(spec.settings, seed=seed, max_evaluations=budget)
+            selector = nn = None
             if method == "plain":
                 settings = dataclasses.replace(settings, local_steps=0)
-            outcome = _run_ga(spec, settings, max_seconds)
+            elif method == "half-refine":
+                settings = dataclasses.replace(settings, local_fraction=REFINE_FRACTION)
+            elif method in NN_METHODS:
+                from gasolve.ga.nn_settings import NNSettings
+
+                nn = NNSettings(
+                    Path(options["nn_model"]),
+                    mode=method.removeprefix("nn-"),
+                    weight=options["nn_weight"],
+                    refine_fraction=REFINE_FRACTION,
+                )
+                selector = _selector(problem, str(nn.model))
+            outcome = _run_ga(spec, settings, max_seconds, selector, nn)
     finally:
         numba.set_num_threads(threads_before)
     outcome["evaluations_per_second"] = outcome["evaluations"] / max(outcome["seconds"], 1e-9)
@@ -599,6 +655,8 @@ def _options(config: BenchmarkConfig) -> dict:
         "restart_batch": config.restart_batch,
         "restart_steps": config.restart_steps,
         "restart_judge_rwp": config.restart_judge_rwp,
+        "nn_model": config.nn_model,
+        "nn_weight": config.nn_weight,
     }
 
 
@@ -866,6 +924,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--restart-batch", type=int, default=64, help="random starts refined together (default 64)")
     parser.add_argument("--restart-steps", type=int, default=130, help="L-BFGS steps per restart (default 130)")
+    parser.add_argument("--nn", help="selection-network checkpoint for the nn-* methods")
+    parser.add_argument("--nn-weight", type=float, default=0.05, help="[nn] weight of the nn-* methods (default 0.05)")
     parser.add_argument("--note", action="append", default=[], help="text stored with the results (repeatable)")
     parser.add_argument("--json", default=str(RESULTS / "convergence.json"), help="output JSON path")
     parser.add_argument("--png", help="also draw the figure (benchmarks/plot_convergence.py) to this path")
@@ -888,6 +948,8 @@ def main(argv: list[str] | None = None) -> int:
             max_seconds=args.max_seconds,
             restart_batch=args.restart_batch,
             restart_steps=args.restart_steps,
+            nn_model=str(Path(args.nn).resolve()) if args.nn else None,
+            nn_weight=args.nn_weight,
             workers=args.workers,
             scheduler=args.scheduler,
             notes=tuple(args.note),

@@ -19,8 +19,24 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-COLOURS = {"gasolve": "tab:blue", "plain": "tab:orange", "restarts": "tab:green"}
-LABELS = {"gasolve": "gasolve (memetic GA)", "plain": "plain GA (no local search)", "restarts": "random-restart L-BFGS"}
+COLOURS = {
+    "gasolve": "tab:blue",
+    "plain": "tab:orange",
+    "restarts": "tab:green",
+    "half-refine": "tab:gray",
+    "nn-rerank": "tab:red",
+    "nn-refine": "tab:purple",
+    "nn-both": "tab:brown",
+}
+LABELS = {
+    "gasolve": "gasolve (memetic GA)",
+    "plain": "plain GA (no local search)",
+    "restarts": "random-restart L-BFGS",
+    "half-refine": "gasolve, best half refined",
+    "nn-rerank": "gasolve + NN rerank",
+    "nn-refine": "gasolve + NN picks half to refine",
+    "nn-both": "gasolve + NN rerank and refine",
+}
 
 
 def _steps(curve: dict) -> tuple[list[float], list[float]]:

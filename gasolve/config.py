@@ -65,6 +65,7 @@ from gasolve.crystal.structure import element_symbol
 from gasolve.diffraction.profile import PeakProfile
 from gasolve.diffraction.wavelength import KALPHA2_RATIO, Radiation, parse_radiation
 from gasolve.errors import InputError
+from gasolve.ga.nn_settings import NNSettings
 from gasolve.ga.settings import GASettings
 from gasolve.io.patterns import ObservedPattern, read_pattern
 
@@ -75,13 +76,14 @@ DEFAULT_TOLERANCE = 0.3
 #: Default peak cut-off (FWHM units), the same as :class:`~gasolve.diffraction.profile.PeakProfile`'s.
 DEFAULT_CUTOFF = PeakProfile.cutoff
 
-_TABLES = ("structure", "pattern", "ga", "reference", "output")
+_TABLES = ("structure", "pattern", "ga", "nn", "reference", "output")
 _STRUCTURE_KEYS = ("name", "cell", "space_group", "sites", "b_iso")
 _PATTERN_KEYS = ("file", "wavelength", "range", "kalpha2_ratio", "profile", "background")
 _PROFILE_KEYS = ("fwhm", "caglioti", "eta", "eta_slope", "zero", "cutoff", "monochromator")
 _BACKGROUND_KEYS = ("chebyshev",)
 _REFERENCE_KEYS = ("cif", "tolerance")
 _OUTPUT_KEYS = ("dir",)
+_NN_KEYS = ("model", "mode", "weight", "refine_fraction", "batch_size")
 _GA_FIELDS = {f.name: f.type for f in fields(GASettings)}
 
 
@@ -201,6 +203,8 @@ class RunConfig:
     output : OutputSpec
     raw : dict
         The parsed TOML as given, before defaults and path resolution (not compared by ``==``; do not modify).
+    nn : NNSettings or None
+        Network-guided selection (the ``[nn]`` table), None without it.
     """
 
     source: Path = field(compare=False)
@@ -210,6 +214,7 @@ class RunConfig:
     reference: ReferenceSpec | None
     output: OutputSpec
     raw: dict = field(compare=False, repr=False)
+    nn: NNSettings | None = None
 
     def with_overrides(
         self, out: str | Path | None = None, seed: int | None = None, max_evaluations: int | None = None
@@ -494,6 +499,22 @@ def _ga(table: _Table | None) -> GASettings:
         raise InputError(str(error), table.source) from error
 
 
+def _nn(table: _Table | None, base: Path) -> NNSettings | None:
+    if table is None:
+        return None
+    table.check_keys(_NN_KEYS)
+    defaults = NNSettings(Path())
+    values = {
+        "model": table.existing_file("model", base),
+        "mode": table.text("mode", defaults.mode),
+        "weight": table.number("weight", defaults.weight),
+        "refine_fraction": table.number("refine_fraction", defaults.refine_fraction),
+        "batch_size": table.integer("batch_size", defaults.batch_size),
+    }
+    with table.blame(None):
+        return NNSettings(**values)
+
+
 def _reference(table: _Table | None, base: Path) -> ReferenceSpec | None:
     if table is None:
         return None
@@ -523,6 +544,7 @@ def _build(raw: dict, label: str, source: Path) -> RunConfig:
         reference=_reference(top.subtable("reference", required=False), base),
         output=_output(top.subtable("output"), base),
         raw=raw,
+        nn=_nn(top.subtable("nn", required=False), base),
     )
 
 
@@ -641,6 +663,15 @@ def _resolved_document(config: RunConfig) -> dict[str, dict[str, Any]]:
         "pattern": pattern_table,
         "ga": {f.name: getattr(config.ga, f.name) for f in fields(GASettings)},
     }
+    if config.nn is not None:
+        nn = config.nn
+        document["nn"] = {
+            "model": str(nn.model),
+            "mode": nn.mode,
+            "weight": nn.weight,
+            "refine_fraction": nn.refine_fraction,
+            "batch_size": nn.batch_size,
+        }
     if config.reference is not None:
         document["reference"] = {"cif": str(config.reference.cif), "tolerance": config.reference.tolerance}
     document["output"] = {"dir": str(config.output.dir)}

@@ -7,13 +7,14 @@ checkpoints and decides when to stop. A record holds everything needed to resume
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from gasolve.crystal import Site, Structure
 from gasolve.ga import memetic
+from gasolve.ga.nn_settings import NNSettings
 from gasolve.ga.settings import GASettings
 from gasolve.ga.state import GAState
 from gasolve.scoring import Scorer
@@ -70,7 +71,8 @@ class RunRecord:
         return self.evaluations_to_solution is not None
 
 
-def history_row(state: GAState, seconds: float) -> dict:
+def history_row(state: GAState, seconds: float, nn_seconds: float | None = None) -> dict:
+    """One row of ``history.csv``; ``nn_seconds`` (the generation's network time, s) only in runs with [nn]."""
     row = {
         "generation": state.generation,
         "evaluations": round(state.evaluations, 1),
@@ -78,6 +80,8 @@ def history_row(state: GAState, seconds: float) -> dict:
         "best_rwp": state.best_rwp,
         "restarts": state.restarts,
     }
+    if nn_seconds is not None:
+        row["nn_seconds"] = round(nn_seconds, 4)
     for i, island in enumerate(state.islands):
         row[f"island{i}_best_rwp"] = float(np.min(island.rwp))
         row[f"island{i}_median_rwp"] = float(np.median(island.rwp))
@@ -116,6 +120,8 @@ def iterate(
     settings: GASettings,
     record: RunRecord | None = None,
     judge: Judge | None = None,
+    selector: Callable[[np.ndarray], np.ndarray] | None = None,
+    nn: NNSettings | None = None,
 ) -> Iterator[RunRecord]:
     """Run generations until the evaluation budget is spent, yielding a record after each.
 
@@ -125,6 +131,10 @@ def iterate(
         Resume from this record (a checkpoint); otherwise start with a fresh random population.
     judge : Judge, optional
         Checks the best model against a known reference each time the best improves.
+    selector : callable, optional
+        The selection network (:class:`nnselect.selector.SiteSelector`), used as ``nn`` says.
+    nn : NNSettings, optional
+        Required with ``selector``.
     """
     penalty = None
     if settings.antibump_weight > 0:
@@ -141,28 +151,32 @@ def iterate(
         if settings.fix_origin
         else None
     )
-    evaluate = memetic.Evaluator(scorer, settings, penalty, fixed)
+    evaluate = memetic.Evaluator(scorer, settings, penalty, fixed, selector, nn)
+    with_nn = selector is not None
     n_genes = 3 * scorer.problem.n_sites
     started = time.perf_counter()
     if record is None:
         state = memetic.initialise(evaluate, settings, n_genes)
         record = RunRecord(state, (), 0.0, None, None)
-        record = _judge(record, judge, None, time.perf_counter() - started)
+        nn_seconds = evaluate.last_nn_seconds if with_nn else None
+        record = _judge(record, judge, None, time.perf_counter() - started, nn_seconds)
         yield record
     base_seconds = record.seconds
     started = time.perf_counter()
     while record.state.evaluations < settings.max_evaluations:
         previous_best = record.state.best_fitness
-        state, _, _ = memetic.step(evaluate, record.state, settings)
+        state, _, done = memetic.step(evaluate, record.state, settings)
         seconds = base_seconds + time.perf_counter() - started
         record = replace(record, state=state, seconds=seconds)
-        record = _judge(record, judge, previous_best, seconds)
+        record = _judge(record, judge, previous_best, seconds, done.nn_seconds if with_nn else None)
         yield record
 
 
-def _judge(record: RunRecord, judge: Judge | None, previous_best: float | None, seconds: float) -> RunRecord:
+def _judge(
+    record: RunRecord, judge: Judge | None, previous_best: float | None, seconds: float, nn_seconds: float | None
+) -> RunRecord:
     state = record.state
-    history = (*record.history, history_row(state, seconds))
+    history = (*record.history, history_row(state, seconds, nn_seconds))
     record = replace(record, history=history, seconds=seconds)
     if judge is None or (previous_best is not None and state.best_fitness >= previous_best):
         return record

@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +230,9 @@ def _open(path: str, label: str) -> tuple[HarvestedModels, ProfileInputs]:
     return data, ProfileInputs(build_problem(data.manifest, data.directory))
 
 
-def train_and_evaluate(config: TrainConfig, workdir: str | Path) -> dict[str, Any]:
+def train_and_evaluate(
+    config: TrainConfig, workdir: str | Path, on_epoch: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
     """Train the selection network and evaluate it after every epoch.
 
     Parameters
@@ -237,6 +240,8 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path) -> dict[str, An
     config : TrainConfig
     workdir : str or Path
         Output folder (created); receives ``metrics.json``, ``checkpoint.msgpack`` and ``last.msgpack``.
+    on_epoch : callable, optional
+        Called with each epoch's record (progress display).
 
     Returns
     -------
@@ -363,5 +368,7 @@ def train_and_evaluate(config: TrainConfig, workdir: str | Path) -> dict[str, An
             best_loss = record["validation"]["loss"]
             checkpoint.save(workdir / "checkpoint.msgpack", model, meta)
             summary["best_epoch"] = epoch
+        if on_epoch is not None:
+            on_epoch(record)
     _write_json(workdir / "metrics.json", summary)
     return summary

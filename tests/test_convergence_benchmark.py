@@ -57,6 +57,8 @@ def test_bad_config_rejected():
         convergence.BenchmarkConfig(problems=("NaCl",))
     with pytest.raises(ValueError, match="unknown method"):
         convergence.BenchmarkConfig(methods=("annealing",))
+    with pytest.raises(ValueError, match="need --nn"):
+        convergence.BenchmarkConfig(methods=("nn-rerank",))
 
 
 def test_smoke_two_seeds_each_method(tmp_path):
@@ -81,14 +83,14 @@ def test_smoke_two_seeds_each_method(tmp_path):
     assert written["seeds"] == {"K4SnO4": [0, 1]}
     assert written["versions"]["distributed"] == distributed.__version__
     assert len(written["runs"]) == 6
-    assert {(r["method"], r["seed"]) for r in written["runs"]} == {(m, s) for m in convergence.METHODS for s in (0, 1)}
+    assert {(r["method"], r["seed"]) for r in written["runs"]} == {(m, s) for m in convergence.DEFAULT_METHODS for s in (0, 1)}
     for r in written["runs"]:
         assert "error" not in r, r
         assert r["evaluations"] > 0 and math.isfinite(r["best_rwp"])
         assert r["solved"] == (r["evaluations_to_solution"] is not None)
         assert r["solved"] or r["evaluations"] >= 15_000
     cell = written["summary"]["K4SnO4"]
-    assert set(cell) == set(convergence.METHODS)
+    assert set(cell) == set(convergence.DEFAULT_METHODS)
     for s in cell.values():
         assert s["n_runs"] == 2 and 0 <= s["success_rate"] <= 1
         for key in ("evaluations_to_solution", "seconds_to_solution", "evaluations_per_second", "curve_evaluations"):

@@ -17,7 +17,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gasolve.cli import compare, harvest, run, score, simulate
+    from gasolve.cli import compare, harvest, run, score, simulate, train_nn
 
     parser = _Parser(prog="gasolve", description="Crystal structure solution from X-ray powder diffraction.")
     parser.add_argument("--version", action="version", version=f"gasolve {__version__}")
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_parser(subparsers)
     compare.add_parser(subparsers)
     harvest.add_parser(subparsers)
+    train_nn.add_parser(subparsers)
     return parser
 
 

@@ -37,6 +37,7 @@ def _fingerprint(config) -> str:
             config.pattern.profile,
             config.pattern.background_terms,
             ga,
+            config.nn,
         )
     )
     return hashlib.sha256(text.encode()).hexdigest()
@@ -76,6 +77,11 @@ def run(args: argparse.Namespace) -> int:
         b_iso=np.array(structure_spec.b_iso),
     )
     scorer = Scorer(problem)
+    selector = None
+    if config.nn is not None:
+        from nnselect.selector import SiteSelector
+
+        selector = SiteSelector(config.nn.model, problem, config.nn.batch_size)
     template = template_structure(
         structure_spec.name, structure_spec.cell, structure_spec.space_group, structure_spec.sites, structure_spec.b_iso
     )
@@ -130,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         task = progress.add_task(config.structure.name, total=settings.max_evaluations, info="")
         progress.start()
     try:
-        for current in iterate(scorer, settings, record, judge):
+        for current in iterate(scorer, settings, record, judge, selector, config.nn):
             state = current.state
             if progress is not None:
                 rate = state.evaluations / max(current.seconds, 1e-9)
@@ -191,6 +197,16 @@ def run(args: argparse.Namespace) -> int:
         "gradient_cost": settings.gradient_cost,
         "gasolve_version": __version__,
     }
+    if config.nn is not None:
+        nn_seconds = sum(row.get("nn_seconds", 0.0) for row in current.history)
+        summary["nn"] = {
+            "model": str(config.nn.model),
+            "mode": config.nn.mode,
+            "weight": config.nn.weight,
+            "refine_fraction": config.nn.refine_fraction if config.nn.refine else None,
+            "seconds": nn_seconds,
+            "share_of_wall_time": nn_seconds / max(current.seconds, 1e-9),
+        }
     if judge is not None:
         solved, distances = judge(best.frac)
         summary.update(

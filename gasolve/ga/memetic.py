@@ -6,6 +6,7 @@ state continues exactly as the uninterrupted run would.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from gasolve.ga import multipop
 from gasolve.ga.local import lbfgs
+from gasolve.ga.nn_settings import NNSettings
 from gasolve.ga.settings import GASettings
 from gasolve.ga.state import GAState
 from gasolve.scoring import Scorer
@@ -25,12 +27,18 @@ def generation_rng(seed: int, generation: int) -> np.random.Generator:
 
 @dataclass(frozen=True)
 class Evaluated:
-    """Genomes after evaluation (and refinement), with fitness, Rwp and the evaluations spent."""
+    """Genomes after evaluation (and refinement), with fitness, Rwp and the evaluations spent.
+
+    ``nn_seconds`` is the wall time spent in the selection network (0 without one); ``nn_score`` its mean
+    in-place probability of each model after refinement (None unless the network reranked them).
+    """
 
     genomes: np.ndarray
     fitness: np.ndarray
     rwp: np.ndarray
     evaluations: float
+    nn_seconds: float = 0.0
+    nn_score: np.ndarray | None = None
 
 
 class Evaluator:
@@ -44,6 +52,11 @@ class Evaluator:
         genomes (n, n_genes) -> penalty (n,) added to Rwp for selection (anti-bump).
     fixed_genes : ndarray, shape (n_genes,), bool, optional
         Genes held at 0 (origin fixing in polar groups); their gradient is zeroed in the local search.
+    selector : callable, optional
+        genomes (n, n_genes) -> mean in-place probability (n,) from the selection network
+        (:class:`nnselect.selector.SiteSelector`).
+    nn : NNSettings, optional
+        How ``selector`` is used (:mod:`gasolve.ga.nn_settings`); required with ``selector``.
     """
 
     def __init__(
@@ -52,10 +65,17 @@ class Evaluator:
         settings: GASettings,
         penalty: Callable[[np.ndarray], np.ndarray] | None = None,
         fixed_genes: np.ndarray | None = None,
+        selector: Callable[[np.ndarray], np.ndarray] | None = None,
+        nn: NNSettings | None = None,
     ):
+        if (selector is None) != (nn is None):
+            raise ValueError("selector and nn settings go together")
         self.scorer = scorer
         self.settings = settings
         self.penalty = penalty
+        self.selector = selector
+        self.nn = nn
+        self.last_nn_seconds = 0.0  # network time of the latest call (s)
         self.n_sites = scorer.problem.n_sites
         self.fixed = np.zeros(3 * self.n_sites, dtype=bool) if fixed_genes is None else np.asarray(fixed_genes, bool)
 
@@ -68,17 +88,40 @@ class Evaluator:
         gradient[:, self.fixed] = 0.0
         return rwp, gradient
 
+    def _nn_scores(self, genomes: np.ndarray) -> tuple[np.ndarray, float]:
+        started = time.perf_counter()
+        scores = np.asarray(self.selector(genomes), dtype=float)
+        return scores, time.perf_counter() - started
+
     def __call__(self, genomes: np.ndarray) -> Evaluated:
+        """Score a batch; refine its chosen share by L-BFGS and write the refined genomes back.
+
+        Parameters
+        ----------
+        genomes : ndarray, shape (n, n_genes)
+            Fractional coordinates, flattened per model.
+
+        Returns
+        -------
+        Evaluated
+        """
         s = self.settings
+        nn = self.nn
         genomes = np.array(genomes, dtype=float)
         genomes[:, self.fixed] = 0.0
         n = len(genomes)
         evaluations = 0.0
-        n_local = round(s.local_fraction * n) if s.local_steps > 0 else 0
+        nn_seconds = 0.0
+        fraction = nn.refine_fraction if nn is not None and nn.refine else s.local_fraction
+        n_local = round(fraction * n) if s.local_steps > 0 else 0
         if n_local < n:
             rwp = self.rwp(genomes)
             evaluations += n
-            chosen = np.argsort(rwp, kind="stable")[:n_local]
+            priority = rwp
+            if nn is not None and nn.refine:
+                scores, nn_seconds = self._nn_scores(genomes)
+                priority = rwp - nn.weight * scores
+            chosen = np.argsort(priority, kind="stable")[:n_local]
         else:
             rwp = np.empty(n)
             chosen = np.arange(n)
@@ -88,7 +131,13 @@ class Evaluator:
             rwp[chosen] = result.f
             evaluations += result.gradient_calls * s.gradient_cost
         fitness = rwp + (self.penalty(genomes) if self.penalty is not None else 0.0)
-        return Evaluated(genomes, fitness, rwp, evaluations)
+        nn_score = None
+        if nn is not None and nn.rerank:
+            nn_score, seconds = self._nn_scores(genomes)
+            nn_seconds += seconds
+            fitness = fitness - nn.weight * nn_score
+        self.last_nn_seconds = nn_seconds
+        return Evaluated(genomes, fitness, rwp, evaluations, nn_seconds, nn_score)
 
 
 def origin_fixing_genes(space_group, elements) -> np.ndarray:
