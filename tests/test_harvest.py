@@ -4,7 +4,6 @@ interruption, labels and base rates against hand-computed cases, and the `gasolv
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 
 import numpy as np
@@ -310,9 +309,18 @@ def test_cli_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, edit, extra
     assert not (tmp_path / "data").exists()
 
 
-def test_cli_train_nn_without_the_training_module_exits_2(tiny, tmp_path, capsys, monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nnselect.train" else real(name))
-    code, _, err = cli(["harvest", tiny, "--runs", 1, "--out", tmp_path / "data", "--train-nn", "--quiet"], capsys)
-    assert code == 2 and "training is not available yet" in err
+def test_cli_harvest_then_train_nn(tiny, tmp_path, capsys):
+    out = tmp_path / "data"
+    argv = ["harvest", tiny, "--runs", 1, "--max-generations", 2, "--out", out, "--quiet", "--train-nn"]
+    code, stdout, err = cli([*argv, "--nn-config", "tiny"], capsys)
+    assert code == 0, err
+    metrics = json.loads((out / "nn" / "metrics.json").read_text())
+    assert metrics["config"]["model"] == "PaperCNN" and len(metrics["epochs"]) == 1
+    assert metrics["dataset"]["n_models"] == HarvestDataset.open(out).n_models
+    assert (out / "nn" / "checkpoint.msgpack").is_file() and "trained PaperCNN" in stdout
+
+
+def test_cli_harvest_refuses_a_bad_training_config_before_harvesting(tiny, tmp_path, capsys):
+    code, _, err = cli(["harvest", tiny, "--out", tmp_path / "data", "--train-nn", "--nn-config", "huge"], capsys)
+    assert code == 2 and "'huge' is neither a preset" in err
     assert not (tmp_path / "data").exists()

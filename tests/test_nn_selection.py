@@ -193,3 +193,26 @@ def test_run_with_a_network_reports_its_time_and_is_reproducible(example, tmp_pa
     assert first["nn"]["mode"] == mode and 0 < first["nn"]["share_of_wall_time"] < 1
     for key in ("rwp", "rwp_before_refinement", "evaluations", "generations", "site_distances"):
         assert first[key] == second[key], key
+
+
+# --- gasolve train-nn -----------------------------------------------------------------------------------------
+
+
+def test_train_nn_cli_trains_from_a_toml_config_and_refuses_bad_input(tmp_path, capsys):
+    dataset = _write_dataset(tmp_path / "data", n_random=16, n_near=16)
+    config = tmp_path / "train.toml"
+    config.write_text('[train]\npreset = "tiny"\npatterns_per_epoch = 16\n')
+    code, stdout, err = run(["train-nn", dataset, "--config", config, "--epochs", 1, "--out", tmp_path / "nn"], capsys)
+    assert code == 0, err
+    assert "epoch   1" in err and "trained PaperCNN for 1 epochs" in stdout
+    metrics = json.loads((tmp_path / "nn" / "metrics.json").read_text())
+    assert len(metrics["epochs"]) == 1 and metrics["config"]["patterns_per_epoch"] == 16
+    assert (tmp_path / "nn" / "checkpoint.msgpack").is_file()
+
+    config.write_text('[train]\npreset = "tiny"\nlearning_rat = 0.1\n')
+    code, _, err = run(["train-nn", dataset, "--config", config, "--out", tmp_path / "bad"], capsys)
+    assert code == 2 and "learning_rat" in err and "learning_rate" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(["train-nn", tmp_path, "--config", "tiny"], capsys)
+    assert code == 2 and "not a harvested data set" in err
+    code, _, err = run(["train-nn", dataset, "--config", "tiny", "--epochs", 0], capsys)
+    assert code == 2 and "--epochs" in err

@@ -26,6 +26,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--max-generations", type=int, help="most generations per run (default: the [ga] budget)")
     parser.add_argument("--out", help="data set folder (default: <[output] dir>/harvest)")
     parser.add_argument("--train-nn", action="store_true", help="train the selection network when harvesting ends")
+    parser.add_argument(
+        "--nn-config", default="default", help="training preset or TOML file for --train-nn (default: default)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
@@ -51,26 +54,18 @@ def base_rate_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _check_training_available() -> None:
-    """Raise InputError unless nnselect.train exists (checked before harvesting, without importing JAX)."""
-    import importlib.util
-
-    from gasolve.errors import InputError
-
-    if importlib.util.find_spec("nnselect.train") is None:
-        raise InputError("--train-nn: training is not available yet (nnselect.train is missing)")
-
-
-def _train(dataset, workdir) -> None:
-    """Train the selection network with the paper's preset on the data set (Flax style: config and workdir)."""
-    import dataclasses
-    import importlib
-
-    from nnselect.configs import get_preset
-
-    train = importlib.import_module("nnselect.train")
-    config = dataclasses.replace(get_preset("default"), dataset=str(dataset))
-    train.train_and_evaluate(config, str(workdir))
+def _train_args(dataset, workdir, nn_config: str) -> argparse.Namespace:
+    """The options of ``gasolve train-nn DATASET --config NN_CONFIG --out WORKDIR``."""
+    return argparse.Namespace(
+        dataset=str(dataset),
+        config=nn_config,
+        transfer=None,
+        out=str(workdir),
+        epochs=None,
+        label_radius=None,
+        seed=None,
+        quiet=False,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,9 +79,11 @@ def run(args: argparse.Namespace) -> int:
     _positive(args.runs, "--runs")
     _positive(args.models, "--models")
     _positive(args.max_generations, "--max-generations", 0)
-    if args.train_nn:
-        _check_training_available()
     config = load_run_config(args.config)
+    if args.train_nn:  # a bad training config is refused before any harvesting
+        from gasolve.cli import train_nn
+
+        train_nn.training_config(_train_args(".", ".", args.nn_config))
     if config.reference is None:
         raise InputError("harvest needs the known structure: add a [reference] table with its cif", args.config)
     out = Path(args.out).expanduser().resolve() if args.out else config.output.dir / "harvest"
@@ -145,6 +142,5 @@ def run(args: argparse.Namespace) -> int:
     print("share of models with the site in place (base rate):")
     print(base_rate_table(report))
     if args.train_nn:
-        _train(out, out / "nn")
-        print(f"network trained with the paper's settings (nnselect preset 'default'): {out / 'nn'}")
+        train_nn.run(_train_args(out, out / "nn", args.nn_config))
     return 0

@@ -29,7 +29,6 @@ def add_parser(subparsers) -> None:
 
 def training_config(args: argparse.Namespace):
     """The TrainConfig the options describe (preset or TOML file, then the command-line overrides)."""
-    import dataclasses
     from pathlib import Path
 
     from nnselect.configs import PRESETS, TrainConfig, get_preset, load_config
@@ -45,8 +44,11 @@ def training_config(args: argparse.Namespace):
         values = get_preset(args.config).to_dict()
         values.update({k: v for k, v in overrides.items() if v is not None})
         return TrainConfig.from_dict(values, f"preset {args.config!r}")
-    config = load_config(args.config, **overrides)
-    return dataclasses.replace(config)
+    if not Path(args.config).is_file():
+        from gasolve.errors import InputError
+
+        raise InputError(f"--config {args.config!r} is neither a preset ({', '.join(PRESETS)}) nor a TOML file")
+    return load_config(args.config, **overrides)
 
 
 def _mean(values: list) -> float:
