@@ -49,7 +49,7 @@ def test_summarise_hand_built_runs():
     assert s["curve_evaluations"]["x"] == [100, 300]
     assert s["curve_evaluations"]["success"] == pytest.approx([1 / 3, 2 / 3])
     assert s["curve_evaluations"]["limit"] == 600  # the capped run stopped before the budget of 1000
-    assert s["stopped_by"] == {"solved": 2, "budget": 0, "time": 1}
+    assert s["stopped_by"] == {"solved": 2, "solved after final refinement": 0, "budget": 0, "time": 1}
 
 
 def test_bad_config_rejected():
