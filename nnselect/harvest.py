@@ -20,14 +20,14 @@ A run stops at the first of:
   best match the reference within ``[reference] tolerance`` (0.3 Å by default; :class:`gasolve.solve.Judge`,
   as ``gasolve run`` decides "solved").
 
-Why 5: on K4PbO4 (examples/K4PbO4.toml, 96 models per generation) the runs of seeds 1-3 found the solution in
-generation 6, 7 and 6; until then almost no model has its O atoms within 0.1 Å. After the solution the
-population fills with it: in seed 1 the share of models with every site within 0.5 Å was 0.04 in the generation
-of the solution and 0.11, 0.20, 0.29, 0.40, 0.50 in the five after, and above 0.85 from 10 generations after,
-when the population is nearly all copies of the answer. Stopping 5 generations after keeps the search before
-the solution and the converging population with partly correct models, without a long tail of near-duplicates
-of the answer: the 3-run K4PbO4 data set (3,840 models) has 10 % of its models with every site within 0.5 Å,
-and base rates at 0.1 Å from 0.10-0.13 (O sites) and 0.28-0.36 (K) to 0.66 (Pb).
+Why 5: on K4PbO4 (examples/K4PbO4.toml with the then default 4 x 24 islands, 96 models per generation) the runs of
+seeds 1-3 found the solution in generation 6, 7 and 6; until then almost no model has its O atoms within 0.1 Å.
+After the solution the population fills with it: in seed 1 the share of models with every site within 0.5 Å was 0.04
+in the generation of the solution and 0.11, 0.20, 0.29, 0.40, 0.50 in the five after, and above 0.85 from 10
+generations after, when the population is nearly all copies of the answer. Stopping 5 generations after keeps the
+search before the solution and the converging population with partly correct models, without a long tail of near-
+duplicates of the answer: the 3-run K4PbO4 data set (3,840 models) has 10 % of its models with every site within 0.5
+Å, and base rates at 0.1 Å from 0.10-0.13 (O sites) and 0.28-0.36 (K) to 0.66 (Pb).
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ class SiteSelector:
         Not a checkpoint, another number of sites, or a pattern that does not cover the network's grid.
     """
 
-    def __init__(self, path: str | Path, problem: ScoringProblem, batch_size: int = 96):
+    def __init__(self, path: str | Path, problem: ScoringProblem, batch_size: int = 72):
         from nnselect import checkpoint
 
         self.path = Path(path)

@@ -49,7 +49,7 @@ class NNSettings:
     mode: str = "rerank"
     weight: float = 0.05
     refine_fraction: float = 0.5
-    batch_size: int = 96
+    batch_size: int = 72
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -80,8 +80,8 @@ class GASettings:
 
     seed: int = 1
     max_evaluations: int = 2_000_000
-    islands: int = 4
-    island_size: int = 24
+    islands: int = 6
+    island_size: int = 12
     min_island_size: int = 8
     offspring_fraction: float = 1.0
     selection: tuple[str, ...] = ("tournament", "rank")
