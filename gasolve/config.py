@@ -15,7 +15,7 @@ A run config holds the tables below (``#`` marks what may be left out)::
     range = [5.0, 80.0]          # optional: 2θ range used (degrees); default the whole pattern
     kalpha2_ratio = 0.5          # optional
 
-    [pattern.profile]
+    [pattern.profile]            # optional: without it, gasolve run fits the profile first (Le Bail)
     fwhm = 0.1                   # constant FWHM (degrees 2θ), or caglioti = [U, V, W] (degrees²): exactly one
     eta = 0.5
     eta_slope = 0.0              # optional
@@ -77,9 +77,9 @@ DEFAULT_TOLERANCE = 0.3
 DEFAULT_CUTOFF = PeakProfile.cutoff
 
 _TABLES = ("structure", "pattern", "ga", "nn", "reference", "output")
-_STRUCTURE_KEYS = ("name", "cell", "space_group", "sites", "b_iso")
+_STRUCTURE_KEYS = ("name", "cell", "space_group", "sites", "b_iso", "wyckoff")
 _PATTERN_KEYS = ("file", "wavelength", "range", "kalpha2_ratio", "profile", "background")
-_PROFILE_KEYS = ("fwhm", "caglioti", "eta", "eta_slope", "zero", "cutoff", "monochromator")
+_PROFILE_KEYS = ("fwhm", "caglioti", "eta", "eta_slope", "zero", "cutoff", "monochromator", "asymmetry", "displacement")
 _BACKGROUND_KEYS = ("chebyshev",)
 _REFERENCE_KEYS = ("cif", "tolerance")
 _OUTPUT_KEYS = ("dir",)
@@ -100,6 +100,8 @@ class StructureSpec:
         Element symbol of each independent atom (canonical capitalisation).
     b_iso : tuple of float, length n_sites
         Isotropic displacement parameter B of each site (Å²).
+    wyckoff : tuple of str or None
+        Wyckoff position of each site ("4c", "8d", ...), or None: every site on the general position.
 
     Notes
     -----
@@ -112,13 +114,22 @@ class StructureSpec:
     space_group: SpaceGroup
     sites: tuple[str, ...]
     b_iso: tuple[float, ...]
+    wyckoff: tuple[str, ...] | None = None
 
     @property
     def n_sites(self) -> int:
         return len(self.sites)
 
+    def site_map(self):
+        """The :class:`~gasolve.crystal.wyckoff.SiteMap` of the sites (general positions without ``wyckoff``)."""
+        from gasolve.crystal.wyckoff import SiteMap
+
+        if self.wyckoff is None:
+            return SiteMap.general(self.space_group, self.n_sites)
+        return SiteMap.from_labels(self.space_group, self.wyckoff)
+
     def _key(self) -> tuple:
-        return (self.name, self.cell, self.space_group.hall, self.sites, self.b_iso)
+        return (self.name, self.cell, self.space_group.hall, self.sites, self.b_iso, self.wyckoff)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StructureSpec):
@@ -143,7 +154,8 @@ class PatternSpec:
         The emission lines it stands for.
     range : (float, float) or None
         2θ range used (degrees), or None for the whole pattern.
-    profile : PeakProfile
+    profile : PeakProfile or None
+        None when the config leaves out ``[pattern.profile]``: ``gasolve run`` then fits it (Le Bail) first.
     background_terms : int
         Number of Chebyshev background coefficients (refined linearly with the scale).
     kalpha2_ratio : float
@@ -154,7 +166,7 @@ class PatternSpec:
     wavelength: str | float
     radiation: Radiation
     range: tuple[float, float] | None
-    profile: PeakProfile
+    profile: PeakProfile | None
     background_terms: int
     kalpha2_ratio: float = KALPHA2_RATIO
 
@@ -401,7 +413,19 @@ def _structure(table: _Table) -> StructureSpec:
         b_iso = (table.number("b_iso", DEFAULT_B_ISO),) * len(sites)
     if any(b < 0 for b in b_iso):
         raise table.error("b_iso", f"expected B >= 0 (Å²), got {_describe(b_value)}")
-    return StructureSpec(name, cell, space_group, tuple(sites), b_iso)
+    wyckoff = None
+    if table.has("wyckoff"):
+        labels = table.get("wyckoff")
+        if not isinstance(labels, list) or not all(isinstance(item, str) for item in labels):
+            raise table.error("wyckoff", f"expected a list of Wyckoff positions such as '4c', got {_describe(labels)}")
+        if len(labels) != len(sites):
+            raise table.error(
+                "wyckoff", f"expected one Wyckoff position per site ({len(sites)} sites), got {len(labels)}"
+            )
+        wyckoff = tuple(label.strip() for label in labels)
+        with table.blame("wyckoff"):
+            StructureSpec(name, cell, space_group, tuple(sites), b_iso, wyckoff).site_map()
+    return StructureSpec(name, cell, space_group, tuple(sites), b_iso, wyckoff)
 
 
 def _check_profile_over(profile: PeakProfile, lo: float, hi: float, source: str) -> None:
@@ -428,7 +452,10 @@ def _profile(table: _Table, two_theta_range: tuple[float, float] | None) -> Peak
         "zero": table.number("zero", 0.0),
         "cutoff": table.number("cutoff", DEFAULT_CUTOFF),
         "monochromator_two_theta": table.number("monochromator", 0.0),
+        "displacement": table.number("displacement", 0.0),
     }
+    if table.has("asymmetry"):
+        common["asymmetry"] = tuple(table.numbers("asymmetry", 4, "[P1, P2, P3, P4] (Bérar-Baldinozzi)"))
     with table.blame(None):
         PeakProfile(**common)  # checks the shared parameters, so that the width step below fails only on the width
     if table.has("fwhm"):
@@ -461,7 +488,8 @@ def _pattern(table: _Table, base: Path) -> PatternSpec:
         if not 0 < lo < hi < 180:
             raise table.error("range", f"expected [lo, hi] with 0 < lo < hi < 180 degrees, got [{lo}, {hi}]")
         two_theta_range = (lo, hi)
-    profile = _profile(table.subtable("profile"), two_theta_range)
+    profile_table = table.subtable("profile", required=False)
+    profile = None if profile_table is None else _profile(profile_table, two_theta_range)
     background = table.subtable("background")
     background.check_keys(_BACKGROUND_KEYS)
     terms = background.integer("chebyshev")
@@ -611,7 +639,7 @@ def load_observed(config: RunConfig) -> ObservedPattern:
             pattern = pattern.restrict(*config.pattern.range)
         except InputError as error:
             raise InputError(str(error), f"{source}: [pattern] range") from error
-    else:
+    elif config.pattern.profile is not None:
         lo, hi = float(pattern.two_theta[0]), float(pattern.two_theta[-1])
         _check_profile_over(config.pattern.profile, lo, hi, source)
     return pattern
@@ -627,23 +655,14 @@ def _is_constant_fwhm(profile: PeakProfile) -> bool:
     return u == 0 and v == 0 and w > 0 and math.sqrt(w) ** 2 == w
 
 
-def _resolved_document(config: RunConfig) -> dict[str, dict[str, Any]]:
-    structure = config.structure
-    pattern = config.pattern
-    profile = pattern.profile
+def profile_table(profile: PeakProfile) -> dict[str, Any]:
+    """The ``[pattern.profile]`` table that loads back to ``profile``."""
     width: dict[str, Any]
     if _is_constant_fwhm(profile):
         width = {"fwhm": math.sqrt(profile.caglioti[2])}
     else:
         width = {"caglioti": list(profile.caglioti)}
-    pattern_table: dict[str, Any] = {
-        "file": str(pattern.file),
-        "wavelength": pattern.wavelength,
-        "kalpha2_ratio": pattern.kalpha2_ratio,
-    }
-    if pattern.range is not None:
-        pattern_table["range"] = list(pattern.range)
-    pattern_table["profile"] = {
+    table = {
         **width,
         "eta": profile.eta,
         "eta_slope": profile.eta_slope,
@@ -651,6 +670,26 @@ def _resolved_document(config: RunConfig) -> dict[str, dict[str, Any]]:
         "cutoff": profile.cutoff,
         "monochromator": profile.monochromator_two_theta,
     }
+    if any(profile.asymmetry):
+        table["asymmetry"] = list(profile.asymmetry)
+    if profile.displacement:
+        table["displacement"] = profile.displacement
+    return table
+
+
+def _resolved_document(config: RunConfig) -> dict[str, dict[str, Any]]:
+    structure = config.structure
+    pattern = config.pattern
+    profile = pattern.profile
+    pattern_table: dict[str, Any] = {
+        "file": str(pattern.file),
+        "wavelength": pattern.wavelength,
+        "kalpha2_ratio": pattern.kalpha2_ratio,
+    }
+    if pattern.range is not None:
+        pattern_table["range"] = list(pattern.range)
+    if profile is not None:
+        pattern_table["profile"] = profile_table(profile)
     pattern_table["background"] = {"chebyshev": pattern.background_terms}
     document: dict[str, dict[str, Any]] = {
         "structure": {
@@ -659,6 +698,7 @@ def _resolved_document(config: RunConfig) -> dict[str, dict[str, Any]]:
             "space_group": structure.space_group.symbol,
             "sites": list(structure.sites),
             "b_iso": list(structure.b_iso),
+            **({"wyckoff": list(structure.wyckoff)} if structure.wyckoff is not None else {}),
         },
         "pattern": pattern_table,
         "ga": {f.name: getattr(config.ga, f.name) for f in fields(GASettings)},
@@ -716,6 +756,14 @@ def _toml_tables(name: str, table: dict[str, Any]) -> list[str]:
         if isinstance(value, dict):
             lines += ["", *_toml_tables(f"{name}.{key}", value)]
     return lines
+
+
+def toml_text(document: dict[str, dict[str, Any]], comments: Sequence[str] = ()) -> str:
+    """TOML text of nested tables (``{"pattern": {"profile": {...}}}``), each comment line first with ``#``."""
+    lines = [f"# {line}" for line in comments]
+    for name, table in document.items():
+        lines += ["", *_toml_tables(name, table)] if lines else _toml_tables(name, table)
+    return "\n".join(lines) + "\n"
 
 
 def resolved_toml(config: RunConfig) -> str:

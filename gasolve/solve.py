@@ -151,7 +151,8 @@ def iterate(
         if settings.fix_origin
         else None
     )
-    evaluate = memetic.Evaluator(scorer, settings, penalty, fixed, selector, nn)
+    project = getattr(scorer, "project", None)  # a MappedScorer: sites on special positions
+    evaluate = memetic.Evaluator(scorer, settings, penalty, fixed, selector, nn, project=project)
     with_nn = selector is not None
     n_genes = 3 * scorer.problem.n_sites
     started = time.perf_counter()

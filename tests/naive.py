@@ -218,6 +218,16 @@ def pseudo_voigt(x: np.ndarray, fwhm: float, eta: float) -> np.ndarray:
     return eta * lorentz + (1.0 - eta) * gauss
 
 
+def berar_baldinozzi(z: np.ndarray, tan_theta: float, asymmetry: tuple[float, float, float, float]) -> np.ndarray:
+    """Asymmetry factor 1 + (P1 Fa(z) + P2 Fb(z)) / tan θ + (P3 Fa(z) + P4 Fb(z)) / tan 2θ, Fa = 2z exp(-z²),
+    Fb = 2(2z² - 3) Fa (J. Appl. Cryst. 26 (1993) 128; FullProf's form), z the offset in FWHM units."""
+    fa = 2.0 * z * np.exp(-(z**2))
+    fb = 2.0 * (2.0 * z**2 - 3.0) * fa
+    theta = math.atan(tan_theta)
+    p1, p2, p3, p4 = asymmetry
+    return 1.0 + (p1 * fa + p2 * fb) / math.tan(theta) + (p3 * fa + p4 * fb) / math.tan(2.0 * theta)
+
+
 def reflections_for_pattern(
     cell_parameters, two_theta: np.ndarray, radiation: Radiation, margin: float = 10.0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -266,7 +276,7 @@ def peak_profile(
             if sin_theta >= 1.0:
                 continue
             bragg = 2.0 * math.degrees(math.asin(sin_theta))
-            centre = bragg + profile.zero
+            centre = bragg + profile.zero + profile.displacement * math.cos(math.radians(bragg) / 2.0)
             tan_theta = math.tan(math.radians(bragg) / 2.0)
             fwhm = math.sqrt(u * tan_theta**2 + v * tan_theta + w)
             eta = profile.eta + profile.eta_slope * centre
@@ -275,7 +285,9 @@ def peak_profile(
             if not np.any(inside):
                 continue
             lp = lorentz_polarisation(bragg, profile.monochromator_two_theta)
-            y[inside] += m * f2 * weight * lp * pseudo_voigt(two_theta[inside] - centre, fwhm, eta)
+            x = two_theta[inside] - centre
+            shape = pseudo_voigt(x, fwhm, eta) * berar_baldinozzi(x / fwhm, tan_theta, profile.asymmetry)
+            y[inside] += m * f2 * weight * lp * shape
     return y
 
 

@@ -225,6 +225,10 @@ ROUND_TRIP_VARIANTS = {
         ("zero = 0.0", "zero = -0.0123"),
         ("monochromator = 0.0", "monochromator = 26.6"),
     ],
+    "asymmetry, displacement, Wyckoff positions": [
+        ("zero = 0.0", "zero = 0.01\nasymmetry = [-0.2, 0.01, 0.1, -0.03]\ndisplacement = -0.05"),
+        ("b_iso = 1.0", "wyckoff = " + str(["2i"] * 8 + ["1a"])),
+    ],
 }
 
 
@@ -325,10 +329,10 @@ BAD = {
     "missing pattern file key": ([('file = "K4SnO4.xye"', "")], ["[pattern] file", "missing"]),
     "missing wavelength": ([('wavelength = "CuKa1"', "")], ["[pattern] wavelength", "missing"]),
     "missing eta": ([("eta = 0.5", "")], ["[pattern.profile] eta", "missing"]),
-    "missing profile table": (
-        [(VALID[VALID.index("[pattern.profile]") : VALID.index("[pattern.background]")], "")],
-        ["[pattern] profile", "missing required table [pattern.profile]"],
-    ),
+    "wyckoff count": ([("b_iso = 1.0", 'wyckoff = ["2i"]')], ["[structure] wyckoff", "one Wyckoff position per site"]),
+    "wyckoff letter": ([("b_iso = 1.0", "wyckoff = " + str(["2i"] * 8 + ["2z"]))], ["[structure] wyckoff", "'2z'"]),
+    "wyckoff not text": ([("b_iso = 1.0", "wyckoff = 4")], ["[structure] wyckoff", "list of Wyckoff positions"]),
+    "asymmetry three numbers": ([("zero = 0.0", "asymmetry = [0.1, 0.0, 0.0]")], ["[pattern.profile] asymmetry"]),
     "missing background table": ([("[pattern.background]\nchebyshev = 6\n", "")], ["[pattern] background"]),
     "missing chebyshev": ([("chebyshev = 6", "")], ["[pattern.background] chebyshev", "missing"]),
     "missing output table": ([('[output]\ndir = "runs/K4SnO4"\n', "")], ["[output]", "missing required table"]),
@@ -463,3 +467,22 @@ def test_every_ga_field_rejects_a_wrong_type(folder, field):
     with pytest.raises(InputError) as caught:
         load_run_config(write(folder, text))
     assert str(caught.value).startswith(f"{folder / NAME}: [ga] {field.name}"), str(caught.value)
+
+
+def test_profile_may_be_left_out_for_the_profile_fit(folder):
+    text = edit(VALID, VALID[VALID.index("[pattern.profile]") : VALID.index("[pattern.background]")], "")
+    config = load_run_config(write(folder, text))
+    assert config.pattern.profile is None
+    assert load_observed(config).n_points > 0
+    again = load_run_config(write(folder, resolved_toml(config), "config.toml"))
+    assert again == config and again.pattern.profile is None
+
+
+def test_wyckoff_positions_give_the_site_map(folder):
+    config = load_run_config(write(folder, edit(VALID, "b_iso = 1.0", "wyckoff = " + str(["2i"] * 8 + ["1h"]))))
+    assert config.structure.wyckoff == ("2i",) * 8 + ("1h",)
+    site_map = config.structure.site_map()
+    np.testing.assert_array_equal(site_map.multiplicity, [2] * 8 + [1])
+    assert site_map.n_free == 24
+    general = load_run_config(write(folder, VALID, "general.toml")).structure.site_map()
+    assert general.n_free == 27 and list(general.multiplicity) == [2] * 9

@@ -17,7 +17,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gasolve.cli import compare, harvest, run, score, simulate, train_nn
+    from gasolve.cli import compare, harvest, lebail, run, score, simulate, train_nn
 
     parser = _Parser(prog="gasolve", description="Crystal structure solution from X-ray powder diffraction.")
     parser.add_argument("--version", action="version", version=f"gasolve {__version__}")
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers.required = True
     simulate.add_parser(subparsers)
     score.add_parser(subparsers)
+    lebail.add_parser(subparsers)
     run.add_parser(subparsers)
     compare.add_parser(subparsers)
     harvest.add_parser(subparsers)

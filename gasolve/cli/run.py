@@ -44,6 +44,7 @@ def _fingerprint(config) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
     import time
     from pathlib import Path
 
@@ -66,6 +67,21 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--stop-when-solved needs a [reference] cif in the config", args.config)
     structure_spec, pattern_spec, settings = config.structure, config.pattern, config.ga
     observed = load_observed(config)
+    lebail_result = None
+    if pattern_spec.profile is None:  # fit profile, zero shift and cell first (Le Bail), as FOX and DASH do
+        from gasolve.profile_fit import LeBailSettings, fit_lebail
+
+        lebail_settings = LeBailSettings(n_background=pattern_spec.background_terms)
+        lebail_result = fit_lebail(
+            observed, structure_spec.cell, structure_spec.space_group, pattern_spec.radiation, lebail_settings
+        )
+        config = dataclasses.replace(
+            config,
+            structure=dataclasses.replace(structure_spec, cell=lebail_result.cell),
+            pattern=dataclasses.replace(pattern_spec, profile=lebail_result.profile),
+        )
+        structure_spec, pattern_spec = config.structure, config.pattern
+    site_map = structure_spec.site_map()
     problem = ScoringProblem.build(
         structure_spec.cell,
         structure_spec.space_group,
@@ -75,8 +91,13 @@ def run(args: argparse.Namespace) -> int:
         pattern_spec.profile,
         n_background=pattern_spec.background_terms,
         b_iso=np.array(structure_spec.b_iso),
+        site_multiplicity=site_map.multiplicity,
     )
     scorer = Scorer(problem)
+    if structure_spec.wyckoff is not None:
+        from gasolve.scoring.mapped import MappedScorer
+
+        scorer = MappedScorer(scorer, site_map)
     selector = None
     if config.nn is not None:
         from nnselect.selector import SiteSelector
@@ -91,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
         judge = Judge(template, reference, config.reference.tolerance)
         from gasolve.compare import compare_structures
 
-        probe = model_structure(template, np.random.default_rng(0).random((template.n_sites, 3)))
+        probe = model_structure(
+            template, site_map.project(np.random.default_rng(0).random((1, template.n_sites, 3)))[0]
+        )
         try:  # a cell or composition that does not match the reference fails here, before anything is written
             compare_structures(probe, reference)
         except InputError as error:
@@ -114,6 +137,12 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         raise InputError(f"cannot create the output folder: {error.strerror}", str(out)) from None
     write_resolved(config, out / "config.toml")
+    if lebail_result is not None:
+        from gasolve.cli.lebail import write_outputs
+
+        write_outputs(
+            lebail_result, out, f"{structure_spec.name}: profile fit, intensities free", str(pattern_spec.file)
+        )
 
     def save(current):
         write_checkpoint(checkpoint_path, {"fingerprint": fingerprint, "record": current, "version": __version__})
@@ -169,12 +198,20 @@ def run(args: argparse.Namespace) -> int:
     candidates, _ = final_candidates(state, 5)
     refinements = [refine_coordinates(scorer, genome.reshape(-1, 3)) for genome in candidates]
     best = min(refinements, key=lambda r: r.rwp_after)
+    best = dataclasses.replace(best, frac=site_map.project(best.frac[None])[0])
     structure = model_structure(template, best.frac)
     fit = scorer.profiles(best.frac[None])
-    from gasolve.diffraction.fit_metrics import fit_metrics
+    from gasolve.diffraction.fit_metrics import bragg_r, fit_metrics
+    from gasolve.diffraction.profile import peak_positions
     from gasolve.plotting import plot_convergence, plot_fit
 
     metrics = fit_metrics(observed.y_obs, fit.y_calc[0], observed.weights, 1 + problem.n_background)
+    r_bragg = bragg_r(
+        problem.peak_matrix.to_sparse(),
+        fit.scale[0] * scorer.intensities(best.frac[None])[0],
+        observed.y_obs,
+        problem.background_basis @ fit.background[0],
+    )
     write_cif(
         structure,
         out / "best.cif",
@@ -185,7 +222,9 @@ def run(args: argparse.Namespace) -> int:
         "rwp": best.rwp_after,
         "rwp_before_refinement": float(state.best_rwp),
         "rp": metrics.rp,
+        "rexp": metrics.rexp,
         "chi2": metrics.chi2,
+        "r_bragg": r_bragg,
         "evaluations": state.evaluations,
         "generations": state.generation,
         "wall_seconds": current.seconds,
@@ -224,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
     write_json(out / "summary.json", summary)
     write_history(out / "history.csv", current.history)
     ticks = [
-        (f"λ={w:.5f}", problem.reflections.two_theta(w, pattern_spec.profile.zero))
+        (f"λ={w:.5f}", peak_positions(problem.reflections, w, pattern_spec.profile))
         for w, _ in pattern_spec.radiation.lines
     ]
     plot_fit(
@@ -234,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
         fit.y_calc[0],
         ticks,
         title=f"{config.structure.name}: best model after refinement",
-        annotation=f"Rwp {best.rwp_after:.4f}\nRp  {metrics.rp:.4f}\nχ²  {metrics.chi2:.3f}",
+        annotation=f"Rwp {best.rwp_after:.4f}\nRp  {metrics.rp:.4f}\nχ²  {metrics.chi2:.3f}\nR_B {r_bragg:.4f}",
     )
     plot_convergence(
         out / "convergence.png",
@@ -244,6 +283,7 @@ def run(args: argparse.Namespace) -> int:
     )
     line = (
         f"{config.structure.name}: Rwp {best.rwp_after:.4f} (before refinement {state.best_rwp:.4f}), "
+        f"Rp {metrics.rp:.4f}, χ² {metrics.chi2:.3f}, R_Bragg {r_bragg:.4f}, "
         f"{state.evaluations:,.0f} evaluations, {state.generation} generations, {current.seconds:.1f} s"
     )
     if judge is not None:

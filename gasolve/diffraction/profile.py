@@ -5,6 +5,10 @@ G(x) = (2/H) sqrt(ln 2 / π) exp(-4 ln 2 x² / H²),  L(x) = (2 / (π H)) / (1 +
 (Thompson, Cox & Hastings, J. Appl. Cryst. 20 (1987) 79 use the same mixing with a common width).
 H² = U tan² θ + V tan θ + W (Caglioti, Paoletti & Ricci, Nucl. Instrum. 3 (1958) 223), degrees².
 η(2θ) = eta + eta_slope · 2θ (2θ in degrees). Each peak is cut off at ``cutoff`` FWHM either side.
+
+Peak asymmetry (axial divergence) follows Bérar & Baldinozzi, J. Appl. Cryst. 26 (1993) 128, as in FullProf:
+the profile is multiplied by A(z) = 1 + (P1 Fa(z) + P2 Fb(z)) / tan θ with z = (2θ - 2θ_peak) / H,
+Fa(z) = 2 z exp(-z²) and Fb(z) = 2 (2z² - 3) Fa(z). Both are odd in z, so the peak keeps its area.
 """
 
 from __future__ import annotations
@@ -41,6 +45,11 @@ class PeakProfile:
         Peak tails are cut at this many FWHM from the peak centre.
     monochromator_two_theta : float
         Monochromator angle 2θ_M (degrees) in the Lorentz-polarisation factor; 0 for none.
+    asymmetry : (P1, P2)
+        Bérar-Baldinozzi asymmetry coefficients (dimensionless; module docstring); (0, 0) for symmetric peaks.
+    displacement : float
+        Specimen displacement shift (degrees): a peak moves by ``displacement`` · cos θ, the Bragg-Brentano
+        shift -2 s cos θ / R (radians) of a specimen displaced by s from the goniometer axis of radius R.
     """
 
     caglioti: tuple[float, float, float] = (0.0, 0.0, 0.01)
@@ -49,12 +58,17 @@ class PeakProfile:
     zero: float = 0.0
     cutoff: float = 15.0
     monochromator_two_theta: float = 0.0
+    asymmetry: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    displacement: float = 0.0
 
     def __post_init__(self) -> None:
         if len(self.caglioti) != 3 or not all(math.isfinite(float(x)) for x in self.caglioti):
             raise InputError(f"caglioti must be three numbers [U, V, W] (degrees²), got {self.caglioti!r}")
         object.__setattr__(self, "caglioti", tuple(float(x) for x in self.caglioti))
-        for name in ("eta", "eta_slope", "zero", "cutoff", "monochromator_two_theta"):
+        if len(self.asymmetry) != 4 or not all(math.isfinite(float(x)) for x in self.asymmetry):
+            raise InputError(f"asymmetry must be four numbers [P1, P2, P3, P4], got {self.asymmetry!r}")
+        object.__setattr__(self, "asymmetry", tuple(float(x) for x in self.asymmetry))
+        for name in ("eta", "eta_slope", "zero", "cutoff", "monochromator_two_theta", "displacement"):
             if not math.isfinite(float(getattr(self, name))):
                 raise InputError(f"profile parameter {name} must be a finite number")
         if self.cutoff <= 0:
@@ -95,6 +109,24 @@ def pseudo_voigt(x: np.ndarray, fwhm: np.ndarray, eta: np.ndarray) -> np.ndarray
     gauss = (2.0 / fwhm) * math.sqrt(_LN2 / math.pi) * np.exp(-_LN2 * z)
     lorentz = (2.0 / (math.pi * fwhm)) / (1.0 + z)
     return eta * lorentz + (1.0 - eta) * gauss
+
+
+def asymmetry_factor(z: np.ndarray, tan_theta: np.ndarray, asymmetry: tuple[float, float]) -> np.ndarray:
+    """Bérar-Baldinozzi factor A(z) = 1 + (P1 Fa(z) + P2 Fb(z)) / tan θ (module docstring), broadcasting.
+
+    Parameters
+    ----------
+    z : ndarray
+        Offset from the peak centre in units of the FWHM.
+    tan_theta : ndarray
+        tan θ of the peak's Bragg angle.
+    asymmetry : (P1, P2)
+    """
+    p1, p2, p3, p4 = asymmetry
+    fa = 2.0 * z * np.exp(-z * z)
+    fb = 2.0 * (2.0 * z * z - 3.0) * fa
+    cot_two_theta = (1.0 - tan_theta * tan_theta) / (2.0 * tan_theta)
+    return 1.0 + (p1 * fa + p2 * fb) / tan_theta + (p3 * fa + p4 * fb) * cot_two_theta
 
 
 @dataclass(frozen=True)
@@ -143,17 +175,28 @@ def peak_lines(
         bragg = reflections.two_theta(wavelength)
         valid = wavelength / (2.0 * reflections.d_spacing) < 1.0
         bragg = np.where(valid, bragg, 180.0)
-        centre = bragg + profile.zero
+        centre = bragg + profile.zero + profile.displacement * np.cos(np.radians(bragg) / 2.0)
         safe = np.where(valid, bragg, 179.0)
         lp = np.where(valid, lorentz_polarisation(safe, profile.monochromator_two_theta), 0.0)
         lines.append((centre, profile.fwhm(safe), profile.eta_at(np.where(valid, centre, 90.0)), weight * lp))
     return lines
 
 
+def peak_positions(reflections: ReflectionList, wavelength: float, profile: PeakProfile) -> np.ndarray:
+    """Observed peak centres 2θ (degrees) of ``reflections`` at ``wavelength`` (Å): Bragg angle, zero shift and
+    specimen displacement; shape (n_refl,)."""
+    bragg = reflections.two_theta(wavelength)
+    return bragg + profile.zero + profile.displacement * np.cos(np.radians(bragg) / 2.0)
+
+
 def build_peak_matrix(
     two_theta: np.ndarray, reflections: ReflectionList, radiation: Radiation, profile: PeakProfile
 ) -> PeakMatrix:
-    """Peak-shape matrix of ``reflections`` sampled at ``two_theta`` (degrees, increasing), shape (n_points,)."""
+    """Peak-shape matrix of ``reflections`` sampled at ``two_theta`` (degrees, increasing), shape (n_points,).
+
+    All runs are evaluated at once on one flat array (reflection k owns ``values[offset[k]:offset[k] +
+    length[k]]``), so that building the matrix is cheap enough to repeat inside a profile fit.
+    """
     two_theta = np.asarray(two_theta, dtype=float)
     lines = peak_lines(reflections, radiation, profile)
     n_refl = len(reflections)
@@ -167,17 +210,20 @@ def build_peak_matrix(
     stop = np.searchsorted(two_theta, hi, side="right")
     length = np.maximum(stop - start, 0).astype(np.int64)
     offset = np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64)
-    values = np.zeros(int(length.sum()))
-    for k in range(n_refl):
-        if length[k] == 0:
-            continue
-        x = two_theta[start[k] : stop[k]]
-        run = np.zeros(length[k])
-        for centre, fwhm, eta, weight in lines:
-            if weight[k] == 0:
-                continue
-            dx = x - centre[k]
-            inside = np.abs(dx) <= profile.cutoff * fwhm[k]
-            run += np.where(inside, weight[k] * pseudo_voigt(dx, fwhm[k], eta[k]), 0.0)
-        values[offset[k] : offset[k] + length[k]] = reflections.multiplicity[k] * run
+    column = np.repeat(np.arange(n_refl), length)
+    rows = np.arange(int(length.sum())) - offset[column] + start[column]
+    x = two_theta[rows]
+    values = np.zeros(len(rows))
+    symmetric = not any(profile.asymmetry)
+    for (centre, fwhm, eta, weight), (wavelength, _) in zip(lines, radiation.lines, strict=True):
+        dx = x - centre[column]
+        h = fwhm[column]
+        inside = (np.abs(dx) <= profile.cutoff * h) & (weight[column] > 0)
+        shape = pseudo_voigt(dx, h, eta[column])
+        if not symmetric:
+            sin_theta = np.minimum(wavelength / (2.0 * reflections.d_spacing), 1.0)
+            tan_theta = sin_theta / np.sqrt(np.maximum(1.0 - sin_theta**2, 1e-12))
+            shape *= asymmetry_factor(dx / h, tan_theta[column], profile.asymmetry)
+        values += np.where(inside, weight[column] * shape, 0.0)
+    values *= reflections.multiplicity[column]
     return PeakMatrix(start.astype(np.int64), length, offset, values, len(two_theta))

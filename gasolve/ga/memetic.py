@@ -57,6 +57,9 @@ class Evaluator:
         (:class:`nnselect.selector.SiteSelector`).
     nn : NNSettings, optional
         How ``selector`` is used (:mod:`gasolve.ga.nn_settings`); required with ``selector``.
+    project : callable, optional
+        genomes (n, n_genes) -> the same genomes with the coordinates of sites on special positions made
+        consistent (:meth:`gasolve.crystal.wyckoff.SiteMap.project`); applied to the genomes written back.
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class Evaluator:
         fixed_genes: np.ndarray | None = None,
         selector: Callable[[np.ndarray], np.ndarray] | None = None,
         nn: NNSettings | None = None,
+        project: Callable[[np.ndarray], np.ndarray] | None = None,
     ):
         if (selector is None) != (nn is None):
             raise ValueError("selector and nn settings go together")
@@ -75,6 +79,7 @@ class Evaluator:
         self.penalty = penalty
         self.selector = selector
         self.nn = nn
+        self.project = project
         self.last_nn_seconds = 0.0  # network time of the latest call (s)
         self.n_sites = scorer.problem.n_sites
         self.fixed = np.zeros(3 * self.n_sites, dtype=bool) if fixed_genes is None else np.asarray(fixed_genes, bool)
@@ -130,6 +135,8 @@ class Evaluator:
             genomes[chosen] = result.x - np.floor(result.x)
             rwp[chosen] = result.f
             evaluations += result.gradient_calls * s.gradient_cost
+        if self.project is not None:
+            genomes = self.project(genomes)
         fitness = rwp + (self.penalty(genomes) if self.penalty is not None else 0.0)
         nn_score = None
         if nn is not None and nn.rerank:

@@ -38,7 +38,8 @@ def d_spacing_limits(two_theta: np.ndarray, radiation: Radiation, profile: PeakP
     A peak at 2θ_B reaches cutoff · FWHM(2θ_B) either side, and FWHM grows with angle, so the outer limits
     are found by fixed-point iteration: top = hi + cutoff · max FWHM over [lo, top] (and likewise below lo).
     """
-    lo, hi = float(two_theta[0]) - profile.zero, float(two_theta[-1]) - profile.zero
+    shift = abs(profile.displacement)  # |displacement · cos θ| is at most this
+    lo, hi = float(two_theta[0]) - profile.zero - shift, float(two_theta[-1]) - profile.zero + shift
     top, bottom = hi, lo
     for _ in range(100):
         grid = np.linspace(max(bottom, 0.01), min(top, 179.9), 400)

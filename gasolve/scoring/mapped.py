@@ -1,0 +1,53 @@
+"""A scorer for sites on special positions: genomes go through a :class:`~gasolve.crystal.wyckoff.SiteMap`.
+
+The wrapped :class:`~gasolve.scoring.scorer.Scorer` sees the projected fractional coordinates; gradients come
+back through the map's pullback (chain rule of an affine map), so the GA's L-BFGS moves only the free
+parameters. The problem must have been built with the map's multiplicities.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gasolve.crystal.wyckoff import SiteMap
+from gasolve.scoring.scorer import ProfileFit, Scorer
+
+
+class MappedScorer:
+    """Same interface as :class:`Scorer` for genomes of shape (n_models, n_sites, 3) read through ``site_map``.
+
+    Parameters
+    ----------
+    scorer : Scorer
+    site_map : SiteMap
+        One Wyckoff position per site of ``scorer.problem``.
+    """
+
+    def __init__(self, scorer: Scorer, site_map: SiteMap):
+        if site_map.n_sites != scorer.problem.n_sites:
+            raise ValueError(f"site map has {site_map.n_sites} sites, the problem {scorer.problem.n_sites}")
+        self.scorer = scorer
+        self.site_map = site_map
+
+    @property
+    def problem(self):
+        return self.scorer.problem
+
+    def project(self, genomes: np.ndarray) -> np.ndarray:
+        """Fractional coordinates of genomes (any shape with n_models first and 3 n_sites values per model)."""
+        return self.site_map.project(genomes)
+
+    def rwp(self, genomes: np.ndarray) -> np.ndarray:
+        """Rwp of each genome, shape (n_models,)."""
+        return self.scorer.rwp(self.project(self.scorer._check(genomes)))
+
+    def rwp_and_gradient(self, genomes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rwp and dRwp/dgenome, shape (n_models,) and (n_models, n_sites, 3); zero on dependent slots."""
+        rwp, gradient = self.scorer.rwp_and_gradient(self.project(self.scorer._check(genomes)))
+        return rwp, self.site_map.pullback(gradient)
+
+    def intensities(self, genomes: np.ndarray) -> np.ndarray:
+        return self.scorer.intensities(self.project(self.scorer._check(genomes)))
+
+    def profiles(self, genomes: np.ndarray, out: np.ndarray | None = None) -> ProfileFit:
+        return self.scorer.profiles(self.project(self.scorer._check(genomes)), out)

@@ -1,0 +1,134 @@
+"""`gasolve lebail` and `gasolve run` without a profile or with Wyckoff positions: outputs, solutions, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import shared_path
+
+from gasolve.cli.main import main
+from gasolve.config import load_run_config
+from gasolve.crystal import read_cif
+from gasolve.diffraction.profile import PeakProfile
+from gasolve.diffraction.simulate import simulate
+from gasolve.diffraction.wavelength import parse_radiation
+from gasolve.io.patterns import counting_sigma, format_xye
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+PROFILE = PeakProfile(caglioti=(0.02, -0.015, 0.012), eta=0.55, eta_slope=0.002, zero=-0.03)
+
+CONFIG = """\
+[structure]
+name = "PbSO4"
+cell = [8.47, 5.405, 6.955, 90, 90, 90]
+space_group = "Pnma"
+sites = ["Pb", "S", "O", "O", "O"]
+wyckoff = ["4c", "4c", "4c", "4c", "8d"]
+
+[pattern]
+file = "PbSO4.xye"
+wavelength = "CuKa12"
+
+[pattern.background]
+chebyshev = 4
+
+[ga]
+seed = 3
+max_evaluations = 300000
+
+[reference]
+cif = "PbSO4.cif"
+
+[output]
+dir = "out"
+"""
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """PbSO4 simulated from the published structure (Cu Kα1+2, 10-70°, Poisson noise) and its CIF."""
+    folder = tmp_path_factory.mktemp("pbso4")
+    shutil.copy(EXAMPLES / "PbSO4.cif", folder / "PbSO4.cif")
+    structure = read_cif(folder / "PbSO4.cif")
+    two_theta = np.round(np.arange(10.0, 70.0 + 1e-9, 0.02), 10)
+    sim = simulate(structure, two_theta, parse_radiation("CuKa12"), PROFILE, np.array([200.0, -50.0, 20.0]))
+    expected = 20000.0 * sim.peaks / sim.peaks.max() + sim.background
+    y = np.random.default_rng(11).poisson(expected).astype(float)
+    (folder / "PbSO4.xye").write_text(format_xye(two_theta, y, counting_sigma(y)), encoding="utf-8")
+    (folder / "PbSO4.toml").write_text(CONFIG, encoding="utf-8")
+    return folder
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_lebail_writes_a_fragment_that_completes_the_config(folder, tmp_path, capsys):
+    code, out, err = run(["lebail", folder / "PbSO4.toml", "--out", tmp_path], capsys)
+    assert code == 0, err
+    assert "Rwp" in out
+    fragment = tomllib.loads((tmp_path / "lebail.toml").read_text(encoding="utf-8"))
+    np.testing.assert_allclose(fragment["structure"]["cell"][:3], [8.482, 5.398, 6.958], atol=2e-3)
+    assert fragment["pattern"]["profile"]["zero"] == pytest.approx(-0.03, abs=0.01)
+    summary = json.loads((tmp_path / "lebail.json").read_text())
+    assert summary["rwp"] < 1.1 * summary["rexp"]
+    assert (tmp_path / "lebail_fit.png").stat().st_size > 10_000
+    # The fragment pasted into the config gives a complete run config.
+    text = (folder / "PbSO4.toml").read_text().replace("cell = [8.47, 5.405, 6.955, 90, 90, 90]\n", "")
+    text = text.replace("[structure]\n", f"[structure]\ncell = {fragment['structure']['cell']}\n")
+    profile = "".join(f"{key} = {json.dumps(value)}\n" for key, value in fragment["pattern"]["profile"].items())
+    text = text.replace("[pattern.background]", f"[pattern.profile]\n{profile}\n[pattern.background]")
+    (folder / "completed.toml").write_text(text, encoding="utf-8")
+    completed = load_run_config(folder / "completed.toml")
+    assert completed.pattern.profile.caglioti == pytest.approx(tuple(fragment["pattern"]["profile"]["caglioti"]))
+
+
+def test_run_without_profile_fits_it_then_solves_on_wyckoff_positions(folder, tmp_path, capsys):
+    code, _, err = run(["run", folder / "PbSO4.toml", "--out", tmp_path, "--quiet", "--stop-when-solved"], capsys)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["solved"] and summary["max_site_distance"] < 0.1
+    assert summary["rwp"] < 1.1 * summary["rexp"] and summary["r_bragg"] < 0.05
+    for name in ("lebail.toml", "lebail_fit.png", "fit.png", "best.cif"):
+        assert (tmp_path / name).is_file()
+    best = read_cif(tmp_path / "best.cif")
+    np.testing.assert_allclose(best.frac[:4, 1] % 0.5, 0.25)  # the mirror sites stayed on the mirror
+    assert best.formula() == "Pb4 S4 O16"
+    resolved = load_run_config(tmp_path / "config.toml")  # the fitted profile is written into the resolved config
+    assert resolved.pattern.profile is not None and resolved.structure.wyckoff == ("4c",) * 4 + ("8d",)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('"4c", "4c", "4c", "4c", "8d"', '"4c", "4c", "4c", "4e", "8d"', "no Wyckoff position '4e'"),
+        ('"4c", "4c", "4c", "4c", "8d"', '"4c", "4c", "4c", "8d"', "one Wyckoff position per site"),
+        ("[8.47, 5.405, 6.955, 90, 90, 90]", "[8.6, 5.5, 7.1, 90, 90, 90]", "profile fit failed"),
+        ("[8.47, 5.405, 6.955, 90, 90, 90]", "[8.47, 5.405, 6.955, 90, 91, 90]", "lattice symmetry"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(folder, tmp_path, capsys, old, new, message):
+    text = (folder / "PbSO4.toml").read_text()
+    assert text.count(old) == 1
+    (folder / "bad.toml").write_text(text.replace(old, new), encoding="utf-8")
+    code, _, err = run(["lebail", folder / "bad.toml", "--out", tmp_path], capsys)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_pbso4_example_solves_from_the_measured_pattern(tmp_path, capsys):
+    shared_path("measured/PbSO4-lab-CuKa/PBSO4.XRA")  # the example ships its own copy; skip with the rest
+    code, _, err = run(["run", EXAMPLES / "PbSO4.toml", "--out", tmp_path, "--quiet", "--stop-when-solved"], capsys)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["solved"] and summary["max_site_distance"] < 0.3
+    lebail = json.loads((tmp_path / "lebail.json").read_text())
+    np.testing.assert_allclose(lebail["cell"][:3], [8.482371, 5.400051, 6.961979], atol=5e-4)  # GSAS, Hill 1992
