@@ -67,11 +67,9 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +77,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # so that `python benchmarks/convergence.py` finds an uninstalled gasolve
+
+from benchmarks import provenance  # noqa: E402
 
 EXAMPLES = REPO / "examples"
 RESULTS = REPO / "benchmarks" / "results"
@@ -620,37 +620,9 @@ def _worker_info() -> dict:
     }
 
 
-def _package_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip()
-
-
 def versions() -> dict:
-    """Python and package versions, and the commit of the working tree (local changes to gasolve flagged)."""
-    import gasolve
-
-    status = _git("status", "--porcelain", "--", "gasolve")
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": _package_version("scipy"),
-        "numba": _package_version("numba"),
-        "dask": _package_version("dask"),
-        "distributed": _package_version("distributed"),
-        "gasolve": gasolve.__version__,
-        "git_commit": _git("rev-parse", "HEAD"),
-        "gasolve_modified": None if status is None else bool(status),
-    }
+    """Package versions and the commit of the working tree (:func:`benchmarks.provenance.versions`)."""
+    return provenance.versions("dask", "distributed")
 
 
 # ----------------------------------------------------------------------------------------------------------

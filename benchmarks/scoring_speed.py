@@ -44,12 +44,10 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 if "numpy" not in sys.modules:
@@ -65,7 +63,7 @@ if str(REPO) not in sys.path:
 import numba  # noqa: E402
 import scipy.sparse  # noqa: E402
 
-import gasolve  # noqa: E402
+from benchmarks import provenance  # noqa: E402
 from gasolve.crystal import Structure, read_cif  # noqa: E402
 from gasolve.diffraction.form_factors import debye_waller, form_factor  # noqa: E402
 from gasolve.diffraction.profile import PeakProfile  # noqa: E402
@@ -817,34 +815,9 @@ def machine_info() -> dict:
     }
 
 
-def _package_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip()
-
-
 def versions() -> dict:
-    """Python and package versions, and the commit of the working tree (with local changes flagged)."""
-    status = _git("status", "--porcelain", "--", "gasolve")
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": _package_version("scipy"),
-        "numba": numba.__version__,
-        "pymatgen": _package_version("pymatgen"),
-        "gasolve": gasolve.__version__,
-        "git_commit": _git("rev-parse", "HEAD"),
-        "gasolve_modified": None if status is None else bool(status),
-    }
+    """Package versions and the commit of the working tree (:func:`benchmarks.provenance.versions`)."""
+    return provenance.versions("pymatgen")
 
 
 def _plain(value):
