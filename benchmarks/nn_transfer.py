@@ -3,7 +3,8 @@ applied after every epoch to K4SnO4 GA models it never saw; and the gain of gaso
 
 Usage::
 
-    python benchmarks/nn_transfer.py RUN_DIR [RUN_DIR ...] [--names paper,residual] [--json PATH] [--png PATH]
+    python benchmarks/nn_transfer.py RUN_DIR [RUN_DIR ...] [--names paper,residual] [--evaluate CHECKPOINT DATASET]
+        [--json PATH] [--png PATH]
 
 Each RUN_DIR is the output folder of ``gasolve train-nn ... --transfer K4SnO4_DATASET`` (its ``metrics.json``).
 For every run and site the script reports, on the held-out K4PbO4 validation models and on the K4SnO4 transfer
@@ -79,6 +80,87 @@ def summarise_run(metrics: dict, name: str) -> dict:
     return out
 
 
+def evaluate_checkpoint(path: str | Path, dataset: str | Path, batch_size: int = 200) -> dict:
+    """Per-site metrics of a saved network on every model of a harvested data set (not one portion per epoch).
+
+    Parameters
+    ----------
+    path : str or Path
+        ``nnselect`` checkpoint.
+    dataset : str or Path
+        Harvested data set; its sites may carry other elements (the transfer K4PbO4 -> K4SnO4).
+
+    Returns
+    -------
+    dict
+        ``checkpoint``, ``dataset``, ``n_models``, ``label_radius``, the per-site lists of
+        :func:`nnselect.metrics.site_metrics` and the ranking figures of :func:`ranking_figures`.
+    """
+    from nnselect import checkpoint, metrics
+    from nnselect.input_pipeline import build_problem, load_dataset
+    from nnselect.train import predict
+
+    model, meta = checkpoint.load(path)
+    data = load_dataset(dataset)
+    inputs = meta.profile_inputs(build_problem(data.manifest, data.directory), allow_other_elements=True)
+    probabilities = predict(model, inputs, data.frac, batch_size)
+    labels = data.labels(meta.label_radius)
+    result = {
+        "checkpoint": str(path),
+        "dataset": data.manifest.name,
+        "n_models": data.n_models,
+        "label_radius": meta.label_radius,
+        **metrics.to_json(metrics.site_metrics(probabilities, labels, 0.5)),
+    }
+    result.update(ranking_figures(probabilities, labels, data.rwp))
+    return result
+
+
+def ranking_figures(probabilities: np.ndarray, labels: np.ndarray, rwp: np.ndarray) -> dict:
+    """How well the network's mean probability ranks models by their number of atoms in place, against Rwp.
+
+    Returns
+    -------
+    dict
+        ``spearman_network`` and ``spearman_rwp``: rank correlation of the number of sites in place with the
+        mean probability and with -Rwp; ``top_decile_in_place``: mean share of sites in place among the 10 %
+        of models ranked best by the network, by Rwp, and over all models.
+    """
+    from scipy.stats import spearmanr
+
+    in_place = labels.sum(axis=1)
+    score = probabilities.mean(axis=1)
+    top = max(1, len(score) // 10)
+    share = labels.mean(axis=1)
+    return {
+        "spearman_network": float(spearmanr(score, in_place).statistic),
+        "spearman_rwp": float(spearmanr(-np.asarray(rwp, float), in_place).statistic),
+        "top_decile_in_place": {
+            "network": float(share[np.argsort(-score, kind="stable")[:top]].mean()),
+            "rwp": float(share[np.argsort(rwp, kind="stable")[:top]].mean()),
+            "all": float(share.mean()),
+        },
+    }
+
+
+def format_evaluation(result: dict) -> str:
+    lines = [
+        f"{result['checkpoint']} on all {result['n_models']:,} models of {result['dataset']} "
+        f"(labels at {result['label_radius']} Å):",
+        f"  {'site':<5}{'accuracy':>10}{'precision':>10}{'recall':>10}{'base':>10}",
+    ]
+    for i in range(len(result["accuracy"])):
+        values = [result[k][i] for k in ("accuracy", "precision", "recall", "base_rate")]
+        lines.append(f"  {i + 1:<5}" + "".join(f"{'-' if v is None else f'{v:.3f}':>10}" for v in values))
+    top = result["top_decile_in_place"]
+    lines.append(
+        f"  rank correlation with the number of sites in place: network {result['spearman_network']:.3f}, "
+        f"-Rwp {result['spearman_rwp']:.3f}; share of sites in place in the best 10 %: network "
+        f"{top['network']:.3f}, Rwp {top['rwp']:.3f}, all models {top['all']:.3f}"
+    )
+    return "\n".join(lines)
+
+
 def format_report(runs: list[dict]) -> str:
     lines = []
     for run in runs:
@@ -152,6 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="training output folders (with metrics.json)")
     parser.add_argument("--names", help="comma-separated names of the runs (default: folder names)")
+    parser.add_argument(
+        "--evaluate",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("CHECKPOINT", "DATASET"),
+        help="also evaluate a saved network on every model of a data set (repeatable)",
+    )
     parser.add_argument("--json", default=str(RESULTS / "nn_transfer.json"))
     parser.add_argument("--png", default=str(RESULTS / "nn_transfer.png"))
     args = parser.parse_args(argv)
@@ -169,7 +259,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     runs = [summarise_run(m, n) for m, n in zip(metrics_list, names, strict=True)]
     print(format_report(runs))
-    Path(args.json).write_text(json.dumps({"benchmark": "nn_transfer", "runs": runs}, indent=1) + "\n")
+    evaluations = [evaluate_checkpoint(path, dataset) for path, dataset in args.evaluate]
+    for evaluation in evaluations:
+        print(format_evaluation(evaluation))
+    result = {"benchmark": "nn_transfer", "runs": runs, "whole_set_evaluations": evaluations}
+    Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     with_transfer = [(m, n) for m, n in zip(metrics_list, names, strict=True) if "transfer_dataset" in m]
     if with_transfer:
         plot([m for m, _ in with_transfer], [n for _, n in with_transfer], args.png)
