@@ -17,7 +17,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gasolve.cli import compare, harvest, lebail, run, score, simulate, train_nn
+    from gasolve.cli import classify, compare, harvest, lebail, run, score, simulate, train_nn, train_symmetry
 
     parser = _Parser(prog="gasolve", description="Crystal structure solution from X-ray powder diffraction.")
     parser.add_argument("--version", action="version", version=f"gasolve {__version__}")
@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_parser(subparsers)
     harvest.add_parser(subparsers)
     train_nn.add_parser(subparsers)
+    classify.add_parser(subparsers)
+    train_symmetry.add_parser(subparsers)
     return parser
 
 
