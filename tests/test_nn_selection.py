@@ -216,3 +216,34 @@ def test_train_nn_cli_trains_from_a_toml_config_and_refuses_bad_input(tmp_path, 
     assert code == 2 and "not a harvested data set" in err
     code, _, err = run(["train-nn", dataset, "--config", "tiny", "--epochs", 0], capsys)
     assert code == 2 and "--epochs" in err
+
+
+# --- the shipped network --------------------------------------------------------------------------------------
+
+
+def test_shipped_network_tells_the_true_k4sno4_from_random_models(scorer):
+    """The committed K4PbO4 checkpoint, applied to K4SnO4 (the paper's transfer): the true structure and
+    slightly perturbed copies of it score far above random models."""
+    from gasolve.crystal import read_cif
+    from nnselect.selector import SiteSelector
+
+    selector = SiteSelector(EXAMPLES / "K4PbO4_nn.msgpack", scorer.problem)
+    assert selector.meta.elements[0] == "Pb" and selector.meta.n_sites == 9 and selector.meta.label_radius == 0.1
+    truth = read_cif(EXAMPLES / "K4SnO4.cif").frac
+    rng = np.random.default_rng(5)
+    near = (truth[None] + rng.normal(0, 0.002, (8, 9, 3))) % 1.0
+    far = rng.random((64, 9, 3))
+    p_near = selector.probabilities(near)
+    p_far = selector.probabilities(far)
+    assert p_near.mean() > 0.6 and p_far.mean() < 0.3, (p_near.mean(), p_far.mean())
+    assert np.all(p_near.mean(axis=0) > p_far.mean(axis=0))
+
+
+def test_the_nn_example_runs(tmp_path, capsys):
+    for name in ("K4SnO4_nn.toml", "K4SnO4.xye", "K4SnO4.cif", "K4PbO4_nn.msgpack"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    out = tmp_path / "out"
+    code, _, err = run(["run", tmp_path / "K4SnO4_nn.toml", "--out", out, "--max-evaluations", 3000, "--quiet"], capsys)
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["nn"]["model"].endswith("K4PbO4_nn.msgpack") and summary["nn"]["seconds"] > 0
