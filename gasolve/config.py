@@ -79,7 +79,18 @@ DEFAULT_CUTOFF = PeakProfile.cutoff
 _TABLES = ("structure", "pattern", "ga", "nn", "reference", "output")
 _STRUCTURE_KEYS = ("name", "cell", "space_group", "sites", "b_iso", "wyckoff")
 _PATTERN_KEYS = ("file", "wavelength", "range", "kalpha2_ratio", "profile", "background")
-_PROFILE_KEYS = ("fwhm", "caglioti", "eta", "eta_slope", "zero", "cutoff", "monochromator", "asymmetry", "displacement")
+_PROFILE_KEYS = (
+    "fwhm",
+    "caglioti",
+    "eta",
+    "eta_slope",
+    "zero",
+    "cutoff",
+    "monochromator",
+    "asymmetry",
+    "axial",
+    "displacement",
+)
 _BACKGROUND_KEYS = ("chebyshev",)
 _REFERENCE_KEYS = ("cif", "tolerance")
 _OUTPUT_KEYS = ("dir",)
@@ -453,6 +464,7 @@ def _profile(table: _Table, two_theta_range: tuple[float, float] | None) -> Peak
         "cutoff": table.number("cutoff", DEFAULT_CUTOFF),
         "monochromator_two_theta": table.number("monochromator", 0.0),
         "displacement": table.number("displacement", 0.0),
+        "axial": table.number("axial", 0.0),
     }
     if table.has("asymmetry"):
         common["asymmetry"] = tuple(table.numbers("asymmetry", 4, "[P1, P2, P3, P4] (Bérar-Baldinozzi)"))
@@ -672,6 +684,8 @@ def profile_table(profile: PeakProfile) -> dict[str, Any]:
     }
     if any(profile.asymmetry):
         table["asymmetry"] = list(profile.asymmetry)
+    if profile.axial:
+        table["axial"] = profile.axial
     if profile.displacement:
         table["displacement"] = profile.displacement
     return table

@@ -228,6 +228,34 @@ def berar_baldinozzi(z: np.ndarray, tan_theta: float, asymmetry: tuple[float, fl
     return 1.0 + (p1 * fa + p2 * fb) / math.tan(theta) + (p3 * fa + p4 * fb) / math.tan(2.0 * theta)
 
 
+def fcj_profile(x: np.ndarray, bragg: float, fwhm: float, eta: float, sh_l: float) -> np.ndarray:
+    """Pseudo-Voigt convolved with the Finger-Cox-Jephcoat axial-divergence weight (J. Appl. Cryst. 27 (1994)
+    892, S/L = H/L = ``sh_l``), by adaptive quadrature over the angle 2φ at which each ray is recorded.
+
+    ``x`` are offsets (degrees) from the peak at Bragg angle ``bragg`` (degrees); W(2φ) = (2 sh_l - h) /
+    (h |cos 2φ|) with h = sqrt(cos² 2φ / cos² 2θ - 1), between 2φ_min and 2θ.
+    """
+    from scipy.integrate import quad
+
+    t0 = math.radians(bragg)
+    t_min = math.acos(max(-1.0, min(1.0, math.cos(t0) * math.sqrt(1.0 + (2.0 * sh_l) ** 2))))
+
+    def weight(t):
+        h = math.sqrt(max(math.cos(t) ** 2 / math.cos(t0) ** 2 - 1.0, 0.0))
+        return max(2.0 * sh_l - h, 0.0) / (h * abs(math.cos(t))) if h > 0 else 0.0
+
+    lo, hi = sorted((t_min, t0))
+    norm = quad(weight, lo, hi, limit=200)[0]
+    values = []
+    for offset in np.atleast_1d(x):
+
+        def integrand(t, offset=offset):
+            return weight(t) * pseudo_voigt(np.array([offset - math.degrees(t - t0)]), fwhm, eta)[0]
+
+        values.append(quad(integrand, lo, hi, limit=400)[0] / norm)
+    return np.array(values)
+
+
 def reflections_for_pattern(
     cell_parameters, two_theta: np.ndarray, radiation: Radiation, margin: float = 10.0
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -226,7 +226,7 @@ ROUND_TRIP_VARIANTS = {
         ("monochromator = 0.0", "monochromator = 26.6"),
     ],
     "asymmetry, displacement, Wyckoff positions": [
-        ("zero = 0.0", "zero = 0.01\nasymmetry = [-0.2, 0.01, 0.1, -0.03]\ndisplacement = -0.05"),
+        ("zero = 0.0", "zero = 0.01\nasymmetry = [-0.2, 0.01, 0.1, -0.03]\ndisplacement = -0.05\naxial = 0.03"),
         ("b_iso = 1.0", "wyckoff = " + str(["2i"] * 8 + ["1a"])),
     ],
 }
@@ -333,6 +333,7 @@ BAD = {
     "wyckoff letter": ([("b_iso = 1.0", "wyckoff = " + str(["2i"] * 8 + ["2z"]))], ["[structure] wyckoff", "'2z'"]),
     "wyckoff not text": ([("b_iso = 1.0", "wyckoff = 4")], ["[structure] wyckoff", "list of Wyckoff positions"]),
     "asymmetry three numbers": ([("zero = 0.0", "asymmetry = [0.1, 0.0, 0.0]")], ["[pattern.profile] asymmetry"]),
+    "axial negative": ([("zero = 0.0", "axial = -0.01")], ["[pattern.profile]", "SH/L must be in [0, 0.5)"]),
     "missing background table": ([("[pattern.background]\nchebyshev = 6\n", "")], ["[pattern] background"]),
     "missing chebyshev": ([("chebyshev = 6", "")], ["[pattern.background] chebyshev", "missing"]),
     "missing output table": ([('[output]\ndir = "runs/K4SnO4"\n', "")], ["[output]", "missing required table"]),

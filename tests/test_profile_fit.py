@@ -16,7 +16,14 @@ from conftest import shared_path
 
 from gasolve.crystal import Site, SpaceGroup, Structure, UnitCell
 from gasolve.diffraction.fit_metrics import bragg_r
-from gasolve.diffraction.profile import PeakProfile, asymmetry_factor, build_peak_matrix, peak_positions
+from gasolve.diffraction.profile import (
+    PeakProfile,
+    asymmetry_factor,
+    axial_divergence,
+    build_peak_matrix,
+    peak_positions,
+    pseudo_voigt,
+)
 from gasolve.diffraction.reflections import generate_reflections
 from gasolve.diffraction.simulate import simulate
 from gasolve.diffraction.wavelength import parse_radiation
@@ -62,6 +69,38 @@ def test_peak_matrix_with_asymmetry_and_displacement_equals_naive():
         two_theta, reflections.d_spacing, intensity, RADIATION, profile, reflections.multiplicity.astype(float)
     )
     np.testing.assert_allclose(fast, slow, rtol=1e-9, atol=1e-9 * slow.max())
+
+
+@pytest.mark.parametrize(("bragg", "sh_l", "n_nodes"), [(21.0, 0.03, 24), (40.0, 0.06, 48), (130.0, 0.03, 12)])
+def test_axial_divergence_equals_adaptive_quadrature(bragg, sh_l, n_nodes):
+    x = np.linspace(-1.0, 0.6, 41) if bragg < 90 else np.linspace(-0.6, 1.0, 41)
+    reference = naive.fcj_profile(x, bragg, 0.06, 0.5, sh_l)
+    shifts, weights = axial_divergence(np.array([bragg]), sh_l, n_nodes)
+    fast = sum(weights[0, j] * pseudo_voigt(x - shifts[0, j], 0.06, 0.5) for j in range(n_nodes))
+    np.testing.assert_allclose(fast, reference, atol=2e-4 * reference.max())
+    assert np.all(shifts < 0) if bragg < 90 else np.all(shifts > 0)  # the tail points away from 90°
+
+
+def test_peak_matrix_with_axial_divergence_equals_naive():
+    structure = rutile()
+    profile = dataclasses.replace(TRUE_PROFILE, asymmetry=(0.0, 0.0, 0.0, 0.0), axial=0.04, cutoff=10.0)
+    two_theta = np.round(np.arange(20.0, 45.0 + 1e-9, 0.03), 10)
+    reflections = generate_reflections(structure.cell, structure.space_group, 1.9, 10.0)
+    intensity = np.random.default_rng(5).uniform(1.0, 5.0, len(reflections))
+    fast = build_peak_matrix(two_theta, reflections, parse_radiation("CuKa1"), profile).to_sparse() @ intensity
+    slow = np.zeros_like(two_theta)
+    wavelength = parse_radiation("CuKa1").primary
+    for d, f2, m in zip(reflections.d_spacing, intensity, reflections.multiplicity, strict=True):
+        bragg = 2.0 * math.degrees(math.asin(wavelength / (2.0 * d)))
+        fwhm = float(profile.fwhm(np.array([bragg]))[0])
+        eta = profile.eta + profile.eta_slope * (bragg + profile.zero)
+        # the same window as the matrix: cutoff FWHM beyond the ends of the axial-divergence span
+        low = math.degrees(math.acos(math.cos(math.radians(bragg)) * math.sqrt(1 + (2 * profile.axial) ** 2)))
+        offset = two_theta - bragg - profile.zero
+        near = (offset >= low - bragg - profile.cutoff * fwhm) & (offset <= profile.cutoff * fwhm)
+        shape = naive.fcj_profile(offset[near], bragg, fwhm, eta, profile.axial)
+        slow[near] += m * f2 * naive.lorentz_polarisation(bragg) * shape
+    np.testing.assert_allclose(fast, slow, atol=1e-3 * slow.max())
 
 
 def test_asymmetry_keeps_the_area_and_moves_the_peak_to_low_angle():
@@ -120,7 +159,8 @@ def test_intensities_are_recovered_for_the_true_profile():
     two_theta = np.round(np.arange(20.0, 100.0 + 1e-9, 0.02), 10)
     sim = simulate(structure, two_theta, RADIATION, TRUE_PROFILE)
     pattern = ObservedPattern(two_theta, sim.peaks, np.ones_like(two_theta), "noise-free")
-    result = fit_lebail(pattern, structure.cell, structure.space_group, RADIATION, LeBailSettings(n_background=0))
+    settings = LeBailSettings(n_background=0, asymmetry_model="bb")  # the truth has Bérar-Baldinozzi terms
+    result = fit_lebail(pattern, structure.cell, structure.space_group, RADIATION, settings)
     by_hkl = {tuple(h): f2 for h, f2 in zip(sim.reflections.hkl, sim.f_squared, strict=True)}
     inside = (result.reflections.two_theta(RADIATION.primary) > 21) & (result.reflections.two_theta(1.6) < 99)
     fitted = result.intensities[inside]
@@ -144,9 +184,8 @@ def test_bragg_r_is_zero_for_the_true_intensities_and_grows_with_error():
 
 def test_le_bail_recovers_cell_zero_and_profile_of_a_simulated_pattern(rutile_pattern):
     start = UnitCell(4.5937 * 1.002, 4.5937 * 1.002, 2.9587 * 0.998, 90, 90, 90)
-    result = fit_lebail(
-        rutile_pattern, start, rutile().space_group, RADIATION, LeBailSettings(n_background=3, asymmetry="on")
-    )
+    settings = LeBailSettings(n_background=3, asymmetry="on", asymmetry_model="bb")
+    result = fit_lebail(rutile_pattern, start, rutile().space_group, RADIATION, settings)
     # Measured: a off by 1.5e-4 Å, c by 1.0e-4 Å (Poisson noise; the asymmetry terms correlate with the cell).
     assert result.cell.a == pytest.approx(4.5937, abs=3e-4)
     assert result.cell.c == pytest.approx(2.9587, abs=3e-4)
@@ -178,15 +217,28 @@ def test_peak_positions_include_zero_and_displacement():
     np.testing.assert_allclose(peak_positions(reflections, 1.5406, profile), expected)
 
 
-@pytest.mark.slow
+def test_axial_divergence_is_recovered_from_a_simulated_pattern():
+    truth = dataclasses.replace(TRUE_PROFILE, asymmetry=(0.0, 0.0, 0.0, 0.0), axial=0.035)
+    two_theta = np.round(np.arange(20.0, 100.0 + 1e-9, 0.02), 10)
+    sim = simulate(rutile(), two_theta, RADIATION, truth, np.array([300.0, -80.0, 30.0]))
+    expected = 20000.0 * sim.peaks / sim.peaks.max() + sim.background
+    y = np.random.default_rng(8).poisson(expected).astype(float)
+    pattern = ObservedPattern(two_theta, y, counting_sigma(y))
+    start = UnitCell(4.5937 * 0.998, 4.5937 * 0.998, 2.9587 * 1.002, 90, 90, 90)
+    result = fit_lebail(pattern, start, rutile().space_group, RADIATION, LeBailSettings(n_background=3))
+    assert result.asymmetry_refined
+    assert result.profile.axial == pytest.approx(0.035, abs=0.005)
+    assert result.cell.a == pytest.approx(4.5937, abs=2e-4)
+    assert result.cell.c == pytest.approx(2.9587, abs=2e-4)
+    assert result.metrics.rwp < 1.05 * result.metrics.rexp
+
+
 def test_lab6_srm660_cell_from_the_measured_pattern():
-    """The certified cell is 4.15689 Å. Measured figure (2 cores, loaded): a = 4.1551 Å, 0.0018 Å short, because
-    the Bérar-Baldinozzi asymmetry cannot reproduce the strong axial-divergence shifts of this instrument's
-    low-angle peaks (GSAS-II's tutorial needs SH/L = 0.063 on the same file); the issue's 0.0005 Å is not yet met.
-    """
+    """The certified cell is 4.15689 Å; the issue asks for 0.0005 Å. Measured: 4.15641(1) Å with the
+    Finger-Cox-Jephcoat axial divergence (SH/L 0.032), Rwp 0.049; the Bérar-Baldinozzi terms gave 4.15509."""
     pattern = read_pattern(shared_path("measured/LaB6-SRM660-lab-CuKa/NIST660CBI.gsas"))
     start = UnitCell(4.15, 4.15, 4.15, 90, 90, 90)
     result = fit_lebail(pattern, start, SpaceGroup.from_symbol("Pm-3m"), RADIATION, LeBailSettings(n_background=8))
-    assert abs(result.cell.a - LAB6_A) < 0.0025
-    assert result.metrics.rwp < 0.06
-    assert math.isfinite(result.cell_esd[0])
+    assert abs(result.cell.a - LAB6_A) < 0.0005
+    assert result.metrics.rwp < 0.05
+    assert 0 < result.cell_esd[0] < 1e-4

@@ -23,6 +23,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--asymmetry", choices=("auto", "on", "off"), default="auto", help="refine peak asymmetry (default auto)"
     )
+    parser.add_argument(
+        "--asymmetry-model",
+        choices=("fcj", "bb"),
+        default="fcj",
+        help="fcj: Finger-Cox-Jephcoat axial divergence (one SH/L, default); bb: Berar-Baldinozzi (4 terms)",
+    )
     parser.add_argument("--displacement", action="store_true", help="also refine the specimen displacement")
     parser.set_defaults(handler=run)
 
@@ -66,6 +72,7 @@ def write_outputs(result, out, title: str, source: str) -> dict:
             "zero": result.profile.zero,
             "displacement": result.profile.displacement,
             "asymmetry": list(result.profile.asymmetry),
+            "axial": result.profile.axial,
         },
         "profile_esd": result.profile_esd,
         "asymmetry_refined": result.asymmetry_refined,
@@ -92,15 +99,27 @@ def write_outputs(result, out, title: str, source: str) -> dict:
     return summary
 
 
+def with_esd(value: float, esd: float) -> str:
+    """Crystallographic notation: 8.48238(19), the esd in units of the last digit shown (two digits)."""
+    import math
+
+    if not math.isfinite(esd) or esd <= 1e-9 * max(1.0, abs(value)):  # fixed by symmetry
+        return f"{value:.5f}"
+    decimals = max(0, 1 - math.floor(math.log10(esd)))
+    return f"{value:.{decimals}f}({round(esd * 10**decimals)})"
+
+
 def describe(result) -> str:
     """Two lines: the refined cell and profile, and the agreement indices."""
     p = result.profile
-    cell = ", ".join(f"{x:.5f}({e:.1g})" for x, e in zip(result.cell.parameters, result.cell_esd, strict=True))
+    cell = ", ".join(with_esd(x, e) for x, e in zip(result.cell.parameters, result.cell_esd, strict=True))
     m = result.metrics
     return (
         f"cell {cell}\n"
         f"zero {p.zero:.4f}°  U V W {p.caglioti[0]:.5f} {p.caglioti[1]:.5f} {p.caglioti[2]:.5f}  "
-        f"eta {p.eta:.3f} + {p.eta_slope:.5f}·2θ  asymmetry {'[' + ', '.join(f'{a:.3f}' for a in p.asymmetry) + ']'}"
+        f"eta {p.eta:.3f} + {p.eta_slope:.5f}·2θ"
+        + (f"  axial SH/L {p.axial:.4f}" if p.axial else "")
+        + (f"  asymmetry [{', '.join(f'{a:.3f}' for a in p.asymmetry)}]" if any(p.asymmetry) else "")
         + (f"  displacement {p.displacement:.4f}°" if p.displacement else "")
         + f"\nRwp {m.rwp:.5f}   Rp {m.rp:.5f}   Rexp {m.rexp:.5f}   χ² {m.chi2:.4f}"
     )
@@ -116,7 +135,10 @@ def run(args: argparse.Namespace) -> int:
     config = load_run_config(args.config).with_overrides(out=args.out)
     observed = load_observed(config)
     settings = LeBailSettings(
-        n_background=config.pattern.background_terms, asymmetry=args.asymmetry, displacement=args.displacement
+        n_background=config.pattern.background_terms,
+        asymmetry=args.asymmetry,
+        asymmetry_model=args.asymmetry_model,
+        displacement=args.displacement,
     )
     structure = config.structure
     result = fit_lebail(observed, structure.cell, structure.space_group, config.pattern.radiation, settings)

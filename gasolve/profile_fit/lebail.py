@@ -4,9 +4,10 @@ The calculated pattern is y = P(θ) I + B c: P the peak-shape matrix of :mod:`ga
 free intensity per reflection, B the Chebyshev background. As in Pawley's method (J. Appl. Cryst. 14 (1981)
 357), the intensities are least-squares parameters; here they are eliminated exactly (variable projection,
 Golub & Pereyra, SIAM J. Numer. Anal. 10 (1973) 413): for every trial θ the weighted linear least squares for
-(I, c) is solved, and the residual left is minimised over θ alone (zero shift, the free coefficients of the
-reciprocal metric, Caglioti U, V, W, η at 2θ = 0° and 180°, Bérar-Baldinozzi asymmetry, optionally the specimen
-displacement) by trust-region least squares. Reflections at the same d (e.g. 330 and 411 of a cubic cell)
+(I, c) is solved, and the residual left is minimised over θ alone by trust-region least squares. θ holds the
+zero shift, the free coefficients of the reciprocal metric, Caglioti U, V, W, η at 2θ = 0° and 180°, the
+Finger-Cox-Jephcoat axial divergence SH/L (or the Bérar-Baldinozzi terms), and optionally the specimen
+displacement. Reflections at the same d (e.g. 330 and 411 of a cubic cell)
 have identical peaks and are merged into one column; a tiny ridge keeps nearly coincident ones determined.
 
 Why not Le Bail's iterative partition (Le Bail, Duroy & Fourquet, Mater. Res. Bull. 23 (1988) 447)? Alternating
@@ -40,6 +41,8 @@ from gasolve.profile_fit.lattice import LatticeConstraint
 
 #: Relative ridge added to the Jacobi-scaled normal equations of the intensities (nearly coincident peaks).
 RIDGE = 1e-9
+#: Starting SH/L of the axial-divergence stage (lab diffractometers: 0.01-0.07).
+AXIAL_START = 0.02
 #: Constant FWHMs (degrees 2θ) tried as the starting width; the one with the lowest Rwp wins.
 START_FWHM = (0.03, 0.05, 0.08, 0.12, 0.18, 0.27, 0.4)
 _ASYMMETRY_MODES = ("auto", "on", "off")
@@ -56,6 +59,8 @@ class LeBailSettings:
         Chebyshev background terms.
     asymmetry : {"auto", "on", "off"}
         Refine the peak asymmetry; "auto" keeps it only if Rwp drops by more than ``asymmetry_gain``.
+    asymmetry_model : {"fcj", "bb"}
+        Finger-Cox-Jephcoat axial divergence (one parameter, SH/L) or the empirical Bérar-Baldinozzi terms.
     asymmetry_gain : float
         Relative Rwp decrease that justifies the two asymmetry parameters in "auto" mode.
     max_evaluations : int
@@ -87,6 +92,7 @@ class LeBailSettings:
     max_cell_change: float = 0.02
     max_rwp_fraction: float = 0.5
     max_zero: float = 1.0
+    asymmetry_model: str = "fcj"
     displacement: bool = False
 
     def __post_init__(self) -> None:
@@ -94,6 +100,8 @@ class LeBailSettings:
             raise InputError(f"asymmetry must be one of {', '.join(_ASYMMETRY_MODES)}, got {self.asymmetry!r}")
         if self.n_background < 0:
             raise InputError(f"number of background terms must be >= 0, got {self.n_background}")
+        if self.asymmetry_model not in ("fcj", "bb"):
+            raise InputError(f"asymmetry model must be fcj or bb, got {self.asymmetry_model!r}")
         if self.max_evaluations < 1:
             raise InputError(f"max_evaluations must be >= 1, got {self.max_evaluations}")
 
@@ -165,7 +173,7 @@ class _Model:
         self.multiplicity = multiplicity
         self.settings = settings
         self.names = ["zero", "displacement", *(f"metric{k}" for k in range(constraint.n_free)), "U", "V", "W"]
-        self.names += ["eta_0", "eta_180", "P1", "P2", "P3", "P4"]
+        self.names += ["eta_0", "eta_180", "P1", "P2", "P3", "P4", "axial"]
         self.index = {name: i for i, name in enumerate(self.names)}
         self.root_w = np.sqrt(pattern.weights)
         self.basis = chebyshev_basis(pattern.two_theta, settings.n_background)
@@ -182,6 +190,7 @@ class _Model:
         }
         upper = {"zero": self.settings.max_zero, "displacement": self.settings.max_zero, "eta_0": 1.0, "eta_180": 1.0}
         upper.update({name: 2.0 for name in _ASYMMETRY})
+        lower["axial"], upper["axial"] = 0.0, 0.25
         lower.update({name: -2.0 for name in _ASYMMETRY})
         return (
             np.array([lower.get(name, -np.inf) for name in free]),
@@ -200,6 +209,7 @@ class _Model:
             monochromator_two_theta=self.settings.monochromator_two_theta,
             asymmetry=(theta[i["P1"]], theta[i["P2"]], theta[i["P3"]], theta[i["P4"]]),
             displacement=float(theta[i["displacement"]]),
+            axial=float(theta[i["axial"]]),
         )
 
     def metric_coefficients(self, theta: np.ndarray) -> np.ndarray:
@@ -284,7 +294,7 @@ def _stage_free(model: _Model, stage: int) -> list[str]:
     if stage >= 1:
         free += ["U", "V"] + (["displacement"] if model.settings.displacement else [])
     if stage >= 2:
-        free += list(_ASYMMETRY)
+        free += list(_ASYMMETRY) if model.settings.asymmetry_model == "bb" else ["axial"]
     return free
 
 
@@ -318,7 +328,15 @@ def _esd(theta_names: list[str], result) -> tuple[dict[str, float], np.ndarray]:
     """Standard uncertainties from the final Jacobian: cov = (JᵀJ)⁻¹ χ²/(N - P)."""
     jac = np.asarray(result.jac)
     dof = max(len(result.fun) - len(theta_names), 1)
-    covariance = np.linalg.pinv(jac.T @ jac) * float(np.sum(result.fun**2)) / dof
+    norms = np.linalg.norm(jac, axis=0)
+    scale = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)  # columns differ by decades
+    scaled = jac * scale
+    try:  # a truncated pseudo-inverse would hide, not report, an ill-determined combination
+        inverse = np.linalg.inv(scaled.T @ scaled)
+    except np.linalg.LinAlgError:
+        inverse = np.full((len(theta_names),) * 2, np.nan)
+    covariance = scale[:, None] * inverse * scale[None, :]
+    covariance *= float(np.sum(result.fun**2)) / dof
     return {name: float(math.sqrt(max(covariance[i, i], 0.0))) for i, name in enumerate(theta_names)}, covariance
 
 
@@ -412,7 +430,10 @@ def _fit(
     asymmetry_refined = False
     if settings.asymmetry != "off":
         free_asymmetric = _stage_free(model, 2)
-        theta_asymmetric, result_asymmetric = _run_stage(model, theta, free_asymmetric, settings)
+        start = theta.copy()
+        if settings.asymmetry_model == "fcj":
+            start[model.index["axial"]] = AXIAL_START
+        theta_asymmetric, result_asymmetric = _run_stage(model, start, free_asymmetric, settings)
         rwp_asymmetric = model.rwp(theta_asymmetric)
         if settings.asymmetry == "on" or rwp_asymmetric < (1.0 - settings.asymmetry_gain) * history[-1]:
             theta, result, free = theta_asymmetric, result_asymmetric, free_asymmetric
