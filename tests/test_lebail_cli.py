@@ -100,6 +100,9 @@ def test_run_without_profile_fits_it_then_solves_on_wyckoff_positions(folder, tm
         assert (tmp_path / name).is_file()
     best = read_cif(tmp_path / "best.cif")
     np.testing.assert_allclose(best.frac[:4, 1] % 0.5, 0.25)  # the mirror sites stayed on the mirror
+    esd = np.array(summary["coordinate_esd"])
+    assert np.all(esd[:4, 1] == 0) and np.all((esd[:, [0, 2]] > 0) & (esd[:, [0, 2]] < 0.01))
+    assert "0.25000 " in (tmp_path / "best.cif").read_text() or "0.250000 " in (tmp_path / "best.cif").read_text()
     assert best.formula() == "Pb4 S4 O16"
     resolved = load_run_config(tmp_path / "config.toml")  # the fitted profile is written into the resolved config
     assert resolved.pattern.profile is not None and resolved.structure.wyckoff == ("4c",) * 4 + ("8d",)

@@ -99,20 +99,12 @@ def write_outputs(result, out, title: str, source: str) -> dict:
     return summary
 
 
-def with_esd(value: float, esd: float) -> str:
-    """Crystallographic notation: 8.48238(19), the esd in units of the last digit shown (two digits)."""
-    import math
-
-    if not math.isfinite(esd) or esd <= 1e-9 * max(1.0, abs(value)):  # fixed by symmetry
-        return f"{value:.5f}"
-    decimals = max(0, 1 - math.floor(math.log10(esd)))
-    return f"{value:.{decimals}f}({round(esd * 10**decimals)})"
-
-
 def describe(result) -> str:
     """Two lines: the refined cell and profile, and the agreement indices."""
     p = result.profile
-    cell = ", ".join(with_esd(x, e) for x, e in zip(result.cell.parameters, result.cell_esd, strict=True))
+    from gasolve.crystal.cif_io import with_esd
+
+    cell = ", ".join(with_esd(x, e, 5) for x, e in zip(result.cell.parameters, result.cell_esd, strict=True))
     m = result.metrics
     return (
         f"cell {cell}\n"

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from gasolve.errors import InputError
     from gasolve.io.checkpoint import read_checkpoint, write_checkpoint
     from gasolve.io.run_outputs import write_history, write_json
-    from gasolve.refine import refine_coordinates
+    from gasolve.refine import coordinate_esds, refine_coordinates
     from gasolve.scoring import Scorer, ScoringProblem
     from gasolve.solve import Judge, final_candidates, iterate, model_structure, template_structure
 
@@ -199,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
     refinements = [refine_coordinates(scorer, genome.reshape(-1, 3)) for genome in candidates]
     best = min(refinements, key=lambda r: r.rwp_after)
     best = dataclasses.replace(best, frac=site_map.project(best.frac[None])[0])
+    esd = coordinate_esds(scorer, best.frac)
     structure = model_structure(template, best.frac)
     fit = scorer.profiles(best.frac[None])
     from gasolve.diffraction.fit_metrics import bragg_r, fit_metrics
@@ -215,7 +216,11 @@ def run(args: argparse.Namespace) -> int:
     write_cif(
         structure,
         out / "best.cif",
-        comments=[f"gasolve {__version__}: Rwp {best.rwp_after:.5f} after refinement, seed {settings.seed}"],
+        comments=[
+            f"gasolve {__version__}: Rwp {best.rwp_after:.5f} after refinement, seed {settings.seed}",
+            "coordinate esds from the least-squares normal matrix (profile, B and cell fixed)",
+        ],
+        esd=esd,
     )
     summary = {
         "name": config.structure.name,
@@ -225,6 +230,7 @@ def run(args: argparse.Namespace) -> int:
         "rexp": metrics.rexp,
         "chi2": metrics.chi2,
         "r_bragg": r_bragg,
+        "coordinate_esd": esd.tolist(),
         "evaluations": state.evaluations,
         "generations": state.generation,
         "wall_seconds": current.seconds,

@@ -84,8 +84,25 @@ def _space_group(small: gemmi.SmallStructure, source: str) -> gemmi.SpaceGroup:
     return gemmi.find_spacegroup_by_name("P 1")
 
 
-def format_cif(structure: Structure, comments: list[str] | None = None) -> str:
-    """CIF text for ``structure`` (independent atoms with their space-group operators)."""
+def with_esd(value: float, esd: float, decimals_plain: int = 6) -> str:
+    """A number with its standard uncertainty in the last digits, 0.18820(12) or 12.30(4) (IUCr convention: two
+    digits when the first would be 1); plain (``decimals_plain`` decimals) when the esd is 0 or negligible."""
+    import math
+
+    if not math.isfinite(esd) or esd <= 1e-9 * max(1.0, abs(value)):
+        return f"{value:.{decimals_plain}f}"
+    decimals = -math.floor(math.log10(esd))
+    if esd * 10**decimals < 2:  # two digits when the first is 1 (0.00012 -> (12)), else one (0.0003 -> (3))
+        decimals += 1
+    decimals = max(decimals, 0)
+    return f"{value:.{decimals}f}({round(esd * 10**decimals)})"
+
+
+def format_cif(structure: Structure, comments: list[str] | None = None, esd=None) -> str:
+    """CIF text for ``structure`` (independent atoms with their space-group operators).
+
+    ``esd`` (n_sites, 3), optional: standard uncertainties of the fractional coordinates, written as 0.1882(3).
+    """
     document = gemmi.cif.Document()
     block = document.add_new_block(gemmi.cif.quote(structure.name.replace(" ", "_")) or "structure")
     cell = structure.cell
@@ -107,12 +124,15 @@ def format_cif(structure: Structure, comments: list[str] | None = None) -> str:
         "_atom_site_",
         ["label", "type_symbol", "fract_x", "fract_y", "fract_z", "occupancy", "U_iso_or_equiv", "adp_type"],
     )
-    for site in structure.sites:
+    for i, site in enumerate(structure.sites):
         atoms.add_row(
             [
                 gemmi.cif.quote(site.label),
                 site.element,
-                *(f"{x:.6f}" for x in site.frac),
+                *(
+                    f"{x:.6f}" if esd is None else with_esd(x, e)
+                    for x, e in zip(site.frac, (0, 0, 0) if esd is None else esd[i], strict=True)
+                ),
                 f"{site.occupancy:.4f}",
                 f"{site.b_iso / U_TO_B:.5f}",
                 "Uiso",
@@ -122,9 +142,10 @@ def format_cif(structure: Structure, comments: list[str] | None = None) -> str:
     return header + document.as_string()
 
 
-def write_cif(structure: Structure, path: str | Path, comments: list[str] | None = None) -> None:
-    """Write ``structure`` as CIF to ``path`` (atomically: temporary file, then rename)."""
+def write_cif(structure: Structure, path: str | Path, comments: list[str] | None = None, esd=None) -> None:
+    """Write ``structure`` as CIF to ``path`` (atomically: temporary file, then rename); ``esd`` as in
+    :func:`format_cif`."""
     path = Path(path)
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(format_cif(structure, comments), encoding="utf-8")
+    temporary.write_text(format_cif(structure, comments, esd), encoding="utf-8")
     temporary.replace(path)
