@@ -215,6 +215,9 @@ class TrainConfig:
         Structures of each held-out split rendered for the per-epoch evaluation (0: all).
     abstain_threshold : float
         ``classify`` reports no space group when the calibrated top probability is below this.
+    init_checkpoint : str
+        Start from the weights of this checkpoint (same model and grid) instead of a random initialisation;
+        "" for none. Continues a run with a new schedule.
     seed : int
     """
 
@@ -233,6 +236,7 @@ class TrainConfig:
     max_train: int = 0
     eval_size: int = 2000
     abstain_threshold: float = 0.3
+    init_checkpoint: str = ""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -289,8 +293,9 @@ class SymmetryConfig:
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
                     raise InputError(f"unknown key {key!r}{hint}; allowed: {', '.join(names)}", f"{source}: [{name}]")
             if base is not None:
-                for key in ("directory", "mp_dir", "workdir"):
-                    if key in table and isinstance(table[key], str) and not Path(table[key]).is_absolute():
+                for key in ("directory", "mp_dir", "workdir", "init_checkpoint"):
+                    value = table.get(key)
+                    if isinstance(value, str) and value and not Path(value).is_absolute():
                         table[key] = str((base / table[key]).resolve())
             try:
                 parts[name] = kind(**table)

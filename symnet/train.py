@@ -24,6 +24,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from gasolve.errors import InputError
 from symnet import calibration, checkpoint
 from symnet.configs import SymmetryConfig, write_config
 from symnet.dataset import PeakSet, load_peaks, read_catalogue
@@ -193,6 +194,11 @@ def train_and_evaluate(config: SymmetryConfig, progress: bool = True, log=print)
 
     key = jax.random.key(tc.seed)
     model = create_model(config.model.name, grid.n_inputs, config.model.options, key=key)
+    if tc.init_checkpoint:
+        start, start_meta = checkpoint.load(tc.init_checkpoint)
+        if start_meta.model != config.model.name or start_meta.grid != grid.to_dict():
+            raise InputError("init_checkpoint has another model or grid than the config", tc.init_checkpoint)
+        nnx.update(model, nnx.state(start, nnx.Any(nnx.Param, nnx.BatchStat)))
     eval_batch = min(256, 4 * tc.batch_size)
     steps_per_epoch = tc.steps_per_epoch or max(1, len(train) // tc.batch_size)
     total = steps_per_epoch * tc.epochs
