@@ -196,7 +196,8 @@ def train_and_evaluate(config: SymmetryConfig, progress: bool = True, log=print)
     model = create_model(config.model.name, grid.n_inputs, config.model.options, key=key)
     if tc.init_checkpoint:
         start, start_meta = checkpoint.load(tc.init_checkpoint)
-        if start_meta.model != config.model.name or start_meta.grid != grid.to_dict():
+        same_options = json.loads(json.dumps(start_meta.model_options)) == json.loads(json.dumps(config.model.options))
+        if start_meta.model != config.model.name or not same_options or start_meta.grid != grid.to_dict():
             raise InputError("init_checkpoint has another model or grid than the config", tc.init_checkpoint)
         nnx.update(model, nnx.state(start, nnx.Any(nnx.Param, nnx.BatchStat)))
     eval_batch = min(256, 4 * tc.batch_size)

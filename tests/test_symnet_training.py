@@ -115,3 +115,21 @@ def test_train_symmetry_command_builds_data_trains_and_writes_a_checkpoint(tmp_p
     assert meta.model == "ResidualCNN" and meta.temperature_space_group > 0
     rows = list(csv.DictReader(open(tmp_path / "data" / "catalogue.csv")))
     assert len(rows) == 24 and {int(r["space_group"]) for r in rows} == {s.space_group.number for s in PROTOTYPES}
+
+
+def test_train_symmetry_continues_from_a_checkpoint_of_the_same_model_only(tmp_path, capsys):
+    from gasolve.cli.main import main
+
+    _fake_mp_folder(tmp_path / "mp")
+    preset = (Path(symnet.__path__[0]) / "presets" / "tiny.toml").read_text()
+    preset = preset.replace('directory = "data"', 'directory = "data"\nmp_dir = "mp"')
+    (tmp_path / "first.toml").write_text(preset)
+    assert main(["train-symmetry", str(tmp_path / "first.toml"), "--workers", "1", "--quiet"]) == 0
+    capsys.readouterr()
+    continued = preset.replace('workdir = "train"', 'workdir = "again"\ninit_checkpoint = "train/checkpoint.msgpack"')
+    (tmp_path / "again.toml").write_text(continued)
+    assert main(["train-symmetry", str(tmp_path / "again.toml"), "--workers", "1", "--quiet"]) == 0
+    assert (tmp_path / "again" / "checkpoint.msgpack").is_file()
+    (tmp_path / "other.toml").write_text(continued.replace("hidden = 32", "hidden = 16"))
+    assert main(["train-symmetry", str(tmp_path / "other.toml"), "--workers", "1", "--quiet"]) == 2
+    assert "another model or grid" in capsys.readouterr().err
