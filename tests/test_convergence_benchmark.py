@@ -83,7 +83,9 @@ def test_smoke_two_seeds_each_method(tmp_path):
     assert written["seeds"] == {"K4SnO4": [0, 1]}
     assert written["versions"]["distributed"] == distributed.__version__
     assert len(written["runs"]) == 6
-    assert {(r["method"], r["seed"]) for r in written["runs"]} == {(m, s) for m in convergence.DEFAULT_METHODS for s in (0, 1)}
+    assert {(r["method"], r["seed"]) for r in written["runs"]} == {
+        (m, s) for m in convergence.DEFAULT_METHODS for s in (0, 1)
+    }
     for r in written["runs"]:
         assert "error" not in r, r
         assert r["evaluations"] > 0 and math.isfinite(r["best_rwp"])
