@@ -90,7 +90,9 @@ def test_same_seed_same_result_and_resume_is_exact(example, tmp_path, capsys):
     code, _, _ = run(["run", example, "--out", out, "--resume", *budget], capsys)
     assert code == 0
     resumed = json.loads((out / "summary.json").read_text())
-    assert resumed["rwp"] == a["rwp"]
+    # Rwp to 1e-9: the killed part ran in another process, whose freshly JIT-compiled kernels may round the last
+    # bits differently on a clean clone (seen: 4e-13 relative); evaluations and generations must be exact
+    assert resumed["rwp"] == pytest.approx(a["rwp"], rel=1e-9)
     assert resumed["evaluations"] == a["evaluations"]
     assert resumed["generations"] == a["generations"]
     assert not list(out.glob("*.tmp"))
@@ -174,4 +176,5 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_matches(example, tmp_path, capsys)
     code, _, _ = run(["run", example, "--out", out, "--resume", *budget], capsys)
     assert code == 0
     resumed = json.loads((out / "summary.json").read_text())
-    assert (resumed["rwp"], resumed["evaluations"]) == (full["rwp"], full["evaluations"])
+    assert resumed["evaluations"] == full["evaluations"]
+    assert resumed["rwp"] == pytest.approx(full["rwp"], rel=1e-9)  # another process's JIT (see above)
