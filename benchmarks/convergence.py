@@ -579,29 +579,12 @@ def summarise(runs: list[dict]) -> dict:
 # Environment
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def machine_info() -> dict:
     """CPU, cores and platform of the machine that drives the benchmark."""
     return {
-        "cpu_model": _cpu_model(),
+        "cpu_model": provenance.cpu_model(),
         "logical_cores": os.cpu_count(),
-        "usable_cores": usable_cores(),
+        "usable_cores": provenance.usable_cores(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "platform": platform.platform(),
         "hostname": platform.node(),
@@ -615,7 +598,7 @@ def _worker_info() -> dict:
         "pid": os.getpid(),
         "numba_num_threads": int(numba.config.NUMBA_NUM_THREADS),
         "thread_env": {k: os.environ.get(k) for k in WORKER_ENV},
-        "cpu_model": _cpu_model(),
+        "cpu_model": provenance.cpu_model(),
         "hostname": platform.node(),
     }
 
@@ -638,7 +621,7 @@ def make_client(config: BenchmarkConfig):
     # Workers inherit the environment at spawn; Numba reads NUMBA_NUM_THREADS when it is first imported.
     os.environ.update(WORKER_ENV)
     cluster = LocalCluster(
-        n_workers=config.workers or usable_cores(),
+        n_workers=config.workers or provenance.usable_cores(),
         threads_per_worker=1,
         processes=True,
         env=dict(WORKER_ENV),

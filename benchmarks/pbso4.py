@@ -150,15 +150,10 @@ def machine() -> dict:
 
 
 def versions() -> dict:
-    import importlib.metadata
-    import subprocess
+    """Package versions and the commit of the working tree (:func:`benchmarks.provenance.versions`)."""
+    from benchmarks import provenance
 
-    names = ("gasolve", "numpy", "scipy", "numba", "gemmi", "pyxtal")
-    found = {name: importlib.metadata.version(name) for name in names}
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
-    found["commit"] = commit + ("+dirty" if dirty.strip() else "")
-    return found
+    return provenance.versions("gemmi", "pyxtal")
 
 
 def run_benchmark(seeds: list[int], budget: int, json_path: str | Path | None = None) -> dict:

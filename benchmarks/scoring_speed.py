@@ -780,28 +780,15 @@ def _scaling_points(
 # Environment
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_info() -> dict:
     """CPU, cores, threads and platform of this machine."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
+    usable = provenance.usable_cores()
     try:
         layer = numba.threading_layer()
     except ValueError:
         layer = None
     return {
-        "cpu_model": _cpu_model(),
+        "cpu_model": provenance.cpu_model(),
         "logical_cores": os.cpu_count(),
         "usable_cores": usable,
         "numba_num_threads": int(numba.config.NUMBA_NUM_THREADS),

@@ -14,24 +14,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-import jax
 import numpy as np
-from flax import nnx, serialization
+from flax import nnx
 
 from gasolve.errors import InputError
+from gasolve.networks import weights_file
 from nnselect.input_pipeline import InputGrid, ProfileInputs
 from nnselect.models import MODELS, create_model, eval_mode
 
 #: Format tag written into every checkpoint.
 FORMAT = "nnselect-checkpoint-1"
-#: Variables saved: weights and batch-norm statistics.
-SAVED = nnx.Any(nnx.Param, nnx.BatchStat)
 
 
 @dataclass(frozen=True)
@@ -154,15 +149,8 @@ class CheckpointMeta:
         return cls(**data)
 
 
-def _flat(tree: Any) -> dict[str, Any]:
-    return {
-        jax.tree_util.keystr(path, simple=True, separator="/"): leaf
-        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
-    }
-
-
 def save(path: str | Path, model: nnx.Module, meta: CheckpointMeta) -> None:
-    """Write weights and metadata to ``path`` atomically (temporary file in the same folder, then rename).
+    """Write weights and metadata to ``path`` atomically (:func:`gasolve.networks.weights_file.write`).
 
     Parameters
     ----------
@@ -173,40 +161,19 @@ def save(path: str | Path, model: nnx.Module, meta: CheckpointMeta) -> None:
     """
     if type(model).__name__ != meta.model:
         raise ValueError(f"model is a {type(model).__name__}, the metadata says {meta.model}")
-    weights = {key: np.asarray(value) for key, value in _flat(nnx.to_pure_dict(nnx.state(model, SAVED))).items()}
-    payload = serialization.msgpack_serialize({"format": FORMAT, "meta": meta.to_json(), "weights": weights})
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    weights_file.write(path, model, FORMAT, meta.to_json())
 
 
 def read_meta(path: str | Path) -> tuple[CheckpointMeta, dict[str, np.ndarray]]:
     """Metadata and flat weights of a checkpoint, without building the model."""
-    path = Path(path)
+    text, weights = weights_file.read(path, FORMAT, "an nnselect checkpoint")
     try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise InputError(f"cannot read checkpoint: {error.strerror}", str(path)) from None
-    try:
-        payload = serialization.msgpack_restore(data)
-    except Exception:  # msgpack raises several unrelated types on garbage
-        raise InputError("not an nnselect checkpoint (not msgpack)", str(path)) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        found = payload.get("format") if isinstance(payload, dict) else None
-        raise InputError(f"not an nnselect checkpoint: expected format {FORMAT!r}, got {found!r}", str(path))
-    try:
-        meta = CheckpointMeta.from_json(payload["meta"])
+        meta = CheckpointMeta.from_json(text)
     except InputError as error:
         raise InputError(error.message, str(path)) from None
     except (KeyError, TypeError, ValueError) as error:
         raise InputError(f"malformed checkpoint metadata: {error}", str(path)) from None
-    return meta, dict(payload.get("weights", {}))
+    return meta, weights
 
 
 def load(path: str | Path) -> tuple[nnx.Module, CheckpointMeta]:
@@ -233,24 +200,5 @@ def load(path: str | Path) -> tuple[nnx.Module, CheckpointMeta]:
         model = create_model(meta.model, meta.n_points, meta.n_sites, meta.model_options)
     except (TypeError, ValueError) as error:
         raise InputError(f"cannot build {meta.model} from the stored hyper-parameters: {error}", str(path)) from None
-    state = nnx.state(model, SAVED)
-    pure = nnx.to_pure_dict(state)
-    expected = _flat(pure)
-    missing = sorted(set(expected) - set(weights))
-    extra = sorted(set(weights) - set(expected))
-    if missing or extra:
-        raise InputError(f"weights do not fit {meta.model}: missing {missing[:3]}, unexpected {extra[:3]}", str(path))
-    for key, value in expected.items():
-        if tuple(weights[key].shape) != tuple(value.shape):
-            raise InputError(
-                f"weight {key} has shape {tuple(weights[key].shape)}, {meta.model} expects {tuple(value.shape)}",
-                str(path),
-            )
-    paths = jax.tree_util.tree_flatten_with_path(pure)
-    leaves = [
-        np.asarray(weights[jax.tree_util.keystr(p, simple=True, separator="/")], dtype=np.asarray(v).dtype)
-        for p, v in paths[0]
-    ]
-    nnx.replace_by_pure_dict(state, jax.tree_util.tree_unflatten(paths[1], leaves))
-    nnx.update(model, state)
+    weights_file.restore(model, weights, path, meta.model)
     return eval_mode(model), meta

@@ -9,21 +9,18 @@ that does not fit is refused with :class:`~gasolve.errors.InputError`.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import jax
 import numpy as np
-from flax import nnx, serialization
+from flax import nnx
 
 from gasolve.errors import InputError
+from gasolve.networks import weights_file
 from symnet.grid import PatternGrid
 from symnet.models import MODELS, create_model, eval_mode
 
 FORMAT = "symnet-checkpoint-1"
-_SAVED = nnx.Any(nnx.Param, nnx.BatchStat)
 
 
 @dataclass(frozen=True)
@@ -67,48 +64,21 @@ class CheckpointMeta:
         return PatternGrid(**self.grid)
 
 
-def _flat(tree) -> dict:
-    return {
-        jax.tree_util.keystr(path, simple=True, separator="/"): leaf
-        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
-    }
-
-
 def save(path: str | Path, model: nnx.Module, meta: CheckpointMeta) -> None:
     """Write weights (float32) and metadata to ``path`` atomically."""
     if type(model).__name__ != meta.model:
         raise ValueError(f"model is a {type(model).__name__}, the metadata says {meta.model}")
-    weights = {k: np.asarray(v, dtype=np.float32) for k, v in _flat(nnx.to_pure_dict(nnx.state(model, _SAVED))).items()}
-    payload = serialization.msgpack_serialize({"format": FORMAT, "meta": json.dumps(asdict(meta)), "weights": weights})
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    weights_file.write(path, model, FORMAT, json.dumps(asdict(meta)), dtype=np.float32)
 
 
 def read_meta(path: str | Path) -> tuple[CheckpointMeta, dict[str, np.ndarray]]:
     """Metadata and flat weights, without building the model."""
-    path = Path(path)
+    text, weights = weights_file.read(path, FORMAT, "a symnet checkpoint")
     try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise InputError(f"cannot read checkpoint: {error.strerror}", str(path)) from None
-    try:
-        payload = serialization.msgpack_restore(data)
-    except Exception:  # msgpack raises several unrelated types on garbage
-        raise InputError("not a symnet checkpoint (not msgpack)", str(path)) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise InputError(f"not a symnet checkpoint: expected format {FORMAT!r}", str(path))
-    try:
-        meta = CheckpointMeta(**json.loads(payload["meta"]))
+        meta = CheckpointMeta(**json.loads(text))
     except (KeyError, TypeError, ValueError) as error:
         raise InputError(f"malformed checkpoint metadata: {error}", str(path)) from None
-    return meta, dict(payload.get("weights", {}))
+    return meta, weights
 
 
 def load(path: str | Path) -> tuple[nnx.Module, CheckpointMeta]:
@@ -119,16 +89,5 @@ def load(path: str | Path) -> tuple[nnx.Module, CheckpointMeta]:
         model = create_model(meta.model, grid.n_inputs, meta.model_options)
     except (TypeError, ValueError) as error:
         raise InputError(f"cannot build {meta.model} from the stored hyper-parameters: {error}", str(path)) from None
-    state = nnx.state(model, _SAVED)
-    pure = nnx.to_pure_dict(state)
-    expected = _flat(pure)
-    if set(expected) != set(weights):
-        raise InputError(f"weights do not fit {meta.model}", str(path))
-    for key, value in expected.items():
-        if tuple(weights[key].shape) != tuple(value.shape):
-            raise InputError(f"weight {key} has shape {tuple(weights[key].shape)}, expected {value.shape}", str(path))
-    paths, treedef = jax.tree_util.tree_flatten_with_path(pure)
-    leaves = [np.asarray(weights[jax.tree_util.keystr(p, simple=True, separator="/")]) for p, _ in paths]
-    nnx.replace_by_pure_dict(state, jax.tree_util.tree_unflatten(treedef, leaves))
-    nnx.update(model, state)
+    weights_file.restore(model, weights, path, meta.model)
     return eval_mode(model), meta

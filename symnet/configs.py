@@ -17,12 +17,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gasolve.errors import InputError
+from gasolve.io.toml_file import read_toml
 
 MODEL_NAMES = ("PaperCNN", "ResidualCNN")
 
@@ -315,12 +315,7 @@ def load_config(path: str | Path) -> SymmetryConfig:
         Unreadable file, invalid TOML, unknown table or key, bad value; the message names the file.
     """
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise InputError(f"cannot read config: {error.strerror}", str(path)) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"invalid TOML: {error}", str(path)) from None
+    raw = read_toml(path, "config")
     return SymmetryConfig.from_dict(raw, str(path), base=path.resolve().parent)
 
 

@@ -23,6 +23,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from gasolve.networks.layers import ResidualBlock
+from gasolve.networks.layers import count_parameters as count_parameters  # re-exported
+from gasolve.networks.layers import eval_mode as eval_mode  # re-exported
+from gasolve.networks.layers import train_mode as train_mode  # re-exported
 from symnet.labels import N_SPACE_GROUPS, N_SYSTEMS
 
 
@@ -87,32 +91,6 @@ class PaperCNN(nnx.Module):
             h = nnx.sigmoid(head[1](h))
             out.append(head[2](h))
         return {"system": out[0], "space_group": out[1]}
-
-
-class ResidualBlock(nnx.Module):
-    """Two batch-normalised convolutions with a strided, 1x1-projected shortcut.
-
-    Shape (batch, length, in_features) -> (batch, ceil(length / stride), out_features).
-    """
-
-    def __init__(self, in_features: int, out_features: int, kernel_size: int, stride: int, *, rngs: nnx.Rngs):
-        self.conv1 = nnx.Conv(in_features, out_features, (kernel_size,), strides=(stride,), use_bias=False, rngs=rngs)
-        self.norm1 = nnx.BatchNorm(out_features, momentum=0.9, rngs=rngs)
-        self.conv2 = nnx.Conv(out_features, out_features, (kernel_size,), use_bias=False, rngs=rngs)
-        self.norm2 = nnx.BatchNorm(out_features, momentum=0.9, scale_init=nnx.initializers.zeros, rngs=rngs)
-        if stride != 1 or in_features != out_features:
-            self.shortcut = nnx.Conv(in_features, out_features, (1,), strides=(stride,), use_bias=False, rngs=rngs)
-            self.shortcut_norm = nnx.BatchNorm(out_features, momentum=0.9, rngs=rngs)
-        else:
-            self.shortcut = None
-            self.shortcut_norm = None
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        y = nnx.relu(self.norm1(self.conv1(x)))
-        y = self.norm2(self.conv2(y))
-        if self.shortcut is not None:
-            x = self.shortcut_norm(self.shortcut(x))
-        return nnx.relu(x + y)
 
 
 class ResidualCNN(nnx.Module):
@@ -183,18 +161,3 @@ def create_model(name: str, n_inputs: int, options: dict | None = None, *, key: 
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
     return MODELS[name](n_inputs, **(options or {}), rngs=nnx.Rngs(key))
-
-
-def train_mode(model: nnx.Module) -> nnx.Module:
-    """A view of ``model`` with dropout on and batch statistics from the batch (shares its variables)."""
-    return nnx.view(model, deterministic=False, use_running_average=False, raise_if_not_found=False)
-
-
-def eval_mode(model: nnx.Module) -> nnx.Module:
-    """A view of ``model`` with dropout off and running batch statistics (shares its variables)."""
-    return nnx.view(model, deterministic=True, use_running_average=True, raise_if_not_found=False)
-
-
-def count_parameters(model: nnx.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(int(x.size) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))

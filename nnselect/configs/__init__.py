@@ -12,12 +12,12 @@ import dataclasses
 import difflib
 import importlib
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gasolve.errors import InputError
+from gasolve.io.toml_file import read_toml
 
 #: Names accepted by :func:`get_preset`.
 PRESETS = ("default", "residual", "tiny")
@@ -188,12 +188,7 @@ def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
         Unreadable file, invalid TOML, unknown table or key, bad value; the message names the file.
     """
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise InputError(f"cannot read training config: {error.strerror}", str(path)) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"invalid TOML: {error}", str(path)) from None
+    raw = read_toml(path, "training config")
     unknown = sorted(set(raw) - {"train"})
     if unknown:
         raise InputError(f"unknown table [{unknown[0]}]; a training config has one [train] table", str(path))
