@@ -97,7 +97,8 @@ def evaluate_checkpoint(path: str | Path, dataset: str | Path, batch_size: int =
         :func:`nnselect.metrics.site_metrics` and the ranking figures of :func:`ranking_figures`.
     """
     from nnselect import checkpoint, metrics
-    from nnselect.input_pipeline import build_problem, load_dataset
+    from nnselect.dataset import load_dataset
+    from nnselect.input_pipeline import build_problem
     from nnselect.train import predict
 
     model, meta = checkpoint.load(path)

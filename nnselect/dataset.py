@@ -38,6 +38,11 @@ config), ``reference_cif`` (the reference CIF text), ``pattern_file``, ``pattern
 Writes are atomic: a shard is written to a temporary file, flushed to disk and renamed; the manifest is then
 rewritten the same way. A shard on disk but not in the manifest (a process killed between the two renames) is
 not part of the data set and is overwritten by the next run appended. One process writes a data set at a time.
+
+This module is the only code that reads or writes the format: :class:`HarvestDataset` opens, creates, appends to
+and reads a folder (the harvest writes through it, training reads through it); :meth:`HarvestDataset.models`
+returns the whole set in memory as :class:`HarvestedModels` (read-only arrays and the typed :class:`Manifest`),
+which is what the input pipeline and training use.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ import os
 import platform
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +162,11 @@ def _number(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _shape(field: str, n_models: int, n_sites: int) -> tuple[int, ...]:
+    """Shape of a shard field (see the table in the module docstring)."""
+    return {"frac": (n_models, n_sites, 3), "distances": (n_models, n_sites)}.get(field, (n_models,))
+
+
 def _check_radius(radius: float) -> float:
     if isinstance(radius, bool) or not isinstance(radius, int | float) or not (math.isfinite(radius) and radius > 0):
         raise ValueError(f"radius must be a positive number of Å, got {radius!r}")
@@ -252,6 +263,188 @@ def _identity(manifest: dict) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class Manifest:
+    """Typed view of the manifest entries that reading a data set needs (the writer keeps the whole dict).
+
+    Attributes
+    ----------
+    name : str
+    elements : tuple of str, length n_sites
+    site_labels : tuple of str, length n_sites
+        Site names (the order of the network's outputs).
+    config_toml : str
+        The resolved run config of the harvest.
+    reference_cif : str
+    pattern_file : str
+        Observed pattern restricted to the fitted range, relative to the data set folder.
+    two_theta : (float, float, int)
+        start, stop (degrees) and n_points of the pattern's grid.
+    wavelength : tuple of (float, float)
+        Emission lines (Å, relative weight); the first is the primary line.
+    profile : dict
+    background_terms : int
+    shards : tuple of (file, seed, n_models)
+    n_models : int
+    """
+
+    name: str
+    elements: tuple[str, ...]
+    site_labels: tuple[str, ...]
+    config_toml: str
+    reference_cif: str
+    pattern_file: str
+    two_theta: tuple[float, float, int]
+    wavelength: tuple[tuple[float, float], ...]
+    profile: dict
+    background_terms: int
+    shards: tuple[tuple[str, int, int], ...]
+    n_models: int
+
+    @property
+    def n_sites(self) -> int:
+        return len(self.elements)
+
+
+def check_manifest(data: Any, source: str = MANIFEST) -> Manifest:
+    """Check a parsed ``manifest.json`` and return its typed view.
+
+    Parameters
+    ----------
+    data : any
+        The parsed JSON.
+    source : str
+        Where it came from, for messages.
+
+    Returns
+    -------
+    Manifest
+
+    Raises
+    ------
+    InputError
+        Another format, a missing key, a malformed value, site lists of different lengths, no wavelength, or
+        ``n_models`` different from the sum over the shards.
+    """
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, dict) else None
+        raise InputError(f"not a harvested data set: {MANIFEST} has format {found!r}, expected {FORMAT!r}", source)
+    missing = [key for key in _REQUIRED_KEYS if key not in data]
+    if missing:
+        raise InputError(f"{MANIFEST} lacks {', '.join(missing)}", source)
+    try:
+        grid = data["two_theta"]
+        manifest = Manifest(
+            name=str(data["name"]),
+            elements=tuple(str(e) for e in data["elements"]),
+            site_labels=tuple(str(s) for s in data["site_labels"]),
+            config_toml=str(data["config_toml"]),
+            reference_cif=str(data["reference_cif"]),
+            pattern_file=str(data["pattern_file"]),
+            two_theta=(float(grid["start"]), float(grid["stop"]), int(grid["n_points"])),
+            wavelength=tuple((float(w), float(x)) for w, x in data["wavelength"]),
+            profile=dict(data["profile"]),
+            background_terms=int(data["background_terms"]),
+            shards=tuple((str(s["file"]), int(s["seed"]), int(s["n_models"])) for s in data["shards"]),
+            n_models=int(data["n_models"]),
+        )
+    except KeyError as error:
+        raise InputError(f"malformed {MANIFEST}: missing key {error.args[0]!r}", source) from None
+    except (TypeError, ValueError) as error:
+        raise InputError(f"malformed {MANIFEST}: {error}", source) from None
+    if len(manifest.site_labels) != manifest.n_sites or manifest.n_sites == 0:
+        raise InputError(
+            f"{len(manifest.elements)} elements but {len(manifest.site_labels)} site labels (need equal, > 0)", source
+        )
+    if sum(n for _, _, n in manifest.shards) != manifest.n_models:
+        raise InputError("n_models differs from the sum over the shards", source)
+    if not manifest.wavelength:
+        raise InputError("no wavelength given", source)
+    return manifest
+
+
+def parse_manifest(text: str, source: str = MANIFEST) -> dict[str, Any]:
+    """Parse and check the text of ``manifest.json`` (:func:`check_manifest`); returns the whole dict.
+
+    Raises
+    ------
+    InputError
+        Not JSON, or any fault :func:`check_manifest` finds.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(f"not a harvested data set: cannot read {MANIFEST} ({error})", source) from None
+    check_manifest(data, source)
+    return data
+
+
+def in_place(distances: np.ndarray, radius: float) -> np.ndarray:
+    """The per-site labels: ``distances <= radius`` (Å), same shape, bool (the paper's label at 0.1 Å).
+
+    Raises
+    ------
+    ValueError
+        When ``radius`` is not a positive number.
+    """
+    return np.asarray(distances) <= _check_radius(radius)
+
+
+@dataclass(frozen=True)
+class HarvestedModels:
+    """All models of a data set in memory, arrays read-only (:meth:`HarvestDataset.models`).
+
+    Attributes
+    ----------
+    directory : Path
+        The data set folder.
+    manifest : Manifest
+    frac : ndarray, shape (n_models, n_sites, 3), float32
+    rwp : ndarray, shape (n_models,), float32
+    generation : ndarray, shape (n_models,), int32
+    seed : ndarray, shape (n_models,), int32
+        GA run each model came from.
+    distances : ndarray, shape (n_models, n_sites), float32
+        Å from each site to its true position.
+    """
+
+    directory: Path
+    manifest: Manifest
+    frac: np.ndarray
+    rwp: np.ndarray
+    generation: np.ndarray
+    seed: np.ndarray
+    distances: np.ndarray
+
+    @property
+    def n_models(self) -> int:
+        return len(self.frac)
+
+    @property
+    def n_sites(self) -> int:
+        return self.manifest.n_sites
+
+    def labels(self, radius: float) -> np.ndarray:
+        """Network targets: 1.0 where the site lies within ``radius`` Å, shape (n_models, n_sites), float32."""
+        return in_place(self.distances, radius).astype(np.float32)
+
+    def subset(self, indices: np.ndarray) -> HarvestedModels:
+        """The models at ``indices`` (in that order)."""
+        pick = {name: _readonly(getattr(self, name)[indices]) for name in FIELDS}
+        return HarvestedModels(self.directory, self.manifest, **pick)
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    array = np.ascontiguousarray(array)
+    array.setflags(write=False)
+    return array
+
+
+def load_dataset(path: str | Path) -> HarvestedModels:
+    """Open a data set and read all its models into memory: ``HarvestDataset.open(path).models()``."""
+    return HarvestDataset.open(path).models()
+
+
 class HarvestDataset:
     """A harvest data set folder: open or create it, append GA runs, load arrays and labels.
 
@@ -297,20 +490,15 @@ class HarvestDataset:
         path = Path(path)
         source = str(path)
         if not path.is_dir():
-            raise InputError("no such harvest data set folder", source)
+            raise InputError("no such harvested data set folder", source)
         manifest_path = path / MANIFEST
         if not manifest_path.is_file():
-            raise InputError(f"not a harvest data set: no {MANIFEST} in the folder", source)
+            raise InputError(f"not a harvested data set: no {MANIFEST} in the folder", source)
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise InputError(f"not a harvest data set: cannot read {MANIFEST} ({error})", source) from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            found = manifest.get("format") if isinstance(manifest, dict) else None
-            raise InputError(f"not a harvest data set: {MANIFEST} has format {found!r}, expected {FORMAT!r}", source)
-        missing = [key for key in _REQUIRED_KEYS if key not in manifest]
-        if missing:
-            raise InputError(f"{MANIFEST} lacks {', '.join(missing)}", source)
+            text = manifest_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise InputError(f"not a harvested data set: cannot read {MANIFEST} ({error})", source) from None
+        manifest = parse_manifest(text, source)
         for shard in manifest["shards"]:
             if not (path / shard["file"]).is_file():
                 raise InputError(
@@ -343,7 +531,7 @@ class HarvestDataset:
         path = Path(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise InputError(
-                "cannot create a harvest data set here: the path exists and is not an empty folder", str(path)
+                "cannot create a harvested data set here: the path exists and is not an empty folder", str(path)
             )
         manifest = new_manifest(**provenance)
         try:
@@ -385,6 +573,11 @@ class HarvestDataset:
     def manifest(self) -> dict:
         """A copy of the manifest (editing it does not change the data set)."""
         return json.loads(json.dumps(self._manifest))
+
+    @property
+    def info(self) -> Manifest:
+        """The typed view of the manifest (:class:`Manifest`)."""
+        return check_manifest(self._manifest, str(self.path / MANIFEST))
 
     @property
     def name(self) -> str:
@@ -467,15 +660,9 @@ class HarvestDataset:
         n = len(frac)
         if n == 0:
             raise ValueError("a run must hold at least one model")
-        shapes = {
-            "frac": (n, self.n_sites, 3),
-            "rwp": (n,),
-            "generation": (n,),
-            "seed": (n,),
-            "distances": (n, self.n_sites),
-        }
         shard = {}
-        for key, shape in shapes.items():
+        for key in FIELDS:
+            shape = _shape(key, n, self.n_sites)
             value = np.asarray(arrays.get(key, np.full(n, seed)))
             if value.shape != shape:
                 raise ValueError(f"{key} must have shape {shape}, got {value.shape}")
@@ -502,17 +689,36 @@ class HarvestDataset:
     # --- reading ------------------------------------------------------------------------------------------------
 
     def _shards(self, fields: Sequence[str], max_models: int | None = None) -> Iterator[dict[str, np.ndarray]]:
-        """The shards in order, each a dict of the requested fields, cut so that at most max_models come out."""
+        """The shards in order, each a dict of the requested fields, cut so that at most max_models come out.
+
+        Raises
+        ------
+        InputError
+            A shard that cannot be read, lacks a field, or holds arrays of another shape or dtype than the
+            manifest and :data:`FIELDS` say.
+        """
         left = math.inf if max_models is None else max_models
         for entry in self._manifest["shards"]:
             if left <= 0:
                 return
             take = int(min(left, entry["n_models"]))
+            source = str(self.path / entry["file"])
             try:
                 with np.load(self.path / entry["file"], allow_pickle=False) as data:
-                    shard = {key: data[key][:take] for key in fields}
-            except (OSError, KeyError, ValueError) as error:
-                raise InputError(f"cannot read shard {entry['file']}: {error}", str(self.path)) from None
+                    shard = {key: data[key] for key in fields}
+            except KeyError as error:
+                raise InputError(f"shard lacks the array {error.args[0]}", source) from None
+            except (OSError, ValueError) as error:
+                raise InputError(f"cannot read shard: {error}", source) from None
+            for key, value in shard.items():
+                expected = _shape(key, entry["n_models"], self.n_sites)
+                if value.shape != expected or value.dtype != FIELDS[key]:
+                    raise InputError(
+                        f"{key} is {value.dtype} {value.shape}, expected {np.dtype(FIELDS[key])} {expected} "
+                        f"(manifest: {entry['n_models']} models)",
+                        source,
+                    )
+                shard[key] = value[:take]
             left -= take
             yield shard
 
@@ -538,14 +744,7 @@ class HarvestDataset:
             raise ValueError(f"unknown fields {unknown}; a shard holds {list(FIELDS)}")
         if max_models is not None and (isinstance(max_models, bool) or max_models < 0):
             raise ValueError(f"max_models must be >= 0, got {max_models!r}")
-        empty = {
-            "frac": (0, self.n_sites, 3),
-            "rwp": (0,),
-            "generation": (0,),
-            "seed": (0,),
-            "distances": (0, self.n_sites),
-        }
-        parts: dict[str, list[np.ndarray]] = {key: [np.zeros(empty[key], FIELDS[key])] for key in fields}
+        parts = {key: [np.zeros(_shape(key, 0, self.n_sites), FIELDS[key])] for key in fields}
         for shard in self._shards(fields, max_models):
             for key in fields:
                 parts[key].append(shard[key])
@@ -564,8 +763,18 @@ class HarvestDataset:
         -------
         ndarray, shape (n_models, n_sites), bool
         """
-        radius = _check_radius(radius)
-        return self.load(["distances"], max_models)["distances"] <= radius
+        return in_place(self.load(["distances"], max_models)["distances"], radius)
+
+    def models(self, max_models: int | None = None) -> HarvestedModels:
+        """Every model (or the first ``max_models``) in memory, with the typed manifest.
+
+        Returns
+        -------
+        HarvestedModels
+            Read-only arrays of the dtypes of :data:`FIELDS`.
+        """
+        arrays = {key: _readonly(value) for key, value in self.load(None, max_models).items()}
+        return HarvestedModels(self.path, self.info, **arrays)
 
     def _counts(self, radii: Sequence[float]) -> tuple[int, np.ndarray]:
         """Models and pair counts: (n, C) with C[r, i, j] = models with sites i and j both within radii[r]."""

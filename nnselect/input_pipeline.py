@@ -1,9 +1,9 @@
-"""Network inputs and labels from a harvested data set of GA models (format ``gasolve-harvest-1``).
+"""Network inputs from a harvested data set of GA models: difference profiles, splits, epochs, batches.
 
-A data set is a folder with ``manifest.json`` (provenance, the resolved run config, site list, grid,
-radiation) and shards ``shard-NNNNN.npz`` holding, per model, the fractional coordinates ``frac``
-(n, n_sites, 3), ``rwp``, ``generation``, the GA run ``seed`` and the per-site ``distances`` (Å) to the true
-structure; the label of a site at radius r is ``distances <= r`` (0.1 Å in Zaloga et al. 2019).
+The data set (format ``gasolve-harvest-1``) is read through :mod:`nnselect.dataset`, the one module that knows
+the format: :func:`~nnselect.dataset.load_dataset` gives every model's fractional coordinates, Rwp, GA run and
+per-site distances (Å) to the true structure; the label of a site at radius r is ``distances <= r`` (0.1 Å in
+Zaloga et al. 2019).
 
 **Input of the network** (Zaloga et al. 2019, part 2): the model's Rietveld difference profile
 y_obs - y_calc after the exact weighted least-squares fit of scale and Chebyshev background, computed by the
@@ -44,230 +44,10 @@ import numpy as np
 from gasolve.errors import InputError
 from gasolve.io.patterns import read_pattern
 from gasolve.scoring import Scorer, ScoringProblem
+from nnselect.dataset import MANIFEST, Manifest, _readonly
 
-#: Format tag of a harvested data set's manifest.
-FORMAT = "gasolve-harvest-1"
-_SHARD_KEYS = ("frac", "rwp", "generation", "seed", "distances")
 #: Models whose profiles are computed at once (bounds the float64 buffer: 512 x 5000 x 8 B = 20 MB).
 PROFILE_CHUNK = 512
-
-
-# --- manifest and shards ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What ``manifest.json`` of a harvested data set says.
-
-    Attributes
-    ----------
-    name : str
-    elements : tuple of str, length n_sites
-    site_labels : tuple of str, length n_sites
-        Site names in the reference CIF's order (the order of the network's outputs).
-    config_toml : str
-        The resolved run config of the harvest.
-    reference_cif : str
-    pattern_file : str
-        Observed pattern restricted to the fitted range, relative to the data set folder.
-    two_theta : (float, float, int)
-        start, stop (degrees) and n_points of the pattern's grid.
-    wavelength : tuple of (float, float)
-        Emission lines (Å, relative weight); the first is the primary line.
-    profile : dict
-    background_terms : int
-    shards : tuple of (file, seed, n_models)
-    n_models : int
-    """
-
-    name: str
-    elements: tuple[str, ...]
-    site_labels: tuple[str, ...]
-    config_toml: str
-    reference_cif: str
-    pattern_file: str
-    two_theta: tuple[float, float, int]
-    wavelength: tuple[tuple[float, float], ...]
-    profile: dict
-    background_terms: int
-    shards: tuple[tuple[str, int, int], ...]
-    n_models: int
-
-    @property
-    def n_sites(self) -> int:
-        return len(self.elements)
-
-
-def parse_manifest(text: str, source: str = "<manifest>") -> Manifest:
-    """Parse and check the text of ``manifest.json``.
-
-    Raises
-    ------
-    InputError
-        Not JSON, another format, a missing key or inconsistent site lists.
-    """
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(f"not valid JSON: {error}", source) from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        found = data.get("format") if isinstance(data, dict) else None
-        raise InputError(f"not a harvested data set: expected format {FORMAT!r}, got {found!r}", source)
-    try:
-        grid = data["two_theta"]
-        manifest = Manifest(
-            name=str(data["name"]),
-            elements=tuple(str(e) for e in data["elements"]),
-            site_labels=tuple(str(s) for s in data["site_labels"]),
-            config_toml=str(data["config_toml"]),
-            reference_cif=str(data["reference_cif"]),
-            pattern_file=str(data["pattern_file"]),
-            two_theta=(float(grid["start"]), float(grid["stop"]), int(grid["n_points"])),
-            wavelength=tuple((float(w), float(x)) for w, x in data["wavelength"]),
-            profile=dict(data["profile"]),
-            background_terms=int(data["background_terms"]),
-            shards=tuple((str(s["file"]), int(s["seed"]), int(s["n_models"])) for s in data["shards"]),
-            n_models=int(data["n_models"]),
-        )
-    except KeyError as error:
-        raise InputError(f"missing key {error.args[0]!r}", source) from None
-    except (TypeError, ValueError) as error:
-        raise InputError(f"malformed manifest: {error}", source) from None
-    if len(manifest.site_labels) != manifest.n_sites or manifest.n_sites == 0:
-        raise InputError(
-            f"{len(manifest.elements)} elements but {len(manifest.site_labels)} site labels (need equal, > 0)", source
-        )
-    if sum(n for _, _, n in manifest.shards) != manifest.n_models:
-        raise InputError("n_models differs from the sum over the shards", source)
-    if not manifest.wavelength:
-        raise InputError("no wavelength given", source)
-    return manifest
-
-
-def read_manifest(directory: str | Path) -> Manifest:
-    """Read ``directory/manifest.json`` (see :func:`parse_manifest`)."""
-    path = Path(directory) / "manifest.json"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise InputError(f"cannot read the data set manifest: {error.strerror}", str(path)) from None
-    return parse_manifest(text, str(path))
-
-
-@dataclass(frozen=True)
-class HarvestedModels:
-    """All models of a harvested data set, in memory (arrays read-only).
-
-    Attributes
-    ----------
-    directory : Path
-    manifest : Manifest
-    frac : ndarray, shape (n_models, n_sites, 3), float32
-    rwp : ndarray, shape (n_models,), float32
-    generation : ndarray, shape (n_models,), int32
-    seed : ndarray, shape (n_models,), int32
-        GA run each model came from.
-    distances : ndarray, shape (n_models, n_sites), float32
-        Å from each site to its true position.
-    """
-
-    directory: Path
-    manifest: Manifest
-    frac: np.ndarray
-    rwp: np.ndarray
-    generation: np.ndarray
-    seed: np.ndarray
-    distances: np.ndarray
-
-    @property
-    def n_models(self) -> int:
-        return len(self.frac)
-
-    @property
-    def n_sites(self) -> int:
-        return self.manifest.n_sites
-
-    def labels(self, radius: float) -> np.ndarray:
-        """Per-site labels, 1.0 where the site lies within ``radius`` Å, shape (n_models, n_sites), float32."""
-        return site_labels(self.distances, radius)
-
-    def subset(self, indices: np.ndarray) -> HarvestedModels:
-        """The models at ``indices`` (in that order)."""
-        pick = {name: _readonly(getattr(self, name)[indices]) for name in _SHARD_KEYS}
-        return HarvestedModels(self.directory, self.manifest, **pick)
-
-
-def site_labels(distances: np.ndarray, radius: float) -> np.ndarray:
-    """``distances <= radius`` as float32, same shape (the paper's per-atom label at 0.1 Å)."""
-    if not (math.isfinite(radius) and radius > 0):
-        raise ValueError(f"label radius must be a positive distance (Å), got {radius}")
-    return (np.asarray(distances) <= radius).astype(np.float32)
-
-
-def _readonly(array: np.ndarray) -> np.ndarray:
-    array = np.ascontiguousarray(array)
-    array.setflags(write=False)
-    return array
-
-
-def load_dataset(directory: str | Path) -> HarvestedModels:
-    """Read a harvested data set (manifest and every shard it lists).
-
-    Parameters
-    ----------
-    directory : str or Path
-
-    Returns
-    -------
-    HarvestedModels
-
-    Raises
-    ------
-    InputError
-        A missing or unreadable shard, a missing array, or shapes that disagree with the manifest.
-    """
-    directory = Path(directory)
-    manifest = read_manifest(directory)
-    n_sites = manifest.n_sites
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in _SHARD_KEYS}
-    for file, _, n_expected in manifest.shards:
-        path = directory / file
-        try:
-            with np.load(path) as shard:
-                arrays = {name: np.asarray(shard[name]) for name in _SHARD_KEYS}
-        except OSError as error:
-            raise InputError(f"cannot read shard: {error}", str(path)) from None
-        except KeyError as error:
-            raise InputError(f"shard lacks the array {error.args[0]}", str(path)) from None
-        n = len(arrays["frac"]) if arrays["frac"].ndim == 3 else -1
-        expected = {
-            "frac": (n_expected, n_sites, 3),
-            "rwp": (n_expected,),
-            "generation": (n_expected,),
-            "distances": (n_expected, n_sites),
-        }
-        for name, shape in expected.items():
-            if arrays[name].shape != shape:
-                raise InputError(
-                    f"{name} has shape {arrays[name].shape}, expected {shape} (manifest: {n_expected} models)",
-                    str(path),
-                )
-        seed = arrays["seed"]
-        if seed.shape not in ((), (1,), (n,)):
-            raise InputError(f"seed has shape {seed.shape}, expected () or ({n},)", str(path))
-        arrays["seed"] = np.broadcast_to(seed.reshape(-1) if seed.shape == (1,) else seed, (n,))
-        for name in _SHARD_KEYS:
-            parts[name].append(arrays[name])
-    dtypes = {"frac": np.float32, "rwp": np.float32, "generation": np.int32, "seed": np.int32, "distances": np.float32}
-    joined = {
-        name: _readonly(np.concatenate(parts[name]).astype(dtypes[name], copy=False))
-        if parts[name]
-        else _readonly(np.zeros((0, *{"frac": (n_sites, 3), "distances": (n_sites,)}.get(name, ())), dtypes[name]))
-        for name in _SHARD_KEYS
-    }
-    if not np.all(np.isfinite(joined["frac"])):
-        raise InputError("coordinates hold NaN or infinity", str(directory))
-    return HarvestedModels(directory, manifest, **joined)
 
 
 # --- the engine's problem for a data set --------------------------------------------------------------------
@@ -311,7 +91,7 @@ def load_harvest_config(manifest: Manifest, directory: str | Path):
     from gasolve.config import load_run_config
 
     directory = Path(directory).resolve()
-    source = str(directory / "manifest.json")
+    source = str(directory / MANIFEST)
     try:
         raw = tomllib.loads(manifest.config_toml)
     except tomllib.TOMLDecodeError as error:
@@ -343,7 +123,7 @@ def build_problem(manifest: Manifest, directory: str | Path) -> ScoringProblem:
     """
     directory = Path(directory)
     config = load_harvest_config(manifest, directory)
-    source = str(directory / "manifest.json")
+    source = str(directory / MANIFEST)
     pattern = read_pattern(directory / manifest.pattern_file)
     start, stop, n_points = manifest.two_theta
     first, last = float(pattern.two_theta[0]), float(pattern.two_theta[-1])

@@ -31,14 +31,13 @@ from flax import nnx
 from gasolve.errors import InputError
 from nnselect import checkpoint, metrics
 from nnselect.configs import TrainConfig
+from nnselect.dataset import HarvestedModels, load_dataset
 from nnselect.input_pipeline import (
     EpochSampler,
-    HarvestedModels,
     ProfileInputs,
     batches,
     build_problem,
     fit_scale,
-    load_dataset,
     split_indices,
 )
 from nnselect.models import count_parameters, create_model, eval_mode, train_mode
@@ -270,6 +269,8 @@ def train_and_evaluate(
     scale = fit_scale(inputs, data.frac[np.sort(scale_pick)])
     inputs = inputs.with_scale(scale)
     n_validation = len(validation)
+    # the held-out GA runs, so that a network can be evaluated later on the whole validation set
+    validation_seeds = np.unique(data.seed[validation]).tolist() if config.split == "run" else None
     validation = validation[_subset(n_validation, config.validation_size, rng)]
     weight = positive_weights(labels[train], config)
 
@@ -316,6 +317,7 @@ def train_and_evaluate(
             "n_validation": n_validation,
             "n_validation_evaluated": len(validation),
             "split": config.split,
+            "validation_seeds": validation_seeds,
             "train_base_rate": labels[train].mean(axis=0).tolist(),
         },
         "site_labels": list(manifest.site_labels),

@@ -17,10 +17,10 @@ from gasolve.compare import site_distances_batch
 from gasolve.config import load_observed, load_run_config, resolved_toml
 from gasolve.crystal import read_cif
 from gasolve.errors import InputError
-from gasolve.io.patterns import write_xye
 from gasolve.scoring import Scorer
 from nnselect import checkpoint, metrics
 from nnselect.configs import MODEL_NAMES, TrainConfig, get_preset, load_config
+from nnselect.dataset import HarvestDataset, load_dataset
 from nnselect.input_pipeline import (
     EpochSampler,
     InputGrid,
@@ -28,7 +28,6 @@ from nnselect.input_pipeline import (
     Resampler,
     build_problem,
     fit_scale,
-    load_dataset,
     split_indices,
 )
 from nnselect.models import MODELS, count_parameters, create_model, eval_mode, train_mode
@@ -39,12 +38,10 @@ TINY_RESIDUAL = {"stem_features": 8, "stage_features": [8, 16], "head_features":
 
 
 def _write_dataset(folder: Path, n_random: int = 48, n_near: int = 48) -> Path:
-    """A tiny data set in the harvest format: random K4SnO4 models and perturbed copies of the true structure."""
-    folder.mkdir(parents=True)
+    """A tiny data set written by the harvest's writer: random K4SnO4 models and perturbed copies of the truth."""
     config = load_run_config(EXAMPLES / "K4SnO4.toml")
     config = dataclasses.replace(config, pattern=dataclasses.replace(config.pattern, range=(10.0, 40.0)))
     observed = load_observed(config)
-    write_xye(folder / "pattern.xye", observed.two_theta, observed.y_obs, observed.sigma, ["tiny test set"])
     reference = read_cif(config.reference.cif)
     rng = np.random.default_rng(7)
     truth = reference.frac
@@ -55,40 +52,27 @@ def _write_dataset(folder: Path, n_random: int = 48, n_near: int = 48) -> Path:
     distances = site_distances_batch(
         population.astype(float), reference, structure.space_group, structure.cell, list(structure.sites)
     )
-    rwp = np.zeros(len(population), np.float32)
-    shards = []
+    dataset = HarvestDataset.create(
+        folder,
+        name="K4SnO4-tiny",
+        elements=list(structure.sites),
+        config_toml=resolved_toml(config),
+        reference_cif=(EXAMPLES / "K4SnO4.cif").read_text(),
+        observed=observed,
+        wavelength=config.pattern.radiation.lines,
+        profile={"fwhm": 0.1, "eta": 0.5},
+        background_terms=config.pattern.background_terms,
+        settings=dataclasses.asdict(config.ga),
+    )
     halves = np.array_split(np.arange(len(population)), 2)
-    for number, (pick, seed) in enumerate(zip(halves, (11, 12), strict=True)):
-        file = f"shard-{number:05d}.npz"
-        np.savez(
-            folder / file,
-            frac=population[pick],
-            rwp=rwp[pick],
-            generation=np.arange(len(pick), dtype=np.int32),
-            seed=np.full(len(pick), seed, np.int32),
-            distances=distances[pick].astype(np.float32),
-        )
-        shards.append({"file": file, "seed": seed, "n_models": len(pick)})
-    manifest = {
-        "format": "gasolve-harvest-1",
-        "name": "K4SnO4-tiny",
-        "elements": list(structure.sites),
-        "site_labels": [site.label for site in reference.sites],
-        "config_toml": resolved_toml(config),
-        "reference_cif": (EXAMPLES / "K4SnO4.cif").read_text(),
-        "pattern_file": "pattern.xye",
-        "two_theta": {
-            "start": float(observed.two_theta[0]),
-            "stop": float(observed.two_theta[-1]),
-            "n_points": observed.n_points,
-        },
-        "wavelength": [list(line) for line in config.pattern.radiation.lines],
-        "profile": {"fwhm": 0.1, "eta": 0.5},
-        "background_terms": config.pattern.background_terms,
-        "shards": shards,
-        "n_models": len(population),
-    }
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    for pick, seed in zip(halves, (11, 12), strict=True):
+        arrays = {
+            "frac": population[pick],
+            "rwp": np.zeros(len(pick), np.float32),
+            "generation": np.arange(len(pick), dtype=np.int32),
+            "distances": distances[pick],
+        }
+        dataset.append_run(seed, arrays)
     return folder
 
 
@@ -118,6 +102,39 @@ def test_dataset_loads_with_labels_of_both_kinds(dataset_dir):
     assert 0 < labels.mean() < 1  # some atoms in place, most not
     assert np.array_equal(labels, (data.distances <= 0.1).astype(np.float32))
     assert sorted(np.unique(data.seed)) == [11, 12]
+
+
+def test_the_writer_and_the_reader_see_the_same_models(dataset_dir):
+    """One class reads and writes the format: the in-memory models equal what the writer's load returns."""
+    dataset = HarvestDataset.open(dataset_dir)
+    data = dataset.models()
+    arrays = dataset.load()
+    for key in ("frac", "rwp", "generation", "seed", "distances"):
+        np.testing.assert_array_equal(getattr(data, key), arrays[key])
+        assert not getattr(data, key).flags.writeable
+    assert data.manifest == dataset.info and data.manifest.shards[1][1:] == (12, 48)
+    assert np.array_equal(data.labels(0.3).astype(bool), dataset.labels(0.3))
+    assert dataset.models(max_models=5).n_models == 5
+
+
+def test_the_reader_refuses_a_shard_that_disagrees_with_the_manifest(dataset_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset_dir, copy)
+    with np.load(copy / "shard-00001.npz") as shard:
+        arrays = dict(shard)
+    np.savez(copy / "shard-00001.npz", **{**arrays, "rwp": arrays["rwp"][:-1]})
+    with pytest.raises(InputError, match=r"rwp is float32 \(47,\), expected float32 \(48,\)"):
+        load_dataset(copy)
+    np.savez(copy / "shard-00001.npz", **{k: v for k, v in arrays.items() if k != "seed"})
+    with pytest.raises(InputError, match="lacks the array seed"):
+        load_dataset(copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["n_models"] = 95
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="sum over the shards"):
+        load_dataset(copy)
 
 
 def test_inputs_are_engine_difference_over_sigma_over_scale(dataset_dir, problem):
