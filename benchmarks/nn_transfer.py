@@ -4,7 +4,7 @@ applied after every epoch to K4SnO4 GA models it never saw; and the gain of gaso
 Usage::
 
     python benchmarks/nn_transfer.py RUN_DIR [RUN_DIR ...] [--names paper,residual] [--evaluate CHECKPOINT DATASET]
-        [--json PATH] [--png PATH]
+        [--compare] [--checkpoint checkpoint|last] [--ranking-radii 0.1,0.5] [--json PATH] [--png PATH]
 
 Each RUN_DIR is the output folder of ``gasolve train-nn ... --transfer K4SnO4_DATASET`` (its ``metrics.json``).
 For every run and site the script reports, on the held-out K4PbO4 validation models and on the K4SnO4 transfer
@@ -13,6 +13,15 @@ recall (the paper's "recognition": share of the in-place atoms found) and the ba
 the site in place, which is what a network that always answers "in place" would get as precision). The epoch
 reported is the one with the lowest validation loss (what ``checkpoint.msgpack`` holds; choosing on the
 transfer set would leak it) and, for comparison with the paper's peak, the best transfer epoch is also shown.
+
+``--compare`` sets the networks side by side on whole sets instead of per-epoch samples: each run's saved network
+(``checkpoint.msgpack``, the lowest validation loss, or ``last.msgpack``) is applied to (a) every model of the GA
+runs its training held out (the split by run is read from ``metrics.json``, or redone from the config's seed for
+runs trained before it was recorded) and (b) every model of the transfer set. Per site: recall, precision, F1 and
+base rate at the network's own label radius, and the threshold-free ROC-AUC and average precision; per network:
+the Spearman correlation of the mean probability with the number of sites in place (against that of -Rwp) and the
+share of sites in place among the 10 % of models ranked best, at every radius of ``--ranking-radii``. The runs
+must hold out the same GA runs (same data set, seed and split), which is checked.
 
 The figure has 9 panels (sites in the reference order: Sn/Pb, K1-K4, O1-O4) with the transfer recognition of
 each run over the epochs against the site's base rate, as in the paper's Fig. 3.
@@ -23,10 +32,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # so that `python benchmarks/nn_transfer.py` finds benchmarks and nnselect
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -124,8 +137,8 @@ def ranking_figures(probabilities: np.ndarray, labels: np.ndarray, rwp: np.ndarr
     -------
     dict
         ``spearman_network`` and ``spearman_rwp``: rank correlation of the number of sites in place with the
-        mean probability and with -Rwp; ``top_decile_in_place``: mean share of sites in place among the 10 %
-        of models ranked best by the network, by Rwp, and over all models.
+        mean probability and with -Rwp (None when either is constant); ``top_decile_in_place``: mean share of
+        sites in place among the 10 % of models ranked best by the network, by Rwp, and over all models.
     """
     from scipy.stats import spearmanr
 
@@ -133,15 +146,217 @@ def ranking_figures(probabilities: np.ndarray, labels: np.ndarray, rwp: np.ndarr
     score = probabilities.mean(axis=1)
     top = max(1, len(score) // 10)
     share = labels.mean(axis=1)
+
+    def spearman(values: np.ndarray) -> float | None:
+        """None where it is undefined (constant input), which JSON cannot hold as NaN."""
+        if np.ptp(values) == 0 or np.ptp(in_place) == 0:
+            return None
+        return float(spearmanr(values, in_place).statistic)
+
     return {
-        "spearman_network": float(spearmanr(score, in_place).statistic),
-        "spearman_rwp": float(spearmanr(-np.asarray(rwp, float), in_place).statistic),
+        "spearman_network": spearman(score),
+        "spearman_rwp": spearman(-np.asarray(rwp, float)),
         "top_decile_in_place": {
             "network": float(share[np.argsort(-score, kind="stable")[:top]].mean()),
             "rwp": float(share[np.argsort(rwp, kind="stable")[:top]].mean()),
             "all": float(share.mean()),
         },
     }
+
+
+#: Per-site figures of the side-by-side comparison (keys of :func:`nnselect.metrics.site_metrics`).
+COMPARE_KEYS = ("recall", "precision", "f1", "roc_auc", "average_precision")
+
+
+def held_out_seeds(metrics: dict, seeds: np.ndarray) -> np.ndarray:
+    """The GA runs (seeds) a training run held out for validation.
+
+    Parameters
+    ----------
+    metrics : dict
+        The run's ``metrics.json``; its split must be by run.
+    seeds : ndarray, shape (n_models,)
+        GA run of every model of its training data set (in the data set's order).
+
+    Returns
+    -------
+    ndarray of int, sorted
+        From ``dataset.validation_seeds`` when recorded; otherwise the split redone as
+        :func:`nnselect.train.train_and_evaluate` draws it (the first draw of ``default_rng(config.seed)``), checked
+        against the recorded number of validation models.
+    """
+    from nnselect.input_pipeline import split_indices
+
+    config, recorded = metrics["config"], metrics["dataset"]
+    if config["split"] != "run":
+        raise ValueError(f"the run was split by {config['split']}, not by GA run: it has no held-out runs")
+    if recorded.get("validation_seeds") is not None:
+        return np.array(sorted(recorded["validation_seeds"]))
+    if config["max_models"]:
+        raise ValueError("cannot redo the split of a run trained on a subset (max_models)")
+    rng = np.random.default_rng(config["seed"])
+    _, validation = split_indices(seeds, rng, config["validation_fraction"], "run")
+    if len(validation) != recorded["n_validation"]:
+        raise ValueError(
+            f"the redone split holds {len(validation)} models, the run held out {recorded['n_validation']}"
+        )
+    return np.unique(seeds[validation])
+
+
+def network_figures(
+    probabilities: np.ndarray, distances: np.ndarray, rwp: np.ndarray, radius: float, ranking_radii: list[float]
+) -> dict:
+    """Per-site figures at the network's label ``radius`` and ranking figures at each of ``ranking_radii``.
+
+    Parameters
+    ----------
+    probabilities, distances : ndarray, shape (n_models, n_sites)
+    rwp : ndarray, shape (n_models,)
+    radius : float
+        Å, the radius the network was trained for.
+    ranking_radii : list of float
+        Å.
+
+    Returns
+    -------
+    dict
+        ``label_radius``, ``base_rate`` and the per-site lists of :data:`COMPARE_KEYS` (and ``accuracy``), and
+        ``ranking``: {radius: :func:`ranking_figures`}.
+    """
+    from nnselect import metrics
+    from nnselect.dataset import in_place
+
+    labels = in_place(distances, radius)
+    site = metrics.to_json(metrics.site_metrics(probabilities, labels, 0.5))
+    out = {"label_radius": radius, **{key: site[key] for key in ("base_rate", "accuracy", *COMPARE_KEYS)}}
+    out["ranking"] = {f"{r:g}": ranking_figures(probabilities, in_place(distances, r), rwp) for r in ranking_radii}
+    return out
+
+
+def compare_networks(
+    runs: list[tuple[str, str | Path, dict]],
+    ranking_radii: list[float],
+    checkpoint_name: str = "checkpoint.msgpack",
+    batch_size: int = 200,
+) -> dict:
+    """Several trained networks side by side on whole sets: their held-out training runs and the transfer set.
+
+    Parameters
+    ----------
+    runs : list of (name, run folder, metrics.json content)
+        Every run must be split by GA run from the same training data set, holding out the same runs, and (for
+        the transfer part) name the same transfer data set.
+    ranking_radii : list of float
+        Å; ranking figures are given at each.
+    checkpoint_name : str
+        The file of each run folder to evaluate.
+    batch_size : int
+
+    Returns
+    -------
+    dict
+        ``checkpoint``, ``ranking_radii`` and ``sets``: a list with one entry per data set (``part``:
+        ``"held_out"`` or ``"transfer"``, ``dataset``, ``n_models``, ``n_runs``, ``seeds`` (held out only),
+        ``networks``: {name: :func:`network_figures` + ``model``, ``loss``, ``epoch``, ``seconds``}).
+    """
+    from nnselect import checkpoint
+    from nnselect.dataset import load_dataset
+    from nnselect.input_pipeline import build_problem
+    from nnselect.train import predict
+
+    training = {m["config"]["dataset"] for _, _, m in runs}
+    transfer = {m["config"].get("transfer_dataset") for _, _, m in runs}
+    if len(training) != 1:
+        raise ValueError(f"the runs were trained on different data sets: {sorted(training)}")
+    data = load_dataset(training.pop())
+    held_out = [held_out_seeds(m, data.seed) for _, _, m in runs]
+    if any(not np.array_equal(h, held_out[0]) for h in held_out):
+        raise ValueError("the runs held out different GA runs; train them with the same split, seed and data set")
+    sets = [("held_out", data.subset(np.flatnonzero(np.isin(data.seed, held_out[0]))))]
+    if len(transfer) == 1 and None not in transfer:
+        sets.append(("transfer", load_dataset(transfer.pop())))
+    out = {"checkpoint": checkpoint_name, "ranking_radii": list(ranking_radii), "sets": []}
+    for part, models in sets:
+        entry = {
+            "part": part,
+            "dataset": models.manifest.name,
+            "n_models": models.n_models,
+            "n_runs": len(np.unique(models.seed)),
+            "networks": {},
+        }
+        if part == "held_out":
+            entry["seeds"] = held_out[0].tolist()
+        problem = build_problem(models.manifest, models.directory)
+        for name, folder, metrics in runs:
+            model, meta = checkpoint.load(Path(folder) / checkpoint_name)
+            inputs = meta.profile_inputs(problem, allow_other_elements=part == "transfer")
+            started = time.perf_counter()
+            probabilities = predict(model, inputs, models.frac, batch_size)
+            seconds = time.perf_counter() - started
+            figures = network_figures(probabilities, models.distances, models.rwp, meta.label_radius, ranking_radii)
+            entry["networks"][name] = {
+                "model": metrics["config"]["model"],
+                "loss": metrics["config"]["loss"],
+                "epoch": meta.info.get("epoch"),
+                "epochs_trained": len(metrics["epochs"]),
+                "seconds": round(seconds, 1),
+                **figures,
+            }
+        out["sets"].append(entry)
+    return out
+
+
+def _cell(value: float | None, width: int = 7) -> str:
+    return f"{'-' if value is None else f'{value:.3f}':>{width}}"
+
+
+def _text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _mean(values: list) -> float | None:
+    finite = [v for v in values if v is not None]
+    return float(np.mean(finite)) if finite else None
+
+
+def format_comparison(result: dict, site_labels: list[str]) -> str:
+    """The side-by-side tables of :func:`compare_networks`, one per data set, with a row of site means."""
+    heads = {"base_rate": "base", "recall": "recall", "precision": "prec", "f1": "F1", "roc_auc": "AUC"}
+    heads["average_precision"] = "AP"
+    width = 7 * len(heads)
+    lines = []
+    for entry in result["sets"]:
+        networks = entry["networks"]
+        what = "held-out GA runs of" if entry["part"] == "held_out" else "transfer set"
+        lines.append(
+            f"{what} {entry['dataset']}: all {entry['n_models']:,} models of {entry['n_runs']} runs "
+            f"({result['checkpoint']} of each network)"
+        )
+        titles = [
+            f"{name}: {n['model']} {n['loss']} {n['label_radius']:g} Å ep {n['epoch']}" for name, n in networks.items()
+        ]
+        lines.append(f"  {'':<6}" + "".join(f" | {title[:width]:<{width}}" for title in titles))
+        lines.append(f"  {'site':<6}" + (" | " + "".join(f"{h:>7}" for h in heads.values())) * len(networks))
+        for i, label in enumerate(site_labels):
+            row = "".join(" | " + "".join(_cell(n[key][i]) for key in heads) for n in networks.values())
+            lines.append(f"  {label:<6}{row}")
+        row = "".join(" | " + "".join(_cell(_mean(n[key])) for key in heads) for n in networks.values())
+        lines.append(f"  {'mean':<6}{row}")
+        for key in (f"{radius:g}" for radius in result["ranking_radii"]):
+            ranking = {name: n["ranking"][key] for name, n in networks.items()}
+            first = next(iter(ranking.values()))
+            spearman = ", ".join(f"{name} {_text(r['spearman_network'])}" for name, r in ranking.items())
+            top = ", ".join(f"{name} {r['top_decile_in_place']['network']:.3f}" for name, r in ranking.items())
+            lines.append(
+                f"  sites in place at {key} Å, Spearman with the mean probability: {spearman}; with -Rwp "
+                f"{_text(first['spearman_rwp'])}"
+            )
+            lines.append(
+                f"    share of sites in place in the best 10 %: {top}; by Rwp "
+                f"{first['top_decile_in_place']['rwp']:.3f}; all models {first['top_decile_in_place']['all']:.3f}"
+            )
+        lines.append("")
+    return "\n".join(lines)
 
 
 def format_evaluation(result: dict) -> str:
@@ -155,8 +370,8 @@ def format_evaluation(result: dict) -> str:
         lines.append(f"  {i + 1:<5}" + "".join(f"{'-' if v is None else f'{v:.3f}':>10}" for v in values))
     top = result["top_decile_in_place"]
     lines.append(
-        f"  rank correlation with the number of sites in place: network {result['spearman_network']:.3f}, "
-        f"-Rwp {result['spearman_rwp']:.3f}; share of sites in place in the best 10 %: network "
+        f"  rank correlation with the number of sites in place: network {_text(result['spearman_network'])}, "
+        f"-Rwp {_text(result['spearman_rwp'])}; share of sites in place in the best 10 %: network "
         f"{top['network']:.3f}, Rwp {top['rwp']:.3f}, all models {top['all']:.3f}"
     )
     return "\n".join(lines)
@@ -231,6 +446,17 @@ def plot(metrics_list: list[dict], names: list[str], path: str | Path) -> None:
     plt.close(figure)
 
 
+def _provenance() -> dict:
+    """Package versions, commit, CPU and cores (:mod:`benchmarks.provenance`)."""
+    from benchmarks import provenance
+
+    return {
+        "versions": provenance.versions("jax", "flax", "optax"),
+        "cpu_model": provenance.cpu_model(),
+        "usable_cores": provenance.usable_cores(),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="training output folders (with metrics.json)")
@@ -242,6 +468,20 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar=("CHECKPOINT", "DATASET"),
         help="also evaluate a saved network on every model of a data set (repeatable)",
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="evaluate every run's network on its held-out GA runs and on the whole transfer set, side by side",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        choices=("checkpoint", "last"),
+        default="checkpoint",
+        help="with --compare: the lowest-validation-loss network (default) or the last epoch's",
+    )
+    parser.add_argument(
+        "--ranking-radii", default="0.1,0.5", help="with --compare: label radii (Å) of the ranking figures"
     )
     parser.add_argument("--json", default=str(RESULTS / "nn_transfer.json"))
     parser.add_argument("--png", default=str(RESULTS / "nn_transfer.png"))
@@ -264,6 +504,13 @@ def main(argv: list[str] | None = None) -> int:
     for evaluation in evaluations:
         print(format_evaluation(evaluation))
     result = {"benchmark": "nn_transfer", "runs": runs, "whole_set_evaluations": evaluations}
+    if args.compare:
+        radii = [float(r) for r in args.ranking_radii.split(",")]
+        named = list(zip(names, args.runs, metrics_list, strict=True))
+        comparison = compare_networks(named, radii, f"{args.checkpoint}.msgpack")
+        print(format_comparison(comparison, metrics_list[0]["site_labels"]))
+        result["comparison"] = comparison
+        result["provenance"] = _provenance()
     Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     with_transfer = [(m, n) for m, n in zip(metrics_list, names, strict=True) if "transfer_dataset" in m]
     if with_transfer:

@@ -7,6 +7,11 @@ few atoms are in place (the labels are imbalanced), accuracy alone flatters a ne
 place": its f_i equals 1 - base rate. So precision (how often a "in place" is right; compare it with the base
 rate, which is the precision of a random pick) and recall (= the Fig. 3 recognition rate) are reported too.
 
+Two threshold-free measures tell how well the probabilities *rank* models with the site in place above those
+without, whatever the threshold: the ROC-AUC (probability that a random in-place model scores above a random
+out-of-place one; 0.5 for chance) and the average precision (area under the precision-recall curve; the base rate
+for chance), which weighs the rare positive class more.
+
 Conventions: a prediction is positive when its probability is >= ``threshold`` (0.5: the paper's rounding, with
 exact halves counted positive). A ratio whose denominator is zero is NaN (no positives predicted: precision;
 no positives present: recall), written as null in JSON by :func:`to_json`.
@@ -120,6 +125,44 @@ def base_rate(labels: np.ndarray) -> np.ndarray:
     return np.mean(labels.astype(bool), axis=0)
 
 
+def site_roc_auc(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Area under the ROC curve of each site, shape (n_sites,); NaN where a site has only one class.
+
+    Mann-Whitney form: AUC = (Σ rank of positives - n₊(n₊ + 1)/2) / (n₊ n₋), ranks averaged over ties (a tie
+    between a positive and a negative counts one half).
+    """
+    from scipy.stats import rankdata
+
+    probabilities, labels = _check(probabilities, labels)
+    ranks = rankdata(probabilities, axis=0)
+    n_positive = labels.sum(axis=0).astype(float)
+    n_negative = len(labels) - n_positive
+    u = np.sum(np.where(labels, ranks, 0.0), axis=0) - n_positive * (n_positive + 1) / 2
+    return _ratio(u, n_positive * n_negative)
+
+
+def site_average_precision(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Average precision of each site, shape (n_sites,); NaN where no atom of the site is in place.
+
+    AP = Σ_k (R_k - R_{k-1}) P_k over the distinct probabilities taken as thresholds from the highest down (P_k,
+    R_k the precision and recall of "in place when probability >= the k-th"), as scikit-learn computes it.
+    """
+    probabilities, labels = _check(probabilities, labels)
+    out = np.full(labels.shape[1], np.nan)
+    for i in range(labels.shape[1]):
+        order = np.argsort(-probabilities[:, i], kind="stable")
+        score, hit = probabilities[order, i], labels[order, i]
+        n_positive = int(hit.sum())
+        if n_positive == 0:
+            continue
+        last = np.flatnonzero(np.r_[score[1:] != score[:-1], True])  # last model at each distinct threshold
+        true_positive = np.cumsum(hit)[last]
+        precision = true_positive / (last + 1)
+        recall = true_positive / n_positive
+        out[i] = float(np.sum(np.diff(recall, prepend=0.0) * precision))
+    return out
+
+
 def site_metrics(probabilities: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> dict[str, np.ndarray]:
     """Every per-site measure at once.
 
@@ -131,9 +174,10 @@ def site_metrics(probabilities: np.ndarray, labels: np.ndarray, threshold: float
     Returns
     -------
     dict of ndarray, each shape (n_sites,)
-        ``accuracy`` (f_i), ``precision``, ``recall`` (= ``recognition``, the Fig. 3 rate), ``base_rate``,
-        ``predicted_rate`` (share predicted in place), ``lift`` (precision / base rate; 1 for a random pick),
-        and the counts ``true_positive``, ``false_positive``, ``false_negative``, ``true_negative``.
+        ``accuracy`` (f_i), ``precision``, ``recall`` (= ``recognition``, the Fig. 3 rate), ``f1`` (their
+        harmonic mean), ``base_rate``, ``predicted_rate`` (share predicted in place), ``lift`` (precision / base
+        rate; 1 for a random pick), the threshold-free ``roc_auc`` and ``average_precision``, and the
+        counts ``true_positive``, ``false_positive``, ``false_negative``, ``true_negative``.
     """
     c = site_counts(probabilities, labels, threshold)
     n = c.n_models
@@ -145,9 +189,12 @@ def site_metrics(probabilities: np.ndarray, labels: np.ndarray, threshold: float
         "precision": precision,
         "recall": recall,
         "recognition": recall,
+        "f1": _ratio(2 * precision * recall, precision + recall),
         "base_rate": rate,
         "predicted_rate": (c.true_positive + c.false_positive) / n,
         "lift": _ratio(precision, rate),
+        "roc_auc": site_roc_auc(probabilities, labels),
+        "average_precision": site_average_precision(probabilities, labels),
         "true_positive": c.true_positive,
         "false_positive": c.false_positive,
         "false_negative": c.false_negative,

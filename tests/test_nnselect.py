@@ -214,9 +214,18 @@ def test_metrics_against_hand_counts():
     np.testing.assert_array_equal(m["lift"], [1.0, 2.0])
     np.testing.assert_array_equal(metrics.site_accuracy(probabilities, labels), [0.5, 0.75])
     np.testing.assert_array_equal(metrics.recognition_rate(probabilities, labels), [0.5, 1.0])
+    np.testing.assert_allclose(m["f1"], [0.5, 2 / 3])
+    # site 0: positives 0.9, 0.4 against negatives 0.7, 0.1 -> 3 of 4 pairs in order; site 1: 0.5 beats 0.2, 0.1
+    np.testing.assert_allclose(m["roc_auc"], [3 / 4, 2 / 3])
+    # site 0 ranked 0.9+ 0.7- 0.4+ 0.1-: recall 0.5 at precision 1, then 1.0 at 2/3; site 1: 0.6- 0.5+
+    np.testing.assert_allclose(m["average_precision"], [0.5 * 1 + 0.5 * 2 / 3, 0.5])
+    # ties: a positive tied with a negative counts one half; tied scores form one threshold
+    tied = metrics.site_metrics(np.array([[0.5], [0.5], [0.2]]), np.array([[1], [0], [0]]))
+    assert tied["roc_auc"][0] == 0.75 and tied["average_precision"][0] == 0.5
     # nothing predicted / nothing present: NaN, null in JSON
     never = metrics.site_metrics(np.zeros((3, 1)), np.zeros((3, 1)))
     assert np.isnan(never["precision"][0]) and np.isnan(never["recall"][0]) and never["accuracy"][0] == 1.0
+    assert np.isnan(never["roc_auc"][0]) and np.isnan(never["average_precision"][0])
     assert metrics.to_json(never)["precision"] == [None]
     with pytest.raises(ValueError, match="0 or 1"):
         metrics.site_metrics(probabilities, labels * 2)
