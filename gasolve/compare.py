@@ -235,6 +235,23 @@ def check_same_cell(
         )
 
 
+def check_reference_elements(
+    model: Structure, reference: Structure, length_tolerance: float = 0.01, angle_tolerance: float = 1.0
+) -> None:
+    """Raise :class:`InputError` unless the cells agree and both structures hold the same elements.
+
+    The check that remains before a search whose atoms per cell depend on where it puts them (the dynamical
+    occupancy correction): :func:`compare_structures` would also require equal numbers of atoms per cell.
+    """
+    check_same_cell(model.cell, reference.cell, length_tolerance, angle_tolerance)
+    ours, theirs = set(model.elements), set(reference.elements)
+    if ours != theirs:
+        raise InputError(
+            f"the model {model.name} has the elements {' '.join(sorted(ours))} but the reference {reference.name} "
+            f"has {' '.join(sorted(theirs))}"
+        )
+
+
 def common_operators(group_a: SpaceGroup, group_b: SpaceGroup) -> tuple[np.ndarray, np.ndarray]:
     """Operators that two space-group descriptions share (modulo lattice translations).
 

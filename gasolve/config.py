@@ -8,6 +8,10 @@ A run config holds the tables below (``#`` marks what may be left out)::
     space_group = "P-1"                                        # Hermann-Mauguin symbol or number 1-230
     sites = ["Sn", "K", "K", "K", "K", "O", "O", "O", "O"]     # independent atoms (general positions)
     b_iso = 1.0                                                # optional (1.0 Å²); or one value per site
+    wyckoff = ["2i", ...]                                      # optional: one Wyckoff position per site
+    occupancy_correction = false                               # optional: FOX's dynamical occupancy correction
+    overlap_radius = 0.8                                       # optional (Å), with the correction
+    overlap_identical = false                                  # optional: also merge identical atoms of other sites
 
     [pattern]
     file = "K4SnO4.xye"          # relative to the TOML file
@@ -68,6 +72,7 @@ from gasolve.errors import InputError
 from gasolve.ga.nn_settings import NNSettings
 from gasolve.ga.settings import GASettings
 from gasolve.io.patterns import ObservedPattern, read_pattern
+from gasolve.scoring.overlap import DEFAULT_OVERLAP_RADIUS
 
 #: Default isotropic displacement parameter B (Å²) of every site.
 DEFAULT_B_ISO = 1.0
@@ -75,9 +80,21 @@ DEFAULT_B_ISO = 1.0
 DEFAULT_TOLERANCE = 0.3
 #: Default peak cut-off (FWHM units), the same as :class:`~gasolve.diffraction.profile.PeakProfile`'s.
 DEFAULT_CUTOFF = PeakProfile.cutoff
+#: Largest overlap radius (Å) accepted: below half the shortest distance between bonded identical atoms.
+MAX_OVERLAP_RADIUS = 1.0
 
 _TABLES = ("structure", "pattern", "ga", "nn", "reference", "output")
-_STRUCTURE_KEYS = ("name", "cell", "space_group", "sites", "b_iso", "wyckoff")
+_STRUCTURE_KEYS = (
+    "name",
+    "cell",
+    "space_group",
+    "sites",
+    "b_iso",
+    "wyckoff",
+    "occupancy_correction",
+    "overlap_radius",
+    "overlap_identical",
+)
 _PATTERN_KEYS = ("file", "wavelength", "range", "kalpha2_ratio", "profile", "background")
 _PROFILE_KEYS = (
     "fwhm",
@@ -113,6 +130,13 @@ class StructureSpec:
         Isotropic displacement parameter B of each site (Å²).
     wyckoff : tuple of str or None
         Wyckoff position of each site ("4c", "8d", ...), or None: every site on the general position.
+    occupancy_correction : bool
+        Score with FOX's dynamical occupancy correction (:mod:`gasolve.scoring.overlap`): a site whose images
+        overlap counts once. Off by default (see the README's config section).
+    overlap_radius : float
+        Radius (Å) of the correction's overlap weight.
+    overlap_identical : bool
+        The correction also counts overlaps with other sites of the same element.
 
     Notes
     -----
@@ -126,6 +150,9 @@ class StructureSpec:
     sites: tuple[str, ...]
     b_iso: tuple[float, ...]
     wyckoff: tuple[str, ...] | None = None
+    occupancy_correction: bool = False
+    overlap_radius: float = DEFAULT_OVERLAP_RADIUS
+    overlap_identical: bool = False
 
     @property
     def n_sites(self) -> int:
@@ -140,7 +167,17 @@ class StructureSpec:
         return SiteMap.from_labels(self.space_group, self.wyckoff)
 
     def _key(self) -> tuple:
-        return (self.name, self.cell, self.space_group.hall, self.sites, self.b_iso, self.wyckoff)
+        return (
+            self.name,
+            self.cell,
+            self.space_group.hall,
+            self.sites,
+            self.b_iso,
+            self.wyckoff,
+            self.occupancy_correction,
+            self.overlap_radius,
+            self.overlap_identical,
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StructureSpec):
@@ -436,7 +473,20 @@ def _structure(table: _Table) -> StructureSpec:
         wyckoff = tuple(label.strip() for label in labels)
         with table.blame("wyckoff"):
             StructureSpec(name, cell, space_group, tuple(sites), b_iso, wyckoff).site_map()
-    return StructureSpec(name, cell, space_group, tuple(sites), b_iso, wyckoff)
+    correction = table.boolean("occupancy_correction", False)
+    for key in ("overlap_radius", "overlap_identical"):
+        if table.has(key) and not correction:
+            raise table.error(key, "has no effect without occupancy_correction = true; set that or remove the key")
+    radius = table.number("overlap_radius", DEFAULT_OVERLAP_RADIUS)
+    limit = 0.5 * float(np.min(1.0 / np.sqrt(np.diag(cell.reciprocal_metric))))
+    if not 0.0 < radius < min(limit, MAX_OVERLAP_RADIUS):
+        raise table.error(
+            "overlap_radius",
+            f"expected a distance (Å) above 0 and below {MAX_OVERLAP_RADIUS} (so that bonded identical atoms are "
+            f"never merged) and below {limit:.3f} (half the smallest interplanar spacing of the cell), got {radius}",
+        )
+    identical = table.boolean("overlap_identical", False)
+    return StructureSpec(name, cell, space_group, tuple(sites), b_iso, wyckoff, correction, radius, identical)
 
 
 def _check_profile_over(profile: PeakProfile, lo: float, hi: float, source: str) -> None:
@@ -713,6 +763,15 @@ def _resolved_document(config: RunConfig) -> dict[str, dict[str, Any]]:
             "sites": list(structure.sites),
             "b_iso": list(structure.b_iso),
             **({"wyckoff": list(structure.wyckoff)} if structure.wyckoff is not None else {}),
+            **(
+                {
+                    "occupancy_correction": True,
+                    "overlap_radius": structure.overlap_radius,
+                    "overlap_identical": structure.overlap_identical,
+                }
+                if structure.occupancy_correction
+                else {}
+            ),
         },
         "pattern": pattern_table,
         "ga": {f.name: getattr(config.ga, f.name) for f in fields(GASettings)},

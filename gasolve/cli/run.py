@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from gasolve.io.checkpoint import read_checkpoint, write_checkpoint
     from gasolve.io.run_outputs import write_history, write_json
     from gasolve.refine import coordinate_esds, refine_coordinates
-    from gasolve.scoring import Scorer, ScoringProblem
+    from gasolve.scoring.build import build_scorer
     from gasolve.solve import Judge, final_candidates, iterate, model_structure, template_structure
 
     config = load_run_config(args.config).with_overrides(
@@ -82,22 +82,10 @@ def run(args: argparse.Namespace) -> int:
         )
         structure_spec, pattern_spec = config.structure, config.pattern
     site_map = structure_spec.site_map()
-    problem = ScoringProblem.build(
-        structure_spec.cell,
-        structure_spec.space_group,
-        list(structure_spec.sites),
-        observed,
-        pattern_spec.radiation,
-        pattern_spec.profile,
-        n_background=pattern_spec.background_terms,
-        b_iso=np.array(structure_spec.b_iso),
-        site_multiplicity=site_map.multiplicity,
+    scorer = build_scorer(
+        structure_spec, observed, pattern_spec.radiation, pattern_spec.profile, pattern_spec.background_terms
     )
-    scorer = Scorer(problem)
-    if structure_spec.wyckoff is not None:
-        from gasolve.scoring.mapped import MappedScorer
-
-        scorer = MappedScorer(scorer, site_map)
+    problem = scorer.problem
     selector = None
     if config.nn is not None:
         from nnselect.selector import SiteSelector
@@ -110,13 +98,16 @@ def run(args: argparse.Namespace) -> int:
     if config.reference is not None:
         reference = read_cif(config.reference.cif)
         judge = Judge(template, reference, config.reference.tolerance)
-        from gasolve.compare import compare_structures
+        from gasolve.compare import check_reference_elements, compare_structures
 
         probe = model_structure(
             template, site_map.project(np.random.default_rng(0).random((1, template.n_sites, 3)))[0]
         )
         try:  # a cell or composition that does not match the reference fails here, before anything is written
-            compare_structures(probe, reference)
+            if structure_spec.occupancy_correction:  # atoms per cell depend on where the search puts the sites
+                check_reference_elements(probe, reference)
+            else:
+                compare_structures(probe, reference)
         except InputError as error:
             raise InputError(f"[reference] cif {config.reference.cif}: {error.message}", args.config) from None
     out = Path(config.output.dir)
@@ -198,9 +189,24 @@ def run(args: argparse.Namespace) -> int:
     candidates, _ = final_candidates(state, 5)
     refinements = [refine_coordinates(scorer, genome.reshape(-1, 3)) for genome in candidates]
     best = min(refinements, key=lambda r: r.rwp_after)
-    best = dataclasses.replace(best, frac=site_map.project(best.frac[None])[0])
-    esd = coordinate_esds(scorer, best.frac)
+    best = dataclasses.replace(best, frac=getattr(scorer, "project", site_map.project)(best.frac[None])[0])
+    wyckoff = None
+    special_positions = None
     structure = model_structure(template, best.frac)
+    if structure_spec.wyckoff is not None or structure_spec.occupancy_correction:
+        from gasolve.crystal.special_positions import settle
+        from gasolve.scoring.mapped import MappedScorer
+
+        base = getattr(scorer, "scorer", scorer)
+        correction = None if problem.overlap is None else problem.overlap.factors(best.frac[None])[0][0]
+        settled = settle(structure_spec.space_group, best.frac, site_map.multiplicity, correction)
+        best = dataclasses.replace(best, frac=settled.frac)
+        structure = settled.apply(model_structure(template, best.frac))
+        wyckoff = settled.labels
+        if wyckoff is not None:  # only the free coordinates of the positions found, for the esds and the fit
+            scorer = MappedScorer(base, settled.site_map(structure_spec.space_group))
+        special_positions = settled.report([site.label for site in structure.sites])
+    esd = coordinate_esds(scorer, best.frac)
     fit = scorer.profiles(best.frac[None])
     from gasolve.diffraction.fit_metrics import bragg_r, fit_metrics
     from gasolve.diffraction.profile import peak_positions
@@ -221,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
             "coordinate esds from the least-squares normal matrix (profile, B and cell fixed)",
         ],
         esd=esd,
+        wyckoff=wyckoff,
     )
     summary = {
         "name": config.structure.name,
@@ -242,6 +249,8 @@ def run(args: argparse.Namespace) -> int:
         "gradient_cost": settings.gradient_cost,
         "gasolve_version": __version__,
     }
+    if special_positions is not None:
+        summary["special_positions"] = special_positions
     if config.nn is not None:
         nn_seconds = sum(row.get("nn_seconds", 0.0) for row in current.history)
         summary["nn"] = {
@@ -296,5 +305,9 @@ def run(args: argparse.Namespace) -> int:
         verdict = "yes" if summary["solved"] else "no"
         line += f"; solved: {verdict} (max site distance {summary['max_site_distance']:.3f} Å)"
     print(line)
+    if special_positions:
+        names = [f"{item['site']} {item['wyckoff'] or '?'} (x{item['multiplicity']})" for item in special_positions]
+        sites = ", ".join(names)
+        print(f"sites on special positions: {sites}")
     print(f"outputs in {out}")
     return 0

@@ -98,10 +98,12 @@ def with_esd(value: float, esd: float, decimals_plain: int = 6) -> str:
     return f"{value:.{decimals}f}({round(esd * 10**decimals)})"
 
 
-def format_cif(structure: Structure, comments: list[str] | None = None, esd=None) -> str:
+def format_cif(structure: Structure, comments: list[str] | None = None, esd=None, wyckoff=None) -> str:
     """CIF text for ``structure`` (independent atoms with their space-group operators).
 
     ``esd`` (n_sites, 3), optional: standard uncertainties of the fractional coordinates, written as 0.1882(3).
+    ``wyckoff`` (n_sites labels such as "4c"), optional: adds ``_atom_site_symmetry_multiplicity`` (the distinct
+    positions each site generates) and ``_atom_site_Wyckoff_symbol`` (the letter) to the atom loop.
     """
     document = gemmi.cif.Document()
     block = document.add_new_block(gemmi.cif.quote(structure.name.replace(" ", "_")) or "structure")
@@ -120,32 +122,36 @@ def format_cif(structure: Structure, comments: list[str] | None = None, esd=None
     ops = block.init_loop("_symmetry_equiv_pos_", ["site_id", "as_xyz"])
     for i, triplet in enumerate(group.triplets, start=1):
         ops.add_row([str(i), gemmi.cif.quote(triplet)])
-    atoms = block.init_loop(
-        "_atom_site_",
-        ["label", "type_symbol", "fract_x", "fract_y", "fract_z", "occupancy", "U_iso_or_equiv", "adp_type"],
-    )
+    columns = ["label", "type_symbol", "fract_x", "fract_y", "fract_z", "occupancy", "U_iso_or_equiv", "adp_type"]
+    if wyckoff is not None:
+        columns += ["symmetry_multiplicity", "Wyckoff_symbol"]
+        multiplicities = structure.site_multiplicities()
+    atoms = block.init_loop("_atom_site_", columns)
     for i, site in enumerate(structure.sites):
-        atoms.add_row(
-            [
-                gemmi.cif.quote(site.label),
-                site.element,
-                *(
-                    f"{x:.6f}" if esd is None else with_esd(x, e)
-                    for x, e in zip(site.frac, (0, 0, 0) if esd is None else esd[i], strict=True)
-                ),
-                f"{site.occupancy:.4f}",
-                f"{site.b_iso / U_TO_B:.5f}",
-                "Uiso",
-            ]
-        )
+        row = [
+            gemmi.cif.quote(site.label),
+            site.element,
+            *(
+                f"{x:.6f}" if esd is None else with_esd(x, e)
+                for x, e in zip(site.frac, (0, 0, 0) if esd is None else esd[i], strict=True)
+            ),
+            f"{site.occupancy:.4f}",
+            f"{site.b_iso / U_TO_B:.5f}",
+            "Uiso",
+        ]
+        if wyckoff is not None:
+            row += [str(multiplicities[i]), str(wyckoff[i]).lstrip("0123456789")]
+        atoms.add_row(row)
     header = "".join(f"# {line}\n" for line in (comments or []))
     return header + document.as_string()
 
 
-def write_cif(structure: Structure, path: str | Path, comments: list[str] | None = None, esd=None) -> None:
-    """Write ``structure`` as CIF to ``path`` (atomically: temporary file, then rename); ``esd`` as in
-    :func:`format_cif`."""
+def write_cif(
+    structure: Structure, path: str | Path, comments: list[str] | None = None, esd=None, wyckoff=None
+) -> None:
+    """Write ``structure`` as CIF to ``path`` (atomically: temporary file, then rename); ``esd`` and ``wyckoff``
+    as in :func:`format_cif`."""
     path = Path(path)
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(format_cif(structure, comments, esd), encoding="utf-8")
+    temporary.write_text(format_cif(structure, comments, esd, wyckoff), encoding="utf-8")
     temporary.replace(path)

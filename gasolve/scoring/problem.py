@@ -14,7 +14,7 @@ b·I <= 0 the best non-negative scale is zero and chi2_min = A.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.linalg
@@ -30,6 +30,7 @@ from gasolve.diffraction.reflections import ReflectionList, generate_reflections
 from gasolve.diffraction.wavelength import Radiation
 from gasolve.errors import InputError
 from gasolve.io.patterns import ObservedPattern
+from gasolve.scoring.overlap import DEFAULT_OVERLAP_RADIUS, OverlapTables
 
 
 def d_spacing_limits(two_theta: np.ndarray, radiation: Radiation, profile: PeakProfile) -> tuple[float, float]:
@@ -100,6 +101,9 @@ class ScoringProblem:
     b, band, band_start, band_stop, c_matrix, a_const, norm
         The quadratic form of Rwp (module docstring); G0's upper band stored by diagonals
         (:func:`diagonal_storage`).
+    overlap : OverlapTables or None
+        The dynamical occupancy correction (:mod:`gasolve.scoring.overlap`), None when it is off; set with
+        :meth:`with_occupancy_correction`.
     """
 
     elements: tuple[str, ...]
@@ -124,6 +128,7 @@ class ScoringProblem:
     norm: float
     background_gram_inverse: np.ndarray = field(repr=False)
     background_projection: np.ndarray = field(repr=False)
+    overlap: OverlapTables | None = field(default=None, repr=False)
 
     @property
     def n_sites(self) -> int:
@@ -251,6 +256,26 @@ class ScoringProblem:
             background_gram_inverse=gram_inverse,
             background_projection=projection,
         )
+
+    def with_occupancy_correction(
+        self,
+        site_multiplicity: np.ndarray | None = None,
+        radius: float = DEFAULT_OVERLAP_RADIUS,
+        identical: bool = False,
+    ) -> ScoringProblem:
+        """A copy that scores with FOX's dynamical occupancy correction (:mod:`gasolve.scoring.overlap`).
+
+        Parameters
+        ----------
+        site_multiplicity : ndarray, shape (n_sites,), optional
+            The multiplicities the problem was built with (default: general positions).
+        radius : float
+            Overlap radius (Å).
+        identical : bool
+            Also count overlaps with other sites of the same element.
+        """
+        tables = OverlapTables.build(self.cell, self.space_group, self.elements, site_multiplicity, radius, identical)
+        return replace(self, overlap=tables)
 
     @classmethod
     def from_structure(

@@ -1,4 +1,9 @@
-"""Validating wrapper around the batched Numba kernels: Rwp, Rwp gradient, intensities and profiles."""
+"""Validating wrapper around the batched Numba kernels: Rwp, Rwp gradient, intensities and profiles.
+
+When the problem carries :class:`~gasolve.scoring.overlap.OverlapTables` (the dynamical occupancy correction),
+a batched pre-step computes each model's occupancy factors and their derivatives, and the kernels of
+:mod:`gasolve.scoring.occupancy_kernels` multiply them in; the gradient adds dRwp/dc · dc/dx.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from gasolve.scoring import kernels
+from gasolve.scoring import kernels, occupancy_kernels
 from gasolve.scoring.problem import ScoringProblem
 
 
@@ -92,7 +97,12 @@ class Scorer:
         """
         frac = self._check(frac)
         out = np.empty(len(frac))
-        kernels.rwp_batch(frac, *self._tables(), *self._quadratic(), self._bounds(len(frac)), out)
+        bounds = self._bounds(len(frac))
+        if self.problem.overlap is None:
+            kernels.rwp_batch(frac, *self._tables(), *self._quadratic(), bounds, out)
+        else:
+            factors, _ = self.problem.overlap.factors(frac, bounds)
+            occupancy_kernels.rwp_batch(frac, factors, *self._tables(), *self._quadratic(), bounds, out)
         return out
 
     def rwp_and_gradient(self, frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,14 +117,28 @@ class Scorer:
         frac = self._check(frac)
         out = np.empty(len(frac))
         grad = np.empty_like(frac)
-        kernels.rwp_gradient_batch(frac, *self._tables(), *self._quadratic(), self._bounds(len(frac)), out, grad)
+        bounds = self._bounds(len(frac))
+        if self.problem.overlap is None:
+            kernels.rwp_gradient_batch(frac, *self._tables(), *self._quadratic(), bounds, out, grad)
+            return out, grad
+        factors, jacobian = self.problem.overlap.factors(frac, bounds)
+        grad_factors = np.empty(factors.shape)
+        occupancy_kernels.rwp_gradient_batch(
+            frac, factors, *self._tables(), *self._quadratic(), bounds, out, grad, grad_factors
+        )
+        grad += np.einsum("mj,mjia->mia", grad_factors, jacobian)  # chain rule through c(x)
         return out, grad
 
     def intensities(self, frac: np.ndarray) -> np.ndarray:
         """|F(hkl)|² of each model (electrons²), shape (n_models, n_refl)."""
         frac = self._check(frac)
         out = np.empty((len(frac), self.problem.n_refl))
-        kernels.intensities_batch(frac, *self._tables(), self._bounds(len(frac)), out)
+        bounds = self._bounds(len(frac))
+        if self.problem.overlap is None:
+            kernels.intensities_batch(frac, *self._tables(), bounds, out)
+        else:
+            factors, _ = self.problem.overlap.factors(frac, bounds)
+            occupancy_kernels.intensities_batch(frac, factors, *self._tables(), bounds, out)
         return out
 
     def profiles(self, frac: np.ndarray, out: np.ndarray | None = None) -> ProfileFit:
