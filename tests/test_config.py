@@ -229,6 +229,9 @@ ROUND_TRIP_VARIANTS = {
         ("zero = 0.0", "zero = 0.01\nasymmetry = [-0.2, 0.01, 0.1, -0.03]\ndisplacement = -0.05\naxial = 0.03"),
         ("b_iso = 1.0", "wyckoff = " + str(["2i"] * 8 + ["1a"])),
     ],
+    "occupancy correction": [
+        ("b_iso = 1.0", "occupancy_correction = true\noverlap_radius = 0.65432109876\noverlap_identical = true"),
+    ],
 }
 
 
@@ -332,6 +335,34 @@ BAD = {
     "wyckoff count": ([("b_iso = 1.0", 'wyckoff = ["2i"]')], ["[structure] wyckoff", "one Wyckoff position per site"]),
     "wyckoff letter": ([("b_iso = 1.0", "wyckoff = " + str(["2i"] * 8 + ["2z"]))], ["[structure] wyckoff", "'2z'"]),
     "wyckoff not text": ([("b_iso = 1.0", "wyckoff = 4")], ["[structure] wyckoff", "list of Wyckoff positions"]),
+    "occupancy correction not bool": (
+        [("b_iso = 1.0", 'occupancy_correction = "yes"')],
+        ["[structure] occupancy_correction", "expected true or false, got the text 'yes'"],
+    ),
+    "overlap radius without correction": (
+        [("b_iso = 1.0", "overlap_radius = 0.5")],
+        ["[structure] overlap_radius", "no effect without occupancy_correction = true"],
+    ),
+    "overlap identical without correction": (
+        [("b_iso = 1.0", "occupancy_correction = false\noverlap_identical = true")],
+        ["[structure] overlap_identical", "no effect without occupancy_correction = true"],
+    ),
+    "overlap radius too large": (
+        [("b_iso = 1.0", "occupancy_correction = true\noverlap_radius = 1.2")],
+        ["[structure] overlap_radius", "below 1.0", "got 1.2"],
+    ),
+    "overlap radius zero": (
+        [("b_iso = 1.0", "occupancy_correction = true\noverlap_radius = 0")],
+        ["[structure] overlap_radius", "above 0"],
+    ),
+    "overlap radius text": (
+        [("b_iso = 1.0", 'occupancy_correction = true\noverlap_radius = "0.8"')],
+        ["[structure] overlap_radius", "expected a finite number"],
+    ),
+    "overlap identical not bool": (
+        [("b_iso = 1.0", "occupancy_correction = true\noverlap_identical = 1")],
+        ["[structure] overlap_identical", "expected true or false, got 1"],
+    ),
     "asymmetry three numbers": ([("zero = 0.0", "asymmetry = [0.1, 0.0, 0.0]")], ["[pattern.profile] asymmetry"]),
     "axial negative": ([("zero = 0.0", "axial = -0.01")], ["[pattern.profile]", "SH/L must be in [0, 0.5)"]),
     "missing background table": ([("[pattern.background]\nchebyshev = 6\n", "")], ["[pattern] background"]),
@@ -487,3 +518,13 @@ def test_wyckoff_positions_give_the_site_map(folder):
     assert site_map.n_free == 24
     general = load_run_config(write(folder, VALID, "general.toml")).structure.site_map()
     assert general.n_free == 27 and list(general.multiplicity) == [2] * 9
+
+
+def test_occupancy_correction_is_off_by_default_and_read_when_given(folder):
+    plain = load_run_config(write(folder, VALID)).structure
+    assert (plain.occupancy_correction, plain.overlap_radius, plain.overlap_identical) == (False, 0.8, False)
+    lines = resolved_toml(load_run_config(write(folder, VALID))).splitlines()
+    assert not any(line.startswith(("occupancy_correction", "overlap_")) for line in lines)
+    on = load_run_config(write(folder, edit(VALID, "b_iso = 1.0", "occupancy_correction = true"), "on.toml"))
+    assert (on.structure.occupancy_correction, on.structure.overlap_radius) == (True, 0.8)
+    assert on.structure != plain
