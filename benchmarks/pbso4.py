@@ -2,8 +2,12 @@
 
 Usage::
 
-    python benchmarks/pbso4.py [--seeds 20] [--budget 500000] [--json benchmarks/results/pbso4.json]
-        [--png benchmarks/results/pbso4.png]
+    python benchmarks/pbso4.py [--config examples/PbSO4.toml] [--seeds 20] [--first-seed 0] [--budget 500000]
+        [--json benchmarks/results/pbso4.json] [--png benchmarks/results/pbso4.png]
+
+``--config examples/PbSO4_general.toml`` runs the same benchmark with every site on the general position and the
+dynamical occupancy correction (results in ``pbso4_general.json`` and ``.png`` by default: the file names follow
+the config's).
 
 The problem is ``examples/PbSO4.toml``: the IUCr round-robin laboratory pattern (Cu Kα1+Kα2, 10-160° 2θ, 6001
 points), Pnma, Pb, S, O1 and O2 on the mirror (4c, two free coordinates each) and O3 on 8d (three): 11 free
@@ -40,8 +44,7 @@ from gasolve.config import load_observed, load_run_config  # noqa: E402
 from gasolve.crystal import read_cif  # noqa: E402
 from gasolve.profile_fit import LeBailSettings, fit_lebail  # noqa: E402
 from gasolve.refine import refine_coordinates  # noqa: E402
-from gasolve.scoring import Scorer, ScoringProblem  # noqa: E402
-from gasolve.scoring.mapped import MappedScorer  # noqa: E402
+from gasolve.scoring.build import build_scorer  # noqa: E402
 from gasolve.solve import Judge, final_candidates, iterate, template_structure  # noqa: E402
 
 CONFIG = ROOT / "examples" / "PbSO4.toml"
@@ -63,19 +66,7 @@ def prepare(config_path: Path = CONFIG) -> dict:
     )
     fit_seconds = time.perf_counter() - started
     structure = replace(config.structure, cell=fit.cell)
-    site_map = structure.site_map()
-    problem = ScoringProblem.build(
-        structure.cell,
-        structure.space_group,
-        list(structure.sites),
-        observed,
-        config.pattern.radiation,
-        fit.profile,
-        n_background=config.pattern.background_terms,
-        b_iso=np.array(structure.b_iso),
-        site_multiplicity=site_map.multiplicity,
-    )
-    scorer = MappedScorer(Scorer(problem), site_map)
+    scorer = build_scorer(structure, observed, config.pattern.radiation, fit.profile, config.pattern.background_terms)
     template = template_structure(
         structure.name, structure.cell, structure.space_group, structure.sites, structure.b_iso
     )
@@ -98,6 +89,7 @@ def run_seed(prepared: dict, seed: int, budget: int) -> dict:
     best = min(refinements, key=lambda r: r.rwp_after)
     frac = scorer.project(best.frac[None])[0]
     solved, distances = judge(frac)
+    group = prepared["config"].structure.space_group
     return {
         "seed": seed,
         "solved": bool(solved),
@@ -111,6 +103,7 @@ def run_seed(prepared: dict, seed: int, budget: int) -> dict:
         "rwp": best.rwp_after,
         "max_site_distance": float(np.max(distances)),
         "site_distances": [float(d) for d in distances],
+        "site_multiplicities": [len(group.orbit(x)) for x in frac],
     }
 
 
@@ -156,9 +149,11 @@ def versions() -> dict:
     return provenance.versions("gemmi", "pyxtal")
 
 
-def run_benchmark(seeds: list[int], budget: int, json_path: str | Path | None = None) -> dict:
+def run_benchmark(
+    seeds: list[int], budget: int, json_path: str | Path | None = None, config_path: Path = CONFIG
+) -> dict:
     """Profile fit once, then one run per seed; returns and optionally writes the results."""
-    prepared = prepare()
+    prepared = prepare(config_path)
     run_seed(prepared, seeds[0], 2000)  # warm-up (JIT compilation), not counted
     runs = []
     for seed in seeds:
@@ -171,7 +166,17 @@ def run_benchmark(seeds: list[int], budget: int, json_path: str | Path | None = 
         )
     fit = prepared["fit"]
     result = {
-        "config": {"problem": str(CONFIG.relative_to(ROOT)), "budget": budget, "seeds": seeds},
+        "config": {
+            "problem": str(Path(config_path).resolve().relative_to(ROOT)),
+            "budget": budget,
+            "seeds": seeds,
+            "wyckoff": None
+            if prepared["config"].structure.wyckoff is None
+            else list(prepared["config"].structure.wyckoff),
+            "occupancy_correction": prepared["config"].structure.occupancy_correction,
+            "overlap_radius": prepared["config"].structure.overlap_radius,
+            "ga": {"islands": prepared["config"].ga.islands, "island_size": prepared["config"].ga.island_size},
+        },
         "profile_fit": {
             "seconds": prepared["fit_seconds"],
             "cell": list(fit.cell.parameters),
@@ -210,7 +215,9 @@ def plot(result: dict, path: str | Path) -> None:
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("evaluations (Rwp equivalents)")
     ax.set_ylabel("share of seeds solved (≤ 0.3 Å after refinement)")
-    ax.set_title("PbSO4 from the measured round-robin pattern")
+    general = result.get("config", {}).get("occupancy_correction", False)
+    suffix = ": every site general, occupancy correction" if general else ""
+    ax.set_title(f"PbSO4 from the measured round-robin pattern{suffix}")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
@@ -219,12 +226,18 @@ def plot(result: dict, path: str | Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=20, help="seeds 0..N-1 (default 20)")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="run config (default examples/PbSO4.toml)")
+    parser.add_argument("--seeds", type=int, default=20, help="number of seeds (default 20)")
+    parser.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
     parser.add_argument("--budget", type=int, default=500_000, help="evaluations per run (default 500000)")
-    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "pbso4.json"))
-    parser.add_argument("--png", default=str(ROOT / "benchmarks" / "results" / "pbso4.png"))
+    parser.add_argument("--json", help="default benchmarks/results/<config name in lower case>.json")
+    parser.add_argument("--png", help="default benchmarks/results/<config name in lower case>.png")
     args = parser.parse_args(argv)
-    result = run_benchmark(list(range(args.seeds)), args.budget, args.json)
+    stem = ROOT / "benchmarks" / "results" / args.config.stem.lower()
+    json_path = args.json or f"{stem}.json"
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    result = run_benchmark(seeds, args.budget, json_path, args.config)
+    args.png = args.png or f"{stem}.png"
     plot(result, args.png)
     s = result["summary"]
     fit = result["profile_fit"]
