@@ -1,13 +1,18 @@
-"""Numba kernels of the scorer with a per-model occupancy factor of every site (the dynamical correction).
+"""Numba kernels of the scorer with the dynamical occupancy correction of every site, model by model.
 
 Private: :class:`gasolve.scoring.Scorer` calls them when its problem carries
 :class:`~gasolve.scoring.overlap.OverlapTables`; without it the kernels of :mod:`gasolve.scoring.kernels` run
 unchanged, so the correction costs nothing when it is off.
 
-With c (n_models, n_sites) the factors, site j of model m scatters with c[m, j] · site_f[j]. The gradient
-kernel also returns dRwp/dc (n_models, n_sites); the scorer chains it with dc/dx
-(:meth:`~gasolve.scoring.overlap.OverlapTables.factors`). With F = Σ_j c_j P_j (P_j the site's partial
-structure factor) and I = |F|², dI/dc_j = 2 Re(F* P_j).
+Each model's factors c (n_sites,) come from :func:`gasolve.scoring.overlap.model_factors` inside the same
+parallel loop (a second parallel region per call would cost a thread wake-up, milliseconds on a loaded
+machine), and site j scatters with c_j · site_f[j]. The gradient adds the chain rule through c: with
+F = Σ_j c_j P_j (P_j the site's partial structure factor) and I = |F|², dI/dc_j = 2 Re(F* P_j), and
+dRwp/dx_i += Σ_j dRwp/dc_j · dc_j/dx_i.
+
+The ``overlap`` arguments are :meth:`~gasolve.scoring.overlap.OverlapTables.kernel_args`: rotations
+(n_ops, 3, 3), translations (n_ops, 3), metric (3, 3), image_weight (n_sites,), partners (n_sites, n_sites) and
+the overlap radius (Å).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from gasolve.scoring.kernels import (
     _sin2pi,
     _structure_factors,
 )
+from gasolve.scoring.overlap import model_factors
 
 
 @numba.njit(**JIT)
@@ -72,19 +78,43 @@ def _site_structure_factors(frac, hr, ht, site_f, centric, p_re, p_im):
 
 @numba.njit(parallel=True, **JIT)
 def rwp_batch(
-    frac, factors, hr, ht, site_f, centric, b, band, band_start, band_stop, c_matrix, a_const, norm, bounds, out
+    frac,
+    rotations,
+    translations,
+    metric,
+    image_weight,
+    partners,
+    radius,
+    hr,
+    ht,
+    site_f,
+    centric,
+    b,
+    band,
+    band_start,
+    band_stop,
+    c_matrix,
+    a_const,
+    norm,
+    bounds,
+    out,
 ):
-    """Rwp of every model with occupancy factors: frac (n_models, n_sites, 3), factors (n_models, n_sites)."""
+    """Rwp of every model with the correction: frac (n_models, n_sites, 3) -> out (n_models,)."""
     n_refl = hr.shape[2]
     n_sites = site_f.shape[0]
     for c in numba.prange(bounds.shape[0] - 1):
+        factors = np.empty(n_sites)
+        unused = np.empty((1, 1, 3))
         model_f = np.empty((n_sites, n_refl))
         f_re = np.empty(n_refl)
         f_im = np.empty(n_refl)
         intensity = np.empty(n_refl)
         acc = np.empty(n_refl)
         for m in range(bounds[c], bounds[c + 1]):
-            _scaled_site_f(site_f, factors[m], model_f)
+            model_factors(
+                frac[m], rotations, translations, metric, image_weight, partners, radius, False, factors, unused
+            )
+            _scaled_site_f(site_f, factors, model_f)
             _structure_factors(frac[m], hr, ht, model_f, centric, f_re, f_im)
             for k in range(n_refl):
                 intensity[k] = f_re[k] * f_re[k] + f_im[k] * f_im[k]
@@ -94,16 +124,23 @@ def rwp_batch(
 
 
 @numba.njit(parallel=True, **JIT)
-def intensities_batch(frac, factors, hr, ht, site_f, centric, bounds, out):
-    """|F|² of every model with occupancy factors: out (n_models, n_refl)."""
+def intensities_batch(
+    frac, rotations, translations, metric, image_weight, partners, radius, hr, ht, site_f, centric, bounds, out
+):
+    """|F|² of every model with the correction: out (n_models, n_refl)."""
     n_refl = hr.shape[2]
     n_sites = site_f.shape[0]
     for c in numba.prange(bounds.shape[0] - 1):
+        factors = np.empty(n_sites)
+        unused = np.empty((1, 1, 3))
         model_f = np.empty((n_sites, n_refl))
         f_re = np.empty(n_refl)
         f_im = np.empty(n_refl)
         for m in range(bounds[c], bounds[c + 1]):
-            _scaled_site_f(site_f, factors[m], model_f)
+            model_factors(
+                frac[m], rotations, translations, metric, image_weight, partners, radius, False, factors, unused
+            )
+            _scaled_site_f(site_f, factors, model_f)
             _structure_factors(frac[m], hr, ht, model_f, centric, f_re, f_im)
             for k in range(n_refl):
                 out[m, k] = f_re[k] * f_re[k] + f_im[k] * f_im[k]
@@ -112,7 +149,12 @@ def intensities_batch(frac, factors, hr, ht, site_f, centric, bounds, out):
 @numba.njit(parallel=True, **JIT)
 def rwp_gradient_batch(
     frac,
-    factors,
+    rotations,
+    translations,
+    metric,
+    image_weight,
+    partners,
+    radius,
     hr,
     ht,
     site_f,
@@ -127,17 +169,19 @@ def rwp_gradient_batch(
     bounds,
     out,
     grad,
-    grad_factors,
 ):
-    """Rwp, dRwp/dx at fixed factors (n_models, n_sites, 3) and dRwp/dc (n_models, n_sites).
+    """Rwp and dRwp/dx (n_models, n_sites, 3) with the correction, its factors' derivatives included.
 
-    The position gradient is that of :func:`gasolve.scoring.kernels.rwp_gradient_batch` with every site's
-    scattering scaled by its factor; dRwp/dc_j = Σ_k dRwp/dI_k · 2 (F_re P_j,re + F_im P_j,im).
+    The position gradient at fixed factors is that of :func:`gasolve.scoring.kernels.rwp_gradient_batch` with
+    every site's scattering scaled by its factor; dRwp/dc_j = Σ_k dRwp/dI_k · 2 (F_re P_j,re + F_im P_j,im).
     """
     n_refl = hr.shape[2]
     n_sites = frac.shape[1]
     n_terms = hr.shape[0]
     for c in numba.prange(bounds.shape[0] - 1):
+        factors = np.empty(n_sites)
+        jacobian = np.empty((n_sites, n_sites, 3))
+        grad_factors = np.empty(n_sites)
         p_re = np.empty((n_sites, n_refl))
         p_im = np.empty((n_sites, n_refl))
         f_re = np.empty(n_refl)
@@ -146,12 +190,15 @@ def rwp_gradient_batch(
         g_i = np.empty(n_refl)
         acc = np.empty(n_refl)
         for m in range(bounds[c], bounds[c + 1]):
+            model_factors(
+                frac[m], rotations, translations, metric, image_weight, partners, radius, True, factors, jacobian
+            )
             _site_structure_factors(frac[m], hr, ht, site_f, centric, p_re, p_im)
             for k in range(n_refl):
                 f_re[k] = 0.0
                 f_im[k] = 0.0
             for j in range(n_sites):
-                c_j = factors[m, j]
+                c_j = factors[j]
                 for k in range(n_refl):
                     f_re[k] += c_j * p_re[j, k]
                     f_im[k] += c_j * p_im[j, k]
@@ -165,7 +212,6 @@ def rwp_gradient_batch(
                 grad[m, j, 0] = 0.0
                 grad[m, j, 1] = 0.0
                 grad[m, j, 2] = 0.0
-                grad_factors[m, j] = 0.0
             if ratio == 0.0 or rwp == 0.0:
                 continue
             _gram_times(intensity, band, band_start, band_stop, c_matrix, g_i)
@@ -177,7 +223,7 @@ def rwp_gradient_batch(
                 dot = 0.0
                 for k in range(n_refl):
                     dot += g_i[k] * (f_re[k] * p_re[j, k] + f_im[k] * p_im[j, k])
-                grad_factors[m, j] = dot / _TWO_PI
+                grad_factors[j] = dot / _TWO_PI
                 x = frac[m, j, 0] - math.floor(frac[m, j, 0])
                 y = frac[m, j, 1] - math.floor(frac[m, j, 1])
                 z = frac[m, j, 2] - math.floor(frac[m, j, 2])
@@ -199,7 +245,11 @@ def rwp_gradient_batch(
                             gx += w * hr[s, 0, k]
                             gy += w * hr[s, 1, k]
                             gz += w * hr[s, 2, k]
-                c_j = factors[m, j]
-                grad[m, j, 0] = c_j * gx
-                grad[m, j, 1] = c_j * gy
-                grad[m, j, 2] = c_j * gz
+                c_j = factors[j]
+                grad[m, j, 0] += c_j * gx
+                grad[m, j, 1] += c_j * gy
+                grad[m, j, 2] += c_j * gz
+            for j in range(n_sites):  # chain rule through the factors
+                for i in range(n_sites):
+                    for a in range(3):
+                        grad[m, i, a] += grad_factors[j] * jacobian[j, i, a]

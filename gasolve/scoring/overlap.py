@@ -154,15 +154,19 @@ class OverlapTables:
     def n_sites(self) -> int:
         return len(self.image_weight)
 
-    def factors(self, frac: np.ndarray, bounds: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def kernel_args(self) -> tuple:
+        """The tables in the order the kernels of :mod:`gasolve.scoring.occupancy_kernels` take them."""
+        return (self.rotations, self.translations, self.metric, self.image_weight, self.partners, self.radius)
+
+    def factors(self, frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Occupancy factors c and their derivatives for a batch of models.
+
+        The scorer computes the same inside its kernels, model by model; this is for inspection and output.
 
         Parameters
         ----------
-        frac : ndarray, shape (n_models, n_sites, 3), float64, C-contiguous
+        frac : ndarray, shape (n_models, n_sites, 3)
             Fractional coordinates.
-        bounds : ndarray of int64, optional
-            Chunk boundaries of the models for the threads (default: one chunk per model).
 
         Returns
         -------
@@ -174,23 +178,10 @@ class OverlapTables:
         frac = np.ascontiguousarray(frac, dtype=np.float64)
         if frac.ndim != 3 or frac.shape[1:] != (self.n_sites, 3):
             raise ValueError(f"expected coordinates of shape (n_models, {self.n_sites}, 3), got {frac.shape}")
-        n_models = len(frac)
-        if bounds is None:
-            bounds = np.arange(n_models + 1, dtype=np.int64)
-        correction = np.empty((n_models, self.n_sites))
-        jacobian = np.empty((n_models, self.n_sites, self.n_sites, 3))
-        _overlap_batch(
-            frac,
-            self.rotations,
-            self.translations,
-            self.metric,
-            self.image_weight,
-            self.partners,
-            self.radius,
-            bounds,
-            correction,
-            jacobian,
-        )
+        correction = np.empty((len(frac), self.n_sites))
+        jacobian = np.empty((len(frac), self.n_sites, self.n_sites, 3))
+        for m in range(len(frac)):
+            model_factors(frac[m], *self.kernel_args(), True, correction[m], jacobian[m])
         return correction, jacobian
 
 
@@ -200,62 +191,66 @@ def _nearest_integer(value):
     return math.floor(value + 0.5)
 
 
-@numba.njit(parallel=True, **JIT)
-def _overlap_batch(frac, rotations, translations, metric, image_weight, partners, radius, bounds, correction, jacobian):
-    """c_j = 1 / W_j and dc_j/dx_i of every model (module docstring), into ``correction`` and ``jacobian``.
+@numba.njit(**JIT)
+def model_factors(x, rotations, translations, metric, image_weight, partners, radius, want_jacobian, correction, jac):
+    """c_j = 1 / W_j of one model (module docstring) into ``correction`` (n_sites,), and dc_j/dx_i into ``jac``
+    (n_sites, n_sites, 3) when ``want_jacobian``. x (n_sites, 3) fractional.
 
     d² = δᵀGδ with δ = R_s x_i + t_s - x_j rounded to the nearest lattice image; ∂d/∂δ = Gδ/d, ∂δ/∂x_i = R_s,
-    ∂δ/∂x_j = -I (both when i = j); dc_j/dx = -c_j² dW_j/dx.
+    ∂δ/∂x_j = -I (both when i = j); dc_j/dx = -c_j² dW_j/dx. Called per model inside the scorer's parallel
+    kernels, so the correction adds no parallel region of its own.
     """
-    n_sites = frac.shape[1]
+    n_sites = x.shape[0]
     n_ops = rotations.shape[0]
     half = 0.5 * radius
     half2 = half * half
     radius2 = radius * radius
-    for c in numba.prange(bounds.shape[0] - 1):
-        g_delta = np.empty(3)
-        for m in range(bounds[c], bounds[c + 1]):
-            x = frac[m]
-            jac = jacobian[m]
-            for j in range(n_sites):
-                for i in range(n_sites):
-                    jac[j, i, 0] = 0.0
-                    jac[j, i, 1] = 0.0
-                    jac[j, i, 2] = 0.0
-                total = 0.0
-                for i in range(n_sites):
-                    if not partners[j, i]:
-                        continue
-                    a_i = image_weight[i]
-                    for s in range(n_ops):
-                        r = rotations[s]
-                        d0 = r[0, 0] * x[i, 0] + r[0, 1] * x[i, 1] + r[0, 2] * x[i, 2] + translations[s, 0] - x[j, 0]
-                        d1 = r[1, 0] * x[i, 0] + r[1, 1] * x[i, 1] + r[1, 2] * x[i, 2] + translations[s, 1] - x[j, 1]
-                        d2 = r[2, 0] * x[i, 0] + r[2, 1] * x[i, 1] + r[2, 2] * x[i, 2] + translations[s, 2] - x[j, 2]
-                        d0 -= _nearest_integer(d0)
-                        d1 -= _nearest_integer(d1)
-                        d2 -= _nearest_integer(d2)
-                        for a in range(3):
-                            g_delta[a] = metric[a, 0] * d0 + metric[a, 1] * d1 + metric[a, 2] * d2
-                        dist2 = d0 * g_delta[0] + d1 * g_delta[1] + d2 * g_delta[2]
-                        if dist2 >= radius2:
-                            continue
-                        if dist2 <= half2:
-                            total += a_i
-                            continue
-                        dist = math.sqrt(dist2)
-                        t = (dist - half) / half
-                        total += a_i * (1.0 - t * t) * (1.0 - t * t)
-                        # dW/dδ = a_i (dw/dd) Gδ / d with dw/dd = -4 t (1 - t²) / (r/2)
-                        slope = -4.0 * a_i * t * (1.0 - t * t) / (half * dist)
-                        for a in range(3):
-                            gd = slope * g_delta[a]
-                            jac[j, j, a] -= gd
-                            jac[j, i, 0] += r[a, 0] * gd
-                            jac[j, i, 1] += r[a, 1] * gd
-                            jac[j, i, 2] += r[a, 2] * gd
-                c_j = 1.0 / total
-                correction[m, j] = c_j
-                for i in range(n_sites):
-                    for a in range(3):
-                        jac[j, i, a] *= -c_j * c_j
+    for j in range(n_sites):
+        if want_jacobian:
+            for i in range(n_sites):
+                jac[j, i, 0] = 0.0
+                jac[j, i, 1] = 0.0
+                jac[j, i, 2] = 0.0
+        total = 0.0
+        for i in range(n_sites):
+            if not partners[j, i]:
+                continue
+            a_i = image_weight[i]
+            for s in range(n_ops):
+                r = rotations[s]
+                d0 = r[0, 0] * x[i, 0] + r[0, 1] * x[i, 1] + r[0, 2] * x[i, 2] + translations[s, 0] - x[j, 0]
+                d1 = r[1, 0] * x[i, 0] + r[1, 1] * x[i, 1] + r[1, 2] * x[i, 2] + translations[s, 1] - x[j, 1]
+                d2 = r[2, 0] * x[i, 0] + r[2, 1] * x[i, 1] + r[2, 2] * x[i, 2] + translations[s, 2] - x[j, 2]
+                d0 -= _nearest_integer(d0)
+                d1 -= _nearest_integer(d1)
+                d2 -= _nearest_integer(d2)
+                g0 = metric[0, 0] * d0 + metric[0, 1] * d1 + metric[0, 2] * d2
+                g1 = metric[1, 0] * d0 + metric[1, 1] * d1 + metric[1, 2] * d2
+                g2 = metric[2, 0] * d0 + metric[2, 1] * d1 + metric[2, 2] * d2
+                dist2 = d0 * g0 + d1 * g1 + d2 * g2
+                if dist2 >= radius2:
+                    continue
+                if dist2 <= half2:
+                    total += a_i
+                    continue
+                dist = math.sqrt(dist2)
+                t = (dist - half) / half
+                total += a_i * (1.0 - t * t) * (1.0 - t * t)
+                if not want_jacobian:
+                    continue
+                # dW/dδ = a_i (dw/dd) Gδ / d with dw/dd = -4 t (1 - t²) / (r/2)
+                slope = -4.0 * a_i * t * (1.0 - t * t) / (half * dist)
+                gd0 = slope * g0
+                gd1 = slope * g1
+                gd2 = slope * g2
+                jac[j, j, 0] -= gd0
+                jac[j, j, 1] -= gd1
+                jac[j, j, 2] -= gd2
+                for b in range(3):
+                    jac[j, i, b] += r[0, b] * gd0 + r[1, b] * gd1 + r[2, b] * gd2
+        c_j = 1.0 / total
+        correction[j] = c_j
+        if want_jacobian:
+            for i in range(n_sites):
+                for a in range(3):
+                    jac[j, i, a] *= -c_j * c_j

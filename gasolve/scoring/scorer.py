@@ -1,8 +1,8 @@
 """Validating wrapper around the batched Numba kernels: Rwp, Rwp gradient, intensities and profiles.
 
 When the problem carries :class:`~gasolve.scoring.overlap.OverlapTables` (the dynamical occupancy correction),
-a batched pre-step computes each model's occupancy factors and their derivatives, and the kernels of
-:mod:`gasolve.scoring.occupancy_kernels` multiply them in; the gradient adds dRwp/dc · dc/dx.
+the kernels of :mod:`gasolve.scoring.occupancy_kernels` compute each model's occupancy factors and their
+derivatives and multiply them in; the gradient adds dRwp/dc · dc/dx.
 """
 
 from __future__ import annotations
@@ -101,8 +101,8 @@ class Scorer:
         if self.problem.overlap is None:
             kernels.rwp_batch(frac, *self._tables(), *self._quadratic(), bounds, out)
         else:
-            factors, _ = self.problem.overlap.factors(frac, bounds)
-            occupancy_kernels.rwp_batch(frac, factors, *self._tables(), *self._quadratic(), bounds, out)
+            overlap = self.problem.overlap.kernel_args()
+            occupancy_kernels.rwp_batch(frac, *overlap, *self._tables(), *self._quadratic(), bounds, out)
         return out
 
     def rwp_and_gradient(self, frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,12 +121,8 @@ class Scorer:
         if self.problem.overlap is None:
             kernels.rwp_gradient_batch(frac, *self._tables(), *self._quadratic(), bounds, out, grad)
             return out, grad
-        factors, jacobian = self.problem.overlap.factors(frac, bounds)
-        grad_factors = np.empty(factors.shape)
-        occupancy_kernels.rwp_gradient_batch(
-            frac, factors, *self._tables(), *self._quadratic(), bounds, out, grad, grad_factors
-        )
-        grad += np.einsum("mj,mjia->mia", grad_factors, jacobian)  # chain rule through c(x)
+        overlap = self.problem.overlap.kernel_args()
+        occupancy_kernels.rwp_gradient_batch(frac, *overlap, *self._tables(), *self._quadratic(), bounds, out, grad)
         return out, grad
 
     def intensities(self, frac: np.ndarray) -> np.ndarray:
@@ -137,8 +133,8 @@ class Scorer:
         if self.problem.overlap is None:
             kernels.intensities_batch(frac, *self._tables(), bounds, out)
         else:
-            factors, _ = self.problem.overlap.factors(frac, bounds)
-            occupancy_kernels.intensities_batch(frac, factors, *self._tables(), bounds, out)
+            overlap = self.problem.overlap.kernel_args()
+            occupancy_kernels.intensities_batch(frac, *overlap, *self._tables(), bounds, out)
         return out
 
     def profiles(self, frac: np.ndarray, out: np.ndarray | None = None) -> ProfileFit:
