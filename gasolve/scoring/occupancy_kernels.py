@@ -31,18 +31,40 @@ from gasolve.scoring.kernels import (
     _quadratic_terms,
     _reduce,
     _sin2pi,
-    _structure_factors,
 )
 from gasolve.scoring.overlap import model_factors
 
 
 @numba.njit(**JIT)
-def _scaled_site_f(site_f, factors, out):
-    """out (n_sites, n_refl) = site_f scaled row by row by ``factors`` (n_sites,)."""
-    for j in range(site_f.shape[0]):
+def _scaled_structure_factors(frac, factors, hr, ht, site_f, centric, f_re, f_im):
+    """F(h) of one model with site j's scattering scaled by ``factors[j]``, into ``f_re`` and ``f_im`` (n_refl,).
+
+    As :func:`gasolve.scoring.kernels._structure_factors`, one multiplication more per term (cheaper than
+    scaling a copy of ``site_f``, which does not stay in the first-level cache).
+    """
+    n_sites = frac.shape[0]
+    n_terms = hr.shape[0]
+    n_refl = hr.shape[2]
+    for k in range(n_refl):
+        f_re[k] = 0.0
+        f_im[k] = 0.0
+    for j in range(n_sites):
         c_j = factors[j]
-        for k in range(site_f.shape[1]):
-            out[j, k] = c_j * site_f[j, k]
+        f_j = site_f[j]
+        x = frac[j, 0] - math.floor(frac[j, 0])
+        y = frac[j, 1] - math.floor(frac[j, 1])
+        z = frac[j, 2] - math.floor(frac[j, 2])
+        for s in range(n_terms):
+            if centric:
+                for k in range(n_refl):
+                    t = _reduce(hr[s, 0, k] * x + hr[s, 1, k] * y + hr[s, 2, k] * z + ht[s, k])
+                    f_re[k] += c_j * f_j[k] * _cos2pi(t)
+            else:
+                for k in range(n_refl):
+                    t = _reduce(hr[s, 0, k] * x + hr[s, 1, k] * y + hr[s, 2, k] * z + ht[s, k])
+                    w = c_j * f_j[k]
+                    f_re[k] += w * _cos2pi(t)
+                    f_im[k] += w * _sin2pi(t)
 
 
 @numba.njit(**JIT)
@@ -105,7 +127,6 @@ def rwp_batch(
     for c in numba.prange(bounds.shape[0] - 1):
         factors = np.empty(n_sites)
         unused = np.empty((1, 1, 3))
-        model_f = np.empty((n_sites, n_refl))
         f_re = np.empty(n_refl)
         f_im = np.empty(n_refl)
         intensity = np.empty(n_refl)
@@ -114,8 +135,7 @@ def rwp_batch(
             model_factors(
                 frac[m], rotations, translations, metric, image_weight, partners, radius, False, factors, unused
             )
-            _scaled_site_f(site_f, factors, model_f)
-            _structure_factors(frac[m], hr, ht, model_f, centric, f_re, f_im)
+            _scaled_structure_factors(frac[m], factors, hr, ht, site_f, centric, f_re, f_im)
             for k in range(n_refl):
                 intensity[k] = f_re[k] * f_re[k] + f_im[k] * f_im[k]
             num, den = _quadratic_terms(intensity, b, band, band_start, band_stop, c_matrix, acc)
@@ -133,15 +153,13 @@ def intensities_batch(
     for c in numba.prange(bounds.shape[0] - 1):
         factors = np.empty(n_sites)
         unused = np.empty((1, 1, 3))
-        model_f = np.empty((n_sites, n_refl))
         f_re = np.empty(n_refl)
         f_im = np.empty(n_refl)
         for m in range(bounds[c], bounds[c + 1]):
             model_factors(
                 frac[m], rotations, translations, metric, image_weight, partners, radius, False, factors, unused
             )
-            _scaled_site_f(site_f, factors, model_f)
-            _structure_factors(frac[m], hr, ht, model_f, centric, f_re, f_im)
+            _scaled_structure_factors(frac[m], factors, hr, ht, site_f, centric, f_re, f_im)
             for k in range(n_refl):
                 out[m, k] = f_re[k] * f_re[k] + f_im[k] * f_im[k]
 

@@ -54,6 +54,9 @@ class Scorer:
     """
 
     def __init__(self, problem: ScoringProblem, chunks_per_thread: int = 4):
+        from gasolve.scoring.kernel_cache import ensure_cached
+
+        ensure_cached()  # run the machine code of Numba's cache, as every other process does
         self.problem = problem
         self.chunks_per_thread = chunks_per_thread
 
