@@ -104,3 +104,20 @@ def test_run_refuses_a_reference_with_other_elements(folder, capsys):
     assert code == 2
     assert "[reference] cif" in err and "Ba O S" in err and "O Pb S" in err
     assert not (folder / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "fragment"),
+    [
+        ("occupancy_correction = true", "occupancy_correction = 1", "expected true or false"),
+        ("occupancy_correction = true", "overlap_radius = 0.5", "no effect without occupancy_correction = true"),
+        ("occupancy_correction = true", "occupancy_correction = true\noverlap_radius = 3.0", "overlap_radius"),
+    ],
+)
+def test_bad_correction_settings_exit_2_with_one_line(folder, capsys, old, new, fragment):
+    (folder / "bad.toml").write_text((folder / "run.toml").read_text().replace(old, new), encoding="utf-8")
+    code = main(["run", str(folder / "bad.toml"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert fragment in err and "[structure]" in err and len(err.strip().splitlines()) == 1
+    assert not (folder / "out").exists()
