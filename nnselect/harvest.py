@@ -253,6 +253,12 @@ class _Recording:
         self.batches.append(done)
         return done
 
+    def relocation_scan(self, genome: np.ndarray, rng: np.random.Generator) -> memetic.Evaluated:
+        """The evaluator's relocation scan; its refined candidates are kept like any batch."""
+        done = self.evaluate.relocation_scan(genome, rng)
+        self.batches.append(done)
+        return done
+
 
 def harvest_run(
     problem: HarvestProblem,
@@ -313,8 +319,10 @@ def harvest_run(
         if solved_generation is not None and state.generation - 1 - solved_generation >= generations_after_solution:
             break
         generation = state.generation  # the offspring of this step come from generation_rng(seed, generation)
+        n_batches = len(evaluate.batches)
         state, _, _ = memetic.step(evaluate, state, settings)
-        labels.append(np.full(len(evaluate.batches[-1].rwp), generation, dtype=np.int32))
+        n_models = sum(len(batch.rwp) for batch in evaluate.batches[n_batches:])  # offspring, and any scan
+        labels.append(np.full(n_models, generation, dtype=np.int32))
         check(generation)
     frac = wrap_frac(np.concatenate([batch.genomes for batch in evaluate.batches]).reshape(-1, n_sites, 3))
     return RunModels(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gasolve.ga import multipop
+from gasolve.ga import multipop, relocation
 from gasolve.ga.local import lbfgs
 from gasolve.ga.nn_settings import NNSettings
 from gasolve.ga.settings import GASettings
@@ -83,6 +83,9 @@ class Evaluator:
         self.last_nn_seconds = 0.0  # network time of the latest call (s)
         self.n_sites = scorer.problem.n_sites
         self.fixed = np.zeros(3 * self.n_sites, dtype=bool) if fixed_genes is None else np.asarray(fixed_genes, bool)
+        site_map = getattr(scorer, "site_map", None)
+        pinned = self.fixed if site_map is None else self.fixed | site_map.fixed
+        self.movable = relocation.movable_sites(pinned)  # sites the relocation scan may move
 
     def rwp(self, genomes: np.ndarray) -> np.ndarray:
         return self.scorer.rwp(genomes.reshape(len(genomes), self.n_sites, 3))
@@ -146,6 +149,33 @@ class Evaluator:
         self.last_nn_seconds = nn_seconds
         return Evaluated(genomes, fitness, rwp, evaluations, nn_seconds, nn_score)
 
+    def relocation_scan(self, genome: np.ndarray, rng: np.random.Generator) -> Evaluated:
+        """Move each movable atom of ``genome`` over a grid through the cell (:mod:`gasolve.ga.relocation`), then
+        score and refine the ``scan_top`` best places of each atom like any offspring.
+
+        Parameters
+        ----------
+        genome : ndarray, shape (n_genes,)
+        rng : Generator
+            Shifts the grid.
+
+        Returns
+        -------
+        Evaluated
+            The refined candidates, shape (n_movable · scan_top, n_genes); ``evaluations`` includes the scan.
+        """
+        s = self.settings
+        grid = relocation.scan_grid(rng, self.scorer.problem.cell, s.scan_spacing)
+
+        def rwp_of(genomes):
+            return self.rwp(self.project(genomes) if self.project is not None else genomes)
+
+        candidates, spent = relocation.best_relocations(rwp_of, genome, self.movable, grid, s.scan_top)
+        if not len(candidates):
+            return Evaluated(candidates, np.empty(0), np.empty(0), float(spent))
+        done = self(candidates)
+        return Evaluated(done.genomes, done.fitness, done.rwp, done.evaluations + spent, done.nn_seconds, done.nn_score)
+
 
 def origin_fixing_genes(space_group, elements) -> np.ndarray:
     """Genes to pin at 0 so that the origin is no longer free (polar groups; all three axes in P1).
@@ -173,8 +203,24 @@ def initialise(evaluate: Evaluator, settings: GASettings, n_genes: int) -> GASta
 
 
 def step(evaluate: Evaluator, state: GAState, settings: GASettings) -> tuple[GAState, multipop.Batch, Evaluated]:
-    """One generation."""
+    """One generation; then, if the islands' best has not improved for ``scan_after`` generations, a relocation
+    scan of that best (its refined models join the search), or, after ``restart_after_scans`` scans that found
+    nothing better, a restart of the whole search."""
     rng = generation_rng(settings.seed, state.generation)
     batch = multipop.ask(rng, state, settings)
     done = evaluate(batch.genomes)
-    return multipop.tell(batch, done.genomes, done.fitness, done.rwp, done.evaluations, state, settings), batch, done
+    state = multipop.tell(batch, done.genomes, done.fitness, done.rwp, done.evaluations, state, settings)
+    if settings.scan_after and state.stagnant >= settings.scan_after:
+        if settings.restart_after_scans and state.failed_scans >= settings.restart_after_scans:
+            return multipop.restart_search(state, settings), batch, done
+        scanned = evaluate.relocation_scan(state.epoch_best_genome(), rng)
+        state = multipop.inject(scanned.genomes, scanned.fitness, scanned.rwp, scanned.evaluations, state, settings)
+        done = Evaluated(
+            np.concatenate([done.genomes, scanned.genomes]),
+            np.concatenate([done.fitness, scanned.fitness]),
+            np.concatenate([done.rwp, scanned.rwp]),
+            done.evaluations + scanned.evaluations,
+            done.nn_seconds + scanned.nn_seconds,
+            None,
+        )
+    return state, batch, done

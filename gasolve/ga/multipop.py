@@ -128,6 +128,7 @@ def init(
         best_fitness=float(fitness[best]),
         best_rwp=float(rwp[best]),
         restarts=0,
+        epoch_best=float(fitness[best]),
     )
 
 
@@ -314,4 +315,86 @@ def tell(
         best_fitness=float(fitness[best]) if improved else state.best_fitness,
         best_rwp=float(rwp[best]) if improved else state.best_rwp,
         restarts=restarts,
+        **_epoch_progress(state, min(isl.fitness[0] for isl in islands)),
+        scans=state.scans,
+        search_restarts=state.search_restarts,
+    )
+
+
+def _epoch_progress(state: GAState, best_now: float) -> dict:
+    """Stagnation fields after a generation whose islands' best is ``best_now``."""
+    if best_now < state.epoch_best - 1e-9:
+        return {"epoch_best": float(best_now), "stagnant": 0, "failed_scans": 0}
+    return {"epoch_best": state.epoch_best, "stagnant": state.stagnant + 1, "failed_scans": state.failed_scans}
+
+
+def inject(
+    genomes: np.ndarray,
+    fitness: np.ndarray,
+    rwp: np.ndarray,
+    evaluations: float,
+    state: GAState,
+    settings: GASettings,
+) -> GAState:
+    """State after evaluated models from outside the islands' own breeding (a relocation scan) join the search.
+
+    They replace the population of the island whose best is worst (the one contributing least), which restarts
+    from them with fresh operator statistics; the overall best is updated, the evaluations are counted and the
+    overall stagnation count starts again.
+
+    Parameters
+    ----------
+    genomes : ndarray, shape (n, n_genes)
+    fitness, rwp : ndarray, shape (n,)
+    evaluations : float
+        Evaluations spent to make them.
+    """
+    fitness, rwp = _clean(fitness), _clean(rwp)
+    if not len(fitness):
+        return replace(
+            state,
+            evaluations=state.evaluations + float(evaluations),
+            stagnant=0,
+            failed_scans=state.failed_scans + 1,
+            scans=state.scans + 1,
+        )
+    worst = int(np.argmax([isl.best_fitness for isl in state.islands]))
+    island = state.islands[worst]
+    fresh = _fresh_island(settings, 0, genomes, fitness, rwp, island.target_size)
+    islands = list(state.islands)
+    islands[worst] = replace(fresh, selection=island.selection)
+    best = int(np.argmin(fitness))
+    improved = fitness[best] < state.best_fitness
+    return replace(
+        state,
+        islands=tuple(islands),
+        evaluations=state.evaluations + float(evaluations),
+        best_genome=frozen_array(genomes[best]) if improved else state.best_genome,
+        best_fitness=float(fitness[best]) if improved else state.best_fitness,
+        best_rwp=float(rwp[best]) if improved else state.best_rwp,
+        stagnant=0,
+        epoch_best=float(min(state.epoch_best, fitness[best])),
+        failed_scans=0 if fitness[best] < state.epoch_best - 1e-9 else state.failed_scans + 1,
+        scans=state.scans + 1,
+    )
+
+
+def restart_search(state: GAState, settings: GASettings) -> GAState:
+    """State in which every island restarts from random models at its initial size: a new, independent attempt.
+
+    The run's best model stays in ``best_genome`` (and is what the run reports unless the new attempt does
+    better); the islands do not see it, so the new attempt is not drawn back into the trap the last one ended in.
+    """
+    islands = tuple(
+        replace(isl, target_size=settings.island_size, restart_pending=True, stagnant=0, progress=0.0)
+        for isl in state.islands
+    )
+    return replace(
+        state,
+        islands=islands,
+        stagnant=0,
+        epoch_best=np.inf,
+        failed_scans=0,
+        restarts=state.restarts + len(islands),
+        search_restarts=state.search_restarts + 1,
     )

@@ -70,6 +70,17 @@ class GASettings:
         (0.05), all 30 solved in each case.
     antibump_distance : float
         Interatomic distance (Å) under which the anti-bump penalty starts.
+    scan_after : int
+        Generations without a new overall best after which the best model's atoms are relocated one at a time
+        over a grid through the cell and the best places refined (:mod:`gasolve.ga.relocation`); 0 switches
+        the scan off.
+    scan_spacing : float
+        Grid step of the relocation scan (Å).
+    scan_top : int
+        Places per atom refined after the scan.
+    restart_after_scans : int
+        After this many relocation scans in a row that found nothing better, every island restarts from random
+        models (a new independent attempt; the run keeps its best). 0: never.
     fix_origin : bool
         In polar groups (P1, P2, Pmc21, ...) pin the heaviest site's coordinates along the polar axes at 0.
     gradient_cost : float
@@ -105,6 +116,10 @@ class GASettings:
     duplicate_tolerance: float = 1e-6
     antibump_weight: float = 0.02
     antibump_distance: float = 1.6
+    scan_after: int = 40
+    scan_spacing: float = 0.4
+    scan_top: int = 3
+    restart_after_scans: int = 3
     fix_origin: bool = True
     gradient_cost: float = GRADIENT_COST
     checkpoint_seconds: float = 30.0
@@ -156,6 +171,14 @@ class GASettings:
         need(self.duplicate_tolerance >= 0, "duplicate_tolerance", ">= 0")
         need(self.antibump_weight >= 0, "antibump_weight", ">= 0")
         need(self.antibump_distance > 0, "antibump_distance", "> 0 Å")
+        need(isinstance(self.scan_after, int) and self.scan_after >= 0, "scan_after", "an integer >= 0")
+        need(0.05 <= self.scan_spacing <= 2.0, "scan_spacing", "between 0.05 and 2 Å")
+        need(isinstance(self.scan_top, int) and self.scan_top >= 1, "scan_top", "an integer >= 1")
+        need(
+            isinstance(self.restart_after_scans, int) and self.restart_after_scans >= 0,
+            "restart_after_scans",
+            "an integer >= 0",
+        )
         need(isinstance(self.fix_origin, bool), "fix_origin", "true or false")
         need(self.gradient_cost >= 1, "gradient_cost", ">= 1")
         need(self.checkpoint_seconds > 0, "checkpoint_seconds", "> 0")

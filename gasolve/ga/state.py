@@ -76,6 +76,17 @@ class GAState:
     best_fitness, best_rwp : float
     restarts : int
         Island restarts so far.
+    stagnant : int
+        Generations since ``epoch_best`` last improved or the last relocation scan.
+    epoch_best : float
+        Best fitness the islands have held since the last restart of the whole search (``best_fitness`` is the
+        best of the whole run and survives such restarts).
+    failed_scans : int
+        Relocation scans since ``epoch_best`` last improved.
+    scans : int
+        Relocation scans so far.
+    search_restarts : int
+        Restarts of the whole search (every island from random models) so far.
     """
 
     islands: tuple[IslandState, ...]
@@ -85,3 +96,13 @@ class GAState:
     best_fitness: float
     best_rwp: float
     restarts: int
+    stagnant: int = 0
+    epoch_best: float = np.inf
+    failed_scans: int = 0
+    scans: int = 0
+    search_restarts: int = 0
+
+    def epoch_best_genome(self) -> np.ndarray:
+        """The best model the islands hold now, shape (n_genes,)."""
+        island = min(self.islands, key=lambda isl: isl.fitness[0])
+        return np.asarray(island.population[0])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gasolve.errors import InputError
 
-FORMAT = 1
+FORMAT = 2  # 2: GAState gained stagnant and scans
 
 
 def write_checkpoint(path: str | Path, payload: dict) -> None:

@@ -1,0 +1,125 @@
+"""The relocation scan: grid, movable sites, the search for a misplaced atom, and its place in the GA loop."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gasolve.crystal import UnitCell
+from gasolve.ga import multipop
+from gasolve.ga.relocation import best_relocations, movable_sites, relocated, scan_grid
+from gasolve.ga.settings import GASettings
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_grid_step_is_at_most_the_spacing_and_covers_the_cell():
+    cell = UnitCell(6.6, 6.6, 9.9, 80.0, 71.0, 67.0)
+    grid = scan_grid(np.random.default_rng(1), cell, 0.4)
+    assert grid.shape == (17 * 17 * 25, 3)
+    assert np.all((grid >= 0) & (grid < 1))
+    for axis, length in enumerate((6.6, 6.6, 9.9)):
+        values = np.unique(np.round(grid[:, axis], 12))
+        steps = np.diff(np.concatenate([values, values[:1] + 1]))
+        assert np.all(steps * length <= 0.4 + 1e-9)
+    other = scan_grid(np.random.default_rng(2), cell, 0.4)
+    assert not np.allclose(grid, other)  # the random shift moves the points
+
+
+def test_movable_sites_skip_any_pinned_gene():
+    fixed = np.zeros(12, dtype=bool)
+    fixed[[0, 1, 2, 7]] = True  # site 0 the P1 anchor, site 2 has one pinned coordinate
+    assert movable_sites(fixed).tolist() == [1, 3]
+
+
+def test_best_relocations_find_the_misplaced_atom_of_a_toy_objective():
+    truth = np.random.default_rng(3).random(12)
+    start = truth.copy()
+    start[6:9] = (truth[6:9] + 0.5) % 1  # site 2 half a cell away
+
+    def rwp_of(genomes):
+        delta = genomes - truth
+        delta -= np.round(delta)
+        return np.sqrt((delta**2).sum(axis=1))
+
+    grid = scan_grid(np.random.default_rng(4), UnitCell(5, 5, 5, 90, 90, 90), 0.25)
+    candidates, spent = best_relocations(rwp_of, start, np.array([0, 1, 2, 3]), grid, top=2)
+    assert candidates.shape == (8, 12) and spent == 4 * len(grid)
+    best = candidates[np.argmin(rwp_of(candidates))]
+    np.testing.assert_allclose(np.delete(best, [6, 7, 8]), np.delete(start, [6, 7, 8]))
+    delta = best[6:9] - truth[6:9]
+    assert np.all(np.abs(delta - np.round(delta)) * 5 <= 0.125 + 1e-9)  # the grid point nearest the truth
+    assert np.array_equal(relocated(start, 2, grid[:1])[0, 6:9], grid[0])
+
+
+def _k4sno4_evaluator(settings):
+    from gasolve.config import load_observed, load_run_config
+    from gasolve.crystal import read_cif
+    from gasolve.ga.memetic import Evaluator
+    from gasolve.scoring import Scorer, ScoringProblem
+
+    config = load_run_config(EXAMPLES / "K4SnO4.toml")
+    s = config.structure
+    problem = ScoringProblem.build(
+        s.cell,
+        s.space_group,
+        list(s.sites),
+        load_observed(config),
+        config.pattern.radiation,
+        config.pattern.profile,
+        config.pattern.background_terms,
+        b_iso=np.array(s.b_iso),
+    )
+    return Evaluator(Scorer(problem), settings), read_cif(EXAMPLES / "K4SnO4.cif").frac
+
+
+def test_scan_puts_a_far_oxygen_of_k4sno4_back_on_its_site():
+    """The trap the scan is for: every atom right but one O, 3 Å off; the scan and refinement recover it."""
+    settings = GASettings(scan_spacing=0.5, scan_top=2, local_steps=40)
+    evaluate, truth = _k4sno4_evaluator(settings)
+    trapped = truth.copy()
+    trapped[7] = (truth[7] + np.array([0.0, 0.5, 0.0])) % 1  # O3 moved by b/2 = 3.3 Å
+    before = evaluate.rwp(trapped.reshape(1, -1))[0]
+    done = evaluate.relocation_scan(trapped.reshape(-1), np.random.default_rng(0))
+    assert len(done.rwp) == 2 * 9
+    assert done.evaluations > 9 * 14 * 14 * 20  # the grid (14 x 14 x 20 points) is charged
+    best = done.genomes[np.argmin(done.rwp)].reshape(-1, 3)
+    assert done.rwp.min() < before - 0.05
+    delta = best - truth
+    delta -= np.round(delta)
+    assert np.abs(delta).max() < 0.01
+
+
+def test_stagnation_triggers_a_scan_and_its_models_join_the_worst_island():
+    settings = GASettings(islands=3, island_size=8, min_island_size=4, tournament_size=2, scan_after=2)
+    rng = np.random.default_rng(0)
+    batch = multipop.initial_batch(rng, settings, 6)
+    fitness = np.arange(len(batch.genomes), dtype=float) + 1.0
+    state = multipop.init(batch, batch.genomes, fitness, fitness, 24.0, settings)
+    assert state.stagnant == 0 and state.scans == 0
+    for _ in range(2):  # nothing better than the first best: stagnation grows
+        offspring = multipop.ask(rng, state, settings)
+        worse = np.full(len(offspring.genomes), 100.0)
+        state = multipop.tell(offspring, offspring.genomes, worse, worse, 1.0, state, settings)
+    assert state.stagnant == 2
+    worst = int(np.argmax([isl.best_fitness for isl in state.islands]))
+    scanned = rng.random((5, 6))
+    values = np.array([0.5, 2, 3, 4, 5.0])
+    after = multipop.inject(scanned, values, values, 99.0, state, settings)
+    assert after.stagnant == 0 and after.scans == 1
+    assert after.evaluations == state.evaluations + 99.0
+    assert after.best_fitness == 0.5 and np.array_equal(after.best_genome, scanned[0])
+    np.testing.assert_array_equal(after.islands[worst].population, scanned)
+    for i in set(range(3)) - {worst}:
+        assert after.islands[i] is state.islands[i]
+
+
+@pytest.mark.parametrize("value", [-1, 1.5])
+def test_scan_settings_are_validated(value):
+    from gasolve.errors import InputError
+
+    with pytest.raises(InputError, match="scan_after"):
+        dataclasses.replace(GASettings(), scan_after=value)
