@@ -357,6 +357,8 @@ def _run_ga(problem: Problem, settings, max_seconds: float, selector=None, nn=No
         "evaluations": evaluations,
         "seconds": time.perf_counter() - started,
         "generations": int(state.generation),
+        "scans": int(state.scans),
+        "search_restarts": int(state.search_restarts),
         "stopped_by": stopped_by,
         "nn_seconds": selector.seconds - nn_before if selector is not None else None,
     }

@@ -79,6 +79,8 @@ def history_row(state: GAState, seconds: float, nn_seconds: float | None = None)
         "seconds": round(seconds, 4),
         "best_rwp": state.best_rwp,
         "restarts": state.restarts,
+        "scans": state.scans,
+        "search_restarts": state.search_restarts,
     }
     if nn_seconds is not None:
         row["nn_seconds"] = round(nn_seconds, 4)
