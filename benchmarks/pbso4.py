@@ -167,7 +167,7 @@ def run_benchmark(
     fit = prepared["fit"]
     result = {
         "config": {
-            "problem": str(Path(config_path).resolve().relative_to(ROOT)),
+            "problem": os.path.relpath(Path(config_path).resolve(), ROOT),
             "budget": budget,
             "seeds": seeds,
             "wyckoff": None
@@ -216,7 +216,7 @@ def plot(result: dict, path: str | Path) -> None:
     ax.set_xlabel("evaluations (Rwp equivalents)")
     ax.set_ylabel("share of seeds solved (≤ 0.3 Å after refinement)")
     general = result.get("config", {}).get("occupancy_correction", False)
-    suffix = ": every site general, occupancy correction" if general else ""
+    suffix = "\nevery site general, dynamical occupancy correction" if general else ""
     ax.set_title(f"PbSO4 from the measured round-robin pattern{suffix}")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
