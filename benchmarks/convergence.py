@@ -166,6 +166,8 @@ class BenchmarkConfig:
         Worker processes of the local cluster (None: one per usable core); ignored with ``scheduler``.
     scheduler : str or None
         Address of an existing Dask scheduler.
+    ga : dict
+        ``[ga]`` settings that replace the examples' in every GA run (e.g. ``{"islands": 4}``).
     notes : tuple of str
         Free text stored with the results (why seeds or budgets were reduced, ...).
     """
@@ -186,6 +188,7 @@ class BenchmarkConfig:
     nn_weight: float = 0.05
     workers: int | None = None
     scheduler: str | None = None
+    ga: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -212,6 +215,14 @@ class BenchmarkConfig:
             raise ValueError("restart_batch and restart_steps must be positive")
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"workers must be positive, got {self.workers}")
+        if self.ga:
+            from gasolve.errors import InputError
+            from gasolve.ga.settings import GASettings
+
+            try:
+                GASettings(**self.ga)
+            except (InputError, TypeError) as error:
+                raise ValueError(f"--ga: {error}") from None
         if set(NN_METHODS) & (set(self.methods) | set(self.p1_methods)) and not self.nn_model:
             raise ValueError(f"methods {', '.join(NN_METHODS)} need --nn CHECKPOINT")
 
@@ -454,6 +465,7 @@ def run_one(problem: str, method: str, seed: int, budget: int, max_seconds: floa
         "restart_judge_rwp": defaults.restart_judge_rwp,
         "nn_model": defaults.nn_model,
         "nn_weight": defaults.nn_weight,
+        "ga": {},
         **(options or {}),
     }
     if method not in METHODS:
@@ -468,7 +480,7 @@ def run_one(problem: str, method: str, seed: int, budget: int, max_seconds: floa
         if method == "restarts":
             outcome = _run_restarts(spec, seed, budget, max_seconds, options)
         else:
-            settings = dataclasses.replace(spec.settings, seed=seed, max_evaluations=budget)
+            settings = dataclasses.replace(spec.settings, **options["ga"], seed=seed, max_evaluations=budget)
             selector = nn = None
             if method == "plain":
                 settings = dataclasses.replace(settings, local_steps=0)
@@ -639,6 +651,7 @@ def _options(config: BenchmarkConfig) -> dict:
         "restart_judge_rwp": config.restart_judge_rwp,
         "nn_model": config.nn_model,
         "nn_weight": config.nn_weight,
+        "ga": dict(config.ga),
     }
 
 
@@ -875,6 +888,19 @@ def _method_values(text: str) -> dict:
     return values
 
 
+def _ga_setting(text: str) -> tuple[str, object]:
+    """KEY=VALUE of a [ga] setting; the value read as TOML (a number, true/false, a quoted string)."""
+    import tomllib
+
+    key, sep, value = text.partition("=")
+    try:
+        if not sep or not key.strip():
+            raise ValueError
+        return key.strip(), tomllib.loads(f"v = {value.strip()}")["v"]
+    except (ValueError, tomllib.TOMLDecodeError):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with a TOML value, got {text!r}") from None
+
+
 def _max_seconds(text: str) -> dict:
     return {**DEFAULT_MAX_SECONDS, **_method_values(text)}
 
@@ -908,6 +934,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--restart-steps", type=int, default=130, help="L-BFGS steps per restart (default 130)")
     parser.add_argument("--nn", help="selection-network checkpoint for the nn-* methods")
     parser.add_argument("--nn-weight", type=float, default=0.05, help="[nn] weight of the nn-* methods (default 0.05)")
+    parser.add_argument(
+        "--ga",
+        type=_ga_setting,
+        action="append",
+        default=[],
+        help="[ga] setting for every GA run, e.g. --ga islands=4 (repeatable)",
+    )
     parser.add_argument("--note", action="append", default=[], help="text stored with the results (repeatable)")
     parser.add_argument("--json", default=str(RESULTS / "convergence.json"), help="output JSON path")
     parser.add_argument("--png", help="also draw the figure (benchmarks/plot_convergence.py) to this path")
@@ -934,6 +967,7 @@ def main(argv: list[str] | None = None) -> int:
             nn_weight=args.nn_weight,
             workers=args.workers,
             scheduler=args.scheduler,
+            ga=dict(args.ga),
             notes=tuple(args.note),
         )
     except ValueError as error:

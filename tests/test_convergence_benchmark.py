@@ -59,6 +59,20 @@ def test_bad_config_rejected():
         convergence.BenchmarkConfig(methods=("annealing",))
     with pytest.raises(ValueError, match="need --nn"):
         convergence.BenchmarkConfig(methods=("nn-rerank",))
+    with pytest.raises(ValueError, match="--ga"):
+        convergence.BenchmarkConfig(ga={"islands": 0})
+    with pytest.raises(ValueError, match="--ga"):
+        convergence.BenchmarkConfig(ga={"no_such_setting": 1})
+
+
+def test_ga_settings_from_the_command_line_reach_the_runs():
+    args = convergence.parse_args(["--ga", "islands=4", "--ga", "island_size=24", "--ga", "fix_origin=false"])
+    assert dict(args.ga) == {"islands": 4, "island_size": 24, "fix_origin": False}
+    with pytest.raises(SystemExit):
+        convergence.parse_args(["--ga", "islands"])
+    small = convergence.run_one("K4SnO4", "gasolve", 3, 6_000, 30.0, {"ga": {"islands": 2, "island_size": 8}})
+    default = convergence.run_one("K4SnO4", "gasolve", 3, 6_000, 30.0)
+    assert small["generations"] > default["generations"]  # 16 models a generation instead of 72
 
 
 def test_smoke_two_seeds_each_method(tmp_path):
