@@ -233,11 +233,70 @@ def network_figures(
     return out
 
 
+def paired_bootstrap(
+    probabilities: dict[str, np.ndarray], labels: np.ndarray, seeds: np.ndarray, n_resamples: int = 200, seed: int = 0
+) -> dict:
+    """Differences of site-mean ROC-AUC and average precision between networks, with a bootstrap over GA runs.
+
+    Models of one GA run are near-copies, so the resampling unit is the run: each resample draws the runs with
+    replacement and takes all their models. Every network after the first is compared with the first.
+
+    Parameters
+    ----------
+    probabilities : dict of name -> ndarray, shape (n_models, n_sites)
+        The first entry is the reference.
+    labels : ndarray, shape (n_models, n_sites), bool
+    seeds : ndarray, shape (n_models,)
+        GA run of each model.
+    n_resamples : int
+    seed : int
+        Of the NumPy generator that draws the resamples.
+
+    Returns
+    -------
+    dict
+        {"B - A": {"roc_auc" | "average_precision": {"difference", "interval_95", "share_above_zero"}}} with
+        the difference measured on the whole set and the 2.5-97.5 percentiles over the resamples.
+    """
+    from nnselect import metrics
+
+    def means(pick: np.ndarray) -> dict[str, tuple[float, float]]:
+        return {
+            name: (
+                float(np.nanmean(metrics.site_roc_auc(p[pick], labels[pick]))),
+                float(np.nanmean(metrics.site_average_precision(p[pick], labels[pick]))),
+            )
+            for name, p in probabilities.items()
+        }
+
+    runs = np.unique(seeds)
+    members = [np.flatnonzero(seeds == run) for run in runs]
+    rng = np.random.default_rng(seed)
+    whole = means(np.arange(len(labels)))
+    draws = [
+        means(np.concatenate([members[i] for i in rng.integers(0, len(runs), len(runs))])) for _ in range(n_resamples)
+    ]
+    names = list(probabilities)
+    out = {}
+    for name in names[1:]:
+        pair = {}
+        for k, key in enumerate(("roc_auc", "average_precision")):
+            samples = np.array([d[name][k] - d[names[0]][k] for d in draws])
+            pair[key] = {
+                "difference": whole[name][k] - whole[names[0]][k],
+                "interval_95": np.percentile(samples, [2.5, 97.5]).tolist(),
+                "share_above_zero": float(np.mean(samples > 0)),
+            }
+        out[f"{name} - {names[0]}"] = pair
+    return out
+
+
 def compare_networks(
     runs: list[tuple[str, str | Path, dict]],
     ranking_radii: list[float],
     checkpoint_name: str = "checkpoint.msgpack",
     batch_size: int = 200,
+    n_resamples: int = 200,
 ) -> dict:
     """Several trained networks side by side on whole sets: their held-out training runs and the transfer set.
 
@@ -251,16 +310,20 @@ def compare_networks(
     checkpoint_name : str
         The file of each run folder to evaluate.
     batch_size : int
+    n_resamples : int
+        Bootstrap resamples of :func:`paired_bootstrap` (0: none); only when all networks share a label radius.
 
     Returns
     -------
     dict
         ``checkpoint``, ``ranking_radii`` and ``sets``: a list with one entry per data set (``part``:
-        ``"held_out"`` or ``"transfer"``, ``dataset``, ``n_models``, ``n_runs``, ``seeds`` (held out only),
-        ``networks``: {name: :func:`network_figures` + ``model``, ``loss``, ``epoch``, ``seconds``}).
+        ``"held_out"`` or ``"transfer"``, ``dataset``, ``n_models``, ``n_runs``, ``site_labels``, ``seeds`` (held
+        out only),
+        ``networks``: {name: :func:`network_figures` + ``model``, ``loss``, ``epoch``, ``seconds``} and
+        ``bootstrap`` (:func:`paired_bootstrap`)).
     """
     from nnselect import checkpoint
-    from nnselect.dataset import load_dataset
+    from nnselect.dataset import in_place, load_dataset
     from nnselect.input_pipeline import build_problem
     from nnselect.train import predict
 
@@ -282,17 +345,20 @@ def compare_networks(
             "dataset": models.manifest.name,
             "n_models": models.n_models,
             "n_runs": len(np.unique(models.seed)),
+            "site_labels": list(models.manifest.site_labels),
             "networks": {},
         }
         if part == "held_out":
             entry["seeds"] = held_out[0].tolist()
         problem = build_problem(models.manifest, models.directory)
+        kept = {}
         for name, folder, metrics in runs:
             model, meta = checkpoint.load(Path(folder) / checkpoint_name)
             inputs = meta.profile_inputs(problem, allow_other_elements=part == "transfer")
             started = time.perf_counter()
             probabilities = predict(model, inputs, models.frac, batch_size)
             seconds = time.perf_counter() - started
+            kept[name] = (probabilities, meta.label_radius)
             figures = network_figures(probabilities, models.distances, models.rwp, meta.label_radius, ranking_radii)
             entry["networks"][name] = {
                 "model": metrics["config"]["model"],
@@ -302,6 +368,11 @@ def compare_networks(
                 "seconds": round(seconds, 1),
                 **figures,
             }
+        radii = {radius for _, radius in kept.values()}
+        if len(kept) > 1 and n_resamples and len(radii) == 1:  # AUC and AP compare only on the same labels
+            labels = in_place(models.distances, radii.pop())
+            probabilities = {name: p for name, (p, _) in kept.items()}
+            entry["bootstrap"] = paired_bootstrap(probabilities, labels, models.seed, n_resamples)
         out["sets"].append(entry)
     return out
 
@@ -319,7 +390,7 @@ def _mean(values: list) -> float | None:
     return float(np.mean(finite)) if finite else None
 
 
-def format_comparison(result: dict, site_labels: list[str]) -> str:
+def format_comparison(result: dict) -> str:
     """The side-by-side tables of :func:`compare_networks`, one per data set, with a row of site means."""
     heads = {"base_rate": "base", "recall": "recall", "precision": "prec", "f1": "F1", "roc_auc": "AUC"}
     heads["average_precision"] = "AP"
@@ -337,7 +408,7 @@ def format_comparison(result: dict, site_labels: list[str]) -> str:
         ]
         lines.append(f"  {'':<6}" + "".join(f" | {title[:width]:<{width}}" for title in titles))
         lines.append(f"  {'site':<6}" + (" | " + "".join(f"{h:>7}" for h in heads.values())) * len(networks))
-        for i, label in enumerate(site_labels):
+        for i, label in enumerate(entry["site_labels"]):
             row = "".join(" | " + "".join(_cell(n[key][i]) for key in heads) for n in networks.values())
             lines.append(f"  {label:<6}{row}")
         row = "".join(" | " + "".join(_cell(_mean(n[key])) for key in heads) for n in networks.values())
@@ -355,6 +426,12 @@ def format_comparison(result: dict, site_labels: list[str]) -> str:
                 f"    share of sites in place in the best 10 %: {top}; by Rwp "
                 f"{first['top_decile_in_place']['rwp']:.3f}; all models {first['top_decile_in_place']['all']:.3f}"
             )
+        for pair, figures in entry.get("bootstrap", {}).items():
+            parts = [
+                f"{key} {f['difference']:+.4f} [{f['interval_95'][0]:+.4f}, {f['interval_95'][1]:+.4f}]"
+                for key, f in figures.items()
+            ]
+            lines.append(f"  site-mean difference {pair} (95 % bootstrap over GA runs): {'; '.join(parts)}")
         lines.append("")
     return "\n".join(lines)
 
@@ -508,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
         radii = [float(r) for r in args.ranking_radii.split(",")]
         named = list(zip(names, args.runs, metrics_list, strict=True))
         comparison = compare_networks(named, radii, f"{args.checkpoint}.msgpack")
-        print(format_comparison(comparison, metrics_list[0]["site_labels"]))
+        print(format_comparison(comparison))
         result["comparison"] = comparison
         result["provenance"] = _provenance()
     Path(args.json).write_text(json.dumps(result, indent=1) + "\n")

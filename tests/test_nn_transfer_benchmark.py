@@ -74,14 +74,14 @@ def test_network_figures_and_the_side_by_side_table():
     assert figures["base_rate"] == [0.5, 0.5] and figures["recall"] == [1.0, 0.5]
     assert figures["precision"] == [2 / 3, 1.0] and figures["roc_auc"] == [1.0, 1.0]
     assert figures["ranking"]["0.5"]["top_decile_in_place"]["all"] == 0.75
-    entry = {"part": "transfer", "dataset": "K4SnO4", "n_models": 4, "n_runs": 1}
+    entry = {"part": "transfer", "dataset": "K4SnO4", "n_models": 4, "n_runs": 1, "site_labels": ["Sn1", "K1"]}
     named = {"model": "PaperCNN", "loss": "mse", "epoch": 3, **figures}
     result = {"checkpoint": "checkpoint.msgpack", "ranking_radii": [0.1, 0.5], "sets": []}
     result["sets"].append({**entry, "networks": {"paper": named, "residual": named}})
-    text = nn_transfer.format_comparison(result, ["Sn1", "K1"])
+    text = nn_transfer.format_comparison(result)
     assert "paper: PaperCNN mse 0.1 Å ep 3" in text and "residual:" in text
     assert "  mean   |   0.500  0.750  0.833  0.733  1.000  1.000 |" in text
-    assert "with -Rwp" in text and "at 0.5 Å" in text
+    assert "with -Rwp" in text and "at 0.5 Å" in text and "  Sn1    |" in text
 
 
 def test_compare_networks_on_held_out_runs_and_a_transfer_set(tmp_path):
@@ -111,6 +111,20 @@ def test_compare_networks_on_held_out_runs_and_a_transfer_set(tmp_path):
     assert held_out["n_models"] == np.count_nonzero(seeds == held_out["seeds"][0]) and transfer["n_models"] == 48
     assert held_out["networks"]["wide"]["label_radius"] == 0.5 and transfer["networks"]["paper"]["epoch"] == 1
     assert set(transfer["networks"]["paper"]["ranking"]) == {"0.1", "0.5"}
+    assert "bootstrap" not in transfer  # AUC and AP of networks trained for other radii do not compare
     runs[1][2]["dataset"]["validation_seeds"] = [11, 12]
     with pytest.raises(ValueError, match="held out different GA runs"):
         nn_transfer.compare_networks(runs, [0.1])
+
+
+def test_paired_bootstrap_over_runs():
+    rng = np.random.default_rng(1)
+    labels = rng.random((60, 2)) < 0.4
+    seeds = np.repeat(np.arange(6), 10)
+    noisy = np.clip(labels + rng.normal(0, 0.6, labels.shape), 0, 1)
+    result = nn_transfer.paired_bootstrap(
+        {"a": noisy, "same": noisy.copy(), "perfect": labels.astype(float)}, labels, seeds, 50
+    )
+    assert result["same - a"]["roc_auc"] == {"difference": 0.0, "interval_95": [0.0, 0.0], "share_above_zero": 0.0}
+    better = result["perfect - a"]["average_precision"]
+    assert better["difference"] > 0 and better["interval_95"][0] > 0 and better["share_above_zero"] == 1.0
