@@ -117,6 +117,33 @@ class Judge:
         return bool(np.all(distances <= self.tolerance)), distances
 
 
+def build_evaluator(
+    scorer: Scorer,
+    settings: GASettings,
+    selector: Callable[[np.ndarray], np.ndarray] | None = None,
+    nn: NNSettings | None = None,
+) -> memetic.Evaluator:
+    """The evaluator of a run: anti-bump penalty, origin fixing in polar groups, the Wyckoff projection of a
+    :class:`~gasolve.scoring.mapped.MappedScorer`, and the selection network if given."""
+    penalty = None
+    if settings.antibump_weight > 0:
+        from gasolve.ga.antibump import AntiBump
+
+        problem = scorer.problem
+        bump = AntiBump(problem.cell, problem.space_group, problem.n_sites, settings.antibump_distance)
+
+        def penalty(genomes):
+            return settings.antibump_weight * bump(genomes)
+
+    fixed = (
+        memetic.origin_fixing_genes(scorer.problem.space_group, scorer.problem.elements)
+        if settings.fix_origin
+        else None
+    )
+    project = getattr(scorer, "project", None)  # a MappedScorer: sites on special positions
+    return memetic.Evaluator(scorer, settings, penalty, fixed, selector, nn, project=project)
+
+
 def iterate(
     scorer: Scorer,
     settings: GASettings,
@@ -138,23 +165,7 @@ def iterate(
     nn : NNSettings, optional
         Required with ``selector``.
     """
-    penalty = None
-    if settings.antibump_weight > 0:
-        from gasolve.ga.antibump import AntiBump
-
-        problem = scorer.problem
-        bump = AntiBump(problem.cell, problem.space_group, problem.n_sites, settings.antibump_distance)
-
-        def penalty(genomes):
-            return settings.antibump_weight * bump(genomes)
-
-    fixed = (
-        memetic.origin_fixing_genes(scorer.problem.space_group, scorer.problem.elements)
-        if settings.fix_origin
-        else None
-    )
-    project = getattr(scorer, "project", None)  # a MappedScorer: sites on special positions
-    evaluate = memetic.Evaluator(scorer, settings, penalty, fixed, selector, nn, project=project)
+    evaluate = build_evaluator(scorer, settings, selector, nn)
     with_nn = selector is not None
     n_genes = 3 * scorer.problem.n_sites
     started = time.perf_counter()

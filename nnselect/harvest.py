@@ -47,7 +47,9 @@ from gasolve.errors import InputError
 from gasolve.ga import memetic
 from gasolve.ga.settings import GASettings
 from gasolve.io.patterns import ObservedPattern
-from gasolve.scoring import Scorer, ScoringProblem
+from gasolve.scoring import Scorer
+from gasolve.scoring.mapped import MappedScorer
+from gasolve.solve import build_evaluator
 from nnselect.dataset import MANIFEST, HarvestDataset, new_manifest, wrap_frac
 
 #: Models harvested by default (the paper's figure).
@@ -156,7 +158,8 @@ class HarvestProblem:
 
     Attributes
     ----------
-    scorer : Scorer
+    scorer : Scorer or MappedScorer
+        As `gasolve run` builds it (Wyckoff positions, occupancy correction).
     observed : ObservedPattern
         The pattern restricted to the config's range.
     reference : Structure
@@ -167,7 +170,7 @@ class HarvestProblem:
         Å: a run is solved when its best model has every site this close (one to one, ``gasolve compare``).
     """
 
-    scorer: Scorer
+    scorer: Scorer | MappedScorer
     observed: ObservedPattern
     reference: Structure
     template: Structure
@@ -182,7 +185,8 @@ class HarvestProblem:
         InputError
             If the config has no ``[reference]``, or the reference's cell or composition does not match.
         """
-        from gasolve.compare import compare_structures
+        from gasolve.compare import check_reference_elements, compare_structures
+        from gasolve.scoring.build import build_scorer
         from gasolve.solve import model_structure, template_structure
 
         if config.reference is None:
@@ -190,25 +194,25 @@ class HarvestProblem:
                 "harvesting needs the known structure: add a [reference] table with its cif", str(config.source)
             )
         spec, pattern = config.structure, config.pattern
+        if pattern.profile is None:
+            raise InputError(
+                "harvesting needs a fixed profile: add [pattern.profile] (gasolve lebail CONFIG writes one)",
+                str(config.source),
+            )
         observed = load_observed(config)
-        problem = ScoringProblem.build(
-            spec.cell,
-            spec.space_group,
-            list(spec.sites),
-            observed,
-            pattern.radiation,
-            pattern.profile,
-            n_background=pattern.background_terms,
-            b_iso=np.array(spec.b_iso),
-        )
+        scorer = build_scorer(spec, observed, pattern.radiation, pattern.profile, pattern.background_terms)
         reference = read_cif(config.reference.cif)
         template = template_structure(spec.name, spec.cell, spec.space_group, spec.sites, spec.b_iso)
-        probe = model_structure(template, np.random.default_rng(0).random((template.n_sites, 3)))
+        random = np.random.default_rng(0).random((1, template.n_sites, 3))
+        probe = model_structure(template, spec.site_map().project(random)[0])
         try:
-            compare_structures(probe, reference)
+            if spec.occupancy_correction:  # atoms per cell depend on where the search puts the sites
+                check_reference_elements(probe, reference)
+            else:
+                compare_structures(probe, reference)
         except InputError as error:
             raise InputError(f"[reference] cif {config.reference.cif}: {error.message}", str(config.source)) from None
-        return cls(Scorer(problem), observed, reference, template, config.reference.tolerance)
+        return cls(scorer, observed, reference, template, config.reference.tolerance)
 
     @property
     def elements(self) -> list[str]:
@@ -219,26 +223,6 @@ class HarvestProblem:
         from gasolve.compare import site_distances_batch
 
         return site_distances_batch(frac, self.reference, self.template.space_group, self.template.cell, self.elements)
-
-
-def build_evaluator(scorer: Scorer, settings: GASettings) -> memetic.Evaluator:
-    """The evaluator of ``gasolve run`` (:func:`gasolve.solve.iterate`): anti-bump penalty and origin fixing."""
-    penalty = None
-    if settings.antibump_weight > 0:
-        from gasolve.ga.antibump import AntiBump
-
-        problem = scorer.problem
-        bump = AntiBump(problem.cell, problem.space_group, problem.n_sites, settings.antibump_distance)
-
-        def penalty(genomes: np.ndarray) -> np.ndarray:
-            return settings.antibump_weight * bump(genomes)
-
-    fixed = (
-        memetic.origin_fixing_genes(scorer.problem.space_group, scorer.problem.elements)
-        if settings.fix_origin
-        else None
-    )
-    return memetic.Evaluator(scorer, settings, penalty, fixed)
 
 
 class _Recording:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -324,3 +325,20 @@ def test_cli_harvest_refuses_a_bad_training_config_before_harvesting(tiny, tmp_p
     code, _, err = cli(["harvest", tiny, "--out", tmp_path / "data", "--train-nn", "--nn-config", "huge"], capsys)
     assert code == 2 and "'huge' is neither a preset" in err
     assert not (tmp_path / "data").exists()
+
+
+def test_harvest_builds_the_scorer_of_gasolve_run(tmp_path):
+    """Wyckoff letters reach the harvest's scorer; a config without a fixed profile is refused with a message."""
+    from gasolve.scoring.mapped import MappedScorer
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    with pytest.raises(InputError, match=r"\[pattern.profile\]"):
+        HarvestProblem.from_config(load_run_config(examples / "PbSO4.toml"))
+    text = (examples / "PbSO4.toml").read_text()
+    text = text.replace('file = "PbSO4.xra"', f'file = "{examples / "PbSO4.xra"}"\nrange = [15.0, 60.0]')
+    text = text.replace('cif = "PbSO4.cif"', f'cif = "{examples / "PbSO4.cif"}"')
+    text = text.replace("[pattern.background]", "[pattern.profile]\nfwhm = 0.1\neta = 0.5\n\n[pattern.background]")
+    (tmp_path / "pbso4.toml").write_text(text)
+    problem = HarvestProblem.from_config(load_run_config(tmp_path / "pbso4.toml"))
+    assert isinstance(problem.scorer, MappedScorer)
+    assert problem.scorer.site_map.labels == ("4c", "4c", "4c", "4c", "8d")
