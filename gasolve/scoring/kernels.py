@@ -191,6 +191,35 @@ def rwp_batch(frac, hr, ht, site_f, centric, b, band, band_start, band_stop, c_m
             out[m] = math.sqrt(chi2 / norm)
 
 
+@numba.njit(inline="always", **JIT)
+def _site_position_gradient(x_j, j, hr, ht, site_f, centric, g_i, f_re, f_im):
+    """Σ_k g_k (F_re ∂F_re/∂x + F_im ∂F_im/∂x)_k / 2π for site j at fixed scattering factors, x_j (3,) the site's
+    fractional coordinates, g_i (n_refl,); returns (gx, gy, gz)."""
+    n_refl = hr.shape[2]
+    x = x_j[0] - math.floor(x_j[0])
+    y = x_j[1] - math.floor(x_j[1])
+    z = x_j[2] - math.floor(x_j[2])
+    gx = 0.0
+    gy = 0.0
+    gz = 0.0
+    for s in range(hr.shape[0]):
+        if centric:
+            for k in range(n_refl):
+                t = _reduce(hr[s, 0, k] * x + hr[s, 1, k] * y + hr[s, 2, k] * z + ht[s, k])
+                w = -g_i[k] * f_re[k] * site_f[j, k] * _sin2pi(t)
+                gx += w * hr[s, 0, k]
+                gy += w * hr[s, 1, k]
+                gz += w * hr[s, 2, k]
+        else:
+            for k in range(n_refl):
+                t = _reduce(hr[s, 0, k] * x + hr[s, 1, k] * y + hr[s, 2, k] * z + ht[s, k])
+                w = g_i[k] * site_f[j, k] * (f_im[k] * _cos2pi(t) - f_re[k] * _sin2pi(t))
+                gx += w * hr[s, 0, k]
+                gy += w * hr[s, 1, k]
+                gz += w * hr[s, 2, k]
+    return gx, gy, gz
+
+
 @numba.njit(parallel=True, **JIT)
 def rwp_gradient_batch(
     frac, hr, ht, site_f, centric, b, band, band_start, band_stop, c_matrix, a_const, norm, bounds, out, grad
@@ -198,7 +227,6 @@ def rwp_gradient_batch(
     """Rwp and dRwp/dx for every model: out (n_models,), grad (n_models, n_sites, 3) per fractional unit."""
     n_refl = hr.shape[2]
     n_sites = frac.shape[1]
-    n_terms = hr.shape[0]
     for c in numba.prange(bounds.shape[0] - 1):
         f_re = np.empty(n_refl)
         f_im = np.empty(n_refl)
@@ -226,27 +254,7 @@ def rwp_gradient_batch(
             for k in range(n_refl):
                 g_i[k] = factor * 2.0 * (-2.0 * ratio * b[k] + 2.0 * ratio * ratio * g_i[k])
             for j in range(n_sites):
-                x = frac[m, j, 0] - math.floor(frac[m, j, 0])
-                y = frac[m, j, 1] - math.floor(frac[m, j, 1])
-                z = frac[m, j, 2] - math.floor(frac[m, j, 2])
-                gx = 0.0
-                gy = 0.0
-                gz = 0.0
-                for s in range(n_terms):
-                    if centric:
-                        for k in range(n_refl):
-                            t = _reduce(hr[s, 0, k] * x + hr[s, 1, k] * y + hr[s, 2, k] * z + ht[s, k])
-                            w = -g_i[k] * f_re[k] * site_f[j, k] * _sin2pi(t)
-                            gx += w * hr[s, 0, k]
-                            gy += w * hr[s, 1, k]
-                            gz += w * hr[s, 2, k]
-                    else:
-                        for k in range(n_refl):
-                            t = _reduce(hr[s, 0, k] * x + hr[s, 1, k] * y + hr[s, 2, k] * z + ht[s, k])
-                            w = g_i[k] * site_f[j, k] * (f_im[k] * _cos2pi(t) - f_re[k] * _sin2pi(t))
-                            gx += w * hr[s, 0, k]
-                            gy += w * hr[s, 1, k]
-                            gz += w * hr[s, 2, k]
+                gx, gy, gz = _site_position_gradient(frac[m, j], j, hr, ht, site_f, centric, g_i, f_re, f_im)
                 grad[m, j, 0] = gx
                 grad[m, j, 1] = gy
                 grad[m, j, 2] = gz

@@ -31,6 +31,7 @@ from gasolve.scoring.kernels import (
     _quadratic_terms,
     _reduce,
     _sin2pi,
+    _site_position_gradient,
 )
 from gasolve.scoring.overlap import model_factors
 
@@ -195,7 +196,6 @@ def rwp_gradient_batch(
     """
     n_refl = hr.shape[2]
     n_sites = frac.shape[1]
-    n_terms = hr.shape[0]
     for c in numba.prange(bounds.shape[0] - 1):
         factors = np.empty(n_sites)
         jacobian = np.empty((n_sites, n_sites, 3))
@@ -242,27 +242,7 @@ def rwp_gradient_batch(
                 for k in range(n_refl):
                     dot += g_i[k] * (f_re[k] * p_re[j, k] + f_im[k] * p_im[j, k])
                 grad_factors[j] = dot / _TWO_PI
-                x = frac[m, j, 0] - math.floor(frac[m, j, 0])
-                y = frac[m, j, 1] - math.floor(frac[m, j, 1])
-                z = frac[m, j, 2] - math.floor(frac[m, j, 2])
-                gx = 0.0
-                gy = 0.0
-                gz = 0.0
-                for s in range(n_terms):
-                    if centric:
-                        for k in range(n_refl):
-                            t = _reduce(hr[s, 0, k] * x + hr[s, 1, k] * y + hr[s, 2, k] * z + ht[s, k])
-                            w = -g_i[k] * f_re[k] * site_f[j, k] * _sin2pi(t)
-                            gx += w * hr[s, 0, k]
-                            gy += w * hr[s, 1, k]
-                            gz += w * hr[s, 2, k]
-                    else:
-                        for k in range(n_refl):
-                            t = _reduce(hr[s, 0, k] * x + hr[s, 1, k] * y + hr[s, 2, k] * z + ht[s, k])
-                            w = g_i[k] * site_f[j, k] * (f_im[k] * _cos2pi(t) - f_re[k] * _sin2pi(t))
-                            gx += w * hr[s, 0, k]
-                            gy += w * hr[s, 1, k]
-                            gz += w * hr[s, 2, k]
+                gx, gy, gz = _site_position_gradient(frac[m, j], j, hr, ht, site_f, centric, g_i, f_re, f_im)
                 c_j = factors[j]
                 grad[m, j, 0] += c_j * gx
                 grad[m, j, 1] += c_j * gy
