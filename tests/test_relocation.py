@@ -59,21 +59,14 @@ def _k4sno4_evaluator(settings):
     from gasolve.config import load_observed, load_run_config
     from gasolve.crystal import read_cif
     from gasolve.ga.memetic import Evaluator
-    from gasolve.scoring import Scorer, ScoringProblem
+    from gasolve.scoring.build import build_scorer
 
     config = load_run_config(EXAMPLES / "K4SnO4.toml")
-    s = config.structure
-    problem = ScoringProblem.build(
-        s.cell,
-        s.space_group,
-        list(s.sites),
-        load_observed(config),
-        config.pattern.radiation,
-        config.pattern.profile,
-        config.pattern.background_terms,
-        b_iso=np.array(s.b_iso),
+    pattern = config.pattern
+    scorer = build_scorer(
+        config.structure, load_observed(config), pattern.radiation, pattern.profile, pattern.background_terms
     )
-    return Evaluator(Scorer(problem), settings), read_cif(EXAMPLES / "K4SnO4.cif").frac
+    return Evaluator(scorer, settings), read_cif(EXAMPLES / "K4SnO4.cif").frac
 
 
 def test_scan_puts_a_far_oxygen_of_k4sno4_back_on_its_site():

@@ -305,20 +305,28 @@ def tell(
                 islands[j] = _insert(islands[j], island.population[:1], island.fitness[:1], island.rwp[:1], settings)
             islands[i] = replace(island, restart_pending=True, stagnant=0)
             restarts += 1
-    best = int(np.argmin(fitness)) if len(fitness) else 0
-    improved = len(fitness) and fitness[best] < state.best_fitness
     return GAState(
         islands=tuple(islands),
         generation=generation,
         evaluations=state.evaluations + float(evaluations),
-        best_genome=frozen_array(genomes[best]) if improved else state.best_genome,
-        best_fitness=float(fitness[best]) if improved else state.best_fitness,
-        best_rwp=float(rwp[best]) if improved else state.best_rwp,
+        **_overall_best(state, genomes, fitness, rwp),
         restarts=restarts,
         **_epoch_progress(state, min(isl.fitness[0] for isl in islands)),
         scans=state.scans,
         search_restarts=state.search_restarts,
     )
+
+
+def _overall_best(state: GAState, genomes: np.ndarray, fitness: np.ndarray, rwp: np.ndarray) -> dict:
+    """The run's best-model fields after ``genomes`` were evaluated (unchanged unless one of them is better)."""
+    best = int(np.argmin(fitness)) if len(fitness) else 0
+    if not len(fitness) or not fitness[best] < state.best_fitness:
+        return {"best_genome": state.best_genome, "best_fitness": state.best_fitness, "best_rwp": state.best_rwp}
+    return {
+        "best_genome": frozen_array(genomes[best]),
+        "best_fitness": float(fitness[best]),
+        "best_rwp": float(rwp[best]),
+    }
 
 
 def _epoch_progress(state: GAState, best_now: float) -> dict:
@@ -363,18 +371,15 @@ def inject(
     fresh = _fresh_island(settings, 0, genomes, fitness, rwp, island.target_size)
     islands = list(state.islands)
     islands[worst] = replace(fresh, selection=island.selection)
-    best = int(np.argmin(fitness))
-    improved = fitness[best] < state.best_fitness
+    lowest = float(np.min(fitness))
     return replace(
         state,
         islands=tuple(islands),
         evaluations=state.evaluations + float(evaluations),
-        best_genome=frozen_array(genomes[best]) if improved else state.best_genome,
-        best_fitness=float(fitness[best]) if improved else state.best_fitness,
-        best_rwp=float(rwp[best]) if improved else state.best_rwp,
+        **_overall_best(state, genomes, fitness, rwp),
         stagnant=0,
-        epoch_best=float(min(state.epoch_best, fitness[best])),
-        failed_scans=0 if fitness[best] < state.epoch_best - 1e-9 else state.failed_scans + 1,
+        epoch_best=min(state.epoch_best, lowest),
+        failed_scans=0 if lowest < state.epoch_best - 1e-9 else state.failed_scans + 1,
         scans=state.scans + 1,
     )
 
