@@ -23,6 +23,10 @@ Methods, all on the same problems, seeds and budgets in one run:
 - ``nn-rerank``, ``nn-refine``, ``nn-both``: the gasolve GA with the selection network of ``--nn CHECKPOINT``
   (``[nn] mode`` rerank, refine or both, ``weight`` from ``--nn-weight``, refine fraction 0.5; see
   ``gasolve.ga.nn_settings``). Their records add the network's wall time (``nn_seconds``).
+- ``oracle-rerank``, ``oracle-refine``: the same two uses with a perfect network
+  (``benchmarks.oracle_selector``): each model's exact share of sites within 0.1 Å of the truth. The upper bound
+  of what any selection network can buy in that use; compare evaluations (its comparisons, ``nn_seconds``,
+  stand for a network's inference and are in the wall time).
 - ``restarts``: random-restart local search: batches of uniformly random models, each refined by the same
   batched L-BFGS (``gasolve.ga.local.lbfgs``) for ``restart_steps`` iterations on Rwp alone; a batch's models
   with Rwp below ``restart_judge_rwp`` are compared with the reference.
@@ -82,13 +86,27 @@ from benchmarks import provenance  # noqa: E402
 
 EXAMPLES = REPO / "examples"
 RESULTS = REPO / "benchmarks" / "results"
-METHODS = ("gasolve", "plain", "restarts", "half-refine", "nn-rerank", "nn-refine", "nn-both")
+METHODS = (
+    "gasolve",
+    "plain",
+    "restarts",
+    "half-refine",
+    "nn-rerank",
+    "nn-refine",
+    "nn-both",
+    "oracle-rerank",
+    "oracle-refine",
+)
 #: Best distinct models refined when a GA run ends unsolved at its budget (as ``gasolve run`` does).
 FINAL_CANDIDATES = 5
 #: Methods measured unless others are asked for.
 DEFAULT_METHODS = ("gasolve", "plain", "restarts")
 #: Methods that use the selection network (``--nn``); the suffix is the :class:`NNSettings` mode.
 NN_METHODS = ("nn-rerank", "nn-refine", "nn-both")
+#: The same selection with a perfect network in place of the trained one (:mod:`benchmarks.oracle_selector`):
+#: the exact share of sites within :data:`ORACLE_RADIUS` of the truth. The upper bound of what a network buys.
+ORACLE_METHODS = ("oracle-rerank", "oracle-refine")
+ORACLE_RADIUS = 0.1
 #: Share of offspring refined locally by ``half-refine`` and by the network's refine modes.
 REFINE_FRACTION = 0.5
 
@@ -121,6 +139,8 @@ DEFAULT_MAX_SECONDS = {
     "nn-rerank": 600.0,
     "nn-refine": 600.0,
     "nn-both": 600.0,
+    "oracle-rerank": 600.0,
+    "oracle-refine": 600.0,
 }
 
 #: Expected relative cost of a run, for the submission order (longest first balances the workers).
@@ -343,6 +363,10 @@ def _run_ga(problem: Problem, settings, max_seconds: float, selector=None, nn=No
     solved, evaluations_to_solution = record.solved, record.evaluations_to_solution
     evaluations = float(state.evaluations)
     refined_rwp = None
+    # Progress of a run that ends unsolved: how many sites of its best model (by the GA's fitness, which
+    # includes the network's term in the nn-* methods) lie within the judge's tolerance of the reference.
+    ga_in_place = _sites_in_place(problem, state.best_genome)
+    final_in_place = problem.n_sites if solved else ga_in_place
     if not solved and stopped_by == "budget":
         # gasolve run ends with a least-squares refinement of the best distinct models and judges its result;
         # a run counts as solved there too, its refinement's Rwp+gradient calls charged at gradient_cost each
@@ -354,7 +378,8 @@ def _run_ga(problem: Problem, settings, max_seconds: float, selector=None, nn=No
         evaluations += sum(r.evaluations for r in refinements) * settings.gradient_cost
         best = min(refinements, key=lambda r: r.rwp_after)
         refined_rwp = float(best.rwp_after)
-        solved, _ = problem.judge(best.frac)
+        solved, distances = problem.judge(best.frac)
+        final_in_place = int(np.sum(distances <= problem.judge.tolerance))
         if solved:
             evaluations_to_solution = evaluations
             seconds_to_solution = time.perf_counter() - started
@@ -370,9 +395,17 @@ def _run_ga(problem: Problem, settings, max_seconds: float, selector=None, nn=No
         "generations": int(state.generation),
         "scans": int(state.scans),
         "search_restarts": int(state.search_restarts),
+        "ga_sites_in_place": ga_in_place,
+        "sites_in_place": final_in_place,
         "stopped_by": stopped_by,
         "nn_seconds": selector.seconds - nn_before if selector is not None else None,
     }
+
+
+def _sites_in_place(problem: Problem, genome: np.ndarray) -> int:
+    """Sites of the model ``genome`` (shape (n_genes,)) within the judge's tolerance of the reference."""
+    _, distances = problem.judge(np.asarray(genome, float).reshape(-1, 3) % 1.0)
+    return int(np.sum(distances <= problem.judge.tolerance))
 
 
 def _run_restarts(problem: Problem, seed: int, budget: int, max_seconds: float, options: dict) -> dict:
@@ -496,6 +529,18 @@ def run_one(problem: str, method: str, seed: int, budget: int, max_seconds: floa
                     refine_fraction=REFINE_FRACTION,
                 )
                 selector = _selector(problem, str(nn.model))
+            elif method in ORACLE_METHODS:
+                from gasolve.ga.nn_settings import NNSettings
+
+                from benchmarks.oracle_selector import OracleSelector
+
+                nn = NNSettings(
+                    Path("oracle"),
+                    mode=method.removeprefix("oracle-"),
+                    weight=options["nn_weight"],
+                    refine_fraction=REFINE_FRACTION,
+                )
+                selector = OracleSelector(spec.judge, spec.n_sites, ORACLE_RADIUS)
             outcome = _run_ga(spec, settings, max_seconds, selector, nn)
     finally:
         numba.set_num_threads(threads_before)
@@ -578,6 +623,8 @@ def summarise(runs: list[dict]) -> dict:
         "expected_seconds_to_solution": spent_seconds / k if k else None,
         "evaluations_per_second": spread([r["evaluations_per_second"] for r in ok]),
         "best_rwp": spread([r["best_rwp"] for r in ok]),
+        "sites_in_place": spread([r["sites_in_place"] for r in ok if r.get("sites_in_place") is not None]),
+        "ga_sites_in_place": spread([r["ga_sites_in_place"] for r in ok if r.get("ga_sites_in_place") is not None]),
         "evaluations": spread([r["evaluations"] for r in ok]),
         "seconds": spread([r["seconds"] for r in ok]),
         "stopped_by": {
@@ -818,11 +865,18 @@ def _seconds(value: float | None) -> str:
     return f"{value:.3g}"
 
 
+def _sites(values: dict | None) -> str:
+    if not values:
+        return "-"
+    return f"{values['median']:g} [{values['p25']:g}-{values['p75']:g}]"
+
+
 def format_report(result: dict) -> str:
     """Markdown table of the summary: one row per problem and method."""
     header = (
         "| problem | method | budget | solved | success (95% CI) | evaluations to solution: median [IQR] "
-        "| seconds to solution: median [IQR] | ERT (evaluations) | eval/s median [IQR] | final Rwp median |"
+        "| seconds to solution: median [IQR] | ERT (evaluations) | eval/s median [IQR] | final Rwp median "
+        "| sites in place at the end: median [IQR] |"
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for problem, methods in result["summary"].items():
@@ -840,6 +894,8 @@ def format_report(result: dict) -> str:
                 + ("-" if r is None else f"{_count(r['median'])} [{_count(r['p25'])}-{_count(r['p75'])}]")
                 + " | "
                 + ("-" if s["best_rwp"] is None else f"{s['best_rwp']['median']:.4f}")
+                + " | "
+                + _sites(s.get("sites_in_place"))
                 + " |"
             )
     capped = {

@@ -114,3 +114,36 @@ def test_smoke_two_seeds_each_method(tmp_path):
     assert result["summary"] == written["summary"]
     plot(written, tmp_path / "convergence.png")
     assert (tmp_path / "convergence.png").stat().st_size > 10_000
+
+
+def test_oracle_selector_counts_sites_in_place():
+    """The perfect network: 1 for the reference, 8/9 with one atom moved 0.5 Å, also after an origin shift and
+    inversion (the comparison's alignment), 0.1 Å being the boundary."""
+    import numpy as np
+
+    from benchmarks.oracle_selector import OracleSelector
+
+    problem = convergence.build_problem("K4SnO4")
+    truth = problem.judge.reference
+    frac = np.array([site.frac for site in truth.sites])
+    oracle = OracleSelector(problem.judge, problem.n_sites, 0.1)
+    moved = frac.copy()
+    moved[5, 0] += 0.5 / truth.cell.a  # O1 0.5 Å along a
+    near = frac.copy()
+    near[5, 0] += 0.05 / truth.cell.a  # within the radius
+    shifted = (0.5 - frac) % 1.0  # inversion through (1/4, 1/4, 1/4): the same structure
+    share = oracle(np.stack([frac, moved, near, shifted]).reshape(4, -1))
+    assert share == pytest.approx([1.0, 8 / 9, 1.0, 1.0])
+    assert oracle.calls == 4 and oracle.seconds > 0
+    assert oracle.in_place(moved.reshape(1, -1))[0].tolist() == [True] * 5 + [False] + [True] * 3
+
+
+def test_oracle_method_and_sites_in_place_are_recorded():
+    run = convergence.run_one("K4SnO4", "oracle-refine", 3, 8_000, 60.0, {"nn_weight": 0.2})
+    assert run["method"] == "oracle-refine" and run["nn_seconds"] > 0
+    assert 0 <= run["ga_sites_in_place"] <= 9
+    assert run["sites_in_place"] == 9 if run["solved"] else run["sites_in_place"] < 9
+    plain = convergence.run_one("K4SnO4", "plain", 3, 3_000, 60.0)
+    assert not plain["solved"] and plain["sites_in_place"] < 9
+    summary = convergence.summarise([run, plain])
+    assert summary["sites_in_place"]["max"] <= 9
