@@ -530,9 +530,8 @@ def run_one(problem: str, method: str, seed: int, budget: int, max_seconds: floa
                 )
                 selector = _selector(problem, str(nn.model))
             elif method in ORACLE_METHODS:
-                from gasolve.ga.nn_settings import NNSettings
-
                 from benchmarks.oracle_selector import OracleSelector
+                from gasolve.ga.nn_settings import NNSettings
 
                 nn = NNSettings(
                     Path("oracle"),
