@@ -248,3 +248,18 @@ def test_the_nn_example_runs(tmp_path, capsys):
     assert code == 0, err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["nn"]["model"].endswith("K4PbO4_nn.msgpack") and summary["nn"]["seconds"] > 0
+
+
+def test_network_for_another_number_of_sites_exits_2(example, tmp_path, capsys):
+    """A 9-output network cannot rank models of another structure (here K4SnO4 in P1, 18 atoms)."""
+    from gasolve.crystal import read_cif
+
+    elements, *_ = read_cif(example.with_name("K4SnO4.cif")).expand()
+    text = example.read_text().replace('space_group = "P-1"', 'space_group = "P1"')
+    sites_line = next(line for line in text.splitlines() if line.startswith("sites ="))
+    text = text.replace(sites_line, "sites = [" + ", ".join(f'"{e}"' for e in elements) + "]")
+    config = example.with_name("p1.toml")
+    config.write_text(text + '\n[nn]\nmodel = "net.msgpack"\n')
+    code, _, err = run(["run", config, "--out", tmp_path / "out", "--quiet"], capsys)
+    assert len(elements) == 18
+    assert code == 2 and "9 outputs" in err and "18 sites" in err, err
