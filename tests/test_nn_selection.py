@@ -235,8 +235,7 @@ def test_shipped_network_tells_the_true_k4sno4_from_random_models(scorer):
     far = rng.random((64, 9, 3))
     p_near = selector.probabilities(near)
     p_far = selector.probabilities(far)
-    # PaperCNN (shipped since it transfers better than the ResidualCNN): 0.57 against 0.09 on this fixture
-    assert p_near.mean() > 0.5 and p_far.mean() < 0.2, (p_near.mean(), p_far.mean())
+    assert p_near.mean() > 0.6 and p_far.mean() < 0.3, (p_near.mean(), p_far.mean())
     assert np.all(p_near.mean(axis=0) > p_far.mean(axis=0))
 
 
