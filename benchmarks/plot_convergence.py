@@ -27,6 +27,8 @@ COLOURS = {
     "nn-rerank": "tab:red",
     "nn-refine": "tab:purple",
     "nn-both": "tab:brown",
+    "oracle-rerank": "tab:olive",
+    "oracle-refine": "tab:cyan",
 }
 LABELS = {
     "gasolve": "gasolve (memetic GA)",
@@ -36,7 +38,17 @@ LABELS = {
     "nn-rerank": "gasolve + NN rerank",
     "nn-refine": "gasolve + NN picks half to refine",
     "nn-both": "gasolve + NN rerank and refine",
+    "oracle-rerank": "gasolve + perfect network rerank",
+    "oracle-refine": "gasolve + perfect network picks half to refine",
 }
+
+
+def _label(method: str, result: dict) -> str:
+    """Legend text of a method; its GA is the plain GA when ``--ga local_steps=0`` applied to every run."""
+    label = LABELS.get(method, method)
+    if (result["config"].get("ga") or {}).get("local_steps") == 0:
+        label = label.replace("gasolve (memetic GA)", "plain GA (no local search)").replace("gasolve", "plain GA")
+    return label
 
 
 def _steps(curve: dict) -> tuple[list[float], list[float]]:
@@ -86,7 +98,7 @@ def plot(result: dict, path: str | Path) -> None:
                 curve = s[key]
                 if curve is None:
                     continue
-                label = f"{LABELS.get(method, method)}: {s['n_solved']}/{s['n_runs']}"
+                label = f"{_label(method, result)}: {s['n_solved']}/{s['n_runs']}"
                 if s.get("budget", budget) != budget:
                     label += f" (budget {s['budget']:,})"
                 _draw(ax, curve, COLOURS.get(method, None), label, x_start)
@@ -108,9 +120,14 @@ def plot(result: dict, path: str | Path) -> None:
             if row == 0:
                 ax.legend(fontsize=8, loc="upper left", framealpha=0.9)
     versions = result["versions"]
+    # GA settings given on the command line apply to every GA method (e.g. local_steps = 0: the paper's plain GA)
+    overrides = result["config"].get("ga") or {}
+    settings = ""
+    if overrides:
+        settings = "\nGA settings for every run: " + ", ".join(f"{k} = {v}" for k, v in overrides.items())
     fig.suptitle(
         f"gasolve {versions['gasolve']} convergence: {len(result['runs'])} runs, "
-        f"{result['machine']['cpu_model']}, {len(result['workers'])} workers",
+        f"{result['machine']['cpu_model']}, {len(result['workers'])} workers{settings}",
         fontsize=10,
     )
     fig.tight_layout()

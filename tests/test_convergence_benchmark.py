@@ -147,3 +147,12 @@ def test_oracle_method_and_sites_in_place_are_recorded():
     assert not plain["solved"] and plain["sites_in_place"] < 9
     summary = convergence.summarise([run, plain])
     assert summary["sites_in_place"]["max"] <= 9
+
+
+def test_plot_labels_name_the_plain_ga_when_local_search_is_off():
+    from benchmarks.plot_convergence import _label
+
+    assert _label("gasolve", {"config": {"ga": {}}}) == "gasolve (memetic GA)"
+    assert _label("gasolve", {"config": {"ga": {"local_steps": 0}}}) == "plain GA (no local search)"
+    assert _label("nn-rerank", {"config": {"ga": {"local_steps": 0}}}) == "plain GA + NN rerank"
+    assert _label("oracle-rerank", {"config": {}}) == "gasolve + perfect network rerank"
