@@ -519,27 +519,18 @@ def run_one(problem: str, method: str, seed: int, budget: int, max_seconds: floa
                 settings = dataclasses.replace(settings, local_steps=0)
             elif method == "half-refine":
                 settings = dataclasses.replace(settings, local_fraction=REFINE_FRACTION)
-            elif method in NN_METHODS:
+            elif method in NN_METHODS or method in ORACLE_METHODS:
                 from gasolve.ga.nn_settings import NNSettings
 
-                nn = NNSettings(
-                    Path(options["nn_model"]),
-                    mode=method.removeprefix("nn-"),
-                    weight=options["nn_weight"],
-                    refine_fraction=REFINE_FRACTION,
-                )
-                selector = _selector(problem, str(nn.model))
-            elif method in ORACLE_METHODS:
-                from benchmarks.oracle_selector import OracleSelector
-                from gasolve.ga.nn_settings import NNSettings
+                source, mode = method.split("-", 1)
+                model = Path(options["nn_model"]) if source == "nn" else Path("oracle")
+                nn = NNSettings(model, mode=mode, weight=options["nn_weight"], refine_fraction=REFINE_FRACTION)
+                if source == "nn":
+                    selector = _selector(problem, str(model))
+                else:
+                    from benchmarks.oracle_selector import OracleSelector
 
-                nn = NNSettings(
-                    Path("oracle"),
-                    mode=method.removeprefix("oracle-"),
-                    weight=options["nn_weight"],
-                    refine_fraction=REFINE_FRACTION,
-                )
-                selector = OracleSelector(spec.judge, spec.n_sites, ORACLE_RADIUS)
+                    selector = OracleSelector(spec.judge, spec.n_sites, ORACLE_RADIUS)
             outcome = _run_ga(spec, settings, max_seconds, selector, nn)
     finally:
         numba.set_num_threads(threads_before)

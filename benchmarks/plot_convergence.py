@@ -45,10 +45,9 @@ LABELS = {
 
 def _label(method: str, result: dict) -> str:
     """Legend text of a method; its GA is the plain GA when ``--ga local_steps=0`` applied to every run."""
-    label = LABELS.get(method, method)
-    if (result["config"].get("ga") or {}).get("local_steps") == 0:
-        label = label.replace("gasolve (memetic GA)", "plain GA (no local search)").replace("gasolve", "plain GA")
-    return label
+    if (result["config"].get("ga") or {}).get("local_steps") != 0:
+        return LABELS.get(method, method)
+    return LABELS["plain"] if method == "gasolve" else LABELS.get(method, method).replace("gasolve", "plain GA")
 
 
 def _steps(curve: dict) -> tuple[list[float], list[float]]:

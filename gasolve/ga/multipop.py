@@ -23,6 +23,9 @@ from gasolve.ga.settings import GASettings
 from gasolve.ga.state import GAState, IslandState, frozen_array
 
 _EMA = 0.3
+#: A best fitness counts as improved only when it drops by more than this (Rwp units): rounding noise of a
+#: re-evaluated model must not reset the stagnation counts.
+_IMPROVEMENT = 1e-9
 
 
 @dataclass(frozen=True)
@@ -204,7 +207,7 @@ def _update_island(island, settings, genomes, fitness, rwp, batch_rows, batch) -
         island.target_size,
         settings.duplicate_tolerance,
     )
-    improved = fit[0] < island.best_fitness - 1e-9
+    improved = _improves(fit[0], island.best_fitness)
     return replace(
         island,
         population=frozen_array(population),
@@ -329,9 +332,14 @@ def _overall_best(state: GAState, genomes: np.ndarray, fitness: np.ndarray, rwp:
     }
 
 
+def _improves(new: float, old: float) -> bool:
+    """Whether best fitness ``new`` improves on ``old`` by more than :data:`_IMPROVEMENT`."""
+    return new < old - _IMPROVEMENT
+
+
 def _epoch_progress(state: GAState, best_now: float) -> dict:
     """Stagnation fields after a generation whose islands' best is ``best_now``."""
-    if best_now < state.epoch_best - 1e-9:
+    if _improves(best_now, state.epoch_best):
         return {"epoch_best": float(best_now), "stagnant": 0, "failed_scans": 0}
     return {"epoch_best": state.epoch_best, "stagnant": state.stagnant + 1, "failed_scans": state.failed_scans}
 
@@ -379,7 +387,7 @@ def inject(
         **_overall_best(state, genomes, fitness, rwp),
         stagnant=0,
         epoch_best=min(state.epoch_best, lowest),
-        failed_scans=0 if lowest < state.epoch_best - 1e-9 else state.failed_scans + 1,
+        failed_scans=0 if _improves(lowest, state.epoch_best) else state.failed_scans + 1,
         scans=state.scans + 1,
     )
 
