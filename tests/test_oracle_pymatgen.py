@@ -74,7 +74,7 @@ pymatgen_xrd = pytest.importorskip("pymatgen.analysis.diffraction.xrd")
 pymatgen_core = pytest.importorskip("pymatgen.core")
 pymatgen_cif = pytest.importorskip("pymatgen.io.cif")
 
-#: id -> (CIF under ../shared/data, crystal system)
+#: id -> (CIF under tests/data or ../shared/data, crystal system)
 STRUCTURES = {
     "K4SnO4-P-1": ("structures/K4SnO4.cif", "triclinic"),
     "PbSO4-Pnma": ("measured/PbSO4-lab-CuKa/PBSO4X_refined_phase1.cif", "orthorhombic"),
