@@ -169,8 +169,7 @@ class SpaceGroup:
         ndarray, shape (multiplicity, 3)
         """
         images = np.mod(np.einsum("sij,j->si", self.rotations, np.asarray(frac, float)) + self.translations, 1.0)
-        distinct: list[np.ndarray] = []
-        for image in images:
-            if not any(np.all(np.abs(np.mod(image - d + 0.5, 1.0) - 0.5) < tol) for d in distinct):
-                distinct.append(image)
-        return np.array(distinct)
+        # An image is new unless an earlier one coincides with it (vectorised: this runs inside GA loops).
+        diff = np.abs(np.mod(images[:, None, :] - images[None, :, :] + 0.5, 1.0) - 0.5)
+        same = np.all(diff < tol, axis=2)
+        return images[~np.any(np.tril(same, k=-1), axis=1)]
