@@ -170,6 +170,7 @@ class SpaceGroup:
         """
         images = np.mod(np.einsum("sij,j->si", self.rotations, np.asarray(frac, float)) + self.translations, 1.0)
         # An image is new unless an earlier one coincides with it (vectorised: this runs inside GA loops).
-        diff = np.abs(np.mod(images[:, None, :] - images[None, :, :] + 0.5, 1.0) - 0.5)
-        same = np.all(diff < tol, axis=2)
-        return images[~np.any(np.tril(same, k=-1), axis=1)]
+        diff = images[:, None, :] - images[None, :, :]
+        diff -= np.round(diff)
+        same = (np.abs(diff) < tol).all(axis=2)
+        return images[~np.tril(same, k=-1).any(axis=1)]
