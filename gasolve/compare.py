@@ -1,16 +1,16 @@
 """Comparison of a trial structure with a reference: is a GA model a solution, and which of its atoms sit in place?
 
 Two descriptions of one crystal structure in the same cell and space group differ by an element of the
-Euclidean normaliser of the group (International Tables Vol. A, ch. 3.5): an origin shift, possibly an
-inversion, combined with the group's own operators, lattice translations and a renumbering of equal atoms.
-The comparison searches that set:
+Euclidean normaliser of the group (International Tables Vol. A, ch. 3.5): an origin shift, possibly the
+enantiomorph, possibly a change of axes that keeps the group and the cell's metric, combined with the group's
+own operators, lattice translations and a renumbering of equal atoms. The comparison searches that set:
 
 1. Both structures are expanded to the full cell. The alignment group is the set of operators common to the
    model and the reference, so a P1 model is compared with a P-1 reference as two P1 structures.
-2. The alignments allowed are the maps x -> x + s and, for a non-centrosymmetric group, x -> -x + s that map
-   the alignment group onto itself. The discrete part of s is found on a 1/24 grid, which holds the halves,
-   thirds, quarters and eighths of the normalisers' shifts; along polar directions (the common null space of
-   all I - R; the whole space for P1) the shift is continuous.
+2. The alignments allowed are the maps x -> P x + s of the Euclidean normaliser of the alignment group in the
+   reference's cell (:mod:`gasolve.crystal.normalizer`), one per coset of the group: for P-1 the 8 inversion
+   centres, for P6_3/m also the mirror x <-> y, for P1 in a cubic cell all 48 orientations. Along polar
+   directions (the common null space of all I - R; the whole space for P1) the shift is continuous.
 3. For each alignment, atoms of equal elements are paired one to one by the Hungarian method (Kuhn 1955;
    ``scipy.optimize.linear_sum_assignment``) on squared minimum-image distances in the metric of the cell
    (ITC Vol. B, 1.1). A continuous shift starts from superposing each model atom of the rarest element on one
@@ -38,6 +38,7 @@ from scipy.linalg import null_space
 from scipy.optimize import linear_sum_assignment
 
 from gasolve.crystal.cell import UnitCell
+from gasolve.crystal.normalizer import Normalizer, distinct_shifts, normalizer_of_operators
 from gasolve.crystal.spacegroup import SpaceGroup
 from gasolve.crystal.structure import Site, Structure, element_symbol
 from gasolve.errors import InputError
@@ -92,13 +93,17 @@ class Comparison:
         Index of the model's independent site paired with each reference site (with the image that sets the
         site's distance).
     origin_shift : ndarray, shape (3,)
-        Fractional shift s of the alignment, in [0, 1): an aligned model atom is at ``(-x if inverted else x) + s``.
+        Fractional shift s of the alignment, in [0, 1): an aligned model atom is at ``transformation @ x + s``.
     inverted : bool
-        Whether the model was inverted through the origin before the shift.
+        Whether the alignment changes the hand (det of ``transformation`` is -1); ``transformation`` is then
+        -I wherever the inversion represents the alignment's coset.
     max_distance : float
         Largest site distance (Å).
     rms_distance : float
         Root mean square of the site distances (Å).
+    transformation : ndarray, shape (3, 3)
+        Linear part P of the alignment (fractional basis): the identity, -I, or an axis change that keeps the
+        group and the metric (e.g. x <-> y in P6_3/m). Defaults to -I if ``inverted`` else the identity.
     """
 
     site_distances: np.ndarray
@@ -108,9 +113,12 @@ class Comparison:
     inverted: bool
     max_distance: float
     rms_distance: float
+    transformation: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        for name in ("site_distances", "atom_distances", "assignment", "origin_shift"):
+        if self.transformation is None:
+            object.__setattr__(self, "transformation", -np.eye(3) if self.inverted else np.eye(3))
+        for name in ("site_distances", "atom_distances", "assignment", "origin_shift", "transformation"):
             array = np.array(getattr(self, name))
             array.setflags(write=False)
             object.__setattr__(self, name, array)
@@ -140,7 +148,8 @@ def compare_structures(
         Same cell (within the tolerances) and same number of atoms of each element per cell; the space groups
         may differ (e.g. a P1 model against a P-1 reference).
     allow_inversion : bool
-        Also try the inverted model where the alignment group allows it (the enantiomer of a chiral model).
+        Also try alignments that change the hand where the alignment group allows them (the enantiomer of a
+        chiral model).
     length_tolerance : float
         Largest relative difference of a, b, c.
     angle_tolerance : float
@@ -149,7 +158,8 @@ def compare_structures(
     Returns
     -------
     Comparison
-        Distances are in Å in the reference cell's metric.
+        Distances are in Å in the reference cell's metric. Axis changes are tried only where they keep the
+        reference cell's metric (:data:`gasolve.crystal.normalizer.METRIC_TOLERANCE`).
 
     Raises
     ------
@@ -168,14 +178,13 @@ def compare_structures(
         (np.flatnonzero(ref_elements == element), np.flatnonzero(mod_elements == element))
         for element in sorted(set(ref_elements.tolist()))
     ]
-    rotations, translations = common_operators(model.space_group, reference.space_group)
-    alignments = _alignments(rotations, translations, allow_inversion)
+    normalizer = _normalizer(model.space_group, reference.space_group, metric, allow_inversion)
     best = None
-    for inverted, shift in _candidates(alignments, ref_frac, mod_frac, groups, metric):
-        fit = _fit(ref_frac, mod_frac, groups, metric, inverted, shift, alignments.free_directions)
+    for linear, shift in _candidates(normalizer, ref_frac, mod_frac, groups, metric):
+        fit = _fit(ref_frac, mod_frac, groups, metric, linear, shift, normalizer.free_directions)
         if best is None or fit[0] < best[0] - 1e-9:
             best = fit
-    _, inverted, shift, partner, d2 = best
+    _, linear, shift, partner, d2 = best
     atom_distances = np.sqrt(d2)
     site_distances = np.zeros(reference.n_sites)
     assignment = np.zeros(reference.n_sites, dtype=int)
@@ -189,9 +198,10 @@ def compare_structures(
         atom_distances=atom_distances,
         assignment=assignment,
         origin_shift=np.mod(shift, 1.0) % 1.0,  # the second modulo turns 1.0 from mod(-1e-17) into 0.0
-        inverted=bool(inverted),
+        inverted=bool(np.linalg.det(linear) < 0),
         max_distance=float(site_distances.max()),
         rms_distance=float(np.sqrt(np.mean(site_distances**2))),
+        transformation=linear,
     )
 
 
@@ -204,18 +214,17 @@ def aligned_model(model: Structure, comparison: Comparison) -> Structure:
         In the model's space group when the alignment maps its operators onto themselves, otherwise the whole
         cell in P1 (labels ``<site label>_<image>``).
     """
-    sign = -1.0 if comparison.inverted else 1.0
-    shift = comparison.origin_shift
+    linear, shift = comparison.transformation, comparison.origin_shift
     group = model.space_group
-    if _normalises(group.rotations, group.translations, comparison.inverted, shift):
-        return model.with_frac(np.mod(sign * model.frac + shift, 1.0))
+    if _normalises(group.rotations, group.translations, linear, shift):
+        return model.with_frac(np.mod(model.frac @ linear.T + shift, 1.0))
     elements, frac, occupancy, b_iso, site_index = model.expand()
     image = Counter()
     sites = []
     for element, x, occ, b, index in zip(elements, frac, occupancy, b_iso, site_index, strict=True):
         image[index] += 1
         label = f"{model.sites[index].label}_{image[index]}"
-        sites.append(Site(label, element, tuple(np.mod(sign * x + shift, 1.0)), float(occ), float(b)))
+        sites.append(Site(label, element, tuple(np.mod(linear @ x + shift, 1.0)), float(occ), float(b)))
     return replace(model, space_group=SpaceGroup.from_symbol("P1"), sites=tuple(sites), _cache={})
 
 
@@ -260,13 +269,38 @@ def common_operators(group_a: SpaceGroup, group_b: SpaceGroup) -> tuple[np.ndarr
     rotations : ndarray, shape (n_common, 3, 3), int
     translations : ndarray, shape (n_common, 3), in [0, 1)
     """
+    keep = _common_indices(group_a, group_b)
+    return group_a.rotations[keep], group_a.translations[keep]
+
+
+@functools.lru_cache(maxsize=64)
+def _common_indices(group_a: SpaceGroup, group_b: SpaceGroup) -> list[int]:
     keys_b = {_op_key(r, t) for r, t in zip(group_b.rotations, group_b.translations, strict=True)}
-    keep = [
+    return [
         i
         for i, (r, t) in enumerate(zip(group_a.rotations, group_a.translations, strict=True))
         if _op_key(r, t) in keys_b
     ]
-    return group_a.rotations[keep], group_a.translations[keep]
+
+
+def alignment_normalizer(
+    model_group: SpaceGroup, reference_group: SpaceGroup, cell: UnitCell, allow_inversion: bool = True
+) -> Normalizer:
+    """The alignments that :func:`compare_structures` searches: the Euclidean normaliser of the operators common
+    to both groups, in ``cell``'s metric (one operation per coset of the common group)."""
+    return _normalizer(model_group, reference_group, cell.metric, allow_inversion)
+
+
+def _normalizer(model_group: SpaceGroup, reference_group: SpaceGroup, metric: np.ndarray, allow_inversion: bool):
+    metric_key = tuple(np.round(np.asarray(metric, dtype=float).ravel(), 6).tolist())
+    return _normalizer_cached(model_group, reference_group, metric_key, bool(allow_inversion))
+
+
+@functools.lru_cache(maxsize=64)
+def _normalizer_cached(model_group, reference_group, metric_key, allow_inversion) -> Normalizer:
+    rotations, translations = common_operators(model_group, reference_group)
+    metric = np.array(metric_key).reshape(3, 3)
+    return normalizer_of_operators(rotations, translations, metric, allow_improper=allow_inversion)
 
 
 def origin_alignments(space_group: SpaceGroup, allow_inversion: bool = True) -> Alignments:
@@ -275,7 +309,8 @@ def origin_alignments(space_group: SpaceGroup, allow_inversion: bool = True) -> 
     These are the translation and inversion parts of the Euclidean normaliser (ITA Vol. A, ch. 3.5): for P-1
     the 8 inversion centres, for P1 a continuous shift plus inversion, for P2_1 4 shifts, a free shift along b
     and inversion. Inversion is listed only for non-centrosymmetric groups (otherwise it is already an
-    operator combined with a shift).
+    operator combined with a shift). Axis changes need the cell: :func:`alignment_normalizer` has them and is
+    what the comparisons search.
     """
     return _alignments(space_group.rotations, space_group.translations, allow_inversion)
 
@@ -367,13 +402,13 @@ def site_distances_batch(
     missing = sorted(set(elements) - set(ref_elements))
     if missing:
         raise InputError(f"the reference {reference.name} has no {', '.join(missing)} atoms")
-    rotations, translations = common_operators(space_group, reference.space_group)
-    alignments = _alignments(rotations, translations, allow_inversion)
+    rotations, _ = common_operators(space_group, reference.space_group)
+    normalizer = _normalizer(space_group, reference.space_group, reference.cell.metric, allow_inversion)
     if len(rotations) == space_group.n_ops:
         image_rot, image_tran = np.eye(3)[None], np.zeros((1, 3))
     else:
         image_rot, image_tran = space_group.rotations.astype(float), space_group.translations
-    problem = _BatchProblem.build(reference, ref_elements, ref_frac, elements, alignments, image_rot, image_tran)
+    problem = _BatchProblem.build(reference, ref_elements, ref_frac, elements, normalizer, image_rot, image_tran)
     out = np.empty(population.shape[:2])
     for start in range(0, len(population), chunk_size):
         stop = min(start + chunk_size, len(population))
@@ -415,7 +450,7 @@ def _alignments_cached(key: tuple, allow_inversion: bool) -> Alignments:
             residual = grid @ reduced_r.T - (2.0 * t if invert else 0.0)
             diff = residual[:, None, :] - centring[None, :, :]
             keep &= np.any(np.all(np.abs(diff - np.round(diff)) < _EPS, axis=2), axis=1)
-        for shift in _distinct(grid[keep], centring, free):
+        for shift in distinct_shifts(grid[keep], centring, free):
             shifts.append(shift)
             inverted.append(invert)
     result = Alignments(
@@ -426,28 +461,16 @@ def _alignments_cached(key: tuple, allow_inversion: bool) -> Alignments:
     return result
 
 
-def _distinct(points: np.ndarray, centring: np.ndarray, free: np.ndarray) -> list[np.ndarray]:
-    """One representative of each class of ``points`` modulo lattice, centring and the free directions."""
-    representatives = []
-    remaining = points
-    while len(remaining):
-        first = remaining[0]
-        representatives.append(first)
-        diff = (remaining - first)[:, None, :] - centring[None, :, :]
-        diff = (diff - np.round(diff))[:, :, None, :] + _OFFSETS
-        if free.shape[1]:
-            diff = diff - (diff @ free) @ free.T
-        same = np.any(np.all(np.abs(diff) < _EPS, axis=-1), axis=(1, 2))
-        remaining = remaining[~same]
-    return representatives
-
-
-def _normalises(rotations: np.ndarray, translations: np.ndarray, inverted: bool, shift: np.ndarray) -> bool:
-    """True if x -> ±x + shift maps the operator set onto itself."""
+def _normalises(rotations: np.ndarray, translations: np.ndarray, linear: np.ndarray, shift: np.ndarray) -> bool:
+    """True if x -> linear @ x + shift maps the operator set onto itself."""
     keys = {_op_key(r, t) for r, t in zip(rotations, translations, strict=True)}
+    inverse = np.linalg.inv(linear)
     for r, t in zip(rotations, translations, strict=True):
-        moved = (np.eye(3) - r) @ shift + (-t if inverted else t)
-        if _op_key(r, moved) not in keys:
+        image = linear @ r @ inverse
+        if np.any(np.abs(image - np.round(image)) > _EPS):
+            return False
+        moved = (np.eye(3) - image) @ shift + linear @ t
+        if _op_key(np.round(image), moved) not in keys:
             return False
     return True
 
@@ -493,36 +516,36 @@ def _pair(ref_frac, aligned, groups, metric):
     return partner, displacement, d2
 
 
-def _candidates(alignments: Alignments, ref_frac, mod_frac, groups, metric):
+def _candidates(normalizer: Normalizer, ref_frac, mod_frac, groups, metric):
     """Starting alignments: every discrete one; with free directions, each superposing a rarest-element pair."""
-    if alignments.n_free == 0:
-        return list(zip(alignments.inverted.tolist(), alignments.shifts, strict=True))
-    free = alignments.free_directions
+    if normalizer.n_free == 0:
+        return list(zip(normalizer.linear, normalizer.shifts, strict=True))
+    free = normalizer.free_directions
     projector = np.linalg.solve(free.T @ metric @ free, free.T @ metric)
     ref_index, mod_index = min(groups, key=lambda group: len(group[0]))
     anchor = ref_frac[ref_index[0]]
     starts = []
-    for inverted, shift in zip(alignments.inverted, alignments.shifts, strict=True):
-        sign = -1.0 if inverted else 1.0
-        vectors, _ = _min_image(sign * mod_frac[mod_index] + shift - anchor, metric)
+    for linear, shift in zip(normalizer.linear, normalizer.shifts, strict=True):
+        moved = mod_frac @ linear.T
+        vectors, _ = _min_image(moved[mod_index] + shift - anchor, metric)
         for vector in vectors:
             start = shift - free @ (projector @ vector)
-            aligned = sign * mod_frac + start
+            aligned = moved + start
             score = 0.0
             for r_index, m_index in groups:
                 _, lengths = _min_image(aligned[m_index][None, :, :] - ref_frac[r_index][:, None, :], metric)
                 score += lengths.min(axis=1).sum()
-            starts.append((score, bool(inverted), start))
+            starts.append((score, linear, start))
     # Refine the most promising starts, in enumeration order so that ties keep the plain, unshifted choice.
     keep = sorted(np.argsort([score for score, _, _ in starts], kind="stable")[:_N_REFINE])
     return [starts[i][1:] for i in keep]
 
 
-def _fit(ref_frac, mod_frac, groups, metric, inverted, shift, free, max_rounds: int = 50):
+def _fit(ref_frac, mod_frac, groups, metric, linear, shift, free, max_rounds: int = 50):
     """Pair atoms for one alignment; with free directions, alternate least-squares shift and re-pairing."""
-    sign = -1.0 if inverted else 1.0
+    moved = mod_frac @ np.asarray(linear).T
     shift = np.array(shift, dtype=float)
-    partner, displacement, d2 = _pair(ref_frac, sign * mod_frac + shift, groups, metric)
+    partner, displacement, d2 = _pair(ref_frac, moved + shift, groups, metric)
     if free.shape[1]:
         normal = free.T @ metric @ free
         for _ in range(max_rounds):
@@ -530,8 +553,8 @@ def _fit(ref_frac, mod_frac, groups, metric, inverted, shift, free, max_rounds: 
             if step @ metric @ step < 1e-24:
                 break
             shift = shift + step
-            partner, displacement, d2 = _pair(ref_frac, sign * mod_frac + shift, groups, metric)
-    return float(d2.sum()), inverted, shift, partner, d2
+            partner, displacement, d2 = _pair(ref_frac, moved + shift, groups, metric)
+    return float(d2.sum()), linear, shift, partner, d2
 
 
 # --- batched per-site distances -------------------------------------------------------------------------------
@@ -609,7 +632,7 @@ class _BatchProblem:
     metric: np.ndarray  # (3, 3) Å²
     spacing: float  # Å, smallest interplanar spacing of the cell faces, see _nearest
     site_groups: list  # per element: (site indices, reference atoms of the element (n_atoms, 3) fractional)
-    signs: np.ndarray  # (n_alignments,)
+    linear: np.ndarray  # (n_alignments, 3, 3)
     shifts: np.ndarray  # (n_alignments, 3)
     free: np.ndarray  # (3, n_free)
     image_rot: np.ndarray  # (n_images, 3, 3)
@@ -618,7 +641,7 @@ class _BatchProblem:
     anchor: np.ndarray  # (3,) a reference atom of that element
 
     @classmethod
-    def build(cls, reference, ref_elements, ref_frac, elements, alignments, image_rot, image_tran):
+    def build(cls, reference, ref_elements, ref_frac, elements, normalizer, image_rot, image_tran):
         ref_elements = np.array(ref_elements)
         elements = np.array(elements)
         names = sorted(set(elements.tolist()))
@@ -629,22 +652,22 @@ class _BatchProblem:
             metric=reference.cell.metric,
             spacing=float(spacing.min()),
             site_groups=site_groups,
-            signs=np.where(alignments.inverted, -1.0, 1.0),
-            shifts=np.asarray(alignments.shifts),
-            free=np.asarray(alignments.free_directions),
+            linear=np.asarray(normalizer.linear),
+            shifts=np.asarray(normalizer.shifts),
+            free=np.asarray(normalizer.free_directions),
             image_rot=image_rot,
             image_tran=image_tran,
             rare_sites=np.flatnonzero(elements == rare),
             anchor=ref_frac[np.flatnonzero(ref_elements == rare)[0]],
         )
 
-    def nearest(self, images: np.ndarray, signs: np.ndarray, shifts: np.ndarray, want_vector: bool = False):
+    def nearest(self, images: np.ndarray, linear: np.ndarray, shifts: np.ndarray, want_vector: bool = False):
         """Squared distance and fractional vector to the nearest reference atom of the same element.
 
-        images (n, n_sites, n_images, 3), signs (n_cand,), shifts (n, n_cand, 3) ->
+        images (n, n_sites, n_images, 3), linear (n_cand, 3, 3), shifts (n, n_cand, 3) ->
         d2 (n, n_cand, n_sites, n_images), Å², and vector (n, n_cand, n_sites, n_images, 3) or None.
         """
-        aligned = signs[None, :, None, None, None] * images[:, None] + shifts[:, :, None, None, :]
+        aligned = np.einsum("cij,msnj->mcsni", linear, images) + shifts[:, :, None, None, :]
         d2 = np.empty(aligned.shape[:-1])
         vector = np.empty(aligned.shape) if want_vector else None
         for sites, atoms in self.site_groups:
@@ -658,27 +681,27 @@ class _BatchProblem:
     def distances(self, population: np.ndarray) -> np.ndarray:
         n_models = len(population)
         images = np.einsum("kij,msj->mski", self.image_rot, population) + self.image_tran
-        signs, shifts = self.signs, np.broadcast_to(self.shifts, (n_models, *self.shifts.shape))
+        linear, shifts = self.linear, np.broadcast_to(self.shifts, (n_models, *self.shifts.shape))
         if self.free.shape[1]:
             # Superpose every model atom of the rarest element on one reference atom of that element, then
             # alternate nearest-atom search and least-squares shift along the free directions.
             rare = images[:, self.rare_sites].reshape(n_models, -1, 3)
-            moved = signs[None, :, None, None] * rare[:, None] + self.shifts[None, :, None, :] - self.anchor
+            moved = np.einsum("cij,maj->mcai", linear, rare) + self.shifts[None, :, None, :] - self.anchor
             vectors, _ = _min_image(moved, self.metric)
             projector = np.linalg.solve(self.free.T @ self.metric @ self.free, self.free.T @ self.metric)
             shifts = self.shifts[None, :, None, :] - (vectors @ projector.T) @ self.free.T
-            signs = np.repeat(signs, rare.shape[1])
-            shifts = shifts.reshape(n_models, len(signs), 3).copy()
+            linear = np.repeat(linear, rare.shape[1], axis=0)
+            shifts = shifts.reshape(n_models, len(linear), 3).copy()
             active = np.arange(n_models)
             for _ in range(_BATCH_ROUNDS):
-                _, vector = self.nearest(images[active], signs, shifts[active], want_vector=True)
+                _, vector = self.nearest(images[active], linear, shifts[active], want_vector=True)
                 step = (vector.mean(axis=(2, 3)) @ projector.T) @ self.free.T
                 shifts[active] += step
                 moved = np.einsum("mci,ij,mcj->mc", step, self.metric, step).max(axis=1) > 1e-12
                 active = active[moved]
                 if not len(active):
                     break
-        d2, _ = self.nearest(images, signs, shifts)
+        d2, _ = self.nearest(images, linear, shifts)
         site_d2 = d2.max(axis=3)
         best = np.argmin(site_d2.sum(axis=2), axis=1)
         return np.sqrt(site_d2[np.arange(n_models), best])
