@@ -1,0 +1,1 @@
+"""Powder indexing: unit cells from the positions of a pattern's lines (successive dichotomy, DICVOL)."""
