@@ -323,25 +323,25 @@ def peak_profile(
 
 
 def fit_scale_background(
-    y_obs: np.ndarray, weights: np.ndarray, peaks: np.ndarray, n_background: int, two_theta: np.ndarray
+    y_obs: np.ndarray, weights: np.ndarray, peaks: np.ndarray, background_terms: int, two_theta: np.ndarray
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """Weighted least squares of y_obs ≈ s·peaks + B c; if the best s is negative, s = 0 and only c is fitted.
 
     Returns
     -------
     scale : float
-    coefficients : ndarray, shape (n_background,)
+    coefficients : ndarray, shape (background_terms,)
         Chebyshev background coefficients.
     y_calc : ndarray, shape (n_points,)
     """
-    basis = chebyshev_basis(two_theta, n_background)
+    basis = chebyshev_basis(two_theta, background_terms)
     root_w = np.sqrt(weights)
     design = np.column_stack([peaks, basis]) * root_w[:, None]
     solution = np.linalg.lstsq(design, root_w * y_obs, rcond=None)[0]
     scale, coefficients = float(solution[0]), solution[1:]
     if scale < 0.0:
         scale = 0.0
-        if n_background:
+        if background_terms:
             coefficients = np.linalg.lstsq(basis * root_w[:, None], root_w * y_obs, rcond=None)[0]
         else:
             coefficients = np.zeros(0)
@@ -349,10 +349,10 @@ def fit_scale_background(
 
 
 def unconstrained_scale(
-    y_obs: np.ndarray, weights: np.ndarray, peaks: np.ndarray, n_background: int, two_theta: np.ndarray
+    y_obs: np.ndarray, weights: np.ndarray, peaks: np.ndarray, background_terms: int, two_theta: np.ndarray
 ) -> float:
     """Best scale of the weighted least-squares fit without the s >= 0 rule."""
-    basis = chebyshev_basis(two_theta, n_background)
+    basis = chebyshev_basis(two_theta, background_terms)
     root_w = np.sqrt(weights)
     design = np.column_stack([peaks, basis]) * root_w[:, None]
     return float(np.linalg.lstsq(design, root_w * y_obs, rcond=None)[0][0])
@@ -475,3 +475,48 @@ def corrected_model_pattern(
     hkl, d = reflections_for_pattern(cell_parameters, two_theta, radiation)
     f = structure_factors(hkl, d, atoms, np.array(positions), np.array(weights), np.array(displacements))
     return peak_profile(two_theta, d, np.abs(f) ** 2, radiation, profile)
+
+
+def antibump_penalty(
+    hall: str, cell_parameters, frac: np.ndarray, distance: float, same_position: float = 1e-3
+) -> float:
+    """Anti-bump penalty of one model: Σ over every pair of atoms of the cell (each site expanded by every
+    operator, centring included, coinciding images kept as atoms of their own) of max(0, 1 - d/d0)², d the
+    Cartesian length of the fractional difference minus its rounding; a pair of images of one site closer than
+    ``same_position`` (Å) is one atom on a special position and counts 0."""
+    operators = symmetry_operators(hall)
+    basis = direct_basis(cell_parameters)
+    sites, positions = [], []
+    for site, x in enumerate(np.asarray(frac, float)):
+        for rotation, translation in operators:
+            sites.append(site)
+            positions.append(rotation @ x + translation)
+    sites, positions = np.array(sites), np.array(positions)
+    total = 0.0
+    for i in range(len(positions)):  # atom i against every later atom j
+        delta = positions[i] - positions[i + 1 :]
+        delta -= np.round(delta)
+        d = np.linalg.norm(delta @ basis, axis=1)
+        same_atom = (sites[i + 1 :] == sites[i]) & (d < same_position)
+        total += float(np.sum(np.where(same_atom, 0.0, np.maximum(0.0, 1.0 - d / distance) ** 2)))
+    return total
+
+
+def unindexed_lines(
+    q_obs: np.ndarray, q_tol: np.ndarray, coefficients: np.ndarray, r_lo: np.ndarray, r_hi: np.ndarray
+) -> int:
+    """Lines of one dichotomy box that no index reaches: Q(hkl) = c . R over the box R in [r_lo, r_hi].
+
+    The range of a linear form over a box, by brute force over the box's 2**n corners.
+    """
+    n_par = len(r_lo)
+    corners = np.array(
+        [[r_hi[p] if (corner >> p) & 1 else r_lo[p] for p in range(n_par)] for corner in range(2**n_par)]
+    )
+    values = coefficients @ corners.T  # (n_hkl, n_corners)
+    q_lo, q_hi = values.min(axis=1), values.max(axis=1)
+    missing = 0
+    for q, tol in zip(q_obs, q_tol, strict=True):
+        if not np.any((q_lo - tol <= q) & (q <= q_hi + tol)):
+            missing += 1
+    return missing

@@ -77,7 +77,7 @@ def miller_indices(system: str, max_lengths: np.ndarray, q_max: float) -> np.nda
     -------
     ndarray, shape (n_hkl, 3), int64
     """
-    limits = [int(math.floor(length * math.sqrt(q_max))) + 1 for length in max_lengths]
+    limits = [math.floor(length * math.sqrt(q_max)) + 1 for length in max_lengths]
     h = np.arange(0, limits[0] + 1)
     k = np.arange(0, limits[1] + 1)
     lo_l = -limits[2] if system == "monoclinic" else 0
