@@ -496,10 +496,11 @@ def _min_image(delta: np.ndarray, metric: np.ndarray) -> tuple[np.ndarray, np.nd
     delta = delta - np.round(delta)
     trial = delta[..., None, :] + _OFFSETS
     cart = trial @ np.linalg.cholesky(metric)  # |x|^2 = x^T G x = |L^T x|^2 with G = L L^T
-    d2 = np.einsum("...i,...i->...", cart, cart)
+    d2 = np.einsum("...i,...i->...", cart, cart).reshape(-1, len(_OFFSETS))
     best = np.argmin(d2, axis=-1)
-    vector = np.take_along_axis(trial, best[..., None, None], axis=-2)[..., 0, :]
-    return vector, np.take_along_axis(d2, best[..., None], axis=-1)[..., 0]
+    rows = np.arange(len(d2))
+    vector = trial.reshape(-1, len(_OFFSETS), 3)[rows, best].reshape(delta.shape)
+    return vector, d2[rows, best].reshape(delta.shape[:-1])
 
 
 def _pair(ref_frac, aligned, groups, metric):
@@ -507,8 +508,18 @@ def _pair(ref_frac, aligned, groups, metric):
     partner = np.zeros(len(ref_frac), dtype=int)
     displacement = np.zeros((len(ref_frac), 3))
     d2 = np.zeros(len(ref_frac))
+    # One minimum-image search over the blocks of all elements (the per-call overhead dominates small cells).
+    blocks = [
+        (aligned[mod_index][None, :, :] - ref_frac[ref_index][:, None, :]).reshape(-1, 3)
+        for ref_index, mod_index in groups
+    ]
+    all_vectors, all_lengths = _min_image(np.concatenate(blocks), metric)
+    start = 0
     for ref_index, mod_index in groups:
-        vectors, lengths = _min_image(aligned[mod_index][None, :, :] - ref_frac[ref_index][:, None, :], metric)
+        size = len(ref_index) * len(mod_index)
+        vectors = all_vectors[start : start + size].reshape(len(ref_index), len(mod_index), 3)
+        lengths = all_lengths[start : start + size].reshape(len(ref_index), len(mod_index))
+        start += size
         rows, cols = linear_sum_assignment(lengths)
         partner[ref_index[rows]] = mod_index[cols]
         displacement[ref_index[rows]] = vectors[rows, cols]
