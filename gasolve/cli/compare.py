@@ -12,7 +12,8 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "compare",
         help="compare a model structure with a reference structure",
-        description="Align MODEL with REFERENCE (origin shifts allowed by the space group, inversion, lattice "
+        description="Align MODEL with REFERENCE (the Euclidean normaliser of the space group in this cell: "
+        "origin shifts, the enantiomorph, axis changes that keep the group and the metric; lattice "
         "translations, renumbering of equal atoms) and print, for every independent reference site, the "
         "distance to its model atom, with max and RMS, and whether the model is a solution (every site within "
         "the tolerance). Both must have the same cell and the same atoms per cell.",
@@ -23,15 +24,20 @@ def add_parser(subparsers) -> None:
         "--tolerance", type=finite_float, default=0.3, help="largest site distance of a solution (Å); default 0.3"
     )
     parser.add_argument(
-        "--no-inversion", action="store_true", help="do not try the inverted model (keep the model's hand)"
+        "--no-inversion",
+        action="store_true",
+        help="do not try alignments that change the hand (inversion; keep the model's hand)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from gasolve.compare import compare_structures
     from gasolve.crystal import read_cif
+    from gasolve.crystal.normalizer import operation_triplet
     from gasolve.errors import InputError
 
     if not args.tolerance > 0:
@@ -62,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         "rms_distance": comparison.rms_distance,
         "origin_shift": [float(x) for x in comparison.origin_shift],
         "inverted": comparison.inverted,
+        "transformation": [[float(x) for x in row] for row in comparison.transformation],
+        "alignment": operation_triplet(comparison.transformation, comparison.origin_shift),
         "tolerance": args.tolerance,
         "n_within": comparison.n_within(args.tolerance),
         "solved": solved,
@@ -74,7 +82,11 @@ def run(args: argparse.Namespace) -> int:
         f"({reference.space_group.symbol}, {reference.formula()})"
     )
     shift = ", ".join(f"{x:.4f}" for x in comparison.origin_shift)
-    print(f"  alignment: model {'inverted, then ' if comparison.inverted else ''}shifted by ({shift})")
+    linear = comparison.transformation
+    if np.allclose(linear, np.eye(3)) or np.allclose(linear, -np.eye(3)):
+        print(f"  alignment: model {'inverted, then ' if comparison.inverted else ''}shifted by ({shift})")
+    else:
+        print(f"  alignment: model moved by {result['alignment']} (an axis change that keeps the group and the cell)")
     width = max(len("site"), *(len(site["label"]) for site in sites))
     print(f"  {'site':<{width}}  element  distance/Å  model site")
     for site in sites:
