@@ -109,3 +109,42 @@ def test_refinement_rejects_a_cell_that_does_not_index():
     hkl = miller_indices("orthorhombic", np.full(3, 25.0), 1.01 * q.max())
     wrong = reciprocal_parameters("orthorhombic", (5.1, 7.3, 8.0, 90, 90, 90))
     assert refine_reciprocal("orthorhombic", q, q_tol, wrong, hkl) is None
+
+
+def test_monoclinic_box_never_rejects_the_cell_inside_it():
+    from gasolve.indexing.dichotomy import _count_unindexed_monoclinic
+
+    rng = np.random.default_rng(4)
+    hkl = miller_indices("monoclinic", np.full(3, 16.0), 0.6).astype(float)
+    for _ in range(40):
+        cell = (rng.uniform(3, 12), rng.uniform(3, 12), rng.uniform(3, 12), 90, rng.uniform(90, 125), 90)
+        true_q = 1 / UnitCell(*cell).d_spacing(hkl.astype(int)) ** 2
+        q_obs = np.sort(rng.choice(true_q[true_q < 0.6], 12, replace=False))
+        width = rng.uniform(0.01, 0.6, 4) * np.array([1, 1, 1, 8])
+        x = np.array([cell[0], cell[1], cell[2], cell[4]])
+        lo = x - rng.uniform(0, 1, 4) * width
+        hi = lo + width
+        lo[3], hi[3] = max(lo[3], 90.0), min(hi[3], 179.0)
+        out = np.zeros(1, dtype=np.int64)
+        _count_unindexed_monoclinic(q_obs, np.full(12, 1e-12), hkl, lo[None], hi[None], 99, out)
+        assert out[0] == 0
+    # and a box far from the cell is rejected
+    out = np.zeros(1, dtype=np.int64)
+    lo, hi = np.array([[3.0, 3.0, 3.0, 90.0]]), np.array([[3.01, 3.01, 3.01, 90.1]])
+    _count_unindexed_monoclinic(q_obs, np.full(12, 1e-6), hkl, lo, hi, 99, out)
+    assert out[0] > 6
+
+
+def test_dichotomy_finds_a_monoclinic_cell_in_its_volume_shell():
+    q, q_tol = _lines("monoclinic")
+    lo, hi = surviving_boxes("monoclinic", q, q_tol, DichotomySettings(max_length=10.0), volume_shell=(320, 350))
+    hkl = miller_indices("monoclinic", np.full(3, 25.0), 1.01 * q.max())
+    found = []
+    for box_lo, box_hi in zip(lo, hi, strict=True):
+        a, b, c, beta = 0.5 * (box_lo + box_hi)
+        result = refine_reciprocal(
+            "monoclinic", q, q_tol, reciprocal_parameters("monoclinic", (a, b, c, 90, beta, 90)), hkl
+        )
+        if result is not None:
+            found.append(direct_cell("monoclinic", result[0]))
+    assert any(np.allclose(cell, CELLS["monoclinic"], atol=2e-3) for cell in found)

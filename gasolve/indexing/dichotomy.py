@@ -103,6 +103,68 @@ def _count_unindexed(q_obs, q_tol, coefficients, r_lo, r_hi, max_unindexed, out)
         out[b] = missing
 
 
+@numba.njit(cache=True, parallel=True)
+def _count_unindexed_monoclinic(q_obs, q_tol, hkl, lo, hi, max_unindexed, out):  # pragma: no cover - jitted
+    # Q = (h u csc(beta) - l w cot(beta))**2 + (l w)**2 + (k v)**2 with u = 1/a, v = 1/b, w = 1/c: the two
+    # terms inside the square keep their correlation through u, w and beta (a bound much tighter than the
+    # independent intervals of the linear form's A, C and E).
+    n_boxes = lo.shape[0]
+    n_hkl = hkl.shape[0]
+    n_lines = q_obs.shape[0]
+    for b in numba.prange(n_boxes):
+        u_lo = 1.0 / hi[b, 0]
+        u_hi = 1.0 / lo[b, 0]
+        v_lo = 1.0 / hi[b, 1]
+        v_hi = 1.0 / lo[b, 1]
+        w_lo = 1.0 / hi[b, 2]
+        w_hi = 1.0 / lo[b, 2]
+        beta_lo = np.radians(lo[b, 3])
+        beta_hi = np.radians(hi[b, 3])
+        # For 90 <= beta < 180 both csc(beta) and -cot(beta) rise with beta and are >= 0.
+        csc_lo = 1.0 / np.sin(beta_lo)
+        csc_hi = 1.0 / np.sin(beta_hi)
+        cot_lo = -np.cos(beta_lo) / np.sin(beta_lo)
+        cot_hi = -np.cos(beta_hi) / np.sin(beta_hi)
+        q_lo = np.empty(n_hkl)
+        q_hi = np.empty(n_hkl)
+        for j in range(n_hkl):
+            h = hkl[j, 0]
+            k = hkl[j, 1]
+            el = hkl[j, 2]
+            # h >= 0: the first term rises with u and beta.
+            t1_lo = h * u_lo * csc_lo
+            t1_hi = h * u_hi * csc_hi
+            if el >= 0:
+                t2_lo = el * w_lo * cot_lo
+                t2_hi = el * w_hi * cot_hi
+            else:
+                t2_lo = el * w_hi * cot_hi
+                t2_hi = el * w_lo * cot_lo
+            g_lo = t1_lo + t2_lo
+            g_hi = t1_hi + t2_hi
+            if g_lo <= 0.0 <= g_hi:
+                sq_lo = 0.0
+            else:
+                sq_lo = min(g_lo * g_lo, g_hi * g_hi)
+            sq_hi = max(g_lo * g_lo, g_hi * g_hi)
+            q_lo[j] = sq_lo + el * el * w_lo * w_lo + k * k * v_lo * v_lo
+            q_hi[j] = sq_hi + el * el * w_hi * w_hi + k * k * v_hi * v_hi
+        missing = 0
+        for i in range(n_lines):
+            q = q_obs[i]
+            t = q_tol[i]
+            found = False
+            for j in range(n_hkl):
+                if q_lo[j] - t <= q <= q_hi[j] + t:
+                    found = True
+                    break
+            if not found:
+                missing += 1
+                if missing > max_unindexed:
+                    break
+        out[b] = missing
+
+
 def count_unindexed(
     q_obs: np.ndarray, q_tol: np.ndarray, coefficients: np.ndarray, r_lo: np.ndarray, r_hi: np.ndarray, max_unindexed
 ) -> np.ndarray:
@@ -220,8 +282,21 @@ def surviving_boxes(
                 f"{system}: {len(lo)} boxes survive at level {level}; the lines are too few or too imprecise to "
                 "index in this system (give more lines, a smaller tolerance or a smaller volume)"
             )
-        r_lo, r_hi = box_reciprocal_bounds(system, lo, hi)
-        missing = count_unindexed(q_obs, q_tol, coefficients, r_lo, r_hi, settings.max_unindexed)
+        if system == "monoclinic":
+            missing = np.zeros(len(lo), dtype=np.int64)
+            if len(lo):
+                _count_unindexed_monoclinic(
+                    np.ascontiguousarray(q_obs, dtype=np.float64),
+                    np.ascontiguousarray(q_tol, dtype=np.float64),
+                    np.ascontiguousarray(hkl, dtype=np.float64),
+                    np.ascontiguousarray(lo),
+                    np.ascontiguousarray(hi),
+                    int(settings.max_unindexed),
+                    missing,
+                )
+        else:
+            r_lo, r_hi = box_reciprocal_bounds(system, lo, hi)
+            missing = count_unindexed(q_obs, q_tol, coefficients, r_lo, r_hi, settings.max_unindexed)
         passed = missing <= settings.max_unindexed
         lo, hi = lo[passed], hi[passed]
         if level < settings.depth and len(lo):
