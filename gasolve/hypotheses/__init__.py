@@ -15,13 +15,17 @@ from gasolve.hypotheses.assignments import (
     wyckoff_slots,
 )
 from gasolve.hypotheses.composition import parse_composition
+from gasolve.hypotheses.z_candidates import ZCandidate, check_z, z_candidates
 
 __all__ = [
     "Assignment",
     "WyckoffSlot",
+    "ZCandidate",
+    "check_z",
     "count_assignments",
     "deduplicate",
     "enumerate_assignments",
     "parse_composition",
     "wyckoff_slots",
+    "z_candidates",
 ]

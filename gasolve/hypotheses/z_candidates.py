@@ -1,0 +1,200 @@
+"""Candidate Z (formula units per conventional cell) from the cell volume, the composition and the space group.
+
+Rule. With v_e the mean volume an atom of element e takes in a crystal, the packing ratio of Z formula units is
+
+    q(Z) = V_cell / (Z * sum_e n_e v_e),
+
+and Z is a candidate when q(Z) lies in the window [q_low, q_high] seen in real structures and the Z formula units
+can be put on the Wyckoff positions of the group (:func:`gasolve.hypotheses.assignments.count_assignments` > 0,
+which also respects that a fixed point holds one atom). Candidates are ordered by |ln q(Z) - ln q_median|. This is
+Hofmann's method (Acta Cryst. B58 (2002) 489, atomic volumes from the CSD for Z and density), with the volumes and
+the window fitted to the inorganic structures of ../shared/data/mp-structures by ``benchmarks/z_window.py``
+(non-negative least squares of V_cell = sum_e N_e v_e, relative residuals, 3-sigma outliers refitted; window =
+0.5th and 99.5th percentiles of q on the fitting split). The fitted table ships as ``atomic_volumes.json``;
+an element absent from it gets its ASE covalent-sphere volume times the median ratio of fitted to covalent
+volume (stated in the file). The table's provenance and held-out figures are in the file and the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from gasolve.crystal.spacegroup import SpaceGroup
+from gasolve.errors import InputError
+from gasolve.hypotheses.assignments import count_assignments, wyckoff_slots
+
+VOLUMES_FILE = "atomic_volumes.json"
+
+
+@dataclass(frozen=True)
+class ZCandidate:
+    """One candidate Z.
+
+    Attributes
+    ----------
+    z : int
+    volume_ratio : float
+        q(Z) = V_cell / (Z sum_e n_e v_e) (module docstring); 1 is the typical packing.
+    n_assignments : int
+        Wyckoff assignments of Z formula units (before the distance filter and normalizer merging).
+    """
+
+    z: int
+    volume_ratio: float
+    n_assignments: int
+
+
+@dataclass(frozen=True)
+class VolumeModel:
+    """Atomic volumes (Å³) and the window of the packing ratio q, from ``atomic_volumes.json``."""
+
+    volumes: Mapping[str, float]
+    covalent_scale: float
+    q_low: float
+    q_median: float
+    q_high: float
+    q_min: float
+
+    def atomic_volume(self, element: str) -> float:
+        """Volume (Å³) of one atom of ``element`` in a crystal."""
+        if element in self.volumes:
+            return self.volumes[element]
+        from ase.data import atomic_numbers, covalent_radii
+
+        if element not in atomic_numbers:
+            raise InputError(f"unknown element {element!r}")
+        return self.covalent_scale * 4.0 / 3.0 * math.pi * covalent_radii[atomic_numbers[element]] ** 3
+
+    def formula_volume(self, composition: Mapping[str, int]) -> float:
+        """sum_e n_e v_e (Å³) of one formula unit."""
+        return sum(n * self.atomic_volume(element) for element, n in composition.items())
+
+
+@lru_cache(maxsize=1)
+def volume_model() -> VolumeModel:
+    """The shipped atomic volumes and window (``atomic_volumes.json`` beside this module)."""
+    data = json.loads(resources.files("gasolve.hypotheses").joinpath(VOLUMES_FILE).read_text())
+    window = data["window"]
+    return VolumeModel(
+        {str(k): float(v) for k, v in data["volumes"].items()},
+        float(data["covalent_scale"]),
+        float(window["q_low"]),
+        float(window["q_median"]),
+        float(window["q_high"]),
+        float(window["q_min"]),
+    )
+
+
+def _volume(cell) -> float:
+    volume = cell.volume if hasattr(cell, "volume") else float(cell)
+    if not math.isfinite(volume) or volume <= 0:
+        raise InputError(f"the cell volume must be a positive number of Å³, got {volume!r}")
+    return volume
+
+
+def z_candidates(
+    composition: Mapping[str, int],
+    cell,
+    space_group: SpaceGroup | int | str,
+    *,
+    model: VolumeModel | None = None,
+    key: str = "composition",
+) -> list[ZCandidate]:
+    """Candidate Z, most plausible first (module docstring for the rule).
+
+    Parameters
+    ----------
+    composition : mapping of str to int
+        Element -> atoms per formula unit (e.g. from :func:`~gasolve.hypotheses.composition.parse_composition`).
+    cell : UnitCell or float
+        The conventional cell of ``space_group`` in its standard setting, or its volume (Å³).
+    space_group : SpaceGroup, int or str
+    model : VolumeModel, optional
+        Defaults to the shipped :func:`volume_model`.
+    key : str
+        Config key named in error messages.
+
+    Returns
+    -------
+    list of ZCandidate
+        Ordered by |ln q(Z) - ln q_median|; never empty.
+
+    Raises
+    ------
+    InputError
+        When no Z fits, saying why: the cell is too small for one formula unit, or no Z in the volume window fits
+        the multiplicities of the group's Wyckoff positions.
+    """
+    model = model or volume_model()
+    volume = _volume(cell)
+    unit = model.formula_volume(composition)
+    z_low = max(1, math.ceil(volume / (unit * model.q_high) - 1e-9))
+    z_high = math.floor(volume / (unit * model.q_low) + 1e-9)
+    formula = "".join(f"{e}{n if n > 1 else ''}" for e, n in composition.items())
+    if z_high < 1:
+        raise InputError(
+            f"{key}: the cell ({volume:.1f} Å³) is too small for one formula unit of {formula} (needs at least "
+            f"{unit * model.q_low:.1f} Å³: {unit:.1f} Å³ of atomic volumes x {model.q_low:.2f}, the smallest packing "
+            "ratio accepted)"
+        )
+    candidates = []
+    for z in range(z_low, z_high + 1):
+        n = count_assignments(composition, z, space_group)
+        if n:
+            candidates.append(ZCandidate(z, volume / (z * unit), n))
+    if not candidates:
+        group = space_group if isinstance(space_group, SpaceGroup) else SpaceGroup.from_symbol(space_group)
+        multiplicities = sorted({s.multiplicity for s in wyckoff_slots(group)})
+        raise InputError(
+            f"{key}: {formula} fits no Z in space group {group.symbol} with this cell: the volume "
+            f"({volume:.1f} Å³) allows Z = {z_low}..{z_high} (packing ratio {model.q_low:.2f}-{model.q_high:.2f}), "
+            f"but no such Z puts every element's atoms on Wyckoff positions of multiplicities "
+            f"{', '.join(map(str, multiplicities))} (a fixed point holds one atom)"
+        )
+    return sorted(candidates, key=lambda c: (abs(math.log(c.volume_ratio / model.q_median)), c.z))
+
+
+def check_z(
+    composition: Mapping[str, int],
+    z: int,
+    cell,
+    space_group: SpaceGroup | int | str,
+    *,
+    model: VolumeModel | None = None,
+    key: str = "z",
+) -> ZCandidate:
+    """Check a Z given by the user: it must fit the multiplicities, and the cell must hold Z formula units.
+
+    The volume test uses the smallest packing ratio seen in the fitting data (``q_min``), not the window, so that
+    a dense phase the window would not propose is still accepted when asked for.
+
+    Raises
+    ------
+    InputError
+        Naming ``key`` and why Z cannot fit.
+    """
+    if isinstance(z, bool) or not isinstance(z, int) or z < 1:
+        raise InputError(f"{key} must be a positive integer (formula units per conventional cell), got {z!r}")
+    model = model or volume_model()
+    volume = _volume(cell)
+    ratio = volume / (z * model.formula_volume(composition))
+    formula = "".join(f"{e}{n if n > 1 else ''}" for e, n in composition.items())
+    if ratio < model.q_min:
+        raise InputError(
+            f"{key} = {z}: the cell ({volume:.1f} Å³) is too small for {z} formula units of {formula} (packing "
+            f"ratio {ratio:.2f}, below {model.q_min:.2f}, the densest seen in the fitting data)"
+        )
+    n = count_assignments(composition, z, space_group)
+    if n == 0:
+        group = space_group if isinstance(space_group, SpaceGroup) else SpaceGroup.from_symbol(space_group)
+        multiplicities = sorted({s.multiplicity for s in wyckoff_slots(group)})
+        raise InputError(
+            f"{key} = {z}: the {z} formula units of {formula} cannot be put on the Wyckoff positions of "
+            f"{group.symbol} (multiplicities {', '.join(map(str, multiplicities))}; a fixed point holds one atom)"
+        )
+    return ZCandidate(z, ratio, n)
