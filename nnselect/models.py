@@ -9,7 +9,8 @@ Chem. 12(2) 188-200 (doi 10.17516/1998-2836-0118): three convolution + max-pooli
 layers with sigmoid hidden units (ReLU there was unstable in their part 1), one sigmoid unit per site.
 :class:`ResidualCNN` is gasolve's improvement: batch-normalised residual convolution blocks (He et al. 2016,
 "Deep residual learning", CVPR), a head that keeps where along 2θ a misfit sits (a narrow flattened map) next to
-global mean and max pooling, and dropout (Srivastava et al. 2014, JMLR 15:1929).
+global mean and max pooling, and dropout (Srivastava et al. 2014, JMLR 15:1929): the backbone shared with
+:mod:`symnet` (:mod:`gasolve.networks.backbone`) with one output unit per site.
 
 Both return logits, so that the binary cross-entropy can be computed stably from them; the paper's sigmoid output
 units are ``jax.nn.sigmoid`` of the same numbers (:func:`probabilities`), which is what its MSE loss sees.
@@ -19,14 +20,12 @@ wrappers of ``nnx.view``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
-from gasolve.networks.layers import ResidualBlock
+from gasolve.networks.backbone import ResidualBackbone
 from gasolve.networks.layers import count_parameters as count_parameters  # re-exported
 from gasolve.networks.layers import eval_mode as eval_mode  # re-exported
 from gasolve.networks.layers import train_mode as train_mode  # re-exported
@@ -108,15 +107,9 @@ class PaperCNN(nnx.Module):
         return self.dense[-1](x)
 
 
-class ResidualCNN(nnx.Module):
-    """Residual 1D CNN with a position-keeping head; logits for binary cross-entropy.
-
-    Stem convolution (stride 2) -> one downsampling residual block per stage -> head. The head concatenates
-    (a) a 1x1 convolution to ``head_features`` channels, flattened, so that the dense layer knows *where* along
-    2θ the misfit is (which reflections, hence which atoms), and (b) the global mean and max of the last stage
-    (how large the misfit is overall). Dropout before both dense layers. The last residual branch's batch-norm
-    scale starts at zero, so every block starts as its shortcut (Goyal et al. 2017), which stabilises early
-    training.
+class ResidualCNN(ResidualBackbone):
+    """Residual 1D CNN with a position-keeping head (:class:`~gasolve.networks.backbone.ResidualBackbone`) and one
+    output unit per site; logits for binary cross-entropy.
 
     Parameters
     ----------
@@ -149,20 +142,16 @@ class ResidualCNN(nnx.Module):
         dropout: float = 0.3,
         rngs: nnx.Rngs,
     ):
-        if not stage_features:
-            raise ValueError("ResidualCNN needs at least one stage")
-        self.stem = nnx.Conv(1, stem_features, (7,), strides=(2,), use_bias=False, rngs=rngs)
-        self.stem_norm = nnx.BatchNorm(stem_features, momentum=0.9, rngs=rngs)
-        widths = (stem_features, *stage_features)
-        self.blocks = nnx.List(
-            [ResidualBlock(widths[i], widths[i + 1], kernel_size, 2, rngs=rngs) for i in range(len(stage_features))]
+        super().__init__(
+            n_points,
+            stem_features=stem_features,
+            stage_features=stage_features,
+            kernel_size=kernel_size,
+            head_features=head_features,
+            hidden=hidden,
+            dropout=dropout,
+            rngs=rngs,
         )
-        length = n_points
-        for _ in range(1 + len(stage_features)):
-            length = math.ceil(length / 2)
-        self.reduce = nnx.Conv(stage_features[-1], head_features, (1,), rngs=rngs)
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
-        self.hidden = nnx.Linear(length * head_features + 2 * stage_features[-1], hidden, rngs=rngs)
         self.out = nnx.Linear(hidden, n_sites, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -176,13 +165,7 @@ class ResidualCNN(nnx.Module):
         -------
         Array, shape (batch, n_sites)
         """
-        x = nnx.relu(self.stem_norm(self.stem(x)))
-        for block in self.blocks:
-            x = block(x)
-        local = nnx.relu(self.reduce(x)).reshape(x.shape[0], -1)
-        features = jnp.concatenate([local, jnp.mean(x, axis=1), jnp.max(x, axis=1)], axis=-1)
-        x = nnx.relu(self.hidden(self.dropout(features)))
-        return self.out(self.dropout(x))
+        return self.out(self.features(x))
 
 
 #: Model classes by name, as configs and checkpoints refer to them.

@@ -11,19 +11,18 @@ Kernel size, pooling and dense widths are not given in the paper and are chosen 
 :class:`ResidualCNN` is gasolve's improvement: batch-normalised residual blocks that halve the length (He et al.
 2016, CVPR), a head that keeps where along 2θ the features are (a narrow flattened map, because peak positions
 fix the lattice and the extinctions) next to global mean and max pooling, dropout (Srivastava et al. 2014) and
-one shared hidden layer feeding both heads.
+one shared hidden layer feeding both heads: the backbone shared with :mod:`nnselect`
+(:mod:`gasolve.networks.backbone`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
-from gasolve.networks.layers import ResidualBlock
+from gasolve.networks.backbone import ResidualBackbone
 from gasolve.networks.layers import count_parameters as count_parameters  # re-exported
 from gasolve.networks.layers import eval_mode as eval_mode  # re-exported
 from gasolve.networks.layers import train_mode as train_mode  # re-exported
@@ -93,8 +92,9 @@ class PaperCNN(nnx.Module):
         return {"system": out[0], "space_group": out[1]}
 
 
-class ResidualCNN(nnx.Module):
-    """Residual 1D CNN with a position-keeping head and two outputs.
+class ResidualCNN(ResidualBackbone):
+    """Residual 1D CNN with a position-keeping head (:class:`~gasolve.networks.backbone.ResidualBackbone`) and two
+    outputs fed by its shared hidden layer.
 
     Parameters
     ----------
@@ -124,31 +124,22 @@ class ResidualCNN(nnx.Module):
         dropout: float = 0.3,
         rngs: nnx.Rngs,
     ):
-        if not stage_features:
-            raise ValueError("ResidualCNN needs at least one stage")
-        self.stem = nnx.Conv(1, stem_features, (7,), strides=(2,), use_bias=False, rngs=rngs)
-        self.stem_norm = nnx.BatchNorm(stem_features, momentum=0.9, rngs=rngs)
-        widths = (stem_features, *stage_features)
-        self.blocks = nnx.List(
-            [ResidualBlock(widths[i], widths[i + 1], kernel_size, 2, rngs=rngs) for i in range(len(stage_features))]
+        super().__init__(
+            n_inputs,
+            stem_features=stem_features,
+            stage_features=stage_features,
+            kernel_size=kernel_size,
+            head_features=head_features,
+            hidden=hidden,
+            dropout=dropout,
+            rngs=rngs,
         )
-        length = n_inputs
-        for _ in range(1 + len(stage_features)):
-            length = math.ceil(length / 2)
-        self.reduce = nnx.Conv(stage_features[-1], head_features, (1,), rngs=rngs)
-        self.dropout = nnx.Dropout(dropout, rngs=rngs)
-        self.hidden = nnx.Linear(length * head_features + 2 * stage_features[-1], hidden, rngs=rngs)
         self.system = nnx.Linear(hidden, N_SYSTEMS, rngs=rngs)
         self.space_group = nnx.Linear(hidden, N_SPACE_GROUPS, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
         """Logits; ``x`` has shape (batch, n_inputs, 1)."""
-        x = nnx.relu(self.stem_norm(self.stem(x)))
-        for block in self.blocks:
-            x = block(x)
-        local = nnx.relu(self.reduce(x)).reshape(x.shape[0], -1)
-        features = jnp.concatenate([local, jnp.mean(x, axis=1), jnp.max(x, axis=1)], axis=-1)
-        h = self.dropout(nnx.relu(self.hidden(self.dropout(features))))
+        h = self.features(x)
         return {"system": self.system(h), "space_group": self.space_group(h)}
 
 
