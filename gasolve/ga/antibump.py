@@ -4,6 +4,11 @@ penalty = Σ_pairs max(0, 1 - d/d0)² over all atom pairs of the cell generated 
 with d the distance to the nearest image by rounding the fractional difference (exact for near-orthogonal
 cells, an upper bound otherwise). Images of one site that coincide (closer than ``SAME_POSITION`` Å) are one
 atom on a special position, not a clash.
+
+The sum is evaluated by the Numba kernels of :mod:`gasolve.scoring.antibump_kernels` over the distinct atoms
+of the cell, coinciding images weighted by their number, and, where the distance is invariant under the group,
+over one atom per site against the others; sites that hold the same coordinates in every model of a batch
+(no free coordinate) are expanded once per batch, and their pairs among themselves summed once.
 """
 
 from __future__ import annotations
@@ -11,9 +16,64 @@ from __future__ import annotations
 import numpy as np
 
 from gasolve.crystal import SpaceGroup, UnitCell
+from gasolve.scoring import antibump_kernels
 
 #: Images of one site closer than this (Å) are the same atom on a special position.
 SAME_POSITION = 1e-3
+
+
+def composition_table(rotations: np.ndarray, translations: np.ndarray) -> np.ndarray:
+    """Index of the operator i∘j (j applied first) for every pair, lattice translations ignored.
+
+    Parameters
+    ----------
+    rotations : ndarray, shape (n_ops, 3, 3)
+    translations : ndarray, shape (n_ops, 3)
+        Fractional.
+
+    Returns
+    -------
+    ndarray, shape (n_ops, n_ops), int64
+
+    Raises
+    ------
+    ValueError
+        If the operators are not closed under composition (not a space group modulo lattice translations).
+    """
+
+    def key(rotation, translation):
+        t = np.round(24.0 * (translation - np.floor(translation + 1e-9))).astype(int) % 24
+        return rotation.astype(int).tobytes() + t.tobytes()
+
+    index = {key(r, t): k for k, (r, t) in enumerate(zip(rotations, translations, strict=True))}
+    n_ops = len(rotations)
+    table = np.empty((n_ops, n_ops), dtype=np.int64)
+    for i in range(n_ops):
+        products = np.einsum("ij,kjl->kil", rotations[i], rotations)
+        shifted = np.einsum("ij,kj->ki", rotations[i], translations) + translations[i]
+        for j in range(n_ops):
+            found = index.get(key(products[j], shifted[j]))
+            if found is None:
+                raise ValueError("the symmetry operators are not closed under composition")
+            table[i, j] = found
+    return table
+
+
+def distance_is_invariant(metric: np.ndarray, rotations: np.ndarray) -> bool:
+    """Whether the rounded-difference distance is the same for every pair and its images under the group.
+
+    True when the axes are orthogonal, every rotation is a signed permutation of them (rounding commutes with
+    it) and every rotation keeps the metric (a cell that fits the group).
+    """
+    scale = np.sqrt(np.outer(np.diag(metric), np.diag(metric)))
+    off = metric - np.diag(np.diag(metric))
+    if np.any(np.abs(off) > 1e-12 * scale):
+        return False
+    signed_permutation = np.all(np.sum(np.abs(rotations), axis=2) == 1, axis=1)
+    if not np.all(signed_permutation):
+        return False
+    kept = np.einsum("kji,jl,klm->kim", rotations, metric, rotations)
+    return bool(np.all(np.abs(kept - metric) <= 1e-9 * scale))
 
 
 class AntiBump:
@@ -29,22 +89,107 @@ class AntiBump:
     """
 
     def __init__(self, cell: UnitCell, space_group: SpaceGroup, n_sites: int, distance: float):
-        self.metric = cell.metric
-        self.rotations = space_group.rotations.astype(float)
-        self.translations = space_group.translations
+        from gasolve.scoring.kernel_cache import ensure_cached
+
+        ensure_cached()  # run the machine code of Numba's cache, as every other process does
+        if distance <= 0:
+            raise ValueError(f"distance must be > 0 Å, got {distance}")
+        rotations = space_group.rotations.astype(float)
+        translations = np.asarray(space_group.translations, dtype=float)
+        identity = np.flatnonzero(
+            np.all(rotations == np.eye(3), axis=(1, 2))
+            & np.all(np.abs(translations - np.round(translations)) < 1e-9, 1)
+        )
+        if len(identity) != 1:
+            raise ValueError("the space group must hold the identity exactly once")
+        order = np.r_[identity, np.delete(np.arange(len(rotations)), identity)]  # the kernels want it first
+        self.metric = np.ascontiguousarray(cell.metric, dtype=float)
+        self.rotations = np.ascontiguousarray(rotations[order])
+        self.translations = np.ascontiguousarray(translations[order])
+        self.compose = composition_table(self.rotations, self.translations)
+        self.orbit = distance_is_invariant(self.metric, self.rotations)
         self.n_sites = n_sites
-        self.distance = distance
-        n_atoms = n_sites * len(self.rotations)
-        self.pairs = np.triu_indices(n_atoms, k=1)
-        site = np.repeat(np.arange(n_sites), len(self.rotations))
-        self.same_site = site[self.pairs[0]] == site[self.pairs[1]]
+        self.distance = float(distance)
+        self._fixed_key: bytes | None = None
+        self._fixed: tuple = ()
+
+    def _fixed_atoms(self, frac: np.ndarray, fixed: np.ndarray) -> tuple:
+        """The fixed sites' images and distinct atoms, and the penalty of their pairs among themselves, from frac
+        (n_sites, 3) of one model; kept for the next batch with the same fixed sites."""
+        key = fixed.tobytes() + frac[fixed].tobytes()
+        if key == self._fixed_key:
+            return self._fixed
+        n_fixed, n_ops = int(fixed.sum()), len(self.rotations)
+        images, labels = np.empty((n_fixed, n_ops, 3)), np.empty((n_fixed, n_ops), dtype=np.int64)
+        positions, weights = np.empty((n_fixed * n_ops, 3)), np.empty(n_fixed * n_ops)
+        sites, label_of = np.empty(n_fixed * n_ops, dtype=np.int64), np.empty(n_fixed * n_ops, dtype=np.int64)
+        n = antibump_kernels.distinct_images_batch(
+            np.ascontiguousarray(frac[fixed]), self.rotations, self.translations, self.compose, images, labels,
+            positions, weights, sites, label_of,
+        )  # fmt: skip
+        all_images = np.zeros((self.n_sites, n_ops, 3))
+        all_labels = np.zeros((self.n_sites, n_ops), dtype=np.int64)
+        all_images[fixed], all_labels[fixed] = images, labels
+        among = self._run(frac[None, fixed], np.ones(n_fixed, bool), _no_atoms(), 0.0)
+        atoms = (positions[:n].copy(), weights[:n].copy(), np.flatnonzero(fixed)[sites[:n]], label_of[:n].copy())
+        self._fixed = (atoms, all_images, all_labels, float(among[0]))
+        self._fixed_key = key
+        return self._fixed
+
+    def _run(self, frac, free, atoms, constant, images=None, labels=None) -> np.ndarray:
+        n_models, n_sites = frac.shape[:2]
+        if images is None:
+            images = np.empty((n_sites, len(self.rotations), 3))
+            labels = np.empty((n_sites, len(self.rotations)), dtype=np.int64)
+        positions, weights, sites, label_of = atoms
+        out = np.empty(n_models)
+        antibump_kernels.antibump_batch(
+            np.ascontiguousarray(frac, dtype=float),
+            np.ascontiguousarray(free, dtype=np.bool_),
+            self.rotations,
+            self.translations,
+            self.compose,
+            self.metric,
+            self.distance,
+            SAME_POSITION,
+            self.orbit,
+            positions,
+            weights,
+            sites,
+            label_of,
+            images,
+            labels,
+            float(constant),
+            out,
+        )
+        return out
 
     def __call__(self, genomes: np.ndarray) -> np.ndarray:
+        """Penalty of every model.
+
+        Parameters
+        ----------
+        genomes : ndarray, shape (n_models, 3 n_sites)
+            Fractional coordinates, flattened per model.
+
+        Returns
+        -------
+        ndarray, shape (n_models,)
+            NaN for a model with a non-finite coordinate.
+        """
+        genomes = np.asarray(genomes, dtype=float)
+        if genomes.ndim != 2 or genomes.shape[1] != 3 * self.n_sites:
+            raise ValueError(f"genomes must have shape (n_models, {3 * self.n_sites}), got {genomes.shape}")
         frac = genomes.reshape(len(genomes), self.n_sites, 3)
-        images = np.einsum("sij,mnj->mnsi", self.rotations, frac) + self.translations  # (m, n_sites, n_ops, 3)
-        atoms = images.reshape(len(genomes), -1, 3)
-        delta = atoms[:, self.pairs[0]] - atoms[:, self.pairs[1]]
-        delta -= np.round(delta)
-        d = np.sqrt(np.einsum("mpi,ij,mpj->mp", delta, self.metric, delta))
-        clash = np.maximum(0.0, 1.0 - d / self.distance) ** 2
-        return np.sum(np.where(self.same_site & (d < SAME_POSITION), 0.0, clash), axis=1)
+        if not len(frac):
+            return np.empty(0)
+        fixed = np.all(frac == frac[:1], axis=(0, 2)) & np.all(np.isfinite(frac[0]), axis=1)
+        if len(frac) == 1 or not fixed.any():
+            return self._run(frac, np.ones(self.n_sites, bool), _no_atoms(), 0.0)
+        atoms, images, labels, among = self._fixed_atoms(frac[0], fixed)
+        return self._run(frac, ~fixed, atoms, among, images, labels)
+
+
+def _no_atoms() -> tuple:
+    """An empty set of fixed atoms (positions, weights, sites, labels)."""
+    return np.empty((0, 3)), np.empty(0), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)

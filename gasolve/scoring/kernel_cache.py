@@ -22,11 +22,11 @@ _ready = False
 
 def _dispatchers() -> list:
     """The batched kernels the scorer calls (Numba dispatchers with an on-disk cache)."""
-    from gasolve.scoring import kernels, occupancy_kernels
+    from gasolve.scoring import antibump_kernels, kernels, occupancy_kernels
 
     return [
         getattr(module, name)
-        for module in (kernels, occupancy_kernels)
+        for module in (kernels, occupancy_kernels, antibump_kernels)
         for name in sorted(vars(module))
         if name.endswith("_batch") and hasattr(getattr(module, name), "_cache")
     ]
@@ -96,6 +96,11 @@ def compile_kernels() -> None:
         scorer.rwp_and_gradient(frac)
         scorer.intensities(frac)
         scorer.profiles(frac)
+    from gasolve.ga.antibump import AntiBump
+
+    bump = AntiBump(structure.cell, structure.space_group, 2, 1.6)  # with and without fixed sites
+    bump(frac.reshape(3, 6))
+    bump(np.tile(frac[:1].reshape(1, 6), (2, 1)))
 
 
 if __name__ == "__main__":
