@@ -535,18 +535,19 @@ def _candidates(normalizer: Normalizer, ref_frac, mod_frac, groups, metric):
     projector = np.linalg.solve(free.T @ metric @ free, free.T @ metric)
     ref_index, mod_index = min(groups, key=lambda group: len(group[0]))
     anchor = ref_frac[ref_index[0]]
+    spacing = float((1.0 / np.sqrt(np.diag(np.linalg.inv(metric)))).min())
     starts = []
     for linear, shift in zip(normalizer.linear, normalizer.shifts, strict=True):
         moved = mod_frac @ linear.T
         vectors, _ = _min_image(moved[mod_index] + shift - anchor, metric)
-        for vector in vectors:
-            start = shift - free @ (projector @ vector)
-            aligned = moved + start
-            score = 0.0
-            for r_index, m_index in groups:
-                _, lengths = _min_image(aligned[m_index][None, :, :] - ref_frac[r_index][:, None, :], metric)
-                score += lengths.min(axis=1).sum()
-            starts.append((score, linear, start))
+        shifts = shift - (vectors @ projector.T) @ free.T  # (n_starts, 3)
+        # Score every start at once: squared distance of each model atom to its nearest reference atom.
+        score = np.zeros(len(shifts))
+        for r_index, m_index in groups:
+            points = (moved[m_index][None, :, :] + shifts[:, None, :]).reshape(-1, 3)
+            d2, _ = _nearest(points, ref_frac[r_index], metric, spacing, want_vector=False)
+            score += d2.reshape(len(shifts), -1).sum(axis=1)
+        starts.extend((float(value), linear, start) for value, start in zip(score, shifts, strict=True))
     # Refine the most promising starts, in enumeration order so that ties keep the plain, unshifted choice.
     keep = sorted(np.argsort([score for score, _, _ in starts], kind="stable")[:_N_REFINE])
     return [starts[i][1:] for i in keep]

@@ -381,3 +381,196 @@ def test_cli_bad_input_raises_input_error(tmp_path, capsys):
         run_cli([EXAMPLES / "K4PbO4.cif", reference], capsys)
     with pytest.raises(InputError, match="tolerance"):
         run_cli([reference, reference, "--tolerance", "-1"], capsys)
+
+
+# --- every space group: equivalent and non-equivalent copies against pymatgen's StructureMatcher ----------------
+
+#: Small real structures (tests/data) in many groups: (path under the data folder, polar axes of the setting).
+MATCHER_CASES = [
+    ("cif/aflow-prototypes/214_A2B_aP6_2_2i_i.cif", ""),  # P-1
+    ("cif/aflow-prototypes/117_A2B_mP12_14_2e_e.cif", ""),  # P2_1/c
+    ("cif/aflow-prototypes/270_A3BC_mC10_8_ab_a_a.cif", "xz"),  # Cm, a and b 0.2 % apart: no a <-> b
+    ("cif/aflow-prototypes/098_A2B_oP12_19_2a_a.cif", ""),  # P2_12_12_1, chiral
+    ("cif/aflow-prototypes/086_AB3C4_oP16_31_a_ab_2ab.cif", "z"),  # Pmn2_1
+    ("cif/aflow-prototypes/130_A3BC_tP5_99_bc_a_b.cif", "z"),  # P4mm
+    ("cif/aflow-prototypes/155_AB_tP16_84_cej_k.cif", ""),  # P4_2/m
+    ("cif/aflow-prototypes/091_ABC3_hR10_161_a_a_b.cif", "z"),  # R3c, hexagonal axes
+    ("cif/aflow-prototypes/153_A3B_hP24_151_3c_2a.cif", ""),  # P3_112, chiral
+    ("cif/aflow-prototypes/206_AB_hP12_186_a2b_a2b.cif", "z"),  # P6_3mc
+    ("derived/mp-554236_Ca5P3ClO12.cif", ""),  # P6_3/m, chlorapatite
+    ("cif/aflow-prototypes/216_ABC_cP12_198_a_a_a.cif", ""),  # P2_13, chiral
+    ("cif/aflow-prototypes/097_A5B8_cI52_217_ce_cg.cif", ""),  # I-43m
+    ("cif/aflow-prototypes/028_A2BC4_cF56_227_d_a_e.cif", ""),  # Fd-3m, origin choice 1
+]
+
+
+def normalizer_symmops(structure: Structure) -> list:
+    """Operations that relate equivalent descriptions, built without gasolve's normaliser: PyXtal's coset
+    representatives of the Euclidean normaliser (ITA tables, standard settings) as pymatgen SymmOps, kept where
+    pymatgen finds the cell's metric unchanged and gemmi finds the structure's operators mapped onto themselves
+    (this drops the axis permutations that PyXtal lists for every cell of a family)."""
+    from pymatgen.core import Lattice
+    from pymatgen.core.operations import SymmOp
+    from pyxtal.symmetry import Group
+
+    lattice = Lattice.from_parameters(*structure.cell.parameters)
+    ops = structure.space_group.gemmi.operations()
+    expected = sorted(op.triplet() for op in ops)
+    kept = []
+    for triplet in Group(structure.space_group.number).get_alternatives()["Coset Representative"]:
+        op = SymmOp.from_xyz_str(triplet)
+        moved = Lattice(op.rotation_matrix.T @ lattice.matrix)
+        if not (
+            np.allclose(moved.abc, lattice.abc, rtol=1e-4) and np.allclose(moved.angles, lattice.angles, atol=0.01)
+        ):
+            continue
+        move = gemmi.Op(triplet.replace(" ", ""))
+        if sorted((move * op_ * move.inverse()).wrap().triplet() for op_ in ops) == expected:
+            kept.append(op)
+    return kept
+
+
+def symmetric_displacements(structure: Structure, sizes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random displacements (fractional, one per site) that keep every site on its Wyckoff position: a random
+    vector averaged over the site's stabiliser, scaled to ``sizes`` Å (0 for a site without free coordinates)."""
+    group, metric = structure.space_group, structure.cell.metric
+    out = np.zeros((structure.n_sites, 3))
+    for i, x in enumerate(structure.frac):
+        images = np.einsum("kij,j->ki", group.rotations, x) + group.translations
+        fixed = np.all(np.abs(wrap(images - x)) < 1e-4, axis=1)
+        direction = group.rotations[fixed].mean(axis=0) @ rng.normal(size=3)
+        length = np.sqrt(direction @ metric @ direction)
+        if length > 1e-6:
+            out[i] = direction * sizes[i] / length
+    return out
+
+
+def matcher_verdicts(model: Structure, reference: Structure) -> tuple[bool, bool, float, float]:
+    """StructureMatcher (ltol 0.2, angle_tol 5, primitive_cell and scale off) at stol 0.3 and at the stol that is
+    0.3 Å; with the normalisation length (V/n)^(1/3) and the largest distance (Å) of the best-RMS mapping."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    ours, theirs = to_pymatgen(model), to_pymatgen(reference)
+    scale = (reference.cell.volume / len(theirs)) ** (1 / 3)
+    settings = {"ltol": 0.2, "angle_tol": 5, "primitive_cell": False, "scale": False}
+    relative = StructureMatcher(stol=0.3, **settings).fit(ours, theirs)
+    absolute = StructureMatcher(stol=0.3 / scale, **settings).fit(ours, theirs)
+    loose = StructureMatcher(stol=2.0, **settings).get_rms_dist(ours, theirs)
+    return relative, absolute, scale, (np.inf if loose is None else loose[1] * scale)
+
+
+#: StructureMatcher takes 8-10 s on the two larger cubic cells (48 lattice mappings): slow tests.
+SLOW_MATCHER_CASES = {
+    "cif/aflow-prototypes/097_A5B8_cI52_217_ce_cg.cif",
+    "cif/aflow-prototypes/028_A2BC4_cF56_227_d_a_e.cif",
+}
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        pytest.param(
+            path, id=Path(path).stem.split("_")[0], marks=[pytest.mark.slow] if path in SLOW_MATCHER_CASES else []
+        )
+        for path, _ in MATCHER_CASES
+    ],
+)
+def test_equivalent_and_perturbed_copies_get_the_verdict_and_distances_of_structure_matcher(relative):
+    from conftest import data_path
+
+    polar = dict(MATCHER_CASES)[relative]
+    reference = read_cif(data_path(relative))
+    rng = np.random.default_rng(sum(map(ord, relative)))
+    symmops = normalizer_symmops(reference)
+    assert len(symmops) >= 2  # at least one operation besides the identity
+    chosen = [symmops[0], *(symmops[i] for i in rng.choice(np.arange(1, len(symmops)), 2))]
+    movable = np.flatnonzero(
+        np.linalg.norm(symmetric_displacements(reference, np.ones(reference.n_sites), rng), axis=1)
+    )
+    for k, op in enumerate(chosen):
+        sizes = rng.uniform(0.0, 0.08, reference.n_sites)
+        noise = symmetric_displacements(reference, sizes, rng)
+        sizes = np.sqrt(np.einsum("ni,ij,nj->n", noise, reference.cell.metric, noise))
+        if k == len(chosen) - 1 and len(movable):  # a non-equivalent copy: one site 0.5 Å away
+            site = rng.choice(movable)
+            noise[site] = symmetric_displacements(reference, np.full(reference.n_sites, 0.5), rng)[site]
+            sizes[site] = 0.5
+        frac = op.operate_multi(reference.frac + noise)
+        frac[:, ["xyz".index(axis) for axis in polar]] += rng.random(len(polar))  # the origin floats
+        model, _ = permuted_within_elements(reference.with_frac(np.mod(frac, 1.0)), rng)
+        comparison = compare_structures(model, reference)
+        relative_fit, absolute_fit, scale, largest = matcher_verdicts(model, reference)
+        assert abs(0.3 * scale - sizes.max()) > 0.05  # no verdict sits on the tolerance
+        assert comparison.solved(0.3 * scale) == relative_fit, (op.as_xyz_str(), comparison.max_distance, scale)
+        assert comparison.solved(0.3) == absolute_fit, (op.as_xyz_str(), comparison.max_distance)
+        assert comparison.max_distance == pytest.approx(largest, abs=0.01), op.as_xyz_str()
+        if not polar:  # no floating origin, so the distances are the displacements themselves
+            np.testing.assert_allclose(comparison.site_distances, sizes, atol=1e-6)
+        assert comparison.solved(0.3) == (sizes.max() < 0.3)
+    # One atom of the whole cell moved 0.5 Å (a P1 model): neither calls it the same structure at 0.3 Å. The origin
+    # of a P1 model floats in 3D, so both remove the mean displacement: the atom is left (1 - 1/n) 0.5 Å away.
+    full = in_p1(reference)
+    frac = full.frac.copy()
+    frac[0] = displace(frac[:1], np.array([0.5]), rng, reference.cell.metric)[0]
+    model = full.with_frac(np.mod(symmops[-1].operate_multi(frac), 1.0))
+    comparison = compare_structures(model, reference)
+    _, absolute_fit, _, largest = matcher_verdicts(model, reference)
+    assert not comparison.solved(0.3) and not absolute_fit
+    assert comparison.max_distance == pytest.approx(0.5 * (1.0 - 1.0 / len(frac)), abs=1e-6)
+    assert comparison.max_distance == pytest.approx(largest, abs=0.01)
+
+
+def test_apatite_mirror_image_is_the_same_structure():
+    """The issue's apatite case: the description related by the mirror x <-> y of P6/mmm, which origin shifts and
+    inversion cannot reach (3 of 7 sites within 0.3 Å before), matches with the displacements alone."""
+    from conftest import data_path
+    from pymatgen.core import Lattice
+
+    reference = read_cif(data_path("derived/mp-554236_Ca5P3ClO12.cif"))
+    rng = np.random.default_rng(176)
+    sizes = rng.uniform(0.0, 0.03, reference.n_sites)
+    noise = symmetric_displacements(reference, sizes, rng)
+    sizes = np.sqrt(np.einsum("ni,ij,nj->n", noise, reference.cell.metric, noise))
+    mirror = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]])
+    model = reference.with_frac(np.mod((reference.frac + noise) @ mirror.T, 1.0))
+    comparison = compare_structures(model, reference)
+    np.testing.assert_allclose(comparison.site_distances, sizes, atol=1e-6)
+    assert comparison.solved(0.3)
+    assert not np.allclose(np.abs(comparison.transformation), np.eye(3))  # an axis change was needed
+    # Origin shifts and inversion alone leave sites far away (nearest same-element atom, pymatgen's distances).
+    lattice = Lattice.from_parameters(*reference.cell.parameters)
+    ref_elements, ref_frac, _, _, _ = reference.expand()
+    mod_elements, mod_frac, _, _, _ = model.expand()
+    for shift, inverted in zip(
+        *(lambda a: (a.shifts, a.inverted))(origin_alignments(reference.space_group)), strict=True
+    ):
+        moved = (-mod_frac if inverted else mod_frac) + shift
+        distances = lattice.get_all_distances(moved, ref_frac)
+        same = np.array(mod_elements)[:, None] == np.array(ref_elements)[None, :]
+        assert np.where(same, distances, np.inf).min(axis=1).max() > 0.3
+    _, absolute_fit, _, largest = matcher_verdicts(model, reference)
+    assert absolute_fit and largest == pytest.approx(comparison.max_distance, abs=0.01)
+    aligned = aligned_model(model, comparison)
+    assert aligned.space_group == reference.space_group  # the mirror normalises P6_3/m: the model keeps its group
+    np.testing.assert_allclose(compare_structures(aligned, reference).transformation, np.eye(3))
+
+
+def test_batched_site_distances_use_the_axis_changes_too():
+    from conftest import data_path
+
+    reference = read_cif(data_path("derived/mp-554236_Ca5P3ClO12.cif"))
+    rng = np.random.default_rng(5)
+    sizes = rng.uniform(0.0, 0.4, (20, reference.n_sites))
+    mirror = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]])
+    population = np.empty((20, reference.n_sites, 3))
+    for m in range(20):
+        noise = symmetric_displacements(reference, sizes[m], rng)
+        sizes[m] = np.sqrt(np.einsum("ni,ij,nj->n", noise, reference.cell.metric, noise))  # 0 on fixed sites
+        population[m] = np.mod((reference.frac + noise) @ mirror.T + [0.0, 0.0, 0.5 * (m % 2)], 1.0)
+    group, cell = reference.space_group, reference.cell
+    distances = site_distances_batch(population, reference, group, cell, reference.elements)
+    # Nearest-atom distances can only be shorter than the displacements; for most sites they are equal.
+    assert np.all(distances <= sizes + 2e-5)
+    assert np.mean(np.abs(distances - sizes) < 2e-5) > 0.9
+    labels = labels_within(population, reference, group, cell, reference.elements, 0.3)
+    assert np.all(labels[sizes <= 0.3])
