@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 #: Real structures and measured patterns shared by the project (see ../shared/data/README.md).
@@ -46,3 +49,40 @@ def shared_data() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"large data set kept in ../shared/data, which this checkout lacks (no folder {SHARED})")
     return SHARED
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON (a non-finite number was written)")
+
+
+def strict_json(source: str | Path) -> Any:
+    """Parse JSON text (or the file at a path) as a strict reader would: NaN and ±Infinity raise ValueError."""
+    text = source.read_text(encoding="utf-8") if isinstance(source, Path) else source
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def read_image(path: Path, min_size: tuple[int, int] = (400, 300)) -> np.ndarray:
+    """Pixels of a PNG read back with matplotlib, after checking its size and that it is not blank.
+
+    Parameters
+    ----------
+    path : Path
+        PNG file.
+    min_size : tuple of int
+        Least (width, height) in pixels.
+
+    Returns
+    -------
+    ndarray, shape (height, width, channels)
+        RGB(A) values in [0, 1].
+    """
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(path)
+    assert pixels.ndim == 3 and pixels.shape[2] in (3, 4), f"{path}: not an RGB(A) image, shape {pixels.shape}"
+    height, width = pixels.shape[:2]
+    assert width >= min_size[0] and height >= min_size[1], f"{path}: {width} x {height} pixels"
+    grey = pixels[..., :3].mean(axis=2)
+    assert grey.std() > 0.02, f"{path} is blank (pixel standard deviation {grey.std():.4f})"
+    assert (grey < 0.5).mean() > 0.002, f"{path} has almost nothing drawn on it"
+    return pixels

@@ -31,7 +31,7 @@ from nnselect.input_pipeline import (
     split_indices,
 )
 from nnselect.models import MODELS, count_parameters, create_model, eval_mode, train_mode
-from nnselect.train import loss_value, predict, train_and_evaluate, train_step
+from nnselect.train import evaluate, loss_value, predict, train_and_evaluate, train_step
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TINY_RESIDUAL = {"stem_features": 8, "stage_features": [8, 16], "head_features": 4, "hidden": 16, "dropout": 0.1}
@@ -281,10 +281,30 @@ def test_train_and_evaluate_writes_metrics_and_checkpoints_deterministically(dat
     assert len(first["epochs"][0]["validation"]["accuracy"]) == 9
     written = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert written["epochs"][1]["train_loss"] == first["epochs"][1]["train_loss"]
-    _, meta = checkpoint.load(tmp_path / "a" / "last.msgpack")
+    last, meta = checkpoint.load(tmp_path / "a" / "last.msgpack")
     assert meta.scale == first["scale"] and meta.label_radius == 0.1 and meta.n_sites == 9
-    assert meta.config["split"] == "run"
-    assert (tmp_path / "a" / "checkpoint.msgpack").is_file()
+    assert meta.config["split"] == "run" and meta.info["epoch"] == 2
+    # The best-validation checkpoint: the epoch of lowest validation loss, and scored afresh on the held-out
+    # run it gives back the loss recorded for that epoch.
+    losses = [epoch["validation"]["loss"] for epoch in first["epochs"]]
+    best, best_meta = checkpoint.load(tmp_path / "a" / "checkpoint.msgpack")
+    assert first["best_epoch"] == best_meta.info["epoch"] == 1 + int(np.argmin(losses))
+    data = load_dataset(dataset_dir)
+    labels = data.labels(config.label_radius)
+    held_out = np.flatnonzero(np.isin(data.seed, first["dataset"]["validation_seeds"]))
+    assert len(held_out) == first["dataset"]["n_validation"] == 48
+    inputs = best_meta.profile_inputs(build_problem(data.manifest, data.directory))
+    weight = np.array(first["positive_weight"], np.float32)
+    again = evaluate(best, inputs, data.frac, labels, held_out, config, weight)
+    assert again["loss"] == pytest.approx(min(losses), rel=1e-5)
+    # both checkpoints predict probabilities, identically from the identical second run
+    for name, model in (("checkpoint.msgpack", best), ("last.msgpack", last)):
+        p = predict(model, inputs, data.frac[:20], batch_size=8)
+        assert p.shape == (20, 9) and np.all((p >= 0) & (p <= 1)) and p.std() > 0
+        repeat, _ = checkpoint.load(tmp_path / "b" / name)
+        np.testing.assert_array_equal(predict(repeat, inputs, data.frac[:20], batch_size=8), p)
+    same = np.array_equal(predict(best, inputs, data.frac, 16), predict(last, inputs, data.frac, 16))
+    assert same == (first["best_epoch"] == 2)
 
 
 def test_checkpoint_round_trip_gives_identical_predictions(dataset_dir, problem, tmp_path):
