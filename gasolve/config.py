@@ -445,6 +445,8 @@ def _structure(table: _Table) -> StructureSpec:
         )
     with table.blame("space_group"):
         space_group = SpaceGroup.from_symbol(symbol)
+    with table.blame("cell"):
+        space_group.check_cell(cell)
     given = table.get("sites")
     if not isinstance(given, list) or not given:
         raise table.error("sites", f"expected a non-empty list of element symbols, got {_describe(given)}")

@@ -136,7 +136,9 @@ def build_evaluator(
             return settings.antibump_weight * bump(genomes)
 
     fixed = (
-        memetic.origin_fixing_genes(scorer.problem.space_group, scorer.problem.elements)
+        memetic.origin_fixing_genes(
+            scorer.problem.space_group, scorer.problem.elements, getattr(scorer, "site_map", None)
+        )
         if settings.fix_origin
         else None
     )

@@ -260,10 +260,22 @@ def test_round_trip_notices_a_change(folder):
     assert load_run_config(write(folder, edit(VALID, '"P-1"', '"P1"'), "other.toml")) != config
 
 
-@pytest.mark.parametrize("symbol", ["P21/c", "Fd-3m", "Fd-3m:1", "R-3", "R-3:R", "Pnma", "P 1 1 21/b", "I41/amd"])
-def test_space_group_settings_round_trip(folder, symbol):
+@pytest.mark.parametrize(
+    ("symbol", "cell"),
+    [
+        ("P21/c", "[7, 8, 9, 90, 100, 90]"),
+        ("Fd-3m", "[7, 7, 7, 90, 90, 90]"),
+        ("Fd-3m:1", "[7, 7, 7, 90, 90, 90]"),
+        ("R-3", "[7, 7, 9, 90, 90, 120]"),
+        ("R-3:R", "[7, 7, 7, 80, 80, 80]"),
+        ("Pnma", "[7, 8, 9, 90, 90, 90]"),
+        ("P 1 1 21/b", "[7, 8, 9, 90, 90, 100]"),
+        ("I41/amd", "[7, 7, 9, 90, 90, 90]"),
+    ],
+)
+def test_space_group_settings_round_trip(folder, symbol, cell):
     text = edit(VALID, 'space_group = "P-1"', f'space_group = "{symbol}"')
-    text = edit(text, "cell = [6.6007, 6.6089, 9.9143, 80.247, 71.675, 67.325]", "cell = [7, 7, 7, 80, 80, 80]")
+    text = edit(text, "cell = [6.6007, 6.6089, 9.9143, 80.247, 71.675, 67.325]", f"cell = {cell}")
     config = load_run_config(write(folder, text))
     again = load_run_config(write(folder, resolved_toml(config), "resolved.toml"))
     assert again.structure.space_group.hall == SpaceGroup.from_symbol(symbol).hall

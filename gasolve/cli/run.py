@@ -53,9 +53,10 @@ def run(args: argparse.Namespace) -> int:
     from gasolve import __version__
     from gasolve.config import load_observed, load_run_config, write_resolved
     from gasolve.crystal import read_cif, write_cif
+    from gasolve.crystal.origin import held_coordinates, origin_fixing_slots
     from gasolve.errors import InputError
     from gasolve.io.checkpoint import read_checkpoint, write_checkpoint
-    from gasolve.io.run_outputs import write_history, write_json
+    from gasolve.io.run_outputs import site_records, write_history, write_json
     from gasolve.refine import coordinate_esds, refine_coordinates
     from gasolve.scoring.build import build_scorer
     from gasolve.solve import Judge, final_candidates, iterate, model_structure, template_structure
@@ -187,7 +188,11 @@ def run(args: argparse.Namespace) -> int:
 
     state = current.state
     candidates, _ = final_candidates(state, 5)
-    refinements = [refine_coordinates(scorer, genome.reshape(-1, 3)) for genome in candidates]
+    # The origin of a polar group is held where the search put it (the heaviest atom along the polar directions).
+    held = origin_fixing_slots(
+        problem.space_group, problem.elements, getattr(getattr(scorer, "site_map", None), "matrix", None)
+    )
+    refinements = [refine_coordinates(scorer, genome.reshape(-1, 3), fixed=held) for genome in candidates]
     best = min(refinements, key=lambda r: r.rwp_after)
     best = dataclasses.replace(best, frac=getattr(scorer, "project", site_map.project)(best.frac[None])[0])
     wyckoff = None
@@ -206,7 +211,11 @@ def run(args: argparse.Namespace) -> int:
         if wyckoff is not None:  # only the free coordinates of the positions found, for the esds and the fit
             scorer = MappedScorer(base, settled.site_map(structure_spec.space_group))
         special_positions = settled.report([site.label for site in structure.sites])
-    esd = coordinate_esds(scorer, best.frac)
+    final_map = getattr(scorer, "site_map", None)
+    origin_slots = origin_fixing_slots(problem.space_group, problem.elements, getattr(final_map, "matrix", None))
+    esd = coordinate_esds(scorer, best.frac, origin_fixed=origin_slots)
+    held_xyz = held_coordinates(origin_slots, getattr(final_map, "matrix", None))
+    sites_summary = site_records(structure, esd, wyckoff or getattr(final_map, "labels", None), held_xyz)
     fit = scorer.profiles(best.frac[None])
     from gasolve.diffraction.fit_metrics import bragg_r, fit_metrics
     from gasolve.diffraction.profile import peak_positions
@@ -224,7 +233,8 @@ def run(args: argparse.Namespace) -> int:
         out / "best.cif",
         comments=[
             f"gasolve {__version__}: Rwp {best.rwp_after:.5f} after refinement, seed {settings.seed}",
-            "coordinate esds from the least-squares normal matrix (profile, B and cell fixed)",
+            "coordinate esds from the least-squares normal matrix (profile, B and cell fixed); none where the "
+            "coordinate holds the origin of a polar group or the data leave it undetermined",
         ],
         esd=esd,
         wyckoff=wyckoff,
@@ -238,6 +248,8 @@ def run(args: argparse.Namespace) -> int:
         "chi2": metrics.chi2,
         "r_bragg": r_bragg,
         "coordinate_esd": esd.tolist(),
+        "sites": sites_summary,
+        "origin_fixed_by": [f"{s['label']} {axis}" for s in sites_summary for axis in s["origin_fixed"]],
         "evaluations": state.evaluations,
         "generations": state.generation,
         "wall_seconds": current.seconds,

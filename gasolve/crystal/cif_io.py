@@ -84,24 +84,37 @@ def _space_group(small: gemmi.SmallStructure, source: str) -> gemmi.SpaceGroup:
     return gemmi.find_spacegroup_by_name("P 1")
 
 
-def with_esd(value: float, esd: float, decimals_plain: int = 6) -> str:
+def with_esd(value: float, esd: float | None, decimals_plain: int = 6, min_decimals: int = 0) -> str:
     """A number with its standard uncertainty in the last digits, 0.18820(12) or 12.30(4) (IUCr convention: two
-    digits when the first would be 1); plain (``decimals_plain`` decimals) when the esd is 0 or negligible."""
+    digits when the first would be 1).
+
+    Plain, with ``decimals_plain`` decimals, when the esd is 0 (fixed by symmetry), absent (None or NaN: not
+    determined, e.g. the coordinate that holds the origin of a polar group) or negligible: a value is never
+    rounded to an undefined esd. ``min_decimals`` keeps at least that many decimals, the esd then written in
+    units of the last one (0.50000(30)), so that a file carries the value to that precision whatever its esd.
+    """
     import math
 
-    if not math.isfinite(esd) or esd <= 1e-9 * max(1.0, abs(value)):
+    if esd is None or not math.isfinite(esd) or esd <= 1e-9 * max(1.0, abs(value)):
         return f"{value:.{decimals_plain}f}"
     decimals = -math.floor(math.log10(esd))
     if esd * 10**decimals < 2:  # two digits when the first is 1 (0.00012 -> (12)), else one (0.0003 -> (3))
         decimals += 1
-    decimals = max(decimals, 0)
+    decimals = max(decimals, 0, min_decimals)
     return f"{value:.{decimals}f}({round(esd * 10**decimals)})"
+
+
+COORDINATE_DECIMALS = 5
+"""Fractional coordinates keep at least this many decimals in a CIF (1e-4 Å in a 10 Å cell), so that a file read
+back gives the refined model to 5e-6 whatever the esd."""
 
 
 def format_cif(structure: Structure, comments: list[str] | None = None, esd=None, wyckoff=None) -> str:
     """CIF text for ``structure`` (independent atoms with their space-group operators).
 
-    ``esd`` (n_sites, 3), optional: standard uncertainties of the fractional coordinates, written as 0.1882(3).
+    ``esd`` (n_sites, 3), optional: standard uncertainties of the fractional coordinates, written as 0.18820(30);
+    a coordinate whose esd is 0 (fixed by symmetry) or NaN (not determined, or holding the origin) is written
+    plain with 6 decimals.
     ``wyckoff`` (n_sites labels such as "4c"), optional: adds ``_atom_site_symmetry_multiplicity`` (the distinct
     positions each site generates) and ``_atom_site_Wyckoff_symbol`` (the letter) to the atom loop.
     """
@@ -132,7 +145,7 @@ def format_cif(structure: Structure, comments: list[str] | None = None, esd=None
             gemmi.cif.quote(site.label),
             site.element,
             *(
-                f"{x:.6f}" if esd is None else with_esd(x, e)
+                f"{x:.6f}" if esd is None else with_esd(x, e, min_decimals=COORDINATE_DECIMALS)
                 for x, e in zip(site.frac, (0, 0, 0) if esd is None else esd[i], strict=True)
             ),
             f"{site.occupancy:.4f}",

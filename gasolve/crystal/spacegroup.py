@@ -6,6 +6,7 @@ hand. An operator maps fractional coordinates as x' = R x + t.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import gemmi
@@ -13,10 +14,32 @@ import numpy as np
 
 from gasolve.errors import InputError
 
+_EXAMPLES = (
+    "a Hermann-Mauguin symbol in any common spelling ('P2_1/c', 'P 21/c', 'P121/c1', 'P 1 21/n 1', 'Pbnm', "
+    "'R-3m:H', 'R3:R', 'Fd-3m:1'), a Hall symbol ('-P 2ybc'), or a number 1-230"
+)
+
+
+def _spellings(text: str) -> list[str]:
+    """The ways a user's symbol may be meant: as written; screw axes as 2_1 or 6(3) written 21 and 63 (pymatgen's
+    and some papers' spellings), a Unicode minus as '-'."""
+    plain = text.replace("\u2212", "-").replace("\u2013", "-")
+    screws = re.sub(r"_\{?(\d)\}?", r"\1", re.sub(r"(\d)\((\d)\)", r"\1\2", plain))
+    return list(dict.fromkeys([text, plain, screws]))
+
+
+def _from_hall(text: str) -> gemmi.SpaceGroup | None:
+    try:
+        return gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(text))
+    except (RuntimeError, ValueError):
+        return None
+
 
 def _lookup(symbol_or_number: str | int) -> gemmi.SpaceGroup:
+    """The gemmi space group of a number, a Hermann-Mauguin symbol (gemmi's table of settings, several spellings
+    tried) or a Hall symbol (gemmi's Hall parser; a leading ``Hall:`` forces that reading)."""
     if isinstance(symbol_or_number, bool):
-        raise InputError(f"space group must be a Hermann-Mauguin symbol or a number 1-230, got {symbol_or_number!r}")
+        raise InputError(f"space group must be {_EXAMPLES}; got {symbol_or_number!r}")
     if isinstance(symbol_or_number, int):
         if not 1 <= symbol_or_number <= 230:
             raise InputError(f"space group number must be 1-230, got {symbol_or_number}")
@@ -25,18 +48,32 @@ def _lookup(symbol_or_number: str | int) -> gemmi.SpaceGroup:
         text = str(symbol_or_number).strip()
         if text.isdigit():
             return _lookup(int(text))
-        found = gemmi.find_spacegroup_by_name(text)
+        found = None
+        if text.lower().startswith("hall:"):
+            found = _from_hall(text[5:].strip())
+        else:
+            for spelling in _spellings(text):
+                found = gemmi.find_spacegroup_by_name(spelling)
+                if found is not None:
+                    break
+            if found is None:
+                found = _from_hall(text)
     if found is None:
-        raise InputError(
-            f"unknown space group {symbol_or_number!r}; expected a Hermann-Mauguin symbol such as 'P-1', "
-            "'P21/c', 'Pnma', 'Fd-3m:2', or a number 1-230"
-        )
-    if ":" not in str(symbol_or_number) and found.ext == "1":
+        raise InputError(f"unknown space group {symbol_or_number!r}; expected {_EXAMPLES}")
+    if ":" not in str(symbol_or_number) and found.ext == "1" and not _is_hall(symbol_or_number, found):
         # Prefer origin choice 2 (origin at an inversion centre) where ITA offers two; give ':1' to override.
         second = gemmi.find_spacegroup_by_name(found.hm + ":2")
         if second is not None:
             found = second
     return found
+
+
+def _is_hall(symbol: str | int, found: gemmi.SpaceGroup) -> bool:
+    """Whether ``symbol`` was read as a Hall symbol (which names one origin, so no origin choice is applied)."""
+    text = str(symbol).strip()
+    return text.lower().startswith("hall:") or (
+        all(gemmi.find_spacegroup_by_name(s) is None for s in _spellings(text)) and not text.isdigit()
+    )
 
 
 @dataclass(frozen=True)
@@ -134,6 +171,51 @@ class SpaceGroup:
     def crystal_system(self) -> str:
         return gemmi.find_spacegroup_by_number(self.number).crystal_system_str()
 
+    def symmetrized_metric(self, metric: np.ndarray) -> np.ndarray:
+        """The part of a direct metric tensor (3, 3) that the group's rotations leave invariant: the mean of
+        Rᵀ G R over the point group (a metric compatible with the group satisfies Rᵀ G R = G for every R)."""
+        rotations = self.primitive_rotations.astype(float)
+        return np.einsum("sji,jk,skl->il", rotations, np.asarray(metric, dtype=float), rotations) / len(rotations)
+
+    def metric_constraints(self) -> list[str]:
+        """The relations among cell parameters the group's rotations impose, as text ("a = b", "gamma = 120"),
+        read off the symmetrized metric of a generic cell (no table)."""
+        generic = _parameters(self.symmetrized_metric(_metric((1.0, 1.3, 1.7, 80.0, 95.0, 110.0))))
+        lengths, angles = generic[:3], generic[3:]
+        relations: list[str] = []
+        for names in (("a", "b", "c"), ("a", "b"), ("b", "c"), ("a", "c")):
+            values = [lengths["abc".index(n)] for n in names]
+            if np.ptp(values) < 1e-9 and not any(set(names) < set(r.split(" = ")) for r in relations):
+                relations.append(" = ".join(names))
+        angle_names = ("alpha", "beta", "gamma")
+        special = {name: value for name, value in zip(angle_names, angles, strict=True)}
+        equal = [n for n in angle_names if abs(special[n] - special["alpha"]) < 1e-9]
+        if len(equal) == 3 and abs(special["alpha"] - 90.0) > 1e-6:
+            relations.append("alpha = beta = gamma")
+        else:
+            for name in angle_names:
+                for value in (90.0, 120.0):
+                    if abs(special[name] - value) < 1e-6:
+                        relations.append(f"{name} = {value:g}°")
+        return relations
+
+    def check_cell(self, cell, length_tolerance: float = 1e-3, angle_tolerance: float = 0.01) -> None:
+        """Raise :class:`InputError` if ``cell`` (a :class:`~gasolve.crystal.cell.UnitCell`) contradicts the
+        metric the group's rotations impose (lengths within ``length_tolerance`` relative, angles within
+        ``angle_tolerance`` degrees of the nearest compatible cell)."""
+        given = np.array(cell.parameters)
+        nearest = np.array(_parameters(self.symmetrized_metric(cell.metric)))
+        lengths_off = np.abs(given[:3] - nearest[:3]) > length_tolerance * nearest[:3]
+        angles_off = np.abs(given[3:] - nearest[3:]) > angle_tolerance
+        if np.any(lengths_off) or np.any(angles_off):
+            fitting = ", ".join(f"{x:.5g}" for x in nearest)
+            raise InputError(
+                f"the cell [{', '.join(f'{x:g}' for x in given)}] contradicts space group {self.symbol} "
+                f"({self.crystal_system}): expected {', '.join(self.metric_constraints())} (within "
+                f"{length_tolerance:g} relative in lengths, {angle_tolerance:g}° in angles); the nearest cell that "
+                f"fits is [{fitting}]"
+            )
+
     def is_absent(self, hkl: np.ndarray) -> np.ndarray:
         """Systematically absent reflections.
 
@@ -174,3 +256,18 @@ class SpaceGroup:
         diff -= np.round(diff)
         same = (np.abs(diff) < tol).all(axis=2)
         return images[~np.tril(same, k=-1).any(axis=1)]
+
+
+def _metric(parameters) -> np.ndarray:
+    a, b, c, alpha, beta, gamma = parameters
+    ca, cb, cg = np.cos(np.radians([alpha, beta, gamma]))
+    return np.array([[a * a, a * b * cg, a * c * cb], [a * b * cg, b * b, b * c * ca], [a * c * cb, b * c * ca, c * c]])
+
+
+def _parameters(metric: np.ndarray) -> tuple[float, float, float, float, float, float]:
+    """a, b, c (Å) and alpha, beta, gamma (degrees) of a direct metric tensor."""
+    lengths = np.sqrt(np.diag(metric))
+    cosines = [metric[1, 2] / (lengths[1] * lengths[2]), metric[0, 2] / (lengths[0] * lengths[2])]
+    cosines.append(metric[0, 1] / (lengths[0] * lengths[1]))
+    angles = np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0)))
+    return (*map(float, lengths), *map(float, angles))

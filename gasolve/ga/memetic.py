@@ -177,23 +177,19 @@ class Evaluator:
         return Evaluated(done.genomes, done.fitness, done.rwp, done.evaluations + spent, done.nn_seconds, done.nn_score)
 
 
-def origin_fixing_genes(space_group, elements) -> np.ndarray:
-    """Genes to pin at 0 so that the origin is no longer free (polar groups; all three axes in P1).
+def origin_fixing_genes(space_group, elements, site_map=None) -> np.ndarray:
+    """Genes to pin so that the origin is no longer free (polar groups; all three axes in P1; [111] in
+    rhombohedral-axes settings such as R3:R).
 
-    Along a direction left invariant by every rotation (a polar axis) the origin may slide continuously; the
-    coordinate of the heaviest site along it is fixed, which removes the degeneracy (equivalent models that
-    differ by a shift would otherwise breed destructive offspring).
+    Along a direction left invariant by every rotation (a polar direction) the origin may slide continuously;
+    the heaviest site's coordinate along it is held (:func:`gasolve.crystal.origin.origin_fixing_slots`), which
+    removes the degeneracy (equivalent models that differ by a shift would otherwise breed destructive
+    offspring). ``site_map`` (a :class:`~gasolve.crystal.wyckoff.SiteMap`) says which slots of a site on a
+    special position are free.
     """
-    import gemmi
+    from gasolve.crystal.origin import origin_fixing_slots
 
-    n_sites = len(elements)
-    fixed = np.zeros(3 * n_sites, dtype=bool)
-    eye = np.eye(3, dtype=int)
-    free = [i for i in range(3) if all(np.array_equal(r[:, i], eye[i]) for r in space_group.rotations)]
-    if free:
-        anchor = int(np.argmax([gemmi.Element(e).atomic_number for e in elements]))
-        fixed[3 * anchor + np.array(free)] = True
-    return fixed
+    return origin_fixing_slots(space_group, elements, None if site_map is None else site_map.matrix)
 
 
 def initialise(evaluate: Evaluator, settings: GASettings, n_genes: int) -> GAState:
