@@ -47,6 +47,7 @@ def load_table(data: Path = DATA):
 
     index = pd.read_csv(data / "index.csv")
     volumes = pd.read_csv(data / "structures.csv.gz", usecols=["index", "volume"])
+    index = index.rename(columns={"space_group_number_spglib_0.1": "space_group"})
     return index.merge(volumes, on="index")
 
 
@@ -197,18 +198,63 @@ def summarise(records: list[dict]) -> dict:
     return {"all": stats(records), "mp20_rule": stats([r for r in records if r["n_primitive"] <= 20])}
 
 
+def crystal_system(number: int) -> str:
+    """Crystal system of space group ``number`` (ITA ranges)."""
+    for last, name in ((2, "triclinic"), (15, "monoclinic"), (74, "orthorhombic"), (142, "tetragonal")):
+        if number <= last:
+            return name
+    return "trigonal" if number <= 167 else "hexagonal" if number <= 194 else "cubic"
+
+
+def test_sample(table, per_system: int, seed: int, max_assignments: int) -> list[dict]:
+    """Held-out structures for tests/test_hypotheses.py: at most 20 atoms in the primitive cell (MP-20's rule),
+    ``per_system`` per crystal system drawn with ``seed``, kept when the true Z has at most ``max_assignments``
+    assignments (so the test can enumerate them quickly)."""
+    import pandas as pd
+    from pymatgen.core import Structure
+
+    from gasolve.hypotheses import count_assignments, parse_composition
+
+    cifs = pd.read_csv(DATA / "structures.csv.gz", usecols=["index", "cif"])
+    pool = table[np.array([held_out(m) for m in table.material_id]) & (table.n_sites <= 20).to_numpy()].merge(
+        cifs, on="index"
+    )
+    pool = pool.sample(frac=1.0, random_state=seed)
+    chosen: dict[str, list[dict]] = {}
+    for row in pool.itertuples():
+        system = crystal_system(int(row.space_group))
+        if len(chosen.setdefault(system, [])) >= per_system:
+            continue
+        structure = Structure.from_str(row.cif, fmt="cif")
+        number, _, _, dataset = true_assignment(structure)
+        composition = parse_composition(row.reduced_formula)
+        z_true = len(dataset.std_types) // sum(composition.values())
+        if crystal_system(number) != system or count_assignments(composition, z_true, number) > max_assignments:
+            continue
+        chosen[system].append({"material_id": row.material_id, "formula": row.reduced_formula, "cif": row.cif})
+        if all(len(chosen.get(s, [])) >= per_system for s in map(crystal_system, (1, 3, 16, 75, 143, 168, 195))):
+            break
+    return [entry for system in sorted(chosen) for entry in chosen[system]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fit", action="store_true", help=f"refit and write {VOLUMES.name}")
     parser.add_argument("--evaluate", type=int, default=0, help="held-out structures to evaluate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--enumerate-limit", type=int, default=20000)
+    parser.add_argument("--write-test-sample", type=Path, help="write the held-out sample the tests read")
     args = parser.parse_args()
     table = load_table()
     if args.fit:
         fitted = fit(table)
         VOLUMES.write_text(json.dumps(fitted, indent=1) + "\n")
         print(json.dumps({k: v for k, v in fitted.items() if k != "volumes"}, indent=1))
+    if args.write_test_sample:
+        sample = test_sample(table, per_system=5, seed=args.seed, max_assignments=2000)
+        note = "held-out mp-structures sample for tests/test_hypotheses.py, made by benchmarks/z_window.py"
+        payload = {"source": note, "licence": "Materials Project, CC BY 4.0", "structures": sample}
+        args.write_test_sample.write_text(json.dumps(payload, indent=0) + "\n")
     if args.evaluate:
         result = evaluate(table, args.evaluate, args.seed, args.enumerate_limit)
         result["config"] = {"n_sample": args.evaluate, "seed": args.seed, "enumerate_limit": args.enumerate_limit}

@@ -1,0 +1,318 @@
+"""Composition -> Z -> Wyckoff assignments (gasolve.hypotheses): hand-checked cases, a brute-force reference,
+laziness, bad input, and the true Z and assignment of real structures found by spglib."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections import Counter
+
+import numpy as np
+import pytest
+from conftest import data_path
+
+from gasolve.crystal.cell import UnitCell
+from gasolve.errors import InputError
+from gasolve.hypotheses import (
+    check_z,
+    count_assignments,
+    deduplicate,
+    enumerate_assignments,
+    parse_composition,
+    wyckoff_slots,
+    z_candidates,
+)
+
+NACL_CELL = UnitCell(5.64, 5.64, 5.64, 90, 90, 90)
+RUTILE_CELL = UnitCell(4.594, 4.594, 2.959, 90, 90, 90)
+
+
+def _key(assignment) -> tuple:
+    return tuple(sorted(assignment.sites))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# composition
+
+
+@pytest.mark.parametrize(
+    ("formula", "expected"),
+    [
+        ("Ca5(PO4)3F", {"Ca": 5, "P": 3, "O": 12, "F": 1}),
+        ("K4SnO4", {"K": 4, "Sn": 1, "O": 4}),
+        ("Pb S O4", {"Pb": 1, "S": 1, "O": 4}),
+        ("Ca10(PO4)6F2", {"Ca": 5, "P": 3, "O": 12, "F": 1}),
+        ("O2", {"O": 1}),
+        ("Rb2Cu(BrCl)2", {"Rb": 2, "Cu": 1, "Br": 2, "Cl": 2}),
+    ],
+)
+def test_parse_composition(formula, expected):
+    counts = parse_composition(formula)
+    assert counts == expected
+    assert list(counts) == list(expected)  # order of first appearance
+
+
+def test_parse_composition_without_reduction():
+    assert parse_composition("Ca10(PO4)6F2", reduce=False) == {"Ca": 10, "P": 6, "O": 24, "F": 2}
+
+
+@pytest.mark.parametrize(
+    ("formula", "words"),
+    [
+        ("Xx2O", ["unknown element", "'Xx'"]),
+        ("NaQ", ["unknown element", "'Q'"]),
+        ("H2O.5", ["not a chemical formula"]),
+        ("(", ["not a chemical formula"]),
+        ("ca2", ["not a chemical formula"]),
+        ("", ["empty"]),
+        (42, ["chemical formula"]),
+    ],
+)
+def test_parse_composition_bad_input(formula, words):
+    with pytest.raises(InputError) as error:
+        parse_composition(formula)
+    assert "composition" in str(error.value)
+    for word in words:
+        assert word in str(error.value)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# assignments: hand-checked cases
+
+
+def test_nacl_fm3m_has_the_two_rocksalt_assignments():
+    found = [_key(a) for a in enumerate_assignments({"Na": 1, "Cl": 1}, 4, 225, NACL_CELL)]
+    assert sorted(found) == [(("Cl", "4a"), ("Na", "4b")), (("Cl", "4b"), ("Na", "4a"))]
+    assert count_assignments({"Na": 1, "Cl": 1}, 4, 225) == 2
+
+
+def test_rutile_p42mnm_hand_count():
+    # Ti (2 atoms) must take 2a or 2b (the only 2-fold positions); O (4 atoms) then takes one 4-fold position
+    # (4c, 4d fixed; 4e, 4f, 4g with one free coordinate): 2 x 5 = 10, and O cannot take 2a + 2b.
+    found = {_key(a) for a in enumerate_assignments({"Ti": 1, "O": 2}, 2, 136, RUTILE_CELL)}
+    expected = {tuple(sorted([("Ti", ti), ("O", o)])) for ti in ("2a", "2b") for o in ("4c", "4d", "4e", "4f", "4g")}
+    assert found == expected
+    assert (("O", "4f"), ("Ti", "2a")) in found  # the true rutile structure
+    assert count_assignments({"Ti": 1, "O": 2}, 2, 136) == 10
+
+
+def test_order_is_fewest_free_parameters_then_fewest_sites():
+    assignments = list(enumerate_assignments({"Pb": 1, "S": 1, "O": 4}, 4, "Pnma"))
+    costs = [(a.n_free, a.n_sites) for a in assignments]
+    assert costs == sorted(costs)
+    assert costs[0] == (6, 4)  # Pb, S on 4a/4b, O on two 8d (3 free each)
+    assert len(assignments) == count_assignments({"Pb": 1, "S": 1, "O": 4}, 4, 62) == 35
+    true = (("O", "4c"), ("O", "4c"), ("O", "8d"), ("Pb", "4c"), ("S", "4c"))
+    assert true in {_key(a) for a in assignments}
+
+
+def _naive_assignments(composition: dict, z: int, number: int) -> set[tuple]:
+    """Every per-element multiset of positions summing to its atom count, product over elements, fixed points
+    used at most once overall: the definition, by brute force."""
+    slots = wyckoff_slots(number)
+
+    def per_element(n_atoms: int, start: int) -> list[list]:
+        if n_atoms == 0:
+            return [[]]
+        options = []
+        for j in range(start, len(slots)):
+            slot = slots[j]
+            if slot.multiplicity <= n_atoms:
+                nxt = j + 1 if slot.fixed else j
+                options += [[slot, *rest] for rest in per_element(n_atoms - slot.multiplicity, nxt)]
+        return options
+
+    choices = [[(e, option) for option in per_element(n * z, 0)] for e, n in composition.items()]
+    result = set()
+    for combo in itertools.product(*choices):
+        fixed = [s.index for _, option in combo for s in option if s.fixed]
+        if len(fixed) == len(set(fixed)):
+            result.add(tuple(sorted((e, s.label) for e, option in combo for s in option)))
+    return result
+
+
+@pytest.mark.parametrize(
+    ("composition", "z", "number"),
+    [
+        ({"K": 2, "Sn": 1, "O": 3}, 1, 2),  # P-1: 8 one-fold fixed points shared by three elements
+        ({"Na": 1, "Cl": 1}, 4, 225),
+        ({"Ti": 1, "O": 2}, 4, 136),
+        ({"Pb": 1, "S": 1, "O": 4}, 4, 62),
+        pytest.param({"Ca": 5, "P": 3, "O": 12, "F": 1}, 2, 176, marks=pytest.mark.slow),
+        pytest.param({"K": 4, "Sn": 1, "O": 4}, 1, 2, marks=pytest.mark.slow),
+        ({"Bi": 2, "Se": 3}, 3, 166),  # R-3m, hexagonal axes
+        ({"Ba": 1, "Cu": 1, "O": 2}, 1, 47),  # Pmmm
+        ({"Y": 1, "Ba": 2, "Cu": 3, "O": 6}, 1, 123),
+        ({"Sr": 1, "Ti": 1, "O": 3}, 1, 221),
+        ({"Zr": 1, "O": 2}, 4, 14),
+        ({"Mg": 2, "Si": 1, "O": 4}, 8, 227),
+    ],
+)
+def test_enumeration_and_count_match_brute_force(composition, z, number):
+    expected = _naive_assignments(composition, z, number)
+    found = [_key(a) for a in enumerate_assignments(composition, z, number)]
+    assert len(found) == len(set(found))  # each once
+    assert set(found) == expected
+    assert count_assignments(composition, z, number) == len(expected)
+
+
+@pytest.mark.slow
+def test_enumeration_agrees_with_counting_on_a_large_case():
+    composition = {"Ca": 5, "P": 3, "O": 12, "F": 1}
+    n = count_assignments(composition, 2, 176)
+    assert n == sum(1 for _ in enumerate_assignments(composition, 2, 176)) == 21684
+
+
+@pytest.mark.parametrize("a", [1.5, 2.0, 2.5, 3.0, 3.5, 4.1])
+def test_distance_filter_against_pymatgen(a):
+    from ase.data import atomic_numbers, covalent_radii
+    from pymatgen.core import Lattice, Structure
+
+    cell = UnitCell(a, a, a, 90, 90, 90)
+    kept = {_key(x) for x in enumerate_assignments({"Cs": 1, "Cl": 1}, 1, 221, cell)}
+    for cs, cl in [((0, 0, 0), (0.5, 0.5, 0.5)), ((0.5, 0.5, 0.5), (0, 0, 0))]:
+        structure = Structure.from_spacegroup(221, Lattice.cubic(a), ["Cs", "Cl"], [cs, cl])
+        supercell = structure * (2, 2, 2)  # self-distances (a) show up between images
+        radii = np.array([covalent_radii[atomic_numbers[s.specie.symbol]] for s in supercell])
+        distances = supercell.distance_matrix + np.diag(np.full(len(supercell), np.inf))
+        allowed = bool(np.all(distances >= 0.5 * (radii[:, None] + radii[None, :])))
+        labels = tuple(sorted([("Cs", "1a" if cs == (0, 0, 0) else "1b"), ("Cl", "1b" if cs == (0, 0, 0) else "1a")]))
+        assert (labels in kept) == allowed
+    assert count_assignments({"Cs": 1, "Cl": 1}, 1, 221) == 2
+
+
+def test_nacl_in_a_tiny_cell_has_no_assignment():
+    assert list(enumerate_assignments({"Na": 1, "Cl": 1}, 4, 225, UnitCell(2, 2, 2, 90, 90, 90))) == []
+
+
+def test_enumeration_is_lazy_and_ordered_on_a_huge_case():
+    composition = {"Li": 3, "Fe": 2, "P": 3, "O": 12}
+    assert count_assignments(composition, 4, "Pmmm") > 10**20
+    started = time.perf_counter()
+    generator = enumerate_assignments(composition, 4, "Pmmm")
+    first = list(itertools.islice(generator, 10))
+    assert time.perf_counter() - started < 1.0
+    assert len(first) == 10
+    costs = [(a.n_free, a.n_sites) for a in first]
+    assert costs == sorted(costs)
+    for a in first:  # each one gives the cell content
+        labels = Counter()
+        for element, label in a.sites:
+            labels[element] += int(label[:-1])
+        assert labels == {"Li": 12, "Fe": 8, "P": 12, "O": 48}
+
+
+def test_deduplicate_with_a_canonicalisation_hook():
+    # Fm-3m's normalizer contains the shift (1/2, 1/2, 1/2), which swaps 4a and 4b.
+    def canonical(assignment):
+        swapped = tuple(sorted((e, {"4a": "4b", "4b": "4a"}.get(label, label)) for e, label in assignment.sites))
+        return min(_key(assignment), swapped)
+
+    assignments = list(enumerate_assignments({"Na": 1, "Cl": 1}, 4, 225))
+    assert len(assignments) == 2
+    assert len(list(deduplicate(assignments, canonical))) == 1
+
+
+@pytest.mark.parametrize("z", [0, -1, 1.5, True])
+def test_bad_z_is_refused(z):
+    with pytest.raises(InputError, match="z must be a positive integer"):
+        count_assignments({"Na": 1}, z, 225)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# candidate Z
+
+
+@pytest.mark.parametrize(
+    ("formula", "cell", "number", "z"),
+    [
+        ("NaCl", NACL_CELL, 225, 4),
+        ("TiO2", RUTILE_CELL, 136, 2),
+        ("PbSO4", UnitCell(8.48, 5.398, 6.958, 90, 90, 90), 62, 4),
+        ("Ca5(PO4)3F", UnitCell(9.37, 9.37, 6.88, 90, 90, 120), 176, 2),
+        ("K4SnO4", UnitCell(6.6007, 6.6089, 9.9143, 80.247, 71.675, 67.325), 2, 2),
+    ],
+)
+def test_z_candidates_known_structures(formula, cell, number, z):
+    candidates = z_candidates(parse_composition(formula), cell, number)
+    assert candidates[0].z == z
+    assert all(c.n_assignments == count_assignments(parse_composition(formula), c.z, number) for c in candidates)
+
+
+def test_z_candidates_cell_too_small():
+    with pytest.raises(InputError, match="too small for one formula unit") as error:
+        z_candidates({"Na": 1, "Cl": 1}, UnitCell(2, 2, 2, 90, 90, 90), 225)
+    assert "composition" in str(error.value)
+
+
+def test_z_candidates_multiplicities():
+    # NaCl2 in Fm-3m: the volume allows Z = 2, whose 2 Na cannot go on positions of multiplicity >= 4.
+    with pytest.raises(InputError, match="multiplicities 4, 8, 24") as error:
+        z_candidates({"Na": 1, "Cl": 2}, NACL_CELL, 225)
+    assert "Z = 2..2" in str(error.value)
+
+
+def test_check_z():
+    assert check_z({"Na": 1, "Cl": 1}, 4, NACL_CELL, 225).n_assignments == 2
+    with pytest.raises(InputError, match=r"z = 3: .* cannot be put on the Wyckoff positions"):
+        check_z({"Na": 1, "Cl": 1}, 3, NACL_CELL, 225)
+    with pytest.raises(InputError, match=r"z = 32: the cell .* is too small"):
+        check_z({"Na": 1, "Cl": 1}, 32, NACL_CELL, 225)
+    with pytest.raises(InputError, match="positive integer"):
+        check_z({"Na": 1, "Cl": 1}, 0, NACL_CELL, 225)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# real structures: spglib's Z and Wyckoff assignment must be among ours
+
+
+def _mp_sample() -> list[dict]:
+    path = data_path("derived/mp-hypotheses-sample.json")
+    return json.loads(path.read_text())["structures"]
+
+
+def _truth(cif: str):
+    import spglib
+    from pymatgen.core import Structure
+
+    structure = Structure.from_str(cif, fmt="cif")
+    cell = (structure.lattice.matrix, structure.frac_coords, [site.specie.Z for site in structure])
+    dataset = spglib.get_symmetry_dataset(cell, symprec=0.1)
+    multiplicity = {s.letter: s.multiplicity for s in wyckoff_slots(dataset.number)}
+    sites = tuple(
+        sorted(
+            (structure[int(i)].specie.symbol, f"{multiplicity[dataset.wyckoffs[i]]}{dataset.wyckoffs[i]}")
+            for i in sorted(set(dataset.equivalent_atoms))
+        )
+    )
+    lattice = dataset.std_lattice
+    lengths = np.linalg.norm(lattice, axis=1)
+    angles = [
+        np.degrees(np.arccos(lattice[i] @ lattice[j] / lengths[i] / lengths[j])) for i, j in ((1, 2), (0, 2), (0, 1))
+    ]
+    return dataset.number, UnitCell(*lengths, *angles), len(dataset.std_types), sites
+
+
+@pytest.mark.filterwarnings("ignore:Issues encountered while parsing CIF")
+def test_mp_sample_true_z_and_assignment_are_found():
+    sample = _mp_sample()
+    assert len(sample) >= 30
+    n_assignments = []
+    for entry in sample:
+        composition = parse_composition(entry["formula"])
+        number, cell, n_atoms, true_sites = _truth(entry["cif"])
+        z = n_atoms // sum(composition.values())
+        assert z * sum(composition.values()) == n_atoms
+        candidates = [c.z for c in z_candidates(composition, cell, number)]
+        assert z in candidates, (entry["material_id"], z, candidates)
+        n = count_assignments(composition, z, number)
+        n_assignments.append(n)
+        found = None
+        for i, assignment in enumerate(enumerate_assignments(composition, z, number, cell)):
+            if _key(assignment) == true_sites:
+                found = i
+                break
+        assert found is not None, (entry["material_id"], true_sites)
+        assert found < n
+    assert max(n_assignments) > 100  # the sample is not trivial
