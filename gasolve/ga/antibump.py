@@ -40,23 +40,31 @@ def composition_table(rotations: np.ndarray, translations: np.ndarray) -> np.nda
     ValueError
         If the operators are not closed under composition (not a space group modulo lattice translations).
     """
-
-    def key(rotation, translation):
-        t = np.round(24.0 * (translation - np.floor(translation + 1e-9))).astype(int) % 24
-        return rotation.astype(int).tobytes() + t.tobytes()
-
-    index = {key(r, t): k for k, (r, t) in enumerate(zip(rotations, translations, strict=True))}
+    rotations = np.asarray(rotations, dtype=float)
+    translations = np.asarray(translations, dtype=float)
     n_ops = len(rotations)
-    table = np.empty((n_ops, n_ops), dtype=np.int64)
-    for i in range(n_ops):
-        products = np.einsum("ij,kjl->kil", rotations[i], rotations)
-        shifted = np.einsum("ij,kj->ki", rotations[i], translations) + translations[i]
-        for j in range(n_ops):
-            found = index.get(key(products[j], shifted[j]))
-            if found is None:
-                raise ValueError("the symmetry operators are not closed under composition")
-            table[i, j] = found
-    return table
+    products = np.einsum("aij,bjk->abik", rotations, rotations)
+    shifted = np.einsum("aij,bj->abi", rotations, translations) + translations[:, None, :]
+    keys = _operator_keys(products.reshape(-1, 3, 3), shifted.reshape(-1, 3))
+    own = _operator_keys(rotations, translations)
+    order = np.argsort(own)
+    found = np.searchsorted(own[order], keys).clip(0, n_ops - 1)
+    if len(np.unique(own)) != n_ops or np.any(own[order][found] != keys):
+        raise ValueError("the symmetry operators are not closed under composition")
+    return order[found].reshape(n_ops, n_ops)
+
+
+def _operator_keys(rotations: np.ndarray, translations: np.ndarray) -> np.ndarray:
+    """One integer per operator (rotation entries -2..2, translation modulo 1 in 24ths, a multiple of which
+    every space-group translation is)."""
+    entries = np.rint(rotations).astype(np.int64).reshape(len(rotations), 9) + 2
+    key = np.zeros(len(rotations), dtype=np.int64)
+    for i in range(9):
+        key = key * 5 + entries[:, i]
+    steps = np.rint(24.0 * translations).astype(np.int64) % 24
+    for i in range(3):
+        key = key * 24 + steps[:, i]
+    return key
 
 
 def distance_is_invariant(metric: np.ndarray, rotations: np.ndarray) -> bool:
