@@ -117,12 +117,17 @@ def true_assignment(structure, symprec: float = 0.1):
     from gasolve.hypotheses.assignments import wyckoff_slots
 
     cell = (structure.lattice.matrix, structure.frac_coords, [site.specie.Z for site in structure])
+    from pymatgen.core import Element
+
     dataset = spglib.get_symmetry_dataset(cell, symprec=symprec)
-    slots = {s.letter: s for s in wyckoff_slots(dataset.number)}
+    # Wyckoff orbits from the idealised standard cell: on the input cell, equivalent_atoms can split an orbit
+    # found at symprec 0.1 into two (seen for mp-18940).
+    ideal = spglib.get_symmetry_dataset((dataset.std_lattice, dataset.std_positions, dataset.std_types), 1e-4)
+    slots = {s.letter: s for s in wyckoff_slots(ideal.number)}
     sites = Counter()
-    for orbit in sorted(set(dataset.equivalent_atoms)):
-        element = structure[int(orbit)].specie.symbol
-        sites[(element, slots[dataset.wyckoffs[orbit]].label)] += 1
+    for orbit in sorted(set(ideal.equivalent_atoms)):
+        element = Element.from_Z(int(dataset.std_types[orbit])).symbol
+        sites[(element, slots[ideal.wyckoffs[orbit]].label)] += 1
     lattice = dataset.std_lattice
     lengths = np.linalg.norm(lattice, axis=1)
     angles = [
