@@ -161,6 +161,27 @@ def test_measured_pbso4_first_20_lines_match_the_published_cell():
     assert observed[0] == pytest.approx(16.41, abs=0.03)  # 101, the first line above 10°
 
 
+def test_measured_lab6_every_line_found_and_few_others():
+    """NIST SRM 660c LaB6 (Pm-3m, a = 4.15689 Å), Cu Kα1+2, strongly asymmetric low-angle peaks: all 20 lines in
+    15-125° are found within 0.05° of a common zero (the rest is specimen displacement), at most 2 others (its Kβ
+    and tails), and no line at a Kα2 position."""
+    pattern = read_pattern(data_path("measured/LaB6-SRM660-lab-CuKa/NIST660CBI.gsas"))
+    peaks = search_peaks(pattern, CUKA12)
+    reflections = generate_reflections(
+        UnitCell(4.15689, 4.15689, 4.15689, 90, 90, 90), SpaceGroup.from_symbol("Pm-3m"), 0.8
+    )
+    calc = np.unique(np.round(reflections.two_theta(CUKA12.primary), 8))  # 221 and 300 are one line, and so on
+    calc = calc[(calc > pattern.two_theta[0]) & (calc < pattern.two_theta[-1])]
+    assert len(calc) == 20
+    distance = np.abs(peaks.two_theta[:, None] - calc[None, :])
+    zero = float(np.median(peaks.two_theta - calc[np.argmin(distance, axis=1)]))
+    error = np.abs(peaks.two_theta[:, None] - calc[None, :] - zero).min(axis=0)
+    assert error.max() < 0.05
+    assert peaks.n_peaks <= len(calc) + 2
+    alpha2 = reflections.two_theta(CUKA12.lines[1][0]) + zero
+    assert np.abs(peaks.two_theta[:, None] - alpha2[None, :]).min() > 0.02
+
+
 def test_flat_noise_gives_no_peaks():
     x = np.arange(10.0, 80.0, 0.02)
     y = np.random.default_rng(2).poisson(np.full(len(x), 1000.0)).astype(float)
