@@ -3,8 +3,9 @@
 1. Background: SNIP, the statistics-sensitive non-linear iterative peak-clipping of Ryan, Clayton, Griffin, Sie &
    Cousens, Nucl. Instrum. Methods B 34 (1988) 396, on the log-log-square-root (LLS) transformed profile, with
    the clipping window growing from 1 to m points as in Morháč & Matoušek, Appl. Spectrosc. 62 (2008) 91
-   (their eqs. 3-5). The profile is lightly smoothed first, so that clipping does not follow the noise floor;
-   what bias remains is taken up by a local constant and slope in each fit window.
+   (their eqs. 3-5). The profile is smoothed over about one FWHM first (Savitzky-Golay), so that clipping does
+   not follow the lower envelope of the noise; what bias remains is taken up by a local constant and slope in
+   each fit window.
 2. Candidates: ``scipy.signal.find_peaks`` on the background-subtracted profile smoothed by a Savitzky-Golay
    filter, keeping maxima whose height and prominence both exceed ``min_significance`` times the standard
    uncertainty of the smoothed profile (propagated from the pattern's σ through the filter coefficients).
@@ -166,14 +167,14 @@ def snip_background(y: np.ndarray, half_window: int) -> np.ndarray:
     Parameters
     ----------
     y : ndarray, shape (n_points,)
-        Profile (counts, ≥ 0 where meaningful; negative values are clipped to 0 for the LLS transform).
+        Profile (counts); a profile with negative values is shifted up by its minimum for the LLS transform.
     half_window : int
         Largest clipping half-window m (points).
 
     Returns
     -------
     ndarray, shape (n_points,)
-        Background, ≤ ``y`` wherever the LLS transform is exact (y ≥ 0).
+        Background, ≤ ``y`` everywhere (clipping only lowers the transformed profile).
     """
     y = np.asarray(y, dtype=float)
     if y.ndim != 1:
