@@ -15,10 +15,12 @@ from conftest import data_path
 from gasolve.crystal.cell import UnitCell
 from gasolve.errors import InputError
 from gasolve.hypotheses import (
+    canonicaliser,
     check_z,
     count_assignments,
     deduplicate,
     enumerate_assignments,
+    letter_map,
     parse_composition,
     wyckoff_slots,
     z_candidates,
@@ -212,6 +214,55 @@ def test_deduplicate_with_a_canonicalisation_hook():
     assignments = list(enumerate_assignments({"Na": 1, "Cl": 1}, 4, 225))
     assert len(assignments) == 2
     assert len(list(deduplicate(assignments, canonical))) == 1
+
+
+def test_letter_map_hand_cases():
+    identity = np.eye(3)
+    assert letter_map(62, identity, [0, 0, 0.5]) == {"8d": "8d", "4c": "4c", "4b": "4a", "4a": "4b"}
+    rutile = letter_map(136, identity, [0.5, 0.5, 0.5])  # P4_2/mnm: (x,x,0) + 1/2 lies on (x,-x,0)'s orbit
+    assert rutile["4f"] == "4g" and rutile["4g"] == "4f" and rutile["2a"] == "2a"
+    assert letter_map(2, -identity, [0, 0, 0]) == {s.label: s.label for s in wyckoff_slots(2)}
+    with pytest.raises(ValueError, match="does not map"):
+        letter_map(62, identity, [0.25, 0, 0])
+
+
+@pytest.mark.parametrize("number", [2, 47, 62, 123, 136, 166, 194, 221, 225, 227])
+def test_letter_map_fixed_points_against_orbits(number):
+    # Independent check on fixed points: the shifted orbit of position w equals the orbit of its image w'.
+    from gasolve.crystal.spacegroup import SpaceGroup
+    from gasolve.crystal.wyckoff import wyckoff_positions
+
+    group = SpaceGroup.from_symbol(number)
+    positions = {p.label: p for p in wyckoff_positions(group)}
+
+    def orbit_set(points):
+        return {tuple(np.round(np.mod(x, 1.0) * 48).astype(int) % 48) for x in points}
+
+    n_checked = 0
+    for shift in itertools.product((0, 0.5), repeat=3):
+        try:
+            mapping = letter_map(number, np.eye(3), shift)
+        except ValueError:
+            continue
+        for label, image in mapping.items():
+            if not positions[label].free_parameters:
+                shifted = group.orbit(positions[label].offset) + np.array(shift)
+                assert orbit_set(shifted) == orbit_set(group.orbit(positions[image].offset))
+                n_checked += 1
+    assert n_checked > 0
+
+
+def test_canonicaliser_merges_normalizer_equivalent_assignments():
+    maps = [letter_map(2, np.eye(3), shift) for shift in itertools.product((0, 0.5), repeat=3)]
+    composition = {"K": 2, "Sn": 1, "O": 3}
+    merged = list(deduplicate(enumerate_assignments(composition, 1, 2), canonicaliser(maps)))
+    total = count_assignments(composition, 1, 2)
+    assert len(merged) < total
+    # every assignment is equivalent to a kept one, and no two kept ones are equivalent
+    keys = [canonicaliser(maps)(a) for a in merged]
+    assert len(set(keys)) == len(keys)
+    all_keys = {canonicaliser(maps)(a) for a in enumerate_assignments(composition, 1, 2)}
+    assert all_keys == set(keys)
 
 
 @pytest.mark.parametrize("z", [0, -1, 1.5, True])

@@ -9,9 +9,11 @@ free parameters, and counts them without listing.
 from gasolve.hypotheses.assignments import (
     Assignment,
     WyckoffSlot,
+    canonicaliser,
     count_assignments,
     deduplicate,
     enumerate_assignments,
+    letter_map,
     wyckoff_slots,
 )
 from gasolve.hypotheses.composition import parse_composition
@@ -21,10 +23,12 @@ __all__ = [
     "Assignment",
     "WyckoffSlot",
     "ZCandidate",
+    "canonicaliser",
     "check_z",
     "count_assignments",
     "deduplicate",
     "enumerate_assignments",
+    "letter_map",
     "parse_composition",
     "wyckoff_slots",
     "z_candidates",

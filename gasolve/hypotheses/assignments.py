@@ -21,8 +21,10 @@ MP-20 and some above 10^5), so nothing here builds the product:
   Fixed atoms closer than ``min_distance_factor`` x (sum of ASE covalent radii) are dropped during the search:
   only pairs of atoms on fixed points can be checked before the coordinates are known.
 
-Equivalence under the Euclidean normalizer of the group is not handled here; :func:`deduplicate` takes a
-canonicalisation callable and keeps the first assignment of every class.
+Equivalence under the Euclidean normalizer of the group: :func:`deduplicate` takes a canonicalisation callable and
+keeps the first assignment of every class; :func:`letter_map` turns one affine normalizer operation (P, p) into the
+permutation of Wyckoff labels it induces, and :func:`canonicaliser` builds the callable from such permutations.
+The normalizer's operations themselves come from elsewhere (gasolve.crystal).
 """
 
 from __future__ import annotations
@@ -442,3 +444,78 @@ def deduplicate(
         if key not in seen:
             seen.add(key)
             yield assignment
+
+
+#: Lattice translations tried when testing whether a point lies on a Wyckoff position ((x, 2x, z) needs +-2).
+_LATTICE_SHIFTS = np.array(list(itertools.product((-2, -1, 0, 1, 2), repeat=3)), dtype=float)
+
+
+def _on_position(point: np.ndarray, matrix: np.ndarray, offset: np.ndarray, group: SpaceGroup) -> bool:
+    """Whether ``point`` (fractional) lies on the Wyckoff position frac = M p + t, i.e. some image g(point) minus t
+    lies in the column space of M up to a lattice translation."""
+    projector = np.eye(3) - matrix @ np.linalg.pinv(matrix)
+    images = np.einsum("sij,j->si", group.rotations, point) + group.translations
+    delta = images - offset
+    delta = delta - np.round(delta)
+    residual = (delta[None, :, :] - _LATTICE_SHIFTS[:, None, :]) @ projector.T
+    return bool(np.any(np.all(np.abs(residual) < 1e-6, axis=2)))
+
+
+def letter_map(space_group: SpaceGroup | int | str, rotation: np.ndarray, translation: np.ndarray) -> dict[str, str]:
+    """The permutation of Wyckoff labels induced by an affine normalizer operation x -> P x + p.
+
+    A generic point of each position is mapped and the position it lands on is identified (same multiplicity and
+    number of free coordinates, point on its affine subspace up to a group operation and a lattice translation).
+
+    Parameters
+    ----------
+    space_group : SpaceGroup, int or str
+    rotation : ndarray, shape (3, 3)
+        P, acting on fractional coordinates (columns).
+    translation : ndarray, shape (3,)
+        p.
+
+    Returns
+    -------
+    dict of str to str
+        Label -> label (e.g. {"4a": "4b", "4b": "4a", ...}).
+
+    Raises
+    ------
+    ValueError
+        When the operation does not map the Wyckoff positions onto one another (not in the normalizer).
+    """
+    group = _as_space_group(space_group)
+    positions = _positions(group.number, group.hall)
+    slots = wyckoff_slots(group)
+    rotation, translation = np.asarray(rotation, float), np.asarray(translation, float)
+    generic = np.array([0.1234567, 0.2718281, 0.3141592])
+    mapping = {}
+    for slot, position in zip(slots, positions, strict=True):
+        image = rotation @ position.coordinates(generic) + translation
+        matches = [
+            other.label
+            for other, target in zip(slots, positions, strict=True)
+            if (other.multiplicity, other.n_free) == (slot.multiplicity, slot.n_free)
+            and _on_position(image, target.matrix, target.offset, group)
+        ]
+        if len(matches) != 1:
+            raise ValueError(f"x -> P x + p does not map {slot.label} of {group.symbol} onto one Wyckoff position")
+        mapping[slot.label] = matches[0]
+    if sorted(mapping.values()) != sorted(mapping):
+        raise ValueError(f"x -> P x + p does not permute the Wyckoff positions of {group.symbol}")
+    return mapping
+
+
+def canonicaliser(maps: Iterable[Mapping[str, str]]) -> Callable[[Assignment], tuple]:
+    """A canonicalisation for :func:`deduplicate` from the label permutations of the normalizer's operations
+    (e.g. :func:`letter_map` of each coset representative; the identity is added): the smallest relabelled,
+    sorted site list."""
+    maps = [dict(m) for m in maps]
+
+    def canonical(assignment: Assignment) -> tuple:
+        own = tuple(sorted(assignment.sites))
+        relabelled = (tuple(sorted((e, m.get(label, label)) for e, label in assignment.sites)) for m in maps)
+        return min(own, *relabelled) if maps else own
+
+    return canonical
