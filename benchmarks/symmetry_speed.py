@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/symmetry_speed.py [--repeats N] [--seconds S] [--json PATH] [--work DIR] [--cases A,B]
+        [--threads N] [--mp-structures PATH]
 
 Cases (issue 12, item 3): the K4SnO4 example (P-1, 9 sites on general positions, 18 atoms in the cell) as the
 peer, and three Materials Project structures of ``../shared/data/mp-structures`` solved with their Wyckoff
@@ -57,18 +58,18 @@ TARGET_RATIO = 0.30
 TARGET_PEAK_MB = 500.0
 
 
-def read_mp_cif(material_id: str) -> str:
+def read_mp_cif(material_id: str, source: Path = MP_STRUCTURES) -> str:
     """The CIF text of one structure of ``mp-structures/structures.csv.gz``."""
     import csv
 
-    with gzip.open(MP_STRUCTURES, "rt", encoding="utf-8", newline="") as handle:
+    with gzip.open(source, "rt", encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
             if row["material_id"] == material_id:
                 return row["cif"]
-    raise KeyError(f"{material_id} is not in {MP_STRUCTURES}")
+    raise KeyError(f"{material_id} is not in {source}")
 
 
-def build_case(name: str, material_id: str, folder: Path, seed: int = 0) -> Path:
+def build_case(name: str, material_id: str, folder: Path, seed: int = 0, source: Path = MP_STRUCTURES) -> Path:
     """Config, CIF and simulated pattern of one Materials Project structure; returns the config path."""
     from pymatgen.core import Structure as PmgStructure
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
@@ -80,7 +81,7 @@ def build_case(name: str, material_id: str, folder: Path, seed: int = 0) -> Path
 
     stem = material_id
     folder.mkdir(parents=True, exist_ok=True)
-    pmg = PmgStructure.from_str(read_mp_cif(material_id), fmt="cif")
+    pmg = PmgStructure.from_str(read_mp_cif(material_id, source), fmt="cif")
     analyzer = SpacegroupAnalyzer(pmg, symprec=0.01)
     conventional = SpacegroupAnalyzer(analyzer.get_refined_structure(), symprec=0.01)  # ITA setting (spglib)
     symmetrized = conventional.get_symmetrized_structure()
@@ -199,10 +200,11 @@ def measure(config_path: Path, seconds: float, seed: int, trace: bool) -> dict:
     return result
 
 
-def _child(config_path: Path, seconds: float, seed: int, trace: bool) -> dict:
+def _child(config_path: Path, seconds: float, seed: int, trace: bool, threads: int) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(config_path)]
     command += ["--seconds", str(seconds), "--seed", str(seed)] + (["--trace"] if trace else [])
-    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=str(REPO))
+    environment = {**os.environ, "NUMBA_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=str(REPO), env=environment)
     if done.returncode != 0:
         raise RuntimeError(f"{config_path}: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -219,8 +221,13 @@ def run_benchmark(
     work: Path = Path("/tmp/gasolve_symmetry_speed"),
     cases: list[str] | None = None,
     json_path: Path | None = None,
+    threads: int = 1,
+    source: Path = MP_STRUCTURES,
 ) -> dict:
-    """Evaluations per second and peak memory of every case, ``repeats`` interleaved repetitions (seeds 1..)."""
+    """Evaluations per second and peak memory of every case, ``repeats`` interleaved repetitions (seeds 1..),
+    ``threads`` Numba threads per process (one: a Dask worker's share, and on a shared machine the only setting
+    whose rate measures work rather than waits for a thread pool: each parallel kernel call cost about 80 ms
+    whatever its size with two threads on two busy cores)."""
     from benchmarks import provenance
 
     names = list(CASES) if cases is None else cases
@@ -230,12 +237,12 @@ def run_benchmark(
         if material_id is None:
             configs[name] = REPO / "examples" / "K4SnO4.toml"
         else:
-            configs[name] = build_case(name, material_id, work / material_id)
+            configs[name] = build_case(name, material_id, work / material_id, source=source)
     runs = {name: [] for name in names}
     for repeat in range(repeats):
         for name in names:
-            runs[name].append(_child(configs[name], seconds, seed=1 + repeat, trace=False))
-    traced = {name: _child(configs[name], min(seconds, 5.0), seed=1, trace=True) for name in names}
+            runs[name].append(_child(configs[name], seconds, seed=1 + repeat, trace=False, threads=threads))
+    traced = {name: _child(configs[name], min(seconds, 5.0), seed=1, trace=True, threads=threads) for name in names}
     peer = names[0]
     peer_rate = float(np.median([r["evaluations_per_second"] for r in runs[peer]]))
     summary = {}
@@ -256,7 +263,13 @@ def run_benchmark(
             "meets_targets": bool(float(np.median(rates)) >= TARGET_RATIO * peer_rate and max(peaks) < TARGET_PEAK_MB),
         }
     result = {
-        "settings": {"repeats": repeats, "seconds": seconds, "seeds": list(range(1, repeats + 1)), "peer": peer},
+        "settings": {
+            "repeats": repeats,
+            "seconds": seconds,
+            "seeds": list(range(1, repeats + 1)),
+            "peer": peer,
+            "numba_threads": threads,
+        },
         "targets": {"ratio_to_peer": TARGET_RATIO, "peak_rss_mb": TARGET_PEAK_MB},
         "cases": summary,
         "machine": {
@@ -278,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=RESULTS / "symmetry_speed.json")
     parser.add_argument("--work", type=Path, default=Path("/tmp/gasolve_symmetry_speed"))
     parser.add_argument("--cases", help="comma-separated case names (default: all)")
+    parser.add_argument("--threads", type=int, default=1, help="Numba threads per run (default 1)")
+    parser.add_argument("--mp-structures", type=Path, default=MP_STRUCTURES, help="structures.csv.gz")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
@@ -286,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure(args.child, args.seconds, args.seed, args.trace)))
         return 0
     cases = None if args.cases is None else [c.strip() for c in args.cases.split(",")]
-    result = run_benchmark(args.repeats, args.seconds, args.work, cases, args.json)
+    result = run_benchmark(args.repeats, args.seconds, args.work, cases, args.json, args.threads, args.mp_structures)
     print(f"{'case':24s} {'eval/s (median)':>16s} {'IQR':>22s} {'ratio':>6s} {'peak RSS MB':>12s} {'traced MB':>10s}")
     for name, row in result["cases"].items():
         rate = row["evaluations_per_second"]
