@@ -144,8 +144,14 @@ def evaluate(table, n_sample: int, seed: int, enumerate_limit: int) -> dict:
 
     from gasolve.crystal.cell import UnitCell
     from gasolve.errors import InputError
-    from gasolve.hypotheses import count_assignments, enumerate_assignments, parse_composition
-    from gasolve.hypotheses.z_candidates import z_candidates
+    from gasolve.hypotheses import (
+        count_assignments,
+        deduplicate,
+        enumerate_assignments,
+        normalizer_canonicaliser,
+        parse_composition,
+        z_candidates,
+    )
 
     cifs = pd.read_csv(DATA / "structures.csv.gz", usecols=["index", "cif"])
     pool = table[[held_out(m) for m in table.material_id]]
@@ -178,6 +184,9 @@ def evaluate(table, n_sample: int, seed: int, enumerate_limit: int) -> dict:
                     rank = i + 1
                     break
             record["true_assignment_rank"] = rank
+            canonical = normalizer_canonicaliser(number, cell)
+            distinct = deduplicate(enumerate_assignments(composition, z_true, number, cell), canonical)
+            record["n_distinct"] = sum(1 for _ in distinct)
         record["seconds"] = round(time.perf_counter() - started, 3)
         records.append(record)
     return {"records": records, "summary": summarise(records)}
@@ -198,6 +207,9 @@ def summarise(records: list[dict]) -> dict:
             "median_assignments_z_unknown": float(np.median([r["n_assignments_z_unknown"] for r in rows])),
             "n_enumerated": len(ranked),
             "true_assignment_found": sum(r["true_assignment_rank"] is not None for r in ranked),
+            "median_true_assignment_rank": float(np.median([r["true_assignment_rank"] or np.inf for r in ranked])),
+            "median_assignments_enumerated": float(np.median([r["n_assignments"] for r in ranked])),
+            "median_distinct_enumerated": float(np.median([r["n_distinct"] for r in ranked])),
         }
 
     return {"all": stats(records), "mp20_rule": stats([r for r in records if r["n_primitive"] <= 20])}

@@ -21,6 +21,7 @@ from gasolve.hypotheses import (
     deduplicate,
     enumerate_assignments,
     letter_map,
+    normalizer_canonicaliser,
     parse_composition,
     wyckoff_slots,
     z_candidates,
@@ -263,6 +264,22 @@ def test_canonicaliser_merges_normalizer_equivalent_assignments():
     assert len(set(keys)) == len(keys)
     all_keys = {canonicaliser(maps)(a) for a in enumerate_assignments(composition, 1, 2)}
     assert all_keys == set(keys)
+
+
+def test_normalizer_canonicaliser_rutile_by_hand():
+    # P4_2/mnm: the shift (0, 0, 1/2) swaps 2a and 2b, (1/2, 1/2, 1/2) swaps 4f and 4g; 4c, 4d, 4e stay:
+    # the 10 assignments fall into 4 classes (O on 4c, 4d, 4e, or 4f/4g).
+    canonical = normalizer_canonicaliser(136, RUTILE_CELL)
+    kept = list(deduplicate(enumerate_assignments({"Ti": 1, "O": 2}, 2, 136, RUTILE_CELL), canonical))
+    assert sorted(a.labels("O")[0] for a in kept) in (["4c", "4d", "4e", "4f"], ["4c", "4d", "4e", "4g"])
+    assert (
+        len(
+            list(
+                deduplicate(enumerate_assignments({"Na": 1, "Cl": 1}, 4, 225), normalizer_canonicaliser(225, NACL_CELL))
+            )
+        )
+        == 1
+    )
 
 
 @pytest.mark.parametrize("z", [0, -1, 1.5, True])

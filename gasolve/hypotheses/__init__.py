@@ -14,6 +14,7 @@ from gasolve.hypotheses.assignments import (
     deduplicate,
     enumerate_assignments,
     letter_map,
+    normalizer_canonicaliser,
     wyckoff_slots,
 )
 from gasolve.hypotheses.composition import parse_composition
@@ -29,6 +30,7 @@ __all__ = [
     "deduplicate",
     "enumerate_assignments",
     "letter_map",
+    "normalizer_canonicaliser",
     "parse_composition",
     "wyckoff_slots",
     "z_candidates",

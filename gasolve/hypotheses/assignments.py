@@ -519,3 +519,14 @@ def canonicaliser(maps: Iterable[Mapping[str, str]]) -> Callable[[Assignment], t
         return min(own, *relabelled) if maps else own
 
     return canonical
+
+
+def normalizer_canonicaliser(space_group: SpaceGroup | int | str, cell: UnitCell) -> Callable[[Assignment], tuple]:
+    """:func:`canonicaliser` from the Euclidean normalizer of ``space_group`` in ``cell``
+    (:func:`gasolve.crystal.normalizer.euclidean_normalizer`; the continuous shifts of polar groups move no
+    Wyckoff position onto another, so its discrete coset representatives suffice)."""
+    from gasolve.crystal.normalizer import euclidean_normalizer
+
+    group = _as_space_group(space_group)
+    normalizer = euclidean_normalizer(group, cell)
+    return canonicaliser(letter_map(group, p, s) for p, s in zip(normalizer.linear, normalizer.shifts, strict=True))
