@@ -25,27 +25,6 @@ def _spellings(text: str) -> list[str]:
     and some papers' spellings), a Unicode minus as '-'."""
     plain = text.replace("\u2212", "-").replace("\u2013", "-")
     screws = re.sub(r"_\{?(\d)\}?", r"\1", re.sub(r"(\d)\((\d)\)", r"\1\2", plain))
-    return list(dict.fromkeys([text, plain, screws]))
-
-
-def _from_hall(text: str) -> gemmi.SpaceGroup | None:
-    try:
-        return gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(text))
-    except (RuntimeError, ValueError):
-        return None
-
-
-_EXAMPLES = (
-    "a Hermann-Mauguin symbol in any common spelling ('P2_1/c', 'P 21/c', 'P121/c1', 'P 1 21/n 1', 'Pbnm', "
-    "'R-3m:H', 'R3:R', 'Fd-3m:1'), a Hall symbol ('-P 2ybc'), or a number 1-230"
-)
-
-
-def _spellings(text: str) -> list[str]:
-    """The ways a user's symbol may be meant: as written; screw axes as 2_1 or 6(3) written 21 and 63 (pymatgen's
-    and some papers' spellings), a Unicode minus as '-'."""
-    plain = text.replace("\u2212", "-").replace("\u2013", "-")
-    screws = re.sub(r"_\{?(\d)\}?", r"\1", re.sub(r"(\d)\((\d)\)", r"\1\2", plain))
     # Full symbols (P 2/m 2/m 2/m, F 4/m -3 2/m, I 41/a 2/m 2/d) to short ones: a twofold axis under a plane
     # is implied by the plane; a cubic 4/m -3 is m -3. Tried last, after gemmi's own names (P 1 21/m 1).
     short = re.sub(r"(?<![\w/])4\d?/(\w) -3", r"\1 -3", re.sub(r"(?<![\w/])21?/(?=\w)", "", screws))
