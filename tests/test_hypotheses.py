@@ -17,6 +17,7 @@ from gasolve.errors import InputError
 from gasolve.hypotheses import (
     canonicaliser,
     check_z,
+    choose_route,
     count_assignments,
     deduplicate,
     enumerate_assignments,
@@ -280,6 +281,14 @@ def test_normalizer_canonicaliser_rutile_by_hand():
         )
         == 1
     )
+
+
+def test_choose_route():
+    small = choose_route({"Ti": 1, "O": 2}, 2, 136)
+    assert (small.name, small.n_assignments) == ("wyckoff", 10)
+    large = choose_route({"Li": 3, "Fe": 2, "P": 3, "O": 12}, 4, "Pmmm")
+    assert large.name == "general" and large.n_assignments > 1000 and "occupancy correction" in large.reason
+    assert choose_route({"Ti": 1, "O": 2}, 2, 136, max_assignments=9).name == "general"
 
 
 @pytest.mark.parametrize("z", [0, -1, 1.5, True])

@@ -8,8 +8,10 @@ free parameters, and counts them without listing.
 
 from gasolve.hypotheses.assignments import (
     Assignment,
+    Route,
     WyckoffSlot,
     canonicaliser,
+    choose_route,
     count_assignments,
     deduplicate,
     enumerate_assignments,
@@ -22,10 +24,12 @@ from gasolve.hypotheses.z_candidates import ZCandidate, check_z, z_candidates
 
 __all__ = [
     "Assignment",
+    "Route",
     "WyckoffSlot",
     "ZCandidate",
     "canonicaliser",
     "check_z",
+    "choose_route",
     "count_assignments",
     "deduplicate",
     "enumerate_assignments",

@@ -15,16 +15,20 @@ MP-20 and some above 10^5), so nothing here builds the product:
 * :func:`enumerate_assignments` is a generator, an A* best-first search over partial assignments (element by
   element, Wyckoff position by position, with two moves: one more site on this position, or go to the next
   position). Assignments come out in order of increasing free parameters, then fewer independent sites. The
-  heuristic is each remaining element's exact cheapest completion when it alone used the free fixed points
-  (admissible, so the order is exact), and a partial assignment is pruned as soon as one element can no longer be
-  completed with the fixed points that are left (subset sums kept as Python integers used as bit sets).
-  Fixed atoms closer than ``min_distance_factor`` x (sum of ASE covalent radii) are dropped during the search:
-  only pairs of atoms on fixed points can be checked before the coordinates are known.
+  heuristic is exact (without the distance filter): fixed points of one multiplicity are interchangeable for the
+  cost, so the cheapest completion depends only on how many of each multiplicity are still free, and a small DP
+  over that vector gives it. Every partial assignment on the heap can therefore be completed, nothing is explored
+  in vain, and ties pop last-in first-out so that the search dives instead of widening: the first assignments of
+  a case with 10^25 of them come in milliseconds. Fixed atoms closer than ``min_distance_factor`` x (sum of ASE
+  covalent radii) are dropped during the search: only pairs of atoms on fixed points can be checked before the
+  coordinates are known.
+* :func:`choose_route` says whether to race the assignments or to put every atom on the general position and
+  let the dynamical occupancy correction find the special positions.
 
 Equivalence under the Euclidean normalizer of the group: :func:`deduplicate` takes a canonicalisation callable and
 keeps the first assignment of every class; :func:`letter_map` turns one affine normalizer operation (P, p) into the
-permutation of Wyckoff labels it induces, and :func:`canonicaliser` builds the callable from such permutations.
-The normalizer's operations themselves come from elsewhere (gasolve.crystal).
+permutation of Wyckoff labels it induces, :func:`canonicaliser` builds the callable from such permutations, and
+:func:`normalizer_canonicaliser` from the normalizer of :mod:`gasolve.crystal.normalizer` for the actual cell.
 """
 
 from __future__ import annotations
@@ -418,6 +422,42 @@ def _search(
         left = list(free)
         left[heuristic.class_of[j]] -= 1
         push(g + step, e, j + 1, r - slot.multiplicity, used | 1 << j, tuple(left), (*owners, (j, e)), (chain, (e, j)))
+
+
+@dataclass(frozen=True)
+class Route:
+    """How the hypotheses of one Z are searched.
+
+    Attributes
+    ----------
+    name : str
+        "wyckoff": race the Wyckoff assignments; "general": every atom on the general position, with the dynamical
+        occupancy correction finding special positions (FOX's), because there are too many assignments.
+    n_assignments : int
+        :func:`count_assignments`.
+    reason : str
+        One sentence for the user.
+    """
+
+    name: str
+    n_assignments: int
+    reason: str
+
+
+def choose_route(
+    composition: Mapping[str, int], z: int, space_group: SpaceGroup | int | str, max_assignments: int = 1000
+) -> Route:
+    """The "wyckoff" route when Z formula units have at most ``max_assignments`` Wyckoff assignments, else
+    "general" (:class:`Route`)."""
+    n = count_assignments(composition, z, space_group)
+    if n <= max_assignments:
+        return Route("wyckoff", n, f"{n} Wyckoff assignments for Z = {z} (at most {max_assignments}): each is tried")
+    return Route(
+        "general",
+        n,
+        f"{n:.3g} Wyckoff assignments for Z = {z} (more than {max_assignments}): every atom starts on the general "
+        "position and the occupancy correction finds the special positions",
+    )
 
 
 def deduplicate(
