@@ -11,6 +11,7 @@ from pathlib import Path
 import gemmi
 import numpy as np
 import pytest
+from conftest import SHARED, data_path
 
 from gasolve.cli import compare as compare_cli
 from gasolve.compare import (
@@ -445,18 +446,48 @@ def symmetric_displacements(structure: Structure, sizes: np.ndarray, rng: np.ran
     return out
 
 
-def matcher_verdicts(model: Structure, reference: Structure) -> tuple[bool, bool, float, float]:
+def matcher_verdicts(
+    model: Structure, reference: Structure, isometric: bool = False
+) -> tuple[bool, bool, float, float]:
     """StructureMatcher (ltol 0.2, angle_tol 5, primitive_cell and scale off) at stol 0.3 and at the stol that is
-    0.3 Å; with the normalisation length (V/n)^(1/3) and the largest distance (Å) of the best-RMS mapping."""
+    0.3 Å; with the normalisation length (V/n)^(1/3) and the largest distance (Å) of the best-RMS mapping.
+
+    ``isometric`` narrows ltol and angle_tol to 0.002 and 0.1°, so that only lattice mappings that keep the metric
+    (those gasolve searches) are tried: with ltol 0.2 StructureMatcher also maps a cell onto a distorted copy of
+    itself and measures in the average lattice, which shortens distances in pseudo-symmetric cells.
+    """
     from pymatgen.analysis.structure_matcher import StructureMatcher
 
     ours, theirs = to_pymatgen(model), to_pymatgen(reference)
     scale = (reference.cell.volume / len(theirs)) ** (1 / 3)
     settings = {"ltol": 0.2, "angle_tol": 5, "primitive_cell": False, "scale": False}
+    if isometric:
+        settings.update(ltol=0.002, angle_tol=0.1)
     relative = StructureMatcher(stol=0.3, **settings).fit(ours, theirs)
     absolute = StructureMatcher(stol=0.3 / scale, **settings).fit(ours, theirs)
     loose = StructureMatcher(stol=2.0, **settings).get_rms_dist(ours, theirs)
     return relative, absolute, scale, (np.inf if loose is None else loose[1] * scale)
+
+
+def assert_agrees_with_matcher(
+    model: Structure, reference: Structure, comparison, name: str, fallback: bool, verdicts: bool = True
+) -> bool:
+    """Same verdicts (at stol 0.3, unless the distance sits within 0.05 Å of it, and at 0.3 Å) and the same
+    largest distance (0.01 Å) as StructureMatcher. With ``fallback``, a disagreement is accepted where the
+    isometric StructureMatcher agrees (see :func:`matcher_verdicts`); returns whether that was needed.
+    ``verdicts=False`` compares distances only: StructureMatcher's verdict takes the smallest largest distance
+    over its mappings, gasolve's the largest distance of the best-RMS alignment, which differ in tiny cells."""
+    for isometric in (False, True):
+        relative_fit, absolute_fit, scale, largest = matcher_verdicts(model, reference, isometric)
+        agree = comparison.max_distance == pytest.approx(largest, abs=0.01)
+        if verdicts:
+            agree = agree and comparison.solved(0.3) == absolute_fit
+        if verdicts and abs(0.3 * scale - comparison.max_distance) > 0.05:
+            agree = agree and comparison.solved(0.3 * scale) == relative_fit
+        if agree or not fallback:
+            break
+    assert agree, (name, comparison.max_distance, largest, absolute_fit, relative_fit, scale)
+    return isometric
 
 
 #: StructureMatcher takes 8-10 s on the two larger cubic cells (48 lattice mappings): slow tests.
@@ -476,22 +507,38 @@ SLOW_MATCHER_CASES = {
     ],
 )
 def test_equivalent_and_perturbed_copies_get_the_verdict_and_distances_of_structure_matcher(relative):
-    from conftest import data_path
-
     polar = dict(MATCHER_CASES)[relative]
     reference = read_cif(data_path(relative))
-    rng = np.random.default_rng(sum(map(ord, relative)))
+    assert polar_axes(reference.space_group) == polar
+    assert len(normalizer_symmops(reference)) >= 2  # at least one operation besides the identity
+    check_against_matcher(reference, np.random.default_rng(sum(map(ord, relative))))
+
+
+def polar_axes(group: SpaceGroup) -> str:
+    """Axes that every rotation leaves fixed: the polar axes of a standard setting ('' when the origin is fixed)."""
+    return "".join(
+        axis for k, axis in enumerate("xyz") if np.all(group.rotations[:, :, k] == np.eye(3, dtype=int)[:, k])
+    )
+
+
+def check_against_matcher(reference: Structure, rng: np.random.Generator, n_copies: int = 3, fallback: bool = False):
+    """Equivalent copies (normaliser operation from PyXtal's tables, random origin along the polar axes, sites
+    permuted, symmetric noise below 0.08 Å), the last one with a site moved 0.5 Å, and a P1 copy with one atom
+    moved 0.5 Å: gasolve's verdicts and largest distance against StructureMatcher's (see
+    :func:`assert_agrees_with_matcher`). Returns how many comparisons needed the isometric fallback."""
+    polar = polar_axes(reference.space_group)
     symmops = normalizer_symmops(reference)
-    assert len(symmops) >= 2  # at least one operation besides the identity
-    chosen = [symmops[0], *(symmops[i] for i in rng.choice(np.arange(1, len(symmops)), 2))]
+    chosen = [symmops[0], *(symmops[i] for i in rng.choice(np.arange(len(symmops)), n_copies - 1))]
     movable = np.flatnonzero(
         np.linalg.norm(symmetric_displacements(reference, np.ones(reference.n_sites), rng), axis=1)
     )
+    n_fallback = 0
     for k, op in enumerate(chosen):
         sizes = rng.uniform(0.0, 0.08, reference.n_sites)
         noise = symmetric_displacements(reference, sizes, rng)
         sizes = np.sqrt(np.einsum("ni,ij,nj->n", noise, reference.cell.metric, noise))
-        if k == len(chosen) - 1 and len(movable):  # a non-equivalent copy: one site 0.5 Å away
+        moved = k == len(chosen) - 1 and len(movable) > 0
+        if moved:  # a non-equivalent copy: one site 0.5 Å away
             site = rng.choice(movable)
             noise[site] = symmetric_displacements(reference, np.full(reference.n_sites, 0.5), rng)[site]
             sizes[site] = 0.5
@@ -499,78 +546,82 @@ def test_equivalent_and_perturbed_copies_get_the_verdict_and_distances_of_struct
         frac[:, ["xyz".index(axis) for axis in polar]] += rng.random(len(polar))  # the origin floats
         model, _ = permuted_within_elements(reference.with_frac(np.mod(frac, 1.0)), rng)
         comparison = compare_structures(model, reference)
-        relative_fit, absolute_fit, scale, largest = matcher_verdicts(model, reference)
-        assert abs(0.3 * scale - sizes.max()) > 0.05  # no verdict sits on the tolerance
-        assert comparison.solved(0.3 * scale) == relative_fit, (op.as_xyz_str(), comparison.max_distance, scale)
-        assert comparison.solved(0.3) == absolute_fit, (op.as_xyz_str(), comparison.max_distance)
-        assert comparison.max_distance == pytest.approx(largest, abs=0.01), op.as_xyz_str()
-        if not polar:  # no floating origin, so the distances are the displacements themselves
-            np.testing.assert_allclose(comparison.site_distances, sizes, atol=1e-6)
-        assert comparison.solved(0.3) == (sizes.max() < 0.3)
-    # One atom of the whole cell moved 0.5 Å (a P1 model): neither calls it the same structure at 0.3 Å. The origin
-    # of a P1 model floats in 3D, so both remove the mean displacement: the atom is left (1 - 1/n) 0.5 Å away.
+        name = f"{reference.name} {reference.space_group.symbol} {op.as_xyz_str()}"
+        n_fallback += assert_agrees_with_matcher(model, reference, comparison, name, fallback)
+        if not moved and not polar:  # no floating origin, so the distances are the displacements themselves
+            np.testing.assert_allclose(comparison.site_distances, sizes, atol=1e-6, err_msg=name)
+            assert comparison.solved(0.3)
+    # One atom of the whole cell moved 0.5 Å (a P1 model). The origin of a P1 model floats in 3D, so both remove
+    # the mean displacement: the atom is left at most (1 - 1/n) 0.5 Å away, so not solved for n >= 5.
     full = in_p1(reference)
     frac = full.frac.copy()
     frac[0] = displace(frac[:1], np.array([0.5]), rng, reference.cell.metric)[0]
     model = full.with_frac(np.mod(symmops[-1].operate_multi(frac), 1.0))
     comparison = compare_structures(model, reference)
-    _, absolute_fit, _, largest = matcher_verdicts(model, reference)
-    assert not comparison.solved(0.3) and not absolute_fit
-    assert comparison.max_distance == pytest.approx(0.5 * (1.0 - 1.0 / len(frac)), abs=1e-6)
-    assert comparison.max_distance == pytest.approx(largest, abs=0.01)
+    name = f"{reference.name} P1"
+    n_fallback += assert_agrees_with_matcher(model, reference, comparison, name, fallback, verdicts=len(frac) >= 5)
+    assert comparison.max_distance <= 0.5 * (1.0 - 1.0 / len(frac)) + 1e-6
+    if len(frac) >= 5:
+        assert not comparison.solved(0.3)
+    return n_fallback
 
 
-def test_apatite_mirror_image_is_the_same_structure():
-    """The issue's apatite case: the description related by the mirror x <-> y of P6/mmm, which origin shifts and
-    inversion cannot reach (3 of 7 sites within 0.3 Å before), matches with the displacements alone."""
-    from conftest import data_path
-    from pymatgen.core import Lattice
+# --- the shared structure sets (slow) ----------------------------------------------------------------------------
 
-    reference = read_cif(data_path("derived/mp-554236_Ca5P3ClO12.cif"))
-    rng = np.random.default_rng(176)
-    sizes = rng.uniform(0.0, 0.03, reference.n_sites)
-    noise = symmetric_displacements(reference, sizes, rng)
-    sizes = np.sqrt(np.einsum("ni,ij,nj->n", noise, reference.cell.metric, noise))
-    mirror = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]])
-    model = reference.with_frac(np.mod((reference.frac + noise) @ mirror.T, 1.0))
-    comparison = compare_structures(model, reference)
-    np.testing.assert_allclose(comparison.site_distances, sizes, atol=1e-6)
-    assert comparison.solved(0.3)
-    assert not np.allclose(np.abs(comparison.transformation), np.eye(3))  # an axis change was needed
-    # Origin shifts and inversion alone leave sites far away (nearest same-element atom, pymatgen's distances).
-    lattice = Lattice.from_parameters(*reference.cell.parameters)
-    ref_elements, ref_frac, _, _, _ = reference.expand()
-    mod_elements, mod_frac, _, _, _ = model.expand()
-    for shift, inverted in zip(
-        *(lambda a: (a.shifts, a.inverted))(origin_alignments(reference.space_group)), strict=True
-    ):
-        moved = (-mod_frac if inverted else mod_frac) + shift
-        distances = lattice.get_all_distances(moved, ref_frac)
-        same = np.array(mod_elements)[:, None] == np.array(ref_elements)[None, :]
-        assert np.where(same, distances, np.inf).min(axis=1).max() > 0.3
-    _, absolute_fit, _, largest = matcher_verdicts(model, reference)
-    assert absolute_fit and largest == pytest.approx(comparison.max_distance, abs=0.01)
-    aligned = aligned_model(model, comparison)
-    assert aligned.space_group == reference.space_group  # the mirror normalises P6_3/m: the model keeps its group
-    np.testing.assert_allclose(compare_structures(aligned, reference).transformation, np.eye(3))
+AFLOW = sorted((SHARED / "cif" / "aflow-prototypes").glob("*.cif")) if SHARED.is_dir() else []
 
 
-def test_batched_site_distances_use_the_axis_changes_too():
-    from conftest import data_path
+@pytest.mark.slow
+@pytest.mark.parametrize("path", AFLOW, ids=lambda p: p.stem.split("_")[0])
+def test_aflow_prototypes_against_structure_matcher(path):
+    """Every AFLOW prototype of ../shared/data with at most 60 atoms in the cell."""
+    reference = read_cif(path)
+    if len(reference.expand()[0]) > 60:
+        pytest.skip("more than 60 atoms in the cell")
+    check_against_matcher(reference, np.random.default_rng(int(path.stem[:3])), n_copies=2, fallback=True)
 
-    reference = read_cif(data_path("derived/mp-554236_Ca5P3ClO12.cif"))
-    rng = np.random.default_rng(5)
-    sizes = rng.uniform(0.0, 0.4, (20, reference.n_sites))
-    mirror = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]])
-    population = np.empty((20, reference.n_sites, 3))
-    for m in range(20):
-        noise = symmetric_displacements(reference, sizes[m], rng)
-        sizes[m] = np.sqrt(np.einsum("ni,ij,nj->n", noise, reference.cell.metric, noise))  # 0 on fixed sites
-        population[m] = np.mod((reference.frac + noise) @ mirror.T + [0.0, 0.0, 0.5 * (m % 2)], 1.0)
-    group, cell = reference.space_group, reference.cell
-    distances = site_distances_batch(population, reference, group, cell, reference.elements)
-    # Nearest-atom distances can only be shorter than the displacements; for most sites they are equal.
-    assert np.all(distances <= sizes + 2e-5)
-    assert np.mean(np.abs(distances - sizes) < 2e-5) > 0.9
-    labels = labels_within(population, reference, group, cell, reference.elements, 0.3)
-    assert np.all(labels[sizes <= 0.3])
+
+def mp_sample(n_structures: int = 40, max_sites: int = 20, seed: int = 12) -> list[str]:
+    """Material ids of a fixed random sample of ../shared/data/mp-structures, at most one per space group."""
+    import csv
+
+    with open(SHARED / "mp-structures" / "index.csv", encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if int(row["n_sites"]) <= max_sites]
+    order = np.random.default_rng(seed).permutation(len(rows))
+    chosen, groups = [], set()
+    for i in order:
+        group = rows[i]["space_group_number_spglib_0.1"]
+        if group not in groups:
+            groups.add(group)
+            chosen.append(rows[i]["material_id"])
+        if len(chosen) == n_structures:
+            break
+    return chosen
+
+
+@pytest.mark.slow
+def test_materials_project_sample_against_structure_matcher(shared_data, tmp_path):
+    """40 Materials Project structures in 40 space groups, symmetrised by pymatgen (symprec 0.1) and read back."""
+    import csv
+    import gzip
+    import sys
+
+    from pymatgen.core import Structure as PymatgenStructure
+    from pymatgen.io.cif import CifWriter
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    wanted = set(mp_sample())
+    csv.field_size_limit(sys.maxsize)
+    checked = []
+    with gzip.open(shared_data / "mp-structures" / "structures.csv.gz", "rt", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row["material_id"] not in wanted:
+                continue
+            structure = PymatgenStructure.from_str(row["cif"], fmt="cif")
+            refined = SpacegroupAnalyzer(structure, symprec=0.1).get_refined_structure()
+            path = tmp_path / f"{row['material_id']}.cif"
+            CifWriter(refined, symprec=0.1).write_file(path)
+            reference = read_cif(path)
+            check_against_matcher(reference, np.random.default_rng(len(checked)), n_copies=2, fallback=True)
+            checked.append(reference.space_group.number)
+    assert len(checked) == len(wanted)
