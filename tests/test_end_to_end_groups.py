@@ -26,6 +26,7 @@ import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure as PymatgenStructure
 
+import gasolve.config
 from gasolve.cli.main import main
 from gasolve.crystal.cell import UnitCell
 from gasolve.crystal.cif_io import write_cif
@@ -104,6 +105,10 @@ def _strict_json(text: str) -> dict:
     return json.loads(text, parse_constant=refuse)
 
 
+# The key of the number of Chebyshev terms (renamed from 'chebyshev' to 'terms' while this was written).
+_BACKGROUND_KEY = "terms" if "terms" in getattr(gasolve.config, "_BACKGROUND_KEYS", ()) else "chebyshev"
+
+
 def _config(case: Case, pattern: Path, reference: Path, out: Path) -> str:
     elements = ", ".join(f'"{element}"' for element, _, _ in case.sites)
     lines = [
@@ -124,7 +129,7 @@ def _config(case: Case, pattern: Path, reference: Path, out: Path) -> str:
         f"fwhm = {FWHM}",
         f"eta = {ETA}",
         "[pattern.background]",
-        f"chebyshev = {BACKGROUND_TERMS}",
+        f"{_BACKGROUND_KEY} = {BACKGROUND_TERMS}",
         "[reference]",
         f'cif = "{reference.name}"',
         "[output]",

@@ -177,8 +177,6 @@ wavelength = "CuKa1"
 [pattern.profile]
 fwhm = 0.1
 eta = 0.5
-[pattern.background]
-chebyshev = 3
 [output]
 dir = "out"
 """
