@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_path
+from conftest import read_image, shared_path, strict_json
 
 from gasolve.cli.main import main
 from gasolve.io.patterns import read_pattern
@@ -57,15 +56,15 @@ def test_simulate_noise_free_then_score_is_exact(tmp_path, capsys):
         ["score", K4SNO4, out, "--fwhm", 0.08, "--b-iso", 1.0, "--json", "--plot", tmp_path / "fit.png"],
         capsys,
     )
-    result = json.loads(stdout)
+    result = strict_json(stdout)
     assert code == 0 and result["rwp"] < 1e-6
-    assert (tmp_path / "fit.png").stat().st_size > 10_000
+    read_image(tmp_path / "fit.png")
     # A wrong structure model (atoms moved) must fit worse.
     code, stdout, _ = run(
         ["score", K4SNO4, out, "--fwhm", 0.08, "--b-iso", 3.0, "--json", "--plot", tmp_path / "fit2.png"],
         capsys,
     )
-    assert json.loads(stdout)["rwp"] > 0.01
+    assert strict_json(stdout)["rwp"] > 0.01
 
 
 def test_simulate_with_counts_is_reproducible_and_at_noise_level(tmp_path, capsys):
@@ -111,7 +110,7 @@ def test_simulate_with_counts_is_reproducible_and_at_noise_level(tmp_path, capsy
         ],
         capsys,
     )
-    result = json.loads(stdout)
+    result = strict_json(stdout)
     assert 0.5 < result["chi2"] < 1.5
     assert result["rwp"] == pytest.approx(result["rexp"], rel=0.25)
 
@@ -145,7 +144,7 @@ def test_published_pbso4_against_measured_round_robin_pattern(tmp_path, capsys):
         ],
         capsys,
     )
-    result = json.loads(stdout)
+    result = strict_json(stdout)
     assert code == 0
     assert result["rwp"] < 0.15
     # Without Kα2 or with a misplaced zero the same model fits clearly worse.
@@ -174,7 +173,7 @@ def test_published_pbso4_against_measured_round_robin_pattern(tmp_path, capsys):
         ],
         capsys,
     )
-    assert json.loads(stdout)["rwp"] > result["rwp"] + 0.05
+    assert strict_json(stdout)["rwp"] > result["rwp"] + 0.05
 
 
 def _bad_cif(tmp_path):

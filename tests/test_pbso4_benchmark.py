@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import read_image
 
 from benchmarks import pbso4
 
@@ -28,4 +29,4 @@ def test_summary_counts_only_solved_runs_and_charges_all_evaluations_to_ert(tmp_
     assert summary["seconds_to_solution"]["max"] == pytest.approx(3.0)
     assert summary["expected_evaluations_to_solution"] == pytest.approx(12000.0 / 2)
     pbso4.plot({"runs": runs, "fox_trials": pbso4.FOX_TRIALS}, tmp_path / "curve.png")
-    assert (tmp_path / "curve.png").stat().st_size > 5000
+    read_image(tmp_path / "curve.png")

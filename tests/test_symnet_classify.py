@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import strict_json
 from symnet_fixtures import EXAMPLES
 
 from symnet.grid import CU_KALPHA1
@@ -15,17 +16,80 @@ from symnet.grid import CU_KALPHA1
 SYMMETRY_EXAMPLES = EXAMPLES / "symmetry"
 
 
-def test_classify_names_the_crystal_system_of_a_shipped_example(capsys):
-    from gasolve.cli.main import main
+#: Shipped pattern -> the network's known answer, checked against the CIF's space group found by spglib:
+#: the crystal system right and the true group first ("top1"), in the first five ("top5") or not there
+#: ("system": Cu2O, Pn-3m, is called Pm-3m), or no answer ("abstains": quartz and baddeleyite).
+KNOWN = {
+    "Cu2O": "system",
+    "PbSO4": "top1",
+    "SnO2": "top1",
+    "ZnO": "top5",
+    "SiO2-quartz": "abstains",
+    "ZrO2": "abstains",
+}
 
-    assert main(["classify", str(SYMMETRY_EXAMPLES / "ZnO.xye"), "--json", "--top", "3"]) == 0
-    answer = json.loads(capsys.readouterr().out)
-    assert answer["file"].endswith("ZnO.xye")
-    assert answer["crystal_system"]["name"] == "hexagonal"
-    assert len(answer["space_groups"]) == 3
-    assert {"number", "symbol", "probability"} <= set(answer["space_groups"][0])
-    probabilities = [g["probability"] for g in answer["space_groups"]]
-    assert probabilities == sorted(probabilities, reverse=True) and 0 < probabilities[0] <= 1
+
+def true_space_group(name: str) -> int:
+    """Space-group number of a shipped example CIF (written in P1), found by spglib at 0.01 Å."""
+    import gemmi
+    import spglib
+
+    small = gemmi.read_small_structure(str(SYMMETRY_EXAMPLES / f"{name}.cif"))
+    sites = small.get_all_unit_cell_sites()
+    cell = small.cell
+    lattice = np.array(cell.orth.mat).T  # rows: a, b, c in Å
+    numbers = [site.element.atomic_number for site in sites]
+    dataset = spglib.get_symmetry_dataset((lattice, [list(site.fract) for site in sites], numbers), symprec=0.01)
+    return int(dataset.number)
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    from symnet.classify import Classifier
+
+    return Classifier()
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN))
+def test_classify_gives_normalised_ordered_probabilities_and_the_known_answer(name, classifier, capsys):
+    from gasolve.cli.main import main
+    from gasolve.io.patterns import read_pattern
+    from symnet.classify import pattern_input
+    from symnet.labels import CRYSTAL_SYSTEMS, crystal_system_index
+
+    assert main(["classify", str(SYMMETRY_EXAMPLES / f"{name}.xye"), "--json", "--top", "230"]) == 0
+    answer = strict_json(capsys.readouterr().out)
+    assert answer["file"].endswith(f"{name}.xye")
+    groups = answer["space_groups"]
+    assert sorted(g["number"] for g in groups) == list(range(1, 231))
+    probabilities = [g["probability"] for g in groups]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert sum(probabilities) == pytest.approx(1.0, abs=0.012)  # 230 values each rounded to 1e-4
+    # the same pattern through the library: every distribution sums to 1 and the command prints its order
+    pattern = read_pattern(SYMMETRY_EXAMPLES / f"{name}.xye")
+    result = classifier.classify_inputs(
+        pattern_input(pattern.two_theta, pattern.y_obs, CU_KALPHA1, classifier.grid)[None]
+    )[0]
+    assert result.system_probabilities.shape == (7,) and result.space_group_probabilities.shape == (230,)
+    assert result.system_probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+    assert result.space_group_probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+    assert np.all(result.space_group_probabilities >= 0) and np.all(result.system_probabilities >= 0)
+    top = np.argsort(-result.space_group_probabilities)[:5] + 1
+    assert [g["number"] for g in groups[:5]] == top.tolist()
+    system = int(np.argmax(result.system_probabilities))
+    assert answer["crystal_system"] == {
+        "name": CRYSTAL_SYSTEMS[system],
+        "probability": pytest.approx(result.system_probabilities[system], abs=5e-5),
+    }
+    assert answer["abstained"] == (KNOWN[name] == "abstains")
+    truth = true_space_group(name)
+    if KNOWN[name] == "abstains":
+        assert answer["abstained"] and groups[0]["probability"] < 0.5
+        return
+    assert answer["crystal_system"]["name"] == CRYSTAL_SYSTEMS[int(crystal_system_index(np.array([truth]))[0])]
+    ranked = [g["number"] for g in groups]
+    assert (ranked.index(truth) == 0) == (KNOWN[name] == "top1")
+    assert (ranked.index(truth) < 5) == (KNOWN[name] in ("top1", "top5"))
 
 
 def test_classify_several_files_at_another_wavelength(tmp_path, capsys):
@@ -39,15 +103,18 @@ def test_classify_several_files_at_another_wavelength(tmp_path, capsys):
     write_xye(tmp_path / "ZnO-Co.xye", angle, pattern.y_obs, pattern.sigma)
     files = [str(SYMMETRY_EXAMPLES / "ZnO.xye"), str(tmp_path / "ZnO-Co.xye")]
     assert main(["classify", files[0], "--json"]) == 0
-    cu = json.loads(capsys.readouterr().out)
+    cu = strict_json(capsys.readouterr().out)
     assert main(["classify", files[1], "--wavelength", str(cobalt), "--json"]) == 0
-    co = json.loads(capsys.readouterr().out)
+    co = strict_json(capsys.readouterr().out)
     assert co["crystal_system"]["name"] == cu["crystal_system"]["name"]
     assert co["space_groups"][0]["number"] in [g["number"] for g in cu["space_groups"][:3]]
     assert abs(co["crystal_system"]["probability"] - cu["crystal_system"]["probability"]) < 0.1
+    assert main(["classify", str(SYMMETRY_EXAMPLES / "Cu2O.xye"), "--json"]) == 0
+    cu_cubic_probability = strict_json(capsys.readouterr().out)["crystal_system"]["probability"]
     assert main(["classify", *files[:1], str(SYMMETRY_EXAMPLES / "Cu2O.xye")]) == 0
-    text = capsys.readouterr().out
-    assert "ZnO.xye" in text and "Cu2O.xye" in text
+    headers = [line for line in capsys.readouterr().out.splitlines() if not line.startswith(" ")]
+    assert [line.split(": ")[1].split(" (")[0] for line in headers] == ["hexagonal", "cubic"]
+    assert headers[0].startswith(files[0]) and headers[1].endswith(f"cubic ({cu_cubic_probability:.2f})")
 
 
 @pytest.mark.parametrize(
