@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import strict_json
 from test_nnselect import _write_dataset
 
 from gasolve.cli.main import main
@@ -205,9 +206,23 @@ def test_train_nn_cli_trains_from_a_toml_config_and_refuses_bad_input(tmp_path, 
     code, stdout, err = run(["train-nn", dataset, "--config", config, "--epochs", 1, "--out", tmp_path / "nn"], capsys)
     assert code == 0, err
     assert "epoch   1" in err and "trained PaperCNN for 1 epochs" in stdout
-    metrics = json.loads((tmp_path / "nn" / "metrics.json").read_text())
+    metrics = strict_json(tmp_path / "nn" / "metrics.json")
     assert len(metrics["epochs"]) == 1 and metrics["config"]["patterns_per_epoch"] == 16
-    assert (tmp_path / "nn" / "checkpoint.msgpack").is_file()
+    assert metrics["best_epoch"] == 1 and metrics["config"]["model"] == "PaperCNN"
+    # the written network loads and predicts one probability per site, the same as the last epoch's
+    from nnselect import checkpoint
+    from nnselect.dataset import load_dataset
+    from nnselect.input_pipeline import build_problem
+    from nnselect.train import predict
+
+    data = load_dataset(dataset)
+    best, meta = checkpoint.load(tmp_path / "nn" / "checkpoint.msgpack")
+    last, _ = checkpoint.load(tmp_path / "nn" / "last.msgpack")
+    assert meta.model == "PaperCNN" and meta.info["epoch"] == 1 and meta.scale == metrics["scale"]
+    inputs = meta.profile_inputs(build_problem(data.manifest, data.directory))
+    p = predict(best, inputs, data.frac, batch_size=16)
+    assert p.shape == (32, 9) and np.all((p >= 0) & (p <= 1)) and p.std() > 0
+    np.testing.assert_array_equal(predict(last, inputs, data.frac, batch_size=16), p)
 
     config.write_text('[train]\npreset = "tiny"\nlearning_rat = 0.1\n')
     code, _, err = run(["train-nn", dataset, "--config", config, "--out", tmp_path / "bad"], capsys)
