@@ -83,6 +83,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # so that `python benchmarks/convergence.py` finds an uninstalled gasolve
 
 from benchmarks import provenance  # noqa: E402
+from gasolve.io.atomic import atomic_write  # noqa: E402
 
 EXAMPLES = REPO / "examples"
 RESULTS = REPO / "benchmarks" / "results"
@@ -834,9 +835,7 @@ def write_json(result: dict, path: str | Path) -> None:
     """Write ``result`` atomically (temporary file, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(result, indent=1, allow_nan=False) + "\n", encoding="utf-8")
-    temporary.replace(path)
+    atomic_write(path, json.dumps(result, indent=1, allow_nan=False) + "\n")
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ from gasolve.diffraction.form_factors import debye_waller, form_factor  # noqa: 
 from gasolve.diffraction.profile import PeakProfile  # noqa: E402
 from gasolve.diffraction.simulate import simulate  # noqa: E402
 from gasolve.diffraction.wavelength import Radiation, parse_radiation  # noqa: E402
+from gasolve.io.atomic import atomic_write  # noqa: E402
 from gasolve.io.patterns import ObservedPattern, counting_sigma  # noqa: E402
 from gasolve.scoring import Scorer, ScoringProblem  # noqa: E402
 
@@ -982,9 +983,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        temporary.replace(path)
+        atomic_write(path, json.dumps(result, indent=2) + "\n")
         print(f"\nwrote {path}")
     return 0
 

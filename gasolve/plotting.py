@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gasolve.io.atomic import atomic_writer
+
 
 def _save(fig, path: str | Path) -> None:
     """Write a figure atomically (temporary file, then rename) and close it."""
@@ -13,10 +15,11 @@ def _save(fig, path: str | Path) -> None:
 
     fig.tight_layout()
     path = Path(path)
-    temporary = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(temporary)
-    plt.close(fig)
-    temporary.replace(path)
+    try:
+        with atomic_writer(path) as stream:
+            fig.savefig(stream, format=path.suffix.lstrip(".") or None)
+    finally:
+        plt.close(fig)
 
 
 def plot_fit(

@@ -50,9 +50,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import platform
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from gasolve.errors import InputError
+from gasolve.io.atomic import atomic_write, atomic_writer
 from gasolve.io.patterns import ObservedPattern, format_xye, read_pattern
 
 #: Format tag of the manifest.
@@ -131,30 +130,9 @@ def wrap_frac(frac: np.ndarray) -> np.ndarray:
     return out
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _write_atomic(path: Path, write) -> None:
-    """Write a file through ``write(stream)`` to a temporary file in the same folder, fsync, then rename."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _write_json(path: Path, data: dict) -> None:
     text = json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
-    _write_atomic(path, lambda stream: stream.write(text.encode("utf-8")))
+    atomic_write(path, text)
 
 
 def _number(value: float) -> float | None:
@@ -539,7 +517,7 @@ class HarvestDataset:
         except OSError as error:
             raise InputError(f"cannot create the data set folder: {error.strerror}", str(path)) from None
         text = pattern_text(manifest["name"], provenance["observed"])
-        _write_atomic(path / PATTERN_FILE, lambda stream: stream.write(text.encode("utf-8")))
+        atomic_write(path / PATTERN_FILE, text)
         _write_json(path / MANIFEST, manifest)
         return cls(path, manifest)
 
@@ -641,7 +619,8 @@ class HarvestDataset:
         shard = self._validated(seed, arrays)
         n_models = len(shard["rwp"])
         file = f"shard-{len(self._manifest['shards']):05d}.npz"
-        _write_atomic(self.path / file, lambda stream: np.savez(stream, **shard))
+        with atomic_writer(self.path / file) as stream:
+            np.savez(stream, **shard)
         manifest = self.manifest
         manifest["shards"].append({"file": file, "seed": seed, "n_models": n_models, **(info or {})})
         manifest["seeds_done"].append(seed)

@@ -15,8 +15,6 @@ the lowest validation loss; choosing on the transfer set would leak it) and ``la
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +27,7 @@ import optax
 from flax import nnx
 
 from gasolve.errors import InputError
+from gasolve.io.atomic import atomic_write
 from nnselect import checkpoint, metrics
 from nnselect.configs import TrainConfig
 from nnselect.dataset import HarvestedModels, load_dataset
@@ -204,15 +203,7 @@ def positive_weights(labels: np.ndarray, config: TrainConfig) -> np.ndarray:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=1)
-            stream.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(data, indent=1) + "\n")
 
 
 def _subset(n: int, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -28,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gasolve.io.atomic import atomic_writer
 from symnet.peaks import PeakList
 from symnet.sources import CatalogueEntry
 
@@ -100,21 +99,15 @@ def pack(peak_lists: Sequence[PeakList], space_group: Sequence[int], record: Seq
 
 def write_shard(path: Path, peaks: PeakSet) -> None:
     """Write one shard atomically."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(
-                stream,
-                offsets=peaks.offsets,
-                d_spacing=peaks.d_spacing,
-                intensity=peaks.intensity,
-                space_group=peaks.space_group.astype(np.int16),
-                record=peaks.record.astype(np.int32),
-            )
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as stream:
+        np.savez(
+            stream,
+            offsets=peaks.offsets,
+            d_spacing=peaks.d_spacing,
+            intensity=peaks.intensity,
+            space_group=peaks.space_group.astype(np.int16),
+            record=peaks.record.astype(np.int32),
+        )
 
 
 def read_shard(path: Path) -> PeakSet:

@@ -15,6 +15,7 @@ from gasolve.crystal.cell import UnitCell
 from gasolve.crystal.spacegroup import SpaceGroup
 from gasolve.crystal.structure import U_TO_B, Site, Structure
 from gasolve.errors import InputError
+from gasolve.io.atomic import atomic_write
 
 
 def parse_cif(text: str, source: str = "<cif>") -> Structure:
@@ -164,7 +165,4 @@ def write_cif(
 ) -> None:
     """Write ``structure`` as CIF to ``path`` (atomically: temporary file, then rename); ``esd`` and ``wyckoff``
     as in :func:`format_cif`."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(format_cif(structure, comments, esd, wyckoff), encoding="utf-8")
-    temporary.replace(path)
+    atomic_write(path, format_cif(structure, comments, esd, wyckoff))

@@ -6,24 +6,19 @@ partial file. The checkpoint carries a fingerprint of the settings that must not
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 
 from gasolve.errors import InputError
+from gasolve.io.atomic import atomic_writer
 
 FORMAT = 2  # 2: GAState gained stagnant and scans
 
 
 def write_checkpoint(path: str | Path, payload: dict) -> None:
     """Write ``payload`` (picklable) atomically to ``path``."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        pickle.dump({"format": FORMAT, **payload}, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)
+    with atomic_writer(path) as stream:
+        pickle.dump({"format": FORMAT, **payload}, stream, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def read_checkpoint(path: str | Path) -> dict:

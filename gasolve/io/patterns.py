@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from gasolve.errors import InputError
+from gasolve.io.atomic import atomic_write
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,4 @@ def format_xye(two_theta: np.ndarray, y: np.ndarray, sigma: np.ndarray, header: 
 
 def write_xye(path: str | Path, two_theta, y, sigma, header: list[str] | None = None) -> None:
     """Write a three-column pattern atomically (temporary file, then rename)."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(format_xye(two_theta, y, sigma, header), encoding="utf-8")
-    temporary.replace(path)
+    atomic_write(path, format_xye(two_theta, y, sigma, header))

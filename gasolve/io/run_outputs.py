@@ -11,11 +11,7 @@ from typing import Any
 
 import numpy as np
 
-
-def _atomic_text(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
+from gasolve.io.atomic import atomic_write
 
 
 def strict_json_value(value: Any) -> Any:
@@ -36,7 +32,7 @@ def strict_json_value(value: Any) -> Any:
 
 def write_json(path: str | Path, data: dict) -> None:
     """Write ``data`` as strict JSON (see :func:`strict_json_value`)."""
-    _atomic_text(Path(path), json.dumps(strict_json_value(data), indent=2, allow_nan=False, default=float) + "\n")
+    atomic_write(path, json.dumps(strict_json_value(data), indent=2, allow_nan=False, default=float) + "\n")
 
 
 def site_records(structure, esd: np.ndarray, wyckoff=None, origin_held: np.ndarray | None = None) -> list[dict]:
@@ -87,4 +83,4 @@ def write_history(path: str | Path, rows: list[dict] | tuple[dict, ...]) -> None
         writer.writeheader()
         for row in rows:
             writer.writerow(row)
-    _atomic_text(Path(path), buffer.getvalue())
+    atomic_write(path, buffer.getvalue())

@@ -1,15 +1,14 @@
 """One msgpack file per trained network: a format tag, a JSON metadata block and the flat weights.
 
 Saved variables are the ``nnx.Param`` and the batch-norm running statistics (``nnx.BatchStat``), not the dropout
-RNG state; weight names are the variables' paths joined by ``/``. Writes are atomic (temporary file in the same
-folder, then rename). Reading checks the tag, and restoring checks every name and shape against the architecture
-the metadata describes; anything that does not fit raises :class:`~gasolve.errors.InputError` naming the file.
+RNG state; weight names are the variables' paths joined by ``/``. Writes are atomic
+(:func:`gasolve.io.atomic.atomic_write`). Reading checks the tag, and restoring checks every name and shape against
+the architecture the metadata describes; anything that does not fit raises :class:`~gasolve.errors.InputError`
+naming the file.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 from flax import nnx, serialization
 
 from gasolve.errors import InputError
+from gasolve.io.atomic import atomic_write
 
 #: Variables a weights file holds.
 SAVED = nnx.Any(nnx.Param, nnx.BatchStat)
@@ -47,15 +47,7 @@ def write(path: str | Path, model: nnx.Module, tag: str, meta_json: str, dtype: 
     state = nnx.to_pure_dict(nnx.state(model, SAVED))
     weights = {key: np.asarray(value, dtype=dtype) for key, value in _flat(state).items()}
     payload = serialization.msgpack_serialize({"format": tag, "meta": meta_json, "weights": weights})
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, payload)
 
 
 def read(path: str | Path, tag: str, kind: str) -> tuple[str, dict[str, np.ndarray]]:
