@@ -291,6 +291,11 @@ def test_choose_route():
     assert choose_route({"Ti": 1, "O": 2}, 2, 136, max_assignments=9).name == "general"
 
 
+def test_non_standard_setting_is_refused():
+    with pytest.raises(InputError, match="standard setting of space group 62"):
+        count_assignments({"Pb": 1, "S": 1, "O": 4}, 4, "P b n m")
+
+
 @pytest.mark.parametrize("z", [0, -1, 1.5, True])
 def test_bad_z_is_refused(z):
     with pytest.raises(InputError, match="z must be a positive integer"):
