@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import strict_json
 
 from gasolve.cli.main import main
 from gasolve.compare import site_distances_batch
@@ -289,7 +290,18 @@ def test_cli_harvests_and_prints_the_base_rates(tiny, tmp_path, capsys):
     assert "16 models from 1 runs" in stdout
     for label in ("Ba1", "S1", "O1", "≤ 0.1 Å", "≤ 0.5 Å"):
         assert label in stdout
-    assert (out / "report.json").is_file()
+    # report.json, read strictly, holds the base rates of the data set's own labels
+    report = strict_json(out / "report.json")
+    assert (report["n_models"], report["n_runs"]) == (16, 1)
+    models = dataset.models()
+    assert report["site_labels"] == list(models.manifest.site_labels)
+    previous = np.zeros(len(report["site_labels"]))
+    for radius in report["radii"]:
+        block = report[f"{radius:g}"]
+        rates = np.array([block["base_rates"][label] for label in report["site_labels"]])
+        np.testing.assert_allclose(rates, models.labels(radius).mean(axis=0), atol=1e-12)
+        assert block["mean_sites"] == pytest.approx(rates.sum()) and np.all(rates >= previous)
+        previous = rates
 
 
 @pytest.mark.parametrize(
@@ -315,10 +327,21 @@ def test_cli_harvest_then_train_nn(tiny, tmp_path, capsys):
     argv = ["harvest", tiny, "--runs", 1, "--max-generations", 2, "--out", out, "--quiet", "--train-nn"]
     code, stdout, err = cli([*argv, "--nn-config", "tiny"], capsys)
     assert code == 0, err
-    metrics = json.loads((out / "nn" / "metrics.json").read_text())
+    metrics = strict_json(out / "nn" / "metrics.json")
     assert metrics["config"]["model"] == "PaperCNN" and len(metrics["epochs"]) == 1
     assert metrics["dataset"]["n_models"] == HarvestDataset.open(out).n_models
-    assert (out / "nn" / "checkpoint.msgpack").is_file() and "trained PaperCNN" in stdout
+    assert "trained PaperCNN" in stdout
+    # the trained network loads and predicts a probability per site for the harvested models
+    from nnselect import checkpoint
+    from nnselect.input_pipeline import build_problem
+    from nnselect.train import predict
+
+    models = HarvestDataset.open(out).models()
+    network, meta = checkpoint.load(out / "nn" / "checkpoint.msgpack")
+    assert meta.model == "PaperCNN" and meta.n_sites == len(models.manifest.site_labels) == 3
+    inputs = meta.profile_inputs(build_problem(models.manifest, models.directory))
+    p = predict(network, inputs, models.frac, batch_size=16)
+    assert p.shape == (models.n_models, 3) and np.all((p >= 0) & (p <= 1)) and p.std() > 0
 
 
 def test_cli_harvest_refuses_a_bad_training_config_before_harvesting(tiny, tmp_path, capsys):

@@ -129,7 +129,25 @@ def test_train_symmetry_continues_from_a_checkpoint_of_the_same_model_only(tmp_p
     continued = preset.replace('workdir = "train"', 'workdir = "again"\ninit_checkpoint = "train/checkpoint.msgpack"')
     (tmp_path / "again.toml").write_text(continued)
     assert main(["train-symmetry", str(tmp_path / "again.toml"), "--workers", "1", "--quiet"]) == 0
-    assert (tmp_path / "again" / "checkpoint.msgpack").is_file()
+    # both checkpoints load and classify; the continued one starts from the first and trains on, so it differs
+    from symnet.augment import NORMALISATION, make_pattern
+    from symnet.classify import Classifier
+    from symnet.configs import AugmentConfig
+
+    first = Classifier(tmp_path / "train" / "checkpoint.msgpack")
+    again = Classifier(tmp_path / "again" / "checkpoint.msgpack")
+    assert again.meta.model_options == first.meta.model_options and again.grid == first.grid
+    grid, rng = first.grid, np.random.default_rng(0)
+    patterns = [make_pattern(peak_list(s, grid.d_min(3)), grid, rng, AugmentConfig()) for s in PROTOTYPES]
+    x = np.stack([pool_mean(y, grid.pool) / NORMALISATION for y in patterns]).astype(np.float32)
+    answers = [classifier.classify_inputs(x) for classifier in (first, again)]
+    for results in answers:
+        for result in results:
+            assert result.system_probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+            assert result.space_group_probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+    p_first = np.stack([r.space_group_probabilities for r in answers[0]])
+    p_again = np.stack([r.space_group_probabilities for r in answers[1]])
+    assert np.abs(p_first - p_again).max() > 1e-6
     (tmp_path / "other.toml").write_text(continued.replace("hidden = 32", "hidden = 16"))
     assert main(["train-symmetry", str(tmp_path / "other.toml"), "--workers", "1", "--quiet"]) == 2
     assert "another model or grid" in capsys.readouterr().err
