@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from gasolve.errors import InputError
-from gasolve.io.toml_file import read_toml
+from gasolve.io.atomic import atomic_write
+from gasolve.io.toml_file import read_toml, toml_text
 
 MODEL_NAMES = ("PaperCNN", "ResidualCNN")
 
@@ -319,30 +320,11 @@ def load_config(path: str | Path) -> SymmetryConfig:
     return SymmetryConfig.from_dict(raw, str(path), base=path.resolve().parent)
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
 def to_toml(config: SymmetryConfig) -> str:
     """The resolved config as TOML text that :func:`load_config` reads back to an equal config."""
-    lines = []
-    for table, values in config.to_dict().items():
-        lines.append(f"[{table}]")
-        lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
-        lines.append("")
-    return "\n".join(lines)
+    return toml_text(config.to_dict())
 
 
 def write_config(config: SymmetryConfig, path: str | Path) -> None:
-    """Write :func:`to_toml` to ``path``."""
-    Path(path).write_text(to_toml(config), encoding="utf-8")
+    """Write :func:`to_toml` to ``path`` (atomically)."""
+    atomic_write(path, to_toml(config))

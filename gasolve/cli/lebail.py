@@ -36,7 +36,8 @@ def add_parser(subparsers) -> None:
 def fragment(result, source: str) -> str:
     """The TOML fragment of a Le Bail result: refined [structure] cell and [pattern.profile]."""
     from gasolve import __version__
-    from gasolve.config import profile_table, toml_text
+    from gasolve.config import profile_table
+    from gasolve.io.toml_file import toml_text
 
     m = result.metrics
     comments = [
@@ -127,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_run_config(args.config).with_overrides(out=args.out)
     observed = load_observed(config)
     settings = LeBailSettings(
-        n_background=config.pattern.background_terms,
+        background_terms=config.pattern.background_terms,
         asymmetry=args.asymmetry,
         asymmetry_model=args.asymmetry_model,
         displacement=args.displacement,
