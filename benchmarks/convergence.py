@@ -241,7 +241,7 @@ class BenchmarkConfig:
             from gasolve.ga.settings import GASettings
 
             try:
-                GASettings(**self.ga)
+                GASettings.from_flat(self.ga)
             except (InputError, TypeError) as error:
                 raise ValueError(f"--ga: {error}") from None
         if set(NN_METHODS) & (set(self.methods) | set(self.p1_methods)) and not self.nn_model:
@@ -313,7 +313,7 @@ def build_problem(name: str) -> Problem:
         observed,
         pattern.radiation,
         pattern.profile,
-        n_background=pattern.background_terms,
+        background_terms=pattern.background_terms,
         b_iso=b_iso,
     )
     scorer = Scorer(problem)
@@ -376,7 +376,7 @@ def _run_ga(problem: Problem, settings, max_seconds: float, selector=None, nn=No
 
         candidates, _ = final_candidates(state, FINAL_CANDIDATES)
         refinements = [refine_coordinates(problem.scorer, genome.reshape(-1, 3)) for genome in candidates]
-        evaluations += sum(r.evaluations for r in refinements) * settings.gradient_cost
+        evaluations += sum(r.evaluations for r in refinements) * settings.rates.gradient_cost
         best = min(refinements, key=lambda r: r.rwp_after)
         refined_rwp = float(best.rwp_after)
         solved, distances = problem.judge(best.frac)
@@ -413,7 +413,7 @@ def _run_restarts(problem: Problem, seed: int, budget: int, max_seconds: float, 
     from gasolve.ga.local import lbfgs
 
     scorer, n_sites = problem.scorer, problem.n_sites
-    cost = problem.settings.gradient_cost
+    cost = problem.settings.rates.gradient_cost
 
     def objective(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rwp, gradient = scorer.rwp_and_gradient(x.reshape(len(x), n_sites, 3))
@@ -514,12 +514,12 @@ def run_one(problem: str, method: str, seed: int, budget: int, max_seconds: floa
         if method == "restarts":
             outcome = _run_restarts(spec, seed, budget, max_seconds, options)
         else:
-            settings = dataclasses.replace(spec.settings, **options["ga"], seed=seed, max_evaluations=budget)
+            settings = spec.settings.replace(options["ga"], seed=seed, max_evaluations=budget)
             selector = nn = None
             if method == "plain":
-                settings = dataclasses.replace(settings, local_steps=0)
+                settings = settings.replace(local_steps=0)
             elif method == "half-refine":
-                settings = dataclasses.replace(settings, local_fraction=REFINE_FRACTION)
+                settings = settings.replace(local_fraction=REFINE_FRACTION)
             elif method in NN_METHODS or method in ORACLE_METHODS:
                 from gasolve.ga.nn_settings import NNSettings
 

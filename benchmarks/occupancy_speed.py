@@ -66,7 +66,7 @@ def problems() -> dict[str, ScoringProblem]:
             read_pattern(EXAMPLES / "K4SnO4.xye").restrict(5.0, 80.0),
             parse_radiation("CuKa1"),
             PeakProfile.constant_fwhm(0.1, eta=0.5),
-            n_background=6,
+            background_terms=6,
             b_iso=1.0,
         ),
         "PbSO4 (Pnma, 5 sites)": ScoringProblem.build(
@@ -76,7 +76,7 @@ def problems() -> dict[str, ScoringProblem]:
             read_pattern(EXAMPLES / "PbSO4.xra"),
             parse_radiation("CuKa12"),
             PBSO4_PROFILE,
-            n_background=12,
+            background_terms=12,
             b_iso=1.0,
         ),
     }

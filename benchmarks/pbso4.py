@@ -62,7 +62,7 @@ def prepare(config_path: Path = CONFIG) -> dict:
         config.structure.cell,
         config.structure.space_group,
         config.pattern.radiation,
-        LeBailSettings(n_background=config.pattern.background_terms),
+        LeBailSettings(background_terms=config.pattern.background_terms),
     )
     fit_seconds = time.perf_counter() - started
     structure = replace(config.structure, cell=fit.cell)
@@ -76,7 +76,7 @@ def prepare(config_path: Path = CONFIG) -> dict:
 
 def run_seed(prepared: dict, seed: int, budget: int) -> dict:
     """One GA run stopped at the first solution or at ``budget`` evaluations, then refined and judged."""
-    settings = replace(prepared["config"].ga, seed=seed, max_evaluations=budget)
+    settings = prepared["config"].ga.replace(seed=seed, max_evaluations=budget)
     scorer, judge = prepared["scorer"], prepared["judge"]
     record = None
     for record in iterate(scorer, settings, None, judge):
@@ -175,7 +175,10 @@ def run_benchmark(
             else list(prepared["config"].structure.wyckoff),
             "occupancy_correction": prepared["config"].structure.occupancy_correction,
             "overlap_radius": prepared["config"].structure.overlap_radius,
-            "ga": {"islands": prepared["config"].ga.islands, "island_size": prepared["config"].ga.island_size},
+            "ga": {
+                "islands": prepared["config"].ga.layout.islands,
+                "island_size": prepared["config"].ga.layout.island_size,
+            },
         },
         "profile_fit": {
             "seconds": prepared["fit_seconds"],

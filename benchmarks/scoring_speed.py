@@ -106,7 +106,7 @@ class BenchmarkConfig:
     radiation : str
     fwhm, eta : float
         Pseudo-Voigt FWHM (degrees 2θ) and Lorentzian fraction.
-    n_background : int
+    background_terms : int
         Chebyshev terms refined with the scale.
     max_counts : float
         Expected counts at the strongest point of the observed pattern.
@@ -134,7 +134,7 @@ class BenchmarkConfig:
     radiation: str = "CuKa1"
     fwhm: float = 0.1
     eta: float = 0.5
-    n_background: int = 6
+    background_terms: int = 6
     max_counts: float = 1.0e5
     background_counts: tuple[float, ...] = (300.0, -150.0, 50.0)
     settle_calls: int = 1
@@ -502,7 +502,9 @@ def run_benchmark(config: BenchmarkConfig, progress: Callable[[str], None] | Non
     lo, hi = config.two_theta_range
     two_theta = np.linspace(lo, hi, n_points_for(config.two_theta_range, config.step))
     pattern = observed_pattern(structure, two_theta, radiation, profile, config, np.random.default_rng(noise_seq))
-    problem = ScoringProblem.from_structure(structure, pattern, radiation, profile, n_background=config.n_background)
+    problem = ScoringProblem.from_structure(
+        structure, pattern, radiation, profile, background_terms=config.background_terms
+    )
     scorer = Scorer(problem)
     b_iso = np.array([s.b_iso for s in structure.sites])
     occupancy = np.array([s.occupancy for s in structure.sites])
@@ -696,7 +698,7 @@ def _scaling_sites(
             problem.pattern,
             problem.radiation,
             problem.profile,
-            n_background=config.n_background,
+            background_terms=config.background_terms,
         )
         rwp = Scorer(sized).rwp
         rng = np.random.default_rng(size_seq)
@@ -738,7 +740,7 @@ def _scaling_points(
         two_theta = np.linspace(*config.two_theta_range, n_points_for(config.two_theta_range, step))
         pattern = observed_pattern(structure, two_theta, radiation, profile, config, np.random.default_rng(noise_seq))
         problem = ScoringProblem.from_structure(
-            structure, pattern, radiation, profile, n_background=config.n_background
+            structure, pattern, radiation, profile, background_terms=config.background_terms
         )
         scorer = Scorer(problem)
         n_sites = problem.n_sites
@@ -838,11 +840,12 @@ def format_report(result: dict) -> str:
     """Human-readable tables of a :func:`run_benchmark` result."""
     p, m, v = result["problem"], result["machine"], result["versions"]
     cfg = result["config"]
+    terms = cfg.get("background_terms", cfg.get("n_background"))  # results written before the rename say n_background
     lines = [
         f"gasolve scoring speed: {p['structure']} ({p['space_group']}), {p['n_sites']} sites / "
         f"{p['n_atoms_in_cell']} atoms in the cell, {p['n_refl']} reflections, {p['n_points']} points "
         f"(2θ {cfg['two_theta_range'][0]:g}-{cfg['two_theta_range'][1]:g}°, step {cfg['step']:g}°), "
-        f"{p['radiation']} λ = {p['wavelength']:.6f} Å, {cfg['n_background']} background terms",
+        f"{p['radiation']} λ = {p['wavelength']:.6f} Å, {terms} background terms",
         f"machine: {m['cpu_model']}, {m['usable_cores']} usable cores, NUMBA_NUM_THREADS = "
         f"{m['numba_num_threads']} ({m['numba_threading_layer']}); python {v['python']}, numpy {v['numpy']}, "
         f"numba {v['numba']}, pymatgen {v['pymatgen']}, gasolve {v['gasolve']}"

@@ -27,24 +27,28 @@ A run config holds the tables below (``#`` marks what may be left out)::
     cutoff = 15.0                # optional, FWHM units
     monochromator = 0.0          # optional, 2θ_M (degrees)
 
-    [pattern.background]
-    chebyshev = 6                # Chebyshev coefficients refined linearly with the scale (>= 0)
+    [pattern.background]         # optional: without it, one term per 12.5° of 2θ range, at least 3
+    terms = 6                    # Chebyshev background terms, refined linearly with the scale (>= 0)
 
-    [ga]                         # optional: any field of GASettings
+    [ga]                         # optional: any key of GALayout, GARates or RunBudget (gasolve.ga.settings)
     seed = 1
 
     [reference]                  # optional: the known structure
     cif = "K4SnO4.cif"           # relative to the TOML file
     tolerance = 0.3              # optional, Å
 
-    [output]
+    [output]                     # optional: default runs/NAME beside the TOML file (``gasolve run --out``)
     dir = "runs/K4SnO4"          # relative to the TOML file
 
 Every value is checked on load. A mistake raises :class:`~gasolve.errors.InputError` naming the file, the
 table and key, and what was expected, e.g. ``run.toml: [structure] cell: expected 6 numbers [a, b, c, alpha,
 beta, gamma], got 5``. Relative paths are taken relative to the TOML file and stored absolute. The fully
 resolved configuration (absolute paths, every default filled in) is written into each run's output folder with
-:func:`write_resolved`; loading it again gives an equal :class:`RunConfig`.
+:func:`write_resolved`; loading it again gives an equal :class:`RunConfig`. :func:`parse_run_config` builds the
+same from an already parsed document (a config carried inside another file, such as a harvested data set).
+
+Renamed keys are refused with what they became: ``[pattern.background] chebyshev`` is now ``terms``; ``[ga]
+elite`` was removed (:data:`gasolve.ga.settings.REMOVED_KEYS`).
 """
 
 from __future__ import annotations
@@ -52,11 +56,10 @@ from __future__ import annotations
 import difflib
 import math
 import os
-import tempfile
-import tomllib
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +73,10 @@ from gasolve.diffraction.profile import PeakProfile
 from gasolve.diffraction.wavelength import KALPHA2_RATIO, Radiation, parse_radiation
 from gasolve.errors import InputError
 from gasolve.ga.nn_settings import NNSettings
-from gasolve.ga.settings import GASettings
+from gasolve.ga.settings import FLAT_FIELDS, REMOVED_KEYS, GASettings
+from gasolve.io.atomic import atomic_write
 from gasolve.io.patterns import ObservedPattern, read_pattern
+from gasolve.io.toml_file import read_toml, toml_text
 from gasolve.scoring.overlap import DEFAULT_OVERLAP_RADIUS
 
 #: Default isotropic displacement parameter B (Å²) of every site.
@@ -82,6 +87,15 @@ DEFAULT_TOLERANCE = 0.3
 DEFAULT_CUTOFF = PeakProfile.cutoff
 #: Largest overlap radius (Å) accepted: below half the shortest distance between bonded identical atoms.
 MAX_OVERLAP_RADIUS = 1.0
+#: Without ``[pattern.background]``: one Chebyshev term per this many degrees of the 2θ range used, and at least
+#: :data:`MIN_BACKGROUND_TERMS`. A laboratory background (air scatter at low angle, amorphous humps, fluorescence)
+#: bends on a scale of tens of degrees, so the number of terms it needs grows with the range; the rule gives the
+#: 6 terms of the K4SnO4 and K4PbO4 examples (5-80°) and the 12 of the PbSO4 example (10-160°), chosen by hand.
+DEGREES_PER_BACKGROUND_TERM = 12.5
+#: Fewest default background terms: a constant, a slope and a curvature, even on a short range.
+MIN_BACKGROUND_TERMS = 3
+#: Default output folder, relative to the config file: ``runs/NAME`` (``NAME`` made safe as a folder name).
+DEFAULT_OUTPUT_FOLDER = "runs"
 
 _TABLES = ("structure", "pattern", "ga", "nn", "reference", "output")
 _STRUCTURE_KEYS = (
@@ -108,11 +122,13 @@ _PROFILE_KEYS = (
     "axial",
     "displacement",
 )
-_BACKGROUND_KEYS = ("chebyshev",)
+_BACKGROUND_KEYS = ("terms",)
+#: Keys of earlier versions, per table, with what they became.
+_RENAMED = {"pattern.background": {"chebyshev": "terms"}}
 _REFERENCE_KEYS = ("cif", "tolerance")
 _OUTPUT_KEYS = ("dir",)
 _NN_KEYS = ("model", "mode", "weight", "refine_fraction", "batch_size")
-_GA_FIELDS = {f.name: f.type for f in fields(GASettings)}
+_GA_FIELDS = {name: f.type for name, f in FLAT_FIELDS.items()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -286,9 +302,9 @@ class RunConfig:
         out : str or Path, optional
             Output folder, relative to the current directory.
         seed : int, optional
-            Replaces ``ga.seed``.
+            Replaces ``ga.budget.seed``.
         max_evaluations : int, optional
-            Replaces ``ga.max_evaluations``.
+            Replaces ``ga.budget.max_evaluations``.
         """
         config = self
         if out is not None:
@@ -297,7 +313,7 @@ class RunConfig:
             name: value for name, value in (("seed", seed), ("max_evaluations", max_evaluations)) if value is not None
         }
         if changes:
-            config = replace(config, ga=replace(config.ga, **changes))
+            config = replace(config, ga=config.ga.replace(changes))
         return config
 
 
@@ -352,7 +368,10 @@ class _Table:
             raise self.error(key, str(error)) from error
 
     def check_keys(self, allowed: Sequence[str]) -> None:
+        renamed = _RENAMED.get(self.name, {})
         for key in self.data:
+            if key in renamed:
+                raise self.error(key, f"was renamed to {renamed[key]!r}: write {renamed[key]} = ... instead")
             if key not in allowed:
                 close = difflib.get_close_matches(key, allowed, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -554,17 +573,46 @@ def _pattern(table: _Table, base: Path) -> PatternSpec:
         two_theta_range = (lo, hi)
     profile_table = table.subtable("profile", required=False)
     profile = None if profile_table is None else _profile(profile_table, two_theta_range)
-    background = table.subtable("background")
-    background.check_keys(_BACKGROUND_KEYS)
-    terms = background.integer("chebyshev")
-    if terms < 0:
-        raise background.error("chebyshev", f"expected an integer >= 0, got {terms}")
+    background = table.subtable("background", required=False)
+    if background is not None:
+        background.check_keys(_BACKGROUND_KEYS)
+    if background is not None and background.has("terms"):
+        terms = background.integer("terms")
+        if terms < 0:
+            raise background.error("terms", f"expected an integer >= 0, got {terms}")
+    else:
+        if two_theta_range is None:  # the whole pattern is used: read how far it goes
+            two_theta = read_pattern(file).two_theta
+            terms = default_background_terms(float(two_theta[0]), float(two_theta[-1]))
+        else:
+            terms = default_background_terms(*two_theta_range)
     return PatternSpec(file, wavelength, radiation, two_theta_range, profile, terms, ratio)
+
+
+def default_background_terms(lo: float, hi: float) -> int:
+    """Chebyshev background terms used when the config has no ``[pattern.background]``.
+
+    One term per :data:`DEGREES_PER_BACKGROUND_TERM` degrees of the 2θ range, at least
+    :data:`MIN_BACKGROUND_TERMS` (the reasons are given beside those constants).
+
+    Parameters
+    ----------
+    lo, hi : float
+        2θ range used (degrees).
+
+    Returns
+    -------
+    int
+    """
+    return max(MIN_BACKGROUND_TERMS, round((hi - lo) / DEGREES_PER_BACKGROUND_TERM))
 
 
 def _ga(table: _Table | None) -> GASettings:
     if table is None:
         return GASettings()
+    for key in table.data:
+        if key in REMOVED_KEYS:
+            raise table.error(key, REMOVED_KEYS[key])
     table.check_keys(tuple(_GA_FIELDS))
     values: dict[str, Any] = {}
     for key, kind in _GA_FIELDS.items():
@@ -586,7 +634,7 @@ def _ga(table: _Table | None) -> GASettings:
         else:  # a type this reader does not know yet: GASettings validates it
             values[key] = table.get(key)
     try:
-        return GASettings(**values)
+        return GASettings.from_flat(values)
     except InputError as error:
         raise InputError(str(error), table.source) from error
 
@@ -618,23 +666,71 @@ def _reference(table: _Table | None, base: Path) -> ReferenceSpec | None:
     return ReferenceSpec(cif, tolerance)
 
 
-def _output(table: _Table, base: Path) -> OutputSpec:
+def default_output_dir(source: str | Path, name: str) -> Path:
+    """The output folder of a config without ``[output]``: ``runs/NAME`` beside the config file.
+
+    Characters of ``name`` other than letters, digits, ``.``, ``_`` and ``-`` become ``_`` (so that a name with a
+    ``/`` or a space stays one folder).
+
+    Parameters
+    ----------
+    source : str or Path
+        The config file.
+    name : str
+        ``[structure] name``.
+
+    Returns
+    -------
+    Path
+        Absolute.
+    """
+    folder = re.sub(r"[^\w.-]+", "_", name, flags=re.ASCII).strip("._") or "run"
+    return (Path(source).expanduser().resolve().parent / DEFAULT_OUTPUT_FOLDER / folder).resolve()
+
+
+def _output(table: _Table | None, base: Path, default: Path) -> OutputSpec:
+    if table is None:
+        return OutputSpec(default)
     table.check_keys(_OUTPUT_KEYS)
     return OutputSpec(table.path("dir", base))
 
 
-def _build(raw: dict, label: str, source: Path) -> RunConfig:
-    """The RunConfig of a parsed TOML document read from ``source`` (shown as ``label`` in messages)."""
-    base = source.parent
+def parse_run_config(raw: dict, source: str | Path) -> RunConfig:
+    """Validate a parsed run config (the dict of its TOML document) into a :class:`RunConfig`.
+
+    Parameters
+    ----------
+    raw : dict
+        The document, as :func:`gasolve.io.toml_file.parse_toml` gives it; kept as :attr:`RunConfig.raw` (not
+        copied: do not modify it afterwards).
+    source : str or Path
+        The file it came from: named in every error message, and relative paths inside the document are taken
+        relative to its folder.
+
+    Returns
+    -------
+    RunConfig
+        With absolute paths and every default filled in.
+
+    Raises
+    ------
+    InputError
+        An unknown or renamed key, or a bad value; the message names ``source``, the table and key, and what was
+        expected.
+    """
+    label = str(source)
+    path = Path(source).expanduser().resolve()
+    base = path.parent
     top = _Table(label, "", raw)
     top.check_keys(_TABLES)
+    structure = _structure(top.subtable("structure"))
     return RunConfig(
-        source=source,
-        structure=_structure(top.subtable("structure")),
+        source=path,
+        structure=structure,
         pattern=_pattern(top.subtable("pattern"), base),
         ga=_ga(top.subtable("ga", required=False)),
         reference=_reference(top.subtable("reference", required=False), base),
-        output=_output(top.subtable("output"), base),
+        output=_output(top.subtable("output", required=False), base, default_output_dir(path, structure.name)),
         raw=raw,
         nn=_nn(top.subtable("nn", required=False), base),
     )
@@ -659,21 +755,7 @@ def load_run_config(path: str | Path) -> RunConfig:
         When the file cannot be read, is not valid TOML (the message gives the line), or holds an unknown key or
         a bad value; the message names the file, the table and key, and what was expected.
     """
-    path = Path(path)
-    source = str(path)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise InputError(f"cannot read config file: {error.strerror}", source) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise InputError(f"not UTF-8 text (bad byte at offset {error.start})", source) from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise InputError(f"invalid TOML: {error}", source) from None
-    return _build(raw, source, path.resolve())
+    return parse_run_config(read_toml(path, "config file"), path)
 
 
 def load_observed(config: RunConfig) -> ObservedPattern:
@@ -756,7 +838,7 @@ def _resolved_document(config: RunConfig) -> dict[str, dict[str, Any]]:
         pattern_table["range"] = list(pattern.range)
     if profile is not None:
         pattern_table["profile"] = profile_table(profile)
-    pattern_table["background"] = {"chebyshev": pattern.background_terms}
+    pattern_table["background"] = {"terms": pattern.background_terms}
     document: dict[str, dict[str, Any]] = {
         "structure": {
             "name": structure.name,
@@ -776,7 +858,7 @@ def _resolved_document(config: RunConfig) -> dict[str, dict[str, Any]]:
             ),
         },
         "pattern": pattern_table,
-        "ga": {f.name: getattr(config.ga, f.name) for f in fields(GASettings)},
+        "ga": config.ga.flat(),
     }
     if config.nn is not None:
         nn = config.nn
@@ -793,54 +875,6 @@ def _resolved_document(config: RunConfig) -> dict[str, dict[str, Any]]:
     return document
 
 
-def _toml_string(text: str) -> str:
-    escapes = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-    out = []
-    for ch in text:
-        if ch in escapes:
-            out.append(escapes[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)  # shortest text that reads back to the same float
-    if isinstance(value, str | Path):
-        return _toml_string(str(value))
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} as a TOML value")
-
-
-def _toml_tables(name: str, table: dict[str, Any]) -> list[str]:
-    lines = [f"[{name}]"]
-    lines += [f"{key} = {_toml_value(value)}" for key, value in table.items() if not isinstance(value, dict)]
-    for key, value in table.items():
-        if isinstance(value, dict):
-            lines += ["", *_toml_tables(f"{name}.{key}", value)]
-    return lines
-
-
-def toml_text(document: dict[str, dict[str, Any]], comments: Sequence[str] = ()) -> str:
-    """TOML text of nested tables (``{"pattern": {"profile": {...}}}``), each comment line first with ``#``."""
-    lines = [f"# {line}" for line in comments]
-    for name, table in document.items():
-        lines += ["", *_toml_tables(name, table)] if lines else _toml_tables(name, table)
-    return "\n".join(lines) + "\n"
-
-
 def resolved_toml(config: RunConfig) -> str:
     """The fully resolved config as TOML text: absolute paths, every default (GA settings included) written out.
 
@@ -854,15 +888,12 @@ def resolved_toml(config: RunConfig) -> str:
     -------
     str
     """
-    origin = "".join(ch if ch.isprintable() else "?" for ch in str(config.source))  # a comment holds one line
-    lines = [f"# Resolved run configuration (gasolve {__version__}) from {origin}"]
-    for name, table in _resolved_document(config).items():
-        lines += ["", *_toml_tables(name, table)]
-    return "\n".join(lines) + "\n"
+    comment = f"Resolved run configuration (gasolve {__version__}) from {config.source}"
+    return toml_text(_resolved_document(config), [comment])
 
 
 def write_resolved(config: RunConfig, path: str | Path) -> None:
-    """Write :func:`resolved_toml` to ``path`` atomically (a temporary file in the same folder, then a rename).
+    """Write :func:`resolved_toml` to ``path`` atomically (:func:`gasolve.io.atomic.atomic_write`).
 
     Parameters
     ----------
@@ -870,12 +901,4 @@ def write_resolved(config: RunConfig, path: str | Path) -> None:
     path : str or Path
         Destination; its folder must exist.
     """
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(resolved_toml(config))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, resolved_toml(config))

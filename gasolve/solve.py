@@ -126,20 +126,20 @@ def build_evaluator(
     """The evaluator of a run: anti-bump penalty, origin fixing in polar groups, the Wyckoff projection of a
     :class:`~gasolve.scoring.mapped.MappedScorer`, and the selection network if given."""
     penalty = None
-    if settings.antibump_weight > 0:
+    if settings.rates.antibump_weight > 0:
         from gasolve.ga.antibump import AntiBump
 
         problem = scorer.problem
-        bump = AntiBump(problem.cell, problem.space_group, problem.n_sites, settings.antibump_distance)
+        bump = AntiBump(problem.cell, problem.space_group, problem.n_sites, settings.rates.antibump_distance)
 
         def penalty(genomes):
-            return settings.antibump_weight * bump(genomes)
+            return settings.rates.antibump_weight * bump(genomes)
 
     fixed = (
         memetic.origin_fixing_genes(
             scorer.problem.space_group, scorer.problem.elements, getattr(scorer, "site_map", None)
         )
-        if settings.fix_origin
+        if settings.layout.fix_origin
         else None
     )
     project = getattr(scorer, "project", None)  # a MappedScorer: sites on special positions
@@ -179,7 +179,7 @@ def iterate(
         yield record
     base_seconds = record.seconds
     started = time.perf_counter()
-    while record.state.evaluations < settings.max_evaluations:
+    while record.state.evaluations < settings.budget.max_evaluations:
         previous_best = record.state.best_fitness
         state, _, done = memetic.step(evaluate, record.state, settings)
         seconds = base_seconds + time.perf_counter() - started

@@ -192,7 +192,7 @@ def new_manifest(
     background_terms : int
         Chebyshev background terms of the fit.
     settings : dict
-        GA settings used (:class:`gasolve.ga.settings.GASettings` as a dict).
+        GA settings used (the flat ``[ga]`` keys, :meth:`gasolve.ga.settings.GASettings.flat`).
     harvest : dict, optional
         How runs were stopped (compared when a harvest resumes).
 

@@ -7,7 +7,7 @@ within about 0.1 Å of the true structure). Here the GA is gasolve's own memetic
 included), and every model it evaluates is recorded: the initial population and every generation's offspring,
 after their Lamarckian local refinement (the coordinates the GA goes on with), with their Rwp.
 
-Runs use seeds ``config.ga.seed``, ``+1``, ``+2``, ... and each is written as one shard when it ends, so a
+Runs use seeds ``[ga] seed``, ``+1``, ``+2``, ... and each is written as one shard when it ends, so a
 harvest resumes by skipping the seeds already stored; a run that was killed is redone from its seed, which
 reproduces it exactly (the GA draws each generation's random numbers from (seed, generation) alone).
 
@@ -252,13 +252,13 @@ def harvest_run(
     max_generations: int | None = None,
     on_generation: Callable[[int, int, float, bool], None] | None = None,
 ) -> RunModels:
-    """Run the memetic GA once from ``settings.seed`` and return every model it evaluated.
+    """Run the memetic GA once from ``settings.budget.seed`` and return every model it evaluated.
 
     Parameters
     ----------
     problem : HarvestProblem
     settings : GASettings
-        The run's settings; ``seed`` selects the run.
+        The run's settings; ``budget.seed`` selects the run.
     generations_after_solution : int
         Generations run after the one whose model first made the best match the reference.
     max_generations : int, optional
@@ -297,7 +297,7 @@ def harvest_run(
             on_generation(generation, n, float(state.best_rwp), solved_generation is not None)
 
     check(-1)
-    while state.evaluations < settings.max_evaluations and (
+    while state.evaluations < settings.budget.max_evaluations and (
         max_generations is None or state.generation < max_generations
     ):
         if solved_generation is not None and state.generation - 1 - solved_generation >= generations_after_solution:
@@ -310,7 +310,7 @@ def harvest_run(
         check(generation)
     frac = wrap_frac(np.concatenate([batch.genomes for batch in evaluate.batches]).reshape(-1, n_sites, 3))
     return RunModels(
-        seed=settings.seed,
+        seed=settings.budget.seed,
         frac=frac,
         rwp=np.concatenate([batch.rwp for batch in evaluate.batches]).astype(np.float32),
         generation=np.concatenate(labels),
@@ -336,7 +336,7 @@ def _provenance(config: RunConfig, problem: HarvestProblem, harvest_rule: dict) 
         "wavelength": [list(line) for line in pattern.radiation.lines],
         "profile": dataclasses.asdict(pattern.profile),
         "background_terms": pattern.background_terms,
-        "settings": dataclasses.asdict(config.ga),
+        "settings": config.ga.flat(),
         "harvest": harvest_rule,
     }
 
@@ -351,7 +351,7 @@ def harvest(
     *,
     generations_after_solution: int = DEFAULT_GENERATIONS_AFTER_SOLUTION,
 ) -> HarvestDataset:
-    """Run the GA with seeds ``config.ga.seed``, +1, +2, ... on a known structure and store every model evaluated.
+    """Run the GA with seeds ``[ga] seed``, +1, +2, ... on a known structure and store every model evaluated.
 
     Seeds already in the data set at ``out_dir`` are skipped, so calling again with the same arguments after an
     interruption continues the harvest; the data set then holds exactly the models an uninterrupted harvest
@@ -409,7 +409,7 @@ def harvest(
     else:
         dataset = HarvestDataset.create(out_dir, **provenance)
     done = set(dataset.seeds_done)
-    seed = config.ga.seed
+    seed = config.ga.budget.seed
     while (n_runs is None or dataset.n_runs < n_runs) and (target_models is None or dataset.n_models < target_models):
         if seed in done:
             seed += 1
@@ -428,7 +428,7 @@ def harvest(
         started = time.perf_counter()
         run = harvest_run(
             problem,
-            dataclasses.replace(config.ga, seed=seed),
+            config.ga.replace(seed=seed),
             generations_after_solution=generations_after_solution,
             max_generations=max_generations_per_run,
             on_generation=report if progress is not None else None,

@@ -30,10 +30,7 @@ Randomness comes from one NumPy ``Generator`` passed in by the caller; nothing h
 
 from __future__ import annotations
 
-import json
 import math
-import tempfile
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,60 +50,47 @@ PROFILE_CHUNK = 512
 # --- the engine's problem for a data set --------------------------------------------------------------------
 
 
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        if math.isfinite(value):
-            return repr(value)
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # JSON string escapes are valid TOML basic-string escapes
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+#: Keys that resolved configs of earlier gasolve versions hold, as (table, old key, new key or None: dropped).
+_UPGRADES = (("pattern.background", "chebyshev", "terms"), ("ga", "elite", None))
 
 
-def _toml_text(document: dict) -> str:
-    lines: list[str] = []
-
-    def table(name: str, values: dict) -> None:
-        lines.append(f"[{name}]")
-        lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items() if not isinstance(v, dict))
-        for k, v in values.items():
-            if isinstance(v, dict):
-                table(f"{name}.{k}", v)
-
-    for name, values in document.items():
-        table(name, values)
-    return "\n".join(lines) + "\n"
+def _upgrade(raw: dict) -> dict:
+    """``raw`` (a resolved run config) with the keys of earlier versions renamed or dropped, so that data sets
+    harvested before a rename stay readable."""
+    for dotted, old, new in _UPGRADES:
+        table = raw
+        for name in dotted.split("."):
+            table = table.get(name) if isinstance(table, dict) else None
+        if isinstance(table, dict) and old in table:
+            value = table.pop(old)
+            if new is not None:
+                table.setdefault(new, value)
+    return raw
 
 
 def load_harvest_config(manifest: Manifest, directory: str | Path):
     """The harvest's :class:`gasolve.config.RunConfig`, its pattern file pointed at the data set's copy.
 
     The ``[reference]`` table is dropped (the reference CIF travels as text in the manifest and its original
-    path need not exist here).
+    path need not exist here). Keys renamed since the data set was harvested are read under their new names.
     """
-    from gasolve.config import load_run_config
+    from gasolve.config import parse_run_config
+    from gasolve.io.toml_file import parse_toml
 
     directory = Path(directory).resolve()
-    source = str(directory / MANIFEST)
+    source = directory / MANIFEST
     try:
-        raw = tomllib.loads(manifest.config_toml)
-    except tomllib.TOMLDecodeError as error:
-        raise InputError(f"config_toml is not valid TOML: {error}", source) from None
-    if "pattern" not in raw:
-        raise InputError("config_toml has no [pattern] table", source)
-    raw["pattern"]["file"] = str(directory / manifest.pattern_file)
+        raw = parse_toml(manifest.config_toml, "config_toml")
+    except InputError as error:
+        raise InputError(f"config_toml: {error.message}", str(source)) from None
+    if not isinstance(raw.get("pattern"), dict):
+        raise InputError("config_toml has no [pattern] table", str(source))
+    raw["pattern"]["file"] = manifest.pattern_file  # relative to the data set's folder, that of the manifest
     raw.pop("reference", None)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "harvest.toml"
-        path.write_text(_toml_text(raw), encoding="utf-8")
-        try:
-            return load_run_config(path)
-        except InputError as error:
-            raise InputError(f"config_toml: {error.message}", source) from None
+    try:
+        return parse_run_config(_upgrade(raw), source)
+    except InputError as error:
+        raise InputError(f"config_toml: {error.message}", str(source)) from None
 
 
 def build_problem(manifest: Manifest, directory: str | Path) -> ScoringProblem:
@@ -153,7 +137,7 @@ def build_problem(manifest: Manifest, directory: str | Path) -> ScoringProblem:
         pattern,
         config.pattern.radiation,
         config.pattern.profile,
-        n_background=config.pattern.background_terms,
+        background_terms=config.pattern.background_terms,
         b_iso=np.array(structure.b_iso),
     )
 

@@ -11,15 +11,19 @@ import pytest
 from gasolve.config import (
     OutputSpec,
     RunConfig,
+    default_background_terms,
+    default_output_dir,
     load_observed,
     load_run_config,
+    parse_run_config,
     resolved_toml,
     write_resolved,
 )
 from gasolve.crystal import SpaceGroup, UnitCell
 from gasolve.diffraction.wavelength import parse_radiation
 from gasolve.errors import InputError
-from gasolve.ga.settings import GASettings
+from gasolve.ga.settings import FLAT_FIELDS, GALayout, GARates, GASettings, RunBudget
+from gasolve.io.toml_file import parse_toml, read_toml, toml_text, write_toml
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NAME = "K4SnO4.toml"
@@ -47,7 +51,7 @@ cutoff = 15.0
 monochromator = 0.0
 
 [pattern.background]
-chebyshev = 6
+terms = 6
 
 [ga]
 seed = 1
@@ -80,7 +84,7 @@ caglioti = [0.01, -0.005, 0.008]
 eta = 0.4
 
 [pattern.background]
-chebyshev = 0
+terms = 0
 
 [output]
 dir = "out"
@@ -134,7 +138,9 @@ def test_valid_config_every_field(folder):
     assert pattern.profile.monochromator_two_theta == 0.0
     assert pattern.background_terms == 6
 
-    assert config.ga == GASettings(seed=1, max_evaluations=2_000_000)
+    assert config.ga == GASettings.from_flat(seed=1, max_evaluations=2_000_000)
+    assert config.ga.budget == RunBudget(seed=1, max_evaluations=2_000_000)
+    assert (config.ga.layout, config.ga.rates) == (GALayout(), GARates())
     assert config.reference is not None
     assert config.reference.cif == (folder / "K4SnO4.cif").resolve()
     assert config.reference.tolerance == 0.3
@@ -185,10 +191,10 @@ def test_absolute_paths_are_kept(folder, tmp_path_factory):
 
 def test_seed_zero_is_kept(folder):
     config = load_run_config(write(folder, edit(VALID, "seed = 1", "seed = 0")))
-    assert config.ga.seed == 0
+    assert config.ga.budget.seed == 0
     again = load_run_config(write(folder, resolved_toml(config), "resolved.toml"))
-    assert again.ga.seed == 0
-    assert load_run_config(write(folder, VALID)).with_overrides(seed=0).ga.seed == 0
+    assert again.ga.budget.seed == 0
+    assert load_run_config(write(folder, VALID)).with_overrides(seed=0).ga.budget.seed == 0
 
 
 def test_with_overrides(folder, monkeypatch):
@@ -197,9 +203,9 @@ def test_with_overrides(folder, monkeypatch):
     monkeypatch.chdir(folder)
     changed = config.with_overrides(out="elsewhere/run1", seed=7, max_evaluations=5000)
     assert changed.output == OutputSpec((folder / "elsewhere" / "run1").resolve())
-    assert (changed.ga.seed, changed.ga.max_evaluations) == (7, 5000)
-    assert changed.ga.islands == config.ga.islands
-    assert (config.ga.seed, config.ga.max_evaluations) == (1, 2_000_000)  # the original is unchanged
+    assert (changed.ga.budget.seed, changed.ga.budget.max_evaluations) == (7, 5000)
+    assert (changed.ga.layout, changed.ga.rates) == (config.ga.layout, config.ga.rates)
+    assert (config.ga.budget.seed, config.ga.budget.max_evaluations) == (1, 2_000_000)  # the original is unchanged
     assert changed.structure == config.structure and changed.pattern == config.pattern
     with pytest.raises(InputError, match=r"\[ga\] seed"):
         config.with_overrides(seed=-1)
@@ -250,7 +256,7 @@ def test_resolved_round_trip(folder, tmp_path_factory, edits):
     assert again.pattern.profile == config.pattern.profile
     assert again.pattern.radiation == config.pattern.radiation
     assert again.source == (elsewhere / "config.toml").resolve()
-    assert set(again.raw["ga"]) == {f for f in GASettings.__dataclass_fields__}  # every GA default written out
+    assert set(again.raw["ga"]) == set(FLAT_FIELDS)  # every GA default written out
     assert resolved_toml(again).splitlines()[1:] == resolved.splitlines()[1:]  # a fixed point after the comment
 
 
@@ -328,12 +334,17 @@ def test_load_observed_checks_the_profile_over_the_data(folder):
 
 # Each case: edits to VALID (old, new), then fragments the message must hold (besides the file name).
 BAD = {
-    "toml syntax": ([("chebyshev = 6", "chebyshev = ")], ["invalid TOML", "line 23"]),
+    "toml syntax": ([("terms = 6", "terms = ")], ["invalid TOML", "line 23"]),
     "unknown table": ([("[output]", "[outptu]\nx = 1\n[output]")], ["[outptu]", "unknown table", "output"]),
     "unknown structure key": ([("b_iso = 1.0", "bIso = 1.0")], ["[structure] bIso", "unknown key", "b_iso"]),
     "unknown pattern key": ([("kalpha2_ratio", "ratio")], ["[pattern] ratio", "allowed", "kalpha2_ratio"]),
     "unknown profile key": ([("eta_slope", "etaslope")], ["[pattern.profile] etaslope", "did you mean 'eta_slope'"]),
-    "unknown background key": ([("chebyshev = 6", "chebychev = 6")], ["[pattern.background] chebychev"]),
+    "unknown background key": ([("terms = 6", "term = 6")], ["[pattern.background] term", "did you mean 'terms'"]),
+    "background key of earlier versions": (
+        [("terms = 6", "chebyshev = 6")],
+        ["[pattern.background] chebyshev", "was renamed to 'terms'"],
+    ),
+    "ga elite removed": ([("seed = 1", "elite = 2")], ["[ga] elite", "was removed", "(μ+λ)"]),
     "unknown ga key": ([("seed = 1", "popsize = 50")], ["[ga] popsize", "unknown key", "island_size"]),
     "unknown reference key": ([("tolerance = 0.3", "tol = 0.3")], ["[reference] tol", "tolerance"]),
     "unknown output key": ([('dir = "runs/K4SnO4"', 'folder = "x"')], ["[output] folder", "dir"]),
@@ -377,9 +388,10 @@ BAD = {
     ),
     "asymmetry three numbers": ([("zero = 0.0", "asymmetry = [0.1, 0.0, 0.0]")], ["[pattern.profile] asymmetry"]),
     "axial negative": ([("zero = 0.0", "axial = -0.01")], ["[pattern.profile]", "SH/L must be in [0, 0.5)"]),
-    "missing background table": ([("[pattern.background]\nchebyshev = 6\n", "")], ["[pattern] background"]),
-    "missing chebyshev": ([("chebyshev = 6", "")], ["[pattern.background] chebyshev", "missing"]),
-    "missing output table": ([('[output]\ndir = "runs/K4SnO4"\n', "")], ["[output]", "missing required table"]),
+    "background not a table": (
+        [("[pattern.background]\nterms = 6\n", ""), ("kalpha2_ratio = 0.5", "kalpha2_ratio = 0.5\nbackground = 6")],
+        ["[pattern] background: expected a table [pattern.background], got 6"],
+    ),
     "missing output dir": ([('dir = "runs/K4SnO4"', "")], ["[output] dir", "missing"]),
     "missing reference cif": ([('cif = "K4SnO4.cif"', "")], ["[reference] cif", "missing"]),
     "structure not a table": (
@@ -450,8 +462,8 @@ BAD = {
     ),
     "cutoff negative": ([("cutoff = 15.0", "cutoff = -1.0")], ["[pattern.profile]", "cutoff must be positive"]),
     "zero infinite": ([("zero = 0.0", "zero = inf")], ["[pattern.profile] zero", "finite number"]),
-    "chebyshev negative": ([("chebyshev = 6", "chebyshev = -1")], ["[pattern.background] chebyshev", ">= 0"]),
-    "chebyshev float": ([("chebyshev = 6", "chebyshev = 2.5")], ["[pattern.background] chebyshev", "an integer"]),
+    "terms negative": ([("terms = 6", "terms = -1")], ["[pattern.background] terms", ">= 0"]),
+    "terms float": ([("terms = 6", "terms = 2.5")], ["[pattern.background] terms", "an integer"]),
     "ga seed negative": ([("seed = 1", "seed = -1")], ["[ga] seed", "an integer >= 0"]),
     "ga seed text": ([("seed = 1", 'seed = "1"')], ["[ga] seed", "expected an integer, got the text '1'"]),
     "ga islands float": ([("seed = 1", "islands = 4.5")], ["[ga] islands", "expected an integer"]),
@@ -504,7 +516,7 @@ def test_ga_error_is_prefixed_with_the_file(folder):
     assert caught.value.source == str(folder / NAME)
 
 
-@pytest.mark.parametrize("field", list(GASettings.__dataclass_fields__.values()), ids=lambda f: f.name)
+@pytest.mark.parametrize("field", list(FLAT_FIELDS.values()), ids=lambda f: f.name)
 def test_every_ga_field_rejects_a_wrong_type(folder, field):
     wrong = "[1]" if field.type.startswith("tuple") else '"x"'
     text = edit(VALID, "seed = 1\nmax_evaluations = 2000000", f"{field.name} = {wrong}")
@@ -540,3 +552,132 @@ def test_occupancy_correction_is_off_by_default_and_read_when_given(folder):
     on = load_run_config(write(folder, edit(VALID, "b_iso = 1.0", "occupancy_correction = true"), "on.toml"))
     assert (on.structure.occupancy_correction, on.structure.overlap_radius) == (True, 0.8)
     assert on.structure != plain
+
+
+# --- defaults of issue 12: [pattern.background] and [output] may be left out ---------------------------------
+
+
+def test_background_terms_default_to_one_per_12_5_degrees(folder):
+    assert [default_background_terms(lo, hi) for lo, hi in [(5, 80), (10, 160), (5, 18), (20, 30)]] == [6, 12, 3, 3]
+    without = edit(VALID, "[pattern.background]\nterms = 6\n", "")
+    config = load_run_config(write(folder, edit(without, "range = [5.0, 80.0]", "range = [10.0, 60.0]")))
+    assert config.pattern.background_terms == 4  # 50° of the configured range
+    # without a range the pattern's own range counts: K4SnO4.xye covers 5-80°
+    whole = load_run_config(write(folder, edit(without, "range = [5.0, 80.0]\n", ""), "whole.toml"))
+    assert whole.pattern.background_terms == 6
+    empty = load_run_config(write(folder, edit(VALID, "terms = 6\n", ""), "empty.toml"))
+    assert empty.pattern.background_terms == 6
+    # the resolved config states the number, so a run is reproduced whatever the default becomes
+    assert parse_toml(resolved_toml(config), "resolved")["pattern"]["background"] == {"terms": 4}
+
+
+def test_output_defaults_to_runs_name_beside_the_config(folder, monkeypatch):
+    without = edit(VALID, '[output]\ndir = "runs/K4SnO4"\n', "")
+    config = load_run_config(write(folder, without))
+    assert config.output.dir == (folder / "runs" / "K4SnO4").resolve()
+    monkeypatch.chdir(folder)
+    assert config.with_overrides(out="elsewhere").output.dir == (folder / "elsewhere").resolve()  # --out wins
+    odd = load_run_config(write(folder, edit(without, 'name = "K4SnO4"', 'name = "K4SnO4 / phase 2"'), "odd.toml"))
+    assert odd.output.dir == (folder / "runs" / "K4SnO4_phase_2").resolve()  # one folder, no path separators
+    assert default_output_dir(folder / "x.toml", "..") == (folder / "runs" / "run").resolve()
+    assert load_run_config(write(folder, resolved_toml(config), "again.toml")) == config
+
+
+def test_parse_run_config_builds_from_a_parsed_document_without_a_file(folder, tmp_path_factory):
+    raw = parse_toml(VALID, "inline")
+    source = folder / "not-written.toml"
+    config = parse_run_config(raw, source)
+    assert not source.exists()
+    assert config == load_run_config(write(folder, VALID))
+    assert config.source == source.resolve() and config.raw is raw
+    assert config.pattern.file == (folder / "K4SnO4.xye").resolve()  # relative to the source's folder
+    with pytest.raises(InputError) as caught:
+        parse_run_config(parse_toml(edit(VALID, "terms = 6", "terms = -2"), "inline"), folder / "manifest.json")
+    assert str(caught.value).startswith(f"{folder / 'manifest.json'}: [pattern.background] terms")
+
+
+def test_cli_refuses_the_old_background_key_with_exit_2(folder, capsys):
+    from gasolve.cli.main import main
+
+    path = write(folder, edit(VALID, "terms = 6", "chebyshev = 6"))
+    assert main(["run", str(path), "--quiet", "--out", str(folder / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "[pattern.background] chebyshev" in err and "renamed to 'terms'" in err
+    assert not (folder / "out").exists()
+
+
+# --- the one TOML reader and writer --------------------------------------------------------------------------
+
+
+def test_toml_text_reads_back_to_the_same_values(tmp_path):
+    document = {
+        "a": {
+            "text": 'quote " backslash \\ tab \t newline \n bell \x07 unicode Å θ',
+            "floats": [0.1 + 0.2, 1e-300, -0.0, 6.02214076e23, float("inf")],
+            "ints": (1, -2, 3),
+            "flag": False,
+            "path": Path("/x/y z"),
+            "sub": {"deep": {"value": 1.5}},
+        },
+        "b": {"names": ["sbx", "blx"], "empty": []},
+    }
+    text = toml_text(document, ["first line", "second\nline"])
+    lines = text.splitlines()
+    assert lines[:2] == ["# first line", "# second?line"]
+    again = parse_toml(text, "test")
+    expected = {**document, "a": {**document["a"], "ints": [1, -2, 3], "path": "/x/y z"}}
+    assert again == expected
+    assert str(again["a"]["floats"][2]) == "-0.0"
+    write_toml(tmp_path / "doc.toml", document)
+    assert read_toml(tmp_path / "doc.toml") == expected
+    assert [p.name for p in tmp_path.iterdir()] == ["doc.toml"]
+    with pytest.raises(TypeError):
+        toml_text({"a": {"none": None}})
+
+
+def test_read_toml_errors_name_the_file(tmp_path):
+    with pytest.raises(InputError, match=r"absent.toml: cannot read training config"):
+        read_toml(tmp_path / "absent.toml", "training config")
+    (tmp_path / "bad.toml").write_text("[a]\nx = \n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"bad.toml: invalid TOML: .*line 2"):
+        read_toml(tmp_path / "bad.toml")
+    (tmp_path / "latin.toml").write_bytes(b"name = '\xe5'\n")
+    with pytest.raises(InputError, match=r"latin.toml: not UTF-8"):
+        read_toml(tmp_path / "latin.toml")
+
+
+# --- GA settings: static layout, rates, run budget -----------------------------------------------------------
+
+
+def test_flat_ga_keys_go_to_the_part_that_owns_them():
+    settings = GASettings.from_flat({"islands": 3, "mutation_rate": 0.2}, seed=5, checkpoint_seconds=2.0)
+    assert settings.layout == GALayout(islands=3)
+    assert settings.rates == GARates(mutation_rate=0.2)
+    assert settings.budget == RunBudget(seed=5, checkpoint_seconds=2.0)
+    assert GASettings.from_flat(settings.flat()) == settings
+    assert list(settings.flat())[:3] == ["seed", "max_evaluations", "checkpoint_seconds"]
+    assert settings.replace(max_evaluations=10).layout is settings.layout
+    with pytest.raises(InputError, match=r"\[ga\] mutation_rat: unknown key \(did you mean 'mutation_rate'\?\)"):
+        GASettings.from_flat(mutation_rat=0.2)
+    with pytest.raises(InputError, match=r"\[ga\] elite was removed"):
+        GASettings.from_flat(elite=2)
+    with pytest.raises(InputError, match=r"\[ga\] min_probability .*at most 1 / number of operators \(4\)"):
+        GASettings.from_flat(min_probability=0.3)  # 4 crossovers x 0.3 > 1: checked across layout and rates
+    assert GASettings.from_flat(min_probability=0.3, crossovers=["sbx", "blx"]).rates.min_probability == 0.3
+
+
+def test_resume_fingerprint_ignores_the_budget_and_the_checkpoint_interval(folder):
+    from gasolve.cli.run import _fingerprint
+
+    config = load_run_config(write(folder, VALID))
+    fingerprint = _fingerprint(config)
+    assert _fingerprint(config.with_overrides(max_evaluations=17)) == fingerprint
+    assert _fingerprint(replace_ga(config, checkpoint_seconds=0.5)) == fingerprint
+    for change in ({"seed": 2}, {"islands": 5}, {"mutation_sigma": 0.06}, {"antibump_weight": 0.0}):
+        assert _fingerprint(replace_ga(config, **change)) != fingerprint, change
+
+
+def replace_ga(config: RunConfig, **changes) -> RunConfig:
+    import dataclasses
+
+    return dataclasses.replace(config, ga=config.ga.replace(changes))

@@ -83,12 +83,11 @@ def test_batched_lbfgs_minimises_an_ill_conditioned_quadratic_from_many_starts()
 
 
 def _toy_settings(**kw):
-    return GASettings(
+    return GASettings.from_flat(
         island_size=8,
         min_island_size=4,
         islands=3,
         tournament_size=2,
-        elite=1,
         migration_interval=2,
         reallocation_interval=3,
         stagnation_generations=4,
@@ -140,12 +139,37 @@ def test_tell_treats_nan_as_worst_and_keeps_state_immutable():
         state.generation = 3
 
 
+def test_survivor_selection_keeps_each_islands_best_without_an_elite_count():
+    # (μ+λ) truncation: offspring that are all worse (or NaN) leave every island's members exactly as they were,
+    # which is why GASettings has no ``elite``; one better child enters and pushes out the island's worst only.
+    settings = _toy_settings(seed=0, migration_size=0, reallocation_share=0)
+    rng = np.random.default_rng(0)
+    batch = multipop.initial_batch(rng, settings, 6)
+    fitness = _toy_objective(batch.genomes)
+    state = multipop.init(batch, batch.genomes, fitness, fitness, len(fitness), settings)
+    offspring = multipop.ask(rng, state, settings)
+    worse = np.full(len(offspring.genomes), 10.0)
+    worse[::3] = np.nan
+    after = multipop.tell(offspring, offspring.genomes, worse, worse, len(worse), state, settings)
+    for before, now in zip(state.islands, after.islands, strict=True):
+        np.testing.assert_array_equal(now.population, before.population)
+        np.testing.assert_array_equal(now.fitness, before.fitness)
+    better = worse.copy()
+    child = int(np.flatnonzero(offspring.island == 1)[0])
+    better[child] = -1.0
+    after = multipop.tell(offspring, offspring.genomes, better, better, len(better), state, settings)
+    island, old = after.islands[1], state.islands[1]
+    assert island.fitness[0] == -1.0
+    np.testing.assert_array_equal(island.population[0], offspring.genomes[child])
+    np.testing.assert_array_equal(island.fitness[1:], old.fitness[:-1])
+
+
 def test_settings_are_validated():
     with pytest.raises(InputError, match="island_size"):
-        GASettings(island_size=2)
+        GASettings.from_flat(island_size=2)
     with pytest.raises(InputError, match="crossovers"):
-        GASettings(crossovers=("nope",))
-    assert GASettings(seed=0).seed == 0
+        GASettings.from_flat(crossovers=("nope",))
+    assert GASettings.from_flat(seed=0).budget.seed == 0
 
 
 def test_antibump_known_distances():

@@ -37,7 +37,7 @@ fwhm = 0.15
 eta = 0.5
 
 [pattern.background]
-chebyshev = 2
+terms = 2
 
 [ga]
 seed = 3
@@ -156,7 +156,7 @@ def test_target_models_stops_after_whole_runs(tiny, uninterrupted, tmp_path):
 
 def test_a_run_stops_generations_after_its_solution(tiny):
     problem = HarvestProblem.from_config(load_run_config(tiny))
-    settings = dataclasses.replace(load_run_config(tiny).ga, seed=5)
+    settings = load_run_config(tiny).ga.replace(seed=5)
     run = harvest_run(problem, settings, generations_after_solution=2, max_generations=20)
     assert run.solved_generation == 3  # this seed's best first lies within 0.3 Å at generation 3 ...
     assert run.generation.max() == 3 + 2  # ... and the run goes on for 2 more generations
@@ -169,7 +169,7 @@ def test_a_run_stops_generations_after_its_solution(tiny):
 
 def test_resume_with_other_settings_or_structure_is_refused(tiny, uninterrupted, tmp_path):
     config = load_run_config(tiny)
-    other = dataclasses.replace(config, ga=dataclasses.replace(config.ga, local_steps=3))
+    other = dataclasses.replace(config, ga=config.ga.replace(local_steps=3))
     with pytest.raises(InputError, match="different settings"):
         harvest(other, uninterrupted.path, n_runs=3, **TINY)
     with pytest.raises(InputError, match="different harvest"):

@@ -135,7 +135,7 @@ def make_case(name: str) -> Case:
     if name == "PbSO4-Pnma":  # site-specific B and occupancies must reach the scorer's tables
         structure = with_site_parameters(structure, [0.6, 0.3, 1.2, 0.9, 1.5], [1.0, 0.95, 0.9, 1.0, 0.8])
     pattern = noisy_pattern(structure, seed=len(name))
-    problem = ScoringProblem.from_structure(structure, pattern, RADIATION, PROFILE, n_background=N_BACKGROUND)
+    problem = ScoringProblem.from_structure(structure, pattern, RADIATION, PROFILE, background_terms=N_BACKGROUND)
     hall = structure.space_group.hall
     projectors = np.array([naive.special_position_projector(hall, x) for x in structure.frac])
     return Case(name, structure, pattern, Scorer(problem), projectors)
@@ -335,6 +335,6 @@ def test_negative_best_scale_is_replaced_by_zero():
     y_obs = 50.0 - 2000.0 * peaks / peaks.max()
     pattern = ObservedPattern(TWO_THETA, y_obs, counting_sigma(y_obs))
     assert naive.unconstrained_scale(y_obs, pattern.weights, peaks, 0, TWO_THETA) < 0
-    bare = Scorer(ScoringProblem.from_structure(case.structure, pattern, RADIATION, PROFILE, n_background=0))
+    bare = Scorer(ScoringProblem.from_structure(case.structure, pattern, RADIATION, PROFILE, background_terms=0))
     np.testing.assert_allclose(bare.rwp(truth[None]), 1.0, rtol=1e-12)
     np.testing.assert_allclose(bare.profiles(truth[None]).y_calc, 0.0, atol=0.0)

@@ -36,7 +36,7 @@ file = "PbSO4.xye"
 wavelength = "CuKa12"
 
 [pattern.background]
-chebyshev = 4
+terms = 4
 
 [ga]
 seed = 3

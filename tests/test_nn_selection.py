@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import shutil
 from pathlib import Path
 
@@ -123,7 +122,7 @@ def _genomes(n: int, seed: int = 0) -> np.ndarray:
 
 
 def test_rerank_subtracts_weight_times_score_from_the_fitness_only(scorer):
-    settings = GASettings(local_steps=3, antibump_weight=0.0)
+    settings = GASettings.from_flat(local_steps=3, antibump_weight=0.0)
     plain = memetic.Evaluator(scorer, settings)(_genomes(12))
     nn = NNSettings(Path("unused"), mode="rerank", weight=0.3)
     guided = memetic.Evaluator(scorer, settings, selector=FakeSelector(), nn=nn)(_genomes(12))
@@ -136,7 +135,7 @@ def test_rerank_subtracts_weight_times_score_from_the_fitness_only(scorer):
 
 def test_refine_mode_refines_the_share_with_the_best_priority(scorer):
     genomes = _genomes(20, seed=1)
-    settings = GASettings(local_steps=3, antibump_weight=0.0)
+    settings = GASettings.from_flat(local_steps=3, antibump_weight=0.0)
     raw = scorer.rwp(genomes.reshape(20, 9, 3))
     weight = 1.0
     nn = NNSettings(Path("unused"), mode="refine", weight=weight, refine_fraction=0.25)
@@ -151,7 +150,7 @@ def test_refine_mode_refines_the_share_with_the_best_priority(scorer):
     # with weight 0 the choice is Rwp's, as the GA without a network refining the same share
     zero = dataclasses.replace(nn, weight=0.0)
     by_rwp = memetic.Evaluator(scorer, settings, selector=FakeSelector(), nn=zero)(genomes)
-    baseline = memetic.Evaluator(scorer, dataclasses.replace(settings, local_fraction=0.25))(genomes)
+    baseline = memetic.Evaluator(scorer, settings.replace(local_fraction=0.25))(genomes)
     np.testing.assert_array_equal(by_rwp.genomes, baseline.genomes)
     np.testing.assert_array_equal(by_rwp.fitness, baseline.fitness)
 
@@ -187,7 +186,7 @@ def test_run_with_a_network_reports_its_time_and_is_reproducible(example, tmp_pa
         out = tmp_path / name
         code, _, err = run(["run", config, "--out", out, "--max-evaluations", 6000, "--quiet"], capsys)
         assert code == 0, err
-        summaries.append(json.loads((out / "summary.json").read_text()))
+        summaries.append(strict_json(out / "summary.json"))
         rows = list(csv.DictReader((out / "history.csv").open()))
         assert all(float(row["nn_seconds"]) > 0 for row in rows)
     first, second = summaries
@@ -260,7 +259,7 @@ def test_the_nn_example_runs(tmp_path, capsys):
     out = tmp_path / "out"
     code, _, err = run(["run", tmp_path / "K4SnO4_nn.toml", "--out", out, "--max-evaluations", 3000, "--quiet"], capsys)
     assert code == 0, err
-    summary = json.loads((out / "summary.json").read_text())
+    summary = strict_json(out / "summary.json")
     assert summary["nn"]["model"].endswith("K4PbO4_nn.msgpack") and summary["nn"]["seconds"] > 0
 
 

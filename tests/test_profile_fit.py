@@ -159,7 +159,7 @@ def test_intensities_are_recovered_for_the_true_profile():
     two_theta = np.round(np.arange(20.0, 100.0 + 1e-9, 0.02), 10)
     sim = simulate(structure, two_theta, RADIATION, TRUE_PROFILE)
     pattern = ObservedPattern(two_theta, sim.peaks, np.ones_like(two_theta), "noise-free")
-    settings = LeBailSettings(n_background=0, asymmetry_model="bb")  # the truth has Bérar-Baldinozzi terms
+    settings = LeBailSettings(background_terms=0, asymmetry_model="bb")  # the truth has Bérar-Baldinozzi terms
     result = fit_lebail(pattern, structure.cell, structure.space_group, RADIATION, settings)
     by_hkl = {tuple(h): f2 for h, f2 in zip(sim.reflections.hkl, sim.f_squared, strict=True)}
     inside = (result.reflections.two_theta(RADIATION.primary) > 21) & (result.reflections.two_theta(1.6) < 99)
@@ -184,7 +184,7 @@ def test_bragg_r_is_zero_for_the_true_intensities_and_grows_with_error():
 
 def test_le_bail_recovers_cell_zero_and_profile_of_a_simulated_pattern(rutile_pattern):
     start = UnitCell(4.5937 * 1.002, 4.5937 * 1.002, 2.9587 * 0.998, 90, 90, 90)
-    settings = LeBailSettings(n_background=3, asymmetry="on", asymmetry_model="bb")
+    settings = LeBailSettings(background_terms=3, asymmetry="on", asymmetry_model="bb")
     result = fit_lebail(rutile_pattern, start, rutile().space_group, RADIATION, settings)
     # Measured: a off by 1.5e-4 Å, c by 1.0e-4 Å (Poisson noise; the asymmetry terms correlate with the cell).
     assert result.cell.a == pytest.approx(4.5937, abs=3e-4)
@@ -204,7 +204,7 @@ def test_le_bail_refuses_a_wrong_cell(rutile_pattern):
             UnitCell(4.65, 4.65, 2.99, 90, 90, 90),  # 1.2% off: a false minimum, Rwp 0.31 against 0.44
             rutile().space_group,
             RADIATION,
-            LeBailSettings(n_background=3, asymmetry="off"),
+            LeBailSettings(background_terms=3, asymmetry="off"),
         )
 
 
@@ -225,7 +225,7 @@ def test_axial_divergence_is_recovered_from_a_simulated_pattern():
     y = np.random.default_rng(8).poisson(expected).astype(float)
     pattern = ObservedPattern(two_theta, y, counting_sigma(y))
     start = UnitCell(4.5937 * 0.998, 4.5937 * 0.998, 2.9587 * 1.002, 90, 90, 90)
-    result = fit_lebail(pattern, start, rutile().space_group, RADIATION, LeBailSettings(n_background=3))
+    result = fit_lebail(pattern, start, rutile().space_group, RADIATION, LeBailSettings(background_terms=3))
     assert result.asymmetry_refined
     assert result.profile.axial == pytest.approx(0.035, abs=0.005)
     assert result.cell.a == pytest.approx(4.5937, abs=2e-4)
@@ -238,7 +238,7 @@ def test_lab6_srm660_cell_from_the_measured_pattern():
     Finger-Cox-Jephcoat axial divergence (SH/L 0.032), Rwp 0.049; the Bérar-Baldinozzi terms gave 4.15509."""
     pattern = read_pattern(shared_path("measured/LaB6-SRM660-lab-CuKa/NIST660CBI.gsas"))
     start = UnitCell(4.15, 4.15, 4.15, 90, 90, 90)
-    result = fit_lebail(pattern, start, SpaceGroup.from_symbol("Pm-3m"), RADIATION, LeBailSettings(n_background=8))
+    result = fit_lebail(pattern, start, SpaceGroup.from_symbol("Pm-3m"), RADIATION, LeBailSettings(background_terms=8))
     assert abs(result.cell.a - LAB6_A) < 0.0005
     assert result.metrics.rwp < 0.05
     assert 0 < result.cell_esd[0] < 1e-4

@@ -55,7 +55,7 @@ def test_esds_match_the_scatter_of_refinements_over_noise_realisations():
             ObservedPattern(two_theta, y, counting_sigma(y)),
             radiation,
             profile,
-            n_background=1,
+            background_terms=1,
             b_iso=np.array([s.b_iso for s in structure.sites]),
             site_multiplicity=site_map.multiplicity,
         )

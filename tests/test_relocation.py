@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +70,7 @@ def _k4sno4_evaluator(settings):
 
 def test_scan_puts_a_far_oxygen_of_k4sno4_back_on_its_site():
     """The trap the scan is for: every atom right but one O, 3 Å off; the scan and refinement recover it."""
-    settings = GASettings(scan_spacing=0.5, scan_top=2, local_steps=40)
+    settings = GASettings.from_flat(scan_spacing=0.5, scan_top=2, local_steps=40)
     evaluate, truth = _k4sno4_evaluator(settings)
     trapped = truth.copy()
     trapped[7] = (truth[7] + np.array([0.0, 0.5, 0.0])) % 1  # O3 moved by b/2 = 3.3 Å
@@ -87,7 +86,7 @@ def test_scan_puts_a_far_oxygen_of_k4sno4_back_on_its_site():
 
 
 def test_stagnation_triggers_a_scan_and_its_models_join_the_worst_island():
-    settings = GASettings(islands=3, island_size=8, min_island_size=4, tournament_size=2, scan_after=2)
+    settings = GASettings.from_flat(islands=3, island_size=8, min_island_size=4, tournament_size=2, scan_after=2)
     rng = np.random.default_rng(0)
     batch = multipop.initial_batch(rng, settings, 6)
     fitness = np.arange(len(batch.genomes), dtype=float) + 1.0
@@ -115,4 +114,4 @@ def test_scan_settings_are_validated(value):
     from gasolve.errors import InputError
 
     with pytest.raises(InputError, match="scan_after"):
-        dataclasses.replace(GASettings(), scan_after=value)
+        GASettings().replace(scan_after=value)

@@ -112,7 +112,7 @@ def pbso4():
         pattern,
         radiation,
         profile,
-        n_background=2,
+        background_terms=2,
         b_iso=np.array([s.b_iso for s in structure.sites]),
     ).with_occupancy_correction(radius=RADIUS)
     site_map = SiteMap.general(structure.space_group, 5)

@@ -92,7 +92,7 @@ def pbso4_mapped():
         pattern,
         radiation,
         profile,
-        n_background=2,
+        background_terms=2,
         b_iso=np.array([s.b_iso for s in structure.sites]),
         site_multiplicity=site_map.multiplicity,
     )

@@ -14,7 +14,7 @@ def add_parser(subparsers) -> None:
         "the best models, and write best.cif, summary.json, history.csv, fit.png and convergence.png.",
     )
     parser.add_argument("config", help="run configuration (TOML)")
-    parser.add_argument("--out", help="output folder (overrides [output] dir)")
+    parser.add_argument("--out", help="output folder (default: [output] dir, else runs/NAME beside the config)")
     parser.add_argument("--seed", type=int, help="overrides [ga] seed")
     parser.add_argument("--max-evaluations", type=int, help="overrides [ga] max_evaluations")
     parser.add_argument("--stop-when-solved", action="store_true", help="stop at the first solution ([reference])")
@@ -24,10 +24,11 @@ def add_parser(subparsers) -> None:
 
 
 def _fingerprint(config) -> str:
-    import dataclasses
+    """What a checkpoint must have been made with to be resumed: structure, pattern, the GA's layout and rates,
+    the seed and the network; not the evaluation budget or the checkpoint interval, which a resumed run may change.
+    """
     import hashlib
 
-    ga = dataclasses.replace(config.ga, max_evaluations=1, checkpoint_seconds=1.0)
     text = repr(
         (
             config.structure,
@@ -36,7 +37,9 @@ def _fingerprint(config) -> str:
             config.pattern.range,
             config.pattern.profile,
             config.pattern.background_terms,
-            ga,
+            config.ga.layout,
+            config.ga.rates,
+            config.ga.budget.seed,
             config.nn,
         )
     )
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if pattern_spec.profile is None:  # fit profile, zero shift and cell first (Le Bail), as FOX and DASH do
         from gasolve.profile_fit import LeBailSettings, fit_lebail
 
-        lebail_settings = LeBailSettings(n_background=pattern_spec.background_terms)
+        lebail_settings = LeBailSettings(background_terms=pattern_spec.background_terms)
         lebail_result = fit_lebail(
             observed, structure_spec.cell, structure_spec.space_group, pattern_spec.radiation, lebail_settings
         )
@@ -120,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         if payload["fingerprint"] != fingerprint:
             raise InputError(
                 "the checkpoint was made with a different structure, pattern or GA setting; "
-                "resume with the same config (only max_evaluations may change)",
+                "resume with the same config (only max_evaluations and checkpoint_seconds may change)",
                 str(checkpoint_path),
             )
         record = payload["record"]
@@ -154,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
             TimeElapsedColumn(),
             transient=False,
         )
-        task = progress.add_task(config.structure.name, total=settings.max_evaluations, info="")
+        task = progress.add_task(config.structure.name, total=settings.budget.max_evaluations, info="")
         progress.start()
     try:
         for current in iterate(scorer, settings, record, judge, selector, config.nn):
@@ -163,11 +166,11 @@ def run(args: argparse.Namespace) -> int:
                 rate = state.evaluations / max(current.seconds, 1e-9)
                 progress.update(
                     task,
-                    completed=min(state.evaluations, settings.max_evaluations),
+                    completed=min(state.evaluations, settings.budget.max_evaluations),
                     info=f"gen {state.generation}  {rate:,.0f} eval/s  best Rwp {state.best_rwp:.4f}"
                     + ("  solved" if current.solved else ""),
                 )
-            if time.monotonic() - last_save >= settings.checkpoint_seconds:
+            if time.monotonic() - last_save >= settings.budget.checkpoint_seconds:
                 save(current)
                 last_save = time.monotonic()
             if args.stop_when_solved and current.solved:
@@ -221,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
     from gasolve.diffraction.profile import peak_positions
     from gasolve.plotting import plot_convergence, plot_fit
 
-    metrics = fit_metrics(observed.y_obs, fit.y_calc[0], observed.weights, 1 + problem.n_background)
+    metrics = fit_metrics(observed.y_obs, fit.y_calc[0], observed.weights, 1 + problem.background_terms)
     r_bragg = bragg_r(
         problem.peak_matrix.to_sparse(),
         fit.scale[0] * scorer.intensities(best.frac[None])[0],
@@ -232,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
         structure,
         out / "best.cif",
         comments=[
-            f"gasolve {__version__}: Rwp {best.rwp_after:.5f} after refinement, seed {settings.seed}",
+            f"gasolve {__version__}: Rwp {best.rwp_after:.5f} after refinement, seed {settings.budget.seed}",
             "coordinate esds from the least-squares normal matrix (profile, B and cell fixed); none where the "
             "coordinate holds the origin of a polar group or the data leave it undetermined",
         ],
@@ -254,11 +257,11 @@ def run(args: argparse.Namespace) -> int:
         "generations": state.generation,
         "wall_seconds": current.seconds,
         "evaluations_per_second": state.evaluations / max(current.seconds, 1e-9),
-        "seed": settings.seed,
+        "seed": settings.budget.seed,
         "best_cif": str((out / "best.cif").resolve()),
         "restarts": state.restarts,
         "refined_candidates": [{"rwp_before": r.rwp_before, "rwp_after": r.rwp_after} for r in refinements],
-        "gradient_cost": settings.gradient_cost,
+        "gradient_cost": settings.rates.gradient_cost,
         "gasolve_version": __version__,
     }
     if special_positions is not None:
@@ -305,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
     plot_convergence(
         out / "convergence.png",
         current.history,
-        title=f"{config.structure.name}, seed {settings.seed}",
+        title=f"{config.structure.name}, seed {settings.budget.seed}",
         evaluations_to_solution=current.evaluations_to_solution,
     )
     line = (

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     problem = ScoringProblem.from_structure(structure, pattern, radiation, profile, args.background_terms)
     fit = Scorer(problem).profiles(structure.frac[None])
     y_calc = fit.y_calc[0]
-    metrics = fit_metrics(pattern.y_obs, y_calc, pattern.weights, 1 + problem.n_background)
+    metrics = fit_metrics(pattern.y_obs, y_calc, pattern.weights, 1 + problem.background_terms)
     plot_path = Path(args.plot) if args.plot else Path(Path(args.pattern).stem + "_fit.png")
     ticks = [
         (f"{structure.name} λ={wavelength:.5f}", problem.reflections.two_theta(wavelength, profile.zero))
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {result['instrument']}")
         print(
             f"  2θ {result['two_theta_range'][0]:g}-{result['two_theta_range'][1]:g}°, {metrics.n_points} points, "
-            f"{problem.n_refl} reflections, scale + {problem.n_background} background terms"
+            f"{problem.n_refl} reflections, scale + {problem.background_terms} background terms"
         )
         print(f"  Rwp {metrics.rwp:.5f}   Rp {metrics.rp:.5f}   Rexp {metrics.rexp:.5f}   χ² {metrics.chi2:.4f}")
         print(f"  plot: {plot_path}")

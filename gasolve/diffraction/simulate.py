@@ -46,7 +46,7 @@ def simulate(
 
     Parameters
     ----------
-    background_coefficients : ndarray, shape (n_bg,), optional
+    background_coefficients : ndarray, shape (background_terms,), optional
         Chebyshev coefficients of the background over the grid's range (same units as the result).
     """
     from gasolve.scoring.problem import d_spacing_limits  # shared reach rule, no import cycle at load

@@ -120,8 +120,8 @@ class Evaluator:
         n = len(genomes)
         evaluations = 0.0
         nn_seconds = 0.0
-        fraction = nn.refine_fraction if nn is not None and nn.refine else s.local_fraction
-        n_local = round(fraction * n) if s.local_steps > 0 else 0
+        fraction = nn.refine_fraction if nn is not None and nn.refine else s.rates.local_fraction
+        n_local = round(fraction * n) if s.layout.local_steps > 0 else 0
         if n_local < n:
             rwp = self.rwp(genomes)
             evaluations += n
@@ -134,10 +134,10 @@ class Evaluator:
             rwp = np.empty(n)
             chosen = np.arange(n)
         if n_local:
-            result = lbfgs(self.rwp_and_gradient, genomes[chosen], s.local_steps)
+            result = lbfgs(self.rwp_and_gradient, genomes[chosen], s.layout.local_steps)
             genomes[chosen] = result.x - np.floor(result.x)
             rwp[chosen] = result.f
-            evaluations += result.gradient_calls * s.gradient_cost
+            evaluations += result.gradient_calls * s.rates.gradient_cost
         if self.project is not None:
             genomes = self.project(genomes)
         fitness = rwp + (self.penalty(genomes) if self.penalty is not None else 0.0)
@@ -165,12 +165,12 @@ class Evaluator:
             The refined candidates, shape (n_movable · scan_top, n_genes); ``evaluations`` includes the scan.
         """
         s = self.settings
-        grid = relocation.scan_grid(rng, self.scorer.problem.cell, s.scan_spacing)
+        grid = relocation.scan_grid(rng, self.scorer.problem.cell, s.rates.scan_spacing)
 
         def rwp_of(genomes):
             return self.rwp(self.project(genomes) if self.project is not None else genomes)
 
-        candidates, spent = relocation.best_relocations(rwp_of, genome, self.movable, grid, s.scan_top)
+        candidates, spent = relocation.best_relocations(rwp_of, genome, self.movable, grid, s.layout.scan_top)
         if not len(candidates):
             return Evaluated(candidates, np.empty(0), np.empty(0), float(spent))
         done = self(candidates)
@@ -193,7 +193,7 @@ def origin_fixing_genes(space_group, elements, site_map=None) -> np.ndarray:
 
 
 def initialise(evaluate: Evaluator, settings: GASettings, n_genes: int) -> GAState:
-    batch = multipop.initial_batch(generation_rng(settings.seed, -1), settings, n_genes)
+    batch = multipop.initial_batch(generation_rng(settings.budget.seed, -1), settings, n_genes)
     done = evaluate(batch.genomes)
     return multipop.init(batch, done.genomes, done.fitness, done.rwp, done.evaluations, settings)
 
@@ -202,12 +202,12 @@ def step(evaluate: Evaluator, state: GAState, settings: GASettings) -> tuple[GAS
     """One generation; then, if the islands' best has not improved for ``scan_after`` generations, a relocation
     scan of that best (its refined models join the search), or, after ``restart_after_scans`` scans that found
     nothing better, a restart of the whole search."""
-    rng = generation_rng(settings.seed, state.generation)
+    rng = generation_rng(settings.budget.seed, state.generation)
     batch = multipop.ask(rng, state, settings)
     done = evaluate(batch.genomes)
     state = multipop.tell(batch, done.genomes, done.fitness, done.rwp, done.evaluations, state, settings)
-    if settings.scan_after and state.stagnant >= settings.scan_after:
-        if settings.restart_after_scans and state.failed_scans >= settings.restart_after_scans:
+    if settings.layout.scan_after and state.stagnant >= settings.layout.scan_after:
+        if settings.layout.restart_after_scans and state.failed_scans >= settings.layout.restart_after_scans:
             return multipop.restart_search(state, settings), batch, done
         scanned = evaluate.relocation_scan(state.epoch_best_genome(), rng)
         state = multipop.inject(scanned.genomes, scanned.fitness, scanned.rwp, scanned.evaluations, state, settings)

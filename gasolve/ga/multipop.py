@@ -37,7 +37,7 @@ class Batch:
     genomes : ndarray, shape (n, n_genes)
     island : ndarray, shape (n,), int
     crossover, mutation : ndarray, shape (n,), int
-        Operator indices into ``GASettings.crossovers`` / ``.mutations``; -1 for random (restart) genomes.
+        Operator indices into ``GALayout.crossovers`` / ``.mutations``; -1 for random (restart) genomes.
     parent_fitness : ndarray, shape (n,)
         Mean fitness of the two parents (+inf for random genomes).
     """
@@ -51,10 +51,10 @@ class Batch:
 
 def initial_batch(rng: np.random.Generator, settings: GASettings, n_genes: int) -> Batch:
     """Uniform random genomes for every island, shape (islands · island_size, n_genes)."""
-    n = settings.islands * settings.island_size
+    n = settings.layout.islands * settings.layout.island_size
     return Batch(
         genomes=rng.random((n, n_genes)),
-        island=np.repeat(np.arange(settings.islands), settings.island_size),
+        island=np.repeat(np.arange(settings.layout.islands), settings.layout.island_size),
         crossover=np.full(n, -1),
         mutation=np.full(n, -1),
         parent_fitness=np.full(n, np.inf),
@@ -81,19 +81,19 @@ def _survivors(genomes, fitness, rwp, size, tolerance):
 
 
 def _fresh_island(settings, index, genomes, fitness, rwp, target_size) -> IslandState:
-    n_c, n_m = len(settings.crossovers), len(settings.mutations)
-    population, fit, r = _survivors(genomes, fitness, rwp, target_size, settings.duplicate_tolerance)
+    n_c, n_m = len(settings.layout.crossovers), len(settings.layout.mutations)
+    population, fit, r = _survivors(genomes, fitness, rwp, target_size, settings.rates.duplicate_tolerance)
     return IslandState(
         population=frozen_array(population),
         fitness=frozen_array(fit),
         rwp=frozen_array(r),
         target_size=int(target_size),
-        selection=settings.selection[index % len(settings.selection)],
+        selection=settings.layout.selection[index % len(settings.layout.selection)],
         crossover_probability=frozen_array(np.full(n_c, 1.0 / n_c)),
         mutation_probability=frozen_array(np.full(n_m, 1.0 / n_m)),
         crossover_success=frozen_array(np.full(n_c, 0.2)),
         mutation_success=frozen_array(np.full(n_m, 0.2)),
-        sigma=float(settings.mutation_sigma),
+        sigma=float(settings.rates.mutation_sigma),
         best_fitness=float(fit[0]),
         stagnant=0,
         progress=0.0,
@@ -118,9 +118,9 @@ def init(
             genomes[batch.island == i],
             fitness[batch.island == i],
             rwp[batch.island == i],
-            settings.island_size,
+            settings.layout.island_size,
         )
-        for i in range(settings.islands)
+        for i in range(settings.layout.islands)
     )
     best = int(np.argmin(fitness))
     return GAState(
@@ -150,23 +150,29 @@ def ask(rng: np.random.Generator, state: GAState, settings: GASettings) -> Batch
                 (rng.random((n, n_genes)), np.full(n, index), np.full(n, -1), np.full(n, -1), np.full(n, np.inf))
             )
             continue
-        n = max(2, round(settings.offspring_fraction * island.target_size))
+        n = max(2, round(settings.layout.offspring_fraction * island.target_size))
         select = SELECTIONS[island.selection]
-        first = select(rng, island.fitness, n, size=settings.tournament_size)
-        second = select(rng, island.fitness, n, size=settings.tournament_size)
+        first = select(rng, island.fitness, n, size=settings.layout.tournament_size)
+        second = select(rng, island.fitness, n, size=settings.layout.tournament_size)
         a, b = island.population[first], island.population[second]
         crossover = _choose(rng, island.crossover_probability, n)
         mutation = _choose(rng, island.mutation_probability, n)
         children = np.empty((n, n_genes))
-        for k, name in enumerate(settings.crossovers):
+        for k, name in enumerate(settings.layout.crossovers):
             rows = np.flatnonzero(crossover == k)
             if rows.size:
-                children[rows] = CROSSOVERS[name](rng, a[rows], b[rows], eta=settings.sbx_eta, alpha=settings.blx_alpha)
-        for k, name in enumerate(settings.mutations):
+                children[rows] = CROSSOVERS[name](
+                    rng, a[rows], b[rows], eta=settings.rates.sbx_eta, alpha=settings.rates.blx_alpha
+                )
+        for k, name in enumerate(settings.layout.mutations):
             rows = np.flatnonzero(mutation == k)
             if rows.size:
                 children[rows] = MUTATIONS[name](
-                    rng, children[rows], rate=settings.mutation_rate, sigma=island.sigma, eta=settings.polynomial_eta
+                    rng,
+                    children[rows],
+                    rate=settings.rates.mutation_rate,
+                    sigma=island.sigma,
+                    eta=settings.rates.polynomial_eta,
                 )
         parent_fitness = 0.5 * (island.fitness[first] + island.fitness[second])
         parts.append((children, np.full(n, index), crossover, mutation, parent_fitness))
@@ -187,16 +193,16 @@ def _self_configure(success_ema, ops, success, min_probability):
 def _update_island(island, settings, genomes, fitness, rwp, batch_rows, batch) -> IslandState:
     if island.restart_pending:
         fresh = _fresh_island(settings, 0, genomes, fitness, rwp, island.target_size)
-        return replace(fresh, selection=island.selection, sigma=float(settings.mutation_sigma))
+        return replace(fresh, selection=island.selection, sigma=float(settings.rates.mutation_sigma))
     success = (fitness < batch.parent_fitness[batch_rows]).astype(float)
     cross_ema, cross_p = _self_configure(
-        island.crossover_success, batch.crossover[batch_rows], success, settings.min_probability
+        island.crossover_success, batch.crossover[batch_rows], success, settings.rates.min_probability
     )
     mut_ema, mut_p = _self_configure(
-        island.mutation_success, batch.mutation[batch_rows], success, settings.min_probability
+        island.mutation_success, batch.mutation[batch_rows], success, settings.rates.min_probability
     )
     sigma = island.sigma
-    gaussian = settings.mutations.index("gaussian") if "gaussian" in settings.mutations else -1
+    gaussian = settings.layout.mutations.index("gaussian") if "gaussian" in settings.layout.mutations else -1
     used = batch.mutation[batch_rows] == gaussian
     if used.any():  # 1/5 success rule (Rechenberg)
         sigma = float(np.clip(sigma * (1.22 if success[used].mean() > 0.2 else 0.82), 0.002, 0.25))
@@ -205,7 +211,7 @@ def _update_island(island, settings, genomes, fitness, rwp, batch_rows, batch) -
         np.concatenate([island.fitness, fitness]),
         np.concatenate([island.rwp, rwp]),
         island.target_size,
-        settings.duplicate_tolerance,
+        settings.rates.duplicate_tolerance,
     )
     improved = _improves(fit[0], island.best_fitness)
     return replace(
@@ -232,7 +238,7 @@ def _insert(island, genomes, fitness, rwp, settings) -> IslandState:
         np.concatenate([island.fitness[:keep], fitness]),
         np.concatenate([island.rwp[:keep], rwp]),
         island.target_size,
-        settings.duplicate_tolerance,
+        settings.rates.duplicate_tolerance,
     )
     return replace(island, population=frozen_array(population), fitness=frozen_array(fit), rwp=frozen_array(r))
 
@@ -275,20 +281,20 @@ def tell(
     generation = state.generation + 1
     n_islands = len(islands)
     restarts = state.restarts
-    if n_islands > 1 and settings.migration_size and generation % settings.migration_interval == 0:
+    if n_islands > 1 and settings.layout.migration_size and generation % settings.layout.migration_interval == 0:
         migrants = [
             (
-                isl.population[: settings.migration_size],
-                isl.fitness[: settings.migration_size],
-                isl.rwp[: settings.migration_size],
+                isl.population[: settings.layout.migration_size],
+                isl.fitness[: settings.layout.migration_size],
+                isl.rwp[: settings.layout.migration_size],
             )
             for isl in islands
         ]
         islands = [_insert(islands[i], *migrants[i - 1], settings) for i in range(n_islands)]
-    if n_islands > 1 and settings.reallocation_share and generation % settings.reallocation_interval == 0:
+    if n_islands > 1 and settings.layout.reallocation_share and generation % settings.layout.reallocation_interval == 0:
         progress = np.array([isl.progress for isl in islands])
         winner, loser = int(np.argmax(progress)), int(np.argmin(progress))
-        moved = min(settings.reallocation_share, islands[loser].target_size - settings.min_island_size)
+        moved = min(settings.layout.reallocation_share, islands[loser].target_size - settings.layout.min_island_size)
         if winner != loser and moved > 0 and progress[winner] > progress[loser]:
             islands[winner] = replace(islands[winner], target_size=islands[winner].target_size + moved)
             loser_state = islands[loser]
@@ -302,7 +308,7 @@ def tell(
             )
         islands = [replace(isl, progress=0.0) for isl in islands]
     for i, island in enumerate(islands):
-        if island.stagnant >= settings.stagnation_generations:
+        if island.stagnant >= settings.layout.stagnation_generations:
             if n_islands > 1:  # hand the island's best to its neighbour before forgetting it
                 j = (i + 1) % n_islands
                 islands[j] = _insert(islands[j], island.population[:1], island.fitness[:1], island.rwp[:1], settings)
@@ -399,7 +405,7 @@ def restart_search(state: GAState, settings: GASettings) -> GAState:
     better); the islands do not see it, so the new attempt is not drawn back into the trap the last one ended in.
     """
     islands = tuple(
-        replace(isl, target_size=settings.island_size, restart_pending=True, stagnant=0, progress=0.0)
+        replace(isl, target_size=settings.layout.island_size, restart_pending=True, stagnant=0, progress=0.0)
         for isl in state.islands
     )
     return replace(

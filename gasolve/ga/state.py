@@ -30,7 +30,7 @@ class IslandState:
     selection : str
         Parent-selection scheme of this island.
     crossover_probability, mutation_probability : ndarray
-        Self-configured probabilities of the operators (``GASettings.crossovers``, ``.mutations``).
+        Self-configured probabilities of the operators (``GALayout.crossovers``, ``.mutations``).
     crossover_success, mutation_success : ndarray
         Exponential moving averages of each operator's success rate.
     sigma : float

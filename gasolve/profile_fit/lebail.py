@@ -55,7 +55,7 @@ class LeBailSettings:
 
     Attributes
     ----------
-    n_background : int
+    background_terms : int
         Chebyshev background terms.
     asymmetry : {"auto", "on", "off"}
         Refine the peak asymmetry; "auto" keeps it only if Rwp drops by more than ``asymmetry_gain``.
@@ -82,7 +82,7 @@ class LeBailSettings:
         Refine the specimen displacement (Bragg-Brentano cos θ shift) besides the zero shift.
     """
 
-    n_background: int = 12
+    background_terms: int = 12
     asymmetry: str = "auto"
     asymmetry_gain: float = 0.01
     max_evaluations: int = 400
@@ -98,8 +98,8 @@ class LeBailSettings:
     def __post_init__(self) -> None:
         if self.asymmetry not in _ASYMMETRY_MODES:
             raise InputError(f"asymmetry must be one of {', '.join(_ASYMMETRY_MODES)}, got {self.asymmetry!r}")
-        if self.n_background < 0:
-            raise InputError(f"number of background terms must be >= 0, got {self.n_background}")
+        if self.background_terms < 0:
+            raise InputError(f"number of background terms must be >= 0, got {self.background_terms}")
         if self.asymmetry_model not in ("fcj", "bb"):
             raise InputError(f"asymmetry model must be fcj or bb, got {self.asymmetry_model!r}")
         if self.max_evaluations < 1:
@@ -125,7 +125,7 @@ class LeBailResult:
         With the refined d-spacings.
     intensities : ndarray, shape (n_refl,)
         Fitted intensity of each reflection (|F|² times the scale; may be slightly negative for weak ones).
-    background : ndarray, shape (n_background,)
+    background : ndarray, shape (background_terms,)
         Chebyshev coefficients.
     two_theta, y_obs, weights, y_calc : ndarray, shape (n_points,)
     metrics : FitMetrics
@@ -176,7 +176,7 @@ class _Model:
         self.names += ["eta_0", "eta_180", "P1", "P2", "P3", "P4", "axial"]
         self.index = {name: i for i, name in enumerate(self.names)}
         self.root_w = np.sqrt(pattern.weights)
-        self.basis = chebyshev_basis(pattern.two_theta, settings.n_background)
+        self.basis = chebyshev_basis(pattern.two_theta, settings.background_terms)
         self.merge = equal_d_groups(constraint, hkl)
 
     def bounds(self, free: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -232,7 +232,7 @@ class _Model:
         -------
         intensities : ndarray, shape (n_refl,)
             Each reflection gets its group's intensity (equipartition between exactly overlapping ones).
-        background : ndarray, shape (n_background,)
+        background : ndarray, shape (background_terms,)
         y_calc : ndarray, shape (n_points,)
         """
         grouped = (p @ self.merge).tocsc()
@@ -449,7 +449,7 @@ def _fit(
             )
     intensities, background, y_calc = model.linear_solve(model.peak_matrix(theta))
     n_groups = model.merge.shape[1]
-    metrics = fit_metrics(pattern.y_obs, y_calc, pattern.weights, n_groups + settings.n_background + len(free))
+    metrics = fit_metrics(pattern.y_obs, y_calc, pattern.weights, n_groups + settings.background_terms + len(free))
     root_w, y_obs = model.root_w, pattern.y_obs
     background_only = np.linalg.lstsq(model.basis * root_w[:, None], root_w * y_obs, rcond=None)[0]
     rwp_background = fit_metrics(y_obs, model.basis @ background_only, pattern.weights, 0).rwp

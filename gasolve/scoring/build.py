@@ -15,7 +15,7 @@ from gasolve.scoring.scorer import Scorer
 
 
 def build_scorer(
-    structure, observed: ObservedPattern, radiation: Radiation, profile: PeakProfile, n_background: int
+    structure, observed: ObservedPattern, radiation: Radiation, profile: PeakProfile, background_terms: int
 ) -> Scorer | MappedScorer:
     """Scorer of a :class:`~gasolve.config.StructureSpec` against an observed pattern.
 
@@ -26,7 +26,7 @@ def build_scorer(
     observed : ObservedPattern
         Restricted to the fitted range.
     radiation, profile : the instrument.
-    n_background : int
+    background_terms : int
         Chebyshev background terms.
 
     Returns
@@ -45,7 +45,7 @@ def build_scorer(
         observed,
         radiation,
         profile,
-        n_background=n_background,
+        background_terms=background_terms,
         b_iso=np.array(structure.b_iso),
         site_multiplicity=site_map.multiplicity,
     )

@@ -296,14 +296,14 @@ def fit_profiles_batch(
 ):
     """Difference profiles after the exact scale and background fit, one model at a time in cache.
 
-    intensity (n_models, n_refl) = |F|²; P stored as runs (start, length, offset, values); basis_t (n_bg,
-    n_points); projection (n_bg, n_refl) = (BᵀWB)⁻¹BᵀWP; coef_y (n_bg,) = background fit of y_obs alone.
-    Writes difference (n_models, n_points) = y_obs - y_calc, scale (n_models,), background (n_models, n_bg)
-    and rwp (n_models,).
+    intensity (n_models, n_refl) = |F|²; P stored as runs (start, length, offset, values); basis_t
+    (background_terms, n_points); projection (background_terms, n_refl) = (BᵀWB)⁻¹BᵀWP; coef_y (background_terms,)
+    = background fit of y_obs alone. Writes difference (n_models, n_points) = y_obs - y_calc, scale (n_models,),
+    background (n_models, background_terms) and rwp (n_models,).
     """
     n_refl = intensity.shape[1]
     n_points = y_obs.shape[0]
-    n_bg = basis_t.shape[0]
+    background_terms = basis_t.shape[0]
     for c in numba.prange(bounds.shape[0] - 1):
         peaks = np.empty(n_points)
         for m in range(bounds[c], bounds[c + 1]):
@@ -321,7 +321,7 @@ def fit_profiles_batch(
             den = 0.0
             for i in range(n_points):
                 den += weights[i] * peaks[i] * peaks[i]
-            for r in range(n_bg):
+            for r in range(background_terms):
                 dot = 0.0
                 for k in range(n_refl):
                     dot += c_matrix[r, k] * intensity[m, k]
@@ -331,7 +331,7 @@ def fit_profiles_batch(
             out = difference[m]
             for i in range(n_points):
                 out[i] = y_obs[i] - s * peaks[i]
-            for r in range(n_bg):
+            for r in range(background_terms):
                 dot = 0.0
                 for k in range(n_refl):
                     dot += projection[r, k] * intensity[m, k]

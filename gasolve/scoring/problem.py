@@ -1,14 +1,14 @@
 """Everything the cell, space group, composition, instrument and observed pattern fix, computed once.
 
 With the peak-shape matrix P (n_points, n_refl) (multiplicity, Lorentz-polarisation and emission lines
-folded in), the background basis B (n_points, n_bg), weights W = diag(w) and reflection intensities
+folded in), the background basis B (n_points, background_terms), weights W = diag(w) and reflection intensities
 I = |F|², the calculated pattern is y_calc = s P I + B c. Scale s and background c enter linearly, so their
 weighted least-squares optimum is exact and Rwp follows from a quadratic form in I:
 
     chi2_min = A - (b·I)² / (Iᵀ G I),   Rwp² = chi2_min / Σ w y_obs²,
 
 with Q = W - W B (BᵀWB)⁻¹ BᵀW, b = Pᵀ Q y_obs, G = Pᵀ Q P and A = y_obsᵀ Q y_obs. G = G0 - CᵀC where
-G0 = Pᵀ W P is banded (peaks overlap only nearby) and C = L⁻¹ BᵀWP with BᵀWB = L Lᵀ (n_bg rows). When
+G0 = Pᵀ W P is banded (peaks overlap only nearby) and C = L⁻¹ BᵀWP with BᵀWB = L Lᵀ (background_terms rows). When
 b·I <= 0 the best non-negative scale is zero and chi2_min = A.
 """
 
@@ -90,7 +90,7 @@ class ScoringProblem:
     pattern : ObservedPattern
         The observed pattern restricted to the fitted range.
     peak_matrix : PeakMatrix
-    background_basis : ndarray, shape (n_points, n_bg)
+    background_basis : ndarray, shape (n_points, background_terms)
     hr : ndarray, shape (n_terms, 3, n_refl)
         h R_s for each explicitly summed operator s.
     ht : ndarray, shape (n_terms, n_refl)
@@ -139,7 +139,7 @@ class ScoringProblem:
         return len(self.reflections)
 
     @property
-    def n_background(self) -> int:
+    def background_terms(self) -> int:
         return self.background_basis.shape[1]
 
     @classmethod
@@ -151,7 +151,7 @@ class ScoringProblem:
         pattern: ObservedPattern,
         radiation: Radiation,
         profile: PeakProfile,
-        n_background: int = 6,
+        background_terms: int = 6,
         b_iso: float | np.ndarray = 0.0,
         occupancy: float | np.ndarray = 1.0,
         site_multiplicity: np.ndarray | None = None,
@@ -166,7 +166,7 @@ class ScoringProblem:
         pattern : ObservedPattern
             Already restricted to the fitted 2θ range.
         radiation, profile : instrument.
-        n_background : int
+        background_terms : int
             Number of Chebyshev background terms refined with the scale.
         b_iso : float or ndarray (n_sites,)
             Isotropic displacement parameters (Å²).
@@ -178,10 +178,10 @@ class ScoringProblem:
         n_sites = len(elements)
         if n_sites == 0:
             raise InputError("at least one site is needed")
-        if n_background < 0:
-            raise InputError(f"number of background terms must be >= 0, got {n_background}")
-        if n_background >= pattern.n_points // 2:
-            raise InputError(f"{n_background} background terms are too many for {pattern.n_points} points")
+        if background_terms < 0:
+            raise InputError(f"number of background terms must be >= 0, got {background_terms}")
+        if background_terms >= pattern.n_points // 2:
+            raise InputError(f"{background_terms} background terms are too many for {pattern.n_points} points")
         d_min, d_max = d_spacing_limits(pattern.two_theta, radiation, profile)
         reflections = generate_reflections(cell, space_group, d_min, d_max)
         peaks = build_peak_matrix(pattern.two_theta, reflections, radiation, profile)
@@ -212,17 +212,18 @@ class ScoringProblem:
 
         weights = pattern.weights
         y_obs = pattern.y_obs
-        basis = chebyshev_basis(pattern.two_theta, n_background)
+        basis = chebyshev_basis(pattern.two_theta, background_terms)
         p_sparse = peaks.to_sparse()
         wp = p_sparse.multiply(weights[:, None]).tocsc()
-        if n_background > 0:
+        if background_terms > 0:
             gram = basis.T @ (weights[:, None] * basis)
             chol = np.linalg.cholesky(gram)
-            gram_inverse = scipy.linalg.cho_solve((chol, True), np.eye(n_background))
+            gram_inverse = scipy.linalg.cho_solve((chol, True), np.eye(background_terms))
             coef_y = gram_inverse @ (basis.T @ (weights * y_obs))
             residual_y = y_obs - basis @ coef_y
             c_matrix = scipy.linalg.solve_triangular(chol, np.asarray((wp.T @ basis).T), lower=True)
-            projection = gram_inverse @ np.asarray((wp.T @ basis).T)  # (n_bg, n_refl): bg coefs of each column
+            # (background_terms, n_refl): background coefficients of each column
+            projection = gram_inverse @ np.asarray((wp.T @ basis).T)
         else:
             gram_inverse = np.zeros((0, 0))
             residual_y = y_obs.copy()
@@ -284,7 +285,7 @@ class ScoringProblem:
         pattern: ObservedPattern,
         radiation: Radiation,
         profile: PeakProfile,
-        n_background: int = 6,
+        background_terms: int = 6,
     ) -> ScoringProblem:
         """Tables for the sites of ``structure`` (their elements, B, occupancies and site multiplicities)."""
         return cls.build(
@@ -294,7 +295,7 @@ class ScoringProblem:
             pattern,
             radiation,
             profile,
-            n_background=n_background,
+            background_terms=background_terms,
             b_iso=np.array([s.b_iso for s in structure.sites]),
             occupancy=np.array([s.occupancy for s in structure.sites]),
             site_multiplicity=structure.site_multiplicities(),

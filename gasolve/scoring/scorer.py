@@ -26,7 +26,7 @@ class ProfileFit:
     difference : ndarray, shape (n_models, n_points)
         y_obs - y_calc.
     scale : ndarray, shape (n_models,)
-    background : ndarray, shape (n_models, n_bg)
+    background : ndarray, shape (n_models, background_terms)
         Chebyshev coefficients.
     rwp : ndarray, shape (n_models,)
     """
@@ -163,9 +163,9 @@ class Scorer:
             raise ValueError(f"out must be a C-contiguous float64 array of shape {shape}")
         difference = np.empty(shape) if out is None else out
         scale = np.empty(n_models)
-        background = np.empty((n_models, p.n_background))
+        background = np.empty((n_models, p.background_terms))
         rwp = np.empty(n_models)
-        if p.n_background:
+        if p.background_terms:
             coef_y = p.background_gram_inverse @ (p.background_basis.T @ (p.pattern.weights * p.pattern.y_obs))
         else:
             coef_y = np.zeros(0)
