@@ -681,3 +681,13 @@ def replace_ga(config: RunConfig, **changes) -> RunConfig:
     import dataclasses
 
     return dataclasses.replace(config, ga=config.ga.replace(changes))
+
+
+def test_harvested_configs_of_earlier_versions_stay_readable(folder):
+    from nnselect.input_pipeline import _upgrade
+
+    old = edit(edit(VALID, "terms = 6", "chebyshev = 6"), "seed = 1", "seed = 1\nelite = 2")
+    with pytest.raises(InputError, match="renamed"):
+        parse_run_config(parse_toml(old, "old"), folder / "manifest.json")
+    config = parse_run_config(_upgrade(parse_toml(old, "old")), folder / "manifest.json")
+    assert config == load_run_config(write(folder, VALID))
