@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import strict_json
 from flax import nnx
 
 from gasolve.compare import site_distances_batch
@@ -279,7 +280,7 @@ def test_train_and_evaluate_writes_metrics_and_checkpoints_deterministically(dat
     assert len(first["epochs"]) == 2 and "transfer" in first["epochs"][0]
     assert first["epochs"][0]["transfer"]["n_models"] == 48
     assert len(first["epochs"][0]["validation"]["accuracy"]) == 9
-    written = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    written = strict_json(tmp_path / "a" / "metrics.json")
     assert written["epochs"][1]["train_loss"] == first["epochs"][1]["train_loss"]
     last, meta = checkpoint.load(tmp_path / "a" / "last.msgpack")
     assert meta.scale == first["scale"] and meta.label_radius == 0.1 and meta.n_sites == 9

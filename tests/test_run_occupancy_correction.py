@@ -3,7 +3,6 @@ sites on the mirror reported, snapped and written with their multiplicity."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import warnings
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import gemmi
 import numpy as np
 import pytest
+from conftest import strict_json
 from pymatgen.io.cif import CifParser
 
 from gasolve.cli.main import main
@@ -39,7 +39,7 @@ caglioti = [0.004, -0.002, 0.003]
 eta = 0.4
 
 [pattern.background]
-terms = 3
+chebyshev = 3
 
 [ga]
 seed = 2
@@ -72,7 +72,7 @@ def test_run_with_general_sites_finds_the_mirror_and_writes_wyckoff_sites(folder
     code = main(["run", str(folder / "run.toml"), "--stop-when-solved", "--quiet"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    summary = json.loads((folder / "out" / "summary.json").read_text())
+    summary = strict_json(folder / "out" / "summary.json")
     assert summary["solved"] is True
     assert summary["max_site_distance"] < 0.1
     special = [(site["site"], site["wyckoff"], site["multiplicity"]) for site in summary["special_positions"]]

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import csv
 import gzip
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import strict_json
 from symnet_fixtures import PROTOTYPES
 
 import symnet
@@ -109,7 +109,7 @@ def test_train_symmetry_command_builds_data_trains_and_writes_a_checkpoint(tmp_p
     config = tmp_path / "tiny.toml"
     config.write_text(preset.replace('directory = "data"', 'directory = "data"\nmp_dir = "mp"'))
     assert main(["train-symmetry", str(config), "--workers", "1", "--quiet"]) == 0
-    summary = json.loads((tmp_path / "train" / "summary.json").read_text())
+    summary = strict_json(tmp_path / "train" / "summary.json")
     assert summary["train_structures"] > 0 and summary["splits"]["test"] > 0
     _, meta = checkpoint.load(tmp_path / "train" / "checkpoint.msgpack")
     assert meta.model == "ResidualCNN" and meta.temperature_space_group > 0
