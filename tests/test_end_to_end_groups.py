@@ -7,9 +7,9 @@ expansion of summary.json's refined sites (by gemmi's operators of the configure
 fractional coordinates, pymatgen's StructureMatcher matches it to the truth, and `gasolve score best.cif` gives
 back the run's Rwp. The cases cover the seven crystal systems, the ten polar crystal classes (1, 2, m, mm2, 4,
 4mm, 3, 3m, 6, 6mm: the origin floats along their polar directions, [111] in R3:R), the C, I, F and R lattices
-(R in hexagonal and in rhombohedral axes) and a non-standard setting (P 1 21/n 1), each spelled in the config as
-a user might write it. Four run in the default suite (triclinic, polar monoclinic, polar hexagonal, an R
-lattice); the whole matrix is marked slow.
+(R in hexagonal and in rhombohedral axes) and two non-standard settings (P 1 21/n 1, Pbnm), each spelled in the
+config as a user might write it. Four run in the default suite (triclinic, polar monoclinic, polar hexagonal, an
+R lattice); the whole matrix is marked slow.
 """
 
 from __future__ import annotations
@@ -89,6 +89,8 @@ CASES = {
              (("Pt", "4a", (0.0, 0.0, 0.0)), ("K", "8c", (0.25, 0.25, 0.25)), ("Cl", "24e", (0.24, 0.0, 0.0)))),
         Case("P21/n", "P 1 21/n 1", "P 1 21/n 1", (5.2, 6.1, 7.3, 90, 95, 90),
              (("Pb", None, (0.8062, 0.3165, 0.149)), ("O", None, (0.6985, 0.4485, 0.7989))), wyckoff=False),
+        Case("Pbnm", "Pbnm", "P b n m", (6.5, 7.0, 9.0, 90, 90, 90),
+             (("Ba", None, (0.8358, 0.127, 0.6211)), ("O", None, (0.8121, 0.4047, 0.4238))), wyckoff=False),
     )
 }  # fmt: skip
 DEFAULT = ("P1", "Cm", "P6_3mc", "R3:R")
