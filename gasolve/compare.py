@@ -679,7 +679,9 @@ class _BatchProblem:
         images (n, n_sites, n_images, 3), linear (n_cand, 3, 3), shifts (n, n_cand, 3) ->
         d2 (n, n_cand, n_sites, n_images), Å², and vector (n, n_cand, n_sites, n_images, 3) or None.
         """
-        aligned = np.einsum("cij,msnj->mcsni", linear, images) + shifts[:, :, None, None, :]
+        aligned = np.empty((len(images), len(linear), *images.shape[1:]))  # (m, c, s, n, 3), contiguous
+        for c, matrix in enumerate(linear):
+            np.add(images @ matrix.T, shifts[:, c, None, None, :], out=aligned[:, c])
         d2 = np.empty(aligned.shape[:-1])
         vector = np.empty(aligned.shape) if want_vector else None
         for sites, atoms in self.site_groups:
