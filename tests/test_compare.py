@@ -625,3 +625,20 @@ def test_materials_project_sample_against_structure_matcher(shared_data, tmp_pat
             check_against_matcher(reference, np.random.default_rng(len(checked)), n_copies=2, fallback=True)
             checked.append(reference.space_group.number)
     assert len(checked) == len(wanted)
+
+
+def test_cli_names_an_axis_change(tmp_path, capsys):
+    reference_path = data_path("derived/mp-554236_Ca5P3ClO12.cif")
+    reference = read_cif(reference_path)
+    mirror = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]])
+    write_cif(reference.with_frac(np.mod(reference.frac @ mirror.T, 1.0)), tmp_path / "mirror.cif")
+    code, out = run_cli([tmp_path / "mirror.cif", reference_path], capsys)
+    assert code == 0
+    assert "axis change" in out and "solved: yes (7 of 7 sites within 0.3 Å)" in out
+    code, out = run_cli([tmp_path / "mirror.cif", reference_path, "--json"], capsys)
+    result = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert result["solved"] and result["max_distance"] < 1e-5
+    # The alignment read back maps the model onto the reference: x <-> y (with z -> -z, same coset in P6_3/m).
+    linear = np.array(result["transformation"])
+    assert result["alignment"].startswith("y,x,")
+    assert np.allclose(np.abs(linear[:2, :2]), [[0, 1], [1, 0]]) and not result["inverted"]
