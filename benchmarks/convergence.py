@@ -38,7 +38,7 @@ at the batch's first solved restart: its evaluations (and seconds) to solution a
 that restart's share of the batch, (index + 1) / batch size (``evaluations_to_solution_batch_end`` keeps the
 unprorated value; ``evaluations`` what was actually computed). A run is solved when its best model (GA) or
 one of its refined models (restarts) has every reference site within the config's tolerance (0.3 Å) after
-the best origin/inversion/permutation alignment (``gasolve.solve.Judge``). Wall time is measured around the
+the best normaliser/permutation alignment (``gasolve.solve.Judge``). Wall time is measured around the
 search including the comparisons with the reference, after a warm-up (JIT compilation, problem tables) that
 is not counted.
 

@@ -21,7 +21,7 @@ Each shard holds, for its n models:
 ``generation``  int32 (n,)                 generation that produced it; -1 for the initial population
 ``seed``        int32 (n,)                 seed of the GA run
 ``distances``   float32 (n, n_sites), Å    per model site, distance to the nearest reference atom of its
-                                           element after the best origin/inversion alignment
+                                           element after the best normaliser alignment
                                            (:func:`gasolve.compare.site_distances_batch`)
 ==============  =========================  ===============================================================
 

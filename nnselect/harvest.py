@@ -397,7 +397,7 @@ def harvest(
         "max_generations_per_run": max_generations_per_run,
         "solution_tolerance": float(problem.tolerance),
         "labels": "distances: per model site, to the nearest reference atom of its element after the best "
-        "origin/inversion alignment (gasolve.compare.site_distances_batch); label = distances <= radius",
+        "alignment of the Euclidean normaliser (gasolve.compare.site_distances_batch); label = distances <= radius",
         "models": "every model evaluated: the initial population (generation -1) and each generation's "
         "offspring after the Lamarckian local refinement",
     }
