@@ -104,13 +104,18 @@ def _count_unindexed(q_obs, q_tol, coefficients, r_lo, r_hi, max_unindexed, out)
 
 
 @numba.njit(cache=True, parallel=True)
-def _count_unindexed_monoclinic(q_obs, q_tol, hkl, lo, hi, max_unindexed, out):  # pragma: no cover - jitted
+def _count_unindexed_monoclinic(q_obs, q_tol, lo, hi, max_unindexed, out):  # pragma: no cover - jitted
     # Q = (h u csc(beta) - l w cot(beta))**2 + (l w)**2 + (k v)**2 with u = 1/a, v = 1/b, w = 1/c: the two
     # terms inside the square keep their correlation through u, w and beta (a bound much tighter than the
-    # independent intervals of the linear form's A, C and E).
+    # independent intervals of the linear form's A, C and E). Indices are generated per box, only as far as
+    # the box's largest cell can reach the last line (h <= a csc(beta) sqrt(Q_max), and so on), so a small
+    # cell costs few indices.
     n_boxes = lo.shape[0]
-    n_hkl = hkl.shape[0]
     n_lines = q_obs.shape[0]
+    q_reach = 0.0
+    for i in range(n_lines):
+        q_reach = max(q_reach, q_obs[i] + q_tol[i])
+    root = np.sqrt(q_reach)
     for b in numba.prange(n_boxes):
         u_lo = 1.0 / hi[b, 0]
         u_hi = 1.0 / lo[b, 0]
@@ -125,30 +130,45 @@ def _count_unindexed_monoclinic(q_obs, q_tol, hkl, lo, hi, max_unindexed, out): 
         csc_hi = 1.0 / np.sin(beta_hi)
         cot_lo = -np.cos(beta_lo) / np.sin(beta_lo)
         cot_hi = -np.cos(beta_hi) / np.sin(beta_hi)
-        q_lo = np.empty(n_hkl)
-        q_hi = np.empty(n_hkl)
-        for j in range(n_hkl):
-            h = hkl[j, 0]
-            k = hkl[j, 1]
-            el = hkl[j, 2]
-            # h >= 0: the first term rises with u and beta.
-            t1_lo = h * u_lo * csc_lo
-            t1_hi = h * u_hi * csc_hi
-            if el >= 0:
-                t2_lo = el * w_lo * cot_lo
-                t2_hi = el * w_hi * cot_hi
-            else:
-                t2_lo = el * w_hi * cot_hi
-                t2_hi = el * w_lo * cot_lo
-            g_lo = t1_lo + t2_lo
-            g_hi = t1_hi + t2_hi
-            if g_lo <= 0.0 <= g_hi:
-                sq_lo = 0.0
-            else:
-                sq_lo = min(g_lo * g_lo, g_hi * g_hi)
-            sq_hi = max(g_lo * g_lo, g_hi * g_hi)
-            q_lo[j] = sq_lo + el * el * w_lo * w_lo + k * k * v_lo * v_lo
-            q_hi[j] = sq_hi + el * el * w_hi * w_hi + k * k * v_hi * v_hi
+        h_max = int(hi[b, 0] * csc_hi * root) + 1
+        k_max = int(hi[b, 1] * root) + 1
+        l_max = int(hi[b, 2] * csc_hi * root) + 1
+        capacity = (h_max + 1) * (k_max + 1) * (2 * l_max + 1)
+        q_lo = np.empty(capacity)
+        q_hi = np.empty(capacity)
+        n_hkl = 0
+        for h in range(h_max + 1):
+            for el in range(-l_max, l_max + 1):
+                if h == 0 and el < 0:
+                    continue  # (0 k -l) gives the same Q as (0 k l)
+                t1_lo = h * u_lo * csc_lo
+                t1_hi = h * u_hi * csc_hi
+                if el >= 0:
+                    t2_lo = el * w_lo * cot_lo
+                    t2_hi = el * w_hi * cot_hi
+                else:
+                    t2_lo = el * w_hi * cot_hi
+                    t2_hi = el * w_lo * cot_lo
+                g_lo = t1_lo + t2_lo
+                g_hi = t1_hi + t2_hi
+                if g_lo <= 0.0 <= g_hi:
+                    sq_lo = 0.0
+                else:
+                    sq_lo = min(g_lo * g_lo, g_hi * g_hi)
+                sq_hi = max(g_lo * g_lo, g_hi * g_hi)
+                base_lo = sq_lo + el * el * w_lo * w_lo
+                base_hi = sq_hi + el * el * w_hi * w_hi
+                if base_lo > q_reach:
+                    continue
+                for k in range(k_max + 1):
+                    if h == 0 and k == 0 and el == 0:
+                        continue
+                    lo_q = base_lo + k * k * v_lo * v_lo
+                    if lo_q > q_reach:
+                        break
+                    q_lo[n_hkl] = lo_q
+                    q_hi[n_hkl] = base_hi + k * k * v_hi * v_hi
+                    n_hkl += 1
         missing = 0
         for i in range(n_lines):
             q = q_obs[i]
@@ -223,11 +243,12 @@ def _starting_boxes(system: str, settings: DichotomySettings) -> tuple[np.ndarra
 
 
 def _symmetry_order(system: str, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Boxes that may hold a cell in the conventional order (orthorhombic a <= b <= c, monoclinic a <= c)."""
+    """Boxes that may hold a reduced cell (orthorhombic a <= b <= c; monoclinic a <= c, |c cos β| <= a/2)."""
     if system == "orthorhombic":
         return (lo[:, 0] <= hi[:, 1]) & (lo[:, 1] <= hi[:, 2])
     if system == "monoclinic":
-        return lo[:, 0] <= hi[:, 2]
+        # Reduced in the ac plane (Gauss): a <= c and |c cos β| <= a / 2, so β <= 120° with β >= 90°.
+        return (lo[:, 0] <= hi[:, 2]) & (-2.0 * lo[:, 2] * np.cos(np.radians(lo[:, 3])) <= hi[:, 0])
     return np.ones(len(lo), dtype=bool)
 
 
@@ -288,7 +309,6 @@ def surviving_boxes(
                 _count_unindexed_monoclinic(
                     np.ascontiguousarray(q_obs, dtype=np.float64),
                     np.ascontiguousarray(q_tol, dtype=np.float64),
-                    np.ascontiguousarray(hkl, dtype=np.float64),
                     np.ascontiguousarray(lo),
                     np.ascontiguousarray(hi),
                     int(settings.max_unindexed),

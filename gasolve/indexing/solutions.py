@@ -1,0 +1,253 @@
+"""From observed line positions to ranked, reduced and de-duplicated cells.
+
+Each crystal system is searched by successive dichotomy (:mod:`gasolve.indexing.dichotomy`) in volume shells of
+400 Å³, smallest first, as DICVOL does; a system's search stops one shell after its first solution (larger cells
+that also index every line are then mostly supercells). Every solution's lattice is settled by
+:mod:`gasolve.indexing.lattice` (centring from the indices, Bravais type and conventional cell from spglib), and
+solutions with the same Niggli cell are kept once, in their highest-symmetry description. Candidates are ranked by
+de Wolff's M20 (J. Appl. Cryst. 1 (1968) 108-113), computed with the lattice's own extinctions, preferring
+the higher symmetry among comparable figures (:func:`rank_solutions`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from gasolve.indexing.dichotomy import DichotomySettings, refine_reciprocal, surviving_boxes
+from gasolve.indexing.figures_of_merit import de_wolff_m
+from gasolve.indexing.lattice import (
+    bravais_lattice,
+    calculated_q,
+    consistent_centrings,
+    niggli_cell,
+    primitive_basis,
+    same_lattice,
+)
+from gasolve.indexing.systems import PARAMETRISATIONS, SYSTEMS, direct_cell, miller_indices, reciprocal_parameters
+
+#: Width of DICVOL's volume shells (Å³).
+SHELL_WIDTH = 400.0
+
+_SYMMETRY_RANK = {"cubic": 6, "hexagonal": 5, "trigonal": 5, "tetragonal": 4, "orthorhombic": 3, "monoclinic": 2}
+
+
+@dataclass(frozen=True)
+class IndexingSolution:
+    """One lattice that indexes the lines.
+
+    Attributes
+    ----------
+    cell : tuple of float
+        Conventional cell (a, b, c in Å, alpha, beta, gamma in degrees), spglib's standard setting.
+    bravais : str
+        Bravais symbol (aP ... cF).
+    crystal_system : str
+        Crystal system of the lattice.
+    niggli : tuple of float
+        Niggli-reduced primitive cell.
+    volume : float
+        Volume of the conventional cell (Å³).
+    n_indexed, n_lines : int
+        Lines indexed within their tolerance, and lines used.
+    m20 : float
+        de Wolff's figure of merit over the first min(20, n_lines) lines (M_N when fewer than 20).
+    searched_as : str
+        Crystal system in which the dichotomy found it.
+    """
+
+    cell: tuple[float, float, float, float, float, float]
+    bravais: str
+    crystal_system: str
+    niggli: tuple[float, float, float, float, float, float]
+    volume: float
+    n_indexed: int
+    n_lines: int
+    m20: float
+    searched_as: str
+
+    @property
+    def primitive_volume(self) -> float:
+        """Volume of the primitive cell (Å³)."""
+        return self.volume / {"P": 1, "A": 2, "B": 2, "C": 2, "I": 2, "F": 4, "R": 3}[self.bravais[1]]
+
+
+def _start(system: str, centre: np.ndarray) -> np.ndarray:
+    if system == "cubic":
+        cell = (centre[0],) * 3 + (90.0, 90.0, 90.0)
+    elif system in ("tetragonal", "hexagonal"):
+        cell = (centre[0], centre[0], centre[1], 90.0, 90.0, 120.0 if system == "hexagonal" else 90.0)
+    elif system == "orthorhombic":
+        cell = (centre[0], centre[1], centre[2], 90.0, 90.0, 90.0)
+    else:
+        cell = (centre[0], centre[1], centre[2], 90.0, centre[3], 90.0)
+    return reciprocal_parameters(system, cell)
+
+
+def _indices_for_box(
+    system: str, box_hi: np.ndarray, q_reach: float, cache: dict[tuple[int, ...], np.ndarray]
+) -> np.ndarray:
+    """Indices a cell of the box can need (its largest lengths, with a margin for the refinement to move)."""
+    n_lengths = PARAMETRISATIONS[system].n_lengths
+    lengths = np.resize(box_hi[:n_lengths], 3) if n_lengths < 3 else np.array(box_hi[:3], dtype=float)
+    if system in ("tetragonal", "hexagonal"):
+        lengths = np.array([box_hi[0], box_hi[0], box_hi[1]])
+    if system == "monoclinic":
+        lengths = lengths / np.sin(np.radians(box_hi[3]))
+    limits = tuple(int(np.ceil(x * 1.05 * np.sqrt(q_reach))) for x in lengths)
+    if limits not in cache:
+        cache[limits] = miller_indices(system, np.array(limits) / np.sqrt(q_reach), q_reach)
+    return cache[limits]
+
+
+def search_system(
+    system: str, q_obs: np.ndarray, q_tol: np.ndarray, settings: DichotomySettings
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Refined solutions of one crystal system: (reciprocal parameters, hkl per line, indexed mask).
+
+    Parameters
+    ----------
+    system : str
+    q_obs, q_tol : ndarray, shape (n_lines,)
+        Å⁻².
+    settings : DichotomySettings
+    """
+    q_reach = 1.01 * float(np.max(q_obs + q_tol))
+    index_lists: dict[tuple[int, ...], np.ndarray] = {}
+    solutions: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    first_shell = None
+    start = 0.0
+    shell = 0
+    while start < settings.max_volume:
+        lo, hi = surviving_boxes(system, q_obs, q_tol, settings, volume_shell=(start, start + SHELL_WIDTH))
+        tried = np.zeros((0, PARAMETRISATIONS[system].n_parameters))
+        for box_lo, box_hi in zip(lo, hi, strict=True):
+            centre = 0.5 * (box_lo + box_hi)
+            # Neighbouring final boxes refine to the same cell: start once per 1 % neighbourhood.
+            if len(tried) and np.any(np.all(np.abs(tried - centre) <= 0.01 * np.abs(centre), axis=1)):
+                continue
+            tried = np.vstack([tried, centre])
+            guess = _start(system, centre)
+            hkl = _indices_for_box(system, box_hi, q_reach, index_lists)
+            result = refine_reciprocal(system, q_obs, q_tol, guess, hkl, settings.max_unindexed)
+            if result is None:
+                continue
+            if any(np.allclose(result[0], known[0], rtol=1e-4) for known in solutions):
+                continue
+            solutions.append(result)
+        if solutions and first_shell is None:
+            first_shell = shell
+        if first_shell is not None and shell > first_shell:
+            break
+        start += SHELL_WIDTH
+        shell += 1
+    return solutions
+
+
+def settle(
+    system: str, parameters: np.ndarray, hkl: np.ndarray, indexed: np.ndarray, q_obs: np.ndarray, q_tol: np.ndarray
+) -> IndexingSolution:
+    """The lattice of one dichotomy solution: centring, Bravais type, conventional and Niggli cells, M20."""
+    cell = direct_cell(system, parameters)
+    centrings = consistent_centrings(system, parameters, q_obs, q_tol, indexed) or ["P"]
+    primitive = primitive_basis(cell, centrings[0])
+    bravais, crystal_system, conventional = bravais_lattice(primitive)
+    niggli = niggli_cell(primitive)
+    # Calculated lines a little past the N-th line, so that its own (slightly higher or lower) line is there;
+    # de_wolff_m counts only those up to Q_N in N_N.
+    last = min(19, len(q_obs) - 1)
+    q_calc = calculated_q(conventional, bravais, 1.05 * float(np.sort(q_obs)[last] + q_tol[np.argsort(q_obs)[last]]))
+    return IndexingSolution(
+        cell=tuple(float(x) for x in conventional),
+        bravais=bravais,
+        crystal_system=crystal_system,
+        niggli=niggli,
+        volume=float(np.prod(conventional[:3]) * _volume_factor(conventional)),
+        n_indexed=int(np.count_nonzero(indexed)),
+        n_lines=len(q_obs),
+        m20=float(de_wolff_m(q_obs, q_calc, indexed=indexed).value),
+        searched_as=system,
+    )
+
+
+def _volume_factor(cell) -> float:
+    ca, cb, cg = (np.cos(np.radians(x)) for x in cell[3:])
+    return float(np.sqrt(max(1 - ca**2 - cb**2 - cg**2 + 2 * ca * cb * cg, 0.0)))
+
+
+def index_lines(
+    q_obs: np.ndarray,
+    q_tol: np.ndarray,
+    settings: DichotomySettings | None = None,
+    systems: tuple[str, ...] = SYSTEMS,
+    min_m20: float = 10.0,
+) -> list[IndexingSolution]:
+    """Every lattice that indexes the lines, reduced, de-duplicated and ranked by M20 (best first).
+
+    Parameters
+    ----------
+    q_obs, q_tol : ndarray, shape (n_lines,)
+        Observed Q = 1/d² and tolerances (Å⁻²); at least 4 lines per free cell parameter are advisable.
+    settings : DichotomySettings, optional
+    systems : tuple of str
+        Crystal systems to search (subset of :data:`gasolve.indexing.systems.SYSTEMS`), highest symmetry first.
+    min_m20 : float
+        Once a system gives a solution with at least this M20, the systems after it are searched only for cells
+        with a smaller primitive volume (DICVOL's strategy: the same lattice found again in lower symmetry, or
+        a supercell, would only repeat it).
+
+    Returns
+    -------
+    list of IndexingSolution
+    """
+    settings = settings or DichotomySettings()
+    q_obs = np.asarray(q_obs, dtype=float)
+    q_tol = np.asarray(q_tol, dtype=float)
+    if q_obs.ndim != 1 or q_obs.shape != q_tol.shape:
+        raise ValueError(f"q_obs and q_tol must be 1-D of equal length, got {q_obs.shape} and {q_tol.shape}")
+    if not (np.all(np.isfinite(q_obs)) and np.all(q_obs > 0) and np.all(np.isfinite(q_tol)) and np.all(q_tol > 0)):
+        raise ValueError("q_obs and q_tol must be finite and positive")
+    order = np.argsort(q_obs)
+    q_obs = np.asarray(q_obs, dtype=float)[order]
+    q_tol = np.asarray(q_tol, dtype=float)[order]
+    for system in systems:
+        if system not in PARAMETRISATIONS:
+            raise ValueError(f"unknown crystal system {system!r}; expected one of {SYSTEMS}")
+    found: list[IndexingSolution] = []
+    for system in systems:
+        sound = [s for s in found if s.m20 >= min_m20]
+        if sound:
+            # A lower-symmetry description of a lattice already found, or a larger cell indexing the same lines,
+            # cannot beat it; only a smaller primitive cell could still be the answer.
+            limit = min(s.primitive_volume for s in sound) * 1.02
+            settings = replace(settings, max_volume=min(settings.max_volume, limit))
+        for parameters, hkl, indexed in search_system(system, q_obs, q_tol, settings):
+            solution = settle(system, parameters, hkl, indexed, q_obs, q_tol)
+            duplicate = [i for i, other in enumerate(found) if same_lattice(solution.niggli, other.niggli)]
+            if duplicate:
+                i = duplicate[0]
+                if _SYMMETRY_RANK.get(solution.crystal_system, 1) > _SYMMETRY_RANK.get(found[i].crystal_system, 1):
+                    found[i] = solution
+                continue
+            found.append(solution)
+    return rank_solutions(found)
+
+
+def rank_solutions(solutions: list[IndexingSolution], symmetry_margin: float = 0.5) -> list[IndexingSolution]:
+    """Best first: among solutions whose M20 is within ``symmetry_margin`` of the best, higher symmetry first.
+
+    A lattice of lower symmetry and smaller volume can index the first twenty lines of a structure whose
+    space group removes many reflections (a pseudo-subcell) and then scores a higher M20 than the true lattice;
+    indexing programs prefer the higher symmetry when the figures of merit are comparable (Werner, in
+    *Structure Determination from Powder Diffraction Data*, IUCr/OUP 2002, ch. 7), and so does this ranking.
+    The Pawley fit of the leading candidates settles the rest.
+    """
+    if not solutions:
+        return []
+    best = max(s.m20 for s in solutions)
+    comparable = [s for s in solutions if s.m20 >= symmetry_margin * best]
+    rest = [s for s in solutions if s.m20 < symmetry_margin * best]
+    comparable.sort(key=lambda s: (-_SYMMETRY_RANK.get(s.crystal_system, 1), -s.m20, s.volume))
+    rest.sort(key=lambda s: (-s.m20, s.volume))
+    return comparable + rest
