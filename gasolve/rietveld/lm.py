@@ -1,0 +1,169 @@
+"""Damped Gauss-Newton (Levenberg-Marquardt) on the non-linear parameters, scale and background eliminated.
+
+For every vector x the scale s and the background c are the weighted linear least-squares optimum (variable
+projection, Golub & Pereyra, SIAM J. Numer. Anal. 10 (1973) 413). The step uses Kaufman's Jacobian
+(BIT 15 (1975) 49): J = Π √w s ∂(P I)/∂x, with Π the projector orthogonal to the weighted linear columns
+[P I, B], so that the step of x is the Gauss-Newton step of the full problem with s and c re-optimised.
+Marquardt's damping (J.N. Marquardt, SIAM J. Appl. Math. 11 (1963) 431) scales λ by diag(JᵀJ), which makes the
+step independent of the parameters' units.
+
+Convergence, as in GSAS: every shift below ``shift_tolerance`` times its esd, or a relative change of χ² below
+``chi2_tolerance`` on an accepted step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gasolve.errors import InputError
+from gasolve.rietveld.model import RietveldModel
+
+#: Columns whose normalised singular value falls below this are taken as undetermined (singular normal matrix).
+SINGULAR_RCOND = 1e-9
+
+
+class SingularMatrixError(InputError):
+    """The normal matrix is singular: the data cannot determine the named parameters together.
+
+    Attributes
+    ----------
+    parameters : list of str
+        Parameters in the null space of the normal matrix.
+    last_sound : ndarray
+        The last vector for which the refinement was sound (kept as the result).
+    """
+
+    def __init__(self, parameters: list[str], last_sound: np.ndarray):
+        self.parameters = parameters
+        self.last_sound = last_sound
+        super().__init__(
+            "the normal matrix is singular: the data cannot determine "
+            + ", ".join(parameters)
+            + " together (too many parameters for the data, or parameters that do the same thing); "
+            "fix one of them or constrain them. The last sound model is kept"
+        )
+
+
+@dataclass(frozen=True)
+class LMResult:
+    """Outcome of one least-squares run.
+
+    Attributes
+    ----------
+    x : ndarray, shape (n_parameters,)
+    chi2_history : tuple of float
+        Σ w Δ² after each accepted step (first entry: the start).
+    converged : bool
+    iterations : int
+    max_shift_over_esd : float
+        Of the last accepted step.
+    """
+
+    x: np.ndarray
+    chi2_history: tuple[float, ...]
+    converged: bool
+    iterations: int
+    max_shift_over_esd: float
+
+
+def projected_jacobian(model: RietveldModel, x: np.ndarray, free: np.ndarray):
+    """Kaufman's Jacobian J (n_points, n_free), the weighted residual r and the linear fit at ``x``."""
+    fit = model.linear_fit(x)
+    root_w = model.root_w
+    residual = root_w * (model.pattern.y_obs - fit.y_calc)
+    derivative = model.peak_derivatives(x, free) * (fit.scale * root_w)[:, None]
+    linear = np.column_stack([fit.peaks, model.basis]) * root_w[:, None]
+    q, _ = np.linalg.qr(linear)
+    jacobian = derivative - q @ (q.T @ derivative)
+    return jacobian, residual, fit
+
+
+def null_parameters(jacobian: np.ndarray, names: list[str], rcond: float = SINGULAR_RCOND) -> list[str]:
+    """Names of the parameters in the numerical null space of ``jacobian`` (columns scaled to unit norm)."""
+    norms = np.linalg.norm(jacobian, axis=0)
+    dead = [names[i] for i in np.flatnonzero(norms == 0)]
+    live = np.flatnonzero(norms > 0)
+    if len(live):
+        _, singular, vt = np.linalg.svd(jacobian[:, live] / norms[live], full_matrices=False)
+        null = vt[singular < rcond * singular[0]]
+        involved = np.flatnonzero(np.any(np.abs(null) > 0.1, axis=0)) if len(null) else []
+        dead += [names[live[i]] for i in involved]
+    return dead
+
+
+def levenberg_marquardt(
+    model: RietveldModel,
+    x: np.ndarray,
+    free: np.ndarray,
+    max_iterations: int = 30,
+    shift_tolerance: float = 0.01,
+    chi2_tolerance: float = 1e-7,
+    damping: float = 1e-3,
+    lower: np.ndarray | None = None,
+) -> LMResult:
+    """Refine the entries ``free`` of ``x`` by damped Gauss-Newton (module docstring).
+
+    Parameters
+    ----------
+    model : RietveldModel
+    x : ndarray, shape (n_parameters,)
+        Start; the other entries stay fixed.
+    free : ndarray of int
+    lower : ndarray, shape (n_parameters,), optional
+        Lower bounds (e.g. B >= 0): a step is cut back to them.
+
+    Raises
+    ------
+    SingularMatrixError
+        Naming the parameters the data cannot determine; ``last_sound`` is ``x`` as it stood.
+    """
+    x = np.asarray(x, dtype=float).copy()
+    free = np.asarray(free, dtype=int)
+    chi2 = model.chi2(x)
+    if not np.isfinite(chi2):
+        raise InputError("the starting model gives no valid pattern (check the profile: FWHM² > 0, η in [0, 1])")
+    history = [chi2]
+    if len(free) == 0:
+        return LMResult(x, tuple(history), True, 0, 0.0)
+    names = [model.layout.names[i] for i in free]
+    dof = max(model.pattern.n_points - len(free) - 1 - model.background_terms, 1)
+    lam = damping
+    converged = False
+    ratio = np.inf
+    iteration = 0
+    while iteration < max_iterations:
+        iteration += 1
+        jacobian, residual, _ = projected_jacobian(model, x, free)
+        singular = null_parameters(jacobian, names)
+        if singular:
+            raise SingularMatrixError(singular, x)
+        normal = jacobian.T @ jacobian
+        gradient = jacobian.T @ residual
+        diagonal = np.diag(normal).copy()
+        esd = np.sqrt(np.diag(np.linalg.pinv(normal)) * chi2 / dof)
+        accepted = False
+        while lam < 1e10:
+            step = np.linalg.solve(normal + lam * np.diag(diagonal), gradient)
+            trial = x.copy()
+            trial[free] += step
+            if lower is not None:
+                trial[free] = np.maximum(trial[free], lower[free])
+            trial_chi2 = model.chi2(trial)
+            if trial_chi2 < chi2:
+                accepted = True
+                break
+            lam *= 10.0
+        if not accepted:  # no descent left along the damped steps: at the minimum to machine precision
+            converged = True
+            break
+        ratio = float(np.max(np.abs(trial[free] - x[free]) / np.maximum(esd, 1e-300)))
+        change = (chi2 - trial_chi2) / trial_chi2
+        x, chi2 = trial, trial_chi2
+        history.append(chi2)
+        lam = max(lam / 10.0, 1e-7)
+        if ratio < shift_tolerance or change < chi2_tolerance:
+            converged = True
+            break
+    return LMResult(x, tuple(history), converged, iteration, ratio)

@@ -1,0 +1,350 @@
+"""The calculated pattern of a parameter vector, from the engine's own pieces.
+
+y_calc = s P(cell, zero, profile) I(x, B, cell) + B_bg c, with P the peak-shape matrix of
+:func:`gasolve.diffraction.profile.build_peak_matrix`, I = |F|² from the form factors of
+:mod:`gasolve.diffraction.form_factors` and the symmetry terms of :func:`gasolve.scoring.problem.symmetry_terms`
+(the same sum over operators as the scoring kernels), and the Chebyshev background of
+:mod:`gasolve.diffraction.background`. The reflection list is generated once (with a margin on d) and the d of each
+reflection follows the refined reciprocal metric, as in the Le Bail fit.
+
+Derivatives of the peak part P I: analytic for the coordinates and B (∂I/∂x = 2 Re(F* ∂F/∂x) with
+∂F/∂x = 2πi f h R e^{2πi(hRx + ht)}, ∂F/∂B = -s² f e^{...}), central differences for the cell, zero shift and
+profile, which move the peaks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import scipy.sparse
+
+from gasolve.crystal.origin import origin_fixing_slots
+from gasolve.crystal.special_positions import settle
+from gasolve.crystal.structure import Structure
+from gasolve.crystal.wyckoff import SiteMap
+from gasolve.diffraction.background import chebyshev_basis
+from gasolve.diffraction.form_factors import debye_waller, form_factor
+from gasolve.diffraction.profile import PeakProfile, build_peak_matrix
+from gasolve.diffraction.reflections import ReflectionList, generate_reflections
+from gasolve.diffraction.wavelength import Radiation
+from gasolve.errors import InputError
+from gasolve.io.patterns import ObservedPattern
+from gasolve.profile_fit.lattice import LatticeConstraint
+from gasolve.rietveld.parameters import ParameterLayout
+from gasolve.scoring.problem import d_spacing_limits, symmetry_terms
+
+_AXES = "xyz"
+#: Margin on the reflection list's d range, so that a refined cell or profile does not run out of reflections.
+D_MARGIN = 0.03
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    """Scale and background at their weighted least-squares optimum for one vector.
+
+    Attributes
+    ----------
+    scale : float
+    background : ndarray, shape (background_terms,)
+    peaks : ndarray, shape (n_points,)
+        P I for unit scale.
+    y_calc : ndarray, shape (n_points,)
+    """
+
+    scale: float
+    background: np.ndarray
+    peaks: np.ndarray
+    y_calc: np.ndarray
+
+
+class RietveldModel:
+    """Fixed tables of one refinement and the map from a parameter vector to the calculated pattern.
+
+    Parameters
+    ----------
+    structure : Structure
+        Starting model; sites on special positions must sit exactly on them (to 1e-6), as a CIF gives them.
+    pattern : ObservedPattern
+        Restricted to the range to fit.
+    radiation : Radiation
+    profile : PeakProfile
+        Starting profile; its cutoff and monochromator angle stay fixed.
+    background_terms : int
+        Chebyshev terms, solved exactly with the scale.
+    b_per : {"site", "element"}
+        One B per site, or one per element (constrained equal on all sites of an element).
+    displacement : bool
+        Refine the specimen displacement besides the zero shift.
+    """
+
+    def __init__(
+        self,
+        structure: Structure,
+        pattern: ObservedPattern,
+        radiation: Radiation,
+        profile: PeakProfile,
+        background_terms: int = 6,
+        b_per: str = "site",
+        displacement: bool = False,
+    ):
+        if b_per not in ("site", "element"):
+            raise InputError(f"b_per must be 'site' or 'element', got {b_per!r}")
+        if background_terms < 1:
+            raise InputError(f"the refinement needs at least 1 background term, got {background_terms}")
+        self.structure = structure
+        self.pattern = pattern
+        self.radiation = radiation
+        self.base_profile = profile
+        self.space_group = structure.space_group
+        self.root_w = np.sqrt(pattern.weights)
+        self.basis = chebyshev_basis(pattern.two_theta, background_terms)
+        self.constraint = LatticeConstraint.for_group(self.space_group)
+        self.labels = [s.label for s in structure.sites]
+        self.elements = structure.elements
+        self.occupancy = np.array([s.occupancy for s in structure.sites])
+
+        settled = settle(self.space_group, structure.frac)
+        if settled.labels is not None:
+            self.site_map = SiteMap.from_labels(self.space_group, list(settled.labels))
+            frac0 = settled.frac
+        else:  # a setting without Wyckoff tables: every site general
+            self.site_map = SiteMap.general(self.space_group, structure.n_sites)
+            frac0 = structure.frac
+        self.wyckoff = settled.labels
+        self.multiplicity = np.array([len(self.space_group.orbit(x)) for x in frac0], dtype=float)
+        genome = _genome_of(self.site_map, frac0)
+        held = origin_fixing_slots(self.space_group, self.elements, self.site_map.matrix)
+        self.free_slots = np.flatnonzero(~self.site_map.fixed & ~held)
+        self.origin_slots = np.flatnonzero(held)
+        self.genome0 = genome
+
+        d_min, d_max = d_spacing_limits(pattern.two_theta, radiation, profile)
+        reflections = generate_reflections(structure.cell, self.space_group, d_min * (1 - D_MARGIN), d_max * 1.5)
+        self.hkl = reflections.hkl
+        self.refl_multiplicity = reflections.multiplicity
+        rotations, translations, self.centric, self.symmetry_factor = symmetry_terms(self.space_group)
+        hkl = self.hkl.astype(float)
+        self.hr = np.einsum("ki,sij->sjk", hkl, rotations)  # (n_terms, 3, n_refl)
+        self.ht = np.einsum("ki,si->sk", hkl, translations)  # (n_terms, n_refl)
+
+        if b_per == "site":
+            b_names = [f"B({label})" for label in self.labels]
+            self.b_map = np.eye(structure.n_sites)
+            b0 = [s.b_iso for s in structure.sites]
+        else:
+            unique = list(dict.fromkeys(self.elements))
+            b_names = [f"B({el})" for el in unique]
+            self.b_map = np.array([[float(el == u) for u in unique] for el in self.elements])
+            b0 = [float(np.mean([s.b_iso for s in structure.sites if s.element == u])) for u in unique]
+
+        self.profile_names = ["U", "V", "W", "eta", "eta_slope"]
+        if profile.axial > 0:
+            self.profile_names.append("axial")
+        elif any(profile.asymmetry):
+            self.profile_names += ["P1", "P2"]
+        zero_names = ["zero"] + (["displacement"] if displacement else [])
+        coordinate_names = [f"{_AXES[slot % 3]}({self.labels[slot // 3]})" for slot in self.free_slots]
+        names = [f"metric{k}" for k in range(self.constraint.n_free)] + zero_names + self.profile_names
+        names += coordinate_names + b_names
+        groups = ["cell"] * self.constraint.n_free + ["zero"] * len(zero_names) + ["profile"] * len(self.profile_names)
+        groups += ["coordinates"] * len(coordinate_names) + ["b_iso"] * len(b_names)
+        self.layout = ParameterLayout(tuple(names), tuple(groups))
+        start = {
+            "zero": profile.zero,
+            "displacement": profile.displacement,
+            "U": profile.caglioti[0],
+            "V": profile.caglioti[1],
+            "W": profile.caglioti[2],
+            "eta": profile.eta,
+            "eta_slope": profile.eta_slope,
+            "axial": profile.axial,
+            "P1": profile.asymmetry[0],
+            "P2": profile.asymmetry[1],
+        }
+        x0 = list(self.constraint.coefficients(structure.cell))
+        x0 += [start[n] for n in zero_names + self.profile_names]
+        x0 += list(genome.ravel()[self.free_slots]) + list(b0)
+        self.x0 = np.array(x0, dtype=float)
+        self._cell_idx = self.layout.indices("cell")
+        self._shape_idx = self.layout.indices(("cell", "zero", "profile"))
+        self._coord_idx = self.layout.indices("coordinates")
+        self._b_idx = self.layout.indices("b_iso")
+        self._peak_cache: tuple[bytes, scipy.sparse.csc_matrix] | None = None
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Parameter vector -> physical quantities
+
+    @property
+    def n_parameters(self) -> int:
+        return len(self.layout)
+
+    @property
+    def background_terms(self) -> int:
+        return self.basis.shape[1]
+
+    def profile(self, x: np.ndarray) -> PeakProfile:
+        """The peak profile of vector ``x``; raises InputError when it is not valid over the pattern."""
+        i = self.layout.index
+        get = {name: float(x[i(name)]) for name in self.layout.names if name in _PROFILE_KEYS}
+        base = self.base_profile
+        asym = list(base.asymmetry)
+        if "P1" in get:
+            asym[0], asym[1] = get["P1"], get["P2"]
+        profile = replace(
+            base,
+            caglioti=(get["U"], get["V"], get["W"]),
+            eta=get["eta"],
+            eta_slope=get["eta_slope"],
+            zero=get["zero"],
+            displacement=get.get("displacement", base.displacement),
+            axial=get.get("axial", base.axial),
+            asymmetry=tuple(asym),
+        )
+        profile.fwhm(self.pattern.two_theta)
+        profile.eta_at(self.pattern.two_theta)
+        return profile
+
+    def reciprocal_metric(self, x: np.ndarray) -> np.ndarray:
+        return self.constraint.reciprocal_metric(x[self._cell_idx])
+
+    def cell(self, x: np.ndarray):
+        return self.constraint.cell(x[self._cell_idx])
+
+    def reflections(self, x: np.ndarray) -> ReflectionList:
+        d = self.constraint.d_spacing(x[self._cell_idx], self.hkl)
+        return ReflectionList(self.hkl, d, self.refl_multiplicity)
+
+    def genome(self, x: np.ndarray) -> np.ndarray:
+        """Genome slots (n_sites, 3) of ``x``: the free ones from the vector, the rest as started."""
+        flat = self.genome0.ravel().copy()
+        flat[self.free_slots] = x[self._coord_idx]
+        return flat.reshape(-1, 3)
+
+    def frac(self, x: np.ndarray) -> np.ndarray:
+        """Fractional coordinates (n_sites, 3), not wrapped."""
+        return np.einsum("sij,sj->si", self.site_map.matrix, self.genome(x)) + self.site_map.offset
+
+    def b_iso(self, x: np.ndarray) -> np.ndarray:
+        """B (Å²) of every site, shape (n_sites,)."""
+        return self.b_map @ x[self._b_idx]
+
+    def structure_of(self, x: np.ndarray) -> Structure:
+        """The refined structure: cell, coordinates (wrapped into [0, 1)) and B of ``x``."""
+        frac = self.frac(x)
+        frac = frac - np.floor(frac)
+        sites = tuple(
+            replace(site, frac=tuple(map(float, f)), b_iso=float(max(b, 0.0)))
+            for site, f, b in zip(self.structure.sites, frac, self.b_iso(x), strict=True)
+        )
+        return replace(self.structure, cell=self.cell(x), sites=sites, _cache={})
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Pattern
+
+    def peak_matrix(self, x: np.ndarray) -> scipy.sparse.csc_matrix:
+        """P (n_points, n_refl) of ``x``; cached on the cell, zero and profile entries (a coordinate or B step
+        reuses it)."""
+        key = np.ascontiguousarray(x[self._shape_idx]).tobytes()
+        if self._peak_cache is not None and self._peak_cache[0] == key:
+            return self._peak_cache[1]
+        matrix = build_peak_matrix(
+            self.pattern.two_theta, self.reflections(x), self.radiation, self.profile(x)
+        ).to_sparse()
+        self._peak_cache = (key, matrix)
+        return matrix
+
+    def _site_terms(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Scattering power w (n_sites, n_refl), the operator sums E (n_sites, n_refl), their derivatives
+        dE/dfrac (n_sites, 3, n_refl) and stol2 (n_refl,)."""
+        reflections = self.reflections(x)
+        stol2 = reflections.stol2
+        b_iso = self.b_iso(x)
+        scale = self.occupancy * self.multiplicity / self.space_group.n_ops * self.symmetry_factor
+        w = np.array(
+            [
+                form_factor(el, stol2) * debye_waller(b, stol2) * s
+                for el, b, s in zip(self.elements, b_iso, scale, strict=True)
+            ]
+        )
+        phase = 2.0 * np.pi * (np.einsum("sak,ja->sjk", self.hr, self.frac(x)) + self.ht[:, None, :])
+        if self.centric:
+            e = np.cos(phase).sum(axis=0)
+            de = -2.0 * np.pi * np.einsum("sjk,sak->jak", np.sin(phase), self.hr)
+        else:
+            ep = np.exp(1j * phase)
+            e = ep.sum(axis=0)
+            de = 2j * np.pi * np.einsum("sjk,sak->jak", ep, self.hr)
+        return w, e, de, stol2
+
+    def intensities(self, x: np.ndarray) -> np.ndarray:
+        """|F|² of every reflection, shape (n_refl,)."""
+        w, e, _, _ = self._site_terms(x)
+        return np.abs(np.sum(w * e, axis=0)) ** 2
+
+    def intensity_derivatives(self, x: np.ndarray) -> np.ndarray:
+        """∂|F|²/∂x for the coordinate and B entries of the vector (analytic), shape (n_refl, n_coord + n_b)."""
+        w, e, de, stol2 = self._site_terms(x)
+        f = np.sum(w * e, axis=0)
+        d_frac = 2.0 * np.real(np.conj(f)[None, None, :] * w[:, None, :] * de)  # (n_sites, 3, n_refl)
+        d_genome = np.einsum("sia,sik->sak", self.site_map.matrix, d_frac).reshape(-1, len(f))
+        d_site_b = 2.0 * np.real(np.conj(f)[None, :] * (-stol2)[None, :] * w * e)  # (n_sites, n_refl)
+        d_b = self.b_map.T @ d_site_b
+        return np.concatenate([d_genome[self.free_slots], d_b]).T
+
+    def peaks(self, x: np.ndarray) -> np.ndarray:
+        """P I for unit scale, shape (n_points,)."""
+        return np.asarray(self.peak_matrix(x) @ self.intensities(x)).ravel()
+
+    def linear_fit(self, x: np.ndarray, peaks: np.ndarray | None = None) -> LinearFit:
+        """Scale and background at their weighted least-squares optimum (variable projection)."""
+        peaks = self.peaks(x) if peaks is None else peaks
+        design = np.column_stack([peaks, self.basis]) * self.root_w[:, None]
+        solution = np.linalg.lstsq(design, self.root_w * self.pattern.y_obs, rcond=None)[0]
+        y_calc = peaks * solution[0] + self.basis @ solution[1:]
+        return LinearFit(float(solution[0]), solution[1:], peaks, y_calc)
+
+    def chi2(self, x: np.ndarray) -> float:
+        """Σ w (y_obs - y_calc)² at the optimal scale and background; +inf for a vector with no valid profile."""
+        try:
+            fit = self.linear_fit(x)
+        except InputError:
+            return float("inf")
+        return float(np.sum(self.pattern.weights * (self.pattern.y_obs - fit.y_calc) ** 2))
+
+    def peak_derivatives(self, x: np.ndarray, free: np.ndarray) -> np.ndarray:
+        """∂(P I)/∂x_j for the parameters ``free`` (indices), shape (n_points, len(free)).
+
+        Coordinates and B analytic (P ∂I/∂x); cell, zero and profile by central differences of P I.
+        """
+        free = np.asarray(free, dtype=int)
+        out = np.zeros((self.pattern.n_points, len(free)))
+        structural = np.concatenate([self._coord_idx, self._b_idx])
+        analytic = np.isin(free, structural)
+        if np.any(analytic):
+            columns = self.intensity_derivatives(x)
+            where = {int(p): k for k, p in enumerate(structural)}
+            picked = columns[:, [where[int(p)] for p in free[analytic]]]
+            out[:, analytic] = np.asarray(self.peak_matrix(x) @ picked)
+        steps = self.layout.steps(x)
+        for column in np.flatnonzero(~analytic):
+            j = free[column]
+            plus, minus = x.copy(), x.copy()
+            plus[j] += steps[j]
+            minus[j] -= steps[j]
+            out[:, column] = (self.peaks(plus) - self.peaks(minus)) / (2.0 * steps[j])
+        return out
+
+
+_PROFILE_KEYS = ("U", "V", "W", "eta", "eta_slope", "axial", "P1", "P2", "zero", "displacement")
+
+
+def _genome_of(site_map: SiteMap, frac: np.ndarray) -> np.ndarray:
+    """Genome slots (n_sites, 3) that give ``frac`` through the site map (least squares per site; exact for a
+    point on the position)."""
+    genome = np.zeros_like(frac)
+    for i, (matrix, offset) in enumerate(zip(site_map.matrix, site_map.offset, strict=True)):
+        delta = frac[i] - offset
+        solution = np.linalg.lstsq(matrix, delta, rcond=None)[0]
+        genome[i] = np.where(np.any(matrix != 0, axis=0), solution, 0.0)
+    return genome
