@@ -332,7 +332,16 @@ class RietveldModel:
             plus, minus = x.copy(), x.copy()
             plus[j] += steps[j]
             minus[j] -= steps[j]
-            out[:, column] = (self.peaks(plus) - self.peaks(minus)) / (2.0 * steps[j])
+            centre = self.peaks(x)
+            try:
+                upper = self.peaks(plus)
+            except InputError:  # at the edge of the valid profiles (η near 0 or 1): one-sided
+                upper, plus = centre, x
+            try:
+                lower = self.peaks(minus)
+            except InputError:
+                lower, minus = centre, x
+            out[:, column] = (upper - lower) / (plus[j] - minus[j])
         return out
 
 
