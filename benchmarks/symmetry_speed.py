@@ -128,7 +128,7 @@ eta = 0.5
 zero = 0.0
 
 [pattern.background]
-chebyshev = 6
+terms = 6
 
 [ga]
 seed = 1

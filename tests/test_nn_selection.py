@@ -122,7 +122,7 @@ def _genomes(n: int, seed: int = 0) -> np.ndarray:
 
 
 def test_rerank_subtracts_weight_times_score_from_the_fitness_only(scorer):
-    settings = GASettings(local_steps=3, antibump_weight=0.0)
+    settings = GASettings.from_flat(local_steps=3, antibump_weight=0.0)
     plain = memetic.Evaluator(scorer, settings)(_genomes(12))
     nn = NNSettings(Path("unused"), mode="rerank", weight=0.3)
     guided = memetic.Evaluator(scorer, settings, selector=FakeSelector(), nn=nn)(_genomes(12))
@@ -135,7 +135,7 @@ def test_rerank_subtracts_weight_times_score_from_the_fitness_only(scorer):
 
 def test_refine_mode_refines_the_share_with_the_best_priority(scorer):
     genomes = _genomes(20, seed=1)
-    settings = GASettings(local_steps=3, antibump_weight=0.0)
+    settings = GASettings.from_flat(local_steps=3, antibump_weight=0.0)
     raw = scorer.rwp(genomes.reshape(20, 9, 3))
     weight = 1.0
     nn = NNSettings(Path("unused"), mode="refine", weight=weight, refine_fraction=0.25)
@@ -150,7 +150,7 @@ def test_refine_mode_refines_the_share_with_the_best_priority(scorer):
     # with weight 0 the choice is Rwp's, as the GA without a network refining the same share
     zero = dataclasses.replace(nn, weight=0.0)
     by_rwp = memetic.Evaluator(scorer, settings, selector=FakeSelector(), nn=zero)(genomes)
-    baseline = memetic.Evaluator(scorer, dataclasses.replace(settings, local_fraction=0.25))(genomes)
+    baseline = memetic.Evaluator(scorer, settings.replace(local_fraction=0.25))(genomes)
     np.testing.assert_array_equal(by_rwp.genomes, baseline.genomes)
     np.testing.assert_array_equal(by_rwp.fitness, baseline.fitness)
 

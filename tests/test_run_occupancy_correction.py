@@ -39,7 +39,7 @@ caglioti = [0.004, -0.002, 0.003]
 eta = 0.4
 
 [pattern.background]
-chebyshev = 3
+terms = 3
 
 [ga]
 seed = 2
