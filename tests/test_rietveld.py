@@ -139,3 +139,26 @@ def test_unknown_group_is_rejected():
 
     with pytest.raises(InputError, match="unknown refinement groups"):
         RefinementSettings(groups=("cell", "texture"))
+
+
+def test_polar_group_holds_the_origin_and_refines_the_rest():
+    # Cu3AsS4, Pmn2_1: the origin floats along c; the heaviest atom (As) holds it, as refinement programs do.
+    truth = read_cif(shared_path("cif/aflow-prototypes/086_AB3C4_oP16_31_a_ab_2ab.cif"))
+    truth = replace(truth, sites=tuple(replace(s, b_iso=0.8) for s in truth.sites))
+    pattern = _pattern(truth, 15.0, 60.0)
+    model = RietveldModel(truth, pattern, RADIATION, TRUE_PROFILE, background_terms=3)
+    anchor = truth.elements.index("As")
+    assert f"z({truth.sites[anchor].label})" not in model.layout.names
+    others = [f"z({s.label})" for i, s in enumerate(truth.sites) if i != anchor]
+    assert all(name in model.layout.names for name in others)
+    x = model.x0.copy()
+    x[model.layout.indices("coordinates")] += 0.004  # the free coordinates only: sites stay on their mirrors
+    settings = RefinementSettings(background_terms=3, groups=("coordinates",))
+    result = refine(model.structure_of(x), pattern, RADIATION, TRUE_PROFILE, settings)
+    assert result.error is None
+    assert np.isnan(result.coordinate_esd[anchor, 2])
+    assert np.all(np.isfinite(np.delete(result.coordinate_esd, anchor, axis=0)))
+    for site, reference in zip(result.structure.sites, truth.sites, strict=True):
+        delta = truth.space_group.orbit(np.array(reference.frac)) - np.array(site.frac)
+        delta -= np.round(delta)
+        assert np.min(truth.cell.distance(np.zeros(3), delta)) < 1e-3, site.label

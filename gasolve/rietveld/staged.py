@@ -189,8 +189,12 @@ def summarise(model: RietveldModel, x: np.ndarray, free: np.ndarray, stages=(), 
     genome_esd = np.zeros(3 * model.structure.n_sites)
     for slot, index in zip(model.free_slots, model.layout.indices("coordinates"), strict=True):
         genome_esd[slot] = esd_of.get(model.layout.names[index], 0.0)
-    genome_esd[model.origin_slots] = np.nan
-    coordinate_esd = np.sqrt(np.einsum("sij,sj->si", model.site_map.matrix**2, genome_esd.reshape(-1, 3) ** 2))
+    held = np.zeros(3 * model.structure.n_sites)
+    held[model.origin_slots] = 1.0
+    squares = model.site_map.matrix**2
+    coordinate_esd = np.sqrt(np.einsum("sij,sj->si", squares, genome_esd.reshape(-1, 3) ** 2))
+    # a coordinate fed by a slot that holds the origin of a polar group has no esd of its own
+    coordinate_esd[np.einsum("sij,sj->si", squares, held.reshape(-1, 3)) > 0] = np.nan
     b_param_esd = np.array([esd_of.get(model.layout.names[i], 0.0) for i in model.layout.indices("b_iso")])
     b_esd = np.abs(model.b_map) @ b_param_esd
     return RefinementResult(
