@@ -162,3 +162,12 @@ def test_polar_group_holds_the_origin_and_refines_the_rest():
         delta = truth.space_group.orbit(np.array(reference.frac)) - np.array(site.frac)
         delta -= np.round(delta)
         assert np.min(truth.cell.distance(np.zeros(3), delta)) < 1e-3, site.label
+
+
+def test_sites_a_little_off_their_mirror_are_refined_on_it(pbso4):
+    # coordinates rounded as in a CIF: y = 0.2501 instead of 1/4 (0.5 mÅ off the mirror)
+    nudged = pbso4.with_frac(pbso4.frac + np.array([[0, 1e-4, 0]] * 4 + [[0, 0, 0]]))
+    model = RietveldModel(nudged, _pattern(pbso4, 15.0, 40.0), RADIATION, TRUE_PROFILE, background_terms=3)
+    assert model.wyckoff == ("4c", "4c", "4c", "4c", "8d")
+    assert list(model.multiplicity) == [4, 4, 4, 4, 8]
+    assert model.chi2(model.x0) < 1e-9 * float(np.sum(model.pattern.weights * model.pattern.y_obs**2))

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse
 
 from gasolve.crystal.origin import origin_fixing_slots
+from gasolve.crystal.snap import SpecialPositionSnap
 from gasolve.crystal.special_positions import settle
 from gasolve.crystal.structure import Structure
 from gasolve.crystal.wyckoff import SiteMap
@@ -35,6 +36,8 @@ from gasolve.rietveld.parameters import ParameterLayout
 from gasolve.scoring.problem import d_spacing_limits, symmetry_terms
 
 _AXES = "xyz"
+#: Sites this close (Å) to a special position are put on it before the refinement.
+SNAP_DISTANCE = 0.02
 #: Margin on the reflection list's d range, so that a refined cell or profile does not run out of reflections.
 D_MARGIN = 0.03
 
@@ -104,7 +107,12 @@ class RietveldModel:
         self.elements = structure.elements
         self.occupancy = np.array([s.occupancy for s in structure.sites])
 
-        settled = settle(self.space_group, structure.frac)
+        # A CIF's rounded coordinates put a site a little off its special position: put it on, so that it is
+        # refined as a Wyckoff site (within SNAP_DISTANCE; a site further off is taken as general).
+        snapper = SpecialPositionSnap.build(
+            structure.cell, self.space_group, np.ones(structure.n_sites, bool), SNAP_DISTANCE
+        )
+        settled = settle(self.space_group, snapper.snap(structure.frac[None])[0][0])
         if settled.labels is not None:
             self.site_map = SiteMap.from_labels(self.space_group, list(settled.labels))
             frac0 = settled.frac
