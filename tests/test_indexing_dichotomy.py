@@ -126,12 +126,12 @@ def test_monoclinic_box_never_rejects_the_cell_inside_it():
         hi = lo + width
         lo[3], hi[3] = max(lo[3], 90.0), min(hi[3], 179.0)
         out = np.zeros(1, dtype=np.int64)
-        _count_unindexed_monoclinic(q_obs, np.full(12, 1e-12), hkl, lo[None], hi[None], 99, out)
+        _count_unindexed_monoclinic(q_obs, np.full(12, 1e-12), lo[None], hi[None], 99, out)
         assert out[0] == 0
     # and a box far from the cell is rejected
     out = np.zeros(1, dtype=np.int64)
     lo, hi = np.array([[3.0, 3.0, 3.0, 90.0]]), np.array([[3.01, 3.01, 3.01, 90.1]])
-    _count_unindexed_monoclinic(q_obs, np.full(12, 1e-6), hkl, lo, hi, 99, out)
+    _count_unindexed_monoclinic(q_obs, np.full(12, 1e-6), lo, hi, 99, out)
     assert out[0] > 6
 
 

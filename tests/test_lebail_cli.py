@@ -125,8 +125,10 @@ def test_run_without_profile_fits_it_then_solves_on_wyckoff_positions(folder, tm
     [
         ('"4c", "4c", "4c", "4c", "8d"', '"4c", "4c", "4c", "4e", "8d"', "no Wyckoff position '4e'"),
         ('"4c", "4c", "4c", "4c", "8d"', '"4c", "4c", "4c", "8d"', "one Wyckoff position per site"),
-        ("[8.47, 5.405, 6.955, 90, 90, 90]", "[8.6, 5.5, 7.1, 90, 90, 90]", "profile fit failed"),
-        ("[8.47, 5.405, 6.955, 90, 90, 90]", "[8.47, 5.405, 6.955, 90, 91, 90]", "lattice symmetry"),
+        # a cell 2 % off: the fit either diverges or ends no better than the background (which depends on the
+        # numerical libraries' versions); either way one message names the profile fit
+        ("[8.47, 5.405, 6.955, 90, 90, 90]", "[8.6, 5.5, 7.1, 90, 90, 90]", "the profile fit "),
+        ("[8.47, 5.405, 6.955, 90, 90, 90]", "[8.47, 5.405, 6.955, 90, 91, 90]", "contradicts space group P n m a"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(folder, tmp_path, capsys, old, new, message):
