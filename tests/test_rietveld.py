@@ -92,7 +92,7 @@ def test_simulated_pattern_gives_its_parameters_back(pbso4):
     profile0 = replace(TRUE_PROFILE, caglioti=(0.015, -0.002, 0.005), eta=0.5, zero=0.0)
     result = refine(start, pattern, RADIATION, profile0, RefinementSettings(background_terms=3))
     assert result.error is None
-    assert all(stage.converged for stage in result.stages)
+    assert all(stage.converged for stage in result.stages), result.stages
     assert result.metrics.chi2 < 1.2  # Poisson noise only
     cell_error = np.abs(np.array(result.structure.cell.parameters[:3]) - pbso4.cell.parameters[:3])
     assert np.all(cell_error < 4 * result.cell_esd[:3]), (cell_error, result.cell_esd)

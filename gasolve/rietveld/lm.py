@@ -7,8 +7,9 @@ projection, Golub & Pereyra, SIAM J. Numer. Anal. 10 (1973) 413). The step uses 
 Marquardt's damping (J.N. Marquardt, SIAM J. Appl. Math. 11 (1963) 431) scales λ by diag(JᵀJ), which makes the
 step independent of the parameters' units.
 
-Convergence, as in GSAS: every shift below ``shift_tolerance`` times its esd, or a relative change of χ² below
-``chi2_tolerance`` on an accepted step.
+Convergence, as in GSAS: every shift below ``shift_tolerance`` times its esd on an accepted step that was not
+heavily damped (λ <= 1: a damped step is short because of λ), or a relative change of χ² below
+``chi2_tolerance``, or no step along the damped directions lowers χ² any more.
 """
 
 from __future__ import annotations
@@ -162,8 +163,11 @@ def levenberg_marquardt(
         change = (chi2 - trial_chi2) / trial_chi2
         x, chi2 = trial, trial_chi2
         history.append(chi2)
+        damped = (
+            lam > 1.0
+        )  # a heavily damped step (λ ≥ diag(JᵀJ)) is short because of λ, not because x is at the minimum
         lam = max(lam / 10.0, 1e-7)
-        if ratio < shift_tolerance or change < chi2_tolerance:
+        if (ratio < shift_tolerance and not damped) or change < chi2_tolerance:
             converged = True
             break
     return LMResult(x, tuple(history), converged, iteration, ratio)
