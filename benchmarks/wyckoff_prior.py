@@ -42,7 +42,7 @@ PRIOR = REPO / "gasolve" / "hypotheses" / "data" / "wyckoff_prior.json.gz"
 RESULTS = REPO / "benchmarks" / "results" / "wyckoff_prior.json"
 CACHE = Path.home() / ".cache" / "gasolve" / "mp_wyckoff_assignments.jsonl.gz"
 TEST_SAMPLE = REPO / "tests" / "data" / "derived" / "wyckoff_prior_heldout.json"
-GRID = {"alpha": (0.1, 0.3, 1.0, 3.0), "beta": (0.1, 1.0, 10.0), "gamma": (0.1, 1.0, 10.0)}
+GRID = {"alpha": (0.3, 1.0, 3.0, 10.0, 30.0), "beta": (0.01, 0.1, 1.0), "gamma": (1.0, 3.0, 10.0, 30.0, 100.0)}
 
 
 def split(material_id: str) -> str:
@@ -146,10 +146,15 @@ def fit(records: list[dict], smoothing, label_maps: dict, element_order=None, me
     )
 
 
-def all_label_maps(groups) -> dict[int, list[dict]]:
+def all_label_maps(groups, cache: Path | None = None) -> dict[int, list[dict]]:
+    """:func:`gasolve.hypotheses.prior.generic_label_maps` of every group (about 1 s each), kept in ``cache``."""
     from gasolve.hypotheses.prior import generic_label_maps
 
-    return {g: generic_label_maps(g) for g in sorted(groups)}
+    known = {int(k): v for k, v in json.loads(cache.read_text()).items()} if cache and cache.exists() else {}
+    maps = {g: known[g] if g in known else generic_label_maps(g) for g in sorted(groups)}
+    if cache:
+        cache.write_text(json.dumps({**known, **maps}))
+    return maps
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -368,7 +373,7 @@ def main() -> None:
     if args.build:
         started = time.perf_counter()
         usable = [r for r in records if consistent(r)]
-        label_maps = all_label_maps({r["space_group"] for r in usable})
+        label_maps = all_label_maps({r["space_group"] for r in usable}, args.cache.with_name("wyckoff_label_maps.json"))
         smoothing, order, tuning = tune(records, label_maps, args.validate, args.seed, args.window)
         learn = [r for r in usable if split(r["material_id"]) != "test"]
         meta = {
