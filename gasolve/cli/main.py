@@ -17,7 +17,19 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gasolve.cli import classify, compare, harvest, lebail, refine, run, score, simulate, train_nn, train_symmetry
+    from gasolve.cli import (
+        classify,
+        compare,
+        harvest,
+        index,
+        lebail,
+        refine,
+        run,
+        score,
+        simulate,
+        train_nn,
+        train_symmetry,
+    )
 
     parser = _Parser(prog="gasolve", description="Crystal structure solution from X-ray powder diffraction.")
     parser.add_argument("--version", action="version", version=f"gasolve {__version__}")
@@ -26,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_parser(subparsers)
     score.add_parser(subparsers)
     lebail.add_parser(subparsers)
+    index.add_parser(subparsers)
     refine.add_parser(subparsers)
     run.add_parser(subparsers)
     compare.add_parser(subparsers)

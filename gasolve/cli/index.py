@@ -1,0 +1,92 @@
+"""`gasolve index PATTERN`: unit cells of a measured pattern (peak search, successive dichotomy, Pawley check)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "index",
+        help="unit cell of a powder pattern (peak search, DICVOL-type dichotomy, M20/F_N, Pawley check)",
+        description="Find the lines of a measured pattern, index them by successive dichotomy (DICVOL: Boultif & "
+        "Louër 1991, 2004) over cubic, tetragonal, hexagonal/trigonal, orthorhombic and monoclinic cells and a "
+        "grid of zero shifts, reduce and de-duplicate the cells (Niggli, Bravais type from spglib), rank them by "
+        "de Wolff's M20 and check the leading ones with a Pawley fit. Triclinic cells are not searched yet.",
+    )
+    parser.add_argument("pattern", help="pattern file (.xy/.xye/.csv/.dat or GSAS raw)")
+    parser.add_argument(
+        "--wavelength",
+        required=True,
+        help="Å, or a named line: CuKa1, CuKa12 (Kα1+Kα2), MoKa1, MoKa12, CoKa12, ... (required: pattern files "
+        "gasolve reads do not state it)",
+    )
+    parser.add_argument("--range", nargs=2, type=float, metavar=("A", "B"), help="2θ range to use (degrees)")
+    parser.add_argument("--max-volume", type=float, default=1500.0, help="largest cell volume in Å³ (default 1500)")
+    parser.add_argument("--lines", type=int, default=20, help="lines used for indexing (default 20)")
+    parser.add_argument("--impurities", type=int, default=1, help="lines that may stay unindexed (default 1)")
+    parser.add_argument(
+        "--exhaustive", action="store_true", help="search monoclinic cells even when a higher-symmetry cell convinces"
+    )
+    parser.add_argument("--top", type=int, default=5, help="candidates printed (default 5)")
+    parser.add_argument("--json", metavar="OUT", help="write the candidates to this JSON file")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import math
+
+    from gasolve.diffraction.wavelength import parse_radiation
+    from gasolve.errors import InputError
+    from gasolve.indexing.pattern import IndexingSettings, index_pattern
+    from gasolve.io.atomic import atomic_write
+    from gasolve.io.patterns import read_pattern
+
+    for name, value, lowest in (("--max-volume", args.max_volume, 10.0), ("--lines", args.lines, 8)):
+        if not (math.isfinite(value) and value >= lowest):
+            raise InputError(f"{name} must be at least {lowest}, got {value}")
+    if args.impurities < 0 or args.impurities >= args.lines // 2:
+        raise InputError(f"--impurities must be between 0 and {args.lines // 2 - 1}, got {args.impurities}")
+    radiation = parse_radiation(args.wavelength)
+    pattern = read_pattern(args.pattern)
+    if args.range:
+        pattern = pattern.restrict(*args.range)
+    settings = IndexingSettings(
+        n_lines=args.lines, max_volume=args.max_volume, max_unindexed=args.impurities, exhaustive=args.exhaustive
+    )
+    result = index_pattern(pattern, radiation, settings)
+    candidates = [c.as_dict() for c in result.candidates]
+    sound = [c for c in result.candidates if c.solution.m20 >= settings.min_m20]
+    if args.json:
+        document = {
+            "pattern": str(args.pattern),
+            "wavelength": radiation.primary,
+            "lines_two_theta": [round(float(x), 5) for x in result.two_theta],
+            "lines_two_theta_esd": [round(float(x), 5) for x in result.two_theta_esd],
+            "notes": list(result.notes),
+            "candidates": candidates,
+        }
+        atomic_write(args.json, json.dumps(document, indent=2, allow_nan=False) + "\n")
+    print(f"{args.pattern}: {len(result.two_theta)} lines used, {len(candidates)} cells index them")
+    print(
+        f"{'#':>2} {'Bravais':<7} {'a':>9} {'b':>9} {'c':>9} {'alpha':>7} {'beta':>7} {'gamma':>7} "
+        f"{'V':>8} {'M20':>7} {'F_N':>7} {'idx':>5} {'zero':>7} {'Pawley Rwp':>10}"
+    )
+    for i, c in enumerate(candidates[: args.top], start=1):
+        a, b, cc, al, be, ga = c["cell"]
+        rwp = "-" if c["pawley_rwp"] is None else f"{c['pawley_rwp']:.4f}"
+        print(
+            f"{i:>2} {c['bravais']:<7} {a:9.4f} {b:9.4f} {cc:9.4f} {al:7.2f} {be:7.2f} {ga:7.2f} {c['volume']:8.1f} "
+            f"{c['m20']:7.1f} {c['f_n']:7.1f} {c['n_indexed']:>2}/{c['n_lines']:<2} {c['zero']:7.3f} {rwp:>10}"
+        )
+    for note in result.notes:
+        print(f"note: {note}")
+    if not sound:
+        best = f" (best M20 {candidates[0]['m20']:.1f})" if candidates else ""
+        raise InputError(
+            f"no cell indexes the lines with M20 >= {settings.min_m20:g}{best}; try --impurities 2, a larger "
+            "--max-volume, --exhaustive, or a pattern with more resolved lines",
+            str(args.pattern),
+        )
+    return 0

@@ -1,0 +1,293 @@
+"""Indexing a measured pattern: peak search, dichotomy over a grid of zero shifts, Pawley check of the best cells.
+
+The zero shift is searched on a grid (0, ±step, ±2 step, ... up to ``max_zero``) with a 2θ tolerance of at least
+half the step, so that the true zero lies within the tolerance of one grid point; the higher-symmetry systems
+(cubic to orthorhombic, fast) are searched at every zero, the monoclinic one only at the zeros and volumes where
+nothing better was found. The leading distinct lattices are then fitted to the whole pattern by the Pawley-type
+fit of :mod:`gasolve.profile_fit.lebail` (zero shift, cell, profile, every intensity free) in the lattice's
+holohedral symmorphic group (only the centring extinctions); a cell that fits clearly worse than the best drops
+behind (a supercell always fits at least as well, so Rwp alone would favour it). M20 (de Wolff 1968) and F_N
+(Smith & Snyder 1979) are reported for each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from gasolve.crystal.cell import UnitCell
+from gasolve.crystal.spacegroup import SpaceGroup
+from gasolve.diffraction.wavelength import Radiation
+from gasolve.errors import InputError
+from gasolve.indexing.dichotomy import DichotomySettings
+from gasolve.indexing.figures_of_merit import smith_snyder_f
+from gasolve.indexing.lattice import calculated_q
+from gasolve.indexing.peaks import PeakSearchSettings, search_peaks
+from gasolve.indexing.solutions import IndexingSolution, index_lines, rank_solutions
+from gasolve.indexing.systems import SYSTEMS
+from gasolve.io.patterns import ObservedPattern
+
+#: Holohedral symmorphic group of each Bravais lattice: the Pawley check needs only the lattice's extinctions.
+HOLOHEDRY = {
+    "aP": "P-1",
+    "mP": "P2/m",
+    "mC": "C2/m",
+    "oP": "Pmmm",
+    "oC": "Cmmm",
+    "oI": "Immm",
+    "oF": "Fmmm",
+    "tP": "P4/mmm",
+    "tI": "I4/mmm",
+    "hR": "R-3m:H",
+    "hP": "P6/mmm",
+    "cP": "Pm-3m",
+    "cI": "Im-3m",
+    "cF": "Fm-3m",
+}
+
+_FAST_SYSTEMS = ("cubic", "tetragonal", "hexagonal", "orthorhombic")
+
+
+@dataclass(frozen=True)
+class IndexingSettings:
+    """How a pattern is indexed.
+
+    Attributes
+    ----------
+    n_lines : int
+        Lines used (the strongest-angle-first: the lowest 2θ), 20 as in DICVOL.
+    min_tolerance : float
+        Floor of each line's 2θ tolerance (degrees); the esd of its position times ``n_sigma`` otherwise.
+    n_sigma : float
+    zero_step, max_zero : float
+        Grid of zero shifts searched (degrees).
+    max_volume : float
+        Largest cell volume (Å³).
+    max_unindexed : int
+        Lines that may stay unindexed (impurities).
+    min_m20 : float
+        M20 below which a cell is not considered sound.
+    n_pawley : int
+        Leading cells checked by the Pawley fit.
+    pawley_margin : float
+        A checked cell whose Pawley Rwp exceeds this multiple of the best checked cell's drops behind the others.
+    convincing_m20, exhaustive : float, bool
+        A cell of the fast systems (cubic to orthorhombic) with at least this M20 ends the search: the
+        monoclinic search (seconds to minutes) runs only when none is convincing, or when ``exhaustive``.
+    systems : tuple of str
+    """
+
+    n_lines: int = 20
+    min_tolerance: float = 0.02
+    n_sigma: float = 3.0
+    zero_step: float = 0.04
+    max_zero: float = 0.12
+    max_volume: float = 1500.0
+    max_unindexed: int = 1
+    min_m20: float = 10.0
+    n_pawley: int = 3
+    pawley_margin: float = 1.2
+    convincing_m20: float = 20.0
+    exhaustive: bool = False
+    systems: tuple[str, ...] = SYSTEMS
+    peak_search: PeakSearchSettings = field(default_factory=PeakSearchSettings)
+
+
+@dataclass(frozen=True)
+class CellCandidate:
+    """One indexed cell of a pattern, with its figures of merit.
+
+    Attributes
+    ----------
+    solution : IndexingSolution
+    zero : float
+        Zero shift of the search grid that found it, or the Pawley fit's (degrees).
+    f_n : float
+        Smith-Snyder F_N over the lines used.
+    f_n_text : str
+        F_N(<|Δ2θ|>, N_poss), as usually quoted.
+    pawley_rwp : float or None
+        Rwp of the Pawley check; None when it was not run or failed.
+    pawley_cell : tuple of float or None
+        Cell refined by the Pawley check.
+    """
+
+    solution: IndexingSolution
+    zero: float
+    f_n: float
+    f_n_text: str
+    pawley_rwp: float | None = None
+    pawley_cell: tuple[float, ...] | None = None
+
+    def as_dict(self) -> dict:
+        """The JSON record of ``gasolve index``."""
+        s = self.solution
+        cell = self.pawley_cell or s.cell
+        return {
+            "cell": [round(float(x), 6) for x in cell],
+            "bravais": s.bravais,
+            "crystal_system": s.crystal_system,
+            "volume": round(float(UnitCell(*cell).volume), 4),
+            "m20": round(float(s.m20), 3),
+            "f_n": round(float(self.f_n), 3),
+            "f_n_text": self.f_n_text,
+            "n_indexed": s.n_indexed,
+            "n_lines": s.n_lines,
+            "zero": round(float(self.zero), 5),
+            "pawley_rwp": None if self.pawley_rwp is None else round(float(self.pawley_rwp), 6),
+        }
+
+
+@dataclass(frozen=True)
+class IndexingResult:
+    """Candidates best first, and the lines they were found from."""
+
+    candidates: tuple[CellCandidate, ...]
+    two_theta: np.ndarray = field(repr=False)
+    two_theta_esd: np.ndarray = field(repr=False)
+    notes: tuple[str, ...] = ()
+
+
+def zero_grid(step: float, max_zero: float) -> np.ndarray:
+    """0, +step, -step, +2 step, ... up to ``max_zero`` (degrees)."""
+    n = int(np.floor(max_zero / step + 1e-9))
+    values = [0.0]
+    for i in range(1, n + 1):
+        values += [i * step, -i * step]
+    return np.array(values)
+
+
+def _search(q_obs, q_tol, settings: IndexingSettings, systems, max_volume) -> tuple[list[IndexingSolution], list[str]]:
+    notes = []
+    found: list[IndexingSolution] = []
+    dichotomy = DichotomySettings(max_volume=max_volume, max_unindexed=settings.max_unindexed)
+    for system in systems:
+        try:
+            found += index_lines(q_obs, q_tol, dichotomy, systems=(system,), min_m20=settings.min_m20)
+        except RuntimeError as error:
+            notes.append(str(error))
+    return found, notes
+
+
+def index_pattern(
+    pattern: ObservedPattern, radiation: Radiation, settings: IndexingSettings | None = None
+) -> IndexingResult:
+    """Candidate unit cells of a measured pattern, best first.
+
+    Parameters
+    ----------
+    pattern : ObservedPattern
+        Restricted to the range to use.
+    radiation : Radiation
+        Its primary line is the λ of the indexing; a Kα1+Kα2 doublet is handled by the peak search.
+    settings : IndexingSettings, optional
+
+    Returns
+    -------
+    IndexingResult
+
+    Raises
+    ------
+    InputError
+        When the pattern has too few lines to index.
+    """
+    settings = settings or IndexingSettings()
+    peaks = search_peaks(pattern, radiation, settings.peak_search)
+    minimum = 8
+    if peaks.n_peaks < minimum:
+        raise InputError(
+            f"only {peaks.n_peaks} lines found; indexing needs at least {minimum} (20 are advisable): "
+            "measure a wider 2θ range or with better statistics",
+            pattern.source,
+        )
+    order = np.argsort(peaks.two_theta)[: settings.n_lines]
+    wavelength = radiation.primary
+    tolerance = max(settings.min_tolerance, 0.5 * settings.zero_step)
+    fast = tuple(s for s in settings.systems if s in _FAST_SYSTEMS)
+    slow = tuple(s for s in settings.systems if s not in _FAST_SYSTEMS)
+    by_zero: list[tuple[float, IndexingSolution]] = []
+    notes: list[str] = []
+    for zero in zero_grid(settings.zero_step, settings.max_zero):
+        q, q_tol = peaks.q_values(wavelength, zero, n_sigma=settings.n_sigma, min_tolerance=tolerance)
+        solutions, more = _search(q[order], q_tol[order], settings, fast, settings.max_volume)
+        by_zero += [(float(zero), s) for s in solutions]
+        notes += more
+    sound = [s for _, s in by_zero if s.m20 >= settings.min_m20]
+    convincing = [s for s in sound if s.m20 >= settings.convincing_m20]
+    if slow and convincing and not settings.exhaustive:
+        best = max(convincing, key=lambda s: s.m20)
+        notes.append(
+            f"{', '.join(slow)} not searched: {best.crystal_system} {best.bravais} cell with M20 = {best.m20:.1f} "
+            f">= {settings.convincing_m20:g} (search them anyway with the exhaustive setting)"
+        )
+        slow = ()
+    if slow:
+        # Lower symmetry only below the smallest sound primitive cell found so far, and at the zero that gave
+        # the best sound cell (a monoclinic search costs seconds to minutes per zero).
+        limit = min([s.primitive_volume * 1.02 for s in sound], default=settings.max_volume)
+        zeros = zero_grid(settings.zero_step, settings.max_zero)
+        if sound:
+            zeros = [max(((z, s) for z, s in by_zero if s.m20 >= settings.min_m20), key=lambda x: x[1].m20)[0]]
+        for zero in zeros:
+            q, q_tol = peaks.q_values(wavelength, zero, n_sigma=settings.n_sigma, min_tolerance=tolerance)
+            solutions, more = _search(q[order], q_tol[order], settings, slow, min(limit, settings.max_volume))
+            by_zero += [(float(zero), s) for s in solutions]
+            notes += more
+    candidates = _distinct(by_zero, peaks.two_theta[order], wavelength)
+    checked = [_pawley(c, pattern, radiation) for c in candidates[: settings.n_pawley]]
+    leading = [c for c in checked if c.pawley_rwp is not None and c.solution.m20 >= settings.min_m20]
+    # The Pawley fit is a check, not the ranking itself: a supercell or a lower-symmetry cell always fits at
+    # least as well (it has more free intensities). A cell whose Rwp is clearly worse than the best one's
+    # (by ``pawley_margin``) drops behind; the others keep their M20 order.
+    if leading:
+        best_rwp = min(c.pawley_rwp for c in leading)
+        leading.sort(key=lambda c: c.pawley_rwp > settings.pawley_margin * best_rwp)
+    ranked = leading + [c for c in checked if c not in leading] + candidates[settings.n_pawley :]
+    return IndexingResult(
+        tuple(ranked), peaks.two_theta[order], peaks.two_theta_esd[order], tuple(dict.fromkeys(notes))
+    )
+
+
+def _distinct(
+    by_zero: list[tuple[float, IndexingSolution]], two_theta: np.ndarray, wavelength: float
+) -> list[CellCandidate]:
+    """One candidate per lattice (the zero with the best M20), ranked by :func:`rank_solutions`."""
+    from gasolve.indexing.lattice import same_lattice
+
+    best: list[tuple[float, IndexingSolution]] = []
+    for zero, solution in by_zero:
+        match = [i for i, (_, other) in enumerate(best) if same_lattice(solution.niggli, other.niggli)]
+        if not match:
+            best.append((zero, solution))
+        elif solution.m20 > best[match[0]][1].m20:
+            best[match[0]] = (zero, solution)
+    zero_of = {id(s): z for z, s in best}
+    ranked = rank_solutions([s for _, s in best])
+    out = []
+    for solution in ranked:
+        zero = zero_of[id(solution)]
+        q_calc = calculated_q(
+            solution.cell,
+            solution.bravais,
+            1.05 * float((2 * np.sin(np.radians(two_theta.max() - zero) / 2) / wavelength) ** 2),
+        )
+        figure = smith_snyder_f(two_theta, q_calc, wavelength, zero=zero)
+        out.append(CellCandidate(solution, zero, float(figure.value), str(figure)))
+    return out
+
+
+def _pawley(candidate: CellCandidate, pattern: ObservedPattern, radiation: Radiation) -> CellCandidate:
+    from gasolve.profile_fit.lebail import LeBailSettings, fit_lebail
+
+    group = SpaceGroup.from_symbol(HOLOHEDRY[candidate.solution.bravais])
+    try:
+        result = fit_lebail(pattern, UnitCell(*candidate.solution.cell), group, radiation, LeBailSettings())
+    except InputError:
+        return candidate
+    return replace(
+        candidate,
+        pawley_rwp=float(result.metrics.rwp),
+        pawley_cell=tuple(float(x) for x in result.cell.parameters),
+        zero=float(result.profile.zero),
+    )
