@@ -64,11 +64,29 @@ class DichotomySettings:
     max_boxes: int = 2_000_000
 
 
+@numba.njit(cache=True, inline="always")
+def _missing_lines(q_obs, q_tol, q_lo, q_hi, n_hkl, max_unindexed):  # pragma: no cover - jitted
+    """Lines whose Q (± tolerance) meets none of the first ``n_hkl`` index ranges; stops past ``max_unindexed``."""
+    missing = 0
+    for i in range(q_obs.shape[0]):
+        q = q_obs[i]
+        t = q_tol[i]
+        found = False
+        for j in range(n_hkl):
+            if q_lo[j] - t <= q <= q_hi[j] + t:
+                found = True
+                break
+        if not found:
+            missing += 1
+            if missing > max_unindexed:
+                break
+    return missing
+
+
 @numba.njit(cache=True, parallel=True)
 def _count_unindexed(q_obs, q_tol, coefficients, r_lo, r_hi, max_unindexed, out):  # pragma: no cover - jitted
     n_boxes = r_lo.shape[0]
     n_hkl, n_par = coefficients.shape
-    n_lines = q_obs.shape[0]
     for b in numba.prange(n_boxes):
         q_lo = np.empty(n_hkl)
         q_hi = np.empty(n_hkl)
@@ -87,20 +105,7 @@ def _count_unindexed(q_obs, q_tol, coefficients, r_lo, r_hi, max_unindexed, out)
                     hi += x
             q_lo[j] = lo
             q_hi[j] = hi
-        missing = 0
-        for i in range(n_lines):
-            q = q_obs[i]
-            t = q_tol[i]
-            found = False
-            for j in range(n_hkl):
-                if q_lo[j] - t <= q <= q_hi[j] + t:
-                    found = True
-                    break
-            if not found:
-                missing += 1
-                if missing > max_unindexed:
-                    break
-        out[b] = missing
+        out[b] = _missing_lines(q_obs, q_tol, q_lo, q_hi, n_hkl, max_unindexed)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -169,20 +174,7 @@ def _count_unindexed_monoclinic(q_obs, q_tol, lo, hi, max_unindexed, out):  # pr
                     q_lo[n_hkl] = lo_q
                     q_hi[n_hkl] = base_hi + k * k * v_hi * v_hi
                     n_hkl += 1
-        missing = 0
-        for i in range(n_lines):
-            q = q_obs[i]
-            t = q_tol[i]
-            found = False
-            for j in range(n_hkl):
-                if q_lo[j] - t <= q <= q_hi[j] + t:
-                    found = True
-                    break
-            if not found:
-                missing += 1
-                if missing > max_unindexed:
-                    break
-        out[b] = missing
+        out[b] = _missing_lines(q_obs, q_tol, q_lo, q_hi, n_hkl, max_unindexed)
 
 
 def count_unindexed(

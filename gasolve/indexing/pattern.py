@@ -21,7 +21,7 @@ from gasolve.crystal.spacegroup import SpaceGroup
 from gasolve.diffraction.wavelength import Radiation
 from gasolve.errors import InputError
 from gasolve.indexing.dichotomy import DichotomySettings
-from gasolve.indexing.figures_of_merit import smith_snyder_f
+from gasolve.indexing.figures_of_merit import q_from_two_theta, smith_snyder_f
 from gasolve.indexing.lattice import calculated_q
 from gasolve.indexing.peaks import PeakSearchSettings, search_peaks
 from gasolve.indexing.solutions import IndexingSolution, index_lines, rank_solutions
@@ -267,11 +267,8 @@ def _distinct(
     out = []
     for solution in ranked:
         zero = zero_of[id(solution)]
-        q_calc = calculated_q(
-            solution.cell,
-            solution.bravais,
-            1.05 * float((2 * np.sin(np.radians(two_theta.max() - zero) / 2) / wavelength) ** 2),
-        )
+        q_last = float(q_from_two_theta(two_theta.max(), wavelength, zero))
+        q_calc = calculated_q(solution.cell, solution.bravais, 1.05 * q_last)
         figure = smith_snyder_f(two_theta, q_calc, wavelength, zero=zero)
         out.append(CellCandidate(solution, zero, float(figure.value), str(figure)))
     return out

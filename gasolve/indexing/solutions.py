@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from gasolve.crystal.cell import UnitCell
 from gasolve.indexing.dichotomy import DichotomySettings, refine_reciprocal, surviving_boxes
 from gasolve.indexing.figures_of_merit import de_wolff_m
 from gasolve.indexing.lattice import (
@@ -25,7 +26,14 @@ from gasolve.indexing.lattice import (
     primitive_basis,
     same_lattice,
 )
-from gasolve.indexing.systems import PARAMETRISATIONS, SYSTEMS, direct_cell, miller_indices, reciprocal_parameters
+from gasolve.indexing.systems import (
+    PARAMETRISATIONS,
+    SYSTEMS,
+    box_cell,
+    direct_cell,
+    miller_indices,
+    reciprocal_parameters,
+)
 
 #: Width of DICVOL's volume shells (Å³).
 SHELL_WIDTH = 400.0
@@ -74,27 +82,15 @@ class IndexingSolution:
 
 
 def _start(system: str, centre: np.ndarray) -> np.ndarray:
-    if system == "cubic":
-        cell = (centre[0],) * 3 + (90.0, 90.0, 90.0)
-    elif system in ("tetragonal", "hexagonal"):
-        cell = (centre[0], centre[0], centre[1], 90.0, 90.0, 120.0 if system == "hexagonal" else 90.0)
-    elif system == "orthorhombic":
-        cell = (centre[0], centre[1], centre[2], 90.0, 90.0, 90.0)
-    else:
-        cell = (centre[0], centre[1], centre[2], 90.0, centre[3], 90.0)
-    return reciprocal_parameters(system, cell)
+    return reciprocal_parameters(system, box_cell(system, centre))
 
 
 def _indices_for_box(
     system: str, box_hi: np.ndarray, q_reach: float, cache: dict[tuple[int, ...], np.ndarray]
 ) -> np.ndarray:
     """Indices a cell of the box can need (its largest lengths, with a margin for the refinement to move)."""
-    n_lengths = PARAMETRISATIONS[system].n_lengths
-    lengths = np.resize(box_hi[:n_lengths], 3) if n_lengths < 3 else np.array(box_hi[:3], dtype=float)
-    if system in ("tetragonal", "hexagonal"):
-        lengths = np.array([box_hi[0], box_hi[0], box_hi[1]])
-    if system == "monoclinic":
-        lengths = lengths / np.sin(np.radians(box_hi[3]))
+    cell = box_cell(system, box_hi)
+    lengths = np.array(cell[:3]) / np.sin(np.radians(cell[4]))  # sin β = 1 but for monoclinic
     limits = tuple(int(np.ceil(x * 1.05 * np.sqrt(q_reach))) for x in lengths)
     if limits not in cache:
         cache[limits] = miller_indices(system, np.array(limits) / np.sqrt(q_reach), q_reach)
@@ -163,17 +159,12 @@ def settle(
         bravais=bravais,
         crystal_system=crystal_system,
         niggli=niggli,
-        volume=float(np.prod(conventional[:3]) * _volume_factor(conventional)),
+        volume=float(UnitCell(*conventional).volume),
         n_indexed=int(np.count_nonzero(indexed)),
         n_lines=len(q_obs),
         m20=float(de_wolff_m(q_obs, q_calc, indexed=indexed).value),
         searched_as=system,
     )
-
-
-def _volume_factor(cell) -> float:
-    ca, cb, cg = (np.cos(np.radians(x)) for x in cell[3:])
-    return float(np.sqrt(max(1 - ca**2 - cb**2 - cg**2 + 2 * ca * cb * cg, 0.0)))
 
 
 def index_lines(

@@ -92,7 +92,8 @@ def miller_indices(system: str, max_lengths: np.ndarray, q_max: float) -> np.nda
     # The smallest Q any searched cell can give is at the largest lengths: drop indices beyond q_max there.
     keep = np.ones(len(hkl), dtype=bool)
     if system != "monoclinic":
-        smallest = coefficients @ _reciprocal_lower(system, np.asarray(max_lengths, dtype=float))
+        a, b, c = (float(x) for x in max_lengths)
+        smallest = coefficients @ reciprocal_parameters(system, (a, b, c, 90.0, 90.0, 90.0))
         keep = smallest <= q_max * (1 + 1e-9)
     hkl = hkl[keep]
     if system in ("cubic", "tetragonal", "hexagonal"):
@@ -102,15 +103,24 @@ def miller_indices(system: str, max_lengths: np.ndarray, q_max: float) -> np.nda
     return hkl
 
 
-def _reciprocal_lower(system: str, lengths: np.ndarray) -> np.ndarray:
-    a, b, c = lengths
+def box_cell(system: str, point: np.ndarray) -> tuple[float, float, float, float, float, float]:
+    """The cell ``(a, b, c, alpha, beta, gamma)`` of a point of the search space (lengths in Å, then β).
+
+    Parameters
+    ----------
+    system : str
+    point : ndarray, shape (n_parameters,)
+        As :data:`PARAMETRISATIONS` lays it out: cubic (a,), tetragonal and hexagonal (a, c), orthorhombic
+        (a, b, c), monoclinic (a, b, c, β).
+    """
+    x = [float(v) for v in point]
     if system == "cubic":
-        return np.array([1 / a**2])
-    if system == "tetragonal":
-        return np.array([1 / a**2, 1 / c**2])
-    if system == "hexagonal":
-        return np.array([4 / (3 * a**2), 1 / c**2])
-    return np.array([1 / a**2, 1 / b**2, 1 / c**2])
+        return (x[0], x[0], x[0], 90.0, 90.0, 90.0)
+    if system in ("tetragonal", "hexagonal"):
+        return (x[0], x[0], x[1], 90.0, 90.0, 120.0 if system == "hexagonal" else 90.0)
+    if system == "orthorhombic":
+        return (x[0], x[1], x[2], 90.0, 90.0, 90.0)
+    return (x[0], x[1], x[2], 90.0, x[3], 90.0)
 
 
 def coefficient_matrix(system: str, hkl: np.ndarray) -> np.ndarray:
