@@ -110,6 +110,22 @@ COORDINATE_DECIMALS = 5
 back gives the refined model to 5e-6 whatever the esd."""
 
 
+def add_cell_and_symmetry(block: gemmi.cif.Block, structure: Structure, cell_values: list[str]) -> None:
+    """Write the cell (``cell_values``: a, b, c, α, β, γ already formatted, with or without esds), its volume,
+    the space group's H-M symbol, Hall symbol and number, and the loop of its operators into ``block``."""
+    keys = ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma")
+    for key, value in zip(keys, cell_values, strict=True):
+        block.set_pair(f"_cell_{key}", value)
+    block.set_pair("_cell_volume", f"{structure.cell.volume:.4f}")
+    group = structure.space_group
+    block.set_pair("_symmetry_space_group_name_H-M", gemmi.cif.quote(group.gemmi.hm))
+    block.set_pair("_space_group_name_Hall", gemmi.cif.quote(group.hall))
+    block.set_pair("_symmetry_Int_Tables_number", str(group.number))
+    ops = block.init_loop("_symmetry_equiv_pos_", ["site_id", "as_xyz"])
+    for i, triplet in enumerate(group.triplets, start=1):
+        ops.add_row([str(i), gemmi.cif.quote(triplet)])
+
+
 def format_cif(structure: Structure, comments: list[str] | None = None, esd=None, wyckoff=None) -> str:
     """CIF text for ``structure`` (independent atoms with their space-group operators).
 
@@ -121,21 +137,7 @@ def format_cif(structure: Structure, comments: list[str] | None = None, esd=None
     """
     document = gemmi.cif.Document()
     block = document.add_new_block(gemmi.cif.quote(structure.name.replace(" ", "_")) or "structure")
-    cell = structure.cell
-    for key, value in zip(
-        ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma"),
-        cell.parameters,
-        strict=True,
-    ):
-        block.set_pair(f"_cell_{key}", f"{value:.6f}")
-    block.set_pair("_cell_volume", f"{cell.volume:.4f}")
-    group = structure.space_group
-    block.set_pair("_symmetry_space_group_name_H-M", gemmi.cif.quote(group.gemmi.hm))
-    block.set_pair("_space_group_name_Hall", gemmi.cif.quote(group.hall))
-    block.set_pair("_symmetry_Int_Tables_number", str(group.number))
-    ops = block.init_loop("_symmetry_equiv_pos_", ["site_id", "as_xyz"])
-    for i, triplet in enumerate(group.triplets, start=1):
-        ops.add_row([str(i), gemmi.cif.quote(triplet)])
+    add_cell_and_symmetry(block, structure, [f"{value:.6f}" for value in structure.cell.parameters])
     columns = ["label", "type_symbol", "fract_x", "fract_y", "fract_z", "occupancy", "U_iso_or_equiv", "adp_type"]
     if wyckoff is not None:
         columns += ["symmetry_multiplicity", "Wyckoff_symbol"]

@@ -13,7 +13,7 @@ import math
 import gemmi
 import numpy as np
 
-from gasolve.crystal.cif_io import COORDINATE_DECIMALS, with_esd
+from gasolve.crystal.cif_io import COORDINATE_DECIMALS, add_cell_and_symmetry, with_esd
 from gasolve.crystal.structure import U_TO_B
 from gasolve.rietveld.staged import RefinementResult
 
@@ -23,17 +23,10 @@ def format_refined_cif(result: RefinementResult, comments: list[str] | None = No
     structure = result.structure
     document = gemmi.cif.Document()
     block = document.add_new_block(gemmi.cif.quote(structure.name.replace(" ", "_")) or "refined")
-    keys = ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma")
-    for key, value, esd in zip(keys, structure.cell.parameters, result.cell_esd, strict=True):
-        block.set_pair(f"_cell_{key}", with_esd(value, float(esd)))
-    block.set_pair("_cell_volume", f"{structure.cell.volume:.4f}")
-    group = structure.space_group
-    block.set_pair("_symmetry_space_group_name_H-M", gemmi.cif.quote(group.gemmi.hm))
-    block.set_pair("_space_group_name_Hall", gemmi.cif.quote(group.hall))
-    block.set_pair("_symmetry_Int_Tables_number", str(group.number))
-    ops = block.init_loop("_symmetry_equiv_pos_", ["site_id", "as_xyz"])
-    for i, triplet in enumerate(group.triplets, start=1):
-        ops.add_row([str(i), gemmi.cif.quote(triplet)])
+    cell_values = [
+        with_esd(value, float(esd)) for value, esd in zip(structure.cell.parameters, result.cell_esd, strict=True)
+    ]
+    add_cell_and_symmetry(block, structure, cell_values)
     atoms = block.init_loop(
         "_atom_site_",
         ["label", "type_symbol", "fract_x", "fract_y", "fract_z", "occupancy", "U_iso_or_equiv", "adp_type"],
