@@ -45,6 +45,7 @@ from gasolve.errors import InputError
 
 #: Lattice translations to the 27 cells around (and including) the home cell, shape (27, 3).
 _OFFSETS = np.array(list(itertools.product((-1.0, 0.0, 1.0), repeat=3)))
+_ZERO_OFFSET = 13  # index of (0, 0, 0) in _OFFSETS
 #: Denominator of the grid searched for discrete origin shifts (covers 1/2, 1/3, 1/4, 1/6, 1/8).
 _GRID = 24
 _EPS = 1e-6
@@ -408,7 +409,9 @@ def site_distances_batch(
         image_rot, image_tran = np.eye(3)[None], np.zeros((1, 3))
     else:
         image_rot, image_tran = space_group.rotations.astype(float), space_group.translations
-    problem = _BatchProblem.build(reference, ref_elements, ref_frac, elements, normalizer, image_rot, image_tran)
+    problem = _BatchProblem.build(
+        reference, ref_elements, ref_frac, elements, normalizer, image_rot, image_tran, space_group
+    )
     out = np.empty(population.shape[:2])
     for start in range(0, len(population), chunk_size):
         stop = min(start + chunk_size, len(population))
@@ -527,6 +530,38 @@ def _pair(ref_frac, aligned, groups, metric):
     return partner, displacement, d2
 
 
+def _along_free(vectors: np.ndarray, metric: np.ndarray, free: np.ndarray, projector: np.ndarray) -> np.ndarray:
+    """Component along the free directions of the lattice-equivalent of each vector that lies closest to them.
+
+    A superposing shift runs along the free (polar) directions, so the lattice translation to add to a
+    difference is the one that leaves the least of it across them: the minimum image, unless a neighbouring
+    translation does better (an oblique polar axis, such as [111] of R3:R, where a cell edge has a third of a
+    period along it).
+
+    Parameters
+    ----------
+    vectors : ndarray, shape (..., 3)
+        Minimum-image fractional differences.
+    metric : ndarray, shape (3, 3)
+    free : ndarray, shape (3, n_free)
+    projector : ndarray, shape (n_free, 3)
+        Least-squares coefficients along ``free`` of a fractional vector.
+
+    Returns
+    -------
+    ndarray, shape (..., 3)
+        Fractional, along the free directions.
+    """
+    trial = vectors[..., None, :] + _OFFSETS  # (..., 27, 3)
+    along = trial @ projector.T  # (..., 27, n_free)
+    across = trial - along @ free.T
+    across2 = np.einsum("...ki,ij,...kj->...k", across, metric, across)
+    better = across2.min(axis=-1) < across2[..., _ZERO_OFFSET] - _EPS
+    choice = np.where(better, across2.argmin(axis=-1), _ZERO_OFFSET)
+    chosen = np.take_along_axis(along, choice[..., None, None], axis=-2)[..., 0, :]
+    return chosen @ free.T
+
+
 def _candidates(normalizer: Normalizer, ref_frac, mod_frac, groups, metric):
     """Starting alignments: every discrete one; with free directions, each superposing a rarest-element pair."""
     if normalizer.n_free == 0:
@@ -540,7 +575,7 @@ def _candidates(normalizer: Normalizer, ref_frac, mod_frac, groups, metric):
     for linear, shift in zip(normalizer.linear, normalizer.shifts, strict=True):
         moved = mod_frac @ linear.T
         vectors, _ = _min_image(moved[mod_index] + shift - anchor, metric)
-        shifts = shift - (vectors @ projector.T) @ free.T  # (n_starts, 3)
+        shifts = shift - _along_free(vectors, metric, free, projector)  # (n_starts, 3)
         # Score every start at once: squared distance of each model atom to its nearest reference atom.
         score = np.zeros(len(shifts))
         for r_index, m_index in groups:
@@ -649,11 +684,13 @@ class _BatchProblem:
     free: np.ndarray  # (3, n_free)
     image_rot: np.ndarray  # (n_images, 3, 3)
     image_tran: np.ndarray  # (n_images, 3)
+    orbit_rot: np.ndarray  # (n_ops, 3, 3) the models' operators
+    orbit_tran: np.ndarray  # (n_ops, 3)
     rare_sites: np.ndarray  # site indices of the rarest element
     anchor: np.ndarray  # (3,) a reference atom of that element
 
     @classmethod
-    def build(cls, reference, ref_elements, ref_frac, elements, normalizer, image_rot, image_tran):
+    def build(cls, reference, ref_elements, ref_frac, elements, normalizer, image_rot, image_tran, space_group):
         ref_elements = np.array(ref_elements)
         elements = np.array(elements)
         names = sorted(set(elements.tolist()))
@@ -669,6 +706,8 @@ class _BatchProblem:
             free=np.asarray(normalizer.free_directions),
             image_rot=image_rot,
             image_tran=image_tran,
+            orbit_rot=space_group.rotations.astype(float),
+            orbit_tran=np.asarray(space_group.translations, dtype=float),
             rare_sites=np.flatnonzero(elements == rare),
             anchor=ref_frac[np.flatnonzero(ref_elements == rare)[0]],
         )
@@ -699,11 +738,14 @@ class _BatchProblem:
         if self.free.shape[1]:
             # Superpose every model atom of the rarest element on one reference atom of that element, then
             # alternate nearest-atom search and least-squares shift along the free directions.
-            rare = images[:, self.rare_sites].reshape(n_models, -1, 3)
+            # Every image of the rare sites under the models' own operators: the superposing shift along an
+            # oblique polar axis may reach the anchor only from another image of the site (R3:R).
+            rare = np.einsum("kij,msj->mski", self.orbit_rot, population[:, self.rare_sites]) + self.orbit_tran
+            rare = rare.reshape(n_models, -1, 3)
             moved = np.einsum("cij,maj->mcai", linear, rare) + self.shifts[None, :, None, :] - self.anchor
             vectors, _ = _min_image(moved, self.metric)
             projector = np.linalg.solve(self.free.T @ self.metric @ self.free, self.free.T @ self.metric)
-            shifts = self.shifts[None, :, None, :] - (vectors @ projector.T) @ self.free.T
+            shifts = self.shifts[None, :, None, :] - _along_free(vectors, self.metric, self.free, projector)
             linear = np.repeat(linear, rare.shape[1], axis=0)
             shifts = shifts.reshape(n_models, len(linear), 3).copy()
             active = np.arange(n_models)

@@ -642,3 +642,26 @@ def test_cli_names_an_axis_change(tmp_path, capsys):
     linear = np.array(result["transformation"])
     assert result["alignment"].startswith("y,x,")
     assert np.allclose(np.abs(linear[:2, :2]), [[0, 1], [1, 0]]) and not result["inverted"]
+
+
+def test_a_shift_along_the_oblique_polar_axis_of_r3_rhombohedral_is_found():
+    """In R3:R the origin floats along [111], which is oblique to every cell edge: a model shifted by 0.4693
+    along it (a solved run's best.cif) reaches the reference only from another image of its site."""
+    from gasolve.compare import site_distances_batch
+    from gasolve.crystal.cell import UnitCell
+    from gasolve.crystal.spacegroup import SpaceGroup
+    from gasolve.crystal.structure import Site, Structure
+
+    cell, group = UnitCell(5.5, 5.5, 5.5, 58, 58, 58), SpaceGroup.from_symbol("R3:R")
+    truth = (("Pb", (0.0, 0.6041, 0.4694)), ("O", (0.6777, 0.7787, 0.2199)))
+    reference = Structure(cell, group, tuple(Site(f"{e}{i}", e, f) for i, (e, f) in enumerate(truth)))
+    shift = 0.4693
+    moved = tuple(
+        Site(f"{e}{i}", e, tuple((np.array(f)[[2, 0, 1]] - shift) % 1.0)) for i, (e, f) in enumerate(truth)
+    )  # an image of each site (the 3-fold is the cyclic permutation), shifted back along [111]
+    model = Structure(cell, group, moved)
+    comparison = compare_structures(model, reference)
+    assert comparison.max_distance < 1e-6
+    population = np.array([[site.frac for site in moved]])
+    batch = site_distances_batch(population, reference, group, cell, ["Pb", "O"])
+    np.testing.assert_allclose(batch, 0.0, atol=1e-5)
