@@ -69,6 +69,7 @@ import math
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -459,6 +460,7 @@ def run_case(entry: dict, mode: str, work: str, budget: int, wall_limit: float, 
     except Exception as error:
         return {**row, "error": f"preparing the case failed: {error!r}", "ml_match": False, "strict_match": False}
     out = folder / "run"
+    shutil.rmtree(out, ignore_errors=True)  # a run interrupted before this benchmark's --resume starts afresh
     env = {**os.environ, **WORKER_ENV, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     t0 = time.perf_counter()
     try:

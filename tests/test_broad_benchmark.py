@@ -6,6 +6,7 @@ import json
 import tomllib
 import warnings
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -295,3 +296,22 @@ def test_failed_run_is_a_row(quartz_entry, tmp_path):
     row = broad.run_case(entry, "sites", str(tmp_path), 1000, 120, 0, 1)
     assert row["returncode"] == 2 and "9z" in row["error"]
     assert row["ml_match"] is False and row["strict_match"] is False
+
+
+def test_resume_refuses_another_mode(quartz_entry, tmp_path):
+    json_path = tmp_path / "broad.json"
+    json_path.write_text(json.dumps({"settings": {"mode": "sites", "budget": 1000}, "rows": []}))
+    with pytest.raises(ValueError, match="mode 'sites'"):
+        broad.run_benchmark(
+            [quartz_entry], mode="composition", work=tmp_path, budget=1000, wall_limit=1, seed=0,
+            json_path=json_path, resume=True,
+        )  # fmt: skip
+
+
+def test_command_line():
+    args = broad.parse_args(["--n", "7", "--source", "mp,pyxtal", "--input", "sites"])
+    assert args.sources == ["mp", "pyxtal"] and args.json.name == "broad-sites.json" and args.png.suffix == ".png"
+    with pytest.raises(SystemExit):
+        broad.parse_args(["--source", "icsd"])
+    assert "--scheduler" in broad._command(Path("c.toml"), Path("o"), "composition", 10, 1)
+    assert "--scheduler" not in broad._command(Path("c.toml"), Path("o"), "sites", 10, 1)
