@@ -103,6 +103,8 @@ _STRUCTURE_KEYS = (
     "cell",
     "space_group",
     "sites",
+    "composition",
+    "z",
     "b_iso",
     "wyckoff",
     "occupancy_correction",
@@ -153,6 +155,11 @@ class StructureSpec:
         Radius (Å) of the correction's overlap weight.
     overlap_identical : bool
         The correction also counts overlaps with other sites of the same element.
+    composition : tuple of (str, int) or None
+        Instead of ``sites`` (then empty): element and count of one formula unit, in formula order; the search
+        finds Z and the Wyckoff positions (:mod:`gasolve.hypotheses`).
+    z : int or None
+        Formula units per conventional cell, with ``composition``; None: gasolve proposes Z from the volume.
 
     Notes
     -----
@@ -169,10 +176,19 @@ class StructureSpec:
     occupancy_correction: bool = False
     overlap_radius: float = DEFAULT_OVERLAP_RADIUS
     overlap_identical: bool = False
+    composition: tuple[tuple[str, int], ...] | None = None
+    z: int | None = None
 
     @property
     def n_sites(self) -> int:
         return len(self.sites)
+
+    @property
+    def formula(self) -> str:
+        """The formula unit of ``composition`` as text ("Ca5P3O13F"), "" without one."""
+        if self.composition is None:
+            return ""
+        return "".join(f"{element}{n if n > 1 else ''}" for element, n in self.composition)
 
     def site_map(self):
         """The :class:`~gasolve.crystal.wyckoff.SiteMap` of the sites (general positions without ``wyckoff``)."""
@@ -193,6 +209,8 @@ class StructureSpec:
             self.occupancy_correction,
             self.overlap_radius,
             self.overlap_identical,
+            self.composition,
+            self.z,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -466,6 +484,8 @@ def _structure(table: _Table) -> StructureSpec:
         space_group = SpaceGroup.from_symbol(symbol)
     with table.blame("cell"):
         space_group.check_cell(cell)
+    if table.has("composition") or table.has("z"):
+        return _composition_structure(table, name, cell, space_group)
     given = table.get("sites")
     if not isinstance(given, list) or not given:
         raise table.error("sites", f"expected a non-empty list of element symbols, got {_describe(given)}")
@@ -508,6 +528,52 @@ def _structure(table: _Table) -> StructureSpec:
         )
     identical = table.boolean("overlap_identical", False)
     return StructureSpec(name, cell, space_group, tuple(sites), b_iso, wyckoff, correction, radius, identical)
+
+
+def _composition_structure(table: _Table, name: str, cell: UnitCell, space_group: SpaceGroup) -> StructureSpec:
+    """``[structure] composition`` (and optional ``z``) instead of ``sites``: checked against the cell and group."""
+    from gasolve.hypotheses import check_z, parse_composition, z_candidates
+
+    if not table.has("composition"):
+        raise table.error("z", "goes with composition = '...' (the formula); with sites, Z follows from the sites")
+    for key in ("sites", "wyckoff"):
+        if table.has(key):
+            raise table.error(
+                key,
+                "cannot be given with composition: give either the independent atoms (sites, optionally wyckoff) "
+                "or the formula (composition, optionally z), not both",
+            )
+    formula = table.get("composition")
+    if not isinstance(formula, str):
+        raise table.error(
+            "composition", f"expected a chemical formula as text such as 'Ca5(PO4)3F', got {_describe(formula)}"
+        )
+    with table.blame("composition"):
+        counts = parse_composition(formula)
+    z = None
+    if table.has("z"):
+        z = table.get("z")
+        if isinstance(z, bool) or not isinstance(z, int) or z < 1:
+            raise table.error(
+                "z", f"expected a positive integer (formula units per conventional cell), got {_describe(z)}"
+            )
+        with table.blame("z"):
+            check_z(counts, z, cell, space_group, key=f"z = {z}")
+    else:
+        with table.blame("composition"):
+            z_candidates(counts, cell, space_group, key=f"composition = {formula!r}")
+    b_value = table.get("b_iso", DEFAULT_B_ISO)
+    if isinstance(b_value, list):
+        raise table.error(
+            "b_iso", "expected one number (Å²) for every atom: with composition the sites are not known yet"
+        )
+    b_iso = table.number("b_iso", DEFAULT_B_ISO)
+    if b_iso < 0:
+        raise table.error("b_iso", f"expected B >= 0 (Å²), got {_describe(b_value)}")
+    for key in ("occupancy_correction", "overlap_radius", "overlap_identical"):
+        if table.has(key):
+            raise table.error(key, "is chosen by the composition search itself (the general-position route); remove it")
+    return StructureSpec(name, cell, space_group, (), (b_iso,), composition=tuple(counts.items()), z=z)
 
 
 def _check_profile_over(profile: PeakProfile, lo: float, hi: float, source: str) -> None:
@@ -844,8 +910,12 @@ def _resolved_document(config: RunConfig) -> dict[str, dict[str, Any]]:
             "name": structure.name,
             "cell": list(structure.cell.parameters),
             "space_group": structure.space_group.symbol,
-            "sites": list(structure.sites),
-            "b_iso": list(structure.b_iso),
+            **(
+                {"sites": list(structure.sites), "b_iso": list(structure.b_iso)}
+                if structure.composition is None
+                else {"composition": structure.formula, "b_iso": structure.b_iso[0]}
+            ),
+            **({"z": structure.z} if structure.z is not None else {}),
             **({"wyckoff": list(structure.wyckoff)} if structure.wyckoff is not None else {}),
             **(
                 {

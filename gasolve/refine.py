@@ -14,7 +14,7 @@ import numpy as np
 import scipy.optimize
 
 from gasolve.crystal.origin import origin_fixing_slots
-from gasolve.scoring import Scorer
+from gasolve.scoring.protocol import ModelScorer
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Refinement:
 
 
 def refine_coordinates(
-    scorer: Scorer, frac: np.ndarray, max_iterations: int = 500, fixed: np.ndarray | None = None
+    scorer: ModelScorer, frac: np.ndarray, max_iterations: int = 500, fixed: np.ndarray | None = None
 ) -> Refinement:
     """Refine the fractional coordinates (n_sites, 3) of one model by least squares on the full profile.
 
@@ -121,7 +121,7 @@ def coordinate_esds(scorer, frac: np.ndarray, step: float = 1e-5, origin_fixed: 
         determined (the coordinates that hold the origin, and those the data leave free).
     """
     frac = np.asarray(frac, dtype=float)
-    site_map = getattr(scorer, "site_map", None)
+    site_map = scorer.site_map
     problem = scorer.problem
     if origin_fixed is None:
         origin_fixed = origin_fixing_slots(

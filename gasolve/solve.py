@@ -17,7 +17,7 @@ from gasolve.ga import memetic
 from gasolve.ga.nn_settings import NNSettings
 from gasolve.ga.settings import GASettings
 from gasolve.ga.state import GAState
-from gasolve.scoring import Scorer
+from gasolve.scoring.protocol import ModelScorer
 
 
 def site_labels(elements: list[str] | tuple[str, ...]) -> list[str]:
@@ -58,6 +58,10 @@ class RunRecord:
         Evaluations spent when the best model first matched the reference (None: not yet, or no reference).
     best_distances : ndarray or None
         Per reference site distances (Å) of the current best model.
+    epoch_bests : tuple of (ndarray, float)
+        Best genome (n_genes,) and its Rwp of every finished epoch of the search: an epoch ends when the whole
+        search restarts from random models (:func:`gasolve.ga.multipop.restart_search`), so these are independent
+        attempts (:func:`gasolve.pipeline.independent_finds`).
     """
 
     state: GAState
@@ -65,6 +69,7 @@ class RunRecord:
     seconds: float
     evaluations_to_solution: float | None
     best_distances: np.ndarray | None
+    epoch_bests: tuple[tuple[np.ndarray, float], ...] = ()
 
     @property
     def solved(self) -> bool:
@@ -118,7 +123,7 @@ class Judge:
 
 
 def build_evaluator(
-    scorer: Scorer,
+    scorer: ModelScorer,
     settings: GASettings,
     selector: Callable[[np.ndarray], np.ndarray] | None = None,
     nn: NNSettings | None = None,
@@ -136,18 +141,16 @@ def build_evaluator(
             return settings.rates.antibump_weight * bump(genomes)
 
     fixed = (
-        memetic.origin_fixing_genes(
-            scorer.problem.space_group, scorer.problem.elements, getattr(scorer, "site_map", None)
-        )
+        memetic.origin_fixing_genes(scorer.problem.space_group, scorer.problem.elements, scorer.site_map)
         if settings.layout.fix_origin
         else None
     )
-    project = getattr(scorer, "project", None)  # a MappedScorer: sites on special positions
+    project = scorer.project if scorer.site_map is not None else None  # sites on special positions
     return memetic.Evaluator(scorer, settings, penalty, fixed, selector, nn, project=project)
 
 
 def iterate(
-    scorer: Scorer,
+    scorer: ModelScorer,
     settings: GASettings,
     record: RunRecord | None = None,
     judge: Judge | None = None,
@@ -181,9 +184,14 @@ def iterate(
     started = time.perf_counter()
     while record.state.evaluations < settings.budget.max_evaluations:
         previous_best = record.state.best_fitness
-        state, _, done = memetic.step(evaluate, record.state, settings)
+        before = record.state
+        state, _, done = memetic.step(evaluate, before, settings)
         seconds = base_seconds + time.perf_counter() - started
         record = replace(record, state=state, seconds=seconds)
+        if state.search_restarts > before.search_restarts:  # the epoch that ended: its best, as it stood
+            island = min(before.islands, key=lambda isl: isl.fitness[0])
+            ended = (np.array(island.population[0]), float(island.rwp[0]))
+            record = replace(record, epoch_bests=(*record.epoch_bests, ended))
         record = _judge(record, judge, previous_best, seconds, done.nn_seconds if with_nn else None)
         yield record
 

@@ -17,7 +17,7 @@ from gasolve.ga.local import lbfgs
 from gasolve.ga.nn_settings import NNSettings
 from gasolve.ga.settings import GASettings
 from gasolve.ga.state import GAState
-from gasolve.scoring import Scorer
+from gasolve.scoring.protocol import ModelScorer
 
 
 def generation_rng(seed: int, generation: int) -> np.random.Generator:
@@ -46,7 +46,7 @@ class Evaluator:
 
     Parameters
     ----------
-    scorer : Scorer
+    scorer : ModelScorer
     settings : GASettings
     penalty : callable, optional
         genomes (n, n_genes) -> penalty (n,) added to Rwp for selection (anti-bump).
@@ -64,7 +64,7 @@ class Evaluator:
 
     def __init__(
         self,
-        scorer: Scorer,
+        scorer: ModelScorer,
         settings: GASettings,
         penalty: Callable[[np.ndarray], np.ndarray] | None = None,
         fixed_genes: np.ndarray | None = None,
@@ -83,7 +83,7 @@ class Evaluator:
         self.last_nn_seconds = 0.0  # network time of the latest call (s)
         self.n_sites = scorer.problem.n_sites
         self.fixed = np.zeros(3 * self.n_sites, dtype=bool) if fixed_genes is None else np.asarray(fixed_genes, bool)
-        site_map = getattr(scorer, "site_map", None)
+        site_map = scorer.site_map
         pinned = self.fixed if site_map is None else self.fixed | site_map.fixed
         self.movable = relocation.movable_sites(pinned)  # sites the relocation scan may move
 

@@ -43,6 +43,11 @@ class MappedScorer:
     def problem(self):
         return self.scorer.problem
 
+    @property
+    def base(self) -> Scorer:
+        """The scorer of fractional coordinates that this one maps genomes into."""
+        return self.scorer
+
     def _project(self, genomes: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Coordinates (n_models, n_sites, 3) of genomes of that shape and the snap's projectors, if any."""
         frac = self.site_map.project(genomes)

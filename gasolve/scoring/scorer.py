@@ -60,6 +60,18 @@ class Scorer:
         self.problem = problem
         self.chunks_per_thread = chunks_per_thread
 
+    #: Every site on the general position: genomes are the fractional coordinates themselves.
+    site_map = None
+
+    @property
+    def base(self) -> Scorer:
+        """The scorer of fractional coordinates under any mapping (itself)."""
+        return self
+
+    def project(self, genomes: np.ndarray) -> np.ndarray:
+        """Fractional coordinates of genomes: the genomes themselves, as floats (any shape)."""
+        return np.asarray(genomes, dtype=float)
+
     def _check(self, frac: np.ndarray) -> np.ndarray:
         frac = np.asarray(frac)
         n_sites = self.problem.n_sites

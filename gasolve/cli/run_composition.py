@@ -1,0 +1,232 @@
+"""`gasolve run` of a config with ``[structure] composition``: race the structure hypotheses, write the winner.
+
+The science is in :mod:`gasolve.hypotheses` (hypotheses, the race and its stop rule) and :mod:`gasolve.pipeline`
+(each hypothesis's run); this module shows progress, checkpoints the race after every finished run, and writes
+the outputs: best.cif (the winner, refined), summary.json (with the hypothesis table), hypotheses/rankN.cif (the
+runners-up) and solution.toml (the winner as a plain ``sites`` + ``wyckoff`` config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+#: Runners-up written as CIFs beside best.cif.
+RUNNERS_UP = 2
+
+
+def _save(path: Path, fingerprint: str, config, state) -> None:
+    from gasolve import __version__
+    from gasolve.io.checkpoint import write_checkpoint
+
+    write_checkpoint(path, {"fingerprint": fingerprint, "config": config, "race": state, "version": __version__})
+
+
+def _print_table(rows: list[dict], limit: int = 10) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="hypotheses (best first)")
+    for column in ("rank", "Z", "assignment", "free", "Rwp", "χ²", "finds", "evaluations", "s", "status"):
+        table.add_column(column, justify="left" if column in ("assignment", "status") else "right")
+    for row in rows[:limit]:
+        tried = math.isfinite(row["rwp"])
+        table.add_row(
+            str(row["rank"]),
+            str(row["z"]),
+            row["assignment"],
+            str(row["n_free"]),
+            f"{row['rwp']:.4f}" if tried else "-",
+            f"{row['chi2']:.3g}" if tried else "-",
+            str(row["finds"]),
+            f"{row['evaluations']:,.0f}",
+            f"{row['seconds']:.1f}",
+            row["status"] + (f": {row['error']}" if row.get("error") else ""),
+        )
+    Console(file=sys.stdout, width=160).print(table)
+    if len(rows) > limit:
+        print(f"... and {len(rows) - limit} more in summary.json")
+
+
+def write_solution_toml(result, path: Path, evaluations: float) -> None:
+    """The winner as a plain ``sites`` + ``wyckoff`` config that ``gasolve run`` reproduces."""
+    import dataclasses
+
+    from gasolve.config import write_resolved
+
+    config = result.setup.config
+    structure = config.structure
+    if result.wyckoff is not None and structure.occupancy_correction:  # general route: the positions it found
+        structure = dataclasses.replace(
+            structure,
+            sites=tuple(site.element for site in result.structure.sites),
+            b_iso=tuple(site.b_iso for site in result.structure.sites),
+            wyckoff=result.wyckoff,
+            occupancy_correction=False,
+        )
+    ga = config.ga.replace({"max_evaluations": max(1, math.ceil(evaluations))})
+    solution = dataclasses.replace(config, structure=structure, ga=ga, reference=None)
+    write_resolved(solution, path)
+
+
+def run_composition(args: argparse.Namespace, config) -> int:
+    import time
+
+    from gasolve import pipeline
+    from gasolve.cli.run import _fingerprint, _progress
+    from gasolve.config import load_observed, write_resolved
+    from gasolve.crystal import write_cif
+    from gasolve.errors import InputError
+    from gasolve.hypotheses import race
+    from gasolve.hypotheses.hypothesis import list_hypotheses
+    from gasolve.io.checkpoint import read_checkpoint
+    from gasolve.parallel import make_runner
+    from gasolve.scoring.noise_floor import free_intensity_chi2
+
+    if config.nn is not None:
+        raise InputError(
+            "[nn] (a network trained on one structure's sites) cannot serve a composition search", args.config
+        )
+    if args.stop_when_solved:
+        raise InputError("--stop-when-solved: a composition search stops by itself (reference-free rule)", args.config)
+    out = Path(config.output.dir)
+    checkpoint_path = out / "checkpoint.pkl"
+    fingerprint = _fingerprint(config)
+    observed = load_observed(config)
+    total = config.ga.budget.max_evaluations
+    settings = race.RaceSettings()
+    if args.resume:
+        payload = read_checkpoint(checkpoint_path)
+        if payload.get("fingerprint") != fingerprint or "race" not in payload:
+            raise InputError(
+                "the checkpoint was made with a different structure, pattern or GA setting; resume with the same "
+                "config (only max_evaluations and checkpoint_seconds may change)",
+                str(checkpoint_path),
+            )
+        fitted, state = payload["config"], payload["race"]
+        fitted = fitted.with_overrides(max_evaluations=total)
+        if state.stop and state.evaluations < total:  # a larger budget on resume: the race goes on
+            state = race.reopen(state)
+        profile_fit = None
+    else:
+        fitted, profile_fit = pipeline.fit_profile(race.race_config(config, settings), observed)
+        hypotheses, routes = list_hypotheses(fitted.structure)
+        probe = pipeline.prepare(race.hypothesis_config(fitted, hypotheses[0], 1), observed)
+        noise = free_intensity_chi2(probe.scorer.problem, observed.y_obs, observed.weights)
+        state = race.start(hypotheses, noise)
+        for item in routes:
+            print(f"Z = {item['z']} (volume ratio {item['volume_ratio']:.2f}): {item['reason']}")
+        print(
+            f"{len(hypotheses)} hypotheses enter the race (most probable first by the learned prior); "
+            f"noise level χ² {noise:.3g} (every reflection's intensity free)"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot create the output folder: {error.strerror}", str(out)) from None
+    write_resolved(fitted, out / "config.toml")
+    if profile_fit is not None:
+        from gasolve.io.profile_fit_outputs import write_outputs
+
+        write_outputs(
+            profile_fit, out, f"{config.structure.name}: profile fit, intensities free", str(config.pattern.file)
+        )
+    _save(checkpoint_path, fingerprint, fitted, state)
+    runner = make_runner(args.scheduler, args.workers)
+    show = not args.quiet and sys.stderr.isatty()
+    progress, task = _progress(total, config.structure.name, show)
+    started = time.perf_counter()
+    interrupted = False
+    try:
+        shared = runner.share(observed)
+        while not state.stop:
+            plan = race.plan_rung(state, settings, total)
+            if not plan:
+                state = race.conclude(state, "no run left to advance within the budget")
+                break
+            calls = {
+                i: (
+                    race.hypothesis_config(fitted, state.lanes[i].hypothesis, target),
+                    shared,
+                    state.lanes[i].record,
+                    target,
+                    state.noise_chi2,
+                    pipeline.SAME_MODEL_TOLERANCE,
+                )
+                for i, target in plan.items()
+            }
+            for i, outcome, error in runner.run(race.advance, calls):
+                if error is not None:
+                    outcome = {"error": f"{type(error).__name__}: {error}"}
+                    print(f"hypothesis {i + 1} failed: {outcome['error']}", file=sys.stderr)
+                state = race.tell(state, i, outcome)
+                _save(checkpoint_path, fingerprint, fitted, state)
+                if progress is not None:
+                    best = min((lane.rwp for lane in state.lanes), default=math.inf)
+                    progress.update(
+                        task,
+                        completed=min(state.evaluations, total),
+                        info=f"rung {state.rung + 1}  {len(plan)} racing  best Rwp {best:.4f}",
+                    )
+            state = race.decide(state, settings, total)
+            _save(checkpoint_path, fingerprint, fitted, state)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if progress is not None:
+            progress.stop()
+        runner.close()
+    if interrupted:
+        print(f"gasolve run: interrupted; checkpoint saved, continue with --resume --out {out}", file=sys.stderr)
+        return 130
+    rows = race.table(state)
+    _print_table(rows)
+    print(f"race ended: {state.stop} ({time.perf_counter() - started:.1f} s)")
+    if state.winner is None:
+        raise InputError("every hypothesis failed (see the messages above); nothing to write", args.config)
+    lane = state.lanes[state.winner]
+    setup = pipeline.prepare(race.hypothesis_config(fitted, lane.hypothesis, lane.target), observed)
+    result = pipeline.finish(setup, lane.record)
+    extra = {
+        "evaluations": state.evaluations,
+        "wall_seconds": time.perf_counter() - started,
+        "winner_evaluations": result.summary["evaluations"],
+        "winner_wall_seconds": result.summary["wall_seconds"],
+        "composition": config.structure.formula,
+        "z": lane.hypothesis.z,
+        "assignment": lane.hypothesis.describe(),
+        "hypotheses": rows,
+        "stop": {
+            "reason": state.stop,
+            "early": state.stop.startswith("hypothesis"),
+            "rungs": state.rung,
+            "noise_chi2": state.noise_chi2,
+        },
+        "race_evaluations": state.evaluations,
+        "race_history": list(state.history),
+        "solution_toml": str((out / "solution.toml").resolve()),
+    }
+    pipeline.write_run(result, out, extra=extra, cif_comments=(f"hypothesis {lane.hypothesis.describe()}",))
+    write_solution_toml(result, out / "solution.toml", lane.evaluations)
+    ranked = [row for row in rows[1:] if row["status"] not in ("failed", "not tried")][:RUNNERS_UP]
+    if ranked:
+        (out / "hypotheses").mkdir(exist_ok=True)
+    for row in ranked:
+        other = state.lanes[row["hypothesis"] - 1]
+        other_setup = pipeline.prepare(race.hypothesis_config(fitted, other.hypothesis, other.target), observed)
+        other_result = pipeline.finish(other_setup, other.record)
+        write_cif(
+            other_result.structure,
+            out / "hypotheses" / f"rank{row['rank']}.cif",
+            comments=[f"runner-up {row['rank']}: {other.hypothesis.describe()}, Rwp {other_result.rwp:.5f}"],
+            esd=other_result.esd,
+            wyckoff=other_result.wyckoff,
+        )
+    print(pipeline.summary_line(result))
+    print(f"winner: {lane.hypothesis.describe()}")
+    for line in pipeline.verdict_lines(result):
+        print(line)
+    print(f"outputs in {out}")
+    return 0

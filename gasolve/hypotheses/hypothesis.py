@@ -1,0 +1,157 @@
+"""Structure hypotheses of a composition: Z and the Wyckoff positions of every independent site.
+
+:func:`list_hypotheses` turns ``[structure] composition`` (and ``z`` if given) into the hypotheses the race tries
+(:mod:`gasolve.hypotheses.race`), most probable first:
+
+* Z: the given one, else the candidates of :func:`~gasolve.hypotheses.z_candidates.z_candidates` (volume per
+  formula unit within the window of the shipped atomic-volume model, and multiplicities that fit).
+* For every Z, the route of :func:`~gasolve.hypotheses.assignments.choose_route`: up to ``max_assignments``
+  Wyckoff assignments are listed lazily, normalizer-equivalent ones once, and ordered by the learned prior
+  (:func:`~gasolve.hypotheses.prior.order_by_prior`). Beyond that number, a "general" hypothesis puts every atom
+  on the general position (ceil(atoms per cell / general multiplicity) sites per element) with the dynamical
+  occupancy correction, which lets the search put sites on special positions itself (FOX's approach); the best
+  assignments by the prior among the first ``window`` are still raced beside it.
+* All hypotheses of all Z are merged by the prior's score (the prior scores whole Wyckoff patterns, which carry
+  Z through their multiplicities, so the scores of different Z compare) and the first ``max_hypotheses`` kept.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, replace
+
+from gasolve.config import StructureSpec
+from gasolve.hypotheses.assignments import (
+    Assignment,
+    choose_route,
+    deduplicate,
+    enumerate_assignments,
+    normalizer_canonicaliser,
+    wyckoff_slots,
+)
+from gasolve.hypotheses.prior import load_prior, order_by_prior
+from gasolve.hypotheses.z_candidates import z_candidates
+
+#: Hypotheses entered in the race at most (the prior ranks the true assignment in its top 10 for 97 % of held-out
+#: structures, benchmarks/results/wyckoff_prior.json).
+MAX_HYPOTHESES = 24
+#: Above this many Wyckoff assignments for one Z, the general-position hypothesis joins the race.
+MAX_ASSIGNMENTS = 1000
+#: Assignments read from the lazy enumeration and ordered by the prior, per Z.
+PRIOR_WINDOW = 2000
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One way to fill the cell with the composition.
+
+    Attributes
+    ----------
+    z : int
+        Formula units per conventional cell.
+    route : str
+        "wyckoff": every site on a given Wyckoff position; "general": every site on the general position, with the
+        dynamical occupancy correction.
+    sites : tuple of (str, str)
+        (element, Wyckoff label) of each independent site.
+    n_free : int
+        Free coordinates.
+    log_prior : float
+        The prior's log score (higher is more probable); -inf for the general route.
+    """
+
+    z: int
+    route: str
+    sites: tuple[tuple[str, str], ...]
+    n_free: int
+    log_prior: float
+
+    @property
+    def elements(self) -> tuple[str, ...]:
+        return tuple(element for element, _ in self.sites)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(label for _, label in self.sites)
+
+    def describe(self) -> str:
+        """E.g. "Z=4 Pb: 4c, S: 4c, O: 2x4c 8d" or "Z=4 general: Pb, S, O, O, O (occupancy correction)"."""
+        if self.route == "general":
+            return f"Z={self.z} general: {', '.join(self.elements)} (occupancy correction)"
+        return str(Assignment(self.z, self.sites, self.n_free))
+
+    def structure(self, base: StructureSpec) -> StructureSpec:
+        """``base`` (a composition spec) with this hypothesis's sites: a plain ``sites`` spec for the pipeline."""
+        b_iso = (base.b_iso[0],) * len(self.sites)
+        if self.route == "general":
+            return replace(
+                base, sites=self.elements, b_iso=b_iso, wyckoff=None, occupancy_correction=True, composition=None
+            )
+        return replace(base, sites=self.elements, b_iso=b_iso, wyckoff=self.labels, composition=None)
+
+
+def _general(counts: dict[str, int], z: int, space_group) -> Hypothesis:
+    general = wyckoff_slots(space_group)[0]
+    sites = tuple(
+        (element, general.label)
+        for element, n in counts.items()
+        for _ in range(math.ceil(n * z / general.multiplicity))
+    )
+    return Hypothesis(z, "general", sites, 3 * len(sites), -math.inf)
+
+
+def list_hypotheses(
+    spec: StructureSpec,
+    *,
+    max_hypotheses: int = MAX_HYPOTHESES,
+    max_assignments: int = MAX_ASSIGNMENTS,
+    window: int = PRIOR_WINDOW,
+) -> tuple[list[Hypothesis], list[dict]]:
+    """The hypotheses of a composition spec, most probable first (module docstring).
+
+    Returns
+    -------
+    hypotheses : list of Hypothesis
+        At most ``max_hypotheses``.
+    routes : list of dict
+        Per Z: ``z``, ``volume_ratio`` (cell volume / (Z x formula volume)), ``route``, ``n_assignments`` (counted,
+        before merging normalizer-equivalent ones) and ``reason``, for the user.
+    """
+    counts = dict(spec.composition)
+    group, cell = spec.space_group, spec.cell
+    if spec.z is not None:
+        zs = [(spec.z, cell.volume / (spec.z * _formula_volume(counts)))]
+    else:
+        zs = [(c.z, c.volume_ratio) for c in z_candidates(counts, cell, group)]
+    prior = load_prior()
+    canonical = normalizer_canonicaliser(group, cell)
+    found: list[Hypothesis] = []
+    routes = []
+    for z, ratio in zs:
+        route = choose_route(counts, z, group, max_assignments)
+        routes.append(
+            {
+                "z": z,
+                "volume_ratio": ratio,
+                "route": route.name,
+                "n_assignments": route.n_assignments,
+                "reason": route.reason,
+            }
+        )
+        listed = deduplicate(enumerate_assignments(counts, z, group, cell), canonical)
+        ordered = order_by_prior(itertools.islice(listed, window), counts, group.number, prior, window=window)
+        for assignment in itertools.islice(ordered, max_hypotheses):
+            score = prior.log_score(group.number, counts, assignment)
+            found.append(Hypothesis(z, "wyckoff", assignment.sites, assignment.n_free, score))
+        if route.name == "general":
+            found.append(_general(counts, z, group))
+    found.sort(key=lambda h: -h.log_prior if h.route == "wyckoff" else math.inf)  # stable: general ones last
+    wyckoff = [h for h in found if h.route == "wyckoff"][: max_hypotheses - sum(h.route == "general" for h in found)]
+    return wyckoff + [h for h in found if h.route == "general"], routes
+
+
+def _formula_volume(counts: dict[str, int]) -> float:
+    from gasolve.hypotheses.z_candidates import volume_model
+
+    return volume_model().formula_volume(counts)

@@ -1,0 +1,356 @@
+"""The race of structure hypotheses: successive halving with a shared budget and a reference-free stop.
+
+Each hypothesis (:mod:`gasolve.hypotheses.hypothesis`) is a plain ``sites`` run of the pipeline
+(:mod:`gasolve.pipeline`), advanced in rungs. Rung r gives every hypothesis still in the race a cumulative budget of
+``base x eta^r`` evaluations, where ``base`` grows with the hypothesis's free coordinates
+(:attr:`RaceSettings.evaluations_per_free`); runs continue from their records, so no evaluation is spent twice.
+After a rung the best ``1/eta`` by Rwp go on (successive halving: Karnin, Koren and Somekh, ICML 2013; Jamieson
+and Talwalkar, AISTATS 2016). It needs no model of how a GA run's Rwp falls with effort, which differs between
+hypotheses of different size, only that a right hypothesis tends to be ahead after a short run; it spends most of
+the budget on the few that are, and the budget a hypothesis needs is not known in advance, which halving with a
+growing rung budget handles. When one hypothesis is left it goes on alone, its budget multiplied by ``eta`` per
+rung, until it is done or the run's budget (``[ga] max_evaluations``, shared by all hypotheses) is spent.
+
+**Reference-free stop.** A hypothesis is *done* when its best model (a) was found independently at least
+:attr:`RaceSettings.finds` times (by separate epochs of the search, see
+:func:`gasolve.pipeline.independent_finds`) and (b) fits to the noise: χ² at most
+:attr:`RaceSettings.noise_factor` times the noise level, the χ² of the fit with every reflection's intensity free
+(:func:`gasolve.scoring.noise_floor.free_intensity_chi2`: the best any structure model can do with this profile;
+about 1 for a simulated pattern, 1.9 for the measured PbSO4 round-robin pattern).
+The race stops when a hypothesis is done and no other hypothesis with at most as many free coordinates is within
+:attr:`RaceSettings.margin` of its Rwp (a hypothesis with more free coordinates that fits as well contains the
+simpler one and is no evidence against it).
+
+The functions here are the science: :class:`RaceState` is explicit and immutable, :func:`plan_rung` says which
+runs to advance and how far, :func:`tell` takes their results back, :func:`decide` applies the stop rule. The
+runs themselves are executed by :func:`advance` (a pure function of its arguments, shipped to Dask workers by the
+command line, :mod:`gasolve.cli.run_composition`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from gasolve.config import RunConfig
+from gasolve.hypotheses.hypothesis import Hypothesis
+
+
+@dataclass(frozen=True)
+class RaceSettings:
+    """How the hypotheses are raced.
+
+    Attributes
+    ----------
+    eta : int
+        Successive-halving factor: a rung keeps the best 1/eta and multiplies the budget by eta.
+    evaluations_per_free : float
+        First-rung budget per free coordinate.
+    min_first_budget : float
+        First-rung budget of a hypothesis at least (evaluations).
+    finds : int
+        Independent finds of the best model for a hypothesis to be done.
+    noise_factor : float
+        χ² of a done hypothesis at most this times the noise level.
+    margin : float
+        A done hypothesis stops the race when every rival with at most as many free coordinates has an Rwp above
+        its own / margin.
+    scan_after : int
+        ``[ga] scan_after`` of the hypotheses' runs unless the config sets it: an epoch of the search ends after
+        this many generations without progress (a relocation scan that fails, then a restart), so that a right
+        model can be found again independently within the race's budgets (the default run's 20 generations cost
+        about 130,000 evaluations; 4 cost about 30,000).
+    """
+
+    eta: int = 3
+    evaluations_per_free: float = 2_000.0
+    min_first_budget: float = 10_000.0
+    finds: int = 2
+    noise_factor: float = 2.0
+    margin: float = 0.9
+    scan_after: int = 4
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One hypothesis in the race.
+
+    Attributes
+    ----------
+    hypothesis : Hypothesis
+    target : float
+        Cumulative evaluations its run has been given.
+    record : RunRecord or None
+        The run's last record (None before the first rung).
+    status : str
+        "waiting", "racing", "dropped" (out after a rung), "done" (met the stop rule), or "failed".
+    rwp, chi2 : float
+        Of the run's best model so far (χ² = (Rwp / Rexp)², exact for the same weights).
+    finds : int
+        Independent finds of the best model (counted only when it fits to the noise; 0 otherwise).
+    seconds : float
+        Wall time of the run, summed over rungs.
+    error : str
+        Why the run failed.
+    """
+
+    hypothesis: Hypothesis
+    target: float = 0.0
+    record: object | None = None
+    status: str = "waiting"
+    rwp: float = math.inf
+    chi2: float = math.inf
+    finds: int = 0
+    seconds: float = 0.0
+    error: str = ""
+
+    @property
+    def evaluations(self) -> float:
+        return 0.0 if self.record is None else float(self.record.state.evaluations)
+
+
+@dataclass(frozen=True)
+class RaceState:
+    """The whole race (replaced, never edited).
+
+    Attributes
+    ----------
+    lanes : tuple of Lane
+    rung : int
+        Rungs finished.
+    noise_chi2 : float
+        The noise level of χ² (:func:`gasolve.scoring.noise_floor.free_intensity_chi2`).
+    stop : str
+        Why the race ended ("" while it runs).
+    """
+
+    lanes: tuple[Lane, ...]
+    rung: int = 0
+    noise_chi2: float = 1.0
+    stop: str = ""
+    winner: int | None = None
+    history: tuple[dict, ...] = field(default=())
+
+    @property
+    def evaluations(self) -> float:
+        return float(sum(lane.evaluations for lane in self.lanes))
+
+    def alive(self) -> list[int]:
+        return [i for i, lane in enumerate(self.lanes) if lane.status in ("waiting", "racing", "done")]
+
+
+def start(hypotheses: list[Hypothesis], noise_chi2: float = 1.0) -> RaceState:
+    """The race before its first rung."""
+    return RaceState(tuple(Lane(h) for h in hypotheses), noise_chi2=float(noise_chi2))
+
+
+def first_budget(hypothesis: Hypothesis, settings: RaceSettings) -> float:
+    """First-rung budget of a hypothesis: grows with its free coordinates."""
+    return max(settings.min_first_budget, settings.evaluations_per_free * hypothesis.n_free)
+
+
+def plan_rung(state: RaceState, settings: RaceSettings, max_evaluations: float) -> dict[int, float]:
+    """Lane index -> new cumulative target of every run the next rung advances (empty when the budget is spent).
+
+    The rung's increments are scaled down together when they would overshoot ``max_evaluations`` (the run's budget,
+    shared by all hypotheses).
+    """
+    alive = [i for i in state.alive() if state.lanes[i].status != "done"]
+    left = max_evaluations - state.evaluations
+    if not alive or left <= 0:
+        return {}
+    wanted = {i: first_budget(state.lanes[i].hypothesis, settings) * settings.eta**state.rung for i in alive}
+    wanted = {i: max(target, state.lanes[i].evaluations) for i, target in wanted.items()}
+    increments = {i: target - state.lanes[i].evaluations for i, target in wanted.items()}
+    total = sum(increments.values())
+    if total > left:
+        factor = left / total
+        wanted = {i: state.lanes[i].evaluations + factor * inc for i, inc in increments.items()}
+    return {i: float(t) for i, t in wanted.items() if t > state.lanes[i].evaluations}
+
+
+def tell(state: RaceState, index: int, outcome: dict) -> RaceState:
+    """Take one run's outcome back (:func:`advance`'s dict, or ``{"error": text}`` from a failed run)."""
+    lanes = list(state.lanes)
+    lane = lanes[index]
+    if "error" in outcome:
+        lanes[index] = replace(lane, status="failed", error=str(outcome["error"]))
+    else:
+        lanes[index] = replace(
+            lane,
+            target=outcome["target"],
+            record=outcome["record"],
+            status="racing",
+            rwp=float(outcome["rwp"]),
+            chi2=float(outcome["chi2"]),
+            finds=int(outcome["finds"]),
+            seconds=lane.seconds + float(outcome["seconds"]),
+        )
+    return replace(state, lanes=tuple(lanes))
+
+
+def is_done(lane: Lane, noise_chi2: float, settings: RaceSettings) -> bool:
+    """The lane's best model was found often enough and fits to the noise."""
+    return lane.finds >= settings.finds and lane.chi2 <= settings.noise_factor * noise_chi2
+
+
+def _ranked(state: RaceState, indices: list[int]) -> list[int]:
+    """By Rwp, then fewer free coordinates."""
+    return sorted(indices, key=lambda i: (state.lanes[i].rwp, state.lanes[i].hypothesis.n_free))
+
+
+def decide(state: RaceState, settings: RaceSettings, max_evaluations: float) -> RaceState:
+    """After a rung: mark done lanes, stop the race if the rule says so, else keep the best 1/eta.
+
+    The race also ends when the budget is spent or every run failed; the winner is then the best by Rwp.
+    """
+    lanes = list(state.lanes)
+    racing = [i for i, lane in enumerate(lanes) if lane.status in ("racing", "done")]
+    for i in racing:
+        if is_done(lanes[i], state.noise_chi2, settings):
+            lanes[i] = replace(lanes[i], status="done")
+    state = replace(state, lanes=tuple(lanes), rung=state.rung + 1)
+    ranked = _ranked(state, racing)
+    row = {
+        "rung": state.rung,
+        "evaluations": state.evaluations,
+        "alive": len(racing),
+        "best_rwp": state.lanes[ranked[0]].rwp if ranked else math.inf,
+    }
+    state = replace(state, history=(*state.history, row))
+    for i in ranked:
+        lane = state.lanes[i]
+        if lane.status != "done":
+            continue
+        rivals = [
+            j
+            for j in racing
+            if j != i
+            and state.lanes[j].hypothesis.n_free <= lane.hypothesis.n_free
+            and state.lanes[j].rwp * settings.margin <= lane.rwp
+        ]
+        if not rivals:
+            reason = (
+                f"hypothesis {i + 1} is done: best model found {lane.finds} times independently, χ² {lane.chi2:.3g} "
+                f"(noise level {state.noise_chi2:.3g}), and no rival with as few free coordinates within "
+                f"{(1 / settings.margin - 1) * 100:.0f} % of its Rwp"
+            )
+            return replace(state, stop=reason, winner=i)
+    if not ranked:
+        return replace(state, stop="every hypothesis failed", winner=None)
+    if state.evaluations >= max_evaluations * (1 - 1e-9):
+        return replace(state, stop="the evaluation budget is spent", winner=ranked[0])
+    keep = max(1, math.ceil(len(ranked) / settings.eta))
+    lanes = list(state.lanes)
+    for i in ranked[keep:]:
+        if lanes[i].status == "racing":
+            lanes[i] = replace(lanes[i], status="dropped")
+    return replace(state, lanes=tuple(lanes))
+
+
+def conclude(state: RaceState, reason: str) -> RaceState:
+    """End the race now: the winner is the best run by Rwp (then fewer free coordinates), None if none ran."""
+    ran = [i for i, lane in enumerate(state.lanes) if lane.record is not None and lane.status != "failed"]
+    ranked = _ranked(state, ran)
+    return replace(state, stop=reason, winner=ranked[0] if ranked else None)
+
+
+def reopen(state: RaceState) -> RaceState:
+    """A stopped race that goes on (resumed with a larger budget): the lanes keep their status."""
+    return replace(state, stop="", winner=None)
+
+
+def race_config(config: RunConfig, settings: RaceSettings) -> RunConfig:
+    """The composition config with the race's GA settings (:attr:`RaceSettings.scan_after`) unless it sets them."""
+    if "scan_after" in config.raw.get("ga", {}):
+        return config
+    return replace(config, ga=config.ga.replace({"scan_after": settings.scan_after}))
+
+
+def hypothesis_config(config: RunConfig, hypothesis: Hypothesis, target: float) -> RunConfig:
+    """The plain ``sites`` config of one hypothesis with a cumulative budget of ``target`` evaluations."""
+    structure = hypothesis.structure(config.structure)
+    return replace(config, structure=structure, ga=config.ga.replace({"max_evaluations": math.ceil(target)}))
+
+
+def advance(config: RunConfig, observed, record, target: float, noise_chi2: float, finds_tolerance: float) -> dict:
+    """Advance one hypothesis's run to ``target`` evaluations (runs on a Dask worker; pure).
+
+    Parameters
+    ----------
+    config : RunConfig
+        :func:`hypothesis_config`'s, with the profile (fitted once for all hypotheses).
+    observed : ObservedPattern
+    record : RunRecord or None
+        Where the run stands (None: start).
+    target : float
+    noise_chi2 : float
+        The noise level of χ²: independent finds are counted (comparisons cost time) only for a best model with
+        χ² at most 4 times it, which could be the answer.
+    finds_tolerance : float
+        Å, :func:`gasolve.pipeline.independent_finds`.
+
+    Returns
+    -------
+    dict
+        ``target``, ``record``, ``rwp``, ``chi2``, ``finds``, ``seconds``.
+    """
+    import time
+
+    from gasolve import pipeline
+    from gasolve.diffraction.fit_metrics import fit_metrics
+
+    started = time.perf_counter()
+    setup = pipeline.prepare(config, observed)
+    last = record
+    for last in pipeline.search(setup, record):  # noqa: B007 (the last one is kept)
+        pass
+    record = last
+    state = record.state
+    rexp = fit_metrics(observed.y_obs, observed.y_obs, observed.weights, 1 + setup.scorer.problem.background_terms).rexp
+    chi2 = (float(state.best_rwp) / rexp) ** 2
+    finds = 0
+    if chi2 <= 4 * noise_chi2:  # counting needs comparisons: only for a model that could be the answer
+        best = setup.scorer.project(np.asarray(state.best_genome)[None].reshape(1, -1, 3))[0]
+        finds = pipeline.independent_finds(setup, record, best, finds_tolerance)
+    return {
+        "target": target,
+        "record": record,
+        "rwp": float(state.best_rwp),
+        "chi2": chi2,
+        "finds": finds,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def table(state: RaceState) -> list[dict]:
+    """The hypotheses as summary.json lists them, ranked (winner first, then by Rwp; untried last)."""
+    order = _ranked(state, list(range(len(state.lanes))))
+    if state.winner is not None:
+        order = [state.winner] + [i for i in order if i != state.winner]
+    rows = []
+    for rank, i in enumerate(order, start=1):
+        lane = state.lanes[i]
+        h = lane.hypothesis
+        rows.append(
+            {
+                "rank": rank,
+                "hypothesis": i + 1,
+                "z": h.z,
+                "route": h.route,
+                "assignment": h.describe(),
+                "sites": [list(site) for site in h.sites],
+                "n_free": h.n_free,
+                "log_prior": h.log_prior,
+                "rwp": lane.rwp,
+                "chi2": lane.chi2,
+                "finds": lane.finds,
+                "evaluations": lane.evaluations,
+                "seconds": lane.seconds,
+                "status": lane.status if lane.status != "waiting" else "not tried",
+                **({"error": lane.error} if lane.error else {}),
+            }
+        )
+    return rows

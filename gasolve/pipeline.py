@@ -1,0 +1,503 @@
+"""One structure-solution run from a config, as a library: profile fit, scorer, search, final refinement, files.
+
+``gasolve run`` (a config with ``sites``), every hypothesis of the composition search
+(:mod:`gasolve.hypotheses.race`), ``harvest`` and the benchmarks go through these functions::
+
+    setup = prepare(config)                 # profile fit if [pattern.profile] is absent, scorer, reference
+    for record in search(setup):            # one RunRecord per generation (checkpoint it to resume)
+        ...
+    result = finish(setup, record)          # refinement, special positions, esds, figures of merit, verdict
+    write_run(result, out)                  # best.cif, summary.json, history.csv, fit.png, convergence.png
+
+:func:`solve` does the three steps in one call. Nothing here prints or shows progress: the caller does.
+
+Whether a solution is convincing is judged without a reference (:func:`verdict`): the fit must reach the noise
+of the data within a factor and the reflections' intensities must agree (Bragg R); a run that ends short of that
+says so, with what to try, on the terminal and in summary.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gasolve.config import RunConfig, load_observed
+from gasolve.crystal import Structure, read_cif
+from gasolve.errors import InputError
+from gasolve.io.patterns import ObservedPattern
+from gasolve.refine import Refinement
+from gasolve.scoring.protocol import ModelScorer
+from gasolve.solve import Judge, RunRecord, final_candidates, iterate, model_structure, template_structure
+
+#: Largest χ² of a convincing solution. A right model of a simulated pattern gives χ² near 1; on measured data
+#: the profile model's own misfit (asymmetry, preferred orientation, impurity lines) adds a few units, so a
+#: right model of the PbSO4 round-robin pattern ends near 2-4. A wrong model stays far above (the issue's example:
+#: χ² 245).
+CONVINCING_CHI2 = 10.0
+#: Largest Bragg R of a convincing solution: a right model's reflection intensities agree within ~10 %, a wrong
+#: one's do not (0.36 and 0.96 in the issue's examples).
+CONVINCING_R_BRAGG = 0.20
+#: Distance (Å) within which two models count as the same structure when counting independent finds.
+SAME_MODEL_TOLERANCE = 0.3
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything a run builds once from its config.
+
+    Attributes
+    ----------
+    config : RunConfig
+        With the fitted profile and cell when the profile was fitted here.
+    observed : ObservedPattern
+    profile_fit : LeBailResult or None
+        The whole-pattern profile fit, when the config had no ``[pattern.profile]``.
+    scorer : ModelScorer
+    template : Structure
+        Cell, space group, sites with elements and B; coordinates come from the search.
+    judge : Judge or None
+        From ``[reference]``.
+    selector : object or None
+        The selection network (:class:`nnselect.selector.SiteSelector`) from ``[nn]``.
+    """
+
+    config: RunConfig
+    observed: ObservedPattern
+    profile_fit: object | None
+    scorer: ModelScorer
+    template: Structure
+    judge: Judge | None = None
+    selector: object | None = None
+
+
+def fit_profile(config: RunConfig, observed: ObservedPattern) -> tuple[RunConfig, object | None]:
+    """Fit profile, zero shift and cell first (Le Bail/Pawley, as FOX and DASH do) when the config has no profile.
+
+    Returns
+    -------
+    config : RunConfig
+        With the fitted cell and ``[pattern.profile]``; the config itself when it had a profile.
+    result : LeBailResult or None
+    """
+    if config.pattern.profile is not None:
+        return config, None
+    from gasolve.profile_fit import LeBailSettings, fit_lebail
+
+    structure, pattern = config.structure, config.pattern
+    result = fit_lebail(
+        observed,
+        structure.cell,
+        structure.space_group,
+        pattern.radiation,
+        LeBailSettings(background_terms=pattern.background_terms),
+    )
+    fitted = dataclasses.replace(
+        config,
+        structure=dataclasses.replace(structure, cell=result.cell),
+        pattern=dataclasses.replace(pattern, profile=result.profile),
+    )
+    return fitted, result
+
+
+def prepare(
+    config: RunConfig,
+    observed: ObservedPattern | None = None,
+    selector_factory: Callable[[RunConfig, object], object] | None = None,
+) -> Setup:
+    """Build the scorer, the template and the reference judge of a config with ``sites``.
+
+    Parameters
+    ----------
+    config : RunConfig
+    observed : ObservedPattern, optional
+        The pattern already read (the composition search reads it once for all hypotheses).
+    selector_factory : callable, optional
+        (config, ScoringProblem) -> selection network, called when the config has ``[nn]`` (the command line
+        passes :class:`nnselect.selector.SiteSelector`'s; the core never imports nnselect).
+
+    Raises
+    ------
+    InputError
+        When the reference does not match the cell or the composition.
+    """
+    from gasolve.scoring.build import build_scorer
+
+    if not config.structure.sites:
+        raise ValueError("prepare needs a config with sites; a composition goes to gasolve.hypotheses.race")
+    observed = load_observed(config) if observed is None else observed
+    config, lebail = fit_profile(config, observed)
+    spec, pattern = config.structure, config.pattern
+    scorer = build_scorer(spec, observed, pattern.radiation, pattern.profile, pattern.background_terms)
+    selector = None
+    if config.nn is not None:
+        if selector_factory is None:
+            raise ValueError("the config has [nn]: pass selector_factory")
+        selector = selector_factory(config, scorer.problem)
+    template = template_structure(spec.name, spec.cell, spec.space_group, spec.sites, spec.b_iso)
+    judge = None
+    if config.reference is not None:
+        judge = _reference_judge(config, template, spec.site_map())
+    return Setup(config, observed, lebail, scorer, template, judge, selector)
+
+
+def _reference_judge(config: RunConfig, template: Structure, site_map) -> Judge:
+    from gasolve.compare import check_reference_elements, compare_structures
+
+    reference = read_cif(config.reference.cif)
+    judge = Judge(template, reference, config.reference.tolerance)
+    probe = model_structure(template, site_map.project(np.random.default_rng(0).random((1, template.n_sites, 3)))[0])
+    try:  # a cell or composition that does not match the reference fails here, before anything is written
+        if config.structure.occupancy_correction:  # atoms per cell depend on where the search puts the sites
+            check_reference_elements(probe, reference)
+        else:
+            compare_structures(probe, reference)
+    except InputError as error:
+        raise InputError(f"[reference] cif {config.reference.cif}: {error.message}", str(config.source)) from None
+    return judge
+
+
+def search(setup: Setup, record: RunRecord | None = None) -> Iterator[RunRecord]:
+    """The GA's generations until the budget of ``setup.config`` is spent (:func:`gasolve.solve.iterate`)."""
+    nn = setup.config.nn if setup.selector is not None else None
+    return iterate(setup.scorer, setup.config.ga, record, setup.judge, setup.selector, nn)
+
+
+def same_model(template: Structure, frac_a: np.ndarray, frac_b: np.ndarray, tolerance: float) -> bool:
+    """Whether two models of one template are the same structure: every atom within ``tolerance`` Å after the
+    best superposition under the group's normalizer (:func:`gasolve.compare.compare_structures`)."""
+    from gasolve.compare import compare_structures
+
+    try:
+        comparison = compare_structures(model_structure(template, frac_a), model_structure(template, frac_b))
+    except InputError:  # images merged on a special position in one model and not in the other
+        return False
+    return bool(np.max(comparison.site_distances) <= tolerance)
+
+
+def independent_finds(
+    setup: Setup, record: RunRecord, frac: np.ndarray, tolerance: float = SAME_MODEL_TOLERANCE
+) -> int:
+    """How many independent attempts of the search ended at the model ``frac`` (n_sites, 3).
+
+    The attempts are the search's epochs: every restart of the whole search starts all islands from random models
+    (:func:`gasolve.ga.multipop.restart_search`), so the best model of each epoch was found independently of the
+    others. Islands within an epoch are not independent (they exchange models by migration) and count once.
+
+    Returns
+    -------
+    int
+        Epochs, the current one included, whose best model is ``frac`` within ``tolerance`` Å (at least 1 when
+        ``frac`` is the current best; 0 if no epoch's best matches it).
+    """
+    scorer = setup.scorer
+    epochs = [genome for genome, _ in record.epoch_bests]
+    epochs.append(np.asarray(record.state.epoch_best_genome()))
+    count = 0
+    for genome in epochs:
+        other = scorer.project(np.asarray(genome)[None].reshape(1, -1, 3))[0]
+        if same_model(setup.template, other, frac, tolerance):
+            count += 1
+    return count
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the solution is convincing without a reference, and what to try when it is not.
+
+    Attributes
+    ----------
+    convincing : bool
+    reasons : tuple of str
+        What falls short (empty when convincing).
+    advice : tuple of str
+        What to try.
+    """
+
+    convincing: bool
+    reasons: tuple[str, ...] = ()
+    advice: tuple[str, ...] = ()
+
+
+def verdict(chi2: float, r_bragg: float) -> Verdict:
+    """Judge a refined solution by its fit alone (:data:`CONVINCING_CHI2`, :data:`CONVINCING_R_BRAGG`)."""
+    reasons = []
+    if not np.isfinite(chi2) or chi2 > CONVINCING_CHI2:
+        reasons.append(f"χ² {chi2:.3g} is above {CONVINCING_CHI2:g}: the model does not fit the pattern to its noise")
+    if not np.isfinite(r_bragg) or r_bragg > CONVINCING_R_BRAGG:
+        reasons.append(f"Bragg R {r_bragg:.3g} is above {CONVINCING_R_BRAGG:g}: the reflection intensities disagree")
+    if not reasons:
+        return Verdict(True)
+    advice = (
+        "a larger budget ([ga] max_evaluations or --max-evaluations) and other seeds (--seed)",
+        "check the profile fit (gasolve lebail CONFIG): a wrong cell, zero shift or peak shape spoils every model",
+        "check the space group (gasolve classify / gasolve index) and the composition or the list of sites",
+        "on measured data: impurity lines or preferred orientation raise χ² (gasolve refine can refine the latter)",
+    )
+    return Verdict(False, tuple(reasons), advice)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run: the refined model, its fit and figures of merit, and the search's record.
+
+    Attributes
+    ----------
+    setup : Setup
+    record : RunRecord
+    structure : Structure
+        The model as best.cif carries it (sites on special positions settled, occupancies set).
+    frac : ndarray, shape (n_sites, 3)
+        Refined fractional coordinates.
+    esd : ndarray, shape (n_sites, 3)
+        Coordinate esds (fractional); NaN where undetermined.
+    wyckoff : tuple of str or None
+    y_calc : ndarray, shape (n_points,)
+        Calculated profile of the refined model, background included.
+    ticks : list of (str, ndarray)
+        Reflection positions (degrees 2θ) per wavelength, for the fit plot.
+    finds : int
+        Independent finds of the best model (:func:`independent_finds`).
+    verdict : Verdict
+    summary : dict
+        What summary.json carries.
+    """
+
+    setup: Setup
+    record: RunRecord
+    structure: Structure
+    frac: np.ndarray
+    esd: np.ndarray
+    wyckoff: tuple[str, ...] | None
+    y_calc: np.ndarray
+    ticks: list
+    finds: int
+    verdict: Verdict
+    summary: dict = field(repr=False)
+
+    @property
+    def rwp(self) -> float:
+        return float(self.summary["rwp"])
+
+    @property
+    def chi2(self) -> float:
+        return float(self.summary["chi2"])
+
+
+def _refine_candidates(setup: Setup, record: RunRecord) -> tuple[Refinement, list[Refinement]]:
+    from gasolve.crystal.origin import origin_fixing_slots
+    from gasolve.refine import refine_coordinates
+
+    scorer, problem = setup.scorer, setup.scorer.problem
+    candidates, _ = final_candidates(record.state, 5)
+    # The origin of a polar group is held where the search put it (the heaviest atom along the polar directions).
+    held = origin_fixing_slots(
+        problem.space_group, problem.elements, None if scorer.site_map is None else scorer.site_map.matrix
+    )
+    refinements = [refine_coordinates(scorer, genome.reshape(-1, 3), fixed=held) for genome in candidates]
+    best = min(refinements, key=lambda r: r.rwp_after)
+    return dataclasses.replace(best, frac=scorer.project(best.frac[None])[0]), refinements
+
+
+def finish(setup: Setup, record: RunRecord) -> RunResult:
+    """Refine the best models, settle special positions, and measure the fit (everything summary.json says).
+
+    Parameters
+    ----------
+    setup : Setup
+    record : RunRecord
+        The search's last record.
+    """
+    from gasolve import __version__
+    from gasolve.crystal.origin import held_coordinates, origin_fixing_slots
+    from gasolve.diffraction.fit_metrics import bragg_r, fit_metrics
+    from gasolve.diffraction.profile import peak_positions
+    from gasolve.io.run_outputs import site_records
+    from gasolve.refine import coordinate_esds
+
+    config, observed = setup.config, setup.observed
+    spec, settings = config.structure, config.ga
+    scorer, problem = setup.scorer, setup.scorer.problem
+    state = record.state
+    best, refinements = _refine_candidates(setup, record)
+    finds = independent_finds(setup, record, best.frac)
+    wyckoff = None
+    special_positions = None
+    structure = model_structure(setup.template, best.frac)
+    if spec.wyckoff is not None or spec.occupancy_correction:
+        from gasolve.crystal.special_positions import settle
+        from gasolve.scoring.mapped import MappedScorer
+
+        correction = None if problem.overlap is None else problem.overlap.factors(best.frac[None])[0][0]
+        settled = settle(spec.space_group, best.frac, spec.site_map().multiplicity, correction)
+        best = dataclasses.replace(best, frac=settled.frac)
+        structure = settled.apply(model_structure(setup.template, best.frac))
+        wyckoff = settled.labels
+        if wyckoff is not None:  # only the free coordinates of the positions found, for the esds and the fit
+            scorer = MappedScorer(scorer.base, settled.site_map(spec.space_group))
+        special_positions = settled.report([site.label for site in structure.sites])
+    matrix = None if scorer.site_map is None else scorer.site_map.matrix
+    origin_slots = origin_fixing_slots(problem.space_group, problem.elements, matrix)
+    esd = coordinate_esds(scorer, best.frac, origin_fixed=origin_slots)
+    labels = wyckoff or (None if scorer.site_map is None else scorer.site_map.labels)
+    sites_summary = site_records(structure, esd, labels, held_coordinates(origin_slots, matrix))
+    fit = scorer.profiles(best.frac[None])
+    metrics = fit_metrics(observed.y_obs, fit.y_calc[0], observed.weights, 1 + problem.background_terms)
+    r_bragg = bragg_r(
+        problem.peak_matrix.to_sparse(),
+        fit.scale[0] * scorer.intensities(best.frac[None])[0],
+        observed.y_obs,
+        problem.background_basis @ fit.background[0],
+    )
+    judged = verdict(metrics.chi2, r_bragg)
+    summary = {
+        "name": spec.name,
+        "rwp": best.rwp_after,
+        "rwp_before_refinement": float(state.best_rwp),
+        "rp": metrics.rp,
+        "rexp": metrics.rexp,
+        "chi2": metrics.chi2,
+        "r_bragg": r_bragg,
+        "convincing": judged.convincing,
+        "not_convincing_because": list(judged.reasons),
+        "what_to_try": list(judged.advice),
+        "independent_finds": finds,
+        "search_epochs": len(record.epoch_bests) + 1,
+        "coordinate_esd": esd.tolist(),
+        "sites": sites_summary,
+        "origin_fixed_by": [f"{s['label']} {axis}" for s in sites_summary for axis in s["origin_fixed"]],
+        "evaluations": state.evaluations,
+        "generations": state.generation,
+        "wall_seconds": record.seconds,
+        "evaluations_per_second": state.evaluations / max(record.seconds, 1e-9),
+        "seed": settings.budget.seed,
+        "restarts": state.restarts,
+        "refined_candidates": [{"rwp_before": r.rwp_before, "rwp_after": r.rwp_after} for r in refinements],
+        "gradient_cost": settings.rates.gradient_cost,
+        "gasolve_version": __version__,
+    }
+    if special_positions is not None:
+        summary["special_positions"] = special_positions
+    if config.nn is not None:
+        nn_seconds = sum(row.get("nn_seconds", 0.0) for row in record.history)
+        summary["nn"] = {
+            "model": str(config.nn.model),
+            "mode": config.nn.mode,
+            "weight": config.nn.weight,
+            "refine_fraction": config.nn.refine_fraction if config.nn.refine else None,
+            "seconds": nn_seconds,
+            "share_of_wall_time": nn_seconds / max(record.seconds, 1e-9),
+        }
+    if setup.judge is not None:
+        solved, distances = setup.judge(best.frac)
+        summary.update(
+            {
+                "solved": solved,
+                "site_distances": {
+                    label: float(d)
+                    for label, d in zip([s.label for s in setup.judge.reference.sites], distances, strict=True)
+                },
+                "max_site_distance": float(np.max(distances)),
+                "evaluations_to_solution": record.evaluations_to_solution,
+                "tolerance": config.reference.tolerance,
+            }
+        )
+    ticks = [
+        (f"λ={w:.5f}", peak_positions(problem.reflections, w, config.pattern.profile))
+        for w, _ in config.pattern.radiation.lines
+    ]
+    return RunResult(setup, record, structure, best.frac, esd, wyckoff, fit.y_calc[0], ticks, finds, judged, summary)
+
+
+def solve(config: RunConfig) -> RunResult:
+    """Run a config with ``sites`` to the end of its budget and finish it (no files written)."""
+    setup = prepare(config)
+    records = search(setup)
+    record = next(records)
+    for record in records:  # noqa: B007 (the last one is kept)
+        pass
+    return finish(setup, record)
+
+
+def summary_line(result: RunResult) -> str:
+    """One line for the terminal: fit, figures of merit, effort, and the reference's verdict if any."""
+    s = result.summary
+    line = (
+        f"{s['name']}: Rwp {s['rwp']:.4f} (before refinement {s['rwp_before_refinement']:.4f}), Rp {s['rp']:.4f}, "
+        f"χ² {s['chi2']:.3f}, R_Bragg {s['r_bragg']:.4f}, {s['evaluations']:,.0f} evaluations, "
+        f"{s['generations']} generations, {s['wall_seconds']:.1f} s; best model found {s['independent_finds']} "
+        f"time(s) independently"
+    )
+    if "solved" in s:
+        verdict_word = "yes" if s["solved"] else "no"
+        line += f"; solved: {verdict_word} (max site distance {s['max_site_distance']:.3f} Å)"
+    return line
+
+
+def verdict_lines(result: RunResult) -> list[str]:
+    """The plain statement of a run without a convincing solution (empty when it is convincing)."""
+    judged = result.verdict
+    if judged.convincing:
+        return []
+    lines = ["no convincing solution: " + "; ".join(judged.reasons) + ". Try:"]
+    lines += [f"  - {item}" for item in judged.advice]
+    return lines
+
+
+def write_run(result: RunResult, out: str | Path, *, extra: dict | None = None, cif_comments: tuple = ()) -> None:
+    """Write best.cif, summary.json, history.csv, fit.png and convergence.png of a finished run into ``out``.
+
+    Parameters
+    ----------
+    result : RunResult
+    out : str or Path
+        An existing folder.
+    extra : dict, optional
+        More entries for summary.json (the composition search's hypothesis table).
+    cif_comments : tuple of str
+        More comment lines at the top of best.cif.
+    """
+    from gasolve import __version__
+    from gasolve.crystal import write_cif
+    from gasolve.io.run_outputs import write_history, write_json
+    from gasolve.plotting import plot_convergence, plot_fit
+
+    out = Path(out)
+    s = result.summary
+    config = result.setup.config
+    write_cif(
+        result.structure,
+        out / "best.cif",
+        comments=[
+            f"gasolve {__version__}: Rwp {s['rwp']:.5f} after refinement, seed {s['seed']}",
+            "coordinate esds from the least-squares normal matrix (profile, B and cell fixed); none where the "
+            "coordinate holds the origin of a polar group or the data leave it undetermined",
+            *cif_comments,
+        ],
+        esd=result.esd,
+        wyckoff=result.wyckoff,
+    )
+    summary = dict(s, best_cif=str((out / "best.cif").resolve()))
+    if extra:
+        summary.update(extra)
+    write_json(out / "summary.json", summary)
+    write_history(out / "history.csv", result.record.history)
+    observed = result.setup.observed
+    plot_fit(
+        out / "fit.png",
+        observed.two_theta,
+        observed.y_obs,
+        result.y_calc,
+        result.ticks,
+        title=f"{config.structure.name}: best model after refinement",
+        annotation=f"Rwp {s['rwp']:.4f}\nRp  {s['rp']:.4f}\nχ²  {s['chi2']:.3f}\nR_B {s['r_bragg']:.4f}",
+    )
+    plot_convergence(
+        out / "convergence.png",
+        result.record.history,
+        title=f"{config.structure.name}, seed {s['seed']}",
+        evaluations_to_solution=result.record.evaluations_to_solution,
+    )
