@@ -558,7 +558,7 @@ def _composition_structure(table: _Table, name: str, cell: UnitCell, space_group
                 "z", f"expected a positive integer (formula units per conventional cell), got {_describe(z)}"
             )
         with table.blame("z"):
-            check_z(counts, z, cell, space_group, key=f"z = {z}")
+            check_z(counts, z, cell, space_group, key="z")
     else:
         with table.blame("composition"):
             z_candidates(counts, cell, space_group, key=f"composition = {formula!r}")

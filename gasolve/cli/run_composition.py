@@ -51,7 +51,12 @@ def _print_table(rows: list[dict], limit: int = 10) -> None:
 
 
 def write_solution_toml(result, path: Path, evaluations: float) -> None:
-    """The winner as a plain ``sites`` + ``wyckoff`` config that ``gasolve run`` reproduces."""
+    """The winner as a plain ``sites`` + ``wyckoff`` config that ``gasolve run`` reproduces.
+
+    ``evaluations`` is the budget the winner's run was given (its last target): with the same seed, profile and GA
+    settings, ``gasolve run`` repeats that run generation for generation. A winner of the general route is written
+    with the Wyckoff positions it found, which ``gasolve run`` solves as a new, smaller search.
+    """
     import dataclasses
 
     from gasolve.config import write_resolved
@@ -209,7 +214,7 @@ def run_composition(args: argparse.Namespace, config) -> int:
         "solution_toml": str((out / "solution.toml").resolve()),
     }
     pipeline.write_run(result, out, extra=extra, cif_comments=(f"hypothesis {lane.hypothesis.describe()}",))
-    write_solution_toml(result, out / "solution.toml", lane.evaluations)
+    write_solution_toml(result, out / "solution.toml", lane.target)
     ranked = [row for row in rows[1:] if row["status"] not in ("failed", "not tried")][:RUNNERS_UP]
     if ranked:
         (out / "hypotheses").mkdir(exist_ok=True)
