@@ -28,8 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 def _write_case(folder: Path, prototype: str, budget: int = 300_000, extra: str = "") -> tuple[Path, Path]:
     """Pattern (pymatgen), reference CIF and composition config of an AFLOW prototype; (config, reference)."""
     sys.path.insert(0, str(REPO))
-    from benchmarks.broad import simulate_pattern, standardise, write_xye
     from pymatgen.core import Structure
+
+    from benchmarks.broad import simulate_pattern, standardise, write_xye
 
     entry = standardise(Structure.from_file(data_path(f"cif/aflow-prototypes/{prototype}.cif")))
     reference = entry["structure"]
@@ -164,7 +165,7 @@ def _hypothesis(n_free: int, tag: str = "a") -> Hypothesis:
 
 def _outcome(target, rwp, chi2, finds):
     class _Record:
-        class state:  # noqa: N801
+        class state:
             evaluations = target
 
     return {"target": target, "record": _Record(), "rwp": rwp, "chi2": chi2, "finds": finds, "seconds": 1.0}
