@@ -48,6 +48,8 @@ NOISE_FACTOR = 2.0
 CONFIRMING_FINDS = 2
 #: Distance (Å) within which two models count as the same structure when counting independent finds.
 SAME_MODEL_TOLERANCE = 0.3
+#: Best distinct models of the search refined at the end (:func:`refine_candidates`).
+FINAL_CANDIDATES = 5
 
 
 @dataclass(frozen=True)
@@ -321,16 +323,36 @@ class RunResult:
         return float(self.summary["chi2"])
 
 
-def _refine_candidates(setup: Setup, record: RunRecord) -> tuple[Refinement, list[Refinement]]:
+def refine_candidates(
+    setup: Setup, record: RunRecord, *, hold_origin: bool = True
+) -> tuple[Refinement, list[Refinement]]:
+    """Least-squares refinement of the search's :data:`FINAL_CANDIDATES` best distinct models.
+
+    Parameters
+    ----------
+    setup : Setup
+    record : RunRecord
+    hold_origin : bool
+        Hold the origin of a polar group where the search put it (the heaviest atom along the polar directions),
+        as :func:`finish` does; False lets every coordinate move (the convergence benchmark's setting).
+
+    Returns
+    -------
+    best : Refinement
+        The lowest Rwp after refinement, its coordinates projected onto the scorer's Wyckoff positions.
+    refinements : list of Refinement
+        Every candidate's, in the order of :func:`gasolve.solve.final_candidates`.
+    """
     from gasolve.crystal.origin import origin_fixing_slots
     from gasolve.refine import refine_coordinates
 
     scorer, problem = setup.scorer, setup.scorer.problem
-    candidates, _ = final_candidates(record.state, 5)
-    # The origin of a polar group is held where the search put it (the heaviest atom along the polar directions).
-    held = origin_fixing_slots(
-        problem.space_group, problem.elements, None if scorer.site_map is None else scorer.site_map.matrix
-    )
+    candidates, _ = final_candidates(record.state, FINAL_CANDIDATES)
+    held = None
+    if hold_origin:
+        held = origin_fixing_slots(
+            problem.space_group, problem.elements, None if scorer.site_map is None else scorer.site_map.matrix
+        )
     refinements = [refine_coordinates(scorer, genome.reshape(-1, 3), fixed=held) for genome in candidates]
     best = min(refinements, key=lambda r: r.rwp_after)
     return dataclasses.replace(best, frac=scorer.project(best.frac[None])[0]), refinements
@@ -356,7 +378,7 @@ def finish(setup: Setup, record: RunRecord) -> RunResult:
     spec, settings = config.structure, config.ga
     scorer, problem = setup.scorer, setup.scorer.problem
     state = record.state
-    best, refinements = _refine_candidates(setup, record)
+    best, refinements = refine_candidates(setup, record)
     finds = max(independent_finds(setup, record, best.frac), 1)  # the best model was found at least once
     wyckoff = None
     special_positions = None
