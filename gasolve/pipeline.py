@@ -324,9 +324,9 @@ class RunResult:
 
 
 def refine_candidates(
-    setup: Setup, record: RunRecord, *, hold_origin: bool = True
+    setup: Setup, record: RunRecord, *, hold_origin: bool = True, n: int = FINAL_CANDIDATES
 ) -> tuple[Refinement, list[Refinement]]:
-    """Least-squares refinement of the search's :data:`FINAL_CANDIDATES` best distinct models.
+    """Least-squares refinement of the search's ``n`` (:data:`FINAL_CANDIDATES`) best distinct models.
 
     Parameters
     ----------
@@ -347,7 +347,7 @@ def refine_candidates(
     from gasolve.refine import refine_coordinates
 
     scorer, problem = setup.scorer, setup.scorer.problem
-    candidates, _ = final_candidates(record.state, FINAL_CANDIDATES)
+    candidates, _ = final_candidates(record.state, n)
     held = None
     if hold_origin:
         held = origin_fixing_slots(
@@ -358,7 +358,7 @@ def refine_candidates(
     return dataclasses.replace(best, frac=scorer.project(best.frac[None])[0]), refinements
 
 
-def finish(setup: Setup, record: RunRecord) -> RunResult:
+def finish(setup: Setup, record: RunRecord, candidates: int = FINAL_CANDIDATES) -> RunResult:
     """Refine the best models, settle special positions, and measure the fit (everything summary.json says).
 
     Parameters
@@ -366,6 +366,8 @@ def finish(setup: Setup, record: RunRecord) -> RunResult:
     setup : Setup
     record : RunRecord
         The search's last record.
+    candidates : int
+        How many of the run's best distinct models are refined (the best after refinement is kept).
     """
     from gasolve import __version__
     from gasolve.crystal.origin import held_coordinates, origin_fixing_slots
@@ -378,7 +380,7 @@ def finish(setup: Setup, record: RunRecord) -> RunResult:
     spec, settings = config.structure, config.ga
     scorer, problem = setup.scorer, setup.scorer.problem
     state = record.state
-    best, refinements = refine_candidates(setup, record)
+    best, refinements = refine_candidates(setup, record, n=candidates)
     finds = max(independent_finds(setup, record, best.frac), 1)  # the best model was found at least once
     wyckoff = None
     special_positions = None

@@ -176,7 +176,7 @@ def test_rungs_grow_by_eta_scale_with_free_coordinates_and_respect_the_budget():
     state = race.start([_hypothesis(2), _hypothesis(12)])
     plan = race.plan_rung(state, settings, 10**9)
     assert plan == {0: 5000.0, 1: 12000.0}
-    state = race.replace(state, rung=2)
+    state = race.replace(state, stage_rung=2)
     assert race.plan_rung(state, settings, 10**9) == {0: 45000.0, 1: 108000.0}
     capped = race.plan_rung(state, settings, 76500)  # increments scaled together to the budget left
     assert sum(capped.values()) == pytest.approx(76500)
@@ -184,8 +184,8 @@ def test_rungs_grow_by_eta_scale_with_free_coordinates_and_respect_the_budget():
 
 
 def test_halving_keeps_the_best_third_and_a_done_lane_stops_the_race():
-    settings = race.RaceSettings(eta=3, finds=2, noise_factor=2.0, margin=0.9)
-    state = race.start([_hypothesis(3, str(i)) for i in range(6)], noise_chi2=1.0)
+    settings = race.RaceSettings(eta=3, finds=2, noise_factor=2.0, margin=0.9, first_cohort=6)
+    state = race.start([_hypothesis(3, str(i)) for i in range(6)], noise_chi2=1.0, settings=settings)
     for i, rwp in enumerate([0.30, 0.10, 0.25, 0.12, 0.40, 0.50]):
         state = race.tell(state, i, _outcome(1000.0, rwp, (rwp / 0.04) ** 2, 1))
     state = race.decide(state, settings, 10**9)
@@ -200,6 +200,20 @@ def test_halving_keeps_the_best_third_and_a_done_lane_stops_the_race():
     assert stopped.winner == 1 and stopped.stop.startswith("hypothesis 2 is done")
     rows = race.table(stopped)
     assert rows[0]["hypothesis"] == 2 and rows[0]["status"] == "done" and rows[0]["finds"] == 2
+
+
+def test_cohorts_enter_in_prior_order_after_the_previous_stage_is_decided():
+    settings = race.RaceSettings(eta=3, first_cohort=2, evaluations_per_free=1000, min_first_budget=1000)
+    assert race.cohorts(11, settings) == [0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2]
+    state = race.start([_hypothesis(1, str(i)) for i in range(8)], noise_chi2=1.0, settings=settings)
+    assert set(race.plan_rung(state, settings, 10**9)) == {0, 1}  # only the first cohort runs
+    state = race.tell(state, 0, _outcome(1000.0, 0.3, 60.0, 0))
+    state = race.tell(state, 1, _outcome(1000.0, 0.2, 25.0, 0))
+    state = race.decide(state, settings, 10**9)
+    assert state.stage == 1 and state.stage_rung == 0 and state.lanes[0].status == "dropped"
+    plan = race.plan_rung(state, settings, 10**9)
+    assert set(plan) == {2, 3, 4, 5, 6, 7}  # the newcomers catch up; the survivor waits at 1000 evaluations
+    assert all(target == 1000.0 for target in plan.values())
 
 
 def test_a_richer_rival_does_not_block_and_a_failed_run_is_reported():

@@ -120,7 +120,7 @@ def run_composition(args: argparse.Namespace, config) -> int:
         hypotheses, routes = list_hypotheses(fitted.structure)
         probe = pipeline.prepare(race.hypothesis_config(fitted, hypotheses[0], 1), observed)
         noise = free_intensity_chi2(probe.scorer.problem, observed.y_obs, observed.weights)
-        state = race.start(hypotheses, noise)
+        state = race.start(hypotheses, noise, settings)
         for item in routes:
             print(f"Z = {item['z']} (volume ratio {item['volume_ratio']:.2f}): {item['reason']}")
         print(
@@ -221,7 +221,7 @@ def run_composition(args: argparse.Namespace, config) -> int:
     for row in ranked:
         other = state.lanes[row["hypothesis"] - 1]
         other_setup = pipeline.prepare(race.hypothesis_config(fitted, other.hypothesis, other.target), observed)
-        other_result = pipeline.finish(other_setup, other.record)
+        other_result = pipeline.finish(other_setup, other.record, candidates=1)
         write_cif(
             other_result.structure,
             out / "hypotheses" / f"rank{row['rank']}.cif",

@@ -1,15 +1,22 @@
-"""The race of structure hypotheses: successive halving with a shared budget and a reference-free stop.
+"""The race of structure hypotheses: successive halving in cohorts by the prior, a shared budget, a reference-free stop.
 
 Each hypothesis (:mod:`gasolve.hypotheses.hypothesis`) is a plain ``sites`` run of the pipeline
-(:mod:`gasolve.pipeline`), advanced in rungs. Rung r gives every hypothesis still in the race a cumulative budget of
-``base x eta^r`` evaluations, where ``base`` grows with the hypothesis's free coordinates
+(:mod:`gasolve.pipeline`), advanced in rungs. Rung r of a stage gives every hypothesis still in it a cumulative
+budget of ``base x eta^r`` evaluations, where ``base`` grows with the hypothesis's free coordinates
 (:attr:`RaceSettings.evaluations_per_free`); runs continue from their records, so no evaluation is spent twice.
 After a rung the best ``1/eta`` by Rwp go on (successive halving: Karnin, Koren and Somekh, ICML 2013; Jamieson
-and Talwalkar, AISTATS 2016). It needs no model of how a GA run's Rwp falls with effort, which differs between
-hypotheses of different size, only that a right hypothesis tends to be ahead after a short run; it spends most of
-the budget on the few that are, and the budget a hypothesis needs is not known in advance, which halving with a
-growing rung budget handles. When one hypothesis is left it goes on alone, its budget multiplied by ``eta`` per
-rung, until it is done or the run's budget (``[ga] max_evaluations``, shared by all hypotheses) is spent.
+and Talwalkar, AISTATS 2016). Halving needs no model of how a GA run's Rwp falls with effort, which differs
+between hypotheses of different size, only that a right hypothesis tends to be ahead after a short run; it spends
+most of the budget on the few that are, and it copes with not knowing in advance the budget a hypothesis needs.
+
+**Cohorts.** The learned prior ranks the true Wyckoff assignment first for most structures (84.5 % of held-out
+ones, top 10 for 97 %), so the hypotheses enter in cohorts in the prior's order: the first
+:attr:`RaceSettings.first_cohort`, then eta times as many, and so on. A stage halves its cohort together with the
+survivor of the previous stage (which waits until the rung budgets pass the evaluations it already has) down to one
+hypothesis; then the next cohort enters. After the last cohort the survivor goes on alone, its budget multiplied by
+``eta`` per rung, until it is done or the run's budget (``[ga] max_evaluations``, shared by all hypotheses) is
+spent. When the first cohort holds the answer, the race ends without running the others at all (as Hyperband's
+brackets trade breadth for depth; here the prior says where to look first).
 
 **Reference-free stop.** A hypothesis is *done* when its best model (a) was found independently at least
 :attr:`RaceSettings.finds` times (by separate epochs of the search, see
@@ -17,9 +24,9 @@ rung, until it is done or the run's budget (``[ga] max_evaluations``, shared by 
 :attr:`RaceSettings.noise_factor` times the noise level, the χ² of the fit with every reflection's intensity free
 (:func:`gasolve.scoring.noise_floor.free_intensity_chi2`: the best any structure model can do with this profile;
 about 1 for a simulated pattern, 1.9 for the measured PbSO4 round-robin pattern).
-The race stops when a hypothesis is done and no other hypothesis with at most as many free coordinates is within
-:attr:`RaceSettings.margin` of its Rwp (a hypothesis with more free coordinates that fits as well contains the
-simpler one and is no evidence against it).
+The race stops when a hypothesis is done and no other hypothesis tried with at most as many free coordinates is
+within :attr:`RaceSettings.margin` of its Rwp (a hypothesis with more free coordinates that fits as well contains
+the simpler one and is no evidence against it).
 
 The functions here are the science: :class:`RaceState` is explicit and immutable, :func:`plan_rung` says which
 runs to advance and how far, :func:`tell` takes their results back, :func:`decide` applies the stop rule. The
@@ -57,6 +64,8 @@ class RaceSettings:
     margin : float
         A done hypothesis stops the race when every rival with at most as many free coordinates has an Rwp above
         its own / margin.
+    first_cohort : int
+        Hypotheses in the first cohort; cohort k holds ``first_cohort x eta^k``.
     scan_after : int
         ``[ga] scan_after`` of the hypotheses' runs unless the config sets it: an epoch of the search ends after
         this many generations without progress (a relocation scan that fails, then a restart), so that a right
@@ -71,6 +80,7 @@ class RaceSettings:
     noise_factor: float = 2.0
     margin: float = 0.9
     scan_after: int = 4
+    first_cohort: int = 3
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,8 @@ class Lane:
     Attributes
     ----------
     hypothesis : Hypothesis
+    cohort : int
+        The stage at which it enters the race.
     target : float
         Cumulative evaluations its run has been given.
     record : RunRecord or None
@@ -97,6 +109,7 @@ class Lane:
     """
 
     hypothesis: Hypothesis
+    cohort: int = 0
     target: float = 0.0
     record: object | None = None
     status: str = "waiting"
@@ -119,7 +132,11 @@ class RaceState:
     ----------
     lanes : tuple of Lane
     rung : int
-        Rungs finished.
+        Rungs finished, all stages.
+    stage : int
+        Cohorts admitted so far - 1.
+    stage_rung : int
+        Rungs finished in the current stage.
     noise_chi2 : float
         The noise level of χ² (:func:`gasolve.scoring.noise_floor.free_intensity_chi2`).
     stop : str
@@ -128,6 +145,8 @@ class RaceState:
 
     lanes: tuple[Lane, ...]
     rung: int = 0
+    stage: int = 0
+    stage_rung: int = 0
     noise_chi2: float = 1.0
     stop: str = ""
     winner: int | None = None
@@ -138,12 +157,33 @@ class RaceState:
         return float(sum(lane.evaluations for lane in self.lanes))
 
     def alive(self) -> list[int]:
-        return [i for i, lane in enumerate(self.lanes) if lane.status in ("waiting", "racing", "done")]
+        """Lanes of the admitted cohorts that are still in the race."""
+        return [
+            i
+            for i, lane in enumerate(self.lanes)
+            if lane.status in ("waiting", "racing", "done") and lane.cohort <= self.stage
+        ]
+
+    @property
+    def last_stage(self) -> int:
+        return max((lane.cohort for lane in self.lanes), default=0)
 
 
-def start(hypotheses: list[Hypothesis], noise_chi2: float = 1.0) -> RaceState:
-    """The race before its first rung."""
-    return RaceState(tuple(Lane(h) for h in hypotheses), noise_chi2=float(noise_chi2))
+def cohorts(n: int, settings: RaceSettings) -> list[int]:
+    """Cohort of each of ``n`` hypotheses in prior order: ``first_cohort``, then eta times more per cohort."""
+    out, size, k = [], max(1, settings.first_cohort), 0
+    while len(out) < n:
+        out += [k] * size
+        size *= settings.eta
+        k += 1
+    return out[:n]
+
+
+def start(hypotheses: list[Hypothesis], noise_chi2: float = 1.0, settings: RaceSettings | None = None) -> RaceState:
+    """The race before its first rung; ``hypotheses`` most probable first."""
+    settings = settings or RaceSettings()
+    lanes = tuple(Lane(h, cohort=k) for h, k in zip(hypotheses, cohorts(len(hypotheses), settings), strict=True))
+    return RaceState(lanes, noise_chi2=float(noise_chi2))
 
 
 def first_budget(hypothesis: Hypothesis, settings: RaceSettings) -> float:
@@ -161,7 +201,7 @@ def plan_rung(state: RaceState, settings: RaceSettings, max_evaluations: float) 
     left = max_evaluations - state.evaluations
     if not alive or left <= 0:
         return {}
-    wanted = {i: first_budget(state.lanes[i].hypothesis, settings) * settings.eta**state.rung for i in alive}
+    wanted = {i: first_budget(state.lanes[i].hypothesis, settings) * settings.eta**state.stage_rung for i in alive}
     wanted = {i: max(target, state.lanes[i].evaluations) for i, target in wanted.items()}
     increments = {i: target - state.lanes[i].evaluations for i, target in wanted.items()}
     total = sum(increments.values())
@@ -207,14 +247,15 @@ def decide(state: RaceState, settings: RaceSettings, max_evaluations: float) -> 
     The race also ends when the budget is spent or every run failed; the winner is then the best by Rwp.
     """
     lanes = list(state.lanes)
-    racing = [i for i, lane in enumerate(lanes) if lane.status in ("racing", "done")]
+    racing = [i for i, lane in enumerate(lanes) if lane.status in ("racing", "done") and lane.cohort <= state.stage]
     for i in racing:
         if is_done(lanes[i], state.noise_chi2, settings):
             lanes[i] = replace(lanes[i], status="done")
-    state = replace(state, lanes=tuple(lanes), rung=state.rung + 1)
+    state = replace(state, lanes=tuple(lanes), rung=state.rung + 1, stage_rung=state.stage_rung + 1)
     ranked = _ranked(state, racing)
     row = {
         "rung": state.rung,
+        "stage": state.stage,
         "evaluations": state.evaluations,
         "alive": len(racing),
         "best_rwp": state.lanes[ranked[0]].rwp if ranked else math.inf,
@@ -247,7 +288,10 @@ def decide(state: RaceState, settings: RaceSettings, max_evaluations: float) -> 
     for i in ranked[keep:]:
         if lanes[i].status == "racing":
             lanes[i] = replace(lanes[i], status="dropped")
-    return replace(state, lanes=tuple(lanes))
+    state = replace(state, lanes=tuple(lanes))
+    if keep == 1 and state.stage < state.last_stage:  # the stage is decided: the next cohort enters
+        state = replace(state, stage=state.stage + 1, stage_rung=0)
+    return state
 
 
 def conclude(state: RaceState, reason: str) -> RaceState:
