@@ -1,13 +1,28 @@
-"""Joint least-squares Rietveld refinement (issue 14): coordinates, B, cell, zero shift, profile, scale and
-background of one phase against one pattern, with esds.
+"""Joint least-squares Rietveld refinement (issue 14): coordinates, B, cell, zero shift, profile, March-Dollase
+preferred orientation, scale and background of one phase against one pattern, with soft restraints and esds.
 
 ``parameters`` names the parameter vector and its groups, ``model`` computes the pattern of a vector with the
 engine's profile, reflection and form-factor code, ``lm`` is the damped Gauss-Newton (Levenberg-Marquardt) step
-with the scale and background eliminated exactly, ``esd`` the standard uncertainties, ``staged`` the program.
+with the scale and background eliminated exactly, ``esd`` the standard uncertainties, ``staged`` the program,
+``orientation`` the March-Dollase correction, ``restraints`` the soft restraints, ``settings`` the
+``[refinement]`` table.
 """
 
 from gasolve.rietveld.lm import SingularMatrixError
 from gasolve.rietveld.model import RietveldModel
-from gasolve.rietveld.staged import RefinementResult, RefinementSettings, refine
+from gasolve.rietveld.settings import RefinementSettings, Restraint, parse_refinement
+from gasolve.rietveld.staged import RefinementResult, refine
 
-__all__ = ["RefinementResult", "RefinementSettings", "RietveldModel", "SingularMatrixError", "refine"]
+#: The name the pipeline calls: ``refine_structure(structure, observed, radiation, profile, settings)``.
+refine_structure = refine
+
+__all__ = [
+    "RefinementResult",
+    "RefinementSettings",
+    "Restraint",
+    "RietveldModel",
+    "SingularMatrixError",
+    "parse_refinement",
+    "refine",
+    "refine_structure",
+]

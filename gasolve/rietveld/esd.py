@@ -2,7 +2,8 @@
 Crystallography and Materials Science, 2nd ed., ch. 8; the convention of GSAS, FullProf and TOPAS).
 
 The Jacobian is that of the full problem, scale and background columns included, so that the esds carry their
-correlation with the non-linear parameters: cov = (JᵀJ)⁻¹ Σ w Δ² / (N - P), P every refined parameter.
+correlation with the non-linear parameters: cov = (JᵀJ)⁻¹ χ² / (N + R - P), P every refined parameter, R the
+restraints, whose rows (zero in the scale and background columns) and residuals are part of J and χ².
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def uncertainties(model: RietveldModel, x: np.ndarray, free: np.ndarray) -> Unce
     columns = [model.peak_derivatives(x, free) * fit.scale, fit.peaks[:, None], model.basis]
     jacobian = np.column_stack(columns) * root_w[:, None]
     residual = root_w * (model.pattern.y_obs - fit.y_calc)
+    if len(model.restraints):
+        rows = np.zeros((len(model.restraints), jacobian.shape[1]))
+        rows[:, : len(free)] = model.restraint_jacobian(x, free)
+        jacobian = np.vstack([jacobian, rows])
+        residual = np.concatenate([residual, model.restraint_residuals(x)])
     n_parameters = jacobian.shape[1]
     reduced = float(residual @ residual) / max(len(residual) - n_parameters, 1)
     norms = np.linalg.norm(jacobian, axis=0)

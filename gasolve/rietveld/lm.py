@@ -5,7 +5,8 @@ projection, Golub & Pereyra, SIAM J. Numer. Anal. 10 (1973) 413). The step uses 
 (BIT 15 (1975) 49): J = Π √w s ∂(P I)/∂x, with Π the projector orthogonal to the weighted linear columns
 [P I, B], so that the step of x is the Gauss-Newton step of the full problem with s and c re-optimised.
 Marquardt's damping (J.N. Marquardt, SIAM J. Appl. Math. 11 (1963) 431) scales λ by diag(JᵀJ), which makes the
-step independent of the parameters' units.
+step independent of the parameters' units. Restraints add rows (target - value)/σ to the residual and their
+derivatives to J; they do not involve the scale or background, so the projection leaves them as they are.
 
 Convergence, as in GSAS: every shift below ``shift_tolerance`` times its esd on an accepted step that was not
 heavily damped (λ <= 1: a damped step is short because of λ), or a relative change of χ² below
@@ -55,7 +56,9 @@ class LMResult:
     ----------
     x : ndarray, shape (n_parameters,)
     chi2_history : tuple of float
-        Σ w Δ² after each accepted step (first entry: the start).
+        Σ w Δ² (restraints included) after each accepted step (first entry: the start).
+    pattern_chi2_history : tuple of float
+        The pattern's part of it.
     converged : bool
     iterations : int
     max_shift_over_esd : float
@@ -64,13 +67,15 @@ class LMResult:
 
     x: np.ndarray
     chi2_history: tuple[float, ...]
+    pattern_chi2_history: tuple[float, ...]
     converged: bool
     iterations: int
     max_shift_over_esd: float
 
 
 def projected_jacobian(model: RietveldModel, x: np.ndarray, free: np.ndarray):
-    """Kaufman's Jacobian J (n_points, n_free), the weighted residual r and the linear fit at ``x``."""
+    """Kaufman's Jacobian J (n_points + n_restraints, n_free), the weighted residual r (pattern, then restraints)
+    and the linear fit at ``x``."""
     fit = model.linear_fit(x)
     root_w = model.root_w
     residual = root_w * (model.pattern.y_obs - fit.y_calc)
@@ -78,6 +83,9 @@ def projected_jacobian(model: RietveldModel, x: np.ndarray, free: np.ndarray):
     linear = np.column_stack([fit.peaks, model.basis]) * root_w[:, None]
     q, _ = np.linalg.qr(linear)
     jacobian = derivative - q @ (q.T @ derivative)
+    if len(model.restraints):
+        jacobian = np.vstack([jacobian, model.restraint_jacobian(x, free)])
+        residual = np.concatenate([residual, model.restraint_residuals(x)])
     return jacobian, residual, fit
 
 
@@ -126,10 +134,11 @@ def levenberg_marquardt(
     if not np.isfinite(chi2):
         raise InputError("the starting model gives no valid pattern (check the profile: FWHM² > 0, η in [0, 1])")
     history = [chi2]
+    pattern_history = [model.pattern_chi2(x)]
     if len(free) == 0:
-        return LMResult(x, tuple(history), True, 0, 0.0)
+        return LMResult(x, tuple(history), tuple(pattern_history), True, 0, 0.0)
     names = [model.layout.names[i] for i in free]
-    dof = max(model.pattern.n_points - len(free) - 1 - model.background_terms, 1)
+    dof = max(model.pattern.n_points + len(model.restraints) - len(free) - 1 - model.background_terms, 1)
     lam = damping
     converged = False
     ratio = np.inf
@@ -163,6 +172,7 @@ def levenberg_marquardt(
         change = (chi2 - trial_chi2) / trial_chi2
         x, chi2 = trial, trial_chi2
         history.append(chi2)
+        pattern_history.append(model.pattern_chi2(x))
         damped = (
             lam > 1.0
         )  # a heavily damped step (λ ≥ diag(JᵀJ)) is short because of λ, not because x is at the minimum
@@ -170,4 +180,4 @@ def levenberg_marquardt(
         if (ratio < shift_tolerance and not damped) or change < chi2_tolerance:
             converged = True
             break
-    return LMResult(x, tuple(history), converged, iteration, ratio)
+    return LMResult(x, tuple(history), tuple(pattern_history), converged, iteration, ratio)

@@ -1,15 +1,18 @@
 """The calculated pattern of a parameter vector, from the engine's own pieces.
 
-y_calc = s P(cell, zero, profile) I(x, B, cell) + B_bg c, with P the peak-shape matrix of
+y_calc = s P(cell, zero, profile) I(x, B, cell, r) + B_bg c, with P the peak-shape matrix of
 :func:`gasolve.diffraction.profile.build_peak_matrix`, I = |F|² from the form factors of
 :mod:`gasolve.diffraction.form_factors` and the symmetry terms of :func:`gasolve.scoring.problem.symmetry_terms`
 (the same sum over operators as the scoring kernels), and the Chebyshev background of
 :mod:`gasolve.diffraction.background`. The reflection list is generated once (with a margin on d) and the d of each
-reflection follows the refined reciprocal metric, as in the Le Bail fit.
+reflection follows the refined reciprocal metric, as in the Le Bail fit. I = |F|² times the March-Dollase
+correction of :mod:`gasolve.rietveld.orientation` when a preferred-orientation direction is given. Restraints
+(:mod:`gasolve.rietveld.restraints`) add their squared residuals to χ².
 
-Derivatives of the peak part P I: analytic for the coordinates and B (∂I/∂x = 2 Re(F* ∂F/∂x) with
-∂F/∂x = 2πi f h R e^{2πi(hRx + ht)}, ∂F/∂B = -s² f e^{...}), central differences for the cell, zero shift and
-profile, which move the peaks.
+Derivatives of the peak part P I: analytic for the coordinates, B and the March-Dollase r
+(∂I/∂x = 2 Re(F* ∂F/∂x) P_MD with ∂F/∂x = 2πi f h R e^{2πi(hRx + ht)}, ∂F/∂B = -s² f e^{...};
+∂I/∂r = |F|² ∂P_MD/∂r), central differences for the cell, zero shift and profile, which move the peaks.
+Restraint derivatives: central differences (cheap: no pattern).
 
 Known limit: the engine cuts each peak at ``cutoff`` FWHM without tapering, so χ² jumps a little whenever a
 window edge crosses a data point (on measured PbSO4, η ≈ 0.75-0.97, a dropped Lorentzian tail is a few counts per
@@ -37,7 +40,9 @@ from gasolve.diffraction.wavelength import Radiation
 from gasolve.errors import InputError
 from gasolve.io.patterns import ObservedPattern
 from gasolve.profile_fit.lattice import LatticeConstraint
+from gasolve.rietveld.orientation import cos2_to_direction, equivalent_reflections, march_dollase
 from gasolve.rietveld.parameters import ParameterLayout
+from gasolve.rietveld.restraints import RestraintSet
 from gasolve.scoring.problem import d_spacing_limits, symmetry_terms
 
 _AXES = "xyz"
@@ -84,6 +89,11 @@ class RietveldModel:
         One B per site, or one per element (constrained equal on all sites of an element).
     displacement : bool
         Refine the specimen displacement besides the zero shift.
+    preferred_orientation : tuple of 3 int, optional
+        March-Dollase direction (reciprocal-lattice indices); adds the parameter ``r_PO`` (start 1, random).
+        :meth:`set_orientation` changes it.
+    restraints : sequence of Restraint
+        Soft restraints (images chosen at the starting model).
     """
 
     def __init__(
@@ -95,6 +105,8 @@ class RietveldModel:
         background_terms: int = 6,
         b_per: str = "site",
         displacement: bool = False,
+        preferred_orientation: tuple[int, int, int] | None = None,
+        restraints=(),
     ):
         if b_per not in ("site", "element"):
             raise InputError(f"b_per must be 'site' or 'element', got {b_per!r}")
@@ -151,6 +163,11 @@ class RietveldModel:
             self.b_map = np.array([[float(el == u) for u in unique] for el in self.elements])
             b0 = [float(np.mean([s.b_iso for s in structure.sites if s.element == u])) for u in unique]
 
+        self.po_direction = None if preferred_orientation is None else tuple(preferred_orientation)
+        po_names = ["r_PO"] if self.po_direction is not None else []
+        self.equivalents = equivalent_reflections(self.space_group, self.hkl) if po_names else None
+        self.restraints = RestraintSet(restraints, self.labels, self.space_group, structure.cell, self.frac_of(genome))
+
         self.profile_names = ["U", "V", "W", "eta", "eta_slope"]
         if profile.axial > 0:
             self.profile_names.append("axial")
@@ -158,9 +175,10 @@ class RietveldModel:
             self.profile_names += ["P1", "P2"]
         zero_names = ["zero"] + (["displacement"] if displacement else [])
         coordinate_names = [f"{_AXES[slot % 3]}({self.labels[slot // 3]})" for slot in self.free_slots]
-        names = [f"metric{k}" for k in range(self.constraint.n_free)] + zero_names + self.profile_names
+        names = [f"metric{k}" for k in range(self.constraint.n_free)] + zero_names + self.profile_names + po_names
         names += coordinate_names + b_names
         groups = ["cell"] * self.constraint.n_free + ["zero"] * len(zero_names) + ["profile"] * len(self.profile_names)
+        groups += ["preferred_orientation"] * len(po_names)
         groups += ["coordinates"] * len(coordinate_names) + ["b_iso"] * len(b_names)
         self.layout = ParameterLayout(tuple(names), tuple(groups))
         start = {
@@ -176,13 +194,14 @@ class RietveldModel:
             "P2": profile.asymmetry[1],
         }
         x0 = list(self.constraint.coefficients(structure.cell))
-        x0 += [start[n] for n in zero_names + self.profile_names]
+        x0 += [start[n] for n in zero_names + self.profile_names] + [1.0] * len(po_names)
         x0 += list(genome.ravel()[self.free_slots]) + list(b0)
         self.x0 = np.array(x0, dtype=float)
         self._cell_idx = self.layout.indices("cell")
         self._shape_idx = self.layout.indices(("cell", "zero", "profile"))
         self._coord_idx = self.layout.indices("coordinates")
         self._b_idx = self.layout.indices("b_iso")
+        self._po_idx = self.layout.indices("preferred_orientation")
         self._peak_cache: tuple[bytes, scipy.sparse.csc_matrix] | None = None
 
     # ----------------------------------------------------------------------------------------------------------
@@ -236,7 +255,24 @@ class RietveldModel:
 
     def frac(self, x: np.ndarray) -> np.ndarray:
         """Fractional coordinates (n_sites, 3), not wrapped."""
-        return np.einsum("sij,sj->si", self.site_map.matrix, self.genome(x)) + self.site_map.offset
+        return self.frac_of(self.genome(x))
+
+    def frac_of(self, genome: np.ndarray) -> np.ndarray:
+        """Fractional coordinates (n_sites, 3) of genome slots (n_sites, 3)."""
+        return np.einsum("sij,sj->si", self.site_map.matrix, genome) + self.site_map.offset
+
+    def set_orientation(self, direction: tuple[int, int, int]) -> None:
+        """Change the March-Dollase direction (the model must have been built with one)."""
+        if self.po_direction is None:
+            raise ValueError("this model has no preferred-orientation parameter")
+        self.po_direction = tuple(int(i) for i in direction)
+
+    def orientation_factor(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """March-Dollase P (n_refl,) and ∂P/∂r of ``x``; ones and zeros without preferred orientation."""
+        if self.po_direction is None:
+            return np.ones(len(self.hkl)), np.zeros(len(self.hkl))
+        cos2 = cos2_to_direction(self.equivalents, self.po_direction, self.reciprocal_metric(x))
+        return march_dollase(cos2, float(x[self._po_idx[0]]))
 
     def b_iso(self, x: np.ndarray) -> np.ndarray:
         """B (Å²) of every site, shape (n_sites,)."""
@@ -290,20 +326,29 @@ class RietveldModel:
             de = 2j * np.pi * np.einsum("sjk,sak->jak", ep, self.hr)
         return w, e, de, stol2
 
-    def intensities(self, x: np.ndarray) -> np.ndarray:
+    def structure_factors_squared(self, x: np.ndarray) -> np.ndarray:
         """|F|² of every reflection, shape (n_refl,)."""
         w, e, _, _ = self._site_terms(x)
         return np.abs(np.sum(w * e, axis=0)) ** 2
 
+    def intensities(self, x: np.ndarray) -> np.ndarray:
+        """|F|² times the March-Dollase correction of every reflection, shape (n_refl,)."""
+        return self.structure_factors_squared(x) * self.orientation_factor(x)[0]
+
     def intensity_derivatives(self, x: np.ndarray) -> np.ndarray:
-        """∂|F|²/∂x for the coordinate and B entries of the vector (analytic), shape (n_refl, n_coord + n_b)."""
+        """∂I/∂x for the coordinate, B and r_PO entries of the vector (analytic), shape
+        (n_refl, n_coord + n_b + n_po), in that order."""
         w, e, de, stol2 = self._site_terms(x)
         f = np.sum(w * e, axis=0)
+        po, d_po = self.orientation_factor(x)
         d_frac = 2.0 * np.real(np.conj(f)[None, None, :] * w[:, None, :] * de)  # (n_sites, 3, n_refl)
         d_genome = np.einsum("sia,sik->sak", self.site_map.matrix, d_frac).reshape(-1, len(f))
         d_site_b = 2.0 * np.real(np.conj(f)[None, :] * (-stol2)[None, :] * w * e)  # (n_sites, n_refl)
         d_b = self.b_map.T @ d_site_b
-        return np.concatenate([d_genome[self.free_slots], d_b]).T
+        columns = np.concatenate([d_genome[self.free_slots], d_b]) * po[None, :]
+        if self.po_direction is not None:
+            columns = np.concatenate([columns, (np.abs(f) ** 2 * d_po)[None, :]])
+        return columns.T
 
     def peaks(self, x: np.ndarray) -> np.ndarray:
         """P I for unit scale, shape (n_points,)."""
@@ -317,7 +362,7 @@ class RietveldModel:
         y_calc = peaks * solution[0] + self.basis @ solution[1:]
         return LinearFit(float(solution[0]), solution[1:], peaks, y_calc)
 
-    def chi2(self, x: np.ndarray) -> float:
+    def pattern_chi2(self, x: np.ndarray) -> float:
         """Σ w (y_obs - y_calc)² at the optimal scale and background; +inf for a vector with no valid profile."""
         try:
             fit = self.linear_fit(x)
@@ -325,14 +370,46 @@ class RietveldModel:
             return float("inf")
         return float(np.sum(self.pattern.weights * (self.pattern.y_obs - fit.y_calc) ** 2))
 
+    def chi2(self, x: np.ndarray) -> float:
+        """The pattern's χ² plus the restraints' Σ ((value - target) / σ)²."""
+        return self.pattern_chi2(x) + float(np.sum(self.restraint_residuals(x) ** 2))
+
+    def restraint_values(self, x: np.ndarray) -> np.ndarray:
+        """Restrained distances (Å) and angles (degrees) of ``x``, shape (n_restraints,)."""
+        return self.restraints.values(self.frac(x), self.cell(x))
+
+    def restraint_residuals(self, x: np.ndarray) -> np.ndarray:
+        """(target - value) / σ of every restraint, shape (n_restraints,)."""
+        if not len(self.restraints):
+            return np.zeros(0)
+        return self.restraints.residuals(self.frac(x), self.cell(x))
+
+    def restraint_jacobian(self, x: np.ndarray, free: np.ndarray) -> np.ndarray:
+        """∂(value / σ)/∂x_j of the restraints for the parameters ``free`` (central differences over the cell
+        and coordinate entries; zero for the others), shape (n_restraints, len(free))."""
+        free = np.asarray(free, dtype=int)
+        out = np.zeros((len(self.restraints), len(free)))
+        if not len(self.restraints):
+            return out
+        moving = set(self._cell_idx.tolist()) | set(self._coord_idx.tolist())
+        for column, j in enumerate(free):
+            if int(j) not in moving:
+                continue
+            h = 1e-6 * max(abs(x[j]), 1.0) if j in self._cell_idx else 1e-6
+            plus, minus = x.copy(), x.copy()
+            plus[j] += h
+            minus[j] -= h
+            out[:, column] = (self.restraint_residuals(minus) - self.restraint_residuals(plus)) / (2 * h)
+        return out
+
     def peak_derivatives(self, x: np.ndarray, free: np.ndarray) -> np.ndarray:
         """∂(P I)/∂x_j for the parameters ``free`` (indices), shape (n_points, len(free)).
 
-        Coordinates and B analytic (P ∂I/∂x); cell, zero and profile by central differences of P I.
+        Coordinates, B and r_PO analytic (P ∂I/∂x); cell, zero and profile by central differences of P I.
         """
         free = np.asarray(free, dtype=int)
         out = np.zeros((self.pattern.n_points, len(free)))
-        structural = np.concatenate([self._coord_idx, self._b_idx])
+        structural = np.concatenate([self._coord_idx, self._b_idx, self._po_idx])
         analytic = np.isin(free, structural)
         if np.any(analytic):
             columns = self.intensity_derivatives(x)

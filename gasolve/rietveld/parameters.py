@@ -4,9 +4,10 @@ Groups follow refinement programs (GSAS-II, TOPAS): ``cell`` (free coefficients 
 space group's constraints, :class:`gasolve.profile_fit.lattice.LatticeConstraint`), ``zero`` (zero shift and,
 optionally, specimen displacement, degrees), ``profile`` (Caglioti U, V, W in degrees², η, its slope per degree,
 and the asymmetry the starting profile has: Finger-Cox-Jephcoat SH/L or Bérar-Baldinozzi P1, P2),
-``coordinates`` (the free coordinates of each site's Wyckoff position, less those that hold the origin in a
-polar group) and ``b_iso`` (one B per site, or one per element, Å²). Scale and background are linear and never
-in the vector: they are solved exactly for every vector (variable projection).
+``preferred_orientation`` (the March-Dollase ratio r along one direction), ``coordinates`` (the free
+coordinates of each site's Wyckoff position, less those that hold the origin in a polar group) and ``b_iso``
+(one B per site, or one per element, Å²). Scale and background are linear and never in the
+vector: they are solved exactly for every vector (variable projection).
 """
 
 from __future__ import annotations
@@ -15,15 +16,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
-GROUPS = ("cell", "zero", "profile", "coordinates", "b_iso")
+from gasolve.rietveld.settings import GROUPS
 
 #: Finite-difference step of a parameter: the group's relative step · |value| + its floor (natural units). Peaks
 #: are cut off at a multiple of their FWHM, so P moves by small jumps as a window edge crosses a data point; the
 #: steps of the width and position parameters are large enough (1 % of a width, 1/10 of a typical step in 2θ) that
 #: these jumps do not swamp the derivative, and small enough that the central difference's O(h²) error stays
 #: below 1e-4 of it.
-RELATIVE_STEP = {"cell": 1e-4, "zero": 0.0, "profile": 1e-2, "coordinates": 0.0, "b_iso": 1e-4}
-STEP_FLOOR = {"cell": 1e-8, "zero": 2e-3, "profile": 1e-4, "coordinates": 1e-5, "b_iso": 1e-3}
+RELATIVE_STEP = {
+    "cell": 1e-4,
+    "zero": 0.0,
+    "profile": 1e-2,
+    "preferred_orientation": 1e-4,
+    "coordinates": 0.0,
+    "b_iso": 1e-4,
+}
+STEP_FLOOR = {
+    "cell": 1e-8,
+    "zero": 2e-3,
+    "profile": 1e-4,
+    "preferred_orientation": 1e-5,
+    "coordinates": 1e-5,
+    "b_iso": 1e-3,
+}
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,12 @@
-"""The staged refinement program: scale and background, then cell, zero shift and profile, then coordinates, then
-B, then everything together (the order GSAS-II's and TOPAS's tutorials follow: the parameters that move whole
-peaks before those that share out intensity among them).
+"""The staged refinement program: scale and background, then cell, zero shift and profile, then preferred
+orientation, then coordinates, then B, then everything together (the order GSAS-II's and TOPAS's tutorials follow:
+the parameters that move whole peaks before those that share out intensity among them).
+
+Preferred orientation "auto": at its stage, the March-Dollase r is refined alone along each low-index direction
+distinct under the Laue group (:func:`gasolve.rietveld.orientation.distinct_directions`); the direction with the
+lowest χ² is kept if it lowers χ² by more than :data:`PO_SIGNIFICANCE` times the reduced χ² and by at least
+:data:`PO_MIN_RELATIVE` of χ² (a clear improvement, not the few units any extra parameter buys on a pattern with
+systematic misfit); otherwise r stays 1 and is not refined.
 """
 
 from __future__ import annotations
@@ -13,60 +19,53 @@ from gasolve.crystal.structure import Structure
 from gasolve.diffraction.fit_metrics import FitMetrics, bragg_r, fit_metrics
 from gasolve.diffraction.profile import PeakProfile
 from gasolve.diffraction.wavelength import Radiation
-from gasolve.errors import InputError
 from gasolve.io.patterns import ObservedPattern
 from gasolve.rietveld.esd import Uncertainties, cell_esd, uncertainties
 from gasolve.rietveld.lm import SingularMatrixError, levenberg_marquardt
 from gasolve.rietveld.model import RietveldModel
-from gasolve.rietveld.parameters import GROUPS
+from gasolve.rietveld.orientation import distinct_directions
+from gasolve.rietveld.settings import GROUPS, RefinementSettings
 
-#: The default program: (stage name, parameter groups released, cumulatively within the stage).
+#: The default program: (stage name, parameter groups refined in the stage). The final summary counts every group
+#: released by any stage.
 DEFAULT_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("scale/background", ()),
     ("cell/zero/profile", ("cell", "zero", "profile")),
+    ("preferred orientation", ("preferred_orientation",)),
     ("coordinates", ("coordinates",)),
     ("B", ("b_iso",)),
     ("all", GROUPS),
 )
-
-
-@dataclass(frozen=True)
-class RefinementSettings:
-    """How the refinement runs.
-
-    Attributes
-    ----------
-    groups : tuple of str
-        Parameter groups refined at all (a subset of :data:`gasolve.rietveld.parameters.GROUPS`).
-    b_per : {"site", "element"}
-    displacement : bool
-        Refine the specimen displacement as well as the zero shift.
-    background_terms : int
-    max_iterations : int
-        Per stage.
-    shift_tolerance : float
-        Converged when every shift is below this fraction of its esd.
-    """
-
-    groups: tuple[str, ...] = GROUPS
-    b_per: str = "site"
-    displacement: bool = False
-    background_terms: int = 6
-    max_iterations: int = 30
-    shift_tolerance: float = 0.01
-
-    def __post_init__(self) -> None:
-        unknown = set(self.groups) - set(GROUPS)
-        if unknown:
-            raise InputError(f"unknown refinement groups {sorted(unknown)}; known: {', '.join(GROUPS)}")
+#: "auto" keeps a preferred-orientation direction when χ² drops by more than this many reduced χ² ...
+PO_SIGNIFICANCE = 25.0
+#: ... and by at least this fraction of χ².
+PO_MIN_RELATIVE = 0.02
+#: Least-squares cycles of r alone along each candidate direction.
+PO_TRIAL_ITERATIONS = 10
 
 
 @dataclass(frozen=True)
 class StageReport:
+    """One stage: its name, Rwp at its end, cycles, convergence, Rwp after each accepted cycle (the start first)
+    and a note (e.g. the preferred-orientation choice)."""
+
     name: str
     rwp: float
     iterations: int
     converged: bool
+    rwp_history: tuple[float, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class RestraintReport:
+    """A restraint at the refined model: value and target (Å or degrees), σ, and its χ² contribution."""
+
+    name: str
+    value: float
+    target: float
+    sigma: float
+    chi2: float
 
 
 @dataclass(frozen=True)
@@ -91,6 +90,9 @@ class RefinementResult:
     stages : tuple of StageReport
     error : str or None
         Why the refinement stopped early (e.g. a singular matrix); the structure is then the last sound one.
+    po_direction : tuple of 3 int or None
+        The March-Dollase direction refined (None: no preferred orientation).
+    restraints : tuple of RestraintReport
     """
 
     structure: Structure
@@ -108,6 +110,8 @@ class RefinementResult:
     stages: tuple[StageReport, ...]
     model: RietveldModel = field(repr=False)
     error: str | None = None
+    po_direction: tuple[int, int, int] | None = None
+    restraints: tuple[RestraintReport, ...] = ()
 
 
 def _lower_bounds(model: RietveldModel) -> np.ndarray:
@@ -116,6 +120,7 @@ def _lower_bounds(model: RietveldModel) -> np.ndarray:
     for name in ("W", "eta", "axial"):
         if name in model.layout.names:
             lower[model.layout.index(name)] = 1e-8 if name == "W" else 0.0
+    lower[model.layout.indices("preferred_orientation")] = 0.05
     return lower
 
 
@@ -131,8 +136,27 @@ def refine(
 
     A stage that meets a singular normal matrix stops the program; the result then holds the last sound model
     and ``error`` names the parameters the data could not determine.
+
+    Parameters
+    ----------
+    structure : Structure
+        Starting model (a CIF's, or a solution's).
+    pattern : ObservedPattern
+        Restricted to the range to fit.
+    radiation : Radiation
+    profile : PeakProfile
+        Starting profile (a Le Bail fit's, or the instrument's).
+    settings : RefinementSettings, optional
+        Default: every group, preferred orientation "auto", no restraints.
+
+    Raises
+    ------
+    InputError
+        A restraint naming a site the model does not have; a starting model with no valid pattern.
     """
     settings = settings or RefinementSettings()
+    po = settings.po_direction
+    candidates = distinct_directions(structure.space_group) if po == "auto" else []
     model = RietveldModel(
         structure,
         pattern,
@@ -141,18 +165,31 @@ def refine(
         background_terms=settings.background_terms,
         b_per=settings.b_per,
         displacement=settings.displacement,
+        preferred_orientation=candidates[0] if po == "auto" else po,
+        restraints=settings.restraints,
     )
     lower = _lower_bounds(model)
     x = model.x0.copy()
     reports = []
     released: list[str] = []
+    refined_groups = set(settings.groups)
     error = None
     norm = float(np.sum(pattern.weights * pattern.y_obs**2))
+
+    def rwp(values) -> tuple[float, ...]:
+        return tuple(float(np.sqrt(v / norm)) for v in values)
+
     for name, groups in stages:
-        groups = [g for g in groups if g in settings.groups]
-        free = model.layout.indices(groups) if groups else np.zeros(0, dtype=int)
-        released = sorted(set(released) | set(groups))
+        groups = [g for g in groups if g in refined_groups]
+        note = ""
         try:
+            if name == "preferred orientation" and po == "auto" and "preferred_orientation" in groups:
+                x, kept, note = _choose_orientation(model, x, candidates, lower, rwp)
+                if not kept:
+                    refined_groups.discard("preferred_orientation")
+                    groups = []
+            free = model.layout.indices(groups) if groups else np.zeros(0, dtype=int)
+            released = sorted(set(released) | set(groups))
             result = levenberg_marquardt(
                 model,
                 x,
@@ -166,14 +203,44 @@ def refine(
             x = singular.last_sound
             break
         x = result.x
-        reports.append(
-            StageReport(name, float(np.sqrt(result.chi2_history[-1] / norm)), result.iterations, result.converged)
-        )
+        history = rwp(result.pattern_chi2_history)
+        reports.append(StageReport(name, history[-1], result.iterations, result.converged, history, note))
+    released = [g for g in released if g in refined_groups]
     free = model.layout.indices(released) if released else np.zeros(0, dtype=int)
-    return summarise(model, x, free, tuple(reports), error)
+    direction = model.po_direction if "preferred_orientation" in released else None
+    return summarise(model, x, free, tuple(reports), error, direction)
 
 
-def summarise(model: RietveldModel, x: np.ndarray, free: np.ndarray, stages=(), error=None) -> RefinementResult:
+def _choose_orientation(model: RietveldModel, x: np.ndarray, candidates, lower, rwp):
+    """Refine r alone along every candidate direction; keep the best if significant (module docstring).
+
+    Returns the vector to go on from (r = 1 if none is kept), whether one is kept, and a note for the report.
+    """
+    index = model.layout.indices("preferred_orientation")
+    start = x.copy()
+    start[index] = 1.0
+    chi2_random = model.chi2(start)
+    dof = max(model.pattern.n_points - model.n_parameters - 1 - model.background_terms, 1)
+    trials = []
+    for direction in candidates:
+        model.set_orientation(direction)
+        result = levenberg_marquardt(model, start, index, max_iterations=PO_TRIAL_ITERATIONS, lower=lower)
+        trials.append((result.chi2_history[-1], direction, result.x))
+    best_chi2, best_direction, best_x = min(trials, key=lambda t: t[0])
+    gain = chi2_random - best_chi2
+    kept = gain > max(PO_SIGNIFICANCE * chi2_random / dof, PO_MIN_RELATIVE * chi2_random)
+    listing = ", ".join(f"[{' '.join(map(str, d))}] r {xx[index[0]]:.3f} Rwp {rwp([c])[0]:.4f}" for c, d, xx in trials)
+    head = f"random Rwp {rwp([chi2_random])[0]:.4f}; "
+    if kept:
+        model.set_orientation(best_direction)
+        return best_x, True, head + f"kept [{' '.join(map(str, best_direction))}]; tried " + listing
+    model.set_orientation(best_direction)
+    return start, False, head + "none kept (no significant gain); tried " + listing
+
+
+def summarise(
+    model: RietveldModel, x: np.ndarray, free: np.ndarray, stages=(), error=None, po_direction=None
+) -> RefinementResult:
     """Figures of merit and esds of the vector ``x`` with the entries ``free`` refined."""
     fit = model.linear_fit(x)
     pattern = model.pattern
@@ -197,6 +264,10 @@ def summarise(model: RietveldModel, x: np.ndarray, free: np.ndarray, stages=(), 
     coordinate_esd[np.einsum("sij,sj->si", squares, held.reshape(-1, 3)) > 0] = np.nan
     b_param_esd = np.array([esd_of.get(model.layout.names[i], 0.0) for i in model.layout.indices("b_iso")])
     b_esd = np.abs(model.b_map) @ b_param_esd
+    restraint_reports = tuple(
+        RestraintReport(r.name, float(v), r.target, r.sigma, float(((v - r.target) / r.sigma) ** 2))
+        for r, v in zip(model.restraints.restraints, model.restraint_values(x), strict=True)
+    )
     return RefinementResult(
         structure=model.structure_of(x),
         profile=model.profile(x),
@@ -213,4 +284,6 @@ def summarise(model: RietveldModel, x: np.ndarray, free: np.ndarray, stages=(), 
         stages=tuple(stages),
         model=model,
         error=error,
+        po_direction=po_direction,
+        restraints=restraint_reports,
     )

@@ -1,0 +1,224 @@
+"""Settings of a Rietveld refinement and the ``[refinement]`` table of a run config that gives them.
+
+The table (every key optional; the defaults refine everything the data can carry)::
+
+    [refinement]
+    cell = true                         # the cell under the space group's constraints
+    zero = true                         # zero shift
+    displacement = false                # specimen displacement as well
+    profile = true                      # Caglioti U, V, W, eta, its slope, asymmetry
+    coordinates = true                  # free coordinates of every site (origin held in polar groups)
+    b_iso = "site"                      # "site" (one B per site), "element" (one per element) or "off"
+    preferred_orientation = "auto"      # "auto" (the best low-index direction, kept only if significant),
+                                        # [h, k, l] (March-Dollase along that reciprocal-lattice direction) or "off"
+    max_iterations = 30                 # least-squares cycles per stage
+    restraints = [                      # soft restraints, added to chi^2 as ((value - target) / sigma)^2
+        {atoms = ["S1", "O1"], distance = 1.47, sigma = 0.01},          # Å, nearest symmetry image
+        {atoms = ["O1", "S1", "O2"], angle = 109.5, sigma = 1.0},       # degrees, at the middle atom
+    ]
+
+Scale and background are linear and always solved exactly (their terms: ``[pattern.background] terms``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from gasolve.errors import InputError
+
+#: Non-linear parameter groups, in vector order.
+GROUPS = ("cell", "zero", "profile", "preferred_orientation", "coordinates", "b_iso")
+#: The groups a ``[refinement]`` table switches with a boolean.
+_SWITCHES = ("cell", "zero", "profile", "coordinates")
+_KEYS = (*_SWITCHES, "displacement", "b_iso", "preferred_orientation", "max_iterations", "restraints")
+_B_CHOICES = ("site", "element", "off")
+
+
+@dataclass(frozen=True)
+class Restraint:
+    """A soft restraint on a bond distance or angle.
+
+    Attributes
+    ----------
+    atoms : tuple of str
+        Two site labels (distance) or three (angle at the middle one).
+    target : float
+        Å for a distance, degrees for an angle.
+    sigma : float
+        Same unit; the residual is (value - target) / sigma.
+    """
+
+    atoms: tuple[str, ...]
+    target: float
+    sigma: float
+
+    def __post_init__(self) -> None:
+        if len(self.atoms) not in (2, 3):
+            raise InputError(f"a restraint names 2 atoms (distance) or 3 (angle), got {list(self.atoms)}")
+        if len(set(self.atoms)) != len(self.atoms):
+            raise InputError(f"a restraint names the same atom twice: {list(self.atoms)}")
+        if not (math.isfinite(self.sigma) and self.sigma > 0):
+            raise InputError(f"a restraint's sigma must be a positive number, got {self.sigma}")
+        if not (math.isfinite(self.target) and self.target > 0):
+            raise InputError(f"a restraint's target must be a positive number, got {self.target}")
+        if self.kind == "angle" and self.target > 180:
+            raise InputError(f"an angle restraint's target is in degrees (0-180], got {self.target}")
+
+    @property
+    def kind(self) -> str:
+        return "distance" if len(self.atoms) == 2 else "angle"
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}({'-'.join(self.atoms)})"
+
+
+@dataclass(frozen=True)
+class RefinementSettings:
+    """How the refinement runs.
+
+    Attributes
+    ----------
+    groups : tuple of str
+        Parameter groups refined at all (a subset of :data:`GROUPS`).
+    b_per : {"site", "element"}
+    displacement : bool
+        Refine the specimen displacement as well as the zero shift.
+    background_terms : int
+    max_iterations : int
+        Per stage.
+    shift_tolerance : float
+        Converged when every shift is below this fraction of its esd.
+    preferred_orientation : "auto", tuple of 3 int, or None
+        March-Dollase direction (reciprocal-lattice indices), "auto" to let the refinement choose among the
+        low-index ones, None for none. Ignored unless "preferred_orientation" is in ``groups``.
+    restraints : tuple of Restraint
+    """
+
+    groups: tuple[str, ...] = GROUPS
+    b_per: str = "site"
+    displacement: bool = False
+    background_terms: int = 6
+    max_iterations: int = 30
+    shift_tolerance: float = 0.01
+    preferred_orientation: str | tuple[int, int, int] | None = "auto"
+    restraints: tuple[Restraint, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = set(self.groups) - set(GROUPS)
+        if unknown:
+            raise InputError(f"unknown refinement groups {sorted(unknown)}; known: {', '.join(GROUPS)}")
+        if self.b_per not in ("site", "element"):
+            raise InputError(f"b_per must be 'site' or 'element', got {self.b_per!r}")
+        if self.max_iterations < 1:
+            raise InputError(f"max_iterations must be at least 1, got {self.max_iterations}")
+        po = self.preferred_orientation
+        if po is not None and po != "auto":
+            if len(po) != 3 or not all(isinstance(i, int) and not isinstance(i, bool) for i in po):
+                raise InputError(f"a preferred-orientation direction is 3 integers [h, k, l], got {po!r}")
+            if not any(po):
+                raise InputError("the preferred-orientation direction [0, 0, 0] is not a lattice direction")
+
+    @property
+    def po_direction(self) -> str | tuple[int, int, int] | None:
+        """The preferred-orientation setting in force: None when the group is not refined."""
+        return self.preferred_orientation if "preferred_orientation" in self.groups else None
+
+
+def parse_refinement(data: Any, source: str) -> RefinementSettings:
+    """Read a ``[refinement]`` table (module docstring) into :class:`RefinementSettings`.
+
+    Parameters
+    ----------
+    data : dict or None
+        The table as parsed from TOML; None (no table) gives the defaults.
+    source : str
+        The config file, named in every error.
+
+    Raises
+    ------
+    InputError
+        Naming ``source``, ``[refinement]`` and the key: an unknown key, a value of the wrong type, a direction
+        that is not 3 integers, a restraint without 2-3 atoms or a positive target and sigma.
+    """
+    if data is None:
+        return RefinementSettings()
+
+    def error(key: str | None, message: str) -> InputError:
+        return InputError(message, f"{source}: [refinement]" + (f" {key}" if key else ""))
+
+    if not isinstance(data, dict):
+        raise error(None, "expected a table")
+    for key in data:
+        if key not in _KEYS:
+            raise error(key, f"unknown key; allowed: {', '.join(_KEYS)}")
+    groups = []
+    for key in _SWITCHES:
+        value = data.get(key, True)
+        if not isinstance(value, bool):
+            raise error(key, f"expected true or false, got {value!r}")
+        if value:
+            groups.append(key)
+    displacement = data.get("displacement", False)
+    if not isinstance(displacement, bool):
+        raise error("displacement", f"expected true or false, got {displacement!r}")
+    b_iso = data.get("b_iso", "site")
+    if b_iso not in _B_CHOICES:
+        raise error("b_iso", f"expected one of {', '.join(map(repr, _B_CHOICES))}, got {b_iso!r}")
+    if b_iso != "off":
+        groups.append("b_iso")
+    po: Any = data.get("preferred_orientation", "auto")
+    if po == "off":
+        po = None
+    elif po != "auto":
+        if not (isinstance(po, list) and len(po) == 3 and all(type(i) is int for i in po)):
+            raise error("preferred_orientation", f'expected "auto", "off" or 3 integers [h, k, l], got {po!r}')
+        if not any(po):
+            raise error("preferred_orientation", "[0, 0, 0] is not a lattice direction")
+        po = tuple(po)
+    if po is not None:
+        groups.append("preferred_orientation")
+    iterations = data.get("max_iterations", 30)
+    if type(iterations) is not int or iterations < 1:
+        raise error("max_iterations", f"expected a positive integer, got {iterations!r}")
+    restraints = data.get("restraints", [])
+    if not isinstance(restraints, list):
+        raise error("restraints", f"expected a list of tables, got {restraints!r}")
+    parsed = tuple(_restraint(item, i, error) for i, item in enumerate(restraints))
+    return RefinementSettings(
+        groups=tuple(g for g in GROUPS if g in groups),
+        b_per="element" if b_iso == "element" else "site",
+        displacement=displacement,
+        max_iterations=iterations,
+        preferred_orientation=po,
+        restraints=parsed,
+    )
+
+
+def _restraint(item: Any, index: int, error) -> Restraint:
+    key = f"restraints[{index}]"
+    if not isinstance(item, dict):
+        raise error(key, f"expected a table {{atoms = [...], distance = ..., sigma = ...}}, got {item!r}")
+    allowed = ("atoms", "distance", "angle", "sigma")
+    for name in item:
+        if name not in allowed:
+            raise error(f"{key}.{name}", f"unknown key; allowed: {', '.join(allowed)}")
+    atoms = item.get("atoms")
+    if not (isinstance(atoms, list) and all(isinstance(a, str) for a in atoms)):
+        raise error(f"{key}.atoms", f"expected a list of 2 or 3 site labels, got {atoms!r}")
+    if len(atoms) not in (2, 3):
+        raise error(f"{key}.atoms", f"expected 2 site labels (distance) or 3 (angle), got {len(atoms)}")
+    kind = "distance" if len(atoms) == 2 else "angle"
+    other = "angle" if kind == "distance" else "distance"
+    if other in item:
+        raise error(f"{key}.{other}", f"{len(atoms)} atoms make a {kind} restraint; write {kind} = ...")
+    for name in (kind, "sigma"):
+        value = item.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise error(f"{key}.{name}", f"expected a number, got {value!r}")
+    try:
+        return Restraint(tuple(atoms), float(item[kind]), float(item["sigma"]))
+    except InputError as bad:
+        raise error(key, bad.message) from bad
