@@ -884,6 +884,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--png", type=Path, default=None, help="default: the JSON's path with .png")
     parser.add_argument("--resume", action="store_true", help="skip the structures already in the JSON")
     parser.add_argument("--plot-only", action="store_true", help="draw the PNG from the JSON and stop")
+    parser.add_argument(
+        "--half", choices=("tune", "report", "both"), default="both", help="run only one half of the sample"
+    )
     args = parser.parse_args(argv)
     sources = args.source.split(",")
     unknown = [s for s in sources if s != "mp" and s not in CIF_SETS]
@@ -902,8 +905,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     t0 = time.perf_counter()
     entries = sample(args.sources, args.n, args.seed)
+    if args.half != "both":
+        entries = [entry for entry in entries if entry["half"] == args.half]
     print(f"{len(entries)} structures sampled in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    settings = {"n": args.n, "sources": args.sources, "seed": args.seed, "run_seed": args.run_seed}
+    settings = {"n": args.n, "sources": args.sources, "seed": args.seed, "run_seed": args.run_seed, "half": args.half}
     result = run_benchmark(
         entries, mode=args.input, work=args.work, budget=int(args.max_evaluations), wall_limit=args.wall_limit,
         seed=args.seed, run_seed=args.run_seed, json_path=args.json, settings=settings, resume=args.resume,
