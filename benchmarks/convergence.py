@@ -75,6 +75,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -84,6 +85,9 @@ if str(REPO) not in sys.path:
 
 from benchmarks import provenance  # noqa: E402
 from gasolve.io.atomic import atomic_write  # noqa: E402
+
+if TYPE_CHECKING:
+    from gasolve.pipeline import Setup
 
 EXAMPLES = REPO / "examples"
 RESULTS = REPO / "benchmarks" / "results"
@@ -98,8 +102,6 @@ METHODS = (
     "oracle-rerank",
     "oracle-refine",
 )
-#: Best distinct models refined when a GA run ends unsolved at its budget (as ``gasolve run`` does).
-FINAL_CANDIDATES = 5
 #: Methods measured unless others are asked for.
 DEFAULT_METHODS = ("gasolve", "plain", "restarts")
 #: Methods that use the selection network (``--nn``); the suffix is the :class:`NNSettings` mode.
@@ -273,31 +275,49 @@ class BenchmarkConfig:
 
 @dataclass(frozen=True)
 class Problem:
-    """A problem ready to solve: scorer, judge and the GA settings of its config."""
+    """A problem ready to solve: the run's :class:`gasolve.pipeline.Setup` (scorer, template, reference judge and
+    the GA settings of its config), as ``gasolve run`` builds it."""
 
     name: str
-    scorer: object
-    judge: object
-    settings: object
-    n_sites: int
+    setup: Setup
     space_group: str
+
+    @property
+    def scorer(self):
+        return self.setup.scorer
+
+    @property
+    def judge(self):
+        return self.setup.judge
+
+    @property
+    def settings(self):
+        return self.setup.config.ga
+
+    @property
+    def n_sites(self) -> int:
+        return self.setup.template.n_sites
 
 
 @functools.cache
 def build_problem(name: str) -> Problem:
-    """Load the problem ``name`` of :data:`PROBLEMS` and warm it up (JIT, tables); cached per process."""
-    from gasolve.config import load_observed, load_run_config
+    """Load the problem ``name`` of :data:`PROBLEMS` and warm it up (JIT, tables); cached per process.
+
+    The example's config goes through :func:`gasolve.pipeline.prepare`; a P1 problem replaces its structure by the
+    atoms of the reference's cell (space group P1, every atom independent) and judges against that expanded cell.
+    """
+    from gasolve import pipeline
+    from gasolve.config import load_run_config
     from gasolve.crystal import Site, SpaceGroup, Structure, read_cif
-    from gasolve.scoring import Scorer, ScoringProblem
-    from gasolve.solve import Judge, site_labels, template_structure
+    from gasolve.solve import Judge, site_labels
 
     spec = PROBLEMS[name]
     config = load_run_config(EXAMPLES / spec.config)
-    structure, pattern = config.structure, config.pattern
-    reference = read_cif(config.reference.cif)
-    space_group, elements, b_iso = structure.space_group, list(structure.sites), np.array(structure.b_iso, float)
     if spec.p1:
+        structure = config.structure
+        reference = read_cif(config.reference.cif)
         space_group = SpaceGroup.from_symbol("P1")
+        b_iso = np.array(structure.b_iso, float)
         elements, frac, _, _, site_index = reference.expand()
         b_iso = b_iso[site_index] if len(b_iso) == structure.n_sites else np.full(len(elements), b_iso[0])
         atoms = tuple(
@@ -305,26 +325,23 @@ def build_problem(name: str) -> Problem:
             for label, element, x, i in zip(site_labels(elements), elements, frac, site_index, strict=True)
         )
         reference = Structure(reference.cell, space_group, atoms, name=f"{reference.name} (P1)")
-    observed = load_observed(config)
-    problem = ScoringProblem.build(
-        structure.cell,
-        space_group,
-        elements,
-        observed,
-        pattern.radiation,
-        pattern.profile,
-        background_terms=pattern.background_terms,
-        b_iso=b_iso,
-    )
-    scorer = Scorer(problem)
-    template = template_structure(name, structure.cell, space_group, elements, b_iso)
-    judge = Judge(template, reference, config.reference.tolerance)
+        expanded = dataclasses.replace(
+            structure,
+            space_group=space_group,
+            sites=tuple(elements),
+            b_iso=tuple(float(b) for b in b_iso),
+            wyckoff=None,
+        )
+        setup = pipeline.prepare(dataclasses.replace(config, structure=expanded, reference=None))
+        setup = dataclasses.replace(setup, judge=Judge(setup.template, reference, config.reference.tolerance))
+    else:
+        setup = pipeline.prepare(config)
     rng = np.random.default_rng(0)
-    warm = rng.random((4, len(elements), 3))
-    scorer.rwp(warm)
-    scorer.rwp_and_gradient(warm)
-    judge(warm[0])
-    return Problem(name, scorer, judge, config.ga, len(elements), space_group.gemmi.hm)
+    warm = rng.random((4, setup.template.n_sites, 3))
+    setup.scorer.rwp(warm)
+    setup.scorer.rwp_and_gradient(warm)
+    setup.judge(warm[0])
+    return Problem(name, setup, setup.template.space_group.gemmi.hm)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -344,14 +361,16 @@ def _selector(problem_name: str, path: str):
 
 
 def _run_ga(problem: Problem, settings, max_seconds: float, selector=None, nn=None) -> dict:
-    from gasolve.solve import iterate
+    from gasolve import pipeline
 
+    setup = problem.setup
+    setup = dataclasses.replace(setup, config=dataclasses.replace(setup.config, ga=settings, nn=nn), selector=selector)
     started = time.perf_counter()
     record = None
     seconds_to_solution = None
     stopped_by = "budget"
     nn_before = selector.seconds if selector is not None else 0.0
-    for record in iterate(problem.scorer, settings, None, problem.judge, selector, nn):
+    for record in pipeline.search(setup):
         elapsed = time.perf_counter() - started
         if record.solved:
             seconds_to_solution = elapsed
@@ -370,14 +389,10 @@ def _run_ga(problem: Problem, settings, max_seconds: float, selector=None, nn=No
     final_in_place = problem.n_sites if solved else ga_in_place
     if not solved and stopped_by == "budget":
         # gasolve run ends with a least-squares refinement of the best distinct models and judges its result;
-        # a run counts as solved there too, its refinement's Rwp+gradient calls charged at gradient_cost each
-        from gasolve.refine import refine_coordinates
-        from gasolve.solve import final_candidates
-
-        candidates, _ = final_candidates(state, FINAL_CANDIDATES)
-        refinements = [refine_coordinates(problem.scorer, genome.reshape(-1, 3)) for genome in candidates]
+        # a run counts as solved there too, its refinement's Rwp+gradient calls charged at gradient_cost each.
+        # Every coordinate moves (no origin held in the polar P1 problem), as this benchmark has always refined.
+        best, refinements = pipeline.refine_candidates(setup, record, hold_origin=False)
         evaluations += sum(r.evaluations for r in refinements) * settings.rates.gradient_cost
-        best = min(refinements, key=lambda r: r.rwp_after)
         refined_rwp = float(best.rwp_after)
         solved, distances = problem.judge(best.frac)
         final_in_place = int(np.sum(distances <= problem.judge.tolerance))

@@ -16,12 +16,13 @@ smooth background, Poisson noise with 10⁵ counts at the strongest point). The 
 written under ``--work``.
 
 Each repetition runs every case in a fresh process, cases interleaved so that drift of the machine spreads over
-all of them: the process builds the scorer as ``gasolve run`` does and runs ``gasolve.solve.iterate``, the
-loop of ``gasolve run`` (scoring, anti-bump penalty, local refinement, bookkeeping), from the initial
-population until ``--seconds`` have passed; the rate is evaluations (as counted in summary.json, gradients at
-their cost) over the loop's wall time. Peak memory is the process's peak resident set (``getrusage``), which
-includes the interpreter and libraries, and the peak of Python-visible allocations during the loop
-(``tracemalloc``, measured in a separate, untimed run of each case since it slows allocation down).
+all of them: the process builds the scorer as ``gasolve run`` does (:func:`gasolve.pipeline.prepare`, without the
+reference) and runs :func:`gasolve.pipeline.search`, the loop of ``gasolve run`` (scoring, anti-bump penalty,
+local refinement, bookkeeping), from the initial population until ``--seconds`` have passed; the rate is
+evaluations (as counted in summary.json, gradients at their cost) over the loop's wall time. Peak memory is the
+process's peak resident set (``getrusage``), which includes the interpreter and libraries, and the peak of
+Python-visible allocations during the loop (``tracemalloc``, measured in a separate, untimed run of each case
+since it slows allocation down).
 
 ``run_benchmark(...)`` returns plain data and writes JSON (settings, per-case medians, IQR and values, ratios to
 K4SnO4, machine, versions).
@@ -165,20 +166,21 @@ def measure(config_path: Path, seconds: float, seed: int, trace: bool) -> dict:
     """Run the GA loop of ``gasolve run`` on one config in this process for ``seconds``; rate and memory."""
     import resource
     import tracemalloc
+    from dataclasses import replace
 
-    from gasolve.config import load_observed, load_run_config
-    from gasolve.scoring.build import build_scorer
-    from gasolve.solve import iterate
+    from gasolve import pipeline
+    from gasolve.config import load_run_config
 
     config = load_run_config(config_path).with_overrides(seed=seed, max_evaluations=10**12)
-    spec, pattern = config.structure, config.pattern
-    scorer = build_scorer(spec, load_observed(config), pattern.radiation, pattern.profile, pattern.background_terms)
+    # Without the reference: the loop measured is the search alone, no comparison each time the best improves.
+    setup = pipeline.prepare(replace(config, reference=None))
+    spec = setup.config.structure
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     if trace:
         tracemalloc.start()
     started = time.perf_counter()
     record = None
-    for record in iterate(scorer, config.ga):
+    for record in pipeline.search(setup):
         if time.perf_counter() - started >= seconds and record.state.generation >= 1:
             break
     elapsed = time.perf_counter() - started

@@ -41,14 +41,13 @@ from typing import Any
 
 import numpy as np
 
-from gasolve.config import RunConfig, load_observed, resolved_toml
-from gasolve.crystal import Structure, read_cif
+from gasolve.config import RunConfig, resolved_toml
+from gasolve.crystal import Structure
 from gasolve.errors import InputError
 from gasolve.ga import memetic
 from gasolve.ga.settings import GASettings
 from gasolve.io.patterns import ObservedPattern
-from gasolve.scoring import Scorer
-from gasolve.scoring.mapped import MappedScorer
+from gasolve.scoring.protocol import ModelScorer
 from gasolve.solve import build_evaluator
 from nnselect.dataset import MANIFEST, HarvestDataset, new_manifest, wrap_frac
 
@@ -158,7 +157,7 @@ class HarvestProblem:
 
     Attributes
     ----------
-    scorer : Scorer or MappedScorer
+    scorer : ModelScorer
         As `gasolve run` builds it (Wyckoff positions, occupancy correction).
     observed : ObservedPattern
         The pattern restricted to the config's range.
@@ -170,7 +169,7 @@ class HarvestProblem:
         Å: a run is solved when its best model has every site this close (one to one, ``gasolve compare``).
     """
 
-    scorer: Scorer | MappedScorer
+    scorer: ModelScorer
     observed: ObservedPattern
     reference: Structure
     template: Structure
@@ -178,41 +177,33 @@ class HarvestProblem:
 
     @classmethod
     def from_config(cls, config: RunConfig) -> HarvestProblem:
-        """Build the scorer as ``gasolve run`` does and read the reference.
+        """Build the scorer, template and reference as ``gasolve run`` does (:func:`gasolve.pipeline.prepare`).
 
         Raises
         ------
         InputError
-            If the config has no ``[reference]``, or the reference's cell or composition does not match.
+            If the config has no ``[reference]``, no ``[pattern.profile]`` or no ``sites``, or the reference's
+            cell or composition does not match.
         """
-        from gasolve.compare import check_reference_elements, compare_structures
-        from gasolve.scoring.build import build_scorer
-        from gasolve.solve import model_structure, template_structure
+        from gasolve import pipeline
 
         if config.reference is None:
             raise InputError(
                 "harvesting needs the known structure: add a [reference] table with its cif", str(config.source)
             )
-        spec, pattern = config.structure, config.pattern
-        if pattern.profile is None:
+        if config.pattern.profile is None:
             raise InputError(
                 "harvesting needs a fixed profile: add [pattern.profile] (gasolve lebail CONFIG writes one)",
                 str(config.source),
             )
-        observed = load_observed(config)
-        scorer = build_scorer(spec, observed, pattern.radiation, pattern.profile, pattern.background_terms)
-        reference = read_cif(config.reference.cif)
-        template = template_structure(spec.name, spec.cell, spec.space_group, spec.sites, spec.b_iso)
-        random = np.random.default_rng(0).random((1, template.n_sites, 3))
-        probe = model_structure(template, spec.site_map().project(random)[0])
-        try:
-            if spec.occupancy_correction:  # atoms per cell depend on where the search puts the sites
-                check_reference_elements(probe, reference)
-            else:
-                compare_structures(probe, reference)
-        except InputError as error:
-            raise InputError(f"[reference] cif {config.reference.cif}: {error.message}", str(config.source)) from None
-        return cls(scorer, observed, reference, template, config.reference.tolerance)
+        if not config.structure.sites:
+            raise InputError(
+                "harvesting needs the independent atoms: give [structure] sites (a composition search's "
+                "solution.toml has them)",
+                str(config.source),
+            )
+        setup = pipeline.prepare(dataclasses.replace(config, nn=None))  # the harvest's GA runs without a network
+        return cls(setup.scorer, setup.observed, setup.judge.reference, setup.template, config.reference.tolerance)
 
     @property
     def elements(self) -> list[str]:
