@@ -40,6 +40,9 @@ A run config holds the tables below (``#`` marks what may be left out)::
     [output]                     # optional: default runs/NAME beside the TOML file (``gasolve run --out``)
     dir = "runs/K4SnO4"          # relative to the TOML file
 
+    [refinement]                 # optional: Rietveld refinement groups, preferred orientation, restraints
+    preferred_orientation = "auto"   # see gasolve.rietveld.settings for every key
+
 Every value is checked on load. A mistake raises :class:`~gasolve.errors.InputError` naming the file, the
 table and key, and what was expected, e.g. ``run.toml: [structure] cell: expected 6 numbers [a, b, c, alpha,
 beta, gamma], got 5``. Relative paths are taken relative to the TOML file and stored absolute. The fully
@@ -77,6 +80,7 @@ from gasolve.ga.settings import FLAT_FIELDS, REMOVED_KEYS, GASettings
 from gasolve.io.atomic import atomic_write
 from gasolve.io.patterns import ObservedPattern, read_pattern
 from gasolve.io.toml_file import read_toml, toml_text
+from gasolve.rietveld.settings import RefinementSettings, parse_refinement, refinement_table
 from gasolve.scoring.overlap import DEFAULT_OVERLAP_RADIUS
 
 #: Default isotropic displacement parameter B (Å²) of every site.
@@ -97,7 +101,7 @@ MIN_BACKGROUND_TERMS = 3
 #: Default output folder, relative to the config file: ``runs/NAME`` (``NAME`` made safe as a folder name).
 DEFAULT_OUTPUT_FOLDER = "runs"
 
-_TABLES = ("structure", "pattern", "ga", "nn", "reference", "output")
+_TABLES = ("structure", "pattern", "ga", "nn", "reference", "output", "refinement")
 _STRUCTURE_KEYS = (
     "name",
     "cell",
@@ -299,6 +303,8 @@ class RunConfig:
         The parsed TOML as given, before defaults and path resolution (not compared by ``==``; do not modify).
     nn : NNSettings or None
         Network-guided selection (the ``[nn]`` table), None without it.
+    refinement : RefinementSettings
+        The ``[refinement]`` table (:mod:`gasolve.rietveld.settings`); defaults without it.
     """
 
     source: Path = field(compare=False)
@@ -309,6 +315,7 @@ class RunConfig:
     output: OutputSpec
     raw: dict = field(compare=False, repr=False)
     nn: NNSettings | None = None
+    refinement: RefinementSettings = field(default_factory=RefinementSettings)
 
     def with_overrides(
         self, out: str | Path | None = None, seed: int | None = None, max_evaluations: int | None = None
@@ -799,6 +806,7 @@ def parse_run_config(raw: dict, source: str | Path) -> RunConfig:
         output=_output(top.subtable("output", required=False), base, default_output_dir(path, structure.name)),
         raw=raw,
         nn=_nn(top.subtable("nn", required=False), base),
+        refinement=parse_refinement(raw.get("refinement"), label),
     )
 
 
@@ -942,6 +950,8 @@ def _resolved_document(config: RunConfig) -> dict[str, dict[str, Any]]:
     if config.reference is not None:
         document["reference"] = {"cif": str(config.reference.cif), "tolerance": config.reference.tolerance}
     document["output"] = {"dir": str(config.output.dir)}
+    if config.refinement != RefinementSettings():
+        document["refinement"] = refinement_table(config.refinement)
     return document
 
 

@@ -104,3 +104,29 @@ def plot_convergence(
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2)
     _save(fig, path)
+
+
+def plot_refinement_progress(path: str | Path, stages: list[tuple[str, list[float]]], title: str = "") -> None:
+    """Rwp after every accepted least-squares cycle of a staged refinement, the stages one after another.
+
+    Parameters
+    ----------
+    path : output PNG.
+    stages : list of (stage name, Rwp after each cycle, the stage's start first).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    start = 0
+    for k, (name, history) in enumerate(stages):
+        cycles = np.arange(start, start + len(history))
+        ax.plot(cycles, history, "o-", ms=3, lw=1, color=f"C{k % 10}", label=f"{name} ({history[-1]:.4f})")
+        start += max(len(history) - 1, 0) + 1
+    ax.set_xlabel("least-squares cycle (all stages)")
+    ax.set_ylabel("Rwp")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    _save(fig, path)

@@ -95,3 +95,78 @@ def test_refine_bad_model_exits_2(tmp_path, capsys):
     config.write_text("[structure]\n", encoding="utf-8")
     assert main(["refine", str(config), str(tmp_path / "bad.cif")]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def _simulated_run(tmp_path, refinement: dict) -> tuple[list[str], object]:
+    truth = read_cif(shared_path("measured/PbSO4-lab-CuKa/PBSO4X_refined_phase1.cif"))
+    two_theta = np.arange(15.0, 50.0, 0.02)
+    sim = simulate(truth, two_theta, Radiation(((1.5406, 1.0),), "CuKa1"), PROFILE, np.array([80.0, -5.0]))
+    y = np.random.default_rng(4).poisson(3e-3 * sim.peaks + sim.background).astype(float)
+    write_xye(tmp_path / "sim.xye", two_theta, y, np.sqrt(np.maximum(y, 1.0)))
+    write_cif(truth, tmp_path / "start.cif")
+    config = {
+        "structure": {"name": "PbSO4", "cell": list(truth.cell.parameters), "space_group": "Pnma", "sites": ["Pb"]},
+        "pattern": {
+            "file": "sim.xye",
+            "wavelength": 1.5406,
+            "background": {"terms": 3},
+            "profile": profile_table(PROFILE),
+        },
+        "refinement": refinement,
+    }
+    (tmp_path / "run.toml").write_text(toml_text(config, []), encoding="utf-8")
+    return ["refine", str(tmp_path / "run.toml"), str(tmp_path / "start.cif"), "--out", str(tmp_path / "out")], truth
+
+
+def test_refine_honours_the_refinement_table_and_writes_the_report(tmp_path, capsys):
+    import matplotlib.image
+
+    refinement = {
+        "cell": False,
+        "zero": False,
+        "profile": False,
+        "b_iso": "element",
+        "preferred_orientation": "off",
+        "restraints": [{"atoms": ["S2", "O3"], "distance": 1.40, "sigma": 0.02}],
+    }
+    args, truth = _simulated_run(tmp_path, refinement)
+    assert main(args) == 0
+    out = tmp_path / "out"
+    summary = _strict((out / "refinement.json").read_text())
+    names = [p["name"] for p in summary["parameters"]]
+    assert {"B(Pb)", "B(S)", "B(O)"} <= set(names)
+    assert not any(n.startswith(("metric", "U", "zero", "r_PO")) for n in names)
+    assert summary["preferred_orientation"] is None
+    (restraint,) = summary["restraints"]
+    assert restraint["name"] == "distance(S2-O3)" and restraint["target"] == 1.40
+    assert math.isclose(restraint["chi2"], ((restraint["value"] - 1.40) / 0.02) ** 2, rel_tol=1e-9)
+    assert summary["restraints_chi2"] == restraint["chi2"] > 0
+    # the cell stays the model's (not refined): the CIF writes it without esd
+    block = gemmi.cif.read(str(out / "refined.cif")).sole_block()
+    assert float(block.find_value("_cell_length_a")) == truth.cell.a
+    assert block.find_value("_refine_ls_number_restraints") == "1"
+    text = (out / "refinement.txt").read_text()
+    assert "distance(S2-O3)" in text and "B(O)" in text
+    for name in ("rietveld.png", "refinement_progress.png"):
+        image = matplotlib.image.imread(out / name)
+        assert image.shape[0] > 300 and image.shape[1] > 500
+    stages = summary["stages"]
+    assert all(s["rwp_history"][-1] == s["rwp"] for s in stages)
+    assert stages[-1]["rwp"] <= stages[0]["rwp"]
+    assert stages[0]["name"] == "scale/background" and stages[-1]["name"] == "all"
+    assert "distance(S2-O3)" in capsys.readouterr().out
+
+
+def test_refine_bad_refinement_key_exits_2(tmp_path, capsys):
+    args, _ = _simulated_run(tmp_path, {"preferred_orientation": [0, 0, 0]})
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "run.toml" in err and "[refinement] preferred_orientation" in err and "lattice direction" in err
+    args, _ = _simulated_run(tmp_path, {"coordinate": True})
+    assert main(args) == 2
+    assert "[refinement] coordinate: unknown key" in capsys.readouterr().err
+    args, _ = _simulated_run(tmp_path, {"restraints": [{"atoms": ["S2", "O9"], "distance": 1.5, "sigma": 0.01}]})
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "run.toml" in err and "O9" in err and "restraints" in err
+    assert not (tmp_path / "out" / "refined.cif").exists()

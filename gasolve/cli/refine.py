@@ -1,7 +1,10 @@
 """`gasolve refine CONFIG.toml MODEL.cif`: Rietveld refinement of a structure against the config's pattern.
 
-Runs :func:`gasolve.rietveld.refine` (cell, zero shift, profile, coordinates, B, scale and background, staged) and
-writes refined.cif (esds in CIF notation, figures of merit in the pdCIF items) and refinement.json.
+Runs :func:`gasolve.rietveld.refine` (cell, zero shift, profile, preferred orientation, coordinates, B, scale and
+background, staged; the groups, preferred orientation and restraints of the config's ``[refinement]`` table) and
+writes refined.cif (esds in CIF notation, figures of merit in the pdCIF items), refinement.json, refinement.txt
+(parameters with esds, correlations above 0.9, restraints), rietveld.png (observed, calculated, difference and
+reflection ticks) and refinement_progress.png (Rwp per cycle and stage).
 """
 
 from __future__ import annotations
@@ -15,14 +18,20 @@ def add_parser(subparsers) -> None:
         help="Rietveld refinement of a structure (CIF) against the config's pattern",
         description="Joint least-squares Rietveld refinement of MODEL.cif against the pattern of CONFIG.toml: cell "
         "under the space group's constraints, zero shift, Caglioti U, V, W, eta and its slope, asymmetry, free "
-        "coordinates and isotropic B, with scale and background exact. Without [pattern.profile] the profile is "
-        "first fitted (Le Bail). Writes refined.cif and refinement.json.",
+        "coordinates, isotropic B and March-Dollase preferred orientation, with scale and background exact, as the "
+        "config's [refinement] table says (groups, preferred_orientation, restraints). Without [pattern.profile] "
+        "the profile is first fitted (Le Bail). Writes refined.cif, refinement.json, refinement.txt, rietveld.png "
+        "and refinement_progress.png.",
     )
     parser.add_argument("config", help="run configuration (TOML) naming the pattern and instrument")
     parser.add_argument("model", help="starting structure (CIF)")
     parser.add_argument("--out", help="output folder; default the config's [output] dir")
-    parser.add_argument("--b-per", choices=("site", "element"), default="site", help="one B per site or per element")
-    parser.add_argument("--max-iterations", type=int, default=30, help="least-squares cycles per stage (default 30)")
+    parser.add_argument(
+        "--b-per", choices=("site", "element"), help="one B per site or per element (overrides [refinement] b_iso)"
+    )
+    parser.add_argument(
+        "--max-iterations", type=int, help="least-squares cycles per stage (overrides [refinement]; default 30)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -35,10 +44,11 @@ def run(args: argparse.Namespace) -> int:
     from gasolve.errors import InputError
     from gasolve.io.atomic import atomic_write
     from gasolve.io.run_outputs import write_json
-    from gasolve.rietveld import RefinementSettings, refine
-    from gasolve.rietveld.report import format_refined_cif, refinement_summary
+    from gasolve.plotting import plot_fit, plot_refinement_progress
+    from gasolve.rietveld import refine
+    from gasolve.rietveld.report import format_refined_cif, parameter_table, refinement_summary, reflection_ticks
 
-    if args.max_iterations < 1:
+    if args.max_iterations is not None and args.max_iterations < 1:
         raise InputError(f"--max-iterations must be at least 1, got {args.max_iterations}")
     config = load_run_config(args.config)
     structure = read_cif(args.model)
@@ -57,10 +67,18 @@ def run(args: argparse.Namespace) -> int:
         )
         profile = fitted.profile
         structure = dataclasses.replace(structure, cell=fitted.cell)
-    settings = RefinementSettings(
-        b_per=args.b_per, background_terms=pattern.background_terms, max_iterations=args.max_iterations
-    )
-    result = refine(structure, observed, pattern.radiation, profile, settings)
+    changes = {"background_terms": pattern.background_terms}
+    if args.b_per is not None:
+        changes["b_per"] = args.b_per
+    if args.max_iterations is not None:
+        changes["max_iterations"] = args.max_iterations
+    settings = dataclasses.replace(config.refinement, **changes)
+    try:
+        result = refine(structure, observed, pattern.radiation, profile, settings)
+    except InputError as error:  # e.g. a restraint on a site the model lacks: name the config
+        if error.source is None and "[refinement]" in error.message:
+            raise InputError(error.message, str(config.source)) from error
+        raise
     out = Path(args.out) if args.out else config.output.dir
     out.mkdir(parents=True, exist_ok=True)
     m = result.metrics
@@ -72,8 +90,25 @@ def run(args: argparse.Namespace) -> int:
         comments.append(f"stopped early: {result.error}")
     atomic_write(out / "refined.cif", format_refined_cif(result, comments))
     write_json(out / "refinement.json", refinement_summary(result))
-    print(f"Rwp {m.rwp:.4f}  Rp {m.rp:.4f}  Rexp {m.rexp:.4f}  chi2 {m.chi2:.3f}  R_Bragg {result.r_bragg:.4f}")
-    print(f"wrote {out / 'refined.cif'} and {out / 'refinement.json'}")
+    table = parameter_table(result)
+    atomic_write(out / "refinement.txt", table)
+    annotation = f"Rwp {m.rwp:.4f}\nRexp {m.rexp:.4f}\nchi2 {m.chi2:.3f}\nR_Bragg {result.r_bragg:.4f}"
+    plot_fit(
+        out / "rietveld.png",
+        observed.two_theta,
+        observed.y_obs,
+        result.y_calc,
+        reflection_ticks(result, pattern.radiation),
+        title=f"{structure.name}: Rietveld refinement",
+        annotation=annotation,
+    )
+    plot_refinement_progress(
+        out / "refinement_progress.png",
+        [(s.name, list(s.rwp_history)) for s in result.stages],
+        title=f"{structure.name}: refinement progress",
+    )
+    print(table, end="")
+    print(f"wrote refined.cif, refinement.json, refinement.txt, rietveld.png and refinement_progress.png in {out}")
     if result.error:
         print(f"warning: {result.error}")
     return 0

@@ -3,7 +3,9 @@
 CIF items: the cell and its esds, coordinates and U_iso with esds in the IUCr notation 0.18820(12), and the
 powder refinement items of the pdCIF dictionary (_pd_proc_ls_prof_R_factor = Rp, _pd_proc_ls_prof_wR_factor =
 Rwp, _pd_proc_ls_prof_wR_expected = Rexp, _refine_ls_goodness_of_fit_all = sqrt(χ²), _refine_ls_R_I_factor =
-R_Bragg).
+R_Bragg, _pd_proc_ls_pref_orient_corr = the March-Dollase direction and r, _refine_ls_number_restraints).
+The text report (:func:`parameter_table`) lists every refined parameter with its esd, the correlations above
+0.9, the restraints and their χ², and the stages.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import numpy as np
 
 from gasolve.crystal.cif_io import COORDINATE_DECIMALS, add_cell_and_symmetry, with_esd
 from gasolve.crystal.structure import U_TO_B
+from gasolve.diffraction.profile import peak_positions
+from gasolve.diffraction.wavelength import Radiation
 from gasolve.rietveld.staged import RefinementResult
 
 
@@ -45,6 +49,12 @@ def format_refined_cif(result: RefinementResult, comments: list[str] | None = No
     block.set_pair("_refine_ls_goodness_of_fit_all", f"{math.sqrt(m.chi2):.4f}")
     block.set_pair("_refine_ls_R_I_factor", f"{result.r_bragg:.5f}")
     block.set_pair("_refine_ls_number_parameters", str(m.n_parameters))
+    block.set_pair("_refine_ls_number_restraints", str(len(result.restraints)))
+    po = preferred_orientation(result)
+    text = "none"
+    if po is not None:
+        text = f"March-Dollase along [{' '.join(map(str, po['direction']))}], r = {with_esd(po['r'], po['esd'])}"
+    block.set_pair("_pd_proc_ls_pref_orient_corr", gemmi.cif.quote(text))
     block.set_pair("_pd_proc_number_of_points", str(m.n_points))
     header = "".join(f"# {line}\n" for line in (comments or []))
     return header + document.as_string()
@@ -52,6 +62,64 @@ def format_refined_cif(result: RefinementResult, comments: list[str] | None = No
 
 def _finite(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
+
+
+def preferred_orientation(result: RefinementResult) -> dict | None:
+    """Direction, r and its esd of the refined March-Dollase correction; None without one."""
+    unc = result.uncertainties
+    if result.po_direction is None or "r_PO" not in unc.names:
+        return None
+    k = unc.names.index("r_PO")
+    return {"direction": list(result.po_direction), "r": float(unc.values[k]), "esd": _finite(unc.esd[k])}
+
+
+def reflection_ticks(result: RefinementResult, radiation: Radiation) -> list[tuple[str, np.ndarray]]:
+    """Peak positions (2θ, degrees) of the refined reflections, one row per emission line, for the Rietveld plot."""
+    reflections = result.model.reflections(result.x)
+    return [(f"λ={w:.5f}", peak_positions(reflections, w, result.profile)) for w, _ in radiation.lines]
+
+
+def parameter_table(result: RefinementResult) -> str:
+    """Plain-text report: figures of merit, stages, every refined parameter with its esd, correlations above 0.9
+    and the restraints."""
+    m = result.metrics
+    unc = result.uncertainties
+    lines = [
+        f"Rwp {m.rwp:.5f}  Rp {m.rp:.5f}  Rexp {m.rexp:.5f}  chi2 {m.chi2:.4f}  R_Bragg {result.r_bragg:.5f}  "
+        f"({m.n_points} points, {m.n_parameters} parameters, {len(result.restraints)} restraints)",
+        "",
+        "stage                      Rwp      cycles  converged",
+    ]
+    for stage in result.stages:
+        lines.append(f"{stage.name:<24} {stage.rwp:9.5f}  {stage.iterations:6d}  {stage.converged}")
+        if stage.note:
+            lines.append(f"    {stage.note}")
+    lines += ["", "parameter            value            esd"]
+    for name, value, esd in zip(unc.names, unc.values, unc.esd, strict=True):
+        lines.append(f"{name:<16} {value:>16.8g} {esd:>14.3g}   {with_esd(float(value), float(esd))}")
+    cell = result.structure.cell.parameters
+    lines.append("cell  " + "  ".join(with_esd(v, float(e)) for v, e in zip(cell, result.cell_esd, strict=True)))
+    po = preferred_orientation(result)
+    if po is not None:
+        lines.append(
+            f"preferred orientation: March-Dollase along {po['direction']}, r = {with_esd(po['r'], po['esd'])}"
+        )
+    if unc.high_correlations:
+        lines += ["", "warning: correlations above 0.9"]
+        lines += [f"    {a} / {b}: {c:+.3f}" for a, b, c in unc.high_correlations]
+    if result.restraints:
+        total = sum(r.chi2 for r in result.restraints)
+        lines += [
+            "",
+            f"restraints (chi2 contribution {total:.3f} in all)",
+            "    name                 value   target  sigma  chi2",
+        ]
+        lines += [
+            f"    {r.name:<20} {r.value:7.4f} {r.target:7.4f} {r.sigma:6.4f} {r.chi2:7.3f}" for r in result.restraints
+        ]
+    if result.error:
+        lines += ["", f"stopped early: {result.error}"]
+    return "\n".join(lines) + "\n"
 
 
 def refinement_summary(result: RefinementResult) -> dict:
@@ -87,8 +155,22 @@ def refinement_summary(result: RefinementResult) -> dict:
             for i, site in enumerate(structure.sites)
         ],
         "correlations_above_0.9": [{"a": a, "b": b, "correlation": c} for a, b, c in unc.high_correlations],
+        "preferred_orientation": preferred_orientation(result),
+        "restraints": [
+            {"name": r.name, "value": r.value, "target": r.target, "sigma": r.sigma, "chi2": r.chi2}
+            for r in result.restraints
+        ],
+        "restraints_chi2": float(sum(r.chi2 for r in result.restraints)),
         "stages": [
-            {"name": s.name, "rwp": s.rwp, "iterations": s.iterations, "converged": s.converged} for s in result.stages
+            {
+                "name": s.name,
+                "rwp": s.rwp,
+                "iterations": s.iterations,
+                "converged": s.converged,
+                "rwp_history": list(s.rwp_history),
+                "note": s.note,
+            }
+            for s in result.stages
         ],
         "error": result.error,
     }

@@ -222,3 +222,21 @@ def _restraint(item: Any, index: int, error) -> Restraint:
         return Restraint(tuple(atoms), float(item[kind]), float(item["sigma"]))
     except InputError as bad:
         raise error(key, bad.message) from bad
+
+
+def refinement_table(settings: RefinementSettings) -> dict[str, Any]:
+    """The ``[refinement]`` table of ``settings`` (what :func:`parse_refinement` reads back to equal settings; the
+    background terms come from ``[pattern.background]`` and are not written)."""
+    po = settings.preferred_orientation
+    table: dict[str, Any] = {key: key in settings.groups for key in _SWITCHES}
+    table["displacement"] = settings.displacement
+    table["b_iso"] = settings.b_per if "b_iso" in settings.groups else "off"
+    table["preferred_orientation"] = (
+        "off" if po is None or "preferred_orientation" not in settings.groups else po if po == "auto" else list(po)
+    )
+    table["max_iterations"] = settings.max_iterations
+    if settings.restraints:
+        table["restraints"] = [
+            {"atoms": list(r.atoms), r.kind: r.target, "sigma": r.sigma} for r in settings.restraints
+        ]
+    return table
