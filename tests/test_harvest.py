@@ -310,6 +310,7 @@ def test_cli_harvests_and_prints_the_base_rates(tiny, tmp_path, capsys):
         (lambda text: text[: text.index("[reference]")] + '[output]\ndir = "out"\n', [], "[reference]"),
         (lambda text: text, ["--runs", 0], "--runs must be at least 1"),
         (lambda text: text.replace('"tiny.cif"', '"none.cif"'), [], "no such file"),
+        (lambda text: text.replace('sites = ["Ba", "S", "O"]', 'composition = "BaSO"\nz = 2'), [], "[structure] sites"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(tiny, tmp_path, capsys, edit, extra, fragment):
