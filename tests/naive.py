@@ -520,3 +520,37 @@ def unindexed_lines(
         if not np.any((q_lo - tol <= q) & (q <= q_hi + tol)):
             missing += 1
     return missing
+
+
+def extinction_log_ratio(intensity: float, esd: float, mean: float) -> float:
+    """log p(I | absent) - log p(I | present) by quadrature: absent I ~ N(0, esd²); present I = J + e with
+    J ~ Exp(mean) (Wilson, acentric) and e ~ N(0, esd²), the convolution integrated numerically over J >= 0."""
+    import scipy.integrate
+
+    def gauss(x):
+        return math.exp(-0.5 * (x / esd) ** 2) / (esd * math.sqrt(2 * math.pi))
+
+    centre = max(intensity, 0.0)
+    points = sorted({centre, mean})
+    present = 0.0
+    edges = [0.0, *points, centre + 40 * esd + 40 * mean]
+    for k in range(len(edges) - 1):
+        lo, hi = edges[k], edges[k + 1]
+        if hi > lo:
+            present += scipy.integrate.quad(lambda j: math.exp(-j / mean) / mean * gauss(intensity - j), lo, hi)[0]
+    log_absent = -0.5 * (intensity / esd) ** 2 - math.log(esd * math.sqrt(2 * math.pi))
+    return log_absent - math.log(present)
+
+
+def holohedral_absence(symbol: str, holohedry: str, hkl) -> list[bool]:
+    """For each reflection: absent in ``symbol`` for every index triple of its ``holohedry`` orbit, one by one with
+    gemmi's ``GroupOps.is_systematically_absent`` (h R for every rotation R of the holohedral Hall operators)."""
+    import gemmi
+
+    ops = gemmi.find_spacegroup_by_name(symbol).operations()
+    rotations = [np.array(op.rot) // gemmi.Op.DEN for op in gemmi.find_spacegroup_by_name(holohedry).operations()]
+    out = []
+    for h in hkl:
+        orbit = {tuple(int(x) for x in np.asarray(h) @ r) for r in rotations}
+        out.append(all(ops.is_systematically_absent(list(k)) for k in orbit))
+    return out

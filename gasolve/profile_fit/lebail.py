@@ -135,6 +135,11 @@ class LeBailResult:
     asymmetry_refined : bool
     wavelengths : tuple of float
         Emission lines of the fit (Å).
+    intensity_covariance : ndarray, shape (n_refl, n_refl), or None
+        Covariance of ``intensities`` at the refined profile and cell: the inverse of the weighted normal matrix
+        of the linear parameters (intensities and background) times the reduced χ² (Pawley 1981; the uncertainty
+        of the non-linear parameters is not propagated). Reflections of one equal-d group share their group's
+        entries; a reflection with no intensity in the range has an infinite variance.
     """
 
     cell: UnitCell
@@ -152,6 +157,14 @@ class LeBailResult:
     rwp_history: tuple[float, ...]
     asymmetry_refined: bool
     wavelengths: tuple[float, ...] = ()
+    intensity_covariance: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def intensity_esd(self) -> np.ndarray | None:
+        """Standard uncertainties of ``intensities``, shape (n_refl,); None when no covariance was computed."""
+        if self.intensity_covariance is None:
+            return None
+        return np.sqrt(np.maximum(np.diag(self.intensity_covariance), 0.0))
 
 
 class _Model:
@@ -225,15 +238,15 @@ class _Model:
         profile.fwhm(np.linspace(0.5, 179.5, 359))  # FWHM² > 0 everywhere, or InputError
         return build_peak_matrix(self.pattern.two_theta, self.reflections(theta), self.radiation, profile).to_sparse()
 
-    def linear_solve(self, p: scipy.sparse.csc_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Weighted least-squares intensities (one per group of equal-d reflections) and background for P.
+    def normal_equations(self, p: scipy.sparse.csc_matrix) -> tuple[np.ndarray, np.ndarray, scipy.sparse.csc_matrix]:
+        """Weighted normal matrix and right-hand side of (group intensities, background) for P.
 
         Returns
         -------
-        intensities : ndarray, shape (n_refl,)
-            Each reflection gets its group's intensity (equipartition between exactly overlapping ones).
-        background : ndarray, shape (background_terms,)
-        y_calc : ndarray, shape (n_points,)
+        normal : ndarray, shape (n_groups + background_terms,) * 2
+        rhs : ndarray, shape (n_groups + background_terms,)
+        grouped : scipy.sparse.csc_matrix, shape (n_points, n_groups)
+            P with the columns of each equal-d group summed.
         """
         grouped = (p @ self.merge).tocsc()
         weighted = grouped.multiply(self.root_w[:, None]).tocsc()
@@ -247,6 +260,20 @@ class _Model:
         normal[n_groups:, :n_groups] = cross.T
         normal[n_groups:, n_groups:] = basis_w.T @ basis_w
         rhs = np.concatenate([np.asarray(weighted.T @ target).ravel(), basis_w.T @ target])
+        return normal, rhs, grouped
+
+    def linear_solve(self, p: scipy.sparse.csc_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Weighted least-squares intensities (one per group of equal-d reflections) and background for P.
+
+        Returns
+        -------
+        intensities : ndarray, shape (n_refl,)
+            Each reflection gets its group's intensity (equipartition between exactly overlapping ones).
+        background : ndarray, shape (background_terms,)
+        y_calc : ndarray, shape (n_points,)
+        """
+        normal, rhs, grouped = self.normal_equations(p)
+        n_groups = grouped.shape[1]
         diagonal = np.diag(normal).copy()
         keep = diagonal > 0
         scale = 1.0 / np.sqrt(diagonal[keep])  # Jacobi scaling: peak and background columns differ by decades
@@ -260,6 +287,23 @@ class _Model:
         group_intensity, background = solution[:n_groups], solution[n_groups:]
         y_calc = grouped @ group_intensity + self.basis @ background
         return self.merge @ group_intensity, background, y_calc
+
+    def intensity_covariance(self, p: scipy.sparse.csc_matrix, reduced_chi2: float) -> np.ndarray:
+        """Covariance (n_refl, n_refl) of the intensities of :meth:`linear_solve`: the intensity block of the
+        inverse normal matrix times ``reduced_chi2``; infinite variance where a group has no intensity."""
+        normal, _, grouped = self.normal_equations(p)
+        n_groups = grouped.shape[1]
+        diagonal = np.diag(normal).copy()
+        keep = diagonal > 0
+        scale = 1.0 / np.sqrt(diagonal[keep])
+        scaled = normal[np.ix_(keep, keep)] * scale[:, None] * scale[None, :]
+        scaled[np.diag_indices_from(scaled)] += RIDGE
+        full = np.zeros((len(diagonal),) * 2)
+        full[np.ix_(keep, keep)] = np.linalg.pinv(scaled, hermitian=True) * scale[:, None] * scale[None, :]
+        full[~keep, ~keep] = np.inf  # the diagonal entries of the empty columns
+        group_covariance = full[:n_groups, :n_groups] * reduced_chi2
+        group = np.asarray(self.merge.argmax(axis=1)).ravel()  # each reflection's equal-d group
+        return group_covariance[np.ix_(group, group)]
 
     def residual(self, theta: np.ndarray) -> np.ndarray:
         """√w (y_obs - y_calc) with intensities and background at their optimum for θ; shape (n_points,)."""
@@ -447,9 +491,11 @@ def _fit(
                 f"the profile fit diverged: cell length {name} went from {old:.5f} to {new:.5f} Å; check the cell, "
                 "space group, wavelength and 2θ range, or give [pattern.profile] by hand"
             )
-    intensities, background, y_calc = model.linear_solve(model.peak_matrix(theta))
+    peak_matrix = model.peak_matrix(theta)
+    intensities, background, y_calc = model.linear_solve(peak_matrix)
     n_groups = model.merge.shape[1]
-    metrics = fit_metrics(pattern.y_obs, y_calc, pattern.weights, n_groups + settings.background_terms + len(free))
+    metrics_parameters = n_groups + settings.background_terms + len(free)
+    metrics = fit_metrics(pattern.y_obs, y_calc, pattern.weights, metrics_parameters)
     root_w, y_obs = model.root_w, pattern.y_obs
     background_only = np.linalg.lstsq(model.basis * root_w[:, None], root_w * y_obs, rcond=None)[0]
     rwp_background = fit_metrics(y_obs, model.basis @ background_only, pattern.weights, 0).rwp
@@ -460,6 +506,7 @@ def _fit(
             "give [pattern.profile] by hand"
         )
     esd, covariance = _esd(free, result)
+    reduced_chi2 = float(np.sum(pattern.weights * (y_obs - y_calc) ** 2)) / max(len(y_obs) - metrics_parameters, 1)
     return LeBailResult(
         cell=refined_cell,
         cell_esd=_cell_esd(model, theta, free, covariance),
@@ -476,4 +523,5 @@ def _fit(
         rwp_history=tuple(history),
         asymmetry_refined=asymmetry_refined,
         wavelengths=tuple(w for w, _ in radiation.lines),
+        intensity_covariance=model.intensity_covariance(peak_matrix, reduced_chi2),
     )
