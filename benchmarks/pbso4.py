@@ -40,12 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from gasolve import pipeline  # noqa: E402
 from gasolve.config import load_observed, load_run_config  # noqa: E402
-from gasolve.crystal import read_cif  # noqa: E402
-from gasolve.profile_fit import LeBailSettings, fit_lebail  # noqa: E402
-from gasolve.refine import refine_coordinates  # noqa: E402
-from gasolve.scoring.build import build_scorer  # noqa: E402
-from gasolve.solve import Judge, final_candidates, iterate, template_structure  # noqa: E402
 
 CONFIG = ROOT / "examples" / "PbSO4.toml"
 #: Trials FOX's PbSO4 tutorial needs (order of magnitude quoted by the issue).
@@ -53,43 +49,33 @@ FOX_TRIALS = 5e4
 
 
 def prepare(config_path: Path = CONFIG) -> dict:
-    """Profile fit, scorer, template and judge of the example (what every seed shares)."""
+    """Profile fit, scorer, template and judge of the example (what every seed shares), as ``gasolve run`` builds
+    them (:func:`gasolve.pipeline.fit_profile` timed on its own, then :func:`gasolve.pipeline.prepare`)."""
     config = load_run_config(config_path)
     observed = load_observed(config)
     started = time.perf_counter()
-    fit = fit_lebail(
-        observed,
-        config.structure.cell,
-        config.structure.space_group,
-        config.pattern.radiation,
-        LeBailSettings(background_terms=config.pattern.background_terms),
-    )
+    fitted, fit = pipeline.fit_profile(config, observed)
     fit_seconds = time.perf_counter() - started
-    structure = replace(config.structure, cell=fit.cell)
-    scorer = build_scorer(structure, observed, config.pattern.radiation, fit.profile, config.pattern.background_terms)
-    template = template_structure(
-        structure.name, structure.cell, structure.space_group, structure.sites, structure.b_iso
-    )
-    judge = Judge(template, read_cif(config.reference.cif), config.reference.tolerance)
-    return {"config": config, "fit": fit, "fit_seconds": fit_seconds, "scorer": scorer, "judge": judge}
+    setup = pipeline.prepare(fitted, observed)
+    return {"config": config, "fit": fit, "fit_seconds": fit_seconds, "setup": setup}
 
 
 def run_seed(prepared: dict, seed: int, budget: int) -> dict:
     """One GA run stopped at the first solution or at ``budget`` evaluations, then refined and judged."""
-    settings = prepared["config"].ga.replace(seed=seed, max_evaluations=budget)
-    scorer, judge = prepared["scorer"], prepared["judge"]
+    setup = prepared["setup"]
+    settings = setup.config.ga.replace(seed=seed, max_evaluations=budget)
+    setup = replace(setup, config=replace(setup.config, ga=settings))
     record = None
-    for record in iterate(scorer, settings, None, judge):
+    for record in pipeline.search(setup):
         if record.solved:
             break
     state = record.state
     refine_started = time.perf_counter()
-    candidates, _ = final_candidates(state, 5)
-    refinements = [refine_coordinates(scorer, genome.reshape(-1, 3)) for genome in candidates]
-    best = min(refinements, key=lambda r: r.rwp_after)
-    frac = scorer.project(best.frac[None])[0]
-    solved, distances = judge(frac)
-    group = prepared["config"].structure.space_group
+    # gasolve run's refinement (pipeline.finish's first step); Pnma has no polar direction, so nothing is held
+    best, _ = pipeline.refine_candidates(setup, record)
+    frac = best.frac
+    solved, distances = setup.judge(frac)
+    group = setup.config.structure.space_group
     return {
         "seed": seed,
         "solved": bool(solved),
@@ -180,7 +166,9 @@ def run_benchmark(
                 "island_size": prepared["config"].ga.layout.island_size,
             },
         },
-        "profile_fit": {
+        "profile_fit": None  # the config's [pattern.profile] was used as given
+        if fit is None
+        else {
             "seconds": prepared["fit_seconds"],
             "cell": list(fit.cell.parameters),
             "cell_esd": list(fit.cell_esd),
@@ -244,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     plot(result, args.png)
     s = result["summary"]
     fit = result["profile_fit"]
-    print(f"profile fit: {fit['seconds']:.1f} s, Rwp {fit['rwp']:.4f}, cell {[round(x, 5) for x in fit['cell'][:3]]}")
+    if fit is not None:
+        cell = [round(x, 5) for x in fit["cell"][:3]]
+        print(f"profile fit: {fit['seconds']:.1f} s, Rwp {fit['rwp']:.4f}, cell {cell}")
     print(f"solved {s['solved']}/{s['runs']} ({100 * s['success_rate']:.0f} %)")
     if s["evaluations_to_solution"]:
         e, t = s["evaluations_to_solution"], s["seconds_to_solution"]
