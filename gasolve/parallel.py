@@ -107,7 +107,7 @@ def make_runner(scheduler: str | None = "local", workers: int | None = None, sou
             threads_per_worker=1,
             processes=True,
             env=dict(WORKER_ENV),
-            dashboard_address=None,
+            dashboard_address=":0",
             silence_logs=logging.ERROR,
         )
         return Runner(Client(cluster), own_cluster=True)

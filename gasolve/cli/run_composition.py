@@ -76,18 +76,135 @@ def write_solution_toml(result, path: Path, evaluations: float) -> None:
     write_resolved(solution, path)
 
 
+def race_loop(fitted, observed, state, settings, total: float, runner, save, progress=None, task=None):
+    """Run the race to its end: rungs planned by :func:`gasolve.hypotheses.race.plan_rung`, runs on ``runner``,
+    ``save(state)`` after every finished run and rung. Returns the final state (KeyboardInterrupt propagates)."""
+    from gasolve import pipeline
+    from gasolve.hypotheses import race
+
+    shared = runner.share(observed)
+    while not state.stop:
+        plan = race.plan_rung(state, settings, total)
+        if not plan:
+            return race.conclude(state, "no run left to advance within the budget")
+        calls = {
+            i: (
+                race.hypothesis_config(fitted, state.lanes[i].hypothesis, target),
+                shared,
+                state.lanes[i].record,
+                target,
+                state.noise_chi2,
+                pipeline.SAME_MODEL_TOLERANCE,
+            )
+            for i, target in plan.items()
+        }
+        for i, outcome, error in runner.run(race.advance, calls):
+            if error is not None:
+                outcome = {"error": f"{type(error).__name__}: {error}"}
+                print(f"hypothesis {i + 1} failed: {outcome['error']}", file=sys.stderr)
+            state = race.tell(state, i, outcome)
+            save(state)
+            if progress is not None:
+                best = min((lane.rwp for lane in state.lanes), default=math.inf)
+                progress.update(
+                    task,
+                    completed=min(state.evaluations, total),
+                    info=f"rung {state.rung + 1}  {len(plan)} racing  best Rwp {best:.4f}",
+                )
+        state = race.decide(state, settings, total)
+        save(state)
+    return state
+
+
+def run_race(fitted, observed, state, settings, args, name: str, save):
+    """The race with a progress bar on ``args.scheduler``; None when interrupted (the checkpoint is saved)."""
+    from gasolve.cli.run import _progress
+    from gasolve.parallel import make_runner
+
+    total = fitted.ga.budget.max_evaluations
+    runner = make_runner(args.scheduler, args.workers)
+    progress, task = _progress(total, name, not args.quiet and sys.stderr.isatty())
+    try:
+        return race_loop(fitted, observed, state, settings, total, runner, save, progress, task)
+    except KeyboardInterrupt:
+        return None
+    finally:
+        if progress is not None:
+            progress.stop()
+        runner.close()
+
+
+def write_race_outputs(fitted, observed, state, out: Path, seconds: float, extra: dict | None = None, source=""):
+    """Refine the winner and write best.cif, summary.json (with the hypothesis table), solution.toml and the
+    runners-up; print the table and the verdict. Raises InputError when every hypothesis failed."""
+    from gasolve import pipeline
+    from gasolve.crystal import write_cif
+    from gasolve.errors import InputError
+    from gasolve.hypotheses import race
+
+    rows = race.table(state)
+    _print_table(rows)
+    print(f"race ended: {state.stop} ({seconds:.1f} s)")
+    if state.winner is None:
+        raise InputError("every hypothesis failed (see the messages above); nothing to write", source)
+    lane = state.lanes[state.winner]
+    setup = pipeline.prepare(race.hypothesis_config(fitted, lane.hypothesis, lane.target), observed)
+    result = pipeline.finish(setup, lane.record)
+    summary = {
+        "evaluations": state.evaluations,
+        "wall_seconds": seconds,
+        "winner_evaluations": result.summary["evaluations"],
+        "winner_wall_seconds": result.summary["wall_seconds"],
+        "composition": fitted.structure.formula,
+        "z": lane.hypothesis.z,
+        "space_group": setup.config.structure.space_group.symbol,
+        "assignment": lane.hypothesis.describe(),
+        "hypotheses": rows,
+        "stop": {
+            "reason": state.stop,
+            "early": state.stop.startswith("hypothesis"),
+            "rungs": state.rung,
+            "noise_chi2": state.noise_chi2,
+        },
+        "race_evaluations": state.evaluations,
+        "race_history": list(state.history),
+        "solution_toml": str((out / "solution.toml").resolve()),
+        **(extra or {}),
+    }
+    pipeline.write_run(result, out, extra=summary, cif_comments=(f"hypothesis {lane.hypothesis.describe()}",))
+    write_solution_toml(result, out / "solution.toml", lane.target)
+    ranked = [row for row in rows[1:] if row["status"] not in ("failed", "not tried")][:RUNNERS_UP]
+    if ranked:
+        (out / "hypotheses").mkdir(exist_ok=True)
+    for row in ranked:
+        other = state.lanes[row["hypothesis"] - 1]
+        other_setup = pipeline.prepare(race.hypothesis_config(fitted, other.hypothesis, other.target), observed)
+        other_result = pipeline.finish(other_setup, other.record, candidates=1)
+        write_cif(
+            other_result.structure,
+            out / "hypotheses" / f"rank{row['rank']}.cif",
+            comments=[f"runner-up {row['rank']}: {other.hypothesis.describe()}, Rwp {other_result.rwp:.5f}"],
+            esd=other_result.esd,
+            wyckoff=other_result.wyckoff,
+        )
+    print(pipeline.summary_line(result))
+    print(f"winner: {lane.hypothesis.describe()}")
+    for line in pipeline.verdict_lines(result):
+        print(line)
+    print(f"outputs in {out}")
+    return result
+
+
 def run_composition(args: argparse.Namespace, config) -> int:
     import time
 
     from gasolve import pipeline
-    from gasolve.cli.run import _fingerprint, _progress
+    from gasolve.cli.run import _fingerprint
     from gasolve.config import load_observed, write_resolved
-    from gasolve.crystal import write_cif
     from gasolve.errors import InputError
     from gasolve.hypotheses import race
     from gasolve.hypotheses.hypothesis import list_hypotheses
     from gasolve.io.checkpoint import read_checkpoint
-    from gasolve.parallel import make_runner
     from gasolve.scoring.noise_floor import free_intensity_chi2
 
     if config.nn is not None:
@@ -138,100 +255,15 @@ def run_composition(args: argparse.Namespace, config) -> int:
         write_outputs(
             profile_fit, out, f"{config.structure.name}: profile fit, intensities free", str(config.pattern.file)
         )
-    _save(checkpoint_path, fingerprint, fitted, state)
-    runner = make_runner(args.scheduler, args.workers)
-    show = not args.quiet and sys.stderr.isatty()
-    progress, task = _progress(total, config.structure.name, show)
+
+    def save(current):
+        _save(checkpoint_path, fingerprint, fitted, current)
+
+    save(state)
     started = time.perf_counter()
-    interrupted = False
-    try:
-        shared = runner.share(observed)
-        while not state.stop:
-            plan = race.plan_rung(state, settings, total)
-            if not plan:
-                state = race.conclude(state, "no run left to advance within the budget")
-                break
-            calls = {
-                i: (
-                    race.hypothesis_config(fitted, state.lanes[i].hypothesis, target),
-                    shared,
-                    state.lanes[i].record,
-                    target,
-                    state.noise_chi2,
-                    pipeline.SAME_MODEL_TOLERANCE,
-                )
-                for i, target in plan.items()
-            }
-            for i, outcome, error in runner.run(race.advance, calls):
-                if error is not None:
-                    outcome = {"error": f"{type(error).__name__}: {error}"}
-                    print(f"hypothesis {i + 1} failed: {outcome['error']}", file=sys.stderr)
-                state = race.tell(state, i, outcome)
-                _save(checkpoint_path, fingerprint, fitted, state)
-                if progress is not None:
-                    best = min((lane.rwp for lane in state.lanes), default=math.inf)
-                    progress.update(
-                        task,
-                        completed=min(state.evaluations, total),
-                        info=f"rung {state.rung + 1}  {len(plan)} racing  best Rwp {best:.4f}",
-                    )
-            state = race.decide(state, settings, total)
-            _save(checkpoint_path, fingerprint, fitted, state)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        if progress is not None:
-            progress.stop()
-        runner.close()
-    if interrupted:
+    state = run_race(fitted, observed, state, settings, args, config.structure.name, save)
+    if state is None:
         print(f"gasolve run: interrupted; checkpoint saved, continue with --resume --out {out}", file=sys.stderr)
         return 130
-    rows = race.table(state)
-    _print_table(rows)
-    print(f"race ended: {state.stop} ({time.perf_counter() - started:.1f} s)")
-    if state.winner is None:
-        raise InputError("every hypothesis failed (see the messages above); nothing to write", args.config)
-    lane = state.lanes[state.winner]
-    setup = pipeline.prepare(race.hypothesis_config(fitted, lane.hypothesis, lane.target), observed)
-    result = pipeline.finish(setup, lane.record)
-    extra = {
-        "evaluations": state.evaluations,
-        "wall_seconds": time.perf_counter() - started,
-        "winner_evaluations": result.summary["evaluations"],
-        "winner_wall_seconds": result.summary["wall_seconds"],
-        "composition": config.structure.formula,
-        "z": lane.hypothesis.z,
-        "assignment": lane.hypothesis.describe(),
-        "hypotheses": rows,
-        "stop": {
-            "reason": state.stop,
-            "early": state.stop.startswith("hypothesis"),
-            "rungs": state.rung,
-            "noise_chi2": state.noise_chi2,
-        },
-        "race_evaluations": state.evaluations,
-        "race_history": list(state.history),
-        "solution_toml": str((out / "solution.toml").resolve()),
-    }
-    pipeline.write_run(result, out, extra=extra, cif_comments=(f"hypothesis {lane.hypothesis.describe()}",))
-    write_solution_toml(result, out / "solution.toml", lane.target)
-    ranked = [row for row in rows[1:] if row["status"] not in ("failed", "not tried")][:RUNNERS_UP]
-    if ranked:
-        (out / "hypotheses").mkdir(exist_ok=True)
-    for row in ranked:
-        other = state.lanes[row["hypothesis"] - 1]
-        other_setup = pipeline.prepare(race.hypothesis_config(fitted, other.hypothesis, other.target), observed)
-        other_result = pipeline.finish(other_setup, other.record, candidates=1)
-        write_cif(
-            other_result.structure,
-            out / "hypotheses" / f"rank{row['rank']}.cif",
-            comments=[f"runner-up {row['rank']}: {other.hypothesis.describe()}, Rwp {other_result.rwp:.5f}"],
-            esd=other_result.esd,
-            wyckoff=other_result.wyckoff,
-        )
-    print(pipeline.summary_line(result))
-    print(f"winner: {lane.hypothesis.describe()}")
-    for line in pipeline.verdict_lines(result):
-        print(line)
-    print(f"outputs in {out}")
+    write_race_outputs(fitted, observed, state, out, time.perf_counter() - started, source=args.config)
     return 0

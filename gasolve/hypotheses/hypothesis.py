@@ -59,6 +59,9 @@ class Hypothesis:
         Free coordinates.
     log_prior : float
         The prior's log score (higher is more probable); -inf for the general route.
+    base : StructureSpec or None
+        The composition spec (cell and space group) the hypothesis belongs to, when hypotheses of several space
+        groups race together (``gasolve solve``); None: the spec given to :meth:`structure`.
     """
 
     z: int
@@ -66,6 +69,7 @@ class Hypothesis:
     sites: tuple[tuple[str, str], ...]
     n_free: int
     log_prior: float
+    base: StructureSpec | None = None
 
     @property
     def elements(self) -> tuple[str, ...]:
@@ -77,12 +81,15 @@ class Hypothesis:
 
     def describe(self) -> str:
         """E.g. "Z=4 Pb: 4c, S: 4c, O: 2x4c 8d" or "Z=4 general: Pb, S, O, O, O (occupancy correction)"."""
+        group = "" if self.base is None else f"{self.base.space_group.symbol} "
         if self.route == "general":
-            return f"Z={self.z} general: {', '.join(self.elements)} (occupancy correction)"
-        return str(Assignment(self.z, self.sites, self.n_free))
+            return f"{group}Z={self.z} general: {', '.join(self.elements)} (occupancy correction)"
+        return group + str(Assignment(self.z, self.sites, self.n_free))
 
     def structure(self, base: StructureSpec) -> StructureSpec:
-        """``base`` (a composition spec) with this hypothesis's sites: a plain ``sites`` spec for the pipeline."""
+        """``base`` (a composition spec; the hypothesis's own :attr:`base` when it has one) with this hypothesis's
+        sites: a plain ``sites`` spec for the pipeline."""
+        base = self.base if self.base is not None else base
         b_iso = (base.b_iso[0],) * len(self.sites)
         if self.route == "general":
             return replace(
