@@ -13,10 +13,12 @@ most of the budget on the few that are, and it copes with not knowing in advance
 ones, top 10 for 97 %), so the hypotheses enter in cohorts in the prior's order: the first
 :attr:`RaceSettings.first_cohort`, then eta times as many, and so on. A stage halves its cohort together with the
 survivor of the previous stage (which waits until the rung budgets pass the evaluations it already has) down to one
-hypothesis; then the next cohort enters. After the last cohort the survivor goes on alone, its budget multiplied by
-``eta`` per rung, until it is done or the run's budget (``[ga] max_evaluations``, shared by all hypotheses) is
-spent. When the first cohort holds the answer, the race ends without running the others at all (as Hyperband's
-brackets trade breadth for depth; here the prior says where to look first).
+hypothesis. If that one already fits to the noise it runs alone for up to :attr:`RaceSettings.patience` rungs to be
+confirmed (the stop rule below); otherwise, or if it is not confirmed, the next cohort enters. After the last
+cohort the survivor goes on alone, its budget multiplied by ``eta`` per rung, until it is done or the run's budget
+(``[ga] max_evaluations``, shared by all hypotheses) is spent. When the first cohort holds the answer, the race
+ends without running the others at all (as Hyperband's brackets trade breadth for depth; here the prior says where
+to look first).
 
 **Reference-free stop.** A hypothesis is *done* when its best model (a) was found independently at least
 :attr:`RaceSettings.finds` times (by separate epochs of the search, see
@@ -66,6 +68,9 @@ class RaceSettings:
         its own / margin.
     first_cohort : int
         Hypotheses in the first cohort; cohort k holds ``first_cohort x eta^k``.
+    patience : int
+        Rungs the survivor of a stage runs alone, when it already fits to the noise, before the next cohort
+        enters: a right hypothesis found early often needs only the budget to be found again.
     scan_after : int
         ``[ga] scan_after`` of the hypotheses' runs unless the config sets it: an epoch of the search ends after
         this many generations without progress (a relocation scan that fails, then a restart), so that a right
@@ -81,6 +86,7 @@ class RaceSettings:
     margin: float = 0.9
     scan_after: int = 4
     first_cohort: int = 3
+    patience: int = 2
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,8 @@ class RaceState:
         Cohorts admitted so far - 1.
     stage_rung : int
         Rungs finished in the current stage.
+    alone : int
+        Rungs the survivor of the current stage has run alone, waiting to be confirmed.
     noise_chi2 : float
         The noise level of χ² (:func:`gasolve.scoring.noise_floor.free_intensity_chi2`).
     stop : str
@@ -147,6 +155,7 @@ class RaceState:
     rung: int = 0
     stage: int = 0
     stage_rung: int = 0
+    alone: int = 0
     noise_chi2: float = 1.0
     stop: str = ""
     winner: int | None = None
@@ -289,8 +298,13 @@ def decide(state: RaceState, settings: RaceSettings, max_evaluations: float) -> 
         if lanes[i].status == "racing":
             lanes[i] = replace(lanes[i], status="dropped")
     state = replace(state, lanes=tuple(lanes))
-    if keep == 1 and state.stage < state.last_stage:  # the stage is decided: the next cohort enters
-        state = replace(state, stage=state.stage + 1, stage_rung=0)
+    if keep == 1 and state.stage < state.last_stage:  # the stage is decided
+        survivor = state.lanes[ranked[0]]
+        fits = survivor.chi2 <= settings.noise_factor * state.noise_chi2
+        if fits and state.alone < settings.patience:  # it fits to the noise: give it the rungs to be confirmed
+            state = replace(state, alone=state.alone + 1)
+        else:  # the next cohort enters
+            state = replace(state, stage=state.stage + 1, stage_rung=0, alone=0)
     return state
 
 
