@@ -45,26 +45,27 @@ TIES = 1e-6
 def random_structure(number: int, seed: int):
     """A PyXtal random crystal of group ``number``, standardised by spglib, as a pymatgen Structure.
 
-    Ti and O, twice and four times the multiplicity of the group's most special Wyckoff position per cell.
+    Ti and O, twice and four times the multiplicity of the group's most special Wyckoff position per cell (once
+    and twice, then once and three times, when PyXtal cannot place those).
     """
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
     from pyxtal import pyxtal
     from pyxtal.symmetry import Group
 
     rng = np.random.default_rng([seed, number])
-    for _ in range(20):
-        crystal = pyxtal()
-        smallest = Group(number)[-1].multiplicity  # of the most special Wyckoff position
-        counts = [2 * smallest, 4 * smallest]
-        try:
-            crystal.from_random(3, number, list(SPECIES), counts, random_state=int(rng.integers(2**31)))
-        except Exception:  # PyXtal raises bare exceptions when a composition does not fit
-            continue
-        if crystal.valid:
-            structure = crystal.to_pymatgen()
-            analyzer = SpacegroupAnalyzer(structure, symprec=0.01)
-            if analyzer.get_space_group_number() == number:
-                return analyzer.get_refined_structure()
+    smallest = Group(number)[-1].multiplicity  # of the most special Wyckoff position
+    for counts in ([2 * smallest, 4 * smallest], [smallest, 2 * smallest], [smallest, 3 * smallest]):
+        for _ in range(10):
+            crystal = pyxtal()
+            try:
+                crystal.from_random(3, number, list(SPECIES), counts, random_state=int(rng.integers(2**31)))
+            except Exception:  # PyXtal raises bare exceptions when a composition does not fit
+                continue
+            if crystal.valid:
+                structure = crystal.to_pymatgen()
+                analyzer = SpacegroupAnalyzer(structure, symprec=0.01)
+                if analyzer.get_space_group_number() == number:
+                    return analyzer.get_refined_structure()
     raise RuntimeError(f"no random structure of space group {number}")
 
 

@@ -531,13 +531,15 @@ def extinction_log_ratio(intensity: float, esd: float, mean: float) -> float:
         return math.exp(-0.5 * (x / esd) ** 2) / (esd * math.sqrt(2 * math.pi))
 
     centre = max(intensity, 0.0)
-    points = sorted({centre, mean})
+    points = sorted({centre, mean, max(centre - 10 * esd, 0.0), centre + 10 * esd})
     present = 0.0
     edges = [0.0, *points, centre + 40 * esd + 40 * mean]
     for k in range(len(edges) - 1):
         lo, hi = edges[k], edges[k + 1]
         if hi > lo:
-            present += scipy.integrate.quad(lambda j: math.exp(-j / mean) / mean * gauss(intensity - j), lo, hi)[0]
+            present += scipy.integrate.quad(
+                lambda j: math.exp(-j / mean) / mean * gauss(intensity - j), lo, hi, epsabs=0.0, epsrel=1e-10, limit=200
+            )[0]
     log_absent = -0.5 * (intensity / esd) ** 2 - math.log(esd * math.sqrt(2 * math.pi))
     return log_absent - math.log(present)
 

@@ -202,7 +202,8 @@ def test_simulated_pattern_gives_its_class_first(path):
     structure, number = _standard(CIF / path)
     analysis, (rank, _) = _simulated_case(structure, number)
     assert rank == 1
-    assert analysis.classes[0].log_likelihood > 0  # the absences are seen, not just tolerated
+    # a clear margin: NaCl's present reflections rule out F m -3 c and beyond; P2_1/c's 0k0, k odd, rule out P c
+    assert analysis.classes[0].log_likelihood > analysis.classes[1].log_likelihood + 5
 
 
 @pytest.mark.slow
@@ -249,3 +250,72 @@ def test_measured_pbso4_gives_the_pnma_class_first():
     assert first.log_likelihood > analysis.classes[1].log_likelihood + 10
     assert analysis.space_groups[0].group.number == 62 and analysis.space_groups[0].group.symbol == "P m c n"
     assert analysis.space_groups[0].as_dict()["standard_symbol"] == "P n m a"
+
+
+# ---- gasolve classify: the extinctions + network route ----------------------------------------------------------
+
+
+def test_classify_falls_back_to_the_network_when_the_pattern_does_not_index(tmp_path, capsys):
+    """Three lines cannot be indexed: the network's answer, route "network", the reason noted."""
+    from conftest import strict_json
+
+    from gasolve.cli.main import main
+
+    two_theta = np.arange(5.0, 90.0, 0.02)
+    y = 50.0 + sum(1000.0 * np.exp(-0.5 * ((two_theta - c) / 0.05) ** 2) for c in (21.3, 33.7, 47.2))
+    path = tmp_path / "three.xy"
+    path.write_text("".join(f"{t:.3f} {v:.2f}\n" for t, v in zip(two_theta, y, strict=True)))
+    assert main(["classify", str(path), "--json"]) == 0
+    answer = strict_json(capsys.readouterr().out)
+    assert answer["route"] == "network" and answer["cell"] is None and "not indexed" in answer["note"]
+    assert {"file", "crystal_system", "space_groups", "abstained"} <= set(answer)
+
+
+def test_classify_route_combines_the_extinctions_with_the_network(tmp_path, capsys, monkeypatch):
+    """The CLI's glue on a hand-made analysis (the science is tested above): posteriors summed over the settings
+    of one number, the network's probabilities as the prior, the cell and the route in the JSON."""
+    from conftest import strict_json
+
+    import gasolve.indexing.extinctions as extinctions
+    from gasolve.cli.main import main
+    from gasolve.indexing.extinctions import ClassScore, SpaceGroupAnalysis
+
+    classes = _classes("oP")
+    pnma = next(c for c in classes if "P n m a" in [g.symbol for g in c.groups])
+    other = next(c for c in classes if "P 21 21 21" in [g.symbol for g in c.groups])
+    seen = {}
+
+    def fake(pattern, radiation, prior=None, **_):
+        seen["prior"] = [prior(n) for n in range(1, 231)]
+        scores = [ClassScore(pnma, 20.0, 1.0, 4), ClassScore(other, 2.0, 0.0, 2)]
+        ranked = extinctions.rank_space_groups(scores, prior)
+        return SpaceGroupAnalysis(CELLS["oP"], "oP", tuple(scores), tuple(ranked), 0.05), "oP cell, M20 50.0"
+
+    monkeypatch.setattr(extinctions, "index_and_rank", fake)
+    pattern = ROOT / "examples" / "symmetry" / "PbSO4.xye"
+    assert main(["classify", str(pattern), "--json"]) == 0
+    answer = strict_json(capsys.readouterr().out)
+    assert answer["route"] == "extinctions+network" and answer["cell"] == list(CELLS["oP"])
+    assert sum(seen["prior"]) == pytest.approx(1.0, abs=1e-4)
+    numbers = [g["number"] for g in answer["space_groups"]]
+    assert set(numbers[:2]) == {62, 33} and 19 in numbers  # the Pnma class first, P2_12_12_1 far behind
+    p62, p33 = seen["prior"][61], seen["prior"][32]
+    first = answer["space_groups"][0]
+    assert first["number"] == (62 if p62 >= p33 else 33)
+    assert first["probability"] == pytest.approx(max(p62, p33) / (p62 + p33), abs=0.02)
+    assert answer["crystal_system"]["name"] == "orthorhombic" and answer["extinction_class"]["log_likelihood"] == 20
+
+
+@pytest.mark.slow
+def test_classify_measured_pbso4_takes_the_extinction_route(capsys):
+    from conftest import strict_json
+
+    from gasolve.cli.main import main
+
+    pattern = ROOT / "examples" / "PbSO4.xra"
+    assert main(["classify", str(pattern), "--wavelength", "CuKa12", "--json"]) == 0
+    answer = strict_json(capsys.readouterr().out)
+    assert answer["route"] == "extinctions+network" and answer["bravais"] == "oP"
+    np.testing.assert_allclose(sorted(answer["cell"][:3]), [5.400051, 6.961979, 8.482371], atol=3e-3)
+    assert {g["number"] for g in answer["space_groups"][:2]} == {62, 33}
+    assert answer["crystal_system"]["name"] == "orthorhombic"

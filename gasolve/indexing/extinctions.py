@@ -663,6 +663,7 @@ def index_and_rank(
     min_m20: float = 10.0,
     settings: ExtinctionSettings | None = None,
     indexing=None,
+    min_lines: int = 12,
 ) -> tuple[SpaceGroupAnalysis | None, str]:
     """Index a pattern and, when its best cell is sound, rank its space groups from the extinctions.
 
@@ -674,6 +675,9 @@ def index_and_rank(
         Probability of a space-group number.
     min_m20 : float
         De Wolff M20 the best cell needs.
+    min_lines : int
+        Lines the best cell must have been found from: de Wolff's figure over fewer than 20 lines flatters a cell
+        (a Cu Kα2 pattern read as Kα1 gave M8 = 142 for a wrong rhombohedral cell of cubic Cu2O).
     settings : ExtinctionSettings, optional
     indexing : gasolve.indexing.pattern.IndexingSettings, optional
         Default: one Pawley check (the extinction fit is the second).
@@ -695,6 +699,8 @@ def index_and_rank(
         best = f"best M20 {result.candidates[0].solution.m20:.1f}" if result.candidates else "no cell"
         return None, f"not indexed soundly ({best} < {min_m20:g})"
     best = result.candidates[0]
+    if best.solution.n_lines < min_lines:
+        return None, f"too few lines for a sound figure of merit ({best.solution.n_lines} < {min_lines})"
     cell = best.pawley_cell or best.solution.cell
     try:
         analysis = determine_space_group(pattern, radiation, cell, best.solution.bravais, prior, settings)
