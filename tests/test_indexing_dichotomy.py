@@ -24,6 +24,7 @@ CELLS = {
     "hexagonal": (4.759, 4.759, 12.99, 90, 90, 120),
     "orthorhombic": (5.398, 6.958, 8.48, 90, 90, 90),
     "monoclinic": (7.1, 5.3, 9.2, 90, 104.5, 90),
+    "triclinic": (6.6007, 6.6089, 9.9143, 80.247, 71.675, 67.325),
 }
 
 
@@ -38,7 +39,7 @@ def test_linear_form_gives_the_cells_d_spacings(system):
     np.testing.assert_allclose(direct_cell(system, reciprocal_parameters(system, cell)), cell, rtol=1e-12)
 
 
-@pytest.mark.parametrize("system", SYSTEMS)
+@pytest.mark.parametrize("system", [s for s in SYSTEMS if s != "triclinic"])  # triclinic boxes are laid out on R
 def test_box_bounds_hold_every_cell_inside_the_box(system):
     rng = np.random.default_rng(2)
     n_lengths = {"cubic": 1, "tetragonal": 2, "hexagonal": 2, "orthorhombic": 3, "monoclinic": 3}[system]

@@ -10,9 +10,11 @@ def add_parser(subparsers) -> None:
         "index",
         help="unit cell of a powder pattern (peak search, DICVOL-type dichotomy, M20/F_N, Pawley check)",
         description="Find the lines of a measured pattern, index them by successive dichotomy (DICVOL: Boultif & "
-        "Louër 1991, 2004) over cubic, tetragonal, hexagonal/trigonal, orthorhombic and monoclinic cells and a "
-        "grid of zero shifts, reduce and de-duplicate the cells (Niggli, Bravais type from spglib), rank them by "
-        "de Wolff's M20 and check the leading ones with a Pawley fit. Triclinic cells are not searched yet.",
+        "Louër 1991, 2004) over cubic, tetragonal, hexagonal/trigonal, orthorhombic, monoclinic and triclinic "
+        "cells and a grid of zero shifts, reduce and de-duplicate the cells (Niggli, Bravais type from spglib), rank "
+        "them by de Wolff's M20 and check the leading ones with a Pawley fit. Monoclinic and triclinic cells are "
+        "searched only when no higher-symmetry cell reaches M20 >= 20 (or with --exhaustive); the triclinic search "
+        "has a volume limit and a time budget, and says so when the budget cuts it.",
     )
     parser.add_argument("pattern", help="pattern file (.xy/.xye/.csv/.dat or GSAS raw)")
     parser.add_argument(
@@ -26,7 +28,18 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--lines", type=int, default=20, help="lines used for indexing (default 20)")
     parser.add_argument("--impurities", type=int, default=1, help="lines that may stay unindexed (default 1)")
     parser.add_argument(
-        "--exhaustive", action="store_true", help="search monoclinic cells even when a higher-symmetry cell convinces"
+        "--exhaustive",
+        action="store_true",
+        help="search monoclinic and triclinic cells even when a higher-symmetry cell convinces",
+    )
+    parser.add_argument(
+        "--triclinic-volume",
+        type=float,
+        default=1000.0,
+        help="largest triclinic cell volume in Å³ (default 1000)",
+    )
+    parser.add_argument(
+        "--triclinic-budget", type=float, default=120.0, help="seconds the triclinic search may take (default 120)"
     )
     parser.add_argument("--top", type=int, default=5, help="candidates printed (default 5)")
     parser.add_argument("--json", metavar="OUT", help="write the candidates to this JSON file")
@@ -43,7 +56,12 @@ def run(args: argparse.Namespace) -> int:
     from gasolve.io.atomic import atomic_write
     from gasolve.io.patterns import read_pattern
 
-    for name, value, lowest in (("--max-volume", args.max_volume, 10.0), ("--lines", args.lines, 8)):
+    for name, value, lowest in (
+        ("--max-volume", args.max_volume, 10.0),
+        ("--lines", args.lines, 8),
+        ("--triclinic-volume", args.triclinic_volume, 10.0),
+        ("--triclinic-budget", args.triclinic_budget, 0.0),
+    ):
         if not (math.isfinite(value) and value >= lowest):
             raise InputError(f"{name} must be at least {lowest}, got {value}")
     if args.impurities < 0 or args.impurities >= args.lines // 2:
@@ -53,7 +71,12 @@ def run(args: argparse.Namespace) -> int:
     if args.range:
         pattern = pattern.restrict(*args.range)
     settings = IndexingSettings(
-        n_lines=args.lines, max_volume=args.max_volume, max_unindexed=args.impurities, exhaustive=args.exhaustive
+        n_lines=args.lines,
+        max_volume=args.max_volume,
+        max_unindexed=args.impurities,
+        exhaustive=args.exhaustive,
+        triclinic_max_volume=args.triclinic_volume,
+        triclinic_budget=args.triclinic_budget,
     )
     result = index_pattern(pattern, radiation, settings)
     candidates = [c.as_dict() for c in result.candidates]

@@ -51,6 +51,8 @@ class DichotomySettings:
         Lines that may stay unindexed (impurities).
     max_boxes : int
         Safety limit on the boxes examined at one level.
+    time_budget : float
+        Seconds the triclinic search may take (:mod:`gasolve.indexing.triclinic`).
     """
 
     min_length: float = 2.0
@@ -62,6 +64,7 @@ class DichotomySettings:
     depth: int = 6
     max_unindexed: int = 0
     max_boxes: int = 2_000_000
+    time_budget: float = 120.0
 
 
 @numba.njit(cache=True, inline="always")

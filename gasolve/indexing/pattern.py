@@ -74,7 +74,12 @@ class IndexingSettings:
         A checked cell whose Pawley Rwp exceeds this multiple of the best checked cell's drops behind the others.
     convincing_m20, exhaustive : float, bool
         A cell of the fast systems (cubic to orthorhombic) with at least this M20 ends the search: the
-        monoclinic search (seconds to minutes) runs only when none is convincing, or when ``exhaustive``.
+        monoclinic search (seconds to minutes) runs only when none is convincing, or when ``exhaustive``; the
+        triclinic search only when no cell of higher symmetry (monoclinic included) is convincing, or when
+        ``exhaustive``.
+    triclinic_max_volume, triclinic_budget : float
+        Largest triclinic cell volume (Å³) and the seconds the triclinic search may take (over all zero shifts);
+        a search cut by the budget says so in the notes.
     systems : tuple of str
     """
 
@@ -90,6 +95,8 @@ class IndexingSettings:
     pawley_margin: float = 1.2
     convincing_m20: float = 20.0
     exhaustive: bool = False
+    triclinic_max_volume: float = 1000.0
+    triclinic_budget: float = 120.0
     systems: tuple[str, ...] = SYSTEMS
     peak_search: PeakSearchSettings = field(default_factory=PeakSearchSettings)
 
@@ -158,13 +165,17 @@ def zero_grid(step: float, max_zero: float) -> np.ndarray:
     return np.array(values)
 
 
-def _search(q_obs, q_tol, settings: IndexingSettings, systems, max_volume) -> tuple[list[IndexingSolution], list[str]]:
-    notes = []
+def _search(
+    q_obs, q_tol, settings: IndexingSettings, systems, max_volume, time_budget: float = 120.0
+) -> tuple[list[IndexingSolution], list[str]]:
+    notes: list[str] = []
     found: list[IndexingSolution] = []
-    dichotomy = DichotomySettings(max_volume=max_volume, max_unindexed=settings.max_unindexed)
+    dichotomy = DichotomySettings(
+        max_volume=max_volume, max_unindexed=settings.max_unindexed, time_budget=max(time_budget, 0.0)
+    )
     for system in systems:
         try:
-            found += index_lines(q_obs, q_tol, dichotomy, systems=(system,), min_m20=settings.min_m20)
+            found += index_lines(q_obs, q_tol, dichotomy, systems=(system,), min_m20=settings.min_m20, notes=notes)
         except RuntimeError as error:
             notes.append(str(error))
     return found, notes
@@ -205,7 +216,8 @@ def index_pattern(
     wavelength = radiation.primary
     tolerance = max(settings.min_tolerance, 0.5 * settings.zero_step)
     fast = tuple(s for s in settings.systems if s in _FAST_SYSTEMS)
-    slow = tuple(s for s in settings.systems if s not in _FAST_SYSTEMS)
+    slow = tuple(s for s in settings.systems if s == "monoclinic")
+    lowest = tuple(s for s in settings.systems if s == "triclinic")
     by_zero: list[tuple[float, IndexingSolution]] = []
     notes: list[str] = []
     for zero in zero_grid(settings.zero_step, settings.max_zero):
@@ -234,6 +246,9 @@ def index_pattern(
             solutions, more = _search(q[order], q_tol[order], settings, slow, min(limit, settings.max_volume))
             by_zero += [(float(zero), s) for s in solutions]
             notes += more
+    if lowest:
+        by_zero, more = _triclinic(peaks, order, wavelength, tolerance, settings, by_zero)
+        notes += more
     candidates = _distinct(by_zero, peaks.two_theta[order], wavelength)
     checked = [_pawley(c, pattern, radiation) for c in candidates[: settings.n_pawley]]
     leading = [c for c in checked if c.pawley_rwp is not None and c.solution.m20 >= settings.min_m20]
@@ -247,6 +262,43 @@ def index_pattern(
     return IndexingResult(
         tuple(ranked), peaks.two_theta[order], peaks.two_theta_esd[order], tuple(dict.fromkeys(notes))
     )
+
+
+def _triclinic(
+    peaks, order, wavelength: float, tolerance: float, settings: IndexingSettings, by_zero: list
+) -> tuple[list[tuple[float, IndexingSolution]], list[str]]:
+    """The triclinic stage: only when no higher-symmetry cell convinces (or exhaustive), under a time budget."""
+    import time
+
+    sound = [s for _, s in by_zero if s.m20 >= settings.min_m20]
+    convincing = [s for s in sound if s.m20 >= settings.convincing_m20]
+    if convincing and not settings.exhaustive:
+        best = max(convincing, key=lambda s: s.m20)
+        return by_zero, [
+            f"triclinic not searched: {best.crystal_system} {best.bravais} cell with M20 = {best.m20:.1f} "
+            f">= {settings.convincing_m20:g} (search it anyway with the exhaustive setting)"
+        ]
+    limit = min([s.primitive_volume * 1.02 for s in sound], default=settings.max_volume)
+    max_volume = min(limit, settings.max_volume, settings.triclinic_max_volume)
+    zeros = list(zero_grid(settings.zero_step, settings.max_zero))
+    if sound:
+        zeros = [max(((z, s) for z, s in by_zero if s.m20 >= settings.min_m20), key=lambda x: x[1].m20)[0]]
+    notes: list[str] = []
+    deadline = time.monotonic() + settings.triclinic_budget
+    by_zero = list(by_zero)
+    for i, zero in enumerate(zeros):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            notes.append(
+                f"triclinic search stopped by its time budget ({settings.triclinic_budget:g} s) after {i} of "
+                f"{len(zeros)} zero shifts"
+            )
+            break
+        q, q_tol = peaks.q_values(wavelength, zero, n_sigma=settings.n_sigma, min_tolerance=tolerance)
+        solutions, more = _search(q[order], q_tol[order], settings, ("triclinic",), max_volume, left)
+        by_zero += [(float(zero), s) for s in solutions]
+        notes += more
+    return by_zero, notes
 
 
 def _distinct(

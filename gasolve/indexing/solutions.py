@@ -38,7 +38,24 @@ from gasolve.indexing.systems import (
 #: Width of DICVOL's volume shells (Å³).
 SHELL_WIDTH = 400.0
 
-_SYMMETRY_RANK = {"cubic": 6, "hexagonal": 5, "trigonal": 5, "tetragonal": 4, "orthorhombic": 3, "monoclinic": 2}
+
+class SearchCut(Exception):
+    """A search stopped early (time budget); ``solutions`` holds what it found before."""
+
+    def __init__(self, solutions: list, message: str):
+        super().__init__(message)
+        self.solutions = solutions
+
+
+_SYMMETRY_RANK = {
+    "cubic": 6,
+    "hexagonal": 5,
+    "trigonal": 5,
+    "tetragonal": 4,
+    "orthorhombic": 3,
+    "monoclinic": 2,
+    "triclinic": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -109,6 +126,16 @@ def search_system(
         Å⁻².
     settings : DichotomySettings
     """
+    if system == "triclinic":
+        from gasolve.indexing.triclinic import TriclinicSettings, search_triclinic
+
+        triclinic = TriclinicSettings(
+            max_volume=settings.max_volume, max_unindexed=settings.max_unindexed, time_budget=settings.time_budget
+        )
+        solutions, cut = search_triclinic(q_obs, q_tol, triclinic)
+        if cut is not None:
+            raise SearchCut(solutions, f"triclinic search incomplete: {cut}")
+        return solutions
     q_reach = 1.01 * float(np.max(q_obs + q_tol))
     index_lists: dict[tuple[int, ...], np.ndarray] = {}
     solutions: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -173,6 +200,7 @@ def index_lines(
     settings: DichotomySettings | None = None,
     systems: tuple[str, ...] = SYSTEMS,
     min_m20: float = 10.0,
+    notes: list[str] | None = None,
 ) -> list[IndexingSolution]:
     """Every lattice that indexes the lines, reduced, de-duplicated and ranked by M20 (best first).
 
@@ -213,7 +241,13 @@ def index_lines(
             # cannot beat it; only a smaller primitive cell could still be the answer.
             limit = min(s.primitive_volume for s in sound) * 1.02
             settings = replace(settings, max_volume=min(settings.max_volume, limit))
-        for parameters, hkl, indexed in search_system(system, q_obs, q_tol, settings):
+        try:
+            system_solutions = search_system(system, q_obs, q_tol, settings)
+        except SearchCut as cut:
+            system_solutions = cut.solutions
+            if notes is not None:
+                notes.append(str(cut))
+        for parameters, hkl, indexed in system_solutions:
             solution = settle(system, parameters, hkl, indexed, q_obs, q_tol)
             duplicate = [i for i, other in enumerate(found) if same_lattice(solution.niggli, other.niggli)]
             if duplicate:

@@ -1,0 +1,301 @@
+"""Triclinic indexing by successive dichotomy on reciprocal parameters (DICVOL91/04: Boultif & Louër, J. Appl.
+Cryst. 24 (1991) 987-993 and 37 (2004) 724-731).
+
+For triclinic cells Q(hkl) written with the direct parameters is too involved for a box test, and DICVOL sets its
+intervals on the reciprocal parameters of
+
+    Q(hkl) = A h² + B k² + C l² + D kl + E hl + F hk,
+    A = a*², B = b*², C = c*², D = 2 b*c* cos α*, E = 2 a*c* cos β*, F = 2 a*b* cos γ*  (Å⁻²),
+
+searching volume shells from the smallest volume up. Q is linear in (A ... F), so its range over a box is exact
+(each term at one end of its interval; :func:`gasolve.indexing.dichotomy.count_unindexed`): a box is rejected only
+when no metric inside it indexes the lines (up to ``max_unindexed``). Boxes whose metric cannot be positive definite
+with a volume in the shell are dropped by interval arithmetic on det G* = 1/V² (which can only widen the range).
+
+The six-dimensional box space is too large to halve blindly on two cores, so the starting boxes follow the
+basis-line idea of TREOR (Werner, Eriksson & Westdahl, J. Appl. Cryst. 18 (1985) 367-370): three of the first
+``n_basis`` lines are taken as Q(100), Q(010) and Q(001) of some basis of the lattice (not necessarily the reduced
+one), which pins A, B and C to those lines' tolerance intervals; D, E and F are then found by dichotomy over every
+angle (F, E >= 0: b* -> -b* and c* -> -c* leave the lattice unchanged). A lattice none of whose bases has its three
+axial lines among the first ``n_basis`` observed lines is not found. Solutions are refined by least squares on
+(A ... F), Niggli-reduced and de-duplicated by :mod:`gasolve.indexing.solutions`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from gasolve.indexing.dichotomy import count_unindexed, refine_reciprocal
+from gasolve.indexing.systems import coefficient_matrix, miller_indices
+
+
+@dataclass(frozen=True)
+class TriclinicSettings:
+    """Limits of the triclinic search.
+
+    Attributes
+    ----------
+    max_volume : float
+        Largest cell volume (Å³).
+    shell_ratio : float
+        Each volume shell ends this many times higher than it starts (:func:`volume_shells`).
+    n_basis : int
+        Lines among which the three axial lines are sought.
+    resolution : float
+        The halving of D, E, F stops at widths below ``resolution`` times √(BC), √(AC), √(AB).
+    max_unindexed : int
+        Lines that may stay unindexed (impurities).
+    time_budget : float
+        Seconds; the search stops (and says so) past it.
+    max_boxes : int
+        Safety limit on the boxes of one level of one basis.
+    """
+
+    max_volume: float = 1000.0
+    shell_ratio: float = 1.25
+    n_basis: int = 7
+    resolution: float = 1e-2
+    max_unindexed: int = 0
+    time_budget: float = 120.0
+    max_boxes: int = 400_000
+
+
+def determinant_upper(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Upper bound of det G* over boxes of (A, B, C, D, E, F) (interval arithmetic, Å⁻⁶).
+
+    det G* = ABC + DEF/4 - (A D² + B E² + C F²)/4 for A, B, C > 0.
+
+    Parameters
+    ----------
+    lo, hi : ndarray, shape (n_boxes, 6)
+
+    Returns
+    -------
+    ndarray, shape (n_boxes,)
+    """
+    corners = [
+        np.where(c & 1, lo[:, 3], hi[:, 3]) * np.where(c & 2, lo[:, 4], hi[:, 4]) * np.where(c & 4, lo[:, 5], hi[:, 5])
+        for c in range(8)
+    ]
+    product_hi = np.max(corners, axis=0)
+
+    def square_lo(a, b):
+        return np.where((a <= 0) & (b >= 0), 0.0, np.minimum(a * a, b * b))
+
+    subtracted = lo[:, 0] * square_lo(lo[:, 3], hi[:, 3]) + lo[:, 1] * square_lo(lo[:, 4], hi[:, 4])
+    subtracted += lo[:, 2] * square_lo(lo[:, 5], hi[:, 5])
+    return hi[:, 0] * hi[:, 1] * hi[:, 2] + 0.25 * product_hi - 0.25 * subtracted
+
+
+def determinant_lower(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Lower bound of det G* over boxes of (A, B, C, D, E, F) (interval arithmetic, Å⁻⁶)."""
+    corners = [
+        np.where(c & 1, lo[:, 3], hi[:, 3]) * np.where(c & 2, lo[:, 4], hi[:, 4]) * np.where(c & 4, lo[:, 5], hi[:, 5])
+        for c in range(8)
+    ]
+    product_lo = np.min(corners, axis=0)
+    square_hi = [np.maximum(lo[:, i] ** 2, hi[:, i] ** 2) for i in (3, 4, 5)]
+    subtracted = hi[:, 0] * square_hi[0] + hi[:, 1] * square_hi[1] + hi[:, 2] * square_hi[2]
+    return lo[:, 0] * lo[:, 1] * lo[:, 2] + 0.25 * product_lo - 0.25 * subtracted
+
+
+def volume_shells(q_obs: np.ndarray, max_volume: float, ratio: float) -> list[tuple[float, float]]:
+    """Volume shells (Å³), smallest first, scaled on the volume the line count suggests.
+
+    N lines (Friedel pairs counted once) up to Q_N need about (4π/3) Q_N^{3/2} V / 2 lattice points, so
+    V_N = 3 N / (2π Q_N^{3/2}) (the idea of Smith, J. Appl. Cryst. 10 (1977) 252, for triclinic shells in DICVOL91).
+    Missing and overlapping lines make the true volume larger, impurity lines smaller: the first shell runs up to
+    V_N / 2 and each next one is ``ratio`` times wider, so that a narrow shell (strong pruning) holds the answer.
+    """
+    q_last = float(np.max(q_obs))
+    estimate = 3 * len(q_obs) / (2 * math.pi * q_last**1.5)
+    shells = []
+    start, end = 0.0, 0.5 * estimate
+    while start < max_volume:
+        shells.append((start, min(end, max_volume)))
+        start, end = end, end * ratio
+    return shells
+
+
+def basis_triples(n_lines: int, n_basis: int) -> list[tuple[int, int, int]]:
+    """Lines i < j < k among the first ``n_basis`` taken as Q(100), Q(010), Q(001), lowest lines first."""
+    n = min(n_basis, n_lines)
+    triples = [(i, j, k) for i in range(n) for j in range(i + 1, n) for k in range(j + 1, n)]
+    return sorted(triples, key=lambda t: (t[2], t[1], t[0]))
+
+
+def _halve(lo: np.ndarray, hi: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    for axis in axes:
+        mid = 0.5 * (lo[:, axis] + hi[:, axis])
+        lo_a, hi_a = lo.copy(), hi.copy()
+        hi_a[:, axis] = mid
+        lo_b = lo.copy()
+        lo_b[:, axis] = mid
+        lo, hi = np.concatenate([lo_a, lo_b]), np.concatenate([hi_a, hi.copy()])
+    return lo, hi
+
+
+def basis_indices(q_reach: float, a_hi: float, b_hi: float, c_hi: float, max_volume: float) -> np.ndarray:
+    """Indices that can give a line up to ``q_reach`` in a cell of volume <= ``max_volume`` with these axes.
+
+    |h| <= a √Q_reach, and a = b* c* sin α* V <= √(BC) V (likewise for k and l).
+
+    Returns
+    -------
+    ndarray, shape (n_hkl, 3), int64
+    """
+    lengths = np.array([math.sqrt(b_hi * c_hi), math.sqrt(a_hi * c_hi), math.sqrt(a_hi * b_hi)]) * max_volume
+    return miller_indices("triclinic", lengths, q_reach)
+
+
+def _reachable(
+    hkl: np.ndarray, coefficients: np.ndarray, lo: np.ndarray, hi: np.ndarray, q_reach: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The indices that may still give a line up to ``q_reach`` in one of the boxes (the rest cannot index).
+
+    Two valid bounds: Q(hkl) over the boxes' common bounding box, and |h| <= a √Q_reach with
+    a² = (BC - D²/4) / det G* (likewise k, l) wherever det G* is bounded away from 0.
+    """
+    box_lo, box_hi = lo.min(axis=0), hi.max(axis=0)
+    q_low = np.minimum(coefficients * box_lo, coefficients * box_hi).sum(axis=1)
+    keep = q_low <= q_reach
+    det_lo = determinant_lower(lo, hi)
+    if np.all(det_lo > 0):
+        square_lo = [
+            np.where((lo[:, i] <= 0) & (hi[:, i] >= 0), 0.0, np.minimum(lo[:, i] ** 2, hi[:, i] ** 2))
+            for i in (3, 4, 5)
+        ]
+        cofactors = [
+            hi[:, 1] * hi[:, 2] - square_lo[0] / 4,
+            hi[:, 0] * hi[:, 2] - square_lo[1] / 4,
+            hi[:, 0] * hi[:, 1] - square_lo[2] / 4,
+        ]
+        for axis, cofactor in enumerate(cofactors):
+            keep &= np.abs(hkl[:, axis]) <= math.sqrt(q_reach * float(np.max(cofactor / det_lo))) + 1e-9
+    return hkl[keep], coefficients[keep]
+
+
+def surviving_boxes_triclinic(
+    q_obs: np.ndarray,
+    q_tol: np.ndarray,
+    basis: tuple[int, int, int],
+    settings: TriclinicSettings,
+    volume_shell: tuple[float, float],
+    deadline: float = math.inf,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Final boxes of (A, B, C, D, E, F) with A, B, C on the lines ``basis`` that index the lines.
+
+    Parameters
+    ----------
+    q_obs, q_tol : ndarray, shape (n_lines,)
+        Å⁻², sorted by Q.
+    basis : (int, int, int)
+        Lines taken as Q(100), Q(010), Q(001).
+    settings : TriclinicSettings
+    volume_shell : (float, float)
+        Volumes searched (Å³).
+    deadline : float
+        ``time.monotonic()`` past which the search stops.
+
+    Returns
+    -------
+    lo, hi : ndarray, shape (n_boxes, 6)
+    hkl : ndarray, shape (n_hkl, 3)
+        The indices the boxes were tested with.
+    complete : bool
+        False when the deadline or ``max_boxes`` cut the search (no boxes are returned then).
+    """
+    v_min, v_max = volume_shell
+    q_reach = float(np.max(q_obs + q_tol))
+    (a_lo, a_hi), (b_lo, b_hi), (c_lo, c_hi) = ((q_obs[i] - q_tol[i], q_obs[i] + q_tol[i]) for i in basis)
+    hkl = basis_indices(q_reach, a_hi, b_hi, c_hi, v_max)
+    coefficients = coefficient_matrix("triclinic", hkl)
+    # |cos| <= 1 bounds D, E, F; F, E >= 0 by the choice of the signs of b* and c*.
+    lo = np.array([[a_lo, b_lo, c_lo, -2 * math.sqrt(b_hi * c_hi), 0.0, 0.0]])
+    hi = np.array(
+        [[a_hi, b_hi, c_hi, 2 * math.sqrt(b_hi * c_hi), 2 * math.sqrt(a_hi * c_hi), 2 * math.sqrt(a_hi * b_hi)]]
+    )
+    target = settings.resolution * np.sqrt([b_lo * c_lo, a_lo * c_lo, a_lo * b_lo])
+    det_min = 1.0 / v_max**2
+    det_max = math.inf if v_min <= 0 else 1.0 / v_min**2
+    while True:
+        keep = (determinant_upper(lo, hi) >= det_min) & (determinant_lower(lo, hi) <= det_max)
+        lo, hi = lo[keep], hi[keep]
+        if len(lo):
+            hkl, coefficients = _reachable(hkl, coefficients, lo, hi, q_reach)
+            missing = count_unindexed(q_obs, q_tol, coefficients, lo, hi, settings.max_unindexed)
+            passed = missing <= settings.max_unindexed
+            lo, hi = lo[passed], hi[passed]
+        if not len(lo):
+            return lo, hi, hkl, True
+        width = (hi - lo)[0, 3:]
+        axes = tuple(3 + i for i in range(3) if width[i] > target[i])
+        if not axes:
+            return lo, hi, hkl, True
+        if time.monotonic() > deadline or len(lo) << len(axes) > settings.max_boxes:
+            return lo[:0], hi[:0], hkl, False
+        lo, hi = _halve(lo, hi, axes)
+
+
+def search_triclinic(
+    q_obs: np.ndarray, q_tol: np.ndarray, settings: TriclinicSettings
+) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], str | None]:
+    """Refined triclinic solutions: (reciprocal parameters A ... F, hkl per line, indexed mask), and what cut it.
+
+    Volume shells are searched smallest first, and bases lowest lines first; the search stops at the first basis
+    that gives a solution (the smallest cell; triclinic lattices have no extinctions to make a supercell look
+    better), or at the time budget.
+
+    Parameters
+    ----------
+    q_obs, q_tol : ndarray, shape (n_lines,)
+        Å⁻², sorted by Q.
+    settings : TriclinicSettings
+
+    Returns
+    -------
+    solutions : list of (ndarray (6,), ndarray (n_lines, 3), ndarray (n_lines,) bool)
+    cut : str or None
+        None when the search covered every basis it examined; otherwise why it did not (time budget, or bases
+        skipped at the box limit).
+    """
+    deadline = time.monotonic() + settings.time_budget
+    q_reach = 1.01 * float(np.max(q_obs + q_tol))
+    solutions: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    n_skipped = 0
+    for volume_shell in volume_shells(q_obs, settings.max_volume, settings.shell_ratio):
+        for basis in basis_triples(len(q_obs), settings.n_basis):
+            lo, hi, _, done = surviving_boxes_triclinic(q_obs, q_tol, basis, settings, volume_shell, deadline)
+            if not done:
+                if time.monotonic() > deadline:
+                    return (
+                        solutions,
+                        f"stopped by its time budget ({settings.time_budget:g} s) at {volume_shell[1]:.0f} Å³",
+                    )
+                # Too many boxes: a basis the lines hardly constrain; skipped, and said so.
+                n_skipped += 1
+            if not len(lo):
+                continue
+            hkl = basis_indices(q_reach, hi[0, 0], hi[0, 1], hi[0, 2], 1.05 * volume_shell[1])
+            tried: list[np.ndarray] = []
+            for centre in 0.5 * (lo + hi):
+                # Neighbouring final boxes refine to the same cell: start once per small neighbourhood.
+                if any(np.all(np.abs(centre - t) <= 10 * (hi[0] - lo[0]) + 1e-12) for t in tried):
+                    continue
+                tried.append(centre)
+                result = refine_reciprocal("triclinic", q_obs, q_tol, centre, hkl, settings.max_unindexed)
+                if result is None or any(np.allclose(result[0], known[0], rtol=1e-4) for known in solutions):
+                    continue
+                solutions.append(result)
+            if solutions:
+                break
+        if solutions:
+            break
+    cut = None
+    if n_skipped:
+        cut = f"{n_skipped} bases skipped at the limit of {settings.max_boxes} boxes"
+    return solutions, cut
