@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         run,
         score,
         simulate,
+        solve,
         train_nn,
         train_symmetry,
     )
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_parser(subparsers)
     refine.add_parser(subparsers)
     run.add_parser(subparsers)
+    solve.add_parser(subparsers)
     compare.add_parser(subparsers)
     harvest.add_parser(subparsers)
     train_nn.add_parser(subparsers)

@@ -1,0 +1,239 @@
+"""`gasolve solve PATTERN --composition F`: pattern and formula in, refined structure out.
+
+Stages (:mod:`gasolve.structure_solution`): index the pattern (unless ``--cell``), fit it with free intensities in
+the lattice's holohedral group, rank the space groups from the extinctions with the symmetry network as the prior
+(unless ``--space-group``), then race the Z and Wyckoff hypotheses of the leading groups together
+(:mod:`gasolve.hypotheses.race`) and write the winner like ``gasolve run`` with a composition does. One checkpoint
+holds every finished stage, so ``--resume`` after a kill skips them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "solve",
+        help="pattern + formula in, structure out: index, space group, Wyckoff hypotheses, GA, refinement",
+        description="Index the pattern, rank its space groups from the systematic extinctions (symmetry network as "
+        "the prior), then race the Z and Wyckoff hypotheses of the leading groups with the GA on Dask; writes "
+        "best.cif, fit.png, summary.json (every stage's candidates and evidence) and solution.toml.",
+    )
+    parser.add_argument("pattern", help="pattern file (.xy/.xye/.csv/.dat or GSAS raw)")
+    parser.add_argument("--composition", required=True, help="chemical formula, e.g. 'PbSO4' or 'Ca5(PO4)3F'")
+    parser.add_argument("--wavelength", default="CuKa1", help="Å, or CuKa1, CuKa12, MoKa12, ... (default CuKa1)")
+    parser.add_argument("--range", nargs=2, type=float, metavar=("A", "B"), help="2θ range to use (degrees)")
+    parser.add_argument("--cell", nargs=6, type=float, metavar="X", help="a b c alpha beta gamma: skip indexing")
+    parser.add_argument(
+        "--lattice", help="Bravais lattice of --cell (aP, mP, mC, oP, ..., cF); default from its metric"
+    )
+    parser.add_argument("--space-group", help="skip the space-group ranking (symbol or number, standard setting)")
+    parser.add_argument("--space-groups", type=int, default=3, help="leading space groups raced (default 3)")
+    parser.add_argument("--z", type=int, help="formula units per conventional cell (default: proposed from volume)")
+    parser.add_argument("--background-terms", type=int, help="Chebyshev terms (default 1 per 12.5° of 2θ, >= 3)")
+    parser.add_argument("--out", help="output folder (default runs/NAME beside the pattern, NAME its file stem)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of every random choice (default 1)")
+    parser.add_argument("--max-evaluations", type=int, default=2_000_000, help="race budget (default 2e6)")
+    parser.add_argument("--scheduler", help="'local' (default), 'synchronous' or a Dask scheduler address")
+    parser.add_argument("--workers", type=int, help="LocalCluster workers (default: the cores)")
+    parser.add_argument("--no-network", action="store_true", help="uniform prior over space groups")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=run, stop_when_solved=False)
+
+
+def _fingerprint(args) -> str:
+    import hashlib
+
+    keys = ("pattern", "composition", "wavelength", "range", "cell", "lattice", "space_group", "space_groups", "z")
+    text = repr([getattr(args, key) for key in keys] + [args.background_terms, args.seed, args.no_network])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _network_prior(observed, radiation):
+    """The symmetry network's probability of each space-group number (the command line may import symnet)."""
+    from symnet.classify import Classifier, pattern_input
+
+    classifier = Classifier()
+    inputs = pattern_input(observed.two_theta, observed.y_obs, radiation.primary, classifier.grid, observed.source)
+    probabilities = classifier.classify_inputs(inputs[None])[0].space_group_probabilities
+    return lambda number: float(probabilities[number - 1])
+
+
+def _raw_config(args, pattern: Path, cell, space_group, background_terms: int, out: Path) -> dict:
+    structure = {
+        "name": pattern.stem,
+        "cell": list(cell.parameters),
+        "space_group": space_group.symbol,
+        "composition": args.composition,
+    }
+    if args.z is not None:
+        structure["z"] = args.z
+    raw = {
+        "structure": structure,
+        "pattern": {"file": str(pattern), "wavelength": args.wavelength, "background": {"terms": background_terms}},
+        "ga": {"seed": args.seed, "max_evaluations": args.max_evaluations},
+        "output": {"dir": str(out)},
+    }
+    if args.range:
+        raw["pattern"]["range"] = list(args.range)
+    return raw
+
+
+def _stages(args, pattern: Path, out: Path, say) -> dict:
+    """Every stage before the race; returns what the checkpoint keeps."""
+    from gasolve.config import default_background_terms, parse_run_config
+    from gasolve.crystal.cell import UnitCell
+    from gasolve.crystal.spacegroup import SpaceGroup
+    from gasolve.diffraction.wavelength import parse_radiation
+    from gasolve.errors import InputError
+    from gasolve.hypotheses import race
+    from gasolve.io.patterns import read_pattern
+    from gasolve.structure_solution import (
+        CellChoice,
+        GroupChoice,
+        find_cell,
+        holohedral_fit,
+        lattice_of_cell,
+        solve_hypotheses,
+        space_group_candidates,
+    )
+
+    radiation = parse_radiation(args.wavelength)
+    observed = read_pattern(pattern)
+    if args.range:
+        observed = observed.restrict(*args.range)
+    lo, hi = float(observed.two_theta[0]), float(observed.two_theta[-1])
+    terms = args.background_terms if args.background_terms is not None else default_background_terms(lo, hi)
+    if args.cell:
+        cell = UnitCell.from_parameters(args.cell)
+        choice = CellChoice(cell, args.lattice or lattice_of_cell(cell), "given")
+        say(f"cell given: {choice.bravais} {', '.join(f'{x:g}' for x in cell.parameters)}")
+    else:
+        choice = find_cell(observed, radiation)
+        best = choice.indexing["candidates"][0]
+        say(f"indexed: {choice.bravais} cell {best['cell']}, M20 {best['m20']:.1f}, F_N {best['f_n']:.1f}")
+    fit = holohedral_fit(observed, radiation, choice.cell, choice.bravais, terms)
+    say(f"holohedral profile fit: Rwp {fit.metrics.rwp:.4f}, χ² {fit.metrics.chi2:.3f}")
+    analysis = None
+    if args.space_group:
+        group = SpaceGroup.from_symbol(args.space_group)
+        group.check_cell(fit.cell)
+        groups = [GroupChoice(group, fit.cell, 1.0, group.symbol)]
+    else:
+        prior = None if args.no_network else _network_prior(observed, radiation)
+        groups, analysis = space_group_candidates(fit, choice.bravais, prior, n=args.space_groups)
+        say(
+            "space groups raced: "
+            + ", ".join(f"{g.space_group.symbol} ({g.posterior:.2f}, as {g.setting})" for g in groups)
+        )
+    raw = _raw_config(args, pattern, groups[0].cell, groups[0].space_group, terms, out)
+    raw["pattern"]["profile"] = _profile_table(fit.profile)
+    try:
+        base = parse_run_config(raw, pattern)
+    except InputError as error:
+        raise InputError(f"--composition / --z: {error.message}", str(pattern)) from None
+    settings = race.RaceSettings()
+    fitted = race.race_config(base, settings)
+    hypotheses, routes = solve_hypotheses(fitted.structure, groups)
+    for item in routes:
+        say(f"{item['space_group']} Z = {item['z']}: {item['reason']}")
+    state = race.start(hypotheses, float(fit.metrics.chi2), settings)
+    say(f"{len(hypotheses)} hypotheses enter the race; noise level χ² {fit.metrics.chi2:.3g} (free intensities)")
+    return {
+        "fitted": fitted,
+        "observed": observed,
+        "profile_fit": fit,
+        "stages": {
+            "cell": {"source": choice.source, "bravais": choice.bravais, "cell": list(choice.cell.parameters)},
+            "indexing": choice.indexing,
+            "profile_fit": {
+                "cell": list(fit.cell.parameters),
+                "rwp": fit.metrics.rwp,
+                "chi2": fit.metrics.chi2,
+                "group": "holohedral",
+            },
+            "space_groups": {
+                "given": bool(args.space_group),
+                "analysis": analysis,
+                "raced": [
+                    {
+                        "space_group": g.space_group.symbol,
+                        "setting": g.setting,
+                        "posterior": g.posterior,
+                        "cell": list(g.cell.parameters),
+                    }
+                    for g in groups
+                ],
+            },
+            "hypothesis_routes": routes,
+        },
+        "race": state,
+    }
+
+
+def _profile_table(profile) -> dict:
+    from gasolve.config import profile_table
+
+    return profile_table(profile)
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from gasolve import __version__
+    from gasolve.cli.run_composition import run_race, write_race_outputs
+    from gasolve.config import write_resolved
+    from gasolve.errors import InputError
+    from gasolve.hypotheses import race
+    from gasolve.io.checkpoint import read_checkpoint, write_checkpoint
+
+    pattern = Path(args.pattern).expanduser().resolve()
+    if not pattern.is_file():
+        raise InputError("no such pattern file", args.pattern)
+    out = Path(args.out).expanduser().resolve() if args.out else pattern.parent / "runs" / pattern.stem
+    checkpoint_path = out / "checkpoint.pkl"
+    fingerprint = _fingerprint(args)
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    if args.resume:
+        payload = read_checkpoint(checkpoint_path)
+        if payload.get("fingerprint") != fingerprint or "solve" not in payload:
+            raise InputError(
+                "the checkpoint was made with other options; resume with the same ones", str(checkpoint_path)
+            )
+        stages = payload["solve"]
+        if stages["race"].stop and stages["race"].evaluations < args.max_evaluations:
+            stages["race"] = race.reopen(stages["race"])
+        stages["fitted"] = stages["fitted"].with_overrides(max_evaluations=args.max_evaluations)
+    else:
+        stages = _stages(args, pattern, out, say)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot create the output folder: {error.strerror}", str(out)) from None
+    fitted, observed = stages["fitted"], stages["observed"]
+    write_resolved(fitted, out / "config.toml")
+
+    def save(state) -> None:
+        stages["race"] = state
+        write_checkpoint(checkpoint_path, {"fingerprint": fingerprint, "solve": stages, "version": __version__})
+
+    save(stages["race"])
+    if not args.resume:
+        from gasolve.io.profile_fit_outputs import write_outputs
+
+        write_outputs(stages["profile_fit"], out, f"{pattern.stem}: holohedral profile fit", str(pattern))
+    started = time.perf_counter()
+    state = run_race(fitted, observed, stages["race"], race.RaceSettings(), args, pattern.stem, save)
+    if state is None:
+        print(f"gasolve solve: interrupted; checkpoint saved, continue with --resume --out {out}", file=sys.stderr)
+        return 130
+    extra = {"stages": stages["stages"], "pattern": str(pattern)}
+    write_race_outputs(fitted, observed, state, out, time.perf_counter() - started, extra, source=str(pattern))
+    return 0

@@ -1,0 +1,200 @@
+"""From a measured pattern and a formula to the hypotheses of a structure: the stages before the race.
+
+``gasolve solve PATTERN --composition F`` (:mod:`gasolve.cli.solve`) runs:
+
+1. **Cell** (:func:`find_cell`): :func:`gasolve.indexing.pattern.index_pattern` (peak search, dichotomy, M20,
+   Pawley check), unless the cell is given.
+2. **Profile and intensities** (:func:`holohedral_fit`): one whole-pattern fit with free intensities in the
+   lattice's holohedral symmorphic group (only the centring removes reflections): zero shift, cell, peak shape,
+   background, and every reflection's intensity with its covariance.
+3. **Space groups** (:func:`space_group_candidates`): the fit's intensities scored against every extinction class
+   of the lattice (:mod:`gasolve.indexing.extinctions`), times a prior (the symmetry network's, passed in by the
+   command line), unless the space group is given. Each candidate setting is turned into the group's standard
+   setting (gemmi's change of basis), where the Wyckoff tables are.
+4. **Hypotheses** (:func:`solve_hypotheses`): Z and Wyckoff assignments of the composition in each candidate
+   group, merged by log prior + log posterior of the group, for one race (:mod:`gasolve.hypotheses.race`).
+
+Nothing here prints or writes files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import gemmi
+import numpy as np
+
+from gasolve.config import StructureSpec
+from gasolve.crystal.cell import UnitCell
+from gasolve.crystal.spacegroup import SpaceGroup
+from gasolve.errors import InputError
+
+
+@dataclass(frozen=True)
+class CellChoice:
+    """The cell the solution starts from.
+
+    Attributes
+    ----------
+    cell : UnitCell
+        Conventional cell of the lattice.
+    bravais : str
+        aP, mP, ..., cF.
+    source : str
+        "given" or "indexed".
+    indexing : dict or None
+        The leading indexing candidates (``gasolve index`` JSON records), when indexed.
+    """
+
+    cell: UnitCell
+    bravais: str
+    source: str
+    indexing: dict | None = None
+
+
+def lattice_of_cell(cell: UnitCell) -> str:
+    """Bravais symbol of a given conventional cell taken as primitive (the highest metric symmetry, P)."""
+    from gasolve.indexing.lattice import bravais_lattice, lattice_vectors
+
+    bravais, _, _ = bravais_lattice(lattice_vectors(tuple(cell.parameters)))
+    return bravais[0] + ("R" if bravais == "hR" else "P")
+
+
+def find_cell(observed, radiation, settings=None) -> CellChoice:
+    """Index the pattern; the best candidate must have a sound figure of merit (M20 >= the settings' minimum).
+
+    Raises
+    ------
+    InputError
+        Too few lines, or no sound cell (the message gives the best figure of merit and what to try).
+    """
+    from gasolve.indexing.pattern import IndexingSettings, index_pattern
+
+    settings = settings or IndexingSettings(n_pawley=1)  # the holohedral fit that follows is the second check
+    result = index_pattern(observed, radiation, settings)
+    records = [candidate.as_dict() for candidate in result.candidates[:5]]
+    if not result.candidates or result.candidates[0].solution.m20 < settings.min_m20:
+        best = f"best M20 {result.candidates[0].solution.m20:.1f}" if result.candidates else "no cell found"
+        raise InputError(
+            f"the pattern does not index soundly ({best}, at least {settings.min_m20:g} needed); give the cell with "
+            "--cell, or check the wavelength and the 2θ range"
+        )
+    best = result.candidates[0]
+    cell = UnitCell(*(best.pawley_cell or best.solution.cell))
+    return CellChoice(cell, best.solution.bravais, "indexed", {"candidates": records, "notes": list(result.notes)})
+
+
+def holohedral_fit(observed, radiation, cell: UnitCell, bravais: str, background_terms: int):
+    """Whole-pattern fit with free intensities in the holohedral group of ``bravais`` (LeBailResult)."""
+    from gasolve.indexing.pattern import HOLOHEDRY
+    from gasolve.profile_fit import LeBailSettings, fit_lebail
+
+    if bravais not in HOLOHEDRY:
+        raise InputError(f"unknown Bravais lattice {bravais!r}; expected one of {', '.join(HOLOHEDRY)}")
+    group = SpaceGroup.from_symbol(HOLOHEDRY[bravais])
+    return fit_lebail(observed, cell, group, radiation, LeBailSettings(background_terms=background_terms))
+
+
+def standard_setting(group: SpaceGroup, cell: UnitCell) -> tuple[SpaceGroup, UnitCell]:
+    """The standard setting of ``group`` and ``cell`` expressed in it (gemmi's change of basis)."""
+    entry = gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(group.hall))
+    if entry is None:
+        raise InputError(f"space group {group.symbol} ({group.hall}) is not a setting in gemmi's table")
+    standard = SpaceGroup.from_symbol(entry.number)
+    changed = gemmi.UnitCell(*cell.parameters).changed_basis_backward(entry.basisop, False)
+    return standard, UnitCell(changed.a, changed.b, changed.c, changed.alpha, changed.beta, changed.gamma)
+
+
+@dataclass(frozen=True)
+class GroupChoice:
+    """A space group the race tries.
+
+    Attributes
+    ----------
+    space_group : SpaceGroup
+        Standard setting.
+    cell : UnitCell
+        In that setting.
+    posterior : float
+        Of the extinction analysis (1 for a given group).
+    setting : str
+        The setting the analysis found it in (the cell's axes).
+    """
+
+    space_group: SpaceGroup
+    cell: UnitCell
+    posterior: float
+    setting: str
+
+
+def space_group_candidates(
+    fit, bravais: str, prior: Callable[[int], float] | None = None, n: int = 3, min_posterior: float = 0.01
+) -> tuple[list[GroupChoice], dict]:
+    """The leading space groups of a holohedral fit, in their standard settings.
+
+    Parameters
+    ----------
+    fit : LeBailResult
+        :func:`holohedral_fit`'s.
+    bravais : str
+    prior : callable, optional
+        Probability of a space-group number (the symmetry network's).
+    n : int
+        Groups kept at most (distinct numbers).
+    min_posterior : float
+        Groups below this posterior are left out (the first is always kept).
+
+    Returns
+    -------
+    groups : list of GroupChoice
+    analysis : dict
+        The extinction classes and ranked groups (evidence for summary.json).
+    """
+    from gasolve.indexing.extinctions import analyse_fit
+
+    analysis = analyse_fit(fit, bravais, prior)
+    chosen: list[GroupChoice] = []
+    for score in analysis.space_groups:
+        if len(chosen) >= n or (chosen and score.posterior < min_posterior):
+            break
+        if any(choice.space_group.number == score.group.number for choice in chosen):
+            continue
+        group, cell = standard_setting(score.group, fit.cell)
+        chosen.append(GroupChoice(group, cell, float(score.posterior), score.group.symbol))
+    return chosen, analysis.as_dict()
+
+
+def solve_hypotheses(base: StructureSpec, groups: list[GroupChoice], max_hypotheses: int = 24) -> tuple[list, list]:
+    """Hypotheses of the composition in every candidate group, merged by log prior + log posterior.
+
+    Returns
+    -------
+    hypotheses : list of Hypothesis
+        Each with its group's spec as :attr:`~gasolve.hypotheses.hypothesis.Hypothesis.base`.
+    routes : list of dict
+        Per group and Z, as :func:`~gasolve.hypotheses.hypothesis.list_hypotheses` reports them, with ``space_group``.
+    """
+    from gasolve.hypotheses.hypothesis import list_hypotheses
+
+    merged = []
+    routes = []
+    failures = []
+    for choice in groups:
+        spec = replace(base, space_group=choice.space_group, cell=choice.cell)
+        try:
+            spec.space_group.check_cell(spec.cell)
+            hypotheses, group_routes = list_hypotheses(spec, max_hypotheses=max_hypotheses)
+        except InputError as error:  # the composition does not fit this group: the others still may
+            failures.append(f"{choice.space_group.symbol}: {error}")
+            continue
+        weight = math.log(max(choice.posterior, 1e-12))
+        for h in hypotheses:
+            score = (h.log_prior if math.isfinite(h.log_prior) else -1e6) + weight
+            merged.append((score, replace(h, base=spec)))
+        routes += [dict(item, space_group=choice.space_group.symbol) for item in group_routes]
+    if not merged:
+        raise InputError("the composition fits none of the candidate space groups: " + "; ".join(failures))
+    order = np.argsort([-score for score, _ in merged], kind="stable")
+    return [merged[i][1] for i in order[:max_hypotheses]], routes

@@ -1,0 +1,55 @@
+"""`gasolve solve PATTERN --composition F`: every stage from a pattern simulated by pymatgen, judged from best.cif."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_composition_run import _matches, _write_case
+
+from gasolve.cli.main import main
+
+
+def test_solve_with_cell_and_space_group_given(tmp_path, capsys):
+    _, reference = _write_case(tmp_path / "case", "130_A3BC_tP5_99_bc_a_b")
+    out = tmp_path / "out"
+    argv = ["solve", str(tmp_path / "case" / "pattern.xye"), "--composition", "ZrPbO3", "--range", "5", "80"]
+    argv += ["--cell", "4.046", "4.046", "4.1394", "90", "90", "90", "--space-group", "P4mm"]
+    argv += ["--out", str(out), "--scheduler", "synchronous", "--quiet", "--max-evaluations", "300000"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "cell given: tP" in printed and "holohedral profile fit" in printed
+    assert _matches(out / "best.cif", reference) <= 0.3
+    summary = json.loads((out / "summary.json").read_text())
+    stages = summary["stages"]
+    assert stages["cell"]["source"] == "given" and stages["space_groups"]["given"] is True
+    assert stages["space_groups"]["raced"][0]["space_group"] == "P 4 m m"
+    assert summary["composition"] == "ZrPbO3" and summary["hypotheses"]
+    assert (out / "solution.toml").is_file() and (out / "lebail.json").is_file()
+
+
+def test_solve_refuses_bad_input(tmp_path, capsys):
+    _write_case(tmp_path / "case", "130_A3BC_tP5_99_bc_a_b")
+    pattern = str(tmp_path / "case" / "pattern.xye")
+    cell = ["--cell", "4.046", "4.046", "4.1394", "90", "90", "90", "--space-group", "P4mm"]
+    assert main(["solve", pattern, "--composition", "Zr(PbO3", *cell, "--out", str(tmp_path / "o1")]) == 2
+    assert "composition" in capsys.readouterr().err
+    assert main(["solve", str(tmp_path / "missing.xye"), "--composition", "ZrPbO3"]) == 2
+    assert "missing.xye" in capsys.readouterr().err
+    cubic = ["--cell", "4.046", "4.046", "4.1394", "90", "90", "90", "--space-group", "Pm-3m"]
+    assert main(["solve", pattern, "--composition", "ZrPbO3", *cubic, "--out", str(tmp_path / "o2")]) == 2
+    assert "cell" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_solve_from_pattern_and_formula_alone(tmp_path, capsys):
+    """Indexing, extinctions with the network prior, and the race: nothing but the pattern and the formula."""
+    _, reference = _write_case(tmp_path / "case", "130_A3BC_tP5_99_bc_a_b")
+    out = tmp_path / "out"
+    argv = ["solve", str(tmp_path / "case" / "pattern.xye"), "--composition", "ZrPbO3", "--range", "5", "80"]
+    argv += ["--out", str(out), "--scheduler", "synchronous", "--quiet", "--max-evaluations", "600000"]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stages"]["cell"]["bravais"] == "tP"
+    assert any("P 4 m m" == g["space_group"] for g in summary["stages"]["space_groups"]["raced"])
+    assert _matches(out / "best.cif", reference) <= 0.3
