@@ -18,6 +18,7 @@ from gasolve.indexing.solutions import index_lines
 from gasolve.indexing.systems import coefficient_matrix, direct_cell, miller_indices, reciprocal_parameters
 from gasolve.indexing.triclinic import (
     TriclinicSettings,
+    count_unindexed_triclinic,
     determinant_lower,
     determinant_upper,
     surviving_boxes_triclinic,
@@ -75,6 +76,27 @@ def test_box_kernel_matches_the_naive_count_on_triclinic_boxes():
         assert counted == unindexed_lines(q_obs, q_tol, coefficients, r_lo, r_hi)
         counts.append(counted)
     assert len(set(counts)) > 2  # boxes that index all, some and none of the lines
+
+
+def test_limited_kernel_keeps_every_box_that_holds_the_lattice_of_the_lines():
+    # The search's kernel also drops indices beyond each box's largest direct lengths: it may reject more boxes
+    # than the plain linear-form count, but never one that holds the metric that made the lines.
+    rng = np.random.default_rng(7)
+    hkl = miller_indices("triclinic", np.full(3, 12.0), 0.25)
+    coefficients = coefficient_matrix("triclinic", hkl)
+    for _ in range(25):
+        truth = reciprocal_parameters("triclinic", (*rng.uniform(4, 8, 3), *rng.uniform(75, 105, 3)))
+        q_all = np.sort(coefficients @ truth)
+        q_obs = rng.choice(q_all[q_all < 0.25], 10, replace=False)
+        q_tol = np.full(10, 1e-4)
+        width = rng.uniform(0.0, 0.02, 6) * np.abs(truth).max()
+        r_lo = truth - rng.uniform(0, 1, 6) * width
+        r_hi = r_lo + width
+        assert count_unindexed_triclinic(q_obs, q_tol, hkl, r_lo[None], r_hi[None], 99)[0] == 0
+        other = q_obs * rng.uniform(0.9, 1.1, 10)  # lines of no metric in the box
+        limited = count_unindexed_triclinic(other, q_tol, hkl, r_lo[None], r_hi[None], 99)[0]
+        plain = unindexed_lines(other, q_tol, coefficients, r_lo, r_hi)
+        assert limited >= plain
 
 
 def test_determinant_bounds_hold_every_metric_in_the_box():
@@ -164,6 +186,7 @@ def _pymatgen_lines(path: Path, n_lines: int = 20, error_deg: float = 0.005, see
     [
         ROOT / "examples" / "K4SnO4.cif",  # P-1, 378 Å³ (Materials Project mp-7258)
         ROOT / "tests" / "data" / "cif" / "aflow-prototypes" / "214_A2B_aP6_2_2i_i.cif",  # P-1, 223 Å³
+        ROOT / "tests" / "data" / "cif" / "aflow-prototypes" / "027_A_aP4_2_aci.cif",  # P-1, 68 Å³
     ],
 )
 def test_pymatgen_lines_of_triclinic_structures_index_to_their_reduced_cell(path):

@@ -8,9 +8,11 @@ intervals on the reciprocal parameters of
     A = a*², B = b*², C = c*², D = 2 b*c* cos α*, E = 2 a*c* cos β*, F = 2 a*b* cos γ*  (Å⁻²),
 
 searching volume shells from the smallest volume up. Q is linear in (A ... F), so its range over a box is exact
-(each term at one end of its interval; :func:`gasolve.indexing.dichotomy.count_unindexed`): a box is rejected only
-when no metric inside it indexes the lines (up to ``max_unindexed``). Boxes whose metric cannot be positive definite
-with a volume in the shell are dropped by interval arithmetic on det G* = 1/V² (which can only widen the range).
+(each term at one end of its interval). The box test (:func:`count_unindexed_triclinic`) takes that range over the
+indices a lattice of the box can reach (|h| <= a √Q_max, with a² = (BC - D²/4) / det G* bounded over the box), so a
+box is rejected only when no lattice inside it indexes the lines (up to ``max_unindexed``). Boxes that hold no
+positive-definite metric with a volume in the shell are dropped by interval arithmetic on det G* = 1/V² (which can
+only widen the range).
 
 The six-dimensional box space is too large to halve blindly on two cores, so the starting boxes follow the
 basis-line idea of TREOR (Werner, Eriksson & Westdahl, J. Appl. Cryst. 18 (1985) 367-370): three of the first
@@ -27,9 +29,10 @@ import math
 import time
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
-from gasolve.indexing.dichotomy import count_unindexed, refine_reciprocal
+from gasolve.indexing.dichotomy import _missing_lines, refine_reciprocal
 from gasolve.indexing.systems import coefficient_matrix, miller_indices
 
 
@@ -57,7 +60,7 @@ class TriclinicSettings:
 
     max_volume: float = 1000.0
     shell_ratio: float = 1.25
-    n_basis: int = 7
+    n_basis: int = 6
     resolution: float = 1e-2
     max_unindexed: int = 0
     time_budget: float = 120.0
@@ -121,6 +124,112 @@ def volume_shells(q_obs: np.ndarray, max_volume: float, ratio: float) -> list[tu
     return shells
 
 
+@numba.njit(cache=True, parallel=True)
+def _count_unindexed_limited(
+    q_obs, q_tol, hkl, coefficients, limits, r_lo, r_hi, max_unindexed, out
+):  # pragma: no cover - jitted
+    # The generic linear-form test of dichotomy._count_unindexed, with each box's own index limits (its
+    # largest direct lengths times √Q_reach) and indices whose Q cannot reach the last line left out.
+    n_boxes = r_lo.shape[0]
+    n_hkl, n_par = coefficients.shape
+    q_reach = 0.0
+    for i in range(q_obs.shape[0]):
+        q_reach = max(q_reach, q_obs[i] + q_tol[i])
+    for b in numba.prange(n_boxes):
+        q_lo = np.empty(n_hkl)
+        q_hi = np.empty(n_hkl)
+        n = 0
+        for j in range(n_hkl):
+            if abs(hkl[j, 0]) > limits[b, 0] or abs(hkl[j, 1]) > limits[b, 1] or abs(hkl[j, 2]) > limits[b, 2]:
+                continue
+            lo = 0.0
+            hi = 0.0
+            for p in range(n_par):
+                c = coefficients[j, p]
+                x = c * r_lo[b, p]
+                y = c * r_hi[b, p]
+                if x < y:
+                    lo += x
+                    hi += y
+                else:
+                    lo += y
+                    hi += x
+            if lo > q_reach:
+                continue
+            q_lo[n] = lo
+            q_hi[n] = hi
+            n += 1
+        out[b] = _missing_lines(q_obs, q_tol, q_lo, q_hi, n, max_unindexed)
+
+
+def index_limits(lo: np.ndarray, hi: np.ndarray, q_reach: float) -> np.ndarray:
+    """Largest |h|, |k|, |l| that can give Q <= ``q_reach`` for any lattice in each box of (A ... F).
+
+    |h| <= a √Q_reach with a² = (BC - D²/4) / det G* (likewise b, c); unbounded where det G* may reach 0.
+
+    Returns
+    -------
+    ndarray, shape (n_boxes, 3), float64
+    """
+    det_lo = determinant_lower(lo, hi)
+    square_lo = [
+        np.where((lo[:, i] <= 0) & (hi[:, i] >= 0), 0.0, np.minimum(lo[:, i] ** 2, hi[:, i] ** 2)) for i in (3, 4, 5)
+    ]
+    cofactors = np.stack(
+        [
+            hi[:, 1] * hi[:, 2] - square_lo[0] / 4,
+            hi[:, 0] * hi[:, 2] - square_lo[1] / 4,
+            hi[:, 0] * hi[:, 1] - square_lo[2] / 4,
+        ],
+        axis=1,
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        limits = np.sqrt(q_reach * cofactors / det_lo[:, None]) + 1e-9
+    return np.where(det_lo[:, None] > 0, limits, np.inf)
+
+
+def count_unindexed_triclinic(
+    q_obs: np.ndarray, q_tol: np.ndarray, hkl: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_unindexed: int
+) -> np.ndarray:
+    """Lines that no lattice of each box of (A ... F) can index (counting stops past ``max_unindexed``).
+
+    The linear form's exact Q ranges, over the indices each box's lattices can reach (:func:`index_limits`).
+
+    Parameters
+    ----------
+    q_obs, q_tol : ndarray, shape (n_lines,)
+        Å⁻².
+    hkl : ndarray, shape (n_hkl, 3)
+    lo, hi : ndarray, shape (n_boxes, 6)
+    max_unindexed : int
+
+    Returns
+    -------
+    ndarray, shape (n_boxes,), int64
+    """
+    lo = np.ascontiguousarray(lo, dtype=np.float64)
+    hi = np.ascontiguousarray(hi, dtype=np.float64)
+    if lo.shape != hi.shape or lo.ndim != 2 or lo.shape[1] != 6:
+        raise ValueError(f"triclinic boxes must be (n, 6) arrays, got {lo.shape} and {hi.shape}")
+    q_obs = np.ascontiguousarray(q_obs, dtype=np.float64)
+    q_tol = np.ascontiguousarray(q_tol, dtype=np.float64)
+    out = np.zeros(len(lo), dtype=np.int64)
+    if len(lo):
+        limits = np.minimum(index_limits(lo, hi, float(np.max(q_obs + q_tol))), 1e9)
+        _count_unindexed_limited(
+            q_obs,
+            q_tol,
+            np.ascontiguousarray(hkl, dtype=np.int64),
+            np.ascontiguousarray(coefficient_matrix("triclinic", hkl), dtype=np.float64),
+            np.ascontiguousarray(limits),
+            lo,
+            hi,
+            int(max_unindexed),
+            out,
+        )
+    return out
+
+
 def basis_triples(n_lines: int, n_basis: int) -> list[tuple[int, int, int]]:
     """Lines i < j < k among the first ``n_basis`` taken as Q(100), Q(010), Q(001), lowest lines first."""
     n = min(n_basis, n_lines)
@@ -155,27 +264,9 @@ def basis_indices(q_reach: float, a_hi: float, b_hi: float, c_hi: float, max_vol
 def _reachable(
     hkl: np.ndarray, coefficients: np.ndarray, lo: np.ndarray, hi: np.ndarray, q_reach: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The indices that may still give a line up to ``q_reach`` in one of the boxes (the rest cannot index).
-
-    Two valid bounds: Q(hkl) over the boxes' common bounding box, and |h| <= a √Q_reach with
-    a² = (BC - D²/4) / det G* (likewise k, l) wherever det G* is bounded away from 0.
-    """
+    """The indices that may still give a line up to ``q_reach`` in one of the boxes (over their bounding box)."""
     box_lo, box_hi = lo.min(axis=0), hi.max(axis=0)
-    q_low = np.minimum(coefficients * box_lo, coefficients * box_hi).sum(axis=1)
-    keep = q_low <= q_reach
-    det_lo = determinant_lower(lo, hi)
-    if np.all(det_lo > 0):
-        square_lo = [
-            np.where((lo[:, i] <= 0) & (hi[:, i] >= 0), 0.0, np.minimum(lo[:, i] ** 2, hi[:, i] ** 2))
-            for i in (3, 4, 5)
-        ]
-        cofactors = [
-            hi[:, 1] * hi[:, 2] - square_lo[0] / 4,
-            hi[:, 0] * hi[:, 2] - square_lo[1] / 4,
-            hi[:, 0] * hi[:, 1] - square_lo[2] / 4,
-        ]
-        for axis, cofactor in enumerate(cofactors):
-            keep &= np.abs(hkl[:, axis]) <= math.sqrt(q_reach * float(np.max(cofactor / det_lo))) + 1e-9
+    keep = np.minimum(coefficients * box_lo, coefficients * box_hi).sum(axis=1) <= q_reach
     return hkl[keep], coefficients[keep]
 
 
@@ -227,7 +318,7 @@ def surviving_boxes_triclinic(
         lo, hi = lo[keep], hi[keep]
         if len(lo):
             hkl, coefficients = _reachable(hkl, coefficients, lo, hi, q_reach)
-            missing = count_unindexed(q_obs, q_tol, coefficients, lo, hi, settings.max_unindexed)
+            missing = count_unindexed_triclinic(q_obs, q_tol, hkl, lo, hi, settings.max_unindexed)
             passed = missing <= settings.max_unindexed
             lo, hi = lo[passed], hi[passed]
         if not len(lo):
