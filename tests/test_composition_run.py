@@ -249,15 +249,18 @@ def test_polar_p4mm_from_composition_is_solved_in_best_cif(tmp_path, capsys):
     import gemmi
 
     config, reference = _write_case(tmp_path / "case", "130_A3BC_tP5_99_bc_a_b")
+    with open(config, "a", encoding="utf-8") as stream:  # the winner is judged against it at the end
+        stream.write('\n[reference]\ncif = "reference.cif"\n')
     out = tmp_path / "out"
     assert main(["run", str(config), "--out", str(out), "--scheduler", "synchronous", "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "hypotheses (best first)" in printed and "winner: Z=1" in printed
+    assert "hypotheses (best first)" in printed and "winner: Z=1" in printed and "solved: yes" in printed
     assert _matches(out / "best.cif", reference) <= 0.3
     small = gemmi.read_small_structure(str(out / "best.cif"))
     assert small.spacegroup.number == 99 and len(small.get_all_unit_cell_sites()) == 5
     summary = json.loads((out / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(c))
     assert summary["composition"] == "ZrPbO3" and summary["z"] == 1
+    assert summary["solved"] is True and summary["max_site_distance"] <= 0.3
     assert summary["hypotheses"][0]["status"] in ("done", "racing")
     assert summary["independent_finds"] >= 1 and summary["convincing"] is True
     assert summary["evaluations"] == pytest.approx(sum(row["evaluations"] for row in summary["hypotheses"]))

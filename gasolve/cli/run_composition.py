@@ -134,9 +134,32 @@ def run_race(fitted, observed, state, settings, args, name: str, save):
         runner.close()
 
 
-def write_race_outputs(fitted, observed, state, out: Path, seconds: float, extra: dict | None = None, source=""):
+def _judge_winner(result, reference) -> dict:
+    """``solved`` and the per-site distances of the winner against ``[reference]`` (ReferenceSpec), as a plain run
+    reports them; ``solved`` false when the winner's composition per cell differs from the reference's."""
+    from gasolve.compare import compare_structures
+    from gasolve.crystal import read_cif
+    from gasolve.errors import InputError
+
+    known = read_cif(reference.cif)
+    try:
+        distances = compare_structures(result.structure, known).site_distances
+    except InputError as error:
+        return {"solved": False, "reference_mismatch": error.message, "tolerance": reference.tolerance}
+    return {
+        "solved": bool(max(distances) <= reference.tolerance),
+        "site_distances": {site.label: float(d) for site, d in zip(known.sites, distances, strict=True)},
+        "max_site_distance": float(max(distances)),
+        "tolerance": reference.tolerance,
+    }
+
+
+def write_race_outputs(
+    fitted, observed, state, out: Path, seconds: float, extra: dict | None = None, source="", reference=None
+):
     """Refine the winner and write best.cif, summary.json (with the hypothesis table), solution.toml and the
-    runners-up; print the table and the verdict. Raises InputError when every hypothesis failed."""
+    runners-up; print the table and the verdict. ``reference``: the config's [reference], to judge the winner.
+    Raises InputError when every hypothesis failed."""
     from gasolve import pipeline
     from gasolve.crystal import write_cif
     from gasolve.errors import InputError
@@ -171,6 +194,8 @@ def write_race_outputs(fitted, observed, state, out: Path, seconds: float, extra
         "solution_toml": str((out / "solution.toml").resolve()),
         **(extra or {}),
     }
+    if reference is not None:
+        summary.update(_judge_winner(result, reference))
     pipeline.write_run(result, out, extra=summary, cif_comments=(f"hypothesis {lane.hypothesis.describe()}",))
     write_solution_toml(result, out / "solution.toml", lane.target)
     ranked = [row for row in rows[1:] if row["status"] not in ("failed", "not tried")][:RUNNERS_UP]
@@ -189,6 +214,10 @@ def write_race_outputs(fitted, observed, state, out: Path, seconds: float, extra
         )
     print(pipeline.summary_line(result))
     print(f"winner: {lane.hypothesis.describe()}")
+    if "solved" in summary:
+        distance = summary.get("max_site_distance")
+        detail = f"max site distance {distance:.3f} Å" if distance is not None else summary["reference_mismatch"]
+        print(f"solved: {'yes' if summary['solved'] else 'no'} ({detail})")
     for line in pipeline.verdict_lines(result):
         print(line)
     print(f"outputs in {out}")
@@ -265,5 +294,6 @@ def run_composition(args: argparse.Namespace, config) -> int:
     if state is None:
         print(f"gasolve run: interrupted; checkpoint saved, continue with --resume --out {out}", file=sys.stderr)
         return 130
-    write_race_outputs(fitted, observed, state, out, time.perf_counter() - started, source=args.config)
+    seconds = time.perf_counter() - started
+    write_race_outputs(fitted, observed, state, out, seconds, source=args.config, reference=config.reference)
     return 0

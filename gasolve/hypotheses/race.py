@@ -321,7 +321,10 @@ def reopen(state: RaceState) -> RaceState:
 
 
 def race_config(config: RunConfig, settings: RaceSettings) -> RunConfig:
-    """The composition config with the race's GA settings (:attr:`RaceSettings.scan_after`) unless it sets them."""
+    """The composition config the hypotheses run with: the race's GA settings (:attr:`RaceSettings.scan_after`)
+    unless the config sets them, and no ``[reference]`` (hypotheses of another Z cannot be compared with it; the
+    winner is judged against it at the end)."""
+    config = replace(config, reference=None)
     if "scan_after" in config.raw.get("ga", {}):
         return config
     return replace(config, ga=config.ga.replace({"scan_after": settings.scan_after}))
