@@ -15,7 +15,8 @@ pseudo-Voigt of FWHM 0.09°, η 0.5, Chebyshev background, Poisson counts with t
 **Analysis.** :func:`gasolve.indexing.extinctions.determine_space_group` with the true conventional cell and
 Bravais lattice (indexing is benchmarked elsewhere), no network prior. Success: the class that holds the true
 group's standard setting (same absences on the probe grid) is first, or tied with the first (same log-likelihood:
-the data cannot tell them apart); also within the top 3. Writes ``benchmarks/results/extinctions.json``.
+the data cannot tell them apart; ``n_tied_first`` counts such classes); also within the top 3. Writes
+``benchmarks/results/extinctions.json``.
 """
 
 from __future__ import annotations
@@ -111,6 +112,13 @@ def true_class_rank(analysis, number: int) -> tuple[int, bool]:
     raise AssertionError(f"group {number}'s class is not among the candidates")
 
 
+def _margin(analysis) -> float | None:
+    """Log-likelihood of the first class minus that of the best class not tied with it (None when all tie)."""
+    first = analysis.classes[0].log_likelihood
+    others = [c.log_likelihood for c in analysis.classes if c.log_likelihood < first - TIES]
+    return round(first - max(others), 3) if others else None
+
+
 def run_case(number: int, seed: int) -> dict:
     from gasolve.diffraction.wavelength import parse_radiation
     from gasolve.indexing.extinctions import determine_space_group
@@ -122,6 +130,7 @@ def run_case(number: int, seed: int) -> dict:
     start = time.perf_counter()
     analysis = determine_space_group(pattern, parse_radiation("CuKa1"), cell, bravais_of(number))
     rank, tied = true_class_rank(analysis, number)
+    first = analysis.classes[0]
     return {
         "number": number,
         "formula": structure.composition.reduced_formula,
@@ -132,10 +141,17 @@ def run_case(number: int, seed: int) -> dict:
         "tied_with_first": tied,
         "first_class": analysis.classes[0].extinction_class.name,
         "first_log_likelihood": round(analysis.classes[0].log_likelihood, 3),
+        "n_tied_first": sum(abs(c.log_likelihood - first.log_likelihood) <= TIES for c in analysis.classes),
+        "margin_to_next": _margin(analysis),
         "n_classes": len(analysis.classes),
         "pawley_rwp": round(float(analysis.pawley_rwp), 5),
         "seconds": round(time.perf_counter() - start, 2),
     }
+
+
+def _median(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         "top1": sum(r["rank"] == 1 for r in done) / max(len(done), 1),
         "top3": sum(r["rank"] <= 3 for r in done) / max(len(done), 1),
         "misses": [r["number"] for r in done if r["rank"] != 1],
+        "first_shared_with_other_classes": [r["number"] for r in done if r["n_tied_first"] > 1],
+        "median_margin_to_next": _median([r["margin_to_next"] for r in done]),
+        "median_seconds": _median([r["seconds"] for r in done]),
     }
     result = {
         "description": __doc__.splitlines()[0],
@@ -169,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    Path(args.json).write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
     print(json.dumps(summary))
     return 0
 
