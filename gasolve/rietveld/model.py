@@ -34,7 +34,7 @@ from gasolve.crystal.structure import Structure
 from gasolve.crystal.wyckoff import SiteMap
 from gasolve.diffraction.background import chebyshev_basis
 from gasolve.diffraction.form_factors import debye_waller, form_factor
-from gasolve.diffraction.profile import PeakProfile, build_peak_matrix
+from gasolve.diffraction.profile import PeakProfile, build_peak_matrix, peak_positions
 from gasolve.diffraction.reflections import ReflectionList, generate_reflections
 from gasolve.diffraction.wavelength import Radiation
 from gasolve.errors import InputError
@@ -297,11 +297,36 @@ class RietveldModel:
         key = np.ascontiguousarray(x[self._shape_idx]).tobytes()
         if self._peak_cache is not None and self._peak_cache[0] == key:
             return self._peak_cache[1]
-        matrix = build_peak_matrix(
-            self.pattern.two_theta, self.reflections(x), self.radiation, self.profile(x)
-        ).to_sparse()
+        reflections = self.reflections(x)
+        profile = self.profile(x)
+        near = self._near_the_data(reflections, profile)
+        sub = build_peak_matrix(self.pattern.two_theta, reflections.subset(near), self.radiation, profile).to_sparse()
+        columns = np.flatnonzero(near)
+        select = scipy.sparse.csr_matrix(
+            (np.ones(len(columns)), (np.arange(len(columns)), columns)), shape=(len(columns), len(near))
+        )
+        matrix = (sub @ select).tocsc()
         self._peak_cache = (key, matrix)
         return matrix
+
+    def _window(self, profile: PeakProfile) -> float:
+        """Degrees beyond the data within which a peak centre is kept (see :meth:`_near_the_data`)."""
+        ends = np.array([self.pattern.two_theta[0], self.pattern.two_theta[-1]])
+        return 2.0 * profile.cutoff * float(np.max(profile.fwhm(ends)))
+
+    def _near_the_data(self, reflections: ReflectionList, profile: PeakProfile) -> np.ndarray:
+        """Reflections whose peak can reach the data: centre (any emission line) within twice the cutoff window
+        (cutoff × the larger FWHM at the range's ends) of the range, shape (n_refl,) bool. The others add nothing
+        to the pattern; left out, their profile (η, FWHM²) need not be valid where they sit, so that a reflection
+        of the margin moving past 2θ where η + slope·2θ leaves [0, 1] does not make the model invalid."""
+        two_theta = self.pattern.two_theta
+        ends = np.array([two_theta[0], two_theta[-1]])
+        window = self._window(profile)
+        near = np.zeros(len(reflections.hkl), dtype=bool)
+        for wavelength, _ in self.radiation.lines:
+            centre = peak_positions(reflections, wavelength, profile)
+            near |= (centre > ends[0] - window) & (centre < ends[1] + window)
+        return near
 
     def _site_terms(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Scattering power w (n_sites, n_refl), the operator sums E (n_sites, n_refl), their derivatives

@@ -1,9 +1,11 @@
-"""The staged refinement program: scale and background, then cell, zero shift and profile, then preferred
-orientation, then coordinates, then B, then everything together (the order GSAS-II's and TOPAS's tutorials follow:
-the parameters that move whole peaks before those that share out intensity among them).
+"""The staged refinement program: scale and background, then cell, zero shift and profile, then coordinates, then
+B, then preferred orientation, then everything together (the order GSAS-II's and TOPAS's tutorials follow: the
+parameters that move whole peaks before those that share out intensity among them; the orientation is chosen on a
+model whose coordinates are refined, so that it does not absorb a wrong structure's misfit).
 
-Preferred orientation "auto": at its stage, the March-Dollase r is refined alone along each low-index direction
-distinct under the Laue group (:func:`gasolve.rietveld.orientation.distinct_directions`); the direction with the
+Preferred orientation "auto": at its stage, the March-Dollase r is refined with the coordinates (which may have
+taken up some of the texture in the stage before) along each low-index direction distinct under the Laue group
+(:func:`gasolve.rietveld.orientation.distinct_directions`); the direction with the
 lowest χ² is kept if it lowers χ² by more than :data:`PO_SIGNIFICANCE` times the reduced χ² and by at least
 :data:`PO_MIN_RELATIVE` of χ² (a clear improvement, not the few units any extra parameter buys on a pattern with
 systematic misfit); otherwise r stays 1 and is not refined.
@@ -30,18 +32,19 @@ from gasolve.rietveld.settings import GROUPS, RefinementSettings
 #: released by any stage.
 DEFAULT_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("scale/background", ()),
+    ("cell/zero", ("cell", "zero")),
     ("cell/zero/profile", ("cell", "zero", "profile")),
-    ("preferred orientation", ("preferred_orientation",)),
     ("coordinates", ("coordinates",)),
     ("B", ("b_iso",)),
+    ("preferred orientation", ("preferred_orientation",)),
     ("all", GROUPS),
 )
 #: "auto" keeps a preferred-orientation direction when χ² drops by more than this many reduced χ² ...
 PO_SIGNIFICANCE = 25.0
 #: ... and by at least this fraction of χ².
 PO_MIN_RELATIVE = 0.02
-#: Least-squares cycles of r alone along each candidate direction.
-PO_TRIAL_ITERATIONS = 10
+#: Least-squares cycles of r and the coordinates along each candidate direction.
+PO_TRIAL_ITERATIONS = 8
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,7 @@ def refine(
         note = ""
         try:
             if name == "preferred orientation" and po == "auto" and "preferred_orientation" in groups:
-                x, kept, note = _choose_orientation(model, x, candidates, lower, rwp)
+                x, kept, note = _choose_orientation(model, x, candidates, lower, rwp, "coordinates" in refined_groups)
                 if not kept:
                     refined_groups.discard("preferred_orientation")
                     groups = []
@@ -211,8 +214,9 @@ def refine(
     return summarise(model, x, free, tuple(reports), error, direction)
 
 
-def _choose_orientation(model: RietveldModel, x: np.ndarray, candidates, lower, rwp):
-    """Refine r alone along every candidate direction; keep the best if significant (module docstring).
+def _choose_orientation(model: RietveldModel, x: np.ndarray, candidates, lower, rwp, with_coordinates=True):
+    """Refine r and the coordinates along every candidate direction; keep the best if significant (module
+    docstring).
 
     Returns the vector to go on from (r = 1 if none is kept), whether one is kept, and a note for the report.
     """
@@ -222,9 +226,10 @@ def _choose_orientation(model: RietveldModel, x: np.ndarray, candidates, lower, 
     chi2_random = model.chi2(start)
     dof = max(model.pattern.n_points - model.n_parameters - 1 - model.background_terms, 1)
     trials = []
+    free = np.concatenate([index, model.layout.indices("coordinates") if with_coordinates else []]).astype(int)
     for direction in candidates:
         model.set_orientation(direction)
-        result = levenberg_marquardt(model, start, index, max_iterations=PO_TRIAL_ITERATIONS, lower=lower)
+        result = levenberg_marquardt(model, start, free, max_iterations=PO_TRIAL_ITERATIONS, lower=lower)
         trials.append((result.chi2_history[-1], direction, result.x))
     best_chi2, best_direction, best_x = min(trials, key=lambda t: t[0])
     gain = chi2_random - best_chi2

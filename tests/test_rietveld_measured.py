@@ -1,0 +1,56 @@
+"""Rietveld refinement of measured patterns against published values (slow; benchmarks/refinement_measured.py
+prints the same comparisons and draws the figures of docs/refinement.md).
+
+- Corundum, NIST SRM 676a (lab Cu Kα1+2, 10-135°) from COD 1000017 (Tsirelson et al. 1985, single crystal): cell,
+  x(O) and z(Al) within 3 combined esds, no preferred orientation kept.
+- Gypsum (riet-serv lab pattern, textured; calcite lines left out): the refinement chooses March-Dollase along
+  [0 1 0] (the {010} cleavage platelets) and fits clearly better with it than without.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gasolve.diffraction.profile import PeakProfile
+from gasolve.rietveld import RefinementSettings
+from tests.conftest import shared_path
+
+pytestmark = pytest.mark.slow
+
+#: The profile gasolve's Le Bail fit gives on SRM 676a (benchmarks/refinement_measured.py), so that the test
+#: measures the refinement, not the Le Bail fit.
+CORUNDUM_PROFILE = PeakProfile(caglioti=(0.00702, 0.00849, 0.00352), eta=0.9, eta_slope=0.0, zero=-0.0025)
+
+
+@pytest.fixture(scope="module")
+def measured():
+    shared_path("measured/corundum-SRM676a-lab-CuKa/row_Cu_676a.xy")  # skips without the shared data
+    from benchmarks import refinement_measured
+
+    return refinement_measured
+
+
+def test_corundum_agrees_with_the_published_structure(measured):
+    result, _ = measured.corundum(CORUNDUM_PROFILE, RefinementSettings(background_terms=10))
+    assert result.error is None
+    rows = measured.compare_corundum(result)
+    for row in rows:
+        assert abs(row["difference_over_combined_esd"]) < 3, row
+    assert result.metrics.rwp < 0.09 and 0.045 < result.metrics.rexp < 0.056
+    assert result.po_direction is None
+    b = [s.b_iso for s in result.structure.sites]
+    assert all(0.1 < x < 0.6 for x in b), b
+
+
+def test_gypsum_fits_better_with_preferred_orientation_along_010(measured):
+    with_po = measured.gypsum("auto")
+    assert with_po.po_direction == (0, 1, 0), [s.note for s in with_po.stages]
+    names = with_po.uncertainties.names
+    r = with_po.uncertainties.values[names.index("r_PO")]
+    esd = with_po.uncertainties.of("r_PO")
+    assert 0.45 < r < 0.75 and 0 < esd < 0.05  # platelets: 0k0 enhanced
+    without = measured.gypsum(None)
+    assert without.metrics.chi2 > 1.2 * with_po.metrics.chi2
+    assert without.r_bragg > with_po.r_bragg + 0.05
+    assert np.isfinite(with_po.metrics.rwp)
