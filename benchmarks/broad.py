@@ -124,12 +124,14 @@ def _system_rng(seed: int, system: str) -> np.random.Generator:
     return np.random.default_rng([seed, SYSTEMS.index(system)])
 
 
-def standardise(structure) -> dict | None:
+def standardise(structure, max_primitive: int | None = MAX_PRIMITIVE_ATOMS) -> dict | None:
     """The standard conventional cell of ``structure`` and its asymmetric unit, or None when it is not taken.
 
     Parameters
     ----------
     structure : pymatgen.core.Structure
+    max_primitive : int or None
+        Most atoms in the primitive cell (MP-20's 20 by default); None: no limit.
 
     Returns
     -------
@@ -137,7 +139,7 @@ def standardise(structure) -> dict | None:
         ``structure`` (pymatgen Structure, spglib's standard conventional cell), ``space_group`` (number),
         ``symbol``, ``crystal_system``, ``cell`` (a, b, c in Å, α, β, γ in degrees), ``sites`` (list of
         [element, Wyckoff label] of the asymmetric unit), ``n_atoms`` (conventional cell), ``n_primitive``.
-        None for disordered structures and for more than 20 atoms in the primitive cell.
+        None for disordered structures and for more than ``max_primitive`` atoms in the primitive cell.
     """
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
@@ -145,7 +147,7 @@ def standardise(structure) -> dict | None:
         return None
     analyzer = SpacegroupAnalyzer(structure, symprec=SYMPREC)
     primitive = analyzer.find_primitive()
-    if primitive is None or len(primitive) > MAX_PRIMITIVE_ATOMS:
+    if primitive is None or (max_primitive is not None and len(primitive) > max_primitive):
         return None
     refined = analyzer.get_refined_structure()
     symmetrized = SpacegroupAnalyzer(refined, symprec=SYMPREC).get_symmetrized_structure()
@@ -169,12 +171,14 @@ def standardise(structure) -> dict | None:
     }  # fmt: skip
 
 
-def _entry(source: str, material_id: str, structure, system: str | None) -> dict | None:
+def _entry(
+    source: str, material_id: str, structure, system: str | None, max_primitive: int | None = MAX_PRIMITIVE_ATOMS
+) -> dict | None:
     """A benchmark entry (plain data, reference as CIF text) from a raw structure, None when it is not taken."""
     from pymatgen.io.cif import CifWriter
 
     try:
-        found = standardise(structure)
+        found = standardise(structure, max_primitive)
     except Exception:  # spglib or pymatgen refuse a structure: not taken
         return None
     if found is None or (system is not None and found["crystal_system"] != system):
@@ -193,25 +197,27 @@ def _entry(source: str, material_id: str, structure, system: str | None) -> dict
     }
 
 
-def _assign_halves(entries: list[dict]) -> list[dict]:
-    """Alternate tune/report within each (source, crystal system), in sampled order; every LEBAIL_EVERY-th entry
-    of the whole sample gets the Kα1+Kα2 pattern with a zero shift and no profile."""
+def _assign_halves(entries: list[dict], stratum=None, lebail_every: int | None = LEBAIL_EVERY) -> list[dict]:
+    """Alternate tune/report within each stratum (default: (source, crystal system)), in sampled order; every
+    ``lebail_every``-th entry of the whole sample gets the Kα1+Kα2 pattern with a zero shift and no profile (None:
+    none does)."""
     seen: Counter = Counter()
     for i, entry in enumerate(entries):
-        key = (entry["source"], entry["crystal_system"])
+        key = stratum(entry) if stratum is not None else (entry["source"], entry["crystal_system"])
         entry["half"] = "tune" if seen[key] % 2 == 0 else "report"
-        entry["lebail"] = i % LEBAIL_EVERY == LEBAIL_EVERY - 1
+        entry["lebail"] = bool(lebail_every) and i % lebail_every == lebail_every - 1
         seen[key] += 1
     return entries
 
 
-def mp_candidates(data: Path = DATA):
-    """index.csv rows of the held-out split with at most 20 sites in the stored (primitive) cell."""
+def mp_candidates(data: Path = DATA, sites: tuple[int, int] = (1, MAX_PRIMITIVE_ATOMS)):
+    """index.csv rows of the held-out split with ``sites`` (lo, hi; default at most 20) sites in the stored
+    (primitive) cell."""
     import pandas as pd
 
     index = pd.read_csv(data / "index.csv")
     index = index.rename(columns={"space_group_number_spglib_0.1": "space_group"})
-    index = index[index.material_id.map(held_out) & (index.n_sites <= MAX_PRIMITIVE_ATOMS)]
+    index = index[index.material_id.map(held_out) & index.n_sites.between(*sites)]
     return index.assign(crystal_system=index.space_group.map(crystal_system))
 
 
@@ -450,16 +456,32 @@ def _tail(text: str, n: int = 600) -> str:
     return text[-n:].strip()
 
 
-def run_case(entry: dict, mode: str, work: str, budget: int, wall_limit: float, seed: int, run_seed: int) -> dict:
-    """Prepare, run and judge one structure; a row of the result (never raises for a failed run)."""
+def run_case(
+    entry: dict,
+    mode: str,
+    work: str,
+    budget: int,
+    wall_limit: float,
+    seed: int,
+    run_seed: int,
+    out_name: str = "run",
+    prepare: bool = True,
+) -> dict:
+    """Prepare, run and judge one structure; a row of the result (never raises for a failed run).
+
+    ``out_name``: the run's folder inside the structure's; ``prepare`` False: use the config.toml (and pattern)
+    :func:`prepare_case` wrote there before, so that several runs of one structure share them.
+    """
     folder = Path(work) / _safe(entry["material_id"])
     row = {key: entry[key] for key in ROW_KEYS if key in entry}
     row.update({"mode": mode, "true_wyckoff": entry["sites"], "budget": int(budget), "error": None})
     try:
-        config = prepare_case(entry, mode, folder, seed)
+        config = prepare_case(entry, mode, folder, seed) if prepare else folder / "config.toml"
+        if not config.is_file():
+            raise FileNotFoundError(f"{config} (prepare_case first)")
     except Exception as error:
         return {**row, "error": f"preparing the case failed: {error!r}", "ml_match": False, "strict_match": False}
-    out = folder / "run"
+    out = folder / out_name
     shutil.rmtree(out, ignore_errors=True)  # a run interrupted before this benchmark's --resume starts afresh
     env = {**os.environ, **WORKER_ENV, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     t0 = time.perf_counter()
