@@ -576,8 +576,8 @@ def analyse_fit(fit, bravais: str, prior=None, settings: ExtinctionSettings | No
     Parameters
     ----------
     fit : gasolve.profile_fit.lebail.LeBailResult
-        Fitted in the holohedral group of ``bravais`` (:data:`gasolve.indexing.pattern.HOLOHEDRY`), with its
-        intensity covariance.
+        Fitted in the holohedral group of ``bravais`` (:data:`gasolve.indexing.pattern.HOLOHEDRY`) with
+        ``LeBailSettings(intensity_covariance=True)``.
     bravais : str
     prior : callable, optional
         Probability of a space-group number.
@@ -652,7 +652,8 @@ def determine_space_group(
     if bravais not in HOLOHEDRY:
         raise InputError(f"unknown Bravais lattice {bravais!r}; expected one of {', '.join(HOLOHEDRY)}")
     cell = cell if isinstance(cell, UnitCell) else UnitCell(*cell)
-    fit = fit_lebail(pattern, cell, SpaceGroup.from_symbol(HOLOHEDRY[bravais]), radiation, LeBailSettings())
+    group = SpaceGroup.from_symbol(HOLOHEDRY[bravais])
+    fit = fit_lebail(pattern, cell, group, radiation, LeBailSettings(intensity_covariance=True))
     return analyse_fit(fit, bravais, prior, settings)
 
 

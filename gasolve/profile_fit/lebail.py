@@ -80,6 +80,8 @@ class LeBailSettings:
         Bound on the zero shift and on the specimen displacement shift (degrees).
     displacement : bool
         Refine the specimen displacement (Bragg-Brentano cos θ shift) besides the zero shift.
+    intensity_covariance : bool
+        Also return the covariance of the intensities (an n_refl² matrix; the extinction analysis needs it).
     """
 
     background_terms: int = 12
@@ -94,6 +96,7 @@ class LeBailSettings:
     max_zero: float = 1.0
     asymmetry_model: str = "fcj"
     displacement: bool = False
+    intensity_covariance: bool = False
 
     def __post_init__(self) -> None:
         if self.asymmetry not in _ASYMMETRY_MODES:
@@ -136,10 +139,11 @@ class LeBailResult:
     wavelengths : tuple of float
         Emission lines of the fit (Å).
     intensity_covariance : ndarray, shape (n_refl, n_refl), or None
-        Covariance of ``intensities`` at the refined profile and cell: the inverse of the weighted normal matrix
-        of the linear parameters (intensities and background) times the reduced χ² (Pawley 1981; the uncertainty
-        of the non-linear parameters is not propagated). Reflections of one equal-d group share their group's
-        entries; a reflection with no intensity in the range has an infinite variance.
+        Only with ``LeBailSettings(intensity_covariance=True)``: covariance of ``intensities`` at the refined
+        profile and cell, the inverse of the weighted normal matrix of the linear parameters (intensities and
+        background) times the reduced χ² (Pawley 1981; the uncertainty of the non-linear parameters is not
+        propagated). Reflections of one equal-d group share their group's entries; a reflection with no
+        intensity in the range has an infinite variance.
     """
 
     cell: UnitCell
@@ -299,7 +303,11 @@ class _Model:
         scaled = normal[np.ix_(keep, keep)] * scale[:, None] * scale[None, :]
         scaled[np.diag_indices_from(scaled)] += RIDGE
         full = np.zeros((len(diagonal),) * 2)
-        full[np.ix_(keep, keep)] = np.linalg.pinv(scaled, hermitian=True) * scale[:, None] * scale[None, :]
+        try:
+            inverse = scipy.linalg.cho_solve(scipy.linalg.cho_factor(scaled), np.eye(len(scaled)))
+        except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
+            inverse = np.linalg.pinv(scaled, hermitian=True)
+        full[np.ix_(keep, keep)] = inverse * scale[:, None] * scale[None, :]
         full[~keep, ~keep] = np.inf  # the diagonal entries of the empty columns
         group_covariance = full[:n_groups, :n_groups] * reduced_chi2
         group = np.asarray(self.merge.argmax(axis=1)).ravel()  # each reflection's equal-d group
@@ -523,5 +531,7 @@ def _fit(
         rwp_history=tuple(history),
         asymmetry_refined=asymmetry_refined,
         wavelengths=tuple(w for w, _ in radiation.lines),
-        intensity_covariance=model.intensity_covariance(peak_matrix, reduced_chi2),
+        intensity_covariance=(
+            model.intensity_covariance(peak_matrix, reduced_chi2) if settings.intensity_covariance else None
+        ),
     )
