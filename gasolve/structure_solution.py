@@ -94,7 +94,8 @@ def holohedral_fit(observed, radiation, cell: UnitCell, bravais: str, background
     if bravais not in HOLOHEDRY:
         raise InputError(f"unknown Bravais lattice {bravais!r}; expected one of {', '.join(HOLOHEDRY)}")
     group = SpaceGroup.from_symbol(HOLOHEDRY[bravais])
-    return fit_lebail(observed, cell, group, radiation, LeBailSettings(background_terms=background_terms))
+    settings = LeBailSettings(background_terms=background_terms, intensity_covariance=True)  # for the extinctions
+    return fit_lebail(observed, cell, group, radiation, settings)
 
 
 def standard_setting(group: SpaceGroup, cell: UnitCell) -> tuple[SpaceGroup, UnitCell]:
