@@ -466,11 +466,13 @@ def run_case(
     run_seed: int,
     out_name: str = "run",
     prepare: bool = True,
+    extra_args: tuple[str, ...] = (),
 ) -> dict:
     """Prepare, run and judge one structure; a row of the result (never raises for a failed run).
 
     ``out_name``: the run's folder inside the structure's; ``prepare`` False: use the config.toml (and pattern)
-    :func:`prepare_case` wrote there before, so that several runs of one structure share them.
+    :func:`prepare_case` wrote there before, so that several runs of one structure share them; ``extra_args``:
+    more ``gasolve run`` options.
     """
     folder = Path(work) / _safe(entry["material_id"])
     row = {key: entry[key] for key in ROW_KEYS if key in entry}
@@ -487,7 +489,7 @@ def run_case(
     t0 = time.perf_counter()
     try:
         done = subprocess.run(
-            _command(config, out, mode, budget, run_seed),
+            _command(config, out, mode, budget, run_seed) + list(extra_args),
             cwd=folder, env=env, capture_output=True, text=True, timeout=wall_limit, check=False,
         )  # fmt: skip
         row["returncode"] = done.returncode

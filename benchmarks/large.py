@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.large [--n 63] [--seed 0] [--seeds 5] [--input sites|composition]
+    python -m benchmarks.large [--n 63] [--seed 0] [--seeds 5] [--input sites|composition] [--stop solved|budget]
         [--max-evaluations 2e7] [--wall-limit 3600] [--workers N] [--scheduler ADDRESS] [--work DIR]
         [--json PATH] [--png PATH] [--resume] [--plot-only] [--half tune|report|both]
 
@@ -19,8 +19,8 @@ in cell order (systems in ITA order, classes as ``CLASSES``); each cell's candid
 reduced formula) are shuffled with a generator seeded by (seed, system, class), taken in that order when the
 standardised structure qualifies and stays in the cell's system; a cell that runs out passes its shortfall on to
 the next cells that still have candidates. Halves alternate (tune, report, ...) over the sample in cell order, so
-that every cell and the whole sample split evenly (±1). No Le Bail
-subset: every config gives the simulated profile, so that the search is measured, not the profile fit.
+that every cell and the whole sample split evenly (±1). No Le Bail subset: every config gives the simulated
+profile, so that the search is measured, not the profile fit.
 
 **Scattering class.** ``ratio = max(Z²) / mean(Z²)`` over the atoms of the formula (Z from pymatgen's periodic
 table; Z² as the forward scattering power): the heaviest element's share of ΣZ² divided by its share of the atoms,
@@ -32,6 +32,11 @@ kyanite Al2SiO5 1.84); ``mixed``: 2 to 4 (Ca3(PO4)2 2.41, PbF2 2.93); ``heavy``:
 --json`` with the config's wavelength, FWHM, η and zero, its 2θ range, ``b_iso`` and the number of background terms
 ``gasolve run`` uses for that range. Then ``--seeds`` runs (``gasolve run --seed S``, S = first-run-seed ...), each a
 Dask task in its own folder ``run-seedS``, budget ``--max-evaluations``, killed at ``--wall-limit`` seconds.
+``--stop solved`` (the default with sites input) adds ``[reference] cif = "reference.cif"`` to the config and
+``--stop-when-solved`` to the command: the reference only judges (gasolve's own check, every site within 0.3 Å
+after refinement) and ends a run at its first solution, so that ``evaluations`` are the evaluations to solution
+and ERT means what it does in benchmarks/convergence.py. ``--stop budget`` runs reference-free, as a user would:
+to the budget (sites input) or to the race's own stop (composition input, the only choice there).
 
 **Per run.** ``ml_match``, ``strict_match`` (broad.py's judges on best.cif), ``evaluations``, wall time. A run that
 is not strictly right is a failure, and gets: ``atoms_right`` (the share of the cell's atoms within
@@ -42,13 +47,18 @@ translation, same-element assignment by the Hungarian method on distances) of le
 ``stol`` so large that every superposition is admitted; the distance of an atom is the periodic distance to its
 assigned partner. ``failure``: ``search`` when the final Rwp is above the truth's (the truth scores better: the
 search did not reach it), ``scoring`` when it is at or below it (a wrong model scores as well as the truth: Rwp
-cannot tell them apart), ``error`` when there is no final Rwp (wall limit, crash) or no truth Rwp.
+cannot tell them apart), ``error`` when there is no final Rwp (wall limit, crash) or no truth Rwp. The truth is
+scored as it is, not refined, while the run's model is refined: a near-solution a little below the truth's Rwp
+counts as a scoring failure.
 
 **Summary.** Per half (tune, report, all) overall, per crystal system, per scattering class and per bin of
 independent sites (``SITE_BINS``): runs, success rates (ML, strict), ``solved_80`` (structures solved strictly in
 ≥ 80 % of their seeds, the issue's target), ERT (expected running time: the evaluations of all runs, successful or
 not, divided by the successes; a run without a count (killed) counts its budget; None without a success), spreads
-of evaluations (successful runs) and wall seconds (all runs), failure classes, and ``atoms_right`` of failures.
+of evaluations (successful runs) and wall seconds (all runs), failure classes, ``atoms_right`` of failures, and
+``gasolve_judge_disagrees``: runs where gasolve's own reference check (``--stop solved``) and the strict judge of
+best.cif differ (a pseudo-symmetric cell, a ≈ b ≈ c, lets pymatgen pair atoms across an axis permutation that
+gasolve's check does not try; such a run is a success here but ran to its budget).
 The JSON is rewritten atomically after every run; ``--resume`` skips the (structure, seed) runs already in it.
 """
 
@@ -89,6 +99,7 @@ PAIR_STOL = 100.0  # in (V/N)^(1/3): admits every superposition
 SOLVED_SHARE = 0.8
 DEFAULT_BUDGET = 2e7
 DEFAULT_WALL_LIMIT = 3600.0
+STOPS = ("solved", "budget")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -258,11 +269,16 @@ def score_command(folder: Path) -> list[str]:
     return command
 
 
-def prepare_structure(entry: dict, mode: str, work: str, seed: int) -> dict:
-    """Write the case of ``entry`` once (broad.prepare_case) and score the truth; a dict with ``truth_rwp``,
-    ``truth_chi2``, ``truth_rexp`` and ``truth_error`` (None, or why there is no truth score)."""
+def prepare_structure(entry: dict, mode: str, work: str, seed: int, stop: str = "budget") -> dict:
+    """Write the case of ``entry`` once (broad.prepare_case; ``stop`` "solved" adds ``[reference] cif =
+    "reference.cif"``) and score the truth; a dict with ``truth_rwp``, ``truth_chi2``, ``truth_rexp`` and
+    ``truth_error`` (None, or why there is no truth score)."""
+    from gasolve.io.atomic import atomic_write
+
     folder = Path(work) / broad._safe(entry["material_id"])
-    broad.prepare_case(entry, mode, folder, seed)
+    config = broad.prepare_case(entry, mode, folder, seed)
+    if stop == "solved":
+        atomic_write(config, config.read_text() + '\n[reference]\ncif = "reference.cif"\n')
     found = {"truth_rwp": None, "truth_chi2": None, "truth_rexp": None, "truth_error": None}
     env = {**os.environ, **broad.WORKER_ENV, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     try:
@@ -337,12 +353,34 @@ def classify_failure(row: dict) -> str | None:
     return "search" if rwp > truth else "scoring"
 
 
-def run_one(entry: dict, truth: dict, mode: str, work: str, budget: int, wall_limit: float, seed: int, run_seed: int):
-    """One ``gasolve run`` of a prepared structure, judged; a row (never raises for a failed run)."""
+def run_one(
+    entry: dict,
+    truth: dict,
+    mode: str,
+    work: str,
+    budget: int,
+    wall_limit: float,
+    seed: int,
+    run_seed: int,
+    stop: str = "budget",
+) -> dict:
+    """One ``gasolve run`` of a prepared structure, judged; a row (never raises for a failed run).
+
+    ``stop`` "solved": ``--stop-when-solved`` (the config has the [reference]); the row adds summary.json's
+    ``solved`` and ``evaluations_to_solution`` as ``gasolve_solved`` and ``evaluations_to_solution``.
+    """
+    name = f"run-seed{run_seed}"
+    extra = ("--stop-when-solved",) if stop == "solved" else ()
     row = broad.run_case(
-        entry, mode, work, budget, wall_limit, seed, run_seed, out_name=f"run-seed{run_seed}", prepare=False
+        entry, mode, work, budget, wall_limit, seed, run_seed, out_name=name, prepare=False, extra_args=extra
     )
     row.update({k: entry[k] for k in ("scattering_ratio", "scattering_class")}, run_seed=run_seed, **truth)
+    if stop == "solved":
+        try:
+            found = json.loads((Path(work) / broad._safe(entry["material_id"]) / name / "summary.json").read_text())
+        except (OSError, ValueError):
+            found = {}
+        row.update(gasolve_solved=found.get("solved"), evaluations_to_solution=found.get("evaluations_to_solution"))
     if not row.get("strict_match"):
         best = Path(work) / broad._safe(entry["material_id"]) / f"run-seed{run_seed}" / "best.cif"
         row.update(atoms_right_file(best, entry["reference_cif"]) or {"atoms_right": None, "sites_right": None})
@@ -396,6 +434,10 @@ def summarise(rows: list[dict]) -> dict:
         "wall_seconds": spread([r.get("elapsed_seconds") for r in rows]),
         "failures": dict(Counter(r.get("failure") or "error" for r in failures)),
         "atoms_right_of_failures": spread([r.get("atoms_right") for r in failures]),
+        "gasolve_judge_disagrees": sum(
+            r.get("gasolve_solved") is not None and bool(r["gasolve_solved"]) != bool(r.get("strict_match"))
+            for r in rows
+        ),
     }
 
 
@@ -436,6 +478,7 @@ def run_benchmark(
     wall_limit: float,
     seed: int,
     run_seeds: list[int],
+    stop: str = "budget",
     json_path: Path | None = None,
     settings: dict | None = None,
     resume: bool = False,
@@ -455,11 +498,13 @@ def run_benchmark(
     from distributed import as_completed
 
     rows: dict[str, dict] = {}
-    settings = {**(settings or {}), "mode": mode, "budget": int(budget), "wall_limit": wall_limit}
+    if stop not in STOPS or (stop == "solved" and mode != "sites"):
+        raise ValueError(f"stop is one of {STOPS} ('solved' with sites input only), got {stop!r} with {mode!r}")
+    settings = {**(settings or {}), "mode": mode, "budget": int(budget), "wall_limit": wall_limit, "stop": stop}
     sessions = []
     if resume and json_path is not None and json_path.is_file():
         previous = json.loads(json_path.read_text())
-        for key in ("mode", "budget", "seed"):
+        for key in ("mode", "budget", "seed", "stop"):
             if previous.get("settings", {}).get(key) != settings.get(key):
                 raise ValueError(
                     f"--resume: {json_path} was run with {key} {previous.get('settings', {}).get(key)!r}, "
@@ -541,12 +586,12 @@ def run_benchmark(
         prepared = {}
         for entry in {e["material_id"]: e for e, _ in todo}.values():
             prepared[entry["material_id"]] = client.submit(
-                large.prepare_structure, entry, mode, str(work), seed,
+                large.prepare_structure, entry, mode, str(work), seed, stop,
                 key=f"large-prepare-{entry['material_id']}-{os.getpid()}", pure=False,
             )  # fmt: skip
         futures = {
             client.submit(
-                large.run_one, e, prepared[e["material_id"]], mode, str(work), budget, wall_limit, seed, s,
+                large.run_one, e, prepared[e["material_id"]], mode, str(work), budget, wall_limit, seed, s, stop,
                 key=f"large-{e['material_id']}-{s}-{os.getpid()}", pure=False,
             ): (e, s)
             for e, s in todo
@@ -638,6 +683,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="sampling and pattern seed (default 0)")
     parser.add_argument("--seeds", type=int, default=5, help="gasolve run seeds per structure (default 5)")
     parser.add_argument("--first-run-seed", type=int, default=1, help="first gasolve run --seed (default 1)")
+    parser.add_argument(
+        "--stop",
+        choices=STOPS,
+        default=None,
+        help="solved: [reference] + --stop-when-solved (sites input, the default there); budget: reference-free, "
+        "to the budget or gasolve's own stop (composition input's only choice)",
+    )
     parser.add_argument("--input", choices=("sites", "composition"), default="sites")
     parser.add_argument("--max-evaluations", type=float, default=DEFAULT_BUDGET, help="per run (default 2e7)")
     parser.add_argument("--wall-limit", type=float, default=DEFAULT_WALL_LIMIT, help="seconds per run (3600)")
@@ -654,6 +706,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--n and --seeds must be at least 1")
     if not args.max_evaluations > 0 or not args.wall_limit > 0:
         parser.error("--max-evaluations and --wall-limit must be positive")
+    args.stop = args.stop or ("solved" if args.input == "sites" else "budget")
+    if args.stop == "solved" and args.input != "sites":
+        parser.error("--stop solved needs --input sites (a composition race stops by its own reference-free rule)")
     args.json = args.json or RESULTS / f"large-{args.input}.json"
     args.png = args.png or args.json.with_suffix(".png")
     return args
@@ -673,7 +728,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = {"n": args.n, "seed": args.seed, "run_seeds": run_seeds, "half": args.half}
     result = run_benchmark(
         entries, mode=args.input, work=args.work, budget=int(args.max_evaluations), wall_limit=args.wall_limit,
-        seed=args.seed, run_seeds=run_seeds, json_path=args.json, settings=settings, resume=args.resume,
+        seed=args.seed, run_seeds=run_seeds, stop=args.stop, json_path=args.json, settings=settings, resume=args.resume,
         workers=args.workers, scheduler=args.scheduler, progress=True,
     )  # fmt: skip
     plot(result, args.png)

@@ -199,6 +199,7 @@ def test_summary_per_half_class_and_site_bin():
         rows.append(_row("b", seed, seed <= 3, 1000, half="report", crystal_system="triclinic",
                          scattering_class="alike", n_independent=33, rwp=0.05, truth_rwp=0.1))  # fmt: skip
     for row in rows:
+        row["gasolve_solved"] = row["strict_match"] if row["material_id"] == "a" else False
         row["failure"] = large.classify_failure(row)
         row["atoms_right"] = None if row["strict_match"] else 0.5
     found = large.summary(rows)
@@ -207,6 +208,7 @@ def test_summary_per_half_class_and_site_bin():
     assert overall["strict_success"] == 0.7
     assert overall["ert_strict"] == pytest.approx((1500 + 5000) / 7)
     assert overall["failures"] == {"search": 1, "scoring": 2}
+    assert overall["gasolve_judge_disagrees"] == 3  # b's three successes that gasolve's check missed
     assert found["tune"]["overall"]["ert_strict"] == pytest.approx(1500 / 4)
     assert set(found["tune"]["scattering_class"]) == {"heavy"}
     assert found["report"]["independent_sites"]["31-40"]["strict_success"] == 0.6
@@ -225,19 +227,30 @@ def test_one_structure_one_seed_end_to_end(sample, tmp_path):
     entry = sample[0]
     path = tmp_path / "large.json"
     kwargs = {"mode": "sites", "work": tmp_path / "work", "budget": 50_000, "wall_limit": 900, "seed": 0,
-              "run_seeds": [1], "json_path": path, "workers": 1, "settings": {"seed": 0}}  # fmt: skip
+              "run_seeds": [1], "stop": "solved", "json_path": path, "workers": 1, "settings": {"seed": 0}}  # fmt: skip
     large.run_benchmark([entry], **kwargs)
     result = strict_json(path)
     (row,) = result["rows"]
-    assert row["error"] is None and row["run_seed"] == 1 and row["evaluations"] >= 50_000
-    assert row["strict_match"] is False  # 12+ sites are not solved in 5·10⁴ evaluations
-    # The truth scores near the noise level (the profile is the simulated one); an unsolved model above it.
+    assert row["error"] is None and row["run_seed"] == 1 and result["settings"]["stop"] == "solved"
+    # gasolve's own reference check (which stopped the run) agrees with the judge of best.cif.
+    assert row["gasolve_solved"] is row["strict_match"]
+    # The truth scores near the noise level (the profile is the simulated one).
     assert row["truth_rwp"] < 2 * row["truth_rexp"] + 0.02
-    assert row["rwp"] > row["truth_rwp"] and row["failure"] == "search"
-    assert 0 <= row["atoms_right"] < 1 and row["sites_right"] < entry["n_independent"]
-    assert result["structures"][0]["truth_rwp"] == row["truth_rwp"]
-    assert result["summary"]["all"]["overall"]["ert_strict"] is None
     folder = tmp_path / "work" / broad._safe(entry["material_id"])
+    paired = large.atoms_right_file(folder / "run-seed1" / "best.cif", entry["reference_cif"])
+    overall = result["summary"]["all"]["overall"]
+    if row["strict_match"]:  # this seed solves it (P-1, 12 sites, 4 on centres of symmetry)
+        assert row["failure"] is None and "atoms_right" not in row
+        # gasolve run's final Rwp and gasolve score's Rwp of the truth agree (the run refines: a little lower).
+        assert row["rwp"] == pytest.approx(row["truth_rwp"], rel=0.05)
+        assert paired["atoms_right"] == 1.0 and paired["sites_right"] == entry["n_independent"]
+        assert row["evaluations_to_solution"] <= row["evaluations"] < 50_000  # stopped at the solution
+        assert overall["ert_strict"] == pytest.approx(int(row["evaluations"]))
+    else:
+        assert row["failure"] == ("search" if row["rwp"] > row["truth_rwp"] else "scoring")
+        assert row["atoms_right"] == paired["atoms_right"] < 1 and row["sites_right"] < entry["n_independent"]
+        assert overall["ert_strict"] is None and row["evaluations"] >= 50_000
+    assert result["structures"][0]["truth_rwp"] == row["truth_rwp"]
     assert (folder / "run-seed1" / "best.cif").is_file() and (folder / "truth_fit.png").is_file()
     again = large.run_benchmark([entry], **{**kwargs, "resume": True})  # nothing left: no client, same rows
     assert again["rows"] == result["rows"] and len(strict_json(path)["sessions"]) == 2
