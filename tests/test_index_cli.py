@@ -32,6 +32,7 @@ def test_pbso4_lines_index_to_the_published_cell_without_the_pawley_check():
     assert best.solution.bravais == "oP" and best.solution.m20 > 20
     np.testing.assert_allclose(sorted(best.solution.cell[:3]), [5.400051, 6.961979, 8.482371], atol=5e-3)
     assert any("not searched" in note for note in result.notes)  # the convincing oP cell ends the search
+    assert any(note.startswith("triclinic not searched") for note in result.notes)
 
 
 @pytest.mark.slow

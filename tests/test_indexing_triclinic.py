@@ -197,3 +197,21 @@ def test_pymatgen_lines_of_triclinic_structures_index_to_their_reduced_cell(path
     reference = niggli_cell(structure.lattice.matrix)
     assert same_lattice(best.niggli, reference, length_tol=0.005, angle_tol=0.5), (best.niggli, reference)
     assert best.m20 > 10 and best.bravais == "aP"
+
+
+@pytest.mark.slow
+def test_gasolve_index_finds_k4sno4_from_its_simulated_pattern(tmp_path, capsys):
+    import json
+
+    from gasolve.cli.main import main
+
+    out = tmp_path / "index.json"
+    code = main(["index", str(ROOT / "examples" / "K4SnO4.xye"), "--wavelength", "CuKa1", "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
+    best = json.loads(out.read_text(), parse_constant=lambda name: pytest.fail(f"non-standard JSON {name}"))[
+        "candidates"
+    ][0]
+    assert best["bravais"] == "aP" and best["crystal_system"] == "triclinic"
+    reference = niggli_cell(UnitCell(6.600678, 6.608855, 9.914304, 80.24692, 71.67501, 67.32549).matrix)
+    assert same_lattice(niggli_cell(UnitCell(*best["cell"]).matrix), reference, length_tol=0.005, angle_tol=0.5)
+    assert best["m20"] > 10 and best["pawley_rwp"] < 0.1

@@ -298,6 +298,8 @@ def _triclinic(
         solutions, more = _search(q[order], q_tol[order], settings, ("triclinic",), max_volume, left)
         by_zero += [(float(zero), s) for s in solutions]
         notes += more
+        if any(s.m20 >= settings.convincing_m20 for s in solutions):
+            break  # a convincing cell: the other zero shifts would find it again
     return by_zero, notes
 
 

@@ -201,6 +201,7 @@ def index_lines(
     systems: tuple[str, ...] = SYSTEMS,
     min_m20: float = 10.0,
     notes: list[str] | None = None,
+    convincing_m20: float = 20.0,
 ) -> list[IndexingSolution]:
     """Every lattice that indexes the lines, reduced, de-duplicated and ranked by M20 (best first).
 
@@ -235,6 +236,8 @@ def index_lines(
             raise ValueError(f"unknown crystal system {system!r}; expected one of {SYSTEMS}")
     found: list[IndexingSolution] = []
     for system in systems:
+        if system == "triclinic" and any(s.m20 >= convincing_m20 for s in found):
+            continue  # the slow triclinic search only when no higher-symmetry cell convinces
         sound = [s for s in found if s.m20 >= min_m20]
         if sound:
             # A lower-symmetry description of a lattice already found, or a larger cell indexing the same lines,

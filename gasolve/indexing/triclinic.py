@@ -365,7 +365,7 @@ def search_triclinic(
                 if time.monotonic() > deadline:
                     return (
                         solutions,
-                        f"stopped by its time budget ({settings.time_budget:g} s) at {volume_shell[1]:.0f} Å³",
+                        f"time budget ({settings.time_budget:.0f} s) spent at {volume_shell[1]:.0f} Å³",
                     )
                 # Too many boxes: a basis the lines hardly constrain; skipped, and said so.
                 n_skipped += 1
