@@ -3,7 +3,7 @@
 Usage::
 
     python -m benchmarks.broad [--n 200] [--source mp[,aflow,ase-minerals,pyxtal]] [--seed 0]
-        [--input composition|sites] [--max-evaluations 2000000] [--wall-limit 300] [--workers N]
+        [--input composition|sites|blind] [--max-evaluations 2000000] [--wall-limit 300] [--workers N]
         [--scheduler ADDRESS] [--work DIR] [--json PATH] [--png PATH] [--resume] [--plot-only]
 
 **Structures.** ``mp``: ../shared/data/mp-structures, the held-out split of the Wyckoff prior and the Z window
@@ -35,9 +35,16 @@ out ``[pattern.profile]``, so gasolve fits the profile first (Le Bail).
 **Input** (``--input``): ``composition``: ``[structure] name, cell, space_group, composition`` (the reduced
 formula), nothing about Z or sites: gasolve races Wyckoff hypotheses. ``sites``: the asymmetric unit and its
 Wyckoff letters (``sites``, ``wyckoff``), the harness's check mode. No ``[reference]``: every run is reference-free.
+``blind``: neither cell nor space group: ``gasolve solve pattern.xye --composition FORMULA --wavelength CuKa1|CuKa12
+--range 5 80`` indexes the pattern, ranks the space groups and races their hypotheses; each row also records the
+stages from summary.json's ``stages`` (:func:`read_stages`): the indexed Bravais lattice and cell, whether that
+cell is the reference lattice within 1 % and 1° (pymatgen ``Lattice.find_mapping`` between the primitive
+lattices, the centring translations from gemmi), and the raced space groups with whether the true one is among
+them and first.
 
 **Runs.** ``gasolve run CONFIG --out DIR --quiet --seed S --max-evaluations N`` (``--scheduler synchronous`` in
-composition mode, so that a run started inside a benchmark task does not start a cluster of its own) as a
+composition mode, so that a run started inside a benchmark task does not start a cluster of its own; blind mode:
+the ``gasolve solve`` above with ``--out DIR --quiet --scheduler synchronous --seed S --max-evaluations N``) as a
 subprocess with a wall limit, one per Dask task on a ``distributed.LocalCluster`` of single-threaded worker
 processes (:func:`benchmarks.convergence.make_client`) or ``--scheduler``. A failing or timed-out run is a row with
 ``error``, never fatal to the others. The JSON is rewritten atomically after every completed structure, and
@@ -426,7 +433,8 @@ def _pattern_rng(entry: dict, seed: int) -> np.random.Generator:
 
 
 def prepare_case(entry: dict, mode: str, folder: Path, seed: int) -> Path:
-    """Write reference.cif, pattern.xye and config.toml of ``entry`` into ``folder``; return the config's path."""
+    """Write reference.cif, pattern.xye and config.toml of ``entry`` into ``folder``; return the config's path
+    (``blind``: no config, the pattern's path)."""
     from pymatgen.core import Structure
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -439,6 +447,8 @@ def prepare_case(entry: dict, mode: str, folder: Path, seed: int) -> Path:
     header = f"{entry['material_id']} {entry['formula']}: pymatgen XRDCalculator {lines}, pV fwhm {fwhm:.4f} eta {ETA}"
     write_xye(folder / "pattern.xye", two_theta, y, f"{header}, zero {zero:+.4f}, Poisson counts")
     atomic_write(folder / "reference.cif", entry["reference_cif"])
+    if mode == "blind":
+        return folder / "pattern.xye"
     config = folder / "config.toml"
     atomic_write(config, config_text(entry, mode, "pattern.xye", None if entry.get("lebail") else fwhm))
     return config
@@ -449,6 +459,15 @@ def _command(config: Path, out: Path, mode: str, budget: int, run_seed: int) -> 
     command += ["--seed", str(run_seed), "--max-evaluations", str(int(budget))]
     if mode == "composition":
         command += ["--scheduler", "synchronous"]
+    return command
+
+
+def solve_command(pattern: Path, out: Path, entry: dict, budget: int, run_seed: int) -> list[str]:
+    """``gasolve solve`` of the blind mode: the pattern, the reduced formula and the wavelength, nothing else."""
+    command = [sys.executable, "-m", "gasolve.cli.main", "solve", str(pattern), "--composition", entry["formula"]]
+    command += ["--wavelength", "CuKa12" if entry.get("lebail") else "CuKa1"]
+    command += ["--range", *(f"{x:g}" for x in TWO_THETA_RANGE), "--out", str(out), "--quiet"]
+    command += ["--scheduler", "synchronous", "--seed", str(run_seed), "--max-evaluations", str(int(budget))]
     return command
 
 
@@ -478,7 +497,8 @@ def run_case(
     row = {key: entry[key] for key in ROW_KEYS if key in entry}
     row.update({"mode": mode, "true_wyckoff": entry["sites"], "budget": int(budget), "error": None})
     try:
-        config = prepare_case(entry, mode, folder, seed) if prepare else folder / "config.toml"
+        given = folder / ("pattern.xye" if mode == "blind" else "config.toml")
+        config = prepare_case(entry, mode, folder, seed) if prepare else given
         if not config.is_file():
             raise FileNotFoundError(f"{config} (prepare_case first)")
     except Exception as error:
@@ -489,17 +509,21 @@ def run_case(
     t0 = time.perf_counter()
     try:
         done = subprocess.run(
-            _command(config, out, mode, budget, run_seed) + list(extra_args),
+            (solve_command(config, out, entry, budget, run_seed) if mode == "blind"
+             else _command(config, out, mode, budget, run_seed)) + list(extra_args),
             cwd=folder, env=env, capture_output=True, text=True, timeout=wall_limit, check=False,
         )  # fmt: skip
         row["returncode"] = done.returncode
         if done.returncode != 0:
-            row["error"] = f"gasolve run exited {done.returncode}: {_tail(done.stderr or done.stdout)}"
+            command = "solve" if mode == "blind" else "run"
+            row["error"] = f"gasolve {command} exited {done.returncode}: {_tail(done.stderr or done.stdout)}"
     except subprocess.TimeoutExpired:
         row["returncode"] = None
         row["error"] = f"wall limit of {wall_limit:.0f} s exceeded"
     row["elapsed_seconds"] = round(time.perf_counter() - t0, 3)
     row.update(read_summary(out / "summary.json"))
+    if mode == "blind":
+        row.update(read_stages(out / "summary.json", entry))
     verdict = judge_file(out / "best.cif", entry["reference_cif"]) if row["error"] is None else None
     if verdict is None:
         row.update({"ml_match": False, "strict_match": False, "max_distance": None})
@@ -546,6 +570,108 @@ def read_summary(path: Path) -> dict:
         "hypotheses_tried": len(tried) if hypotheses else None,
         "hypotheses": [{k: _plain(h.get(k)) for k in keep} for h in hypotheses[:5] if isinstance(h, dict)],
     }
+
+
+def reference_bravais(number: int) -> str:
+    """Bravais symbol (aP, mP, mC, oP, oC, oI, oF, tP, tI, hP, hR, cP, cI, cF) of space group ``number``;
+    A- and B-centred groups count as C (the same lattice)."""
+    import gemmi
+
+    group = gemmi.find_spacegroup_by_number(number)
+    centring = {"A": "C", "B": "C"}.get(group.hm[0], group.hm[0])
+    if group.crystal_system_str() == "trigonal":
+        return "hR" if centring == "R" else "hP"
+    return {"triclinic": "a", "monoclinic": "m", "orthorhombic": "o", "tetragonal": "t", "hexagonal": "h",
+            "cubic": "c"}[group.crystal_system_str()] + centring  # fmt: skip
+
+
+def primitive_lattice(parameters, bravais: str):
+    """pymatgen primitive Lattice of a conventional cell (a, b, c in Å, α, β, γ in degrees) with the centring of
+    ``bravais`` (gemmi's centring translations of the Hall symbol 'X 1'; R on hexagonal axes, obverse)."""
+    import gemmi
+    from pymatgen.core import Lattice, Structure
+
+    lattice = Lattice.from_parameters(*parameters)
+    centring = {"A": "A", "B": "B", "C": "C", "S": "C", "I": "I", "F": "F", "R": "R"}.get(bravais[-1], "P")
+    translations = np.asarray(gemmi.symops_from_hall(f"{centring} 1").cen_ops, float) / 24.0
+    if len(translations) == 1:
+        return lattice
+    points = Structure(lattice, ["H"] * len(translations), translations)
+    return points.get_primitive_structure(tolerance=1e-3).lattice
+
+
+def _centring(number: int) -> str:
+    """Centring letter of space group ``number``'s standard symbol (P, A, C, I, F, R)."""
+    import gemmi
+
+    return gemmi.find_spacegroup_by_number(number).hm[0]
+
+
+def _group_number(symbol) -> int | None:
+    import gemmi
+
+    try:
+        found = gemmi.find_spacegroup_by_name(str(symbol))
+    except Exception:  # gemmi refuses the spelling: unknown
+        return None
+    return found.number if found is not None else None
+
+
+def read_stages(path: Path, entry: dict, ltol: float = 0.01, atol: float = 1.0) -> dict:
+    """What ``gasolve solve`` found at each stage (summary.json ``stages``), judged against ``entry``'s reference.
+
+    Returns
+    -------
+    dict
+        ``indexed_bravais``, ``indexed_cell`` (a, b, c in Å, α, β, γ in degrees) and ``cell_source``;
+        ``reference_bravais``; ``bravais_matches``; ``cell_matches`` (the primitive lattices of the indexed and the
+        reference cells map onto each other within ``ltol`` relative length and ``atol`` degrees, pymatgen
+        ``Lattice.find_mapping``, volumes within 3 ``ltol``); ``raced_space_groups`` (numbers, race order; None
+        for a symbol gemmi does not read), ``raced_symbols``, ``raced_posteriors``; ``true_group_raced``,
+        ``true_group_first``; ``holohedral_rwp``. Every value None when summary.json or its ``stages`` is missing.
+    """
+    truth = reference_bravais(entry["space_group"])
+    empty = dict.fromkeys(
+        ("indexed_bravais", "indexed_cell", "cell_source", "bravais_matches", "cell_matches", "raced_space_groups",
+         "raced_symbols", "raced_posteriors", "true_group_raced", "true_group_first", "holohedral_rwp")
+    )  # fmt: skip
+    empty["reference_bravais"] = truth
+    try:
+        stages = json.loads(path.read_text()).get("stages")
+    except (OSError, ValueError, AttributeError):
+        return empty
+    if not isinstance(stages, dict):
+        return empty
+    row = dict(empty)
+    cell = stages.get("cell") if isinstance(stages.get("cell"), dict) else {}
+    bravais, parameters = cell.get("bravais"), cell.get("cell")
+    row.update({"indexed_bravais": bravais, "cell_source": cell.get("source")})
+    if bravais and isinstance(parameters, list) and len(parameters) == 6:
+        row["indexed_cell"] = [round(float(v), 5) for v in parameters]
+        row["bravais_matches"] = bravais == truth
+        try:
+            found = primitive_lattice(parameters, bravais)
+            reference = primitive_lattice(entry["cell"], _centring(entry["space_group"]))
+            # find_mapping takes any lattice vectors of the right lengths and angles, a supercell's too: the
+            # volumes must agree as well.
+            same_volume = abs(found.volume / reference.volume - 1) <= 3 * ltol
+            row["cell_matches"] = same_volume and reference.find_mapping(found, ltol=ltol, atol=atol) is not None
+        except Exception:  # a degenerate cell: no match
+            row["cell_matches"] = False
+    fit = stages.get("profile_fit") if isinstance(stages.get("profile_fit"), dict) else {}
+    row["holohedral_rwp"] = fit.get("rwp")
+    groups = stages.get("space_groups") if isinstance(stages.get("space_groups"), dict) else {}
+    raced = [g for g in groups.get("raced") or [] if isinstance(g, dict)]
+    if raced:
+        numbers = [_group_number(g.get("space_group")) for g in raced]
+        row.update({
+            "raced_space_groups": numbers,
+            "raced_symbols": [g.get("space_group") for g in raced],
+            "raced_posteriors": [g.get("posterior") for g in raced],
+            "true_group_raced": entry["space_group"] in numbers,
+            "true_group_first": numbers[0] == entry["space_group"],
+        })  # fmt: skip
+    return row
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -631,7 +757,13 @@ def summarise(rows: list[dict]) -> dict:
         "stop_false_positives": sum(bool(r.get("stop_false_positive")) for r in rows),
         "stop_false_negatives": sum(bool(r.get("stop_false_negative")) for r in rows),
         "convincing_but_wrong": sum(bool(r.get("convincing")) and not r.get("ml_match") for r in rows),
-    }
+    } | (_stage_counts(rows) if any("cell_matches" in r for r in rows) else {})
+
+
+def _stage_counts(rows: list[dict]) -> dict:
+    """Blind mode: how many rows got the Bravais lattice, the cell, and the true space group raced and first."""
+    keys = ("bravais_matches", "cell_matches", "true_group_raced", "true_group_first")
+    return {"stages": {key: sum(bool(r.get(key)) for r in rows) for key in keys}}
 
 
 def site_bin(n_independent: int) -> str:
@@ -898,7 +1030,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--source", default="mp", help="comma-separated: mp, aflow, ase-minerals, pyxtal")
     parser.add_argument("--seed", type=int, default=0, help="sampling and pattern seed (default 0)")
     parser.add_argument("--run-seed", type=int, default=1, help="gasolve run --seed (default 1)")
-    parser.add_argument("--input", choices=("composition", "sites"), default="composition")
+    parser.add_argument("--input", choices=("composition", "sites", "blind"), default="composition")
     parser.add_argument("--max-evaluations", type=float, default=2e6)
     parser.add_argument("--wall-limit", type=float, default=300.0, help="seconds per structure (default 300)")
     parser.add_argument("--workers", type=int, default=None)

@@ -315,3 +315,67 @@ def test_command_line():
         broad.parse_args(["--source", "icsd"])
     assert "--scheduler" in broad._command(Path("c.toml"), Path("o"), "composition", 10, 1)
     assert "--scheduler" not in broad._command(Path("c.toml"), Path("o"), "sites", 10, 1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Blind input: gasolve solve from the pattern and the formula
+
+
+def test_blind_command_is_a_solve_gasolve_parses(quartz_entry, tmp_path):
+    from gasolve.cli.main import build_parser
+
+    pattern = broad.prepare_case(quartz_entry, "blind", tmp_path, seed=0)
+    assert pattern == tmp_path / "pattern.xye" and pattern.is_file() and not (tmp_path / "config.toml").exists()
+    for lebail, wavelength in ((False, "CuKa1"), (True, "CuKa12")):
+        command = broad.solve_command(pattern, tmp_path / "run", {**quartz_entry, "lebail": lebail}, 30_000, 7)
+        assert command[1:4] == ["-m", "gasolve.cli.main", "solve"]
+        args = build_parser().parse_args(command[3:])
+        assert args.pattern == str(pattern) and args.composition == "SiO2" and args.wavelength == wavelength
+        assert args.range == [5.0, 80.0] and args.scheduler == "synchronous" and args.quiet
+        assert args.seed == 7 and args.max_evaluations == 30_000 and args.out == str(tmp_path / "run")
+        assert args.cell is None and args.space_group is None and args.lattice is None and args.z is None
+    assert broad.parse_args(["--input", "blind"]).json.name == "broad-blind.json"
+
+
+def _stages(bravais: str, cell: list[float], raced: list[str]) -> dict:
+    return {
+        "stages": {
+            "cell": {"source": "indexed", "bravais": bravais, "cell": cell},
+            "profile_fit": {"rwp": 0.07, "chi2": 1.5, "group": "holohedral"},
+            "space_groups": {"given": False, "raced": [{"space_group": s, "posterior": 0.5} for s in raced]},
+        }
+    }
+
+
+def test_read_stages_judges_lattice_and_groups(quartz_entry, tmp_path):
+    # lt-quartz: P3_221 (154), hP, a = b ≈ 4.9 Å, c ≈ 5.4 Å.
+    a, _, c = quartz_entry["cell"][:3]
+    path = tmp_path / "summary.json"
+    missing = broad.read_stages(tmp_path / "none.json", quartz_entry)
+    assert missing["reference_bravais"] == "hP" and missing["cell_matches"] is None
+    assert missing["true_group_raced"] is None
+
+    path.write_text(json.dumps(_stages("hP", [a * 1.005, a * 1.005, c * 0.995, 90, 90, 120], ["P3121", "P3221"])))
+    row = broad.read_stages(path, quartz_entry)
+    assert row["indexed_bravais"] == "hP" and row["bravais_matches"] and row["cell_matches"]
+    assert row["raced_space_groups"] == [152, 154] and row["true_group_raced"] and not row["true_group_first"]
+    assert row["holohedral_rwp"] == 0.07
+
+    # 2 % off in c: not the reference lattice within 1 %.
+    path.write_text(json.dumps(_stages("hP", [a, a, c * 1.02, 90, 90, 120], ["P 32 2 1"])))
+    row = broad.read_stages(path, quartz_entry)
+    assert row["bravais_matches"] and row["cell_matches"] is False and row["true_group_first"]
+
+    # The C-centred orthohexagonal cell (a, a√3, c) is the same lattice in lower symmetry; taken as primitive
+    # (oP) it is a sublattice of twice the volume.
+    orthohexagonal = [a, a * 3**0.5, c, 90, 90, 90]
+    path.write_text(json.dumps(_stages("oC", orthohexagonal, ["C222_1"])))
+    row = broad.read_stages(path, quartz_entry)
+    assert row["cell_matches"] and not row["bravais_matches"] and not row["true_group_raced"]
+    path.write_text(json.dumps(_stages("oP", orthohexagonal, ["P222"])))
+    assert broad.read_stages(path, quartz_entry)["cell_matches"] is False
+
+    rows = [{**row, "half": "report", "crystal_system": "trigonal", "n_independent": 2}]  # the oC row
+    counts = broad.summary(rows)["all"]["overall"]["stages"]
+    assert counts == {"bravais_matches": 0, "cell_matches": 1, "true_group_raced": 0, "true_group_first": 0}
+    assert "stages" not in broad.summarise([{"ml_match": True}])
