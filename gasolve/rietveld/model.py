@@ -323,10 +323,14 @@ class RietveldModel:
         ends = np.array([two_theta[0], two_theta[-1]])
         window = self._window(profile)
         near = np.zeros(len(reflections.hkl), dtype=bool)
+        outside = np.zeros(len(reflections.hkl), dtype=bool)
         for wavelength, _ in self.radiation.lines:
             centre = peak_positions(reflections, wavelength, profile)
             near |= (centre > ends[0] - window) & (centre < ends[1] + window)
-        return near
+            eta = profile.eta + profile.eta_slope * centre
+            outside |= ((eta < 0.0) | (eta > 1.0)) & ((centre < ends[0]) | (centre > ends[1]))
+        # a peak beyond the data where η leaves [0, 1] (the profile is only checked over the data) is left out too
+        return near & ~outside
 
     def _site_terms(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Scattering power w (n_sites, n_refl), the operator sums E (n_sites, n_refl), their derivatives
@@ -456,7 +460,8 @@ class RietveldModel:
                 lower = self.peaks(minus)
             except InputError:
                 lower, minus = centre, x
-            out[:, column] = (upper - lower) / (plus[j] - minus[j])
+            width = plus[j] - minus[j]
+            out[:, column] = (upper - lower) / width if width > 0 else 0.0  # both sides invalid: no information
         return out
 
 
