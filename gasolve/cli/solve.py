@@ -130,12 +130,20 @@ def _stages(args, pattern: Path, out: Path, say) -> dict:
             "space groups raced: "
             + ", ".join(f"{g.space_group.symbol} ({g.posterior:.2f}, as {g.setting})" for g in groups)
         )
-    raw = _raw_config(args, pattern, groups[0].cell, groups[0].space_group, terms, out)
-    raw["pattern"]["profile"] = _profile_table(fit.profile)
-    try:
-        base = parse_run_config(raw, pattern)
-    except InputError as error:
-        raise InputError(f"--composition / --z: {error.message}", str(pattern)) from None
+    base, refusals = None, []
+    for group in groups:  # the config of the first group the composition fits; solve_hypotheses tries them all
+        raw = _raw_config(args, pattern, group.cell, group.space_group, terms, out)
+        raw["pattern"]["profile"] = _profile_table(fit.profile)
+        try:
+            base = parse_run_config(raw, pattern)
+            break
+        except InputError as error:
+            refusals.append(f"{group.space_group.symbol}: {error.message}")
+            say(f"{group.space_group.symbol} left out: the composition does not fit it")
+    if base is None:
+        raise InputError(
+            "--composition / --z fit none of the candidate space groups: " + "; ".join(refusals), str(pattern)
+        )
     settings = race.RaceSettings()
     fitted = race.race_config(base, settings)
     hypotheses, routes = solve_hypotheses(fitted.structure, groups)
