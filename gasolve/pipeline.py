@@ -475,6 +475,30 @@ def finish(setup: Setup, record: RunRecord, candidates: int = FINAL_CANDIDATES) 
     return RunResult(setup, record, structure, best.frac, esd, wyckoff, fit.y_calc[0], ticks, finds, judged, summary)
 
 
+def rietveld(result: RunResult):
+    """The final Rietveld refinement of a finished run's model (:func:`gasolve.rietveld.refine`): cell, zero,
+    profile, coordinates, B, preferred orientation and background as the config's ``[refinement]`` table says.
+
+    Returns
+    -------
+    gasolve.rietveld.staged.RefinementResult
+    """
+    import dataclasses as dc
+
+    from gasolve.rietveld import refine
+
+    config = result.setup.config
+    settings = dc.replace(config.refinement, background_terms=config.pattern.background_terms)
+    try:
+        return refine(
+            result.structure, result.setup.observed, config.pattern.radiation, config.pattern.profile, settings
+        )
+    except InputError as error:  # e.g. a restraint on a site the model lacks: name the config
+        if error.source is None and "[refinement]" in error.message:
+            raise InputError(error.message, str(config.source)) from error
+        raise
+
+
 def solve(config: RunConfig) -> RunResult:
     """Run a config with ``sites`` to the end of its budget and finish it (no files written)."""
     setup = prepare(config)

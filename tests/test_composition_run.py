@@ -305,3 +305,23 @@ def test_dask_local_cluster_resume_and_a_failing_hypothesis(tmp_path, capsys, mo
     summary = json.loads((out2 / "summary.json").read_text())
     assert any(row["status"] == "failed" and "injected failure" in row["error"] for row in summary["hypotheses"])
     assert "injected failure" in capsys.readouterr().err
+
+
+def test_run_with_rietveld_stage_writes_refined_cif(tmp_path):
+    """`gasolve run --rietveld`: the best model is Rietveld-refined at the end; refined.cif is read back."""
+    from pymatgen.core import Structure
+
+    config, reference = _write_case(tmp_path / "case", "130_A3BC_tP5_99_bc_a_b", budget=60_000)
+    text = config.read_text().replace(
+        'composition = "ZrPbO3"', 'sites = ["Zr", "Pb", "O", "O"]\nwyckoff = ["1b", "1a", "2c", "1b"]'
+    )
+    config.write_text(text)
+    out = tmp_path / "out"
+    assert main(["run", str(config), "--out", str(out), "--quiet", "--rietveld"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    refined = summary["rietveld"]
+    assert refined["rwp"] <= summary["rwp"] + 1e-3  # more parameters free: no worse than the coordinates alone
+    assert _matches(out / "refined.cif", reference) <= 0.3
+    assert len(Structure.from_file(str(out / "refined.cif"))) == 5
+    for name in ("refinement.json", "refinement.txt", "rietveld.png", "refinement_progress.png"):
+        assert (out / name).stat().st_size > 0

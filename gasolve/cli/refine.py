@@ -42,11 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from gasolve.config import load_observed, load_run_config
     from gasolve.crystal.cif_io import read_cif
     from gasolve.errors import InputError
-    from gasolve.io.atomic import atomic_write
-    from gasolve.io.run_outputs import write_json
-    from gasolve.plotting import plot_fit, plot_refinement_progress
     from gasolve.rietveld import refine
-    from gasolve.rietveld.report import format_refined_cif, parameter_table, refinement_summary, reflection_ticks
+    from gasolve.rietveld.outputs import write_refinement
 
     if args.max_iterations is not None and args.max_iterations < 1:
         raise InputError(f"--max-iterations must be at least 1, got {args.max_iterations}")
@@ -81,32 +78,8 @@ def run(args: argparse.Namespace) -> int:
         raise
     out = Path(args.out) if args.out else config.output.dir
     out.mkdir(parents=True, exist_ok=True)
-    m = result.metrics
-    comments = [
-        f"Rietveld refinement by gasolve of {args.model} against {pattern.file}",
-        f"Rwp {m.rwp:.5f}  Rp {m.rp:.5f}  Rexp {m.rexp:.5f}  chi2 {m.chi2:.4f}  R_Bragg {result.r_bragg:.5f}",
-    ]
-    if result.error:
-        comments.append(f"stopped early: {result.error}")
-    atomic_write(out / "refined.cif", format_refined_cif(result, comments))
-    write_json(out / "refinement.json", refinement_summary(result))
-    table = parameter_table(result)
-    atomic_write(out / "refinement.txt", table)
-    annotation = f"Rwp {m.rwp:.4f}\nRexp {m.rexp:.4f}\nchi2 {m.chi2:.3f}\nR_Bragg {result.r_bragg:.4f}"
-    plot_fit(
-        out / "rietveld.png",
-        observed.two_theta,
-        observed.y_obs,
-        result.y_calc,
-        reflection_ticks(result, pattern.radiation),
-        title=f"{structure.name}: Rietveld refinement",
-        annotation=annotation,
-    )
-    plot_refinement_progress(
-        out / "refinement_progress.png",
-        [(s.name, list(s.rwp_history)) for s in result.stages],
-        title=f"{structure.name}: refinement progress",
-    )
+    comments = [f"Rietveld refinement by gasolve of {args.model} against {pattern.file}"]
+    table = write_refinement(result, observed, pattern.radiation, out, structure.name, comments)
     print(table, end="")
     print(f"wrote refined.cif, refinement.json, refinement.txt, rietveld.png and refinement_progress.png in {out}")
     if result.error:

@@ -19,6 +19,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--max-evaluations", type=int, help="overrides [ga] max_evaluations")
     parser.add_argument("--stop-when-solved", action="store_true", help="stop at the first solution ([reference])")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output folder")
+    parser.add_argument(
+        "--rietveld",
+        action="store_true",
+        help="end with a Rietveld refinement of the best model (cell, zero, profile, coordinates, B, preferred "
+        "orientation) as [refinement] says; also on whenever the config has a [refinement] table",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
         "--scheduler",
@@ -70,6 +76,24 @@ def _progress(total: int, name: str, show: bool):
     task = progress.add_task(name, total=total, info="")
     progress.start()
     return progress, task
+
+
+def _rietveld_stage(result, out) -> dict:
+    """Refine the run's model (:func:`gasolve.pipeline.rietveld`), write refined.cif and its report files into
+    ``out``; the summary.json entry."""
+    from gasolve import pipeline
+    from gasolve.rietveld.outputs import write_refinement
+
+    refined = pipeline.rietveld(result)
+    config = result.setup.config
+    comments = [f"Rietveld refinement by gasolve of the best model of the run against {config.pattern.file}"]
+    write_refinement(refined, result.setup.observed, config.pattern.radiation, out, config.structure.name, comments)
+    m = refined.metrics
+    entry = {"rwp": m.rwp, "rp": m.rp, "rexp": m.rexp, "chi2": m.chi2, "r_bragg": refined.r_bragg}
+    entry["refined_cif"] = str((out / "refined.cif").resolve())
+    if refined.error:
+        entry["stopped_early"] = refined.error
+    return {"rietveld": entry}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,8 +179,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"gasolve run: interrupted; checkpoint saved, continue with --resume --out {out}", file=sys.stderr)
         return 130
     result = pipeline.finish(setup, current)
-    pipeline.write_run(result, out)
+    extra = None
+    if args.rietveld or "refinement" in config.raw:
+        extra = _rietveld_stage(result, out)
+    pipeline.write_run(result, out, extra=extra)
     print(pipeline.summary_line(result))
+    if extra:
+        r = extra["rietveld"]
+        print(f"Rietveld refinement: Rwp {r['rwp']:.4f}, χ² {r['chi2']:.3f}, R_Bragg {r['r_bragg']:.4f} (refined.cif)")
     special = result.summary.get("special_positions")
     if special:
         names = [f"{item['site']} {item['wyckoff'] or '?'} (x{item['multiplicity']})" for item in special]
