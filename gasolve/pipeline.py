@@ -358,7 +358,9 @@ def refine_candidates(
     return dataclasses.replace(best, frac=scorer.project(best.frac[None])[0]), refinements
 
 
-def finish(setup: Setup, record: RunRecord, candidates: int = FINAL_CANDIDATES) -> RunResult:
+def finish(
+    setup: Setup, record: RunRecord, candidates: int = FINAL_CANDIDATES, noise_chi2: float | None = None
+) -> RunResult:
     """Refine the best models, settle special positions, and measure the fit (everything summary.json says).
 
     Parameters
@@ -368,6 +370,9 @@ def finish(setup: Setup, record: RunRecord, candidates: int = FINAL_CANDIDATES) 
         The search's last record.
     candidates : int
         How many of the run's best distinct models are refined (the best after refinement is kept).
+    noise_chi2 : float, optional
+        The noise level of χ² when the caller already has it (the composition race measured it once for all its
+        hypotheses); by default :func:`gasolve.scoring.noise_floor.free_intensity_chi2` of this run's problem.
     """
     from gasolve import __version__
     from gasolve.crystal.origin import held_coordinates, origin_fixing_slots
@@ -410,9 +415,10 @@ def finish(setup: Setup, record: RunRecord, candidates: int = FINAL_CANDIDATES) 
         observed.y_obs,
         problem.background_basis @ fit.background[0],
     )
-    from gasolve.scoring.noise_floor import free_intensity_chi2
+    if noise_chi2 is None:
+        from gasolve.scoring.noise_floor import free_intensity_chi2
 
-    noise_chi2 = free_intensity_chi2(problem, observed.y_obs, observed.weights)
+        noise_chi2 = free_intensity_chi2(problem, observed.y_obs, observed.weights)
     judged = verdict(metrics.chi2, r_bragg, noise_chi2, finds)
     summary = {
         "name": spec.name,
@@ -465,7 +471,7 @@ def finish(setup: Setup, record: RunRecord, candidates: int = FINAL_CANDIDATES) 
                 },
                 "max_site_distance": float(np.max(distances)),
                 "evaluations_to_solution": record.evaluations_to_solution,
-                "tolerance": config.reference.tolerance,
+                "tolerance": setup.judge.tolerance,
             }
         )
     ticks = [
@@ -475,9 +481,19 @@ def finish(setup: Setup, record: RunRecord, candidates: int = FINAL_CANDIDATES) 
     return RunResult(setup, record, structure, best.frac, esd, wyckoff, fit.y_calc[0], ticks, finds, judged, summary)
 
 
-def rietveld(result: RunResult):
-    """The final Rietveld refinement of a finished run's model (:func:`gasolve.rietveld.refine`): cell, zero,
-    profile, coordinates, B, preferred orientation and background as the config's ``[refinement]`` table says.
+def rietveld_refinement(config: RunConfig, structure: Structure, observed: ObservedPattern, profile, settings=None):
+    """Rietveld refinement of ``structure`` against the config's pattern (:func:`gasolve.rietveld.refine`): cell,
+    zero, profile, coordinates, B, preferred orientation and background as ``settings`` say.
+
+    Parameters
+    ----------
+    config : RunConfig
+        Its pattern, radiation and ``[refinement]`` table; named in error messages.
+    structure : Structure
+    observed : ObservedPattern
+    profile : PeakProfile
+    settings : RefinementSettings, optional
+        Default: the config's ``[refinement]`` with its number of background terms.
 
     Returns
     -------
@@ -487,16 +503,20 @@ def rietveld(result: RunResult):
 
     from gasolve.rietveld import refine
 
-    config = result.setup.config
-    settings = dc.replace(config.refinement, background_terms=config.pattern.background_terms)
+    if settings is None:
+        settings = dc.replace(config.refinement, background_terms=config.pattern.background_terms)
     try:
-        return refine(
-            result.structure, result.setup.observed, config.pattern.radiation, config.pattern.profile, settings
-        )
+        return refine(structure, observed, config.pattern.radiation, profile, settings)
     except InputError as error:  # e.g. a restraint on a site the model lacks: name the config
         if error.source is None and "[refinement]" in error.message:
             raise InputError(error.message, str(config.source)) from error
         raise
+
+
+def rietveld(result: RunResult):
+    """The final Rietveld refinement of a finished run's model (:func:`rietveld_refinement`)."""
+    config = result.setup.config
+    return rietveld_refinement(config, result.structure, result.setup.observed, config.pattern.profile)
 
 
 def solve(config: RunConfig) -> RunResult:

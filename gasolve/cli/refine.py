@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from gasolve.config import load_observed, load_run_config
     from gasolve.crystal.cif_io import read_cif
     from gasolve.errors import InputError
-    from gasolve.rietveld import refine
+    from gasolve.pipeline import rietveld_refinement
     from gasolve.rietveld.outputs import write_refinement
 
     if args.max_iterations is not None and args.max_iterations < 1:
@@ -70,12 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_iterations is not None:
         changes["max_iterations"] = args.max_iterations
     settings = dataclasses.replace(config.refinement, **changes)
-    try:
-        result = refine(structure, observed, pattern.radiation, profile, settings)
-    except InputError as error:  # e.g. a restraint on a site the model lacks: name the config
-        if error.source is None and "[refinement]" in error.message:
-            raise InputError(error.message, str(config.source)) from error
-        raise
+    result = rietveld_refinement(config, structure, observed, profile, settings)
     out = Path(args.out) if args.out else config.output.dir
     out.mkdir(parents=True, exist_ok=True)
     comments = [f"Rietveld refinement by gasolve of {args.model} against {pattern.file}"]

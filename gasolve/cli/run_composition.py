@@ -134,36 +134,19 @@ def run_race(fitted, observed, state, settings, args, name: str, save):
         runner.close()
 
 
-def _judge_winner(result, reference) -> dict:
-    """``solved`` and the per-site distances of the winner against ``[reference]`` (ReferenceSpec), as a plain run
-    reports them; ``solved`` false when the winner's composition per cell differs from the reference's."""
-    from gasolve.compare import compare_structures
-    from gasolve.crystal import read_cif
-    from gasolve.errors import InputError
-
-    known = read_cif(reference.cif)
-    try:
-        distances = compare_structures(result.structure, known).site_distances
-    except InputError as error:
-        return {"solved": False, "reference_mismatch": error.message, "tolerance": reference.tolerance}
-    return {
-        "solved": bool(max(distances) <= reference.tolerance),
-        "site_distances": {site.label: float(d) for site, d in zip(known.sites, distances, strict=True)},
-        "max_site_distance": float(max(distances)),
-        "tolerance": reference.tolerance,
-    }
-
-
 def write_race_outputs(
     fitted, observed, state, out: Path, seconds: float, extra: dict | None = None, source="", reference=None
 ):
     """Refine the winner and write best.cif, summary.json (with the hypothesis table), solution.toml and the
     runners-up; print the table and the verdict. ``reference``: the config's [reference], to judge the winner.
     Raises InputError when every hypothesis failed."""
+    import dataclasses
+
     from gasolve import pipeline
-    from gasolve.crystal import write_cif
+    from gasolve.crystal import read_cif, write_cif
     from gasolve.errors import InputError
     from gasolve.hypotheses import race
+    from gasolve.solve import Judge
 
     rows = race.table(state)
     _print_table(rows)
@@ -172,7 +155,10 @@ def write_race_outputs(
         raise InputError("every hypothesis failed (see the messages above); nothing to write", source)
     lane = state.lanes[state.winner]
     setup = pipeline.prepare(race.hypothesis_config(fitted, lane.hypothesis, lane.target), observed)
-    result = pipeline.finish(setup, lane.record)
+    if reference is not None:  # the hypotheses raced without it; the winner is judged as a plain run is
+        known = read_cif(reference.cif)
+        setup = dataclasses.replace(setup, judge=Judge(setup.template, known, reference.tolerance))
+    result = pipeline.finish(setup, lane.record, noise_chi2=state.noise_chi2)
     summary = {
         "evaluations": state.evaluations,
         "wall_seconds": seconds,
@@ -194,8 +180,6 @@ def write_race_outputs(
         "solution_toml": str((out / "solution.toml").resolve()),
         **(extra or {}),
     }
-    if reference is not None:
-        summary.update(_judge_winner(result, reference))
     pipeline.write_run(result, out, extra=summary, cif_comments=(f"hypothesis {lane.hypothesis.describe()}",))
     write_solution_toml(result, out / "solution.toml", lane.target)
     ranked = [row for row in rows[1:] if row["status"] not in ("failed", "not tried")][:RUNNERS_UP]
@@ -204,7 +188,7 @@ def write_race_outputs(
     for row in ranked:
         other = state.lanes[row["hypothesis"] - 1]
         other_setup = pipeline.prepare(race.hypothesis_config(fitted, other.hypothesis, other.target), observed)
-        other_result = pipeline.finish(other_setup, other.record, candidates=1)
+        other_result = pipeline.finish(other_setup, other.record, candidates=1, noise_chi2=state.noise_chi2)
         write_cif(
             other_result.structure,
             out / "hypotheses" / f"rank{row['rank']}.cif",
@@ -214,10 +198,6 @@ def write_race_outputs(
         )
     print(pipeline.summary_line(result))
     print(f"winner: {lane.hypothesis.describe()}")
-    if "solved" in summary:
-        distance = summary.get("max_site_distance")
-        detail = f"max site distance {distance:.3f} Å" if distance is not None else summary["reference_mismatch"]
-        print(f"solved: {'yes' if summary['solved'] else 'no'} ({detail})")
     for line in pipeline.verdict_lines(result):
         print(line)
     print(f"outputs in {out}")
