@@ -86,28 +86,33 @@ def _missing_lines(q_obs, q_tol, q_lo, q_hi, n_hkl, max_unindexed):  # pragma: n
     return missing
 
 
+@numba.njit(cache=True, inline="always")
+def _q_range(coefficients, j, r_lo, r_hi, b):  # pragma: no cover - jitted
+    """Exact range of Q = coefficients[j] · r over the box ``b`` (r_lo[b] <= r <= r_hi[b]): a linear form."""
+    lo = 0.0
+    hi = 0.0
+    for p in range(coefficients.shape[1]):
+        c = coefficients[j, p]
+        x = c * r_lo[b, p]
+        y = c * r_hi[b, p]
+        if x < y:
+            lo += x
+            hi += y
+        else:
+            lo += y
+            hi += x
+    return lo, hi
+
+
 @numba.njit(cache=True, parallel=True)
 def _count_unindexed(q_obs, q_tol, coefficients, r_lo, r_hi, max_unindexed, out):  # pragma: no cover - jitted
     n_boxes = r_lo.shape[0]
-    n_hkl, n_par = coefficients.shape
+    n_hkl = coefficients.shape[0]
     for b in numba.prange(n_boxes):
         q_lo = np.empty(n_hkl)
         q_hi = np.empty(n_hkl)
         for j in range(n_hkl):
-            lo = 0.0
-            hi = 0.0
-            for p in range(n_par):
-                c = coefficients[j, p]
-                x = c * r_lo[b, p]
-                y = c * r_hi[b, p]
-                if x < y:
-                    lo += x
-                    hi += y
-                else:
-                    lo += y
-                    hi += x
-            q_lo[j] = lo
-            q_hi[j] = hi
+            q_lo[j], q_hi[j] = _q_range(coefficients, j, r_lo, r_hi, b)
         out[b] = _missing_lines(q_obs, q_tol, q_lo, q_hi, n_hkl, max_unindexed)
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from gasolve.indexing.dichotomy import _missing_lines, refine_reciprocal
+from gasolve.indexing.dichotomy import _missing_lines, _q_range, refine_reciprocal
 from gasolve.indexing.systems import coefficient_matrix, miller_indices
 
 
@@ -131,7 +131,7 @@ def _count_unindexed_limited(
     # The generic linear-form test of dichotomy._count_unindexed, with each box's own index limits (its
     # largest direct lengths times √Q_reach) and indices whose Q cannot reach the last line left out.
     n_boxes = r_lo.shape[0]
-    n_hkl, n_par = coefficients.shape
+    n_hkl = coefficients.shape[0]
     q_reach = 0.0
     for i in range(q_obs.shape[0]):
         q_reach = max(q_reach, q_obs[i] + q_tol[i])
@@ -142,18 +142,7 @@ def _count_unindexed_limited(
         for j in range(n_hkl):
             if abs(hkl[j, 0]) > limits[b, 0] or abs(hkl[j, 1]) > limits[b, 1] or abs(hkl[j, 2]) > limits[b, 2]:
                 continue
-            lo = 0.0
-            hi = 0.0
-            for p in range(n_par):
-                c = coefficients[j, p]
-                x = c * r_lo[b, p]
-                y = c * r_hi[b, p]
-                if x < y:
-                    lo += x
-                    hi += y
-                else:
-                    lo += y
-                    hi += x
+            lo, hi = _q_range(coefficients, j, r_lo, r_hi, b)
             if lo > q_reach:
                 continue
             q_lo[n] = lo
