@@ -827,14 +827,16 @@ def make_client(workers: int | None, scheduler: str | None):
 
     if scheduler:
         return Client(scheduler)
-    os.environ.update(WORKER_ENV)
-    cluster = LocalCluster(
-        n_workers=workers or provenance.usable_cores(),
-        threads_per_worker=1,
-        processes=True,
-        env=dict(WORKER_ENV),
-        dashboard_address=None,
-    )
+    from gasolve.parallel import worker_environment
+
+    with worker_environment(WORKER_ENV):  # only the spawned workers keep it
+        cluster = LocalCluster(
+            n_workers=workers or provenance.usable_cores(),
+            threads_per_worker=1,
+            processes=True,
+            env=dict(WORKER_ENV),
+            dashboard_address=None,
+        )
     return Client(cluster)
 
 

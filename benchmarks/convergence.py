@@ -685,15 +685,16 @@ def make_client(config: BenchmarkConfig):
 
     if config.scheduler:
         return Client(config.scheduler)
-    # Workers inherit the environment at spawn; Numba reads NUMBA_NUM_THREADS when it is first imported.
-    os.environ.update(WORKER_ENV)
-    cluster = LocalCluster(
-        n_workers=config.workers or provenance.usable_cores(),
-        threads_per_worker=1,
-        processes=True,
-        env=dict(WORKER_ENV),
-        dashboard_address=None,
-    )
+    from gasolve.parallel import worker_environment
+
+    with worker_environment(WORKER_ENV):  # only the spawned workers keep it
+        cluster = LocalCluster(
+            n_workers=config.workers or provenance.usable_cores(),
+            threads_per_worker=1,
+            processes=True,
+            env=dict(WORKER_ENV),
+            dashboard_address=None,
+        )
     return Client(cluster)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from gasolve.errors import InputError
@@ -91,6 +92,25 @@ class Runner:
             cluster.close()
 
 
+@contextmanager
+def worker_environment(values: dict[str, str] = WORKER_ENV):
+    """Set ``values`` in ``os.environ`` while the block runs, then restore what was there.
+
+    Only the spawned worker processes may see them: Numba re-reads ``NUMBA_NUM_THREADS`` at every compilation in
+    this process and refuses a value that differs from the thread pool it has already launched.
+    """
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def make_runner(scheduler: str | None = "local", workers: int | None = None, source: str = "--scheduler") -> Runner:
     """A :class:`Runner` for ``scheduler`` (module docstring); ``source`` is named in error messages."""
     scheduler = scheduler or "local"
@@ -101,15 +121,15 @@ def make_runner(scheduler: str | None = "local", workers: int | None = None, sou
     from distributed import Client, LocalCluster
 
     if scheduler == "local":
-        os.environ.update(WORKER_ENV)  # inherited by the worker processes before they import Numba
-        cluster = LocalCluster(
-            n_workers=workers or usable_cores(),
-            threads_per_worker=1,
-            processes=True,
-            env=dict(WORKER_ENV),
-            dashboard_address=":0",
-            silence_logs=logging.ERROR,
-        )
+        with worker_environment():  # inherited by the worker processes before they import Numba
+            cluster = LocalCluster(
+                n_workers=workers or usable_cores(),
+                threads_per_worker=1,
+                processes=True,
+                env=dict(WORKER_ENV),
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            )
         return Runner(Client(cluster), own_cluster=True)
     if workers is not None:
         raise InputError("--workers applies to a local cluster; the cluster at the address has its own", source)
