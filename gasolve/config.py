@@ -18,6 +18,7 @@ A run config holds the tables below (``#`` marks what may be left out)::
     wavelength = "CuKa1"         # a number in Å, "CuKa1" or "CuKa12"
     range = [5.0, 80.0]          # optional: 2θ range used (degrees); default the whole pattern
     kalpha2_ratio = 0.5          # optional
+    polarisation = 0.99          # optional: beam polarisation fraction (synchrotron); default unpolarised
 
     [pattern.profile]            # optional: without it, gasolve run fits the profile first (Le Bail)
     fwhm = 0.1                   # constant FWHM (degrees 2θ), or caglioti = [U, V, W] (degrees²): exactly one
@@ -115,7 +116,7 @@ _STRUCTURE_KEYS = (
     "overlap_radius",
     "overlap_identical",
 )
-_PATTERN_KEYS = ("file", "wavelength", "range", "kalpha2_ratio", "profile", "background")
+_PATTERN_KEYS = ("file", "wavelength", "range", "kalpha2_ratio", "polarisation", "profile", "background")
 _PROFILE_KEYS = (
     "fwhm",
     "caglioti",
@@ -246,6 +247,9 @@ class PatternSpec:
         Number of Chebyshev background coefficients (refined linearly with the scale).
     kalpha2_ratio : float
         Intensity of Kα2 relative to Kα1 (used by the ``CuKa12`` doublet).
+    polarisation : float or None
+        Fraction of the beam polarised perpendicular to the diffraction plane (GSAS-II's "Polariz."), None for
+        the laboratory form (unpolarised tube, or the profile's monochromator angle). Also set in ``profile``.
     """
 
     file: Path
@@ -255,6 +259,7 @@ class PatternSpec:
     profile: PeakProfile | None
     background_terms: int
     kalpha2_ratio: float = KALPHA2_RATIO
+    polarisation: float | None = None
 
 
 @dataclass(frozen=True)
@@ -644,8 +649,21 @@ def _pattern(table: _Table, base: Path) -> PatternSpec:
         if not 0 < lo < hi < 180:
             raise table.error("range", f"expected [lo, hi] with 0 < lo < hi < 180 degrees, got [{lo}, {hi}]")
         two_theta_range = (lo, hi)
+    polarisation = None
+    if table.has("polarisation"):
+        polarisation = table.number("polarisation")
+        if not 0 < polarisation <= 1:
+            raise table.error(
+                "polarisation",
+                f"expected the fraction of the beam polarised perpendicular to the diffraction plane, in (0, 1] "
+                f"(0.5 unpolarised, about 0.99 at a synchrotron), got {polarisation}",
+            )
     profile_table = table.subtable("profile", required=False)
     profile = None if profile_table is None else _profile(profile_table, two_theta_range)
+    if profile is not None and polarisation is not None:
+        if profile.monochromator_two_theta:
+            raise table.error("polarisation", "give the beam polarisation or [pattern.profile] monochromator, not both")
+        profile = replace(profile, polarisation=polarisation)
     background = table.subtable("background", required=False)
     if background is not None:
         background.check_keys(_BACKGROUND_KEYS)
@@ -659,7 +677,7 @@ def _pattern(table: _Table, base: Path) -> PatternSpec:
             terms = default_background_terms(float(two_theta[0]), float(two_theta[-1]))
         else:
             terms = default_background_terms(*two_theta_range)
-    return PatternSpec(file, wavelength, radiation, two_theta_range, profile, terms, ratio)
+    return PatternSpec(file, wavelength, radiation, two_theta_range, profile, terms, ratio, polarisation)
 
 
 def default_background_terms(lo: float, hi: float) -> int:
@@ -908,6 +926,8 @@ def _resolved_document(config: RunConfig) -> dict[str, dict[str, Any]]:
         "wavelength": pattern.wavelength,
         "kalpha2_ratio": pattern.kalpha2_ratio,
     }
+    if pattern.polarisation is not None:
+        pattern_table["polarisation"] = pattern.polarisation
     if pattern.range is not None:
         pattern_table["range"] = list(pattern.range)
     if profile is not None:

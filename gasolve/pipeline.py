@@ -100,7 +100,7 @@ def fit_profile(config: RunConfig, observed: ObservedPattern) -> tuple[RunConfig
         structure.cell,
         structure.space_group,
         pattern.radiation,
-        LeBailSettings(background_terms=pattern.background_terms),
+        LeBailSettings(background_terms=pattern.background_terms, polarisation=pattern.polarisation),
     )
     fitted = dataclasses.replace(
         config,

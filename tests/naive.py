@@ -207,9 +207,18 @@ def model_structure_factors(
     return structure_factors(hkl, d_spacings(cell_parameters, hkl), cell_elements, cell_frac, cell_occ, cell_b)
 
 
-def lorentz_polarisation(two_theta_deg: float, monochromator_two_theta: float = 0.0) -> float:
-    """(1 + K cos² 2θ) / ((1 + K) sin² θ cos θ), K = cos² 2θ_M, for one Bragg angle 2θ (degrees)."""
+def lorentz_polarisation(
+    two_theta_deg: float, monochromator_two_theta: float = 0.0, polarisation: float | None = None
+) -> float:
+    """(1 + K cos² 2θ) / ((1 + K) sin² θ cos θ), K = cos² 2θ_M, for one Bragg angle 2θ (degrees).
+
+    With a beam polarisation P (GSAS-II's Polariz.): Lorentz 1/(sin² θ cos θ) times P + (1 − P) cos² 2θ, the
+    intensities of the components perpendicular to (unchanged) and in (× cos² 2θ) the diffraction plane.
+    """
     theta = math.radians(two_theta_deg) / 2.0
+    if polarisation is not None:
+        lorentz = 1.0 / (math.sin(theta) ** 2 * math.cos(theta))
+        return lorentz * (polarisation + (1.0 - polarisation) * math.cos(2.0 * theta) ** 2)
     k = math.cos(math.radians(monochromator_two_theta)) ** 2
     return (1.0 + k * math.cos(2.0 * theta) ** 2) / ((1.0 + k) * math.sin(theta) ** 2 * math.cos(theta))
 
@@ -315,7 +324,7 @@ def peak_profile(
             inside = np.abs(two_theta - centre) <= reach
             if not np.any(inside):
                 continue
-            lp = lorentz_polarisation(bragg, profile.monochromator_two_theta)
+            lp = lorentz_polarisation(bragg, profile.monochromator_two_theta, profile.polarisation)
             x = two_theta[inside] - centre
             shape = pseudo_voigt(x, fwhm, eta) * berar_baldinozzi(x / fwhm, tan_theta, profile.asymmetry)
             y[inside] += m * f2 * weight * lp * shape

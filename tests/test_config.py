@@ -235,6 +235,7 @@ ROUND_TRIP_VARIANTS = {
         ("zero = 0.0", "zero = 0.01\nasymmetry = [-0.2, 0.01, 0.1, -0.03]\ndisplacement = -0.05\naxial = 0.03"),
         ("b_iso = 1.0", "wyckoff = " + str(["2i"] * 8 + ["1a"])),
     ],
+    "synchrotron beam polarisation": [("kalpha2_ratio = 0.5", "kalpha2_ratio = 0.5\npolarisation = 0.99")],
     "occupancy correction": [
         ("b_iso = 1.0", "occupancy_correction = true\noverlap_radius = 0.65432109876\noverlap_identical = true"),
     ],
@@ -338,6 +339,17 @@ BAD = {
     "unknown table": ([("[output]", "[outptu]\nx = 1\n[output]")], ["[outptu]", "unknown table", "output"]),
     "unknown structure key": ([("b_iso = 1.0", "bIso = 1.0")], ["[structure] bIso", "unknown key", "b_iso"]),
     "unknown pattern key": ([("kalpha2_ratio", "ratio")], ["[pattern] ratio", "allowed", "kalpha2_ratio"]),
+    "polarisation outside (0, 1]": (
+        [("kalpha2_ratio = 0.5", "kalpha2_ratio = 0.5\npolarisation = 1.5")],
+        ["[pattern] polarisation", "(0, 1]", "1.5"],
+    ),
+    "polarisation and monochromator": (
+        [
+            ("kalpha2_ratio = 0.5", "kalpha2_ratio = 0.5\npolarisation = 0.9"),
+            ("monochromator = 0.0", "monochromator = 26.6"),
+        ],
+        ["[pattern] polarisation", "not both"],
+    ),
     "unknown profile key": ([("eta_slope", "etaslope")], ["[pattern.profile] etaslope", "did you mean 'eta_slope'"]),
     "unknown background key": ([("terms = 6", "term = 6")], ["[pattern.background] term", "did you mean 'terms'"]),
     "background key of earlier versions": (

@@ -338,3 +338,28 @@ def test_negative_best_scale_is_replaced_by_zero():
     bare = Scorer(ScoringProblem.from_structure(case.structure, pattern, RADIATION, PROFILE, background_terms=0))
     np.testing.assert_allclose(bare.rwp(truth[None]), 1.0, rtol=1e-12)
     np.testing.assert_allclose(bare.profiles(truth[None]).y_calc, 0.0, atol=0.0)
+
+
+@pytest.mark.parametrize("polarisation", [0.5, 0.99])
+def test_synchrotron_polarisation_equals_naive(polarisation):
+    """The engine's beam-polarisation factor (GSAS-II's P + (1 − P) cos² 2θ) equals the naive pattern; P = 0.5
+    is the unpolarised laboratory form, and 0.99 differs from it."""
+    structure = make_case("K4SnO4-P-1").structure
+    profile = PeakProfile(caglioti=(0.01, -0.005, 0.01), eta=0.4, polarisation=polarisation)
+    arguments = (
+        structure.space_group.hall,
+        structure.cell.parameters,
+        structure.elements,
+        structure.frac,
+        np.ones(structure.n_sites),
+        np.zeros(structure.n_sites),
+        TWO_THETA,
+        RADIATION,
+    )
+    got = simulate(structure, TWO_THETA, RADIATION, profile).peaks
+    np.testing.assert_allclose(got, naive.model_pattern(*arguments, profile), rtol=RTOL, atol=1e-12 * got.max())
+    laboratory = naive.model_pattern(*arguments, dataclasses.replace(profile, polarisation=None))
+    if polarisation == 0.5:
+        np.testing.assert_allclose(got, laboratory, rtol=RTOL, atol=1e-12 * got.max())
+    else:
+        assert np.max(np.abs(got - laboratory)) > 0.05 * got.max()

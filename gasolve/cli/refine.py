@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             structure.cell,
             structure.space_group,
             pattern.radiation,
-            LeBailSettings(background_terms=pattern.background_terms),
+            LeBailSettings(background_terms=pattern.background_terms, polarisation=pattern.polarisation),
         )
         profile = fitted.profile
         structure = dataclasses.replace(structure, cell=fitted.cell)

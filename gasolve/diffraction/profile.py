@@ -49,6 +49,10 @@ class PeakProfile:
         Peak tails are cut at this many FWHM from the peak centre.
     monochromator_two_theta : float
         Monochromator angle 2θ_M (degrees) in the Lorentz-polarisation factor; 0 for none.
+    polarisation : float or None
+        Fraction of the beam polarised perpendicular to the diffraction plane (GSAS-II's "Polariz."; 0.5 for
+        an unpolarised beam, about 0.99 at a synchrotron), used instead of ``monochromator_two_theta``; None
+        for the monochromator form (:func:`gasolve.diffraction.intensity.lorentz_polarisation`).
     asymmetry : (P1, P2)
         Bérar-Baldinozzi asymmetry coefficients (dimensionless; module docstring); (0, 0) for symmetric peaks.
     displacement : float
@@ -64,6 +68,7 @@ class PeakProfile:
     zero: float = 0.0
     cutoff: float = 15.0
     monochromator_two_theta: float = 0.0
+    polarisation: float | None = None
     asymmetry: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     displacement: float = 0.0
     axial: float = 0.0
@@ -80,6 +85,11 @@ class PeakProfile:
                 raise InputError(f"profile parameter {name} must be a finite number")
         if self.cutoff <= 0:
             raise InputError(f"peak cutoff must be positive (FWHM units), got {self.cutoff}")
+        if self.polarisation is not None:
+            if not 0.0 < float(self.polarisation) <= 1.0:
+                raise InputError(f"beam polarisation must be a fraction in (0, 1], got {self.polarisation}")
+            if self.monochromator_two_theta:
+                raise InputError("give the beam polarisation or the monochromator angle, not both")
         if not 0 <= self.axial < 0.5:
             raise InputError(f"axial divergence SH/L must be in [0, 0.5), got {self.axial}")
 
@@ -234,7 +244,7 @@ def peak_lines(
         bragg = np.where(valid, bragg, 180.0)
         centre = bragg + profile.zero + profile.displacement * np.cos(np.radians(bragg) / 2.0)
         safe = np.where(valid, bragg, 179.0)
-        lp = np.where(valid, lorentz_polarisation(safe, profile.monochromator_two_theta), 0.0)
+        lp = np.where(valid, lorentz_polarisation(safe, profile.monochromator_two_theta, profile.polarisation), 0.0)
         lines.append((centre, profile.fwhm(safe), profile.eta_at(np.where(valid, centre, 90.0)), weight * lp))
     return lines
 

@@ -71,6 +71,8 @@ class LeBailSettings:
         Peak cut-off (FWHM units).
     monochromator_two_theta : float
         2θ_M (degrees) of the Lorentz-polarisation factor; 0 for none.
+    polarisation : float or None
+        Beam polarisation fraction (GSAS-II's "Polariz."), instead of ``monochromator_two_theta``; None for none.
     max_cell_change : float
         A refined cell length that moves by more than this fraction means the fit diverged.
     max_rwp_fraction : float
@@ -91,6 +93,7 @@ class LeBailSettings:
     tolerance: float = 1e-8
     cutoff: float = 15.0
     monochromator_two_theta: float = 0.0
+    polarisation: float | None = None
     max_cell_change: float = 0.02
     max_rwp_fraction: float = 0.5
     max_zero: float = 1.0
@@ -224,6 +227,7 @@ class _Model:
             zero=float(theta[i["zero"]]),
             cutoff=self.settings.cutoff,
             monochromator_two_theta=self.settings.monochromator_two_theta,
+            polarisation=self.settings.polarisation,
             asymmetry=(theta[i["P1"]], theta[i["P2"]], theta[i["P3"]], theta[i["P4"]]),
             displacement=float(theta[i["displacement"]]),
             axial=float(theta[i["axial"]]),
