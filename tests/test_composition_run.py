@@ -252,10 +252,12 @@ def test_polar_p4mm_from_composition_is_solved_in_best_cif(tmp_path, capsys):
     with open(config, "a", encoding="utf-8") as stream:  # the winner is judged against it at the end
         stream.write('\n[reference]\ncif = "reference.cif"\n')
     out = tmp_path / "out"
-    assert main(["run", str(config), "--out", str(out), "--scheduler", "synchronous", "--quiet"]) == 0
+    assert main(["run", str(config), "--out", str(out), "--scheduler", "synchronous", "--quiet", "--rietveld"]) == 0
     printed = capsys.readouterr().out
     assert "hypotheses (best first)" in printed and "winner: Z=1" in printed and "solved: yes" in printed
+    assert "Rietveld refinement: Rwp" in printed
     assert _matches(out / "best.cif", reference) <= 0.3
+    assert _matches(out / "refined.cif", reference) <= 0.3  # the winner, Rietveld-refined (polar: origin held)
     small = gemmi.read_small_structure(str(out / "best.cif"))
     assert small.spacegroup.number == 99 and len(small.get_all_unit_cell_sites()) == 5
     summary = json.loads((out / "summary.json").read_text(), parse_constant=lambda c: pytest.fail(c))
@@ -266,6 +268,7 @@ def test_polar_p4mm_from_composition_is_solved_in_best_cif(tmp_path, capsys):
     assert summary["evaluations"] == pytest.approx(sum(row["evaluations"] for row in summary["hypotheses"]))
     assert summary["stop"]["early"] == summary["stop"]["reason"].startswith("hypothesis")
     assert summary["chi2"] <= 2 * summary["noise_chi2"]
+    assert summary["rietveld"]["rwp"] <= summary["rwp"] + 1e-3
     solution = load_run_config(out / "solution.toml")
     assert solution.structure.sites and solution.structure.wyckoff is not None
     again = tmp_path / "again"

@@ -78,9 +78,9 @@ def _progress(total: int, name: str, show: bool):
     return progress, task
 
 
-def _rietveld_stage(result, out) -> dict:
+def rietveld_stage(result, out) -> dict:
     """Refine the run's model (:func:`gasolve.pipeline.rietveld`), write refined.cif and its report files into
-    ``out``; the summary.json entry."""
+    ``out``; the summary.json entry (also used for the winner of a composition search)."""
     from gasolve import pipeline
     from gasolve.rietveld.outputs import write_refinement
 
@@ -94,6 +94,12 @@ def _rietveld_stage(result, out) -> dict:
     if refined.error:
         entry["stopped_early"] = refined.error
     return {"rietveld": entry}
+
+
+def print_rietveld(extra: dict) -> None:
+    """One line on the terminal for the summary entry of :func:`rietveld_stage`."""
+    r = extra["rietveld"]
+    print(f"Rietveld refinement: Rwp {r['rwp']:.4f}, χ² {r['chi2']:.3f}, R_Bragg {r['r_bragg']:.4f} (refined.cif)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -181,12 +187,11 @@ def run(args: argparse.Namespace) -> int:
     result = pipeline.finish(setup, current)
     extra = None
     if args.rietveld or "refinement" in config.raw:
-        extra = _rietveld_stage(result, out)
+        extra = rietveld_stage(result, out)
     pipeline.write_run(result, out, extra=extra)
     print(pipeline.summary_line(result))
     if extra:
-        r = extra["rietveld"]
-        print(f"Rietveld refinement: Rwp {r['rwp']:.4f}, χ² {r['chi2']:.3f}, R_Bragg {r['r_bragg']:.4f} (refined.cif)")
+        print_rietveld(extra)
     special = result.summary.get("special_positions")
     if special:
         names = [f"{item['site']} {item['wyckoff'] or '?'} (x{item['multiplicity']})" for item in special]

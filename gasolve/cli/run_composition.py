@@ -135,11 +135,20 @@ def run_race(fitted, observed, state, settings, args, name: str, save):
 
 
 def write_race_outputs(
-    fitted, observed, state, out: Path, seconds: float, extra: dict | None = None, source="", reference=None
+    fitted,
+    observed,
+    state,
+    out: Path,
+    seconds: float,
+    extra: dict | None = None,
+    source="",
+    reference=None,
+    rietveld: bool = False,
 ):
     """Refine the winner and write best.cif, summary.json (with the hypothesis table), solution.toml and the
     runners-up; print the table and the verdict. ``reference``: the config's [reference], to judge the winner.
-    Raises InputError when every hypothesis failed."""
+    ``rietveld``: end with the Rietveld refinement of the winner (refined.cif and its report files, as
+    ``gasolve run --rietveld``). Raises InputError when every hypothesis failed."""
     import dataclasses
 
     from gasolve import pipeline
@@ -180,6 +189,10 @@ def write_race_outputs(
         "solution_toml": str((out / "solution.toml").resolve()),
         **(extra or {}),
     }
+    if rietveld:
+        from gasolve.cli.run import rietveld_stage
+
+        summary.update(rietveld_stage(result, out))
     pipeline.write_run(result, out, extra=summary, cif_comments=(f"hypothesis {lane.hypothesis.describe()}",))
     write_solution_toml(result, out / "solution.toml", lane.target)
     ranked = [row for row in rows[1:] if row["status"] not in ("failed", "not tried")][:RUNNERS_UP]
@@ -197,6 +210,10 @@ def write_race_outputs(
             wyckoff=other_result.wyckoff,
         )
     print(pipeline.summary_line(result))
+    if rietveld:
+        from gasolve.cli.run import print_rietveld
+
+        print_rietveld(summary)
     print(f"winner: {lane.hypothesis.describe()}")
     for line in pipeline.verdict_lines(result):
         print(line)
@@ -275,5 +292,14 @@ def run_composition(args: argparse.Namespace, config) -> int:
         print(f"gasolve run: interrupted; checkpoint saved, continue with --resume --out {out}", file=sys.stderr)
         return 130
     seconds = time.perf_counter() - started
-    write_race_outputs(fitted, observed, state, out, seconds, source=args.config, reference=config.reference)
+    write_race_outputs(
+        fitted,
+        observed,
+        state,
+        out,
+        seconds,
+        source=args.config,
+        reference=config.reference,
+        rietveld=args.rietveld or "refinement" in config.raw,
+    )
     return 0
