@@ -14,6 +14,7 @@ def test_solve_with_cell_and_space_group_given(tmp_path, capsys):
     _, reference = _write_case(tmp_path / "case", "130_A3BC_tP5_99_bc_a_b")
     out = tmp_path / "out"
     argv = ["solve", str(tmp_path / "case" / "pattern.xye"), "--composition", "ZrPbO3", "--range", "5", "80"]
+    argv += ["--wavelength", "CuKa1"]
     argv += ["--cell", "4.046", "4.046", "4.1394", "90", "90", "90", "--space-group", "P4mm"]
     argv += ["--out", str(out), "--scheduler", "synchronous", "--quiet", "--max-evaluations", "300000"]
     assert main(argv) == 0
@@ -31,12 +32,12 @@ def test_solve_with_cell_and_space_group_given(tmp_path, capsys):
 def test_solve_refuses_bad_input(tmp_path, capsys):
     _write_case(tmp_path / "case", "130_A3BC_tP5_99_bc_a_b")
     pattern = str(tmp_path / "case" / "pattern.xye")
-    cell = ["--cell", "4.046", "4.046", "4.1394", "90", "90", "90", "--space-group", "P4mm"]
+    cell = ["--cell", "4.046", "4.046", "4.1394", "90", "90", "90", "--space-group", "P4mm", "--wavelength", "CuKa1"]
     assert main(["solve", pattern, "--composition", "Zr(PbO3", *cell, "--out", str(tmp_path / "o1")]) == 2
     assert "composition" in capsys.readouterr().err
     assert main(["solve", str(tmp_path / "missing.xye"), "--composition", "ZrPbO3"]) == 2
     assert "missing.xye" in capsys.readouterr().err
-    cubic = ["--cell", "4.046", "4.046", "4.1394", "90", "90", "90", "--space-group", "Pm-3m"]
+    cubic = ["--cell", "4.046", "4.046", "4.1394", "90", "90", "90", "--space-group", "Pm-3m", "--wavelength", "1.5406"]
     assert main(["solve", pattern, "--composition", "ZrPbO3", *cubic, "--out", str(tmp_path / "o2")]) == 2
     assert "cell" in capsys.readouterr().err
 
@@ -47,6 +48,7 @@ def test_solve_from_pattern_and_formula_alone(tmp_path, capsys):
     _, reference = _write_case(tmp_path / "case", "130_A3BC_tP5_99_bc_a_b")
     out = tmp_path / "out"
     argv = ["solve", str(tmp_path / "case" / "pattern.xye"), "--composition", "ZrPbO3", "--range", "5", "80"]
+    argv += ["--wavelength", "CuKa1"]
     argv += ["--out", str(out), "--scheduler", "synchronous", "--quiet", "--max-evaluations", "600000"]
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())

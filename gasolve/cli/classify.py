@@ -18,7 +18,9 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("patterns", nargs="+", metavar="PATTERN", help="pattern files")
     parser.add_argument(
-        "--wavelength", default="CuKa1", help="primary wavelength of the patterns: Å, CuKa1 or CuKa12; default CuKa1"
+        "--wavelength",
+        help="wavelength of the patterns: Å, or a named line (CuKa1, CuKa12, MoKa12, ...); default: the one each "
+        "file states (.xye header, GSAS header or instrument line, powder CIF); required for files that state none",
     )
     parser.add_argument("--top", type=int, default=5, help="space groups listed per pattern (default 5)")
     parser.add_argument("--json", action="store_true", help="one JSON object per pattern and line")
@@ -31,24 +33,38 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
 
     import numpy as np
 
-    from gasolve.diffraction.wavelength import parse_radiation
+    from gasolve.diffraction.wavelength import choose_radiation, parse_radiation
     from gasolve.errors import InputError
     from gasolve.io.patterns import read_pattern
     from symnet.classify import Classifier, pattern_input
 
     if not 1 <= args.top <= 230:
         raise InputError(f"--top must be between 1 and 230, got {args.top}")
-    radiation = parse_radiation(args.wavelength)
-    wavelength = radiation.primary
-    classifier = Classifier(args.checkpoint)
+    if args.wavelength is not None:
+        parse_radiation(args.wavelength)  # a bad --wavelength is named before any file is read
     patterns = [read_pattern(path) for path in args.patterns]  # every file is checked before any work
-    inputs = np.stack([pattern_input(p.two_theta, p.y_obs, wavelength, classifier.grid, p.source) for p in patterns])
-    for path, pattern, result in zip(args.patterns, patterns, classifier.classify_inputs(inputs), strict=True):
+    radiations = []
+    for path, pattern in zip(args.patterns, patterns, strict=True):
+        radiation, notes = choose_radiation(pattern.radiation, args.wavelength, str(path))
+        for note in notes:
+            print(f"warning: {note}", file=sys.stderr)
+        radiations.append(radiation)
+    classifier = Classifier(args.checkpoint)
+    inputs = np.stack(
+        [
+            pattern_input(p.two_theta, p.y_obs, r.primary, classifier.grid, p.source)
+            for p, r in zip(patterns, radiations, strict=True)
+        ]
+    )
+    results = classifier.classify_inputs(inputs)
+    for path, pattern, radiation, result in zip(args.patterns, patterns, radiations, results, strict=True):
         answer = result.to_dict(path, args.top)
         answer["route"], answer["cell"], answer["note"] = "network", None, "--no-index"
+        answer["radiation"] = [list(line) for line in radiation.lines]
         if not args.no_index:
             answer = _extinction_route(answer, pattern, radiation, result, classifier.meta.abstain_threshold, args.top)
         if args.json:

@@ -19,9 +19,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("pattern", help="pattern file (.xy/.xye/.csv/.dat or GSAS raw)")
     parser.add_argument(
         "--wavelength",
-        required=True,
-        help="Å, or a named line: CuKa1, CuKa12 (Kα1+Kα2), MoKa1, MoKa12, CoKa12, ... (required: pattern files "
-        "gasolve reads do not state it)",
+        help="Å, or a named line: CuKa1, CuKa12 (Kα1+Kα2), MoKa1, MoKa12, CoKa12, ...; default: the wavelength the "
+        "file states (.xye header, GSAS header or instrument line, powder CIF); required when it states none",
     )
     parser.add_argument("--range", nargs=2, type=float, metavar=("A", "B"), help="2θ range to use (degrees)")
     parser.add_argument("--max-volume", type=float, default=1500.0, help="largest cell volume in Å³ (default 1500)")
@@ -49,8 +48,9 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
     import math
+    import sys
 
-    from gasolve.diffraction.wavelength import parse_radiation
+    from gasolve.diffraction.wavelength import choose_radiation
     from gasolve.errors import InputError
     from gasolve.indexing.pattern import IndexingSettings, index_pattern
     from gasolve.io.atomic import atomic_write
@@ -66,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{name} must be at least {lowest}, got {value}")
     if args.impurities < 0 or args.impurities >= args.lines // 2:
         raise InputError(f"--impurities must be between 0 and {args.lines // 2 - 1}, got {args.impurities}")
-    radiation = parse_radiation(args.wavelength)
     pattern = read_pattern(args.pattern)
+    radiation, wavelength_notes = choose_radiation(pattern.radiation, args.wavelength, str(args.pattern))
+    for note in wavelength_notes:
+        print(f"warning: {note}", file=sys.stderr)
     if args.range:
         pattern = pattern.restrict(*args.range)
     settings = IndexingSettings(
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         document = {
             "pattern": str(args.pattern),
             "wavelength": radiation.primary,
+            "radiation": [list(line) for line in radiation.lines],
             "lines_two_theta": [round(float(x), 5) for x in result.two_theta],
             "lines_two_theta_esd": [round(float(x), 5) for x in result.two_theta_esd],
             "notes": list(result.notes),

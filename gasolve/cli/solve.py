@@ -24,7 +24,11 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("pattern", help="pattern file (.xy/.xye/.csv/.dat or GSAS raw)")
     parser.add_argument("--composition", required=True, help="chemical formula, e.g. 'PbSO4' or 'Ca5(PO4)3F'")
-    parser.add_argument("--wavelength", default="CuKa1", help="Å, or CuKa1, CuKa12, MoKa12, ... (default CuKa1)")
+    parser.add_argument(
+        "--wavelength",
+        help="Å, or CuKa1, CuKa12, MoKa12, ...; default: the one the file states (.xye header, GSAS header or "
+        "instrument line, powder CIF); required when it states none",
+    )
     parser.add_argument("--range", nargs=2, type=float, metavar=("A", "B"), help="2θ range to use (degrees)")
     parser.add_argument("--cell", nargs=6, type=float, metavar="X", help="a b c alpha beta gamma: skip indexing")
     parser.add_argument(
@@ -63,7 +67,7 @@ def _network_prior(observed, radiation):
     return lambda number: float(probabilities[number - 1])
 
 
-def _raw_config(args, pattern: Path, cell, space_group, background_terms: int, out: Path) -> dict:
+def _raw_config(args, pattern: Path, cell, space_group, background_terms: int, out: Path, radiation) -> dict:
     structure = {
         "name": pattern.stem,
         "cell": list(cell.parameters),
@@ -74,10 +78,16 @@ def _raw_config(args, pattern: Path, cell, space_group, background_terms: int, o
         structure["z"] = args.z
     raw = {
         "structure": structure,
-        "pattern": {"file": str(pattern), "wavelength": args.wavelength, "background": {"terms": background_terms}},
+        "pattern": {"file": str(pattern), "background": {"terms": background_terms}},
         "ga": {"seed": args.seed, "max_evaluations": args.max_evaluations},
         "output": {"dir": str(out)},
     }
+    if args.wavelength is not None:
+        raw["pattern"]["wavelength"] = args.wavelength
+    else:
+        from gasolve.diffraction.wavelength import radiation_spec
+
+        raw["pattern"]["wavelength"], raw["pattern"]["kalpha2_ratio"] = radiation_spec(radiation)
     if args.range:
         raw["pattern"]["range"] = list(args.range)
     return raw
@@ -88,7 +98,7 @@ def _stages(args, pattern: Path, out: Path, say) -> dict:
     from gasolve.config import default_background_terms, parse_run_config
     from gasolve.crystal.cell import UnitCell
     from gasolve.crystal.spacegroup import SpaceGroup
-    from gasolve.diffraction.wavelength import parse_radiation
+    from gasolve.diffraction.wavelength import choose_radiation
     from gasolve.errors import InputError
     from gasolve.hypotheses import race
     from gasolve.io.patterns import read_pattern
@@ -102,8 +112,10 @@ def _stages(args, pattern: Path, out: Path, say) -> dict:
         space_group_candidates,
     )
 
-    radiation = parse_radiation(args.wavelength)
     observed = read_pattern(pattern)
+    radiation, notes = choose_radiation(observed.radiation, args.wavelength, str(pattern))
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
     if args.range:
         observed = observed.restrict(*args.range)
     lo, hi = float(observed.two_theta[0]), float(observed.two_theta[-1])
@@ -132,7 +144,7 @@ def _stages(args, pattern: Path, out: Path, say) -> dict:
         )
     base, refusals = None, []
     for group in groups:  # the config of the first group the composition fits; solve_hypotheses tries them all
-        raw = _raw_config(args, pattern, group.cell, group.space_group, terms, out)
+        raw = _raw_config(args, pattern, group.cell, group.space_group, terms, out, radiation)
         raw["pattern"]["profile"] = _profile_table(fit.profile)
         try:
             base = parse_run_config(raw, pattern)

@@ -108,3 +108,85 @@ def parse_radiation(spec: str | float, kalpha2_ratio: float = KALPHA2_RATIO) -> 
     if not math.isfinite(value) or not 0.1 <= value <= 5.0:
         raise InputError(f"wavelength must be between 0.1 and 5 Å, got {value}")
     return Radiation(((value, 1.0),), f"{value:g}")
+
+
+#: Relative difference of two primary wavelengths above which a file and --wavelength disagree (the tables'
+#: Cu Kα1 values, Bearden's 1.540562 Å and Hölzer's 1.5405981 Å, differ by 2.4e-5 relative).
+AGREEMENT = 2e-4
+
+#: What to pass when a file states no wavelength.
+WAVELENGTH_HINT = "pass --wavelength (Å, or a named line such as CuKa12, CuKa1, MoKa12, MoKa1, CoKa12)"
+
+
+def describe_radiation(radiation: Radiation) -> str:
+    """``'CuKa12 (1.540598 Å x1, 1.544430 Å x0.5)'``."""
+    lines = ", ".join(f"{lam:.6f} Å x{weight:g}" for lam, weight in radiation.lines)
+    return f"{radiation.name} ({lines})"
+
+
+def choose_radiation(stated: Radiation | None, flag: str | float | None, source: str) -> tuple[Radiation, list[str]]:
+    """The radiation a command uses: ``--wavelength`` when given, else the one the pattern file states.
+
+    Parameters
+    ----------
+    stated : Radiation or None
+        What the file states (:attr:`gasolve.io.patterns.ObservedPattern.radiation`).
+    flag : str, float or None
+        The ``--wavelength`` value, None when absent.
+    source : str
+        The pattern file, named in the error and the notes.
+
+    Returns
+    -------
+    radiation : Radiation
+    notes : list of str
+        What the user should see: a disagreement between the file and the flag (the flag wins), or a
+        difference in the lines (Kα2 added or dropped) when their primary wavelengths agree.
+
+    Raises
+    ------
+    InputError
+        When neither gives a wavelength: a missing wavelength is an error, never a guess.
+    """
+    if flag is None:
+        if stated is None:
+            raise InputError(f"the file states no wavelength; {WAVELENGTH_HINT}", source)
+        return stated, []
+    given = parse_radiation(flag)
+    if stated is None:
+        return given, []
+    if abs(given.primary - stated.primary) > AGREEMENT * stated.primary:
+        return given, [
+            f"{source}: the file states the wavelength {describe_radiation(stated)}, --wavelength gives "
+            f"{describe_radiation(given)}; they disagree, using --wavelength"
+        ]
+    if len(given.lines) != len(stated.lines):
+        return given, [
+            f"{source}: the file states {describe_radiation(stated)}; using --wavelength {describe_radiation(given)}"
+        ]
+    return given, []
+
+
+def radiation_spec(radiation: Radiation) -> tuple[str | float, float]:
+    """A ``[pattern] wavelength`` value and Kα2 ratio that reproduce ``radiation`` in a run config.
+
+    One line gives its wavelength (Å); a doublet gives the name of the tabulated doublet whose two lines agree
+    with it (within :data:`AGREEMENT`), because a config names doublets only by name.
+
+    Raises
+    ------
+    InputError
+        When a doublet matches no named one.
+    """
+    if len(radiation.lines) == 1:
+        return radiation.primary, KALPHA2_RATIO
+    (alpha1, _), (alpha2, ratio) = radiation.lines[:2]
+    table = named_wavelengths()
+    for name in doublet_names(table):
+        named1, named2 = table[name[:-2] + "1"], table[name[:-2] + "2"]
+        if abs(named1 - alpha1) <= AGREEMENT * alpha1 and abs(named2 - alpha2) <= AGREEMENT * alpha2:
+            return name, float(ratio)
+    raise InputError(
+        f"the file states the doublet {describe_radiation(radiation)}, which matches no named Kα1+Kα2 doublet; "
+        f"{WAVELENGTH_HINT}"
+    )
