@@ -10,7 +10,12 @@ own operators, lattice translations and a renumbering of equal atoms. The compar
 2. The alignments allowed are the maps x -> P x + s of the Euclidean normaliser of the alignment group in the
    reference's cell (:mod:`gasolve.crystal.normalizer`), one per coset of the group: for P-1 the 8 inversion
    centres, for P6_3/m also the mirror x <-> y, for P1 in a cubic cell all 48 orientations. Along polar
-   directions (the common null space of all I - R; the whole space for P1) the shift is continuous.
+   directions (the common null space of all I - R; the whole space for P1) the shift is continuous. An axis
+   change P is tried when it maps the cell onto one that the comparison accepts as the same cell (1 % in a, b,
+   c and 1 degree in the angles, :func:`alignment_metric_tolerance`), not only onto itself: in a pseudo-cubic
+   P1 cell (a, b, c within 0.007 Å) a search finds the structure in any of its axis orders, and a powder
+   pattern barely tells them apart. StructureMatcher maps lattices the same way (within its ltol and
+   angle_tol). Distances are measured in the reference cell, so the small strain such a P leaves is counted.
 3. For each alignment, atoms of equal elements are paired one to one by the Hungarian method (Kuhn 1955;
    ``scipy.optimize.linear_sum_assignment``) on squared minimum-image distances in the metric of the cell
    (ITC Vol. B, 1.1). A continuous shift starts from superposing each model atom of the rarest element on one
@@ -159,8 +164,8 @@ def compare_structures(
     Returns
     -------
     Comparison
-        Distances are in Å in the reference cell's metric. Axis changes are tried only where they keep the
-        reference cell's metric (:data:`gasolve.crystal.normalizer.METRIC_TOLERANCE`).
+        Distances are in Å in the reference cell's metric. Axis changes are tried where they keep the reference
+        cell's metric within the cell tolerances (:func:`alignment_metric_tolerance`).
 
     Raises
     ------
@@ -179,7 +184,8 @@ def compare_structures(
         (np.flatnonzero(ref_elements == element), np.flatnonzero(mod_elements == element))
         for element in sorted(set(ref_elements.tolist()))
     ]
-    normalizer = _normalizer(model.space_group, reference.space_group, metric, allow_inversion)
+    tolerance = alignment_metric_tolerance(length_tolerance, angle_tolerance)
+    normalizer = _normalizer(model.space_group, reference.space_group, metric, allow_inversion, tolerance)
     best = None
     for linear, shift in _candidates(normalizer, ref_frac, mod_frac, groups, metric):
         fit = _fit(ref_frac, mod_frac, groups, metric, linear, shift, normalizer.free_directions)
@@ -284,24 +290,40 @@ def _common_indices(group_a: SpaceGroup, group_b: SpaceGroup) -> list[int]:
     ]
 
 
+def alignment_metric_tolerance(length_tolerance: float = 0.01, angle_tolerance: float = 1.0) -> float:
+    """Metric tolerance (see :data:`gasolve.crystal.normalizer.METRIC_TOLERANCE`) of the axis changes a comparison
+    tries: those that map the cell onto a cell :func:`check_same_cell` would accept as the same one.
+
+    A relative change ``length_tolerance`` of a cell edge changes its diagonal entry of D^-1 G D^-1 by about
+    twice that, and an angle change of ``angle_tolerance`` degrees the cosine off the diagonal by at most that
+    angle in radians: 0.02 for the defaults (1 %, 1 degree), ten times the isometry tolerance.
+    """
+    return float(max(2.0 * length_tolerance, math.radians(angle_tolerance)))
+
+
 def alignment_normalizer(
     model_group: SpaceGroup, reference_group: SpaceGroup, cell: UnitCell, allow_inversion: bool = True
 ) -> Normalizer:
     """The alignments that :func:`compare_structures` searches: the Euclidean normaliser of the operators common
-    to both groups, in ``cell``'s metric (one operation per coset of the common group)."""
-    return _normalizer(model_group, reference_group, cell.metric, allow_inversion)
+    to both groups, in ``cell``'s metric (one operation per coset of the common group), with the axis changes
+    that keep the metric within :func:`alignment_metric_tolerance`."""
+    return _normalizer(model_group, reference_group, cell.metric, allow_inversion, alignment_metric_tolerance())
 
 
-def _normalizer(model_group: SpaceGroup, reference_group: SpaceGroup, metric: np.ndarray, allow_inversion: bool):
+def _normalizer(
+    model_group: SpaceGroup, reference_group: SpaceGroup, metric: np.ndarray, allow_inversion: bool, tolerance: float
+):
     metric_key = tuple(np.round(np.asarray(metric, dtype=float).ravel(), 6).tolist())
-    return _normalizer_cached(model_group, reference_group, metric_key, bool(allow_inversion))
+    return _normalizer_cached(model_group, reference_group, metric_key, bool(allow_inversion), float(tolerance))
 
 
 @functools.lru_cache(maxsize=64)
-def _normalizer_cached(model_group, reference_group, metric_key, allow_inversion) -> Normalizer:
+def _normalizer_cached(model_group, reference_group, metric_key, allow_inversion, tolerance) -> Normalizer:
     rotations, translations = common_operators(model_group, reference_group)
     metric = np.array(metric_key).reshape(3, 3)
-    return normalizer_of_operators(rotations, translations, metric, allow_improper=allow_inversion)
+    return normalizer_of_operators(
+        rotations, translations, metric, allow_improper=allow_inversion, metric_tolerance=tolerance
+    )
 
 
 def origin_alignments(space_group: SpaceGroup, allow_inversion: bool = True) -> Alignments:
@@ -404,7 +426,9 @@ def site_distances_batch(
     if missing:
         raise InputError(f"the reference {reference.name} has no {', '.join(missing)} atoms")
     rotations, _ = common_operators(space_group, reference.space_group)
-    normalizer = _normalizer(space_group, reference.space_group, reference.cell.metric, allow_inversion)
+    normalizer = _normalizer(
+        space_group, reference.space_group, reference.cell.metric, allow_inversion, alignment_metric_tolerance()
+    )
     if len(rotations) == space_group.n_ops:
         image_rot, image_tran = np.eye(3)[None], np.zeros((1, 3))
     else:
