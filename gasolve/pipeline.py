@@ -233,7 +233,9 @@ class Verdict:
     advice: tuple[str, ...] = ()
 
 
-def verdict(chi2: float, r_bragg: float, noise_chi2: float, finds: int) -> Verdict:
+def verdict(
+    chi2: float, r_bragg: float, noise_chi2: float, finds: int, coincident: tuple[tuple[str, ...], ...] = ()
+) -> Verdict:
     """Judge a refined solution without a reference.
 
     Parameters
@@ -245,6 +247,10 @@ def verdict(chi2: float, r_bragg: float, noise_chi2: float, finds: int) -> Verdi
         best a structure model can do with this profile.
     finds : int
         Independent finds of the model (:func:`independent_finds`).
+    coincident : tuple of tuple of str
+        Labels of independent sites that lie on one orbit and that the model counts as separate full atoms
+        (:func:`gasolve.crystal.coincident.share_occupancy`): two atoms at one place make no crystal structure,
+        however well the model fits.
 
     Returns
     -------
@@ -264,6 +270,11 @@ def verdict(chi2: float, r_bragg: float, noise_chi2: float, finds: int) -> Verdi
 
     if not np.isfinite(r_bragg) or r_bragg > CONVINCING_R_BRAGG:
         reasons.append(f"Bragg R {r_bragg:.3g} is above {CONVINCING_R_BRAGG:g}: the reflection intensities disagree")
+    for labels in coincident:
+        reasons.append(
+            f"the sites {', '.join(labels)} lie on one orbit (atoms at the same place): no crystal structure has "
+            "that, and best.cif writes them as one point with their occupancies shared"
+        )
     confirmed = finds >= CONFIRMING_FINDS
     if not reasons:
         return Verdict(True, confirmed)
@@ -375,6 +386,7 @@ def finish(
         hypotheses); by default :func:`gasolve.scoring.noise_floor.free_intensity_chi2` of this run's problem.
     """
     from gasolve import __version__
+    from gasolve.crystal.coincident import share_occupancy
     from gasolve.crystal.origin import held_coordinates, origin_fixing_slots
     from gasolve.diffraction.fit_metrics import bragg_r, fit_metrics
     from gasolve.diffraction.profile import peak_positions
@@ -402,6 +414,7 @@ def finish(
         if wyckoff is not None:  # only the free coordinates of the positions found, for the esds and the fit
             scorer = MappedScorer(scorer.base, settled.site_map(spec.space_group))
         special_positions = settled.report([site.label for site in structure.sites])
+    structure, coincident = share_occupancy(structure)  # two full atoms at one place: no CIF reader takes them
     matrix = None if scorer.site_map is None else scorer.site_map.matrix
     origin_slots = origin_fixing_slots(problem.space_group, problem.elements, matrix)
     esd = coordinate_esds(scorer, best.frac, origin_fixed=origin_slots)
@@ -419,7 +432,8 @@ def finish(
         from gasolve.scoring.noise_floor import free_intensity_chi2
 
         noise_chi2 = free_intensity_chi2(problem, observed.y_obs, observed.weights)
-    judged = verdict(metrics.chi2, r_bragg, noise_chi2, finds)
+    coincident_labels = tuple(tuple(structure.sites[k].label for k in group.sites) for group in coincident)
+    judged = verdict(metrics.chi2, r_bragg, noise_chi2, finds, coincident_labels)
     summary = {
         "name": spec.name,
         "rwp": best.rwp_after,
@@ -438,6 +452,14 @@ def finish(
         "coordinate_esd": esd.tolist(),
         "sites": sites_summary,
         "origin_fixed_by": [f"{s['label']} {axis}" for s in sites_summary for axis in s["origin_fixed"]],
+        "coincident_sites": [
+            {
+                "sites": list(labels),
+                "distance": group.distance,
+                "occupancy_written": [structure.sites[k].occupancy for k in group.sites],
+            }
+            for labels, group in zip(coincident_labels, coincident, strict=True)
+        ],
         "evaluations": state.evaluations,
         "generations": state.generation,
         "wall_seconds": record.seconds,
