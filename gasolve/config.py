@@ -76,6 +76,7 @@ from gasolve.crystal.structure import element_symbol
 from gasolve.diffraction.profile import PeakProfile
 from gasolve.diffraction.wavelength import KALPHA2_RATIO, Radiation, parse_radiation
 from gasolve.errors import InputError
+from gasolve.ga.atom_selection import AtomSelectionSettings
 from gasolve.ga.nn_settings import NNSettings
 from gasolve.ga.settings import FLAT_FIELDS, REMOVED_KEYS, GASettings
 from gasolve.io.atomic import atomic_write
@@ -102,7 +103,7 @@ MIN_BACKGROUND_TERMS = 3
 #: Default output folder, relative to the config file: ``runs/NAME`` (``NAME`` made safe as a folder name).
 DEFAULT_OUTPUT_FOLDER = "runs"
 
-_TABLES = ("structure", "pattern", "ga", "nn", "reference", "output", "refinement")
+_TABLES = ("structure", "pattern", "ga", "nn", "selection", "reference", "output", "refinement")
 _STRUCTURE_KEYS = (
     "name",
     "cell",
@@ -135,6 +136,7 @@ _RENAMED = {"pattern.background": {"chebyshev": "terms"}}
 _REFERENCE_KEYS = ("cif", "tolerance")
 _OUTPUT_KEYS = ("dir",)
 _NN_KEYS = ("model", "mode", "weight", "refine_fraction", "batch_size")
+_SELECTION_KEYS = ("model", "scan_share", "allow_untrained_elements")
 _GA_FIELDS = {name: f.type for name, f in FLAT_FIELDS.items()}
 
 
@@ -310,6 +312,9 @@ class RunConfig:
         Network-guided selection (the ``[nn]`` table), None without it.
     refinement : RefinementSettings
         The ``[refinement]`` table (:mod:`gasolve.rietveld.settings`); defaults without it.
+    selection : AtomSelectionSettings or None
+        The per-atom network that chooses the atoms of the relocation scan (the ``[selection]`` table), None
+        without it.
     """
 
     source: Path = field(compare=False)
@@ -321,6 +326,7 @@ class RunConfig:
     raw: dict = field(compare=False, repr=False)
     nn: NNSettings | None = None
     refinement: RefinementSettings = field(default_factory=RefinementSettings)
+    selection: AtomSelectionSettings | None = None
 
     def with_overrides(
         self, out: str | Path | None = None, seed: int | None = None, max_evaluations: int | None = None
@@ -746,6 +752,20 @@ def _nn(table: _Table | None, base: Path) -> NNSettings | None:
         return NNSettings(**values)
 
 
+def _selection(table: _Table | None, base: Path) -> AtomSelectionSettings | None:
+    if table is None:
+        return None
+    table.check_keys(_SELECTION_KEYS)
+    defaults = AtomSelectionSettings(Path())
+    values = {
+        "model": table.existing_file("model", base),
+        "scan_share": table.number("scan_share", defaults.scan_share),
+        "allow_untrained_elements": table.boolean("allow_untrained_elements", defaults.allow_untrained_elements),
+    }
+    with table.blame(None):
+        return AtomSelectionSettings(**values)
+
+
 def _reference(table: _Table | None, base: Path) -> ReferenceSpec | None:
     if table is None:
         return None
@@ -824,6 +844,7 @@ def parse_run_config(raw: dict, source: str | Path) -> RunConfig:
         output=_output(top.subtable("output", required=False), base, default_output_dir(path, structure.name)),
         raw=raw,
         nn=_nn(top.subtable("nn", required=False), base),
+        selection=_selection(top.subtable("selection", required=False), base),
         refinement=parse_refinement(raw.get("refinement"), label),
     )
 
@@ -966,6 +987,13 @@ def _resolved_document(config: RunConfig) -> dict[str, dict[str, Any]]:
             "weight": nn.weight,
             "refine_fraction": nn.refine_fraction,
             "batch_size": nn.batch_size,
+        }
+    if config.selection is not None:
+        selection = config.selection
+        document["selection"] = {
+            "model": str(selection.model),
+            "scan_share": selection.scan_share,
+            "allow_untrained_elements": selection.allow_untrained_elements,
         }
     if config.reference is not None:
         document["reference"] = {"cif": str(config.reference.cif), "tolerance": config.reference.tolerance}

@@ -70,6 +70,8 @@ class Setup:
         From ``[reference]``.
     selector : object or None
         The selection network (:class:`nnselect.selector.SiteSelector`) from ``[nn]``.
+    ranker : callable or None
+        The per-atom network of ``[selection]`` (:class:`gasolve.ga.atom_selection.AtomRanker`).
     """
 
     config: RunConfig
@@ -79,6 +81,7 @@ class Setup:
     template: Structure
     judge: Judge | None = None
     selector: object | None = None
+    ranker: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 def fit_profile(config: RunConfig, observed: ObservedPattern) -> tuple[RunConfig, object | None]:
@@ -114,6 +117,7 @@ def prepare(
     config: RunConfig,
     observed: ObservedPattern | None = None,
     selector_factory: Callable[[RunConfig, object], object] | None = None,
+    ranker_factory: Callable[[RunConfig, object], Callable[[np.ndarray], np.ndarray]] | None = None,
 ) -> Setup:
     """Build the scorer, the template and the reference judge of a config with ``sites``.
 
@@ -125,6 +129,9 @@ def prepare(
     selector_factory : callable, optional
         (config, ScoringProblem) -> selection network, called when the config has ``[nn]`` (the command line
         passes :class:`nnselect.selector.SiteSelector`'s; the core never imports nnselect).
+    ranker_factory : callable, optional
+        (config, ScoringProblem) -> per-atom ranker, called when the config has ``[selection]`` (the command line
+        passes :func:`nnselect.peratom.ranker.ranker_factory`).
 
     Raises
     ------
@@ -144,11 +151,16 @@ def prepare(
         if selector_factory is None:
             raise ValueError("the config has [nn]: pass selector_factory")
         selector = selector_factory(config, scorer.problem)
+    ranker = None
+    if config.selection is not None:
+        if ranker_factory is None:
+            raise ValueError("the config has [selection]: pass ranker_factory")
+        ranker = ranker_factory(config, scorer.problem)
     template = template_structure(spec.name, spec.cell, spec.space_group, spec.sites, spec.b_iso)
     judge = None
     if config.reference is not None:
         judge = _reference_judge(config, template, spec.site_map())
-    return Setup(config, observed, lebail, scorer, template, judge, selector)
+    return Setup(config, observed, lebail, scorer, template, judge, selector, ranker)
 
 
 def _reference_judge(config: RunConfig, template: Structure, site_map) -> Judge:
@@ -170,16 +182,22 @@ def _reference_judge(config: RunConfig, template: Structure, site_map) -> Judge:
 def search(setup: Setup, record: RunRecord | None = None) -> Iterator[RunRecord]:
     """The GA's generations until the budget of ``setup.config`` is spent (:func:`gasolve.solve.iterate`)."""
     nn = setup.config.nn if setup.selector is not None else None
-    return iterate(setup.scorer, setup.config.ga, record, setup.judge, setup.selector, nn)
+    share = setup.config.selection.scan_share if setup.ranker is not None else 1.0
+    return iterate(setup.scorer, setup.config.ga, record, setup.judge, setup.selector, nn, setup.ranker, share)
 
 
 def same_model(template: Structure, frac_a: np.ndarray, frac_b: np.ndarray, tolerance: float) -> bool:
     """Whether two models of one template are the same structure: every atom within ``tolerance`` Å after the
-    best superposition under the group's normalizer (:func:`gasolve.compare.compare_structures`)."""
+    best superposition under the group's normalizer (:func:`gasolve.compare.compare_structures`), H atoms left
+    out (:mod:`gasolve.crystal.xray_visibility`)."""
     from gasolve.compare import compare_structures
+    from gasolve.crystal.xray_visibility import without_undetermined
 
+    # H atoms are left out: the pattern does not locate them, so the same heavy atoms are the same find.
+    model_a = without_undetermined(model_structure(template, frac_a))
+    model_b = without_undetermined(model_structure(template, frac_b))
     try:
-        comparison = compare_structures(model_structure(template, frac_a), model_structure(template, frac_b))
+        comparison = compare_structures(model_a, model_b)
     except InputError:  # images merged on a special position in one model and not in the other
         return False
     return bool(np.max(comparison.site_distances) <= tolerance)
@@ -225,16 +243,26 @@ class Verdict:
         What falls short (empty when convincing).
     advice : tuple of str
         What to try.
+    undetermined : tuple of str
+        Labels of the sites whose positions the pattern does not determine (H); the model is then not convincing
+        as a whole even when it fits, and ``reasons`` says for which atoms it is.
     """
 
     convincing: bool
     confirmed: bool = False
     reasons: tuple[str, ...] = ()
     advice: tuple[str, ...] = ()
+    undetermined: tuple[str, ...] = ()
 
 
 def verdict(
-    chi2: float, r_bragg: float, noise_chi2: float, finds: int, coincident: tuple[tuple[str, ...], ...] = ()
+    chi2: float,
+    r_bragg: float,
+    noise_chi2: float,
+    finds: int,
+    coincident: tuple[tuple[str, ...], ...] = (),
+    undetermined: tuple[str, ...] = (),
+    determined_share: float = 1.0,
 ) -> Verdict:
     """Judge a refined solution without a reference.
 
@@ -251,6 +279,10 @@ def verdict(
         Labels of independent sites that lie on one orbit and that the model counts as separate full atoms
         (:func:`gasolve.crystal.coincident.share_occupancy`): two atoms at one place make no crystal structure,
         however well the model fits.
+    undetermined : tuple of str
+        Labels of the sites an X-ray pattern does not locate (H; :mod:`gasolve.crystal.xray_visibility`).
+    determined_share : float
+        Share of the scattering power carried by the other sites.
 
     Returns
     -------
@@ -276,6 +308,20 @@ def verdict(
             "that, and best.cif writes them as one point with their occupancies shared"
         )
     confirmed = finds >= CONFIRMING_FINDS
+    if undetermined:
+        hidden = f"{100 * (1 - determined_share):.2g} %"
+        if not reasons:
+            reasons.append(
+                f"the positions of {', '.join(undetermined)} are not determined by an X-ray pattern (they carry "
+                f"{hidden} of the scattering power): the fit and the independent finds speak for the other atoms "
+                f"only ({100 * determined_share:.4g} % of the scattering), which fit to the noise"
+            )
+            advice = (
+                "place the H atoms geometrically on their neighbours (a riding model) or take them from neutron data; "
+                "the other atoms of best.cif are solved as far as the pattern can tell",
+            )
+            return Verdict(False, confirmed, tuple(reasons), advice, tuple(undetermined))
+        reasons.append(f"the positions of {', '.join(undetermined)} are not determined by an X-ray pattern")
     if not reasons:
         return Verdict(True, confirmed)
     advice = (
@@ -284,7 +330,7 @@ def verdict(
         "check the space group (gasolve classify / gasolve index) and the composition or the list of sites",
         "on measured data: impurity lines or preferred orientation raise χ² (gasolve refine can refine the latter)",
     )
-    return Verdict(False, confirmed, tuple(reasons), advice)
+    return Verdict(False, confirmed, tuple(reasons), advice, tuple(undetermined))
 
 
 @dataclass(frozen=True)
@@ -388,6 +434,7 @@ def finish(
     from gasolve import __version__
     from gasolve.crystal.coincident import share_occupancy
     from gasolve.crystal.origin import held_coordinates, origin_fixing_slots
+    from gasolve.crystal.xray_visibility import determined_share, undetermined
     from gasolve.diffraction.fit_metrics import bragg_r, fit_metrics
     from gasolve.diffraction.profile import peak_positions
     from gasolve.io.run_outputs import site_records
@@ -433,7 +480,11 @@ def finish(
 
         noise_chi2 = free_intensity_chi2(problem, observed.y_obs, observed.weights)
     coincident_labels = tuple(tuple(structure.sites[k].label for k in group.sites) for group in coincident)
-    judged = verdict(metrics.chi2, r_bragg, noise_chi2, finds, coincident_labels)
+    hidden = undetermined(structure.elements)
+    hidden_labels = tuple(site.label for site, h in zip(structure.sites, hidden, strict=True) if h)
+    in_cell = structure.site_multiplicities() * np.array([site.occupancy for site in structure.sites])
+    share = determined_share(structure.elements, in_cell)
+    judged = verdict(metrics.chi2, r_bragg, noise_chi2, finds, coincident_labels, hidden_labels, share)
     summary = {
         "name": spec.name,
         "rwp": best.rwp_after,
@@ -446,6 +497,8 @@ def finish(
         "convincing": judged.convincing,
         "confirmed": judged.confirmed,
         "not_convincing_because": list(judged.reasons),
+        "undetermined_sites": list(hidden_labels),
+        "determined_scattering": share,
         "what_to_try": list(judged.advice),
         "independent_finds": finds,
         "search_epochs": len(record.epoch_bests) + 1,
@@ -577,6 +630,9 @@ def verdict_lines(result: RunResult) -> list[str]:
             f"{CONFIRMING_FINDS} confirm it); a larger budget or another seed would show whether the search ends there "
             "again"
         ]
+    if judged.undetermined and len(judged.reasons) == 1 and "which fit to the noise" in judged.reasons[0]:
+        lines = ["solved for the atoms other than " + ", ".join(judged.undetermined) + ": " + judged.reasons[0] + "."]
+        return lines + [f"  - {item}" for item in judged.advice]
     lines = ["no convincing solution: " + "; ".join(judged.reasons) + ". Try:"]
     lines += [f"  - {item}" for item in judged.advice]
     return lines

@@ -127,9 +127,12 @@ def build_evaluator(
     settings: GASettings,
     selector: Callable[[np.ndarray], np.ndarray] | None = None,
     nn: NNSettings | None = None,
+    atom_ranker: Callable[[np.ndarray], np.ndarray] | None = None,
+    scan_share: float = 1.0,
 ) -> memetic.Evaluator:
     """The evaluator of a run: anti-bump penalty, origin fixing in polar groups, the Wyckoff projection of a
-    :class:`~gasolve.scoring.mapped.MappedScorer`, and the selection network if given."""
+    :class:`~gasolve.scoring.mapped.MappedScorer`, the selection network and the per-atom ranker of the relocation
+    scan (:mod:`gasolve.ga.atom_selection`) if given."""
     penalty = None
     if settings.rates.antibump_weight > 0:
         from gasolve.ga.antibump import AntiBump
@@ -146,7 +149,9 @@ def build_evaluator(
         else None
     )
     project = scorer.project if scorer.site_map is not None else None  # sites on special positions
-    return memetic.Evaluator(scorer, settings, penalty, fixed, selector, nn, project=project)
+    return memetic.Evaluator(
+        scorer, settings, penalty, fixed, selector, nn, project=project, atom_ranker=atom_ranker, scan_share=scan_share
+    )
 
 
 def iterate(
@@ -156,6 +161,8 @@ def iterate(
     judge: Judge | None = None,
     selector: Callable[[np.ndarray], np.ndarray] | None = None,
     nn: NNSettings | None = None,
+    atom_ranker: Callable[[np.ndarray], np.ndarray] | None = None,
+    scan_share: float = 1.0,
 ) -> Iterator[RunRecord]:
     """Run generations until the evaluation budget is spent, yielding a record after each.
 
@@ -169,8 +176,11 @@ def iterate(
         The selection network (:class:`nnselect.selector.SiteSelector`), used as ``nn`` says.
     nn : NNSettings, optional
         Required with ``selector``.
+    atom_ranker : callable, optional
+        Per-atom in-place probabilities (:class:`gasolve.ga.atom_selection.AtomRanker`): the relocation scan moves
+        only the ``scan_share`` of the movable atoms it rates lowest.
     """
-    evaluate = build_evaluator(scorer, settings, selector, nn)
+    evaluate = build_evaluator(scorer, settings, selector, nn, atom_ranker, scan_share)
     with_nn = selector is not None
     n_genes = 3 * scorer.problem.n_sites
     started = time.perf_counter()

@@ -53,6 +53,7 @@ def _fingerprint(config) -> str:
             config.ga.rates,
             config.ga.budget.seed,
             config.nn,
+            config.selection,
         )
     )
     return hashlib.sha256(text.encode()).hexdigest()
@@ -62,6 +63,12 @@ def _selector_factory(config, problem):
     from nnselect.selector import SiteSelector
 
     return SiteSelector(config.nn.model, problem, config.nn.batch_size)
+
+
+def _ranker_factory(config, problem):
+    from nnselect.peratom.ranker import ranker_factory
+
+    return ranker_factory(config, problem)
 
 
 def _progress(total: int, name: str, show: bool):
@@ -135,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
                 str(checkpoint_path),
             )
         record = payload["record"]
-    setup = pipeline.prepare(config, selector_factory=_selector_factory)
+    setup = pipeline.prepare(config, selector_factory=_selector_factory, ranker_factory=_ranker_factory)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -237,6 +237,8 @@ def run_composition(args: argparse.Namespace, config) -> int:
         raise InputError(
             "[nn] (a network trained on one structure's sites) cannot serve a composition search", args.config
         )
+    if config.selection is not None:
+        raise InputError("[selection] is not supported in a composition search yet; give the sites", args.config)
     if args.stop_when_solved:
         raise InputError("--stop-when-solved: a composition search stops by itself (reference-free rule)", args.config)
     out = Path(config.output.dir)

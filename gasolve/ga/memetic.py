@@ -60,6 +60,12 @@ class Evaluator:
     project : callable, optional
         genomes (n, n_genes) -> the same genomes with the coordinates of sites on special positions made
         consistent (:meth:`gasolve.crystal.wyckoff.SiteMap.project`); applied to the genomes written back.
+    atom_ranker : callable, optional
+        frac (n_sites, 3) -> per-atom in-place probability (n_sites,)
+        (:class:`gasolve.ga.atom_selection.AtomRanker`): the relocation scan then moves only the ``scan_share`` of
+        the movable atoms with the lowest probabilities.
+    scan_share : float
+        Used with ``atom_ranker``.
     """
 
     def __init__(
@@ -71,6 +77,8 @@ class Evaluator:
         selector: Callable[[np.ndarray], np.ndarray] | None = None,
         nn: NNSettings | None = None,
         project: Callable[[np.ndarray], np.ndarray] | None = None,
+        atom_ranker: Callable[[np.ndarray], np.ndarray] | None = None,
+        scan_share: float = 1.0,
     ):
         if (selector is None) != (nn is None):
             raise ValueError("selector and nn settings go together")
@@ -81,6 +89,9 @@ class Evaluator:
         self.nn = nn
         self.project = project
         self.last_nn_seconds = 0.0  # network time of the latest call (s)
+        self.atom_ranker = atom_ranker
+        self.scan_share = scan_share
+        self.ranker_seconds = 0.0  # per-atom network time over the run (s)
         self.n_sites = scorer.problem.n_sites
         self.fixed = np.zeros(3 * self.n_sites, dtype=bool) if fixed_genes is None else np.asarray(fixed_genes, bool)
         site_map = scorer.site_map
@@ -170,11 +181,30 @@ class Evaluator:
         def rwp_of(genomes):
             return self.rwp(self.project(genomes) if self.project is not None else genomes)
 
-        candidates, spent = relocation.best_relocations(rwp_of, genome, self.movable, grid, s.layout.scan_top)
+        sites, ranker_seconds = self.scan_sites(genome)
+        candidates, spent = relocation.best_relocations(rwp_of, genome, sites, grid, s.layout.scan_top)
         if not len(candidates):
-            return Evaluated(candidates, np.empty(0), np.empty(0), float(spent))
+            return Evaluated(candidates, np.empty(0), np.empty(0), float(spent), ranker_seconds)
         done = self(candidates)
-        return Evaluated(done.genomes, done.fitness, done.rwp, done.evaluations + spent, done.nn_seconds, done.nn_score)
+        return Evaluated(
+            done.genomes, done.fitness, done.rwp, done.evaluations + spent, done.nn_seconds + ranker_seconds,
+            done.nn_score,
+        )  # fmt: skip
+
+    def scan_sites(self, genome: np.ndarray) -> tuple[np.ndarray, float]:
+        """Sites the relocation scan of ``genome`` moves, and the seconds the atom ranker took (0 without one)."""
+        if self.atom_ranker is None:
+            return self.movable, 0.0
+        from gasolve.ga.atom_selection import scan_sites
+
+        started = time.perf_counter()
+        frac = np.asarray(genome, dtype=float)[None]
+        if self.project is not None:
+            frac = self.project(frac)
+        probability = np.asarray(self.atom_ranker(frac.reshape(self.n_sites, 3)), dtype=float)
+        seconds = time.perf_counter() - started
+        self.ranker_seconds += seconds
+        return scan_sites(probability, self.movable, self.scan_share), seconds
 
 
 def origin_fixing_genes(space_group, elements, site_map=None) -> np.ndarray:

@@ -1,0 +1,286 @@
+"""Does the per-atom network help the GA? Which atoms the relocation scan moves, on K4SnO4 in P1.
+
+Usage::
+
+    python -m benchmarks.peratom_ga rank --runs GA.json... [--model PATH] [--share 0.34] [--json PATH]
+    python -m benchmarks.peratom_ga ga [--model PATH] [--seeds 100 101 ...] [--methods all,network,oracle,random]
+        [--share 0.34] [--budget 2e6] [--max-seconds 300] [--workers 2] [--json PATH]
+
+The problem is ``K4SnO4-P1`` of benchmarks/convergence.py (the K4SnO4 cell and pattern solved in P1, 18
+independent atoms, one held at the origin); K4SnO4 is in no training structure of the shipped network.
+
+``rank``: the stuck models the relocation scans of ``ga`` runs were given (every method records them, up to
+``MAX_KEPT_MODELS`` per run). For each, every atom's distance to the truth after the best alignment (labels at
+0.3 Å) and how each ranker orders the movable atoms: the within-model ROC-AUC of in-place atoms, and the share of
+the misplaced atoms among the ``ceil(share · 17)`` atoms each ranker would scan (the recall that matters: a
+misplaced atom left out of the scan is not fixed by it). Rankers: the network, single features (``corr``,
+``omit``, ``rho_2fofc``), random.
+
+``ga``: whole runs, stopped at the first solution (judge: every site within 0.3 Å), the methods:
+
+- ``all``: gasolve's default (the scan moves every movable atom; a ranker that rates all atoms alike with share 1,
+  so that its scanned models are recorded too);
+- ``network``: the scan moves the ``share`` of the movable atoms the network rates least likely in place;
+- ``oracle``: the same share chosen by the true distances (farthest first): the ceiling of the approach;
+- ``random``: the same share drawn at random: what scanning fewer atoms buys with no information.
+
+Per run: solved, evaluations and seconds to solution, ranker seconds (inference included in the wall time).
+Runs go to a Dask LocalCluster of single-threaded workers (as benchmarks/convergence.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+PROBLEM = "K4SnO4-P1"
+METHODS = ("all", "network", "oracle", "random")
+LABEL_RADIUS = 0.3
+MAX_KEPT_MODELS = 100  # scanned models kept per run for ``rank``
+
+
+def _true_distances(problem, frac: np.ndarray) -> np.ndarray:
+    """Per model site distance (Å) to the reference after the best alignment, frac (n, n_sites, 3) -> (n, n_sites)."""
+    from gasolve.compare import site_distances_batch
+
+    template = problem.setup.template
+    reference = problem.judge.reference
+    elements = [site.element for site in template.sites]
+    return site_distances_batch(np.asarray(frac) % 1.0, reference, template.space_group, template.cell, elements)
+
+
+class TimedRanker:
+    """A ranker callable that adds up the seconds it takes and keeps the models it was asked about."""
+
+    def __init__(self, ranker):
+        self.ranker = ranker
+        self.seconds = 0.0
+        self.models: list[np.ndarray] = []
+
+    def __call__(self, frac: np.ndarray) -> np.ndarray:
+        started = time.perf_counter()
+        out = self.ranker(frac)
+        self.seconds += time.perf_counter() - started
+        self.models.append(np.array(frac, dtype=float))
+        return out
+
+
+class NoRanker:
+    """Every atom equal: with ``scan_share`` 1 the scan moves every movable atom, as gasolve does by default."""
+
+    def __call__(self, frac: np.ndarray) -> np.ndarray:
+        return np.zeros(len(frac))
+
+
+class OracleRanker:
+    """In-place score from the true distances: 1 / (1 + d), so that the farthest atoms are scanned first."""
+
+    def __init__(self, problem):
+        self.problem = problem
+
+    def __call__(self, frac: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + _true_distances(self.problem, np.asarray(frac)[None])[0])
+
+
+class RandomRanker:
+    """Uniform random scores from a seeded generator."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng([seed, 7])
+
+    def __call__(self, frac: np.ndarray) -> np.ndarray:
+        return self.rng.random(len(frac))
+
+
+def rank_benchmark(runs_json: list[Path], model: Path, share: float) -> dict:
+    """The ``rank`` measurement (module docstring) on the models the GA runs of ``runs_json`` scanned."""
+    from benchmarks.convergence import build_problem
+    from gasolve.ga.atom_selection import scan_sites
+    from gasolve.solve import build_evaluator
+    from nnselect.peratom.features import SCALARS, AtomFeatures
+    from nnselect.peratom.ranker import AtomRanker
+    from nnselect.peratom.train import roc_auc
+
+    problem = build_problem(PROBLEM)
+    models = [np.array(m) for path in runs_json for run in json.loads(path.read_text())["runs"]
+              for m in run["scanned_models"]]  # fmt: skip
+    frac = np.unique(np.round(np.array(models), 6), axis=0)
+    distances = _true_distances(problem, frac)
+    started = time.perf_counter()
+    features = AtomFeatures(problem.scorer.problem)(frac)
+    feature_seconds = time.perf_counter() - started
+    ranker = AtomRanker.load(model)
+    started = time.perf_counter()
+    network = ranker.predict_features(features)
+    inference_seconds = time.perf_counter() - started
+    movable = build_evaluator(problem.scorer, problem.settings).movable
+    rng = np.random.default_rng(1)
+    scores = {
+        "network": network,
+        "random": rng.random(network.shape),
+        **{f"feature:{name}": features[..., SCALARS.index(name)] for name in ("corr", "omit", "rho_2fofc")},
+    }
+    labels = distances <= LABEL_RADIUS
+    wrong_counts = (~labels[:, movable]).sum(axis=1)
+    out = {
+        "n_models": len(frac),
+        "share": share,
+        "scanned_per_model": len(scan_sites(np.zeros(frac.shape[1]), movable, share)),
+        "misplaced_per_model": _spread(wrong_counts.tolist()),
+        "seconds_per_model": {"features": feature_seconds / len(frac), "network": inference_seconds / len(frac)},
+        "rankers": {},
+    }
+    for name, score in scores.items():
+        recall, aucs = [], []
+        for m in range(len(frac)):
+            wrong = set(movable[~labels[m, movable]].tolist())
+            if not wrong:
+                continue
+            chosen = set(scan_sites(score[m], movable, share).tolist())
+            recall.append(len(wrong & chosen) / len(wrong))
+            if len(wrong) < len(movable):
+                aucs.append(roc_auc(labels[m, movable], score[m, movable]))
+        out["rankers"][name] = {
+            "within_model_auc": float(np.mean(aucs)) if aucs else None,
+            "misplaced_scanned": float(np.mean(recall)) if recall else None,
+            "all_misplaced_scanned": float(np.mean(np.array(recall) == 1.0)) if recall else None,
+        }
+    return out
+
+
+def run_one(method: str, seed: int, share: float, budget: int, max_seconds: float, model: str) -> dict:
+    """One GA run of ``method`` (module docstring) with ``seed``; plain data."""
+    import numba
+
+    from benchmarks.convergence import _run_ga, build_problem
+    from gasolve.ga.atom_selection import AtomSelectionSettings
+
+    numba.set_num_threads(1)
+    problem = build_problem(PROBLEM)
+    ranker = None
+    if method == "network":
+        from nnselect.peratom.ranker import AtomRanker
+
+        ranker = AtomRanker.load(model).bind(problem.scorer.problem)
+    elif method == "oracle":
+        ranker = OracleRanker(problem)
+    elif method == "random":
+        ranker = RandomRanker(seed)
+    elif method != "all":
+        raise ValueError(f"unknown method {method!r}")
+    timed = TimedRanker(ranker if ranker is not None else NoRanker())
+    setup = problem.setup
+    selection = AtomSelectionSettings(Path(model), scan_share=share if ranker is not None else 1.0)
+    setup = dataclasses.replace(setup, config=dataclasses.replace(setup.config, selection=selection), ranker=timed)
+    spec = dataclasses.replace(problem, setup=setup)
+    settings = problem.settings.replace({}, seed=seed, max_evaluations=budget)
+    outcome = _run_ga(spec, settings, max_seconds)
+    return {
+        "method": method,
+        "seed": seed,
+        "share": selection.scan_share,
+        **outcome,
+        "ranker_seconds": timed.seconds if ranker is not None else 0.0,
+        "ranker_calls": len(timed.models),
+        "scanned_models": [m.round(6).tolist() for m in timed.models[:MAX_KEPT_MODELS]],
+    }
+
+
+def _spread(values: list[float]) -> dict | None:
+    if not values:
+        return None
+    q = np.percentile(values, [0, 25, 50, 75, 100])
+    return {"min": q[0], "p25": q[1], "median": q[2], "p75": q[3], "max": q[4], "n": len(values)}
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Per method: solved, evaluations and seconds to solution (solved runs), ERT, ranker share of wall time."""
+    out = {}
+    for method in METHODS:
+        rows = [r for r in runs if r["method"] == method]
+        if not rows:
+            continue
+        solved = [r for r in rows if r["solved"]]
+        spent = sum(r["evaluations"] for r in rows)
+        out[method] = {
+            "runs": len(rows),
+            "solved": len(solved),
+            "evaluations_to_solution": _spread([r["evaluations_to_solution"] for r in solved]),
+            "seconds_to_solution": _spread([r["seconds_to_solution"] for r in solved]),
+            "ert": spent / len(solved) if solved else None,
+            "scans": _spread([r["scans"] for r in rows]),
+            "ranker_share_of_wall": sum(r["ranker_seconds"] for r in rows) / max(sum(r["seconds"] for r in rows), 1e-9),
+        }
+    return out
+
+
+def ga_benchmark(model: Path, methods, seeds, share: float, budget: int, max_seconds: float, workers: int) -> dict:
+    """The ``ga`` measurement on a Dask LocalCluster of ``workers`` single-threaded processes."""
+    from dask.distributed import Client, LocalCluster
+
+    from gasolve.parallel import worker_environment
+
+    with worker_environment(), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster:
+        with Client(cluster) as client:
+            futures = [
+                client.submit(run_one, method, seed, share, budget, max_seconds, str(model), pure=False)
+                for seed in seeds
+                for method in methods
+            ]
+            runs = client.gather(futures)
+    return {"runs": runs, "summary": summarise(runs)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from nnselect.peratom.ranker import SHIPPED
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=("rank", "ga"))
+    parser.add_argument("--model", type=Path, default=SHIPPED)
+    parser.add_argument("--runs", type=Path, nargs="+", help="rank: JSON files of ga runs")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(100, 106)))
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--share", type=float, default=0.34)
+    parser.add_argument("--budget", type=float, default=2e6)
+    parser.add_argument("--max-seconds", type=float, default=300.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    started = time.time()
+    if args.what == "rank":
+        if not args.runs:
+            parser.error("rank needs --runs (JSON files written by the ga measurement)")
+        result = rank_benchmark(args.runs, args.model, args.share)
+    else:
+        methods = tuple(m for m in args.methods.split(",") if m)
+        result = ga_benchmark(
+            args.model, methods, args.seeds, args.share, int(args.budget), args.max_seconds, args.workers
+        )
+    result = {
+        "benchmark": f"peratom_ga {args.what}",
+        "command": " ".join(sys.argv),
+        "model": str(args.model),
+        "problem": PROBLEM,
+        "wall_seconds": round(time.time() - started, 1),
+        **result,
+    }
+    text = json.dumps(result, indent=1, default=float)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text)
+    print(json.dumps(result.get("summary", result.get("rankers")), indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
