@@ -24,6 +24,7 @@ import numpy as np
 import scipy.sparse
 
 from gasolve.diffraction.intensity import lorentz_polarisation
+from gasolve.diffraction.peak_kernels import add_line_values_batch, no_axial_nodes
 from gasolve.diffraction.reflections import ReflectionList
 from gasolve.diffraction.wavelength import Radiation
 from gasolve.errors import InputError
@@ -256,6 +257,13 @@ def peak_positions(reflections: ReflectionList, wavelength: float, profile: Peak
     return bragg + profile.zero + profile.displacement * np.cos(np.radians(bragg) / 2.0)
 
 
+def _compiled_from_cache() -> None:
+    """Load the peak kernel from Numba's cache, as the scorer's kernels are (gasolve.scoring.kernel_cache)."""
+    from gasolve.scoring.kernel_cache import ensure_cached
+
+    ensure_cached()
+
+
 def build_peak_matrix(
     two_theta: np.ndarray, reflections: ReflectionList, radiation: Radiation, profile: PeakProfile
 ) -> PeakMatrix:
@@ -291,24 +299,27 @@ def build_peak_matrix(
     rows = np.arange(int(length.sum())) - offset[column] + start[column]
     x = two_theta[rows]
     values = np.zeros(len(rows))
-    symmetric = not any(profile.asymmetry)
+    asymmetry = np.asarray(profile.asymmetry, dtype=float)
+    _compiled_from_cache()
     for line, ((centre, fwhm, eta, weight), (wavelength, _)) in enumerate(zip(lines, radiation.lines, strict=True)):
-        dx = x - centre[column]
-        h = fwhm[column]
-        if profile.axial > 0:
-            shifts, node_weights = axial[line]
-            inside = (dx >= shifts.min(axis=1)[column] - profile.cutoff * h) & (weight[column] > 0)
-            inside &= dx <= shifts.max(axis=1)[column] + profile.cutoff * h
-            shape = np.zeros(len(dx))
-            for j in range(shifts.shape[1]):
-                shape += node_weights[column, j] * pseudo_voigt(dx - shifts[column, j], h, eta[column])
-        else:
-            inside = (np.abs(dx) <= profile.cutoff * h) & (weight[column] > 0)
-            shape = pseudo_voigt(dx, h, eta[column])
-        if not symmetric:
-            sin_theta = np.minimum(wavelength / (2.0 * reflections.d_spacing), 1.0)
-            tan_theta = sin_theta / np.sqrt(np.maximum(1.0 - sin_theta**2, 1e-12))
-            shape *= asymmetry_factor(dx / h, tan_theta[column], profile.asymmetry)
-        values += np.where(inside, weight[column] * shape, 0.0)
+        shifts, node_weights = axial[line] if profile.axial > 0 else no_axial_nodes(n_refl)
+        sin_theta = np.minimum(wavelength / (2.0 * reflections.d_spacing), 1.0)
+        tan_theta = sin_theta / np.sqrt(np.maximum(1.0 - sin_theta**2, 1e-12))
+        add_line_values_batch(
+            x,
+            column,
+            np.ascontiguousarray(centre, dtype=float),
+            np.ascontiguousarray(fwhm, dtype=float),
+            np.ascontiguousarray(eta, dtype=float),
+            np.ascontiguousarray(weight, dtype=float),
+            np.ascontiguousarray(shifts, dtype=float),
+            np.ascontiguousarray(node_weights, dtype=float),
+            shifts.min(axis=1),
+            shifts.max(axis=1),
+            float(profile.cutoff),
+            tan_theta,
+            asymmetry,
+            values,
+        )
     values *= reflections.multiplicity[column]
     return PeakMatrix(start.astype(np.int64), length, offset, values, len(two_theta))

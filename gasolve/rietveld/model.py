@@ -202,7 +202,9 @@ class RietveldModel:
         self._coord_idx = self.layout.indices("coordinates")
         self._b_idx = self.layout.indices("b_iso")
         self._po_idx = self.layout.indices("preferred_orientation")
-        self._peak_cache: tuple[bytes, scipy.sparse.csc_matrix] | None = None
+        #: The last few peak matrices by their cell, zero and profile entries, most recent last: a Jacobian's
+        #: shifted vectors and a rejected step leave the current vector's matrix in place.
+        self._peak_cache: dict[bytes, scipy.sparse.csc_matrix] = {}
 
     # ----------------------------------------------------------------------------------------------------------
     # Parameter vector -> physical quantities
@@ -295,8 +297,9 @@ class RietveldModel:
         """P (n_points, n_refl) of ``x``; cached on the cell, zero and profile entries (a coordinate or B step
         reuses it)."""
         key = np.ascontiguousarray(x[self._shape_idx]).tobytes()
-        if self._peak_cache is not None and self._peak_cache[0] == key:
-            return self._peak_cache[1]
+        if key in self._peak_cache:
+            self._peak_cache[key] = self._peak_cache.pop(key)  # most recently used last
+            return self._peak_cache[key]
         reflections = self.reflections(x)
         profile = self.profile(x)
         near = self._near_the_data(reflections, profile)
@@ -306,7 +309,9 @@ class RietveldModel:
             (np.ones(len(columns)), (np.arange(len(columns)), columns)), shape=(len(columns), len(near))
         )
         matrix = (sub @ select).tocsc()
-        self._peak_cache = (key, matrix)
+        self._peak_cache[key] = matrix
+        while len(self._peak_cache) > PEAK_CACHE_SIZE:
+            del self._peak_cache[next(iter(self._peak_cache))]
         return matrix
 
     def _window(self, profile: PeakProfile) -> float:
@@ -446,12 +451,13 @@ class RietveldModel:
             picked = columns[:, [where[int(p)] for p in free[analytic]]]
             out[:, analytic] = np.asarray(self.peak_matrix(x) @ picked)
         steps = self.layout.steps(x)
-        for column in np.flatnonzero(~analytic):
+        numeric = np.flatnonzero(~analytic)
+        centre = self.peaks(x) if len(numeric) else None  # once: each shifted vector below rebuilds P
+        for column in numeric:
             j = free[column]
             plus, minus = x.copy(), x.copy()
             plus[j] += steps[j]
             minus[j] -= steps[j]
-            centre = self.peaks(x)
             try:
                 upper = self.peaks(plus)
             except InputError:  # at the edge of the valid profiles (η near 0 or 1): one-sided
@@ -464,6 +470,9 @@ class RietveldModel:
             out[:, column] = (upper - lower) / width if width > 0 else 0.0  # both sides invalid: no information
         return out
 
+
+#: Peak matrices kept by :meth:`RietveldModel.peak_matrix`.
+PEAK_CACHE_SIZE = 4
 
 _PROFILE_KEYS = ("U", "V", "W", "eta", "eta_slope", "axial", "P1", "P2", "zero", "displacement")
 

@@ -22,11 +22,12 @@ _ready = False
 
 def _dispatchers() -> list:
     """The batched kernels the scorer calls (Numba dispatchers with an on-disk cache)."""
+    from gasolve.diffraction import peak_kernels
     from gasolve.scoring import antibump_kernels, kernels, occupancy_kernels
 
     return [
         getattr(module, name)
-        for module in (kernels, occupancy_kernels, antibump_kernels)
+        for module in (kernels, occupancy_kernels, antibump_kernels, peak_kernels)
         for name in sorted(vars(module))
         if name.endswith("_batch") and hasattr(getattr(module, name), "_cache")
     ]
