@@ -17,16 +17,18 @@ def test_solve_with_cell_and_space_group_given(tmp_path, capsys):
     argv += ["--wavelength", "CuKa1"]
     argv += ["--cell", "4.046", "4.046", "4.1394", "90", "90", "90", "--space-group", "P4mm"]
     argv += ["--out", str(out), "--scheduler", "synchronous", "--quiet", "--max-evaluations", "300000"]
-    assert main(argv) == 0
+    assert main([*argv, "--rietveld"]) == 0
     printed = capsys.readouterr().out
     assert "cell given: tP" in printed and "holohedral profile fit" in printed
     assert _matches(out / "best.cif", reference) <= 0.3
+    assert _matches(out / "refined.cif", reference) <= 0.3  # the Rietveld-refined winner, read by pymatgen
     summary = json.loads((out / "summary.json").read_text())
     stages = summary["stages"]
     assert stages["cell"]["source"] == "given" and stages["space_groups"]["given"] is True
     assert stages["space_groups"]["raced"][0]["space_group"] == "P 4 m m"
     assert summary["composition"] == "ZrPbO3" and summary["hypotheses"]
     assert (out / "solution.toml").is_file() and (out / "lebail.json").is_file()
+    assert summary["rietveld"]["rwp"] <= summary["rwp"] + 1e-3 and (out / "rietveld.png").stat().st_size > 0
 
 
 def test_solve_refuses_bad_input(tmp_path, capsys):

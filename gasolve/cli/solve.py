@@ -44,6 +44,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--scheduler", help="'local' (default), 'synchronous' or a Dask scheduler address")
     parser.add_argument("--workers", type=int, help="LocalCluster workers (default: the cores)")
     parser.add_argument("--no-network", action="store_true", help="uniform prior over space groups")
+    parser.add_argument(
+        "--rietveld",
+        action="store_true",
+        help="end with a Rietveld refinement of the winner (cell, zero, profile, coordinates, B, preferred "
+        "orientation): refined.cif and its report, as gasolve run --rietveld",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run, stop_when_solved=False)
@@ -255,5 +261,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"gasolve solve: interrupted; checkpoint saved, continue with --resume --out {out}", file=sys.stderr)
         return 130
     extra = {"stages": stages["stages"], "pattern": str(pattern)}
-    write_race_outputs(fitted, observed, state, out, time.perf_counter() - started, extra, source=str(pattern))
+    seconds = time.perf_counter() - started
+    write_race_outputs(fitted, observed, state, out, seconds, extra, source=str(pattern), rietveld=args.rietveld)
     return 0
