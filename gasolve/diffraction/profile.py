@@ -17,6 +17,7 @@ Fa(z) = 2 z exp(-z²) and Fb(z) = 2 (2z² - 3) Fa(z). Both are odd in z, so the 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -199,6 +200,15 @@ def axial_span(bragg: np.ndarray, sh_l: float) -> np.ndarray:
     return np.degrees(np.abs(t0 - t_min))
 
 
+@functools.lru_cache(maxsize=64)
+def _gauss_legendre(n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on [-1, 1] (NumPy's), computed once per ``n_nodes``."""
+    nodes, weights = np.polynomial.legendre.leggauss(n_nodes)
+    nodes.flags.writeable = False
+    weights.flags.writeable = False
+    return nodes, weights
+
+
 def axial_divergence(bragg: np.ndarray, sh_l: float, n_nodes: int = 24) -> tuple[np.ndarray, np.ndarray]:
     """Finger-Cox-Jephcoat axial divergence as a weighted sum of shifted peaks (module docstring).
 
@@ -222,7 +232,7 @@ def axial_divergence(bragg: np.ndarray, sh_l: float, n_nodes: int = 24) -> tuple
     c0 = np.where(np.abs(c0) < 1e-9, 1e-9, c0)
     t_min = np.arccos(np.clip(c0 * math.sqrt(1.0 + (2.0 * sh_l) ** 2), -1.0, 1.0))
     span = np.abs(t0 - t_min)
-    nodes, gauss = np.polynomial.legendre.leggauss(n_nodes)
+    nodes, gauss = _gauss_legendre(n_nodes)
     u = 0.5 * (nodes + 1.0)
     delta = span * u**2
     t = t0 - np.sign(c0) * delta
