@@ -10,7 +10,10 @@
   (:func:`~gasolve.hypotheses.prior.order_by_prior`). Beyond that number, a "general" hypothesis puts every atom
   on the general position (ceil(atoms per cell / general multiplicity) sites per element) with the dynamical
   occupancy correction, which lets the search put sites on special positions itself (FOX's approach); the best
-  assignments by the prior among the first ``window`` are still raced beside it.
+  assignments by the prior among the first ``window`` are still raced beside it. When the atoms of every element
+  fill general positions exactly, the general hypothesis is the all-general assignment (the most common one in
+  low symmetry, e.g. every atom on 2i in P-1) and takes that assignment's prior score; the window, read fewest free
+  coordinates first, never reaches it when there are many assignments. Otherwise it ranks after every Wyckoff one.
 * All hypotheses of all Z are merged by the prior's score (the prior scores whole Wyckoff patterns, which carry
   Z through their multiplicities, so the scores of different Z compare) and the first ``max_hypotheses`` kept.
 """
@@ -58,7 +61,8 @@ class Hypothesis:
     n_free : int
         Free coordinates.
     log_prior : float
-        The prior's log score (higher is more probable); -inf for the general route.
+        The prior's log score (higher is more probable); for the general route that of the all-general assignment
+        where the atoms fill general positions exactly, else -inf.
     base : StructureSpec or None
         The composition spec (cell and space group) the hypothesis belongs to, when hypotheses of several space
         groups race together (``gasolve solve``); None: the spec given to :meth:`structure`.
@@ -98,14 +102,19 @@ class Hypothesis:
         return replace(base, sites=self.elements, b_iso=b_iso, wyckoff=self.labels, composition=None)
 
 
-def _general(counts: dict[str, int], z: int, space_group) -> Hypothesis:
+def _general(counts: dict[str, int], z: int, space_group, prior) -> Hypothesis:
+    """Every atom on the general position: ceil(atoms per cell / multiplicity) sites per element. Its log prior is
+    that of the all-general assignment where every element fills general positions exactly, else -inf."""
     general = wyckoff_slots(space_group)[0]
     sites = tuple(
         (element, general.label)
         for element, n in counts.items()
         for _ in range(math.ceil(n * z / general.multiplicity))
     )
-    return Hypothesis(z, "general", sites, 3 * len(sites), -math.inf)
+    score = -math.inf
+    if all(n * z % general.multiplicity == 0 for n in counts.values()):
+        score = prior.log_score(space_group.number, counts, Assignment(z, sites, 3 * len(sites)))
+    return Hypothesis(z, "general", sites, 3 * len(sites), score)
 
 
 def list_hypotheses(
@@ -152,10 +161,15 @@ def list_hypotheses(
             score = prior.log_score(group.number, counts, assignment)
             found.append(Hypothesis(z, "wyckoff", assignment.sites, assignment.n_free, score))
         if route.name == "general":
-            found.append(_general(counts, z, group))
-    found.sort(key=lambda h: -h.log_prior if h.route == "wyckoff" else math.inf)  # stable: general ones last
-    wyckoff = [h for h in found if h.route == "wyckoff"][: max_hypotheses - sum(h.route == "general" for h in found)]
-    return wyckoff + [h for h in found if h.route == "general"], routes
+            general = _general(counts, z, group, prior)
+            if math.isfinite(general.log_prior):  # the same assignment listed as a Wyckoff one: race it once
+                same = sorted(general.sites)
+                found = [h for h in found if not (h.z == z and h.route == "wyckoff" and sorted(h.sites) == same)]
+            found.append(general)
+    found.sort(key=lambda h: -h.log_prior)  # stable; a general hypothesis without a prior score (-inf) comes last
+    n_wyckoff = max_hypotheses - sum(h.route == "general" for h in found)
+    kept = {id(h) for h in [h for h in found if h.route == "wyckoff"][:n_wyckoff]}
+    return [h for h in found if h.route == "general" or id(h) in kept], routes
 
 
 def _formula_volume(counts: dict[str, int]) -> float:

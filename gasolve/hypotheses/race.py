@@ -39,6 +39,7 @@ command line, :mod:`gasolve.cli.run_composition`).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -245,6 +246,21 @@ def is_done(lane: Lane, noise_chi2: float, settings: RaceSettings) -> bool:
     return lane.finds >= settings.finds and lane.chi2 <= settings.noise_factor * noise_chi2
 
 
+def _undetermined_note(hypothesis: Hypothesis) -> str:
+    """What the stop's evidence leaves out: '' without H, else the share of the scattering it covers."""
+    from gasolve.crystal.xray_visibility import determined_share, undetermined
+
+    hidden = undetermined(hypothesis.elements)
+    if not hidden.any():
+        return ""
+    multiplicities = [int(re.match(r"\d+", label).group()) for label in hypothesis.labels]
+    share = determined_share(hypothesis.elements, multiplicities)
+    return (
+        f", for its atoms other than H ({100 * share:.4g} % of the scattering; an X-ray pattern does not locate H, "
+        "so its H atoms are placed anywhere)"
+    )
+
+
 def _ranked(state: RaceState, indices: list[int]) -> list[int]:
     """By Rwp, then fewer free coordinates."""
     return sorted(indices, key=lambda i: (state.lanes[i].rwp, state.lanes[i].hypothesis.n_free))
@@ -285,7 +301,7 @@ def decide(state: RaceState, settings: RaceSettings, max_evaluations: float) -> 
             reason = (
                 f"hypothesis {i + 1} is done: best model found {lane.finds} times independently, χ² {lane.chi2:.3g} "
                 f"(noise level {state.noise_chi2:.3g}), and no rival with as few free coordinates within "
-                f"{(1 / settings.margin - 1) * 100:.0f} % of its Rwp"
+                f"{(1 / settings.margin - 1) * 100:.0f} % of its Rwp{_undetermined_note(lane.hypothesis)}"
             )
             return replace(state, stop=reason, winner=i)
     if not ranked:
