@@ -70,6 +70,8 @@ class Setup:
         From ``[reference]``.
     selector : object or None
         The selection network (:class:`nnselect.selector.SiteSelector`) from ``[nn]``.
+    ranker : callable or None
+        The per-atom network of ``[selection]`` (:class:`gasolve.ga.atom_selection.AtomRanker`).
     """
 
     config: RunConfig
@@ -79,6 +81,7 @@ class Setup:
     template: Structure
     judge: Judge | None = None
     selector: object | None = None
+    ranker: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 def fit_profile(config: RunConfig, observed: ObservedPattern) -> tuple[RunConfig, object | None]:
@@ -114,6 +117,7 @@ def prepare(
     config: RunConfig,
     observed: ObservedPattern | None = None,
     selector_factory: Callable[[RunConfig, object], object] | None = None,
+    ranker_factory: Callable[[RunConfig, object], Callable[[np.ndarray], np.ndarray]] | None = None,
 ) -> Setup:
     """Build the scorer, the template and the reference judge of a config with ``sites``.
 
@@ -125,6 +129,9 @@ def prepare(
     selector_factory : callable, optional
         (config, ScoringProblem) -> selection network, called when the config has ``[nn]`` (the command line
         passes :class:`nnselect.selector.SiteSelector`'s; the core never imports nnselect).
+    ranker_factory : callable, optional
+        (config, ScoringProblem) -> per-atom ranker, called when the config has ``[selection]`` (the command line
+        passes :func:`nnselect.peratom.ranker.ranker_factory`).
 
     Raises
     ------
@@ -144,11 +151,16 @@ def prepare(
         if selector_factory is None:
             raise ValueError("the config has [nn]: pass selector_factory")
         selector = selector_factory(config, scorer.problem)
+    ranker = None
+    if config.selection is not None:
+        if ranker_factory is None:
+            raise ValueError("the config has [selection]: pass ranker_factory")
+        ranker = ranker_factory(config, scorer.problem)
     template = template_structure(spec.name, spec.cell, spec.space_group, spec.sites, spec.b_iso)
     judge = None
     if config.reference is not None:
         judge = _reference_judge(config, template, spec.site_map())
-    return Setup(config, observed, lebail, scorer, template, judge, selector)
+    return Setup(config, observed, lebail, scorer, template, judge, selector, ranker)
 
 
 def _reference_judge(config: RunConfig, template: Structure, site_map) -> Judge:
@@ -170,7 +182,8 @@ def _reference_judge(config: RunConfig, template: Structure, site_map) -> Judge:
 def search(setup: Setup, record: RunRecord | None = None) -> Iterator[RunRecord]:
     """The GA's generations until the budget of ``setup.config`` is spent (:func:`gasolve.solve.iterate`)."""
     nn = setup.config.nn if setup.selector is not None else None
-    return iterate(setup.scorer, setup.config.ga, record, setup.judge, setup.selector, nn)
+    share = setup.config.selection.scan_share if setup.ranker is not None else 1.0
+    return iterate(setup.scorer, setup.config.ga, record, setup.judge, setup.selector, nn, setup.ranker, share)
 
 
 def same_model(template: Structure, frac_a: np.ndarray, frac_b: np.ndarray, tolerance: float) -> bool:
