@@ -166,14 +166,24 @@ def zero_grid(step: float, max_zero: float) -> np.ndarray:
 
 
 def _search(
-    q_obs, q_tol, settings: IndexingSettings, systems, max_volume, time_budget: float = 120.0
+    q_obs, q_tol, settings: IndexingSettings, systems, max_volume, time_budget: float = 120.0, earlier=()
 ) -> tuple[list[IndexingSolution], list[str]]:
+    """Search ``systems`` in order; ``earlier``: solutions found at other zero shifts."""
     notes: list[str] = []
     found: list[IndexingSolution] = []
-    dichotomy = DichotomySettings(
-        max_volume=max_volume, max_unindexed=settings.max_unindexed, time_budget=max(time_budget, 0.0)
-    )
-    for system in systems:
+    for position, system in enumerate(systems):
+        # DICVOL's strategy across the systems searched one by one: once a cell of a system searched before this
+        # one convinces (here or at another zero shift), this system is searched only for a smaller primitive cell
+        # (the same lattice again, or a larger cell, cannot beat it). It also spares the orthorhombic dichotomy of
+        # a cubic pattern's few, widely spaced lines, which otherwise runs into its box limit at every zero.
+        before = systems[:position]
+        convincing = [s for s in (*earlier, *found) if s.m20 >= settings.convincing_m20 and s.searched_as in before]
+        volume = max_volume
+        if convincing:
+            volume = min(max_volume, 1.02 * min(s.primitive_volume for s in convincing))
+        dichotomy = DichotomySettings(
+            max_volume=volume, max_unindexed=settings.max_unindexed, time_budget=max(time_budget, 0.0)
+        )
         try:
             found += index_lines(q_obs, q_tol, dichotomy, systems=(system,), min_m20=settings.min_m20, notes=notes)
         except RuntimeError as error:
@@ -222,7 +232,8 @@ def index_pattern(
     notes: list[str] = []
     for zero in zero_grid(settings.zero_step, settings.max_zero):
         q, q_tol = peaks.q_values(wavelength, zero, n_sigma=settings.n_sigma, min_tolerance=tolerance)
-        solutions, more = _search(q[order], q_tol[order], settings, fast, settings.max_volume)
+        earlier = [s for _, s in by_zero]
+        solutions, more = _search(q[order], q_tol[order], settings, fast, settings.max_volume, earlier=earlier)
         by_zero += [(float(zero), s) for s in solutions]
         notes += more
     sound = [s for _, s in by_zero if s.m20 >= settings.min_m20]
