@@ -51,14 +51,19 @@ CORUNDUM_COD = {"a": (4.7606, 0.0005), "c": (12.994, 0.001), "x(O1)": (0.69365, 
 #: Rp 9.34 %, Rexp 3.28 %; cell 10.251218(2) Å; coordinates and Uani as NAC.cif gives them (no esds written).
 NAC_GSAS_RWP = 0.1197
 NAC_GSAS_REXP = 0.0328
+#: 11-BM beam polarisation fraction (11bm_gsas.prm, ICONS line: 0.990).
+NAC_POLARISATION = 0.99
+#: NIST SRM 660c certified lattice parameter of LaB6 (Å, 22.5 °C) and its expanded uncertainty (k = 2) / 2.
+LAB6_CERTIFIED_A = (4.156826, 0.000004)
 
 
-def lebail_profile(structure, pattern, radiation, background_terms: int) -> tuple[PeakProfile, UnitCell]:
+def lebail_profile(
+    structure, pattern, radiation, background_terms: int, polarisation: float | None = None
+) -> tuple[PeakProfile, UnitCell]:
     from gasolve.profile_fit import LeBailSettings, fit_lebail
 
-    fitted = fit_lebail(
-        pattern, structure.cell, structure.space_group, radiation, LeBailSettings(background_terms=background_terms)
-    )
+    settings = LeBailSettings(background_terms=background_terms, polarisation=polarisation)
+    fitted = fit_lebail(pattern, structure.cell, structure.space_group, radiation, settings)
     return fitted.profile, fitted.cell
 
 
@@ -75,8 +80,18 @@ def corundum(profile: PeakProfile | None = None, settings: RefinementSettings | 
     return refine(structure, pattern, radiation, profile, settings), CORUNDUM_COD
 
 
-def nac(profile: PeakProfile | None = None, settings: RefinementSettings | None = None, lo=0.5, hi=50.0):
-    """Refine NAC.cif (GSAS's refined model, Uani -> Uiso) against the 11-BM pattern. Returns (result, published)."""
+def nac(
+    profile: PeakProfile | None = None,
+    settings: RefinementSettings | None = None,
+    lo=0.5,
+    hi=50.0,
+    polarisation: float | None = NAC_POLARISATION,
+):
+    """Refine NAC.cif (GSAS's refined model, Uani -> Uiso) against the 11-BM pattern. Returns (result, published).
+
+    ``polarisation``: the beam polarisation fraction (GSAS's ICONS 0.99 in 11bm_gsas.prm); None for the
+    unpolarised laboratory form, as before it could be set.
+    """
     folder = MEASURED / "NAC-11BM-synchrotron"
     structure = read_cif(folder / "NAC.cif")
     full = read_pattern(folder / "11BM_NAC_converted.xye")
@@ -84,10 +99,43 @@ def nac(profile: PeakProfile | None = None, settings: RefinementSettings | None 
     pattern = ObservedPattern(full.two_theta[keep], full.y_obs[keep], full.sigma[keep])
     radiation = Radiation(((0.413909, 1.0),), "11-BM")
     if profile is None:
-        profile, cell = lebail_profile(structure, pattern, radiation, 10)
+        profile, cell = lebail_profile(structure, pattern, radiation, 10, polarisation)
         structure = replace(structure, cell=cell)
+    else:
+        profile = replace(profile, polarisation=polarisation)
     settings = settings or RefinementSettings(background_terms=10)
     return refine(structure, pattern, radiation, profile, settings), read_cif(folder / "NAC.cif")
+
+
+def lab6(profile: PeakProfile | None = None, settings: RefinementSettings | None = None):
+    """Refine LaB6 (literature start, Pm-3m) against NIST SRM 660c on a lab Cu Kα1+2 diffractometer (GSAS-II's
+    CWInstDemo data, 15-125°, 12 background terms). Returns (result, start)."""
+    folder = MEASURED / "LaB6-SRM660-lab-CuKa"
+    structure = read_cif(folder / "LaB6_literature.cif")
+    pattern = read_pattern(folder / "NIST660CBI_converted.xye")
+    radiation = parse_radiation("CuKa12")
+    if profile is None:
+        profile, cell = lebail_profile(structure, pattern, radiation, 12)
+        structure = replace(structure, cell=cell)
+    settings = settings or RefinementSettings(background_terms=12)
+    return refine(structure, pattern, radiation, profile, settings), read_cif(folder / "LaB6_literature.cif")
+
+
+def compare_lab6(result) -> list[dict]:
+    """a against the SRM 660c certificate (4.156826(8) Å at 22.5 °C); x(B) against the literature start."""
+    x, x_esd = _value(result, "x(B1)")
+    rows = [
+        {"name": "a", "refined": result.structure.cell.a, "esd": float(result.cell_esd[0]),
+         "published": LAB6_CERTIFIED_A[0], "published_esd": LAB6_CERTIFIED_A[1]},
+        {"name": "x(B1)", "refined": x, "esd": x_esd, "published": 0.1975, "published_esd": 0.0},
+    ]  # fmt: skip
+    for i, site in enumerate(result.structure.sites):
+        rows.append({"name": f"B({site.label})", "refined": site.b_iso, "esd": float(result.b_esd[i])})
+    for row in rows:
+        if "published" in row:
+            combined = float(np.hypot(row["esd"], row["published_esd"]))
+            row["difference_over_combined_esd"] = (row["refined"] - row["published"]) / combined
+    return rows
 
 
 def gypsum_start():
@@ -204,7 +252,7 @@ def _summary(result, seconds: float) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="corundum,nac,gypsum")
+    parser.add_argument("--only", default="corundum,nac,gypsum,lab6")
     parser.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "refinement_measured.json")
     args = parser.parse_args(argv)
@@ -228,6 +276,11 @@ def main(argv=None) -> int:
             "comparison": compare_nac(result, published),
         }
         _figures(result, result.model.pattern, Radiation(((0.413909, 1.0),), "11-BM"), args.figures, "nac")
+    if "lab6" in cases:
+        start = time.perf_counter()
+        result, _ = lab6()
+        report["lab6"] = {**_summary(result, time.perf_counter() - start), "comparison": compare_lab6(result)}
+        _figures(result, result.model.pattern, parse_radiation("CuKa12"), args.figures, "lab6")
     if "gypsum" in cases:
         start = time.perf_counter()
         with_po = gypsum("auto")
