@@ -3,6 +3,8 @@
 Usage::
 
     python -m benchmarks.peratom_ga rank --runs GA.json... [--model PATH] [--share 0.34] [--json PATH]
+    python -m benchmarks.peratom_ga scan --runs GA.json... [--models 12] [--workers 2] [--json PATH]
+    python -m benchmarks.peratom_ga transfer --harvest DIR [--config examples/K4SnO4.toml] [--models N] [--json PATH]
     python -m benchmarks.peratom_ga ga [--model PATH] [--seeds 100 101 ...] [--methods all,network,oracle,random]
         [--share 0.34] [--budget 2e6] [--max-seconds 300] [--workers 2] [--json PATH]
 
@@ -15,6 +17,14 @@ independent atoms, one held at the origin); K4SnO4 is in no training structure o
 the misplaced atoms among the ``ceil(share · 17)`` atoms each ranker would scan (the recall that matters: a
 misplaced atom left out of the scan is not fixed by it). Rankers: the network, single features (``corr``,
 ``omit``, ``rho_2fofc``), random.
+
+``transfer``: the network on every model (or ``--models`` of them) of a ``gasolve harvest`` data set of a
+structure outside its training set (K4SnO4 in P-1 by default): pooled and within-model ROC-AUC at 0.3 and 0.1 Å.
+
+``scan``: up to ``--models`` of those stuck models that have misplaced atoms, each scanned once by every method
+below (grid shifted by the model's seed): whether the candidate of lowest Rwp has more atoms in place than the
+model, and the evaluations the scan cost (grid and refinement of its candidates). ``lightest`` (the same share,
+lowest atomic number first) joins the methods there, the free heuristic the network has to beat.
 
 ``ga``: whole runs, stopped at the first solution (judge: every site within 0.3 Å), the methods:
 
@@ -45,6 +55,7 @@ if str(REPO) not in sys.path:
 
 PROBLEM = "K4SnO4-P1"
 METHODS = ("all", "network", "oracle", "random")
+SCAN_METHODS = (*METHODS, "lightest")
 LABEL_RADIUS = 0.3
 MAX_KEPT_MODELS = 100  # scanned models kept per run for ``rank``
 
@@ -92,6 +103,19 @@ class OracleRanker:
         return 1.0 / (1.0 + _true_distances(self.problem, np.asarray(frac)[None])[0])
 
 
+class LightestRanker:
+    """Lightest atoms first: the score is the atomic number, ties broken at random (a free heuristic)."""
+
+    def __init__(self, elements, seed: int):
+        from nnselect.peratom.features import atomic_numbers
+
+        self.z = atomic_numbers(elements).astype(float)
+        self.rng = np.random.default_rng([seed, 13])
+
+    def __call__(self, frac: np.ndarray) -> np.ndarray:
+        return self.z + 0.5 * self.rng.random(len(self.z))
+
+
 class RandomRanker:
     """Uniform random scores from a seeded generator."""
 
@@ -128,7 +152,7 @@ def rank_benchmark(runs_json: list[Path], model: Path, share: float) -> dict:
     scores = {
         "network": network,
         "random": rng.random(network.shape),
-        **{f"feature:{name}": features[..., SCALARS.index(name)] for name in ("corr", "omit", "rho_2fofc")},
+        **{f"feature:{name}": features[..., SCALARS.index(name)] for name in ("corr", "omit", "z", "share")},
     }
     labels = distances <= LABEL_RADIUS
     wrong_counts = (~labels[:, movable]).sum(axis=1)
@@ -196,6 +220,117 @@ def run_one(method: str, seed: int, share: float, budget: int, max_seconds: floa
     }
 
 
+def transfer_benchmark(harvest: Path, model: Path, max_models: int, config: Path) -> dict:
+    """The network on a ``gasolve harvest`` data set of a structure it was not trained on (every model its GA runs
+    evaluated, labelled there): pooled and within-model ROC-AUC at 0.3 and 0.1 Å, against single features."""
+    from gasolve import pipeline
+    from gasolve.config import load_run_config
+    from nnselect.peratom.features import SCALARS, AtomFeatures
+    from nnselect.peratom.ranker import AtomRanker
+    from nnselect.peratom.train import evaluate_scores
+
+    frac, distances = [], []
+    for shard in sorted(harvest.glob("shard-*.npz")):
+        with np.load(shard) as data:
+            frac.append(data["frac"])
+            distances.append(data["distances"])
+    frac, distances = np.concatenate(frac).astype(float), np.concatenate(distances)
+    keep = np.sort(np.random.default_rng(0).permutation(len(frac))[:max_models])
+    frac, distances = frac[keep], distances[keep]
+    problem = pipeline.prepare(load_run_config(config)).scorer.problem
+    started = time.perf_counter()
+    features = AtomFeatures(problem)(frac)
+    feature_seconds = time.perf_counter() - started
+    network = AtomRanker.load(model).predict_features(features)
+    model_of_atom = np.repeat(np.arange(len(frac)), frac.shape[1])
+    out = {"models": len(frac), "sites": frac.shape[1], "feature_seconds_per_model": feature_seconds / len(frac)}
+    for radius in (0.3, 0.1):
+        labels = (distances <= radius).ravel()
+        result = {"network": evaluate_scores(labels, network.ravel(), 0.5, model_of_atom)}
+        for name in ("corr", "omit", "z", "share", "rwp"):
+            score = features[..., SCALARS.index(name)].ravel()
+            result[f"feature:{name}"] = evaluate_scores(labels, score if name != "rwp" else -score, None, model_of_atom)
+        out[f"radius_{radius}"] = result
+    return out
+
+
+def scan_one(frac: list, seed: int, method: str, share: float, model: str) -> dict:
+    """One relocation scan of a recorded stuck model (n_sites, 3) with the atoms ``method`` chooses: the most
+    atoms in place among its refined candidates, against the model's own, and the evaluations it cost."""
+    import numba
+
+    from benchmarks.convergence import build_problem
+    from gasolve.solve import build_evaluator
+
+    numba.set_num_threads(1)
+    problem = build_problem(PROBLEM)
+    ranker, used_share = None, share
+    if method == "network":
+        from nnselect.peratom.ranker import AtomRanker
+
+        ranker = AtomRanker.load(model).bind(problem.scorer.problem)
+    elif method == "oracle":
+        ranker = OracleRanker(problem)
+    elif method == "random":
+        ranker = RandomRanker(seed)
+    elif method == "lightest":
+        ranker = LightestRanker(problem.scorer.problem.elements, seed)
+    else:
+        used_share = 1.0
+    evaluate = build_evaluator(problem.scorer, problem.settings, atom_ranker=ranker, scan_share=used_share)
+    genome = np.asarray(frac, dtype=float).reshape(-1)
+    before = int(np.sum(_true_distances(problem, genome.reshape(1, -1, 3))[0] <= LABEL_RADIUS))
+    started = time.perf_counter()
+    done = evaluate.relocation_scan(genome, np.random.default_rng([seed, 11]))
+    seconds = time.perf_counter() - started
+    after = _true_distances(problem, done.genomes.reshape(len(done.genomes), -1, 3)) <= LABEL_RADIUS
+    best = int(np.argmin(done.rwp))
+    return {
+        "method": method,
+        "seed": seed,
+        "in_place_before": before,
+        "in_place_best_candidate": int(after.sum(axis=1).max()),
+        "in_place_lowest_rwp": int(after[best].sum()),
+        "evaluations": float(done.evaluations),
+        "seconds": seconds,
+    }
+
+
+def scan_benchmark(runs_json: list[Path], model: Path, share: float, n_models: int, workers: int) -> dict:
+    """Scans of up to ``n_models`` recorded stuck models with misplaced atoms, every method on each."""
+    from dask.distributed import Client, LocalCluster
+
+    from benchmarks.convergence import build_problem
+    from gasolve.parallel import worker_environment
+
+    problem = build_problem(PROBLEM)
+    models = [np.array(m) for path in runs_json for run in json.loads(path.read_text())["runs"]
+              for m in run["scanned_models"]]  # fmt: skip
+    frac = np.unique(np.round(np.array(models), 6), axis=0)
+    in_place = (_true_distances(problem, frac) <= LABEL_RADIUS).sum(axis=1)
+    stuck = frac[in_place < frac.shape[1]]
+    order = np.random.default_rng(0).permutation(len(stuck))[:n_models]
+    with worker_environment(), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster:
+        with Client(cluster) as client:
+            futures = [
+                client.submit(scan_one, stuck[i].tolist(), int(i), method, share, str(model), pure=False)
+                for i in order
+                for method in SCAN_METHODS
+            ]
+            scans = client.gather(futures)
+    summary = {}
+    for method in SCAN_METHODS:
+        rows = [r for r in scans if r["method"] == method]
+        gained = [r["in_place_lowest_rwp"] > r["in_place_before"] for r in rows]
+        summary[method] = {
+            "scans": len(rows),
+            "gained_an_atom": int(sum(gained)),
+            "evaluations": _spread([r["evaluations"] for r in rows]),
+            "evaluations_per_gain": sum(r["evaluations"] for r in rows) / max(sum(gained), 1),
+        }
+    return {"scans": scans, "summary": summary}
+
+
 def _spread(values: list[float]) -> dict | None:
     if not values:
         return None
@@ -245,9 +380,12 @@ def main(argv: list[str] | None = None) -> int:
     from nnselect.peratom.ranker import SHIPPED
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("rank", "ga"))
+    parser.add_argument("what", choices=("rank", "ga", "scan", "transfer"))
+    parser.add_argument("--harvest", type=Path, help="transfer: a gasolve harvest folder")
+    parser.add_argument("--config", type=Path, default=REPO / "examples" / "K4SnO4.toml", help="transfer: its config")
     parser.add_argument("--model", type=Path, default=SHIPPED)
-    parser.add_argument("--runs", type=Path, nargs="+", help="rank: JSON files of ga runs")
+    parser.add_argument("--runs", type=Path, nargs="+", help="rank, scan: JSON files of ga runs")
+    parser.add_argument("--models", type=int, default=12, help="scan: stuck models scanned (default 12)")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(100, 106)))
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--share", type=float, default=0.34)
@@ -261,6 +399,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.runs:
             parser.error("rank needs --runs (JSON files written by the ga measurement)")
         result = rank_benchmark(args.runs, args.model, args.share)
+    elif args.what == "transfer":
+        if not args.harvest:
+            parser.error("transfer needs --harvest")
+        result = transfer_benchmark(args.harvest, args.model, args.models, args.config)
+    elif args.what == "scan":
+        if not args.runs:
+            parser.error("scan needs --runs (JSON files written by the ga measurement)")
+        result = scan_benchmark(args.runs, args.model, args.share, args.models, args.workers)
     else:
         methods = tuple(m for m in args.methods.split(",") if m)
         result = ga_benchmark(
@@ -278,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(text)
-    print(json.dumps(result.get("summary", result.get("rankers")), indent=1, default=float))
+    shown = result.get("summary", result.get("rankers", {k: v for k, v in result.items() if k.startswith("radius")}))
+    print(json.dumps(shown, indent=1, default=float))
     return 0
 
 

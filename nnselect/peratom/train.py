@@ -265,6 +265,7 @@ def train_and_evaluate(config: TrainConfig, data_dir: str | Path, workdir: str |
     ranker = AtomRanker.load(workdir / "peratom.msgpack")
     p_test = ranker.predict_features(test.features)
     y_test = labels[part == 2]
+    p_val = ranker.predict_features(val.features)
     metrics = {
         "config": asdict(config),
         "data_dir": str(data_dir),
@@ -273,6 +274,7 @@ def train_and_evaluate(config: TrainConfig, data_dir: str | Path, workdir: str |
         "best_epoch": best[1],
         "training_seconds": round(seconds, 1),
         "history": history,
+        "validation": {"network": evaluate_scores(y_val, p_val, 0.5, val.model)},
         "test": {"network": evaluate_scores(y_test, p_test, 0.5, test.model)},
         "test_radius_0.1": {"network": evaluate_scores(test.distances <= 0.1, p_test, None, test.model)},
         "test_per_structure_auc": _per_structure_auc(test, y_test, p_test),
@@ -342,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--exclude: unknown features {', '.join(unknown)} (known: {', '.join(SCALARS)})")
     config = TrainConfig(label_radius=args.label_radius, epochs=args.epochs, seed=args.seed, exclude=exclude)
     metrics = train_and_evaluate(config, args.data, args.out)
-    json.dump({k: metrics[k] for k in ("structures", "atoms", "best_epoch", "test")}, sys.stdout, indent=1)
+    shown = ("structures", "atoms", "best_epoch", "validation", "test")
+    json.dump({k: metrics[k] for k in shown}, sys.stdout, indent=1)
     print()
     return 0
 
