@@ -127,6 +127,13 @@ def _lower_bounds(model: RietveldModel) -> np.ndarray:
     return lower
 
 
+#: Relative χ² change below which a stage before the last stops: it only has to bring its parameters near the
+#: minimum for the next stage (GSAS-II's default convergence test is 10⁻³); the last stage, which releases every
+#: group together and gives the esds, converges to FINAL_CHI2_TOLERANCE (or the shifts to 0.01 esd).
+STAGE_CHI2_TOLERANCE = 1e-4
+FINAL_CHI2_TOLERANCE = 1e-7
+
+
 def refine(
     structure: Structure,
     pattern: ObservedPattern,
@@ -182,7 +189,7 @@ def refine(
     def rwp(values) -> tuple[float, ...]:
         return tuple(float(np.sqrt(v / norm)) for v in values)
 
-    for name, groups in stages:
+    for stage_index, (name, groups) in enumerate(stages):
         groups = [g for g in groups if g in refined_groups]
         note = ""
         try:
@@ -193,12 +200,14 @@ def refine(
                     groups = []
             free = model.layout.indices(groups) if groups else np.zeros(0, dtype=int)
             released = sorted(set(released) | set(groups))
+            last = stage_index == len(stages) - 1
             result = levenberg_marquardt(
                 model,
                 x,
                 free,
                 max_iterations=settings.max_iterations,
                 shift_tolerance=settings.shift_tolerance,
+                chi2_tolerance=FINAL_CHI2_TOLERANCE if last else STAGE_CHI2_TOLERANCE,
                 lower=lower,
             )
         except SingularMatrixError as singular:
