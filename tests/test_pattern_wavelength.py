@@ -70,6 +70,7 @@ def test_column_files_with_a_lone_first_number_and_a_header():
     pattern = parse_columns("1.540593\n19.0 49 2\n19.02 50 2\n")
     assert pattern.radiation.lines == ((1.540593, 1.0),) and pattern.n_points == 2
     assert parse_columns("19.0 49\n19.02 50\n").radiation is None
+    assert parse_columns("6398\n19.0 49\n19.02 50\n").radiation is None  # a point count, not a wavelength
     with pytest.raises(InputError, match="line 2: expected 2 columns"):
         parse_columns("# comment\n1.5406\n19.0 49\n")
     restricted = parse_columns("# wavelength 1.2\n10 1\n11 2\n12 3\n").restrict(10.5, 12)

@@ -110,9 +110,11 @@ def stated_radiation(header: list[str], first_line_number: bool = False) -> Radi
         line = raw.strip().lstrip("#!%;/ ").strip()
         if number == 1 and first_line_number:
             lone = _LONE.match(line)
-            if lone:
+            if lone and 0.1 <= float(lone.group(1)) <= 5.0:
                 found.append((_single(float(lone.group(1)), where), raw.strip()))
                 continue
+            if lone:
+                continue  # a lone number outside 0.1-5 Å (a point count, say) states no wavelength
         icons = _ICONS.match(raw.strip())
         if icons:
             found.append((_icons(icons.group(1), where), raw.strip()))
