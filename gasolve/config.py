@@ -103,7 +103,7 @@ MIN_BACKGROUND_TERMS = 3
 #: Default output folder, relative to the config file: ``runs/NAME`` (``NAME`` made safe as a folder name).
 DEFAULT_OUTPUT_FOLDER = "runs"
 
-_TABLES = ("structure", "pattern", "ga", "nn", "selection", "reference", "output", "refinement")
+_TABLES = ("structure", "pattern", "ga", "nn", "atom_selection", "reference", "output", "refinement")
 _STRUCTURE_KEYS = (
     "name",
     "cell",
@@ -313,7 +313,7 @@ class RunConfig:
     refinement : RefinementSettings
         The ``[refinement]`` table (:mod:`gasolve.rietveld.settings`); defaults without it.
     selection : AtomSelectionSettings or None
-        The per-atom network that chooses the atoms of the relocation scan (the ``[selection]`` table), None
+        The per-atom network that chooses the atoms of the relocation scan (the ``[atom_selection]`` table), None
         without it.
     """
 
@@ -844,7 +844,7 @@ def parse_run_config(raw: dict, source: str | Path) -> RunConfig:
         output=_output(top.subtable("output", required=False), base, default_output_dir(path, structure.name)),
         raw=raw,
         nn=_nn(top.subtable("nn", required=False), base),
-        selection=_selection(top.subtable("selection", required=False), base),
+        selection=_selection(top.subtable("atom_selection", required=False), base),
         refinement=parse_refinement(raw.get("refinement"), label),
     )
 
@@ -990,7 +990,7 @@ def _resolved_document(config: RunConfig) -> dict[str, dict[str, Any]]:
         }
     if config.selection is not None:
         selection = config.selection
-        document["selection"] = {
+        document["atom_selection"] = {
             "model": str(selection.model),
             "scan_share": selection.scan_share,
             "allow_untrained_elements": selection.allow_untrained_elements,

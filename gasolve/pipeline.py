@@ -71,7 +71,7 @@ class Setup:
     selector : object or None
         The selection network (:class:`nnselect.selector.SiteSelector`) from ``[nn]``.
     ranker : callable or None
-        The per-atom network of ``[selection]`` (:class:`gasolve.ga.atom_selection.AtomRanker`).
+        The per-atom network of ``[atom_selection]`` (:class:`gasolve.ga.atom_selection.AtomRanker`).
     """
 
     config: RunConfig
@@ -130,7 +130,7 @@ def prepare(
         (config, ScoringProblem) -> selection network, called when the config has ``[nn]`` (the command line
         passes :class:`nnselect.selector.SiteSelector`'s; the core never imports nnselect).
     ranker_factory : callable, optional
-        (config, ScoringProblem) -> per-atom ranker, called when the config has ``[selection]`` (the command line
+        (config, ScoringProblem) -> per-atom ranker, called when the config has ``[atom_selection]`` (the command line
         passes :func:`nnselect.peratom.ranker.ranker_factory`).
 
     Raises
@@ -154,7 +154,7 @@ def prepare(
     ranker = None
     if config.selection is not None:
         if ranker_factory is None:
-            raise ValueError("the config has [selection]: pass ranker_factory")
+            raise ValueError("the config has [atom_selection]: pass ranker_factory")
         ranker = ranker_factory(config, scorer.problem)
     template = template_structure(spec.name, spec.cell, spec.space_group, spec.sites, spec.b_iso)
     judge = None

@@ -1,4 +1,4 @@
-"""The GA's hook for a per-atom ranker: which atoms the relocation scan moves, and the [selection] table."""
+"""The GA's hook for a per-atom ranker: which atoms the relocation scan moves, and the [atom_selection] table."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def test_selection_table_reaches_the_search_through_the_factory(tmp_path):
     config_path = tmp_path / "run.toml"
     base = EXAMPLES.as_posix()
     text = text.replace('file = "', f'file = "{base}/').replace('cif = "', f'cif = "{base}/')
-    config_path.write_text(text + f'\n[selection]\nmodel = "{weights.name}"\nscan_share = 0.5\n')
+    config_path.write_text(text + f'\n[atom_selection]\nmodel = "{weights.name}"\nscan_share = 0.5\n')
     config = load_run_config(config_path)
     assert config.selection == AtomSelectionSettings(weights, scan_share=0.5)
     seen = []
@@ -101,6 +101,6 @@ def test_selection_table_reaches_the_search_through_the_factory(tmp_path):
     again = parse_run_config(tomllib.loads(resolved_toml(config)), str(config_path))
     assert again.selection == config.selection
     bad = tomllib.loads(config_path.read_text())
-    bad["selection"]["scans"] = 3
+    bad["atom_selection"]["scans"] = 3
     with pytest.raises(InputError, match="scans"):
         parse_run_config(bad, str(config_path))

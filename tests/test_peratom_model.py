@@ -142,3 +142,20 @@ def test_a_file_that_is_not_a_per_atom_network_is_refused(tmp_path):
     bad.write_bytes(b"not msgpack at all")
     with pytest.raises(InputError, match=r"bad\.msgpack"):
         AtomRanker.load(bad)
+
+
+def test_gasolve_run_refuses_a_network_not_trained_on_the_structures_elements(tmp_path, capsys):
+    """Bad input at the command line: one line naming the config and the elements, exit code 2, nothing run."""
+    from gasolve.cli.main import main
+
+    _write_network(tmp_path / "n.msgpack", ["K", "O"])
+    base = EXAMPLES.as_posix()
+    text = (EXAMPLES / "K4SnO4.toml").read_text()
+    text = text.replace('file = "', f'file = "{base}/').replace('cif = "', f'cif = "{base}/')
+    config = tmp_path / "run.toml"
+    config.write_text(text + '\n[atom_selection]\nmodel = "n.msgpack"\n')
+    code = main(["run", str(config), "--out", str(tmp_path / "out"), "--quiet", "--max-evaluations", "1000"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "not trained on Sn" in err and "run.toml" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "best.cif").exists()

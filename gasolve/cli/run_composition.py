@@ -238,7 +238,7 @@ def run_composition(args: argparse.Namespace, config) -> int:
             "[nn] (a network trained on one structure's sites) cannot serve a composition search", args.config
         )
     if config.selection is not None:
-        raise InputError("[selection] is not supported in a composition search yet; give the sites", args.config)
+        raise InputError("[atom_selection] is not supported in a composition search yet; give the sites", args.config)
     if args.stop_when_solved:
         raise InputError("--stop-when-solved: a composition search stops by itself (reference-free rule)", args.config)
     out = Path(config.output.dir)

@@ -1,4 +1,4 @@
-"""Which atoms the relocation scan moves, chosen by a per-atom in-place probability (the ``[selection]`` table).
+"""Which atoms the relocation scan moves, chosen by a per-atom in-place probability (the ``[atom_selection]`` table).
 
 Without it the scan (:mod:`gasolve.ga.relocation`) moves every movable atom of the stuck model over the grid, at
 n_atoms · n_grid evaluations. With a per-atom ranker, a callable that gives each atom of a model the probability
@@ -30,7 +30,7 @@ class AtomRanker(Protocol):
 
 @dataclass(frozen=True)
 class AtomSelectionSettings:
-    """The ``[selection]`` table: a per-atom network chooses the atoms the relocation scan moves.
+    """The ``[atom_selection]`` table: a per-atom network chooses the atoms the relocation scan moves.
 
     Attributes
     ----------

@@ -109,7 +109,7 @@ class BoundRanker:
 
 
 def ranker_factory(config, problem) -> BoundRanker:
-    """The ``[selection]`` table's ranker for a run (:func:`gasolve.pipeline.prepare`'s ``ranker_factory``).
+    """The ``[atom_selection]`` table's ranker for a run (:func:`gasolve.pipeline.prepare`'s ``ranker_factory``).
 
     Raises
     ------
@@ -126,7 +126,7 @@ def ranker_factory(config, problem) -> BoundRanker:
             f"(trained on {', '.join(ranker.elements)}); its probabilities for them are extrapolated"
         )
         if not settings.allow_untrained_elements:
-            raise InputError(f"[selection] model: {message}; set allow_untrained_elements = true to run anyway",
+            raise InputError(f"[atom_selection] model: {message}; set allow_untrained_elements = true to run anyway",
                              str(config.source))  # fmt: skip
         warnings.warn(message, UserWarning, stacklevel=2)
     return ranker.bind(problem)
