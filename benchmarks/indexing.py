@@ -376,6 +376,7 @@ def _within(key: str, k: int):
 def summarise(rows: list[dict]) -> dict:
     """Success rates and times of a set of rows."""
     times = [r["wall_seconds"] for r in rows if r.get("wall_seconds") is not None]
+    network = any("sg_rank_network" in r for r in rows)  # absent with --prior uniform: not measured, not a miss
     return {
         "n": len(rows),
         "lattice_first": _share(rows, lambda r: r.get("lattice_first")),
@@ -384,10 +385,10 @@ def summarise(rows: list[dict]) -> dict:
         "sound": _share(rows, lambda r: r.get("sound")),
         "sg_top1_extinctions": _share(rows, _within("sg_rank_extinctions", 1)),
         "sg_top5_extinctions": _share(rows, _within("sg_rank_extinctions", 5)),
-        "sg_top1_combined": _share(rows, _within("sg_rank_combined", 1)),
-        "sg_top5_combined": _share(rows, _within("sg_rank_combined", 5)),
-        "sg_top1_network": _share(rows, _within("sg_rank_network", 1)),
-        "sg_top5_network": _share(rows, _within("sg_rank_network", 5)),
+        "sg_top1_combined": _share(rows, _within("sg_rank_combined", 1)) if network else None,
+        "sg_top5_combined": _share(rows, _within("sg_rank_combined", 5)) if network else None,
+        "sg_top1_network": _share(rows, _within("sg_rank_network", 1)) if network else None,
+        "sg_top5_network": _share(rows, _within("sg_rank_network", 5)) if network else None,
         "errors": sum(1 for r in rows if r.get("error")),
         "median_seconds": round(float(np.median(times)), 2) if times else None,
         "max_seconds": round(float(np.max(times)), 2) if times else None,
@@ -597,6 +598,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         result = json.loads(json_path.read_text())
+        result["summary"] = summary(result["rows"])
+        broad.write_json(result, json_path)
     plot(result, png, args.half if args.half in result["summary"] else "all")
     for half, block in result["summary"].items():
         print(
