@@ -265,7 +265,7 @@ def test_classify_falls_back_to_the_network_when_the_pattern_does_not_index(tmp_
     y = 50.0 + sum(1000.0 * np.exp(-0.5 * ((two_theta - c) / 0.05) ** 2) for c in (21.3, 33.7, 47.2))
     path = tmp_path / "three.xy"
     path.write_text("".join(f"{t:.3f} {v:.2f}\n" for t, v in zip(two_theta, y, strict=True)))
-    assert main(["classify", str(path), "--json"]) == 0
+    assert main(["classify", str(path), "--json", "--wavelength", "CuKa1"]) == 0  # the file states none
     answer = strict_json(capsys.readouterr().out)
     assert answer["route"] == "network" and answer["cell"] is None and "not indexed" in answer["note"]
     assert {"file", "crystal_system", "space_groups", "abstained"} <= set(answer)
