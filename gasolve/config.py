@@ -15,7 +15,7 @@ A run config holds the tables below (``#`` marks what may be left out)::
 
     [pattern]
     file = "K4SnO4.xye"          # relative to the TOML file
-    wavelength = "CuKa1"         # a number in Å, "CuKa1" or "CuKa12"
+    wavelength = "CuKa1"         # a number in Å, "CuKa1" or "CuKa12"; optional when the file states it
     range = [5.0, 80.0]          # optional: 2θ range used (degrees); default the whole pattern
     kalpha2_ratio = 0.5          # optional
     polarisation = 0.99          # optional: beam polarisation fraction (synchrotron); default unpolarised
@@ -74,7 +74,7 @@ from gasolve.crystal.cell import UnitCell
 from gasolve.crystal.spacegroup import SpaceGroup
 from gasolve.crystal.structure import element_symbol
 from gasolve.diffraction.profile import PeakProfile
-from gasolve.diffraction.wavelength import KALPHA2_RATIO, Radiation, parse_radiation
+from gasolve.diffraction.wavelength import KALPHA2_RATIO, Radiation, parse_radiation, radiation_spec
 from gasolve.errors import InputError
 from gasolve.ga.atom_selection import AtomSelectionSettings
 from gasolve.ga.nn_settings import NNSettings
@@ -641,12 +641,24 @@ def _profile(table: _Table, two_theta_range: tuple[float, float] | None) -> Peak
 def _pattern(table: _Table, base: Path) -> PatternSpec:
     table.check_keys(_PATTERN_KEYS)
     file = table.existing_file("file", base)
-    wavelength = table.get("wavelength")
-    if isinstance(wavelength, bool) or not isinstance(wavelength, str | int | float):
-        raise table.error("wavelength", f"expected a number in Å, 'CuKa1' or 'CuKa12', got {_describe(wavelength)}")
     ratio = table.number("kalpha2_ratio", KALPHA2_RATIO)
     if not 0 <= ratio <= 1:
         raise table.error("kalpha2_ratio", f"expected a number in [0, 1], got {ratio}")
+    if table.has("wavelength"):
+        wavelength = table.get("wavelength")
+        if isinstance(wavelength, bool) or not isinstance(wavelength, str | int | float):
+            raise table.error("wavelength", f"expected a number in Å, 'CuKa1' or 'CuKa12', got {_describe(wavelength)}")
+    else:  # the pattern file's own statement (a header, an instrument line, a powder CIF item), never a guess
+        stated = read_pattern(file).radiation
+        if stated is None:
+            raise table.error(
+                "wavelength",
+                f"required: {file.name} states no wavelength; give a number in Å or a name such as 'CuKa1' or 'CuKa12'",
+            )
+        with table.blame("wavelength"):
+            wavelength, stated_ratio = radiation_spec(stated)
+        if not table.has("kalpha2_ratio"):
+            ratio = stated_ratio
     with table.blame("wavelength"):
         radiation = parse_radiation(wavelength, ratio)
     two_theta_range = None

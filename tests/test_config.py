@@ -365,7 +365,6 @@ BAD = {
     "missing sites": ([("sites = [", "# sites = [")], ["[structure] sites", "missing"]),
     "missing name": ([('name = "K4SnO4"', "")], ["[structure] name", "missing"]),
     "missing pattern file key": ([('file = "K4SnO4.xye"', "")], ["[pattern] file", "missing"]),
-    "missing wavelength": ([('wavelength = "CuKa1"', "")], ["[pattern] wavelength", "missing"]),
     "missing eta": ([("eta = 0.5", "")], ["[pattern.profile] eta", "missing"]),
     "wyckoff count": ([("b_iso = 1.0", 'wyckoff = ["2i"]')], ["[structure] wyckoff", "one Wyckoff position per site"]),
     "wyckoff letter": ([("b_iso = 1.0", "wyckoff = " + str(["2i"] * 8 + ["2z"]))], ["[structure] wyckoff", "'2z'"]),
@@ -703,3 +702,20 @@ def test_harvested_configs_of_earlier_versions_stay_readable(folder):
         parse_run_config(parse_toml(old, "old"), folder / "manifest.json")
     config = parse_run_config(_upgrade(parse_toml(old, "old")), folder / "manifest.json")
     assert config == load_run_config(write(folder, VALID))
+
+
+def test_wavelength_may_come_from_the_pattern_file(folder, capsys):
+    """Without [pattern] wavelength the file's own statement is used (the example's header says CuKa1) and the
+    resolved config writes it out; a file that states none is refused naming the key, with exit code 2."""
+    from gasolve.cli.main import main
+
+    config = load_run_config(write(folder, edit(VALID, 'wavelength = "CuKa1"\n', "")))
+    assert config.pattern.radiation.lines[0][0] == pytest.approx(parse_radiation("CuKa1").primary, abs=1e-6)
+    assert "wavelength = 1.540598" in resolved_toml(config)
+    plain = folder / "plain.xye"
+    plain.write_text("".join(line for line in (folder / "K4SnO4.xye").read_text().splitlines(True) if line[0] != "#"))
+    text = edit(edit(VALID, 'wavelength = "CuKa1"\n', ""), 'file = "K4SnO4.xye"', 'file = "plain.xye"')
+    with pytest.raises(InputError, match=r"\[pattern\] wavelength.*plain.xye states no wavelength"):
+        load_run_config(write(folder, text))
+    assert main(["run", str(write(folder, text, "bad.toml")), "--quiet"]) == 2
+    assert "states no wavelength" in capsys.readouterr().err
