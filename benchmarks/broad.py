@@ -93,6 +93,7 @@ if str(REPO) not in sys.path:
 from benchmarks import provenance  # noqa: E402
 from benchmarks.z_window import DATA, crystal_system, held_out  # noqa: E402
 from gasolve.io.atomic import atomic_write  # noqa: E402
+from gasolve.parallel import WORKER_ENV  # noqa: E402  (one thread per worker process)
 
 SHARED = REPO.parent / "shared" / "data"
 CIF_SETS = {
@@ -543,7 +544,6 @@ ROW_KEYS = (
     "source", "material_id", "formula", "space_group", "symbol", "crystal_system", "n_independent", "n_atoms",
     "n_primitive", "z", "cell", "half", "lebail",
 )  # fmt: skip
-WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def read_summary(path: Path) -> dict:
@@ -841,21 +841,11 @@ def write_json(result: dict, path: Path) -> None:
 
 def make_client(workers: int | None, scheduler: str | None):
     """A ``distributed.Client`` on ``scheduler``, or on a new local cluster of single-threaded worker processes."""
-    from distributed import Client, LocalCluster
+    from gasolve.parallel import make_runner
 
     if scheduler:
-        return Client(scheduler)
-    from gasolve.parallel import worker_environment
-
-    with worker_environment(WORKER_ENV):  # only the spawned workers keep it
-        cluster = LocalCluster(
-            n_workers=workers or provenance.usable_cores(),
-            threads_per_worker=1,
-            processes=True,
-            env=dict(WORKER_ENV),
-            dashboard_address=None,
-        )
-    return Client(cluster)
+        return make_runner(scheduler).client
+    return make_runner("local", workers).client  # single-threaded worker processes (gasolve.parallel.WORKER_ENV)
 
 
 def run_benchmark(

@@ -85,6 +85,7 @@ if str(REPO) not in sys.path:
 
 from benchmarks import provenance  # noqa: E402
 from gasolve.io.atomic import atomic_write  # noqa: E402
+from gasolve.parallel import WORKER_ENV  # noqa: E402  (one thread per worker process)
 
 if TYPE_CHECKING:
     from gasolve.pipeline import Setup
@@ -112,10 +113,6 @@ ORACLE_METHODS = ("oracle-rerank", "oracle-refine")
 ORACLE_RADIUS = 0.1
 #: Share of offspring refined locally by ``half-refine`` and by the network's refine modes.
 REFINE_FRACTION = 0.5
-
-#: Environment of the worker processes: one thread each, the cluster supplies the parallelism. OpenBLAS's
-#: spinning idle threads slowed the Numba kernels by up to 2x on few cores (see benchmarks/scoring_speed.py).
-WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @dataclass(frozen=True)
@@ -681,21 +678,11 @@ def versions() -> dict:
 
 def make_client(config: BenchmarkConfig):
     """A ``distributed.Client`` on ``config.scheduler``, or on a new local cluster of single-threaded processes."""
-    from distributed import Client, LocalCluster
+    from gasolve.parallel import make_runner
 
     if config.scheduler:
-        return Client(config.scheduler)
-    from gasolve.parallel import worker_environment
-
-    with worker_environment(WORKER_ENV):  # only the spawned workers keep it
-        cluster = LocalCluster(
-            n_workers=config.workers or provenance.usable_cores(),
-            threads_per_worker=1,
-            processes=True,
-            env=dict(WORKER_ENV),
-            dashboard_address=None,
-        )
-    return Client(cluster)
+        return make_runner(config.scheduler).client
+    return make_runner("local", config.workers).client  # single-threaded worker processes (gasolve.parallel.WORKER_ENV)
 
 
 def _options(config: BenchmarkConfig) -> dict:

@@ -67,17 +67,24 @@ def lebail_profile(
     return fitted.profile, fitted.cell
 
 
+def _lab_refinement(start: Path, pattern_file: Path, terms: int, profile, settings):
+    """Refine the CIF ``start`` against a laboratory Cu Kα1+2 pattern with ``terms`` background terms; the profile
+    and cell from gasolve's Le Bail fit unless ``profile`` is given."""
+    structure = read_cif(start)
+    pattern = read_pattern(pattern_file)
+    radiation = parse_radiation("CuKa12")
+    if profile is None:
+        profile, cell = lebail_profile(structure, pattern, radiation, terms)
+        structure = replace(structure, cell=cell)
+    settings = settings or RefinementSettings(background_terms=terms)
+    return refine(structure, pattern, radiation, profile, settings)
+
+
 def corundum(profile: PeakProfile | None = None, settings: RefinementSettings | None = None):
     """Refine COD 1000017 against SRM 676a (10-135°, 10 background terms). Returns (result, reference)."""
     folder = MEASURED / "corundum-SRM676a-lab-CuKa"
-    structure = read_cif(folder / "corundum_COD1000017_copied_from_XRed.cif")
-    pattern = read_pattern(folder / "row_Cu_676a.xy")
-    radiation = parse_radiation("CuKa12")
-    if profile is None:
-        profile, cell = lebail_profile(structure, pattern, radiation, 10)
-        structure = replace(structure, cell=cell)
-    settings = settings or RefinementSettings(background_terms=10)
-    return refine(structure, pattern, radiation, profile, settings), CORUNDUM_COD
+    start = folder / "corundum_COD1000017_copied_from_XRed.cif"
+    return _lab_refinement(start, folder / "row_Cu_676a.xy", 10, profile, settings), CORUNDUM_COD
 
 
 def nac(
@@ -111,14 +118,8 @@ def lab6(profile: PeakProfile | None = None, settings: RefinementSettings | None
     """Refine LaB6 (literature start, Pm-3m) against NIST SRM 660c on a lab Cu Kα1+2 diffractometer (GSAS-II's
     CWInstDemo data, 15-125°, 12 background terms). Returns (result, start)."""
     folder = MEASURED / "LaB6-SRM660-lab-CuKa"
-    structure = read_cif(folder / "LaB6_literature.cif")
-    pattern = read_pattern(folder / "NIST660CBI_converted.xye")
-    radiation = parse_radiation("CuKa12")
-    if profile is None:
-        profile, cell = lebail_profile(structure, pattern, radiation, 12)
-        structure = replace(structure, cell=cell)
-    settings = settings or RefinementSettings(background_terms=12)
-    return refine(structure, pattern, radiation, profile, settings), read_cif(folder / "LaB6_literature.cif")
+    start = folder / "LaB6_literature.cif"
+    return _lab_refinement(start, folder / "NIST660CBI_converted.xye", 12, profile, settings), read_cif(start)
 
 
 def compare_lab6(result) -> list[dict]:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from gasolve.errors import InputError
 
-#: Worker environment: one thread per process for Numba and the BLAS, so that processes do not oversubscribe cores.
+#: Worker environment: one thread per process for Numba and the BLAS, so that processes do not oversubscribe cores
+#: (OpenBLAS's spinning idle threads slowed the Numba kernels by up to 2x on few cores, benchmarks/scoring_speed.py).
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 

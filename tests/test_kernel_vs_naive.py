@@ -266,10 +266,9 @@ def test_rwp_is_zero_for_the_noise_free_simulation(case):
     assert scorer.rwp(wrong)[0] > 1e-3
 
 
-def test_peak_tails_from_beyond_the_range_are_kept():
-    structure = make_case("K4SnO4-P-1").structure
-    broad = PeakProfile(caglioti=(0.3, -0.1, 0.05), eta=0.5, cutoff=30.0)
-    expected = naive.model_pattern(
+def _naive_arguments(structure: Structure) -> tuple:
+    """naive.model_pattern's arguments before the profile: full occupancy, B = 0, the module's grid and radiation."""
+    return (
         structure.space_group.hall,
         structure.cell.parameters,
         structure.elements,
@@ -278,9 +277,13 @@ def test_peak_tails_from_beyond_the_range_are_kept():
         np.zeros(structure.n_sites),
         TWO_THETA,
         RADIATION,
-        broad,
-        margin=30.0,
     )
+
+
+def test_peak_tails_from_beyond_the_range_are_kept():
+    structure = make_case("K4SnO4-P-1").structure
+    broad = PeakProfile(caglioti=(0.3, -0.1, 0.05), eta=0.5, cutoff=30.0)
+    expected = naive.model_pattern(*_naive_arguments(structure), broad, margin=30.0)
     got = simulate(structure, TWO_THETA, RADIATION, broad).peaks
     np.testing.assert_allclose(got, expected, rtol=RTOL)
 
@@ -346,16 +349,7 @@ def test_synchrotron_polarisation_equals_naive(polarisation):
     is the unpolarised laboratory form, and 0.99 differs from it."""
     structure = make_case("K4SnO4-P-1").structure
     profile = PeakProfile(caglioti=(0.01, -0.005, 0.01), eta=0.4, polarisation=polarisation)
-    arguments = (
-        structure.space_group.hall,
-        structure.cell.parameters,
-        structure.elements,
-        structure.frac,
-        np.ones(structure.n_sites),
-        np.zeros(structure.n_sites),
-        TWO_THETA,
-        RADIATION,
-    )
+    arguments = _naive_arguments(structure)
     got = simulate(structure, TWO_THETA, RADIATION, profile).peaks
     np.testing.assert_allclose(got, naive.model_pattern(*arguments, profile), rtol=RTOL, atol=1e-12 * got.max())
     laboratory = naive.model_pattern(*arguments, dataclasses.replace(profile, polarisation=None))

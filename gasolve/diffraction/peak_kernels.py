@@ -16,8 +16,8 @@ import math
 import numba
 import numpy as np
 
-#: The scorer's JIT options (gasolve.scoring.kernels.JIT; not imported, as gasolve.scoring imports this package).
-JIT = {"nogil": True, "cache": True, "fastmath": {"contract", "reassoc", "nsz", "arcp"}, "error_model": "numpy"}
+from gasolve.jit import JIT
+
 _LN2 = math.log(2.0)
 _GAUSS_NORM = 2.0 * math.sqrt(_LN2 / math.pi)
 

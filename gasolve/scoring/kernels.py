@@ -15,9 +15,7 @@ import math
 import numba
 import numpy as np
 
-#: JIT options shared by all kernels. 'reassoc' lets LLVM vectorise the reductions; NaN/inf semantics are kept.
-FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
-JIT = {"nogil": True, "cache": True, "fastmath": FASTMATH, "error_model": "numpy"}
+from gasolve.jit import JIT
 
 _TWO_PI = 2.0 * math.pi
 _COS = tuple((-1.0) ** n * _TWO_PI ** (2 * n) / math.factorial(2 * n) for n in range(11))
