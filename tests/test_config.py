@@ -719,3 +719,17 @@ def test_wavelength_may_come_from_the_pattern_file(folder, capsys):
         load_run_config(write(folder, text))
     assert main(["run", str(write(folder, text, "bad.toml")), "--quiet"]) == 2
     assert "states no wavelength" in capsys.readouterr().err
+
+
+def test_resume_fingerprint_holds_the_beam_polarisation(folder):
+    """A run fitted with another polarisation (also without [pattern.profile], where only the Le Bail fit uses it)
+    is not resumed."""
+    from gasolve.cli.run import _fingerprint
+
+    no_profile = VALID[: VALID.index("[pattern.profile]")] + VALID[VALID.index("[pattern.background]") :]
+    plain = load_run_config(write(folder, no_profile))
+    polarised = load_run_config(
+        write(folder, edit(no_profile, "kalpha2_ratio = 0.5", "kalpha2_ratio = 0.5\npolarisation = 0.9"))
+    )
+    assert plain.pattern.profile is None and polarised.pattern.polarisation == 0.9
+    assert _fingerprint(plain) != _fingerprint(polarised)

@@ -48,6 +48,7 @@ def _fingerprint(config) -> str:
             config.pattern.radiation,
             config.pattern.range,
             config.pattern.profile,
+            config.pattern.polarisation,  # also used by the Le Bail fit when there is no profile
             config.pattern.background_terms,
             config.ga.layout,
             config.ga.rates,
