@@ -182,6 +182,23 @@ def rank_benchmark(runs_json: list[Path], model: Path, share: float) -> dict:
     return out
 
 
+def _ranker(method: str, problem, model: str, seed: int):
+    """The atom ranker of ``method`` (module docstring) for ``problem``; None for "all" (every atom scanned)."""
+    if method == "network":
+        from nnselect.peratom.ranker import AtomRanker
+
+        return AtomRanker.load(model).bind(problem.scorer.problem)
+    if method == "oracle":
+        return OracleRanker(problem)
+    if method == "random":
+        return RandomRanker(seed)
+    if method == "lightest":
+        return LightestRanker(problem.scorer.problem.elements, seed)
+    if method == "all":
+        return None
+    raise ValueError(f"unknown method {method!r}")
+
+
 def run_one(method: str, seed: int, share: float, budget: int, max_seconds: float, model: str) -> dict:
     """One GA run of ``method`` (module docstring) with ``seed``; plain data."""
     import numba
@@ -191,17 +208,7 @@ def run_one(method: str, seed: int, share: float, budget: int, max_seconds: floa
 
     numba.set_num_threads(1)
     problem = build_problem(PROBLEM)
-    ranker = None
-    if method == "network":
-        from nnselect.peratom.ranker import AtomRanker
-
-        ranker = AtomRanker.load(model).bind(problem.scorer.problem)
-    elif method == "oracle":
-        ranker = OracleRanker(problem)
-    elif method == "random":
-        ranker = RandomRanker(seed)
-    elif method != "all":
-        raise ValueError(f"unknown method {method!r}")
+    ranker = _ranker(method, problem, model, seed)
     timed = TimedRanker(ranker if ranker is not None else NoRanker())
     setup = problem.setup
     selection = AtomSelectionSettings(Path(model), scan_share=share if ranker is not None else 1.0)
@@ -264,19 +271,8 @@ def scan_one(frac: list, seed: int, method: str, share: float, model: str) -> di
 
     numba.set_num_threads(1)
     problem = build_problem(PROBLEM)
-    ranker, used_share = None, share
-    if method == "network":
-        from nnselect.peratom.ranker import AtomRanker
-
-        ranker = AtomRanker.load(model).bind(problem.scorer.problem)
-    elif method == "oracle":
-        ranker = OracleRanker(problem)
-    elif method == "random":
-        ranker = RandomRanker(seed)
-    elif method == "lightest":
-        ranker = LightestRanker(problem.scorer.problem.elements, seed)
-    else:
-        used_share = 1.0
+    ranker = _ranker(method, problem, model, seed)
+    used_share = share if ranker is not None else 1.0
     evaluate = build_evaluator(problem.scorer, problem.settings, atom_ranker=ranker, scan_share=used_share)
     genome = np.asarray(frac, dtype=float).reshape(-1)
     before = int(np.sum(_true_distances(problem, genome.reshape(1, -1, 3))[0] <= LABEL_RADIUS))
