@@ -122,6 +122,66 @@ def lab6(profile: PeakProfile | None = None, settings: RefinementSettings | None
     return _lab_refinement(start, folder / "NIST660CBI_converted.xye", 12, profile, settings), read_cif(start)
 
 
+#: GSAS-I refinement of the round-robin pattern (PBSO4X.EXP, PBSO4X_refined_phase1.cif): a, b, c (Å) and esds,
+#: Rwp 12.43 %, Rexp 4.94 %; its coordinates are the starting model's (Miyake et al. 1978), not refined there.
+PBSO4_GSAS_CELL = ((8.482371, 0.000117), (5.400051, 0.000077), (6.961979, 0.000100))
+PBSO4_GSAS_RWP = 0.1243
+#: The profile gasolve's Le Bail fit gives on the PbSO4 pattern (as in tests/test_rietveld_pbso4.py), so that the
+#: benchmark measures the refinement, not the 150 s Le Bail fit.
+PBSO4_LEBAIL_PROFILE = PeakProfile(
+    caglioti=(0.00916, 0.01008, 0.00272), eta=0.752, eta_slope=0.00138, zero=-0.0109, axial=0.0276
+)
+#: The published single-crystal model's sites (COD 9000652, Miyake et al., Am. Mineral. 63 (1978) 506, setting
+#: Pbnm) in the order of PBSO4X_refined_phase1.cif's sites (Pb, S, O1, O2, O3 there; PB1, S2, O3, O4, O5 here).
+PBSO4_MIYAKE_ORDER = ("Pb", "S", "O1", "O2", "O3")
+
+
+def pbso4(settings: RefinementSettings | None = None):
+    """Refine the GSAS model of the round robin (PBSO4X_refined_phase1.cif) against examples/PbSO4.xra with the
+    example's range and 12 background terms, 12 cycles per stage as tests/test_rietveld_pbso4.py.
+    Returns (result, start)."""
+    from gasolve.config import load_observed, load_run_config
+
+    config = load_run_config(ROOT / "examples" / "PbSO4.toml")
+    structure = read_cif(MEASURED / "PbSO4-lab-CuKa" / "PBSO4X_refined_phase1.cif")
+    settings = settings or RefinementSettings(background_terms=config.pattern.background_terms, max_iterations=12)
+    result = refine(structure, load_observed(config), config.pattern.radiation, PBSO4_LEBAIL_PROFILE, settings)
+    return result, structure
+
+
+def _miyake_b() -> list[float]:
+    """B = 8π² Ueq (Å²) of COD 9000652's sites (orthorhombic: Ueq is the mean of U11, U22, U33)."""
+    import gemmi
+
+    small = gemmi.read_small_structure(str(MEASURED / "PbSO4-lab-CuKa" / "anglesite_COD9000652_from_riet-serv.cif"))
+    by_label = {site.label: site.aniso for site in small.sites}
+    return [8 * np.pi**2 * (by_label[k].u11 + by_label[k].u22 + by_label[k].u33) / 3 for k in PBSO4_MIYAKE_ORDER]
+
+
+def compare_pbso4(result, start) -> list[dict]:
+    """Cell against GSAS's (its esds); each site's distance (Å) to the start (Miyake's coordinates, rounded);
+    B against Miyake's 8π² Ueq."""
+    cell = result.structure.cell.parameters[:3]
+    rows = []
+    for k, name in enumerate("abc"):
+        published, published_esd = PBSO4_GSAS_CELL[k]
+        esd = float(result.cell_esd[k])
+        rows.append({"name": name, "refined": cell[k], "esd": esd, "published": published,
+                     "published_esd": published_esd,
+                     "difference_over_combined_esd": (cell[k] - published) / float(np.hypot(esd, published_esd))})  # fmt: skip
+    for site, reference in zip(result.structure.sites, start.sites, strict=True):
+        images = result.structure.space_group.orbit(np.array(reference.frac))
+        delta = images - np.array(site.frac)
+        delta -= np.round(delta)
+        distance = float(np.min(result.structure.cell.distance(np.zeros(3), delta)))
+        rows.append({"name": f"distance({site.label})", "refined": distance, "published": 0.0})
+    for i, (site, b) in enumerate(zip(result.structure.sites, _miyake_b(), strict=True)):
+        esd = float(result.b_esd[i])
+        rows.append({"name": f"B({site.label})", "refined": site.b_iso, "esd": esd, "published": b,
+                     "difference_over_esd": (site.b_iso - b) / esd if esd > 0 else None})  # fmt: skip
+    return rows
+
+
 def compare_lab6(result) -> list[dict]:
     """a against the SRM 660c certificate (4.156826(8) Å at 22.5 °C); x(B) against the literature start."""
     x, x_esd = _value(result, "x(B1)")
@@ -282,6 +342,15 @@ def main(argv=None) -> int:
         result, _ = lab6()
         report["lab6"] = {**_summary(result, time.perf_counter() - start), "comparison": compare_lab6(result)}
         _figures(result, result.model.pattern, parse_radiation("CuKa12"), args.figures, "lab6")
+    if "pbso4" in cases:
+        start = time.perf_counter()
+        result, start_model = pbso4()
+        report["pbso4"] = {
+            **_summary(result, time.perf_counter() - start),
+            "gsas_rwp": PBSO4_GSAS_RWP,
+            "comparison": compare_pbso4(result, start_model),
+        }
+        _figures(result, result.model.pattern, parse_radiation("CuKa12"), args.figures, "pbso4")
     if "gypsum" in cases:
         start = time.perf_counter()
         with_po = gypsum("auto")

@@ -1,6 +1,8 @@
 """Joint Rietveld refinement (gasolve.rietveld): the model against the scorer, derivatives of every parameter group
 against finite differences, a simulated pattern with known parameters given back within its esds, and the
-singular-matrix stop."""
+singular-matrix stop. The patterns here are simulated with neutral atoms and no anomalous dispersion
+(gasolve.diffraction.simulate), so the models that must reproduce them exactly are built with
+anomalous_dispersion=False; tests/test_scattering.py covers f', f''."""
 
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ def _pattern(structure, lo=15.0, hi=75.0, scale=3e-3, rng=None) -> ObservedPatte
 
 def test_intensities_equal_the_scorers(pbso4):
     pattern = _pattern(pbso4)
-    model = RietveldModel(pbso4, pattern, RADIATION, TRUE_PROFILE, background_terms=3)
+    model = RietveldModel(pbso4, pattern, RADIATION, TRUE_PROFILE, background_terms=3, anomalous_dispersion=False)
     problem = ScoringProblem.from_structure(pbso4, pattern, RADIATION, TRUE_PROFILE, 3)
     engine = Scorer(problem).intensities(pbso4.frac[None])[0]
     ours = dict(zip(map(tuple, model.hkl), model.intensities(model.x0), strict=True))
@@ -93,7 +95,8 @@ def test_simulated_pattern_gives_its_parameters_back(pbso4):
     start = start.with_frac(start.frac + np.array([[0, 0, 0]] * 4 + [[0, 0.01, 0]]))
     profile0 = replace(TRUE_PROFILE, caglioti=(0.015, -0.002, 0.005), eta=0.5, zero=0.0)
     # the last stage crawls along the U, V, W valley from this start: 42 cycles to the convergence test
-    result = refine(start, pattern, RADIATION, profile0, RefinementSettings(background_terms=3, max_iterations=60))
+    settings = RefinementSettings(background_terms=3, max_iterations=60, anomalous_dispersion=False)
+    result = refine(start, pattern, RADIATION, profile0, settings)
     assert result.error is None
     assert all(stage.converged for stage in result.stages), result.stages
     assert result.metrics.chi2 < 1.2  # Poisson noise only
@@ -149,14 +152,14 @@ def test_polar_group_holds_the_origin_and_refines_the_rest():
     truth = read_cif(shared_path("cif/aflow-prototypes/086_AB3C4_oP16_31_a_ab_2ab.cif"))
     truth = replace(truth, sites=tuple(replace(s, b_iso=0.8) for s in truth.sites))
     pattern = _pattern(truth, 15.0, 60.0)
-    model = RietveldModel(truth, pattern, RADIATION, TRUE_PROFILE, background_terms=3)
+    model = RietveldModel(truth, pattern, RADIATION, TRUE_PROFILE, background_terms=3, anomalous_dispersion=False)
     anchor = truth.elements.index("As")
     assert f"z({truth.sites[anchor].label})" not in model.layout.names
     others = [f"z({s.label})" for i, s in enumerate(truth.sites) if i != anchor]
     assert all(name in model.layout.names for name in others)
     x = model.x0.copy()
     x[model.layout.indices("coordinates")] += 0.004  # the free coordinates only: sites stay on their mirrors
-    settings = RefinementSettings(background_terms=3, groups=("coordinates",))
+    settings = RefinementSettings(background_terms=3, groups=("coordinates",), anomalous_dispersion=False)
     result = refine(model.structure_of(x), pattern, RADIATION, TRUE_PROFILE, settings)
     assert result.error is None
     assert np.isnan(result.coordinate_esd[anchor, 2])
@@ -170,7 +173,8 @@ def test_polar_group_holds_the_origin_and_refines_the_rest():
 def test_sites_a_little_off_their_mirror_are_refined_on_it(pbso4):
     # coordinates rounded as in a CIF: y = 0.2501 instead of 1/4 (0.5 mÅ off the mirror)
     nudged = pbso4.with_frac(pbso4.frac + np.array([[0, 1e-4, 0]] * 4 + [[0, 0, 0]]))
-    model = RietveldModel(nudged, _pattern(pbso4, 15.0, 40.0), RADIATION, TRUE_PROFILE, background_terms=3)
+    pattern = _pattern(pbso4, 15.0, 40.0)
+    model = RietveldModel(nudged, pattern, RADIATION, TRUE_PROFILE, background_terms=3, anomalous_dispersion=False)
     assert model.wyckoff == ("4c", "4c", "4c", "4c", "8d")
     assert list(model.multiplicity) == [4, 4, 4, 4, 8]
     assert model.chi2(model.x0) < 1e-9 * float(np.sum(model.pattern.weights * model.pattern.y_obs**2))

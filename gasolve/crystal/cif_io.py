@@ -54,6 +54,7 @@ def _from_small(small: gemmi.SmallStructure, block: gemmi.cif.Block, source: str
                 frac=(site.fract.x, site.fract.y, site.fract.z),
                 occupancy=site.occ if site.occ > 0 else 1.0,
                 b_iso=U_TO_B * site.u_iso,
+                charge=int(site.charge),
             )
             for site in small.sites
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 
 import gemmi
@@ -25,6 +26,25 @@ def element_symbol(text: str) -> str:
     return element.name
 
 
+_SPECIES = re.compile(r"^\s*([A-Za-z]{1,2})\s*(?:(\d*)([+-])|([+-])(\d*))?\s*$")
+
+
+def parse_species(text: str) -> tuple[str, int]:
+    """Element and charge of a species symbol: 'Ca2+' -> ('Ca', 2), 'F1-', 'F-' and 'F-1' -> ('F', -1), 'O' ->
+    ('O', 0). Raises InputError for anything else."""
+    match = _SPECIES.match(str(text))
+    if match is None:
+        raise InputError(f"unknown species {text!r}: expected an element symbol with an optional charge (Ca2+, F1-)")
+    symbol, digits_before, sign_after, sign_before, digits_after = match.groups()
+    element = element_symbol(symbol)
+    sign = sign_after or sign_before
+    if sign is None:
+        return element, 0
+    digits = digits_before if sign_after else digits_after
+    magnitude = int(digits) if digits else 1
+    return element, magnitude if sign == "+" else -magnitude
+
+
 @dataclass(frozen=True)
 class Site:
     """One independent atom.
@@ -33,12 +53,14 @@ class Site:
     ----------
     label : str
     element : str
-        Element symbol.
+        Element symbol. A species with a charge ('Ca2+', 'F1-') sets ``charge`` and keeps the element.
     frac : tuple of 3 float
         Fractional coordinates.
     occupancy : float
     b_iso : float
         Isotropic displacement parameter B (Å²).
+    charge : int
+        Formal charge (0: neutral atom). Only the Rietveld refinement uses it (ionic form factors).
     """
 
     label: str
@@ -46,9 +68,21 @@ class Site:
     frac: tuple[float, float, float]
     occupancy: float = 1.0
     b_iso: float = 0.0
+    charge: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "element", element_symbol(self.element))
+        text = str(self.element)
+        if "+" in text or "-" in text:
+            element, charge = parse_species(text)
+            if self.charge not in (0, charge):
+                raise InputError(f"site {self.label}: species {text!r} contradicts charge {self.charge}")
+            object.__setattr__(self, "charge", charge)
+        else:
+            element = element_symbol(text)
+        if isinstance(self.charge, bool) or int(self.charge) != self.charge:
+            raise InputError(f"site {self.label}: charge must be an integer, got {self.charge!r}")
+        object.__setattr__(self, "charge", int(self.charge))
+        object.__setattr__(self, "element", element)
         if len(self.frac) != 3 or not all(math.isfinite(float(x)) for x in self.frac):
             raise InputError(f"site {self.label}: fractional coordinates must be 3 finite numbers")
         object.__setattr__(self, "frac", tuple(float(x) for x in self.frac))

@@ -5,12 +5,18 @@ y_calc = s P(cell, zero, profile) I(x, B, cell, r) + B_bg c, with P the peak-sha
 :mod:`gasolve.diffraction.form_factors` and the symmetry terms of :func:`gasolve.scoring.problem.symmetry_terms`
 (the same sum over operators as the scoring kernels), and the Chebyshev background of
 :mod:`gasolve.diffraction.background`. The reflection list is generated once (with a margin on d) and the d of each
-reflection follows the refined reciprocal metric, as in the Le Bail fit. I = |F|² times the March-Dollase
+reflection follows the refined reciprocal metric, as in the Le Bail fit. Each site scatters with
+f = f0 + f' + i f'': f0 of the neutral atom (IT92) or, for a site whose species carries a charge, of the ion
+(Waasmaier-Kirfel), and by default the anomalous dispersion f', f'' of :mod:`gasolve.diffraction.dispersion` for the
+radiation. With f'' the Friedel mates differ in a non-centrosymmetric structure, and a powder line holds both:
+I = (|F(h)|² + |F(-h)|²)/2, with F(-h) = Σ_j f_j T_j Σ_ops e^{-2πi(hRx + ht)} (the same f_j, not its conjugate).
+I = |F|² times the March-Dollase
 correction of :mod:`gasolve.rietveld.orientation` when a preferred-orientation direction is given. Restraints
 (:mod:`gasolve.rietveld.restraints`) add their squared residuals to χ².
 
 Derivatives of the peak part P I: analytic for the coordinates, B and the March-Dollase r
-(∂I/∂x = 2 Re(F* ∂F/∂x) P_MD with ∂F/∂x = 2πi f h R e^{2πi(hRx + ht)}, ∂F/∂B = -s² f e^{...};
+(∂I/∂x = 2 Re(F* ∂F/∂x) P_MD with ∂F/∂x = 2πi f h R e^{2πi(hRx + ht)}, ∂F/∂B = -s² f e^{...}; with f'' the
+mean of that over h and -h;
 ∂I/∂r = |F|² ∂P_MD/∂r), central differences for the cell, zero shift and profile, which move the peaks.
 Restraint derivatives: central differences (cheap: no pattern).
 
@@ -33,7 +39,9 @@ from gasolve.crystal.special_positions import settle
 from gasolve.crystal.structure import Structure
 from gasolve.crystal.wyckoff import SiteMap
 from gasolve.diffraction.background import chebyshev_basis
-from gasolve.diffraction.form_factors import debye_waller, form_factor
+from gasolve.diffraction.dispersion import Dispersion
+from gasolve.diffraction.dispersion import anomalous_dispersion as dispersion_for
+from gasolve.diffraction.form_factors import debye_waller, species_form_factor
 from gasolve.diffraction.profile import PeakProfile, build_peak_matrix, peak_positions
 from gasolve.diffraction.reflections import ReflectionList, generate_reflections
 from gasolve.diffraction.wavelength import Radiation
@@ -94,6 +102,8 @@ class RietveldModel:
         :meth:`set_orientation` changes it.
     restraints : sequence of Restraint
         Soft restraints (images chosen at the starting model).
+    anomalous_dispersion : bool
+        Add f' and f'' of the radiation (Chantler, mean over its lines) to every atom's form factor.
     """
 
     def __init__(
@@ -107,6 +117,7 @@ class RietveldModel:
         displacement: bool = False,
         preferred_orientation: tuple[int, int, int] | None = None,
         restraints=(),
+        anomalous_dispersion: bool = True,
     ):
         if b_per not in ("site", "element"):
             raise InputError(f"b_per must be 'site' or 'element', got {b_per!r}")
@@ -123,6 +134,14 @@ class RietveldModel:
         self.labels = [s.label for s in structure.sites]
         self.elements = structure.elements
         self.occupancy = np.array([s.occupancy for s in structure.sites])
+        self.charges = [s.charge for s in structure.sites]
+        #: f' and f'' (Chantler) of every element, or None without anomalous dispersion.
+        self.dispersion: Dispersion | None = dispersion_for(self.elements, radiation) if anomalous_dispersion else None
+        pairs = [self.dispersion.of(el) for el in self.elements] if self.dispersion else [(0.0, 0.0)] * len(self.labels)
+        self.f_prime = np.array([p[0] for p in pairs])
+        self.f_double_prime = np.array([p[1] for p in pairs])
+        for element, charge in zip(self.elements, self.charges, strict=True):
+            species_form_factor(element, charge, np.zeros(1))  # an ion the table lacks fails here, not mid-fit
 
         # A CIF's rounded coordinates put a site a little off its special position: put it on, so that it is
         # refined as a Wyckoff site (within SNAP_DISTANCE; a site further off is taken as general).
@@ -338,18 +357,20 @@ class RietveldModel:
         return near & ~outside
 
     def _site_terms(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Scattering power w (n_sites, n_refl), the operator sums E (n_sites, n_refl), their derivatives
-        dE/dfrac (n_sites, 3, n_refl) and stol2 (n_refl,)."""
+        """Scattering power w (n_sites, n_refl; complex with f''), the operator sums E (n_sites, n_refl), their
+        derivatives dE/dfrac (n_sites, 3, n_refl) and stol2 (n_refl,)."""
         reflections = self.reflections(x)
         stol2 = reflections.stol2
         b_iso = self.b_iso(x)
         scale = self.occupancy * self.multiplicity / self.space_group.n_ops * self.symmetry_factor
         w = np.array(
             [
-                form_factor(el, stol2) * debye_waller(b, stol2) * s
-                for el, b, s in zip(self.elements, b_iso, scale, strict=True)
+                (species_form_factor(el, q, stol2) + fp) * debye_waller(b, stol2) * s
+                for el, q, fp, b, s in zip(self.elements, self.charges, self.f_prime, b_iso, scale, strict=True)
             ]
         )
+        if np.any(self.f_double_prime):
+            w = w + 1j * (self.f_double_prime * scale)[:, None] * debye_waller(b_iso, stol2)
         phase = 2.0 * np.pi * (np.einsum("sak,ja->sjk", self.hr, self.frac(x)) + self.ht[:, None, :])
         if self.centric:
             e = np.cos(phase).sum(axis=0)
@@ -361,9 +382,11 @@ class RietveldModel:
         return w, e, de, stol2
 
     def structure_factors_squared(self, x: np.ndarray) -> np.ndarray:
-        """|F|² of every reflection, shape (n_refl,)."""
+        """|F|² of every reflection, shape (n_refl,): the mean of |F(h)|² and |F(-h)|² (equal without f'')."""
         w, e, _, _ = self._site_terms(x)
-        return np.abs(np.sum(w * e, axis=0)) ** 2
+        if not np.iscomplexobj(w):
+            return np.abs(np.sum(w * e, axis=0)) ** 2
+        return 0.5 * (np.abs(np.sum(w * e, axis=0)) ** 2 + np.abs(np.sum(w * np.conj(e), axis=0)) ** 2)
 
     def intensities(self, x: np.ndarray) -> np.ndarray:
         """|F|² times the March-Dollase correction of every reflection, shape (n_refl,)."""
@@ -375,13 +398,22 @@ class RietveldModel:
         w, e, de, stol2 = self._site_terms(x)
         f = np.sum(w * e, axis=0)
         po, d_po = self.orientation_factor(x)
-        d_frac = 2.0 * np.real(np.conj(f)[None, None, :] * w[:, None, :] * de)  # (n_sites, 3, n_refl)
+        if np.iscomplexobj(w):  # the mean over h and -h: F(-h) sums w e* (module docstring)
+            f_minus = np.sum(w * np.conj(e), axis=0)
+            d_frac = np.real(np.conj(f)[None, None, :] * w[:, None, :] * de)
+            d_frac += np.real(np.conj(f_minus)[None, None, :] * w[:, None, :] * np.conj(de))
+            d_site_b = np.real((np.conj(f)[None, :] * e + np.conj(f_minus)[None, :] * np.conj(e)) * w)
+            d_site_b *= -stol2[None, :]
+            squared = 0.5 * (np.abs(f) ** 2 + np.abs(f_minus) ** 2)
+        else:
+            d_frac = 2.0 * np.real(np.conj(f)[None, None, :] * w[:, None, :] * de)  # (n_sites, 3, n_refl)
+            d_site_b = 2.0 * np.real(np.conj(f)[None, :] * (-stol2)[None, :] * w * e)  # (n_sites, n_refl)
+            squared = np.abs(f) ** 2
         d_genome = np.einsum("sia,sik->sak", self.site_map.matrix, d_frac).reshape(-1, len(f))
-        d_site_b = 2.0 * np.real(np.conj(f)[None, :] * (-stol2)[None, :] * w * e)  # (n_sites, n_refl)
         d_b = self.b_map.T @ d_site_b
         columns = np.concatenate([d_genome[self.free_slots], d_b]) * po[None, :]
         if self.po_direction is not None:
-            columns = np.concatenate([columns, (np.abs(f) ** 2 * d_po)[None, :]])
+            columns = np.concatenate([columns, (squared * d_po)[None, :]])
         return columns.T
 
     def peaks(self, x: np.ndarray) -> np.ndarray:

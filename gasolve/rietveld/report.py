@@ -3,7 +3,9 @@
 CIF items: the cell and its esds, coordinates and U_iso with esds in the IUCr notation 0.18820(12), and the
 powder refinement items of the pdCIF dictionary (_pd_proc_ls_prof_R_factor = Rp, _pd_proc_ls_prof_wR_factor =
 Rwp, _pd_proc_ls_prof_wR_expected = Rexp, _refine_ls_goodness_of_fit_all = sqrt(χ²), _refine_ls_R_I_factor =
-R_Bragg, _pd_proc_ls_pref_orient_corr = the March-Dollase direction and r, _refine_ls_number_restraints).
+R_Bragg, _pd_proc_ls_pref_orient_corr = the March-Dollase direction and r, _refine_ls_number_restraints), and the
+atom types with the source of their form factors (_atom_type_scat_source) and the anomalous dispersion used
+(_atom_type_scat_dispersion_real, _imag, _source). A charged site's _atom_site_type_symbol keeps its charge (Ca2+).
 The text report (:func:`parameter_table`) lists every refined parameter with its esd, the correlations above
 0.9, the restraints and their χ², and the stages.
 """
@@ -17,6 +19,8 @@ import numpy as np
 
 from gasolve.crystal.cif_io import COORDINATE_DECIMALS, add_cell_and_symmetry, with_esd
 from gasolve.crystal.structure import U_TO_B
+from gasolve.diffraction import dispersion
+from gasolve.diffraction.form_factors import species_name
 from gasolve.diffraction.profile import peak_positions
 from gasolve.diffraction.wavelength import Radiation
 from gasolve.rietveld.staged import RefinementResult
@@ -41,7 +45,9 @@ def format_refined_cif(result: RefinementResult, comments: list[str] | None = No
             for x, e in zip(site.frac, result.coordinate_esd[i], strict=True)
         ]
         u_iso = with_esd(site.b_iso / U_TO_B, float(result.b_esd[i]) / U_TO_B, decimals_plain=5)
-        atoms.add_row([gemmi.cif.quote(site.label), site.element, *coordinates, f"{site.occupancy:.4f}", u_iso, "Uiso"])
+        species = species_name(site.element, site.charge)
+        atoms.add_row([gemmi.cif.quote(site.label), species, *coordinates, f"{site.occupancy:.4f}", u_iso, "Uiso"])
+    _add_atom_types(block, result)
     m = result.metrics
     block.set_pair("_pd_proc_ls_prof_R_factor", f"{m.rp:.5f}")
     block.set_pair("_pd_proc_ls_prof_wR_factor", f"{m.rwp:.5f}")
@@ -58,6 +64,45 @@ def format_refined_cif(result: RefinementResult, comments: list[str] | None = No
     block.set_pair("_pd_proc_number_of_points", str(m.n_points))
     header = "".join(f"# {line}\n" for line in (comments or []))
     return header + document.as_string()
+
+
+#: _atom_type_scat_source of a neutral atom and of an ion (:mod:`gasolve.diffraction.form_factors`).
+F0_SOURCE_ATOM = "International Tables Vol. C (1992) Table 6.1.1.4 (gemmi)"
+F0_SOURCE_ION = "Waasmaier & Kirfel (1995) Acta Cryst. A51, 416 (xraydb)"
+
+
+def atom_types(result: RefinementResult) -> list[dict]:
+    """One entry per distinct species of the model: symbol ('Ca2+'), f0 source, f' and f'' (electrons, None when
+    anomalous dispersion was off)."""
+    model = result.model
+    types: dict[str, dict] = {}
+    for site in result.structure.sites:
+        symbol = species_name(site.element, site.charge)
+        if symbol in types:
+            continue
+        f1, f2 = model.dispersion.of(site.element) if model.dispersion is not None else (None, None)
+        types[symbol] = {
+            "symbol": symbol,
+            "scat_source": F0_SOURCE_ION if site.charge else F0_SOURCE_ATOM,
+            "dispersion_real": f1,
+            "dispersion_imag": f2,
+        }
+    return list(types.values())
+
+
+def _add_atom_types(block: gemmi.cif.Block, result: RefinementResult) -> None:
+    """The _atom_type_ loop: form-factor source and, when used, anomalous dispersion with its source."""
+    with_dispersion = result.model.dispersion is not None
+    columns = ["symbol", "scat_source"]
+    if with_dispersion:
+        columns += ["scat_dispersion_real", "scat_dispersion_imag", "scat_dispersion_source"]
+    loop = block.init_loop("_atom_type_", columns)
+    for entry in atom_types(result):
+        row = [entry["symbol"], gemmi.cif.quote(entry["scat_source"])]
+        if with_dispersion:
+            row += [f"{entry['dispersion_real']:.4f}", f"{entry['dispersion_imag']:.4f}"]
+            row.append(gemmi.cif.quote(f"{dispersion.SOURCE}, {result.model.radiation.name}"))
+        loop.add_row(row)
 
 
 def _finite(value: float) -> float | None:
@@ -147,6 +192,7 @@ def refinement_summary(result: RefinementResult) -> dict:
             {
                 "label": site.label,
                 "element": site.element,
+                "species": species_name(site.element, site.charge),
                 "frac": list(site.frac),
                 "frac_esd": [_finite(e) for e in result.coordinate_esd[i]],
                 "b_iso": site.b_iso,
@@ -156,6 +202,8 @@ def refinement_summary(result: RefinementResult) -> dict:
         ],
         "correlations_above_0.9": [{"a": a, "b": b, "correlation": c} for a, b, c in unc.high_correlations],
         "preferred_orientation": preferred_orientation(result),
+        "atom_types": atom_types(result),
+        "anomalous_dispersion_source": dispersion.SOURCE if result.model.dispersion is not None else None,
         "restraints": [
             {"name": r.name, "value": r.value, "target": r.target, "sigma": r.sigma, "chi2": r.chi2}
             for r in result.restraints

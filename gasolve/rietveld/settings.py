@@ -12,12 +12,14 @@ The table (every key optional; the defaults refine everything the data can carry
     preferred_orientation = "auto"      # "auto" (the best low-index direction, kept only if significant),
                                         # [h, k, l] (March-Dollase along that reciprocal-lattice direction) or "off"
     max_iterations = 30                 # least-squares cycles per stage
+    anomalous_dispersion = true         # f', f'' of the radiation (Chantler, via xraydb) on every atom
     restraints = [                      # soft restraints, added to chi^2 as ((value - target) / sigma)^2
         {atoms = ["S1", "O1"], distance = 1.47, sigma = 0.01},          # Å, nearest symmetry image
         {atoms = ["O1", "S1", "O2"], angle = 109.5, sigma = 1.0},       # degrees, at the middle atom
     ]
 
-Scale and background are linear and always solved exactly (their terms: ``[pattern.background] terms``).
+Sites whose species carries a charge (a CIF's ``_atom_site_type_symbol`` Ca2+, F1-) scatter with the ion's form
+factor. Scale and background are linear and always solved exactly (their terms: ``[pattern.background] terms``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,15 @@ from gasolve.errors import InputError
 GROUPS = ("cell", "zero", "profile", "preferred_orientation", "coordinates", "b_iso")
 #: The groups a ``[refinement]`` table switches with a boolean.
 _SWITCHES = ("cell", "zero", "profile", "coordinates")
-_KEYS = (*_SWITCHES, "displacement", "b_iso", "preferred_orientation", "max_iterations", "restraints")
+_KEYS = (
+    *_SWITCHES,
+    "displacement",
+    "b_iso",
+    "preferred_orientation",
+    "max_iterations",
+    "anomalous_dispersion",
+    "restraints",
+)
 _B_CHOICES = ("site", "element", "off")
 
 
@@ -95,6 +105,8 @@ class RefinementSettings:
         March-Dollase direction (reciprocal-lattice indices), "auto" to let the refinement choose among the
         low-index ones, None for none. Ignored unless "preferred_orientation" is in ``groups``.
     restraints : tuple of Restraint
+    anomalous_dispersion : bool
+        Add f' and f'' of the radiation to every atom's form factor (:mod:`gasolve.diffraction.dispersion`).
     """
 
     groups: tuple[str, ...] = GROUPS
@@ -105,6 +117,7 @@ class RefinementSettings:
     shift_tolerance: float = 0.01
     preferred_orientation: str | tuple[int, int, int] | None = "auto"
     restraints: tuple[Restraint, ...] = ()
+    anomalous_dispersion: bool = True
 
     def __post_init__(self) -> None:
         unknown = set(self.groups) - set(GROUPS)
@@ -180,6 +193,9 @@ def parse_refinement(data: Any, source: str) -> RefinementSettings:
         po = tuple(po)
     if po is not None:
         groups.append("preferred_orientation")
+    dispersion = data.get("anomalous_dispersion", True)
+    if not isinstance(dispersion, bool):
+        raise error("anomalous_dispersion", f"expected true or false, got {dispersion!r}")
     iterations = data.get("max_iterations", 30)
     if type(iterations) is not int or iterations < 1:
         raise error("max_iterations", f"expected a positive integer, got {iterations!r}")
@@ -194,6 +210,7 @@ def parse_refinement(data: Any, source: str) -> RefinementSettings:
         max_iterations=iterations,
         preferred_orientation=po,
         restraints=parsed,
+        anomalous_dispersion=dispersion,
     )
 
 
@@ -235,6 +252,7 @@ def refinement_table(settings: RefinementSettings) -> dict[str, Any]:
         "off" if po is None or "preferred_orientation" not in settings.groups else po if po == "auto" else list(po)
     )
     table["max_iterations"] = settings.max_iterations
+    table["anomalous_dispersion"] = settings.anomalous_dispersion
     if settings.restraints:
         table["restraints"] = [
             {"atoms": list(r.atoms), r.kind: r.target, "sigma": r.sigma} for r in settings.restraints

@@ -177,6 +177,7 @@ def refine(
         displacement=settings.displacement,
         preferred_orientation=candidates[0] if po == "auto" else po,
         restraints=settings.restraints,
+        anomalous_dispersion=settings.anomalous_dispersion,
     )
     lower = _lower_bounds(model)
     x = model.x0.copy()
