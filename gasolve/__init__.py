@@ -5,4 +5,8 @@ a multipopulation real-coded genetic algorithm scored by a full-profile Rietveld
 convolutional network that recognises correctly placed atoms from the difference profile.
 """
 
+from gasolve.threads import set_thread_defaults
+
+set_thread_defaults()
+
 __version__ = "0.1.0"

@@ -15,6 +15,7 @@ import scipy.optimize
 
 from gasolve.crystal.origin import origin_fixing_slots
 from gasolve.scoring.protocol import ModelScorer
+from gasolve.threads import blas_single_thread
 
 
 @dataclass(frozen=True)
@@ -56,14 +57,15 @@ def refine_coordinates(
         return float(rwp[0]), gradient[0].ravel()
 
     before = float(scorer.rwp(frac[None])[0])
-    result = scipy.optimize.minimize(
-        objective,
-        start,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxiter": max_iterations, "ftol": 1e-12, "gtol": 1e-9},
-    )
+    with blas_single_thread():  # L-BFGS-B's vector operations must not contend with the kernels' threads
+        result = scipy.optimize.minimize(
+            objective,
+            start,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": max_iterations, "ftol": 1e-12, "gtol": 1e-9},
+        )
     refined = result.x.reshape(shape)
     after = float(scorer.rwp(refined[None])[0])
     if after > before:  # never hand back something worse than the input

@@ -81,16 +81,20 @@ def race_loop(fitted, observed, state, settings, total: float, runner, save, pro
     ``save(state)`` after every finished run and rung. Returns the final state (KeyboardInterrupt propagates)."""
     from gasolve import pipeline
     from gasolve.hypotheses import race
+    from gasolve.parallel import Runner
 
     shared = runner.share(observed)
+    here = Runner(None)
     while not state.stop:
         plan = race.plan_rung(state, settings, total)
         if not plan:
             return race.conclude(state, "no run left to advance within the budget")
+        # A lone run (one hypothesis, or the last one left) runs here on every core rather than on one worker's.
+        alone = len(plan) == 1 and runner.own_cluster
         calls = {
             i: (
                 race.hypothesis_config(fitted, state.lanes[i].hypothesis, target),
-                shared,
+                observed if alone else shared,
                 state.lanes[i].record,
                 target,
                 state.noise_chi2,
@@ -98,7 +102,7 @@ def race_loop(fitted, observed, state, settings, total: float, runner, save, pro
             )
             for i, target in plan.items()
         }
-        for i, outcome, error in runner.run(race.advance, calls):
+        for i, outcome, error in (here if alone else runner).run(race.advance, calls):
             if error is not None:
                 outcome = {"error": f"{type(error).__name__}: {error}"}
                 print(f"hypothesis {i + 1} failed: {outcome['error']}", file=sys.stderr)
