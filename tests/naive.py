@@ -565,3 +565,47 @@ def holohedral_absence(symbol: str, holohedry: str, hkl) -> list[bool]:
         orbit = {tuple(int(x) for x in np.asarray(h) @ r) for r in rotations}
         out.append(all(ops.is_systematically_absent(list(k)) for k in orbit))
     return out
+
+
+def anomalous_powder_intensities(
+    hkl: np.ndarray,
+    d_spacing: np.ndarray,
+    species: list[str],
+    frac: np.ndarray,
+    occupancy: np.ndarray,
+    b_iso: np.ndarray,
+    f0,
+    f_prime: dict[str, float],
+    f_double_prime: dict[str, float],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Powder intensity of each reflection with complex scattering factors, one atom and one reflection at a time.
+
+    f = f0(s) + f' + i f'' (International Tables Vol. C, 4.2.6), the same f for h and -h, so that
+    |F(h)|² ≠ |F(-h)|² in a non-centrosymmetric structure; a powder line holds both: I = (|F(h)|² + |F(-h)|²) / 2.
+
+    Parameters
+    ----------
+    hkl : ndarray, shape (n_refl, 3)
+    d_spacing : ndarray, shape (n_refl,), Å
+    species, frac, occupancy, b_iso : every atom of the cell (:func:`expand_cell`), species as keys of the tables.
+    f0 : callable (species, s² in Å⁻²) -> electrons
+    f_prime, f_double_prime : dict species -> electrons
+
+    Returns
+    -------
+    intensity, f_plus_squared, f_minus_squared : ndarray, shape (n_refl,) each
+    """
+    plus = np.zeros(len(hkl))
+    minus = np.zeros(len(hkl))
+    for k in range(len(hkl)):
+        h = np.asarray(hkl[k], dtype=float)
+        s2 = 0.25 / float(d_spacing[k]) ** 2
+        f_h = 0j
+        f_minus_h = 0j
+        for name, x, occ, b in zip(species, frac, occupancy, b_iso, strict=True):
+            f = complex(float(f0(name, s2)) + f_prime[name], f_double_prime[name]) * occ * math.exp(-b * s2)
+            f_h += f * np.exp(2j * np.pi * float(h @ x))
+            f_minus_h += f * np.exp(-2j * np.pi * float(h @ x))
+        plus[k] = abs(f_h) ** 2
+        minus[k] = abs(f_minus_h) ** 2
+    return 0.5 * (plus + minus), plus, minus

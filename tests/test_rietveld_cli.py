@@ -57,6 +57,8 @@ def test_refine_writes_cif_with_esds_and_strict_json(tmp_path):
             "background": {"terms": 3},
             "profile": profile_table(PROFILE),
         },
+        # simulate() has neutral atoms and no f', f'': refine the same model (with them, χ² is 1.47 here)
+        "refinement": {"anomalous_dispersion": False},
         "output": {"dir": "out"},
     }
     (tmp_path / "run.toml").write_text(toml_text(config, []), encoding="utf-8")
@@ -169,4 +171,16 @@ def test_refine_bad_refinement_key_exits_2(tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "run.toml" in err and "O9" in err and "restraints" in err
+    assert not (tmp_path / "out" / "refined.cif").exists()
+
+
+def test_refine_ion_without_a_form_factor_exits_2_naming_file_and_site(tmp_path, capsys):
+    arguments, _ = _simulated_run(tmp_path, {})
+    model = tmp_path / "start.cif"
+    text = model.read_text(encoding="utf-8")
+    model.write_text(text.replace("S2 S ", "S2 S6+ "), encoding="utf-8")  # the Waasmaier-Kirfel table has no S6+
+    assert read_cif(model).sites[1].charge == 6
+    assert main(arguments) == 2
+    err = capsys.readouterr().err
+    assert "start.cif: site S2" in err and "S6+" in err
     assert not (tmp_path / "out" / "refined.cif").exists()

@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     from gasolve.config import load_observed, load_run_config
     from gasolve.crystal.cif_io import read_cif
+    from gasolve.diffraction.form_factors import check_species
     from gasolve.errors import InputError
     from gasolve.pipeline import rietveld_refinement
     from gasolve.rietveld.outputs import write_refinement
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--max-iterations must be at least 1, got {args.max_iterations}")
     config = load_run_config(args.config)
     structure = read_cif(args.model)
+    check_species(structure.sites, str(args.model))  # before a Le Bail fit: an ion without a form factor
     observed = load_observed(config)
     pattern = config.pattern
     profile = pattern.profile

@@ -70,6 +70,19 @@ def species_form_factor(element: str, charge: int, stol2: np.ndarray) -> np.ndar
     return np.asarray(xraydb.f0(name, np.sqrt(stol2).ravel()), dtype=float).reshape(stol2.shape)
 
 
+def check_species(sites, source: str | None = None) -> None:
+    """Raise InputError, naming ``source`` (the file) and the site, for a site whose ion the f0 table lacks.
+
+    ``sites``: objects with ``label``, ``element`` and ``charge`` (:class:`gasolve.crystal.structure.Site`).
+    """
+    for site in sites:
+        try:
+            species_form_factor(site.element, site.charge, np.zeros(1))
+        except InputError as error:
+            where = f"{source}: site {site.label}" if source else f"site {site.label}"
+            raise InputError(error.message, where) from None
+
+
 def debye_waller(b_iso: float | np.ndarray, stol2: np.ndarray) -> np.ndarray:
     """Isotropic Debye-Waller factor exp(-B s²), B in Å², s² = (sin θ / λ)² in Å⁻²."""
     return np.exp(-np.multiply.outer(np.asarray(b_iso, dtype=float), np.asarray(stol2, dtype=float)))

@@ -41,7 +41,7 @@ from gasolve.crystal.wyckoff import SiteMap
 from gasolve.diffraction.background import chebyshev_basis
 from gasolve.diffraction.dispersion import Dispersion
 from gasolve.diffraction.dispersion import anomalous_dispersion as dispersion_for
-from gasolve.diffraction.form_factors import debye_waller, species_form_factor
+from gasolve.diffraction.form_factors import check_species, debye_waller, species_form_factor
 from gasolve.diffraction.profile import PeakProfile, build_peak_matrix, peak_positions
 from gasolve.diffraction.reflections import ReflectionList, generate_reflections
 from gasolve.diffraction.wavelength import Radiation
@@ -140,8 +140,7 @@ class RietveldModel:
         pairs = [self.dispersion.of(el) for el in self.elements] if self.dispersion else [(0.0, 0.0)] * len(self.labels)
         self.f_prime = np.array([p[0] for p in pairs])
         self.f_double_prime = np.array([p[1] for p in pairs])
-        for element, charge in zip(self.elements, self.charges, strict=True):
-            species_form_factor(element, charge, np.zeros(1))  # an ion the table lacks fails here, not mid-fit
+        check_species(structure.sites)  # an ion the f0 table lacks fails here, not mid-fit
 
         # A CIF's rounded coordinates put a site a little off its special position: put it on, so that it is
         # refined as a Wyckoff site (within SNAP_DISTANCE; a site further off is taken as general).
