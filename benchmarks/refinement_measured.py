@@ -4,8 +4,13 @@ orientation (riet-serv lab pattern). Numbers and figures quoted in docs/refineme
 
 Usage::
 
-    python benchmarks/refinement_measured.py [--only corundum,nac,gypsum] [--figures docs/figures]
-        [--json benchmarks/results/refinement_measured.json]
+    python benchmarks/refinement_measured.py [--only corundum,nac,lab6,pbso4,gypsum] [--figures docs/figures]
+        [--json benchmarks/results/refinement_measured.json] [--neutral] [--no-dispersion]
+
+Scattering factors: each site takes the species of its CIF's ``_atom_site_type_symbol`` (NAC: Ca2+, Al3+, Na1+,
+F1-, as GSAS used; corundum: Al3+, O2-; PbSO4 and LaB6: neutral atoms), and anomalous dispersion f', f'' of the
+radiation is on, as in the refinement's defaults. ``--neutral`` takes every site as the neutral atom and
+``--no-dispersion`` leaves f', f'' out; such runs are stored under ``variants`` in the JSON, not over the defaults.
 
 Each case starts from the published model; the profile (Caglioti U, V, W, η, zero) comes from gasolve's Le Bail
 fit on the published cell unless one is given (``PROFILES``: the values that fit gives, so that the slow tests in
@@ -23,6 +28,7 @@ import csv
 import gzip
 import json
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -67,17 +73,34 @@ def lebail_profile(
     return fitted.profile, fitted.cell
 
 
+#: Scattering factors of the runs: the CIF's species (ions where it gives charges) and anomalous dispersion, unless
+#: main() is told otherwise (module docstring).
+SCATTERING = {"neutral": False, "dispersion": True}
+
+
+def _model(path: Path):
+    """The CIF's structure, its sites made neutral when SCATTERING says so."""
+    structure = read_cif(path)
+    if SCATTERING["neutral"]:
+        structure = replace(structure, sites=tuple(replace(s, charge=0) for s in structure.sites))
+    return structure
+
+
+def _settings(settings: RefinementSettings | None, **defaults) -> RefinementSettings:
+    settings = settings or RefinementSettings(**defaults)
+    return replace(settings, anomalous_dispersion=SCATTERING["dispersion"])
+
+
 def _lab_refinement(start: Path, pattern_file: Path, terms: int, profile, settings):
     """Refine the CIF ``start`` against a laboratory Cu Kα1+2 pattern with ``terms`` background terms; the profile
     and cell from gasolve's Le Bail fit unless ``profile`` is given."""
-    structure = read_cif(start)
+    structure = _model(start)
     pattern = read_pattern(pattern_file)
     radiation = parse_radiation("CuKa12")
     if profile is None:
         profile, cell = lebail_profile(structure, pattern, radiation, terms)
         structure = replace(structure, cell=cell)
-    settings = settings or RefinementSettings(background_terms=terms)
-    return refine(structure, pattern, radiation, profile, settings)
+    return refine(structure, pattern, radiation, profile, _settings(settings, background_terms=terms))
 
 
 def corundum(profile: PeakProfile | None = None, settings: RefinementSettings | None = None):
@@ -100,7 +123,7 @@ def nac(
     unpolarised laboratory form, as before it could be set.
     """
     folder = MEASURED / "NAC-11BM-synchrotron"
-    structure = read_cif(folder / "NAC.cif")
+    structure = _model(folder / "NAC.cif")
     full = read_pattern(folder / "11BM_NAC_converted.xye")
     keep = (full.two_theta >= lo) & (full.two_theta <= hi)
     pattern = ObservedPattern(full.two_theta[keep], full.y_obs[keep], full.sigma[keep])
@@ -110,7 +133,7 @@ def nac(
         structure = replace(structure, cell=cell)
     else:
         profile = replace(profile, polarisation=polarisation)
-    settings = settings or RefinementSettings(background_terms=10)
+    settings = _settings(settings, background_terms=10)
     return refine(structure, pattern, radiation, profile, settings), read_cif(folder / "NAC.cif")
 
 
@@ -143,8 +166,8 @@ def pbso4(settings: RefinementSettings | None = None):
     from gasolve.config import load_observed, load_run_config
 
     config = load_run_config(ROOT / "examples" / "PbSO4.toml")
-    structure = read_cif(MEASURED / "PbSO4-lab-CuKa" / "PBSO4X_refined_phase1.cif")
-    settings = settings or RefinementSettings(background_terms=config.pattern.background_terms, max_iterations=12)
+    structure = _model(MEASURED / "PbSO4-lab-CuKa" / "PBSO4X_refined_phase1.cif")
+    settings = _settings(settings, background_terms=config.pattern.background_terms, max_iterations=12)
     result = refine(structure, load_observed(config), config.pattern.radiation, PBSO4_LEBAIL_PROFILE, settings)
     return result, structure
 
@@ -166,9 +189,9 @@ def compare_pbso4(result, start) -> list[dict]:
     for k, name in enumerate("abc"):
         published, published_esd = PBSO4_GSAS_CELL[k]
         esd = float(result.cell_esd[k])
-        rows.append({"name": name, "refined": cell[k], "esd": esd, "published": published,
-                     "published_esd": published_esd,
-                     "difference_over_combined_esd": (cell[k] - published) / float(np.hypot(esd, published_esd))})  # fmt: skip
+        combined = float(np.hypot(esd, published_esd))
+        row = {"name": name, "refined": cell[k], "esd": esd, "published": published, "published_esd": published_esd}
+        rows.append({**row, "difference_over_combined_esd": (cell[k] - published) / combined})
     for site, reference in zip(result.structure.sites, start.sites, strict=True):
         images = result.structure.space_group.orbit(np.array(reference.frac))
         delta = images - np.array(site.frac)
@@ -234,8 +257,8 @@ def gypsum_pattern(lo: float = 8.0, hi: float = 70.0, window: float = 0.35) -> O
 def gypsum(preferred_orientation="auto"):
     """Refine gypsum with March-Dollase chosen by the refinement ("auto") or none (None)."""
     profile = PeakProfile(caglioti=(0.01, -0.005, 0.006), eta=0.5, axial=0.02)
-    settings = RefinementSettings(
-        background_terms=6, b_per="element", preferred_orientation=preferred_orientation, max_iterations=20
+    settings = _settings(
+        None, background_terms=6, b_per="element", preferred_orientation=preferred_orientation, max_iterations=20
     )
     return refine(gypsum_start(), gypsum_pattern(), parse_radiation("CuKa12"), profile, settings)
 
@@ -302,8 +325,11 @@ def _figures(result, observed, radiation, folder: Path, name: str) -> None:
 
 
 def _summary(result, seconds: float) -> dict:
+    from gasolve.rietveld.report import atom_types
+
     m = result.metrics
     return {
+        "atom_types": atom_types(result),
         "rwp": m.rwp, "rp": m.rp, "rexp": m.rexp, "chi2": m.chi2, "r_bragg": result.r_bragg,
         "n_points": m.n_points, "n_parameters": m.n_parameters, "seconds": seconds,
         "po_direction": result.po_direction, "stages": [(s.name, s.rwp, s.iterations, s.note) for s in result.stages],
@@ -316,12 +342,21 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="corundum,nac,gypsum,lab6")
     parser.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "refinement_measured.json")
+    parser.add_argument("--neutral", action="store_true", help="neutral atoms on every site (not the CIF's ions)")
+    parser.add_argument("--no-dispersion", action="store_true", help="leave out f', f''")
     args = parser.parse_args(argv)
     cases = args.only.split(",")
     args.figures.mkdir(parents=True, exist_ok=True)
-    report: dict = {}
+    stored: dict = {}
     if args.json.exists():
-        report = json.loads(args.json.read_text())
+        stored = json.loads(args.json.read_text())
+    SCATTERING.update(neutral=args.neutral, dispersion=not args.no_dispersion)
+    variant = ", ".join(
+        [*(["neutral atoms"] if args.neutral else []), *(["no anomalous dispersion"] if args.no_dispersion else [])]
+    )
+    report = stored.setdefault("variants", {}).setdefault(variant, {}) if variant else stored
+    if variant:
+        args.figures = Path(tempfile.mkdtemp(prefix="refinement_variant_"))  # the docs' figures show the defaults
     if "corundum" in cases:
         start = time.perf_counter()
         result, _ = corundum()
@@ -363,7 +398,7 @@ def main(argv=None) -> int:
         }
         _figures(with_po, with_po.model.pattern, parse_radiation("CuKa12"), args.figures, "gypsum")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=1, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+    args.json.write_text(json.dumps(stored, indent=1, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
     print(json.dumps(report, indent=1, default=str))
     return 0
 
