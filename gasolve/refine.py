@@ -180,7 +180,9 @@ def _normal_pseudo_inverse(jacobian: np.ndarray, rcond: float = 1e-10) -> tuple[
     if not np.any(active):
         return inverse, determined
     scaled = jacobian[:, active] / norms[active]
-    _, singular, vt = np.linalg.svd(scaled, full_matrices=True)
+    # Only V is needed: the thin decomposition gives all of it when there are at least as many points as
+    # parameters (a full one would also build U, n_points x n_points: 450 MB and seconds for 7,500 points).
+    _, singular, vt = np.linalg.svd(scaled, full_matrices=scaled.shape[0] < scaled.shape[1])
     singular = np.concatenate([singular, np.zeros(vt.shape[0] - len(singular))])
     kept = singular > rcond * singular[0]
     null = vt[~kept]

@@ -126,7 +126,10 @@ def run_race(fitted, observed, state, settings, args, name: str, save):
     from gasolve.parallel import make_runner
 
     total = fitted.ga.budget.max_evaluations
-    runner = make_runner(args.scheduler, args.workers)
+    if len(state.lanes) == 1 and args.scheduler in (None, "local"):
+        runner = make_runner("synchronous", args.workers)  # one hypothesis: every core here, no cluster to start
+    else:
+        runner = make_runner(args.scheduler, args.workers)
     progress, task = _progress(total, name, not args.quiet and sys.stderr.isatty())
     try:
         return race_loop(fitted, observed, state, settings, total, runner, save, progress, task)

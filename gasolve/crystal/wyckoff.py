@@ -16,6 +16,7 @@ dependent ones, which the GA pins).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -68,6 +69,14 @@ def _op_key(rotation: np.ndarray, translation: np.ndarray) -> tuple:
     )
 
 
+@functools.cache
+def _pyxtal_group(number: int):
+    """PyXtal's tables of space group ``number`` (built once per process: about 10 ms each)."""
+    from pyxtal.symmetry import Group
+
+    return Group(number)
+
+
 def wyckoff_positions(space_group: SpaceGroup) -> list[WyckoffPosition]:
     """Every Wyckoff position of ``space_group``, general position first (PyXtal's order).
 
@@ -76,9 +85,7 @@ def wyckoff_positions(space_group: SpaceGroup) -> list[WyckoffPosition]:
     InputError
         When the group is not in the standard setting PyXtal tabulates (the operators differ).
     """
-    from pyxtal.symmetry import Group
-
-    group = Group(space_group.number)
+    group = _pyxtal_group(space_group.number)
     general = group.Wyckoff_positions[0].ops
     theirs = {_op_key(op.rotation_matrix, op.translation_vector) for op in general}
     ours = {_op_key(r, t) for r, t in zip(space_group.rotations, space_group.translations, strict=True)}
