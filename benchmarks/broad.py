@@ -818,6 +818,19 @@ def summary(rows: list[dict]) -> dict:
 # Driver
 
 
+def round_robin(entries: list[dict]) -> list[dict]:
+    """``entries`` in the order they are submitted: one of each (source, crystal system) stratum in turn, each
+    stratum in its own order, so that a run stopped part-way has measured every class alike."""
+    strata: dict[tuple, list[dict]] = {}
+    for entry in entries:
+        strata.setdefault((entry["source"], entry.get("crystal_system")), []).append(entry)
+    queues = list(strata.values())
+    ordered = []
+    for turn in range(max((len(q) for q in queues), default=0)):
+        ordered += [q[turn] for q in queues if turn < len(q)]
+    return ordered
+
+
 def _key(row: dict) -> str:
     return f"{row['source']}|{row['material_id']}"
 
@@ -924,7 +937,7 @@ def run_benchmark(
         if json_path is not None:
             write_json(result, json_path)
 
-    todo = [e for e in entries if _key(e) not in rows]
+    todo = round_robin([e for e in entries if _key(e) not in rows])
     if not todo:
         save()
         return result

@@ -379,3 +379,13 @@ def test_read_stages_judges_lattice_and_groups(quartz_entry, tmp_path):
     counts = broad.summary(rows)["all"]["overall"]["stages"]
     assert counts == {"bravais_matches": 0, "cell_matches": 1, "true_group_raced": 0, "true_group_first": 0}
     assert "stages" not in broad.summarise([{"ml_match": True}])
+
+
+def test_round_robin_takes_one_of_each_class_in_turn():
+    entries = [{"source": "mp", "crystal_system": system, "i": i} for system, n in (("a", 3), ("b", 1), ("c", 2))
+               for i in range(n)]  # fmt: skip
+    ordered = broad.round_robin(entries)
+    assert [(e["crystal_system"], e["i"]) for e in ordered] == [
+        ("a", 0), ("b", 0), ("c", 0), ("a", 1), ("c", 1), ("a", 2),
+    ]  # fmt: skip
+    assert sorted(map(id, ordered)) == sorted(map(id, entries))
