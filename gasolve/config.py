@@ -532,6 +532,7 @@ def _structure(table: _Table) -> StructureSpec:
         wyckoff = tuple(label.strip() for label in labels)
         with table.blame("wyckoff"):
             StructureSpec(name, cell, space_group, tuple(sites), b_iso, wyckoff).site_map()
+        _check_fixed_positions_once(table, space_group, sites, wyckoff)
     correction = table.boolean("occupancy_correction", False)
     for key in ("overlap_radius", "overlap_identical"):
         if table.has(key) and not correction:
@@ -546,6 +547,25 @@ def _structure(table: _Table) -> StructureSpec:
         )
     identical = table.boolean("overlap_identical", False)
     return StructureSpec(name, cell, space_group, tuple(sites), b_iso, wyckoff, correction, radius, identical)
+
+
+def _check_fixed_positions_once(table: _Table, space_group: SpaceGroup, sites: list[str], labels: tuple) -> None:
+    """A Wyckoff position without free coordinates is one point set: two sites on it would be one atom twice."""
+    from gasolve.crystal.wyckoff import wyckoff_position
+
+    holders: dict[str, list[str]] = {}
+    for i, (element, label) in enumerate(zip(sites, labels, strict=True)):
+        position = wyckoff_position(space_group, label)
+        if not position.free_parameters:
+            holders.setdefault(position.label, []).append(f"{i + 1} ({element})")
+    for label, given in holders.items():
+        if len(given) > 1:
+            raise table.error(
+                "wyckoff",
+                f"position {label} of {space_group.symbol} has no free coordinate, so it holds one atom; it is given "
+                f"to sites {', '.join(given)}. Expected each such position at most once (a mixed site is not "
+                "supported: give it the heavier element)",
+            )
 
 
 def _composition_structure(table: _Table, name: str, cell: UnitCell, space_group: SpaceGroup) -> StructureSpec:

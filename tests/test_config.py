@@ -555,6 +555,17 @@ def test_wyckoff_positions_give_the_site_map(folder):
     assert general.n_free == 27 and list(general.multiplicity) == [2] * 9
 
 
+def test_a_position_without_free_coordinates_holds_one_site(folder):
+    twice = edit(VALID, "b_iso = 1.0", "wyckoff = " + str(["2i"] * 7 + ["1h", "1h"]))
+    with pytest.raises(InputError) as caught:
+        load_run_config(write(folder, twice))
+    message = str(caught.value)
+    assert message.startswith(f"{folder / NAME}: [structure] wyckoff: position 1h"), message
+    assert "sites 8 (" in message and "9 (" in message
+    apart = edit(VALID, "b_iso = 1.0", "wyckoff = " + str(["2i"] * 7 + ["1a", "1h"]))
+    assert load_run_config(write(folder, apart, "apart.toml")).structure.wyckoff[-2:] == ("1a", "1h")
+
+
 def test_occupancy_correction_is_off_by_default_and_read_when_given(folder):
     plain = load_run_config(write(folder, VALID)).structure
     assert (plain.occupancy_correction, plain.overlap_radius, plain.overlap_identical) == (False, 0.8, False)
