@@ -330,6 +330,7 @@ def _summary(result, seconds: float) -> dict:
     m = result.metrics
     return {
         "atom_types": atom_types(result),
+        "b_iso": {s.label: [s.b_iso, float(e)] for s, e in zip(result.structure.sites, result.b_esd, strict=True)},
         "rwp": m.rwp, "rp": m.rp, "rexp": m.rexp, "chi2": m.chi2, "r_bragg": result.r_bragg,
         "n_points": m.n_points, "n_parameters": m.n_parameters, "seconds": seconds,
         "po_direction": result.po_direction, "stages": [(s.name, s.rwp, s.iterations, s.note) for s in result.stages],
