@@ -7,7 +7,14 @@ import pytest
 from naive import unindexed_lines
 
 from gasolve.crystal.cell import UnitCell
-from gasolve.indexing.dichotomy import DichotomySettings, count_unindexed, refine_reciprocal, surviving_boxes
+from gasolve.indexing.dichotomy import (
+    DichotomySettings,
+    axial_multipliers,
+    count_unindexed,
+    count_unindexed_axial,
+    refine_reciprocal,
+    surviving_boxes,
+)
 from gasolve.indexing.systems import (
     SYSTEMS,
     box_reciprocal_bounds,
@@ -74,6 +81,35 @@ def test_box_kernel_matches_the_naive_count(system):
     expected = [unindexed_lines(q_obs, q_tol, coefficients, r_lo[i], r_hi[i]) for i in range(30)]
     np.testing.assert_array_equal(counted, expected)
     assert 0 < np.count_nonzero(counted == 0) < 30 or len(set(expected)) > 1  # the cases are not all alike
+
+
+@pytest.mark.parametrize("system", ["cubic", "tetragonal", "hexagonal", "orthorhombic"])
+def test_axial_kernel_equals_the_full_index_list(system):
+    # The fast kernel generates only the indices each box can reach; its counts must be those of the whole list.
+    rng = np.random.default_rng(5)
+    n_par = {"cubic": 1, "tetragonal": 2, "hexagonal": 2, "orthorhombic": 3}[system]
+    q_obs = np.sort(rng.uniform(0.01, 0.6, 20))
+    q_tol = np.full(20, 3e-4)
+    hkl = miller_indices(system, np.full(3, 20.0), float(np.max(q_obs + q_tol)))
+    coefficients = coefficient_matrix(system, hkl)
+    r_lo = 1 / rng.uniform(3.0, 20.0, (400, n_par)) ** 2
+    r_hi = r_lo * rng.uniform(1.0, 1.2, (400, n_par))
+    for max_unindexed in (0, 1, 99):
+        fast = count_unindexed_axial(q_obs, q_tol, axial_multipliers(coefficients), r_lo, r_hi, max_unindexed)
+        np.testing.assert_array_equal(fast, count_unindexed(q_obs, q_tol, coefficients, r_lo, r_hi, max_unindexed))
+    expected = [unindexed_lines(q_obs, q_tol, coefficients, r_lo[i], r_hi[i]) for i in range(40)]
+    np.testing.assert_array_equal(fast[:40], expected)
+    assert len(set(fast.tolist())) > 2  # boxes that pass, fail by a few lines and fail by many
+
+
+def test_axial_kernel_refuses_bounds_that_do_not_fit():
+    values = axial_multipliers(np.array([[1.0, 0.0], [0.0, 1.0]]))
+    with pytest.raises(ValueError):
+        count_unindexed_axial(np.ones(3), np.ones(3), values, np.ones((2, 4)), np.ones((2, 4)), 0)
+    with pytest.raises(ValueError):
+        count_unindexed_axial(np.ones(3), np.ones(3), values, np.ones((2, 2)), np.zeros((2, 2)), 0)
+    with pytest.raises(ValueError):
+        axial_multipliers(np.array([[1.0, -1.0]]))
 
 
 def _lines(system: str, n_lines: int = 20, wavelength: float = 1.5406, tolerance_deg: float = 0.02):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -29,6 +30,9 @@ from gasolve.indexing.systems import (
     direct_cell,
     miller_indices,
 )
+
+#: Systems whose Q is a sum of non-negative multiples of non-negative parameters (:func:`count_unindexed_axial`).
+_AXIAL = ("cubic", "tetragonal", "hexagonal", "orthorhombic")
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,118 @@ def _count_unindexed_monoclinic(q_obs, q_tol, lo, hi, max_unindexed, out):  # pr
         out[b] = _missing_lines(q_obs, q_tol, q_lo, q_hi, n_hkl, max_unindexed)
 
 
+@numba.njit(cache=True, parallel=True)
+def _count_unindexed_axial(q_obs, q_tol, values, r_lo, r_hi, max_unindexed, out):  # pragma: no cover - jitted
+    # Q = m0 R0 + m1 R1 + m2 R2 with every m >= 0 and R >= 0 (cubic to orthorhombic, padded to three terms):
+    # each row of ``values`` holds the multipliers a parameter can take (0 first, ascending, +inf padding).
+    # Only the multipliers the box's smallest R can still bring below the last line are generated (the loops
+    # stop at the first term past it), so a small cell costs a few hundred ranges instead of the whole list.
+    n_boxes = r_lo.shape[0]
+    n_lines = q_obs.shape[0]
+    q_reach = 0.0
+    for i in range(n_lines):
+        q_reach = max(q_reach, q_obs[i] + q_tol[i])
+    n_max = values.shape[1]
+    for b in numba.prange(n_boxes):
+        reach = np.zeros(3, dtype=np.int64)
+        for p in range(3):
+            while reach[p] < n_max and values[p, reach[p]] * r_lo[b, p] <= q_reach:
+                reach[p] += 1
+        capacity = max(reach[0] * reach[1] * reach[2], 1)
+        q_lo = np.empty(capacity)
+        q_hi = np.empty(capacity)
+        n_hkl = 0
+        for i in range(reach[0]):
+            lo0 = values[0, i] * r_lo[b, 0]
+            hi0 = values[0, i] * r_hi[b, 0]
+            for j in range(reach[1]):
+                lo1 = lo0 + values[1, j] * r_lo[b, 1]
+                if lo1 > q_reach:
+                    break
+                hi1 = hi0 + values[1, j] * r_hi[b, 1]
+                for k in range(reach[2]):
+                    if i == 0 and j == 0 and k == 0:
+                        continue  # (000)
+                    lo2 = lo1 + values[2, k] * r_lo[b, 2]
+                    if lo2 > q_reach:
+                        break
+                    q_lo[n_hkl] = lo2
+                    q_hi[n_hkl] = hi1 + values[2, k] * r_hi[b, 2]
+                    n_hkl += 1
+        out[b] = _missing_lines(q_obs, q_tol, q_lo, q_hi, n_hkl, max_unindexed)
+
+
+def axial_multipliers(coefficients: np.ndarray) -> np.ndarray:
+    """The values each column of a cubic-to-orthorhombic coefficient matrix takes, for the axial box kernel.
+
+    Parameters
+    ----------
+    coefficients : ndarray, shape (n_hkl, n_par), n_par <= 3, all >= 0
+        From :func:`gasolve.indexing.systems.coefficient_matrix` (cubic, tetragonal, hexagonal, orthorhombic).
+
+    Returns
+    -------
+    ndarray, shape (3, n_max)
+        Row p: 0 and the distinct values of column p, ascending, padded with +inf; rows past n_par hold 0 only.
+        Every combination of one value per row is a possible coefficient vector (the columns depend on
+        disjoint indices: h and k, or l), so the kernel's ranges are those of the index list and a few more that
+        no box can bring below the last line.
+    """
+    coefficients = np.asarray(coefficients, dtype=float)
+    if coefficients.ndim != 2 or not 1 <= coefficients.shape[1] <= 3 or np.any(coefficients < 0):
+        raise ValueError(f"expected non-negative coefficients of 1 to 3 parameters, got shape {coefficients.shape}")
+    rows = [np.union1d([0.0], coefficients[:, p]) for p in range(coefficients.shape[1])]
+    rows += [np.zeros(1)] * (3 - len(rows))
+    values = np.full((3, max(len(r) for r in rows)), np.inf)
+    for p, row in enumerate(rows):
+        values[p, : len(row)] = row
+    return values
+
+
+def count_unindexed_axial(
+    q_obs: np.ndarray, q_tol: np.ndarray, values: np.ndarray, r_lo: np.ndarray, r_hi: np.ndarray, max_unindexed
+) -> np.ndarray:
+    """:func:`count_unindexed` for cubic to orthorhombic boxes, over the indices each box can reach.
+
+    Parameters
+    ----------
+    q_obs, q_tol : ndarray, shape (n_lines,)
+        Observed Q = 1/d² and its tolerance (Å⁻²).
+    values : ndarray, shape (3, n_max)
+        From :func:`axial_multipliers`.
+    r_lo, r_hi : ndarray, shape (n_boxes, n_par), n_par <= 3
+        Bounds of the reciprocal parameters over each box (>= 0).
+    max_unindexed : int
+
+    Returns
+    -------
+    ndarray, shape (n_boxes,), int64
+        The same counts as :func:`count_unindexed` over the full index list.
+    """
+    r_lo = np.asarray(r_lo, dtype=np.float64)
+    r_hi = np.asarray(r_hi, dtype=np.float64)
+    if r_lo.shape != r_hi.shape or r_lo.ndim != 2 or not 1 <= r_lo.shape[1] <= 3 or values.shape[0] != 3:
+        raise ValueError(f"box bounds of shape {r_lo.shape} and {r_hi.shape} do not fit multipliers {values.shape}")
+    if np.any(r_lo < 0) or np.any(r_hi < r_lo):
+        raise ValueError("reciprocal parameter bounds must satisfy 0 <= r_lo <= r_hi")
+    padded_lo = np.zeros((len(r_lo), 3))
+    padded_hi = np.zeros((len(r_lo), 3))
+    padded_lo[:, : r_lo.shape[1]] = r_lo
+    padded_hi[:, : r_lo.shape[1]] = r_hi
+    out = np.zeros(len(r_lo), dtype=np.int64)
+    if len(r_lo):
+        _count_unindexed_axial(
+            np.ascontiguousarray(q_obs, dtype=np.float64),
+            np.ascontiguousarray(q_tol, dtype=np.float64),
+            np.ascontiguousarray(values, dtype=np.float64),
+            padded_lo,
+            padded_hi,
+            int(max_unindexed),
+            out,
+        )
+    return out
+
+
 def count_unindexed(
     q_obs: np.ndarray, q_tol: np.ndarray, coefficients: np.ndarray, r_lo: np.ndarray, r_hi: np.ndarray, max_unindexed
 ) -> np.ndarray:
@@ -291,6 +407,7 @@ def surviving_boxes(
         max_lengths /= math.sin(math.radians(settings.max_beta))
     hkl = miller_indices(system, max_lengths, q_max)
     coefficients = coefficient_matrix(system, hkl)
+    multipliers = axial_multipliers(coefficients) if system in _AXIAL else None
     lo, hi = _starting_boxes(system, settings)
     v_min, v_max = volume_shell if volume_shell is not None else (0.0, settings.max_volume)
     v_max = min(v_max, settings.max_volume)
@@ -316,12 +433,84 @@ def surviving_boxes(
                 )
         else:
             r_lo, r_hi = box_reciprocal_bounds(system, lo, hi)
-            missing = count_unindexed(q_obs, q_tol, coefficients, r_lo, r_hi, settings.max_unindexed)
+            if multipliers is None:
+                missing = count_unindexed(q_obs, q_tol, coefficients, r_lo, r_hi, settings.max_unindexed)
+            else:
+                missing = count_unindexed_axial(q_obs, q_tol, multipliers, r_lo, r_hi, settings.max_unindexed)
         passed = missing <= settings.max_unindexed
         lo, hi = lo[passed], hi[passed]
         if level < settings.depth and len(lo):
             lo, hi = _halve(lo, hi)
     return lo, hi
+
+
+@dataclass(frozen=True)
+class LineShifts:
+    """2θ corrections refined with the cell, as DICVOL04 refines the zero point with the cell.
+
+    Each observed line is taken as 2θ_obs = 2θ_Bragg + Σ_s δ_s basis[i, s]: a zero shift (basis 1) and a
+    specimen displacement (basis cos θ, Bragg-Brentano). Q is linear in the small δ_s (Q_obs ≈ Q_Bragg +
+    q_slope Σ δ_s basis), so they join the linear least squares of the reciprocal parameters.
+
+    Attributes
+    ----------
+    q_slope : ndarray, shape (n_lines,)
+        dQ/d(2θ) at each line (Å⁻² per degree).
+    basis : ndarray, shape (n_lines, n_shift)
+        2θ shift of each line per unit of each correction (degrees per degree).
+    max_shift : float
+        Largest total correction allowed at any line (degrees); a fit that needs more keeps the lines as
+        observed.
+    """
+
+    q_slope: np.ndarray
+    basis: np.ndarray
+    max_shift: float
+
+    def __post_init__(self) -> None:
+        q_slope = np.asarray(self.q_slope, dtype=float)
+        basis = np.asarray(self.basis, dtype=float)
+        if q_slope.ndim != 1 or basis.ndim != 2 or basis.shape[0] != len(q_slope):
+            raise ValueError(f"q_slope {q_slope.shape} and basis {basis.shape} do not describe the same lines")
+        if not (np.all(np.isfinite(q_slope)) and np.all(np.isfinite(basis)) and self.max_shift >= 0):
+            raise ValueError("line shifts must be finite, with max_shift >= 0")
+        q_slope.setflags(write=False)
+        basis.setflags(write=False)
+        object.__setattr__(self, "q_slope", q_slope)
+        object.__setattr__(self, "basis", basis)
+
+    @property
+    def q_columns(self) -> np.ndarray:
+        """dQ of each line per unit of each correction, shape (n_lines, n_shift) (Å⁻² per degree)."""
+        return self.q_slope[:, None] * self.basis
+
+    def take(self, order: np.ndarray) -> LineShifts:
+        """The same corrections for the lines reordered by ``order``."""
+        return LineShifts(self.q_slope[order], self.basis[order], self.max_shift)
+
+
+class Refinement(NamedTuple):
+    """A refined dichotomy solution.
+
+    Attributes
+    ----------
+    parameters : ndarray, shape (n_par,)
+        Reciprocal parameters (Å⁻²).
+    hkl : ndarray, shape (n_lines, 3)
+        Index assigned to each line.
+    indexed : ndarray, shape (n_lines,), bool
+        Lines within their tolerance.
+    q_correction : ndarray, shape (n_lines,)
+        Q taken off each observed line by the refined 2θ corrections (Å⁻²; zeros without them).
+    shifts : ndarray, shape (n_shift,)
+        The refined corrections δ_s of :class:`LineShifts` (degrees; empty without them).
+    """
+
+    parameters: np.ndarray
+    hkl: np.ndarray
+    indexed: np.ndarray
+    q_correction: np.ndarray
+    shifts: np.ndarray
 
 
 def refine_reciprocal(
@@ -332,7 +521,8 @@ def refine_reciprocal(
     hkl: np.ndarray,
     max_unindexed: int = 0,
     n_iterations: int = 8,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    shifts: LineShifts | None = None,
+) -> Refinement | None:
     """Least-squares reciprocal parameters from a starting guess, by alternating assignment and linear fit.
 
     Parameters
@@ -347,20 +537,28 @@ def refine_reciprocal(
     max_unindexed : int
         Lines allowed outside their tolerance (left out of the fit).
     n_iterations : int
+    shifts : LineShifts, optional
+        2θ corrections (zero shift, specimen displacement) refined with the parameters; the lines are judged
+        after them. Without it the lines are judged as observed.
 
     Returns
     -------
-    (parameters, assigned hkl of shape (n_lines, 3), indexed mask of shape (n_lines,)) or None when the
-    assignment does not hold within the tolerances.
+    Refinement or None
+        None when the assignment does not hold within the tolerances.
     """
     coefficients = coefficient_matrix(system, hkl)
     parameters = np.asarray(start, dtype=float)
+    n_par = len(parameters)
+    n_shift = 0 if shifts is None else shifts.basis.shape[1]
+    shift = np.zeros(n_shift)
+    correction = np.zeros(len(q_obs))
     for _ in range(n_iterations):
         q_calc = coefficients @ parameters
-        nearest = np.argmin(np.abs(q_obs[:, None] - q_calc[None, :]), axis=1)
+        q_line = q_obs - correction
+        nearest = np.argmin(np.abs(q_line[:, None] - q_calc[None, :]), axis=1)
         # The start is only as good as the box it came from: fit every line but the worst ``max_unindexed``,
         # and judge the tolerances once the parameters have settled.
-        error = np.abs(q_obs - q_calc[nearest]) / q_tol
+        error = np.abs(q_line - q_calc[nearest]) / q_tol
         indexed = np.zeros(len(q_obs), dtype=bool)
         indexed[np.argsort(error, kind="stable")[: len(q_obs) - max_unindexed]] = True
         design = coefficients[nearest[indexed]] / q_tol[indexed, None]
@@ -368,13 +566,23 @@ def refine_reciprocal(
         if np.linalg.matrix_rank(design) < design.shape[1]:
             return None
         new, *_ = np.linalg.lstsq(design, target, rcond=None)
-        if np.allclose(new, parameters, rtol=1e-10, atol=0):
-            parameters = new
+        new_shift = np.zeros(n_shift)
+        if n_shift:
+            extended = np.hstack([design, shifts.q_columns[indexed] / q_tol[indexed, None]])
+            if np.linalg.matrix_rank(extended) == extended.shape[1]:
+                solution, *_ = np.linalg.lstsq(extended, target, rcond=None)
+                if np.all(np.abs(shifts.basis @ solution[n_par:]) <= shifts.max_shift):
+                    new, new_shift = solution[:n_par], solution[n_par:]
+        settled = np.allclose(new, parameters, rtol=1e-10, atol=0) and np.allclose(new_shift, shift, atol=1e-9)
+        parameters, shift = new, new_shift
+        if n_shift:
+            correction = shifts.q_columns @ shift
+        if settled:
             break
-        parameters = new
     q_calc = coefficients @ parameters
-    nearest = np.argmin(np.abs(q_obs[:, None] - q_calc[None, :]), axis=1)
-    indexed = np.abs(q_obs - q_calc[nearest]) <= q_tol
+    q_line = q_obs - correction
+    nearest = np.argmin(np.abs(q_line[:, None] - q_calc[None, :]), axis=1)
+    indexed = np.abs(q_line - q_calc[nearest]) <= q_tol
     if np.count_nonzero(~indexed) > max_unindexed or direct_cell(system, parameters) is None:
         return None
-    return parameters, hkl[nearest], indexed
+    return Refinement(parameters, hkl[nearest], indexed, correction, shift)

@@ -12,6 +12,7 @@ behind (a supercell always fits at least as well, so Rwp alone would favour it).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -20,7 +21,7 @@ from gasolve.crystal.cell import UnitCell
 from gasolve.crystal.spacegroup import SpaceGroup
 from gasolve.diffraction.wavelength import Radiation
 from gasolve.errors import InputError
-from gasolve.indexing.dichotomy import DichotomySettings
+from gasolve.indexing.dichotomy import DichotomySettings, LineShifts
 from gasolve.indexing.figures_of_merit import q_from_two_theta, smith_snyder_f
 from gasolve.indexing.lattice import calculated_q
 from gasolve.indexing.peaks import PeakSearchSettings, search_peaks
@@ -47,6 +48,8 @@ HOLOHEDRY = {
 }
 
 _FAST_SYSTEMS = ("cubic", "tetragonal", "hexagonal", "orthorhombic")
+#: Below a convincing cell, lower symmetry is searched up to this fraction of its primitive volume.
+_BELOW = 0.98
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,10 @@ class IndexingSettings:
     n_sigma : float
     zero_step, max_zero : float
         Grid of zero shifts searched (degrees).
+    max_line_shift : float
+        Largest 2θ correction (zero shift plus specimen displacement, degrees) refined with each cell before its
+        lines are judged (:class:`gasolve.indexing.dichotomy.LineShifts`; not in the triclinic search); 0 judges
+        the lines at the grid's zero as observed.
     max_volume : float
         Largest cell volume (Å³).
     max_unindexed : int
@@ -72,6 +79,10 @@ class IndexingSettings:
         Leading cells checked by the Pawley fit.
     pawley_margin : float
         A checked cell whose Pawley Rwp exceeds this multiple of the best checked cell's drops behind the others.
+    pawley_q_factor : float
+        The Pawley check fits the pattern up to the 2θ where Q = 1/d² is this multiple of the last indexed
+        line's (4: d down to half the last line's); the high-angle rest, where the reflections crowd and the fit
+        costs most, adds little to telling the cells apart. 0 fits the whole pattern.
     convincing_m20, exhaustive : float, bool
         A cell of the fast systems (cubic to orthorhombic) with at least this M20 ends the search: the
         monoclinic search (seconds to minutes) runs only when none is convincing, or when ``exhaustive``; the
@@ -88,11 +99,13 @@ class IndexingSettings:
     n_sigma: float = 3.0
     zero_step: float = 0.04
     max_zero: float = 0.12
+    max_line_shift: float = 0.04
     max_volume: float = 1500.0
     max_unindexed: int = 1
     min_m20: float = 10.0
     n_pawley: int = 3
     pawley_margin: float = 1.2
+    pawley_q_factor: float = 4.0
     convincing_m20: float = 20.0
     exhaustive: bool = False
     triclinic_max_volume: float = 1000.0
@@ -165,10 +178,33 @@ def zero_grid(step: float, max_zero: float) -> np.ndarray:
     return np.array(values)
 
 
+def line_shifts(two_theta: np.ndarray, zero: float, wavelength: float, max_shift: float) -> LineShifts | None:
+    """Zero-shift and specimen-displacement corrections of lines at 2θ (degrees) for λ (Å); None when
+    ``max_shift`` is 0.
+
+    A zero shift moves every line alike; a Bragg-Brentano specimen displacement s moves them by
+    -(360/π)(s/R) cos θ (Klug & Alexander, X-ray Diffraction Procedures, 1974), hence the basis (1, cos θ).
+    """
+    if max_shift <= 0:
+        return None
+    theta = np.radians(np.asarray(two_theta, dtype=float) - zero) / 2.0
+    q_slope = 2.0 * np.sin(2.0 * theta) / wavelength**2 * np.pi / 180.0
+    return LineShifts(q_slope, np.stack([np.ones_like(theta), np.cos(theta)], axis=1), max_shift)
+
+
 def _search(
-    q_obs, q_tol, settings: IndexingSettings, systems, max_volume, time_budget: float = 120.0, earlier=()
+    q_obs,
+    q_tol,
+    settings: IndexingSettings,
+    systems,
+    max_volume,
+    time_budget: float = 120.0,
+    earlier=(),
+    shifts: LineShifts | None = None,
+    searched_before: tuple[str, ...] = (),
 ) -> tuple[list[IndexingSolution], list[str]]:
-    """Search ``systems`` in order; ``earlier``: solutions found at other zero shifts."""
+    """Search ``systems`` in order; ``earlier``: solutions found before (at this or other zero shifts), of which
+    those of ``searched_before`` and of the systems before each in ``systems`` can limit its volume."""
     notes: list[str] = []
     found: list[IndexingSolution] = []
     for position, system in enumerate(systems):
@@ -176,7 +212,7 @@ def _search(
         # one convinces (here or at another zero shift), this system is searched only for a smaller primitive cell
         # (the same lattice again, or a larger cell, cannot beat it). It also spares the orthorhombic dichotomy of
         # a cubic pattern's few, widely spaced lines, which otherwise runs into its box limit at every zero.
-        before = systems[:position]
+        before = (*searched_before, *systems[:position])
         convincing = [s for s in (*earlier, *found) if s.m20 >= settings.convincing_m20 and s.searched_as in before]
         volume = max_volume
         if convincing:
@@ -185,7 +221,9 @@ def _search(
             max_volume=volume, max_unindexed=settings.max_unindexed, time_budget=max(time_budget, 0.0)
         )
         try:
-            found += index_lines(q_obs, q_tol, dichotomy, systems=(system,), min_m20=settings.min_m20, notes=notes)
+            found += index_lines(
+                q_obs, q_tol, dichotomy, systems=(system,), min_m20=settings.min_m20, notes=notes, shifts=shifts
+            )
         except RuntimeError as error:
             notes.append(str(error))
     return found, notes
@@ -230,38 +268,58 @@ def index_pattern(
     lowest = tuple(s for s in settings.systems if s == "triclinic")
     by_zero: list[tuple[float, IndexingSolution]] = []
     notes: list[str] = []
+    lines = {}
     for zero in zero_grid(settings.zero_step, settings.max_zero):
         q, q_tol = peaks.q_values(wavelength, zero, n_sigma=settings.n_sigma, min_tolerance=tolerance)
-        earlier = [s for _, s in by_zero]
-        solutions, more = _search(q[order], q_tol[order], settings, fast, settings.max_volume, earlier=earlier)
-        by_zero += [(float(zero), s) for s in solutions]
-        notes += more
+        shifts = line_shifts(peaks.two_theta[order], zero, wavelength, settings.max_line_shift)
+        lines[float(zero)] = (q[order], q_tol[order], shifts)
+    # System by system, each at every zero shift (DICVOL's order): a convincing cell of higher symmetry found at
+    # any zero limits the volume of every lower-symmetry search, so a spurious large cell at a wrong zero does not
+    # send the orthorhombic dichotomy up to its volume limit before the right zero is tried.
+    for position, system in enumerate(fast):
+        for zero, (q, q_tol, shifts) in lines.items():
+            earlier = [s for _, s in by_zero]
+            solutions, more = _search(
+                q,
+                q_tol,
+                settings,
+                (system,),
+                settings.max_volume,
+                earlier=earlier,
+                shifts=shifts,
+                searched_before=fast[:position],
+            )
+            by_zero += [(zero, s) for s in solutions]
+            notes += more
     sound = [s for _, s in by_zero if s.m20 >= settings.min_m20]
-    convincing = [s for s in sound if s.m20 >= settings.convincing_m20]
-    if slow and convincing and not settings.exhaustive:
-        best = max(convincing, key=lambda s: s.m20)
-        notes.append(
-            f"{', '.join(slow)} not searched: {best.crystal_system} {best.bravais} cell with M20 = {best.m20:.1f} "
-            f">= {settings.convincing_m20:g} (search them anyway with the exhaustive setting)"
-        )
-        slow = ()
     if slow:
-        # Lower symmetry only below the smallest sound primitive cell found so far, and at the zero that gave
-        # the best sound cell (a monoclinic search costs seconds to minutes per zero).
-        limit = min([s.primitive_volume * 1.02 for s in sound], default=settings.max_volume)
+        # As DICVOL: lower symmetry only below the smallest sound primitive cell found so far (strictly below a
+        # convincing one: the same lattice again cannot beat it, but a smaller monoclinic cell can be the
+        # answer that a larger pseudo-orthorhombic cell hides), and at the zero that gave the best sound cell
+        # (a monoclinic search costs seconds to minutes per zero). ``exhaustive`` also searches the convincing
+        # cell's own volume.
+        below = 1.02 if settings.exhaustive else _BELOW
+        limit = min(
+            [s.primitive_volume * (below if s.m20 >= settings.convincing_m20 else 1.02) for s in sound],
+            default=settings.max_volume,
+        )
         zeros = zero_grid(settings.zero_step, settings.max_zero)
         if sound:
             zeros = [max(((z, s) for z, s in by_zero if s.m20 >= settings.min_m20), key=lambda x: x[1].m20)[0]]
         for zero in zeros:
             q, q_tol = peaks.q_values(wavelength, zero, n_sigma=settings.n_sigma, min_tolerance=tolerance)
-            solutions, more = _search(q[order], q_tol[order], settings, slow, min(limit, settings.max_volume))
+            shifts = line_shifts(peaks.two_theta[order], zero, wavelength, settings.max_line_shift)
+            solutions, more = _search(
+                q[order], q_tol[order], settings, slow, min(limit, settings.max_volume), shifts=shifts
+            )
             by_zero += [(float(zero), s) for s in solutions]
             notes += more
     if lowest:
         by_zero, more = _triclinic(peaks, order, wavelength, tolerance, settings, by_zero)
         notes += more
     candidates = _distinct(by_zero, peaks.two_theta[order], wavelength)
-    checked = [_pawley(c, pattern, radiation) for c in candidates[: settings.n_pawley]]
+    check_range = _pawley_range(pattern, peaks.two_theta[order], settings.pawley_q_factor)
+    checked = [_pawley(c, check_range, radiation) for c in candidates[: settings.n_pawley]]
     leading = [c for c in checked if c.pawley_rwp is not None and c.solution.m20 >= settings.min_m20]
     # The Pawley fit is a check, not the ranking itself: a supercell or a lower-symmetry cell always fits at
     # least as well (it has more free intensities). A cell whose Rwp is clearly worse than the best one's
@@ -332,11 +390,29 @@ def _distinct(
     out = []
     for solution in ranked:
         zero = zero_of[id(solution)]
-        q_last = float(q_from_two_theta(two_theta.max(), wavelength, zero))
+        corrected = two_theta
+        if solution.two_theta_shifts:
+            basis = line_shifts(two_theta, zero, wavelength, np.inf).basis
+            corrected = two_theta - basis @ np.asarray(solution.two_theta_shifts)
+        q_last = float(q_from_two_theta(corrected.max(), wavelength, zero))
         q_calc = calculated_q(solution.cell, solution.bravais, 1.05 * q_last)
-        figure = smith_snyder_f(two_theta, q_calc, wavelength, zero=zero)
+        figure = smith_snyder_f(corrected, q_calc, wavelength, zero=zero)
         out.append(CellCandidate(solution, zero, float(figure.value), str(figure)))
     return out
+
+
+def _pawley_range(pattern: ObservedPattern, two_theta: np.ndarray, q_factor: float) -> ObservedPattern:
+    """The part of ``pattern`` the Pawley check fits: up to Q = ``q_factor`` times the Q of the last line (2θ in
+    degrees; Q is proportional to sin²θ)."""
+    if q_factor <= 0:
+        return pattern
+    sine = math.sqrt(q_factor) * math.sin(math.radians(float(np.max(two_theta))) / 2.0)
+    if sine >= 1.0:
+        return pattern
+    top = 2.0 * math.degrees(math.asin(sine))
+    if top >= float(pattern.two_theta[-1]):
+        return pattern
+    return pattern.restrict(float(pattern.two_theta[0]), top)
 
 
 def _pawley(candidate: CellCandidate, pattern: ObservedPattern, radiation: Radiation) -> CellCandidate:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from gasolve.crystal.cell import UnitCell
-from gasolve.indexing.dichotomy import DichotomySettings, refine_reciprocal, surviving_boxes
+from gasolve.indexing.dichotomy import DichotomySettings, LineShifts, Refinement, refine_reciprocal, surviving_boxes
 from gasolve.indexing.figures_of_merit import de_wolff_m
 from gasolve.indexing.lattice import (
     bravais_lattice,
@@ -80,6 +80,9 @@ class IndexingSolution:
         de Wolff's figure of merit over the first min(20, n_lines) lines (M_N when fewer than 20).
     searched_as : str
         Crystal system in which the dichotomy found it.
+    two_theta_shifts : tuple of float
+        2θ corrections refined with the cell (:class:`gasolve.indexing.dichotomy.LineShifts`: zero shift and
+        specimen displacement, degrees, on top of the zero the lines were computed with); empty when none.
     """
 
     cell: tuple[float, float, float, float, float, float]
@@ -91,6 +94,7 @@ class IndexingSolution:
     n_lines: int
     m20: float
     searched_as: str
+    two_theta_shifts: tuple[float, ...] = ()
 
     @property
     def primitive_volume(self) -> float:
@@ -115,9 +119,9 @@ def _indices_for_box(
 
 
 def search_system(
-    system: str, q_obs: np.ndarray, q_tol: np.ndarray, settings: DichotomySettings
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Refined solutions of one crystal system: (reciprocal parameters, hkl per line, indexed mask).
+    system: str, q_obs: np.ndarray, q_tol: np.ndarray, settings: DichotomySettings, shifts: LineShifts | None = None
+) -> list[Refinement]:
+    """Refined solutions of one crystal system.
 
     Parameters
     ----------
@@ -125,6 +129,8 @@ def search_system(
     q_obs, q_tol : ndarray, shape (n_lines,)
         Å⁻².
     settings : DichotomySettings
+    shifts : LineShifts, optional
+        2θ corrections refined with each cell (not in the triclinic search).
     """
     if system == "triclinic":
         from gasolve.indexing.triclinic import TriclinicSettings, search_triclinic
@@ -138,7 +144,7 @@ def search_system(
         return solutions
     q_reach = 1.01 * float(np.max(q_obs + q_tol))
     index_lists: dict[tuple[int, ...], np.ndarray] = {}
-    solutions: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    solutions: list[Refinement] = []
     first_shell = None
     start = 0.0
     shell = 0
@@ -153,7 +159,7 @@ def search_system(
             tried = np.vstack([tried, centre])
             guess = _start(system, centre)
             hkl = _indices_for_box(system, box_hi, q_reach, index_lists)
-            result = refine_reciprocal(system, q_obs, q_tol, guess, hkl, settings.max_unindexed)
+            result = refine_reciprocal(system, q_obs, q_tol, guess, hkl, settings.max_unindexed, shifts=shifts)
             if result is None:
                 continue
             if any(np.allclose(result[0], known[0], rtol=1e-4) for known in solutions):
@@ -202,6 +208,7 @@ def index_lines(
     min_m20: float = 10.0,
     notes: list[str] | None = None,
     convincing_m20: float = 20.0,
+    shifts: LineShifts | None = None,
 ) -> list[IndexingSolution]:
     """Every lattice that indexes the lines, reduced, de-duplicated and ranked by M20 (best first).
 
@@ -231,6 +238,10 @@ def index_lines(
     order = np.argsort(q_obs)
     q_obs = np.asarray(q_obs, dtype=float)[order]
     q_tol = np.asarray(q_tol, dtype=float)[order]
+    if shifts is not None:
+        if len(shifts.q_slope) != len(q_obs):
+            raise ValueError(f"shifts describe {len(shifts.q_slope)} lines, q_obs {len(q_obs)}")
+        shifts = shifts.take(order)
     for system in systems:
         if system not in PARAMETRISATIONS:
             raise ValueError(f"unknown crystal system {system!r}; expected one of {SYSTEMS}")
@@ -245,13 +256,16 @@ def index_lines(
             limit = min(s.primitive_volume for s in sound) * 1.02
             settings = replace(settings, max_volume=min(settings.max_volume, limit))
         try:
-            system_solutions = search_system(system, q_obs, q_tol, settings)
+            system_solutions = search_system(system, q_obs, q_tol, settings, shifts)
         except SearchCut as cut:
             system_solutions = cut.solutions
             if notes is not None:
                 notes.append(str(cut))
-        for parameters, hkl, indexed in system_solutions:
-            solution = settle(system, parameters, hkl, indexed, q_obs, q_tol)
+        for result in system_solutions:
+            corrected = q_obs - result.q_correction
+            solution = settle(system, result.parameters, result.hkl, result.indexed, corrected, q_tol)
+            if len(result.shifts):
+                solution = replace(solution, two_theta_shifts=tuple(float(x) for x in result.shifts))
             duplicate = [i for i, other in enumerate(found) if same_lattice(solution.niggli, other.niggli)]
             if duplicate:
                 i = duplicate[0]
@@ -279,3 +293,7 @@ def rank_solutions(solutions: list[IndexingSolution], symmetry_margin: float = 0
     comparable.sort(key=lambda s: (-_SYMMETRY_RANK.get(s.crystal_system, 1), -s.m20, s.volume))
     rest.sort(key=lambda s: (-s.m20, s.volume))
     return comparable + rest
+
+
+#: A primitive cell below this fraction of another's volume is a smaller lattice, not the same one again.
+SMALLER = 0.98

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from gasolve.indexing.dichotomy import _missing_lines, _q_range, refine_reciprocal
+from gasolve.indexing.dichotomy import Refinement, _missing_lines, _q_range, refine_reciprocal
 from gasolve.indexing.systems import coefficient_matrix, miller_indices
 
 
@@ -323,8 +323,8 @@ def surviving_boxes_triclinic(
 
 def search_triclinic(
     q_obs: np.ndarray, q_tol: np.ndarray, settings: TriclinicSettings
-) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], str | None]:
-    """Refined triclinic solutions: (reciprocal parameters A ... F, hkl per line, indexed mask), and what cut it.
+) -> tuple[list[Refinement], str | None]:
+    """Refined triclinic solutions (reciprocal parameters A ... F, hkl per line, indexed mask), and what cut it.
 
     Volume shells are searched smallest first, and bases lowest lines first; the search stops at the first basis
     that gives a solution (the smallest cell; triclinic lattices have no extinctions to make a supercell look
@@ -345,7 +345,7 @@ def search_triclinic(
     """
     deadline = time.monotonic() + settings.time_budget
     q_reach = 1.01 * float(np.max(q_obs + q_tol))
-    solutions: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    solutions: list[Refinement] = []
     n_skipped = 0
     for volume_shell in volume_shells(q_obs, settings.max_volume, settings.shell_ratio):
         for basis in basis_triples(len(q_obs), settings.n_basis):
