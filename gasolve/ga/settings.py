@@ -101,6 +101,10 @@ class GALayout:
         models (a new independent attempt; the run keeps its best). 0: never. Defaults 20 and 1 (scan_after):
         on K4SnO4 in P1, seeds 100-119, 18/20 solved within 10⁷ evaluations, ERT 3.3·10⁶, against 16/20 and
         ERT 5.7·10⁶ with 40 and 3 (benchmarks/results/convergence_p1_scan*.json).
+    scan_fourier : bool
+        Each relocation scan also offers, for every split of the elements by scattering power, the model with the
+        lighter atoms put on the peaks of the difference Fourier map phased by the heavier ones
+        (:mod:`gasolve.ga.fourier_rebuild`); the map counts as n_grid / n_sites Rwp evaluations.
     fix_origin : bool
         In polar groups (P1, P2, Pmc21, ...) pin the heaviest site's coordinates along the polar axes at 0.
 
@@ -128,6 +132,7 @@ class GALayout:
     scan_after: int = 20
     scan_top: int = 3
     restart_after_scans: int = 1
+    scan_fourier: bool = False
     fix_origin: bool = True
 
     def __post_init__(self) -> None:
