@@ -101,8 +101,15 @@ def _add_atom_types(block: gemmi.cif.Block, result: RefinementResult) -> None:
         row = [entry["symbol"], gemmi.cif.quote(entry["scat_source"])]
         if with_dispersion:
             row += [f"{entry['dispersion_real']:.4f}", f"{entry['dispersion_imag']:.4f}"]
-            row.append(gemmi.cif.quote(f"{dispersion.SOURCE}, {result.model.radiation.name}"))
+            row.append(gemmi.cif.quote(f"{dispersion.SOURCE}, {_radiation_text(result.model.radiation)}"))
         loop.add_row(row)
+
+
+def _radiation_text(radiation: Radiation) -> str:
+    """The radiation as the dispersion source names it: its name, and for several lines how they were combined."""
+    if len(radiation.lines) == 1:
+        return f"{radiation.name} ({radiation.primary:.6f} A)"
+    return f"{radiation.name}, intensity-weighted mean over its {len(radiation.lines)} lines"
 
 
 def _finite(value: float) -> float | None:
