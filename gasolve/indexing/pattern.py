@@ -25,7 +25,7 @@ from gasolve.indexing.dichotomy import DichotomySettings, LineShifts
 from gasolve.indexing.figures_of_merit import q_from_two_theta, smith_snyder_f
 from gasolve.indexing.lattice import calculated_q
 from gasolve.indexing.peaks import PeakSearchSettings, search_peaks
-from gasolve.indexing.solutions import IndexingSolution, index_lines, rank_solutions
+from gasolve.indexing.solutions import SMALLER, SYMMETRY_RANK, IndexingSolution, index_lines, rank_solutions
 from gasolve.indexing.systems import SYSTEMS
 from gasolve.io.patterns import ObservedPattern
 
@@ -79,6 +79,11 @@ class IndexingSettings:
         Leading cells checked by the Pawley fit.
     pawley_margin : float
         A checked cell whose Pawley Rwp exceeds this multiple of the best checked cell's drops behind the others.
+    pawley_equal : float
+        A checked cell of lower symmetry and smaller primitive volume than one ranked before it (the higher
+        symmetry goes first among comparable M20) goes before it when it indexes as many lines with a higher M20
+        and its Pawley Rwp is within this factor of the other's: the larger cell is then a pseudo-symmetric
+        supercell of it.
     pawley_q_factor : float
         The Pawley check fits the pattern up to the 2θ where Q = 1/d² is this multiple of the last indexed
         line's (4: d down to half the last line's); the high-angle rest, where the reflections crowd and the fit
@@ -105,6 +110,7 @@ class IndexingSettings:
     min_m20: float = 10.0
     n_pawley: int = 3
     pawley_margin: float = 1.2
+    pawley_equal: float = 1.05
     pawley_q_factor: float = 4.0
     convincing_m20: float = 20.0
     exhaustive: bool = False
@@ -327,6 +333,7 @@ def index_pattern(
     if leading:
         best_rwp = min(c.pawley_rwp for c in leading)
         leading.sort(key=lambda c: c.pawley_rwp > settings.pawley_margin * best_rwp)
+        leading = _smaller_first(leading, settings.pawley_equal)
     ranked = leading + [c for c in checked if c not in leading] + candidates[settings.n_pawley :]
     return IndexingResult(
         tuple(ranked), peaks.two_theta[order], peaks.two_theta_esd[order], tuple(dict.fromkeys(notes))
@@ -399,6 +406,38 @@ def _distinct(
         figure = smith_snyder_f(corrected, q_calc, wavelength, zero=zero)
         out.append(CellCandidate(solution, zero, float(figure.value), str(figure)))
     return out
+
+
+def _smaller_first(checked: list[CellCandidate], equal: float) -> list[CellCandidate]:
+    """Checked cells in order, but a smaller cell that indexes as many lines and fits as well goes first.
+
+    Among comparable M20, :func:`gasolve.indexing.solutions.rank_solutions` puts the higher symmetry first, which
+    is right when the smaller, lower-symmetry cell is a pseudo-subcell (a space group that removes many
+    reflections lets a smaller cell index the first lines). The whole pattern tells the two apart: a
+    pseudo-subcell misses the lines further out and fits worse, while a true smaller cell fits as well as the
+    larger cell of higher symmetry that contains it (a supercell only adds intensities that come out empty).
+    """
+    remaining = list(checked)
+    ordered = []
+    while remaining:
+        # "Smaller and as good" is a strict order (strictly smaller volume), so some cell is undominated.
+        first = next(c for c in remaining if not any(_smaller_and_as_good(o, c, equal) for o in remaining))
+        ordered.append(first)
+        remaining.remove(first)
+    return ordered
+
+
+def _smaller_and_as_good(small: CellCandidate, large: CellCandidate, equal: float) -> bool:
+    """``small`` is a smaller cell of lower symmetry, with as many lines indexed, a higher M20 and as good a fit."""
+    return (
+        small.solution.primitive_volume < SMALLER * large.solution.primitive_volume
+        and SYMMETRY_RANK[small.solution.crystal_system] < SYMMETRY_RANK[large.solution.crystal_system]
+        and small.solution.n_indexed >= large.solution.n_indexed
+        and small.solution.m20 > large.solution.m20
+        and small.pawley_rwp is not None
+        and large.pawley_rwp is not None
+        and small.pawley_rwp <= equal * large.pawley_rwp
+    )
 
 
 def _pawley_range(pattern: ObservedPattern, two_theta: np.ndarray, q_factor: float) -> ObservedPattern:

@@ -37,6 +37,8 @@ from gasolve.indexing.systems import (
 
 #: Width of DICVOL's volume shells (Å³).
 SHELL_WIDTH = 400.0
+#: A primitive cell below this fraction of another's volume is a smaller lattice, not the same one again.
+SMALLER = 0.98
 
 
 class SearchCut(Exception):
@@ -47,7 +49,8 @@ class SearchCut(Exception):
         self.solutions = solutions
 
 
-_SYMMETRY_RANK = {
+#: Order of the crystal systems, highest symmetry first (trigonal lattices count as hexagonal).
+SYMMETRY_RANK = {
     "cubic": 6,
     "hexagonal": 5,
     "trigonal": 5,
@@ -269,7 +272,7 @@ def index_lines(
             duplicate = [i for i, other in enumerate(found) if same_lattice(solution.niggli, other.niggli)]
             if duplicate:
                 i = duplicate[0]
-                if _SYMMETRY_RANK.get(solution.crystal_system, 1) > _SYMMETRY_RANK.get(found[i].crystal_system, 1):
+                if SYMMETRY_RANK.get(solution.crystal_system, 1) > SYMMETRY_RANK.get(found[i].crystal_system, 1):
                     found[i] = solution
                 continue
             found.append(solution)
@@ -290,10 +293,6 @@ def rank_solutions(solutions: list[IndexingSolution], symmetry_margin: float = 0
     best = max(s.m20 for s in solutions)
     comparable = [s for s in solutions if s.m20 >= symmetry_margin * best]
     rest = [s for s in solutions if s.m20 < symmetry_margin * best]
-    comparable.sort(key=lambda s: (-_SYMMETRY_RANK.get(s.crystal_system, 1), -s.m20, s.volume))
+    comparable.sort(key=lambda s: (-SYMMETRY_RANK.get(s.crystal_system, 1), -s.m20, s.volume))
     rest.sort(key=lambda s: (-s.m20, s.volume))
     return comparable + rest
-
-
-#: A primitive cell below this fraction of another's volume is a smaller lattice, not the same one again.
-SMALLER = 0.98
