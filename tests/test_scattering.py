@@ -131,13 +131,13 @@ def _species(site) -> str:
     return f"{site.element}{abs(site.charge)}{'+' if site.charge > 0 else '-'}" if site.charge else site.element
 
 
-def test_friedel_averaged_intensities_equal_the_naive_loop(enargite):
-    model = RietveldModel(enargite, _dummy_pattern(), ABOVE_AS_EDGE, PROFILE, background_terms=3)
-    reflections = model.reflections(model.x0)
+def _naive_intensities(model: RietveldModel):
+    """tests/naive.py's intensities of the model's reflections with the model's B and dispersion table."""
+    structure = model.structure
     table = model.dispersion
-    species = [_species(s) for s in enargite.sites]
+    species = [_species(s) for s in structure.sites]
     cell_species, frac, occ, b = naive.expand_cell(
-        enargite.space_group.hall, species, enargite.frac, model.occupancy, model.b_iso(model.x0)
+        structure.space_group.hall, species, structure.frac, model.occupancy, model.b_iso(model.x0)
     )
     f_prime = {sp: table.of(parse_species(sp)[0])[0] for sp in species}
     f_double_prime = {sp: table.of(parse_species(sp)[0])[1] for sp in species}
@@ -146,9 +146,27 @@ def test_friedel_averaged_intensities_equal_the_naive_loop(enargite):
         element, charge = parse_species(name)
         return xraydb.f0(name, np.sqrt(s2))[0] if charge else naive.form_factor_it92(element, s2)
 
-    expected, plus, minus = naive.anomalous_powder_intensities(
-        model.hkl, reflections.d_spacing, cell_species, frac, occ, b, f0, f_prime, f_double_prime
+    d_spacing = model.reflections(model.x0).d_spacing
+    return naive.anomalous_powder_intensities(
+        model.hkl, d_spacing, cell_species, frac, occ, b, f0, f_prime, f_double_prime
     )
+
+
+def test_centric_intensities_equal_the_naive_loop():
+    # corundum (R-3c, the engine's cosine sums) with its CIF's ions Al3+ and O2-, Cu Kα1+2
+    structure = read_cif(shared_path("measured/corundum-SRM676a-lab-CuKa/corundum_COD1000017_copied_from_XRed.cif"))
+    structure = replace(structure, sites=tuple(replace(s, b_iso=0.3) for s in structure.sites))
+    assert [s.charge for s in structure.sites] == [-2, 3]
+    model = RietveldModel(structure, _dummy_pattern(20.0, 130.0), parse_radiation("CuKa12"), PROFILE, 3)
+    assert model.centric
+    expected, plus, minus = _naive_intensities(model)
+    np.testing.assert_allclose(model.intensities(model.x0), expected, rtol=1e-9, atol=1e-9 * expected.max())
+    np.testing.assert_allclose(plus, minus, rtol=1e-9)  # centrosymmetric: Friedel's law holds even with f''
+
+
+def test_friedel_averaged_intensities_equal_the_naive_loop(enargite):
+    model = RietveldModel(enargite, _dummy_pattern(), ABOVE_AS_EDGE, PROFILE, background_terms=3)
+    expected, plus, minus = _naive_intensities(model)
     ours = model.intensities(model.x0)
     np.testing.assert_allclose(ours, expected, rtol=1e-9, atol=1e-9 * expected.max())
     # the test can tell: Friedel mates differ by several per cent here, so |F(h)|² alone would fail it
