@@ -11,7 +11,8 @@ Fourier synthesis.
 
 :func:`rebuilt_models` returns, for each way of splitting the elements by scattering power (keep the heaviest
 element, keep the two heaviest, ...), the model with every movable site of the lighter elements put on the highest
-free peak of that split's difference map; the search then refines them like any offspring.
+free peak of that split's difference map, and the model after :data:`CYCLES` - 1 more cycles of 2Fo-Fc maps; the
+search then refines them like any offspring.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from gasolve.scoring.protocol import ModelScorer
 MAX_TERMS = 1.5e8
 #: Coarsest grid spacing used (Å); beyond it no map is made.
 MAX_SPACING = 0.6
+#: Fourier cycles per split of the elements (:func:`rebuilt_models`).
+CYCLES = 3
 
 
 def map_cost(problem, spacing: float = 0.3) -> float:
@@ -86,6 +89,7 @@ def rebuilt_models(
     spacing: float = 0.3,
     min_distance: float = 1.1,
     min_kept_distance: float = 1.5,
+    cycles: int = CYCLES,
 ) -> np.ndarray:
     """Models with the light atoms of ``genome`` moved onto the peaks of difference maps (module docstring).
 
@@ -103,12 +107,18 @@ def rebuilt_models(
     min_kept_distance : float
         A peak closer than this (Å) to a kept (heavier) atom is not used: the ripples of the heavy atoms' model
         errors lie there, and no bond to them is that short.
+    cycles : int
+        Fourier cycles: the first places the light atoms on the difference map of the heavier ones; each further
+        one re-places them on the 2Fo-Fc map of the rebuilt model (the partition of overlapping reflections, and
+        so |F_obs|, improves with the model). The models after the first and after the last cycle are returned:
+        recycling brought every O of K4SnO4 from random places to within 0.45 Å, but on KBi2F7 (P1, c = 21 Å,
+        heavy overlap) the first map's model refined better.
 
     Returns
     -------
-    ndarray, shape (n_splits, 3 n_sites)
-        One model per split of the elements (at most n_elements - 1), unprojected genomes; empty when the
-        structure has one element, nothing to move, or a cell too large for the map.
+    ndarray, shape (2 n_splits, 3 n_sites)
+        Two models (first and last cycle) per split of the elements (at most n_elements - 1 splits), unprojected
+        genomes; empty when the structure has one element, nothing to move, or a cell too large for the map.
     """
     problem = scorer.problem
     n_sites = problem.n_sites
@@ -121,54 +131,69 @@ def rebuilt_models(
         if spacing > MAX_SPACING:
             return np.empty((0, genome.size))
     elements = np.array(problem.elements)
-    site_f = site_structure_factors(problem, frac)
-    intensity = scorer.intensities(frac[None])[0]
-    fit = scorer.profiles(frac[None])
-    f_obs = np.sqrt(observed_intensities(problem, intensity, fit.difference[0], float(fit.scale[0])))
     power = np.abs(problem.site_f[:, int(np.argmin(problem.reflections.stol2))])  # scattering at low angle
     by_element = {e: power[elements == e].max() for e in set(problem.elements)}
     order = sorted(by_element, key=lambda e: -by_element[e])
     movable_mask = np.zeros(n_sites, dtype=bool)
     movable_mask[np.asarray(movable, dtype=int)] = True
     grid, shape = map_grid(cell, spacing)
-    site_map = scorer.site_map
     models = []
     for k in range(1, len(order)):
         light = np.isin(elements, order[k:]) & movable_mask
         if not light.any():
             continue
-        kept = ~light
-        f_kept = site_f[kept].sum(axis=0)
-        amplitude = np.abs(f_kept)
-        phase = np.where(amplitude > 0, f_kept / np.where(amplitude > 0, amplitude, 1.0), 0.0)
-        values = map_values(problem, (f_obs - amplitude) * phase, grid)
-        peaks = grid[map_peaks(values, shape)]
-        heavy = images(problem.space_group, frac[kept]).reshape(-1, 3)
-        occupied = np.empty((0, 3))
-        new = genome.copy()
-        used = np.zeros(len(peaks), dtype=bool)
-        for site in sorted(np.flatnonzero(light), key=lambda j: -power[j]):
-            for p, peak in enumerate(peaks):
-                if used[p]:
-                    continue
-                slots = _place(site_map, site, peak, problem.space_group, cell)
-                if slots is None:
-                    continue
-                position = slots if site_map is None else site_map.matrix[site] @ slots + site_map.offset[site]
-                own = images(problem.space_group, position[None])[0]
-                distinct = own[closest_distances(cell, position, own) > 1e-3]
-                if closest_distance(cell, position, heavy) < min_kept_distance or closest_distance(
-                    cell, position, occupied
-                ) < min_distance or (
-                    0 < len(distinct) and closest_distance(cell, position, distinct) < min_distance
-                ):
-                    continue
-                used[p] = True
-                new[3 * site : 3 * site + 3] = slots
-                occupied = np.concatenate([occupied, own])
-                break
-        models.append(new)
+        new, model = genome.copy(), frac
+        for cycle in range(cycles):
+            site_f = site_structure_factors(problem, model)
+            intensity = scorer.intensities(model[None])[0]
+            fit = scorer.profiles(model[None])
+            f_obs = np.sqrt(observed_intensities(problem, intensity, fit.difference[0], float(fit.scale[0])))
+            if cycle == 0:  # the heavier atoms' phases, the lighter atoms left out: a difference map
+                f_phased = site_f[~light].sum(axis=0)
+                amplitude = np.abs(f_phased)
+                coefficients = f_obs - amplitude
+            else:  # the whole rebuilt model's phases: 2Fo - Fc, which shows what the model still lacks
+                f_phased = site_f.sum(axis=0)
+                amplitude = np.abs(f_phased)
+                coefficients = 2.0 * f_obs - amplitude
+            phase = np.where(amplitude > 0, f_phased / np.where(amplitude > 0, amplitude, 1.0), 0.0)
+            peaks = grid[map_peaks(map_values(problem, coefficients * phase, grid), shape)]
+            new = _place_on_peaks(scorer, genome, model, light, peaks, power, min_distance, min_kept_distance)
+            model = scorer.project(new.reshape(1, n_sites, 3))[0]
+            if cycle in (0, cycles - 1):
+                models.append(new)
     return np.array(models).reshape(-1, genome.size)
+
+
+def _place_on_peaks(scorer, genome, model, light, peaks, power, min_distance, min_kept_distance) -> np.ndarray:
+    """``genome`` with every ``light`` site, heaviest first, on the highest free peak its Wyckoff position admits."""
+    problem = scorer.problem
+    cell, group, site_map = problem.cell, problem.space_group, scorer.site_map
+    heavy = images(group, model[~light]).reshape(-1, 3)
+    occupied = np.empty((0, 3))
+    new = np.array(genome, dtype=float)
+    used = np.zeros(len(peaks), dtype=bool)
+    for site in sorted(np.flatnonzero(light), key=lambda j: -power[j]):
+        for p, peak in enumerate(peaks):
+            if used[p]:
+                continue
+            slots = _place(site_map, site, peak, group, cell)
+            if slots is None:
+                continue
+            position = slots if site_map is None else site_map.matrix[site] @ slots + site_map.offset[site]
+            if closest_distance(cell, position, heavy) < min_kept_distance:
+                continue
+            if closest_distance(cell, position, occupied) < min_distance:
+                continue
+            own = images(group, position[None])[0]
+            distinct = own[closest_distances(cell, position, own) > 1e-3]
+            if closest_distance(cell, position, distinct) < min_distance:
+                continue
+            used[p] = True
+            new[3 * site : 3 * site + 3] = slots
+            occupied = np.concatenate([occupied, own])
+            break
+    return new
 
 
 def closest_distances(cell, point: np.ndarray, others: np.ndarray) -> np.ndarray:

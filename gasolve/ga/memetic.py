@@ -184,12 +184,12 @@ class Evaluator:
         sites, ranker_seconds = self.scan_sites(genome)
         candidates, spent = relocation.best_relocations(rwp_of, genome, sites, grid, s.layout.scan_top)
         if s.layout.scan_fourier:
-            from gasolve.ga.fourier_rebuild import map_cost, rebuilt_models
+            from gasolve.ga.fourier_rebuild import CYCLES, map_cost, rebuilt_models
 
             rebuilt = rebuilt_models(self.scorer, genome, self.movable)
             if len(rebuilt):
                 candidates = np.concatenate([rebuilt, candidates])
-                spent += map_cost(self.scorer.problem) * len(rebuilt)
+                spent += (map_cost(self.scorer.problem) + 2) * CYCLES * len(rebuilt) // 2  # maps, partitions
         if not len(candidates):
             return Evaluated(candidates, np.empty(0), np.empty(0), float(spent), ranker_seconds)
         done = self(candidates)

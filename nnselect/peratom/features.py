@@ -32,6 +32,7 @@ import numpy as np
 import scipy.sparse
 
 from gasolve.diffraction.form_factors import form_factor
+from gasolve.scoring.fourier import MAX_PARTITION_RATIO, site_structure_factors
 from gasolve.scoring.problem import ScoringProblem, symmetry_terms
 from gasolve.scoring.scorer import Scorer
 
@@ -53,8 +54,6 @@ SCALARS = (
     "rho_2fofc_centred",
 )
 N_FEATURES = len(SCALARS) + N_BINS
-#: Largest ratio (y_obs - bg) / (y_calc - bg) taken into the Rietveld partition (noise where y_calc is ~0).
-MAX_PARTITION_RATIO = 20.0
 
 
 def atomic_numbers(elements) -> np.ndarray:
@@ -62,31 +61,6 @@ def atomic_numbers(elements) -> np.ndarray:
     from ase.data import atomic_numbers as table
 
     return np.array([table[e] for e in elements], dtype=int)
-
-
-def site_structure_factors(problem: ScoringProblem, frac: np.ndarray) -> np.ndarray:
-    """Each site's contribution F_j(h) to the structure factor of one model.
-
-    Parameters
-    ----------
-    problem : ScoringProblem
-    frac : ndarray, shape (n_sites, 3)
-        Fractional coordinates of the independent sites.
-
-    Returns
-    -------
-    ndarray, shape (n_sites, n_refl), complex
-        Electrons; the sum over sites is the F whose |F|² :meth:`Scorer.intensities` gives (real when the group
-        is centric, as in the engine).
-    """
-    frac = np.asarray(frac, dtype=float)
-    # phase[j, s, k] = h R_s x_j + h t_s (cycles)
-    phase = np.einsum("ja,sak->jsk", frac - np.floor(frac), problem.hr) + problem.ht[None]
-    if problem.centric:
-        orbit = np.cos(2.0 * np.pi * phase).sum(axis=1).astype(complex)
-    else:
-        orbit = np.exp(2j * np.pi * phase).sum(axis=1)
-    return problem.site_f * orbit
 
 
 def site_multiplicity_fraction(problem: ScoringProblem) -> np.ndarray:
