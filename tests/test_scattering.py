@@ -109,7 +109,7 @@ def test_dispersion_agrees_with_cromer_liberman(element, radiation):
     f1, f2 = line_dispersion(element, wavelength)
     cl1, cl2 = gemmi.cromer_liberman(z=gemmi.Element(element).atomic_number, energy=12398.419843320026 / wavelength)
     assert abs(f1 - cl1) < 0.5
-    assert abs(f2 - cl2) < 0.3 * max(1.0, abs(cl2))
+    assert abs(f2 - cl2) < 0.15  # measured: 0.09 at most (Pb, Cu Kα1); f' 0.37 at most (Pb)
 
 
 @pytest.fixture(scope="module")
