@@ -183,6 +183,22 @@ def test_rungs_grow_by_eta_scale_with_free_coordinates_and_respect_the_budget():
     assert capped[1] / capped[0] == pytest.approx(108 / 45)
 
 
+def test_a_rival_with_more_free_coordinates_that_fits_clearly_better_blocks_the_stop():
+    """ReC2 (P-6m2) in the broad benchmark: every coordinate of one hypothesis fixed by symmetry, its one model
+    'found' at every try at χ² 1.81, while a hypothesis with one free coordinate stood at χ² 1.11."""
+    settings = race.RaceSettings(eta=3, finds=2, noise_factor=2.0, margin=0.9, first_cohort=2)
+    state = race.start([_hypothesis(0, "fixed"), _hypothesis(1, "free")], noise_chi2=1.0, settings=settings)
+    state = race.tell(state, 0, _outcome(10000.0, 0.0506, 1.81, 7))
+    state = race.tell(state, 1, _outcome(19000.0, 0.0396, 1.11, 1))
+    blocked = race.decide(state, settings, 10**9)
+    assert not blocked.stop
+    assert race.is_rival(state.lanes[1], state.lanes[0], 0.9)
+    # one that fits only as well (within the margin) contains the simpler hypothesis: no evidence against it
+    as_well = race.tell(state, 1, _outcome(19000.0, 0.048, 1.6, 1))
+    assert not race.is_rival(as_well.lanes[1], as_well.lanes[0], 0.9)
+    assert race.decide(as_well, settings, 10**9).winner == 0
+
+
 def test_halving_keeps_the_best_third_and_a_done_lane_stops_the_race():
     settings = race.RaceSettings(eta=3, finds=2, noise_factor=2.0, margin=0.9, first_cohort=6)
     state = race.start([_hypothesis(3, str(i)) for i in range(6)], noise_chi2=1.0, settings=settings)
