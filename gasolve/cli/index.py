@@ -12,9 +12,11 @@ def add_parser(subparsers) -> None:
         description="Find the lines of a measured pattern, index them by successive dichotomy (DICVOL: Boultif & "
         "Louër 1991, 2004) over cubic, tetragonal, hexagonal/trigonal, orthorhombic, monoclinic and triclinic "
         "cells and a grid of zero shifts, reduce and de-duplicate the cells (Niggli, Bravais type from spglib), rank "
-        "them by de Wolff's M20 and check the leading ones with a Pawley fit. Monoclinic and triclinic cells are "
-        "searched only when no higher-symmetry cell reaches M20 >= 20 (or with --exhaustive); the triclinic search "
-        "has a volume limit and a time budget, and says so when the budget cuts it.",
+        "them by de Wolff's M20 and check the leading ones with a Pawley fit. The zero shift and specimen "
+        "displacement are refined with each cell. Monoclinic cells are searched below the volume of a convincing "
+        "higher-symmetry cell (M20 >= 20), triclinic cells only when no cell of higher symmetry convinces "
+        "(--exhaustive: monoclinic up to that volume, triclinic even then); the triclinic search has a volume limit "
+        "and a time budget, and says so when the budget cuts it.",
     )
     parser.add_argument("pattern", help="pattern file (.xy/.xye/.csv/.dat or GSAS raw)")
     parser.add_argument(
@@ -29,7 +31,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--exhaustive",
         action="store_true",
-        help="search monoclinic and triclinic cells even when a higher-symmetry cell convinces",
+        help="search monoclinic cells up to a convincing higher-symmetry cell's volume (not only below it) and "
+        "triclinic cells even when a higher-symmetry cell convinces",
     )
     parser.add_argument(
         "--triclinic-volume",
