@@ -72,7 +72,8 @@ import numpy as np
 from gasolve import __version__
 from gasolve.crystal.cell import UnitCell
 from gasolve.crystal.spacegroup import SpaceGroup
-from gasolve.crystal.structure import element_symbol
+from gasolve.crystal.structure import parse_species
+from gasolve.diffraction.form_factors import species_form_factor
 from gasolve.diffraction.profile import PeakProfile
 from gasolve.diffraction.wavelength import KALPHA2_RATIO, Radiation, parse_radiation, radiation_spec
 from gasolve.errors import InputError
@@ -167,6 +168,10 @@ class StructureSpec:
         finds Z and the Wyckoff positions (:mod:`gasolve.hypotheses`).
     z : int or None
         Formula units per conventional cell, with ``composition``; None: gasolve proposes Z from the volume.
+    charges : tuple of int or None
+        Formal charge of each site where ``sites`` names ions ("Ca2+", "F1-"); None when every site is neutral.
+        The search scores neutral atoms; the final Rietveld refinement (``--rietveld``) uses the ions' form
+        factors.
 
     Notes
     -----
@@ -185,10 +190,18 @@ class StructureSpec:
     overlap_identical: bool = False
     composition: tuple[tuple[str, int], ...] | None = None
     z: int | None = None
+    charges: tuple[int, ...] | None = None
 
     @property
     def n_sites(self) -> int:
         return len(self.sites)
+
+    def species(self) -> list[str]:
+        """``sites`` with each ion's charge as the config writes it ("Ca2+"), shape (n_sites,)."""
+        from gasolve.diffraction.form_factors import species_name
+
+        charges = self.charges or (0,) * len(self.sites)
+        return [species_name(element, charge) for element, charge in zip(self.sites, charges, strict=True)]
 
     @property
     def formula(self) -> str:
@@ -507,12 +520,16 @@ def _structure(table: _Table) -> StructureSpec:
     given = table.get("sites")
     if not isinstance(given, list) or not given:
         raise table.error("sites", f"expected a non-empty list of element symbols, got {_describe(given)}")
-    sites = []
+    sites, charges = [], []
     for i, item in enumerate(given):
         if not isinstance(item, str):
             raise table.error("sites", f"expected element symbols (text); item {i + 1} is {_describe(item)}")
         with table.blame("sites"):
-            sites.append(element_symbol(item))
+            element, charge = parse_species(item)
+            if charge:  # the refinement's ion table must have it (checked now, not after the search)
+                species_form_factor(element, charge, np.zeros(1))
+        sites.append(element)
+        charges.append(charge)
     b_value = table.get("b_iso", DEFAULT_B_ISO)
     if isinstance(b_value, list):
         b_iso = tuple(table.numbers("b_iso", len(sites), f"(one B in Å² per site of {len(sites)} sites)"))
@@ -546,7 +563,10 @@ def _structure(table: _Table) -> StructureSpec:
             f"never merged) and below {limit:.3f} (half the smallest interplanar spacing of the cell), got {radius}",
         )
     identical = table.boolean("overlap_identical", False)
-    return StructureSpec(name, cell, space_group, tuple(sites), b_iso, wyckoff, correction, radius, identical)
+    return StructureSpec(
+        name, cell, space_group, tuple(sites), b_iso, wyckoff, correction, radius, identical,
+        charges=tuple(charges) if any(charges) else None,
+    )  # fmt: skip
 
 
 def _check_fixed_positions_once(table: _Table, space_group: SpaceGroup, sites: list[str], labels: tuple) -> None:
@@ -992,7 +1012,7 @@ def _resolved_document(config: RunConfig) -> dict[str, dict[str, Any]]:
             "cell": list(structure.cell.parameters),
             "space_group": structure.space_group.symbol,
             **(
-                {"sites": list(structure.sites), "b_iso": list(structure.b_iso)}
+                {"sites": structure.species(), "b_iso": list(structure.b_iso)}
                 if structure.composition is None
                 else {"composition": structure.formula, "b_iso": structure.b_iso[0]}
             ),

@@ -156,7 +156,7 @@ def prepare(
         if ranker_factory is None:
             raise ValueError("the config has [atom_selection]: pass ranker_factory")
         ranker = ranker_factory(config, scorer.problem)
-    template = template_structure(spec.name, spec.cell, spec.space_group, spec.sites, spec.b_iso)
+    template = template_structure(spec.name, spec.cell, spec.space_group, spec.sites, spec.b_iso, spec.charges)
     judge = None
     if config.reference is not None:
         judge = _reference_judge(config, template, spec.site_map())

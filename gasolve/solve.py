@@ -35,10 +35,12 @@ def model_structure(template: Structure, frac: np.ndarray) -> Structure:
     return template.with_frac(np.asarray(frac) - np.floor(frac))
 
 
-def template_structure(name, cell, space_group, elements, b_iso) -> Structure:
+def template_structure(name, cell, space_group, elements, b_iso, charges=None) -> Structure:
+    """The structure of a run's sites at the origin; ``charges`` (n_sites,) of ions, None for neutral atoms."""
+    charges = charges or (0,) * len(elements)
     sites = tuple(
-        Site(label=label, element=element, frac=(0.0, 0.0, 0.0), b_iso=float(b))
-        for label, element, b in zip(site_labels(elements), elements, b_iso, strict=True)
+        Site(label=label, element=element, frac=(0.0, 0.0, 0.0), b_iso=float(b), charge=int(q))
+        for label, element, b, q in zip(site_labels(elements), elements, b_iso, charges, strict=True)
     )
     return Structure(cell=cell, space_group=space_group, sites=sites, name=name)
 

@@ -555,6 +555,21 @@ def test_wyckoff_positions_give_the_site_map(folder):
     assert general.n_free == 27 and list(general.multiplicity) == [2] * 9
 
 
+def test_ions_in_sites_keep_their_charge_for_the_refinement(folder):
+    text = edit(VALID, 'sites = ["Sn", "K", "K"', 'sites = ["Sn4+", "K1+", "K+"')
+    config = load_run_config(write(folder, text))
+    assert config.structure.sites[:3] == ("Sn", "K", "K")  # the search scores neutral atoms
+    assert config.structure.charges[:4] == (4, 1, 1, 0)
+    assert config.structure.species()[:3] == ["Sn4+", "K1+", "K1+"]
+    again = load_run_config(write(folder, resolved_toml(config), "resolved.toml"))
+    assert again.structure.charges == config.structure.charges
+    assert load_run_config(write(folder, VALID, "neutral.toml")).structure.charges is None
+    with pytest.raises(InputError, match=r"\[structure\] sites: no X-ray form factor for the ion S6\+"):
+        load_run_config(write(folder, edit(VALID, 'sites = ["Sn"', 'sites = ["S6+"'), "sulphur.toml"))
+    with pytest.raises(InputError, match=r"\[structure\] sites: unknown species 'Sn\+\+4'"):
+        load_run_config(write(folder, edit(VALID, 'sites = ["Sn"', 'sites = ["Sn++4"'), "bad.toml"))
+
+
 def test_a_position_without_free_coordinates_holds_one_site(folder):
     twice = edit(VALID, "b_iso = 1.0", "wyckoff = " + str(["2i"] * 7 + ["1h", "1h"]))
     with pytest.raises(InputError) as caught:
