@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gasolve.scoring.fourier import map_values, observed_intensities, site_structure_factors
+from gasolve.scoring.fourier import map_on_grid, map_values, observed_intensities, site_structure_factors
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -133,3 +133,36 @@ def test_map_of_an_acentric_structure_peaks_at_x_not_minus_x():
         assert min(closest_distance(problem.cell, peak, atom[None]) for peak in peaks) < 0.3
     assert closest_distance(problem.cell, peaks[0], truth[:1]) < 0.3  # Sn highest
     assert closest_distance(problem.cell, peaks[0], -truth[:1]) > 1.0
+
+
+@pytest.mark.parametrize(
+    "group, cell",
+    [
+        ("P-1", (6.6, 6.9, 9.1, 95, 101, 92)), ("P1", (6.6, 6.9, 9.1, 95, 101, 92)),
+        ("P2_1/c", (6.6, 6.9, 9.1, 90, 101, 90)), ("Pna2_1", (6.6, 6.9, 9.1, 90, 90, 90)),
+        ("Fd-3m", (8.1, 8.1, 8.1, 90, 90, 90)), ("P6_3mc", (5, 5, 8, 90, 90, 120)),
+        ("R-3c", (4.76, 4.76, 13, 90, 90, 120)),
+    ],
+)  # fmt: skip
+def test_fft_map_equals_the_direct_sum(group, cell):
+    """The FFT synthesis equals the orbit sums point by point, centric and acentric, centred and rhombohedral."""
+    from gasolve.crystal import SpaceGroup, UnitCell
+    from gasolve.diffraction.profile import PeakProfile
+    from gasolve.diffraction.wavelength import parse_radiation
+    from gasolve.ga.fourier_rebuild import map_grid
+    from gasolve.io.patterns import ObservedPattern
+    from gasolve.scoring.problem import ScoringProblem
+
+    two_theta = np.arange(10.0, 90.0, 0.02)
+    flat = ObservedPattern(two_theta, np.ones_like(two_theta), np.ones_like(two_theta))
+    problem = ScoringProblem.build(
+        UnitCell(*cell), SpaceGroup.from_symbol(group), ["Sn"], flat, parse_radiation("CuKa1"),
+        PeakProfile(caglioti=(0.0, 0.0, 0.01), eta=0.5), 3, b_iso=1.0,
+    )  # fmt: skip
+    grid, shape = map_grid(problem.cell, 0.3)
+    rng = np.random.default_rng(0)
+    coefficients = rng.normal(size=problem.n_refl) + 1j * rng.normal(size=problem.n_refl)
+    direct = map_values(problem, coefficients, grid)
+    np.testing.assert_allclose(map_on_grid(problem, coefficients, shape), direct, atol=1e-12 * np.abs(direct).max())
+    with pytest.raises(ValueError, match="aliasing"):
+        map_on_grid(problem, coefficients, (4, 4, 4))

@@ -20,21 +20,20 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage
 
-from gasolve.scoring.fourier import map_values, observed_intensities, site_structure_factors
+from gasolve.scoring.fourier import map_on_grid, observed_intensities, site_structure_factors
 from gasolve.scoring.protocol import ModelScorer
 
-#: Largest map synthesis, grid points x operator terms x reflections; the grid coarsens up to MAX_SPACING to fit.
-MAX_TERMS = 1.5e8
-#: Coarsest grid spacing used (Å); beyond it no map is made.
-MAX_SPACING = 0.6
+#: Most grid points of a map; the grid coarsens to fit, as long as it stays finer than d_min / 2 (no aliasing).
+MAX_GRID_POINTS = 2_000_000
 #: Fourier cycles per split of the elements (:func:`rebuilt_models`).
 CYCLES = 3
 
 
 def map_cost(problem, spacing: float = 0.3) -> float:
-    """One difference map in Rwp evaluations: its grid points over the sites (both sum the same exponentials per
-    reflection and operator term, the map over grid points, Rwp over sites)."""
-    return float(len(map_grid(problem.cell, spacing)[0])) / max(problem.n_sites, 1)
+    """One Fourier cycle charged in Rwp evaluations: the grid points over the sites, what the map would cost
+    summed directly like Rwp (one orbit per grid point instead of per site), plus the partition's two. The FFT
+    costs far less; the charge is an upper bound."""
+    return float(len(map_grid(problem.cell, spacing)[0])) / max(problem.n_sites, 1) + 2.0
 
 
 def map_grid(cell, spacing: float) -> tuple[np.ndarray, tuple[int, int, int]]:
@@ -100,8 +99,8 @@ def rebuilt_models(
     movable : ndarray, shape (k,), int
         Sites that may move (general positions and special ones with free coordinates, not the origin anchor).
     spacing : float
-        Map grid spacing (Å); coarsened up to :data:`MAX_SPACING` so that the synthesis stays under
-        :data:`MAX_TERMS`.
+        Map grid spacing (Å); coarsened to at most :data:`MAX_GRID_POINTS` points (no map when that is no longer
+        finer than d_min / 2).
     min_distance : float
         A peak closer than this (Å) to a light atom already placed, or to its own symmetry images, is not used.
     min_kept_distance : float
@@ -124,12 +123,11 @@ def rebuilt_models(
     n_sites = problem.n_sites
     genome = np.asarray(genome, dtype=float)
     frac = scorer.project(genome.reshape(1, n_sites, 3))[0]
-    work = problem.hr.shape[0] * problem.n_refl
     cell = problem.cell
-    while np.prod(np.ceil(np.array([cell.a, cell.b, cell.c]) / spacing)) * work > MAX_TERMS:
+    while np.prod(np.ceil(np.array([cell.a, cell.b, cell.c]) / spacing)) > MAX_GRID_POINTS:
         spacing *= 1.25
-        if spacing > MAX_SPACING:
-            return np.empty((0, genome.size))
+    if spacing >= 0.5 * float(problem.reflections.d_spacing.min()):  # too coarse: the map would alias
+        return np.empty((0, genome.size))
     elements = np.array(problem.elements)
     power = np.abs(problem.site_f[:, int(np.argmin(problem.reflections.stol2))])  # scattering at low angle
     by_element = {e: power[elements == e].max() for e in set(problem.elements)}
@@ -157,7 +155,7 @@ def rebuilt_models(
                 amplitude = np.abs(f_phased)
                 coefficients = 2.0 * f_obs - amplitude
             phase = np.where(amplitude > 0, f_phased / np.where(amplitude > 0, amplitude, 1.0), 0.0)
-            peaks = grid[map_peaks(map_values(problem, coefficients * phase, grid), shape)]
+            peaks = grid[map_peaks(map_on_grid(problem, coefficients * phase, shape), shape)]
             new = _place_on_peaks(scorer, genome, model, light, peaks, power, min_distance, min_kept_distance)
             model = scorer.project(new.reshape(1, n_sites, 3))[0]
             if cycle in (0, cycles - 1):

@@ -189,7 +189,7 @@ class Evaluator:
             rebuilt = rebuilt_models(self.scorer, genome, self.movable)
             if len(rebuilt):
                 candidates = np.concatenate([rebuilt, candidates])
-                spent += (map_cost(self.scorer.problem) + 2) * CYCLES * len(rebuilt) // 2  # maps, partitions
+                spent += map_cost(self.scorer.problem) * CYCLES * (len(rebuilt) // 2)  # maps and partitions
         if not len(candidates):
             return Evaluated(candidates, np.empty(0), np.empty(0), float(spent), ranker_seconds)
         done = self(candidates)

@@ -95,3 +95,25 @@ def map_values(problem: ScoringProblem, coefficients: np.ndarray, points: np.nda
         orbit = orbit_sums(problem, points[start : start + step])
         out[start : start + step] = np.real(orbit.conj() @ weighted)
     return out
+
+
+def map_on_grid(problem: ScoringProblem, coefficients: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """The map of :func:`map_values` at every point j / shape of a regular grid, by one FFT, shape (prod(shape),).
+
+    Each reflection h and operator term s contributes m_h X(h) exp(-2πi h·t_s) at the wave vector h R_s (half of
+    it at ±h R_s when the group is centric, the engine summing cosines), so the map is the real part of the
+    discrete Fourier transform of those coefficients on the grid. The grid must hold more than twice the largest
+    index along each axis (no aliasing): a spacing below d_min / 2.
+    """
+    shape = tuple(int(n) for n in shape)
+    k = np.rint(problem.hr).astype(np.int64)  # (n_terms, 3, n_refl)
+    weighted = problem.reflections.multiplicity.astype(float) * np.asarray(coefficients)
+    value = weighted[None, :] * np.exp(-2j * np.pi * problem.ht)  # (n_terms, n_refl)
+    if problem.centric:
+        k = np.concatenate([k, -k])
+        value = np.concatenate([value, weighted[None, :] * np.exp(2j * np.pi * problem.ht)]) / 2.0
+    if np.any(2 * np.abs(k).max(axis=(0, 2)) >= np.array(shape)):
+        raise ValueError(f"grid {shape} too coarse for the reflections' indices (aliasing)")
+    grid = np.zeros(shape, dtype=complex)
+    np.add.at(grid, (k[:, 0] % shape[0], k[:, 1] % shape[1], k[:, 2] % shape[2]), value)
+    return np.real(np.fft.fftn(grid)).ravel()
