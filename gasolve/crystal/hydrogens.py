@@ -1,0 +1,463 @@
+"""Hydrogen atoms placed by geometry, as refinement programs place them (riding model).
+
+X-rays barely see hydrogen (one electron, about 0.1 % of the scattering of a typical hydrate), so a powder pattern
+does not locate it; SHELXL (HFIX/AFIX), Olex2 and GSAS-II put H where the chemistry says it must be. This module
+does the same from the non-H atoms:
+
+1. **Donors** are O and N atoms that are anions (their bond valence sum, Brown & Altermatt, Acta Cryst. B41 (1985)
+   244, with the element parameters of O'Keeffe & Brese, J. Am. Chem. Soc. 113 (1991) 3226 as pymatgen's
+   :func:`pymatgen.analysis.bond_valence.calculate_bv_sum` evaluates them, counts their bonds as received, not
+   given). The deficit, the anion's valence (from pymatgen's common oxidation states) minus the sum, says how many
+   H it carries: H are handed out one symmetry orbit of donors at a time, the most under-bonded donor first, each
+   H taking ``hydrogen_valence`` off the deficit (an O with a sum near 1 gets one H, a water O near 0.3 two, the N
+   of NH4+ near 0 four).
+2. **Direction**: toward hydrogen-bond acceptors (O, N, F, Cl, Br, I, S) 2.5-3.3 Å from the donor (the upper limit
+   grows with the acceptor's covalent radius beyond O's, ASE's radii), leaving out acceptors within
+   ``min_cation_angle`` of a cation bonded to the donor (the edges of its own coordination polyhedra), blended
+   with the direction away from the donor's cations. Water gets two H at 105°, three or four H on N a
+   tetrahedron, rotated (Kabsch, scipy) onto the acceptors. Without an acceptor the H points away from the
+   cations.
+3. **Distance**: O-H 0.97 Å and N-H 1.01 Å by default, the lengths of DFT (PBE) relaxations such as the Materials
+   Project's, not the shorter X-ray lengths SHELXL uses (0.82 and 0.86 Å at room temperature: X-rays see the
+   bonding electron, not the proton).
+4. **Symmetry**: each placed H is averaged with its images closer than ``merge_distance`` (the projection onto
+   its site symmetry) and kept at the bond length; its orbit is matched to one of the requested H sites with the
+   same multiplicity and Wyckoff position (Hungarian assignment on the distance to the position).
+
+Metal hydrides (H an anion: LiH, LiMgH3, NaAlH4) have no under-bonded donor; :func:`place_hydrogens` returns None
+for them, and the caller keeps the H of its search.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gasolve.crystal.cell import UnitCell
+from gasolve.crystal.spacegroup import SpaceGroup
+from gasolve.crystal.wyckoff import WyckoffPosition
+
+ACCEPTORS = ("O", "N", "F", "Cl", "Br", "I", "S")
+_BIG = 1e6
+
+
+@dataclass(frozen=True)
+class HydrogenSettings:
+    """Settings of the geometric H placement (module docstring).
+
+    Attributes
+    ----------
+    bond_lengths : tuple of (str, float)
+        D-H distance (Å) per donor element (DFT-like lengths).
+    max_hydrogens : tuple of (str, int)
+        Most H one donor carries (water, ammonium).
+    hydrogen_valence : float
+        Bond valence (v.u.) one D-H bond gives its donor.
+    min_deficit : float
+        A donor gets another H only while its remaining deficit (v.u.) is at least this.
+    bond_cutoff : float
+        Neighbours closer than this (Å) enter the bond valence sum.
+    min_bond_valence : float
+        A less electronegative neighbour giving the donor at least this bond valence (v.u.) is a bonded cation.
+    acceptor_range : tuple of float
+        Donor-acceptor distances (Å) of hydrogen bonds for an O acceptor.
+    acceptor_softness : float
+        Acceptors farther than the nearest by a few times this (Å) barely pull the H.
+    min_cation_angle : float
+        Degrees: an acceptor or H direction closer than this to a cation bonded to the donor is refused.
+    away_weight : float
+        Weight of the direction away from the donor's cations against the acceptors'.
+    merge_distance : float
+        Images of an H closer than this (Å) are one atom on a special position.
+    site_tolerance : float
+        Largest distance (Å) of a placed H from the Wyckoff position it is assigned to.
+    """
+
+    bond_lengths: tuple[tuple[str, float], ...] = (("O", 0.97), ("N", 1.01))
+    max_hydrogens: tuple[tuple[str, int], ...] = (("O", 2), ("N", 4))
+    hydrogen_valence: float = 0.8
+    min_deficit: float = 0.4
+    bond_cutoff: float = 3.0
+    min_bond_valence: float = 0.05
+    acceptor_range: tuple[float, float] = (2.5, 3.3)
+    acceptor_softness: float = 0.05
+    min_cation_angle: float = 90.0
+    away_weight: float = 0.3
+    merge_distance: float = 0.7
+    site_tolerance: float = 0.3
+
+
+@dataclass(frozen=True)
+class Donor:
+    """An asymmetric-unit atom that may carry H.
+
+    Attributes
+    ----------
+    index : int
+        Index of the atom in the asymmetric unit.
+    element : str
+    multiplicity : int
+        Its images in the cell.
+    deficit : float
+        Valence (v.u.) its bonds to non-H atoms leave unsatisfied.
+    """
+
+    index: int
+    element: str
+    multiplicity: int
+    deficit: float
+
+
+def _validate(cell, space_group, frac, elements) -> tuple[np.ndarray, list[str]]:
+    if not isinstance(cell, UnitCell):
+        raise ValueError(f"cell must be a gasolve UnitCell, got {type(cell).__name__}")
+    if not isinstance(space_group, SpaceGroup):
+        raise ValueError(f"space_group must be a gasolve SpaceGroup, got {type(space_group).__name__}")
+    frac = np.asarray(frac, dtype=float)
+    if frac.ndim != 2 or frac.shape[1] != 3 or len(frac) == 0:
+        raise ValueError(f"frac must have shape (n_atoms, 3) with n_atoms >= 1, got {frac.shape}")
+    if not np.isfinite(frac).all():
+        raise ValueError("frac holds NaN or infinite coordinates")
+    elements = [str(e) for e in elements]
+    if len(elements) != len(frac):
+        raise ValueError(f"{len(elements)} elements for {len(frac)} positions")
+    from pymatgen.core import Element
+
+    for element in elements:
+        if not Element.is_valid_symbol(element):
+            raise ValueError(f"unknown element {element!r}")
+        if element in ("H", "D"):
+            raise ValueError("frac and elements are the non-H atoms; the H sites are given as h_sites")
+    return frac, elements
+
+
+def _expand(space_group: SpaceGroup, frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every image of the asymmetric unit in the cell: (frac (n_cell, 3), asymmetric index (n_cell,))."""
+    images = [space_group.orbit(x, tol=1e-3) for x in frac]
+    owner = np.concatenate([np.full(len(o), i) for i, o in enumerate(images)])
+    return np.concatenate(images), owner
+
+
+def _structure(cell: UnitCell, frac: np.ndarray, elements: Sequence[str]):
+    from pymatgen.core import Lattice, Structure
+
+    return Structure(Lattice(cell.matrix), list(elements), frac, coords_are_cartesian=False)
+
+
+def _bv_sum(structure, index: int, cutoff: float) -> float:
+    """Bond valence sum of site ``index`` (v.u., negative for an anion), skipping elements pymatgen lacks."""
+    from pymatgen.analysis.bond_valence import BV_PARAMS, calculate_bv_sum
+
+    site = structure[index]
+    neighbours = [n for n in structure.get_neighbors(site, cutoff) if n.specie in BV_PARAMS]
+    if site.specie not in BV_PARAMS:
+        return 0.0
+    return float(calculate_bv_sum(site, neighbours))
+
+
+def find_donors(
+    cell: UnitCell,
+    space_group: SpaceGroup,
+    frac: np.ndarray,
+    elements: Sequence[str],
+    settings: HydrogenSettings = HydrogenSettings(),
+) -> list[Donor]:
+    """The O and N anions of the asymmetric unit with their bond valence deficits, most under-bonded first.
+
+    Parameters
+    ----------
+    cell : UnitCell
+    space_group : SpaceGroup
+    frac : ndarray, shape (n_atoms, 3)
+        Fractional coordinates of the non-H atoms of the asymmetric unit.
+    elements : sequence of str, length n_atoms
+    settings : HydrogenSettings
+
+    Returns
+    -------
+    list of Donor
+        O or N atoms whose bond valence sum marks them as anions (an N bonded to O, as in nitrate, is not one).
+    """
+    from pymatgen.core import Element
+
+    frac, elements = _validate(cell, space_group, frac, elements)
+    cell_frac, owner = _expand(space_group, frac)
+    structure = _structure(cell, cell_frac, [elements[i] for i in owner])
+    max_h = dict(settings.max_hydrogens)
+    donors = []
+    for i, element in enumerate(elements):
+        if element not in max_h:
+            continue
+        first = int(np.flatnonzero(owner == i)[0])
+        bvs = _bv_sum(structure, first, settings.bond_cutoff)
+        if bvs > 0:
+            continue
+        valence = -min(Element(element).common_oxidation_states)
+        donors.append(Donor(i, element, int((owner == i).sum()), valence + bvs))
+    return sorted(donors, key=lambda d: -d.deficit)
+
+
+def allocate_hydrogens(donors: Sequence[Donor], n_hydrogens: int, settings: HydrogenSettings) -> dict[int, int] | None:
+    """How many H each donor carries: one donor orbit at a time, largest remaining deficit first.
+
+    Parameters
+    ----------
+    donors : sequence of Donor
+    n_hydrogens : int
+        H atoms in the cell.
+    settings : HydrogenSettings
+
+    Returns
+    -------
+    dict or None
+        Asymmetric index -> H per donor atom, covering exactly ``n_hydrogens`` H in the cell; None when the
+        donors' deficits cannot take them all (a metal hydride).
+    """
+    max_h = dict(settings.max_hydrogens)
+    count = {d.index: 0 for d in donors}
+    left = n_hydrogens
+    while left > 0:
+        open_ = [
+            d
+            for d in donors
+            if count[d.index] < max_h[d.element]
+            and d.multiplicity <= left
+            and d.deficit - settings.hydrogen_valence * count[d.index] >= settings.min_deficit
+        ]
+        if not open_:
+            return None
+        best = max(open_, key=lambda d: (d.deficit - settings.hydrogen_valence * count[d.index], -d.index))
+        count[best.index] += 1
+        left -= best.multiplicity
+    return {i: k for i, k in count.items() if k}
+
+
+def _template(k: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Ideal D-H unit vectors (k, 3) and their axis (the direction away from the cations), None for k = 4."""
+    if k == 1:
+        return np.array([[0.0, 0.0, 1.0]]), np.array([0.0, 0.0, 1.0])
+    if k == 2:
+        half = math.radians(105.0 / 2)
+        return np.array([[math.sin(half), 0, math.cos(half)], [-math.sin(half), 0, math.cos(half)]]), np.array(
+            [0.0, 0.0, 1.0]
+        )
+    tetrahedron = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=float) / math.sqrt(3)
+    if k == 4:
+        return tetrahedron, None
+    # Three vertices of a tetrahedron; the fourth (the lone pair) points to the cations.
+    axis = -tetrahedron[3]
+    return tetrahedron[:3], axis
+
+
+def _directions(
+    site, neighbours: list, k: int, settings: HydrogenSettings, max_distance: dict[str, float]
+) -> np.ndarray:
+    """Unit vectors (k, 3) of the D-H bonds of the donor ``site`` (pymatgen PeriodicSite) among ``neighbours``."""
+    from scipy.spatial.transform import Rotation
+
+    centre = site.coords
+    from pymatgen.analysis.bond_valence import BV_PARAMS, calculate_bv_sum
+
+    cations, acceptors = [], []
+    for n in neighbours:
+        vector = n.coords - centre
+        distance = float(np.linalg.norm(vector))
+        if distance < 1e-6:
+            continue
+        if n.specie in BV_PARAMS and site.specie in BV_PARAMS:
+            # Signed bond valence: negative when the neighbour is the less electronegative partner (a cation).
+            bonded = distance <= settings.bond_cutoff and calculate_bv_sum(site, [n]) <= -settings.min_bond_valence
+        else:
+            bonded = distance <= settings.bond_cutoff and n.specie.symbol not in ACCEPTORS
+        if bonded:
+            cations.append(vector / distance)
+        elif n.specie.symbol in ACCEPTORS and settings.acceptor_range[0] <= distance <= max_distance[n.specie.symbol]:
+            acceptors.append((distance, vector / distance))
+    cos_limit = math.cos(math.radians(settings.min_cation_angle))
+    acceptors = [(d, u) for d, u in acceptors if all(float(u @ c) <= cos_limit + 1e-9 for c in cations)]
+    acceptors.sort(key=lambda a: a[0])
+    away = -np.sum(cations, axis=0) if cations else np.zeros(3)
+    away = away / np.linalg.norm(away) if np.linalg.norm(away) > 1e-6 else None
+    template, axis = _template(k)
+
+    if k == 1 and acceptors:
+        nearest = acceptors[0][0]
+        pull = sum(math.exp(-(d - nearest) / settings.acceptor_softness) * u for d, u in acceptors)
+        pull = pull / np.linalg.norm(pull) if np.linalg.norm(pull) > 1e-6 else acceptors[0][1]
+        direction = pull + (settings.away_weight * away if away is not None else 0.0)
+        return (direction / np.linalg.norm(direction))[None, :]
+
+    best, best_cost = None, math.inf
+    pool = acceptors[:8]
+    size = min(k, len(pool))
+    for subset in itertools.combinations(range(len(pool)), size):
+        for slots in itertools.permutations(range(k), size):
+            targets = [pool[i][1] for i in subset]
+            sources = [template[s] for s in slots]
+            weights = [1.0] * size
+            if away is not None and axis is not None:
+                targets.append(away)
+                sources.append(axis)
+                weights.append(settings.away_weight)
+            if not targets:
+                continue
+            rotation, _ = Rotation.align_vectors(np.array(targets), np.array(sources), weights=np.array(weights))
+            placed = rotation.apply(template)
+            misfit = sum(1.0 - float(placed[s] @ pool[i][1]) for i, s in zip(subset, slots, strict=True))
+            crowd = sum(max(0.0, float(h @ c) - cos_limit) for h in placed for c in cations)
+            cost = misfit + sum(pool[i][0] for i in subset) - size * settings.acceptor_range[0] + 10 * crowd
+            if cost < best_cost:
+                best, best_cost = placed, cost
+    if best is None:
+        # No acceptor and no cation (or no acceptor for k = 4): the template as it stands, axis away when known.
+        if away is not None and axis is not None:
+            rotation, _ = Rotation.align_vectors(away[None, :], axis[None, :])
+            return rotation.apply(template)
+        return template
+    return best
+
+
+def _nearest_image(x: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    return x - np.round(x - reference)
+
+
+def _symmetrise(
+    cell: UnitCell, space_group: SpaceGroup, h: np.ndarray, donor: np.ndarray, length: float, merge: float
+) -> np.ndarray:
+    """``h`` (fractional) averaged with its images closer than ``merge`` Å, at ``length`` Å from ``donor``."""
+    for renormalise in (True, False):
+        images = np.einsum("sij,j->si", space_group.rotations, h) + space_group.translations
+        images = _nearest_image(images, h)
+        close = images[cell.distance(images, h) < merge]
+        h = close.mean(axis=0)
+        if renormalise:
+            donors = _nearest_image(np.einsum("sij,j->si", space_group.rotations, donor) + space_group.translations, h)
+            nearest = donors[np.argmin(cell.distance(donors, h))]
+            vector = (h - nearest) @ cell.matrix
+            norm = np.linalg.norm(vector)
+            if norm > 1e-6:
+                h = nearest + np.linalg.solve(cell.matrix.T, vector / norm * length)
+    return np.mod(h, 1.0)
+
+
+def _distance_to_position(
+    cell: UnitCell, space_group: SpaceGroup, h: np.ndarray, position: WyckoffPosition
+) -> tuple[float, np.ndarray]:
+    """Shortest distance (Å) from any image of ``h`` to the representative of ``position``, and that point."""
+    images = np.mod(np.einsum("sij,j->si", space_group.rotations, h) + space_group.translations, 1.0)
+    shifts = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=float)
+    delta = images[:, None, :] + shifts[None, :, :] - position.offset  # (n_ops, 27, 3)
+    basis = cell.matrix.T @ position.matrix  # Cartesian displacement per unit parameter
+    parameters = np.einsum("ij,...j->...i", np.linalg.pinv(basis), delta @ cell.matrix)
+    on_position = position.coordinates(parameters)
+    residual = np.linalg.norm((images[:, None, :] + shifts[None, :, :] - on_position) @ cell.matrix, axis=-1)
+    best = np.unravel_index(np.argmin(residual), residual.shape)
+    return float(residual[best]), np.mod(on_position[best], 1.0)
+
+
+def place_hydrogens(
+    cell: UnitCell,
+    space_group: SpaceGroup,
+    frac: np.ndarray,
+    elements: Sequence[str],
+    h_sites: Sequence[WyckoffPosition | None],
+    settings: HydrogenSettings = HydrogenSettings(),
+) -> np.ndarray | None:
+    """Place the H atoms of a structure from its non-H atoms (module docstring).
+
+    Parameters
+    ----------
+    cell : UnitCell
+    space_group : SpaceGroup
+        In the setting the coordinates and Wyckoff positions refer to.
+    frac : ndarray, shape (n_atoms, 3)
+        Fractional coordinates of the non-H atoms of the asymmetric unit (their images come from the group).
+    elements : sequence of str, length n_atoms
+        Their element symbols (no H).
+    h_sites : sequence of WyckoffPosition or None, length n_h_sites
+        The Wyckoff position of each independent H site; None for the general position.
+    settings : HydrogenSettings
+
+    Returns
+    -------
+    ndarray, shape (n_h_sites, 3), or None
+        Fractional coordinates in [0, 1) of one representative of each H site, in the order of ``h_sites``, each
+        on its Wyckoff position. None when the H cannot be given to O or N donors (a metal hydride, or no donor
+        with a bond valence deficit), or when the placed H do not form orbits of the requested Wyckoff
+        positions: the caller keeps the H it had.
+
+    Raises
+    ------
+    ValueError
+        For coordinates of the wrong shape or non-finite, elements that do not match them, an H among the
+        non-H atoms, or an H site that is not a WyckoffPosition of ``space_group``'s multiplicities.
+    """
+    frac, elements = _validate(cell, space_group, frac, elements)
+    n_ops = len(space_group.rotations)
+    multiplicities = []
+    for site in h_sites:
+        if site is None:
+            multiplicities.append(n_ops)
+        elif isinstance(site, WyckoffPosition):
+            if n_ops % site.multiplicity:
+                raise ValueError(f"Wyckoff position {site.label} does not belong to {space_group.symbol}")
+            multiplicities.append(site.multiplicity)
+        else:
+            raise ValueError(f"an H site is a WyckoffPosition or None, got {type(site).__name__}")
+    if not h_sites:
+        return np.zeros((0, 3))
+
+    donors = find_donors(cell, space_group, frac, elements, settings)
+    counts = allocate_hydrogens(donors, sum(multiplicities), settings)
+    if counts is None:
+        return None
+
+    from ase.data import atomic_numbers, covalent_radii
+
+    oxygen = covalent_radii[atomic_numbers["O"]]
+    max_distance = {a: settings.acceptor_range[1] + covalent_radii[atomic_numbers[a]] - oxygen for a in ACCEPTORS}
+    cell_frac, owner = _expand(space_group, frac)
+    structure = _structure(cell, cell_frac, [elements[i] for i in owner])
+    lengths = dict(settings.bond_lengths)
+    reach = max(settings.bond_cutoff, *max_distance.values())
+
+    placed: list[np.ndarray] = []
+    for index, k in counts.items():
+        first = int(np.flatnonzero(owner == index)[0])
+        centre = structure[first].coords
+        length = lengths[elements[index]]
+        neighbours = structure.get_neighbors(structure[first], reach)
+        vectors = _directions(structure[first], neighbours, k, settings, max_distance)
+        for vector in vectors:
+            h = np.linalg.solve(cell.matrix.T, centre + length * vector)
+            h = _symmetrise(cell, space_group, h, cell_frac[first], length, settings.merge_distance)
+            images = np.einsum("sij,j->si", space_group.rotations, h) + space_group.translations
+            if any(cell.distance(_nearest_image(images, p), p).min() < settings.merge_distance for p in placed):
+                continue
+            placed.append(h)
+    orbits = [len(space_group.orbit(h, tol=1e-3)) for h in placed]
+    if sorted(orbits) != sorted(multiplicities):
+        return None
+
+    from scipy.optimize import linear_sum_assignment
+
+    cost = np.full((len(h_sites), len(placed)), _BIG)
+    points = np.zeros((len(h_sites), len(placed), 3))
+    for i, site in enumerate(h_sites):
+        for j, h in enumerate(placed):
+            if orbits[j] != multiplicities[i]:
+                continue
+            if site is None:
+                cost[i, j], points[i, j] = 0.0, h
+            else:
+                cost[i, j], points[i, j] = _distance_to_position(cell, space_group, h, site)
+    rows, columns = linear_sum_assignment(cost)
+    if (cost[rows, columns] > settings.site_tolerance).any():
+        return None
+    result = np.zeros((len(h_sites), 3))
+    result[rows] = points[rows, columns]
+    return result
