@@ -1,13 +1,17 @@
 """Indexing a measured pattern: peak search, dichotomy over a grid of zero shifts, Pawley check of the best cells.
 
 The zero shift is searched on a grid (0, ±step, ±2 step, ... up to ``max_zero``) with a 2θ tolerance of at least
-half the step, so that the true zero lies within the tolerance of one grid point; the higher-symmetry systems
-(cubic to orthorhombic, fast) are searched at every zero, the monoclinic one only at the zeros and volumes where
-nothing better was found. The leading distinct lattices are then fitted to the whole pattern by the Pawley-type
-fit of :mod:`gasolve.profile_fit.lebail` (zero shift, cell, profile, every intensity free) in the lattice's
-holohedral symmorphic group (only the centring extinctions); a cell that fits clearly worse than the best drops
-behind (a supercell always fits at least as well, so Rwp alone would favour it). M20 (de Wolff 1968) and F_N
-(Smith & Snyder 1979) are reported for each.
+half the step, so that the true zero lies within the tolerance of one grid point; each cell found is refined with a
+zero correction and a specimen displacement (:func:`line_shifts`, as DICVOL04 refines the zero: Boultif & Louër,
+J. Appl. Cryst. 37 (2004) 724) before its lines are judged. The higher-symmetry systems (cubic to orthorhombic,
+fast) are searched one at a time, each at every zero, a convincing cell at any zero limiting the lower systems to
+smaller cells; the monoclinic one runs below the volume of the cells found, at the zero of the best. The leading
+distinct lattices are then fitted to the low-angle part of the pattern by the Pawley-type fit of
+:mod:`gasolve.profile_fit.lebail` (zero shift, cell, profile, every intensity free) in the lattice's holohedral
+symmorphic group (only the centring extinctions); a cell that fits clearly worse than the best drops behind (a
+supercell always fits at least as well, so Rwp alone would favour it), and a smaller cell of lower symmetry that
+fits as well as a larger one ranked before it goes first. M20 (de Wolff 1968) and F_N (Smith & Snyder 1979) are
+reported for each.
 """
 
 from __future__ import annotations
@@ -89,9 +93,9 @@ class IndexingSettings:
         line's (4: d down to half the last line's); the high-angle rest, where the reflections crowd and the fit
         costs most, adds little to telling the cells apart. 0 fits the whole pattern.
     convincing_m20, exhaustive : float, bool
-        A cell of the fast systems (cubic to orthorhombic) with at least this M20 ends the search: the
-        monoclinic search (seconds to minutes) runs only when none is convincing, or when ``exhaustive``; the
-        triclinic search only when no cell of higher symmetry (monoclinic included) is convincing, or when
+        A cell with at least this M20 limits the systems searched after its own to smaller primitive cells: the
+        monoclinic search (seconds to minutes) then runs below its volume (up to it when ``exhaustive``); the
+        triclinic search runs only when no cell of higher symmetry (monoclinic included) is convincing, or when
         ``exhaustive``.
     triclinic_max_volume, triclinic_budget : float
         Largest triclinic cell volume (Å³) and the seconds the triclinic search may take (over all zero shifts);
