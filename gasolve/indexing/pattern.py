@@ -212,9 +212,11 @@ def _search(
     earlier=(),
     shifts: LineShifts | None = None,
     searched_before: tuple[str, ...] = (),
+    overflowed: list[str] | None = None,
 ) -> tuple[list[IndexingSolution], list[str]]:
     """Search ``systems`` in order; ``earlier``: solutions found before (at this or other zero shifts), of which
-    those of ``searched_before`` and of the systems before each in ``systems`` can limit its volume."""
+    those of ``searched_before`` and of the systems before each in ``systems`` can limit its volume; systems that
+    ran into the box limit are added to ``overflowed``."""
     notes: list[str] = []
     found: list[IndexingSolution] = []
     for position, system in enumerate(systems):
@@ -236,6 +238,8 @@ def _search(
             )
         except RuntimeError as error:
             notes.append(str(error))
+            if overflowed is not None:
+                overflowed.append(system)
     return found, notes
 
 
@@ -324,9 +328,17 @@ def index_pattern(
             # with a better M20), not the larger cells that would only repeat it.
             again = [s.primitive_volume * 1.02 for _, s in by_zero if s.searched_as in slow and s.m20 >= convincing]
             volume = min([limit, settings.max_volume, *again])
-            solutions, more = _search(q[order], q_tol[order], settings, slow, volume, shifts=shifts)
+            overflowed: list[str] = []
+            solutions, more = _search(
+                q[order], q_tol[order], settings, slow, volume, shifts=shifts, overflowed=overflowed
+            )
             by_zero += [(float(zero), s) for s in solutions]
             notes += more
+            if overflowed and not solutions and len(zeros) > 1:
+                # Too many boxes survive the lines' tolerance at this zero; a shift of the lines by a few hundredths
+                # of a degree does not change that, so the other zeros would only overflow again.
+                notes.append(f"{', '.join(slow)}: the other zero shifts were not searched after the box limit")
+                break
     if lowest:
         by_zero, more = _triclinic(peaks, order, wavelength, tolerance, settings, by_zero)
         notes += more
