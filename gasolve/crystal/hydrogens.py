@@ -67,10 +67,16 @@ class HydrogenSettings:
         Donor-acceptor distances (Å) of hydrogen bonds for an O acceptor.
     acceptor_softness : float
         Acceptors farther than the nearest by a few times this (Å) barely pull the H.
+    strong_bond : float
+        Bonds of at least this valence (v.u.) keep acceptors and H at ``min_cation_angle`` from their cation.
     min_cation_angle : float
-        Degrees: an acceptor or H direction closer than this to a cation bonded to the donor is refused.
+        Degrees: an acceptor or H direction closer than this to a strongly bonded cation is refused.
     away_weight : float
         Weight of the direction away from the donor's cations against the acceptors'.
+    bridge_distance : float
+        Donors at most this far (Å) from an image of themselves may share a symmetric H bond (O-H-O).
+    symmetry_angle : float
+        Degrees: D-H directions this close to their images under the donor's site symmetry count as invariant.
     merge_distance : float
         Images of an H closer than this (Å) are one atom on a special position.
     site_tolerance : float
@@ -83,10 +89,13 @@ class HydrogenSettings:
     min_deficit: float = 0.4
     bond_cutoff: float = 3.0
     min_bond_valence: float = 0.05
+    strong_bond: float = 0.15
     acceptor_range: tuple[float, float] = (2.5, 3.3)
     acceptor_softness: float = 0.05
     min_cation_angle: float = 90.0
     away_weight: float = 0.3
+    symmetry_angle: float = 30.0
+    bridge_distance: float = 2.6
     merge_distance: float = 0.7
     site_tolerance: float = 0.3
 
@@ -104,12 +113,15 @@ class Donor:
         Its images in the cell.
     deficit : float
         Valence (v.u.) its bonds to non-H atoms leave unsatisfied.
+    partner : float
+        Distance (Å) to its nearest symmetry image (a short one may share a symmetric H bond with it).
     """
 
     index: int
     element: str
     multiplicity: int
     deficit: float
+    partner: float = math.inf
 
 
 def _validate(cell, space_group, frac, elements) -> tuple[np.ndarray, list[str]]:
@@ -197,11 +209,15 @@ def find_donors(
         if bvs > 0:
             continue
         valence = -min(Element(element).common_oxidation_states)
-        donors.append(Donor(i, element, int((owner == i).sum()), valence + bvs))
+        images = cell_frac[owner == i]
+        partner = cell.distance(_nearest_image(images[1:], images[0]), images[0]) if len(images) > 1 else [math.inf]
+        donors.append(Donor(i, element, len(images), valence + bvs, float(np.min(partner))))
     return sorted(donors, key=lambda d: -d.deficit)
 
 
-def allocate_hydrogens(donors: Sequence[Donor], n_hydrogens: int, settings: HydrogenSettings) -> dict[int, int] | None:
+def allocate_hydrogens(
+    donors: Sequence[Donor], n_hydrogens: int, settings: HydrogenSettings
+) -> dict[int, float] | None:
     """How many H each donor carries: one donor orbit at a time, largest remaining deficit first.
 
     Parameters
@@ -214,8 +230,9 @@ def allocate_hydrogens(donors: Sequence[Donor], n_hydrogens: int, settings: Hydr
     Returns
     -------
     dict or None
-        Asymmetric index -> H per donor atom, covering exactly ``n_hydrogens`` H in the cell; None when the
-        donors' deficits cannot take them all (a metal hydride).
+        Asymmetric index -> H per donor atom (0.5: one H shared with the donor's nearest image, when the
+        whole H are used up first), covering exactly ``n_hydrogens`` H in the cell; None when the donors'
+        deficits cannot take them all (a metal hydride).
     """
     max_h = dict(settings.max_hydrogens)
     count = {d.index: 0 for d in donors}
@@ -228,11 +245,25 @@ def allocate_hydrogens(donors: Sequence[Donor], n_hydrogens: int, settings: Hydr
             and d.multiplicity <= left
             and d.deficit - settings.hydrogen_valence * count[d.index] >= settings.min_deficit
         ]
-        if not open_:
+        if open_:
+            best = max(open_, key=lambda d: (d.deficit - settings.hydrogen_valence * count[d.index], -d.index))
+            count[best.index] += 1
+            left -= best.multiplicity
+            continue
+        # A symmetric hydrogen bond: one H midway between a donor and its image, half an H per donor.
+        shared = [
+            d
+            for d in donors
+            if count[d.index] == 0
+            and d.partner <= settings.bridge_distance
+            and d.multiplicity // 2 <= left
+            and d.deficit >= settings.min_deficit / 2
+        ]
+        if not shared:
             return None
-        best = max(open_, key=lambda d: (d.deficit - settings.hydrogen_valence * count[d.index], -d.index))
-        count[best.index] += 1
-        left -= best.multiplicity
+        best = max(shared, key=lambda d: (d.deficit, -d.index))
+        count[best.index] = 0.5
+        left -= best.multiplicity // 2
     return {i: k for i, k in count.items() if k}
 
 
@@ -255,12 +286,17 @@ def _template(k: int) -> tuple[np.ndarray, np.ndarray | None]:
 
 def _directions(
     site, neighbours: list, k: int, settings: HydrogenSettings, max_distance: dict[str, float]
-) -> np.ndarray:
-    """Unit vectors (k, 3) of the D-H bonds of the donor ``site`` (pymatgen PeriodicSite) among ``neighbours``."""
+) -> list[np.ndarray]:
+    """Candidate sets of D-H unit vectors (k, 3) of the donor ``site`` (pymatgen PeriodicSite), best first.
+
+    Hydroxide: the acceptors' pull (the nearest, or the mean of those equally near) blended with the direction
+    away from the cations, then each acceptor in turn. More H: the template rotated onto every choice of
+    acceptors (Kabsch), by cost (misfit, D...A distances, H too close to a cation).
+    """
+    from pymatgen.analysis.bond_valence import BV_PARAMS, calculate_bv_sum
     from scipy.spatial.transform import Rotation
 
     centre = site.coords
-    from pymatgen.analysis.bond_valence import BV_PARAMS, calculate_bv_sum
 
     cations, acceptors = [], []
     for n in neighbours:
@@ -270,55 +306,77 @@ def _directions(
             continue
         if n.specie in BV_PARAMS and site.specie in BV_PARAMS:
             # Signed bond valence: negative when the neighbour is the less electronegative partner (a cation).
-            bonded = distance <= settings.bond_cutoff and calculate_bv_sum(site, [n]) <= -settings.min_bond_valence
+            valence = -calculate_bv_sum(site, [n]) if distance <= settings.bond_cutoff else 0.0
         else:
-            bonded = distance <= settings.bond_cutoff and n.specie.symbol not in ACCEPTORS
-        if bonded:
-            cations.append(vector / distance)
+            valence = 1.0 if distance <= settings.bond_cutoff and n.specie.symbol not in ACCEPTORS else 0.0
+        if valence >= settings.min_bond_valence:
+            cations.append((valence, vector / distance))
         elif n.specie.symbol in ACCEPTORS and settings.acceptor_range[0] <= distance <= max_distance[n.specie.symbol]:
             acceptors.append((distance, vector / distance))
     cos_limit = math.cos(math.radians(settings.min_cation_angle))
-    acceptors = [(d, u) for d, u in acceptors if all(float(u @ c) <= cos_limit + 1e-9 for c in cations)]
+    strong = [c for v, c in cations if v >= settings.strong_bond]
+    acceptors = [(d, u) for d, u in acceptors if all(float(u @ c) <= cos_limit + 1e-9 for c in strong)]
     acceptors.sort(key=lambda a: a[0])
-    away = -np.sum(cations, axis=0) if cations else np.zeros(3)
+    # The bond valence vector sum of a donor is near zero once its H are in (Harvey et al., Acta Cryst. B62
+    # (2006) 1038): the H compensate the valence-weighted sum of the cation bond directions.
+    away = -sum(v * c for v, c in cations) if cations else np.zeros(3)
     away = away / np.linalg.norm(away) if np.linalg.norm(away) > 1e-6 else None
     template, axis = _template(k)
 
+    candidates: list[tuple[float, np.ndarray]] = []
     if k == 1 and acceptors:
         nearest = acceptors[0][0]
         pull = sum(math.exp(-(d - nearest) / settings.acceptor_softness) * u for d, u in acceptors)
         pull = pull / np.linalg.norm(pull) if np.linalg.norm(pull) > 1e-6 else acceptors[0][1]
-        direction = pull + (settings.away_weight * away if away is not None else 0.0)
-        return (direction / np.linalg.norm(direction))[None, :]
+        for rank, target in enumerate([pull] + [u for _, u in acceptors]):
+            direction = target + (settings.away_weight * away if away is not None else 0.0)
+            if np.linalg.norm(direction) > 1e-6:
+                candidates.append((float(rank), (direction / np.linalg.norm(direction))[None, :]))
+    else:
+        pool = acceptors[:8]
+        size = min(k, len(pool))
+        for subset in itertools.combinations(range(len(pool)), size):
+            for slots in itertools.permutations(range(k), size):
+                targets = [pool[i][1] for i in subset]
+                sources = [template[s] for s in slots]
+                weights = [1.0] * size
+                if away is not None and axis is not None:
+                    targets.append(away)
+                    sources.append(axis)
+                    weights.append(settings.away_weight)
+                if not targets:
+                    continue
+                rotation, _ = Rotation.align_vectors(np.array(targets), np.array(sources), weights=np.array(weights))
+                placed = rotation.apply(template)
+                misfit = sum(1.0 - float(placed[s] @ pool[i][1]) for i, s in zip(subset, slots, strict=True))
+                crowd = sum(max(0.0, float(h @ c) - cos_limit) for h in placed for c in strong)
+                cost = misfit + sum(pool[i][0] for i in subset) - size * settings.acceptor_range[0] + 10 * crowd
+                candidates.append((cost, placed))
+    candidates.sort(key=lambda c: c[0])
+    # Last resorts: the template with its axis away from the cations, or as it stands.
+    if away is not None and axis is not None:
+        rotation, _ = Rotation.align_vectors(away[None, :], axis[None, :])
+        candidates.append((math.inf, rotation.apply(template)))
+    candidates.append((math.inf, template))
+    return [c for _, c in candidates]
 
-    best, best_cost = None, math.inf
-    pool = acceptors[:8]
-    size = min(k, len(pool))
-    for subset in itertools.combinations(range(len(pool)), size):
-        for slots in itertools.permutations(range(k), size):
-            targets = [pool[i][1] for i in subset]
-            sources = [template[s] for s in slots]
-            weights = [1.0] * size
-            if away is not None and axis is not None:
-                targets.append(away)
-                sources.append(axis)
-                weights.append(settings.away_weight)
-            if not targets:
-                continue
-            rotation, _ = Rotation.align_vectors(np.array(targets), np.array(sources), weights=np.array(weights))
-            placed = rotation.apply(template)
-            misfit = sum(1.0 - float(placed[s] @ pool[i][1]) for i, s in zip(subset, slots, strict=True))
-            crowd = sum(max(0.0, float(h @ c) - cos_limit) for h in placed for c in cations)
-            cost = misfit + sum(pool[i][0] for i in subset) - size * settings.acceptor_range[0] + 10 * crowd
-            if cost < best_cost:
-                best, best_cost = placed, cost
-    if best is None:
-        # No acceptor and no cation (or no acceptor for k = 4): the template as it stands, axis away when known.
-        if away is not None and axis is not None:
-            rotation, _ = Rotation.align_vectors(away[None, :], axis[None, :])
-            return rotation.apply(template)
-        return template
-    return best
+
+def _site_rotations(cell: UnitCell, space_group: SpaceGroup, frac: np.ndarray) -> np.ndarray:
+    """Cartesian rotations (n, 3, 3) of the operators that leave the position ``frac`` in place (its site
+    symmetry)."""
+    images = np.einsum("sij,j->si", space_group.rotations, frac) + space_group.translations
+    delta = images - frac
+    delta -= np.round(delta)
+    fixed = cell.distance(delta, np.zeros(3)) < 1e-3
+    basis = cell.matrix.T  # columns a, b, c
+    return np.einsum("ij,sjk,kl->sil", basis, space_group.rotations[fixed].astype(float), np.linalg.inv(basis))
+
+
+def _invariant(vectors: np.ndarray, rotations: np.ndarray, tolerance: float) -> bool:
+    """Whether every rotation maps the set of unit ``vectors`` (k, 3) onto itself (within ``tolerance`` rad)."""
+    rotated = np.einsum("sij,kj->ski", rotations, vectors)
+    cosines = np.einsum("ski,li->skl", rotated, vectors)
+    return bool((cosines.max(axis=2) >= math.cos(tolerance)).all())
 
 
 def _nearest_image(x: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -431,7 +489,18 @@ def place_hydrogens(
         centre = structure[first].coords
         length = lengths[elements[index]]
         neighbours = structure.get_neighbors(structure[first], reach)
-        vectors = _directions(structure[first], neighbours, k, settings, max_distance)
+        if k == 0.5:
+            images = cell_frac[owner == index]
+            partner = _nearest_image(images[1:], images[0])
+            partner = partner[np.argmin(cell.distance(partner, images[0]))]
+            placed.append(np.mod((images[0] + partner) / 2, 1.0))
+            continue
+        candidates = _directions(structure[first], neighbours, k, settings, max_distance)
+        # The H of a donor on a special position must be permuted by its site symmetry: take the best candidate
+        # that is, the best of all when none is (the symmetrisation below then merges or moves them).
+        rotations = _site_rotations(cell, space_group, cell_frac[first])
+        tolerance = math.radians(settings.symmetry_angle)
+        vectors = next((c for c in candidates if _invariant(c, rotations, tolerance)), candidates[0])
         for vector in vectors:
             h = np.linalg.solve(cell.matrix.T, centre + length * vector)
             h = _symmetrise(cell, space_group, h, cell_frac[first], length, settings.merge_distance)
