@@ -92,7 +92,7 @@ class HydrogenSettings:
     strong_bond: float = 0.15
     acceptor_range: tuple[float, float] = (2.5, 3.3)
     acceptor_softness: float = 0.05
-    min_cation_angle: float = 90.0
+    min_cation_angle: float = 80.0
     away_weight: float = 0.3
     symmetry_angle: float = 30.0
     bridge_distance: float = 2.6
