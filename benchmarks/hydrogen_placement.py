@@ -10,14 +10,15 @@ symprec 0.01 and its asymmetric unit with Wyckoff letters). ``report``: the held
 % 5 == 0``, :func:`benchmarks.z_window.held_out`); ``tune``: the rest, the split the settings were tuned on.
 ``--n`` draws that many of the split (seeded); without it, all.
 
-**Class** of a structure, from its true H: ``hydride`` when no H lies within 1.25 Å of an O or N (H bonded to a
-metal, B, C, ...: :func:`place_hydrogens` should return None), ``mixed`` when some do and some do not, else by the
-donors: ``ammonium`` (an N with 3-4 H), ``water`` (an O with 2 H), ``N-H`` (other N), ``hydroxide``.
+**Class** of a structure, from its true H: when no H lies within 1.25 Å of an O or N (:func:`place_hydrogens`
+should return None), ``C-H, B-H`` if some H is that close to a non-metal (formates, BH4-), else ``hydride``;
+``mixed`` when some H are bonded to O or N and some not; else by the donors: ``ammonium`` (an N with 3-4 H),
+``water`` (an O with 2 H), ``N-H`` (other N), ``hydroxide``.
 
 **Judging** (the non-H atoms are the reference's, so no origin or setting ambiguity): ``all_within``: every true
 H of the cell within 0.3 Å of a placed H (periodic distance) and the same count; ``ml_match``: pymatgen
 ``StructureMatcher(stol=0.5, ltol=0.3, angle_tol=10).fit`` of the reference and the structure with placed H. For
-``hydride``, success is ``declined`` (None returned).
+``hydride`` and ``C-H, B-H``, success is ``declined`` (None returned).
 """
 
 from __future__ import annotations
@@ -77,19 +78,17 @@ def classify(structure) -> str:
     """Class of a structure with H (module docstring)."""
     hydrogens = [i for i, s in enumerate(structure) if s.specie.symbol == "H"]
     donors: Counter = Counter()
-    free = 0
+    free = covalent = 0
     for i in hydrogens:
         neighbours = [n for n in structure.get_neighbors(structure[i], DONOR_BOND) if n.specie.symbol != "H"]
-        if not neighbours:
-            free += 1
-            continue
-        nearest = min(neighbours, key=lambda n: n.nn_distance)
-        if nearest.specie.symbol in ("O", "N"):
+        nearest = min(neighbours, key=lambda n: n.nn_distance) if neighbours else None
+        if nearest is not None and nearest.specie.symbol in ("O", "N"):
             donors[(nearest.specie.symbol, nearest.index)] += 1
         else:
             free += 1
+            covalent += nearest is not None and not nearest.specie.is_metal
     if not donors:
-        return "hydride"
+        return "C-H, B-H" if covalent else "hydride"
     if free:
         return "mixed"
     if any(e == "N" and k >= 3 for (e, _), k in donors.items()):
@@ -219,14 +218,14 @@ def summarise(rows: list[dict]) -> dict:
             "all_within": sum(bool(r.get("all_within")) for r in members),
             "ml_match": sum(bool(r.get("ml_match")) for r in members),
         }
-    donor = [r for r in rows if "skipped" not in r and r["cls"] not in ("hydride", "mixed")]
+    donor = [r for r in rows if "skipped" not in r and r["cls"] not in ("hydride", "C-H, B-H", "mixed")]
     summary["donor_classes"] = {
         "n": len(donor),
         "all_within": sum(bool(r.get("all_within")) for r in donor),
         "ml_match": sum(bool(r.get("ml_match")) for r in donor),
         "declined": sum(r["declined"] for r in donor),
     }
-    hydrides = [r for r in rows if "skipped" not in r and r["cls"] == "hydride"]
+    hydrides = [r for r in rows if "skipped" not in r and r["cls"] in ("hydride", "C-H, B-H")]
     summary["hydrides_declined"] = f"{sum(r['declined'] for r in hydrides)}/{len(hydrides)}"
     return summary
 
