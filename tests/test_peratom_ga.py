@@ -42,7 +42,7 @@ def _evaluator(ranker=None, share=1.0):
     scorer = build_scorer(
         config.structure, load_observed(config), pattern.radiation, pattern.profile, pattern.background_terms
     )
-    settings = GASettings.from_flat(scan_spacing=0.6, scan_top=1, local_steps=5)
+    settings = GASettings.from_flat(scan_spacing=0.6, scan_top=1, local_steps=5, scan_fourier=False)  # grid scan alone
     return build_evaluator(scorer, settings, atom_ranker=ranker, scan_share=share)
 
 

@@ -70,7 +70,7 @@ def _k4sno4_evaluator(settings):
 
 def test_scan_puts_a_far_oxygen_of_k4sno4_back_on_its_site():
     """The trap the scan is for: every atom right but one O, 3 Å off; the scan and refinement recover it."""
-    settings = GASettings.from_flat(scan_spacing=0.5, scan_top=2, local_steps=40)
+    settings = GASettings.from_flat(scan_spacing=0.5, scan_top=2, local_steps=40, scan_fourier=False)
     evaluate, truth = _k4sno4_evaluator(settings)
     trapped = truth.copy()
     trapped[7] = (truth[7] + np.array([0.0, 0.5, 0.0])) % 1  # O3 moved by b/2 = 3.3 Å
@@ -83,6 +83,29 @@ def test_scan_puts_a_far_oxygen_of_k4sno4_back_on_its_site():
     delta = best - truth
     delta -= np.round(delta)
     assert np.abs(delta).max() < 0.01
+
+
+def test_scan_with_the_fourier_rebuild_offers_its_models_first_and_charges_them():
+    """With scan_fourier (the default) the two splits' first- and last-cycle models lead the scan's candidates;
+    every O of K4SnO4 thrown anywhere, the best candidate after refinement is the structure."""
+    from gasolve.ga.fourier_rebuild import CYCLES, map_cost
+
+    plain = GASettings.from_flat(scan_spacing=0.5, scan_top=2, local_steps=40, scan_fourier=False)
+    settings = GASettings.from_flat(scan_spacing=0.5, scan_top=2, local_steps=40)
+    assert settings.layout.scan_fourier
+    evaluate, truth = _k4sno4_evaluator(settings)
+    lost = truth.reshape(-1, 3).copy()
+    lost[5:] = np.random.default_rng(1).random((4, 3))  # every O (sites 5-8) anywhere
+    with_maps = evaluate.relocation_scan(lost.reshape(-1), np.random.default_rng(0))
+    without = _k4sno4_evaluator(plain)[0].relocation_scan(lost.reshape(-1), np.random.default_rng(0))
+    assert len(with_maps.rwp) == len(without.rwp) + 4  # 2 splits x (first, last cycle)
+    charged = with_maps.evaluations - without.evaluations
+    assert charged >= map_cost(evaluate.scorer.problem) * CYCLES * 2 - 1e-6  # the maps are charged, and their
+    best = with_maps.genomes[np.argmin(with_maps.rwp)].reshape(-1, 3)  # refinement (as offspring)
+    assert with_maps.rwp.min() < without.rwp.min()
+    assert with_maps.rwp.min() < 0.04  # the truth's Rwp is 0.0382
+    delta = best[:5] - truth.reshape(-1, 3)[:5]
+    assert np.abs(delta - np.round(delta)).max() < 0.01
 
 
 def test_stagnation_triggers_a_scan_and_its_models_join_the_worst_island():

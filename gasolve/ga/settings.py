@@ -132,7 +132,7 @@ class GALayout:
     scan_after: int = 20
     scan_top: int = 3
     restart_after_scans: int = 1
-    scan_fourier: bool = False
+    scan_fourier: bool = True
     fix_origin: bool = True
 
     def __post_init__(self) -> None:
