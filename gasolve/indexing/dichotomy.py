@@ -489,6 +489,12 @@ class LineShifts:
         return LineShifts(self.q_slope[order], self.basis[order], self.max_shift)
 
 
+#: The 2θ corrections are refined only with this many fitted lines per parameter: with fewer, the two extra
+#: parameters lift the M20 of cells that fit few lines (simulated ReC2, 8 lines: a spurious oP cell indexing 7
+#: went from M20 1166 to 5979, past the true hP cell at 1298).
+_LINES_PER_PARAMETER = 3
+
+
 class Refinement(NamedTuple):
     """A refined dichotomy solution.
 
@@ -538,8 +544,9 @@ def refine_reciprocal(
         Lines allowed outside their tolerance (left out of the fit).
     n_iterations : int
     shifts : LineShifts, optional
-        2θ corrections (zero shift, specimen displacement) refined with the parameters; the lines are judged
-        after them. Without it the lines are judged as observed.
+        2θ corrections (zero shift, specimen displacement) refined with the parameters when there are at least
+        :data:`_LINES_PER_PARAMETER` lines per parameter; the lines are judged after them. Without it the lines
+        are judged as observed.
 
     Returns
     -------
@@ -567,7 +574,7 @@ def refine_reciprocal(
             return None
         new, *_ = np.linalg.lstsq(design, target, rcond=None)
         new_shift = np.zeros(n_shift)
-        if n_shift:
+        if n_shift and np.count_nonzero(indexed) >= _LINES_PER_PARAMETER * (n_par + n_shift):
             extended = np.hstack([design, shifts.q_columns[indexed] / q_tol[indexed, None]])
             if np.linalg.matrix_rank(extended) == extended.shape[1]:
                 solution, *_ = np.linalg.lstsq(extended, target, rcond=None)
