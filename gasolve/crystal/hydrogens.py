@@ -25,7 +25,17 @@ does the same from the non-H atoms:
    same multiplicity and Wyckoff position (Hungarian assignment on the distance to the position).
 
 Metal hydrides (H an anion: LiH, LiMgH3, NaAlH4) have no under-bonded donor; :func:`place_hydrogens` returns None
-for them, and the caller keeps the H of its search.
+for them, and the caller keeps the H of its search. H bonded to C, B or P (formates, BH4-, hypophosphite) is not
+placed: C, B and P are not donors here, so such structures are declined too, except where an O looks under-bonded
+enough to take the H (three formates of 33 such structures measured).
+
+Measured (``python -m benchmarks.hydrogen_placement``, MP PBE structures with at most 20 sites, H removed and
+placed; settings tuned on the tune split): on the 83 held-out structures whose H are bonded to O or N, every H
+within 0.3 Å of the DFT H in 31 (hydroxides 24/51, water 5/18, ammonium 1/7, other N-H 1/7), StructureMatcher
+(stol 0.5, ltol 0.3, angle_tol 10) match in 65, declined 10; metal hydrides, formates and borohydrides declined
+75/76. The misses: hydrates that also hold hydroxide (the bond valence deficits do not tell which O is the water),
+lanthanide hydroxides R(OH)3 whose H points neither at an acceptor nor straight away from the cations, and NH4+ on
+a cubic site where the two tetrahedra fit the acceptors equally well.
 """
 
 from __future__ import annotations
