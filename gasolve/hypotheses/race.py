@@ -311,8 +311,9 @@ def decide(state: RaceState, settings: RaceSettings, max_evaluations: float) -> 
         if not rivals:
             reason = (
                 f"hypothesis {i + 1} is done: best model found {lane.finds} times independently, χ² {lane.chi2:.3g} "
-                f"(noise level {state.noise_chi2:.3g}), and no rival with as few free coordinates within "
-                f"{(1 / settings.margin - 1) * 100:.0f} % of its Rwp{_undetermined_note(lane.hypothesis)}"
+                f"(noise level {state.noise_chi2:.3g}), no rival with as few free coordinates within "
+                f"{(1 / settings.margin - 1) * 100:.0f} % of its Rwp, and none with more that fits "
+                f"{(1 - settings.margin) * 100:.0f} % better{_undetermined_note(lane.hypothesis)}"
             )
             return replace(state, stop=reason, winner=i)
     if not ranked:
