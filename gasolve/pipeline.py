@@ -263,6 +263,7 @@ def verdict(
     coincident: tuple[tuple[str, ...], ...] = (),
     undetermined: tuple[str, ...] = (),
     determined_share: float = 1.0,
+    hydrogens_placed: bool = False,
 ) -> Verdict:
     """Judge a refined solution without a reference.
 
@@ -283,6 +284,8 @@ def verdict(
         Labels of the sites an X-ray pattern does not locate (H; :mod:`gasolve.crystal.xray_visibility`).
     determined_share : float
         Share of the scattering power carried by the other sites.
+    hydrogens_placed : bool
+        The H atoms were placed by geometry (:func:`place_riding_hydrogens`): the advice says so.
 
     Returns
     -------
@@ -317,8 +320,14 @@ def verdict(
                 f"only ({100 * determined_share:.4g} % of the scattering), which fit to the noise"
             )
             advice = (
-                "place the H atoms geometrically on their neighbours (a riding model) or take them from neutron data; "
-                "the other atoms of best.cif are solved as far as the pattern can tell",
+                (
+                    "the H atoms of best.cif were placed by geometry on their donors (a riding model), not found in "
+                    "the pattern: confirm them with neutron data if they matter"
+                    if hydrogens_placed
+                    else "place the H atoms geometrically on their neighbours (a riding model) or take them from "
+                    "neutron data"
+                )
+                + "; the other atoms of best.cif are solved as far as the pattern can tell",
             )
             return Verdict(False, confirmed, tuple(reasons), advice, tuple(undetermined))
         reasons.append(f"the positions of {', '.join(undetermined)} are not determined by an X-ray pattern")
@@ -530,7 +539,8 @@ def finish(
     hidden_labels = tuple(site.label for site, h in zip(structure.sites, hidden, strict=True) if h)
     in_cell = structure.site_multiplicities() * np.array([site.occupancy for site in structure.sites])
     share = determined_share(structure.elements, in_cell)
-    judged = verdict(metrics.chi2, r_bragg, noise_chi2, finds, coincident_labels, hidden_labels, share)
+    placed = hydrogens is not None and hydrogens.startswith("placed")
+    judged = verdict(metrics.chi2, r_bragg, noise_chi2, finds, coincident_labels, hidden_labels, share, placed)
     summary = {
         "name": spec.name,
         "rwp": best.rwp_after,

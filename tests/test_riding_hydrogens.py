@@ -63,6 +63,7 @@ def test_a_solved_hydroxide_gets_its_h_on_the_donor_in_best_cif(tmp_path):
     assert main(["run", str(config), "--out", str(out), "--quiet", "--scheduler", "synchronous", "--seed", "3"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["hydrogen_placement"].startswith("placed by geometry")
+    assert any("were placed by geometry" in advice for advice in summary["what_to_try"])
     model, reference = Structure.from_file(str(out / "best.cif")), Structure.from_file(str(reference_cif))
     rms = StructureMatcher(ltol=0.3, stol=0.5, angle_tol=10, scale=False).get_rms_dist(reference, model)
     assert rms is not None
