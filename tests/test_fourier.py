@@ -55,12 +55,13 @@ def test_partition_of_the_true_models_pattern_gives_back_its_intensities(k4sno4)
 
 def test_calculated_map_peaks_on_the_atoms(k4sno4):
     """The Fc map of the true model is higher at every atom than at 95 % of the cell, and highest at Sn."""
-    from gasolve.ga.fourier_rebuild import closest_distance, images, map_grid, map_peaks
+    from gasolve.ga.fourier_rebuild import closest_distance, images, map_peaks
+    from gasolve.ga.relocation import regular_grid
 
     scorer, truth = k4sno4
     problem = scorer.problem
     f_calc = site_structure_factors(problem, truth).sum(axis=0)
-    grid, shape = map_grid(problem.cell, 0.3)
+    grid, shape = regular_grid(problem.cell, 0.3)
     values = map_values(problem, f_calc, grid)
     at_atoms = map_values(problem, f_calc, truth)
     assert np.all(at_atoms > np.quantile(values, 0.95))
@@ -115,7 +116,8 @@ def test_map_of_an_acentric_structure_peaks_at_x_not_minus_x():
     from gasolve.crystal import SpaceGroup, UnitCell
     from gasolve.diffraction.profile import PeakProfile
     from gasolve.diffraction.wavelength import parse_radiation
-    from gasolve.ga.fourier_rebuild import closest_distance, map_grid, map_peaks
+    from gasolve.ga.fourier_rebuild import closest_distance, map_peaks
+    from gasolve.ga.relocation import regular_grid
     from gasolve.io.patterns import ObservedPattern
     from gasolve.scoring.problem import ScoringProblem
 
@@ -127,7 +129,7 @@ def test_map_of_an_acentric_structure_peaks_at_x_not_minus_x():
         parse_radiation("CuKa1"), PeakProfile(caglioti=(0.0, 0.0, 0.01), eta=0.5), 3, b_iso=1.0,
     )  # fmt: skip
     f_calc = site_structure_factors(problem, truth).sum(axis=0)
-    grid, shape = map_grid(problem.cell, 0.25)
+    grid, shape = regular_grid(problem.cell, 0.25)
     peaks = grid[map_peaks(map_values(problem, f_calc, grid), shape)[:3]]
     for atom in truth:
         assert min(closest_distance(problem.cell, peak, atom[None]) for peak in peaks) < 0.3
@@ -149,7 +151,7 @@ def test_fft_map_equals_the_direct_sum(group, cell):
     from gasolve.crystal import SpaceGroup, UnitCell
     from gasolve.diffraction.profile import PeakProfile
     from gasolve.diffraction.wavelength import parse_radiation
-    from gasolve.ga.fourier_rebuild import map_grid
+    from gasolve.ga.relocation import regular_grid
     from gasolve.io.patterns import ObservedPattern
     from gasolve.scoring.problem import ScoringProblem
 
@@ -159,7 +161,7 @@ def test_fft_map_equals_the_direct_sum(group, cell):
         UnitCell(*cell), SpaceGroup.from_symbol(group), ["Sn"], flat, parse_radiation("CuKa1"),
         PeakProfile(caglioti=(0.0, 0.0, 0.01), eta=0.5), 3, b_iso=1.0,
     )  # fmt: skip
-    grid, shape = map_grid(problem.cell, 0.3)
+    grid, shape = regular_grid(problem.cell, 0.3)
     rng = np.random.default_rng(0)
     coefficients = rng.normal(size=problem.n_refl) + 1j * rng.normal(size=problem.n_refl)
     direct = map_values(problem, coefficients, grid)

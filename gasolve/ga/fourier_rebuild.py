@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage
 
+from gasolve.ga.relocation import regular_grid
 from gasolve.scoring.fourier import map_on_grid, observed_intensities, site_structure_factors
 from gasolve.scoring.protocol import ModelScorer
 
@@ -33,14 +34,7 @@ def map_cost(problem, spacing: float = 0.3) -> float:
     """One Fourier cycle charged in Rwp evaluations: the grid points over the sites, what the map would cost
     summed directly like Rwp (one orbit per grid point instead of per site), plus the partition's two. The FFT
     costs far less; the charge is an upper bound."""
-    return float(len(map_grid(problem.cell, spacing)[0])) / max(problem.n_sites, 1) + 2.0
-
-
-def map_grid(cell, spacing: float) -> tuple[np.ndarray, tuple[int, int, int]]:
-    """Regular fractional grid through the cell, at most ``spacing`` Å along each axis: points (n, 3) and shape."""
-    counts = tuple(int(c) for c in np.ceil(np.array([cell.a, cell.b, cell.c]) / spacing))
-    axes = [np.arange(n) / n for n in counts]
-    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3), counts
+    return float(len(regular_grid(problem.cell, spacing)[0])) / max(problem.n_sites, 1) + 2.0
 
 
 def map_peaks(values: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
@@ -59,11 +53,7 @@ def images(space_group, frac: np.ndarray) -> np.ndarray:
 
 def closest_distance(cell, point: np.ndarray, others: np.ndarray) -> float:
     """Shortest distance (Å) from ``point`` (3,) to ``others`` (m, 3), nearest lattice translation per axis."""
-    if not len(others):
-        return np.inf
-    delta = others - point
-    delta -= np.round(delta)
-    return float(np.sqrt(np.einsum("ni,ij,nj->n", delta, cell.metric, delta)).min())
+    return float(closest_distances(cell, point, others).min()) if len(others) else np.inf
 
 
 def _place(site_map, site: int, peak: np.ndarray, space_group, cell, tolerance: float = 0.5):
@@ -134,7 +124,8 @@ def rebuilt_models(
     order = sorted(by_element, key=lambda e: -by_element[e])
     movable_mask = np.zeros(n_sites, dtype=bool)
     movable_mask[np.asarray(movable, dtype=int)] = True
-    grid, shape = map_grid(cell, spacing)
+    grid, shape = regular_grid(cell, spacing)
+    peak_matrix = problem.peak_matrix.to_sparse().tocsr()  # once for every cycle's partition
     models = []
     for k in range(1, len(order)):
         light = np.isin(elements, order[k:]) & movable_mask
@@ -145,7 +136,8 @@ def rebuilt_models(
             site_f = site_structure_factors(problem, model)
             intensity = scorer.intensities(model[None])[0]
             fit = scorer.profiles(model[None])
-            f_obs = np.sqrt(observed_intensities(problem, intensity, fit.difference[0], float(fit.scale[0])))
+            observed = observed_intensities(problem, intensity, fit.difference[0], float(fit.scale[0]), peak_matrix)
+            f_obs = np.sqrt(observed)
             if cycle == 0:  # the heavier atoms' phases, the lighter atoms left out: a difference map
                 f_phased = site_f[~light].sum(axis=0)
                 amplitude = np.abs(f_phased)

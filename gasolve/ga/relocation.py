@@ -37,10 +37,15 @@ def scan_grid(rng: np.random.Generator, cell: UnitCell, spacing: float) -> np.nd
     ndarray, shape (n_a · n_b · n_c, 3)
         Fractional coordinates in [0, 1).
     """
-    counts = np.ceil(np.array([cell.a, cell.b, cell.c]) / spacing).astype(int)
-    shift = rng.random(3)
+    return regular_grid(cell, spacing, rng.random(3))[0]
+
+
+def regular_grid(cell: UnitCell, spacing: float, shift=(0.0, 0.0, 0.0)) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Regular fractional grid through the cell, at most ``spacing`` Å along each axis, shifted by ``shift`` (3,)
+    steps: points (n_a · n_b · n_c, 3), in C order of the grid, and its shape (n_a, n_b, n_c)."""
+    counts = tuple(int(n) for n in np.ceil(np.array([cell.a, cell.b, cell.c]) / spacing))
     axes = [(np.arange(n) + s) / n for n, s in zip(counts, shift, strict=True)]
-    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3), counts
 
 
 def movable_sites(fixed_genes: np.ndarray) -> np.ndarray:

@@ -53,7 +53,9 @@ def site_structure_factors(problem: ScoringProblem, frac: np.ndarray) -> np.ndar
     return problem.site_f * orbit_sums(problem, frac)
 
 
-def observed_intensities(problem: ScoringProblem, intensity: np.ndarray, difference: np.ndarray, scale: float):
+def observed_intensities(
+    problem: ScoringProblem, intensity: np.ndarray, difference: np.ndarray, scale: float, peaks=None
+) -> np.ndarray:
     """Rietveld partition of the observed profile among the reflections (module docstring).
 
     Parameters
@@ -65,13 +67,16 @@ def observed_intensities(problem: ScoringProblem, intensity: np.ndarray, differe
         y_obs - y_calc of the model after the exact scale and background fit (:meth:`Scorer.profiles`).
     scale : float
         The fitted scale.
+    peaks : scipy.sparse matrix, shape (n_points, n_refl), optional
+        The problem's peak matrix in CSR form, when the caller partitions many models (built here otherwise).
 
     Returns
     -------
     ndarray, shape (n_refl,)
         I_obs on the scale of ``intensity`` (electrons²).
     """
-    peaks = problem.peak_matrix.to_sparse().tocsr()  # (n_points, n_refl)
+    if peaks is None:
+        peaks = problem.peak_matrix.to_sparse().tocsr()  # (n_points, n_refl)
     area = np.asarray(peaks.sum(axis=0)).ravel()
     calc = scale * (peaks @ intensity)  # y_calc - background
     observed = difference + calc  # y_obs - background

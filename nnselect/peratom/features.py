@@ -32,7 +32,7 @@ import numpy as np
 import scipy.sparse
 
 from gasolve.diffraction.form_factors import form_factor
-from gasolve.scoring.fourier import MAX_PARTITION_RATIO, site_structure_factors
+from gasolve.scoring.fourier import observed_intensities, site_structure_factors
 from gasolve.scoring.problem import ScoringProblem, symmetry_terms
 from gasolve.scoring.scorer import Scorer
 
@@ -90,9 +90,6 @@ class AtomFeatures:
         self.problem = problem
         self.scorer = Scorer(problem)
         self.peaks = problem.peak_matrix.to_sparse().tocsr()  # (n_points, n_refl)
-        self.peaks_t = self.peaks.T.tocsr()
-        column = np.asarray(self.peaks.sum(axis=0)).ravel()
-        self.peak_area = np.where(column > 0, column, 1.0)
         self.weights = problem.pattern.weights
         self.sqrt_w = np.sqrt(self.weights)
         self.mult = problem.reflections.multiplicity.astype(float)
@@ -137,12 +134,7 @@ class AtomFeatures:
         chi2 = max(chi2_all[0], 1e-300)
         omit = np.log(np.maximum(chi2_all[1:], 1e-300) / chi2)
 
-        calc_peaks = scale * (self.peaks @ intensity)  # y_calc - background
-        observed_peaks = difference + calc_peaks  # y_obs - background
-        floor = 1e-9 * max(float(np.max(np.abs(calc_peaks))), 1e-300)
-        ratio = np.where(calc_peaks > floor, observed_peaks / np.where(calc_peaks > floor, calc_peaks, 1.0), 1.0)
-        ratio = np.clip(ratio, 0.0, MAX_PARTITION_RATIO)
-        i_obs = intensity * (self.peaks_t @ ratio) / self.peak_area
+        i_obs = observed_intensities(self.problem, intensity, difference, scale, self.peaks)
         f_obs, f_calc = np.sqrt(i_obs), np.sqrt(intensity)
         along = np.real(f_total[None] * np.conj(f_site)) / np.where(f_calc > 0, f_calc, 1.0)  # (n_sites, n_refl)
         own = (np.abs(f_site) ** 2) @ self.mult
