@@ -329,10 +329,20 @@ def test_z_candidates_cell_too_small():
 
 
 def test_z_candidates_multiplicities():
-    # NaCl2 in Fm-3m: the volume allows Z = 2, whose 2 Na cannot go on positions of multiplicity >= 4.
+    # NaCl2 in Fm-3m, a = 4.8 Å: the window allows Z = 1, whose Na cannot go on positions of multiplicity >= 4;
+    # outside it, Z = 2 (packing 0.68) does not fit either, and Z = 4 would be denser than any known crystal.
     with pytest.raises(InputError, match="multiplicities 4, 8, 24") as error:
-        z_candidates({"Na": 1, "Cl": 2}, NACL_CELL, 225)
-    assert "Z = 2..2" in str(error.value)
+        z_candidates({"Na": 1, "Cl": 2}, UnitCell(4.8, 4.8, 4.8, 90, 90, 90), 225)
+    assert "Z = 1..1" in str(error.value)
+
+
+def test_z_outside_the_window_when_none_inside_fits():
+    # MgCN2 (mp-15702, I-42d, 124.6 Å³): packing 0.70 at its true Z = 4, below the window's 0.78; Z = 2 and 3,
+    # inside the window, fit no multiplicity of the group (4, 8, 16). The broad benchmark exited 2 on it.
+    candidates = z_candidates({"Mg": 1, "C": 1, "N": 2}, UnitCell(4.491164, 4.491164, 6.177758, 90, 90, 90), 122)
+    assert [(c.z, c.in_window) for c in candidates] == [(4, False)]
+    # a Z inside the window is never joined by one outside it
+    assert all(c.in_window for c in z_candidates({"Na": 1, "Cl": 1}, NACL_CELL, 225))
 
 
 def test_check_z():

@@ -131,28 +131,31 @@ def list_hypotheses(
     hypotheses : list of Hypothesis
         At most ``max_hypotheses``.
     routes : list of dict
-        Per Z: ``z``, ``volume_ratio`` (cell volume / (Z x formula volume)), ``route``, ``n_assignments`` (counted,
-        before merging normalizer-equivalent ones) and ``reason``, for the user.
+        Per Z: ``z``, ``volume_ratio`` (cell volume / (Z x formula volume)), ``in_window`` (False for a Z proposed
+        outside the packing window, see :mod:`~gasolve.hypotheses.z_candidates`), ``route``, ``n_assignments``
+        (counted, before merging normalizer-equivalent ones) and ``reason``, for the user.
     """
     counts = dict(spec.composition)
     group, cell = spec.space_group, spec.cell
     if spec.z is not None:
-        zs = [(spec.z, cell.volume / (spec.z * _formula_volume(counts)))]
+        zs = [(spec.z, cell.volume / (spec.z * _formula_volume(counts)), True)]
     else:
-        zs = [(c.z, c.volume_ratio) for c in z_candidates(counts, cell, group)]
+        zs = [(c.z, c.volume_ratio, c.in_window) for c in z_candidates(counts, cell, group)]
     prior = load_prior()
     canonical = normalizer_canonicaliser(group, cell)
     found: list[Hypothesis] = []
     routes = []
-    for z, ratio in zs:
+    for z, ratio, in_window in zs:
         route = choose_route(counts, z, group, max_assignments)
+        outside = "" if in_window else "outside the usual packing window (no Z inside it fits the multiplicities); "
         routes.append(
             {
                 "z": z,
                 "volume_ratio": ratio,
                 "route": route.name,
                 "n_assignments": route.n_assignments,
-                "reason": route.reason,
+                "in_window": in_window,
+                "reason": outside + route.reason,
             }
         )
         listed = deduplicate(enumerate_assignments(counts, z, group, cell), canonical)

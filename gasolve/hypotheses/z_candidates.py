@@ -13,6 +13,11 @@ the window fitted to the inorganic structures of ../shared/data/mp-structures by
 0.5th and 99.5th percentiles of q on the fitting split). The fitted table ships as ``atomic_volumes.json``;
 an element absent from it gets its ASE covalent-sphere volume times the median ratio of fitted to covalent
 volume (stated in the file). The table's provenance and held-out figures are in the file and the commit.
+
+About 1 % of real structures lie outside the window (the dense nitride MgCN2, I-42d, at q = 0.70). When no Z
+inside it fits the multiplicities, the nearest Z on each side of the window that does fit is proposed instead (at
+most two, flagged ``in_window`` False), down to the densest packing seen in the data (``q_min``) and up to twice
+``q_high``, so that the search races it rather than stopping.
 """
 
 from __future__ import annotations
@@ -42,11 +47,14 @@ class ZCandidate:
         q(Z) = V_cell / (Z sum_e n_e v_e) (module docstring); 1 is the typical packing.
     n_assignments : int
         Wyckoff assignments of Z formula units (before the distance filter and normalizer merging).
+    in_window : bool
+        False for a Z outside the packing window, proposed because no Z inside it fits (module docstring).
     """
 
     z: int
     volume_ratio: float
     n_assignments: int
+    in_window: bool = True
 
 
 @dataclass(frozen=True)
@@ -122,13 +130,13 @@ def z_candidates(
     Returns
     -------
     list of ZCandidate
-        Ordered by |ln q(Z) - ln q_median|; never empty.
+        Ordered by |ln q(Z) - ln q_median|; never empty. Candidates outside the window only when none inside fits.
 
     Raises
     ------
     InputError
-        When no Z fits, saying why: the cell is too small for one formula unit, or no Z in the volume window fits
-        the multiplicities of the group's Wyckoff positions.
+        When no Z fits, saying why: the cell is too small for one formula unit, or no Z between the densest
+        packing seen and twice the window's loosest fits the multiplicities of the group's Wyckoff positions.
     """
     model = model or volume_model()
     volume = _volume(cell)
@@ -148,15 +156,50 @@ def z_candidates(
         if n:
             candidates.append(ZCandidate(z, volume / (z * unit), n))
     if not candidates:
+        candidates = _outside_window(composition, volume, unit, space_group, z_low, z_high, model)
+    if not candidates:
         group = space_group if isinstance(space_group, SpaceGroup) else SpaceGroup.from_symbol(space_group)
         multiplicities = sorted({s.multiplicity for s in wyckoff_slots(group)})
         raise InputError(
             f"{key}: {formula} fits no Z in space group {group.symbol} with this cell: the volume "
-            f"({volume:.1f} Å³) allows Z = {z_low}..{z_high} (packing ratio {model.q_low:.2f}-{model.q_high:.2f}), "
+            f"({volume:.1f} Å³) allows Z = {z_low}..{z_high} (packing ratio {model.q_low:.2f}-{model.q_high:.2f}; "
+            f"Z = {_z_range_text(volume, unit, model)} at the densest and loosest packing accepted outside it), "
             f"but no such Z puts every element's atoms on Wyckoff positions of multiplicities "
             f"{', '.join(map(str, multiplicities))} (a fixed point holds one atom)"
         )
     return sorted(candidates, key=lambda c: (abs(math.log(c.volume_ratio / model.q_median)), c.z))
+
+
+def _outer_z_limits(volume: float, unit: float, model: VolumeModel) -> tuple[int, int]:
+    """Z range between twice the window's loosest packing and the densest packing seen (``q_min``)."""
+    low = max(1, math.ceil(volume / (unit * 2.0 * model.q_high) - 1e-9))
+    return low, math.floor(volume / (unit * model.q_min) + 1e-9)
+
+
+def _z_range_text(volume: float, unit: float, model: VolumeModel) -> str:
+    low, high = _outer_z_limits(volume, unit, model)
+    return f"{low}..{high}" if high >= low else "none"
+
+
+def _outside_window(
+    composition: Mapping[str, int],
+    volume: float,
+    unit: float,
+    space_group,
+    z_low: int,
+    z_high: int,
+    model: VolumeModel,
+) -> list[ZCandidate]:
+    """The nearest fitting Z below and above the window (module docstring), flagged ``in_window`` False."""
+    outer_low, outer_high = _outer_z_limits(volume, unit, model)
+    found = []
+    for zs in (range(z_low - 1, outer_low - 1, -1), range(z_high + 1, outer_high + 1)):
+        for z in zs:
+            n = count_assignments(composition, z, space_group)
+            if n:
+                found.append(ZCandidate(z, volume / (z * unit), n, in_window=False))
+                break
+    return found
 
 
 def check_z(
