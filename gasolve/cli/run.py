@@ -101,6 +101,10 @@ def rietveld_stage(result, out) -> dict:
     entry["refined_cif"] = str((out / "refined.cif").resolve())
     if refined.error:
         entry["stopped_early"] = refined.error
+    if refined.hydrogens:  # riding, held or free (gasolve.rietveld.riding)
+        from gasolve.rietveld.report import hydrogen_records
+
+        entry["hydrogens"] = hydrogen_records(refined)
     return {"rietveld": entry}
 
 

@@ -12,7 +12,9 @@ radiation. With f'' the Friedel mates differ in a non-centrosymmetric structure,
 I = (|F(h)|² + |F(-h)|²)/2, with F(-h) = Σ_j f_j T_j Σ_ops e^{-2πi(hRx + ht)} (the same f_j, not its conjugate).
 I = |F|² times the March-Dollase
 correction of :mod:`gasolve.rietveld.orientation` when a preferred-orientation direction is given. Restraints
-(:mod:`gasolve.rietveld.restraints`) add their squared residuals to χ².
+(:mod:`gasolve.rietveld.restraints`) add their squared residuals to χ². H sites ride on their parents
+(:mod:`gasolve.rietveld.riding`): their coordinates and B follow the parent's, and the parent's derivatives carry
+theirs.
 
 Derivatives of the peak part P I: analytic for the coordinates, B and the March-Dollase r
 (∂I/∂x = 2 Re(F* ∂F/∂x) P_MD with ∂F/∂x = 2πi f h R e^{2πi(hRx + ht)}, ∂F/∂B = -s² f e^{...}; with f'' the
@@ -51,6 +53,7 @@ from gasolve.profile_fit.lattice import LatticeConstraint
 from gasolve.rietveld.orientation import cos2_to_direction, equivalent_reflections, march_dollase
 from gasolve.rietveld.parameters import ParameterLayout
 from gasolve.rietveld.restraints import RestraintSet
+from gasolve.rietveld.riding import carry_derivatives, find_riding, ride
 from gasolve.scoring.problem import d_spacing_limits, symmetry_terms
 
 _AXES = "xyz"
@@ -104,6 +107,11 @@ class RietveldModel:
         Soft restraints (images chosen at the starting model).
     anomalous_dispersion : bool
         Add f' and f'' of the radiation (Chantler, mean over its lines) to every atom's form factor.
+    hydrogens : {"riding", "fixed", "free"}
+        H (and D) sites ride on their parent atoms, are held as started, or are refined like any atom
+        (:mod:`gasolve.rietveld.riding`).
+    hydrogen_parents : mapping of str to str, optional
+        H label -> parent label, instead of the nearest non-H atom.
     """
 
     def __init__(
@@ -118,6 +126,8 @@ class RietveldModel:
         preferred_orientation: tuple[int, int, int] | None = None,
         restraints=(),
         anomalous_dispersion: bool = True,
+        hydrogens: str = "riding",
+        hydrogen_parents=None,
     ):
         if b_per not in ("site", "element"):
             raise InputError(f"b_per must be 'site' or 'element', got {b_per!r}")
@@ -158,7 +168,22 @@ class RietveldModel:
         self.multiplicity = np.array([len(self.space_group.orbit(x)) for x in frac0], dtype=float)
         genome = _genome_of(self.site_map, frac0)
         held = origin_fixing_slots(self.space_group, self.elements, self.site_map.matrix)
-        self.free_slots = np.flatnonzero(~self.site_map.fixed & ~held)
+        #: The constraint on every H site (:mod:`gasolve.rietveld.riding`).
+        self.hydrogens = find_riding(
+            structure.cell,
+            self.space_group,
+            frac0,
+            self.elements,
+            self.labels,
+            self.site_map.matrix,
+            hydrogens,
+            hydrogen_parents,
+        )
+        self._riders = tuple(h for h in self.hydrogens if h.rides)
+        not_free = np.zeros((structure.n_sites, 3), dtype=bool)
+        for rider in self.hydrogens:
+            not_free[rider.site] = rider.status != "free"  # riding or held: no coordinate parameters
+        self.free_slots = np.flatnonzero(~self.site_map.fixed & ~held & ~not_free.ravel())
         self.origin_slots = np.flatnonzero(held)
         self.genome0 = genome
 
@@ -171,15 +196,24 @@ class RietveldModel:
         self.hr = np.einsum("ki,sij->sjk", hkl, rotations)  # (n_terms, 3, n_refl)
         self.ht = np.einsum("ki,si->sk", hkl, translations)  # (n_terms, n_refl)
 
+        # B of a constrained H is u_ratio times its parent's; an H held without a parent keeps its B (b_offset)
+        constrained = {h.site: h for h in self.hydrogens if h.b_constrained}
+        held_b = {h.site for h in self.hydrogens if h.status != "free" and not h.b_constrained}
+        own = [i for i in range(structure.n_sites) if i not in constrained and i not in held_b]
         if b_per == "site":
-            b_names = [f"B({label})" for label in self.labels]
-            self.b_map = np.eye(structure.n_sites)
-            b0 = [s.b_iso for s in structure.sites]
+            b_names = [f"B({self.labels[i]})" for i in own]
+            self.b_map = np.eye(structure.n_sites)[:, own]
+            b0 = [structure.sites[i].b_iso for i in own]
         else:
-            unique = list(dict.fromkeys(self.elements))
+            unique = list(dict.fromkeys(self.elements[i] for i in own))
             b_names = [f"B({el})" for el in unique]
-            self.b_map = np.array([[float(el == u) for u in unique] for el in self.elements])
-            b0 = [float(np.mean([s.b_iso for s in structure.sites if s.element == u])) for u in unique]
+            self.b_map = np.array([[float(el == u and i in own) for u in unique] for i, el in enumerate(self.elements)])
+            b0 = [float(np.mean([structure.sites[i].b_iso for i in own if self.elements[i] == u])) for u in unique]
+        self.b_map = self.b_map.reshape(structure.n_sites, len(b_names))
+        for site, rider in constrained.items():
+            self.b_map[site] = rider.u_ratio * self.b_map[rider.parent]
+        #: B (Å²) of the sites whose B is no parameter's (an H held without a parent), shape (n_sites,).
+        self.b_offset = np.array([s.b_iso if i in held_b else 0.0 for i, s in enumerate(structure.sites)])
 
         self.po_direction = None if preferred_orientation is None else tuple(preferred_orientation)
         po_names = ["r_PO"] if self.po_direction is not None else []
@@ -274,8 +308,11 @@ class RietveldModel:
         return flat.reshape(-1, 3)
 
     def frac(self, x: np.ndarray) -> np.ndarray:
-        """Fractional coordinates (n_sites, 3), not wrapped."""
-        return self.frac_of(self.genome(x))
+        """Fractional coordinates (n_sites, 3), not wrapped; riding H on their parents."""
+        frac = self.frac_of(self.genome(x))
+        if self._riders:
+            frac = ride(frac, self.cell(x).metric, self._riders)
+        return frac
 
     def frac_of(self, genome: np.ndarray) -> np.ndarray:
         """Fractional coordinates (n_sites, 3) of genome slots (n_sites, 3)."""
@@ -295,8 +332,8 @@ class RietveldModel:
         return march_dollase(cos2, float(x[self._po_idx[0]]))
 
     def b_iso(self, x: np.ndarray) -> np.ndarray:
-        """B (Å²) of every site, shape (n_sites,)."""
-        return self.b_map @ x[self._b_idx]
+        """B (Å²) of every site, shape (n_sites,); a constrained H's is a multiple of its parent's."""
+        return self.b_map @ x[self._b_idx] + self.b_offset
 
     def structure_of(self, x: np.ndarray) -> Structure:
         """The refined structure: cell, coordinates (wrapped into [0, 1)) and B of ``x``."""
@@ -408,6 +445,7 @@ class RietveldModel:
             d_frac = 2.0 * np.real(np.conj(f)[None, None, :] * w[:, None, :] * de)  # (n_sites, 3, n_refl)
             d_site_b = 2.0 * np.real(np.conj(f)[None, :] * (-stol2)[None, :] * w * e)  # (n_sites, n_refl)
             squared = np.abs(f) ** 2
+        d_frac = carry_derivatives(d_frac, self._riders)  # the riding H's share goes to their parents
         d_genome = np.einsum("sia,sik->sak", self.site_map.matrix, d_frac).reshape(-1, len(f))
         d_b = self.b_map.T @ d_site_b
         columns = np.concatenate([d_genome[self.free_slots], d_b]) * po[None, :]

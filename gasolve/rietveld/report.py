@@ -6,6 +6,9 @@ Rwp, _pd_proc_ls_prof_wR_expected = Rexp, _refine_ls_goodness_of_fit_all = sqrt(
 R_Bragg, _pd_proc_ls_pref_orient_corr = the March-Dollase direction and r, _refine_ls_number_restraints), and the
 atom types with the source of their form factors (_atom_type_scat_source) and the anomalous dispersion used
 (_atom_type_scat_dispersion_real, _imag, _source). A charged site's _atom_site_type_symbol keeps its charge (Ca2+).
+H sites say how they were refined (:mod:`gasolve.rietveld.riding`), as SHELXL writes them: a riding H has
+_atom_site_calc_flag ``calc``, _atom_site_refinement_flags_posn ``R``, _atom_site_calc_attached_atom its parent,
+and coordinates and Uiso without esds; an H held fixed ``calc`` and ``.``; every other site ``d`` (determined).
 The text report (:func:`parameter_table`) lists every refined parameter with its esd, the correlations above
 0.9, the restraints and their χ², and the stages.
 """
@@ -23,6 +26,7 @@ from gasolve.diffraction import dispersion
 from gasolve.diffraction.form_factors import species_name
 from gasolve.diffraction.profile import peak_positions
 from gasolve.diffraction.wavelength import Radiation
+from gasolve.rietveld.riding import describe
 from gasolve.rietveld.staged import RefinementResult
 
 
@@ -37,8 +41,21 @@ def format_refined_cif(result: RefinementResult, comments: list[str] | None = No
     add_cell_and_symmetry(block, structure, cell_values)
     atoms = block.init_loop(
         "_atom_site_",
-        ["label", "type_symbol", "fract_x", "fract_y", "fract_z", "occupancy", "U_iso_or_equiv", "adp_type"],
+        [
+            "label",
+            "type_symbol",
+            "fract_x",
+            "fract_y",
+            "fract_z",
+            "occupancy",
+            "U_iso_or_equiv",
+            "adp_type",
+            "calc_flag",
+            "refinement_flags_posn",
+            "calc_attached_atom",
+        ],
     )
+    riders = {rider.site: rider for rider in result.hydrogens}
     for i, site in enumerate(structure.sites):
         coordinates = [
             with_esd(x, float(e), min_decimals=COORDINATE_DECIMALS)
@@ -46,7 +63,9 @@ def format_refined_cif(result: RefinementResult, comments: list[str] | None = No
         ]
         u_iso = with_esd(site.b_iso / U_TO_B, float(result.b_esd[i]) / U_TO_B, decimals_plain=5)
         species = species_name(site.element, site.charge)
-        atoms.add_row([gemmi.cif.quote(site.label), species, *coordinates, f"{site.occupancy:.4f}", u_iso, "Uiso"])
+        flags = _calc_flags(riders.get(i), structure)
+        row = [gemmi.cif.quote(site.label), species, *coordinates, f"{site.occupancy:.4f}", u_iso, "Uiso", *flags]
+        atoms.add_row(row)
     _add_atom_types(block, result)
     m = result.metrics
     block.set_pair("_pd_proc_ls_prof_R_factor", f"{m.rp:.5f}")
@@ -64,6 +83,41 @@ def format_refined_cif(result: RefinementResult, comments: list[str] | None = No
     block.set_pair("_pd_proc_number_of_points", str(m.n_points))
     header = "".join(f"# {line}\n" for line in (comments or []))
     return header + document.as_string()
+
+
+def _calc_flags(rider, structure) -> list[str]:
+    """_atom_site_calc_flag, _refinement_flags_posn and _calc_attached_atom of a site (module docstring)."""
+    if rider is None or rider.status == "free":
+        return ["d", ".", "."]
+    parent = "." if rider.parent is None else gemmi.cif.quote(structure.sites[rider.parent].label)
+    return ["calc", "R" if rider.rides else ".", parent]
+
+
+def hydrogen_records(result: RefinementResult) -> list[dict]:
+    """How each H site was refined, for the JSON summaries: label, status ("riding", "fixed", "free"), parent,
+    H-parent distance (Å, on the refined model), Uiso(H)/Ueq(parent) (None when not constrained) and the reason
+    for an H not riding."""
+    structure = result.structure
+    records = []
+    for rider in result.hydrogens:
+        site = structure.sites[rider.site]
+        parent = None if rider.parent is None else structure.sites[rider.parent]
+        distance = None
+        if parent is not None:
+            image = rider.rotation @ np.array(parent.frac) + rider.translation
+            delta = np.array(site.frac) - image
+            distance = float(structure.cell.distance(delta - np.round(delta), np.zeros(3)))
+        records.append(
+            {
+                "label": site.label,
+                "status": rider.status,
+                "parent": None if parent is None else parent.label,
+                "distance": distance,
+                "u_ratio": rider.u_ratio if rider.b_constrained else None,
+                "reason": rider.reason or None,
+            }
+        )
+    return records
 
 
 #: _atom_type_scat_source of a neutral atom and of an ion (:mod:`gasolve.diffraction.form_factors`).
@@ -156,6 +210,9 @@ def parameter_table(result: RefinementResult) -> str:
         lines.append(
             f"preferred orientation: March-Dollase along {po['direction']}, r = {with_esd(po['r'], po['esd'])}"
         )
+    if result.hydrogens:
+        labels = [site.label for site in result.structure.sites]
+        lines += ["", "hydrogens"] + [f"    {describe(rider, labels)}" for rider in result.hydrogens]
     if unc.high_correlations:
         lines += ["", "warning: correlations above 0.9"]
         lines += [f"    {a} / {b}: {c:+.3f}" for a, b, c in unc.high_correlations]
@@ -216,6 +273,7 @@ def refinement_summary(result: RefinementResult) -> dict:
             for r in result.restraints
         ],
         "restraints_chi2": float(sum(r.chi2 for r in result.restraints)),
+        "hydrogens": hydrogen_records(result),
         "stages": [
             {
                 "name": s.name,

@@ -13,6 +13,9 @@ The table (every key optional; the defaults refine everything the data can carry
                                         # [h, k, l] (March-Dollase along that reciprocal-lattice direction) or "off"
     max_iterations = 30                 # least-squares cycles per stage
     anomalous_dispersion = true         # f', f'' of the radiation (Chantler, via xraydb) on every atom
+    hydrogens = "riding"                # H (and D) "riding" on their parent atoms (Uiso 1.2 or 1.5 x the parent's),
+                                        # "fixed" (held as given, Uiso riding) or "free" (refined like any atom)
+    hydrogen_parents = {H1 = "O1"}      # optional: an H's parent, instead of its nearest non-H atom
     restraints = [                      # soft restraints, added to chi^2 as ((value - target) / sigma)^2
         {atoms = ["S1", "O1"], distance = 1.47, sigma = 0.01},          # Å, nearest symmetry image
         {atoms = ["O1", "S1", "O2"], angle = 109.5, sigma = 1.0},       # degrees, at the middle atom
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gasolve.errors import InputError
+from gasolve.rietveld.riding import HYDROGEN_MODES
 
 #: Non-linear parameter groups, in vector order.
 GROUPS = ("cell", "zero", "profile", "preferred_orientation", "coordinates", "b_iso")
@@ -41,6 +45,8 @@ _KEYS = (
     "preferred_orientation",
     "max_iterations",
     "anomalous_dispersion",
+    "hydrogens",
+    "hydrogen_parents",
     "restraints",
 )
 _B_CHOICES = ("site", "element", "off")
@@ -107,6 +113,10 @@ class RefinementSettings:
     restraints : tuple of Restraint
     anomalous_dispersion : bool
         Add f' and f'' of the radiation to every atom's form factor (:mod:`gasolve.diffraction.dispersion`).
+    hydrogens : {"riding", "fixed", "free"}
+        How H (and D) sites are refined (:mod:`gasolve.rietveld.riding`).
+    hydrogen_parents : tuple of (str, str)
+        (H label, parent label) pairs overriding the nearest non-H atom as parent.
     """
 
     groups: tuple[str, ...] = GROUPS
@@ -118,6 +128,8 @@ class RefinementSettings:
     preferred_orientation: str | tuple[int, int, int] | None = "auto"
     restraints: tuple[Restraint, ...] = ()
     anomalous_dispersion: bool = True
+    hydrogens: str = "riding"
+    hydrogen_parents: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         unknown = set(self.groups) - set(GROUPS)
@@ -127,6 +139,9 @@ class RefinementSettings:
             raise InputError(f"b_per must be 'site' or 'element', got {self.b_per!r}")
         if self.max_iterations < 1:
             raise InputError(f"max_iterations must be at least 1, got {self.max_iterations}")
+        if self.hydrogens not in HYDROGEN_MODES:
+            choices = ", ".join(map(repr, HYDROGEN_MODES))
+            raise InputError(f"hydrogens must be one of {choices}, got {self.hydrogens!r}")
         po = self.preferred_orientation
         if po is not None and po != "auto":
             if len(po) != 3 or not all(isinstance(i, int) and not isinstance(i, bool) for i in po):
@@ -199,6 +214,12 @@ def parse_refinement(data: Any, source: str) -> RefinementSettings:
     iterations = data.get("max_iterations", 30)
     if type(iterations) is not int or iterations < 1:
         raise error("max_iterations", f"expected a positive integer, got {iterations!r}")
+    hydrogens = data.get("hydrogens", "riding")
+    if hydrogens not in HYDROGEN_MODES:
+        raise error("hydrogens", f"expected one of {', '.join(map(repr, HYDROGEN_MODES))}, got {hydrogens!r}")
+    parents = data.get("hydrogen_parents", {})
+    if not (isinstance(parents, dict) and all(isinstance(v, str) for v in parents.values())):
+        raise error("hydrogen_parents", f'expected a table of H label = "parent label", got {parents!r}')
     restraints = data.get("restraints", [])
     if not isinstance(restraints, list):
         raise error("restraints", f"expected a list of tables, got {restraints!r}")
@@ -211,6 +232,8 @@ def parse_refinement(data: Any, source: str) -> RefinementSettings:
         preferred_orientation=po,
         restraints=parsed,
         anomalous_dispersion=dispersion,
+        hydrogens=hydrogens,
+        hydrogen_parents=tuple(parents.items()),
     )
 
 
@@ -253,6 +276,9 @@ def refinement_table(settings: RefinementSettings) -> dict[str, Any]:
     )
     table["max_iterations"] = settings.max_iterations
     table["anomalous_dispersion"] = settings.anomalous_dispersion
+    table["hydrogens"] = settings.hydrogens
+    if settings.hydrogen_parents:
+        table["hydrogen_parents"] = dict(settings.hydrogen_parents)
     if settings.restraints:
         table["restraints"] = [
             {"atoms": list(r.atoms), r.kind: r.target, "sigma": r.sigma} for r in settings.restraints

@@ -26,6 +26,7 @@ from gasolve.rietveld.esd import Uncertainties, cell_esd, uncertainties
 from gasolve.rietveld.lm import SingularMatrixError, levenberg_marquardt
 from gasolve.rietveld.model import RietveldModel
 from gasolve.rietveld.orientation import distinct_directions
+from gasolve.rietveld.riding import RidingHydrogen
 from gasolve.rietveld.settings import GROUPS, RefinementSettings
 
 #: The default program: (stage name, parameter groups refined in the stage). The final summary counts every group
@@ -96,6 +97,8 @@ class RefinementResult:
     po_direction : tuple of 3 int or None
         The March-Dollase direction refined (None: no preferred orientation).
     restraints : tuple of RestraintReport
+    hydrogens : tuple of RidingHydrogen
+        The constraint on every H site (:mod:`gasolve.rietveld.riding`): riding, held fixed or free.
     """
 
     structure: Structure
@@ -115,6 +118,7 @@ class RefinementResult:
     error: str | None = None
     po_direction: tuple[int, int, int] | None = None
     restraints: tuple[RestraintReport, ...] = ()
+    hydrogens: tuple[RidingHydrogen, ...] = ()
 
 
 def _lower_bounds(model: RietveldModel) -> np.ndarray:
@@ -178,6 +182,8 @@ def refine(
         preferred_orientation=candidates[0] if po == "auto" else po,
         restraints=settings.restraints,
         anomalous_dispersion=settings.anomalous_dispersion,
+        hydrogens=settings.hydrogens,
+        hydrogen_parents=dict(settings.hydrogen_parents),
     )
     lower = _lower_bounds(model)
     x = model.x0.copy()
@@ -279,6 +285,9 @@ def summarise(
     coordinate_esd[np.einsum("sij,sj->si", squares, held.reshape(-1, 3)) > 0] = np.nan
     b_param_esd = np.array([esd_of.get(model.layout.names[i], 0.0) for i in model.layout.indices("b_iso")])
     b_esd = np.abs(model.b_map) @ b_param_esd
+    for rider in model.hydrogens:  # a constrained Uiso has no esd of its own (as SHELXL writes it)
+        if rider.status != "free":
+            b_esd[rider.site] = 0.0
     restraint_reports = tuple(
         RestraintReport(r.name, float(v), r.target, r.sigma, float(((v - r.target) / r.sigma) ** 2))
         for r, v in zip(model.restraints.restraints, model.restraint_values(x), strict=True)
@@ -301,4 +310,5 @@ def summarise(
         error=error,
         po_direction=po_direction,
         restraints=restraint_reports,
+        hydrogens=model.hydrogens,
     )
