@@ -29,6 +29,19 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--lines", type=int, default=20, help="lines used for indexing (default 20)")
     parser.add_argument("--impurities", type=int, default=1, help="lines that may stay unindexed (default 1)")
     parser.add_argument(
+        "--retry-impurities",
+        type=int,
+        default=3,
+        help="when no cubic-to-monoclinic cell reaches M20 >= 20, search those systems again allowing this many "
+        "unindexed lines, counted against M20 in the ranking (default 3; not above --impurities: no second pass)",
+    )
+    parser.add_argument(
+        "--no-kbeta",
+        action="store_true",
+        help="do not take weak lines at the Kβ position of a stronger line for Kβ satellites (they are otherwise "
+        "left out of the indexing lines; only for a laboratory Kα radiation: Cu, Mo, Co, Fe, Cr, Ag ...)",
+    )
+    parser.add_argument(
         "--exhaustive",
         action="store_true",
         help="search monoclinic cells up to a convincing higher-symmetry cell's volume (not only below it) and "
@@ -56,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from gasolve.diffraction.wavelength import choose_radiation
     from gasolve.errors import InputError
     from gasolve.indexing.pattern import IndexingSettings, index_pattern
+    from gasolve.indexing.peaks import PeakSearchSettings
     from gasolve.io.atomic import atomic_write
     from gasolve.io.patterns import read_pattern
 
@@ -67,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
     ):
         if not (math.isfinite(value) and value >= lowest):
             raise InputError(f"{name} must be at least {lowest}, got {value}")
-    if args.impurities < 0 or args.impurities >= args.lines // 2:
-        raise InputError(f"--impurities must be between 0 and {args.lines // 2 - 1}, got {args.impurities}")
+    for name, value in (("--impurities", args.impurities), ("--retry-impurities", args.retry_impurities)):
+        if value < 0 or value >= args.lines // 2:
+            raise InputError(f"{name} must be between 0 and {args.lines // 2 - 1}, got {value}")
     pattern = read_pattern(args.pattern)
     radiation, wavelength_notes = choose_radiation(pattern.radiation, args.wavelength, str(args.pattern))
     for note in wavelength_notes:
@@ -79,9 +94,11 @@ def run(args: argparse.Namespace) -> int:
         n_lines=args.lines,
         max_volume=args.max_volume,
         max_unindexed=args.impurities,
+        retry_unindexed=args.retry_impurities,
         exhaustive=args.exhaustive,
         triclinic_max_volume=args.triclinic_volume,
         triclinic_budget=args.triclinic_budget,
+        peak_search=PeakSearchSettings(kbeta=None) if args.no_kbeta else PeakSearchSettings(),
     )
     result = index_pattern(pattern, radiation, settings)
     candidates = [c.as_dict() for c in result.candidates]
@@ -93,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
             "radiation": [list(line) for line in radiation.lines],
             "lines_two_theta": [round(float(x), 5) for x in result.two_theta],
             "lines_two_theta_esd": [round(float(x), 5) for x in result.two_theta_esd],
+            "kbeta_lines": [line.as_dict() for line in result.kbeta],
             "notes": list(result.notes),
             "candidates": candidates,
         }
@@ -108,6 +126,13 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{i:>2} {c['bravais']:<7} {a:9.4f} {b:9.4f} {cc:9.4f} {al:7.2f} {be:7.2f} {ga:7.2f} {c['volume']:8.1f} "
             f"{c['m20']:7.1f} {c['f_n']:7.1f} {c['n_indexed']:>2}/{c['n_lines']:<2} {c['zero']:7.3f} {rwp:>10}"
+        )
+    for line in result.kbeta:
+        verdict = "indexed as Kβ by the first cell" if line.as_kbeta else "NOT indexed as Kβ by the first cell"
+        also = "; also fits a Kα line of it" if line.as_kalpha else ""
+        print(
+            f"Kβ: line at {line.two_theta:.3f}° taken for the Kβ of {line.parent_two_theta:.3f}°, left out of "
+            f"the indexing lines ({verdict}{also})"
         )
     for note in result.notes:
         print(f"note: {note}")

@@ -14,6 +14,7 @@ The test of one box (:func:`_count_unindexed`) is a Numba kernel, batched over b
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -41,8 +42,10 @@ class DichotomySettings:
 
     Attributes
     ----------
-    min_length, max_length : float
-        Cell edges searched (Å).
+    min_length : float
+        Shortest cell edge searched (Å).
+    max_length : float or None
+        Longest cell edge searched (Å); None: :func:`edge_limit` of the lines and the volume limit.
     max_volume : float
         Largest cell volume (Å³).
     max_beta : float
@@ -60,7 +63,7 @@ class DichotomySettings:
     """
 
     min_length: float = 2.0
-    max_length: float = 20.0
+    max_length: float | None = None
     max_volume: float = 1500.0
     max_beta: float = 125.0
     length_step: float = 0.5
@@ -340,22 +343,95 @@ def count_unindexed(
     return out
 
 
-def _starting_boxes(system: str, settings: DichotomySettings) -> tuple[np.ndarray, np.ndarray]:
+#: A cell edge is searched up to this many times the largest observed d-spacing (:func:`edge_limit`).
+EDGES_PER_D = 6.0
+
+
+def edge_limit(q_obs: np.ndarray, max_volume: float, min_length: float) -> float:
+    """Longest cell edge worth searching (Å), from the lines and the volume limit.
+
+    An edge longer than ``max_volume / min_length²`` leaves no room for the other two within the volume limit. An
+    edge c gives 00l lines at d = c/l (c sin β ... in lower symmetry) that a pattern shows unless the space
+    group removes them: a 6₁ or 6₅ axis, or an R-centred lattice with a c glide (R-3c: 00l with l = 6n), removes all
+    up to l = 6, so an edge beyond ``EDGES_PER_D`` (6) times the largest observed d-spacing would leave the first
+    lines of the pattern unexplained. Corundum (R-3c, c = 12.99 Å, first line 012 at d = 3.48 Å) needs 3.7 times
+    it, the R-3m Cs4KLiGa2F12 of the benchmark (c = 31.2 Å, first line 003) 3 times.
+
+    Parameters
+    ----------
+    q_obs : ndarray, shape (n_lines,)
+        Observed Q = 1/d² (Å⁻²).
+    max_volume, min_length : float
+        Å³ and Å.
+
+    Returns
+    -------
+    float
+        min(max_volume / min_length², 6 d_max) (Å).
+    """
+    d_max = 1.0 / math.sqrt(float(np.min(q_obs)))
+    return min(max_volume / min_length**2, EDGES_PER_D * d_max)
+
+
+def _resolved_max_length(settings: DichotomySettings, q_obs: np.ndarray) -> float:
+    if settings.max_length is not None:
+        return float(settings.max_length)
+    return edge_limit(q_obs, settings.max_volume, settings.min_length)
+
+
+def _starting_boxes(system: str, settings: DichotomySettings, max_length: float) -> tuple[np.ndarray, np.ndarray]:
+    """Starting boxes of ``length_step`` (and ``angle_step``) up to ``max_length`` that may hold a cell within the
+    volume limit in its reduced order. The last edge is laid out only as far as the volume limit lets it go over
+    the others' box (long edges make the full grid large); cached, read-only."""
+    step = settings.length_step
+    rounded = settings.min_length + step * math.ceil((max_length - settings.min_length) / step - 1e-9)
+    return _starting_boxes_cached(system, settings, rounded)
+
+
+@functools.lru_cache(maxsize=64)
+def _starting_boxes_cached(
+    system: str, settings: DichotomySettings, max_length: float
+) -> tuple[np.ndarray, np.ndarray]:
     parametrisation = PARAMETRISATIONS[system]
-    edges = np.arange(settings.min_length, settings.max_length, settings.length_step)
-    axes = [edges] * parametrisation.n_lengths
+    n_lengths = parametrisation.n_lengths
+    edges = np.arange(settings.min_length, max_length - 1e-9, settings.length_step)
+    prefix_axes = [edges] * (n_lengths - 1)
     if parametrisation.has_angle:
-        axes.append(np.arange(90.0, settings.max_beta, settings.angle_step))
-    lo = np.array(list(itertools.product(*axes)), dtype=float)
-    steps = np.array(
-        [settings.length_step] * parametrisation.n_lengths + [settings.angle_step] * parametrisation.has_angle
-    )
-    hi = lo + steps
-    hi[:, : parametrisation.n_lengths] = np.minimum(hi[:, : parametrisation.n_lengths], settings.max_length)
-    if parametrisation.has_angle:
-        hi[:, -1] = np.minimum(hi[:, -1], settings.max_beta)
-    keep = _symmetry_order(system, lo, hi)
-    return lo[keep], hi[keep]
+        prefix_axes.append(np.arange(90.0, settings.max_beta, settings.angle_step))
+    if prefix_axes:
+        prefix = np.stack(np.meshgrid(*prefix_axes, indexing="ij"), axis=-1).reshape(-1, len(prefix_axes))
+    else:
+        prefix = np.zeros((1, 0))
+    steps = np.array([settings.length_step] * n_lengths + [settings.angle_step] * parametrisation.has_angle)
+    width = len(steps)
+
+    def bounds(rows: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lo = np.empty((len(rows), width))
+        lo[:, : n_lengths - 1] = rows[:, : n_lengths - 1]
+        lo[:, n_lengths - 1] = last
+        lo[:, n_lengths:] = rows[:, n_lengths - 1 :]
+        hi = lo + steps
+        hi[:, :n_lengths] = np.minimum(hi[:, :n_lengths], max_length)
+        if parametrisation.has_angle:
+            hi[:, -1] = np.minimum(hi[:, -1], settings.max_beta)
+        return lo, hi
+
+    # Smallest volume over each prefix box per unit of the last edge: the volume range of the box with that edge 1.
+    unit_lo, unit_hi = bounds(prefix, np.ones(len(prefix)))
+    unit_hi[:, n_lengths - 1] = 1.0
+    area = box_volume_range(system, unit_lo, unit_hi)[0]
+    if system == "cubic":
+        count = np.full(len(prefix), len(edges))
+    else:
+        count = np.searchsorted(edges, settings.max_volume / np.maximum(area, 1e-300), side="right")
+    rows = np.repeat(prefix, count, axis=0)
+    last = edges[np.concatenate([np.arange(n) for n in count])] if len(rows) else np.zeros(0)
+    lo, hi = bounds(rows, last)
+    keep = _symmetry_order(system, lo, hi) & (box_volume_range(system, lo, hi)[0] <= settings.max_volume)
+    lo, hi = lo[keep], hi[keep]
+    lo.setflags(write=False)
+    hi.setflags(write=False)
+    return lo, hi
 
 
 def _symmetry_order(system: str, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -402,13 +478,14 @@ def surviving_boxes(
     lo, hi : ndarray, shape (n_boxes, n_parameters)
     """
     q_max = float(np.max(q_obs + q_tol))
-    max_lengths = np.full(3, settings.max_length)
+    max_length = _resolved_max_length(settings, np.asarray(q_obs, dtype=float))
+    max_lengths = np.full(3, max_length)
     if system == "monoclinic":
         max_lengths /= math.sin(math.radians(settings.max_beta))
     hkl = miller_indices(system, max_lengths, q_max)
     coefficients = coefficient_matrix(system, hkl)
     multipliers = axial_multipliers(coefficients) if system in _AXIAL else None
-    lo, hi = _starting_boxes(system, settings)
+    lo, hi = _starting_boxes(system, settings, max_length)
     v_min, v_max = volume_shell if volume_shell is not None else (0.0, settings.max_volume)
     v_max = min(v_max, settings.max_volume)
     for level in range(settings.depth + 1):

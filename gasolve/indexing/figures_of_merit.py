@@ -103,7 +103,13 @@ def distinct_q(q_calc: np.ndarray, rtol: float = DISTINCT_Q_RTOL) -> np.ndarray:
     return q[new]
 
 
-def de_wolff_m(q_obs: np.ndarray, q_calc: np.ndarray, n_lines: int = 20, indexed: np.ndarray | None = None) -> DeWolffM:
+def de_wolff_m(
+    q_obs: np.ndarray,
+    q_calc: np.ndarray,
+    n_lines: int = 20,
+    indexed: np.ndarray | None = None,
+    unindexed_error: np.ndarray | None = None,
+) -> DeWolffM:
     """de Wolff's M_N of a candidate lattice (module docstring).
 
     Parameters
@@ -116,6 +122,10 @@ def de_wolff_m(q_obs: np.ndarray, q_calc: np.ndarray, n_lines: int = 20, indexed
         N (20 for M20); fewer observed lines give M_n with n = n_obs.
     indexed : ndarray of bool, shape (n_obs,), optional
         Lines to count in ⟨ε⟩ (aligned with ``q_obs``); the others (impurity lines) still set Q_N.
+    unindexed_error : ndarray, shape (n_obs,), optional
+        With ``indexed``: the unindexed lines count in ⟨ε⟩ too, each with this discrepancy (Å⁻², aligned with
+        ``q_obs``; their tolerance: a line no better than the worst an indexed line may be). This counts the
+        impurity lines against the figure, for ranking cells that leave different numbers of lines unindexed.
 
     Returns
     -------
@@ -126,7 +136,12 @@ def de_wolff_m(q_obs: np.ndarray, q_calc: np.ndarray, n_lines: int = 20, indexed
     if not mask.any():
         raise InputError("no indexed line among the observed lines: de Wolff's M is undefined")
     q_last = float(observed[-1])
-    error = np.abs(observed - _nearest(observed, calculated))[mask]
+    error = np.abs(observed - _nearest(observed, calculated))
+    if unindexed_error is not None and indexed is not None:
+        counted = np.asarray(unindexed_error, dtype=float).reshape(-1)[order][: len(observed)]
+        error = np.where(mask, error, counted)
+    else:
+        error = error[mask]
     mean = float(error.mean())
     n_calculated = int(np.count_nonzero(calculated <= q_last * (1.0 + DISTINCT_Q_RTOL)))  # rounding: ≤ holds
     value = math.inf if mean == 0.0 or n_calculated == 0 else q_last / (2.0 * mean * n_calculated)

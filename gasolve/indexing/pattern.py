@@ -27,6 +27,7 @@ from gasolve.diffraction.wavelength import Radiation
 from gasolve.errors import InputError
 from gasolve.indexing.dichotomy import DichotomySettings, LineShifts
 from gasolve.indexing.figures_of_merit import q_from_two_theta, smith_snyder_f
+from gasolve.indexing.kbeta import KBetaLine, check_kbeta
 from gasolve.indexing.lattice import calculated_q
 from gasolve.indexing.peaks import PeakSearchSettings, search_peaks
 from gasolve.indexing.solutions import SMALLER, SYMMETRY_RANK, IndexingSolution, index_lines, rank_solutions
@@ -77,6 +78,12 @@ class IndexingSettings:
         Largest cell volume (Å³).
     max_unindexed : int
         Lines that may stay unindexed (impurities).
+    retry_unindexed : int
+        When no cubic-to-monoclinic cell reaches ``convincing_m20`` with ``max_unindexed`` lines left out, those
+        systems are searched again allowing this many (DICVOL04's practice of a second run with more impurity
+        lines); the ranking counts the unindexed lines against M20
+        (:attr:`gasolve.indexing.solutions.IndexingSolution.merit`). Not above ``max_unindexed``: no second pass.
+        The triclinic search keeps ``max_unindexed``.
     min_m20 : float
         M20 below which a cell is not considered sound.
     n_pawley : int
@@ -111,6 +118,7 @@ class IndexingSettings:
     max_line_shift: float = 0.04
     max_volume: float = 1500.0
     max_unindexed: int = 1
+    retry_unindexed: int = 3
     min_m20: float = 10.0
     n_pawley: int = 3
     pawley_margin: float = 1.2
@@ -162,6 +170,7 @@ class CellCandidate:
             "m20": round(float(s.m20), 3),
             "f_n": round(float(self.f_n), 3),
             "f_n_text": self.f_n_text,
+            "m20_penalised": round(float(s.merit), 3),
             "n_indexed": s.n_indexed,
             "n_lines": s.n_lines,
             "zero": round(float(self.zero), 5),
@@ -171,12 +180,27 @@ class CellCandidate:
 
 @dataclass(frozen=True)
 class IndexingResult:
-    """Candidates best first, and the lines they were found from."""
+    """Candidates best first, and the lines they were found from.
+
+    Attributes
+    ----------
+    candidates : tuple of CellCandidate
+    two_theta, two_theta_esd : ndarray, shape (n_lines,)
+        The lines used (degrees), Kβ satellites left out.
+    notes : tuple of str
+    kbeta : tuple of KBetaLine
+        The lines taken for Kβ satellites (:mod:`gasolve.indexing.kbeta`) and whether the first candidate indexes
+        them as Kβ (and as Kα) lines.
+    n_peaks : int
+        Lines the peak search found (satellites included; the first ``n_lines`` others are used).
+    """
 
     candidates: tuple[CellCandidate, ...]
     two_theta: np.ndarray = field(repr=False)
     two_theta_esd: np.ndarray = field(repr=False)
     notes: tuple[str, ...] = ()
+    kbeta: tuple[KBetaLine, ...] = ()
+    n_peaks: int = 0
 
 
 def zero_grid(step: float, max_zero: float) -> np.ndarray:
@@ -268,18 +292,78 @@ def index_pattern(
     settings = settings or IndexingSettings()
     peaks = search_peaks(pattern, radiation, settings.peak_search)
     minimum = 8
-    if peaks.n_peaks < minimum:
+    # Lines taken for Kβ satellites (gasolve.indexing.kbeta) stay out of the indexing lines.
+    usable = np.flatnonzero(~peaks.kbeta)
+    if len(usable) < minimum:
+        satellites = f" (and {peaks.n_peaks - len(usable)} taken for Kβ)" if peaks.n_peaks > len(usable) else ""
         raise InputError(
-            f"only {peaks.n_peaks} lines found; indexing needs at least {minimum} (20 are advisable): "
+            f"only {len(usable)} lines found{satellites}; indexing needs at least {minimum} (20 are advisable): "
             "measure a wider 2θ range or with better statistics",
             pattern.source,
         )
-    order = np.argsort(peaks.two_theta)[: settings.n_lines]
+    order = usable[np.argsort(peaks.two_theta[usable], kind="stable")][: settings.n_lines]
     wavelength = radiation.primary
     tolerance = max(settings.min_tolerance, 0.5 * settings.zero_step)
+    lowest = tuple(s for s in settings.systems if s == "triclinic")
+    by_zero, notes = _higher_symmetry(peaks, order, wavelength, tolerance, settings)
+    first_pass = list(by_zero)
+    convincing = settings.convincing_m20
+    retry = settings.retry_unindexed
+    if retry > settings.max_unindexed and not any(s.m20 >= convincing for _, s in by_zero):
+        # DICVOL04's second pass: no convincing cell leaving at most max_unindexed lines out, so search again
+        # allowing more (impurities, or lines of another wavelength); the ranking counts them against M20.
+        again, more = _higher_symmetry(peaks, order, wavelength, tolerance, replace(settings, max_unindexed=retry))
+        notes += more
+        best = max((s.m20 for _, s in again), default=None)
+        found = "nothing" if best is None else f"{len(again)} cells, best M20 {best:.1f}"
+        notes.append(
+            f"no cell with M20 >= {convincing:g} leaving {settings.max_unindexed} line(s) unindexed: searched again "
+            f"(cubic to monoclinic) allowing {retry}: {found}"
+        )
+        by_zero += again
+    if lowest:
+        by_zero, more = _triclinic(peaks, order, wavelength, tolerance, settings, by_zero, first_pass)
+        notes += more
+    candidates = _distinct(by_zero, peaks.two_theta[order], wavelength)
+    check_range = _pawley_range(pattern, peaks.two_theta[order], settings.pawley_q_factor)
+    checked = [_pawley(c, check_range, radiation) for c in candidates[: settings.n_pawley]]
+    leading = [c for c in checked if c.pawley_rwp is not None and c.solution.m20 >= settings.min_m20]
+    # The Pawley fit is a check, not the ranking itself: a supercell or a lower-symmetry cell always fits at
+    # least as well (it has more free intensities). A cell whose Rwp is clearly worse than the best one's
+    # (by ``pawley_margin``) drops behind; the others keep their M20 order.
+    if leading:
+        best_rwp = min(c.pawley_rwp for c in leading)
+        leading.sort(key=lambda c: c.pawley_rwp > settings.pawley_margin * best_rwp)
+        leading = _smaller_first(leading, settings.pawley_equal)
+    ranked = leading + [c for c in checked if c not in leading] + candidates[settings.n_pawley :]
+    satellites: tuple[KBetaLine, ...] = ()
+    if ranked and settings.peak_search.kbeta is not None:
+        first = ranked[0]
+        satellites = check_kbeta(
+            peaks,
+            radiation,
+            first.pawley_cell or first.solution.cell,
+            first.solution.bravais,
+            first.zero,
+            settings.peak_search.kbeta,
+        )
+    return IndexingResult(
+        tuple(ranked),
+        peaks.two_theta[order],
+        peaks.two_theta_esd[order],
+        tuple(dict.fromkeys(notes)),
+        satellites,
+        peaks.n_peaks,
+    )
+
+
+def _higher_symmetry(
+    peaks, order: np.ndarray, wavelength: float, tolerance: float, settings: IndexingSettings
+) -> tuple[list[tuple[float, IndexingSolution]], list[str]]:
+    """Cubic to monoclinic cells of the lines ``order`` of ``peaks`` over the zero grid: (zero, solution) pairs and
+    notes."""
     fast = tuple(s for s in settings.systems if s in _FAST_SYSTEMS)
     slow = tuple(s for s in settings.systems if s == "monoclinic")
-    lowest = tuple(s for s in settings.systems if s == "triclinic")
     by_zero: list[tuple[float, IndexingSolution]] = []
     notes: list[str] = []
     lines = {}
@@ -346,34 +430,25 @@ def index_pattern(
                 # each of the 7 zeros), so the other zeros would only overflow again.
                 notes.append(f"{', '.join(slow)}: the other zero shifts were not searched after the box limit")
                 break
-    if lowest:
-        by_zero, more = _triclinic(peaks, order, wavelength, tolerance, settings, by_zero)
-        notes += more
-    candidates = _distinct(by_zero, peaks.two_theta[order], wavelength)
-    check_range = _pawley_range(pattern, peaks.two_theta[order], settings.pawley_q_factor)
-    checked = [_pawley(c, check_range, radiation) for c in candidates[: settings.n_pawley]]
-    leading = [c for c in checked if c.pawley_rwp is not None and c.solution.m20 >= settings.min_m20]
-    # The Pawley fit is a check, not the ranking itself: a supercell or a lower-symmetry cell always fits at
-    # least as well (it has more free intensities). A cell whose Rwp is clearly worse than the best one's
-    # (by ``pawley_margin``) drops behind; the others keep their M20 order.
-    if leading:
-        best_rwp = min(c.pawley_rwp for c in leading)
-        leading.sort(key=lambda c: c.pawley_rwp > settings.pawley_margin * best_rwp)
-        leading = _smaller_first(leading, settings.pawley_equal)
-    ranked = leading + [c for c in checked if c not in leading] + candidates[settings.n_pawley :]
-    return IndexingResult(
-        tuple(ranked), peaks.two_theta[order], peaks.two_theta_esd[order], tuple(dict.fromkeys(notes))
-    )
+    return by_zero, notes
 
 
 def _triclinic(
-    peaks, order, wavelength: float, tolerance: float, settings: IndexingSettings, by_zero: list
+    peaks, order, wavelength: float, tolerance: float, settings: IndexingSettings, by_zero: list, first_pass: list
 ) -> tuple[list[tuple[float, IndexingSolution]], list[str]]:
-    """The triclinic stage: only when no higher-symmetry cell convinces (or exhaustive), under a time budget."""
+    """The triclinic stage: only when no higher-symmetry cell convinces (or exhaustive), under a time budget.
+    Only the cells of ``first_pass`` (those found leaving at most ``max_unindexed`` lines out) limit its volume
+    and set its zero shift: a cell of the second pass that merely reaches M20 >= 10 by leaving more lines out
+    would keep the triclinic lattice out of reach."""
     import time
 
-    sound = [s for _, s in by_zero if s.m20 >= settings.min_m20]
-    convincing = [s for s in sound if s.m20 >= settings.convincing_m20]
+    # A second-pass cell convinces by its M20 with the extra unindexed lines counted against it.
+    convincing = [
+        s
+        for _, s in by_zero
+        if (s.m20 if s.n_lines - s.n_indexed <= settings.max_unindexed else s.merit) >= settings.convincing_m20
+    ]
+    sound = [s for _, s in first_pass if s.m20 >= settings.min_m20]
     if convincing and not settings.exhaustive:
         best = max(convincing, key=lambda s: s.m20)
         return by_zero, [
@@ -384,7 +459,7 @@ def _triclinic(
     max_volume = min(limit, settings.max_volume, settings.triclinic_max_volume)
     zeros = list(zero_grid(settings.zero_step, settings.max_zero))
     if sound:
-        zeros = [max(((z, s) for z, s in by_zero if s.m20 >= settings.min_m20), key=lambda x: x[1].m20)[0]]
+        zeros = [max(((z, s) for z, s in first_pass if s.m20 >= settings.min_m20), key=lambda x: x[1].m20)[0]]
     notes: list[str] = []
     deadline = time.monotonic() + settings.triclinic_budget
     by_zero = list(by_zero)
@@ -416,7 +491,7 @@ def _distinct(
         match = [i for i, (_, other) in enumerate(best) if same_lattice(solution.niggli, other.niggli)]
         if not match:
             best.append((zero, solution))
-        elif solution.m20 > best[match[0]][1].m20:
+        elif solution.merit > best[match[0]][1].merit:
             best[match[0]] = (zero, solution)
     zero_of = {id(s): z for z, s in best}
     ranked = rank_solutions([s for _, s in best])

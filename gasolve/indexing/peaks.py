@@ -27,7 +27,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.optimize
@@ -36,6 +36,7 @@ from threadpoolctl import threadpool_limits
 
 from gasolve.diffraction.wavelength import Radiation
 from gasolve.errors import InputError
+from gasolve.indexing.kbeta import KBetaSettings, flag_kbeta
 from gasolve.io.patterns import ObservedPattern
 
 _LN2 = math.log(2.0)
@@ -56,14 +57,20 @@ class PeakSet:
         Integrated intensity of the primary component above the background (pattern units × degrees).
     fwhm : ndarray, shape (n_peaks,)
         Full width at half maximum of each component (degrees).
+    kbeta_of : ndarray, shape (n_peaks,), optional
+        For a line taken for the Kβ satellite of a stronger line (:func:`gasolve.indexing.kbeta.flag_kbeta`), the
+        2θ of that parent line (degrees); NaN for the others (all NaN when not given).
     """
 
     two_theta: np.ndarray
     two_theta_esd: np.ndarray
     intensity: np.ndarray
     fwhm: np.ndarray
+    kbeta_of: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.kbeta_of is None:
+            object.__setattr__(self, "kbeta_of", np.full(np.size(self.two_theta), np.nan))
         arrays = [np.array(getattr(self, name), dtype=float).reshape(-1) for name in _PEAK_FIELDS]
         if len({len(a) for a in arrays}) != 1:
             raise ValueError("PeakSet arrays differ in length")
@@ -76,6 +83,11 @@ class PeakSet:
     @property
     def n_peaks(self) -> int:
         return len(self.two_theta)
+
+    @property
+    def kbeta(self) -> np.ndarray:
+        """Lines taken for Kβ satellites, shape (n_peaks,), bool."""
+        return np.isfinite(self.kbeta_of)
 
     def q_values(
         self, wavelength: float, zero: float = 0.0, n_sigma: float = 1.0, min_tolerance: float = 0.0
@@ -109,7 +121,7 @@ class PeakSet:
         return q, q_tolerance
 
 
-_PEAK_FIELDS = ("two_theta", "two_theta_esd", "intensity", "fwhm")
+_PEAK_FIELDS = ("two_theta", "two_theta_esd", "intensity", "fwhm", "kbeta_of")
 
 
 @dataclass(frozen=True)
@@ -134,6 +146,8 @@ class PeakSearchSettings:
         Peaks fitted together at most; larger clusters are split at their widest gaps.
     fwhm : float or None
         Typical FWHM (degrees) if known; estimated from the pattern when None.
+    kbeta : KBetaSettings or None
+        How Kβ satellites of a laboratory radiation are flagged (:mod:`gasolve.indexing.kbeta`); None flags none.
 
     Notes
     -----
@@ -149,6 +163,7 @@ class PeakSearchSettings:
     ghost_ratio: float = 0.3
     max_group: int = 10
     fwhm: float | None = None
+    kbeta: KBetaSettings | None = field(default_factory=KBetaSettings)
 
     def __post_init__(self) -> None:
         for name in ("min_significance", "min_area_significance", "background_window", "window_fwhm", "ghost_ratio"):
@@ -468,12 +483,13 @@ def search_peaks(pattern: ObservedPattern, radiation: Radiation, settings: PeakS
     significant = fitted["area"] > settings.min_area_significance * fitted["area_esd"]
     significant &= (fitted["position"] >= t[0]) & (fitted["position"] <= t[-1])
     significant &= fitted["fwhm"] > 0.5 * typical  # narrower than any line: a noise spike
-    return PeakSet(
+    peaks = PeakSet(
         fitted["position"][significant],
         fitted["position_esd"][significant],
         fitted["area"][significant],
         fitted["fwhm"][significant],
     )
+    return peaks if settings.kbeta is None else flag_kbeta(peaks, radiation, settings.kbeta)
 
 
 def _empty() -> PeakSet:

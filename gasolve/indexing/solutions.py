@@ -86,6 +86,10 @@ class IndexingSolution:
     two_theta_shifts : tuple of float
         2θ corrections refined with the cell (:class:`gasolve.indexing.dichotomy.LineShifts`: zero shift and
         specimen displacement, degrees, on top of the zero the lines were computed with); empty when none.
+    m20_penalised : float or None
+        M20 with every unindexed line counted in ⟨ε⟩ at its tolerance (:func:`gasolve.indexing.figures_of_merit.
+        de_wolff_m`), the figure :func:`rank_solutions` ranks by; equal to ``m20`` when every line is indexed, and
+        ``m20`` is used when None.
     """
 
     cell: tuple[float, float, float, float, float, float]
@@ -98,6 +102,12 @@ class IndexingSolution:
     m20: float
     searched_as: str
     two_theta_shifts: tuple[float, ...] = ()
+    m20_penalised: float | None = None
+
+    @property
+    def merit(self) -> float:
+        """The ranking figure: :attr:`m20_penalised`, or M20 when it is not set."""
+        return self.m20 if self.m20_penalised is None else self.m20_penalised
 
     @property
     def primitive_volume(self) -> float:
@@ -200,6 +210,7 @@ def settle(
         n_lines=len(q_obs),
         m20=float(de_wolff_m(q_obs, q_calc, indexed=indexed).value),
         searched_as=system,
+        m20_penalised=float(de_wolff_m(q_obs, q_calc, indexed=indexed, unindexed_error=q_tol).value),
     )
 
 
@@ -282,6 +293,9 @@ def index_lines(
 def rank_solutions(solutions: list[IndexingSolution], symmetry_margin: float = 0.5) -> list[IndexingSolution]:
     """Best first: among solutions whose M20 is within ``symmetry_margin`` of the best, higher symmetry first.
 
+    The figure is :attr:`IndexingSolution.merit`, M20 with the unindexed lines counted against it (each at its
+    tolerance), so that a cell leaving more lines unindexed needs a better fit of the others to rank as high.
+
     A lattice of lower symmetry and smaller volume can index the first twenty lines of a structure whose
     space group removes many reflections (a pseudo-subcell) and then scores a higher M20 than the true lattice;
     indexing programs prefer the higher symmetry when the figures of merit are comparable (Werner, in
@@ -290,9 +304,9 @@ def rank_solutions(solutions: list[IndexingSolution], symmetry_margin: float = 0
     """
     if not solutions:
         return []
-    best = max(s.m20 for s in solutions)
-    comparable = [s for s in solutions if s.m20 >= symmetry_margin * best]
-    rest = [s for s in solutions if s.m20 < symmetry_margin * best]
-    comparable.sort(key=lambda s: (-SYMMETRY_RANK.get(s.crystal_system, 1), -s.m20, s.volume))
-    rest.sort(key=lambda s: (-s.m20, s.volume))
+    best = max(s.merit for s in solutions)
+    comparable = [s for s in solutions if s.merit >= symmetry_margin * best]
+    rest = [s for s in solutions if s.merit < symmetry_margin * best]
+    comparable.sort(key=lambda s: (-SYMMETRY_RANK.get(s.crystal_system, 1), -s.merit, s.volume))
+    rest.sort(key=lambda s: (-s.merit, s.volume))
     return comparable + rest
