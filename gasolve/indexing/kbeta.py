@@ -18,8 +18,8 @@ NIST SRM 676a, holds two among its first 20 lines). A line is taken for the Kβ 
   a line stronger than 0.3 times its would-be parent is a reflection of its own.
 
 λ_β is the primary wavelength times E(Kα1) / E(Kβ), with the emission energies of xraydb's table
-(``xraydb.xray_lines``; Elam, Ravel & Sieber, Radiat. Phys. Chem. 63 (2002) 121): Kβ1 and Kβ3 (2 eV apart, one
-line in a powder pattern) weighted by their intensities, and Kα1 (or the Kα1+Kα2 mean when the radiation's primary
+(``xraydb.xray_lines``; Elam, Ravel & Sieber, Radiat. Phys. Chem. 63 (2002) 121): Kβ1 and Kβ3 weighted by their
+intensities (one line in a powder pattern: 0-2 eV apart for Cr to Cu, 18 eV for Mo, a few hundredths of a degree), and Kα1 (or the Kα1+Kα2 mean when the radiation's primary
 line is the Kα mean). The ratio carries the table's own energy offsets (1-2 eV) out: for Cu it gives
 λ_β = 1.39233 Å from λ_Kα1 = 1.540598 Å.
 """
