@@ -81,6 +81,7 @@ def race_loop(fitted, observed, state, settings, total: float, runner, save, pro
     ``save(state)`` after every finished run and rung. Returns the final state (KeyboardInterrupt propagates)."""
     from gasolve import pipeline
     from gasolve.hypotheses import race
+    from gasolve.hypotheses.completion import hypothesis_key
     from gasolve.parallel import Runner
 
     shared = runner.share(observed)
@@ -99,6 +100,8 @@ def race_loop(fitted, observed, state, settings, total: float, runner, save, pro
                 target,
                 state.noise_chi2,
                 pipeline.SAME_MODEL_TOLERANCE,
+                state.lanes[i].hypothesis,
+                settings.noise_factor * state.noise_chi2 if settings.complete_from > 0 else math.inf,
             )
             for i, target in plan.items()
         }
@@ -116,6 +119,10 @@ def race_loop(fitted, observed, state, settings, total: float, runner, save, pro
                     info=f"rung {state.rung + 1}  {len(plan)} racing  best Rwp {best:.4f}",
                 )
         state = race.decide(state, settings, total)
+        before = len(state.lanes)
+        state = race.admit_completions(state, settings, lambda h: hypothesis_key(h, fitted.structure))
+        for lane in state.lanes[before:]:
+            print(f"completed from hypothesis {lane.origin + 1}'s difference map: {lane.hypothesis.describe()}")
         save(state)
     return state
 

@@ -37,6 +37,17 @@ def map_cost(problem, spacing: float = 0.3) -> float:
     return float(len(regular_grid(problem.cell, spacing)[0])) / max(problem.n_sites, 1) + 2.0
 
 
+def atomic_power(problem) -> np.ndarray:
+    """Scattering power of one atom of each site (n_sites,): f0 at the lowest angle of the pattern, electrons.
+
+    Per atom, not per site: ``problem.site_f`` carries the site's multiplicity, and a light element on a general
+    position would otherwise outrank a heavier one on a special position."""
+    from gasolve.diffraction.form_factors import form_factor
+
+    stol2 = float(problem.reflections.stol2.min())
+    return np.array([float(form_factor(element, np.array(stol2))) for element in problem.elements])
+
+
 def map_peaks(values: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """Indices of the grid's local maxima above 0 (26 neighbours, periodic), highest first."""
     cube = values.reshape(shape)
@@ -119,7 +130,7 @@ def rebuilt_models(
     if spacing >= 0.5 * float(problem.reflections.d_spacing.min()):  # too coarse: the map would alias
         return np.empty((0, genome.size))
     elements = np.array(problem.elements)
-    power = np.abs(problem.site_f[:, int(np.argmin(problem.reflections.stol2))])  # scattering at low angle
+    power = atomic_power(problem)
     by_element = {e: power[elements == e].max() for e in set(problem.elements)}
     order = sorted(by_element, key=lambda e: -by_element[e])
     movable_mask = np.zeros(n_sites, dtype=bool)

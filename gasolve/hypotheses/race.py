@@ -81,6 +81,12 @@ class RaceSettings:
         this many generations without progress (a relocation scan that fails, then a restart), so that a right
         model can be found again independently within the race's budgets (the default run's 20 generations cost
         about 130,000 evaluations; 4 cost about 30,000).
+    complete_from : int
+        After each rung, the best this many runs that do not fit to the noise propose completed hypotheses (their
+        heavy atoms kept, the light ones read off the difference Fourier map:
+        :mod:`gasolve.hypotheses.completion`), which join the race; 0 turns this off.
+    max_completions : int
+        Completed hypotheses admitted to the race at most.
     """
 
     eta: int = 3
@@ -93,6 +99,8 @@ class RaceSettings:
     scan_after: int = 4
     first_cohort: int = 3
     patience: int = 2
+    complete_from: int = 2
+    max_completions: int = 8
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,10 @@ class Lane:
         Wall time of the run, summed over rungs.
     error : str
         Why the run failed.
+    completions : tuple of Hypothesis
+        Hypotheses completed from the run's best model (:mod:`gasolve.hypotheses.completion`), not yet admitted.
+    origin : int or None
+        For a completed hypothesis, the lane it was completed from.
     """
 
     hypothesis: Hypothesis
@@ -130,6 +142,8 @@ class Lane:
     finds: int = 0
     seconds: float = 0.0
     error: str = ""
+    completions: tuple = ()
+    origin: int | None = None
 
     @property
     def evaluations(self) -> float:
@@ -242,7 +256,39 @@ def tell(state: RaceState, index: int, outcome: dict) -> RaceState:
             chi2=float(outcome["chi2"]),
             finds=int(outcome["finds"]),
             seconds=lane.seconds + float(outcome["seconds"]),
+            completions=tuple(outcome.get("completions", ())),
         )
+    return replace(state, lanes=tuple(lanes))
+
+
+def admit_completions(state: RaceState, settings: RaceSettings, key) -> RaceState:
+    """Let the completed hypotheses of the best runs that do not fit to the noise join the race (after
+    :func:`decide`, while the race goes on).
+
+    The best :attr:`RaceSettings.complete_from` runs by Rwp (of every run so far, dropped ones included: a run
+    dropped for its light atoms may have the heavy atoms right) offer their completions; one that is the same
+    structure as a hypothesis already in the race (``key``: :func:`gasolve.hypotheses.completion.hypothesis_key`)
+    is left out. Admitted hypotheses enter the current stage, so the next rung runs them, up to
+    :attr:`RaceSettings.max_completions` in all.
+    """
+    if state.stop or settings.complete_from <= 0:
+        return state
+    lanes = list(state.lanes)
+    admitted = sum(lane.origin is not None for lane in lanes)
+    ran = [i for i, lane in enumerate(lanes) if lane.record is not None and lane.status != "failed"]
+    offering = [i for i in _ranked(state, ran) if lanes[i].chi2 > settings.noise_factor * state.noise_chi2]
+    known = {key(lane.hypothesis) for lane in lanes}
+    for i in offering[: settings.complete_from]:
+        for hypothesis in lanes[i].completions:
+            if admitted >= settings.max_completions:
+                break
+            k = key(hypothesis)
+            if k in known:
+                continue
+            known.add(k)
+            lanes.append(Lane(hypothesis, cohort=state.stage, origin=i))
+            admitted += 1
+        lanes[i] = replace(lanes[i], completions=())
     return replace(state, lanes=tuple(lanes))
 
 
@@ -371,7 +417,16 @@ def hypothesis_config(config: RunConfig, hypothesis: Hypothesis, target: float) 
     return replace(config, structure=structure, ga=config.ga.replace({"max_evaluations": math.ceil(target)}))
 
 
-def advance(config: RunConfig, observed, record, target: float, noise_chi2: float, finds_tolerance: float) -> dict:
+def advance(
+    config: RunConfig,
+    observed,
+    record,
+    target: float,
+    noise_chi2: float,
+    finds_tolerance: float,
+    hypothesis: Hypothesis | None = None,
+    complete_above: float = math.inf,
+) -> dict:
     """Advance one hypothesis's run to ``target`` evaluations (runs on a Dask worker; pure).
 
     Parameters
@@ -387,11 +442,15 @@ def advance(config: RunConfig, observed, record, target: float, noise_chi2: floa
         χ² at most 4 times it, which could be the answer.
     finds_tolerance : float
         Å, :func:`gasolve.pipeline.independent_finds`.
+    hypothesis : Hypothesis, optional
+        The hypothesis the run belongs to: with it, a best model whose χ² is above ``complete_above`` proposes
+        completed hypotheses (:func:`gasolve.hypotheses.completion.completion_hypotheses`).
+    complete_above : float
 
     Returns
     -------
     dict
-        ``target``, ``record``, ``rwp``, ``chi2``, ``finds``, ``seconds``.
+        ``target``, ``record``, ``rwp``, ``chi2``, ``finds``, ``seconds``, ``completions`` (tuple of Hypothesis).
     """
     import time
 
@@ -411,7 +470,13 @@ def advance(config: RunConfig, observed, record, target: float, noise_chi2: floa
     if chi2 <= 4 * noise_chi2:  # counting needs comparisons: only for a model that could be the answer
         best = setup.scorer.project(np.asarray(state.best_genome)[None].reshape(1, -1, 3))[0]
         finds = pipeline.independent_finds(setup, record, best, finds_tolerance)
+    completions = ()
+    if hypothesis is not None and chi2 > complete_above:
+        from gasolve.hypotheses.completion import completion_hypotheses
+
+        completions = completion_hypotheses(setup.scorer, np.asarray(state.best_genome), hypothesis)
     return {
+        "completions": completions,
         "target": target,
         "record": record,
         "rwp": float(state.best_rwp),
@@ -446,6 +511,7 @@ def table(state: RaceState) -> list[dict]:
                 "evaluations": lane.evaluations,
                 "seconds": lane.seconds,
                 "status": lane.status if lane.status != "waiting" else "not tried",
+                **({"completed_from": lane.origin + 1} if lane.origin is not None else {}),
                 **({"error": lane.error} if lane.error else {}),
             }
         )
