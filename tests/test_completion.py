@@ -124,7 +124,7 @@ def test_equivalent_assignments_share_a_key(ba2tio4):
 
 
 class _Record:
-    class state:  # noqa: N801 (stands in for the run record's state)
+    class state:  # stands in for the run record's state
         evaluations = 10_000.0
 
 
