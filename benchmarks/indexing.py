@@ -273,7 +273,15 @@ def network_probabilities(pattern, wavelength: float) -> np.ndarray:
     return np.asarray(_CLASSIFIER.classify_inputs(inputs[None])[0].space_group_probabilities, float)
 
 
-def run_case(entry: dict, work: str, seed: int, prior: str, triclinic_budget: float) -> dict:
+def run_case(
+    entry: dict,
+    work: str,
+    seed: int,
+    prior: str,
+    triclinic_budget: float,
+    retry_unindexed: int = 3,
+    space_group: bool = True,
+) -> dict:
     """Simulate (or read) one pattern, index it, rank its space groups, judge both; one result row."""
     from gasolve.diffraction.wavelength import choose_radiation
     from gasolve.errors import InputError
@@ -296,7 +304,7 @@ def run_case(entry: dict, work: str, seed: int, prior: str, triclinic_budget: fl
     row["pattern"] = str(path)
     pattern = read_pattern(path)
     radiation, _ = choose_radiation(pattern.radiation, wavelength, str(path))
-    settings = IndexingSettings(triclinic_budget=triclinic_budget)
+    settings = IndexingSettings(triclinic_budget=triclinic_budget, retry_unindexed=retry_unindexed)
     try:
         result = index_pattern(pattern, radiation, settings)
     except InputError as error:
@@ -324,6 +332,8 @@ def run_case(entry: dict, work: str, seed: int, prior: str, triclinic_budget: fl
         "n_candidates": len(result.candidates),
         "candidates": candidates[:5],
         "notes": list(result.notes),
+        "kbeta_lines": [line.as_dict() for line in result.kbeta],
+        "second_pass": any(note.startswith("second pass allowing") for note in result.notes),
         "lattice_rank": lattice_rank,
         "lattice_first": lattice_rank == 1,
         "lattice_top3": lattice_rank is not None and lattice_rank <= 3,
@@ -340,7 +350,7 @@ def run_case(entry: dict, work: str, seed: int, prior: str, triclinic_budget: fl
         network = network_probabilities(pattern, radiation.primary)
         row["sg_rank_network"] = _rank(list(np.argsort(-network) + 1), truth)
     row.update({"sg_rank_extinctions": None, "sg_rank_combined": None})
-    if sound:
+    if sound and space_group:
         cell = first.pawley_cell or first.solution.cell
         sg_started = time.perf_counter()
         try:
@@ -422,6 +432,8 @@ def run_benchmark(
     seed: int,
     prior: str = "network",
     triclinic_budget: float = 120.0,
+    retry_unindexed: int = 3,
+    space_group: bool = True,
     json_path: Path | None = None,
     resume: bool = False,
     scheduler: str | None = "local",
@@ -438,6 +450,11 @@ def run_benchmark(
     from gasolve.parallel import make_runner
 
     settings = {"seed": seed, "prior": prior, "triclinic_budget": triclinic_budget}
+    # Keys added after the first runs, written only when not at their defaults, so that those runs still resume.
+    if retry_unindexed != 3:
+        settings["retry_unindexed"] = retry_unindexed
+    if not space_group:
+        settings["space_group"] = False
     rows: dict[str, dict] = {}
     sessions = []
     if resume and json_path is not None and json_path.is_file():
@@ -479,7 +496,7 @@ def run_benchmark(
         from benchmarks import indexing  # by reference: the workers import the module instead of unpickling __main__
 
         runner = make_runner(scheduler, workers, "--scheduler")
-        calls = {_key(e): (e, str(work), seed, prior, triclinic_budget) for e in todo}
+        calls = {_key(e): (e, str(work), seed, prior, triclinic_budget, retry_unindexed, space_group) for e in todo}
         by_key = {_key(e): e for e in todo}
         try:
             for i, (key, row, error) in enumerate(runner.run(indexing.run_case, calls), start=1):
@@ -554,6 +571,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-measured", action="store_true", help="leave out the three measured patterns")
     parser.add_argument("--prior", choices=("network", "uniform"), default="network")
     parser.add_argument("--triclinic-budget", type=float, default=120.0)
+    parser.add_argument(
+        "--retry-unindexed",
+        type=int,
+        default=3,
+        help="unindexed lines the second indexing pass allows (IndexingSettings.retry_unindexed; 0: none)",
+    )
+    parser.add_argument(
+        "--no-space-group", action="store_true", help="index only: no space-group ranking (for tuning the indexing)"
+    )
     parser.add_argument("--workers", type=int)
     parser.add_argument("--scheduler", default="local", help="'local', 'synchronous' or a Dask scheduler address")
     parser.add_argument("--work", default=str(REPO / "runs" / "indexing-benchmark"))
@@ -590,6 +616,8 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             prior=args.prior,
             triclinic_budget=args.triclinic_budget,
+            retry_unindexed=args.retry_unindexed,
+            space_group=not args.no_space_group,
             json_path=json_path,
             resume=args.resume,
             scheduler=args.scheduler,

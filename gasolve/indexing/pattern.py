@@ -79,11 +79,11 @@ class IndexingSettings:
     max_unindexed : int
         Lines that may stay unindexed (impurities).
     retry_unindexed : int
-        When no cubic-to-monoclinic cell reaches ``convincing_m20`` with ``max_unindexed`` lines left out, those
-        systems are searched again allowing this many (DICVOL04's practice of a second run with more impurity
-        lines); the ranking counts the unindexed lines against M20
-        (:attr:`gasolve.indexing.solutions.IndexingSolution.merit`). Not above ``max_unindexed``: no second pass.
-        The triclinic search keeps ``max_unindexed``.
+        Unindexed lines a second pass allows (:func:`_second_pass`, DICVOL04's practice of a second run with more
+        impurity lines): it searches the cubic-to-monoclinic systems above every convincing cell of the first
+        pass (all when none convinces), and keeps cells whose M20, with the unindexed lines counted against it
+        (:attr:`gasolve.indexing.solutions.IndexingSolution.merit`), beats the first pass's. Not above
+        ``max_unindexed``: no second pass. The triclinic search keeps ``max_unindexed``.
     min_m20 : float
         M20 below which a cell is not considered sound.
     n_pawley : int
@@ -307,20 +307,9 @@ def index_pattern(
     lowest = tuple(s for s in settings.systems if s == "triclinic")
     by_zero, notes = _higher_symmetry(peaks, order, wavelength, tolerance, settings)
     first_pass = list(by_zero)
-    convincing = settings.convincing_m20
-    retry = settings.retry_unindexed
-    if retry > settings.max_unindexed and not any(s.m20 >= convincing for _, s in by_zero):
-        # DICVOL04's second pass: no convincing cell leaving at most max_unindexed lines out, so search again
-        # allowing more (impurities, or lines of another wavelength); the ranking counts them against M20.
-        again, more = _higher_symmetry(peaks, order, wavelength, tolerance, replace(settings, max_unindexed=retry))
-        notes += more
-        best = max((s.m20 for _, s in again), default=None)
-        found = "nothing" if best is None else f"{len(again)} cells, best M20 {best:.1f}"
-        notes.append(
-            f"no cell with M20 >= {convincing:g} leaving {settings.max_unindexed} line(s) unindexed: searched again "
-            f"(cubic to monoclinic) allowing {retry}: {found}"
-        )
-        by_zero += again
+    again, more = _second_pass(peaks, order, wavelength, tolerance, settings, first_pass)
+    by_zero += again
+    notes += more
     if lowest:
         by_zero, more = _triclinic(peaks, order, wavelength, tolerance, settings, by_zero, first_pass)
         notes += more
@@ -355,6 +344,40 @@ def index_pattern(
         satellites,
         peaks.n_peaks,
     )
+
+
+def _second_pass(
+    peaks, order: np.ndarray, wavelength: float, tolerance: float, settings: IndexingSettings, first_pass: list
+) -> tuple[list[tuple[float, IndexingSolution]], list[str]]:
+    """DICVOL04's second run with more impurity lines allowed (``retry_unindexed``), where the first leaves room.
+
+    It searches the cubic-to-monoclinic systems of higher symmetry than every convincing cell of the first pass
+    (all of them when none convinces), below the smallest convincing primitive volume: a few foreign lines can
+    keep the true lattice out of the first pass and let a larger cell of lower symmetry index them instead (a
+    cubic pattern with two impurity lines gave an mC cell of M20 1148 first). Its cells are kept only when their
+    M20 with the unindexed lines counted against it (:attr:`~gasolve.indexing.solutions.IndexingSolution.merit`)
+    beats every cell of the first pass, so that leaving more lines out never wins on its own.
+    """
+    retry = settings.retry_unindexed
+    if retry <= settings.max_unindexed:
+        return [], []
+    convincing = [s for _, s in first_pass if s.m20 >= settings.convincing_m20]
+    ceiling = max((SYMMETRY_RANK[s.crystal_system] for s in convincing), default=0)
+    systems = tuple(s for s in settings.systems if s in (*_FAST_SYSTEMS, "monoclinic") and SYMMETRY_RANK[s] > ceiling)
+    if not systems:
+        return [], []
+    volume = min([settings.max_volume] + [1.02 * s.primitive_volume for s in convincing])
+    again = replace(settings, max_unindexed=retry, systems=systems, max_volume=volume)
+    found, notes = _higher_symmetry(peaks, order, wavelength, tolerance, again)
+    bar = max((s.merit for _, s in first_pass), default=0.0)
+    kept = [(z, s) for z, s in found if s.merit > bar]
+    best = max((s.merit for _, s in kept), default=None)
+    what = "none better" if best is None else f"{len(kept)} better, best {best:.1f}"
+    notes.append(
+        f"second pass allowing {retry} unindexed lines ({', '.join(systems)}, up to {volume:.0f} Å³): "
+        f"{len(found)} cells, {what} than the first pass's best M20 with its unindexed lines counted ({bar:.1f})"
+    )
+    return kept, notes
 
 
 def _higher_symmetry(
