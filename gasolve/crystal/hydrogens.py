@@ -24,6 +24,9 @@ does the same from the non-H atoms:
    its site symmetry) and kept at the bond length; its orbit is matched to one of the requested H sites with the
    same multiplicity and Wyckoff position (Hungarian assignment on the distance to the position).
 
+The final Rietveld refinement keeps the H placed here riding on their donors, at the length placed, with Uiso
+1.5 times the donor's (:mod:`gasolve.rietveld.riding`).
+
 Metal hydrides (H an anion: LiH, LiMgH3, NaAlH4) have no under-bonded donor; :func:`place_hydrogens` returns None
 for them, and the caller keeps the H of its search. H bonded to C, B or P (formates, BH4-, hypophosphite) is not
 placed: C, B and P are not donors here, so such structures are declined too, except where an O looks under-bonded
