@@ -49,6 +49,8 @@ def test_pbso4_measured_pattern_indexes_to_its_published_cell(tmp_path, capsys):
     np.testing.assert_allclose(best["cell"][3:], 90.0)
     assert best["m20"] > 20 and best["n_indexed"] >= best["n_lines"] - 1 and best["pawley_rwp"] < 0.15
     assert len(document["lines_two_theta"]) == best["n_lines"] == 20
+    assert document["kbeta_lines"] == []  # no line of PbSO4's first 20 is taken for a Kβ satellite
+    assert best["m20_penalised"] <= best["m20"]
     assert "oP" in captured.out.splitlines()[2]
 
 
@@ -60,3 +62,6 @@ def test_missing_wavelength_and_too_few_lines_exit_2(tmp_path, capsys):
     code = main(["index", str(EXAMPLES / "PbSO4.xra"), "--wavelength", "CuKa12", "--range", "15", "25"])
     err = capsys.readouterr().err
     assert code == 2 and "lines found; indexing needs at least 8" in err and len(err.strip().splitlines()) == 1
+    code = main(["index", str(EXAMPLES / "PbSO4.xra"), "--wavelength", "CuKa12", "--retry-impurities", "10"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--retry-impurities must be between 0 and 9" in err
