@@ -1,4 +1,5 @@
-"""H atoms placed by geometry at the end of a run (pipeline.place_riding_hydrogens), judged from best.cif."""
+"""H atoms placed by geometry at the end of a run (pipeline.place_riding_hydrogens), judged from best.cif, and kept
+riding on their donors by the final Rietveld refinement (refined.cif, summary.json)."""
 
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ def test_a_solved_hydroxide_gets_its_h_on_the_donor_in_best_cif(tmp_path):
 
     config, reference_cif = _brucite_case(tmp_path / "case")
     out = tmp_path / "run"
-    assert main(["run", str(config), "--out", str(out), "--quiet", "--scheduler", "synchronous", "--seed", "3"]) == 0
+    arguments = ["run", str(config), "--out", str(out), "--quiet", "--scheduler", "synchronous", "--seed", "3"]
+    assert main([*arguments, "--rietveld"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["hydrogen_placement"].startswith("placed by geometry")
     assert any("were placed by geometry" in advice for advice in summary["what_to_try"])
@@ -72,3 +74,15 @@ def test_a_solved_hydroxide_gets_its_h_on_the_donor_in_best_cif(tmp_path):
     h = [site for site in model if site.specie.symbol == "H"]
     o = [site for site in model if site.specie.symbol == "O"]
     assert len(h) == 2 and math.isclose(min(h[0].distance(x) for x in o), 0.97, abs_tol=0.02)
+    # the final Rietveld refinement keeps them riding on their O: O-H as placed, Uiso 1.5 times O's, no esds
+    (record,) = summary["rietveld"]["hydrogens"]
+    assert record["status"] == "riding" and record["parent"] == "O1" and record["u_ratio"] == 1.5
+    assert math.isclose(record["distance"], 0.97, abs_tol=1e-6)
+    import gemmi
+
+    block = gemmi.cif.read(str(out / "refined.cif")).sole_block()
+    rows = {row[0]: list(row) for row in block.find("_atom_site_", ["label", "U_iso_or_equiv", "calc_flag"])}
+    assert rows["H1"][2] == "calc" and "(" not in rows["H1"][1]
+    sites = {site["label"]: site for site in json.loads((out / "refinement.json").read_text())["sites"]}
+    assert math.isclose(sites["H1"]["b_iso"], 1.5 * sites["O1"]["b_iso"], rel_tol=1e-12)
+    assert math.isclose(float(rows["H1"][1]), sites["H1"]["b_iso"] / (8 * math.pi**2), abs_tol=1e-5)
