@@ -567,6 +567,8 @@ def finish(
     matrix = None if scorer.site_map is None else scorer.site_map.matrix
     origin_slots = origin_fixing_slots(problem.space_group, problem.elements, matrix)
     esd = coordinate_esds(scorer, best.frac, origin_fixed=origin_slots)
+    if hydrogens is not None and hydrogens.startswith("placed"):  # placed by geometry, not refined: no esd
+        esd[[e in ("H", "D") for e in problem.elements]] = np.nan
     labels = wyckoff or (None if scorer.site_map is None else scorer.site_map.labels)
     sites_summary = site_records(structure, esd, labels, held_coordinates(origin_slots, matrix))
     fit = scorer.profiles(best.frac[None])
@@ -764,6 +766,8 @@ def write_run(result: RunResult, out: str | Path, *, extra: dict | None = None, 
     out = Path(out)
     s = result.summary
     config = result.setup.config
+    riding = (s.get("hydrogen_placement") or "").startswith("placed")
+    calculated = [site.element in ("H", "D") for site in result.structure.sites] if riding else None
     write_cif(
         result.structure,
         out / "best.cif",
@@ -771,10 +775,16 @@ def write_run(result: RunResult, out: str | Path, *, extra: dict | None = None, 
             f"gasolve {__version__}: Rwp {s['rwp']:.5f} after refinement, seed {s['seed']}",
             "coordinate esds from the least-squares normal matrix (profile, B and cell fixed); none where the "
             "coordinate holds the origin of a polar group or the data leave it undetermined",
+            *(
+                ["H placed by geometry on their donors (riding model, _atom_site_calc_flag calc), not refined"]
+                if riding
+                else []
+            ),
             *cif_comments,
         ],
         esd=result.esd,
         wyckoff=result.wyckoff,
+        calculated=calculated,
     )
     summary = dict(s, best_cif=str((out / "best.cif").resolve()))
     if extra:

@@ -74,11 +74,17 @@ def test_a_solved_hydroxide_gets_its_h_on_the_donor_in_best_cif(tmp_path):
     h = [site for site in model if site.specie.symbol == "H"]
     o = [site for site in model if site.specie.symbol == "O"]
     assert len(h) == 2 and math.isclose(min(h[0].distance(x) for x in o), 0.97, abs_tol=0.02)
+    # best.cif flags the placed H as calculated and gives them no esd (they were not refined)
+    import gemmi
+
+    best = gemmi.cif.read(str(out / "best.cif")).sole_block()
+    flags = {row[0]: list(row) for row in best.find("_atom_site_", ["label", "fract_z", "calc_flag"])}
+    assert flags["H1"][2] == "calc" and "(" not in flags["H1"][1]
+    assert flags["O1"][2] == "d" and "(" in flags["O1"][1]
     # the final Rietveld refinement keeps them riding on their O: O-H as placed, Uiso 1.5 times O's, no esds
     (record,) = summary["rietveld"]["hydrogens"]
     assert record["status"] == "riding" and record["parent"] == "O1" and record["u_ratio"] == 1.5
     assert math.isclose(record["distance"], 0.97, abs_tol=1e-6)
-    import gemmi
 
     block = gemmi.cif.read(str(out / "refined.cif")).sole_block()
     rows = {row[0]: list(row) for row in block.find("_atom_site_", ["label", "U_iso_or_equiv", "calc_flag"])}

@@ -127,7 +127,7 @@ def add_cell_and_symmetry(block: gemmi.cif.Block, structure: Structure, cell_val
         ops.add_row([str(i), gemmi.cif.quote(triplet)])
 
 
-def format_cif(structure: Structure, comments: list[str] | None = None, esd=None, wyckoff=None) -> str:
+def format_cif(structure: Structure, comments: list[str] | None = None, esd=None, wyckoff=None, calculated=None) -> str:
     """CIF text for ``structure`` (independent atoms with their space-group operators).
 
     ``esd`` (n_sites, 3), optional: standard uncertainties of the fractional coordinates, written as 0.18820(30);
@@ -135,6 +135,8 @@ def format_cif(structure: Structure, comments: list[str] | None = None, esd=None
     plain with 6 decimals.
     ``wyckoff`` (n_sites labels such as "4c"), optional: adds ``_atom_site_symmetry_multiplicity`` (the distinct
     positions each site generates) and ``_atom_site_Wyckoff_symbol`` (the letter) to the atom loop.
+    ``calculated`` (n_sites bool), optional: adds ``_atom_site_calc_flag``, ``calc`` for a site placed by
+    geometry (riding H) and ``d`` (determined from the diffraction data) for the others.
     """
     document = gemmi.cif.Document()
     block = document.add_new_block(gemmi.cif.quote(structure.name.replace(" ", "_")) or "structure")
@@ -143,6 +145,8 @@ def format_cif(structure: Structure, comments: list[str] | None = None, esd=None
     if wyckoff is not None:
         columns += ["symmetry_multiplicity", "Wyckoff_symbol"]
         multiplicities = structure.site_multiplicities()
+    if calculated is not None:
+        columns += ["calc_flag"]
     atoms = block.init_loop("_atom_site_", columns)
     for i, site in enumerate(structure.sites):
         row = [
@@ -158,14 +162,21 @@ def format_cif(structure: Structure, comments: list[str] | None = None, esd=None
         ]
         if wyckoff is not None:
             row += [str(multiplicities[i]), str(wyckoff[i]).lstrip("0123456789")]
+        if calculated is not None:
+            row += ["calc" if calculated[i] else "d"]
         atoms.add_row(row)
     header = "".join(f"# {line}\n" for line in (comments or []))
     return header + document.as_string()
 
 
 def write_cif(
-    structure: Structure, path: str | Path, comments: list[str] | None = None, esd=None, wyckoff=None
+    structure: Structure,
+    path: str | Path,
+    comments: list[str] | None = None,
+    esd=None,
+    wyckoff=None,
+    calculated=None,
 ) -> None:
-    """Write ``structure`` as CIF to ``path`` (atomically: temporary file, then rename); ``esd`` and ``wyckoff``
-    as in :func:`format_cif`."""
-    atomic_write(path, format_cif(structure, comments, esd, wyckoff))
+    """Write ``structure`` as CIF to ``path`` (atomically: temporary file, then rename); ``esd``, ``wyckoff`` and
+    ``calculated`` as in :func:`format_cif`."""
+    atomic_write(path, format_cif(structure, comments, esd, wyckoff, calculated))
