@@ -373,7 +373,10 @@ def _second_pass(
         return [], []
     convincing = [s for _, s in first_pass if s.m20 >= settings.convincing_m20]
     ceiling = max((SYMMETRY_RANK[s.crystal_system] for s in convincing), default=0)
-    systems = tuple(s for s in settings.systems if s in (*_FAST_SYSTEMS, "monoclinic") and SYMMETRY_RANK[s] > ceiling)
+    searchable = (*_FAST_SYSTEMS, "monoclinic")
+    systems = tuple(
+        s for s in settings.systems if s in searchable and SYMMETRY_RANK[s] > ceiling and s not in overflowing
+    )
     if not systems:
         return [], []
     volume = min([settings.max_volume] + [1.02 * s.primitive_volume for s in convincing])
