@@ -1,5 +1,5 @@
-"""Cell edges beyond 20 Å (gasolve.indexing.dichotomy.edge_limit): the longest edge searched follows the lines and
-the volume limit, and a hexagonal cell with c = 27.2 Å is found from its simulated pattern."""
+"""Cell edges beyond 20 Å (gasolve.indexing.dichotomy.edge_limit): the longest edge searched follows the crystal
+system, the lines and the volume limit, and a hexagonal cell with c = 27.2 Å is found from its simulated pattern."""
 
 from __future__ import annotations
 
@@ -20,10 +20,15 @@ CUKA1 = parse_radiation("CuKa1")
 
 
 def test_edge_limit_hand_checked():
-    # First line at d = 13.6 Å (Q = 1/13.6²): 6 d = 81.6 Å, below 1500 / 2² = 375 Å.
-    assert edge_limit(np.array([1 / 13.6**2, 0.1]), 1500.0, 2.0) == pytest.approx(81.6)
-    # A small volume limit binds instead: 100 / 2² = 25 Å.
-    assert edge_limit(np.array([1 / 13.6**2, 0.1]), 100.0, 2.0) == pytest.approx(25.0)
+    q = np.array([1 / 13.6**2, 0.1])  # first line at d = 13.6 Å
+    # Hexagonal: 6 d = 81.6 Å, below 1500 / 2² = 375 Å; tetragonal 4 d = 54.4 Å.
+    assert edge_limit("hexagonal", q, 1500.0, 2.0) == pytest.approx(81.6)
+    assert edge_limit("tetragonal", q, 1500.0, 2.0) == pytest.approx(54.4)
+    # Monoclinic: 2 d / sin 125° = 27.2 / 0.819152 = 33.205 Å.
+    assert edge_limit("monoclinic", q, 1500.0, 2.0, 125.0) == pytest.approx(33.205, rel=1e-4)
+    # A small volume limit binds instead: 100 / 2² = 25 Å; short lines leave the former 20 Å as the floor.
+    assert edge_limit("hexagonal", q, 100.0, 2.0) == pytest.approx(25.0)
+    assert edge_limit("monoclinic", np.array([1 / 4.0**2]), 1500.0, 2.0, 125.0) == pytest.approx(20.0)
 
 
 @pytest.fixture(scope="module")

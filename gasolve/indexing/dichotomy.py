@@ -45,7 +45,7 @@ class DichotomySettings:
     min_length : float
         Shortest cell edge searched (Å).
     max_length : float or None
-        Longest cell edge searched (Å); None: :func:`edge_limit` of the lines and the volume limit.
+        Longest cell edge searched (Å); None: :func:`edge_limit` of the system, the lines and the volume limit.
     max_volume : float
         Largest cell volume (Å³).
     max_beta : float
@@ -343,40 +343,51 @@ def count_unindexed(
     return out
 
 
-#: A cell edge is searched up to this many times the largest observed d-spacing (:func:`edge_limit`).
-EDGES_PER_D = 6.0
+#: Highest order at which the systematic absences of a space group of each system can first allow a reflection
+#: along a cell edge: 6 for hexagonal and trigonal cells (a 6₁ axis, or R-3c in hexagonal axes: 00l with l = 6n),
+#: 4 for tetragonal (4₁: 00l with l = 4n) and orthorhombic ones (a d glide: h00 with h = 4n), 2 for monoclinic ones
+#: (a 2₁ axis, a glide or C-centring), 4 for cubic (d glide). Used by :func:`edge_limit`.
+AXIAL_ORDER = {"cubic": 4, "tetragonal": 4, "hexagonal": 6, "orthorhombic": 4, "monoclinic": 2, "triclinic": 1}
+#: The longest edge searched before the limit followed the lines (Å); kept as a floor so that no cell found then is
+#: lost now.
+FORMER_MAX_LENGTH = 20.0
 
 
-def edge_limit(q_obs: np.ndarray, max_volume: float, min_length: float) -> float:
-    """Longest cell edge worth searching (Å), from the lines and the volume limit.
+def edge_limit(system: str, q_obs: np.ndarray, max_volume: float, min_length: float, max_beta: float = 90.0) -> float:
+    """Longest cell edge worth searching in a crystal system (Å), from the lines and the volume limit.
 
-    An edge longer than ``max_volume / min_length²`` leaves no room for the other two within the volume limit. An
-    edge c gives 00l lines at d = c/l (c sin β ... in lower symmetry) that a pattern shows unless the space
-    group removes them: a 6₁ or 6₅ axis, or an R-centred lattice with a c glide (R-3c: 00l with l = 6n), removes all
-    up to l = 6, so an edge beyond ``EDGES_PER_D`` (6) times the largest observed d-spacing would leave the first
-    lines of the pattern unexplained. Corundum (R-3c, c = 12.99 Å, first line 012 at d = 3.48 Å) needs 3.7 times
-    it, the R-3m Cs4KLiGa2F12 of the benchmark (c = 31.2 Å, first line 003) 3 times.
+    Along an edge of length L the first reflection that a space group of the system can allow is of order
+    n = :data:`AXIAL_ORDER` [system] at most, at d = L / n (L sin β / n for a monoclinic a or c). Unless it is too
+    weak to see, it lies at or below the largest observed d-spacing d_max, so L ≤ n d_max / sin β_max. An edge
+    longer than ``max_volume / min_length²`` leaves no room for the other two within the volume limit. The former
+    fixed limit of 20 Å stays as a floor. Corundum (R-3c, c = 12.99 Å, first line 012 at d = 3.48 Å) needs
+    3.7 d_max, the R-3m Cs4KLiGa2F12 of the benchmark (c = 31.2 Å, first line 003) 3 d_max, both within 6 d_max.
 
     Parameters
     ----------
+    system : str
     q_obs : ndarray, shape (n_lines,)
         Observed Q = 1/d² (Å⁻²).
     max_volume, min_length : float
         Å³ and Å.
+    max_beta : float
+        Largest monoclinic β searched (degrees).
 
     Returns
     -------
     float
-        min(max_volume / min_length², 6 d_max) (Å).
+        min(max_volume / min_length², max(20 Å, n d_max / sin β_max)) (Å).
     """
     d_max = 1.0 / math.sqrt(float(np.min(q_obs)))
-    return min(max_volume / min_length**2, EDGES_PER_D * d_max)
+    sine = math.sin(math.radians(max_beta)) if system == "monoclinic" else 1.0
+    reach = AXIAL_ORDER[system] * d_max / sine
+    return min(max_volume / min_length**2, max(FORMER_MAX_LENGTH, reach))
 
 
-def _resolved_max_length(settings: DichotomySettings, q_obs: np.ndarray) -> float:
+def _resolved_max_length(system: str, settings: DichotomySettings, q_obs: np.ndarray) -> float:
     if settings.max_length is not None:
         return float(settings.max_length)
-    return edge_limit(q_obs, settings.max_volume, settings.min_length)
+    return edge_limit(system, q_obs, settings.max_volume, settings.min_length, settings.max_beta)
 
 
 def _starting_boxes(system: str, settings: DichotomySettings, max_length: float) -> tuple[np.ndarray, np.ndarray]:
@@ -478,7 +489,7 @@ def surviving_boxes(
     lo, hi : ndarray, shape (n_boxes, n_parameters)
     """
     q_max = float(np.max(q_obs + q_tol))
-    max_length = _resolved_max_length(settings, np.asarray(q_obs, dtype=float))
+    max_length = _resolved_max_length(system, settings, np.asarray(q_obs, dtype=float))
     max_lengths = np.full(3, max_length)
     if system == "monoclinic":
         max_lengths /= math.sin(math.radians(settings.max_beta))
