@@ -96,10 +96,12 @@ def laboratory_anode(radiation: Radiation) -> tuple[str, str] | None:
     from gasolve.diffraction.wavelength import named_wavelengths
 
     primary = radiation.primary
-    for name, value in sorted(named_wavelengths().items()):
-        for line in ("Ka1", "Ka"):
-            if name.endswith(line) and name[: -len(line)].isalpha() and abs(value / primary - 1.0) <= AGREEMENT:
-                return name[: -len(line)], line
+    # ASE's table first (Cu): pymatgen's, which names the other anodes, takes seconds to import.
+    for include_pymatgen in (False, True):
+        for name, value in sorted(named_wavelengths(include_pymatgen).items()):
+            for line in ("Ka1", "Ka"):
+                if name.endswith(line) and name[: -len(line)].isalpha() and abs(value / primary - 1.0) <= AGREEMENT:
+                    return name[: -len(line)], line
     return None
 
 
