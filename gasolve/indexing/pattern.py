@@ -17,6 +17,7 @@ reported for each.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -381,14 +382,17 @@ def _second_pass(
         return [], []
     volume = min([settings.max_volume] + [1.02 * s.primitive_volume for s in convincing])
     again = replace(settings, max_unindexed=retry, systems=systems, max_volume=volume)
+    started = time.perf_counter()
     found, notes = _higher_symmetry(peaks, order, wavelength, tolerance, again)
+    seconds = time.perf_counter() - started
     bar = max((s.merit for _, s in first_pass), default=0.0)
     kept = [(z, s) for z, s in found if s.merit > bar]
     best = max((s.merit for _, s in kept), default=None)
     what = "none better" if best is None else f"{len(kept)} better, best {best:.1f}"
     notes.append(
-        f"second pass allowing {retry} unindexed lines ({', '.join(systems)}, up to {volume:.0f} Å³): "
-        f"{len(found)} cells, {what} than the first pass's best M20 with its unindexed lines counted ({bar:.1f})"
+        f"second pass allowing {retry} unindexed lines ({', '.join(systems)}, up to {volume:.0f} Å³, "
+        f"{seconds:.0f} s): {len(found)} cells, {what} than the first pass's best M20 with its unindexed lines "
+        f"counted ({bar:.1f})"
     )
     return kept, notes
 
@@ -485,8 +489,6 @@ def _triclinic(
     Only the cells of ``first_pass`` (those found leaving at most ``max_unindexed`` lines out) limit its volume
     and set its zero shift: a cell of the second pass that merely reaches M20 >= 10 by leaving more lines out
     would keep the triclinic lattice out of reach."""
-    import time
-
     # A second-pass cell convinces by its M20 with the extra unindexed lines counted against it.
     convincing = [
         s
