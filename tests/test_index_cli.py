@@ -49,7 +49,10 @@ def test_pbso4_measured_pattern_indexes_to_its_published_cell(tmp_path, capsys):
     np.testing.assert_allclose(best["cell"][3:], 90.0)
     assert best["m20"] > 20 and best["n_indexed"] >= best["n_lines"] - 1 and best["pawley_rwp"] < 0.15
     assert len(document["lines_two_theta"]) == best["n_lines"] == 20
-    assert document["kbeta_lines"] == []  # no line of PbSO4's first 20 is taken for a Kβ satellite
+    # No line among the 20 used is taken for a Kβ satellite; two lines above 100° sit near Kβ positions of stronger
+    # ones (coincidences in a crowded pattern), and the check says the cell indexes them as Kα lines too.
+    assert all(line["two_theta"] > max(document["lines_two_theta"]) for line in document["kbeta_lines"])
+    assert all(line["indexed_as_kalpha"] for line in document["kbeta_lines"])
     assert best["m20_penalised"] <= best["m20"]
     assert "oP" in captured.out.splitlines()[2]
 
