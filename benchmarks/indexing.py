@@ -3,7 +3,8 @@
 Usage::
 
     python -m benchmarks.indexing [--n 350] [--seed 0] [--half report|tune|all] [--measured/--no-measured]
-        [--prior network|uniform] [--triclinic-budget 120] [--workers N] [--scheduler ADDRESS]
+        [--prior network|uniform] [--triclinic-budget 120] [--retry-unindexed 3] [--no-space-group]
+        [--workers N] [--scheduler ADDRESS]
         [--work DIR] [--json PATH] [--png PATH] [--resume] [--plot-only] [--limit K]
 
 **Structures.** :func:`benchmarks.broad.sample_mp`: the held-out split of ../shared/data/mp-structures, ordered
@@ -24,8 +25,10 @@ the strongest peak; Poisson counts with the strongest peak drawn in 5·10³-5·1
 wavelength (``# wavelength CuKa1`` or ``CuKa12``), which gasolve reads (issue 13 item 5).
 
 **Indexing** as ``gasolve index`` does it (:func:`gasolve.indexing.pattern.index_pattern` with its default
-settings: 20 lines, one impurity line allowed, volume limit 1500 Å³, the triclinic search under
-``--triclinic-budget`` seconds). **Lattice success**: a candidate is the reference lattice when its primitive
+settings: 20 lines with Kβ satellites left out, one impurity line allowed and a second pass allowing
+``--retry-unindexed`` (3), volume limit 1500 Å³, the triclinic search under ``--triclinic-budget`` seconds).
+``--no-space-group`` skips the space-group ranking (for tuning the indexing; ``sg_*`` then stay None).
+**Lattice success**: a candidate is the reference lattice when its primitive
 lattice maps onto the reference's within 1 % in lengths and 1° in angles (pymatgen ``Lattice.find_mapping``, any
 setting, volumes within 3 %), :func:`same_lattice`; ``lattice_rank`` is the rank of the first such candidate
 (1 = first), ``bravais_first`` whether the first candidate also has the reference's Bravais symbol.
