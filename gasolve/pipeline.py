@@ -476,6 +476,22 @@ def assign_alike_elements(setup: Setup, best):
     return dataclasses.replace(best, frac=scorer.project(refined.frac[None])[0], rwp_after=refined.rwp_after), note
 
 
+def _alike_advice(alike: dict | None) -> list[str]:
+    """The caution a model with alike elements needs (:func:`assign_alike_elements`'s note), or nothing."""
+    if alike is None:
+        return []
+    how = (
+        "bond valence placed them (summary.json alike_elements)"
+        if alike.get("decided")
+        else f"bond valence could not decide ({alike.get('why')})"
+    )
+    return [
+        f"{alike['elements']} differ by one electron, so the pattern barely tells their sites apart; {how}, and "
+        "only among sites of the same Wyckoff position: check the assignment against chemistry (bond lengths, "
+        "coordination), or with neutron or resonant (anomalous) X-ray data"
+    ]
+
+
 def place_riding_hydrogens(setup: Setup, best):
     """The refined model with its H atoms placed by geometry (:func:`gasolve.crystal.hydrogens.place_hydrogens`).
 
@@ -606,7 +622,7 @@ def finish(
         "hydrogen_placement": hydrogens,
         "alike_elements": alike,
         "determined_scattering": share,
-        "what_to_try": list(judged.advice),
+        "what_to_try": list(judged.advice) + _alike_advice(alike),
         "independent_finds": finds,
         "search_epochs": len(record.epoch_bests) + 1,
         "coordinate_esd": esd.tolist(),

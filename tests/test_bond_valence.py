@@ -78,3 +78,13 @@ def test_nothing_to_decide():
     cell, group = UnitCell(5.64, 5.64, 5.64, 90, 90, 90), SpaceGroup.from_symbol(225)
     frac = np.array([[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]])
     assert best_assignment(cell, group, frac, ["Na", "Cl"], ["4a", "4b"], [4, 4]) is None  # no alike pair
+
+
+def test_the_advice_names_the_alike_elements_and_what_bond_valence_did():
+    from gasolve.pipeline import _alike_advice
+
+    assert _alike_advice(None) == []
+    (decided,) = _alike_advice({"elements": "O/F", "decided": True, "exchanges": 1})
+    assert decided.startswith("O/F differ by one electron") and "bond valence placed them" in decided
+    (undecided,) = _alike_advice({"elements": "Ga/Ge", "decided": False, "why": "no charge-balanced oxidation states"})
+    assert "could not decide (no charge-balanced oxidation states)" in undecided and "neutron" in undecided
