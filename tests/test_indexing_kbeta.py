@@ -51,8 +51,9 @@ def test_kbeta_position_hand_checked():
 
 @pytest.fixture(scope="module")
 def quartz_with_kbeta():
-    """α-quartz (P3_221, the CIF's a = 5.028, c = 5.519 Å) with Cu Kα1 + Kα2 (0.5) + Kβ (0.2 of Kα1, pymatgen's Cu Kβ1 λ,
-    not the one under test), a zero shift of 0.03°, Poisson counts; and the reflections' Kα1 and Kβ positions."""
+    """α-quartz (P3_221, the CIF's a = 5.028, c = 5.519 Å) with Cu Kα1 + Kα2 (0.5) + Kβ (0.2 of Kα1, pymatgen's
+    Cu Kβ1 λ, not the one under test), a zero shift of 0.03°, Poisson counts; and the reflections' Kα1 and Kβ
+    positions."""
     structure = read_cif(QUARTZ)
     (alpha1, _), (alpha2, weight2) = CUKA12.lines
     radiation = Radiation(((alpha1, 1.0), (alpha2, weight2), (_pymatgen_line("CuKb1"), 0.2)), "CuKa12+Kb")
