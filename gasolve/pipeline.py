@@ -583,8 +583,9 @@ def finish(
     matrix = None if scorer.site_map is None else scorer.site_map.matrix
     origin_slots = origin_fixing_slots(problem.space_group, problem.elements, matrix)
     esd = coordinate_esds(scorer, best.frac, origin_fixed=origin_slots)
-    if hydrogens is not None and hydrogens.startswith("placed"):  # placed by geometry, not refined: no esd
-        esd[[e in ("H", "D") for e in problem.elements]] = np.nan
+    placed = hydrogens is not None and hydrogens.startswith("placed")
+    if placed:  # placed by geometry, not refined: no esd
+        esd[undetermined(problem.elements)] = np.nan
     labels = wyckoff or (None if scorer.site_map is None else scorer.site_map.labels)
     sites_summary = site_records(structure, esd, labels, held_coordinates(origin_slots, matrix))
     fit = scorer.profiles(best.frac[None])
@@ -604,7 +605,6 @@ def finish(
     hidden_labels = tuple(site.label for site, h in zip(structure.sites, hidden, strict=True) if h)
     in_cell = structure.site_multiplicities() * np.array([site.occupancy for site in structure.sites])
     share = determined_share(structure.elements, in_cell)
-    placed = hydrogens is not None and hydrogens.startswith("placed")
     judged = verdict(metrics.chi2, r_bragg, noise_chi2, finds, coincident_labels, hidden_labels, share, placed)
     summary = {
         "name": spec.name,
@@ -776,6 +776,7 @@ def write_run(result: RunResult, out: str | Path, *, extra: dict | None = None, 
     """
     from gasolve import __version__
     from gasolve.crystal import write_cif
+    from gasolve.crystal.xray_visibility import undetermined
     from gasolve.io.run_outputs import write_history, write_json
     from gasolve.plotting import plot_convergence, plot_fit
 
@@ -783,7 +784,7 @@ def write_run(result: RunResult, out: str | Path, *, extra: dict | None = None, 
     s = result.summary
     config = result.setup.config
     riding = (s.get("hydrogen_placement") or "").startswith("placed")
-    calculated = [site.element in ("H", "D") for site in result.structure.sites] if riding else None
+    calculated = undetermined([site.element for site in result.structure.sites]) if riding else None
     write_cif(
         result.structure,
         out / "best.cif",

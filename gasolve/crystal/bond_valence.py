@@ -25,6 +25,7 @@ import numpy as np
 
 from gasolve.crystal.cell import UnitCell
 from gasolve.crystal.spacegroup import SpaceGroup
+from gasolve.crystal.xray_visibility import UNDETERMINED_ELEMENTS
 
 #: Å: neighbours counted in a bond valence sum.
 CUTOFF = 3.2
@@ -48,7 +49,7 @@ def alike_pairs(elements: Sequence[str]) -> list[tuple[str, str]]:
     """Pairs of the present elements (not H) whose atomic numbers differ by at most :data:`ALIKE`."""
     from ase.data import atomic_numbers
 
-    present = sorted({e for e in elements if e not in ("H", "D")}, key=lambda e: atomic_numbers[e])
+    present = sorted({e for e in elements if e not in UNDETERMINED_ELEMENTS}, key=lambda e: atomic_numbers[e])
     return [
         (a, b)
         for i, a in enumerate(present)

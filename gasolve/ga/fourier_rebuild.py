@@ -48,6 +48,40 @@ def atomic_power(problem) -> np.ndarray:
     return np.array([float(form_factor(element, np.array(stol2))) for element in problem.elements])
 
 
+def map_grid(problem, spacing: float) -> tuple[np.ndarray, tuple[int, int, int]] | None:
+    """The map grid at ``spacing`` Å, coarsened by 1.25 until it has at most :data:`MAX_GRID_POINTS` points:
+    points (n, 3) and shape; None when it is then no finer than d_min / 2 (the map would alias)."""
+    cell = problem.cell
+    while np.prod(np.ceil(np.array([cell.a, cell.b, cell.c]) / spacing)) > MAX_GRID_POINTS:
+        spacing *= 1.25
+    if spacing >= 0.5 * float(problem.reflections.d_spacing.min()):
+        return None
+    return regular_grid(cell, spacing)
+
+
+def peaks_of_map(problem, f_obs: np.ndarray, f_phased: np.ndarray, k: float, grid, shape) -> np.ndarray:
+    """Grid points of the local maxima of the map (k |F_obs| - |F_phased|) exp(i φ_phased), highest first:
+    k = 1 is the difference map of the atoms in ``f_phased``, k = 2 the 2Fo-Fc map of a whole model."""
+    amplitude = np.abs(f_phased)
+    phase = np.where(amplitude > 0, f_phased / np.where(amplitude > 0, amplitude, 1.0), 0.0)
+    return grid[map_peaks(map_on_grid(problem, (k * f_obs - amplitude) * phase, shape), shape)]
+
+
+def own_images_if_free(group, cell, point, heavy, occupied, min_distance: float, min_kept_distance: float):
+    """The images (n_ops, 3) of an atom at ``point`` when it may go there: at least ``min_kept_distance`` Å from
+    the kept atoms ``heavy`` and ``min_distance`` Å from the atoms placed (``occupied``) and from its own distinct
+    images; None otherwise."""
+    if closest_distance(cell, point, heavy) < min_kept_distance:
+        return None
+    if closest_distance(cell, point, occupied) < min_distance:
+        return None
+    own = images(group, point[None])[0]
+    distinct = own[closest_distances(cell, point, own) > 1e-3]
+    if closest_distance(cell, point, distinct) < min_distance:
+        return None
+    return own
+
+
 def map_peaks(values: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """Indices of the grid's local maxima above 0 (26 neighbours, periodic), highest first."""
     cube = values.reshape(shape)
@@ -124,18 +158,16 @@ def rebuilt_models(
     n_sites = problem.n_sites
     genome = np.asarray(genome, dtype=float)
     frac = scorer.project(genome.reshape(1, n_sites, 3))[0]
-    cell = problem.cell
-    while np.prod(np.ceil(np.array([cell.a, cell.b, cell.c]) / spacing)) > MAX_GRID_POINTS:
-        spacing *= 1.25
-    if spacing >= 0.5 * float(problem.reflections.d_spacing.min()):  # too coarse: the map would alias
+    on_grid = map_grid(problem, spacing)
+    if on_grid is None:
         return np.empty((0, genome.size))
+    grid, shape = on_grid
     elements = np.array(problem.elements)
     power = atomic_power(problem)
     by_element = {e: power[elements == e].max() for e in set(problem.elements)}
     order = sorted(by_element, key=lambda e: -by_element[e])
     movable_mask = np.zeros(n_sites, dtype=bool)
     movable_mask[np.asarray(movable, dtype=int)] = True
-    grid, shape = regular_grid(cell, spacing)
     peak_matrix = problem.peak_matrix.to_sparse().tocsr()  # once for every cycle's partition
     models = []
     for k in range(1, len(order)):
@@ -150,15 +182,9 @@ def rebuilt_models(
             observed = observed_intensities(problem, intensity, fit.difference[0], float(fit.scale[0]), peak_matrix)
             f_obs = np.sqrt(observed)
             if cycle == 0:  # the heavier atoms' phases, the lighter atoms left out: a difference map
-                f_phased = site_f[~light].sum(axis=0)
-                amplitude = np.abs(f_phased)
-                coefficients = f_obs - amplitude
+                peaks = peaks_of_map(problem, f_obs, site_f[~light].sum(axis=0), 1.0, grid, shape)
             else:  # the whole rebuilt model's phases: 2Fo - Fc, which shows what the model still lacks
-                f_phased = site_f.sum(axis=0)
-                amplitude = np.abs(f_phased)
-                coefficients = 2.0 * f_obs - amplitude
-            phase = np.where(amplitude > 0, f_phased / np.where(amplitude > 0, amplitude, 1.0), 0.0)
-            peaks = grid[map_peaks(map_on_grid(problem, coefficients * phase, shape), shape)]
+                peaks = peaks_of_map(problem, f_obs, site_f.sum(axis=0), 2.0, grid, shape)
             new = _place_on_peaks(scorer, genome, model, light, peaks, power, min_distance, min_kept_distance)
             model = scorer.project(new.reshape(1, n_sites, 3))[0]
             if cycle in (0, cycles - 1):
@@ -182,13 +208,8 @@ def _place_on_peaks(scorer, genome, model, light, peaks, power, min_distance, mi
             if slots is None:
                 continue
             position = slots if site_map is None else site_map.matrix[site] @ slots + site_map.offset[site]
-            if closest_distance(cell, position, heavy) < min_kept_distance:
-                continue
-            if closest_distance(cell, position, occupied) < min_distance:
-                continue
-            own = images(group, position[None])[0]
-            distinct = own[closest_distances(cell, position, own) > 1e-3]
-            if closest_distance(cell, position, distinct) < min_distance:
+            own = own_images_if_free(group, cell, position, heavy, occupied, min_distance, min_kept_distance)
+            if own is None:
                 continue
             used[p] = True
             new[3 * site : 3 * site + 3] = slots

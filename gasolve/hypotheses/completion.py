@@ -29,15 +29,14 @@ import numpy as np
 from gasolve.crystal.spacegroup import SpaceGroup
 from gasolve.crystal.wyckoff import SiteMap, wyckoff_positions
 from gasolve.ga.fourier_rebuild import (
-    MAX_GRID_POINTS,
     atomic_power,
     closest_distance,
-    closest_distances,
     images,
-    map_peaks,
+    map_grid,
+    own_images_if_free,
+    peaks_of_map,
 )
-from gasolve.ga.relocation import regular_grid
-from gasolve.scoring.fourier import map_on_grid, observed_intensities, site_structure_factors
+from gasolve.scoring.fourier import observed_intensities, site_structure_factors
 
 #: Å: a peak this close to a Wyckoff position of higher symmetry is put on it.
 SNAP_DISTANCE = 0.55
@@ -104,11 +103,10 @@ def completed_assignments(scorer, genome: np.ndarray, sites: tuple[tuple[str, st
     problem = scorer.problem
     cell, group = problem.cell, problem.space_group
     n_sites = problem.n_sites
-    spacing = SPACING
-    while np.prod(np.ceil(np.array([cell.a, cell.b, cell.c]) / spacing)) > MAX_GRID_POINTS:
-        spacing *= 1.25
-    if spacing >= 0.5 * float(problem.reflections.d_spacing.min()):
+    on_grid = map_grid(problem, SPACING)
+    if on_grid is None:
         return []
+    grid, shape = on_grid
     frac = scorer.project(np.asarray(genome, dtype=float).reshape(1, n_sites, 3))[0]
     elements = np.array([str(element) for element, _ in sites])
     multiplicity = np.array([int("".join(c for c in label if c.isdigit())) for _, label in sites])
@@ -122,15 +120,10 @@ def completed_assignments(scorer, genome: np.ndarray, sites: tuple[tuple[str, st
         problem, scorer.intensities(frac[None])[0], fit.difference[0], float(fit.scale[0]), None
     )
     f_obs = np.sqrt(observed)
-    grid, shape = regular_grid(cell, spacing)
     found: list[tuple] = []
     for k in range(1, len(order)):
         kept = np.isin(elements, order[:k])
-        f_kept = site_f[kept].sum(axis=0)
-        amplitude = np.abs(f_kept)
-        phase = np.where(amplitude > 0, f_kept / np.where(amplitude > 0, amplitude, 1.0), 0.0)
-        values = map_on_grid(problem, (f_obs - amplitude) * phase, shape)
-        peaks = grid[map_peaks(values, shape)]
+        peaks = peaks_of_map(problem, f_obs, site_f[kept].sum(axis=0), 1.0, grid, shape)
         light = _place_light(group, cell, frac[kept], peaks, {e: counts[e] for e in order[k:]})
         if light is None:
             continue
@@ -159,13 +152,10 @@ def _place_light(group, cell, kept: np.ndarray, peaks: np.ndarray, needed: dict[
             continue
         label, multiplicity, point = snap_to_wyckoff(group, cell, peak)
         element = next((e for e, n in left.items() if n >= multiplicity), None)
-        if element is None or closest_distance(cell, point, placed) < MIN_DISTANCE:
+        if element is None:
             continue
-        if closest_distance(cell, point, heavy) < MIN_KEPT_DISTANCE:
-            continue
-        own = images(group, point[None])[0]
-        distinct = own[closest_distances(cell, point, own) > 1e-3]
-        if closest_distance(cell, point, distinct) < MIN_DISTANCE:
+        own = own_images_if_free(group, cell, point, heavy, placed, MIN_DISTANCE, MIN_KEPT_DISTANCE)
+        if own is None:
             continue
         left[element] -= multiplicity
         placed = np.concatenate([placed, own])

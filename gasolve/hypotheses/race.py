@@ -277,8 +277,11 @@ def admit_completions(state: RaceState, settings: RaceSettings, key) -> RaceStat
     admitted = sum(lane.origin is not None for lane in lanes)
     ran = [i for i, lane in enumerate(lanes) if lane.record is not None and lane.status != "failed"]
     offering = [i for i in _ranked(state, ran) if lanes[i].chi2 > settings.noise_factor * state.noise_chi2]
+    offering = offering[: settings.complete_from]
+    if not any(lanes[i].completions for i in offering):
+        return state
     known = {key(lane.hypothesis) for lane in lanes}
-    for i in offering[: settings.complete_from]:
+    for i in offering:
         for hypothesis in lanes[i].completions:
             if admitted >= settings.max_completions:
                 break
