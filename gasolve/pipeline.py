@@ -264,6 +264,7 @@ def verdict(
     undetermined: tuple[str, ...] = (),
     determined_share: float = 1.0,
     hydrogens_placed: bool = False,
+    composition_gap: str = "",
 ) -> Verdict:
     """Judge a refined solution without a reference.
 
@@ -286,6 +287,9 @@ def verdict(
         Share of the scattering power carried by the other sites.
     hydrogens_placed : bool
         The H atoms were placed by geometry (:func:`place_riding_hydrogens`): the advice says so.
+    composition_gap : str
+        How the atoms of the model differ from the composition searched for (:func:`composition_gap`); empty when
+        they do not.
 
     Returns
     -------
@@ -305,6 +309,11 @@ def verdict(
 
     if not np.isfinite(r_bragg) or r_bragg > CONVINCING_R_BRAGG:
         reasons.append(f"Bragg R {r_bragg:.3g} is above {CONVINCING_R_BRAGG:g}: the reflection intensities disagree")
+    if composition_gap:
+        reasons.append(
+            f"best.cif holds {composition_gap}: sites settled on special positions (or on top of one another) and "
+            "lost atoms or gained them, so the model is not the compound searched for, however well it fits"
+        )
     for labels in coincident:
         reasons.append(
             f"the sites {', '.join(labels)} lie on one orbit (atoms at the same place): no crystal structure has "
@@ -531,8 +540,37 @@ def place_riding_hydrogens(setup: Setup, best):
     return dataclasses.replace(best, frac=frac, rwp_after=rwp), note
 
 
+def composition_gap(elements, atoms_in_cell, counts: dict[str, int] | None) -> str:
+    """ "Li6 V10 O18 F2 per cell, the composition Li8 V10 O18 F2" when the model's atoms per cell differ from
+    ``counts``; "" when they agree or there is nothing to compare with.
+
+    Parameters
+    ----------
+    elements : sequence of str
+        Element of each site.
+    atoms_in_cell : ndarray, shape (n_sites,)
+        Multiplicity x occupancy of each site.
+    counts : dict of str to int, or None
+        Atoms per cell of each element of the composition searched for.
+    """
+    if counts is None:
+        return ""
+    held: dict[str, float] = {}
+    for element, n in zip(elements, atoms_in_cell, strict=True):
+        held[str(element)] = held.get(str(element), 0.0) + float(n)
+    if set(held) == set(counts) and all(abs(held[e] - counts[e]) < 1e-6 for e in counts):
+        return ""
+    written = " ".join(f"{e}{held.get(e, 0.0):.4g}" for e in dict.fromkeys([*counts, *held]))
+    expected = " ".join(f"{e}{n}" for e, n in counts.items())
+    return f"{written} per cell, the composition {expected}"
+
+
 def finish(
-    setup: Setup, record: RunRecord, candidates: int = FINAL_CANDIDATES, noise_chi2: float | None = None
+    setup: Setup,
+    record: RunRecord,
+    candidates: int = FINAL_CANDIDATES,
+    noise_chi2: float | None = None,
+    counts: dict[str, int] | None = None,
 ) -> RunResult:
     """Refine the best models, settle special positions, and measure the fit (everything summary.json says).
 
@@ -546,6 +584,9 @@ def finish(
     noise_chi2 : float, optional
         The noise level of χ² when the caller already has it (the composition race measured it once for all its
         hypotheses); by default :func:`gasolve.scoring.noise_floor.free_intensity_chi2` of this run's problem.
+    counts : dict of str to int, optional
+        Atoms per cell of each element of the composition searched for (a composition run): a model that holds
+        others is not convincing (:func:`composition_gap`).
     """
     from gasolve import __version__
     from gasolve.crystal.coincident import share_occupancy
@@ -605,7 +646,8 @@ def finish(
     hidden_labels = tuple(site.label for site, h in zip(structure.sites, hidden, strict=True) if h)
     in_cell = structure.site_multiplicities() * np.array([site.occupancy for site in structure.sites])
     share = determined_share(structure.elements, in_cell)
-    judged = verdict(metrics.chi2, r_bragg, noise_chi2, finds, coincident_labels, hidden_labels, share, placed)
+    gap = composition_gap(structure.elements, in_cell, counts)
+    judged = verdict(metrics.chi2, r_bragg, noise_chi2, finds, coincident_labels, hidden_labels, share, placed, gap)
     summary = {
         "name": spec.name,
         "rwp": best.rwp_after,

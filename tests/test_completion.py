@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -167,3 +168,127 @@ def test_admit_completions_respects_the_stop_the_noise_and_the_cap():
     state = race.RaceState((_lane(a, 0.12, 13.0, others),), noise_chi2=1.0)
     assert len(race.admit_completions(state, race.RaceSettings(max_completions=3), key).lanes) == 4
     assert len(race.admit_completions(state, race.RaceSettings(complete_from=0), key).lanes) == 1
+
+
+#: mp-694855 (Materials Project, CC BY 4.0), Li2MoO3, P-1: Li 2i + 1f + 1e, Mo 2i, O 3 x 2i.
+LI2MOO3_CELL = (5.25244, 5.259575, 5.261667, 70.467801, 60.401813, 80.446705)
+LI2MOO3_SITES = (
+    ("Li", (0.815418, 0.991256, 0.850188)),
+    ("Li", (0.5, 0.0, 0.5)),
+    ("Li", (0.5, 0.5, 0.0)),
+    ("Mo", (0.840394, 0.498012, 0.339324)),
+    ("O", (0.151352, 0.727113, 0.935083)),
+    ("O", (0.495282, 0.734432, 0.278785)),
+    ("O", (0.160534, 0.252674, 0.422198)),
+)
+
+
+@pytest.fixture(scope="module")
+def li2moo3(tmp_path_factory):
+    """Scorer of the general route (Li, Li, Mo, O, O, O on 2i, occupancy correction) on the simulated pattern of
+    Li2MoO3, and its composition spec. The route cannot hold Li on 2i + 1f + 1e: in the broad benchmark its run
+    ended with Li on 2i and 1f, one Li short, at χ² 1.39 (noise level 1.01), and the race stopped on it."""
+    sys.path.insert(0, str(REPO))
+    from pymatgen.core import Lattice, Structure
+
+    from benchmarks.broad import simulate_pattern, write_xye
+    from gasolve import pipeline
+    from gasolve.config import load_run_config
+
+    species = [element for element, _ in LI2MOO3_SITES]
+    coords = [point for _, point in LI2MOO3_SITES]
+    reference = Structure.from_spacegroup(2, Lattice.from_parameters(*LI2MOO3_CELL), species, coords)
+    two_theta, y = simulate_pattern(reference, np.random.default_rng(0), fwhm=0.08)
+    folder = tmp_path_factory.mktemp("li2moo3")
+    write_xye(folder / "pattern.xye", two_theta, y, "Li2MoO3 mp-694855: pymatgen CuKa1, pV 0.08, Poisson")
+    text = f"""[structure]
+name = "Li2MoO3"
+cell = {list(LI2MOO3_CELL)}
+space_group = 2
+{{structure}}
+[pattern]
+file = "pattern.xye"
+wavelength = "CuKa1"
+range = [5.0, 80.0]
+
+[pattern.profile]
+fwhm = 0.08
+eta = 0.5
+"""
+    general = 'sites = ["Li", "Li", "Mo", "O", "O", "O"]\noccupancy_correction = true'
+    (folder / "general.toml").write_text(text.format(structure=general), encoding="utf-8")
+    (folder / "composition.toml").write_text(text.format(structure='composition = "Li2MoO3"'), encoding="utf-8")
+    scorer = pipeline.prepare(load_run_config(folder / "general.toml")).scorer
+    spec = load_run_config(folder / "composition.toml").structure
+    return scorer, spec
+
+
+def _li2moo3_genome(second_li) -> np.ndarray:
+    points = [LI2MOO3_SITES[0][1], second_li, *(point for _, point in LI2MOO3_SITES[3:])]
+    return np.array(points, dtype=float).ravel()
+
+
+GENERAL = Hypothesis(
+    2, "general", (("Li", "2i"), ("Li", "2i"), ("Mo", "2i"), ("O", "2i"), ("O", "2i"), ("O", "2i")), 18, 0
+)
+LI2MOO3_COUNTS = {"Li": 4, "Mo": 2, "O": 6}
+
+
+def test_a_general_model_with_a_site_on_a_centre_lacks_atoms(li2moo3):
+    """Li on 2i and on the centre 1f: three Li per cell, not four; on 2i twice: four."""
+    from gasolve.hypotheses.completion import holds_composition, model_counts, settled_sites, shortest_distance
+
+    scorer, _ = li2moo3
+    short = _li2moo3_genome((0.5, 0.0, 0.5))
+    labels, _, multiplicity, _ = settled_sites(scorer, short)
+    assert labels[:3] == ("2i", "1f", "2i") and list(multiplicity[:3]) == [2, 1, 2]
+    assert model_counts(scorer, short) == pytest.approx({"Li": 3.0, "Mo": 2.0, "O": 6.0})
+    assert not holds_composition(scorer, short, LI2MOO3_COUNTS)
+    assert holds_composition(scorer, _li2moo3_genome((0.3, 0.1, 0.6)), LI2MOO3_COUNTS)
+    near = np.array(LI2MOO3_SITES[0][1]) + np.array([0.05, 0.0, 0.0])  # 0.26 Å from the first Li: one atom twice
+    assert shortest_distance(scorer, _li2moo3_genome(near)) < 0.3
+    assert not holds_composition(scorer, _li2moo3_genome(near), LI2MOO3_COUNTS)
+
+
+def test_the_general_routes_model_is_completed_on_special_positions(li2moo3):
+    """Mo and O kept on 2i, Li read off the map: 2i + 1f + 1e (the truth, up to the normalizer of P-1)."""
+    from gasolve.hypotheses.completion import completion_hypotheses, hypothesis_key
+
+    scorer, spec = li2moo3
+    truth = Hypothesis(
+        2, "wyckoff", (("Li", "2i"), ("Li", "1e"), ("Li", "1f"), ("Mo", "2i"), *[("O", "2i")] * 3), 15, 0
+    )
+    completed = completion_hypotheses(scorer, _li2moo3_genome((0.5, 0.0, 0.5)), GENERAL, LI2MOO3_COUNTS)
+    keys = [hypothesis_key(h, spec) for h in completed]
+    assert hypothesis_key(truth, spec) in keys
+    right = completed[keys.index(hypothesis_key(truth, spec))]
+    assert right.route == "wyckoff" and right.n_free == 15 and math.isfinite(right.log_prior)
+    assert completion_hypotheses(scorer, _li2moo3_genome((0.5, 0.0, 0.5)), GENERAL) == ()  # needs the counts
+
+
+def test_a_lane_without_its_composition_is_not_done_and_offers_completions():
+    settings = race.RaceSettings()
+    h = Hypothesis(1, "general", (("Li", "2i"),), 3, -1.0)
+    offered = Hypothesis(1, "wyckoff", (("Li", "1a"),), 0, -1.0)
+    short = race.Lane(h, record=_Record(), status="racing", rwp=0.04, chi2=1.0, finds=3, completions=(offered,))
+    assert race.is_done(replace(short, holds_composition=True), 1.0, settings)
+    short = replace(short, holds_composition=False)
+    assert not race.is_done(short, 1.0, settings)
+    state = race.RaceState((short,), noise_chi2=1.0)
+    admitted = race.admit_completions(state, settings, key=lambda hyp: tuple(sorted(hyp.sites)))
+    assert len(admitted.lanes) == 2 and admitted.lanes[1].origin == 0
+
+
+def test_a_completion_brings_a_dropped_hypothesis_back():
+    """The truth dropped after its first short rung, then proposed by a rival's map: its run goes on."""
+    settings = race.RaceSettings()
+    truth = Hypothesis(1, "wyckoff", (("Li", "1a"),), 0, -1.0)
+    dropped = race.Lane(truth, record=_Record(), status="dropped", rwp=0.2, chi2=30.0)
+    offering = race.Lane(
+        Hypothesis(1, "wyckoff", (("Li", "2b"),), 1, -0.5), record=_Record(), rwp=0.1, chi2=8.0, completions=(truth,)
+    )
+    state = race.RaceState((dropped, offering), noise_chi2=1.0, stage=1)
+    admitted = race.admit_completions(state, settings, key=lambda hyp: tuple(sorted(hyp.sites)))
+    assert len(admitted.lanes) == 2  # not a new lane: the dropped one goes on
+    assert admitted.lanes[0].status == "waiting" and admitted.lanes[0].cohort == 1 and admitted.lanes[0].origin == 1
+    assert 0 in admitted.alive()

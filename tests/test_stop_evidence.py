@@ -48,6 +48,20 @@ def test_the_verdict_does_not_call_a_hydride_convincing_on_its_heavy_atoms():
     assert not worse.convincing and len(worse.reasons) == 3 and "budget" in worse.advice[0]
 
 
+def test_a_model_that_lost_atoms_on_special_positions_is_not_convincing():
+    """Li4V5O9F (Cm): a Li site on 4b settled on the mirror, two atoms instead of four; it fit at χ² 1.02."""
+    from gasolve.pipeline import composition_gap
+
+    counts = {"Li": 8, "V": 10, "O": 18, "F": 2}
+    elements = ["Li", "Li", "Li", "V", "O", "F"]
+    assert composition_gap(elements, [2, 2, 4, 10, 18, 2], counts) == ""
+    gap = composition_gap(elements, [2, 2, 2, 10, 18, 2], counts)
+    assert gap == "Li6 V10 O18 F2 per cell, the composition Li8 V10 O18 F2"
+    assert composition_gap(elements, [2, 2, 2, 10, 18, 2], None) == ""
+    judged = verdict(1.02, 0.02, 1.0, 3, composition_gap=gap)
+    assert not judged.convincing and "best.cif holds Li6 V10 O18 F2 per cell" in judged.reasons[0]
+
+
 def test_independent_finds_compare_the_atoms_the_pattern_locates():
     cell, group = UnitCell(5.8, 3.6, 6.2, 90, 104, 90), SpaceGroup.from_symbol("P2_1")
     sites = (("Lu", (0.23, 0.25, 0.31)), ("H", (0.71, 0.05, 0.12)), ("O", (0.55, 0.61, 0.07)))

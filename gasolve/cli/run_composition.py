@@ -102,6 +102,7 @@ def race_loop(fitted, observed, state, settings, total: float, runner, save, pro
                 pipeline.SAME_MODEL_TOLERANCE,
                 state.lanes[i].hypothesis,
                 settings.noise_factor * state.noise_chi2 if settings.complete_from > 0 else math.inf,
+                state.lanes[i].hypothesis.atoms_per_cell(fitted.structure),
             )
             for i, target in plan.items()
         }
@@ -119,10 +120,13 @@ def race_loop(fitted, observed, state, settings, total: float, runner, save, pro
                     info=f"rung {state.rung + 1}  {len(plan)} racing  best Rwp {best:.4f}",
                 )
         state = race.decide(state, settings, total)
-        before = len(state.lanes)
+        before = state.lanes
         state = race.admit_completions(state, settings, lambda h: hypothesis_key(h, fitted.structure))
-        for lane in state.lanes[before:]:
-            print(f"completed from hypothesis {lane.origin + 1}'s difference map: {lane.hypothesis.describe()}")
+        for i, lane in enumerate(state.lanes):
+            if i >= len(before):
+                print(f"completed from hypothesis {lane.origin + 1}'s difference map: {lane.hypothesis.describe()}")
+            elif before[i].status == "dropped" and lane.status == "waiting":
+                print(f"hypothesis {i + 1} back in the race: hypothesis {lane.origin + 1}'s difference map gives it")
         save(state)
     return state
 
@@ -181,7 +185,8 @@ def write_race_outputs(
     if reference is not None:  # the hypotheses raced without it; the winner is judged as a plain run is
         known = read_cif(reference.cif)
         setup = dataclasses.replace(setup, judge=Judge(setup.template, known, reference.tolerance))
-    result = pipeline.finish(setup, lane.record, noise_chi2=state.noise_chi2)
+    counts = lane.hypothesis.atoms_per_cell(fitted.structure)
+    result = pipeline.finish(setup, lane.record, noise_chi2=state.noise_chi2, counts=counts)
     summary = {
         "evaluations": state.evaluations,
         "wall_seconds": seconds,

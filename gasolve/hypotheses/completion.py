@@ -18,6 +18,17 @@ be closer than :data:`MIN_DISTANCE` to its own image, which no structure has), h
 higher peaks, and a peak is used only when its multiplicity still fits the element's count and it lies at least
 :data:`MIN_KEPT_DISTANCE` from the kept atoms and :data:`MIN_DISTANCE` from the light atoms placed. A split that
 places every light atom gives a new assignment, which the race then tries like any other.
+
+A run of the general route (every site on the general position, with the dynamical occupancy correction) cannot
+hold an element split over several special positions, or a count that is not a multiple of the general
+multiplicity: Li2MoO3 (P-1, Li on 2i + 1e + 1f) ended with Li on 2i and 1f, one Li short, at χ² 1.39 against the
+noise level 1.01. A Wyckoff run can lose atoms too: in Li4V5O9F (Cm) a Li site on 4b settled on the mirror, where
+it is two atoms, not four (best.cif held Li6, χ² 1.02: Li scatters little). :func:`settled_sites` reads the
+Wyckoff position each site of a model settled on (:func:`gasolve.crystal.special_positions.settle`), as best.cif
+will hold it; the kept elements keep those positions, and the atoms they lack are placed from the map like the
+lighter elements (heavier ones on the higher peaks). Keeping every element and placing only what is missing is
+one more split. :func:`holds_composition` says whether a model holds the composition at all; the race
+(:mod:`gasolve.hypotheses.race`) does not stop on one that does not.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from functools import lru_cache
 import numpy as np
 
 from gasolve.crystal.spacegroup import SpaceGroup
+from gasolve.crystal.special_positions import settle
 from gasolve.crystal.wyckoff import SiteMap, wyckoff_positions
 from gasolve.ga.fourier_rebuild import (
     atomic_power,
@@ -48,6 +60,8 @@ MIN_KEPT_DISTANCE = 1.5
 SPACING = 0.3
 #: Peaks read per atom to place, at most.
 PEAKS_PER_ATOM = 6
+#: Å: two atoms of a model closer than this are one atom counted twice (:func:`holds_composition`).
+COINCIDENT = 0.5
 
 
 @lru_cache(maxsize=64)
@@ -80,7 +94,96 @@ def snap_to_wyckoff(space_group: SpaceGroup, cell, point: np.ndarray, tolerance:
     raise AssertionError("the general position holds every point")  # pragma: no cover
 
 
-def completed_assignments(scorer, genome: np.ndarray, sites: tuple[tuple[str, str], ...], z: int) -> list[tuple]:
+def _multiplicity(label: str) -> int:
+    return int("".join(c for c in label if c.isdigit()))
+
+
+def settled_sites(scorer, genome: np.ndarray) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
+    """The Wyckoff positions the sites of a model settled on, as best.cif will hold them.
+
+    A general-route site (occupancy correction) may have settled on a special position; so may a site of a
+    Wyckoff run whose position has free coordinates (a 4b site on the mirror of Cm holds 2 atoms, not 4).
+
+    Parameters
+    ----------
+    scorer : ModelScorer
+    genome : ndarray, shape (3 n_sites,)
+
+    Returns
+    -------
+    labels : tuple of str
+        Wyckoff label of each site's position.
+    frac : ndarray, shape (n_sites, 3)
+        Each site on its position's representative.
+    multiplicity : ndarray, shape (n_sites,), int
+    occupancy : ndarray, shape (n_sites,)
+        best.cif's: multiplicity x occupancy atoms, at most the scored multiplicity times the occupancy factor.
+    """
+    problem = scorer.problem
+    frac = scorer.project(np.asarray(genome, dtype=float).reshape(1, problem.n_sites, 3))[0]
+    correction = None if problem.overlap is None else problem.overlap.factors(frac[None])[0][0]
+    settled = settle(problem.space_group, frac, _scored_multiplicity(scorer), correction)
+    if settled.labels is None:  # pragma: no cover (hypotheses are only made in tabulated settings)
+        raise ValueError(f"no Wyckoff table for {problem.space_group.symbol} in this setting")
+    return settled.labels, settled.frac, settled.multiplicity, settled.occupancy
+
+
+def _scored_multiplicity(scorer) -> np.ndarray:
+    """Multiplicity each site was scored with (n_sites,): its Wyckoff position's, or the general one's."""
+    site_map = getattr(scorer, "site_map", None)
+    if site_map is None:
+        return np.full(scorer.problem.n_sites, scorer.problem.space_group.n_ops)
+    return np.asarray(site_map.multiplicity)
+
+
+def model_counts(scorer, genome: np.ndarray) -> dict[str, float]:
+    """Atoms per cell of each element in best.cif of a model (:func:`settled_sites`)."""
+    _, _, multiplicity, occupancy = settled_sites(scorer, genome)
+    counts: dict[str, float] = {}
+    for element, n in zip(scorer.problem.elements, multiplicity * occupancy, strict=True):
+        counts[str(element)] = counts.get(str(element), 0.0) + float(n)
+    return counts
+
+
+def shortest_distance(scorer, genome: np.ndarray) -> float:
+    """Shortest distance (Å) between two atoms of a model's cell (distinct images of its sites)."""
+    problem = scorer.problem
+    _, frac, _, _ = settled_sites(scorer, genome)
+    atoms = np.concatenate([problem.space_group.orbit(x) for x in frac])
+    shortest = np.inf
+    for i in range(len(atoms) - 1):
+        shortest = min(shortest, closest_distance(problem.cell, atoms[i], atoms[i + 1 :]))
+    return float(shortest)
+
+
+def holds_composition(scorer, genome: np.ndarray, counts: dict[str, int]) -> bool:
+    """Whether a model has exactly ``counts`` atoms per cell of every element, none two closer than
+    :data:`COINCIDENT` Å (two atoms that close are one atom counted twice, which no ordered structure has)."""
+    found = model_counts(scorer, genome)
+    if set(found) != set(counts) or any(abs(found[e] - counts[e]) > 1e-6 for e in counts):
+        return False
+    return shortest_distance(scorer, genome) >= COINCIDENT
+
+
+def _kept_sites(scorer, genome, sites):
+    """(labels, frac (n_sites, 3), weight (n_sites,)) of the model's sites on the positions they settled on
+    (:func:`settled_sites`), weighted by settled / scored multiplicity (site_f carries the scored one); a site
+    on top of an earlier one of its element (closer than MIN_DISTANCE) weighted 0 (dropped)."""
+    problem = scorer.problem
+    labels, frac, multiplicity, _ = settled_sites(scorer, genome)
+    weight = multiplicity / _scored_multiplicity(scorer)
+    group, cell = problem.space_group, problem.cell
+    elements = [element for element, _ in sites]
+    for i in range(len(frac)):
+        earlier = [j for j in range(i) if elements[j] == elements[i] and weight[j] > 0]
+        if earlier and closest_distance(cell, frac[i], images(group, frac[earlier]).reshape(-1, 3)) < MIN_DISTANCE:
+            weight[i] = 0.0
+    return list(labels), frac, weight
+
+
+def completed_assignments(
+    scorer, genome: np.ndarray, sites: tuple[tuple[str, str], ...], z: int, counts: dict[str, int] | None = None
+) -> list[tuple]:
     """Wyckoff assignments completed from the difference maps of the heavier atoms of a model (module docstring).
 
     Parameters
@@ -93,6 +196,10 @@ def completed_assignments(scorer, genome: np.ndarray, sites: tuple[tuple[str, st
         (element, Wyckoff label) of every site of the hypothesis.
     z : int
         Formula units per cell (the completion keeps it).
+    counts : dict of str to int, optional
+        Atoms per cell of each element (needed for a general-route run, whose sites do not fix them; default: those
+        of ``sites``). The model's sites are read on the positions they settled on (:func:`settled_sites`), and
+        the atoms the kept elements then lack are placed from the map too.
 
     Returns
     -------
@@ -102,32 +209,40 @@ def completed_assignments(scorer, genome: np.ndarray, sites: tuple[tuple[str, st
     """
     problem = scorer.problem
     cell, group = problem.cell, problem.space_group
-    n_sites = problem.n_sites
     on_grid = map_grid(problem, SPACING)
     if on_grid is None:
         return []
     grid, shape = on_grid
-    frac = scorer.project(np.asarray(genome, dtype=float).reshape(1, n_sites, 3))[0]
+    labels, frac, weight = _kept_sites(scorer, genome, sites)
     elements = np.array([str(element) for element, _ in sites])
-    multiplicity = np.array([int("".join(c for c in label if c.isdigit())) for _, label in sites])
-    counts = {str(e): int(multiplicity[elements == e].sum()) for e in dict.fromkeys(elements)}
+    multiplicity = np.array([_multiplicity(label) for label in labels]) * (weight > 0)
+    if counts is None:
+        counts = {}
+        for element, label in sites:
+            counts[element] = counts.get(element, 0) + _multiplicity(label)
     power = atomic_power(problem)
     by_element = {e: float(power[elements == e].max()) for e in counts}
     order = sorted(counts, key=lambda e: -by_element[e])
-    site_f = site_structure_factors(problem, frac)
+    site_f = site_structure_factors(problem, frac) * weight[:, None]
     fit = scorer.profiles(frac[None])
     observed = observed_intensities(
         problem, scorer.intensities(frac[None])[0], fit.difference[0], float(fit.scale[0]), None
     )
     f_obs = np.sqrt(observed)
     found: list[tuple] = []
-    for k in range(1, len(order)):
-        kept = np.isin(elements, order[:k])
+    for k in range(1, len(order) + 1):
+        kept = np.isin(elements, order[:k]) & (weight > 0)
+        have = {e: int(multiplicity[kept & (elements == e)].sum()) for e in order[:k]}
+        if any(have[e] > counts[e] for e in have):
+            continue
+        needed = {e: counts[e] - have.get(e, 0) for e in order if counts[e] - have.get(e, 0) > 0}
+        if not needed:
+            continue
         peaks = peaks_of_map(problem, f_obs, site_f[kept].sum(axis=0), 1.0, grid, shape)
-        light = _place_light(group, cell, frac[kept], peaks, {e: counts[e] for e in order[k:]})
+        light = _place_light(group, cell, frac[kept], peaks, needed)
         if light is None:
             continue
-        heavy_sites = tuple(s for s, keep in zip(sites, kept, strict=True) if keep)
+        heavy_sites = tuple((str(e), label) for e, label, keep in zip(elements, labels, kept, strict=True) if keep)
         completed = tuple(sorted(heavy_sites + light, key=lambda s: list(counts).index(s[0])))  # composition order
         if _key(completed) not in {_key(c) for c in found} and _key(completed) != _key(sites):
             found.append(completed)
@@ -166,8 +281,8 @@ def _place_light(group, cell, kept: np.ndarray, peaks: np.ndarray, needed: dict[
     return tuple(sorted(light, key=lambda s: (list(needed).index(s[0]), table[s[1]])))
 
 
-def completion_hypotheses(scorer, genome: np.ndarray, hypothesis) -> tuple:
-    """:func:`completed_assignments` of a Wyckoff hypothesis's best model, as new hypotheses of the same Z.
+def completion_hypotheses(scorer, genome: np.ndarray, hypothesis, counts: dict[str, int] | None = None) -> tuple:
+    """:func:`completed_assignments` of a hypothesis's best model, as new Wyckoff hypotheses of the same Z.
 
     Parameters
     ----------
@@ -175,7 +290,9 @@ def completion_hypotheses(scorer, genome: np.ndarray, hypothesis) -> tuple:
         Of ``hypothesis``'s run.
     genome : ndarray, shape (3 n_sites,)
     hypothesis : Hypothesis
-        Route "wyckoff" (a general-route run has no Wyckoff positions to complete: nothing is returned).
+    counts : dict of str to int, optional
+        Atoms per cell of each element; needed for a general-route hypothesis (nothing is returned without it),
+        else those of its sites.
 
     Returns
     -------
@@ -186,17 +303,18 @@ def completion_hypotheses(scorer, genome: np.ndarray, hypothesis) -> tuple:
     from gasolve.hypotheses.hypothesis import Hypothesis
     from gasolve.hypotheses.prior import load_prior
 
-    if hypothesis.route != "wyckoff":
-        return ()
+    if counts is None:
+        if hypothesis.route == "general":
+            return ()
+        counts = {}
+        for element, label in hypothesis.sites:
+            counts[element] = counts.get(element, 0) + _multiplicity(label)
     group = scorer.problem.space_group
     free = {slot.label: slot.n_free for slot in wyckoff_slots(group)}
-    totals: dict[str, int] = {}
-    for element, label in hypothesis.sites:
-        totals[element] = totals.get(element, 0) + int("".join(c for c in label if c.isdigit()))
-    composition = {element: n // hypothesis.z for element, n in totals.items()}
+    composition = {element: n // hypothesis.z for element, n in counts.items()}
     prior = load_prior()
     out = []
-    for sites in completed_assignments(scorer, genome, hypothesis.sites, hypothesis.z):
+    for sites in completed_assignments(scorer, genome, hypothesis.sites, hypothesis.z, counts):
         n_free = sum(free[label] for _, label in sites)
         score = prior.log_score(group.number, composition, Assignment(hypothesis.z, sites, n_free))
         out.append(Hypothesis(hypothesis.z, "wyckoff", sites, n_free, score, base=hypothesis.base))

@@ -83,6 +83,12 @@ class Hypothesis:
     def labels(self) -> tuple[str, ...]:
         return tuple(label for _, label in self.sites)
 
+    def atoms_per_cell(self, base: StructureSpec) -> dict[str, int]:
+        """Atoms of each element in the conventional cell: the composition of ``base`` (the hypothesis's own
+        :attr:`base` when it has one) times Z."""
+        spec = self.base if self.base is not None else base
+        return {element: n * self.z for element, n in spec.composition}
+
     def describe(self) -> str:
         """E.g. "Z=4 Pb: 4c, S: 4c, O: 2x4c 8d" or "Z=4 general: Pb, S, O, O, O (occupancy correction)"."""
         group = "" if self.base is None else f"{self.base.space_group.symbol} "

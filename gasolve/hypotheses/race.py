@@ -130,6 +130,9 @@ class Lane:
         Hypotheses completed from the run's best model (:mod:`gasolve.hypotheses.completion`), not yet admitted.
     origin : int or None
         For a completed hypothesis, the lane it was completed from.
+    holds_composition : bool
+        Whether the best model has the composition (False for a model whose sites settled on positions that hold
+        too few or too many atoms, or with two atoms on top of each other: never done; it proposes completions).
     """
 
     hypothesis: Hypothesis
@@ -144,6 +147,7 @@ class Lane:
     error: str = ""
     completions: tuple = ()
     origin: int | None = None
+    holds_composition: bool = True
 
     @property
     def evaluations(self) -> float:
@@ -257,6 +261,7 @@ def tell(state: RaceState, index: int, outcome: dict) -> RaceState:
             finds=int(outcome["finds"]),
             seconds=lane.seconds + float(outcome["seconds"]),
             completions=tuple(outcome.get("completions", ())),
+            holds_composition=bool(outcome.get("holds_composition", True)),
         )
     return replace(state, lanes=tuple(lanes))
 
@@ -268,36 +273,46 @@ def admit_completions(state: RaceState, settings: RaceSettings, key) -> RaceStat
     The best :attr:`RaceSettings.complete_from` runs by Rwp (of every run so far, dropped ones included: a run
     dropped for its light atoms may have the heavy atoms right) offer their completions; one that is the same
     structure as a hypothesis already in the race (``key``: :func:`gasolve.hypotheses.completion.hypothesis_key`)
-    is left out. Admitted hypotheses enter the current stage, so the next rung runs them, up to
-    :attr:`RaceSettings.max_completions` in all.
+    is left out, unless that one was dropped: its run goes on (the race drops runs after short rungs, and a
+    completion is evidence for it that the prior's rank was not). Admitted hypotheses enter the current stage, so
+    the next rung runs them, up to :attr:`RaceSettings.max_completions` in all.
     """
     if state.stop or settings.complete_from <= 0:
         return state
     lanes = list(state.lanes)
     admitted = sum(lane.origin is not None for lane in lanes)
     ran = [i for i, lane in enumerate(lanes) if lane.record is not None and lane.status != "failed"]
-    offering = [i for i in _ranked(state, ran) if lanes[i].chi2 > settings.noise_factor * state.noise_chi2]
+    offering = [i for i in _ranked(state, ran) if not _fits(lanes[i], state.noise_chi2, settings)]
     offering = offering[: settings.complete_from]
     if not any(lanes[i].completions for i in offering):
         return state
-    known = {key(lane.hypothesis) for lane in lanes}
+    known = {key(lane.hypothesis): j for j, lane in enumerate(lanes)}
     for i in offering:
         for hypothesis in lanes[i].completions:
             if admitted >= settings.max_completions:
                 break
             k = key(hypothesis)
-            if k in known:
+            j = known.get(k)
+            if j is not None:
+                if lanes[j].status == "dropped":  # dropped after a short run: the map says try it again
+                    lanes[j] = replace(lanes[j], status="waiting", cohort=state.stage, origin=i)
+                    admitted += 1
                 continue
-            known.add(k)
+            known[k] = len(lanes)
             lanes.append(Lane(hypothesis, cohort=state.stage, origin=i))
             admitted += 1
         lanes[i] = replace(lanes[i], completions=())
     return replace(state, lanes=tuple(lanes))
 
 
+def _fits(lane: Lane, noise_chi2: float, settings: RaceSettings) -> bool:
+    """The lane's best model fits to the noise and has the composition."""
+    return lane.holds_composition and lane.chi2 <= settings.noise_factor * noise_chi2
+
+
 def is_done(lane: Lane, noise_chi2: float, settings: RaceSettings) -> bool:
-    """The lane's best model was found often enough and fits to the noise."""
-    return lane.finds >= settings.finds and lane.chi2 <= settings.noise_factor * noise_chi2
+    """The lane's best model was found often enough, fits to the noise and has the composition."""
+    return lane.finds >= settings.finds and _fits(lane, noise_chi2, settings)
 
 
 def is_rival(other: Lane, lane: Lane, margin: float, richer_margin: float = 0.97) -> bool:
@@ -384,7 +399,7 @@ def decide(state: RaceState, settings: RaceSettings, max_evaluations: float) -> 
     state = replace(state, lanes=tuple(lanes))
     if keep == 1 and state.stage < state.last_stage:  # the stage is decided
         survivor = state.lanes[ranked[0]]
-        fits = survivor.chi2 <= settings.noise_factor * state.noise_chi2
+        fits = _fits(survivor, state.noise_chi2, settings)
         if fits and state.alone < settings.patience:  # it fits to the noise: give it the rungs to be confirmed
             state = replace(state, alone=state.alone + 1)
         else:  # the next cohort enters
@@ -429,6 +444,7 @@ def advance(
     finds_tolerance: float,
     hypothesis: Hypothesis | None = None,
     complete_above: float = math.inf,
+    counts: dict[str, int] | None = None,
 ) -> dict:
     """Advance one hypothesis's run to ``target`` evaluations (runs on a Dask worker; pure).
 
@@ -449,11 +465,17 @@ def advance(
         The hypothesis the run belongs to: with it, a best model whose χ² is above ``complete_above`` proposes
         completed hypotheses (:func:`gasolve.hypotheses.completion.completion_hypotheses`).
     complete_above : float
+        χ² above which completions are proposed; inf: none are.
+    counts : dict of str to int, optional
+        Atoms per cell of each element (:meth:`Hypothesis.atoms_per_cell`): whether the best model holds them
+        (:func:`gasolve.hypotheses.completion.holds_composition`) is checked, and one that does not proposes
+        completions whatever its χ².
 
     Returns
     -------
     dict
-        ``target``, ``record``, ``rwp``, ``chi2``, ``finds``, ``seconds``, ``completions`` (tuple of Hypothesis).
+        ``target``, ``record``, ``rwp``, ``chi2``, ``finds``, ``seconds``, ``completions`` (tuple of Hypothesis),
+        ``holds_composition``.
     """
     import time
 
@@ -473,12 +495,15 @@ def advance(
     if chi2 <= 4 * noise_chi2:  # counting needs comparisons: only for a model that could be the answer
         best = setup.scorer.project(np.asarray(state.best_genome)[None].reshape(1, -1, 3))[0]
         finds = pipeline.independent_finds(setup, record, best, finds_tolerance)
-    completions = ()
-    if hypothesis is not None and chi2 > complete_above:
-        from gasolve.hypotheses.completion import completion_hypotheses
+    from gasolve.hypotheses import completion
 
-        completions = completion_hypotheses(setup.scorer, np.asarray(state.best_genome), hypothesis)
+    genome = np.asarray(state.best_genome)
+    holds = counts is None or completion.holds_composition(setup.scorer, genome, counts)
+    completions = ()
+    if hypothesis is not None and math.isfinite(complete_above) and (chi2 > complete_above or not holds):
+        completions = completion.completion_hypotheses(setup.scorer, genome, hypothesis, counts)
     return {
+        "holds_composition": holds,
         "completions": completions,
         "target": target,
         "record": record,
