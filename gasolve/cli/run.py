@@ -105,6 +105,10 @@ def rietveld_stage(result, out) -> dict:
         from gasolve.rietveld.report import hydrogen_records
 
         entry["hydrogens"] = hydrogen_records(refined)
+    if refined.model.corrections:  # surface roughness, absorption (gasolve.rietveld.corrections)
+        from gasolve.rietveld.report import specimen_corrections
+
+        entry["specimen_corrections"] = specimen_corrections(refined)
     return {"rietveld": entry}
 
 

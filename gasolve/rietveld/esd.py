@@ -65,6 +65,7 @@ def uncertainties(model: RietveldModel, x: np.ndarray, free: np.ndarray) -> Unce
     scaled = jacobian / norms
     covariance = np.linalg.pinv(scaled.T @ scaled) / np.outer(norms, norms) * reduced
     esd = np.sqrt(np.maximum(np.diag(covariance), 0.0))
+    esd[: len(free)][np.isin(free, model.dormant(x))] = np.nan  # no effect where it stands: no esd
     safe = np.where(esd > 0, esd, 1.0)
     correlation = covariance / np.outer(safe, safe)
     names = tuple(

@@ -111,6 +111,7 @@ def levenberg_marquardt(
     chi2_tolerance: float = 1e-7,
     damping: float = 1e-3,
     lower: np.ndarray | None = None,
+    upper: np.ndarray | None = None,
 ) -> LMResult:
     """Refine the entries ``free`` of ``x`` by damped Gauss-Newton (module docstring).
 
@@ -120,8 +121,10 @@ def levenberg_marquardt(
     x : ndarray, shape (n_parameters,)
         Start; the other entries stay fixed.
     free : ndarray of int
-    lower : ndarray, shape (n_parameters,), optional
-        Lower bounds (e.g. B >= 0): a step is cut back to them.
+    lower, upper : ndarray, shape (n_parameters,), optional
+        Bounds (e.g. B >= 0, Suortti's p <= 1): a step is cut back to them. A specimen-correction parameter that
+        has no effect where its partner stands (:meth:`RietveldModel.dormant`, e.g. Suortti's p at q = 0) is held
+        for that cycle.
 
     Raises
     ------
@@ -137,7 +140,7 @@ def levenberg_marquardt(
     pattern_history = [model.pattern_chi2(x)]
     if len(free) == 0:
         return LMResult(x, tuple(history), tuple(pattern_history), True, 0, 0.0)
-    names = [model.layout.names[i] for i in free]
+    all_free = free
     dof = max(model.pattern.n_points + len(model.restraints) - len(free) - 1 - model.background_terms, 1)
     lam = damping
     converged = False
@@ -145,6 +148,11 @@ def levenberg_marquardt(
     iteration = 0
     while iteration < max_iterations:
         iteration += 1
+        free = all_free[~np.isin(all_free, model.dormant(x))]
+        if len(free) == 0:  # every parameter dormant
+            converged = True
+            break
+        names = [model.layout.names[i] for i in free]
         jacobian, residual, _ = projected_jacobian(model, x, free)
         singular = null_parameters(jacobian, names)
         if singular:
@@ -160,6 +168,8 @@ def levenberg_marquardt(
             trial[free] += step
             if lower is not None:
                 trial[free] = np.maximum(trial[free], lower[free])
+            if upper is not None:
+                trial[free] = np.minimum(trial[free], upper[free])
             trial_chi2 = model.chi2(trial)
             if trial_chi2 < chi2:
                 accepted = True

@@ -50,6 +50,7 @@ from gasolve.diffraction.wavelength import Radiation
 from gasolve.errors import InputError
 from gasolve.io.patterns import ObservedPattern
 from gasolve.profile_fit.lattice import LatticeConstraint
+from gasolve.rietveld.corrections import IntensityCorrection, cylinder_path_lengths
 from gasolve.rietveld.orientation import cos2_to_direction, equivalent_reflections, march_dollase
 from gasolve.rietveld.parameters import ParameterLayout
 from gasolve.rietveld.restraints import RestraintSet
@@ -112,6 +113,9 @@ class RietveldModel:
         (:mod:`gasolve.rietveld.riding`).
     hydrogen_parents : mapping of str to str, optional
         H label -> parent label, instead of the nearest non-H atom.
+    corrections : sequence of IntensityCorrection
+        Specimen corrections on every reflection's intensity (:mod:`gasolve.rietveld.corrections`): surface
+        roughness (Suortti or Pitschke) and cylinder absorption; their parameters follow B in the vector.
     """
 
     def __init__(
@@ -128,6 +132,7 @@ class RietveldModel:
         anomalous_dispersion: bool = True,
         hydrogens: str = "riding",
         hydrogen_parents=None,
+        corrections: tuple[IntensityCorrection, ...] = (),
     ):
         if b_per not in ("site", "element"):
             raise InputError(f"b_per must be 'site' or 'element', got {b_per!r}")
@@ -227,11 +232,17 @@ class RietveldModel:
             self.profile_names += ["P1", "P2"]
         zero_names = ["zero"] + (["displacement"] if displacement else [])
         coordinate_names = [f"{_AXES[slot % 3]}({self.labels[slot // 3]})" for slot in self.free_slots]
+        self.corrections = tuple(corrections)
+        kinds = [c.kind for c in self.corrections]
+        if len(set(c.group for c in self.corrections)) != len(kinds):
+            raise InputError(f"at most one surface-roughness and one absorption correction, got {kinds}")
+        correction_names = [name for c in self.corrections for name in c.names]
         names = [f"metric{k}" for k in range(self.constraint.n_free)] + zero_names + self.profile_names + po_names
-        names += coordinate_names + b_names
+        names += coordinate_names + b_names + correction_names
         groups = ["cell"] * self.constraint.n_free + ["zero"] * len(zero_names) + ["profile"] * len(self.profile_names)
         groups += ["preferred_orientation"] * len(po_names)
         groups += ["coordinates"] * len(coordinate_names) + ["b_iso"] * len(b_names)
+        groups += [c.group for c in self.corrections for _ in c.names]
         self.layout = ParameterLayout(tuple(names), tuple(groups))
         start = {
             "zero": profile.zero,
@@ -248,12 +259,22 @@ class RietveldModel:
         x0 = list(self.constraint.coefficients(structure.cell))
         x0 += [start[n] for n in zero_names + self.profile_names] + [1.0] * len(po_names)
         x0 += list(genome.ravel()[self.free_slots]) + list(b0)
+        #: sin θ of the lowest reflection that can reach the data (bounds Pitschke's τ).
+        self.sin_theta_min = float(np.sin(np.radians(max(pattern.two_theta[0], 1e-3) / 2)))
+        self.correction_lower, self.correction_upper = [], []
+        for correction in self.corrections:
+            low, high = correction.bounds(self.sin_theta_min)
+            self.correction_lower += list(low)
+            self.correction_upper += list(high)
+            x0 += list(np.clip(correction.start, low, np.where(high > low, high, low)))
         self.x0 = np.array(x0, dtype=float)
         self._cell_idx = self.layout.indices("cell")
         self._shape_idx = self.layout.indices(("cell", "zero", "profile"))
         self._coord_idx = self.layout.indices("coordinates")
         self._b_idx = self.layout.indices("b_iso")
         self._po_idx = self.layout.indices("preferred_orientation")
+        self._corr_idx = self.layout.indices(("surface_roughness", "absorption"))
+        self._paths: tuple[bytes, tuple] | None = None  # cylinder path lengths of the last cell
         #: The last few peak matrices by their cell, zero and profile entries, most recent last: a Jacobian's
         #: shifted vectors and a rejected step leave the current vector's matrix in place.
         self._peak_cache: dict[bytes, scipy.sparse.csc_matrix] = {}
@@ -334,6 +355,63 @@ class RietveldModel:
     def b_iso(self, x: np.ndarray) -> np.ndarray:
         """B (Å²) of every site, shape (n_sites,); a constrained H's is a multiple of its parent's."""
         return self.b_map @ x[self._b_idx] + self.b_offset
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds of every parameter, shape (n_parameters,) each: B >= 0, W > 0, η and the axial
+        asymmetry >= 0, r_PO >= 0.05, the corrections' physical ranges (:mod:`gasolve.rietveld.corrections`);
+        -inf and +inf elsewhere."""
+        lower = np.full(self.n_parameters, -np.inf)
+        upper = np.full(self.n_parameters, np.inf)
+        lower[self._b_idx] = 0.0
+        for name in ("W", "eta", "axial"):
+            if name in self.layout.names:
+                lower[self.layout.index(name)] = 1e-8 if name == "W" else 0.0
+        lower[self._po_idx] = 0.05
+        lower[self._corr_idx] = self.correction_lower
+        upper[self._corr_idx] = self.correction_upper
+        return lower, upper
+
+    def correction_factor(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The product K (n_refl,) of the specimen corrections and ∂K/∂p of their parameters, shape
+        (n_correction_parameters, n_refl), in vector order; ones and an empty array without corrections."""
+        n_refl = len(self.hkl)
+        if not self.corrections:
+            return np.ones(n_refl), np.zeros((0, n_refl))
+        wavelength = self.radiation.lines[0][0]
+        d = self.constraint.d_spacing(x[self._cell_idx], self.hkl)
+        sin_theta = np.clip(wavelength / (2.0 * d), 1e-6, 1.0)
+        two_theta = 2.0 * np.degrees(np.arcsin(sin_theta))
+        factors, derivatives = [], []
+        start = 0
+        for correction in self.corrections:
+            values = x[self._corr_idx[start : start + len(correction.names)]]
+            start += len(correction.names)
+            paths = None
+            if correction.kind == "cylinder":
+                key = d.tobytes()
+                if self._paths is None or self._paths[0] != key:
+                    self._paths = (key, cylinder_path_lengths(two_theta))
+                paths = self._paths[1]
+            factor, derivative = correction.factor(sin_theta, two_theta, values, paths)
+            factors.append(factor)
+            derivatives.append(derivative)
+        total = np.prod(factors, axis=0)
+        rows = []
+        for k, derivative in enumerate(derivatives):
+            others = np.prod([f for j, f in enumerate(factors) if j != k], axis=0) if len(factors) > 1 else 1.0
+            rows.append(derivative * others)
+        return total, np.vstack(rows)
+
+    def dormant(self, x: np.ndarray) -> np.ndarray:
+        """Indices of the correction parameters that have no effect at ``x`` (their partner switches the
+        correction off: :meth:`IntensityCorrection.dormant`); the least squares holds them."""
+        out = []
+        start = 0
+        for correction in self.corrections:
+            index = self._corr_idx[start : start + len(correction.names)]
+            start += len(correction.names)
+            out += list(index[correction.dormant(x[index])])
+        return np.array(out, dtype=int)
 
     def structure_of(self, x: np.ndarray) -> Structure:
         """The refined structure: cell, coordinates (wrapped into [0, 1)) and B of ``x``."""
@@ -425,15 +503,17 @@ class RietveldModel:
         return 0.5 * (np.abs(np.sum(w * e, axis=0)) ** 2 + np.abs(np.sum(w * np.conj(e), axis=0)) ** 2)
 
     def intensities(self, x: np.ndarray) -> np.ndarray:
-        """|F|² times the March-Dollase correction of every reflection, shape (n_refl,)."""
-        return self.structure_factors_squared(x) * self.orientation_factor(x)[0]
+        """|F|² times the March-Dollase correction and the specimen corrections of every reflection, shape
+        (n_refl,)."""
+        return self.structure_factors_squared(x) * self.orientation_factor(x)[0] * self.correction_factor(x)[0]
 
     def intensity_derivatives(self, x: np.ndarray) -> np.ndarray:
-        """∂I/∂x for the coordinate, B and r_PO entries of the vector (analytic), shape
-        (n_refl, n_coord + n_b + n_po), in that order."""
+        """∂I/∂x for the coordinate, B, r_PO and correction entries of the vector (analytic), shape
+        (n_refl, n_coord + n_b + n_po + n_corrections), in that order."""
         w, e, de, stol2 = self._site_terms(x)
         f = np.sum(w * e, axis=0)
         po, d_po = self.orientation_factor(x)
+        k_corr, d_corr = self.correction_factor(x)
         if np.iscomplexobj(w):  # the mean over h and -h: F(-h) sums w e* (module docstring)
             f_minus = np.sum(w * np.conj(e), axis=0)
             d_frac = np.real(np.conj(f)[None, None, :] * w[:, None, :] * de)
@@ -448,9 +528,10 @@ class RietveldModel:
         d_frac = carry_derivatives(d_frac, self._riders)  # the riding H's share goes to their parents
         d_genome = np.einsum("sia,sik->sak", self.site_map.matrix, d_frac).reshape(-1, len(f))
         d_b = self.b_map.T @ d_site_b
-        columns = np.concatenate([d_genome[self.free_slots], d_b]) * po[None, :]
+        columns = np.concatenate([d_genome[self.free_slots], d_b]) * (po * k_corr)[None, :]
         if self.po_direction is not None:
-            columns = np.concatenate([columns, (squared * d_po)[None, :]])
+            columns = np.concatenate([columns, (squared * d_po * k_corr)[None, :]])
+        columns = np.concatenate([columns, squared * po * d_corr])
         return columns.T
 
     def peaks(self, x: np.ndarray) -> np.ndarray:
@@ -508,11 +589,12 @@ class RietveldModel:
     def peak_derivatives(self, x: np.ndarray, free: np.ndarray) -> np.ndarray:
         """∂(P I)/∂x_j for the parameters ``free`` (indices), shape (n_points, len(free)).
 
-        Coordinates, B and r_PO analytic (P ∂I/∂x); cell, zero and profile by central differences of P I.
+        Coordinates, B, r_PO and the specimen corrections analytic (P ∂I/∂x); cell, zero and profile by central
+        differences of P I.
         """
         free = np.asarray(free, dtype=int)
         out = np.zeros((self.pattern.n_points, len(free)))
-        structural = np.concatenate([self._coord_idx, self._b_idx, self._po_idx])
+        structural = np.concatenate([self._coord_idx, self._b_idx, self._po_idx, self._corr_idx])
         analytic = np.isin(free, structural)
         if np.any(analytic):
             columns = self.intensity_derivatives(x)

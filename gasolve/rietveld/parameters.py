@@ -5,8 +5,9 @@ space group's constraints, :class:`gasolve.profile_fit.lattice.LatticeConstraint
 optionally, specimen displacement, degrees), ``profile`` (Caglioti U, V, W in degrees², η, its slope per degree,
 and the asymmetry the starting profile has: Finger-Cox-Jephcoat SH/L or Bérar-Baldinozzi P1, P2),
 ``preferred_orientation`` (the March-Dollase ratio r along one direction), ``coordinates`` (the free
-coordinates of each site's Wyckoff position, less those that hold the origin in a polar group) and ``b_iso``
-(one B per site, or one per element, Å²). Scale and background are linear and never in the
+coordinates of each site's Wyckoff position, less those that hold the origin in a polar group), ``b_iso``
+(one B per site, or one per element, Å²), ``surface_roughness`` (Suortti's p, q or Pitschke's c, τ) and
+``absorption`` (a cylinder's μR; :mod:`gasolve.rietveld.corrections`). Scale and background are linear and never in the
 vector: they are solved exactly for every vector (variable projection).
 """
 
@@ -30,6 +31,8 @@ RELATIVE_STEP = {
     "preferred_orientation": 1e-4,
     "coordinates": 0.0,
     "b_iso": 1e-4,
+    "surface_roughness": 1e-4,
+    "absorption": 1e-4,
 }
 STEP_FLOOR = {
     "cell": 1e-8,
@@ -38,6 +41,8 @@ STEP_FLOOR = {
     "preferred_orientation": 1e-5,
     "coordinates": 1e-5,
     "b_iso": 1e-3,
+    "surface_roughness": 1e-5,
+    "absorption": 1e-5,
 }
 
 

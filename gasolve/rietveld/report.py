@@ -3,7 +3,9 @@
 CIF items: the cell and its esds, coordinates and U_iso with esds in the IUCr notation 0.18820(12), and the
 powder refinement items of the pdCIF dictionary (_pd_proc_ls_prof_R_factor = Rp, _pd_proc_ls_prof_wR_factor =
 Rwp, _pd_proc_ls_prof_wR_expected = Rexp, _refine_ls_goodness_of_fit_all = sqrt(χ²), _refine_ls_R_I_factor =
-R_Bragg, _pd_proc_ls_pref_orient_corr = the March-Dollase direction and r, _refine_ls_number_restraints), and the
+R_Bragg, _pd_proc_ls_pref_orient_corr = the March-Dollase direction and r, _refine_ls_number_restraints;
+_exptl_absorpt_correction_type cylinder or none, and the specimen corrections with their parameters and esds in
+_pd_proc_ls_special_details), and the
 atom types with the source of their form factors (_atom_type_scat_source) and the anomalous dispersion used
 (_atom_type_scat_dispersion_real, _imag, _source). A charged site's _atom_site_type_symbol keeps its charge (Ca2+).
 H sites say how they were refined (:mod:`gasolve.rietveld.riding`), as SHELXL writes them: a riding H has
@@ -80,6 +82,11 @@ def format_refined_cif(result: RefinementResult, comments: list[str] | None = No
     if po is not None:
         text = f"March-Dollase along [{' '.join(map(str, po['direction']))}], r = {with_esd(po['r'], po['esd'])}"
     block.set_pair("_pd_proc_ls_pref_orient_corr", gemmi.cif.quote(text))
+    corrections = specimen_corrections(result)
+    absorption = next((c for c in corrections if c["group"] == "absorption"), None)
+    block.set_pair("_exptl_absorpt_correction_type", "cylinder" if absorption else "none")
+    if corrections:
+        block.set_pair("_pd_proc_ls_special_details", gemmi.cif.quote(_corrections_text(corrections)))
     block.set_pair("_pd_proc_number_of_points", str(m.n_points))
     header = "".join(f"# {line}\n" for line in (comments or []))
     return header + document.as_string()
@@ -179,6 +186,52 @@ def preferred_orientation(result: RefinementResult) -> dict | None:
     return {"direction": list(result.po_direction), "r": float(unc.values[k]), "esd": _finite(unc.esd[k])}
 
 
+#: What each specimen correction is, for the reports (:mod:`gasolve.rietveld.corrections`).
+CORRECTION_SOURCES = {
+    "suortti": "surface roughness, Suortti (1972) J. Appl. Cryst. 5, 325 (p, q as GSAS-II's SRA, SRB)",
+    "pitschke": (
+        "surface roughness, Pitschke, Hermann & Mattern (1993) Powder Diffr. 8, 74 (1 - c u(1 - u), u = tau/sin(theta))"
+    ),
+    "cylinder": "cylinder absorption, transmission factor by quadrature over the cross-section (mu R)",
+}
+
+
+def specimen_corrections(result: RefinementResult) -> list[dict]:
+    """Each specimen correction of the model: kind, group, source, refined (bool) and its parameters with esds
+    (None for a parameter held or without effect)."""
+    model = result.model
+    unc = result.uncertainties
+    out = []
+    for correction in model.corrections:
+        parameters = []
+        for name in correction.names:
+            value = float(result.x[model.layout.index(name)])
+            esd = _finite(unc.esd[unc.names.index(name)]) if name in unc.names else None
+            parameters.append({"name": name, "value": value, "esd": esd})
+        out.append(
+            {
+                "kind": correction.kind,
+                "group": correction.group,
+                "source": CORRECTION_SOURCES[correction.kind],
+                "refined": any(p["name"] in unc.names for p in parameters),
+                "parameters": parameters,
+            }
+        )
+    return out
+
+
+def _corrections_text(corrections: list[dict]) -> str:
+    """One line per correction: its source and parameters with esds (held ones marked)."""
+    lines = []
+    for c in corrections:
+        values = []
+        for p in c["parameters"]:
+            shown = with_esd(p["value"], p["esd"]) if p["esd"] else f"{p['value']:.5g}"
+            values.append(f"{p['name']} = {shown}")
+        lines.append(f"{c['source']}: {', '.join(values)}" + ("" if c["refined"] else " (held)"))
+    return "; ".join(lines)
+
+
 def reflection_ticks(result: RefinementResult, radiation: Radiation) -> list[tuple[str, np.ndarray]]:
     """Peak positions (2θ, degrees) of the refined reflections, one row per emission line, for the Rietveld plot."""
     reflections = result.model.reflections(result.x)
@@ -210,6 +263,8 @@ def parameter_table(result: RefinementResult) -> str:
         lines.append(
             f"preferred orientation: March-Dollase along {po['direction']}, r = {with_esd(po['r'], po['esd'])}"
         )
+    for line in _corrections_text(specimen_corrections(result)).split("; ") if result.model.corrections else []:
+        lines.append(f"specimen correction: {line}")
     if result.hydrogens:
         labels = [site.label for site in result.structure.sites]
         lines += ["", "hydrogens"] + [f"    {describe(rider, labels)}" for rider in result.hydrogens]
@@ -266,6 +321,7 @@ def refinement_summary(result: RefinementResult) -> dict:
         ],
         "correlations_above_0.9": [{"a": a, "b": b, "correlation": c} for a, b, c in unc.high_correlations],
         "preferred_orientation": preferred_orientation(result),
+        "specimen_corrections": specimen_corrections(result),
         "atom_types": atom_types(result),
         "anomalous_dispersion_source": dispersion.SOURCE if result.model.dispersion is not None else None,
         "restraints": [

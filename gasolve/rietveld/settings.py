@@ -16,6 +16,8 @@ The table (every key optional; the defaults refine everything the data can carry
     hydrogens = "riding"                # H (and D) "riding" on their parent atoms (Uiso 1.2 or 1.5 x the parent's),
                                         # "fixed" (held as given, Uiso riding) or "free" (refined like any atom)
     hydrogen_parents = {H1 = "O1"}      # optional: an H's parent, instead of its nearest non-H atom
+    surface_roughness = "off"           # "suortti" or "pitschke" (Bragg-Brentano): two parameters refined with B
+    absorption = "off"                  # or {geometry = "cylinder", mu_r = 0.3, refine = false} (capillary)
     restraints = [                      # soft restraints, added to chi^2 as ((value - target) / sigma)^2
         {atoms = ["S1", "O1"], distance = 1.47, sigma = 0.01},          # Å, nearest symmetry image
         {atoms = ["O1", "S1", "O2"], angle = 109.5, sigma = 1.0},       # degrees, at the middle atom
@@ -32,10 +34,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from gasolve.errors import InputError
+from gasolve.rietveld.corrections import DEFAULT_START, MU_R_MAX, ROUGHNESS_KINDS, IntensityCorrection
 from gasolve.rietveld.riding import HYDROGEN_MODES
 
 #: Non-linear parameter groups, in vector order.
-GROUPS = ("cell", "zero", "profile", "preferred_orientation", "coordinates", "b_iso")
+GROUPS = (
+    "cell",
+    "zero",
+    "profile",
+    "preferred_orientation",
+    "coordinates",
+    "b_iso",
+    "surface_roughness",
+    "absorption",
+)
 #: The groups a ``[refinement]`` table switches with a boolean.
 _SWITCHES = ("cell", "zero", "profile", "coordinates")
 _KEYS = (
@@ -47,6 +59,8 @@ _KEYS = (
     "anomalous_dispersion",
     "hydrogens",
     "hydrogen_parents",
+    "surface_roughness",
+    "absorption",
     "restraints",
 )
 _B_CHOICES = ("site", "element", "off")
@@ -117,6 +131,10 @@ class RefinementSettings:
         How H (and D) sites are refined (:mod:`gasolve.rietveld.riding`).
     hydrogen_parents : tuple of (str, str)
         (H label, parent label) pairs overriding the nearest non-H atom as parent.
+    corrections : tuple of IntensityCorrection
+        Specimen corrections (:mod:`gasolve.rietveld.corrections`): at most one surface roughness and one
+        absorption. Their parameters are refined when their group is in ``groups`` and the correction's
+        ``refine`` is true.
     """
 
     groups: tuple[str, ...] = GROUPS
@@ -130,6 +148,7 @@ class RefinementSettings:
     anomalous_dispersion: bool = True
     hydrogens: str = "riding"
     hydrogen_parents: tuple[tuple[str, str], ...] = ()
+    corrections: tuple[IntensityCorrection, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = set(self.groups) - set(GROUPS)
@@ -142,6 +161,9 @@ class RefinementSettings:
         if self.hydrogens not in HYDROGEN_MODES:
             choices = ", ".join(map(repr, HYDROGEN_MODES))
             raise InputError(f"hydrogens must be one of {choices}, got {self.hydrogens!r}")
+        kinds = [c.group for c in self.corrections]
+        if len(set(kinds)) != len(kinds):
+            raise InputError(f"at most one surface-roughness and one absorption correction, got {kinds}")
         po = self.preferred_orientation
         if po is not None and po != "auto":
             if len(po) != 3 or not all(isinstance(i, int) and not isinstance(i, bool) for i in po):
@@ -153,6 +175,15 @@ class RefinementSettings:
     def po_direction(self) -> str | tuple[int, int, int] | None:
         """The preferred-orientation setting in force: None when the group is not refined."""
         return self.preferred_orientation if "preferred_orientation" in self.groups else None
+
+    @property
+    def refined_groups(self) -> tuple[str, ...]:
+        """``groups`` less the correction groups whose correction is absent or held."""
+        held = {c.group for c in self.corrections if not c.refine}
+        present = {c.group for c in self.corrections}
+        return tuple(
+            g for g in self.groups if g not in held and (g not in ("surface_roughness", "absorption") or g in present)
+        )
 
 
 def parse_refinement(data: Any, source: str) -> RefinementSettings:
@@ -208,6 +239,7 @@ def parse_refinement(data: Any, source: str) -> RefinementSettings:
         po = tuple(po)
     if po is not None:
         groups.append("preferred_orientation")
+    groups += ["surface_roughness", "absorption"]  # refined when their correction is given (refined_groups)
     dispersion = data.get("anomalous_dispersion", True)
     if not isinstance(dispersion, bool):
         raise error("anomalous_dispersion", f"expected true or false, got {dispersion!r}")
@@ -220,6 +252,16 @@ def parse_refinement(data: Any, source: str) -> RefinementSettings:
     parents = data.get("hydrogen_parents", {})
     if not (isinstance(parents, dict) and all(isinstance(v, str) for v in parents.values())):
         raise error("hydrogen_parents", f'expected a table of H label = "parent label", got {parents!r}')
+    corrections = []
+    roughness = data.get("surface_roughness", "off")
+    if roughness not in ("off", *ROUGHNESS_KINDS):
+        choices = ", ".join(map(repr, ("off", *ROUGHNESS_KINDS)))
+        raise error("surface_roughness", f"expected one of {choices}, got {roughness!r}")
+    if roughness != "off":
+        corrections.append(IntensityCorrection(roughness, DEFAULT_START[roughness]))
+    absorption = _absorption(data.get("absorption", "off"), error)
+    if absorption is not None:
+        corrections.append(absorption)
     restraints = data.get("restraints", [])
     if not isinstance(restraints, list):
         raise error("restraints", f"expected a list of tables, got {restraints!r}")
@@ -234,7 +276,29 @@ def parse_refinement(data: Any, source: str) -> RefinementSettings:
         anomalous_dispersion=dispersion,
         hydrogens=hydrogens,
         hydrogen_parents=tuple(parents.items()),
+        corrections=tuple(corrections),
     )
+
+
+def _absorption(value: Any, error) -> IntensityCorrection | None:
+    """The ``absorption`` key: "off", or {geometry = "cylinder", mu_r = number in [0, MU_R_MAX], refine = bool}."""
+    if value == "off":
+        return None
+    if not isinstance(value, dict):
+        raise error("absorption", f'expected "off" or {{geometry = "cylinder", mu_r = 0.3}}, got {value!r}')
+    for name in value:
+        if name not in ("geometry", "mu_r", "refine"):
+            raise error(f"absorption.{name}", "unknown key; allowed: geometry, mu_r, refine")
+    if value.get("geometry") != "cylinder":
+        geometry = value.get("geometry")
+        raise error("absorption.geometry", f'expected "cylinder" (Debye-Scherrer capillary), got {geometry!r}')
+    mu_r = value.get("mu_r", 0.0)
+    if isinstance(mu_r, bool) or not isinstance(mu_r, int | float) or not 0 <= mu_r <= MU_R_MAX:
+        raise error("absorption.mu_r", f"expected a number in [0, {MU_R_MAX:g}] (μ times the radius), got {mu_r!r}")
+    refine = value.get("refine", True)
+    if not isinstance(refine, bool):
+        raise error("absorption.refine", f"expected true or false, got {refine!r}")
+    return IntensityCorrection("cylinder", (float(mu_r),), refine)
 
 
 def _restraint(item: Any, index: int, error) -> Restraint:
@@ -279,6 +343,11 @@ def refinement_table(settings: RefinementSettings) -> dict[str, Any]:
     table["hydrogens"] = settings.hydrogens
     if settings.hydrogen_parents:
         table["hydrogen_parents"] = dict(settings.hydrogen_parents)
+    for correction in settings.corrections:
+        if correction.kind == "cylinder":
+            table["absorption"] = {"geometry": "cylinder", "mu_r": correction.start[0], "refine": correction.refine}
+        else:
+            table["surface_roughness"] = correction.kind
     if settings.restraints:
         table["restraints"] = [
             {"atoms": list(r.atoms), r.kind: r.target, "sigma": r.sigma} for r in settings.restraints

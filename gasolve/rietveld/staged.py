@@ -1,5 +1,6 @@
 """The staged refinement program: scale and background, then cell, zero shift and profile, then coordinates, then
-B, then preferred orientation, then everything together (the order GSAS-II's and TOPAS's tutorials follow: the
+B, then B with the specimen corrections (surface roughness, absorption) when the config gives any, then preferred
+orientation, then everything together (the order GSAS-II's and TOPAS's tutorials follow: the
 parameters that move whole peaks before those that share out intensity among them; the orientation is chosen on a
 model whose coordinates are refined, so that it does not absorb a wrong structure's misfit).
 
@@ -37,6 +38,7 @@ DEFAULT_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cell/zero/profile", ("cell", "zero", "profile")),
     ("coordinates", ("coordinates",)),
     ("B", ("b_iso",)),
+    ("B/specimen corrections", ("b_iso", "surface_roughness", "absorption")),
     ("preferred orientation", ("preferred_orientation",)),
     ("all", GROUPS),
 )
@@ -121,16 +123,6 @@ class RefinementResult:
     hydrogens: tuple[RidingHydrogen, ...] = ()
 
 
-def _lower_bounds(model: RietveldModel) -> np.ndarray:
-    lower = np.full(model.n_parameters, -np.inf)
-    lower[model.layout.indices("b_iso")] = 0.0
-    for name in ("W", "eta", "axial"):
-        if name in model.layout.names:
-            lower[model.layout.index(name)] = 1e-8 if name == "W" else 0.0
-    lower[model.layout.indices("preferred_orientation")] = 0.05
-    return lower
-
-
 #: Relative χ² change below which a stage before the last stops: it only has to bring its parameters near the
 #: minimum for the next stage (GSAS-II's default convergence test is 10⁻³); the last stage, which releases every
 #: group together and gives the esds, converges to FINAL_CHI2_TOLERANCE (or the shifts to 0.01 esd).
@@ -184,12 +176,13 @@ def refine(
         anomalous_dispersion=settings.anomalous_dispersion,
         hydrogens=settings.hydrogens,
         hydrogen_parents=dict(settings.hydrogen_parents),
+        corrections=settings.corrections,
     )
-    lower = _lower_bounds(model)
+    lower, upper = model.bounds()
     x = model.x0.copy()
     reports = []
     released: list[str] = []
-    refined_groups = set(settings.groups)
+    refined_groups = set(settings.refined_groups)
     error = None
     norm = float(np.sum(pattern.weights * pattern.y_obs**2))
 
@@ -198,10 +191,14 @@ def refine(
 
     for stage_index, (name, groups) in enumerate(stages):
         groups = [g for g in groups if g in refined_groups]
+        if name == "B/specimen corrections" and not any(g in groups for g in ("surface_roughness", "absorption")):
+            continue  # no correction to refine: the B stage did this
         note = ""
         try:
             if name == "preferred orientation" and po == "auto" and "preferred_orientation" in groups:
-                x, kept, note = _choose_orientation(model, x, candidates, lower, rwp, "coordinates" in refined_groups)
+                x, kept, note = _choose_orientation(
+                    model, x, candidates, (lower, upper), rwp, "coordinates" in refined_groups
+                )
                 if not kept:
                     refined_groups.discard("preferred_orientation")
                     groups = []
@@ -216,6 +213,7 @@ def refine(
                 shift_tolerance=settings.shift_tolerance,
                 chi2_tolerance=FINAL_CHI2_TOLERANCE if last else STAGE_CHI2_TOLERANCE,
                 lower=lower,
+                upper=upper,
             )
         except SingularMatrixError as singular:
             error = f"stage {name}: {singular}"
@@ -230,7 +228,7 @@ def refine(
     return summarise(model, x, free, tuple(reports), error, direction)
 
 
-def _choose_orientation(model: RietveldModel, x: np.ndarray, candidates, lower, rwp, with_coordinates=True):
+def _choose_orientation(model: RietveldModel, x: np.ndarray, candidates, bounds, rwp, with_coordinates=True):
     """Refine r and the coordinates along every candidate direction; keep the best if significant (module
     docstring).
 
@@ -245,7 +243,9 @@ def _choose_orientation(model: RietveldModel, x: np.ndarray, candidates, lower, 
     free = np.concatenate([index, model.layout.indices("coordinates") if with_coordinates else []]).astype(int)
     for direction in candidates:
         model.set_orientation(direction)
-        result = levenberg_marquardt(model, start, free, max_iterations=PO_TRIAL_ITERATIONS, lower=lower)
+        result = levenberg_marquardt(
+            model, start, free, max_iterations=PO_TRIAL_ITERATIONS, lower=bounds[0], upper=bounds[1]
+        )
         trials.append((result.chi2_history[-1], direction, result.x))
     best_chi2, best_direction, best_x = min(trials, key=lambda t: t[0])
     gain = chi2_random - best_chi2
