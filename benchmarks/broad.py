@@ -1066,7 +1066,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--half", choices=("tune", "report", "both"), default="both", help="run only one half of the sample"
     )
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="run only these structures of the sample: material ids, comma-separated, or @FILE with one per line "
+        "(a rerun of chosen cases; the sample, its patterns and halves are unchanged)",
+    )
     args = parser.parse_args(argv)
+    if args.only is not None:
+        text = Path(args.only[1:]).read_text() if args.only.startswith("@") else args.only.replace(",", "\n")
+        args.only = [line.strip() for line in text.splitlines() if line.strip()]
     sources = args.source.split(",")
     unknown = [s for s in sources if s != "mp" and s not in CIF_SETS]
     if unknown:
@@ -1086,8 +1095,16 @@ def main(argv: list[str] | None = None) -> int:
     entries = sample(args.sources, args.n, args.seed)
     if args.half != "both":
         entries = [entry for entry in entries if entry["half"] == args.half]
+    if args.only is not None:
+        missing = sorted(set(args.only) - {entry["material_id"] for entry in entries})
+        if missing:
+            print(f"--only: not in the sample: {', '.join(missing)}", file=sys.stderr)
+            return 2
+        entries = [entry for entry in entries if entry["material_id"] in set(args.only)]
     print(f"{len(entries)} structures sampled in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     settings = {"n": args.n, "sources": args.sources, "seed": args.seed, "run_seed": args.run_seed, "half": args.half}
+    if args.only is not None:
+        settings["only"] = args.only
     result = run_benchmark(
         entries, mode=args.input, work=args.work, budget=int(args.max_evaluations), wall_limit=args.wall_limit,
         seed=args.seed, run_seed=args.run_seed, json_path=args.json, settings=settings, resume=args.resume,
