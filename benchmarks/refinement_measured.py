@@ -6,11 +6,14 @@ Usage::
 
     python benchmarks/refinement_measured.py [--only corundum,nac,lab6,pbso4,gypsum] [--figures docs/figures]
         [--json benchmarks/results/refinement_measured.json] [--neutral] [--no-dispersion]
+        [--roughness suortti|pitschke] [--absorption MU_R[,held]]
 
 Scattering factors: each site takes the species of its CIF's ``_atom_site_type_symbol`` (NAC: Ca2+, Al3+, Na1+,
 F1-, as GSAS used; corundum: Al3+, O2-; PbSO4 and LaB6: neutral atoms), and anomalous dispersion f', f'' of the
 radiation is on, as in the refinement's defaults. ``--neutral`` takes every site as the neutral atom and
-``--no-dispersion`` leaves f', f'' out; such runs are stored under ``variants`` in the JSON, not over the defaults.
+``--no-dispersion`` leaves f', f'' out; ``--roughness`` refines a surface-roughness correction (Suortti or
+Pitschke) with B, ``--absorption`` a cylinder absorption correction from a μR (refined, or held with ",held")
+(:mod:`gasolve.rietveld.corrections`); such runs are stored under ``variants`` in the JSON, not over the defaults.
 
 Each case starts from the published model; the profile (Caglioti U, V, W, η, zero) comes from gasolve's Le Bail
 fit on the published cell unless one is given (``PROFILES``: the values that fit gives, so that the slow tests in
@@ -86,9 +89,13 @@ def _model(path: Path):
     return structure
 
 
+#: Specimen corrections of the runs (``--roughness``, ``--absorption``); none by default.
+CORRECTIONS: list = []
+
+
 def _settings(settings: RefinementSettings | None, **defaults) -> RefinementSettings:
     settings = settings or RefinementSettings(**defaults)
-    return replace(settings, anomalous_dispersion=SCATTERING["dispersion"])
+    return replace(settings, anomalous_dispersion=SCATTERING["dispersion"], corrections=tuple(CORRECTIONS))
 
 
 def _lab_refinement(start: Path, pattern_file: Path, terms: int, profile, settings):
@@ -325,7 +332,7 @@ def _figures(result, observed, radiation, folder: Path, name: str) -> None:
 
 
 def _summary(result, seconds: float) -> dict:
-    from gasolve.rietveld.report import atom_types
+    from gasolve.rietveld.report import atom_types, specimen_corrections
 
     m = result.metrics
     return {
@@ -335,6 +342,7 @@ def _summary(result, seconds: float) -> dict:
         "n_points": m.n_points, "n_parameters": m.n_parameters, "seconds": seconds,
         "po_direction": result.po_direction, "stages": [(s.name, s.rwp, s.iterations, s.note) for s in result.stages],
         "correlations_above_0.9": result.uncertainties.high_correlations, "error": result.error,
+        "specimen_corrections": specimen_corrections(result),
     }  # fmt: skip
 
 
@@ -345,6 +353,10 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "refinement_measured.json")
     parser.add_argument("--neutral", action="store_true", help="neutral atoms on every site (not the CIF's ions)")
     parser.add_argument("--no-dispersion", action="store_true", help="leave out f', f''")
+    parser.add_argument("--roughness", choices=("suortti", "pitschke"), help="refine a surface-roughness correction")
+    parser.add_argument(
+        "--absorption", metavar="MU_R[,held]", help="cylinder absorption from μR (refined unless ',held')"
+    )
     args = parser.parse_args(argv)
     cases = args.only.split(",")
     args.figures.mkdir(parents=True, exist_ok=True)
@@ -352,8 +364,22 @@ def main(argv=None) -> int:
     if args.json.exists():
         stored = json.loads(args.json.read_text())
     SCATTERING.update(neutral=args.neutral, dispersion=not args.no_dispersion)
+    from gasolve.rietveld.corrections import DEFAULT_START, IntensityCorrection
+
+    labels = []
+    if args.roughness:
+        CORRECTIONS.append(IntensityCorrection(args.roughness, DEFAULT_START[args.roughness]))
+        labels.append(f"{args.roughness} surface roughness")
+    if args.absorption:
+        mu_r, _, held = args.absorption.partition(",")
+        CORRECTIONS.append(IntensityCorrection("cylinder", (float(mu_r),), refine=held != "held"))
+        labels.append(f"cylinder absorption from muR {float(mu_r):g}" + (" held" if held == "held" else " refined"))
     variant = ", ".join(
-        [*(["neutral atoms"] if args.neutral else []), *(["no anomalous dispersion"] if args.no_dispersion else [])]
+        [
+            *(["neutral atoms"] if args.neutral else []),
+            *(["no anomalous dispersion"] if args.no_dispersion else []),
+            *labels,
+        ]
     )
     report = stored.setdefault("variants", {}).setdefault(variant, {}) if variant else stored
     if variant:

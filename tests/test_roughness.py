@@ -17,6 +17,7 @@ from gasolve.errors import InputError
 from gasolve.io.patterns import ObservedPattern
 from gasolve.rietveld import RefinementSettings, RietveldModel, parse_refinement, refine
 from gasolve.rietveld.corrections import (
+    PITSCHKE_C_MAX,
     IntensityCorrection,
     cylinder_absorption,
     pitschke,
@@ -116,7 +117,7 @@ _STAGES = (("B/specimen corrections", ("b_iso", "surface_roughness", "absorption
 
 @pytest.mark.parametrize(
     ("kind", "truth"),
-    [("suortti", (0.35, 0.5)), ("pitschke", (1.2, 0.06)), ("cylinder", (1.5,))],
+    [("suortti", (0.35, 0.5)), ("pitschke", (1.2, 0.035)), ("cylinder", (1.5,))],
 )
 def test_simulated_correction_is_given_back(pbso4, kind, truth):
     correction = IntensityCorrection(kind, truth)
@@ -136,6 +137,25 @@ def test_simulated_correction_is_given_back(pbso4, kind, truth):
     assert np.all(np.abs(b_refined - b_true) < 3 * result.b_esd + 1e-9), (b_refined, result.b_esd)
     summary = refinement_summary(result)["specimen_corrections"][0]
     assert summary["kind"] == kind and all(p["esd"] > 0 for p in summary["parameters"])
+
+
+def test_pitschke_tau_is_bounded_where_the_factor_rises_with_angle(pbso4):
+    """τ <= sin θ_min / 2: over the data u = τ / sin θ <= 1/2, where 1 - c u (1 - u) rises with θ."""
+    pattern = _simulated(pbso4, IntensityCorrection("suortti", (0.0, 0.0)), (0.0, 0.0))
+    model = RietveldModel(
+        pbso4,
+        pattern,
+        RADIATION,
+        PROFILE,
+        background_terms=1,
+        corrections=(IntensityCorrection("pitschke", (3.0, 0.2)),),
+    )
+    _, upper = model.bounds()
+    tau = model.layout.index("SR_tau")
+    assert upper[tau] == pytest.approx(np.sin(np.radians(5.0)) / 2)
+    assert model.x0[tau] == upper[tau]  # a start beyond the bound is put on it
+    factor = pitschke(np.sin(np.radians(pattern.two_theta / 2)), PITSCHKE_C_MAX, upper[tau])[0]
+    assert np.all(np.diff(factor) >= 0) and factor.min() > 0
 
 
 def test_no_roughness_in_the_data_leaves_the_correction_off(pbso4):

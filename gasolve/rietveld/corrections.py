@@ -10,10 +10,11 @@ grains near grazing incidence. Left out, B takes up the depression (too small or
   0 <= p <= 1, q >= 0. q = 0 or p = 1 is no correction.
 - **Pitschke, Hermann & Mattern** (Powder Diffr. 8 (1993) 74): the intensity is multiplied by 1 - P with
   P = P0 + C u (1 - u), u = τ / sin θ, τ the normalised roughness. P0 is the same for every reflection and goes
-  into the scale, which leaves SR(θ) = 1 - c u (1 - u), c = C / (1 - P0). The form holds where u <= 1 (sin θ >= τ;
-  the paper's analysis holds for τ² / sin θ << 1, and gives τ <= 0.3 for real powders); here τ is kept in
-  [0, min(0.3, sin θ_min)] over the reflections of the pattern and c in [0, 4), so that SR stays in (0, 1].
-  c = 0 is no correction.
+  into the scale, which leaves SR(θ) = 1 - c u (1 - u), c = C / (1 - P0). The paper's analysis holds for
+  τ² / sin θ << 1 and gives τ <= 0.3 for real powders. u (1 - u) rises with u only up to u = 1/2: beyond it
+  (sin θ < 2τ) the form would depress the lowest angles less than the next ones, which no rough surface does. τ is
+  therefore kept in [0, min(0.3, sin θ_min / 2)], θ_min the pattern's lowest angle, and c in [0, 4), so that SR is
+  in (0, 1] and rises with θ over the data. c = 0 is no correction.
 
 Cylinder absorption: the transmission factor of a cylinder of radius R fully bathed in the beam, perpendicular to
 the diffraction plane,
@@ -154,12 +155,12 @@ class IntensityCorrection:
         return "absorption" if self.kind == "cylinder" else "surface_roughness"
 
     def bounds(self, sin_theta_min: float) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper bounds of the parameters (module docstring); ``sin_theta_min`` of the lowest
-        reflection of the pattern bounds Pitschke's τ."""
+        """Lower and upper bounds of the parameters (module docstring); sin θ of the pattern's lowest angle,
+        ``sin_theta_min``, bounds Pitschke's τ."""
         if self.kind == "suortti":
             return np.array([0.0, 0.0]), np.array([1.0, SUORTTI_Q_MAX])
         if self.kind == "pitschke":
-            return np.array([0.0, 0.0]), np.array([PITSCHKE_C_MAX, min(PITSCHKE_TAU_MAX, sin_theta_min)])
+            return np.array([0.0, 0.0]), np.array([PITSCHKE_C_MAX, min(PITSCHKE_TAU_MAX, sin_theta_min / 2)])
         return np.array([0.0]), np.array([MU_R_MAX])
 
     def dormant(self, values: np.ndarray) -> np.ndarray:
@@ -181,5 +182,5 @@ class IntensityCorrection:
 
 
 #: Start values when the config gives none: Suortti at p = 0, q = 0 (q acts alone first, p once q > 0);
-#: Pitschke at c = 0 and τ = 0.05 (c acts first); μR 0.
+#: Pitschke at c = 0 and τ = 0.05 or its bound, if lower (c acts first); μR 0.
 DEFAULT_START = {"suortti": (0.0, 0.0), "pitschke": (0.0, 0.05), "cylinder": (0.0,)}

@@ -259,7 +259,7 @@ class RietveldModel:
         x0 = list(self.constraint.coefficients(structure.cell))
         x0 += [start[n] for n in zero_names + self.profile_names] + [1.0] * len(po_names)
         x0 += list(genome.ravel()[self.free_slots]) + list(b0)
-        #: sin θ of the lowest reflection that can reach the data (bounds Pitschke's τ).
+        #: sin θ of the pattern's lowest angle (bounds Pitschke's τ).
         self.sin_theta_min = float(np.sin(np.radians(max(pattern.two_theta[0], 1e-3) / 2)))
         self.correction_lower, self.correction_upper = [], []
         for correction in self.corrections:
