@@ -444,6 +444,58 @@ HYDROGEN_RWP_TOLERANCE = 1.05
 ALIKE_RWP_TOLERANCE = 1.01
 
 
+def exchange_sites(setup: Setup, best):
+    """The refined model with elements exchanged between sites of equal multiplicity where the fit improves
+    (:func:`gasolve.site_exchange.exchange_elements`), and the setup of the Wyckoff positions it then has.
+
+    Returns
+    -------
+    setup : Setup
+        ``setup``, or one whose scorer and ``[structure] wyckoff`` follow the exchanged positions.
+    best : Refinement
+    note : dict or None
+        The exchanges for summary.json; None when no pair of sites could be exchanged.
+    """
+    from gasolve.crystal.origin import origin_fixing_slots
+    from gasolve.crystal.wyckoff import SiteMap
+    from gasolve.refine import refine_coordinates
+    from gasolve.scoring.mapped import MappedScorer
+    from gasolve.site_exchange import candidate_pairs, exchange_elements
+
+    spec, scorer = setup.config.structure, setup.scorer
+    elements = [str(e) for e in scorer.problem.elements]
+    multiplicity = spec.site_map().multiplicity
+    if not candidate_pairs(elements, multiplicity):
+        return setup, best, None
+    positional = spec.wyckoff is not None and not spec.occupancy_correction
+    labels = tuple(spec.wyckoff) if positional else ("general",) * len(elements)
+
+    def scorer_for(new_labels):
+        if not positional or new_labels == labels:
+            return scorer
+        return MappedScorer(scorer.base, SiteMap.from_labels(spec.space_group, list(new_labels)))
+
+    def refine(model_scorer, frac):
+        matrix = None if model_scorer.site_map is None else model_scorer.site_map.matrix
+        held = origin_fixing_slots(spec.space_group, elements, matrix)
+        refined = refine_coordinates(model_scorer, frac, fixed=held)
+        return model_scorer.project(refined.frac[None])[0], refined.rwp_after
+
+    found = exchange_elements(scorer_for, refine, best.frac, labels, elements, multiplicity, best.rwp_after)
+    note = {"tried": found.tried, "exchanges": len(found.exchanges), "rwp_before": best.rwp_after}
+    if not found.exchanges:
+        return setup, best, note
+    note["exchanged_sites"] = [f"{elements[i]}{i + 1}<->{elements[j]}{j + 1}" for i, j in found.exchanges]
+    note["rwp_after"] = found.rwp
+    best = dataclasses.replace(best, frac=found.frac, rwp_after=found.rwp)
+    if positional and found.labels != labels:
+        structure = dataclasses.replace(spec, wyckoff=found.labels)
+        setup = dataclasses.replace(
+            setup, scorer=scorer_for(found.labels), config=dataclasses.replace(setup.config, structure=structure)
+        )
+    return setup, best, note
+
+
 def assign_alike_elements(setup: Setup, best):
     """The refined model with alike elements (O/F, N/O, Mg/Al, ...) on the sites bond valence gives them
     (:func:`gasolve.crystal.bond_valence.best_assignment`), refined again.
@@ -603,6 +655,10 @@ def finish(
     state = record.state
     best, refinements = refine_candidates(setup, record, n=candidates)
     finds = max(independent_finds(setup, record, best.frac), 1)  # the best model was found at least once
+    setup, best, exchanged = exchange_sites(setup, best)
+    if exchanged is not None and exchanged["exchanges"]:
+        finds = 1  # the search found the model before the exchange, not this one
+        config, spec, scorer = setup.config, setup.config.structure, setup.scorer
     best, alike = assign_alike_elements(setup, best)
     best, hydrogens = place_riding_hydrogens(setup, best)
     wyckoff = None
@@ -663,6 +719,7 @@ def finish(
         "undetermined_sites": list(hidden_labels),
         "hydrogen_placement": hydrogens,
         "alike_elements": alike,
+        "site_exchange": exchanged,
         "determined_scattering": share,
         "what_to_try": list(judged.advice) + _alike_advice(alike),
         "independent_finds": finds,

@@ -212,7 +212,14 @@ def write_race_outputs(
         from gasolve.cli.run import rietveld_stage
 
         summary.update(rietveld_stage(result, out))
-    pipeline.write_run(result, out, extra=summary, cif_comments=(f"hypothesis {lane.hypothesis.describe()}",))
+    comments = [f"hypothesis {lane.hypothesis.describe()}"]
+    exchanged = result.summary.get("site_exchange") or {}
+    if exchanged.get("exchanges"):
+        comments.append(
+            f"then sites exchanged ({', '.join(exchanged['exchanged_sites'])}): Rwp {exchanged['rwp_before']:.4f} -> "
+            f"{exchanged['rwp_after']:.4f}"
+        )
+    pipeline.write_run(result, out, extra=summary, cif_comments=tuple(comments))
     write_solution_toml(result, out / "solution.toml", lane.target)
     ranked = [row for row in rows[1:] if row["status"] not in ("failed", "not tried")][:RUNNERS_UP]
     if ranked:
@@ -234,6 +241,8 @@ def write_race_outputs(
 
         print_rietveld(summary)
     print(f"winner: {lane.hypothesis.describe()}")
+    if exchanged.get("exchanges"):
+        print(comments[-1])
     for line in pipeline.verdict_lines(result):
         print(line)
     print(f"outputs in {out}")
