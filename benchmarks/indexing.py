@@ -164,7 +164,8 @@ def fwhm_at(two_theta: np.ndarray, fwhm0: float, growth: float) -> np.ndarray:
 
 
 def simulate(structure, conditions: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """2θ (degrees) and Poisson counts of ``structure`` under ``conditions`` (:func:`draw_conditions`)."""
+    """2θ (degrees) and Poisson counts of ``structure`` under ``conditions`` (:func:`draw_conditions`; an optional
+    ``kbeta`` key adds pymatgen's Cu Kβ1 line at that share of Kα1, none in the benchmark's own patterns)."""
     from pymatgen.analysis.diffraction.xrd import WAVELENGTHS
 
     lo, hi = TWO_THETA_RANGE
@@ -177,6 +178,8 @@ def simulate(structure, conditions: dict, rng: np.random.Generator) -> tuple[np.
         near = np.abs(two_theta - position) < 30 * width
         y[near] += intensity * broad.pseudo_voigt(two_theta[near] - position, width, conditions["eta"])
 
+    if conditions.get("kbeta", 0.0) > 0:  # Cu Kβ at this share of Kα1 (benchmarks/kbeta.py; absent: none)
+        lines.append((WAVELENGTHS["CuKb1"], float(conditions["kbeta"])))
     for wavelength, weight in lines:
         positions, intensities = broad.sticks(structure, wavelength, (max(lo - 2.0, 0.5), min(hi + 2.0, 179.0)))
         for position, intensity in zip(positions + conditions["zero"], intensities, strict=True):

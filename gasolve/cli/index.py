@@ -38,8 +38,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--no-kbeta",
         action="store_true",
-        help="do not take weak lines at the Kβ position of a stronger line for Kβ satellites (they are otherwise "
-        "left out of the indexing lines; only for a laboratory Kα radiation: Cu, Mo, Co, Fe, Cr, Ag ...)",
+        help="take no line for a Kβ satellite (otherwise, with a laboratory Kα radiation whose Kβ the pattern "
+        "shows: Cu, Mo, Co, Fe, Cr, Ag ..., weak lines at the Kβ position of a stronger line are left out of the "
+        "indexing lines)",
     )
     parser.add_argument(
         "--exhaustive",

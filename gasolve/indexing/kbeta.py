@@ -55,17 +55,35 @@ class KBetaSettings:
         the Kα model is less well placed than its esd says. On the corundum pattern (NIST SRM 676a, zero shift
         -0.005° against the certified cell) the satellites of 024 and 116 lie 0.027° and 0.029° below the
         positions that the certified cell gives for Cu Kβ.
+    evidence : float
+        Significance (in esds of the estimate) that the pattern's Kβ/Kα1 ratio, measured at the Kβ positions of
+        its strongest lines (:func:`kbeta_ratio`), must reach before any line is flagged; 0 turns the test off
+        (the position and intensity rule alone, as before). Only applied when the profile is given.
+    n_parents : int
+        Strongest lines whose Kβ positions are measured for that estimate (those whose Kβ window is free of
+        other lines).
+    ratio_spread : float
+        A flagged line's intensity is at most this multiple of the estimated ratio times its parent's
+        (absorption, Lorentz-polarisation and the fitted areas of lines near the detection limit: the two
+        satellites of the measured corundum pattern give 0.002 and 0.005).
     """
 
-    max_ratio: float = 0.3
+    max_ratio: float = 0.45
     n_sigma: float = 3.0
     min_tolerance: float = 0.03
+    evidence: float = 3.0
+    n_parents: int = 8
+    ratio_spread: float = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("max_ratio", "n_sigma", "min_tolerance"):
+        for name in ("max_ratio", "n_sigma", "min_tolerance", "ratio_spread"):
             value = float(getattr(self, name))
             if not (math.isfinite(value) and value > 0):
                 raise InputError(f"Kβ setting {name} must be a positive number, got {value}")
+        if not (math.isfinite(float(self.evidence)) and self.evidence >= 0):
+            raise InputError(f"Kβ setting evidence must be a number >= 0, got {self.evidence}")
+        if int(self.n_parents) < 1:
+            raise InputError(f"Kβ setting n_parents must be at least 1, got {self.n_parents}")
 
 
 def _emission_energy(element: str, names: tuple[str, ...]) -> float:
@@ -151,7 +169,12 @@ def doublet_offset(two_theta: np.ndarray, radiation: Radiation) -> np.ndarray:
     return (positions @ lines[:, 1]) / lines[:, 1].sum() - two_theta
 
 
-def flag_kbeta(peaks: PeakSet, radiation: Radiation, settings: KBetaSettings | None = None) -> PeakSet:
+def flag_kbeta(
+    peaks: PeakSet,
+    radiation: Radiation,
+    settings: KBetaSettings | None = None,
+    profile: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> PeakSet:
     """The peak set with its Kβ satellites flagged (:attr:`gasolve.indexing.peaks.PeakSet.kbeta_of`).
 
     Parameters
@@ -160,6 +183,12 @@ def flag_kbeta(peaks: PeakSet, radiation: Radiation, settings: KBetaSettings | N
     radiation : Radiation
         What the peaks were searched with; a radiation of no laboratory anode flags nothing.
     settings : KBetaSettings, optional
+    profile : (two_theta, net, sigma), each ndarray of shape (n_points,), optional
+        The background-subtracted profile the peaks were found in (degrees, counts, counts). When given (and
+        ``settings.evidence`` > 0), lines are flagged only when the pattern's Kβ/Kα1 ratio measured at the Kβ
+        positions of its strongest lines is significant (:func:`kbeta_ratio`), and only those no stronger than
+        ``ratio_spread`` times that ratio: a weak reflection at the Kβ position of a stronger line is a chance
+        coincidence in a pattern without Kβ (11 of 56 simulated patterns without Kβ had one flagged before).
 
     Returns
     -------
@@ -172,6 +201,25 @@ def flag_kbeta(peaks: PeakSet, radiation: Radiation, settings: KBetaSettings | N
     parent_of = np.full(peaks.n_peaks, np.nan)
     if kbeta is None or peaks.n_peaks < 2:
         return replace(peaks, kbeta_of=parent_of)
+    candidates = _candidates(peaks, radiation, kbeta, settings)
+    if not np.isfinite(candidates).any():
+        return replace(peaks, kbeta_of=parent_of)
+    if profile is None or settings.evidence <= 0:
+        return replace(peaks, kbeta_of=candidates)
+    estimate = kbeta_ratio(peaks, radiation, profile, settings, candidates)
+    if estimate.significance < settings.evidence:
+        return replace(peaks, kbeta_of=parent_of)
+    ceiling = min(settings.max_ratio, settings.ratio_spread * estimate.ratio)
+    for j in np.flatnonzero(np.isfinite(candidates)):
+        parent = int(np.argmin(np.abs(peaks.two_theta - candidates[j])))
+        if peaks.intensity[j] <= ceiling * peaks.intensity[parent]:
+            parent_of[j] = candidates[j]
+    return replace(peaks, kbeta_of=parent_of)
+
+
+def _candidates(peaks: PeakSet, radiation: Radiation, kbeta: float, settings: KBetaSettings) -> np.ndarray:
+    """Each line's would-be parent 2θ (degrees; NaN for none) by position and intensity alone (module docstring)."""
+    parent_of = np.full(peaks.n_peaks, np.nan)
     wavelength = radiation.primary
     position = kbeta_position(peaks.two_theta, wavelength, kbeta)  # where each line's Kβ falls
     offset = doublet_offset(position, radiation)
@@ -191,7 +239,128 @@ def flag_kbeta(peaks: PeakSet, radiation: Radiation, settings: KBetaSettings | N
         near = [i for i, e in zip(near, expected, strict=True) if abs(peaks.two_theta[j] - e) <= tolerance[i]]
         if near:
             parent_of[j] = peaks.two_theta[max(near, key=lambda i: peaks.intensity[i])]
-    return replace(peaks, kbeta_of=parent_of)
+    return parent_of
+
+
+@dataclass(frozen=True)
+class KBetaRatio:
+    """The pattern's Kβ/Kα1 intensity ratio measured at the Kβ positions of its strongest lines.
+
+    Attributes
+    ----------
+    ratio : float
+        Weighted median of the per-line ratios (Kβ area over the parent's primary-line area), the most significant
+        one left out.
+    esd : float
+        Its standard uncertainty: 1.25 times that of the weighted mean (the median's efficiency for normal errors).
+    n_parents : int
+        Lines measured, the one left out included (0 when fewer than two could be: the ratio is then 0).
+    """
+
+    ratio: float
+    esd: float
+    n_parents: int
+
+    @property
+    def significance(self) -> float:
+        """ratio / esd (0 when nothing was measured)."""
+        return self.ratio / self.esd if self.n_parents and self.esd > 0 else 0.0
+
+
+def kbeta_ratio(
+    peaks: PeakSet,
+    radiation: Radiation,
+    profile: tuple[np.ndarray, np.ndarray, np.ndarray],
+    settings: KBetaSettings | None = None,
+    candidates: np.ndarray | None = None,
+) -> KBetaRatio:
+    """Kβ/Kα1 ratio of a pattern, measured where the Kβ lines of its strongest lines must lie.
+
+    A tube's Kβ line goes with every reflection at one ratio (changed by tens of per cent by absorption and the
+    Lorentz-polarisation factor), so a real satellite comes with satellites of the other strong lines, most of
+    them too weak to be found by the peak search on their own but measurable where they must lie. At the Kβ
+    position of each of the ``n_parents`` strongest lines (not themselves possible satellites, whose window of
+    2.5 FWHM either side lies in the pattern, with no other line's component within a FWHM of the position, save
+    lines that may be that line's satellite), the area of a single pseudo-Voigt line (the parent's FWHM,
+    η = 0.5) is fitted by weighted linear least squares with a constant, a slope and the other lines whose tails
+    reach into the window (at their found positions and widths, free areas); its esd is scaled by √χ²_ν when that
+    exceeds 1. The line whose ratio is the most significant is then left out (a reflection of the sample's own at
+    the Kβ position of the strongest line, which weighs most, must not make the evidence alone: simulated BiPd2Pb
+    has one at 0.005 times its parent), and the ratio is the weighted median of the others' area / parent
+    intensity (weights 1/esd²), robust to further such reflections.
+
+    Parameters
+    ----------
+    peaks : PeakSet
+    radiation : Radiation
+        A laboratory radiation (:func:`kbeta_wavelength`); otherwise nothing is measured.
+    profile : (two_theta, net, sigma), each ndarray of shape (n_points,)
+        Background-subtracted profile (degrees, counts, counts).
+    settings : KBetaSettings, optional
+    candidates : ndarray, shape (n_peaks,), optional
+        Each line's would-be parent 2θ by position alone (NaN for none); such lines may lie in their parent's
+        window. Computed when not given.
+
+    Returns
+    -------
+    KBetaRatio
+    """
+    from gasolve.diffraction.profile import pseudo_voigt
+    from gasolve.indexing.peaks import _component_positions, _line_ratios
+
+    settings = settings or KBetaSettings()
+    kbeta = kbeta_wavelength(radiation)
+    if kbeta is None or peaks.n_peaks == 0:
+        return KBetaRatio(0.0, math.inf, 0)
+    if candidates is None:
+        candidates = _candidates(peaks, radiation, kbeta, settings)
+    t, net, sigma = (np.asarray(a, dtype=float) for a in profile)
+    position = kbeta_position(peaks.two_theta, radiation.primary, kbeta)
+    line_ratios, line_weights = _line_ratios(radiation)
+    components = _component_positions(peaks.two_theta, line_ratios)[0]  # (n_peaks, n_lines)
+    ratios, esds = [], []
+    for i in np.argsort(-peaks.intensity, kind="stable"):
+        if len(ratios) >= settings.n_parents:
+            break
+        x, width = float(position[i]), float(peaks.fwhm[i])
+        half = 2.5 * width
+        # A line that may itself be a satellite has none of its own.
+        if np.isfinite(candidates[i]) or not np.isfinite(x) or x - half < t[0] or x + half > t[-1]:
+            continue
+        own = np.isclose(candidates, peaks.two_theta[i])  # lines that may be this line's satellite
+        distance = np.abs(components - x)
+        if ((distance < np.maximum(width, peaks.fwhm[:, None])).any(axis=1) & ~own).any():
+            continue  # another line on the position: the satellite cannot be measured
+        inside = np.abs(t - x) <= half
+        if np.count_nonzero(inside) < 8:
+            continue
+        # Lines whose tails reach into the window are fitted with it (their positions and widths as found).
+        near = np.flatnonzero((distance < half + 3.0 * peaks.fwhm[:, None]).any(axis=1) & ~own)
+        columns = [np.ones(np.count_nonzero(inside)), t[inside] - x, pseudo_voigt(t[inside] - x, width, 0.5)]
+        for k in near:
+            offsets = t[inside][:, None] - components[k][None, :]
+            columns.append(pseudo_voigt(offsets, peaks.fwhm[k], 0.5) @ line_weights)
+        design = np.column_stack(columns)
+        weight = 1.0 / sigma[inside]
+        solution, residual, rank, _ = np.linalg.lstsq(design * weight[:, None], net[inside] * weight, rcond=None)
+        if rank < design.shape[1]:
+            continue
+        dof = max(len(weight) - design.shape[1], 1)
+        chi2 = float(residual[0]) / dof if len(residual) else 1.0
+        covariance = np.linalg.inv((design * weight[:, None]).T @ (design * weight[:, None])) * max(chi2, 1.0)
+        ratios.append(solution[2] / peaks.intensity[i])
+        esds.append(math.sqrt(covariance[2, 2]) / peaks.intensity[i])
+    if len(ratios) < 2:
+        return KBetaRatio(0.0, math.inf, 0)
+    # Without the line that speaks most for Kβ: one reflection of the sample's own at one Kβ position, that of the
+    # strongest line, which weighs most, is not evidence enough.
+    ratios, esds = np.array(ratios), np.array(esds)
+    keep = np.arange(len(ratios)) != int(np.argmax(ratios / esds))
+    ratios, weights = ratios[keep], 1.0 / esds[keep] ** 2
+    order = np.argsort(ratios)
+    cumulative = np.cumsum(weights[order])
+    median = float(ratios[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+    return KBetaRatio(median, 1.25 / math.sqrt(float(weights.sum())), len(ratios) + 1)
 
 
 def fitted_position(two_theta: float, fwhm: float, radiation: Radiation, eta: float = 0.5) -> float:

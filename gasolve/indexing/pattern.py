@@ -273,6 +273,10 @@ def index_pattern(
 ) -> IndexingResult:
     """Candidate unit cells of a measured pattern, best first.
 
+    Lines taken for Kβ satellites (:mod:`gasolve.indexing.kbeta`) are left out of the indexing lines; when no cell
+    then convinces (M20 >= ``convincing_m20``), the lines are indexed again with them in and the better first cell
+    is kept (a note says which), so that a reflection wrongly taken for a satellite cannot cost the cell.
+
     Parameters
     ----------
     pattern : ObservedPattern
@@ -292,6 +296,31 @@ def index_pattern(
     """
     settings = settings or IndexingSettings()
     peaks = search_peaks(pattern, radiation, settings.peak_search)
+    if not peaks.kbeta.any():
+        return _index_peaks(pattern, radiation, settings, peaks)
+    # A line wrongly taken for a Kβ satellite must not cost the cell: when nothing convinces with the satellites
+    # left out (or too few lines are left), the lines are indexed again with them in, and the better first cell
+    # (by M20 with its unindexed lines counted) wins.
+    try:
+        result = _index_peaks(pattern, radiation, settings, peaks)
+    except InputError:
+        result = None
+    if result is not None and result.candidates and result.candidates[0].solution.m20 >= settings.convincing_m20:
+        return result
+    started = time.perf_counter()
+    again = _index_peaks(pattern, radiation, settings, replace(peaks, kbeta_of=np.full(peaks.n_peaks, np.nan)))
+    seconds = time.perf_counter() - started
+    merit = [r.candidates[0].solution.merit if r is not None and r.candidates else -np.inf for r in (result, again)]
+    kept = again if merit[1] > merit[0] else result
+    note = (
+        f"no convincing cell with the {int(peaks.kbeta.sum())} lines taken for Kβ left out: indexed again with them in "
+        f"({seconds:.0f} s), {'which' if kept is again else 'which did not'} gave the better first cell"
+    )
+    return replace(kept, notes=(*kept.notes, note))
+
+
+def _index_peaks(pattern: ObservedPattern, radiation: Radiation, settings: IndexingSettings, peaks) -> IndexingResult:
+    """:func:`index_pattern` on the lines of ``peaks``, those flagged as Kβ satellites left out."""
     minimum = 8
     # Lines taken for Kβ satellites (gasolve.indexing.kbeta) stay out of the indexing lines.
     usable = np.flatnonzero(~peaks.kbeta)

@@ -489,7 +489,7 @@ def search_peaks(pattern: ObservedPattern, radiation: Radiation, settings: PeakS
         fitted["area"][significant],
         fitted["fwhm"][significant],
     )
-    return peaks if settings.kbeta is None else flag_kbeta(peaks, radiation, settings.kbeta)
+    return peaks if settings.kbeta is None else flag_kbeta(peaks, radiation, settings.kbeta, (t, net, sigma))
 
 
 def _empty() -> PeakSet:
