@@ -64,8 +64,9 @@ class KBetaSettings:
         other lines).
     ratio_spread : float
         A flagged line's intensity is at most this multiple of the estimated ratio times its parent's
-        (absorption, Lorentz-polarisation and the fitted areas of lines near the detection limit: the two
-        satellites of the measured corundum pattern give 0.002 and 0.005).
+        (absorption, Lorentz-polarisation and the fitted areas of lines near the detection limit, which come out
+        high: the two satellites of the measured corundum pattern give 0.002 and 0.005 against an estimate of
+        0.0036, one of a simulated pattern with Kβ at 0.004 of Kα1 0.008 against 0.004).
     """
 
     max_ratio: float = 0.45
@@ -73,7 +74,7 @@ class KBetaSettings:
     min_tolerance: float = 0.03
     evidence: float = 3.0
     n_parents: int = 8
-    ratio_spread: float = 2.0
+    ratio_spread: float = 3.0
 
     def __post_init__(self) -> None:
         for name in ("max_ratio", "n_sigma", "min_tolerance", "ratio_spread"):
@@ -283,11 +284,13 @@ def kbeta_ratio(
     2.5 FWHM either side lies in the pattern, with no other line's component within a FWHM of the position, save
     lines that may be that line's satellite), the area of a single pseudo-Voigt line (the parent's FWHM,
     η = 0.5) is fitted by weighted linear least squares with a constant, a slope and the other lines whose tails
-    reach into the window (at their found positions and widths, free areas); its esd is scaled by √χ²_ν when that
-    exceeds 1. The line whose ratio is the most significant is then left out (a reflection of the sample's own at
-    the Kβ position of the strongest line, which weighs most, must not make the evidence alone: simulated BiPd2Pb
-    has one at 0.005 times its parent), and the ratio is the weighted median of the others' area / parent
-    intensity (weights 1/esd²), robust to further such reflections.
+    reach into the window (at their found positions and widths, free areas). The line whose ratio is the most
+    significant (its esd scaled by √χ²_ν when that exceeds 1) is then left out: a reflection of the sample's own
+    at the Kβ position of the strongest line, which weighs most, must not make the evidence alone (simulated
+    BiPd2Pb has one at 0.005 times its parent). The ratio is the weighted median of the others' area / parent
+    intensity, weighted by the counting statistics alone (a strong satellite fitted with the parent's width and a
+    fixed shape leaves χ²_ν well above 1, which must not hand the median to the windows without one), robust to
+    further such reflections; its esd comes from the scaled esds.
 
     Parameters
     ----------
@@ -347,20 +350,23 @@ def kbeta_ratio(
             continue
         dof = max(len(weight) - design.shape[1], 1)
         chi2 = float(residual[0]) / dof if len(residual) else 1.0
-        covariance = np.linalg.inv((design * weight[:, None]).T @ (design * weight[:, None])) * max(chi2, 1.0)
+        counting = math.sqrt(np.linalg.inv((design * weight[:, None]).T @ (design * weight[:, None]))[2, 2])
         ratios.append(solution[2] / peaks.intensity[i])
-        esds.append(math.sqrt(covariance[2, 2]) / peaks.intensity[i])
+        esds.append((counting / peaks.intensity[i], counting * math.sqrt(max(chi2, 1.0)) / peaks.intensity[i]))
     if len(ratios) < 2:
         return KBetaRatio(0.0, math.inf, 0)
     # Without the line that speaks most for Kβ: one reflection of the sample's own at one Kβ position, that of the
     # strongest line, which weighs most, is not evidence enough.
     ratios, esds = np.array(ratios), np.array(esds)
-    keep = np.arange(len(ratios)) != int(np.argmax(ratios / esds))
-    ratios, weights = ratios[keep], 1.0 / esds[keep] ** 2
+    keep = np.arange(len(ratios)) != int(np.argmax(ratios / esds[:, 1]))
+    ratios, esds = ratios[keep], esds[keep]
+    # Median weights from the counting statistics alone: a strong satellite fitted with the parent's width and a
+    # fixed shape leaves a χ² well above 1, which must not hand the median to the windows without one.
+    weights = 1.0 / esds[:, 0] ** 2
     order = np.argsort(ratios)
     cumulative = np.cumsum(weights[order])
     median = float(ratios[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
-    return KBetaRatio(median, 1.25 / math.sqrt(float(weights.sum())), len(ratios) + 1)
+    return KBetaRatio(median, 1.25 / math.sqrt(float(np.sum(1.0 / esds[:, 1] ** 2))), len(ratios) + 1)
 
 
 def fitted_position(two_theta: float, fwhm: float, radiation: Radiation, eta: float = 0.5) -> float:
