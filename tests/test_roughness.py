@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import gemmi
 import numpy as np
 import pytest
 
@@ -23,7 +24,7 @@ from gasolve.rietveld.corrections import (
     pitschke,
     suortti,
 )
-from gasolve.rietveld.report import refinement_summary
+from gasolve.rietveld.report import format_refined_cif, parameter_table, refinement_summary
 from gasolve.rietveld.settings import refinement_table
 from tests.conftest import shared_path
 
@@ -137,6 +138,11 @@ def test_simulated_correction_is_given_back(pbso4, kind, truth):
     assert np.all(np.abs(b_refined - b_true) < 3 * result.b_esd + 1e-9), (b_refined, result.b_esd)
     summary = refinement_summary(result)["specimen_corrections"][0]
     assert summary["kind"] == kind and all(p["esd"] > 0 for p in summary["parameters"])
+    block = gemmi.cif.read_string(format_refined_cif(result)).sole_block()
+    assert block.find_value("_exptl_absorpt_correction_type") == ("cylinder" if kind == "cylinder" else "none")
+    details = gemmi.cif.as_string(block.find_value("_pd_proc_ls_special_details"))
+    assert all(f"{name} = " in details for name in correction.names)
+    assert "specimen correction: " in parameter_table(result)
 
 
 def test_pitschke_tau_is_bounded_where_the_factor_rises_with_angle(pbso4):
