@@ -33,6 +33,7 @@ from gasolve.indexing.lattice import calculated_q
 from gasolve.indexing.peaks import PeakSearchSettings, search_peaks
 from gasolve.indexing.solutions import SMALLER, SYMMETRY_RANK, IndexingSolution, index_lines, rank_solutions
 from gasolve.indexing.systems import SYSTEMS
+from gasolve.indexing.zero import order_zeros
 from gasolve.io.patterns import ObservedPattern
 
 #: Holohedral symmorphic group of each Bravais lattice: the Pawley check needs only the lattice's extinctions.
@@ -108,6 +109,10 @@ class IndexingSettings:
     triclinic_max_volume, triclinic_budget : float
         Largest triclinic cell volume (Å³) and the seconds the triclinic search may take (over all zero shifts);
         a search cut by the budget says so in the notes.
+    triclinic_zero_order : bool
+        When no sound cell gives the triclinic search its zero, try the grid's zeros in the order of the support
+        that the lines' order pairs give them (:func:`gasolve.indexing.zero.order_zeros`) instead of 0, +step,
+        -step, ...: the triclinic search does not refine the zero, and its budget is usually spent at the first.
     systems : tuple of str
     """
 
@@ -129,6 +134,7 @@ class IndexingSettings:
     exhaustive: bool = False
     triclinic_max_volume: float = 1000.0
     triclinic_budget: float = 120.0
+    triclinic_zero_order: bool = True
     systems: tuple[str, ...] = SYSTEMS
     peak_search: PeakSearchSettings = field(default_factory=PeakSearchSettings)
 
@@ -534,9 +540,16 @@ def _triclinic(
     limit = min([s.primitive_volume * 1.02 for s in sound], default=settings.max_volume)
     max_volume = min(limit, settings.max_volume, settings.triclinic_max_volume)
     zeros = list(zero_grid(settings.zero_step, settings.max_zero))
+    notes: list[str] = []
     if sound:
         zeros = [max(((z, s) for z, s in first_pass if s.m20 >= settings.min_m20), key=lambda x: x[1].m20)[0]]
-    notes: list[str] = []
+    elif settings.triclinic_zero_order:
+        ordered, support = order_zeros(peaks.two_theta[order], np.array(zeros))
+        zeros = list(ordered)
+        notes.append(
+            "triclinic zero shifts in the order of their order-pair support: "
+            + ", ".join(f"{z:+.2f}° ({n})" for z, n in zip(ordered, support, strict=True))
+        )
     deadline = time.monotonic() + settings.triclinic_budget
     by_zero = list(by_zero)
     for i, zero in enumerate(zeros):
