@@ -9,12 +9,12 @@ was not among the 24 assignments the prior ranked highest (564 exist).
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from simulated import simulated_config
 
 from gasolve.hypotheses import race
 from gasolve.hypotheses.hypothesis import Hypothesis
@@ -29,42 +29,20 @@ TRUE_SITES = {"Ba": ((0.0, 0.0, 0.274429),), "Ti": ((0.5, 0.5, 0.5),), "O": ((0.
 @pytest.fixture(scope="module")
 def ba2tio4(tmp_path_factory):
     """Scorer of the hypothesis Ba 2g, Ti 1d, O 4i (O wrong) on the simulated pattern, and its composition spec."""
-    sys.path.insert(0, str(REPO))
-    from pymatgen.core import Lattice, Structure
-
-    from benchmarks.broad import simulate_pattern, write_xye
     from gasolve import pipeline
     from gasolve.config import load_run_config
 
-    species, coords = [], []
-    for element, points in TRUE_SITES.items():
-        for point in points:
-            species.append(element)
-            coords.append(point)
-    reference = Structure.from_spacegroup(123, Lattice.from_parameters(*CELL), species, coords)
-    two_theta, y = simulate_pattern(reference, np.random.default_rng(0), fwhm=0.09)
-    folder = tmp_path_factory.mktemp("ba2tio4")
-    write_xye(folder / "pattern.xye", two_theta, y, "Ba2TiO4 mp-36194: pymatgen CuKa1, pV 0.09, Poisson")
-    text = f"""[structure]
-name = "Ba2TiO4"
-cell = {list(CELL)}
-space_group = 123
-{{structure}}
-[pattern]
-file = "pattern.xye"
-wavelength = "CuKa1"
-range = [5.0, 80.0]
-
-[pattern.profile]
-fwhm = 0.09
-eta = 0.5
-"""
-    (folder / "wrong.toml").write_text(
-        text.format(structure='sites = ["Ba", "Ti", "O"]\nwyckoff = ["2g", "1d", "4i"]'), encoding="utf-8"
+    sites = [(element, point) for element, points in TRUE_SITES.items() for point in points]
+    configs = simulated_config(
+        tmp_path_factory.mktemp("ba2tio4"),
+        "Ba2TiO4",
+        123,
+        CELL,
+        sites,
+        {"wrong": 'sites = ["Ba", "Ti", "O"]\nwyckoff = ["2g", "1d", "4i"]', "composition": 'composition = "Ba2TiO4"'},
     )
-    (folder / "composition.toml").write_text(text.format(structure='composition = "Ba2TiO4"'), encoding="utf-8")
-    scorer = pipeline.prepare(load_run_config(folder / "wrong.toml")).scorer
-    spec = load_run_config(folder / "composition.toml").structure
+    scorer = pipeline.prepare(load_run_config(configs["wrong"])).scorer
+    spec = load_run_config(configs["composition"]).structure
     return scorer, spec
 
 
@@ -188,38 +166,21 @@ def li2moo3(tmp_path_factory):
     """Scorer of the general route (Li, Li, Mo, O, O, O on 2i, occupancy correction) on the simulated pattern of
     Li2MoO3, and its composition spec. The route cannot hold Li on 2i + 1f + 1e: in the broad benchmark its run
     ended with Li on 2i and 1f, one Li short, at χ² 1.39 (noise level 1.01), and the race stopped on it."""
-    sys.path.insert(0, str(REPO))
-    from pymatgen.core import Lattice, Structure
-
-    from benchmarks.broad import simulate_pattern, write_xye
     from gasolve import pipeline
     from gasolve.config import load_run_config
 
-    species = [element for element, _ in LI2MOO3_SITES]
-    coords = [point for _, point in LI2MOO3_SITES]
-    reference = Structure.from_spacegroup(2, Lattice.from_parameters(*LI2MOO3_CELL), species, coords)
-    two_theta, y = simulate_pattern(reference, np.random.default_rng(0), fwhm=0.08)
-    folder = tmp_path_factory.mktemp("li2moo3")
-    write_xye(folder / "pattern.xye", two_theta, y, "Li2MoO3 mp-694855: pymatgen CuKa1, pV 0.08, Poisson")
-    text = f"""[structure]
-name = "Li2MoO3"
-cell = {list(LI2MOO3_CELL)}
-space_group = 2
-{{structure}}
-[pattern]
-file = "pattern.xye"
-wavelength = "CuKa1"
-range = [5.0, 80.0]
-
-[pattern.profile]
-fwhm = 0.08
-eta = 0.5
-"""
     general = 'sites = ["Li", "Li", "Mo", "O", "O", "O"]\noccupancy_correction = true'
-    (folder / "general.toml").write_text(text.format(structure=general), encoding="utf-8")
-    (folder / "composition.toml").write_text(text.format(structure='composition = "Li2MoO3"'), encoding="utf-8")
-    scorer = pipeline.prepare(load_run_config(folder / "general.toml")).scorer
-    spec = load_run_config(folder / "composition.toml").structure
+    configs = simulated_config(
+        tmp_path_factory.mktemp("li2moo3"),
+        "Li2MoO3",
+        2,
+        LI2MOO3_CELL,
+        list(LI2MOO3_SITES),
+        {"general": general, "composition": 'composition = "Li2MoO3"'},
+        fwhm=0.08,
+    )
+    scorer = pipeline.prepare(load_run_config(configs["general"])).scorer
+    spec = load_run_config(configs["composition"]).structure
     return scorer, spec
 
 

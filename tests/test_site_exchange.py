@@ -7,11 +7,11 @@ repair it. Its pattern is simulated with pymatgen.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from simulated import simulated_config
 
 from gasolve.site_exchange import candidate_pairs, exchange_elements
 
@@ -78,44 +78,22 @@ def test_exchanges_are_kept_while_the_fit_improves_enough():
 @pytest.fixture(scope="module")
 def wrong_setup(tmp_path_factory):
     """The setup of the model with Ti (2a) and Co (2b) exchanged, and its coordinates (the truth's, exchanged)."""
-    sys.path.insert(0, str(REPO))
-    from pymatgen.core import Lattice, Structure
-
-    from benchmarks.broad import simulate_pattern, write_xye
     from gasolve import pipeline
     from gasolve.config import load_run_config
 
-    reference = Structure.from_spacegroup(
-        "C2", Lattice.from_parameters(*CELL), [e for e, _, _ in SITES], [x for _, _, x in SITES]
-    )
-    two_theta, y = simulate_pattern(reference, np.random.default_rng(0), fwhm=0.08)
-    folder = tmp_path_factory.mktemp("li2tico2o5")
-    write_xye(folder / "pattern.xye", two_theta, y, "Li2TiCo2O5 mp-769646: pymatgen CuKa1, pV 0.08, Poisson")
     order = list(range(len(SITES)))
     order[TI], order[CO] = CO, TI
     labels = [SITES[k][1] for k in order]
-    frac = np.array([SITES[k][2] for k in order])
-    (folder / "run.toml").write_text(
-        f"""[structure]
-name = "Li2TiCo2O5"
-cell = {list(CELL)}
-space_group = 5
-b_iso = 1.0
-sites = {[e for e, _, _ in SITES]}
-wyckoff = {labels}
-
-[pattern]
-file = "pattern.xye"
-wavelength = "CuKa1"
-range = [5.0, 80.0]
-
-[pattern.profile]
-fwhm = 0.08
-eta = 0.5
-""",
-        encoding="utf-8",
+    configs = simulated_config(
+        tmp_path_factory.mktemp("li2tico2o5"),
+        "Li2TiCo2O5",
+        "C2",
+        CELL,
+        [(e, x) for e, _, x in SITES],
+        {"run": f"sites = {[e for e, _, _ in SITES]}\nwyckoff = {labels}"},
+        fwhm=0.08,
     )
-    return pipeline.prepare(load_run_config(folder / "run.toml")), frac
+    return pipeline.prepare(load_run_config(configs["run"])), np.array([SITES[k][2] for k in order])
 
 
 def test_the_exchange_repairs_a_model_with_two_elements_on_each_others_sites(wrong_setup):
