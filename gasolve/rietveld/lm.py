@@ -160,7 +160,8 @@ def levenberg_marquardt(
         normal = jacobian.T @ jacobian
         gradient = jacobian.T @ residual
         diagonal = np.diag(normal).copy()
-        esd = np.sqrt(np.diag(np.linalg.pinv(normal)) * chi2 / dof)
+        # rounding can leave a tiny negative diagonal when parameters are almost degenerate (roughness with B)
+        esd = np.sqrt(np.maximum(np.diag(np.linalg.pinv(normal)), 0.0) * chi2 / dof)
         accepted = False
         while lam < 1e10:
             step = np.linalg.solve(normal + lam * np.diag(diagonal), gradient)

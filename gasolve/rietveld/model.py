@@ -11,15 +11,18 @@ f = f0 + f' + i f'': f0 of the neutral atom (IT92) or, for a site whose species 
 radiation. With f'' the Friedel mates differ in a non-centrosymmetric structure, and a powder line holds both:
 I = (|F(h)|² + |F(-h)|²)/2, with F(-h) = Σ_j f_j T_j Σ_ops e^{-2πi(hRx + ht)} (the same f_j, not its conjugate).
 I = |F|² times the March-Dollase
-correction of :mod:`gasolve.rietveld.orientation` when a preferred-orientation direction is given. Restraints
+correction of :mod:`gasolve.rietveld.orientation` when a preferred-orientation direction is given, and times the
+specimen corrections of :mod:`gasolve.rietveld.corrections` (surface roughness, cylinder absorption: a factor of
+each reflection's Bragg angle at the first emission line's wavelength) when the settings give any. Restraints
 (:mod:`gasolve.rietveld.restraints`) add their squared residuals to χ². H sites ride on their parents
 (:mod:`gasolve.rietveld.riding`): their coordinates and B follow the parent's, and the parent's derivatives carry
 theirs.
 
-Derivatives of the peak part P I: analytic for the coordinates, B and the March-Dollase r
+Derivatives of the peak part P I: analytic for the coordinates, B, the March-Dollase r and the specimen corrections
 (∂I/∂x = 2 Re(F* ∂F/∂x) P_MD with ∂F/∂x = 2πi f h R e^{2πi(hRx + ht)}, ∂F/∂B = -s² f e^{...}; with f'' the
 mean of that over h and -h;
-∂I/∂r = |F|² ∂P_MD/∂r), central differences for the cell, zero shift and profile, which move the peaks.
+∂I/∂r = |F|² ∂P_MD/∂r, and of a correction's parameter |F|² P_MD ∂K/∂p), central differences for the cell, zero
+shift and profile, which move the peaks (and, through the Bragg angles, the corrections).
 Restraint derivatives: central differences (cheap: no pattern).
 
 Known limit: the engine cuts each peak at ``cutoff`` FWHM without tapering, so χ² jumps a little whenever a
