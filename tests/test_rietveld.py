@@ -83,7 +83,9 @@ def test_derivatives_match_finite_differences(pbso4, group):
     for column, j in enumerate(free):
         # an independent estimate: a 4-point (O(h⁴)) central difference with twice the model's step
         reference = peak_derivative_4point(model, x, j)
-        tolerance = 1e-5 if group in ("coordinates", "b_iso", "preferred_orientation", *_CORRECTIONS) else 0.03
+        # cell, zero, profile: the difference crosses the engine's window edges (tests/test_rietveld_shape.py checks
+        # them tightly with small steps)
+        tolerance = 1e-5 if group in ("coordinates", "b_iso", "preferred_orientation", *_CORRECTIONS) else 0.1
         error = np.linalg.norm(derivative[:, column] - reference) / np.linalg.norm(reference)
         assert error < tolerance, (model.layout.names[j], error)
 

@@ -21,8 +21,10 @@ theirs.
 Derivatives of the peak part P I: analytic for the coordinates, B, the March-Dollase r and the specimen corrections
 (∂I/∂x = 2 Re(F* ∂F/∂x) P_MD with ∂F/∂x = 2πi f h R e^{2πi(hRx + ht)}, ∂F/∂B = -s² f e^{...}; with f'' the
 mean of that over h and -h;
-∂I/∂r = |F|² ∂P_MD/∂r, and of a correction's parameter |F|² P_MD ∂K/∂p), central differences for the cell, zero
-shift and profile, which move the peaks (and, through the Bragg angles, the corrections).
+∂I/∂r = |F|² ∂P_MD/∂r, and of a correction's parameter |F|² P_MD ∂K/∂p). Those of the cell, zero
+shift and profile, which move the peaks: analytic too (:mod:`gasolve.rietveld.shape_jacobian`: one pass over P's
+entries gives P and its derivatives), with the intensities' share of a cell derivative (form factors, B and the
+corrections through d) by central differences of I alone.
 Restraint derivatives: central differences (cheap: no pattern).
 
 Known limit: the engine cuts each peak at ``cutoff`` FWHM without tapering, so χ² jumps a little whenever a
@@ -58,6 +60,7 @@ from gasolve.rietveld.orientation import cos2_to_direction, equivalent_reflectio
 from gasolve.rietveld.parameters import ParameterLayout
 from gasolve.rietveld.restraints import RestraintSet
 from gasolve.rietveld.riding import carry_derivatives, find_riding, ride
+from gasolve.rietveld.shape_jacobian import peak_shape_jacobian
 from gasolve.scoring.problem import d_spacing_limits, symmetry_terms
 
 _AXES = "xyz"
@@ -592,8 +595,8 @@ class RietveldModel:
     def peak_derivatives(self, x: np.ndarray, free: np.ndarray) -> np.ndarray:
         """∂(P I)/∂x_j for the parameters ``free`` (indices), shape (n_points, len(free)).
 
-        Coordinates, B, r_PO and the specimen corrections analytic (P ∂I/∂x); cell, zero and profile by central
-        differences of P I.
+        Coordinates, B, r_PO and the specimen corrections analytic (P ∂I/∂x); cell, zero and profile from
+        :meth:`shape_derivatives`.
         """
         free = np.asarray(free, dtype=int)
         out = np.zeros((self.pattern.n_points, len(free)))
@@ -604,29 +607,53 @@ class RietveldModel:
             where = {int(p): k for k, p in enumerate(structural)}
             picked = columns[:, [where[int(p)] for p in free[analytic]]]
             out[:, analytic] = np.asarray(self.peak_matrix(x) @ picked)
-        steps = self.layout.steps(x)
-        numeric = np.flatnonzero(~analytic)
-        centre = self.peaks(x) if len(numeric) else None  # once: each shifted vector below rebuilds P
-        for column in numeric:
-            j = free[column]
-            plus, minus = x.copy(), x.copy()
-            plus[j] += steps[j]
-            minus[j] -= steps[j]
-            try:
-                upper = self.peaks(plus)
-            except InputError:  # at the edge of the valid profiles (η near 0 or 1): one-sided
-                upper, plus = centre, x
-            try:
-                lower = self.peaks(minus)
-            except InputError:
-                lower, minus = centre, x
-            width = plus[j] - minus[j]
-            out[:, column] = (upper - lower) / width if width > 0 else 0.0  # both sides invalid: no information
+        shape = np.flatnonzero(~analytic)
+        if len(shape):
+            out[:, shape] = self.shape_derivatives(x, free[shape])
+        return out
+
+    def shape_derivatives(self, x: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """∂(P I)/∂x_j for cell, zero and profile entries ``indices``, shape (n_points, len(indices)).
+
+        ∂P/∂x_j I analytic, from one pass over P's entries (:func:`gasolve.rietveld.shape_jacobian.
+        peak_shape_jacobian`); for the cell, plus P ∂I/∂g_j, the intensities' own dependence on the cell (form
+        factors, B, corrections and March-Dollase through d and the metric) by central differences of I alone
+        (no peak matrix).
+        """
+        indices = np.asarray(indices, dtype=int)
+        reflections = self.reflections(x)
+        profile = self.profile(x)
+        near = self._near_the_data(reflections, profile)
+        cell_columns = [c for c, j in enumerate(indices) if j in self._cell_idx]
+        other_columns = [c for c in range(len(indices)) if c not in cell_columns]
+        basis = self.constraint.basis[[int(np.flatnonzero(self._cell_idx == indices[c])[0]) for c in cell_columns]]
+        hkl = self.hkl[near].astype(float)
+        cell_gradient = np.einsum("ni,jik,nk->nj", hkl, basis, hkl)  # ∂(1/d²)/∂g_j: the metric is linear in g
+        names = tuple(self.layout.names[indices[c]] for c in other_columns)
+        jacobian = peak_shape_jacobian(
+            self.pattern.two_theta, reflections.subset(near), self.radiation, profile, cell_gradient, names
+        )
+        intensities = self.intensities(x)
+        moved = jacobian.apply(intensities[near])
+        out = np.empty((self.pattern.n_points, len(indices)))
+        out[:, cell_columns + other_columns] = moved
+        if cell_columns:
+            matrix = self.peak_matrix(x)
+            for c in cell_columns:
+                j = indices[c]
+                h = INTENSITY_CELL_STEP * max(abs(float(x[j])), 1e-6)
+                plus, minus = x.copy(), x.copy()
+                plus[j] += h
+                minus[j] -= h
+                d_intensity = (self.intensities(plus) - self.intensities(minus)) / (2.0 * h)
+                out[:, c] += np.asarray(matrix @ d_intensity).ravel()
         return out
 
 
 #: Peak matrices kept by :meth:`RietveldModel.peak_matrix`.
 PEAK_CACHE_SIZE = 4
+#: Relative step of the central differences of the intensities in a cell coefficient (:meth:`shape_derivatives`).
+INTENSITY_CELL_STEP = 1e-5
 
 _PROFILE_KEYS = ("U", "V", "W", "eta", "eta_slope", "axial", "P1", "P2", "zero", "displacement")
 

@@ -29,6 +29,7 @@ from gasolve.rietveld.model import RietveldModel
 from gasolve.rietveld.orientation import distinct_directions
 from gasolve.rietveld.riding import RidingHydrogen
 from gasolve.rietveld.settings import GROUPS, RefinementSettings
+from gasolve.threads import blas_single_thread
 
 #: The default program: (stage name, parameter groups refined in the stage). The final summary counts every group
 #: released by any stage.
@@ -160,6 +161,14 @@ def refine(
     InputError
         A restraint naming a site the model does not have; a starting model with no valid pattern.
     """
+    # NumPy's BLAS on one thread: the least squares' products and factorisations are small (n_points × a few
+    # dozen), and OpenBLAS's threads on shared cores made them 35-350× slower (docs/refinement.md, Time)
+    with blas_single_thread():
+        return _refine(structure, pattern, radiation, profile, settings, stages)
+
+
+def _refine(structure, pattern, radiation, profile, settings, stages) -> RefinementResult:
+    """The body of :func:`refine`."""
     settings = settings or RefinementSettings()
     po = settings.po_direction
     candidates = distinct_directions(structure.space_group) if po == "auto" else []
