@@ -206,6 +206,8 @@ def test_a_general_model_with_a_site_on_a_centre_lacks_atoms(li2moo3):
     assert model_counts(scorer, short) == pytest.approx({"Li": 3.0, "Mo": 2.0, "O": 6.0})
     assert not holds_composition(scorer, short, LI2MOO3_COUNTS)
     assert holds_composition(scorer, _li2moo3_genome((0.3, 0.1, 0.6)), LI2MOO3_COUNTS)
+    off_centre = _li2moo3_genome((0.52, 0.0, 0.5))  # 0.1 Å from 1f, not on it: it is the one atom on 1f
+    assert settled_sites(scorer, off_centre)[0][1] == "1f" and model_counts(scorer, off_centre)["Li"] == 3
     near = np.array(LI2MOO3_SITES[0][1]) + np.array([0.05, 0.0, 0.0])  # 0.26 Å from the first Li: one atom twice
     assert shortest_distance(scorer, _li2moo3_genome(near)) < 0.3
     assert not holds_composition(scorer, _li2moo3_genome(near), LI2MOO3_COUNTS)
@@ -253,3 +255,14 @@ def test_a_completion_brings_a_dropped_hypothesis_back():
     assert len(admitted.lanes) == 2  # not a new lane: the dropped one goes on
     assert admitted.lanes[0].status == "waiting" and admitted.lanes[0].cohort == 1 and admitted.lanes[0].origin == 1
     assert 0 in admitted.alive()
+
+
+def test_a_race_without_a_done_hypothesis_is_won_by_a_model_of_the_compound():
+    settings = race.RaceSettings()
+    lost = race.Lane(Hypothesis(1, "wyckoff", (("Li", "2b"),), 1, -0.5), record=_Record(), rwp=0.03, chi2=1.0)
+    lost = replace(lost, holds_composition=False, status="racing")
+    holds = race.Lane(Hypothesis(1, "wyckoff", (("Li", "1a"),), 0, -1.0), record=_Record(), rwp=0.04, chi2=1.3)
+    state = race.RaceState((lost, replace(holds, status="racing")), noise_chi2=1.0)
+    assert race.conclude(state, "budget").winner == 1
+    assert race.decide(state, settings, max_evaluations=1.0).winner == 1
+    assert race.conclude(race.RaceState((lost,), noise_chi2=1.0), "budget").winner == 0  # the only one

@@ -24,11 +24,10 @@ hold an element split over several special positions, or a count that is not a m
 multiplicity: Li2MoO3 (P-1, Li on 2i + 1e + 1f) ended with Li on 2i and 1f, one Li short, at χ² 1.39 against the
 noise level 1.01. A Wyckoff run can lose atoms too: in Li4V5O9F (Cm) a Li site on 4b settled on the mirror, where
 it is two atoms, not four (best.cif held Li6, χ² 1.02: Li scatters little). :func:`settled_sites` reads the
-Wyckoff position each site of a model settled on (:func:`gasolve.crystal.special_positions.settle`), as best.cif
-will hold it; the kept elements keep those positions, and the atoms they lack are placed from the map like the
-lighter elements (heavier ones on the higher peaks). Keeping every element and placing only what is missing is
-one more split. :func:`holds_composition` says whether a model holds the composition at all; the race
-(:mod:`gasolve.hypotheses.race`) does not stop on one that does not.
+Wyckoff position each site of a model settled on; the kept elements keep those positions, and the atoms they lack
+are placed from the map like the lighter elements (heavier ones on the higher peaks). Keeping every element and
+placing only what is missing is one more split. :func:`holds_composition` says whether a model holds the
+composition at all; the race (:mod:`gasolve.hypotheses.race`) does not stop on one that does not.
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ from functools import lru_cache
 import numpy as np
 
 from gasolve.crystal.spacegroup import SpaceGroup
-from gasolve.crystal.special_positions import settle
 from gasolve.crystal.wyckoff import SiteMap, wyckoff_positions
 from gasolve.ga.fourier_rebuild import (
     atomic_power,
@@ -62,6 +60,8 @@ SPACING = 0.3
 PEAKS_PER_ATOM = 6
 #: Å: two atoms of a model closer than this are one atom counted twice (:func:`holds_composition`).
 COINCIDENT = 0.5
+#: Å: a site this close to a more special position sits on it (:func:`settled_sites`).
+SETTLE_DISTANCE = COINCIDENT / 2
 
 
 @lru_cache(maxsize=64)
@@ -99,10 +99,12 @@ def _multiplicity(label: str) -> int:
 
 
 def settled_sites(scorer, genome: np.ndarray) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]:
-    """The Wyckoff positions the sites of a model settled on, as best.cif will hold them.
+    """The Wyckoff positions the sites of a model settled on.
 
     A general-route site (occupancy correction) may have settled on a special position; so may a site of a
-    Wyckoff run whose position has free coordinates (a 4b site on the mirror of Cm holds 2 atoms, not 4).
+    Wyckoff run whose position has free coordinates (a 4b site on the mirror of Cm holds 2 atoms, not 4). A site
+    within :data:`SETTLE_DISTANCE` of a more special position (closer than :data:`COINCIDENT` to its own image
+    across it) is taken to sit on it.
 
     Parameters
     ----------
@@ -114,18 +116,21 @@ def settled_sites(scorer, genome: np.ndarray) -> tuple[tuple[str, ...], np.ndarr
     labels : tuple of str
         Wyckoff label of each site's position.
     frac : ndarray, shape (n_sites, 3)
-        Each site on its position's representative.
+        Each site on that position.
     multiplicity : ndarray, shape (n_sites,), int
     occupancy : ndarray, shape (n_sites,)
-        best.cif's: multiplicity x occupancy atoms, at most the scored multiplicity times the occupancy factor.
+        As the scorer counts the site: multiplicity x occupancy atoms, the scored multiplicity times the dynamical
+        occupancy factor (1 without the correction) at most.
     """
     problem = scorer.problem
     frac = scorer.project(np.asarray(genome, dtype=float).reshape(1, problem.n_sites, 3))[0]
-    correction = None if problem.overlap is None else problem.overlap.factors(frac[None])[0][0]
-    settled = settle(problem.space_group, frac, _scored_multiplicity(scorer), correction)
-    if settled.labels is None:  # pragma: no cover (hypotheses are only made in tabulated settings)
-        raise ValueError(f"no Wyckoff table for {problem.space_group.symbol} in this setting")
-    return settled.labels, settled.frac, settled.multiplicity, settled.occupancy
+    correction = np.ones(len(frac)) if problem.overlap is None else problem.overlap.factors(frac[None])[0][0]
+    snapped = [snap_to_wyckoff(problem.space_group, problem.cell, x, SETTLE_DISTANCE) for x in frac]
+    labels = tuple(label for label, _, _ in snapped)
+    multiplicity = np.array([m for _, m, _ in snapped], dtype=int)
+    points = np.array([point for _, _, point in snapped])
+    occupancy = np.minimum(_scored_multiplicity(scorer) * correction / multiplicity, 1.0)
+    return labels, points - np.floor(points), multiplicity, occupancy
 
 
 def _scored_multiplicity(scorer) -> np.ndarray:
@@ -137,7 +142,7 @@ def _scored_multiplicity(scorer) -> np.ndarray:
 
 
 def model_counts(scorer, genome: np.ndarray) -> dict[str, float]:
-    """Atoms per cell of each element in best.cif of a model (:func:`settled_sites`)."""
+    """Atoms per cell of each element in a model, its sites on the positions they settled on (:func:`settled_sites`)."""
     _, _, multiplicity, occupancy = settled_sites(scorer, genome)
     counts: dict[str, float] = {}
     for element, n in zip(scorer.problem.elements, multiplicity * occupancy, strict=True):

@@ -352,6 +352,14 @@ def _ranked(state: RaceState, indices: list[int]) -> list[int]:
     return sorted(indices, key=lambda i: (state.lanes[i].rwp, state.lanes[i].hypothesis.n_free))
 
 
+def _best(state: RaceState, indices: list[int]) -> int | None:
+    """The winner among ``indices`` when the race ends without a done hypothesis: the best by Rwp of the runs whose
+    model holds the composition (one that does not is not the compound searched for), else the best by Rwp."""
+    ranked = _ranked(state, indices)
+    holding = [i for i in ranked if state.lanes[i].holds_composition]
+    return (holding or ranked or [None])[0]
+
+
 def decide(state: RaceState, settings: RaceSettings, max_evaluations: float) -> RaceState:
     """After a rung: mark done lanes, stop the race if the rule says so, else keep the best 1/eta.
 
@@ -390,7 +398,7 @@ def decide(state: RaceState, settings: RaceSettings, max_evaluations: float) -> 
     if not ranked:
         return replace(state, stop="every hypothesis failed", winner=None)
     if state.evaluations >= max_evaluations * (1 - 1e-9):
-        return replace(state, stop="the evaluation budget is spent", winner=ranked[0])
+        return replace(state, stop="the evaluation budget is spent", winner=_best(state, ranked))
     keep = max(1, math.ceil(len(ranked) / settings.eta))
     lanes = list(state.lanes)
     for i in ranked[keep:]:
@@ -408,10 +416,10 @@ def decide(state: RaceState, settings: RaceSettings, max_evaluations: float) -> 
 
 
 def conclude(state: RaceState, reason: str) -> RaceState:
-    """End the race now: the winner is the best run by Rwp (then fewer free coordinates), None if none ran."""
+    """End the race now: the winner is the best run by Rwp (then fewer free coordinates) among those whose model
+    holds the composition, if any (:func:`_best`); None if none ran."""
     ran = [i for i, lane in enumerate(state.lanes) if lane.record is not None and lane.status != "failed"]
-    ranked = _ranked(state, ran)
-    return replace(state, stop=reason, winner=ranked[0] if ranked else None)
+    return replace(state, stop=reason, winner=_best(state, ran))
 
 
 def reopen(state: RaceState) -> RaceState:
