@@ -458,6 +458,7 @@ def exchange_sites(setup: Setup, best):
     """
     from gasolve.crystal.origin import origin_fixing_slots
     from gasolve.crystal.wyckoff import SiteMap
+    from gasolve.hypotheses.assignments import wyckoff_slots
     from gasolve.refine import refine_coordinates
     from gasolve.scoring.mapped import MappedScorer
     from gasolve.site_exchange import candidate_pairs, exchange_elements
@@ -465,10 +466,16 @@ def exchange_sites(setup: Setup, best):
     spec, scorer = setup.config.structure, setup.scorer
     elements = [str(e) for e in scorer.problem.elements]
     multiplicity = spec.site_map().multiplicity
-    if not candidate_pairs(elements, multiplicity):
-        return setup, best, None
     positional = spec.wyckoff is not None and not spec.occupancy_correction
     labels = tuple(spec.wyckoff) if positional else ("general",) * len(elements)
+    fixed: dict[int, list[str]] = {}
+    if positional:
+        for slot in wyckoff_slots(spec.space_group):
+            if slot.fixed:
+                fixed.setdefault(slot.multiplicity, []).append(slot.label)
+    movable = any(label in fixed.get(m, ()) for label, m in zip(labels, multiplicity, strict=True))
+    if not candidate_pairs(elements, multiplicity) and not movable:
+        return setup, best, None
 
     def scorer_for(new_labels):
         if not positional or new_labels == labels:
@@ -481,11 +488,17 @@ def exchange_sites(setup: Setup, best):
         refined = refine_coordinates(model_scorer, frac, fixed=held)
         return model_scorer.project(refined.frac[None])[0], refined.rwp_after
 
-    found = exchange_elements(scorer_for, refine, best.frac, labels, elements, multiplicity, best.rwp_after)
-    note = {"tried": found.tried, "exchanges": len(found.exchanges), "rwp_before": best.rwp_after}
-    if not found.exchanges:
+    found = exchange_elements(scorer_for, refine, best.frac, labels, elements, multiplicity, best.rwp_after, fixed)
+    note = {
+        "tried": found.tried,
+        "exchanges": len(found.exchanges),
+        "moves": len(found.moves),
+        "rwp_before": best.rwp_after,
+    }
+    if not found.exchanges and not found.moves:
         return setup, best, note
     note["exchanged_sites"] = [f"{elements[i]}{i + 1}<->{elements[j]}{j + 1}" for i, j in found.exchanges]
+    note["moved_sites"] = [f"{elements[i]}{i + 1} {a}->{b}" for i, a, b in found.moves]
     note["rwp_after"] = found.rwp
     best = dataclasses.replace(best, frac=found.frac, rwp_after=found.rwp)
     if positional and found.labels != labels:
@@ -656,7 +669,7 @@ def finish(
     best, refinements = refine_candidates(setup, record, n=candidates)
     finds = max(independent_finds(setup, record, best.frac), 1)  # the best model was found at least once
     setup, best, exchanged = exchange_sites(setup, best)
-    if exchanged is not None and exchanged["exchanges"]:
+    if exchanged is not None and (exchanged["exchanges"] or exchanged["moves"]):
         finds = 1  # the search found the model before the exchange, not this one
         config, spec, scorer = setup.config, setup.config.structure, setup.scorer
     best, alike = assign_alike_elements(setup, best)

@@ -8,10 +8,13 @@ each: χ² 1.245 against the noise level 1.06, one exchange from the truth. Refi
 scatterer the same way: put the other element there and refine.
 
 :func:`exchange_elements` tries every exchange of the coordinates (and Wyckoff positions) of two sites of different
-elements and equal multiplicity, ranks them by Rwp before refinement, refines the best :data:`SCREENED` and keeps
-the best one when its Rwp after refinement is more than :data:`MIN_GAIN` below the model's; then again, at most
-:data:`MAX_ROUNDS` times. Elements an X-ray pattern barely tells apart (atomic numbers within one,
-:func:`gasolve.crystal.bond_valence.alike_pairs`) are left to bond valence, and H to the riding model.
+elements and equal multiplicity, and every move of a site on a position without free coordinates to another such
+position of the same multiplicity that no other fixed site holds. Na2Cu2Si4O11 (P-1) ended with one O on the
+inversion centre 1c instead of 1b, and no run of that hypothesis can move it. The moves are ranked by Rwp before
+refinement, the best :data:`SCREENED` refined, and the best one kept when its Rwp after refinement is more than
+:data:`MIN_GAIN` below the model's; then again, at most :data:`MAX_ROUNDS` times. Elements an X-ray pattern barely
+tells apart (atomic numbers within one, :func:`gasolve.crystal.bond_valence.alike_pairs`) are left to bond
+valence, and H to the riding model.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class Exchanged:
         After refinement.
     exchanges : tuple of (int, int)
         Site indices exchanged, in order.
+    moves : tuple of (int, str, str)
+        Site index, the fixed position it left and the one it took, in order.
     tried : int
         Exchanges refined.
     """
@@ -55,6 +60,7 @@ class Exchanged:
     rwp: float
     exchanges: tuple[tuple[int, int], ...]
     tried: int
+    moves: tuple[tuple[int, str, str], ...] = ()
 
 
 def candidate_pairs(elements: Sequence[str], multiplicity: Sequence[int]) -> list[tuple[int, int]]:
@@ -83,8 +89,9 @@ def exchange_elements(
     elements: Sequence[str],
     multiplicity: Sequence[int],
     rwp: float,
+    fixed_positions: dict[int, list[str]] | None = None,
 ) -> Exchanged:
-    """Exchange sites while the fit improves (module docstring).
+    """Exchange and move sites while the fit improves (module docstring).
 
     Parameters
     ----------
@@ -101,6 +108,8 @@ def exchange_elements(
         Atoms each site puts in the cell.
     rwp : float
         The model's Rwp.
+    fixed_positions : dict of int to list of str, optional
+        Multiplicity -> the labels of the group's positions without free coordinates (no moves without it).
 
     Returns
     -------
@@ -108,27 +117,49 @@ def exchange_elements(
     """
     frac = np.array(frac, dtype=float)
     labels = tuple(labels)
+    fixed_positions = fixed_positions or {}
     pairs = candidate_pairs(elements, multiplicity)
-    done: list[tuple[int, int]] = []
+    exchanges: list[tuple[int, int]] = []
+    moves: list[tuple[int, str, str]] = []
     tried = 0
     for _ in range(MAX_ROUNDS):
         screened = []
-        for i, j in pairs:
-            order = np.arange(len(frac))
-            order[[i, j]] = [j, i]
-            swapped_labels = tuple(labels[k] for k in order)
-            scorer = scorer_for(swapped_labels)
-            swapped = scorer.project(frac[order][None])[0]
-            screened.append((float(scorer.rwp(swapped[None])[0]), (i, j), swapped_labels, swapped, scorer))
+        for move, new_labels, order in _moves(labels, multiplicity, pairs, fixed_positions):
+            scorer = scorer_for(new_labels)
+            moved = scorer.project(frac[order][None])[0]
+            screened.append((float(scorer.rwp(moved[None])[0]), move, new_labels, moved, scorer))
         screened.sort(key=lambda item: item[0])
         best = None
-        for _, pair, swapped_labels, swapped, scorer in screened[:SCREENED]:
+        for _, move, new_labels, moved, scorer in screened[:SCREENED]:
             tried += 1
-            refined, after = refine(scorer, swapped)
+            refined, after = refine(scorer, moved)
             if after < (1 - MIN_GAIN) * rwp and (best is None or after < best[0]):
-                best = (after, pair, swapped_labels, refined)
+                best = (after, move, new_labels, refined)
         if best is None:
             break
-        rwp, pair, labels, frac = best
-        done.append(pair)
-    return Exchanged(frac=frac, labels=labels, rwp=float(rwp), exchanges=tuple(done), tried=tried)
+        rwp, move, new_labels, frac = best
+        if isinstance(move[1], str):  # (site, the fixed position it takes)
+            moves.append((move[0], labels[move[0]], move[1]))
+        else:  # (site, site)
+            exchanges.append(move)
+        labels = new_labels
+    return Exchanged(
+        frac=frac, labels=labels, rwp=float(rwp), exchanges=tuple(exchanges), tried=tried, moves=tuple(moves)
+    )
+
+
+def _moves(labels, multiplicity, pairs, fixed_positions):
+    """(move, new labels, coordinate order) of every exchange ((i, j)) and every move of a fixed site to a free
+    fixed position of its multiplicity ((i, label))."""
+    identity = np.arange(len(labels))
+    for i, j in pairs:
+        order = identity.copy()
+        order[[i, j]] = [j, i]
+        yield (i, j), tuple(labels[k] for k in order), order
+    held = {label for i, label in enumerate(labels) if label in fixed_positions.get(multiplicity[i], ())}
+    for i, label in enumerate(labels):
+        if label not in fixed_positions.get(multiplicity[i], ()):
+            continue
+        for other in fixed_positions[multiplicity[i]]:
+            if other not in held:
+                yield (i, other), (*labels[:i], other, *labels[i + 1 :]), identity

@@ -110,3 +110,34 @@ def test_the_exchange_repairs_a_model_with_two_elements_on_each_others_sites(wro
     assert np.allclose(best.frac[TI], SITES[TI][2], atol=5e-3) and np.allclose(best.frac[CO], SITES[CO][2], atol=5e-3)
     again_setup, again, again_note = pipeline.exchange_sites(setup_after, best)  # the truth: nothing to exchange
     assert again_note["exchanges"] == 0 and again is best and again_setup is setup_after
+
+
+def test_a_site_on_the_wrong_inversion_centre_is_moved(tmp_path):
+    """Li2MoO3 (P-1) with the Li of 1f put on 1b: the move to 1f is found and kept; the truth stays as it is."""
+    from test_completion import LI2MOO3_CELL, LI2MOO3_SITES
+
+    from gasolve import pipeline
+    from gasolve.config import load_run_config
+    from gasolve.refine import refine_coordinates
+
+    wrong = ["2i", "1b", "1e", "2i", "2i", "2i", "2i"]
+    right = ["2i", "1f", "1e", "2i", "2i", "2i", "2i"]
+    elements = [e for e, _ in LI2MOO3_SITES]
+    configs = simulated_config(
+        tmp_path,
+        "Li2MoO3",
+        2,
+        LI2MOO3_CELL,
+        list(LI2MOO3_SITES),
+        {stem: f"sites = {elements}\nwyckoff = {labels}" for stem, labels in (("wrong", wrong), ("right", right))},
+        fwhm=0.08,
+    )
+    frac = np.array([x for _, x in LI2MOO3_SITES])
+    setup = pipeline.prepare(load_run_config(configs["wrong"]))
+    refined = refine_coordinates(setup.scorer, setup.scorer.project(frac[None])[0])
+    after, best, note = pipeline.exchange_sites(setup, refined)
+    assert note["moved_sites"] == ["Li2 1b->1f"] and note["exchanges"] == 0
+    assert after.config.structure.wyckoff == tuple(right) and best.rwp_after < 0.9 * refined.rwp_after
+    truth = pipeline.prepare(load_run_config(configs["right"]))
+    refined = refine_coordinates(truth.scorer, frac)
+    assert pipeline.exchange_sites(truth, refined)[2]["moves"] == 0

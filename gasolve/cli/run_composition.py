@@ -214,10 +214,10 @@ def write_race_outputs(
         summary.update(rietveld_stage(result, out))
     comments = [f"hypothesis {lane.hypothesis.describe()}"]
     exchanged = result.summary.get("site_exchange") or {}
-    if exchanged.get("exchanges"):
+    if exchanged.get("exchanges") or exchanged.get("moves"):
+        what = ", ".join(exchanged["exchanged_sites"] + exchanged["moved_sites"])
         comments.append(
-            f"then sites exchanged ({', '.join(exchanged['exchanged_sites'])}): Rwp {exchanged['rwp_before']:.4f} -> "
-            f"{exchanged['rwp_after']:.4f}"
+            f"then sites exchanged or moved ({what}): Rwp {exchanged['rwp_before']:.4f} -> {exchanged['rwp_after']:.4f}"
         )
     pipeline.write_run(result, out, extra=summary, cif_comments=tuple(comments))
     write_solution_toml(result, out / "solution.toml", lane.target)
@@ -241,7 +241,7 @@ def write_race_outputs(
 
         print_rietveld(summary)
     print(f"winner: {lane.hypothesis.describe()}")
-    if exchanged.get("exchanges"):
+    if exchanged.get("exchanges") or exchanged.get("moves"):
         print(comments[-1])
     for line in pipeline.verdict_lines(result):
         print(line)
