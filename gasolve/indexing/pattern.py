@@ -313,6 +313,10 @@ def index_pattern(
         result = None
     if result is not None and result.candidates and result.candidates[0].solution.m20 >= settings.convincing_m20:
         return result
+    # Satellites beyond the lines used would leave the same lines: nothing to try again.
+    usable = np.sort(peaks.two_theta[~peaks.kbeta])
+    if len(usable) >= settings.n_lines and not np.any(peaks.two_theta[peaks.kbeta] < usable[settings.n_lines - 1]):
+        return result
     started = time.perf_counter()
     again = _index_peaks(pattern, radiation, settings, replace(peaks, kbeta_of=np.full(peaks.n_peaks, np.nan)))
     seconds = time.perf_counter() - started
