@@ -49,7 +49,7 @@ from gasolve.diffraction.background import chebyshev_basis
 from gasolve.diffraction.dispersion import Dispersion
 from gasolve.diffraction.dispersion import anomalous_dispersion as dispersion_for
 from gasolve.diffraction.form_factors import check_species, debye_waller, species_form_factor
-from gasolve.diffraction.profile import PeakProfile, build_peak_matrix, peak_positions
+from gasolve.diffraction.profile import PeakProfile, peak_positions
 from gasolve.diffraction.reflections import ReflectionList, generate_reflections
 from gasolve.diffraction.wavelength import Radiation
 from gasolve.errors import InputError
@@ -60,7 +60,7 @@ from gasolve.rietveld.orientation import cos2_to_direction, equivalent_reflectio
 from gasolve.rietveld.parameters import ParameterLayout
 from gasolve.rietveld.restraints import RestraintSet
 from gasolve.rietveld.riding import carry_derivatives, find_riding, ride
-from gasolve.rietveld.shape_jacobian import peak_shape_jacobian
+from gasolve.rietveld.shape_jacobian import peak_shape_jacobian, peak_shape_matrix
 from gasolve.scoring.problem import d_spacing_limits, symmetry_terms
 
 _AXES = "xyz"
@@ -442,7 +442,7 @@ class RietveldModel:
         reflections = self.reflections(x)
         profile = self.profile(x)
         near = self._near_the_data(reflections, profile)
-        sub = build_peak_matrix(self.pattern.two_theta, reflections.subset(near), self.radiation, profile).to_sparse()
+        sub = peak_shape_matrix(self.pattern.two_theta, reflections.subset(near), self.radiation, profile)
         columns = np.flatnonzero(near)
         select = scipy.sparse.csr_matrix(
             (np.ones(len(columns)), (np.arange(len(columns)), columns)), shape=(len(columns), len(near))
@@ -461,20 +461,16 @@ class RietveldModel:
     def _near_the_data(self, reflections: ReflectionList, profile: PeakProfile) -> np.ndarray:
         """Reflections whose peak can reach the data: centre (any emission line) within twice the cutoff window
         (cutoff × the larger FWHM at the range's ends) of the range, shape (n_refl,) bool. The others add nothing
-        to the pattern; left out, their profile (η, FWHM²) need not be valid where they sit, so that a reflection
-        of the margin moving past 2θ where η + slope·2θ leaves [0, 1] does not make the model invalid."""
+        to the pattern. A reflection kept beyond the data where η + slope·2θ leaves [0, 1] has its η clipped
+        (:func:`gasolve.rietveld.shape_jacobian.profile_lines`), so that the pattern stays continuous there."""
         two_theta = self.pattern.two_theta
         ends = np.array([two_theta[0], two_theta[-1]])
         window = self._window(profile)
         near = np.zeros(len(reflections.hkl), dtype=bool)
-        outside = np.zeros(len(reflections.hkl), dtype=bool)
         for wavelength, _ in self.radiation.lines:
             centre = peak_positions(reflections, wavelength, profile)
             near |= (centre > ends[0] - window) & (centre < ends[1] + window)
-            eta = profile.eta + profile.eta_slope * centre
-            outside |= ((eta < 0.0) | (eta > 1.0)) & ((centre < ends[0]) | (centre > ends[1]))
-        # a peak beyond the data where η leaves [0, 1] (the profile is only checked over the data) is left out too
-        return near & ~outside
+        return near
 
     def _site_terms(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Scattering power w (n_sites, n_refl; complex with f''), the operator sums E (n_sites, n_refl), their

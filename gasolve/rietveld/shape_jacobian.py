@@ -30,7 +30,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse
 
+from gasolve.diffraction.intensity import lorentz_polarisation
 from gasolve.diffraction.peak_kernels import no_axial_nodes
 from gasolve.diffraction.profile import (
     AXIAL_NODES,
@@ -38,7 +40,6 @@ from gasolve.diffraction.profile import (
     PeakProfile,
     axial_divergence,
     axial_span,
-    peak_lines,
 )
 from gasolve.diffraction.reflections import ReflectionList
 from gasolve.diffraction.wavelength import Radiation
@@ -81,6 +82,30 @@ class ShapeJacobian:
         for m in range(weighted.shape[1]):
             out[:, m] = np.bincount(self.rows, weights=weighted[:, m], minlength=self.n_points)
         return out
+
+
+def profile_lines(
+    reflections: ReflectionList, radiation: Radiation, profile: PeakProfile
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per emission line: peak centre (2θ, degrees), FWHM, η, weight × LP and whether η is free, each (n_refl,).
+
+    As :func:`gasolve.diffraction.profile.peak_lines`, except that η is clipped to [0, 1] instead of refused: a
+    reflection beyond the data whose η + slope · 2θ leaves [0, 1] (the profile is checked over the data only) keeps
+    the nearest valid shape, with ∂η = 0, so that the pattern does not jump when η crosses 1 there (left out, its
+    tail inside the data would vanish at once and stop a refinement at that wall).
+    """
+    lines = []
+    for wavelength, weight in radiation.lines:
+        bragg = reflections.two_theta(wavelength)
+        valid = wavelength / (2.0 * reflections.d_spacing) < 1.0
+        bragg = np.where(valid, bragg, 180.0)
+        centre = bragg + profile.zero + profile.displacement * np.cos(np.radians(bragg) / 2.0)
+        safe = np.where(valid, bragg, 179.0)
+        lp = np.where(valid, lorentz_polarisation(safe, profile.monochromator_two_theta, profile.polarisation), 0.0)
+        eta = profile.eta + profile.eta_slope * np.where(valid, centre, 90.0)
+        free = (eta >= 0.0) & (eta <= 1.0)
+        lines.append((centre, profile.fwhm(safe), np.clip(eta, 0.0, 1.0), weight * lp, free))
+    return lines
 
 
 def _chain_table(
@@ -195,19 +220,25 @@ def peak_shape_jacobian(
     unknown = set(names) - set(SHAPE_PARAMETERS)
     if unknown:
         raise ValueError(f"no derivative of the peak shape for {sorted(unknown)}; known: {SHAPE_PARAMETERS}")
-    lines = peak_lines(reflections, radiation, profile)
+    lines = profile_lines(reflections, radiation, profile)
     n_refl = len(reflections)
+    n_dir = cell_gradient.shape[1] + len(names)
     multiplicity = reflections.multiplicity.astype(float)
     lo = np.full(n_refl, np.inf)
     hi = np.full(n_refl, -np.inf)
     nodes = []
-    for (centre, fwhm, _, weight), (wavelength, _) in zip(lines, radiation.lines, strict=True):
+    for (centre, fwhm, _, weight, _), (wavelength, _) in zip(lines, radiation.lines, strict=True):
         if profile.axial > 0:
             sin_theta = np.minimum(wavelength / (2.0 * reflections.d_spacing), 1.0)
             bragg = 2.0 * np.degrees(np.arcsin(sin_theta))
             ratio = float(np.max(np.where(weight > 0, axial_span(bragg, profile.axial) / fwhm, 0.0), initial=0.0))
             n_nodes = int(np.clip(math.ceil(AXIAL_NODES_PER_FWHM * ratio), *AXIAL_NODES))
-            nodes.append(_node_tables(bragg, profile, n_nodes))
+            if n_dir:
+                nodes.append(_node_tables(bragg, profile, n_nodes))
+            else:  # values only: no node derivatives
+                shifts, weights = axial_divergence(bragg, profile.axial, n_nodes)
+                zero = np.zeros_like(shifts)
+                nodes.append((shifts, weights, zero, zero, zero, zero))
             below, above = np.min(nodes[-1][0], axis=1), np.max(nodes[-1][0], axis=1)
         else:
             shifts, weights = no_axial_nodes(n_refl)
@@ -224,13 +255,13 @@ def peak_shape_jacobian(
     column = np.repeat(np.arange(n_refl), length)
     rows = np.arange(int(length.sum())) - offset[column] + start[column]
     x = two_theta[rows]
-    n_dir = cell_gradient.shape[1] + len(names)
     values = np.zeros(len(rows))
     derivatives = np.zeros((len(rows), n_dir))
     asymmetry = np.asarray(profile.asymmetry, dtype=float)
-    for (centre, fwhm, eta, weight), (wavelength, _), tables in zip(lines, radiation.lines, nodes, strict=True):
+    for (centre, fwhm, eta, weight, free), (wavelength, _), tables in zip(lines, radiation.lines, nodes, strict=True):
         shifts, node_weights, ds_b, dw_b, ds_a, dw_a = (np.ascontiguousarray(t, dtype=float) for t in tables)
         chain, _ = _chain_table(reflections, wavelength, profile, centre, fwhm, cell_gradient, tuple(names))
+        chain[:, _E["eta"], :] *= free[:, None]  # a clipped η does not move
         sin_theta = np.minimum(wavelength / (2.0 * reflections.d_spacing), 1.0)
         tan_theta = sin_theta / np.sqrt(np.maximum(1.0 - sin_theta**2, 1e-12))
         add_line_values_and_derivatives(
@@ -256,3 +287,15 @@ def peak_shape_jacobian(
             derivatives,
         )
     return ShapeJacobian(rows.astype(np.int64), column.astype(np.int64), values, derivatives, len(two_theta))
+
+
+def peak_shape_matrix(
+    two_theta: np.ndarray, reflections: ReflectionList, radiation: Radiation, profile: PeakProfile
+) -> scipy.sparse.csc_matrix:
+    """P (n_points, n_refl) alone, from the same kernel and lines as :func:`peak_shape_jacobian` (η clipped to
+    [0, 1] beyond the data, :func:`profile_lines`); equal to :func:`gasolve.diffraction.profile.build_peak_matrix`
+    where no η is clipped."""
+    jacobian = peak_shape_jacobian(two_theta, reflections, radiation, profile, np.zeros((len(reflections), 0)), ())
+    return scipy.sparse.csc_matrix(
+        (jacobian.values, (jacobian.rows, jacobian.column)), shape=(jacobian.n_points, len(reflections))
+    )
