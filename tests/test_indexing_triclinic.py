@@ -12,6 +12,7 @@ import pytest
 from naive import unindexed_lines
 
 from gasolve.crystal.cell import UnitCell
+from gasolve.indexing.budget import boxes_for_seconds
 from gasolve.indexing.dichotomy import DichotomySettings, count_unindexed
 from gasolve.indexing.lattice import niggli_cell, same_lattice
 from gasolve.indexing.solutions import index_lines
@@ -191,7 +192,8 @@ def _pymatgen_lines(path: Path, n_lines: int = 20, error_deg: float = 0.005, see
 )
 def test_pymatgen_lines_of_triclinic_structures_index_to_their_reduced_cell(path):
     q_obs, q_tol, structure = _pymatgen_lines(path)
-    solutions = index_lines(q_obs, q_tol, DichotomySettings(max_volume=800, time_budget=300), systems=("triclinic",))
+    settings = DichotomySettings(max_volume=800, triclinic_boxes=boxes_for_seconds(300))
+    solutions = index_lines(q_obs, q_tol, settings, systems=("triclinic",))
     assert solutions, "no triclinic cell found"
     best = solutions[0]
     reference = niggli_cell(structure.lattice.matrix)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from gasolve.indexing.budget import TRICLINIC_BOXES, TRICLINIC_BOXES_PER_SECOND
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -16,7 +18,8 @@ def add_parser(subparsers) -> None:
         "displacement are refined with each cell. Monoclinic cells are searched below the volume of a convincing "
         "higher-symmetry cell (M20 >= 20), triclinic cells only when no cell of higher symmetry convinces "
         "(--exhaustive: monoclinic up to that volume, triclinic even then); the triclinic search has a volume limit "
-        "and a time budget, and says so when the budget cuts it.",
+        "and a budget counted in boxes tested (not seconds, so that the same pattern gives the same cells under "
+        "any load), and says so when the budget cuts it.",
     )
     parser.add_argument("pattern", help="pattern file (.xy/.xye/.csv/.dat or GSAS raw)")
     parser.add_argument(
@@ -54,8 +57,30 @@ def add_parser(subparsers) -> None:
         default=1000.0,
         help="largest triclinic cell volume in Å³ (default 1000)",
     )
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--triclinic-boxes",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"boxes the triclinic search may test, over all zero shifts (default {TRICLINIC_BOXES:,}, about 120 s "
+        "on an idle 2-core machine); a count of work, so the result does not depend on the machine's load",
+    )
+    budget.add_argument(
+        "--triclinic-budget",
+        type=float,
+        default=None,
+        metavar="S",
+        help="the same budget given in seconds of an idle 2-core machine, converted to boxes at "
+        f"{TRICLINIC_BOXES_PER_SECOND:,} boxes/s (kept for compatibility; not a wall-clock limit)",
+    )
     parser.add_argument(
-        "--triclinic-budget", type=float, default=120.0, help="seconds the triclinic search may take (default 120)"
+        "--triclinic-time-limit",
+        type=float,
+        default=None,
+        metavar="S",
+        help="optional wall-clock guard: stop the triclinic search after S seconds even if boxes are left (off by "
+        "default; a search it stops depends on the machine's speed and load, and says so)",
     )
     parser.add_argument("--top", type=int, default=5, help="candidates printed (default 5)")
     parser.add_argument("--json", metavar="OUT", help="write the candidates to this JSON file")
@@ -69,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
     from gasolve.diffraction.wavelength import choose_radiation
     from gasolve.errors import InputError
+    from gasolve.indexing.budget import boxes_for_seconds
     from gasolve.indexing.pattern import IndexingSettings, index_pattern
     from gasolve.indexing.peaks import PeakSearchSettings
     from gasolve.io.atomic import atomic_write
@@ -78,10 +104,21 @@ def run(args: argparse.Namespace) -> int:
         ("--max-volume", args.max_volume, 10.0),
         ("--lines", args.lines, 8),
         ("--triclinic-volume", args.triclinic_volume, 10.0),
-        ("--triclinic-budget", args.triclinic_budget, 0.0),
     ):
         if not (math.isfinite(value) and value >= lowest):
             raise InputError(f"{name} must be at least {lowest}, got {value}")
+    triclinic_boxes = TRICLINIC_BOXES
+    if args.triclinic_boxes is not None:
+        if args.triclinic_boxes < 0:
+            raise InputError(f"--triclinic-boxes must be a whole number >= 0, got {args.triclinic_boxes}")
+        triclinic_boxes = args.triclinic_boxes
+    if args.triclinic_budget is not None:
+        if not (math.isfinite(args.triclinic_budget) and args.triclinic_budget >= 0):
+            raise InputError(f"--triclinic-budget must be a finite number of seconds >= 0, got {args.triclinic_budget}")
+        triclinic_boxes = boxes_for_seconds(args.triclinic_budget)
+    limit = args.triclinic_time_limit
+    if limit is not None and not (math.isfinite(limit) and limit > 0):
+        raise InputError(f"--triclinic-time-limit must be a finite number of seconds > 0, got {limit}")
     for name, value in (("--impurities", args.impurities), ("--retry-impurities", args.retry_impurities)):
         if value < 0 or value >= args.lines // 2:
             raise InputError(f"{name} must be between 0 and {args.lines // 2 - 1}, got {value}")
@@ -98,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
         retry_unindexed=args.retry_impurities,
         exhaustive=args.exhaustive,
         triclinic_max_volume=args.triclinic_volume,
-        triclinic_budget=args.triclinic_budget,
+        triclinic_boxes=triclinic_boxes,
+        triclinic_time_limit=limit,
         peak_search=PeakSearchSettings(kbeta=None) if args.no_kbeta else PeakSearchSettings(),
     )
     result = index_pattern(pattern, radiation, settings)

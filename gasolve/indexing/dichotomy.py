@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from gasolve.indexing.budget import TRICLINIC_BOXES
 from gasolve.indexing.systems import (
     PARAMETRISATIONS,
     box_reciprocal_bounds,
@@ -58,8 +59,9 @@ class DichotomySettings:
         Lines that may stay unindexed (impurities).
     max_boxes : int
         Safety limit on the boxes examined at one level.
-    time_budget : float
-        Seconds the triclinic search may take (:mod:`gasolve.indexing.triclinic`).
+    triclinic_boxes : int
+        Boxes the triclinic search may test (:mod:`gasolve.indexing.triclinic`, :mod:`gasolve.indexing.budget`)
+        when no shared budget is given to it.
     """
 
     min_length: float = 2.0
@@ -71,7 +73,7 @@ class DichotomySettings:
     depth: int = 6
     max_unindexed: int = 0
     max_boxes: int = 2_000_000
-    time_budget: float = 120.0
+    triclinic_boxes: int = TRICLINIC_BOXES
 
 
 @numba.njit(cache=True, inline="always")

@@ -26,6 +26,7 @@ from gasolve.crystal.cell import UnitCell
 from gasolve.crystal.spacegroup import SpaceGroup
 from gasolve.diffraction.wavelength import Radiation
 from gasolve.errors import InputError
+from gasolve.indexing.budget import TRICLINIC_BOXES, WorkBudget
 from gasolve.indexing.dichotomy import DichotomySettings, LineShifts
 from gasolve.indexing.figures_of_merit import q_from_two_theta, smith_snyder_f
 from gasolve.indexing.kbeta import KBetaLine, check_kbeta
@@ -106,13 +107,19 @@ class IndexingSettings:
         monoclinic search (seconds to minutes) then runs below its volume (up to it when ``exhaustive``); the
         triclinic search runs only when no cell of higher symmetry (monoclinic included) is convincing, or when
         ``exhaustive``.
-    triclinic_max_volume, triclinic_budget : float
-        Largest triclinic cell volume (Å³) and the seconds the triclinic search may take (over all zero shifts);
-        a search cut by the budget says so in the notes.
+    triclinic_max_volume : float
+        Largest triclinic cell volume (Å³).
+    triclinic_boxes : int
+        Boxes of (A ... F) the triclinic search may test, over all zero shifts (:mod:`gasolve.indexing.budget`;
+        the default costs about 120 s on an idle 2-core machine). A count of work, not seconds, so that the same
+        pattern gives the same cells under any load; a search cut by it says so in the notes.
+    triclinic_time_limit : float or None
+        Optional wall-clock guard on the triclinic search (seconds; None, the default: none). A search it stops
+        says so, and its result then depends on the machine's speed and load.
     triclinic_zero_order : bool
         When no sound cell gives the triclinic search its zero, try the grid's zeros in the order of the support
         that the lines' order pairs give them (:func:`gasolve.indexing.zero.order_zeros`) instead of 0, +step,
-        -step, ...: the triclinic search does not refine the zero, and its budget is usually spent at the first.
+        -step, ...: the triclinic search does not refine the zero, and its box budget is usually spent at the first.
     systems : tuple of str
     """
 
@@ -133,7 +140,8 @@ class IndexingSettings:
     convincing_m20: float = 20.0
     exhaustive: bool = False
     triclinic_max_volume: float = 1000.0
-    triclinic_budget: float = 120.0
+    triclinic_boxes: int = TRICLINIC_BOXES
+    triclinic_time_limit: float | None = None
     triclinic_zero_order: bool = True
     systems: tuple[str, ...] = SYSTEMS
     peak_search: PeakSearchSettings = field(default_factory=PeakSearchSettings)
@@ -239,7 +247,7 @@ def _search(
     settings: IndexingSettings,
     systems,
     max_volume,
-    time_budget: float = 120.0,
+    budget: WorkBudget | None = None,
     earlier=(),
     shifts: LineShifts | None = None,
     searched_before: tuple[str, ...] = (),
@@ -247,7 +255,7 @@ def _search(
 ) -> tuple[list[IndexingSolution], list[str]]:
     """Search ``systems`` in order; ``earlier``: solutions found before (at this or other zero shifts), of which
     those of ``searched_before`` and of the systems before each in ``systems`` can limit its volume; systems that
-    ran into the box limit are added to ``overflowed``."""
+    ran into the box limit are added to ``overflowed``; ``budget``: the boxes the triclinic search may test."""
     notes: list[str] = []
     found: list[IndexingSolution] = []
     for position, system in enumerate(systems):
@@ -261,11 +269,18 @@ def _search(
         if convincing:
             volume = min(max_volume, 1.02 * min(s.primitive_volume for s in convincing))
         dichotomy = DichotomySettings(
-            max_volume=volume, max_unindexed=settings.max_unindexed, time_budget=max(time_budget, 0.0)
+            max_volume=volume, max_unindexed=settings.max_unindexed, triclinic_boxes=settings.triclinic_boxes
         )
         try:
             found += index_lines(
-                q_obs, q_tol, dichotomy, systems=(system,), min_m20=settings.min_m20, notes=notes, shifts=shifts
+                q_obs,
+                q_tol,
+                dichotomy,
+                systems=(system,),
+                min_m20=settings.min_m20,
+                notes=notes,
+                shifts=shifts,
+                budget=budget,
             )
         except RuntimeError as error:
             notes.append(str(error))
@@ -524,7 +539,8 @@ def _higher_symmetry(
 def _triclinic(
     peaks, order, wavelength: float, tolerance: float, settings: IndexingSettings, by_zero: list, first_pass: list
 ) -> tuple[list[tuple[float, IndexingSolution]], list[str]]:
-    """The triclinic stage: only when no higher-symmetry cell convinces (or exhaustive), under a time budget.
+    """The triclinic stage: only when no higher-symmetry cell convinces (or exhaustive), under a box budget
+    shared by its zero shifts.
     Only the cells of ``first_pass`` (those found leaving at most ``max_unindexed`` lines out) limit its volume
     and set its zero shift: a cell of the second pass that merely reaches M20 >= 10 by leaving more lines out
     would keep the triclinic lattice out of reach."""
@@ -554,22 +570,19 @@ def _triclinic(
             "triclinic zero shifts in the order of their order-pair support: "
             + ", ".join(f"{z:+.2f}° ({n})" for z, n in zip(ordered, support, strict=True))
         )
-    deadline = time.monotonic() + settings.triclinic_budget
+    budget = WorkBudget(settings.triclinic_boxes, settings.triclinic_time_limit)
     by_zero = list(by_zero)
     for i, zero in enumerate(zeros):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            notes.append(
-                f"triclinic search stopped by its time budget ({settings.triclinic_budget:g} s) after {i} of "
-                f"{len(zeros)} zero shifts"
-            )
+        if budget.stopped:
+            notes.append(f"triclinic search stopped: {budget.reason()} after {i} of {len(zeros)} zero shifts")
             break
         q, q_tol = peaks.q_values(wavelength, zero, n_sigma=settings.n_sigma, min_tolerance=tolerance)
-        solutions, more = _search(q[order], q_tol[order], settings, ("triclinic",), max_volume, left)
+        solutions, more = _search(q[order], q_tol[order], settings, ("triclinic",), max_volume, budget)
         by_zero += [(float(zero), s) for s in solutions]
         notes += more
         if any(s.m20 >= settings.convincing_m20 for s in solutions):
             break  # a convincing cell: the other zero shifts would find it again
+    notes.append(f"triclinic search: {budget.used:,} of {budget.boxes:,} boxes tested")
     return by_zero, notes
 
 

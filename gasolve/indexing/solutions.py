@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from gasolve.crystal.cell import UnitCell
+from gasolve.indexing.budget import WorkBudget
 from gasolve.indexing.dichotomy import DichotomySettings, LineShifts, Refinement, refine_reciprocal, surviving_boxes
 from gasolve.indexing.figures_of_merit import de_wolff_m
 from gasolve.indexing.lattice import (
@@ -42,7 +43,7 @@ SMALLER = 0.98
 
 
 class SearchCut(Exception):
-    """A search stopped early (time budget); ``solutions`` holds what it found before."""
+    """A search stopped early (box budget); ``solutions`` holds what it found before."""
 
     def __init__(self, solutions: list, message: str):
         super().__init__(message)
@@ -132,7 +133,12 @@ def _indices_for_box(
 
 
 def search_system(
-    system: str, q_obs: np.ndarray, q_tol: np.ndarray, settings: DichotomySettings, shifts: LineShifts | None = None
+    system: str,
+    q_obs: np.ndarray,
+    q_tol: np.ndarray,
+    settings: DichotomySettings,
+    shifts: LineShifts | None = None,
+    budget: WorkBudget | None = None,
 ) -> list[Refinement]:
     """Refined solutions of one crystal system.
 
@@ -144,14 +150,17 @@ def search_system(
     settings : DichotomySettings
     shifts : LineShifts, optional
         2θ corrections refined with each cell (not in the triclinic search).
+    budget : WorkBudget, optional
+        The boxes the triclinic search may test (charged by it); default: ``settings.triclinic_boxes``. The other
+        systems are limited by ``settings.max_boxes`` per level only.
     """
     if system == "triclinic":
         from gasolve.indexing.triclinic import TriclinicSettings, search_triclinic
 
         triclinic = TriclinicSettings(
-            max_volume=settings.max_volume, max_unindexed=settings.max_unindexed, time_budget=settings.time_budget
+            max_volume=settings.max_volume, max_unindexed=settings.max_unindexed, box_budget=settings.triclinic_boxes
         )
-        solutions, cut = search_triclinic(q_obs, q_tol, triclinic)
+        solutions, cut = search_triclinic(q_obs, q_tol, triclinic, budget)
         if cut is not None:
             raise SearchCut(solutions, f"triclinic search incomplete: {cut}")
         return solutions
@@ -223,6 +232,7 @@ def index_lines(
     notes: list[str] | None = None,
     convincing_m20: float = 20.0,
     shifts: LineShifts | None = None,
+    budget: WorkBudget | None = None,
 ) -> list[IndexingSolution]:
     """Every lattice that indexes the lines, reduced, de-duplicated and ranked by M20 (best first).
 
@@ -237,6 +247,14 @@ def index_lines(
         Once a system gives a solution with at least this M20, the systems after it are searched only for cells
         with a smaller primitive volume (DICVOL's strategy: the same lattice found again in lower symmetry, or
         a supercell, would only repeat it).
+    notes : list of str, optional
+        Receives a note when a search is cut short (box budget, box limit).
+    convincing_m20 : float
+        A solution with at least this M20 spares the triclinic search.
+    shifts : LineShifts, optional
+        2θ corrections refined with each cell (:func:`search_system`).
+    budget : WorkBudget, optional
+        Boxes the triclinic search may test (:func:`search_system`).
 
     Returns
     -------
@@ -270,7 +288,7 @@ def index_lines(
             limit = min(s.primitive_volume for s in sound) * 1.02
             settings = replace(settings, max_volume=min(settings.max_volume, limit))
         try:
-            system_solutions = search_system(system, q_obs, q_tol, settings, shifts)
+            system_solutions = search_system(system, q_obs, q_tol, settings, shifts, budget)
         except SearchCut as cut:
             system_solutions = cut.solutions
             if notes is not None:

@@ -26,12 +26,12 @@ axial lines among the first ``n_basis`` observed lines is not found. Solutions a
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 
+from gasolve.indexing.budget import TRICLINIC_BOXES, WorkBudget
 from gasolve.indexing.dichotomy import Refinement, _missing_lines, _q_range, refine_reciprocal
 from gasolve.indexing.systems import coefficient_matrix, miller_indices
 
@@ -52,10 +52,14 @@ class TriclinicSettings:
         The halving of D, E, F stops at widths below ``resolution`` times √(BC), √(AC), √(AB).
     max_unindexed : int
         Lines that may stay unindexed (impurities).
-    time_budget : float
-        Seconds; the search stops (and says so) past it.
+    box_budget : int
+        Boxes that :func:`count_unindexed_triclinic` may test in the whole search (over every shell and basis);
+        the search stops (and says so) when they are spent. A count, not seconds, so that the same lines give
+        the same cells on any machine under any load (:mod:`gasolve.indexing.budget`).
     max_boxes : int
         Safety limit on the boxes of one level of one basis.
+    time_limit : float or None
+        Optional wall-clock guard (seconds; None, the default: none). A search it stops is not reproducible.
     """
 
     max_volume: float = 1000.0
@@ -63,8 +67,9 @@ class TriclinicSettings:
     n_basis: int = 6
     resolution: float = 1e-2
     max_unindexed: int = 0
-    time_budget: float = 120.0
+    box_budget: int = TRICLINIC_BOXES
     max_boxes: int = 400_000
+    time_limit: float | None = None
 
 
 def determinant_upper(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -265,7 +270,7 @@ def surviving_boxes_triclinic(
     basis: tuple[int, int, int],
     settings: TriclinicSettings,
     volume_shell: tuple[float, float],
-    deadline: float = math.inf,
+    budget: WorkBudget | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """Final boxes of (A, B, C, D, E, F) with A, B, C on the lines ``basis`` that index the lines.
 
@@ -278,8 +283,9 @@ def surviving_boxes_triclinic(
     settings : TriclinicSettings
     volume_shell : (float, float)
         Volumes searched (Å³).
-    deadline : float
-        ``time.monotonic()`` past which the search stops.
+    budget : WorkBudget, optional
+        Charged with every box tested; the search stops when it is spent (or its guard passes). None: no limit
+        but ``max_boxes``.
 
     Returns
     -------
@@ -287,7 +293,7 @@ def surviving_boxes_triclinic(
     hkl : ndarray, shape (n_hkl, 3)
         The indices the boxes were tested with.
     complete : bool
-        False when the deadline or ``max_boxes`` cut the search (no boxes are returned then).
+        False when the budget or ``max_boxes`` cut the search (no boxes are returned then).
     """
     v_min, v_max = volume_shell
     q_reach = float(np.max(q_obs + q_tol))
@@ -308,6 +314,8 @@ def surviving_boxes_triclinic(
         if len(lo):
             hkl, coefficients = _reachable(hkl, coefficients, lo, hi, q_reach)
             missing = count_unindexed_triclinic(q_obs, q_tol, hkl, lo, hi, settings.max_unindexed)
+            if budget is not None:
+                budget.charge(len(lo))
             passed = missing <= settings.max_unindexed
             lo, hi = lo[passed], hi[passed]
         if not len(lo):
@@ -316,46 +324,49 @@ def surviving_boxes_triclinic(
         axes = tuple(3 + i for i in range(3) if width[i] > target[i])
         if not axes:
             return lo, hi, hkl, True
-        if time.monotonic() > deadline or len(lo) << len(axes) > settings.max_boxes:
+        if (budget is not None and budget.stopped) or len(lo) << len(axes) > settings.max_boxes:
             return lo[:0], hi[:0], hkl, False
         lo, hi = _halve(lo, hi, axes)
 
 
 def search_triclinic(
-    q_obs: np.ndarray, q_tol: np.ndarray, settings: TriclinicSettings
+    q_obs: np.ndarray, q_tol: np.ndarray, settings: TriclinicSettings, budget: WorkBudget | None = None
 ) -> tuple[list[Refinement], str | None]:
     """Refined triclinic solutions (reciprocal parameters A ... F, hkl per line, indexed mask), and what cut it.
 
     Volume shells are searched smallest first, and bases lowest lines first; the search stops at the first basis
     that gives a solution (the smallest cell; triclinic lattices have no extinctions to make a supercell look
-    better), or at the time budget.
+    better), or when its box budget is spent.
 
     Parameters
     ----------
     q_obs, q_tol : ndarray, shape (n_lines,)
         Å⁻², sorted by Q.
     settings : TriclinicSettings
+    budget : WorkBudget, optional
+        The boxes this search may test, charged as it goes (shared with other searches by the caller). Default: a
+        new one of ``settings.box_budget`` boxes and ``settings.time_limit``.
 
     Returns
     -------
     solutions : list of (ndarray (6,), ndarray (n_lines, 3), ndarray (n_lines,) bool)
     cut : str or None
-        None when the search covered every basis it examined; otherwise why it did not (time budget, or bases
-        skipped at the box limit).
+        None when the search covered every basis it examined; otherwise why it did not (box budget, the optional
+        wall-clock guard, or bases skipped at the box limit).
     """
-    deadline = time.monotonic() + settings.time_budget
+    if budget is None:
+        budget = WorkBudget(settings.box_budget, settings.time_limit)
     q_reach = 1.01 * float(np.max(q_obs + q_tol))
     solutions: list[Refinement] = []
     n_skipped = 0
     for volume_shell in volume_shells(q_obs, settings.max_volume, settings.shell_ratio):
         for basis in basis_triples(len(q_obs), settings.n_basis):
-            lo, hi, _, done = surviving_boxes_triclinic(q_obs, q_tol, basis, settings, volume_shell, deadline)
+            if budget.stopped:
+                return solutions, f"{budget.reason()} in the {volume_shell[0]:.0f}-{volume_shell[1]:.0f} Å³ shell"
+            lo, hi, _, done = surviving_boxes_triclinic(q_obs, q_tol, basis, settings, volume_shell, budget)
             if not done:
-                if time.monotonic() > deadline:
-                    return (
-                        solutions,
-                        f"time budget ({settings.time_budget:.0f} s) spent at {volume_shell[1]:.0f} Å³",
-                    )
+                if budget.stopped:
+                    return solutions, f"{budget.reason()} in the {volume_shell[0]:.0f}-{volume_shell[1]:.0f} Å³ shell"
                 # Too many boxes: a basis the lines hardly constrain; skipped, and said so.
                 n_skipped += 1
             if not len(lo):
