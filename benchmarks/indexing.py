@@ -3,7 +3,8 @@
 Usage::
 
     python -m benchmarks.indexing [--n 350] [--seed 0] [--half report|tune|all] [--measured/--no-measured]
-        [--prior network|uniform] [--triclinic-budget 120] [--retry-unindexed 3] [--no-space-group]
+        [--prior network|uniform] [--triclinic-boxes N | --triclinic-budget S] [--retry-unindexed 3]
+        [--no-space-group]
         [--workers N] [--scheduler ADDRESS]
         [--work DIR] [--json PATH] [--png PATH] [--resume] [--plot-only] [--limit K]
 
@@ -26,7 +27,9 @@ wavelength (``# wavelength CuKa1`` or ``CuKa12``), which gasolve reads (issue 13
 
 **Indexing** as ``gasolve index`` does it (:func:`gasolve.indexing.pattern.index_pattern` with its default
 settings: 20 lines with Kβ satellites left out, one impurity line allowed and a second pass allowing
-``--retry-unindexed`` (3), volume limit 1500 Å³, the triclinic search under ``--triclinic-budget`` seconds).
+``--retry-unindexed`` (3), volume limit 1500 Å³, the triclinic search under a budget of ``--triclinic-boxes``
+boxes tested, or ``--triclinic-budget`` seconds of an idle 2-core machine converted to boxes: a count, so that a
+pattern's result does not depend on the load of the machine it ran on).
 ``--no-space-group`` skips the space-group ranking (for tuning the indexing; ``sg_*`` then stay None).
 **Lattice success**: a candidate is the reference lattice when its primitive
 lattice maps onto the reference's within 1 % in lengths and 1° in angles (pymatgen ``Lattice.find_mapping``, any
@@ -67,6 +70,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks import broad, provenance  # noqa: E402
+from gasolve.indexing.budget import TRICLINIC_BOXES, boxes_for_seconds  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 RESULTS = REPO / "benchmarks" / "results"
@@ -284,7 +288,7 @@ def run_case(
     work: str,
     seed: int,
     prior: str,
-    triclinic_budget: float,
+    triclinic_boxes: int,
     retry_unindexed: int = 3,
     space_group: bool = True,
 ) -> dict:
@@ -310,7 +314,7 @@ def run_case(
     row["pattern"] = str(path)
     pattern = read_pattern(path)
     radiation, _ = choose_radiation(pattern.radiation, wavelength, str(path))
-    settings = IndexingSettings(triclinic_budget=triclinic_budget, retry_unindexed=retry_unindexed)
+    settings = IndexingSettings(triclinic_boxes=triclinic_boxes, retry_unindexed=retry_unindexed)
     try:
         result = index_pattern(pattern, radiation, settings)
     except InputError as error:
@@ -437,7 +441,7 @@ def run_benchmark(
     work: Path,
     seed: int,
     prior: str = "network",
-    triclinic_budget: float = 120.0,
+    triclinic_boxes: int = TRICLINIC_BOXES,
     retry_unindexed: int = 3,
     space_group: bool = True,
     json_path: Path | None = None,
@@ -455,7 +459,7 @@ def run_benchmark(
     """
     from gasolve.parallel import make_runner
 
-    settings = {"seed": seed, "prior": prior, "triclinic_budget": triclinic_budget}
+    settings = {"seed": seed, "prior": prior, "triclinic_boxes": triclinic_boxes}
     # Keys added after the first runs, written only when not at their defaults, so that those runs still resume.
     if retry_unindexed != 3:
         settings["retry_unindexed"] = retry_unindexed
@@ -502,7 +506,7 @@ def run_benchmark(
         from benchmarks import indexing  # by reference: the workers import the module instead of unpickling __main__
 
         runner = make_runner(scheduler, workers, "--scheduler")
-        calls = {_key(e): (e, str(work), seed, prior, triclinic_budget, retry_unindexed, space_group) for e in todo}
+        calls = {_key(e): (e, str(work), seed, prior, triclinic_boxes, retry_unindexed, space_group) for e in todo}
         by_key = {_key(e): e for e in todo}
         try:
             for i, (key, row, error) in enumerate(runner.run(indexing.run_case, calls), start=1):
@@ -576,7 +580,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, help="at most this many simulated patterns of the half, per system")
     parser.add_argument("--no-measured", action="store_true", help="leave out the three measured patterns")
     parser.add_argument("--prior", choices=("network", "uniform"), default="network")
-    parser.add_argument("--triclinic-budget", type=float, default=120.0)
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--triclinic-boxes", type=int, help=f"boxes the triclinic search may test (default {TRICLINIC_BOXES:,})"
+    )
+    budget.add_argument(
+        "--triclinic-budget", type=float, help="the same in seconds of an idle 2-core machine, converted to boxes"
+    )
     parser.add_argument(
         "--retry-unindexed",
         type=int,
@@ -607,6 +617,21 @@ def select(entries: list[dict], half: str, limit: int | None) -> list[dict]:
     return [by_system[system][i] for i in range(depth) for system in SYSTEMS if i < len(by_system[system])]
 
 
+def triclinic_boxes(args: argparse.Namespace) -> int:
+    """The triclinic box budget of the options (``--triclinic-budget`` seconds converted; default
+    :data:`~gasolve.indexing.budget.TRICLINIC_BOXES`)."""
+    if args.triclinic_boxes is not None:
+        if args.triclinic_boxes < 0:
+            raise SystemExit(f"--triclinic-boxes must be >= 0, got {args.triclinic_boxes}")
+        return args.triclinic_boxes
+    if args.triclinic_budget is not None:
+        try:
+            return boxes_for_seconds(args.triclinic_budget)
+        except ValueError as error:
+            raise SystemExit(f"--triclinic-budget: {error}") from None
+    return TRICLINIC_BOXES
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     json_path = Path(args.json)
@@ -621,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
             work=Path(args.work),
             seed=args.seed,
             prior=args.prior,
-            triclinic_budget=args.triclinic_budget,
+            triclinic_boxes=triclinic_boxes(args),
             retry_unindexed=args.retry_unindexed,
             space_group=not args.no_space_group,
             json_path=json_path,

@@ -17,7 +17,6 @@ reported for each.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -332,14 +331,12 @@ def index_pattern(
     usable = np.sort(peaks.two_theta[~peaks.kbeta])
     if len(usable) >= settings.n_lines and not np.any(peaks.two_theta[peaks.kbeta] < usable[settings.n_lines - 1]):
         return result
-    started = time.perf_counter()
     again = _index_peaks(pattern, radiation, settings, replace(peaks, kbeta_of=np.full(peaks.n_peaks, np.nan)))
-    seconds = time.perf_counter() - started
     merit = [r.candidates[0].solution.merit if r is not None and r.candidates else -np.inf for r in (result, again)]
     kept = again if merit[1] > merit[0] else result
     note = (
-        f"no convincing cell with the {int(peaks.kbeta.sum())} lines taken for Kβ left out: indexed again with them in "
-        f"({seconds:.0f} s), {'which' if kept is again else 'which did not'} gave the better first cell"
+        f"no convincing cell with the {int(peaks.kbeta.sum())} lines taken for Kβ left out: indexed again with them "
+        f"in, {'which' if kept is again else 'which did not'} gave the better first cell"
     )
     return replace(kept, notes=(*kept.notes, note))
 
@@ -436,16 +433,14 @@ def _second_pass(
         return [], []
     volume = min([settings.max_volume] + [1.02 * s.primitive_volume for s in convincing])
     again = replace(settings, max_unindexed=retry, systems=systems, max_volume=volume)
-    started = time.perf_counter()
     found, notes = _higher_symmetry(peaks, order, wavelength, tolerance, again)
-    seconds = time.perf_counter() - started
     bar = max((s.merit for _, s in first_pass), default=0.0)
     kept = [(z, s) for z, s in found if s.merit > bar]
     best = max((s.merit for _, s in kept), default=None)
     what = "none better" if best is None else f"{len(kept)} better, best {best:.1f}"
     notes.append(
-        f"second pass allowing {retry} unindexed lines ({', '.join(systems)}, up to {volume:.0f} Å³, "
-        f"{seconds:.0f} s): {len(found)} cells, {what} than the first pass's best M20 with its unindexed lines "
+        f"second pass allowing {retry} unindexed lines ({', '.join(systems)}, up to {volume:.0f} Å³): "
+        f"{len(found)} cells, {what} than the first pass's best M20 with its unindexed lines "
         f"counted ({bar:.1f})"
     )
     return kept, notes
