@@ -158,3 +158,32 @@ def test_boxes_and_seconds_are_not_given_together(tmp_path, capsys):
         main(["index", "p.xy", "--triclinic-boxes", "10", "--triclinic-budget", "1"])
     assert stop.value.code == 2
     assert "--triclinic-budget" in capsys.readouterr().err
+
+
+def test_a_pattern_indexed_twice_gives_identical_candidates_and_notes_when_the_clock_crawls(monkeypatch):
+    # examples/K4SnO4.xye (P-1, 378 Å³, simulated Cu Kα1): its triclinic search finds the cell after some 450,000
+    # boxes at the first zero shift. The whole of index_pattern (peak search, zero order, triclinic search at the
+    # zero shifts, one shared budget) runs twice, the second time under a clock that jumps 1000 s per reading.
+    from pathlib import Path
+
+    from gasolve.diffraction.wavelength import choose_radiation
+    from gasolve.indexing.pattern import IndexingSettings, index_pattern
+    from gasolve.io.patterns import read_pattern
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "K4SnO4.xye"
+    pattern = read_pattern(path)
+    radiation, _ = choose_radiation(pattern.radiation, "CuKa1", str(path))
+    settings = IndexingSettings(systems=("triclinic",), triclinic_boxes=600_000, n_pawley=0)
+    results = []
+    for slow in (False, True):
+        if slow:
+            clock = _Crawl()
+            monkeypatch.setattr(time, "monotonic", clock)
+            monkeypatch.setattr(time, "perf_counter", clock)
+        result = index_pattern(pattern, radiation, settings)
+        results.append(([c.as_dict() for c in result.candidates], result.notes))
+    assert results[0] == results[1]
+    candidates, notes = results[0]
+    assert candidates[0]["bravais"] == "aP" and abs(candidates[0]["volume"] - 378.0) < 2.0
+    used = [n for n in notes if n.startswith("triclinic search: ")]
+    assert used and used[0].endswith("of 600,000 boxes tested")
