@@ -186,3 +186,21 @@ def test_sites_a_little_off_their_mirror_are_refined_on_it(pbso4):
     assert model.wyckoff == ("4c", "4c", "4c", "4c", "8d")
     assert list(model.multiplicity) == [4, 4, 4, 4, 8]
     assert model.chi2(model.x0) < 1e-9 * float(np.sum(model.pattern.weights * model.pattern.y_obs**2))
+
+
+def test_a_step_slides_along_a_linear_bound():
+    """A damped step that would break A x <= b (η + slope·2θ <= 1) ends on the bound, keeping the rest of it."""
+    from gasolve.rietveld.lm import CONSTRAINT_MARGIN, _onto_constraints
+
+    metric = np.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    step = np.array([1.0, 1.0, 1.0])
+    bound = (np.array([[1.0, 1.0, 0.0, 0.0]]), np.array([0.5]))  # on x0 + x1, the last entry not free
+    x = np.zeros(4)
+    held = _onto_constraints(metric, step, x, np.array([0, 1, 2]), bound)
+    assert held[0] + held[1] == pytest.approx(0.5 - CONSTRAINT_MARGIN, abs=1e-12)
+    assert held[2] == pytest.approx(1.0)  # untouched by the bound
+    # the minimum of the quadratic model on the bound: its gradient there is normal to the bound
+    gradient = metric @ (held - np.linalg.solve(metric, metric @ step))
+    assert gradient[0] == pytest.approx(gradient[1])
+    # a step that breaks nothing is kept
+    np.testing.assert_array_equal(_onto_constraints(metric, -step, x, np.array([0, 1, 2]), bound), -step)

@@ -165,11 +165,11 @@ class IntensityCorrection:
 
     def dormant(self, values: np.ndarray) -> np.ndarray:
         """Which parameters have no effect at ``values`` (their partner switches the correction off), shape
-        (n_parameters,) bool: Suortti's p at q = 0 and q at p = 1; Pitschke's τ at c = 0."""
+        (n_parameters,) bool: Suortti's p at q = 0 and q at p = 1; Pitschke's τ at c = 0 and c at τ = 0."""
         if self.kind == "suortti":
             return np.array([values[1] == 0.0, values[0] == 1.0])
         if self.kind == "pitschke":
-            return np.array([False, values[0] == 0.0])
+            return np.array([values[1] == 0.0, values[0] == 0.0])
         return np.array([False])
 
     def factor(self, sin_theta: np.ndarray, two_theta_deg: np.ndarray, values: np.ndarray, paths=None):

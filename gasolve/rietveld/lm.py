@@ -22,6 +22,8 @@ import numpy as np
 from gasolve.errors import InputError
 from gasolve.rietveld.model import RietveldModel
 
+#: A step held to a linear constraint stops this far inside it (in the constraint's units: η).
+CONSTRAINT_MARGIN = 1e-9
 #: Columns whose normalised singular value falls below this are taken as undetermined (singular normal matrix).
 SINGULAR_RCOND = 1e-9
 
@@ -102,6 +104,32 @@ def null_parameters(jacobian: np.ndarray, names: list[str], rcond: float = SINGU
     return dead
 
 
+def _onto_constraints(
+    damped_normal: np.ndarray, step: np.ndarray, x: np.ndarray, free: np.ndarray, constraints
+) -> np.ndarray:
+    """The damped step, held to the linear constraints A x <= b it would break: the minimum of the damped
+    quadratic model on their boundary, s - M⁻¹Aᵀ (A M⁻¹ Aᵀ)⁻¹ (A s - (b - A x)), so that the refinement slides
+    along a bound (η of the profile reaching 1 at the end of the data) rather than stopping at it. A constraint
+    that involves no free parameter is left out."""
+    matrix, bound = constraints
+    if not len(bound):
+        return step
+    rows = matrix[:, free]
+    room = bound - matrix @ x - CONSTRAINT_MARGIN
+    involved = np.any(rows != 0, axis=1)
+    active = np.zeros(len(bound), dtype=bool)
+    for _ in range(len(bound)):
+        broken = involved & ~active & (rows @ step > room)
+        if not np.any(broken):
+            break
+        active |= broken
+        a = rows[active]
+        inverse_at = np.linalg.solve(damped_normal, a.T)  # M⁻¹Aᵀ
+        multiplier = np.linalg.lstsq(a @ inverse_at, a @ step - room[active], rcond=None)[0]
+        step = step - inverse_at @ multiplier
+    return step
+
+
 def levenberg_marquardt(
     model: RietveldModel,
     x: np.ndarray,
@@ -143,6 +171,7 @@ def levenberg_marquardt(
     all_free = free
     dof = max(model.pattern.n_points + len(model.restraints) - len(free) - 1 - model.background_terms, 1)
     lam = damping
+    constraints = model.linear_constraints()
     converged = False
     ratio = np.inf
     iteration = 0
@@ -164,7 +193,8 @@ def levenberg_marquardt(
         esd = np.sqrt(np.maximum(np.diag(np.linalg.pinv(normal)), 0.0) * chi2 / dof)
         accepted = False
         while lam < 1e10:
-            step = np.linalg.solve(normal + lam * np.diag(diagonal), gradient)
+            damped_normal = normal + lam * np.diag(diagonal)
+            step = _onto_constraints(damped_normal, np.linalg.solve(damped_normal, gradient), x, free, constraints)
             trial = x.copy()
             trial[free] += step
             if lower is not None:

@@ -377,6 +377,19 @@ class RietveldModel:
         upper[self._corr_idx] = self.correction_upper
         return lower, upper
 
+    def linear_constraints(self) -> tuple[np.ndarray, np.ndarray]:
+        """Linear inequalities A x <= b every vector must meet besides its bounds: η + slope·2θ in [0, 1] at both
+        ends of the data (the profile is refused otherwise), shapes (4, n_parameters) and (4,)."""
+        i, j = self.layout.index("eta"), self.layout.index("eta_slope")
+        matrix = np.zeros((4, self.n_parameters))
+        bound = np.zeros(4)
+        for row, (end, sign) in enumerate(
+            (e, s) for e in (self.pattern.two_theta[0], self.pattern.two_theta[-1]) for s in (1.0, -1.0)
+        ):
+            matrix[row, i], matrix[row, j] = sign, sign * end
+            bound[row] = 1.0 if sign > 0 else 0.0
+        return matrix, bound
+
     def correction_factor(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The product K (n_refl,) of the specimen corrections and ∂K/∂p of their parameters, shape
         (n_correction_parameters, n_refl), in vector order; ones and an empty array without corrections."""
