@@ -8,6 +8,11 @@ Marquardt's damping (J.N. Marquardt, SIAM J. Appl. Math. 11 (1963) 431) scales �
 step independent of the parameters' units. Restraints add rows (target - value)/σ to the residual and their
 derivatives to J; they do not involve the scale or background, so the projection leaves them as they are.
 
+Bounds: a step is cut back to the box bounds (B >= 0, ...), and a step that would break a linear constraint of the
+model (:meth:`RietveldModel.linear_constraints`: η + slope·2θ in [0, 1] at the data's ends) is held to it, at the
+minimum of the damped quadratic model on the constraint, so that the refinement slides along it instead of
+stopping there.
+
 Convergence, as in GSAS: every shift below ``shift_tolerance`` times its esd on an accepted step that was not
 heavily damped (λ <= 1: a damped step is short because of λ), or a relative change of χ² below
 ``chi2_tolerance``, or no step along the damped directions lowers χ² any more.
