@@ -38,7 +38,9 @@ def config_file(tmp_path: Path) -> Path:
 def test_defaults_refine_everything(config_file):
     settings = load_run_config(config_file).refinement
     assert settings == RefinementSettings()
-    assert set(settings.groups) == {"cell", "zero", "profile", "preferred_orientation", "coordinates", "b_iso"}
+    everything = {"cell", "zero", "profile", "preferred_orientation", "coordinates", "b_iso"}
+    assert set(settings.groups) == everything | {"surface_roughness", "absorption"}
+    assert set(settings.refined_groups) == everything  # the corrections are off until given
     assert settings.po_direction == "auto" and settings.b_per == "site" and settings.restraints == ()
     assert "[refinement]" not in resolved_toml(load_run_config(config_file))
 
