@@ -4,7 +4,8 @@ orientation (riet-serv lab pattern). Numbers and figures quoted in docs/refineme
 
 Usage::
 
-    python benchmarks/refinement_measured.py [--only corundum,nac,lab6,pbso4,gypsum] [--figures docs/figures]
+    python benchmarks/refinement_measured.py [--only corundum,nac,lab6,pbso4,gypsum,nac_aniso,pbso4_aniso]
+        [--figures docs/figures]
         [--json benchmarks/results/refinement_measured.json] [--neutral] [--no-dispersion]
         [--roughness suortti|pitschke] [--absorption MU_R[,held]]
 
@@ -14,6 +15,11 @@ radiation is on, as in the refinement's defaults. ``--neutral`` takes every site
 ``--no-dispersion`` leaves f', f'' out; ``--roughness`` refines a surface-roughness correction (Suortti or
 Pitschke) with B, ``--absorption`` a cylinder absorption correction from a μR (refined, or held with ",held")
 (:mod:`gasolve.rietveld.corrections`); such runs are stored under ``variants`` in the JSON, not over the defaults.
+
+``nac_aniso`` and ``pbso4_aniso`` refine the same start twice, with isotropic B and with anisotropic U on every
+site (``adp = "aniso"``, :mod:`gasolve.rietveld.adp`), on one profile, and compare each U_ij with the published
+one (NAC: GSAS's Uani in NAC.cif; PbSO4: Miyake's single-crystal Uani, COD 9000652, carried into Pnma and onto
+each site's image by the operator that maps the positions) in our esds.
 
 Each case starts from the published model; the profile (Caglioti U, V, W, η, zero) comes from gasolve's Le Bail
 fit on the published cell unless one is given (``PROFILES``: the values that fit gives, so that the slow tests in
@@ -166,15 +172,15 @@ PBSO4_LEBAIL_PROFILE = PeakProfile(
 PBSO4_MIYAKE_ORDER = ("Pb", "S", "O1", "O2", "O3")
 
 
-def pbso4(settings: RefinementSettings | None = None):
+def pbso4(settings: RefinementSettings | None = None, adp: str = "iso"):
     """Refine the GSAS model of the round robin (PBSO4X_refined_phase1.cif) against examples/PbSO4.xra with the
-    example's range and 12 background terms, 12 cycles per stage as tests/test_rietveld_pbso4.py.
-    Returns (result, start)."""
+    example's range and 12 background terms, 12 cycles per stage as tests/test_rietveld_pbso4.py (``adp``: the
+    displacement model when no settings are given). Returns (result, start)."""
     from gasolve.config import load_observed, load_run_config
 
     config = load_run_config(ROOT / "examples" / "PbSO4.toml")
     structure = _model(MEASURED / "PbSO4-lab-CuKa" / "PBSO4X_refined_phase1.cif")
-    settings = _settings(settings, background_terms=config.pattern.background_terms, max_iterations=12)
+    settings = _settings(settings, background_terms=config.pattern.background_terms, max_iterations=12, adp=adp)
     result = refine(structure, load_observed(config), config.pattern.radiation, PBSO4_LEBAIL_PROFILE, settings)
     return result, structure
 
@@ -310,6 +316,115 @@ def compare_nac(result, published) -> list[dict]:
     return out
 
 
+def _published_u(result, small, positions=None) -> dict[str, np.ndarray]:
+    """Published U (6-vector, CIF convention, Å²) of each of the result's sites, in the result's setting and on
+    the image the result's site is: the published site at ``positions`` (n_sites, 3; default the small
+    structure's, in the same order) is carried onto the refined site by the operator (R, t) of the space group
+    that maps it there, and its U by R U Rᵀ. ``small`` is a gemmi.SmallStructure whose sites are in the order of
+    the result's."""
+    from gasolve.rietveld.adp import six, tensor
+
+    group = result.structure.space_group
+    out = {}
+    for k, (site, published) in enumerate(zip(result.structure.sites, small.sites, strict=True)):
+        start = np.array(published.fract.tolist()) if positions is None else positions[k]
+        images = np.einsum("sij,j->si", group.rotations, start) + group.translations
+        delta = images - np.array(site.frac)
+        delta -= np.round(delta)
+        rotation = group.rotations[int(np.argmin(np.abs(delta).max(axis=1)))]
+        a = published.aniso
+        u = np.array([a.u11, a.u22, a.u33, a.u12, a.u13, a.u23])
+        out[site.label] = six(rotation @ tensor(u) @ rotation.T)
+    return out
+
+
+def compare_u(result, published_u: dict[str, np.ndarray]) -> list[dict]:
+    """Each refined U_ij against the published one, in our esds (the components the site symmetry leaves free or
+    ties to a free one: esd > 0); Ueq as 8π² Ueq (B) too."""
+    from gasolve.rietveld.adp import U_COMPONENTS, u_equivalent
+
+    rows = []
+    for i in result.model.aniso_sites:
+        label = result.structure.sites[i].label
+        for m, name in enumerate(U_COMPONENTS):
+            esd = float(result.u_aniso_esd[i, m])
+            value, published = float(result.u_aniso[i, m]), float(published_u[label][m])
+            rows.append({"name": f"{name}({label})", "refined": value, "esd": esd, "published": published,
+                         "difference_over_esd": (value - published) / esd if esd > 0 else None})  # fmt: skip
+        b_eq = float(8 * np.pi**2 * u_equivalent(published_u[label], result.structure.cell))
+        esd = float(result.b_esd[i])
+        b = result.structure.sites[i].b_iso
+        rows.append({"name": f"Beq({label})", "refined": b, "esd": esd, "published": b_eq,
+                     "difference_over_esd": (b - b_eq) / esd if esd > 0 else None})  # fmt: skip
+    return rows
+
+
+def _within(rows, names=None) -> dict:
+    """How many rows (with an esd) lie within 3 esds, and which."""
+    picked = [r for r in rows if r.get("difference_over_esd") is not None and (names is None or names(r["name"]))]
+    inside = [r["name"] for r in picked if abs(r["difference_over_esd"]) <= 3]
+    return {"within_3_esd": len(inside), "of": len(picked), "names": inside}
+
+
+def nac_anisotropic(profile: PeakProfile | None = None) -> dict:
+    """NAC refined with isotropic B and with anisotropic U on every site, on the same Le Bail profile (module
+    docstring); the x/B comparison of :func:`compare_nac` for both, and U_ij against GSAS's for the second."""
+    import gemmi
+
+    folder = MEASURED / "NAC-11BM-synchrotron"
+    structure = _model(folder / "NAC.cif")
+    full = read_pattern(folder / "11BM_NAC_converted.xye")
+    keep = (full.two_theta >= 0.5) & (full.two_theta <= 50.0)
+    pattern = ObservedPattern(full.two_theta[keep], full.y_obs[keep], full.sigma[keep])
+    radiation = Radiation(((0.413909, 1.0),), "11-BM")
+    if profile is None:
+        profile, cell = lebail_profile(structure, pattern, radiation, 10, NAC_POLARISATION)
+        structure = replace(structure, cell=cell)
+    else:
+        profile = replace(profile, polarisation=NAC_POLARISATION)
+    published = read_cif(folder / "NAC.cif")
+    out = {"profile": [*profile.caglioti, profile.eta, profile.eta_slope, profile.zero, profile.axial]}
+    for adp in ("iso", "aniso"):
+        start = time.perf_counter()
+        result = refine(structure, pattern, radiation, profile, _settings(None, background_terms=10, adp=adp))
+        rows = compare_nac(result, published)
+        entry = {**_summary(result, time.perf_counter() - start), "comparison": rows, "x_b_count": _within(rows)}
+        if adp == "aniso":
+            u_rows = compare_u(result, _published_u(result, gemmi.read_small_structure(str(folder / "NAC.cif"))))
+            entry["u_comparison"] = u_rows
+            entry["u_count"] = _within(u_rows, lambda n: not n.startswith("Beq"))
+            entry["non_positive_definite"] = list(result.non_positive_definite)
+        out[adp] = entry
+    return out
+
+
+def pbso4_anisotropic() -> dict:
+    """PbSO4 (lab data) refined with isotropic B and with anisotropic U on every site (module docstring)."""
+    import gemmi
+
+    small = gemmi.read_small_structure(str(MEASURED / "PbSO4-lab-CuKa" / "anglesite_COD9000652_from_riet-serv.cif"))
+    by_label = {site.label: site for site in small.sites}
+    ordered = [by_label[k] for k in PBSO4_MIYAKE_ORDER]
+    # Pbnm (a', b', c') -> Pnma (a, b, c) = (b', c', a'): x = y', y = z', z = x'; U likewise
+    positions = np.array([[s.fract.y, s.fract.z, s.fract.x] for s in ordered])
+    for site in ordered:
+        a = site.aniso
+        site.aniso = gemmi.SMat33d(a.u22, a.u33, a.u11, a.u23, a.u12, a.u13)
+    out = {}
+    for adp in ("iso", "aniso"):
+        start = time.perf_counter()
+        result, start_model = pbso4(adp=adp)
+        entry = {**_summary(result, time.perf_counter() - start), "comparison": compare_pbso4(result, start_model)}
+        if adp == "aniso":
+            fake = type("Published", (), {"sites": ordered})
+            u_rows = compare_u(result, _published_u(result, fake, positions))
+            entry["u_comparison"] = u_rows
+            entry["u_count"] = _within(u_rows, lambda n: not n.startswith("Beq"))
+            entry["non_positive_definite"] = list(result.non_positive_definite)
+        out[adp] = entry
+    return out
+
+
 def _figures(result, observed, radiation, folder: Path, name: str) -> None:
     from gasolve.plotting import plot_fit, plot_refinement_progress
     from gasolve.rietveld.report import reflection_ticks
@@ -343,6 +458,10 @@ def _summary(result, seconds: float) -> dict:
         "po_direction": result.po_direction, "stages": [(s.name, s.rwp, s.iterations, s.note) for s in result.stages],
         "correlations_above_0.9": result.uncertainties.high_correlations, "error": result.error,
         "specimen_corrections": specimen_corrections(result),
+        "adp": "aniso" if result.model.aniso_sites else "iso",
+        "u_aniso": {result.structure.sites[i].label: [list(result.u_aniso[i]), list(result.u_aniso_esd[i])]
+                    for i in result.model.aniso_sites},
+        "non_positive_definite": list(result.non_positive_definite),
     }  # fmt: skip
 
 
@@ -413,6 +532,10 @@ def main(argv=None) -> int:
             "comparison": compare_pbso4(result, start_model),
         }
         _figures(result, result.model.pattern, parse_radiation("CuKa12"), args.figures, "pbso4")
+    if "nac_aniso" in cases:
+        report["nac_aniso"] = nac_anisotropic()
+    if "pbso4_aniso" in cases:
+        report["pbso4_aniso"] = pbso4_anisotropic()
     if "gypsum" in cases:
         start = time.perf_counter()
         with_po = gypsum("auto")

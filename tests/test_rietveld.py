@@ -72,8 +72,16 @@ def test_derivatives_match_finite_differences(pbso4, group):
     pattern = _pattern(pbso4, 15.0, 50.0)
     po = (1, 0, 1) if group == "preferred_orientation" else None  # March-Dollase r (a model of its own)
     corrections = (_CORRECTIONS[group],) if group in _CORRECTIONS else ()
+    adp = "aniso" if group == "u_aniso" else "iso"  # anisotropic U on every site (mirror and general positions)
     model = RietveldModel(
-        pbso4, pattern, RADIATION, TRUE_PROFILE, background_terms=3, preferred_orientation=po, corrections=corrections
+        pbso4,
+        pattern,
+        RADIATION,
+        TRUE_PROFILE,
+        background_terms=3,
+        preferred_orientation=po,
+        corrections=corrections,
+        adp=adp,
     )
     x = model.x0 + 0.002 * np.sin(np.arange(model.n_parameters))  # away from special values
     x[model.layout.indices("preferred_orientation")] = 0.8
@@ -85,7 +93,8 @@ def test_derivatives_match_finite_differences(pbso4, group):
         reference = peak_derivative_4point(model, x, j)
         # cell, zero, profile: the difference crosses the engine's window edges (tests/test_rietveld_shape.py checks
         # them tightly with small steps)
-        tolerance = 1e-5 if group in ("coordinates", "b_iso", "preferred_orientation", *_CORRECTIONS) else 0.1
+        analytic = ("coordinates", "b_iso", "u_aniso", "preferred_orientation", *_CORRECTIONS)
+        tolerance = 1e-5 if group in analytic else 0.1
         error = np.linalg.norm(derivative[:, column] - reference) / np.linalg.norm(reference)
         assert error < tolerance, (model.layout.names[j], error)
 

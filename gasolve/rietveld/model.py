@@ -16,11 +16,14 @@ specimen corrections of :mod:`gasolve.rietveld.corrections` (surface roughness, 
 each reflection's Bragg angle at the first emission line's wavelength) when the settings give any. Restraints
 (:mod:`gasolve.rietveld.restraints`) add their squared residuals to χ². H sites ride on their parents
 (:mod:`gasolve.rietveld.riding`): their coordinates and B follow the parent's, and the parent's derivatives carry
-theirs.
+theirs. Sites refined anisotropically (:mod:`gasolve.rietveld.adp`) have no B: each operator term of F carries
+the Debye-Waller factor of its image, T = exp(-2π² (hR) U* (hR)ᵀ) with U* = N U N, U = C p the site's tensor from
+its free components p under the site symmetry; a riding H on such a parent takes u_ratio · 8π² Ueq(parent).
 
 Derivatives of the peak part P I: analytic for the coordinates, B, the March-Dollase r and the specimen corrections
 (∂I/∂x = 2 Re(F* ∂F/∂x) P_MD with ∂F/∂x = 2πi f h R e^{2πi(hRx + ht)}, ∂F/∂B = -s² f e^{...}; with f'' the
-mean of that over h and -h;
+mean of that over h and -h; for an anisotropic site ∂F/∂U*_m = -2π² f Σ_ops (hR)_i (hR)_j T e^{...},
+carried to p through U* = N C p;
 ∂I/∂r = |F|² ∂P_MD/∂r, and of a correction's parameter |F|² P_MD ∂K/∂p). Those of the cell, zero
 shift and profile, which move the peaks: analytic too (:mod:`gasolve.rietveld.shape_jacobian`: one pass over P's
 entries gives P and its derivatives), with the intensities' share of a cell derivative (form factors, B and the
@@ -43,7 +46,7 @@ import scipy.sparse
 from gasolve.crystal.origin import origin_fixing_slots
 from gasolve.crystal.snap import SpecialPositionSnap
 from gasolve.crystal.special_positions import settle
-from gasolve.crystal.structure import Structure
+from gasolve.crystal.structure import U_TO_B, Structure
 from gasolve.crystal.wyckoff import SiteMap
 from gasolve.diffraction.background import chebyshev_basis
 from gasolve.diffraction.dispersion import Dispersion
@@ -55,6 +58,7 @@ from gasolve.diffraction.wavelength import Radiation
 from gasolve.errors import InputError
 from gasolve.io.patterns import ObservedPattern
 from gasolve.profile_fit.lattice import LatticeConstraint
+from gasolve.rietveld import adp as adp_tensors
 from gasolve.rietveld.corrections import IntensityCorrection, cylinder_path_lengths
 from gasolve.rietveld.orientation import cos2_to_direction, equivalent_reflections, march_dollase
 from gasolve.rietveld.parameters import ParameterLayout
@@ -104,7 +108,12 @@ class RietveldModel:
     background_terms : int
         Chebyshev terms, solved exactly with the scale.
     b_per : {"site", "element"}
-        One B per site, or one per element (constrained equal on all sites of an element).
+        One B per site, or one per element (constrained equal on all sites of an element), for the sites refined
+        isotropically.
+    adp : "iso", "aniso" or sequence of str
+        Anisotropic U on no site, on every non-H site, or on the sites whose label or element is listed
+        (:mod:`gasolve.rietveld.adp`); their free components under the site symmetry (group ``u_aniso``) replace
+        their B, starting from the isotropic tensor of the site's B.
     displacement : bool
         Refine the specimen displacement besides the zero shift.
     preferred_orientation : tuple of 3 int, optional
@@ -132,6 +141,7 @@ class RietveldModel:
         profile: PeakProfile,
         background_terms: int = 6,
         b_per: str = "site",
+        adp="iso",
         displacement: bool = False,
         preferred_orientation: tuple[int, int, int] | None = None,
         restraints=(),
@@ -210,7 +220,12 @@ class RietveldModel:
         # B of a constrained H is u_ratio times its parent's; an H held without a parent keeps its B (b_offset)
         constrained = {h.site: h for h in self.hydrogens if h.b_constrained}
         held_b = {h.site for h in self.hydrogens if h.status != "free" and not h.b_constrained}
-        own = [i for i in range(structure.n_sites) if i not in constrained and i not in held_b]
+        self.aniso_sites = self._anisotropic_sites(adp)
+        own = [
+            i
+            for i in range(structure.n_sites)
+            if i not in constrained and i not in held_b and i not in self.aniso_sites
+        ]
         if b_per == "site":
             b_names = [f"B({self.labels[i]})" for i in own]
             self.b_map = np.eye(structure.n_sites)[:, own]
@@ -225,6 +240,30 @@ class RietveldModel:
             self.b_map[site] = rider.u_ratio * self.b_map[rider.parent]
         #: B (Å²) of the sites whose B is no parameter's (an H held without a parent), shape (n_sites,).
         self.b_offset = np.array([s.b_iso if i in held_b else 0.0 for i, s in enumerate(structure.sites)])
+
+        # Anisotropic sites: U (6,) = u_map[a] @ x[u_idx], the site-symmetry basis of each (RREF: each parameter
+        # is one named component), started from the isotropic tensor of the site's B.
+        u_names, u0, blocks = [], [], []
+        reciprocal = structure.cell.reciprocal_metric
+        for i in self.aniso_sites:
+            basis = adp_tensors.site_basis(self.space_group, frac0[i])
+            blocks.append(basis)
+            u_names += [f"{adp_tensors.U_COMPONENTS[m]}({self.labels[i]})" for m in adp_tensors.pivots(basis)]
+            start_u = adp_tensors.isotropic(structure.sites[i].b_iso / U_TO_B, reciprocal)
+            u0 += list(np.linalg.lstsq(basis, start_u, rcond=None)[0])
+        #: U (CIF convention, 6-vector) of each anisotropic site from the u_aniso parameters, shape
+        #: (n_aniso, 6, n_u).
+        self.u_map = np.zeros((len(self.aniso_sites), 6, len(u_names)))
+        column = 0
+        for a, basis in enumerate(blocks):
+            self.u_map[a, :, column : column + basis.shape[1]] = basis
+            column += basis.shape[1]
+        #: (H site, index of its anisotropic parent among aniso_sites, Uiso(H)/Ueq(parent)).
+        self._aniso_riders = tuple(
+            (site, self.aniso_sites.index(rider.parent), rider.u_ratio)
+            for site, rider in constrained.items()
+            if rider.parent in self.aniso_sites
+        )
 
         self.po_direction = None if preferred_orientation is None else tuple(preferred_orientation)
         po_names = ["r_PO"] if self.po_direction is not None else []
@@ -244,10 +283,10 @@ class RietveldModel:
             raise InputError(f"at most one surface-roughness and one absorption correction, got {kinds}")
         correction_names = [name for c in self.corrections for name in c.names]
         names = [f"metric{k}" for k in range(self.constraint.n_free)] + zero_names + self.profile_names + po_names
-        names += coordinate_names + b_names + correction_names
+        names += coordinate_names + b_names + u_names + correction_names
         groups = ["cell"] * self.constraint.n_free + ["zero"] * len(zero_names) + ["profile"] * len(self.profile_names)
         groups += ["preferred_orientation"] * len(po_names)
-        groups += ["coordinates"] * len(coordinate_names) + ["b_iso"] * len(b_names)
+        groups += ["coordinates"] * len(coordinate_names) + ["b_iso"] * len(b_names) + ["u_aniso"] * len(u_names)
         groups += [c.group for c in self.corrections for _ in c.names]
         self.layout = ParameterLayout(tuple(names), tuple(groups))
         start = {
@@ -264,7 +303,7 @@ class RietveldModel:
         }
         x0 = list(self.constraint.coefficients(structure.cell))
         x0 += [start[n] for n in zero_names + self.profile_names] + [1.0] * len(po_names)
-        x0 += list(genome.ravel()[self.free_slots]) + list(b0)
+        x0 += list(genome.ravel()[self.free_slots]) + list(b0) + u0
         #: sin θ of the pattern's lowest angle (bounds Pitschke's τ).
         self.sin_theta_min = float(np.sin(np.radians(max(pattern.two_theta[0], 1e-3) / 2)))
         self.correction_lower, self.correction_upper = [], []
@@ -278,6 +317,9 @@ class RietveldModel:
         self._shape_idx = self.layout.indices(("cell", "zero", "profile"))
         self._coord_idx = self.layout.indices("coordinates")
         self._b_idx = self.layout.indices("b_iso")
+        self._u_idx = self.layout.indices("u_aniso")
+        #: (hR)_i (hR)_j of each operator term, shape (n_terms, 6, n_refl) (None without anisotropic sites).
+        self._hr_quadratic = adp_tensors.quadratic_terms(self.hr) if self.aniso_sites else None
         self._po_idx = self.layout.indices("preferred_orientation")
         self._corr_idx = self.layout.indices(("surface_roughness", "absorption"))
         self._paths: tuple[bytes, tuple] | None = None  # cylinder path lengths of the last cell
@@ -359,8 +401,60 @@ class RietveldModel:
         return march_dollase(cos2, float(x[self._po_idx[0]]))
 
     def b_iso(self, x: np.ndarray) -> np.ndarray:
-        """B (Å²) of every site, shape (n_sites,); a constrained H's is a multiple of its parent's."""
-        return self.b_map @ x[self._b_idx] + self.b_offset
+        """Isotropic B (Å²) of every site, shape (n_sites,); a constrained H's is a multiple of its parent's (of
+        8π² Ueq for an anisotropic parent); 0 for the anisotropic sites, whose T is in the operator terms."""
+        b = self.b_map @ x[self._b_idx] + self.b_offset
+        if self._aniso_riders:
+            b = b + self._rider_b_map(x) @ x[self._u_idx]
+        return b
+
+    def b_equivalent(self, x: np.ndarray) -> np.ndarray:
+        """B (Å²) of every site with 8π² Ueq for the anisotropic ones, shape (n_sites,)."""
+        b = self.b_iso(x)
+        if self.aniso_sites:
+            b[self.aniso_sites] = U_TO_B * adp_tensors.u_equivalent(self.u_aniso(x), self.cell(x))
+        return b
+
+    def u_aniso(self, x: np.ndarray) -> np.ndarray:
+        """U (Å², CIF convention: U11, U22, U33, U12, U13, U23) of each anisotropic site, shape (n_aniso, 6)."""
+        return np.einsum("amp,p->am", self.u_map, x[self._u_idx])
+
+    def _rider_b_map(self, x: np.ndarray) -> np.ndarray:
+        """∂B/∂p (n_sites, n_u) of the H riding on anisotropic parents: u_ratio · 8π² g(cell) · C (the cell's g
+        of Ueq = g · U, :func:`gasolve.rietveld.adp.u_equivalent_weights`)."""
+        weights = adp_tensors.u_equivalent_weights(self.cell(x))
+        out = np.zeros((self.structure.n_sites, len(self._u_idx)))
+        for site, a, ratio in self._aniso_riders:
+            out[site] = ratio * U_TO_B * weights @ self.u_map[a]
+        return out
+
+    def _anisotropic_sites(self, adp) -> list[int]:
+        """Indices of the sites ``adp`` names (constructor); H and D only when named by label and free."""
+        hydrogen = [el in ("H", "D") for el in self.elements]
+        if adp == "iso":
+            return []
+        if adp == "aniso":
+            return [i for i in range(len(self.labels)) if not hydrogen[i]]
+        if isinstance(adp, str) or not len(adp):
+            raise InputError(f'[refinement] adp: expected "iso", "aniso" or a list of names, got {adp!r}')
+        chosen = set()
+        for name in adp:
+            by_label = [i for i, label in enumerate(self.labels) if label == name]
+            by_element = [i for i, el in enumerate(self.elements) if el == name and not hydrogen[i]]
+            if not by_label and not by_element:
+                raise InputError(
+                    f"[refinement] adp names {name!r}, which is neither a site label ({', '.join(self.labels)}) "
+                    f"nor an element ({', '.join(dict.fromkeys(self.elements))}) of the model"
+                )
+            chosen.update(by_label or by_element)
+        riders = {h.site: h for h in self.hydrogens}
+        for i in sorted(chosen):
+            if hydrogen[i] and riders.get(i) is not None and riders[i].status != "free":
+                raise InputError(
+                    f"[refinement] adp names {self.labels[i]}, an H site refined as {riders[i].status!r}; "
+                    'anisotropic U needs hydrogens = "free"'
+                )
+        return sorted(chosen)
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper bounds of every parameter, shape (n_parameters,) each: B >= 0, W > 0, η and the axial
@@ -433,12 +527,13 @@ class RietveldModel:
         return np.array(out, dtype=int)
 
     def structure_of(self, x: np.ndarray) -> Structure:
-        """The refined structure: cell, coordinates (wrapped into [0, 1)) and B of ``x``."""
+        """The refined structure: cell, coordinates (wrapped into [0, 1)) and B of ``x`` (8π² Ueq for the
+        anisotropic sites)."""
         frac = self.frac(x)
         frac = frac - np.floor(frac)
         sites = tuple(
             replace(site, frac=tuple(map(float, f)), b_iso=float(max(b, 0.0)))
-            for site, f, b in zip(self.structure.sites, frac, self.b_iso(x), strict=True)
+            for site, f, b in zip(self.structure.sites, frac, self.b_equivalent(x), strict=True)
         )
         return replace(self.structure, cell=self.cell(x), sites=sites, _cache={})
 
@@ -485,9 +580,10 @@ class RietveldModel:
             near |= (centre > ends[0] - window) & (centre < ends[1] + window)
         return near
 
-    def _site_terms(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _site_terms(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Scattering power w (n_sites, n_refl; complex with f''), the operator sums E (n_sites, n_refl), their
-        derivatives dE/dfrac (n_sites, 3, n_refl) and stol2 (n_refl,)."""
+        derivatives dE/dfrac (n_sites, 3, n_refl), stol2 (n_refl,) and the operator terms of the anisotropic
+        sites (n_terms, n_aniso, n_refl: T cos φ when centric, T e^{iφ} otherwise)."""
         reflections = self.reflections(x)
         stol2 = reflections.stol2
         b_iso = self.b_iso(x)
@@ -501,18 +597,24 @@ class RietveldModel:
         if np.any(self.f_double_prime):
             w = w + 1j * (self.f_double_prime * scale)[:, None] * debye_waller(b_iso, stol2)
         phase = 2.0 * np.pi * (np.einsum("sak,ja->sjk", self.hr, self.frac(x)) + self.ht[:, None, :])
+        aniso = self.aniso_sites
+        t = None
+        if aniso:  # each image's own T (module docstring); 1 for the isotropic sites, whose T is in w
+            u_star = adp_tensors.fractional(self.u_aniso(x), self.reciprocal_metric(x))
+            t = np.ones(phase.shape)
+            t[:, aniso] = np.exp(-2.0 * np.pi**2 * np.einsum("smk,jm->sjk", self._hr_quadratic, u_star))
         if self.centric:
-            e = np.cos(phase).sum(axis=0)
-            de = -2.0 * np.pi * np.einsum("sjk,sak->jak", np.sin(phase), self.hr)
+            terms = np.cos(phase) if t is None else np.cos(phase) * t
+            sines = np.sin(phase) if t is None else np.sin(phase) * t
+            de = -2.0 * np.pi * np.einsum("sjk,sak->jak", sines, self.hr)
         else:
-            ep = np.exp(1j * phase)
-            e = ep.sum(axis=0)
-            de = 2j * np.pi * np.einsum("sjk,sak->jak", ep, self.hr)
-        return w, e, de, stol2
+            terms = np.exp(1j * phase) if t is None else np.exp(1j * phase) * t
+            de = 2j * np.pi * np.einsum("sjk,sak->jak", terms, self.hr)
+        return w, terms.sum(axis=0), de, stol2, terms[:, aniso]
 
     def structure_factors_squared(self, x: np.ndarray) -> np.ndarray:
         """|F|² of every reflection, shape (n_refl,): the mean of |F(h)|² and |F(-h)|² (equal without f'')."""
-        w, e, _, _ = self._site_terms(x)
+        w, e = self._site_terms(x)[:2]
         if not np.iscomplexobj(w):
             return np.abs(np.sum(w * e, axis=0)) ** 2
         return 0.5 * (np.abs(np.sum(w * e, axis=0)) ** 2 + np.abs(np.sum(w * np.conj(e), axis=0)) ** 2)
@@ -523,9 +625,9 @@ class RietveldModel:
         return self.structure_factors_squared(x) * self.orientation_factor(x)[0] * self.correction_factor(x)[0]
 
     def intensity_derivatives(self, x: np.ndarray) -> np.ndarray:
-        """∂I/∂x for the coordinate, B, r_PO and correction entries of the vector (analytic), shape
-        (n_refl, n_coord + n_b + n_po + n_corrections), in that order."""
-        w, e, de, stol2 = self._site_terms(x)
+        """∂I/∂x for the coordinate, B, U, r_PO and correction entries of the vector (analytic), shape
+        (n_refl, n_coord + n_b + n_u + n_po + n_corrections), in that order."""
+        w, e, de, stol2, terms = self._site_terms(x)
         f = np.sum(w * e, axis=0)
         po, d_po = self.orientation_factor(x)
         k_corr, d_corr = self.correction_factor(x)
@@ -543,7 +645,22 @@ class RietveldModel:
         d_frac = carry_derivatives(d_frac, self._riders)  # the riding H's share goes to their parents
         d_genome = np.einsum("sia,sik->sak", self.site_map.matrix, d_frac).reshape(-1, len(f))
         d_b = self.b_map.T @ d_site_b
-        columns = np.concatenate([d_genome[self.free_slots], d_b]) * (po * k_corr)[None, :]
+        d_u = np.zeros((len(self._u_idx), len(f)))
+        if self.aniso_sites:
+            # ∂E/∂U*_m = -2π² Σ_s (hR)_i (hR)_j T e^{iφ}; U*_m = n_i n_j U_m; U = C p
+            d_e = -2.0 * np.pi**2 * np.einsum("smk,sak->amk", self._hr_quadratic, terms)
+            w_aniso = w[self.aniso_sites][:, None, :]
+            if np.iscomplexobj(w):
+                d_u_star = np.real(np.conj(f)[None, None, :] * w_aniso * d_e)
+                d_u_star += np.real(np.conj(f_minus)[None, None, :] * w_aniso * np.conj(d_e))
+            else:
+                d_u_star = 2.0 * np.real(np.conj(f)[None, None, :] * w_aniso * d_e)
+            n = adp_tensors.reciprocal_lengths(self.reciprocal_metric(x))
+            scale_u = np.array([n[i] * n[j] for i, j in adp_tensors.PAIRS])
+            d_u = np.einsum("amk,m,amp->pk", d_u_star, scale_u, self.u_map)
+            if self._aniso_riders:  # the riding H's B follows its parent's Ueq
+                d_u += self._rider_b_map(x).T @ d_site_b
+        columns = np.concatenate([d_genome[self.free_slots], d_b, d_u]) * (po * k_corr)[None, :]
         if self.po_direction is not None:
             columns = np.concatenate([columns, (squared * d_po * k_corr)[None, :]])
         columns = np.concatenate([columns, squared * po * d_corr])
@@ -604,12 +721,12 @@ class RietveldModel:
     def peak_derivatives(self, x: np.ndarray, free: np.ndarray) -> np.ndarray:
         """∂(P I)/∂x_j for the parameters ``free`` (indices), shape (n_points, len(free)).
 
-        Coordinates, B, r_PO and the specimen corrections analytic (P ∂I/∂x); cell, zero and profile from
+        Coordinates, B, U, r_PO and the specimen corrections analytic (P ∂I/∂x); cell, zero and profile from
         :meth:`shape_derivatives`.
         """
         free = np.asarray(free, dtype=int)
         out = np.zeros((self.pattern.n_points, len(free)))
-        structural = np.concatenate([self._coord_idx, self._b_idx, self._po_idx, self._corr_idx])
+        structural = np.concatenate([self._coord_idx, self._b_idx, self._u_idx, self._po_idx, self._corr_idx])
         analytic = np.isin(free, structural)
         if np.any(analytic):
             columns = self.intensity_derivatives(x)

@@ -6,9 +6,10 @@ optionally, specimen displacement, degrees), ``profile`` (Caglioti U, V, W in de
 and the asymmetry the starting profile has: Finger-Cox-Jephcoat SH/L or Bérar-Baldinozzi P1, P2),
 ``preferred_orientation`` (the March-Dollase ratio r along one direction), ``coordinates`` (the free
 coordinates of each site's Wyckoff position, less those that hold the origin in a polar group), ``b_iso``
-(one B per site, or one per element, Å²), ``surface_roughness`` (Suortti's p, q or Pitschke's c, τ) and
-``absorption`` (a cylinder's μR; :mod:`gasolve.rietveld.corrections`). Scale and background are linear and never in the
-vector: they are solved exactly for every vector (variable projection).
+(one B per site, or one per element, Å²), ``u_aniso`` (the free components of each anisotropic site's U under
+its site symmetry, Å², CIF convention: :mod:`gasolve.rietveld.adp`), ``surface_roughness`` (Suortti's p, q or
+Pitschke's c, τ) and ``absorption`` (a cylinder's μR; :mod:`gasolve.rietveld.corrections`). Scale and background
+are linear and never in the vector: they are solved exactly for every vector (variable projection).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ RELATIVE_STEP = {
     "preferred_orientation": 1e-4,
     "coordinates": 0.0,
     "b_iso": 1e-4,
+    "u_aniso": 1e-4,
     "surface_roughness": 1e-4,
     "absorption": 1e-4,
 }
@@ -41,6 +43,7 @@ STEP_FLOOR = {
     "preferred_orientation": 1e-5,
     "coordinates": 1e-5,
     "b_iso": 1e-3,
+    "u_aniso": 1e-5,
     "surface_roughness": 1e-5,
     "absorption": 1e-5,
 }

@@ -11,6 +11,10 @@ atom types with the source of their form factors (_atom_type_scat_source) and th
 H sites say how they were refined (:mod:`gasolve.rietveld.riding`), as SHELXL writes them: a riding H has
 _atom_site_calc_flag ``calc``, _atom_site_refinement_flags_posn ``R``, _atom_site_calc_attached_atom its parent,
 and coordinates and Uiso without esds; an H held fixed ``calc`` and ``.``; every other site ``d`` (determined).
+A site refined anisotropically (:mod:`gasolve.rietveld.adp`) has _atom_site_adp_type ``Uani``,
+_atom_site_U_iso_or_equiv its Ueq with esd, and a row of the _atom_site_aniso_ loop (U_11 ... U_23 with esds, CIF
+convention); a U that is not positive definite is named in a comment line of the file, in the text report and in
+the JSON summary (``non_positive_definite``).
 The text report (:func:`parameter_table`) lists every refined parameter with its esd, the correlations above
 0.9, the restraints and their χ², and the stages.
 """
@@ -58,6 +62,7 @@ def format_refined_cif(result: RefinementResult, comments: list[str] | None = No
         ],
     )
     riders = {rider.site: rider for rider in result.hydrogens}
+    aniso = list(result.model.aniso_sites)
     for i, site in enumerate(structure.sites):
         coordinates = [
             with_esd(x, float(e), min_decimals=COORDINATE_DECIMALS)
@@ -66,8 +71,17 @@ def format_refined_cif(result: RefinementResult, comments: list[str] | None = No
         u_iso = with_esd(site.b_iso / U_TO_B, float(result.b_esd[i]) / U_TO_B, decimals_plain=5)
         species = species_name(site.element, site.charge)
         flags = _calc_flags(riders.get(i), structure)
-        row = [gemmi.cif.quote(site.label), species, *coordinates, f"{site.occupancy:.4f}", u_iso, "Uiso", *flags]
+        adp_type = "Uani" if i in aniso else "Uiso"
+        row = [gemmi.cif.quote(site.label), species, *coordinates, f"{site.occupancy:.4f}", u_iso, adp_type, *flags]
         atoms.add_row(row)
+    if aniso:
+        loop = block.init_loop("_atom_site_aniso_", ["label", "U_11", "U_22", "U_33", "U_12", "U_13", "U_23"])
+        for i in aniso:
+            values = [
+                with_esd(float(u) + 0.0, float(e), decimals_plain=5, min_decimals=5)
+                for u, e in zip(result.u_aniso[i], result.u_aniso_esd[i], strict=True)
+            ]
+            loop.add_row([gemmi.cif.quote(structure.sites[i].label), *values])
     _add_atom_types(block, result)
     m = result.metrics
     block.set_pair("_pd_proc_ls_prof_R_factor", f"{m.rp:.5f}")
@@ -88,8 +102,40 @@ def format_refined_cif(result: RefinementResult, comments: list[str] | None = No
     if corrections:
         block.set_pair("_pd_proc_ls_special_details", gemmi.cif.quote(_corrections_text(corrections)))
     block.set_pair("_pd_proc_number_of_points", str(m.n_points))
-    header = "".join(f"# {line}\n" for line in (comments or []))
+    notes = list(comments or []) + [non_positive_definite_warning(result)] * bool(result.non_positive_definite)
+    header = "".join(f"# {line}\n" for line in notes)
     return header + document.as_string()
+
+
+def non_positive_definite_warning(result: RefinementResult) -> str:
+    """One line naming the sites whose refined U is not positive definite."""
+    labels = ", ".join(result.non_positive_definite)
+    return f"warning: the refined U of {labels} is not positive definite (a principal value <= 0): not physical"
+
+
+def anisotropic_records(result: RefinementResult) -> list[dict]:
+    """Each anisotropic site: label, U (U11, U22, U33, U12, U13, U23, Å², CIF convention) and esds, Ueq and its
+    esd, the principal values of the Cartesian tensor (Å², ascending) and whether they are all positive."""
+    from gasolve.rietveld.adp import principal_values
+
+    structure = result.structure
+    records = []
+    for i in result.model.aniso_sites:
+        site = structure.sites[i]
+        u = result.u_aniso[i]
+        eigen = principal_values(u, structure.cell)
+        records.append(
+            {
+                "label": site.label,
+                "u": [float(v) for v in u],
+                "u_esd": [_finite(e) for e in result.u_aniso_esd[i]],
+                "u_eq": float(eigen.sum() / 3.0),  # a third of the trace: Ueq, also when negative
+                "u_eq_esd": _finite(result.b_esd[i] / U_TO_B),
+                "principal_values": [float(v) for v in eigen],
+                "positive_definite": bool(site.label not in result.non_positive_definite),
+            }
+        )
+    return records
 
 
 def _calc_flags(rider, structure) -> list[str]:
@@ -265,6 +311,17 @@ def parameter_table(result: RefinementResult) -> str:
         )
     for line in _corrections_text(specimen_corrections(result)).split("; ") if result.model.corrections else []:
         lines.append(f"specimen correction: {line}")
+    if result.model.aniso_sites:
+        lines += ["", "anisotropic U (A^2)   U11 U22 U33 U12 U13 U23   Ueq   principal values"]
+        for record in anisotropic_records(result):
+            pairs = zip(record["u"], record["u_esd"], strict=True)
+            values = [with_esd(u, e or 0.0, decimals_plain=5) for u, e in pairs]
+            ueq = with_esd(record["u_eq"], record["u_eq_esd"] or 0.0, decimals_plain=5)
+            eigen = " ".join(f"{v:.5f}" for v in record["principal_values"])
+            flag = "" if record["positive_definite"] else "   NOT POSITIVE DEFINITE"
+            lines.append(f"    {record['label']:<8} {' '.join(values)}   {ueq}   {eigen}{flag}")
+    if result.non_positive_definite:
+        lines += ["", non_positive_definite_warning(result)]
     if result.hydrogens:
         labels = [site.label for site in result.structure.sites]
         lines += ["", "hydrogens"] + [f"    {describe(rider, labels)}" for rider in result.hydrogens]
@@ -330,6 +387,8 @@ def refinement_summary(result: RefinementResult) -> dict:
         ],
         "restraints_chi2": float(sum(r.chi2 for r in result.restraints)),
         "hydrogens": hydrogen_records(result),
+        "anisotropic": anisotropic_records(result),
+        "non_positive_definite": list(result.non_positive_definite),
         "stages": [
             {
                 "name": s.name,

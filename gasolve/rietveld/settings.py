@@ -9,6 +9,8 @@ The table (every key optional; the defaults refine everything the data can carry
     profile = true                      # Caglioti U, V, W, eta, its slope, asymmetry
     coordinates = true                  # free coordinates of every site (origin held in polar groups)
     b_iso = "site"                      # "site" (one B per site), "element" (one per element) or "off"
+    adp = "iso"                         # "iso", "aniso" (anisotropic U on every non-H site) or a list of
+                                        # elements and site labels refined anisotropically, e.g. ["Pb", "S1"]
     preferred_orientation = "auto"      # "auto" (the best low-index direction, kept only if significant),
                                         # [h, k, l] (March-Dollase along that reciprocal-lattice direction) or "off"
     max_iterations = 30                 # least-squares cycles per stage
@@ -45,6 +47,7 @@ GROUPS = (
     "preferred_orientation",
     "coordinates",
     "b_iso",
+    "u_aniso",
     "surface_roughness",
     "absorption",
 )
@@ -54,6 +57,7 @@ _KEYS = (
     *_SWITCHES,
     "displacement",
     "b_iso",
+    "adp",
     "preferred_orientation",
     "max_iterations",
     "anomalous_dispersion",
@@ -64,6 +68,8 @@ _KEYS = (
     "restraints",
 )
 _B_CHOICES = ("site", "element", "off")
+#: The ``adp`` strings; a list names elements and site labels instead.
+ADP_CHOICES = ("iso", "aniso")
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,10 @@ class RefinementSettings:
     groups : tuple of str
         Parameter groups refined at all (a subset of :data:`GROUPS`).
     b_per : {"site", "element"}
+        Of the sites refined isotropically.
+    adp : "iso", "aniso" or tuple of str
+        Anisotropic displacement parameters (:mod:`gasolve.rietveld.adp`): none, on every non-H site, or on the
+        sites whose label or element is listed. They are refined with the B group ("u_aniso" in ``groups``).
     displacement : bool
         Refine the specimen displacement as well as the zero shift.
     background_terms : int
@@ -139,6 +149,7 @@ class RefinementSettings:
 
     groups: tuple[str, ...] = GROUPS
     b_per: str = "site"
+    adp: str | tuple[str, ...] = "iso"
     displacement: bool = False
     background_terms: int = 6
     max_iterations: int = 30
@@ -156,6 +167,9 @@ class RefinementSettings:
             raise InputError(f"unknown refinement groups {sorted(unknown)}; known: {', '.join(GROUPS)}")
         if self.b_per not in ("site", "element"):
             raise InputError(f"b_per must be 'site' or 'element', got {self.b_per!r}")
+        object.__setattr__(self, "adp", check_adp(self.adp))  # a list becomes a tuple (frozen, hashable)
+        if self.adp != "iso" and "b_iso" not in self.groups:
+            raise InputError(f"adp = {self.adp!r} needs the displacement parameters refined (b_iso is off)")
         if self.max_iterations < 1:
             raise InputError(f"max_iterations must be at least 1, got {self.max_iterations}")
         if self.hydrogens not in HYDROGEN_MODES:
@@ -181,6 +195,8 @@ class RefinementSettings:
         """``groups`` less the correction groups whose correction is absent or held."""
         held = {c.group for c in self.corrections if not c.refine}
         present = {c.group for c in self.corrections}
+        if self.adp == "iso":
+            held.add("u_aniso")
         return tuple(
             g for g in self.groups if g not in held and (g not in ("surface_roughness", "absorption") or g in present)
         )
@@ -227,7 +243,14 @@ def parse_refinement(data: Any, source: str) -> RefinementSettings:
     if b_iso not in _B_CHOICES:
         raise error("b_iso", f"expected one of {', '.join(map(repr, _B_CHOICES))}, got {b_iso!r}")
     if b_iso != "off":
-        groups.append("b_iso")
+        groups += ["b_iso", "u_aniso"]  # u_aniso refined when adp names any site (refined_groups)
+    adp = data.get("adp", "iso")
+    try:
+        adp = check_adp(adp)
+    except InputError as bad:
+        raise error("adp", bad.message) from bad
+    if adp != "iso" and b_iso == "off":
+        raise error("adp", f'{adp!r} needs the displacement parameters refined, but b_iso = "off"')
     po: Any = data.get("preferred_orientation", "auto")
     if po == "off":
         po = None
@@ -269,6 +292,7 @@ def parse_refinement(data: Any, source: str) -> RefinementSettings:
     return RefinementSettings(
         groups=tuple(g for g in GROUPS if g in groups),
         b_per="element" if b_iso == "element" else "site",
+        adp=adp,
         displacement=displacement,
         max_iterations=iterations,
         preferred_orientation=po,
@@ -278,6 +302,21 @@ def parse_refinement(data: Any, source: str) -> RefinementSettings:
         hydrogen_parents=tuple(parents.items()),
         corrections=tuple(corrections),
     )
+
+
+def check_adp(value: Any) -> str | tuple[str, ...]:
+    """The ``adp`` setting checked: "iso", "aniso", or a non-empty list (tuple) of distinct element symbols and
+    site labels, returned as a tuple. Whether the names exist in the model is checked when the model is built
+    (:class:`gasolve.rietveld.model.RietveldModel`). Raises InputError otherwise."""
+    if isinstance(value, str):
+        if value not in ADP_CHOICES:
+            raise InputError(f'expected "iso", "aniso" or a list of elements and site labels, got {value!r}')
+        return value
+    if not (isinstance(value, list | tuple) and value and all(isinstance(v, str) and v.strip() for v in value)):
+        raise InputError(f'expected "iso", "aniso" or a non-empty list of elements and site labels, got {value!r}')
+    if len(set(value)) != len(value):
+        raise InputError(f"a name is listed twice: {list(value)}")
+    return tuple(value)
 
 
 def _absorption(value: Any, error) -> IntensityCorrection | None:
@@ -335,6 +374,7 @@ def refinement_table(settings: RefinementSettings) -> dict[str, Any]:
     table: dict[str, Any] = {key: key in settings.groups for key in _SWITCHES}
     table["displacement"] = settings.displacement
     table["b_iso"] = settings.b_per if "b_iso" in settings.groups else "off"
+    table["adp"] = settings.adp if isinstance(settings.adp, str) else list(settings.adp)
     table["preferred_orientation"] = (
         "off" if po is None or "preferred_orientation" not in settings.groups else po if po == "auto" else list(po)
     )

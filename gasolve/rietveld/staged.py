@@ -1,8 +1,9 @@
 """The staged refinement program: scale and background, then cell, zero shift and profile, then coordinates, then
-B, then B with the specimen corrections (surface roughness, absorption) when the config gives any, then preferred
-orientation, then everything together (the order GSAS-II's and TOPAS's tutorials follow: the
-parameters that move whole peaks before those that share out intensity among them; the orientation is chosen on a
-model whose coordinates are refined, so that it does not absorb a wrong structure's misfit).
+B (and the anisotropic U, :mod:`gasolve.rietveld.adp`), then B with the specimen corrections (surface roughness,
+absorption) when the config gives any, then preferred orientation, then everything together (the order GSAS-II's
+and TOPAS's tutorials follow: the parameters that move whole peaks before those that share out intensity among
+them; the orientation is chosen on a model whose coordinates are refined, so that it does not absorb a wrong
+structure's misfit).
 
 Preferred orientation "auto": at its stage, the March-Dollase r is refined with the coordinates (which may have
 taken up some of the texture in the stage before) along each low-index direction distinct under the Laue group
@@ -18,11 +19,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gasolve.crystal.structure import Structure
+from gasolve.crystal.structure import U_TO_B, Structure
 from gasolve.diffraction.fit_metrics import FitMetrics, bragg_r, fit_metrics
 from gasolve.diffraction.profile import PeakProfile
 from gasolve.diffraction.wavelength import Radiation
 from gasolve.io.patterns import ObservedPattern
+from gasolve.rietveld import adp
 from gasolve.rietveld.esd import Uncertainties, cell_esd, uncertainties
 from gasolve.rietveld.lm import SingularMatrixError, levenberg_marquardt
 from gasolve.rietveld.model import RietveldModel
@@ -38,8 +40,8 @@ DEFAULT_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cell/zero", ("cell", "zero")),
     ("cell/zero/profile", ("cell", "zero", "profile")),
     ("coordinates", ("coordinates",)),
-    ("B", ("b_iso",)),
-    ("B/specimen corrections", ("b_iso", "surface_roughness", "absorption")),
+    ("B", ("b_iso", "u_aniso")),
+    ("B/specimen corrections", ("b_iso", "u_aniso", "surface_roughness", "absorption")),
     ("preferred orientation", ("preferred_orientation",)),
     ("all", GROUPS),
 )
@@ -93,6 +95,14 @@ class RefinementResult:
     coordinate_esd : ndarray, shape (n_sites, 3)
         esd of each fractional coordinate: 0 where the position fixes it, NaN for the slots holding the origin.
     b_esd : ndarray, shape (n_sites,)
+        esd of B; of 8π² Ueq for an anisotropic site.
+    u_aniso, u_aniso_esd : ndarray, shape (n_sites, 6)
+        U11, U22, U33, U12, U13, U23 (Å², CIF convention) of the anisotropic sites and their esds (0 for a
+        component the site symmetry fixes to 0 or ties to another's, whose esd follows from it); NaN rows for the
+        isotropic sites.
+    non_positive_definite : tuple of str
+        Labels of the anisotropic sites whose refined U is not positive definite (a principal value <= 0): not a
+        physical displacement; reported, not hidden.
     cell_esd : ndarray, shape (6,)
     stages : tuple of StageReport
     error : str or None
@@ -122,6 +132,9 @@ class RefinementResult:
     po_direction: tuple[int, int, int] | None = None
     restraints: tuple[RestraintReport, ...] = ()
     hydrogens: tuple[RidingHydrogen, ...] = ()
+    u_aniso: np.ndarray | None = None
+    u_aniso_esd: np.ndarray | None = None
+    non_positive_definite: tuple[str, ...] = ()
 
 
 #: Relative χ² change below which a stage before the last stops: it only has to bring its parameters near the
@@ -179,6 +192,7 @@ def _refine(structure, pattern, radiation, profile, settings, stages) -> Refinem
         profile,
         background_terms=settings.background_terms,
         b_per=settings.b_per,
+        adp=settings.adp,
         displacement=settings.displacement,
         preferred_orientation=candidates[0] if po == "auto" else po,
         restraints=settings.restraints,
@@ -297,6 +311,8 @@ def summarise(
     for rider in model.hydrogens:  # a constrained Uiso has no esd of its own (as SHELXL writes it)
         if rider.status != "free":
             b_esd[rider.site] = 0.0
+    u_aniso, u_aniso_esd, beq_esd, bad = _anisotropic(model, x, unc)
+    b_esd[model.aniso_sites] = beq_esd
     restraint_reports = tuple(
         RestraintReport(r.name, float(v), r.target, r.sigma, float(((v - r.target) / r.sigma) ** 2))
         for r, v in zip(model.restraints.restraints, model.restraint_values(x), strict=True)
@@ -320,4 +336,38 @@ def summarise(
         po_direction=po_direction,
         restraints=restraint_reports,
         hydrogens=model.hydrogens,
+        u_aniso=u_aniso,
+        u_aniso_esd=u_aniso_esd,
+        non_positive_definite=bad,
     )
+
+
+def _anisotropic(model: RietveldModel, x: np.ndarray, unc: Uncertainties):
+    """U (n_sites, 6) of the anisotropic sites (NaN rows elsewhere), their esds from the covariance of the free
+    components carried through U = C p (cov_U = C cov_p Cᵀ), esds of 8π² Ueq (n_aniso,) likewise (Ueq = g · U),
+    and the labels of the sites whose U is not positive definite (a principal value <= 0)."""
+    n_sites = model.structure.n_sites
+    u_all = np.full((n_sites, 6), np.nan)
+    esd_all = np.full((n_sites, 6), np.nan)
+    beq_esd = np.zeros(len(model.aniso_sites))
+    if not model.aniso_sites:
+        return u_all, esd_all, beq_esd, ()
+    u = model.u_aniso(x)
+    cell = model.cell(x)
+    weights = adp.u_equivalent_weights(cell)
+    names = [model.layout.names[i] for i in model.layout.indices("u_aniso")]
+    where = [unc.names.index(n) if n in unc.names else -1 for n in names]
+    covariance = np.zeros((len(names), len(names)))
+    refined = [k for k, w in enumerate(where) if w >= 0]
+    picked = [where[k] for k in refined]
+    covariance[np.ix_(refined, refined)] = unc.covariance[np.ix_(picked, picked)]
+    bad = []
+    for a, site in enumerate(model.aniso_sites):
+        c = model.u_map[a]
+        cov_u = c @ covariance @ c.T
+        u_all[site] = u[a]
+        esd_all[site] = np.sqrt(np.maximum(np.diag(cov_u), 0.0))
+        beq_esd[a] = U_TO_B * float(np.sqrt(max(weights @ cov_u @ weights, 0.0)))
+        if np.min(adp.principal_values(u[a], cell)) <= 0.0:
+            bad.append(model.labels[site])
+    return u_all, esd_all, beq_esd, tuple(bad)
