@@ -636,6 +636,7 @@ def finish(
     candidates: int = FINAL_CANDIDATES,
     noise_chi2: float | None = None,
     counts: dict[str, int] | None = None,
+    light_atoms: bool = True,
 ) -> RunResult:
     """Refine the best models, settle special positions, and measure the fit (everything summary.json says).
 
@@ -652,6 +653,9 @@ def finish(
     counts : dict of str to int, optional
         Atoms per cell of each element of the composition searched for (a composition run): a model that holds
         others is not convincing (:func:`composition_gap`).
+    light_atoms : bool
+        Search the light atoms again with the heavy ones held (:func:`gasolve.light_atoms.search_light_atoms`) when
+        the best model was found fewer than :data:`CONFIRMING_FINDS` times; False for the runners-up of a race.
     """
     from gasolve import __version__
     from gasolve.crystal.coincident import share_occupancy
@@ -668,6 +672,11 @@ def finish(
     state = record.state
     best, refinements = refine_candidates(setup, record, n=candidates)
     finds = max(independent_finds(setup, record, best.frac), 1)  # the best model was found at least once
+    light = None
+    if light_atoms and finds < CONFIRMING_FINDS:
+        from gasolve.light_atoms import search_light_atoms
+
+        best, light = search_light_atoms(setup, best)
     setup, best, exchanged = exchange_sites(setup, best)
     if exchanged is not None and (exchanged["exchanges"] or exchanged["moves"]):
         finds = 1  # the search found the model before the exchange, not this one
@@ -733,6 +742,7 @@ def finish(
         "hydrogen_placement": hydrogens,
         "alike_elements": alike,
         "site_exchange": exchanged,
+        "light_atom_search": None if light is None else light.as_dict(),
         "determined_scattering": share,
         "what_to_try": list(judged.advice) + _alike_advice(alike),
         "independent_finds": finds,
@@ -852,6 +862,20 @@ def summary_line(result: RunResult) -> str:
         verdict_word = "yes" if s["solved"] else "no"
         line += f"; solved: {verdict_word} (max site distance {s['max_site_distance']:.3f} Å)"
     return line
+
+
+def light_atom_comments(result: RunResult) -> list[str]:
+    """What the light-atom search (:mod:`gasolve.light_atoms`) did, one line, for best.cif and the terminal (else
+    empty)."""
+    light = result.summary.get("light_atom_search")
+    if not light:
+        return []
+    outcome = "kept its model" if light["kept"] else "kept the run's model"
+    return [
+        f"light-atom search ({', '.join(light['searched_sites'])} searched, the other sites held, "
+        f"{light['evaluations']:,.0f} evaluations, {light['seconds']:.1f} s): Rwp {light['rwp_before']:.4f} -> "
+        f"{light['rwp_after']:.4f}, {outcome}"
+    ]
 
 
 def verdict_lines(result: RunResult) -> list[str]:

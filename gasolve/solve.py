@@ -131,10 +131,14 @@ def build_evaluator(
     nn: NNSettings | None = None,
     atom_ranker: Callable[[np.ndarray], np.ndarray] | None = None,
     scan_share: float = 1.0,
+    held: np.ndarray | None = None,
 ) -> memetic.Evaluator:
     """The evaluator of a run: anti-bump penalty, origin fixing in polar groups, the Wyckoff projection of a
     :class:`~gasolve.scoring.mapped.MappedScorer`, the selection network and the per-atom ranker of the relocation
-    scan (:mod:`gasolve.ga.atom_selection`) if given."""
+    scan (:mod:`gasolve.ga.atom_selection`) if given.
+
+    ``held`` (n_sites, 3) holds sites where an earlier search put them: NaN rows are searched, the others keep
+    their coordinates (the light-atom search, :mod:`gasolve.light_atoms`)."""
     penalty = None
     if settings.rates.antibump_weight > 0:
         from gasolve.ga.antibump import AntiBump
@@ -151,8 +155,23 @@ def build_evaluator(
         else None
     )
     project = scorer.project if scorer.site_map is not None else None  # sites on special positions
+    values = None
+    if held is not None:
+        held = np.asarray(held, dtype=float).reshape(-1)
+        kept = np.isfinite(held)
+        fixed = kept if fixed is None else fixed | kept
+        values = np.where(kept, held, 0.0)
     return memetic.Evaluator(
-        scorer, settings, penalty, fixed, selector, nn, project=project, atom_ranker=atom_ranker, scan_share=scan_share
+        scorer,
+        settings,
+        penalty,
+        fixed,
+        selector,
+        nn,
+        project=project,
+        atom_ranker=atom_ranker,
+        scan_share=scan_share,
+        held_values=values,
     )
 
 
@@ -165,6 +184,7 @@ def iterate(
     nn: NNSettings | None = None,
     atom_ranker: Callable[[np.ndarray], np.ndarray] | None = None,
     scan_share: float = 1.0,
+    held: np.ndarray | None = None,
 ) -> Iterator[RunRecord]:
     """Run generations until the evaluation budget is spent, yielding a record after each.
 
@@ -181,8 +201,10 @@ def iterate(
     atom_ranker : callable, optional
         Per-atom in-place probabilities (:class:`gasolve.ga.atom_selection.AtomRanker`): the relocation scan moves
         only the ``scan_share`` of the movable atoms it rates lowest.
+    held : ndarray, shape (n_sites, 3), optional
+        Coordinates of sites held fixed (:func:`build_evaluator`); NaN rows are searched.
     """
-    evaluate = build_evaluator(scorer, settings, selector, nn, atom_ranker, scan_share)
+    evaluate = build_evaluator(scorer, settings, selector, nn, atom_ranker, scan_share, held)
     with_nn = selector is not None
     n_genes = 3 * scorer.problem.n_sites
     started = time.perf_counter()

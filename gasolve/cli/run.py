@@ -204,7 +204,10 @@ def run(args: argparse.Namespace) -> int:
     extra = None
     if args.rietveld or "refinement" in config.raw:
         extra = rietveld_stage(result, out)
-    pipeline.write_run(result, out, extra=extra)
+    light = pipeline.light_atom_comments(result)
+    pipeline.write_run(result, out, extra=extra, cif_comments=tuple(light))
+    for line in light:
+        print(line)
     print(pipeline.summary_line(result))
     if extra:
         print_rietveld(extra)

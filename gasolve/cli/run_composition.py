@@ -219,6 +219,10 @@ def write_race_outputs(
         comments.append(
             f"then sites exchanged or moved ({what}): Rwp {exchanged['rwp_before']:.4f} -> {exchanged['rwp_after']:.4f}"
         )
+    light = pipeline.light_atom_comments(result)
+    comments += light
+    for line in light:
+        print(line)
     pipeline.write_run(result, out, extra=summary, cif_comments=tuple(comments))
     write_solution_toml(result, out / "solution.toml", lane.target)
     ranked = [row for row in rows[1:] if row["status"] not in ("failed", "not tried")][:RUNNERS_UP]
@@ -227,7 +231,9 @@ def write_race_outputs(
     for row in ranked:
         other = state.lanes[row["hypothesis"] - 1]
         other_setup = pipeline.prepare(race.hypothesis_config(fitted, other.hypothesis, other.target), observed)
-        other_result = pipeline.finish(other_setup, other.record, candidates=1, noise_chi2=state.noise_chi2)
+        other_result = pipeline.finish(
+            other_setup, other.record, candidates=1, noise_chi2=state.noise_chi2, light_atoms=False
+        )
         write_cif(
             other_result.structure,
             out / "hypotheses" / f"rank{row['rank']}.cif",

@@ -51,7 +51,8 @@ class Evaluator:
     penalty : callable, optional
         genomes (n, n_genes) -> penalty (n,) added to Rwp for selection (anti-bump).
     fixed_genes : ndarray, shape (n_genes,), bool, optional
-        Genes held at 0 (origin fixing in polar groups); their gradient is zeroed in the local search.
+        Genes held (origin fixing in polar groups, atoms held where an earlier search put them); their gradient is
+        zeroed in the local search.
     selector : callable, optional
         genomes (n, n_genes) -> mean in-place probability (n,) from the selection network
         (:class:`nnselect.selector.SiteSelector`).
@@ -66,6 +67,8 @@ class Evaluator:
         the movable atoms with the lowest probabilities.
     scan_share : float
         Used with ``atom_ranker``.
+    held_values : ndarray, shape (n_genes,), optional
+        The values the ``fixed_genes`` are held at (fractional coordinates); 0 by default (origin fixing).
     """
 
     def __init__(
@@ -79,6 +82,7 @@ class Evaluator:
         project: Callable[[np.ndarray], np.ndarray] | None = None,
         atom_ranker: Callable[[np.ndarray], np.ndarray] | None = None,
         scan_share: float = 1.0,
+        held_values: np.ndarray | None = None,
     ):
         if (selector is None) != (nn is None):
             raise ValueError("selector and nn settings go together")
@@ -94,6 +98,9 @@ class Evaluator:
         self.ranker_seconds = 0.0  # per-atom network time over the run (s)
         self.n_sites = scorer.problem.n_sites
         self.fixed = np.zeros(3 * self.n_sites, dtype=bool) if fixed_genes is None else np.asarray(fixed_genes, bool)
+        self.held_values = np.zeros(3 * self.n_sites) if held_values is None else np.asarray(held_values, float)
+        if self.held_values.shape != self.fixed.shape:
+            raise ValueError(f"held_values has shape {self.held_values.shape}, expected {self.fixed.shape}")
         site_map = scorer.site_map
         pinned = self.fixed if site_map is None else self.fixed | site_map.fixed
         self.movable = relocation.movable_sites(pinned)  # sites the relocation scan may move
@@ -127,7 +134,7 @@ class Evaluator:
         s = self.settings
         nn = self.nn
         genomes = np.array(genomes, dtype=float)
-        genomes[:, self.fixed] = 0.0
+        genomes[:, self.fixed] = self.held_values[self.fixed]
         n = len(genomes)
         evaluations = 0.0
         nn_seconds = 0.0

@@ -237,17 +237,23 @@ class RunBudget:
         Budget in Rwp-evaluation equivalents (an Rwp + gradient call counts ``gradient_cost``).
     checkpoint_seconds : float
         Wall time between checkpoints.
+    light_atom_evaluations : int
+        Budget of the light-atom search at the end of a run whose best model was found only once: the lighter
+        atoms searched again with the heavier ones held where the run put them (:mod:`gasolve.light_atoms`), at
+        most a quarter of ``max_evaluations``; 0 switches it off.
     """
 
     seed: int = 1
     max_evaluations: int = 2_000_000
     checkpoint_seconds: float = 30.0
+    light_atom_evaluations: int = 300_000
 
     def __post_init__(self) -> None:
         _check_types(self)
         _need(self, self.seed >= 0, "seed", "an integer >= 0")
         _need(self, self.max_evaluations >= 1, "max_evaluations", "a positive integer")
         _need(self, self.checkpoint_seconds > 0, "checkpoint_seconds", "> 0")
+        _need(self, self.light_atom_evaluations >= 0, "light_atom_evaluations", "an integer >= 0")
 
 
 #: The part that owns each key of the flat ``[ga]`` table, in the order the resolved config writes them.
