@@ -356,22 +356,47 @@ def test_adp_setting_is_read_checked_and_written_back():
         parse_refinement({"adp": "aniso", "b_iso": "off"}, "c.toml")
 
 
-def test_refine_cli_with_adp_and_bad_names_exit_2(tmp_path, capsys):
+def _write_run(tmp_path, refinement: dict):
+    """sim.xye (the simulated diopside), start.cif (the truth) and run.toml with ``refinement`` in ``tmp_path``;
+    returns the arguments of ``gasolve refine``."""
     truth, pattern = _simulated()
     write_xye(tmp_path / "sim.xye", pattern.two_theta, pattern.y_obs, pattern.sigma)
     write_cif(truth, tmp_path / "start.cif")
+    config = {
+        "structure": {"name": "diopside", "cell": list(truth.cell.parameters), "space_group": "C2/c", "sites": ["Ca"]},
+        "pattern": {"file": "sim.xye", "wavelength": 1.5406, "background": {"terms": 3},
+                    "profile": profile_table(PROFILE)},
+        "refinement": refinement,
+    }  # fmt: skip
+    (tmp_path / "run.toml").write_text(toml_text(config, []), encoding="utf-8")
+    return ["refine", str(tmp_path / "run.toml"), str(tmp_path / "start.cif"), "--out", str(tmp_path / "out")]
 
+
+def test_summary_entry_of_the_rietveld_stage_carries_the_tensors(tmp_path):
+    from types import SimpleNamespace
+
+    from gasolve.cli.run import rietveld_stage
+    from gasolve.config import load_observed, load_run_config
+    from gasolve.crystal.cif_io import read_cif
+
+    refinement = {"adp": ["Ca1", "Si"], "anomalous_dispersion": False, "preferred_orientation": "off"}
+    refinement |= {"cell": False, "zero": False, "profile": False}
+    _write_run(tmp_path, refinement)
+    config = load_run_config(tmp_path / "run.toml")
+    setup = SimpleNamespace(config=config, observed=load_observed(config))
+    entry = rietveld_stage(SimpleNamespace(setup=setup, structure=read_cif(tmp_path / "start.cif")), tmp_path)
+    entry = json.loads(json.dumps(entry, allow_nan=False))["rietveld"]
+    assert [r["label"] for r in entry["anisotropic"]] == ["Ca1", "Si1"] and entry["non_positive_definite"] == []
+    report = json.loads((tmp_path / "refinement.json").read_text())
+    assert report["anisotropic"] == entry["anisotropic"]  # summary.json and refinement.json: the same values
+    ca = entry["anisotropic"][0]
+    assert ca["u"][3] == ca["u"][5] == 0.0 and ca["u_esd"][3] == ca["u_esd"][5] == 0.0  # fixed by the 2-fold axis
+    np.testing.assert_allclose(ca["u"], DIOPSIDE_U["Ca1"], atol=4 * max(e or 0 for e in ca["u_esd"]))
+
+
+def test_refine_cli_with_adp_and_bad_names_exit_2(tmp_path, capsys):
     def run(refinement) -> int:
-        config = {
-            "structure": {"name": "diopside", "cell": list(truth.cell.parameters), "space_group": "C2/c",
-                          "sites": ["Ca"]},
-            "pattern": {"file": "sim.xye", "wavelength": 1.5406, "background": {"terms": 3},
-                        "profile": profile_table(PROFILE)},
-            "refinement": refinement,
-        }  # fmt: skip
-        (tmp_path / "run.toml").write_text(toml_text(config, []), encoding="utf-8")
-        out = str(tmp_path / "out")
-        return main(["refine", str(tmp_path / "run.toml"), str(tmp_path / "start.cif"), "--out", out])
+        return main(_write_run(tmp_path, refinement))
 
     assert run({"adp": ["Zr"], "cell": False, "zero": False, "profile": False}) == 2
     err = capsys.readouterr().err

@@ -109,6 +109,11 @@ def rietveld_stage(result, out) -> dict:
         from gasolve.rietveld.report import specimen_corrections
 
         entry["specimen_corrections"] = specimen_corrections(refined)
+    if refined.model.aniso_sites:  # anisotropic U (gasolve.rietveld.adp), as refinement.json has them
+        from gasolve.rietveld.report import anisotropic_records
+
+        entry["anisotropic"] = anisotropic_records(refined)
+        entry["non_positive_definite"] = list(refined.non_positive_definite)
     return {"rietveld": entry}
 
 
