@@ -1,12 +1,13 @@
-"""Joint least-squares Rietveld refinement (issue 14): coordinates, B, cell, zero shift, profile, March-Dollase
-preferred orientation, specimen corrections, scale and background of one phase against one pattern, with soft
-restraints and esds.
+"""Joint least-squares Rietveld refinement (issue 14): coordinates, B or anisotropic U, cell, zero shift, profile,
+March-Dollase preferred orientation, specimen corrections, scale and background of one phase against one pattern,
+with soft restraints and esds.
 
 ``parameters`` names the parameter vector and its groups, ``model`` computes the pattern of a vector with the
 engine's profile, reflection and form-factor code, ``lm`` is the damped Gauss-Newton (Levenberg-Marquardt) step
 with the scale and background eliminated exactly, ``esd`` the standard uncertainties, ``staged`` the program,
 ``orientation`` the March-Dollase correction, ``corrections`` the specimen corrections (surface roughness, cylinder
-absorption), ``restraints`` the soft restraints, ``settings`` the ``[refinement]`` table.
+absorption), ``adp`` the anisotropic displacement parameters (site-symmetry constraints, Ueq), ``restraints``
+the soft restraints, ``settings`` the ``[refinement]`` table.
 """
 
 from gasolve.rietveld.lm import SingularMatrixError
