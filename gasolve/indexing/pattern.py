@@ -31,7 +31,14 @@ from gasolve.indexing.figures_of_merit import q_from_two_theta, smith_snyder_f
 from gasolve.indexing.kbeta import KBetaLine, check_kbeta
 from gasolve.indexing.lattice import calculated_q
 from gasolve.indexing.peaks import PeakSearchSettings, search_peaks
-from gasolve.indexing.solutions import SMALLER, SYMMETRY_RANK, IndexingSolution, index_lines, rank_solutions
+from gasolve.indexing.solutions import (
+    FREE_PARAMETERS,
+    SMALLER,
+    SYMMETRY_RANK,
+    IndexingSolution,
+    index_lines,
+    rank_solutions,
+)
 from gasolve.indexing.systems import SYSTEMS
 from gasolve.indexing.zero import order_zeros
 from gasolve.io.patterns import ObservedPattern
@@ -55,6 +62,13 @@ HOLOHEDRY = {
 }
 
 _FAST_SYSTEMS = ("cubic", "tetragonal", "hexagonal", "orthorhombic")
+#: Lines a lattice needs beyond its free parameters (:data:`~gasolve.indexing.solutions.FREE_PARAMETERS`) to be
+#: tested by them; with fewer than :data:`FULL_SEARCH_LINES` lines only the systems that leave this many are searched.
+TESTING_LINES = 4
+#: Fewest lines indexed at all: a cubic cell (one parameter) and :data:`TESTING_LINES` more.
+MIN_LINES = 1 + TESTING_LINES
+#: From this many lines on, every system is searched (as before there was a rule for fewer).
+FULL_SEARCH_LINES = 8
 #: Below a convincing cell, lower symmetry is searched up to this fraction of its primitive volume.
 _BELOW = 0.98
 
@@ -185,6 +199,7 @@ class CellCandidate:
             "f_n": round(float(self.f_n), 3),
             "f_n_text": self.f_n_text,
             "m20_penalised": round(float(s.merit), 3),
+            "ranking": round(float(s.ranking), 3),
             "n_indexed": s.n_indexed,
             "n_lines": s.n_lines,
             "zero": round(float(self.zero), 5),
@@ -332,7 +347,7 @@ def index_pattern(
     if len(usable) >= settings.n_lines and not np.any(peaks.two_theta[peaks.kbeta] < usable[settings.n_lines - 1]):
         return result
     again = _index_peaks(pattern, radiation, settings, replace(peaks, kbeta_of=np.full(peaks.n_peaks, np.nan)))
-    merit = [r.candidates[0].solution.merit if r is not None and r.candidates else -np.inf for r in (result, again)]
+    merit = [r.candidates[0].solution.ranking if r is not None and r.candidates else -np.inf for r in (result, again)]
     kept = again if merit[1] > merit[0] else result
     note = (
         f"no convincing cell with the {int(peaks.kbeta.sum())} lines taken for Kβ left out: indexed again with them "
@@ -343,7 +358,7 @@ def index_pattern(
 
 def _index_peaks(pattern: ObservedPattern, radiation: Radiation, settings: IndexingSettings, peaks) -> IndexingResult:
     """:func:`index_pattern` on the lines of ``peaks``, those flagged as Kβ satellites left out."""
-    minimum = 8
+    minimum = MIN_LINES
     # Lines taken for Kβ satellites (gasolve.indexing.kbeta) stay out of the indexing lines.
     usable = np.flatnonzero(~peaks.kbeta)
     if len(usable) < minimum:
@@ -354,11 +369,21 @@ def _index_peaks(pattern: ObservedPattern, radiation: Radiation, settings: Index
             pattern.source,
         )
     order = usable[np.argsort(peaks.two_theta[usable], kind="stable")][: settings.n_lines]
+    notes_before: list[str] = []
+    if len(order) < FULL_SEARCH_LINES:
+        # Few lines (a cubic metal has 5-8 below 80° with Cu Kα): only lattices they can still test.
+        few = tuple(s for s in settings.systems if FREE_PARAMETERS[s] <= len(order) - TESTING_LINES)
+        notes_before.append(
+            f"only {len(order)} lines: searched {', '.join(few)} (lattices with at most {len(order)} - "
+            f"{TESTING_LINES} free parameters), not {', '.join(s for s in settings.systems if s not in few)}"
+        )
+        settings = replace(settings, systems=few)
     wavelength = radiation.primary
     tolerance = max(settings.min_tolerance, 0.5 * settings.zero_step)
     lowest = tuple(s for s in settings.systems if s == "triclinic")
     overflowing: list[str] = []
     by_zero, notes = _higher_symmetry(peaks, order, wavelength, tolerance, settings, overflowing)
+    notes = notes_before + notes
     first_pass = list(by_zero)
     again, more = _second_pass(peaks, order, wavelength, tolerance, settings, first_pass, overflowing)
     by_zero += again
@@ -426,22 +451,39 @@ def _second_pass(
     convincing = [s for _, s in first_pass if s.m20 >= settings.convincing_m20]
     ceiling = max((SYMMETRY_RANK[s.crystal_system] for s in convincing), default=0)
     searchable = (*_FAST_SYSTEMS, "monoclinic")
-    systems = tuple(
+    above = tuple(
         s for s in settings.systems if s in searchable and SYMMETRY_RANK[s] > ceiling and s not in overflowing
     )
-    if not systems:
+    # The convincing cell's own system again, below its volume: with the same number of parameters, a cell that
+    # leaves more lines out beats it only by a smaller volume (fewer calculated lines) or a better fit.
+    level = tuple(
+        s
+        for s in settings.systems
+        if convincing and s in _FAST_SYSTEMS and SYMMETRY_RANK[s] == ceiling and s not in overflowing
+    )
+    if not above and not level:
         return [], []
-    volume = min([settings.max_volume] + [1.02 * s.primitive_volume for s in convincing])
-    again = replace(settings, max_unindexed=retry, systems=systems, max_volume=volume)
-    found, notes = _higher_symmetry(peaks, order, wavelength, tolerance, again)
-    bar = max((s.merit for _, s in first_pass), default=0.0)
-    kept = [(z, s) for z, s in found if s.merit > bar]
-    best = max((s.merit for _, s in kept), default=None)
+    below = min([settings.max_volume] + [1.02 * s.primitive_volume for s in convincing])
+    found: list[tuple[float, IndexingSolution]] = []
+    notes: list[str] = []
+    searched = []
+    # Systems of higher symmetry up to the volume limit: fewer parameters can make a larger cell that leaves more
+    # lines out the better one (the ranking figure), so the convincing cell's volume does not bound them.
+    for systems, volume in ((above, settings.max_volume), (level, below)):
+        if systems:
+            again = replace(settings, max_unindexed=retry, systems=systems, max_volume=volume)
+            more_found, more_notes = _higher_symmetry(peaks, order, wavelength, tolerance, again)
+            found += more_found
+            notes += more_notes
+            searched.append(f"{', '.join(systems)} up to {volume:.0f} Å³")
+    bar = max((s.ranking for _, s in first_pass), default=0.0)
+    kept = [(z, s) for z, s in found if s.ranking > bar]
+    best = max((s.ranking for _, s in kept), default=None)
     what = "none better" if best is None else f"{len(kept)} better, best {best:.1f}"
     notes.append(
-        f"second pass allowing {retry} unindexed lines ({', '.join(systems)}, up to {volume:.0f} Å³): "
-        f"{len(found)} cells, {what} than the first pass's best M20 with its unindexed lines "
-        f"counted ({bar:.1f})"
+        f"second pass allowing {retry} unindexed lines ({'; '.join(searched)}): "
+        f"{len(found)} cells, {what} than the first pass's best ranking figure ({bar:.1f}; M20 with the "
+        "unindexed lines counted, weighed by the lines that test each lattice)"
     )
     return kept, notes
 
@@ -630,12 +672,13 @@ def _smaller_first(checked: list[CellCandidate], equal: float) -> list[CellCandi
 
 
 def _smaller_and_as_good(small: CellCandidate, large: CellCandidate, equal: float) -> bool:
-    """``small`` is a smaller cell of lower symmetry, with as many lines indexed, a higher M20 and as good a fit."""
+    """``small`` is a smaller cell of lower symmetry, with as many lines indexed, a higher ranking figure (M20 weighed
+    by the lines that test each lattice: :func:`gasolve.indexing.solutions.ranking_figure`) and as good a fit."""
     return (
         small.solution.primitive_volume < SMALLER * large.solution.primitive_volume
         and SYMMETRY_RANK[small.solution.crystal_system] < SYMMETRY_RANK[large.solution.crystal_system]
         and small.solution.n_indexed >= large.solution.n_indexed
-        and small.solution.m20 > large.solution.m20
+        and small.solution.ranking > large.solution.ranking
         and small.pawley_rwp is not None
         and large.pawley_rwp is not None
         and small.pawley_rwp <= equal * large.pawley_rwp

@@ -61,6 +61,52 @@ SYMMETRY_RANK = {
     "triclinic": 1,
 }
 
+#: Free metric parameters of a lattice of each crystal system (cell lengths and angles its symmetry leaves free;
+#: a rhombohedral lattice has two, a and c of its hexagonal axes).
+FREE_PARAMETERS = {
+    "cubic": 1,
+    "hexagonal": 2,
+    "trigonal": 2,
+    "tetragonal": 2,
+    "orthorhombic": 3,
+    "monoclinic": 4,
+    "triclinic": 6,
+}
+
+
+def ranking_figure(merit: float, n_lines: int, crystal_system: str) -> float:
+    """M_N weighed by the lines that test the lattice: ``merit ** ((N - k) / (N - 1))``.
+
+    de Wolff's M_N (J. Appl. Cryst. 1 (1968) 108) is the ratio of the mean discrepancy that calculated lines
+    placed at random would leave to the one found, so about 1/M_N is the chance that a line falls that close to a
+    calculated one by accident, and ln M_N is the evidence each line gives. A lattice with k free parameters can be
+    fitted to any k lines, so only N - k of the N lines test it: the evidence is (N - k) ln M_N (the Occam factor
+    of a Bayesian comparison of models with different numbers of parameters, MacKay, *Information Theory,
+    Inference, and Learning Algorithms*, CUP 2003, ch. 28, with each fitted parameter costing one line's
+    evidence). It is given back as the M that a cubic cell (k = 1) would need for the same evidence: M_N itself
+    for a cubic cell, less for a cell with more parameters, and much less when few lines are used (8 lines, a
+    monoclinic cell: M_8^(4/7)). With 20 lines the weighing is mild (orthorhombic: M20^(17/19)).
+
+    Parameters
+    ----------
+    merit : float
+        M_N with the unindexed lines counted (:attr:`IndexingSolution.merit`).
+    n_lines : int
+        N, the lines used (at most 20 count).
+    crystal_system : str
+        Of the lattice (its metric symmetry), for k (:data:`FREE_PARAMETERS`).
+
+    Returns
+    -------
+    float
+        ``merit`` itself when it is at most 1 or not finite.
+    """
+    n = min(int(n_lines), 20)
+    k = FREE_PARAMETERS.get(crystal_system, 6)
+    if not np.isfinite(merit) or merit <= 1.0 or n <= 1:
+        return float(merit)
+    return float(merit ** (max(n - k, 0) / (n - 1)))
+
 
 @dataclass(frozen=True)
 class IndexingSolution:
@@ -109,6 +155,12 @@ class IndexingSolution:
     def merit(self) -> float:
         """The ranking figure: :attr:`m20_penalised`, or M20 when it is not set."""
         return self.m20 if self.m20_penalised is None else self.m20_penalised
+
+    @property
+    def ranking(self) -> float:
+        """The figure cells are ranked by: :attr:`merit` weighed by the lines that test the lattice
+        (:func:`ranking_figure`)."""
+        return ranking_figure(self.merit, self.n_lines, self.crystal_system)
 
     @property
     def primitive_volume(self) -> float:
@@ -309,10 +361,13 @@ def index_lines(
 
 
 def rank_solutions(solutions: list[IndexingSolution], symmetry_margin: float = 0.5) -> list[IndexingSolution]:
-    """Best first: among solutions whose M20 is within ``symmetry_margin`` of the best, higher symmetry first.
+    """Best first: among solutions whose ranking figure is within ``symmetry_margin`` of the best, higher symmetry
+    first.
 
-    The figure is :attr:`IndexingSolution.merit`, M20 with the unindexed lines counted against it (each at its
-    tolerance), so that a cell leaving more lines unindexed needs a better fit of the others to rank as high.
+    The figure is :attr:`IndexingSolution.ranking`: M20 with the unindexed lines counted against it (each at its
+    tolerance), so that a cell leaving more lines unindexed needs a better fit of the others to rank as high, and
+    weighed by the lines that test the lattice (:func:`ranking_figure`), so that a cell with more free parameters
+    needs a better fit too, the more so the fewer the lines.
 
     A lattice of lower symmetry and smaller volume can index the first twenty lines of a structure whose
     space group removes many reflections (a pseudo-subcell) and then scores a higher M20 than the true lattice;
@@ -322,9 +377,9 @@ def rank_solutions(solutions: list[IndexingSolution], symmetry_margin: float = 0
     """
     if not solutions:
         return []
-    best = max(s.merit for s in solutions)
-    comparable = [s for s in solutions if s.merit >= symmetry_margin * best]
-    rest = [s for s in solutions if s.merit < symmetry_margin * best]
-    comparable.sort(key=lambda s: (-SYMMETRY_RANK.get(s.crystal_system, 1), -s.merit, s.volume))
-    rest.sort(key=lambda s: (-s.merit, s.volume))
+    best = max(s.ranking for s in solutions)
+    comparable = [s for s in solutions if s.ranking >= symmetry_margin * best]
+    rest = [s for s in solutions if s.ranking < symmetry_margin * best]
+    comparable.sort(key=lambda s: (-SYMMETRY_RANK.get(s.crystal_system, 1), -s.ranking, s.volume))
+    rest.sort(key=lambda s: (-s.ranking, s.volume))
     return comparable + rest
