@@ -13,9 +13,10 @@ metric), one third of the trace of the Cartesian tensor (Fischer & Tillmanns, Ac
 Symmetry constraints (Peterse & Palm, Acta Cryst. 20 (1966) 147; Grosse-Kunstleve & Adams, J. Appl. Cryst. 35
 (2002) 477): an atom on a special position is left in place by its site-symmetry operators R (those with
 R x + t ≡ x), so its U* must satisfy R U* Rᵀ = U* for each of them. The allowed tensors are the null space of the
-stacked linear maps U* ↦ R U* Rᵀ - U*, computed numerically from the space group's operators (no table of cases).
-The operators of a crystallographic group map each axis onto axes of the same reciprocal length, so the null space
-is the same for U and U*. The basis is brought to reduced row-echelon form over (U11, U22, U33, U12, U13, U23), so
+stacked linear maps U* ↦ R U* Rᵀ - U*, computed numerically from the space group's operators (no table of cases),
+and carried to U by U_ij = U*_ij / (a*_i a*_j). (In a conventional setting the operators map each axis onto axes
+of the same reciprocal length, so the null space is the same for U and U*; the scaling matters only in unusual
+settings.) The basis is brought to reduced row-echelon form over (U11, U22, U33, U12, U13, U23), so
 that each free parameter is one named component (the pivot), e.g. U11 and U33 of a site on a hexagonal 3-fold axis,
 with U22 = U11, U12 = U11/2, U13 = U23 = 0 following.
 """
@@ -76,16 +77,21 @@ def _rotation_map(rotation: np.ndarray) -> np.ndarray:
     return np.array(columns).T
 
 
-def constraint_basis(rotations: np.ndarray, tolerance: float = 1e-9) -> np.ndarray:
-    """Basis (6, k) of the tensors that every rotation (n, 3, 3) leaves unchanged, in reduced row-echelon form.
+def constraint_basis(rotations: np.ndarray, lengths: np.ndarray | None = None, tolerance: float = 1e-9) -> np.ndarray:
+    """Basis (6, k) of the CIF-convention tensors U whose U* = N U N every rotation (n, 3, 3) leaves unchanged
+    (R U* Rᵀ = U*), in reduced row-echelon form.
 
-    Column p of the basis has 1 at its pivot component, 0 at the other pivots; a tensor is U = C p with p the
-    values of the pivot components (:func:`pivots`).
+    ``lengths``: a*, b*, c* (the diagonal of N; default 1, 1, 1). Column p of the basis has 1 at its pivot
+    component, 0 at the other pivots; a tensor is U = C p with p the values of the pivot components
+    (:func:`pivots`).
     """
     stacked = np.vstack([_rotation_map(np.asarray(r, dtype=float)) - np.eye(6) for r in rotations])
     _, singular, vt = np.linalg.svd(stacked)
     singular = np.concatenate([singular, np.zeros(6 - len(singular))])
-    null = vt[singular < tolerance * max(singular[0], 1.0)]
+    null = vt[singular < tolerance * max(singular[0], 1.0)]  # rows: allowed U* (6-vectors)
+    if lengths is not None:
+        n = np.asarray(lengths, dtype=float)
+        null = null / np.array([n[i] * n[j] for i, j in PAIRS])
     return _rref(null, tolerance).T
 
 
@@ -114,9 +120,11 @@ def pivots(basis: np.ndarray) -> list[int]:
     return [int(np.flatnonzero(np.abs(column) > 0)[0]) for column in basis.T]
 
 
-def site_basis(space_group: SpaceGroup, frac: np.ndarray) -> np.ndarray:
-    """The constraint basis (6, k) of the site at ``frac`` (:func:`constraint_basis` of its site symmetry)."""
-    return constraint_basis(site_rotations(space_group, frac))
+def site_basis(space_group: SpaceGroup, frac: np.ndarray, cell: UnitCell | None = None) -> np.ndarray:
+    """The constraint basis (6, k) of the site at ``frac`` (:func:`constraint_basis` of its site symmetry, with the
+    reciprocal lengths of ``cell`` when given)."""
+    lengths = None if cell is None else reciprocal_lengths(cell.reciprocal_metric)
+    return constraint_basis(site_rotations(space_group, frac), lengths)
 
 
 def isotropic(u_iso: float, reciprocal_metric: np.ndarray) -> np.ndarray:

@@ -246,7 +246,7 @@ class RietveldModel:
         u_names, u0, blocks = [], [], []
         reciprocal = structure.cell.reciprocal_metric
         for i in self.aniso_sites:
-            basis = adp_tensors.site_basis(self.space_group, frac0[i])
+            basis = adp_tensors.site_basis(self.space_group, frac0[i], structure.cell)
             blocks.append(basis)
             u_names += [f"{adp_tensors.U_COMPONENTS[m]}({self.labels[i]})" for m in adp_tensors.pivots(basis)]
             start_u = adp_tensors.isotropic(structure.sites[i].b_iso / U_TO_B, reciprocal)
