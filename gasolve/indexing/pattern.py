@@ -97,8 +97,8 @@ class IndexingSettings:
     retry_unindexed : int
         Unindexed lines a second pass allows (:func:`_second_pass`, DICVOL04's practice of a second run with more
         impurity lines): it searches the cubic-to-monoclinic systems above every convincing cell of the first
-        pass (all when none convinces), and keeps cells whose M20, with the unindexed lines counted against it
-        (:attr:`gasolve.indexing.solutions.IndexingSolution.merit`), beats the first pass's. Not above
+        pass (all when none convinces) and that cell's own system below its volume, and keeps cells whose ranking
+        figure (:attr:`gasolve.indexing.solutions.IndexingSolution.ranking`) beats the first pass's. Not above
         ``max_unindexed``: no second pass. The triclinic search keeps ``max_unindexed``.
     min_m20 : float
         M20 below which a cell is not considered sound.
@@ -436,14 +436,18 @@ def _second_pass(
     """DICVOL04's second run with more impurity lines allowed (``retry_unindexed``), where the first leaves room.
 
     It searches the cubic-to-monoclinic systems of higher symmetry than every convincing cell of the first pass
-    (all of them when none convinces), below the smallest convincing primitive volume: a few foreign lines can
-    keep the true lattice out of the first pass and let a larger cell of lower symmetry index them instead (a
-    cubic pattern with two impurity lines gave an mC cell of M20 1148 first). Its cells are kept only when their
-    M20 with the unindexed lines counted against it (:attr:`~gasolve.indexing.solutions.IndexingSolution.merit`)
-    beats every cell of the first pass, so that leaving more lines out never wins on its own. A system whose
-    dichotomy ran into the box limit in the first pass is not searched again: more unindexed lines allowed only
-    let more boxes survive (a triclinic pattern's monoclinic search: 3.9 million boxes at level 3 in the first
-    pass, 4.3 million in the second, some 300 s of wall time under load for nothing).
+    (all of them when none convinces) up to the volume limit, and the convincing cell's own system (cubic to
+    orthorhombic) below the smallest convincing primitive volume: a few foreign lines can keep the true lattice
+    out of the first pass and let a cell of lower symmetry index them instead (an fcc pattern of 5 lines with 3
+    impurity lines gave mC and mP cells of 36 and 18 Å³ that index 7 of its 8 lines, M ~ 1000). The higher
+    systems are not bounded by that cell's volume, since a cell with fewer parameters can beat a smaller one
+    (:func:`~gasolve.indexing.solutions.ranking_figure`); the cubic cell of 27 Å³ primitive volume was never tried
+    while they were. Its cells are kept only when their ranking figure (M20 with the unindexed lines counted
+    against it, weighed by the lines that test the lattice: ``IndexingSolution.ranking``) beats every cell of the
+    first pass, so that leaving more lines out never wins on its own. A system whose dichotomy ran into the box
+    limit in the first pass is not searched again: more unindexed lines allowed only let more boxes survive (a
+    triclinic pattern's monoclinic search: 3.9 million boxes at level 3 in the first pass, 4.3 million in the
+    second, some 300 s of wall time under load for nothing).
     """
     retry = settings.retry_unindexed
     if retry <= settings.max_unindexed:
