@@ -151,8 +151,8 @@ def run(args: argparse.Namespace) -> int:
         payload = read_checkpoint(checkpoint_path)
         if payload["fingerprint"] != fingerprint:
             raise InputError(
-                "the checkpoint was made with a different structure, pattern or GA setting; "
-                "resume with the same config (only max_evaluations and checkpoint_seconds may change)",
+                "the checkpoint was made with a different structure, pattern or GA setting; resume with the same "
+                "config (only max_evaluations, checkpoint_seconds and light_atom_evaluations may change)",
                 str(checkpoint_path),
             )
         record = payload["record"]

@@ -256,6 +256,7 @@ def write_race_outputs(
 
 
 def run_composition(args: argparse.Namespace, config) -> int:
+    import dataclasses
     import time
 
     from gasolve import pipeline
@@ -286,11 +287,13 @@ def run_composition(args: argparse.Namespace, config) -> int:
         if payload.get("fingerprint") != fingerprint or "race" not in payload:
             raise InputError(
                 "the checkpoint was made with a different structure, pattern or GA setting; resume with the same "
-                "config (only max_evaluations and checkpoint_seconds may change)",
+                "config (only max_evaluations, checkpoint_seconds and light_atom_evaluations may change)",
                 str(checkpoint_path),
             )
         fitted, state = payload["config"], payload["race"]
         fitted = fitted.with_overrides(max_evaluations=total)
+        light = config.ga.budget.light_atom_evaluations  # may change on resume, as the budget may
+        fitted = dataclasses.replace(fitted, ga=fitted.ga.replace(light_atom_evaluations=light))
         if state.stop and state.evaluations < total:  # a larger budget on resume: the race goes on
             state = race.reopen(state)
         profile_fit = None
