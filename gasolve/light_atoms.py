@@ -91,7 +91,7 @@ class LightAtomSearch:
         }
 
 
-def search_light_atoms(setup, best):
+def search_light_atoms(setup, best, report=None):
     """Search the light atoms of the refined model ``best`` again with its heavy atoms held.
 
     Parameters
@@ -99,6 +99,9 @@ def search_light_atoms(setup, best):
     setup : gasolve.pipeline.Setup
     best : gasolve.refine.Refinement
         The run's best model after refinement.
+    report : callable, optional
+        Called after every generation with (evaluations spent, the search's budget, its best Rwp so far): a
+        progress bar.
 
     Returns
     -------
@@ -121,7 +124,10 @@ def search_light_atoms(setup, best):
     seed = int(np.random.SeedSequence([settings.budget.seed, SEED_STREAM]).generate_state(1)[0])
     light_settings = settings.replace(max_evaluations=evaluations, seed=seed)
     held = np.where(heavy[:, None], best.frac, np.nan)
-    record = collections.deque(iterate(scorer, light_settings, held=held), maxlen=1)[0]  # the last generation's
+    generations = iterate(scorer, light_settings, held=held)
+    if report is not None:
+        generations = _reporting(generations, report, evaluations)
+    record = collections.deque(generations, maxlen=1)[0]  # the last generation's
     light_setup = dataclasses.replace(setup, config=dataclasses.replace(setup.config, ga=light_settings))
     found, _ = refine_candidates(light_setup, record)
     labels = [site.label for site in setup.template.sites]
@@ -136,3 +142,9 @@ def search_light_atoms(setup, best):
         kept=kept,
     )
     return (found if kept else best), note
+
+
+def _reporting(records, report, budget: int):
+    for record in records:
+        report(record.state.evaluations, budget, record.state.best_rwp)
+        yield record

@@ -637,6 +637,7 @@ def finish(
     noise_chi2: float | None = None,
     counts: dict[str, int] | None = None,
     light_atoms: bool = True,
+    light_report: Callable[[float, int, float], None] | None = None,
 ) -> RunResult:
     """Refine the best models, settle special positions, and measure the fit (everything summary.json says).
 
@@ -656,6 +657,8 @@ def finish(
     light_atoms : bool
         Search the light atoms again with the heavy ones held (:func:`gasolve.light_atoms.search_light_atoms`) when
         the best model was found fewer than :data:`CONFIRMING_FINDS` times; False for the runners-up of a race.
+    light_report : callable, optional
+        Progress of the light-atom search: (evaluations, budget, best Rwp) after each of its generations.
     """
     from gasolve import __version__
     from gasolve.crystal.coincident import share_occupancy
@@ -676,7 +679,7 @@ def finish(
     if light_atoms and finds < CONFIRMING_FINDS:
         from gasolve.light_atoms import search_light_atoms
 
-        best, light = search_light_atoms(setup, best)
+        best, light = search_light_atoms(setup, best, light_report)
     setup, best, exchanged = exchange_sites(setup, best)
     if exchanged is not None and (exchanged["exchanges"] or exchanged["moves"]):
         finds = 1  # the search found the model before the exchange, not this one

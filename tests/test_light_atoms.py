@@ -74,7 +74,10 @@ def test_light_atoms_put_wrong_are_found_again_with_sn_held(k4sno4):
     wrong = truth.copy()
     wrong[1:] += rng.uniform(0.15, 0.3, (8, 3)) * rng.choice([-1, 1], (8, 3))
     start = refine_coordinates(setup.scorer, wrong)
-    found, note = search_light_atoms(setup, start)
+    reports = []
+    found, note = search_light_atoms(setup, start, lambda *args: reports.append(args))
+    spent = [r[0] for r in reports]
+    assert spent == sorted(spent) and spent[-1] == note.evaluations and {r[1] for r in reports} == {50_000}
     assert note.held_sites == ("Sn1",) and len(note.searched_sites) == 8
     assert note.kept and found.rwp_after < 0.7 * start.rwp_after
     assert note.evaluations <= 50_000 + 5_000  # the last generation may pass the budget
@@ -99,3 +102,17 @@ def test_a_run_reports_the_search_in_summary_and_cif(tmp_path):
     # a quarter of 20,000; the first generation (every model refined by L-BFGS) may take it past that
     assert light["held_sites"] == ["Sn1"] and 5_000 <= light["evaluations"] <= 3 * 5_000
     assert "light-atom search" in (tmp_path / "out" / "best.cif").read_text()
+
+
+def test_the_progress_bar_starts_at_the_first_generation_and_stops():
+    from gasolve.cli.run import LightAtomBar
+
+    bar = LightAtomBar(True)
+    assert bar.progress is None  # nothing shown while the search has not started
+    bar(1_000.0, 5_000, 0.1)
+    bar(6_000.0, 5_000, 0.05)
+    assert bar.progress.tasks[0].completed == 5_000
+    bar.stop()
+    hidden = LightAtomBar(False)
+    hidden(1.0, 2, 0.1)
+    assert hidden.progress is None

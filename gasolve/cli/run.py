@@ -72,6 +72,25 @@ def _ranker_factory(config, problem):
     return ranker_factory(config, problem)
 
 
+class LightAtomBar:
+    """The progress bar of the light-atom search (:mod:`gasolve.light_atoms`), shown from its first generation."""
+
+    def __init__(self, show: bool):
+        self.show = show
+        self.progress = self.task = None
+
+    def __call__(self, evaluations: float, budget: int, rwp: float) -> None:
+        if not self.show:
+            return
+        if self.progress is None:
+            self.progress, self.task = _progress(budget, "light atoms", True)
+        self.progress.update(self.task, completed=min(evaluations, budget), info=f"best Rwp {rwp:.4f}")
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
 def _progress(total: int, name: str, show: bool):
     """A rich progress bar over evaluations, or None when not shown."""
     if not show:
@@ -205,7 +224,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"gasolve run: interrupted; checkpoint saved, continue with --resume --out {out}", file=sys.stderr)
         return 130
-    result = pipeline.finish(setup, current)
+    bar = LightAtomBar(not args.quiet and sys.stderr.isatty())
+    try:
+        result = pipeline.finish(setup, current, light_report=bar)
+    finally:
+        bar.stop()
     extra = None
     if args.rietveld or "refinement" in config.raw:
         extra = rietveld_stage(result, out)

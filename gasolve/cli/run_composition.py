@@ -162,11 +162,13 @@ def write_race_outputs(
     source="",
     reference=None,
     rietveld: bool = False,
+    show_progress: bool = False,
 ):
     """Refine the winner and write best.cif, summary.json (with the hypothesis table), solution.toml and the
     runners-up; print the table and the verdict. ``reference``: the config's [reference], to judge the winner.
     ``rietveld``: end with the Rietveld refinement of the winner (refined.cif and its report files, as
-    ``gasolve run --rietveld``). Raises InputError when every hypothesis failed."""
+    ``gasolve run --rietveld``). ``show_progress``: a progress bar for the light-atom search. Raises InputError when
+    every hypothesis failed."""
     import dataclasses
 
     from gasolve import pipeline
@@ -186,7 +188,13 @@ def write_race_outputs(
         known = read_cif(reference.cif)
         setup = dataclasses.replace(setup, judge=Judge(setup.template, known, reference.tolerance))
     counts = lane.hypothesis.atoms_per_cell(fitted.structure)
-    result = pipeline.finish(setup, lane.record, noise_chi2=state.noise_chi2, counts=counts)
+    from gasolve.cli.run import LightAtomBar
+
+    bar = LightAtomBar(show_progress)
+    try:
+        result = pipeline.finish(setup, lane.record, noise_chi2=state.noise_chi2, counts=counts, light_report=bar)
+    finally:
+        bar.stop()
     summary = {
         "evaluations": state.evaluations,
         "wall_seconds": seconds,
@@ -340,5 +348,6 @@ def run_composition(args: argparse.Namespace, config) -> int:
         source=args.config,
         reference=config.reference,
         rietveld=args.rietveld or "refinement" in config.raw,
+        show_progress=not args.quiet and sys.stderr.isatty(),
     )
     return 0

@@ -262,5 +262,15 @@ def run(args: argparse.Namespace) -> int:
         return 130
     extra = {"stages": stages["stages"], "pattern": str(pattern)}
     seconds = time.perf_counter() - started
-    write_race_outputs(fitted, observed, state, out, seconds, extra, source=str(pattern), rietveld=args.rietveld)
+    write_race_outputs(
+        fitted,
+        observed,
+        state,
+        out,
+        seconds,
+        extra,
+        source=str(pattern),
+        rietveld=args.rietveld,
+        show_progress=not args.quiet and sys.stderr.isatty(),
+    )
     return 0
