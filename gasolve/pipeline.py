@@ -186,6 +186,25 @@ def search(setup: Setup, record: RunRecord | None = None) -> Iterator[RunRecord]
     return iterate(setup.scorer, setup.config.ga, record, setup.judge, setup.selector, nn, setup.ranker, share)
 
 
+def epoch_cost(setup: Setup, generation: float | None = None):
+    """The estimated cost of one search epoch of this run (:func:`gasolve.ga.budget_check.epoch_cost`); ``generation``:
+    the evaluations of its initial population, when measured."""
+    from gasolve.ga import memetic, relocation
+    from gasolve.ga.budget_check import epoch_cost as estimate
+    from gasolve.ga.fourier_rebuild import CYCLES, map_cost
+
+    scorer, settings = setup.scorer, setup.config.ga
+    problem = scorer.problem
+    pinned = np.zeros(3 * problem.n_sites, dtype=bool)
+    if settings.layout.fix_origin:
+        pinned |= memetic.origin_fixing_genes(problem.space_group, problem.elements, scorer.site_map)
+    if scorer.site_map is not None:
+        pinned |= scorer.site_map.fixed
+    scanned = len(relocation.movable_sites(pinned))
+    splits = len(set(problem.elements)) - 1 if settings.layout.scan_fourier and scanned else 0
+    return estimate(settings, problem.cell, scanned, generation, map_cost(problem) * CYCLES * splits)
+
+
 def same_model(template: Structure, frac_a: np.ndarray, frac_b: np.ndarray, tolerance: float) -> bool:
     """Whether two models of one template are the same structure: every atom within ``tolerance`` Å after the
     best superposition under the group's normalizer (:func:`gasolve.compare.compare_structures`), H atoms left

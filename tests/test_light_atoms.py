@@ -85,9 +85,10 @@ def test_light_atoms_put_wrong_are_found_again_with_sn_held(k4sno4):
     assert solved, distances
 
 
-def test_a_run_reports_the_search_in_summary_and_cif(tmp_path):
+def test_a_run_reports_the_search_in_summary_and_cif(tmp_path, capsys):
     """`gasolve run` with a small budget: the best model found once goes through the search; summary.json and
-    best.cif say what it did."""
+    best.cif say what it did. The budget is also too small to confirm a model, and the run warns at its start
+    (gasolve.ga.budget_check)."""
     from gasolve.cli.main import main
 
     for name in ("K4SnO4.toml", "K4SnO4.xye", "K4SnO4.cif"):
@@ -96,6 +97,9 @@ def test_a_run_reports_the_search_in_summary_and_cif(tmp_path):
     config.write_text(config.read_text().replace("max_evaluations = 2000000", "max_evaluations = 20000"))
     assert main(["run", str(config), "--out", str(tmp_path / "out")]) == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    check = summary["budget_check"]
+    assert check["needed"] > 20_000 and "max_evaluations = 20,000 is below" in check["warning"]
+    assert "gasolve run: warning: [ga] max_evaluations = 20,000" in capsys.readouterr().err
     light = summary["light_atom_search"]
     if summary["independent_finds"] >= 2:
         pytest.skip("the run confirmed its model, so no light-atom search ran")

@@ -136,6 +136,10 @@ def rietveld_stage(result, out) -> dict:
     return {"rietveld": entry}
 
 
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
 def print_rietveld(extra: dict) -> None:
     """One line on the terminal for the summary entry of :func:`rietveld_stage`."""
     r = extra["rietveld"]
@@ -176,6 +180,9 @@ def run(args: argparse.Namespace) -> int:
             )
         record = payload["record"]
     setup = pipeline.prepare(config, selector_factory=_selector_factory, ranker_factory=_ranker_factory)
+    from gasolve.ga.budget_check import budget_warning
+
+    cost = warning = None  # from the first generation, whose evaluations measure a generation's cost
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -198,6 +205,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         for current in pipeline.search(setup, record):
             state = current.state
+            if cost is None:
+                cost = pipeline.epoch_cost(setup, state.evaluations if record is None else None)
+                warning = budget_warning(config.ga, cost)
+                if warning is not None and record is None:
+                    print_warning = progress.console.print if progress is not None else _stderr
+                    print_warning(f"gasolve run: warning: {warning}")
             if progress is not None:
                 rate = state.evaluations / max(current.seconds, 1e-9)
                 progress.update(
@@ -229,15 +242,17 @@ def run(args: argparse.Namespace) -> int:
         result = pipeline.finish(setup, current, light_report=bar)
     finally:
         bar.stop()
-    extra = None
+    extra = {}
+    if cost is not None:
+        extra["budget_check"] = {"epoch_evaluations": cost.epoch, "needed": cost.needed(), "warning": warning}
     if args.rietveld or "refinement" in config.raw:
-        extra = rietveld_stage(result, out)
+        extra.update(rietveld_stage(result, out))
     light = pipeline.light_atom_comments(result)
     pipeline.write_run(result, out, extra=extra, cif_comments=tuple(light))
     for line in light:
         print(line)
     print(pipeline.summary_line(result))
-    if extra:
+    if "rietveld" in extra:
         print_rietveld(extra)
     special = result.summary.get("special_positions")
     if special:
