@@ -578,6 +578,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--half", choices=("tune", "report", "all"), default="report")
     parser.add_argument("--limit", type=int, help="at most this many simulated patterns of the half, per system")
+    parser.add_argument(
+        "--only", help="comma-separated material ids: only these of the selected patterns (diagnosing single patterns)"
+    )
     parser.add_argument("--no-measured", action="store_true", help="leave out the three measured patterns")
     parser.add_argument("--prior", choices=("network", "uniform"), default="network")
     budget = parser.add_mutually_exclusive_group()
@@ -638,6 +641,12 @@ def main(argv: list[str] | None = None) -> int:
     png = Path(args.png) if args.png else json_path.with_suffix(".png")
     if not args.plot_only:
         entries = select(sample_simulated(args.n, args.seed), args.half, args.limit)
+        if args.only:
+            wanted = {x.strip() for x in args.only.split(",") if x.strip()}
+            entries = [e for e in entries if e["material_id"] in wanted]
+            missing = wanted - {e["material_id"] for e in entries}
+            if missing:
+                raise SystemExit(f"--only: {', '.join(sorted(missing))} not among the selected patterns")
         if not args.no_measured:
             entries = measured_entries() + entries
         print(f"{len(entries)} patterns ({args.half} half of n = {args.n}, seed {args.seed})", flush=True)
