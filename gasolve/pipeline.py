@@ -895,7 +895,8 @@ def light_atom_comments(result: RunResult) -> list[str]:
     outcome = "kept its model" if light["kept"] else "kept the run's model"
     return [
         f"light-atom search ({', '.join(light['searched_sites'])} searched, the other sites held, "
-        f"{light['evaluations']:,.0f} evaluations, {light['seconds']:.1f} s): Rwp {light['rwp_before']:.4f} -> "
+        f"{light['rounds']} round(s), {light['evaluations']:,.0f} evaluations, {light['seconds']:.1f} s): "
+        f"Rwp {light['rwp_before']:.4f} -> "
         f"{light['rwp_after']:.4f}, {outcome}"
     ]
 

@@ -79,12 +79,12 @@ class LightAtomBar:
         self.show = show
         self.progress = self.task = None
 
-    def __call__(self, evaluations: float, budget: int, rwp: float) -> None:
+    def __call__(self, evaluations: float, budget: float, rwp: float) -> None:
         if not self.show:
             return
         if self.progress is None:
             self.progress, self.task = _progress(budget, "light atoms", True)
-        self.progress.update(self.task, completed=min(evaluations, budget), info=f"best Rwp {rwp:.4f}")
+        self.progress.update(self.task, total=budget, completed=min(evaluations, budget), info=f"best Rwp {rwp:.4f}")
 
     def stop(self) -> None:
         if self.progress is not None:
