@@ -333,9 +333,19 @@ def index_pattern(
     peaks = search_peaks(pattern, radiation, settings.peak_search)
     if not peaks.kbeta.any():
         return _index_peaks(pattern, radiation, settings, peaks)
+    left = int(np.count_nonzero(~peaks.kbeta))
+    if left < FULL_SEARCH_LINES <= peaks.n_peaks:
+        # A pattern of few lines cannot spare any: with the satellites left out it would be searched in fewer
+        # systems (or not at all), so they stay in and count as impurity lines if they are satellites.
+        kept = _index_peaks(pattern, radiation, settings, replace(peaks, kbeta_of=np.full(peaks.n_peaks, np.nan)))
+        note = (
+            f"only {left} lines besides the {peaks.n_peaks - left} taken for Kβ: indexed with them in "
+            "(as possible impurity lines)"
+        )
+        return replace(kept, notes=(*kept.notes, note))
     # A line wrongly taken for a Kβ satellite must not cost the cell: when nothing convinces with the satellites
     # left out (or too few lines are left), the lines are indexed again with them in, and the better first cell
-    # (by M20 with its unindexed lines counted) wins.
+    # (by its ranking figure) wins.
     try:
         result = _index_peaks(pattern, radiation, settings, peaks)
     except InputError:
