@@ -79,6 +79,11 @@ def fit(table) -> dict:
         keep = fitting & (np.abs(log_q - np.median(log_q[fitting])) < 3 * spread)
     q = volume[fitting] / (design[fitting] @ volumes)
     low, median, high = np.percentile(q, [0.5, 50, 99.5])
+    single = (design > 0).sum(axis=1) == 1  # elements: their allotropes pack unlike the compounds v_e come from
+    q_all = volume / (design @ volumes)
+    elemental = q_all[fitting & single]  # about 140: the window is their whole range, median in the middle
+    e_low, e_median, e_high = elemental.min(), np.median(elemental), elemental.max()
+    e_held = q_all[~fitting & single]
     covalent = np.array([4 / 3 * math.pi * covalent_radii[atomic_numbers[e]] ** 3 for e in elements])
     held_q = volume[~fitting] / (design[~fitting] @ volumes)
     return {
@@ -93,6 +98,16 @@ def fit(table) -> dict:
             "q_median": round(float(median), 4),
             "q_high": round(float(high), 4),
             "q_min": round(float(q.min()), 4),
+        },
+        "element_window": {
+            "note": "range and median of q over the single-element structures of the fitting split",
+            "n": int((fitting & single).sum()),
+            "q_low": round(float(e_low), 4),
+            "q_median": round(float(e_median), 4),
+            "q_high": round(float(e_high), 4),
+            "held_out_n": len(e_held),
+            "held_out_inside": round(float(np.mean((e_held >= e_low) & (e_held <= e_high))), 4),
+            "held_out_inside_compound_window": round(float(np.mean((e_held >= low) & (e_held <= high))), 4),
         },
         "held_out": {
             "n": int((~fitting).sum()),

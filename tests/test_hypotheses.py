@@ -27,6 +27,7 @@ from gasolve.hypotheses import (
     wyckoff_slots,
     z_candidates,
 )
+from gasolve.hypotheses.z_candidates import volume_model
 
 NACL_CELL = UnitCell(5.64, 5.64, 5.64, 90, 90, 90)
 RUTILE_CELL = UnitCell(4.594, 4.594, 2.959, 90, 90, 90)
@@ -343,6 +344,18 @@ def test_z_outside_the_window_when_none_inside_fits():
     assert [(c.z, c.in_window) for c in candidates] == [(4, False)]
     # a Z inside the window is never joined by one outside it
     assert all(c.in_window for c in z_candidates({"Na": 1, "Cl": 1}, NACL_CELL, 225))
+
+
+def test_an_element_alone_takes_the_window_of_elemental_structures():
+    # AFLOW's tI8 carbon (I4/mmm, C on 8h, 5.8 Å³ per atom, packing 0.63 against C's fitted 9.2 Å³): its Z = 8 lies
+    # below the compounds' window, and Z = 2, 4 and 6 inside it fit, so it was never raced (the broad benchmark of
+    # the AFLOW prototypes). Carbon packs from 0.62 (diamond) to 0.95 (graphite) of its volume in compounds.
+    cell = UnitCell(4.33184, 4.33184, 2.48692, 90, 90, 90)
+    assert 8 in [c.z for c in z_candidates({"C": 1}, cell, 139) if c.in_window]
+    model = volume_model()
+    assert model.window({"C": 1}) != model.window({"Si": 1, "C": 1}) == (model.q_low, model.q_median, model.q_high)
+    low, _, high = model.window({"C": 1})
+    assert low < model.q_low and high > model.q_high
 
 
 def test_check_z():

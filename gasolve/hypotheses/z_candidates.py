@@ -14,6 +14,11 @@ the window fitted to the inorganic structures of ../shared/data/mp-structures by
 an element absent from it gets its ASE covalent-sphere volume times the median ratio of fitted to covalent
 volume (stated in the file). The table's provenance and held-out figures are in the file and the commit.
 
+An element alone packs unlike the compounds its v_e comes from (carbon: diamond at q = 0.62, graphite at 0.95),
+so a single-element composition takes the window of the single-element structures of the same data
+(``element_window``: their whole range, 0.61-6.52 over 138; 6 of the 34 held-out elemental structures lie outside
+the compounds' window, none outside this one).
+
 About 1 % of real structures lie outside the window (the dense nitride MgCN2, I-42d, at q = 0.70). When no Z
 inside it fits the multiplicities, the nearest Z on each side of the window that does fit is proposed instead (at
 most two, flagged ``in_window`` False), down to the densest packing seen in the data (``q_min``) and up to twice
@@ -67,6 +72,13 @@ class VolumeModel:
     q_median: float
     q_high: float
     q_min: float
+    element_window: tuple[float, float, float] | None = None
+
+    def window(self, composition: Mapping[str, int]) -> tuple[float, float, float]:
+        """(q_low, q_median, q_high) for ``composition``: the elements' window for a single element."""
+        if len(composition) == 1 and self.element_window is not None:
+            return self.element_window
+        return self.q_low, self.q_median, self.q_high
 
     def atomic_volume(self, element: str) -> float:
         """Volume (Å³) of one atom of ``element`` in a crystal."""
@@ -88,6 +100,7 @@ def volume_model() -> VolumeModel:
     """The shipped atomic volumes and window (``atomic_volumes.json`` beside this module)."""
     data = json.loads(resources.files("gasolve.hypotheses").joinpath(VOLUMES_FILE).read_text())
     window = data["window"]
+    elements = data.get("element_window")
     return VolumeModel(
         {str(k): float(v) for k, v in data["volumes"].items()},
         float(data["covalent_scale"]),
@@ -95,6 +108,7 @@ def volume_model() -> VolumeModel:
         float(window["q_median"]),
         float(window["q_high"]),
         float(window["q_min"]),
+        None if elements is None else tuple(float(elements[k]) for k in ("q_low", "q_median", "q_high")),
     )
 
 
@@ -141,13 +155,14 @@ def z_candidates(
     model = model or volume_model()
     volume = _volume(cell)
     unit = model.formula_volume(composition)
-    z_low = max(1, math.ceil(volume / (unit * model.q_high) - 1e-9))
-    z_high = math.floor(volume / (unit * model.q_low) + 1e-9)
+    q_low, q_median, q_high = model.window(composition)
+    z_low = max(1, math.ceil(volume / (unit * q_high) - 1e-9))
+    z_high = math.floor(volume / (unit * q_low) + 1e-9)
     formula = "".join(f"{e}{n if n > 1 else ''}" for e, n in composition.items())
     if z_high < 1:
         raise InputError(
             f"{key}: the cell ({volume:.1f} Å³) is too small for one formula unit of {formula} (needs at least "
-            f"{unit * model.q_low:.1f} Å³: {unit:.1f} Å³ of atomic volumes x {model.q_low:.2f}, the smallest packing "
+            f"{unit * q_low:.1f} Å³: {unit:.1f} Å³ of atomic volumes x {q_low:.2f}, the smallest packing "
             "ratio accepted)"
         )
     candidates = []
@@ -162,12 +177,12 @@ def z_candidates(
         multiplicities = sorted({s.multiplicity for s in wyckoff_slots(group)})
         raise InputError(
             f"{key}: {formula} fits no Z in space group {group.symbol} with this cell: the volume "
-            f"({volume:.1f} Å³) allows Z = {z_low}..{z_high} (packing ratio {model.q_low:.2f}-{model.q_high:.2f}; "
+            f"({volume:.1f} Å³) allows Z = {z_low}..{z_high} (packing ratio {q_low:.2f}-{q_high:.2f}; "
             f"Z = {_z_range_text(volume, unit, model)} at the densest and loosest packing accepted outside it), "
             f"but no such Z puts every element's atoms on Wyckoff positions of multiplicities "
             f"{', '.join(map(str, multiplicities))} (a fixed point holds one atom)"
         )
-    return sorted(candidates, key=lambda c: (abs(math.log(c.volume_ratio / model.q_median)), c.z))
+    return sorted(candidates, key=lambda c: (abs(math.log(c.volume_ratio / q_median)), c.z))
 
 
 def _outer_z_limits(volume: float, unit: float, model: VolumeModel) -> tuple[int, int]:
