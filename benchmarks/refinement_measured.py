@@ -58,6 +58,7 @@ from gasolve.io.patterns import ObservedPattern, read_pattern  # noqa: E402
 from gasolve.rietveld import RefinementSettings, refine  # noqa: E402
 
 MEASURED = ROOT.parent / "shared" / "data" / "measured"
+NAC_FOLDER = MEASURED / "NAC-11BM-synchrotron"
 SHARED = ROOT.parent / "shared" / "data"
 
 #: Published values compared with: (value, esd) or value (no esd given).
@@ -135,9 +136,16 @@ def nac(
     ``polarisation``: the beam polarisation fraction (GSAS's ICONS 0.99 in 11bm_gsas.prm); None for the
     unpolarised laboratory form, as before it could be set.
     """
-    folder = MEASURED / "NAC-11BM-synchrotron"
-    structure = _model(folder / "NAC.cif")
-    full = read_pattern(folder / "11BM_NAC_converted.xye")
+    structure, pattern, radiation, profile = _nac_start(profile, lo, hi, polarisation)
+    settings = _settings(settings, background_terms=10)
+    return refine(structure, pattern, radiation, profile, settings), read_cif(NAC_FOLDER / "NAC.cif")
+
+
+def _nac_start(profile: PeakProfile | None, lo: float, hi: float, polarisation: float | None):
+    """NAC.cif's model, the 11-BM pattern over [lo, hi] degrees, its radiation and the profile (a Le Bail fit, which
+    also gives the cell, when ``profile`` is None)."""
+    structure = _model(NAC_FOLDER / "NAC.cif")
+    full = read_pattern(NAC_FOLDER / "11BM_NAC_converted.xye")
     keep = (full.two_theta >= lo) & (full.two_theta <= hi)
     pattern = ObservedPattern(full.two_theta[keep], full.y_obs[keep], full.sigma[keep])
     radiation = Radiation(((0.413909, 1.0),), "11-BM")
@@ -146,8 +154,7 @@ def nac(
         structure = replace(structure, cell=cell)
     else:
         profile = replace(profile, polarisation=polarisation)
-    settings = _settings(settings, background_terms=10)
-    return refine(structure, pattern, radiation, profile, settings), read_cif(folder / "NAC.cif")
+    return structure, pattern, radiation, profile
 
 
 def lab6(profile: PeakProfile | None = None, settings: RefinementSettings | None = None):
@@ -379,18 +386,8 @@ def nac_anisotropic(profile: PeakProfile | None = None) -> dict:
     docstring); the x/B comparison of :func:`compare_nac` for both, and U_ij against GSAS's for the second."""
     import gemmi
 
-    folder = MEASURED / "NAC-11BM-synchrotron"
-    structure = _model(folder / "NAC.cif")
-    full = read_pattern(folder / "11BM_NAC_converted.xye")
-    keep = (full.two_theta >= 0.5) & (full.two_theta <= 50.0)
-    pattern = ObservedPattern(full.two_theta[keep], full.y_obs[keep], full.sigma[keep])
-    radiation = Radiation(((0.413909, 1.0),), "11-BM")
-    if profile is None:
-        profile, cell = lebail_profile(structure, pattern, radiation, 10, NAC_POLARISATION)
-        structure = replace(structure, cell=cell)
-    else:
-        profile = replace(profile, polarisation=NAC_POLARISATION)
-    published = read_cif(folder / "NAC.cif")
+    structure, pattern, radiation, profile = _nac_start(profile, 0.5, 50.0, NAC_POLARISATION)
+    published = read_cif(NAC_FOLDER / "NAC.cif")
     out = {"profile": [*profile.caglioti, profile.eta, profile.eta_slope, profile.zero, profile.axial]}
     for adp in ("iso", "aniso"):
         start = time.perf_counter()
@@ -399,7 +396,7 @@ def nac_anisotropic(profile: PeakProfile | None = None) -> dict:
         entry = {**_summary(result, time.perf_counter() - start), "comparison": rows}
         entry["x_b_count"] = _within(rows, result)
         if adp == "aniso":
-            u_rows = compare_u(result, _published_u(result, gemmi.read_small_structure(str(folder / "NAC.cif"))))
+            u_rows = compare_u(result, _published_u(result, gemmi.read_small_structure(str(NAC_FOLDER / "NAC.cif"))))
             entry["u_comparison"] = u_rows
             entry["u_count"] = _within(u_rows, result, lambda n: not n.startswith("Beq"))
             entry["non_positive_definite"] = list(result.non_positive_definite)

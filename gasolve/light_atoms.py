@@ -163,8 +163,7 @@ def _one_round(setup, best, heavy, evaluations: int, round_number: int, spent: f
     if report is not None:
         generations = _reporting(generations, report, spent, spent + evaluations)
     record = collections.deque(generations, maxlen=1)[0]  # the last generation's
-    light_setup = dataclasses.replace(setup, config=dataclasses.replace(setup.config, ga=light_settings))
-    found, _ = refine_candidates(light_setup, record)
+    found, _ = refine_candidates(setup, record)
     return found, float(record.state.evaluations)
 
 

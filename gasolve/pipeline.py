@@ -189,18 +189,15 @@ def search(setup: Setup, record: RunRecord | None = None) -> Iterator[RunRecord]
 def epoch_cost(setup: Setup, generation: float | None = None):
     """The estimated cost of one search epoch of this run (:func:`gasolve.ga.budget_check.epoch_cost`); ``generation``:
     the evaluations of its initial population, when measured."""
-    from gasolve.ga import memetic, relocation
     from gasolve.ga.budget_check import epoch_cost as estimate
     from gasolve.ga.fourier_rebuild import CYCLES, map_cost
+    from gasolve.ga.memetic import scanned_sites
+    from gasolve.solve import origin_genes
 
     scorer, settings = setup.scorer, setup.config.ga
     problem = scorer.problem
-    pinned = np.zeros(3 * problem.n_sites, dtype=bool)
-    if settings.layout.fix_origin:
-        pinned |= memetic.origin_fixing_genes(problem.space_group, problem.elements, scorer.site_map)
-    if scorer.site_map is not None:
-        pinned |= scorer.site_map.fixed
-    scanned = len(relocation.movable_sites(pinned))
+    origin = origin_genes(scorer, settings)
+    scanned = len(scanned_sites(np.zeros(3 * problem.n_sites, bool) if origin is None else origin, scorer.site_map))
     splits = len(set(problem.elements)) - 1 if settings.layout.scan_fourier and scanned else 0
     return estimate(settings, problem.cell, scanned, generation, map_cost(problem) * CYCLES * splits)
 

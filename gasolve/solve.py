@@ -124,6 +124,14 @@ class Judge:
         return bool(np.all(distances <= self.tolerance)), distances
 
 
+def origin_genes(scorer: ModelScorer, settings: GASettings) -> np.ndarray | None:
+    """The genes held to fix the origin of a polar group (:func:`gasolve.ga.memetic.origin_fixing_genes`), None
+    when ``fix_origin`` is off."""
+    if not settings.layout.fix_origin:
+        return None
+    return memetic.origin_fixing_genes(scorer.problem.space_group, scorer.problem.elements, scorer.site_map)
+
+
 def build_evaluator(
     scorer: ModelScorer,
     settings: GASettings,
@@ -149,11 +157,7 @@ def build_evaluator(
         def penalty(genomes):
             return settings.rates.antibump_weight * bump(genomes)
 
-    fixed = (
-        memetic.origin_fixing_genes(scorer.problem.space_group, scorer.problem.elements, scorer.site_map)
-        if settings.layout.fix_origin
-        else None
-    )
+    fixed = origin_genes(scorer, settings)
     project = scorer.project if scorer.site_map is not None else None  # sites on special positions
     values = None
     if held is not None:

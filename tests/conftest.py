@@ -86,3 +86,12 @@ def read_image(path: Path, min_size: tuple[int, int] = (400, 300)) -> np.ndarray
     assert grey.std() > 0.02, f"{path} is blank (pixel standard deviation {grey.std():.4f})"
     assert (grey < 0.5).mean() > 0.002, f"{path} has almost nothing drawn on it"
     return pixels
+
+
+def cif_esd(text: str) -> tuple[float, float]:
+    """Value and esd of a CIF number such as 0.18820(12) (esd 0 when it has none)."""
+    if "(" not in text:
+        return float(text), 0.0
+    value, digits = text.rstrip(")").split("(")
+    decimals = len(value.split(".")[1]) if "." in value else 0
+    return float(value), int(digits) * 10.0**-decimals

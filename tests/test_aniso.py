@@ -12,6 +12,7 @@ from dataclasses import replace
 import gemmi
 import numpy as np
 import pytest
+from conftest import cif_esd
 
 from gasolve.cli.main import main
 from gasolve.config import profile_table
@@ -263,14 +264,6 @@ def test_simulated_anisotropic_u_is_recovered_within_its_esds(refined):
         assert 0 < result.b_esd[i] < 0.05
 
 
-def _esd(text: str) -> tuple[float, float]:
-    if "(" not in text:
-        return float(text), 0.0
-    value, digits = text.rstrip(")").split("(")
-    decimals = len(value.split(".")[1]) if "." in value else 0
-    return float(value), int(digits) * 10.0**-decimals
-
-
 def test_refined_cif_carries_uani_read_back_by_gemmi(refined, tmp_path):
     _, result = refined
     text = format_refined_cif(result, ["test"])
@@ -281,12 +274,12 @@ def test_refined_cif_carries_uani_read_back_by_gemmi(refined, tmp_path):
     columns = [list(block.find_loop(f"_atom_site_aniso_U_{c}")) for c in ("11", "22", "33", "12", "13", "23")]
     for i in range(6):
         for m in range(6):
-            value, esd = _esd(columns[m][i])
+            value, esd = cif_esd(columns[m][i])
             assert value == pytest.approx(result.u_aniso[i, m], abs=6e-6)
             assert esd == pytest.approx(result.u_aniso_esd[i, m], rel=0.35, abs=1.5e-5)
     for i, cell_text in enumerate(block.find_loop("_atom_site_U_iso_or_equiv")):
         ueq = adp.u_equivalent(result.u_aniso[i], result.structure.cell)
-        assert _esd(cell_text)[0] == pytest.approx(ueq, abs=6e-6)
+        assert cif_esd(cell_text)[0] == pytest.approx(ueq, abs=6e-6)
     # gemmi's own reading of the file as a small structure
     path = tmp_path / "refined.cif"
     path.write_text(text, encoding="utf-8")

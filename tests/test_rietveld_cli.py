@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import gemmi
 import numpy as np
+from conftest import cif_esd
 
 from gasolve.cli.main import main
 from gasolve.config import profile_table
@@ -28,15 +29,6 @@ def _strict(text: str):
         raise ValueError(f"non-standard JSON constant {constant}")
 
     return json.loads(text, parse_constant=reject)
-
-
-def _esd(text: str) -> tuple[float, float]:
-    """Value and esd of a CIF number such as 0.18820(12)."""
-    if "(" not in text:
-        return float(text), 0.0
-    value, digits = text.rstrip(")").split("(")
-    decimals = len(value.split(".")[1]) if "." in value else 0
-    return float(value), int(digits) * 10.0**-decimals
 
 
 def test_refine_writes_cif_with_esds_and_strict_json(tmp_path):
@@ -69,7 +61,7 @@ def test_refine_writes_cif_with_esds_and_strict_json(tmp_path):
     assert fom["rwp"] < 0.05 and 0.8 < fom["chi2"] < 1.3 and 0 <= fom["r_bragg"] < 0.05
 
     block = gemmi.cif.read(str(tmp_path / "out" / "refined.cif")).sole_block()
-    a, a_esd = _esd(block.find_value("_cell_length_a"))
+    a, a_esd = cif_esd(block.find_value("_cell_length_a"))
     assert 0 < a_esd < 1e-3 and abs(a - truth.cell.a) < 4 * a_esd
     assert math.isclose(float(block.find_value("_pd_proc_ls_prof_wR_factor")), fom["rwp"], abs_tol=1e-5)
     assert math.isclose(float(block.find_value("_refine_ls_R_I_factor")), fom["r_bragg"], abs_tol=1e-5)
@@ -77,14 +69,14 @@ def test_refine_writes_cif_with_esds_and_strict_json(tmp_path):
     assert len(table) == 5
     for row, site, record in zip(table, truth.sites, summary["sites"], strict=True):
         for axis in range(3):
-            value, esd = _esd(row[1 + axis])
+            value, esd = cif_esd(row[1 + axis])
             assert math.isclose(value, record["frac"][axis], abs_tol=1e-5)
             delta = (value - site.frac[axis] + 0.5) % 1.0 - 0.5
             if esd == 0:  # fixed by the mirror
                 assert abs(delta) < 1e-9
             else:
                 assert abs(delta) < 4 * esd
-        u, u_esd = _esd(row[4])
+        u, u_esd = cif_esd(row[4])
         assert u_esd > 0 and abs(u - 1.0 / (8 * math.pi**2)) < 4 * u_esd + 1e-5
     # gemmi's small-structure reader takes the esd notation too
     small = gemmi.read_small_structure(str(tmp_path / "out" / "refined.cif"))

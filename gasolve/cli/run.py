@@ -72,6 +72,11 @@ def _ranker_factory(config, problem):
     return ranker_factory(config, problem)
 
 
+def shows_progress(args: argparse.Namespace) -> bool:
+    """Whether progress bars are shown: not ``--quiet`` and stderr is a terminal."""
+    return not args.quiet and sys.stderr.isatty()
+
+
 class LightAtomBar:
     """The progress bar of the light-atom search (:mod:`gasolve.light_atoms`), shown from its first generation."""
 
@@ -198,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
         write_checkpoint(checkpoint_path, {"fingerprint": fingerprint, "record": current, "version": __version__})
 
     budget = config.ga.budget
-    progress, task = _progress(budget.max_evaluations, config.structure.name, not args.quiet and sys.stderr.isatty())
+    progress, task = _progress(budget.max_evaluations, config.structure.name, shows_progress(args))
     last_save = time.monotonic()
     current = record
     interrupted = False
@@ -237,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"gasolve run: interrupted; checkpoint saved, continue with --resume --out {out}", file=sys.stderr)
         return 130
-    bar = LightAtomBar(not args.quiet and sys.stderr.isatty())
+    bar = LightAtomBar(shows_progress(args))
     try:
         result = pipeline.finish(setup, current, light_report=bar)
     finally:

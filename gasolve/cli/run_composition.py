@@ -133,7 +133,7 @@ def race_loop(fitted, observed, state, settings, total: float, runner, save, pro
 
 def run_race(fitted, observed, state, settings, args, name: str, save):
     """The race with a progress bar on ``args.scheduler``; None when interrupted (the checkpoint is saved)."""
-    from gasolve.cli.run import _progress
+    from gasolve.cli.run import _progress, shows_progress
     from gasolve.parallel import make_runner
 
     total = fitted.ga.budget.max_evaluations
@@ -141,7 +141,7 @@ def run_race(fitted, observed, state, settings, args, name: str, save):
         runner = make_runner("synchronous", args.workers)  # one hypothesis: every core here, no cluster to start
     else:
         runner = make_runner(args.scheduler, args.workers)
-    progress, task = _progress(total, name, not args.quiet and sys.stderr.isatty())
+    progress, task = _progress(total, name, shows_progress(args))
     try:
         return race_loop(fitted, observed, state, settings, total, runner, save, progress, task)
     except KeyboardInterrupt:
@@ -268,7 +268,7 @@ def run_composition(args: argparse.Namespace, config) -> int:
     import time
 
     from gasolve import pipeline
-    from gasolve.cli.run import _fingerprint
+    from gasolve.cli.run import _fingerprint, shows_progress
     from gasolve.config import load_observed, write_resolved
     from gasolve.errors import InputError
     from gasolve.hypotheses import race
@@ -348,6 +348,6 @@ def run_composition(args: argparse.Namespace, config) -> int:
         source=args.config,
         reference=config.reference,
         rietveld=args.rietveld or "refinement" in config.raw,
-        show_progress=not args.quiet and sys.stderr.isatty(),
+        show_progress=shows_progress(args),
     )
     return 0

@@ -211,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from gasolve import __version__
+    from gasolve.cli.run import shows_progress
     from gasolve.cli.run_composition import run_race, write_race_outputs
     from gasolve.config import write_resolved
     from gasolve.errors import InputError
@@ -271,6 +272,6 @@ def run(args: argparse.Namespace) -> int:
         extra,
         source=str(pattern),
         rietveld=args.rietveld,
-        show_progress=not args.quiet and sys.stderr.isatty(),
+        show_progress=shows_progress(args),
     )
     return 0

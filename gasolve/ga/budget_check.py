@@ -6,11 +6,11 @@ followed by a relocation scan of the best model; after ``restart_after_scans`` s
 islands restart from random models and a new, independent epoch begins. A model counts as confirmed when two
 epochs, the current one included, end on it (:func:`gasolve.pipeline.independent_finds`), so a budget below one
 epoch, the restart's population and one generation of it cannot confirm anything: a lower bound, so the warning
-is never wrong when it is given (a search that keeps improving takes longer than ``scan_after`` generations). The
-cost
-of an epoch grows with the cell and the number of atoms, because the scan moves every atom over a grid through the
-whole cell: on Hf3Tl10Mo12PbO48 (R-3, 16 sites, a 0.4 Å grid of 62,000 points) one scan cost about 10⁶ evaluations,
-and a run of 2·10⁶ evaluations reached its first scan at 1.8·10⁶.
+is never wrong when it is given (a search that keeps improving takes longer than ``scan_after`` generations).
+
+The cost of an epoch grows with the cell and the number of atoms, because the scan moves every atom over a grid
+through the whole cell: on Hf3Tl10Mo12PbO48 (R-3, 16 sites, a 0.4 Å grid of 77,600 points) one scan cost about 10⁶
+evaluations, and a run of 2·10⁶ evaluations reached its first scan at 1.8·10⁶.
 
 :func:`epoch_cost` estimates one epoch from the cost of a generation (best measured: a run passes the evaluations
 of its initial population, which is scored and refined as a generation is), the cell and the atoms the scan moves,

@@ -102,8 +102,7 @@ class Evaluator:
         if self.held_values.shape != self.fixed.shape:
             raise ValueError(f"held_values has shape {self.held_values.shape}, expected {self.fixed.shape}")
         site_map = scorer.site_map
-        pinned = self.fixed if site_map is None else self.fixed | site_map.fixed
-        self.movable = relocation.movable_sites(pinned)  # sites the relocation scan may move
+        self.movable = scanned_sites(self.fixed, site_map)
 
     def rwp(self, genomes: np.ndarray) -> np.ndarray:
         return self.scorer.rwp(genomes.reshape(len(genomes), self.n_sites, 3))
@@ -219,6 +218,13 @@ class Evaluator:
         seconds = time.perf_counter() - started
         self.ranker_seconds += seconds
         return scan_sites(probability, self.movable, self.scan_share), seconds
+
+
+def scanned_sites(fixed_genes: np.ndarray, site_map=None) -> np.ndarray:
+    """Sites the relocation scan moves: those with three free genes, neither held (``fixed_genes``, (n_genes,)
+    bool) nor fixed by their Wyckoff position (``site_map``); shape (k,), int."""
+    pinned = fixed_genes if site_map is None else fixed_genes | site_map.fixed
+    return relocation.movable_sites(pinned)
 
 
 def origin_fixing_genes(space_group, elements, site_map=None) -> np.ndarray:
