@@ -48,6 +48,7 @@ from gasolve.crystal.snap import SpecialPositionSnap
 from gasolve.crystal.special_positions import settle
 from gasolve.crystal.structure import U_TO_B, Structure
 from gasolve.crystal.wyckoff import SiteMap
+from gasolve.crystal.xray_visibility import UNDETERMINED_ELEMENTS
 from gasolve.diffraction.background import chebyshev_basis
 from gasolve.diffraction.dispersion import Dispersion
 from gasolve.diffraction.dispersion import anomalous_dispersion as dispersion_for
@@ -430,7 +431,7 @@ class RietveldModel:
 
     def _anisotropic_sites(self, adp) -> list[int]:
         """Indices of the sites ``adp`` names (constructor); H and D only when named by label and free."""
-        hydrogen = [el in ("H", "D") for el in self.elements]
+        hydrogen = [el in UNDETERMINED_ELEMENTS for el in self.elements]
         if adp == "iso":
             return []
         if adp == "aniso":
