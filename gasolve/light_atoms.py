@@ -74,7 +74,8 @@ class LightAtomSearch:
     seconds : float
         Wall time of the search and of the refinement of its models.
     rwp_before, rwp_after : float
-        Rwp after refinement of the model it started from and of its best model.
+        Rwp after refinement of the model it started from and, when kept, of the model kept (the run's new
+        model); when not kept, the lowest Rwp a round reached.
     kept : bool
         Whether its model replaced the run's (a round's Rwp below :data:`RWP_GAIN` x the model it started from).
     rounds : int
@@ -143,7 +144,7 @@ def search_light_atoms(setup, best, report=None):
         evaluations=spent,
         seconds=time.perf_counter() - started,
         rwp_before=float(start_rwp),
-        rwp_after=float(min(reached, best.rwp_after)),
+        rwp_after=float(best.rwp_after if best.rwp_after < start_rwp else min(reached, start_rwp)),
         kept=bool(best.rwp_after < start_rwp),
         rounds=rounds,
     )
