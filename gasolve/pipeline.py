@@ -199,7 +199,8 @@ def epoch_cost(setup: Setup, generation: float | None = None):
     origin = origin_genes(scorer, settings)
     scanned = len(scanned_sites(np.zeros(3 * problem.n_sites, bool) if origin is None else origin, scorer.site_map))
     splits = len(set(problem.elements)) - 1 if settings.layout.scan_fourier and scanned else 0
-    return estimate(settings, problem.cell, scanned, generation, map_cost(problem) * CYCLES * splits)
+    maps = map_cost(problem) * CYCLES * splits
+    return estimate(settings, problem.cell, scanned, generation, maps, problem.space_group)
 
 
 def same_model(template: Structure, frac_a: np.ndarray, frac_b: np.ndarray, tolerance: float) -> bool:

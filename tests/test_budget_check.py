@@ -38,3 +38,19 @@ def test_a_large_cell_with_many_atoms_is_told_the_budget_it_needs():
     assert f"{settings.budget.max_evaluations:,}" in warning and f"{cost.needed():,.0f}" in warning
     assert "40 sites over 187,500 grid points" in warning
     assert budget_warning(settings.replace(max_evaluations=int(cost.needed()) + 1), cost) is None
+
+
+def test_the_scan_is_costed_over_one_point_per_orbit_of_the_group():
+    """With the space group the scan costs its grid's orbits (gasolve.ga.relocation.symmetric_grid): about 1/18 of
+    the cell's grid in R-3, so the 40-site R-3 case needs far less than over the whole cell."""
+    from gasolve.crystal.spacegroup import SpaceGroup
+    from gasolve.ga.relocation import symmetric_grid
+
+    settings = GASettings()
+    big = UnitCell(20.0, 20.0, 30.0, 90.0, 90.0, 120.0)
+    group = SpaceGroup.from_symbol("R-3")
+    whole = epoch_cost(settings, big, 40)
+    orbits = epoch_cost(settings, big, 40, space_group=group)
+    assert orbits.grid_points == len(symmetric_grid(big, 0.4, group.rotations, group.translations)[0])
+    assert whole.grid_points / 19 < orbits.grid_points < whole.grid_points / 15
+    assert orbits.needed() < 0.2 * whole.needed()

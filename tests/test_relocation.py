@@ -9,7 +9,7 @@ import pytest
 
 from gasolve.crystal import UnitCell
 from gasolve.ga import multipop
-from gasolve.ga.relocation import best_relocations, movable_sites, relocated, scan_grid
+from gasolve.ga.relocation import best_relocations, movable_sites, relocated, scan_grid, symmetric_grid
 from gasolve.ga.settings import GASettings
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -77,7 +77,9 @@ def test_scan_puts_a_far_oxygen_of_k4sno4_back_on_its_site():
     before = evaluate.rwp(trapped.reshape(1, -1))[0]
     done = evaluate.relocation_scan(trapped.reshape(-1), np.random.default_rng(0))
     assert len(done.rwp) == 2 * 9
-    assert done.evaluations > 9 * 14 * 14 * 20  # the grid (14 x 14 x 20 points) is charged
+    group = evaluate.scorer.problem.space_group  # P-1: the 14 x 14 x 20 grid's 1,964 orbits are charged
+    orbits = len(symmetric_grid(evaluate.scorer.problem.cell, 0.5, group.rotations, group.translations)[0])
+    assert orbits == (14 * 14 * 20 + 8) // 2 and done.evaluations > 9 * orbits
     best = done.genomes[np.argmin(done.rwp)].reshape(-1, 3)
     assert done.rwp.min() < before - 0.05
     delta = best - truth
@@ -138,3 +140,123 @@ def test_scan_settings_are_validated(value):
 
     with pytest.raises(InputError, match="scan_after"):
         GASettings().replace(scan_after=value)
+
+
+GROUPS = [  # (symbol, cell): every crystal system, centred, screw and glide groups, both rhombohedral settings
+    ("P-1", (6.6, 6.6, 9.9, 80.2, 71.7, 67.3)),
+    ("P2_1/c", (7.0, 8.0, 9.0, 90, 100, 90)),
+    ("C2", (9.0, 5.0, 7.0, 90, 105, 90)),
+    ("Pnma", (8.48, 5.398, 6.958, 90, 90, 90)),
+    ("Fdd2", (11.0, 12.0, 6.0, 90, 90, 90)),
+    ("I4_1/amd", (7.0, 7.0, 20.0, 90, 90, 90)),
+    ("P4_32_12", (6.0, 6.0, 11.0, 90, 90, 90)),
+    ("R-3", (13.0, 13.0, 28.0, 90, 90, 120)),
+    ("R3:R", (7.0, 7.0, 7.0, 80, 80, 80)),
+    ("P6_1", (7.0, 7.0, 15.0, 90, 90, 120)),
+    ("P6_3mc", (5.0, 5.0, 8.0, 90, 90, 120)),
+    ("Fm-3m", (10.0, 10.0, 10.0, 90, 90, 90)),
+    ("Ia-3d", (12.0, 12.0, 12.0, 90, 90, 90)),
+]
+
+
+def _images(group, frac):
+    """Every image of the points ``frac`` (n, 3) under the group's operators, shape (n_ops, n, 3), in [0, 1)."""
+    return np.mod(np.einsum("sij,nj->sni", group.rotations.astype(float), frac) + group.translations[:, None], 1.0)
+
+
+@pytest.mark.parametrize(("symbol", "parameters"), GROUPS)
+def test_symmetric_grid_keeps_one_point_of_every_orbit_of_the_whole_grid(symbol, parameters):
+    """The kept points' images are the whole grid, point for point, and no two kept points are equivalent; the
+    scan then scores about 1/n_ops of the grid."""
+    from gasolve.crystal.spacegroup import SpaceGroup
+    from gasolve.ga.relocation import regular_grid
+
+    group = SpaceGroup.from_symbol(symbol)
+    cell = UnitCell(*parameters)
+    kept, counts = symmetric_grid(cell, 0.4, group.rotations, group.translations)
+    n = np.array(counts)
+    assert np.all(n * 0.4 >= np.array([cell.a, cell.b, cell.c]) - 1e-9)  # the step is at most the spacing
+    index = np.rint(_images(group, kept) * n).astype(int) % n  # (n_ops, n_kept, 3), on the grid
+    assert np.allclose(_images(group, kept) * n, np.rint(_images(group, kept) * n), atol=1e-6)
+    linear = (index[..., 0] * n[1] + index[..., 1]) * n[2] + index[..., 2]
+    assert len(np.unique(linear)) == n.prod()  # together the orbits are the whole grid
+    orbit_sizes = [len(np.unique(linear[:, k])) for k in range(len(kept))]
+    assert sum(orbit_sizes) == n.prod()  # and no point is in two orbits: one representative each
+    full = len(regular_grid(cell, 0.4)[0])
+    assert len(kept) < 2.2 * full / len(group.rotations) + 10  # the short orbits of special positions add some
+
+
+@pytest.mark.parametrize(("symbol", "parameters"), GROUPS)
+def test_every_place_in_the_cell_is_near_an_image_of_a_scanned_point(symbol, parameters):
+    """With the random shift the scanned points' images leave no place farther than the whole-cell grid does
+    (its worst case, half a cell diagonal of 0.4 Å steps: 0.35 Å; with the shift up to 0.42 Å)."""
+    from scipy.spatial import cKDTree
+
+    from gasolve.crystal.spacegroup import SpaceGroup
+    from gasolve.ga.relocation import scan_points
+
+    group = SpaceGroup.from_symbol(symbol)
+    cell = UnitCell(*parameters)
+    rng = np.random.default_rng(5)
+    points = scan_points(rng, cell, 0.4, group.rotations, group.translations)
+    images = _images(group, points).reshape(-1, 3)
+    lattice = np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1], indexing="ij")).reshape(3, -1).T
+    matrix = cell.matrix
+    tree = cKDTree(((images[None] + lattice[:, None]).reshape(-1, 3)) @ matrix)
+    distance, _ = tree.query(rng.random((5_000, 3)) @ matrix)
+    assert distance.max() < 0.42, distance.max()
+
+
+@pytest.fixture(scope="module")
+def pbso4(tmp_path_factory):
+    """PbSO4 (Pnma, published coordinates) on a pattern pymatgen simulates: Pb, S, O1, O2 on 4c, O3 on 8d."""
+    from simulated import simulated_config
+
+    from gasolve import pipeline
+    from gasolve.config import load_run_config
+    from gasolve.crystal import read_cif
+
+    truth = read_cif(EXAMPLES / "PbSO4.cif")
+    elements = [site.element for site in truth.sites]
+    configs = simulated_config(
+        tmp_path_factory.mktemp("pbso4"),
+        "PbSO4",
+        "Pnma",
+        (truth.cell.a, truth.cell.b, truth.cell.c, 90.0, 90.0, 90.0),
+        [(e, tuple(x)) for e, x in zip(elements, truth.frac, strict=True)],
+        {"run": f'sites = {elements}\nwyckoff = ["4c", "4c", "4c", "4c", "8d"]'},
+    )
+    return pipeline.prepare(load_run_config(configs["run"])), truth.frac
+
+
+def test_an_atom_on_any_image_of_its_place_gives_the_same_rwp(pbso4):
+    """Why one orbit point suffices: O3 (8d) put at x or at any of its 8 images R x + t gives one Rwp."""
+    setup, frac = pbso4
+    group = setup.scorer.problem.space_group
+    place = np.array([0.31, 0.17, 0.62])
+    models = np.repeat(frac.reshape(1, -1, 3), len(group.rotations), axis=0)
+    models[:, 4] = _images(group, place[None])[:, 0]
+    rwp = setup.scorer.rwp(setup.scorer.project(models.reshape(len(models), -1)).reshape(models.shape))
+    assert np.ptp(rwp) < 1e-12 * rwp[0] + 1e-14 and rwp[0] > 0.1
+
+
+def test_scan_over_the_orbits_puts_a_far_oxygen_of_pbso4_back_and_charges_one_point_per_orbit(pbso4):
+    from gasolve.crystal.spacegroup import SpaceGroup
+    from gasolve.ga.relocation import regular_grid
+    from gasolve.solve import build_evaluator
+
+    setup, truth = pbso4
+    settings = GASettings.from_flat(scan_spacing=0.4, scan_top=2, local_steps=40, scan_fourier=False)
+    evaluate = build_evaluator(setup.scorer, settings)
+    assert list(evaluate.movable) == [4]  # O3, the one site on the general position
+    trapped = truth.copy()
+    trapped[4] = (truth[4] + np.array([0.3, 0.0, 0.35])) % 1  # 3.5 Å off
+    done = evaluate.relocation_scan(trapped.reshape(-1), np.random.default_rng(0))
+    group: SpaceGroup = setup.scorer.problem.space_group
+    points = len(symmetric_grid(setup.scorer.problem.cell, 0.4, group.rotations, group.translations)[0])
+    assert points < len(regular_grid(setup.scorer.problem.cell, 0.4)[0]) / 6  # Pnma has 8 operators
+    assert points <= done.evaluations - 2 <= points + 2 * (1 + 2.6 * 200)  # the orbits, then 2 refinements
+    best = done.genomes[np.argmin(done.rwp)].reshape(-1, 3)
+    offsets = _images(group, best[4][None])[:, 0] - truth[4]  # O3 may come back on any image of its place
+    offsets -= np.round(offsets)
+    assert np.abs(offsets).max(axis=1).min() < 0.005

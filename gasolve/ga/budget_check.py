@@ -9,8 +9,9 @@ epoch, the restart's population and one generation of it cannot confirm anything
 is never wrong when it is given (a search that keeps improving takes longer than ``scan_after`` generations).
 
 The cost of an epoch grows with the cell and the number of atoms, because the scan moves every atom over a grid
-through the whole cell: on Hf3Tl10Mo12PbO48 (R-3, 16 sites, a 0.4 Å grid of 77,600 points) one scan cost about 10⁶
-evaluations, and a run of 2·10⁶ evaluations reached its first scan at 1.8·10⁶.
+through one asymmetric unit of the cell: on Hf3Tl10Mo12PbO48 (R-3, 16 sites, a 0.4 Å grid of 77,600 points in the
+cell) one scan of the whole cell cost about 10⁶ evaluations, and a run of 2·10⁶ evaluations reached its first scan
+at 1.8·10⁶; over the asymmetric unit (4,900 orbits) it costs about a sixteenth of that.
 
 :func:`epoch_cost` estimates one epoch from the cost of a generation (best measured: a run passes the evaluations
 of its initial population, which is scored and refined as a generation is), the cell and the atoms the scan moves,
@@ -25,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gasolve.crystal import UnitCell
-from gasolve.ga.relocation import regular_grid
+from gasolve.ga.relocation import regular_grid, symmetric_grid
 from gasolve.ga.settings import GASettings
 
 #: Gradient calls per refined offspring beyond ``local_steps`` (the line searches of L-BFGS).
@@ -64,7 +65,12 @@ class EpochCost:
 
 
 def epoch_cost(
-    settings: GASettings, cell: UnitCell, scanned_sites: int, generation: float | None = None, maps: float = 0.0
+    settings: GASettings,
+    cell: UnitCell,
+    scanned_sites: int,
+    generation: float | None = None,
+    maps: float = 0.0,
+    space_group=None,
 ) -> EpochCost:
     """Estimate one epoch of the search.
 
@@ -81,6 +87,9 @@ def epoch_cost(
         not given.
     maps : float
         Evaluations the scan's Fourier maps are charged (:func:`gasolve.ga.fourier_rebuild.map_cost` per cycle).
+    space_group : SpaceGroup, optional
+        The scan covers one asymmetric unit of its grid (:func:`gasolve.ga.relocation.asymmetric_points`); the
+        whole cell's grid when not given.
 
     Returns
     -------
@@ -90,11 +99,19 @@ def epoch_cost(
     offspring = layout.islands * layout.island_size * layout.offspring_fraction
     refine = 0.0 if layout.local_steps == 0 else (layout.local_steps + GRADIENT_CALLS_OVER_STEPS) * rates.gradient_cost
     per_model = 1.0 + rates.local_fraction * refine
-    points = len(regular_grid(cell, rates.scan_spacing)[0]) if layout.scan_after else 0
+    points = scan_grid_points(cell, rates.scan_spacing, space_group) if layout.scan_after else 0
     scan = scanned_sites * (points + layout.scan_top * per_model) + maps if layout.scan_after else 0.0
     generations = layout.scan_after if layout.scan_after else layout.stagnation_generations
     measured = offspring * per_model if generation is None else float(generation)
     return EpochCost(measured, scan, points, scanned_sites, generations)
+
+
+def scan_grid_points(cell: UnitCell, spacing: float, space_group=None) -> int:
+    """Grid points one relocation scan scores per site: one per orbit of the group's grid
+    (:func:`gasolve.ga.relocation.symmetric_grid`) when ``space_group`` is given, else the whole cell's grid."""
+    if space_group is None:
+        return len(regular_grid(cell, spacing)[0])
+    return len(symmetric_grid(cell, spacing, space_group.rotations, space_group.translations)[0])
 
 
 def budget_warning(settings: GASettings, cost: EpochCost) -> str | None:

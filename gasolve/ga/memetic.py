@@ -103,6 +103,7 @@ class Evaluator:
             raise ValueError(f"held_values has shape {self.held_values.shape}, expected {self.fixed.shape}")
         site_map = scorer.site_map
         self.movable = scanned_sites(self.fixed, site_map)
+        self._orbits = None  # the relocation scan's grid (relocation.symmetric_grid), made at the first scan
 
     def rwp(self, genomes: np.ndarray) -> np.ndarray:
         return self.scorer.rwp(genomes.reshape(len(genomes), self.n_sites, 3))
@@ -167,8 +168,9 @@ class Evaluator:
         return Evaluated(genomes, fitness, rwp, evaluations, nn_seconds, nn_score)
 
     def relocation_scan(self, genome: np.ndarray, rng: np.random.Generator) -> Evaluated:
-        """Move each movable atom of ``genome`` over a grid through the cell (:mod:`gasolve.ga.relocation`), then
-        score and refine the ``scan_top`` best places of each atom like any offspring.
+        """Move each movable atom of ``genome`` over one point of each orbit of a grid through the cell
+        (:mod:`gasolve.ga.relocation`), then score and refine the ``scan_top`` best places of each atom like any
+        offspring.
 
         Parameters
         ----------
@@ -182,7 +184,13 @@ class Evaluator:
             The refined candidates, shape (n_movable · scan_top, n_genes); ``evaluations`` includes the scan.
         """
         s = self.settings
-        grid = relocation.scan_grid(rng, self.scorer.problem.cell, s.rates.scan_spacing)
+        problem = self.scorer.problem
+        group = problem.space_group
+        if self._orbits is None:  # the group's grid and its orbits, the same for every scan of the run
+            self._orbits = relocation.symmetric_grid(problem.cell, s.rates.scan_spacing, group.rotations,
+                                                     group.translations)  # fmt: skip
+        grid = relocation.scan_points(rng, problem.cell, s.rates.scan_spacing, group.rotations, group.translations,
+                                      self._orbits)  # fmt: skip
 
         def rwp_of(genomes):
             return self.rwp(self.project(genomes) if self.project is not None else genomes)
