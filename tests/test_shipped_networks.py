@@ -22,9 +22,10 @@ pytest.importorskip("flax")
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 REFERENCE = Path(__file__).resolve().parent / "data" / "shipped_networks_reference.npz"
-#: float32 networks: summation order differs between CPUs, GPUs and XLA versions; a misplaced weight changes
-#: probabilities by far more than this.
-ATOL = 2e-4
+#: float32 networks: summation order differs between CPUs, GPUs, XLA versions and batch sizes (jax 0.10.2 moved
+#: the symmetry network's probabilities by up to 1.0e-3 from those recorded with an earlier jax); a misplaced weight
+#: or a changed input changes them by far more than this.
+ATOL = 3e-3
 
 
 def _selection_models() -> np.ndarray:
