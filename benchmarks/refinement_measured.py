@@ -383,7 +383,8 @@ def _within(rows, result, names=None) -> dict:
 
 def nac_anisotropic(profile: PeakProfile | None = None) -> dict:
     """NAC refined with isotropic B and with anisotropic U on every site, on the same Le Bail profile (module
-    docstring); the x/B comparison of :func:`compare_nac` for both, and U_ij against GSAS's for the second."""
+    docstring); the x/B comparison of :func:`compare_nac` for both, and U_ij against GSAS's for the second. The B
+    run starts from NAC.cif's Ueq, the U run from its Uani (the aniso loop the CIF reader keeps)."""
     import gemmi
 
     structure, pattern, radiation, profile = _nac_start(profile, 0.5, 50.0, NAC_POLARISATION)

@@ -1,12 +1,16 @@
 """CIF read and write through gemmi.
 
 Reading accepts an asymmetric unit with symmetry operators (or only a Hermann-Mauguin symbol), or a full
-P1 cell. Writing produces a CIF 1.1 block with cell, space group, operators and the independent atoms, which
+P1 cell. A site with a row in the ``_atom_site_aniso_`` loop (U_11 ... U_23 as gemmi's small-structure reader gives
+them, or B_11 ... B_23 divided by 8π²) carries its U in :attr:`Site.u_aniso`; its B stays 8π² times the CIF's
+U_iso_or_equiv (0 where the CIF gives none: the Rietveld refinement then starts from the Ueq of the U_ij).
+Writing produces a CIF 1.1 block with cell, space group, operators and the independent atoms, which
 ASE, gemmi and pymatgen read back.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import gemmi
@@ -46,6 +50,7 @@ def _from_small(small: gemmi.SmallStructure, block: gemmi.cif.Block, source: str
     group = _space_group(small, source)
     if not small.sites:
         raise InputError("the CIF has no atom sites (_atom_site_fract_x/y/z)", source)
+    aniso = _aniso_by_label(small, block)
     try:
         sites = tuple(
             Site(
@@ -55,6 +60,7 @@ def _from_small(small: gemmi.SmallStructure, block: gemmi.cif.Block, source: str
                 occupancy=site.occ if site.occ > 0 else 1.0,
                 b_iso=U_TO_B * site.u_iso,
                 charge=int(site.charge),
+                u_aniso=aniso.get(site.label),
             )
             for site in small.sites
         )
@@ -66,6 +72,27 @@ def _from_small(small: gemmi.SmallStructure, block: gemmi.cif.Block, source: str
         sites=sites,
         name=block.name,
     )
+
+
+_ANISO_B = ("B_11", "B_22", "B_33", "B_12", "B_13", "B_23")
+
+
+def _aniso_by_label(small: gemmi.SmallStructure, block: gemmi.cif.Block) -> dict[str, tuple[float, ...]]:
+    """U (U11, U22, U33, U12, U13, U23; Å², CIF convention) of each site label with a complete row in the
+    ``_atom_site_aniso_`` loop: U_ij as gemmi reads them, else B_ij / 8π² (which gemmi does not read)."""
+    out = {}
+    for site in small.sites:
+        a = site.aniso
+        u = (a.u11, a.u22, a.u33, a.u12, a.u13, a.u23)
+        if a.nonzero() and all(math.isfinite(v) for v in u):
+            out[site.label] = u
+    table = block.find("_atom_site_aniso_", ["label", *_ANISO_B])
+    for row in table:
+        u = tuple(gemmi.cif.as_number(row[k + 1]) / U_TO_B for k in range(6))
+        label = gemmi.cif.as_string(row[0])
+        if label not in out and all(math.isfinite(v) for v in u) and any(u):
+            out[label] = u
+    return out
 
 
 def _space_group(small: gemmi.SmallStructure, source: str) -> gemmi.SpaceGroup:

@@ -61,6 +61,11 @@ class Site:
         Isotropic displacement parameter B (Å²).
     charge : int
         Formal charge (0: neutral atom). Only the Rietveld refinement uses it (ionic form factors).
+    u_aniso : tuple of 6 float, optional
+        Anisotropic displacement U11, U22, U33, U12, U13, U23 (Å², CIF convention, in this structure's axes) as a
+        CIF's ``_atom_site_aniso_`` loop gives them; None (the default) for none. Only the Rietveld refinement
+        reads it, as the start of an anisotropic site (:mod:`gasolve.rietveld.adp`); ``b_iso`` stays the
+        isotropic equivalent (8π² Ueq).
     """
 
     label: str
@@ -69,6 +74,7 @@ class Site:
     occupancy: float = 1.0
     b_iso: float = 0.0
     charge: int = 0
+    u_aniso: tuple[float, float, float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
         text = str(self.element)
@@ -90,6 +96,10 @@ class Site:
             raise InputError(f"site {self.label}: occupancy must be in (0, 1], got {self.occupancy}")
         if not math.isfinite(self.b_iso) or self.b_iso < 0:
             raise InputError(f"site {self.label}: B_iso must be a non-negative number (Å²), got {self.b_iso}")
+        if self.u_aniso is not None:
+            if len(self.u_aniso) != 6 or not all(math.isfinite(float(u)) for u in self.u_aniso):
+                raise InputError(f"site {self.label}: anisotropic U must be 6 finite numbers (Å²), got {self.u_aniso}")
+            object.__setattr__(self, "u_aniso", tuple(float(u) for u in self.u_aniso))
 
 
 @dataclass(frozen=True)
@@ -126,8 +136,8 @@ class Structure:
         return replace(self, sites=sites, _cache={})
 
     def with_b_iso(self, b_iso: float) -> Structure:
-        """A copy in which every atom has displacement parameter ``b_iso`` (Å²)."""
-        return replace(self, sites=tuple(replace(s, b_iso=float(b_iso)) for s in self.sites), _cache={})
+        """A copy in which every atom has displacement parameter ``b_iso`` (Å²), isotropic (no ``u_aniso``)."""
+        return replace(self, sites=tuple(replace(s, b_iso=float(b_iso), u_aniso=None) for s in self.sites), _cache={})
 
     def expand(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """All atoms of the unit cell.

@@ -127,6 +127,33 @@ def site_basis(space_group: SpaceGroup, frac: np.ndarray, cell: UnitCell | None 
     return constraint_basis(site_rotations(space_group, frac), lengths)
 
 
+#: A tensor read from a CIF that lies further than this (Å², largest component) from the site symmetry's allowed
+#: tensors is reported (:class:`SiteSymmetryWarning`); U_ij given to 4 decimals round by 5e-5 each.
+SYMMETRY_TOLERANCE = 1e-4
+
+
+class SiteSymmetryWarning(UserWarning):
+    """A given U (a CIF's) breaks its site's symmetry by more than :data:`SYMMETRY_TOLERANCE`."""
+
+
+def project(u6: np.ndarray, basis: np.ndarray) -> tuple[np.ndarray, float]:
+    """The free components p (k,) of the allowed tensor nearest to U (6,) (least squares over the six components)
+    under the constraint ``basis`` (6, k) (:func:`constraint_basis`), and the largest |U - C p| (Å²): how far U
+    breaks the site symmetry."""
+    u6 = np.asarray(u6, dtype=float)
+    p = np.linalg.lstsq(basis, u6, rcond=None)[0]
+    return p, float(np.max(np.abs(basis @ p - u6)))
+
+
+def carried(u6: np.ndarray, rotation: np.ndarray, reciprocal_metric: np.ndarray) -> np.ndarray:
+    """U (6,) of the image R x + t of an atom whose U (6,) is ``u6``: U*' = R U* Rᵀ (module docstring), carried
+    back to the CIF convention U' = N⁻¹ U*' N⁻¹."""
+    n = reciprocal_lengths(reciprocal_metric)
+    u_star = tensor(fractional(u6, reciprocal_metric))
+    rotation = np.asarray(rotation, dtype=float)
+    return six(rotation @ u_star @ rotation.T / np.outer(n, n))
+
+
 def isotropic(u_iso: float, reciprocal_metric: np.ndarray) -> np.ndarray:
     """The 6-vector U of an isotropic displacement Uiso (Å²) in the CIF convention: U = Uiso N⁻¹ G* N⁻¹ (so that
     U11 = U22 = U33 = Uiso, U13 = Uiso cos β* etc.)."""

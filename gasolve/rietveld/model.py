@@ -38,6 +38,7 @@ every parameter within 0.3 esd of the other's.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -114,7 +115,9 @@ class RietveldModel:
     adp : "iso", "aniso" or sequence of str
         Anisotropic U on no site, on every non-H site, or on the sites whose label or element is listed
         (:mod:`gasolve.rietveld.adp`); their free components under the site symmetry (group ``u_aniso``) replace
-        their B, starting from the isotropic tensor of the site's B.
+        their B, starting from the site's ``u_aniso`` (a CIF's U_ij, projected onto the site symmetry's allowed
+        tensors, with a warning when it breaks them) or, without one, from the isotropic tensor of its B. A site
+        with a ``u_aniso`` and B = 0 (no U_iso_or_equiv in its CIF) starts from B = 8π² Ueq.
     displacement : bool
         Refine the specimen displacement besides the zero shift.
     preferred_orientation : tuple of 3 int, optional
@@ -155,6 +158,7 @@ class RietveldModel:
             raise InputError(f"b_per must be 'site' or 'element', got {b_per!r}")
         if background_terms < 1:
             raise InputError(f"the refinement needs at least 1 background term, got {background_terms}")
+        structure = _b_from_ueq(structure)
         self.structure = structure
         self.pattern = pattern
         self.radiation = radiation
@@ -243,15 +247,14 @@ class RietveldModel:
         self.b_offset = np.array([s.b_iso if i in held_b else 0.0 for i, s in enumerate(structure.sites)])
 
         # Anisotropic sites: U (6,) = u_map[a] @ x[u_idx], the site-symmetry basis of each (RREF: each parameter
-        # is one named component), started from the isotropic tensor of the site's B.
+        # is one named component), started from the site's given U (a CIF's aniso loop, projected onto the basis)
+        # or else from the isotropic tensor of its B.
         u_names, u0, blocks = [], [], []
-        reciprocal = structure.cell.reciprocal_metric
         for i in self.aniso_sites:
             basis = adp_tensors.site_basis(self.space_group, frac0[i], structure.cell)
             blocks.append(basis)
             u_names += [f"{adp_tensors.U_COMPONENTS[m]}({self.labels[i]})" for m in adp_tensors.pivots(basis)]
-            start_u = adp_tensors.isotropic(structure.sites[i].b_iso / U_TO_B, reciprocal)
-            u0 += list(np.linalg.lstsq(basis, start_u, rcond=None)[0])
+            u0 += list(self._start_u(i, frac0[i], basis))
         #: U (CIF convention, 6-vector) of each anisotropic site from the u_aniso parameters, shape
         #: (n_aniso, 6, n_u).
         self.u_map = np.zeros((len(self.aniso_sites), 6, len(u_names)))
@@ -429,6 +432,32 @@ class RietveldModel:
             out[site] = ratio * U_TO_B * weights @ self.u_map[a]
         return out
 
+    def _start_u(self, site: int, frac: np.ndarray, basis: np.ndarray) -> np.ndarray:
+        """Free components (k,) of the starting U of anisotropic ``site``, now at ``frac`` (3,) (its Wyckoff
+        representative, possibly another image of the given position): the site's ``u_aniso`` carried onto that
+        image and projected onto ``basis`` (6, k), with a :class:`~gasolve.rietveld.adp.SiteSymmetryWarning` when
+        it breaks the site symmetry by more than :data:`~gasolve.rietveld.adp.SYMMETRY_TOLERANCE`; without one,
+        the isotropic tensor of its B."""
+        given = self.structure.sites[site]
+        reciprocal = self.structure.cell.reciprocal_metric
+        if given.u_aniso is None:
+            return np.linalg.lstsq(basis, adp_tensors.isotropic(given.b_iso / U_TO_B, reciprocal), rcond=None)[0]
+        group = self.space_group
+        images = np.einsum("sij,j->si", group.rotations, np.array(given.frac)) + group.translations
+        delta = images - frac
+        delta -= np.round(delta)
+        rotation = group.rotations[int(np.argmin(np.abs(delta).max(axis=1)))]
+        u = adp_tensors.carried(np.array(given.u_aniso), rotation, reciprocal)
+        p, off = adp_tensors.project(u, basis)
+        if off > adp_tensors.SYMMETRY_TOLERANCE:
+            warnings.warn(
+                f"site {given.label}: its anisotropic U breaks the site symmetry by up to {off:.5f} A^2 (more "
+                f"than {adp_tensors.SYMMETRY_TOLERANCE:g}); the refinement starts from the nearest allowed tensor",
+                adp_tensors.SiteSymmetryWarning,
+                stacklevel=2,
+            )
+        return p
+
     def _anisotropic_sites(self, adp) -> list[int]:
         """Indices of the sites ``adp`` names (constructor); H and D only when named by label and free."""
         hydrogen = [el in UNDETERMINED_ELEMENTS for el in self.elements]
@@ -529,12 +558,13 @@ class RietveldModel:
 
     def structure_of(self, x: np.ndarray) -> Structure:
         """The refined structure: cell, coordinates (wrapped into [0, 1)) and B of ``x`` (8π² Ueq for the
-        anisotropic sites)."""
+        anisotropic sites, which carry their U in ``u_aniso``; the isotropic sites have none)."""
         frac = self.frac(x)
         frac = frac - np.floor(frac)
+        u = dict(zip(self.aniso_sites, map(tuple, self.u_aniso(x)), strict=True))
         sites = tuple(
-            replace(site, frac=tuple(map(float, f)), b_iso=float(max(b, 0.0)))
-            for site, f, b in zip(self.structure.sites, frac, self.b_equivalent(x), strict=True)
+            replace(site, frac=tuple(map(float, f)), b_iso=float(max(b, 0.0)), u_aniso=u.get(i))
+            for i, (site, f, b) in enumerate(zip(self.structure.sites, frac, self.b_equivalent(x), strict=True))
         )
         return replace(self.structure, cell=self.cell(x), sites=sites, _cache={})
 
@@ -783,6 +813,21 @@ PEAK_CACHE_SIZE = 4
 INTENSITY_CELL_STEP = 1e-5
 
 _PROFILE_KEYS = ("U", "V", "W", "eta", "eta_slope", "axial", "P1", "P2", "zero", "displacement")
+
+
+def _b_from_ueq(structure: Structure) -> Structure:
+    """``structure`` with B = 8π² Ueq on the sites that have a U (``u_aniso``) but no B (a CIF with an aniso loop
+    and no U_iso_or_equiv): the start of a site refined isotropically, and of a riding H's parent."""
+    missing = [s.b_iso == 0 and s.u_aniso is not None for s in structure.sites]
+    if not any(missing):
+        return structure
+    sites = tuple(
+        replace(s, b_iso=U_TO_B * max(float(adp_tensors.u_equivalent(np.array(s.u_aniso), structure.cell)), 0.0))
+        if fill
+        else s
+        for s, fill in zip(structure.sites, missing, strict=True)
+    )
+    return replace(structure, sites=sites, _cache={})
 
 
 def _genome_of(site_map: SiteMap, frac: np.ndarray) -> np.ndarray:
