@@ -372,12 +372,15 @@ def search_triclinic(
             if not len(lo):
                 continue
             hkl = basis_indices(q_reach, hi[0, 0], hi[0, 1], hi[0, 2], 1.05 * volume_shell[1])
-            tried: list[np.ndarray] = []
-            for centre in 0.5 * (lo + hi):
+            centres = 0.5 * (lo + hi)
+            near = 10 * (hi[0] - lo[0]) + 1e-12
+            tried, n_tried = np.empty_like(centres), 0
+            for centre in centres:
                 # Neighbouring final boxes refine to the same cell: start once per small neighbourhood.
-                if any(np.all(np.abs(centre - t) <= 10 * (hi[0] - lo[0]) + 1e-12) for t in tried):
+                if np.any(np.all(np.abs(tried[:n_tried] - centre) <= near, axis=1)):
                     continue
-                tried.append(centre)
+                tried[n_tried] = centre
+                n_tried += 1
                 result = refine_reciprocal("triclinic", q_obs, q_tol, centre, hkl, settings.max_unindexed)
                 if result is None or any(np.allclose(result[0], known[0], rtol=1e-4) for known in solutions):
                     continue
