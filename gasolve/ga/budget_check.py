@@ -8,10 +8,11 @@ epochs, the current one included, end on it (:func:`gasolve.pipeline.independent
 epoch, the restart's population and one generation of it cannot confirm anything: a lower bound, so the warning
 is never wrong when it is given (a search that keeps improving takes longer than ``scan_after`` generations).
 
-The cost of an epoch grows with the cell and the number of atoms, because the scan moves every atom over a grid
-through one asymmetric unit of the cell: on Hf3Tl10Mo12PbO48 (R-3, 16 sites, a 0.4 Å grid of 77,600 points in the
-cell) one scan of the whole cell cost about 10⁶ evaluations, and a run of 2·10⁶ evaluations reached its first scan
-at 1.8·10⁶; over the asymmetric unit (4,900 orbits) it costs about a sixteenth of that.
+The cost of an epoch grows with the cell and the number of atoms, because the scan moves every atom on a general
+position over one point of each orbit of a grid through the cell (:func:`gasolve.ga.relocation.symmetric_grid`). On
+Hf3Tl10Mo12PbO48 (R-3, 16 sites, a 0.4 Å grid of 77,600 points in the cell) a scan over the whole grid cost about
+10⁶ evaluations, and a run of 2·10⁶ evaluations reached its first scan at 1.8·10⁶; over the orbits it costs about a
+seventeenth of that.
 
 :func:`epoch_cost` estimates one epoch from the cost of a generation (best measured: a run passes the evaluations
 of its initial population, which is scored and refined as a generation is), the cell and the atoms the scan moves,
