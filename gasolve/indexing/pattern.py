@@ -133,6 +133,8 @@ class IndexingSettings:
         When no sound cell gives the triclinic search its zero, try the grid's zeros in the order of the support
         that the lines' order pairs give them (:func:`gasolve.indexing.zero.order_zeros`) instead of 0, +step,
         -step, ...: the triclinic search does not refine the zero, and its box budget is usually spent at the first.
+        The monoclinic search, when no sound cell gives it its zero, takes them in the same order (a box-limit
+        overflow at one zero ends it).
     systems : tuple of str
     """
 
@@ -447,17 +449,18 @@ def _second_pass(
 
     It searches the cubic-to-monoclinic systems of higher symmetry than every convincing cell of the first pass
     (all of them when none convinces) up to the volume limit, and the convincing cell's own system (cubic to
-    orthorhombic) below the smallest convincing primitive volume: a few foreign lines can keep the true lattice
+    monoclinic) below the smallest convincing primitive volume: a few foreign lines can keep the true lattice
     out of the first pass and let a cell of lower symmetry index them instead (an fcc pattern of 5 lines with 3
     impurity lines gave mC and mP cells of 36 and 18 Å³ that index 7 of its 8 lines, M ~ 1000). The higher
     systems are not bounded by that cell's volume, since a cell with fewer parameters can beat a smaller one
     (:func:`~gasolve.indexing.solutions.ranking_figure`); the cubic cell of 27 Å³ primitive volume was never tried
     while they were. Its cells are kept only when their ranking figure (M20 with the unindexed lines counted
     against it, weighed by the lines that test the lattice: ``IndexingSolution.ranking``) beats every cell of the
-    first pass, so that leaving more lines out never wins on its own. A system whose dichotomy ran into the box
-    limit in the first pass is not searched again: more unindexed lines allowed only let more boxes survive (a
-    triclinic pattern's monoclinic search: 3.9 million boxes at level 3 in the first pass, 4.3 million in the
-    second, some 300 s of wall time under load for nothing).
+    first pass, so that leaving more lines out never wins on its own. A cubic-to-orthorhombic system whose
+    dichotomy ran into the box limit in the first pass is not searched again: more unindexed lines allowed only
+    let more boxes survive. The monoclinic one is: its volume sub-shells reach the small cells before the box
+    limit (simulated LuHO2, 83 Å³, three impurity lines: found in 7 s allowing 3 lines, the overflow at 300 Å³;
+    a triclinic pattern, KBi2F7: an overflow after 7 s at the one zero tried).
     """
     retry = settings.retry_unindexed
     if retry <= settings.max_unindexed:
@@ -465,15 +468,16 @@ def _second_pass(
     convincing = [s for _, s in first_pass if s.m20 >= settings.convincing_m20]
     ceiling = max((SYMMETRY_RANK[s.crystal_system] for s in convincing), default=0)
     searchable = (*_FAST_SYSTEMS, "monoclinic")
-    above = tuple(
-        s for s in settings.systems if s in searchable and SYMMETRY_RANK[s] > ceiling and s not in overflowing
-    )
+    # The monoclinic search reaches the small cells in sub-shells of volume before it overflows
+    # (gasolve.indexing.solutions._volume_shells), so an overflow in the first pass does not keep it out.
+    blocked = {s for s in overflowing if s != "monoclinic"}
+    above = tuple(s for s in settings.systems if s in searchable and SYMMETRY_RANK[s] > ceiling and s not in blocked)
     # The convincing cell's own system again, below its volume: with the same number of parameters, a cell that
     # leaves more lines out beats it only by a smaller volume (fewer calculated lines) or a better fit.
     level = tuple(
         s
         for s in settings.systems
-        if convincing and s in _FAST_SYSTEMS and SYMMETRY_RANK[s] == ceiling and s not in overflowing
+        if convincing and s in searchable and SYMMETRY_RANK[s] == ceiling and s not in blocked
     )
     if not above and not level:
         return [], []
@@ -563,6 +567,11 @@ def _higher_symmetry(
         zeros = zero_grid(settings.zero_step, settings.max_zero)
         if sound:
             zeros = [max(((z, s) for z, s in by_zero if s.m20 >= settings.min_m20), key=lambda x: x[1].m20)[0]]
+        elif settings.triclinic_zero_order:
+            # The zeros in the order of their order-pair support, as for the triclinic search: a box-limit overflow
+            # at one zero ends the monoclinic search (below), so the likeliest zero goes first (simulated Te(HO2)2,
+            # zero +0.09°: the cell at +0.08°, support 3, was never reached after the overflow at 0).
+            zeros = list(order_zeros(peaks.two_theta[order], np.asarray(zeros))[0])
         for zero in zeros:
             q, q_tol = peaks.q_values(wavelength, zero, n_sigma=settings.n_sigma, min_tolerance=tolerance)
             shifts = line_shifts(peaks.two_theta[order], zero, wavelength, settings.max_line_shift)
