@@ -138,14 +138,15 @@ def search_light_atoms(setup, best, report=None):
             break
         best = found
     labels = [site.label for site in setup.template.sites]
+    kept = bool(best.rwp_after < start_rwp)
     note = LightAtomSearch(
         held_sites=tuple(label for label, h in zip(labels, heavy, strict=True) if h),
         searched_sites=tuple(label for label, h in zip(labels, heavy, strict=True) if not h),
         evaluations=spent,
         seconds=time.perf_counter() - started,
         rwp_before=float(start_rwp),
-        rwp_after=float(best.rwp_after if best.rwp_after < start_rwp else min(reached, start_rwp)),
-        kept=bool(best.rwp_after < start_rwp),
+        rwp_after=float(best.rwp_after if kept else min(reached, start_rwp)),
+        kept=kept,
         rounds=rounds,
     )
     return best, note

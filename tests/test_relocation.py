@@ -198,7 +198,7 @@ def test_every_place_in_the_cell_is_near_an_image_of_a_scanned_point(symbol, par
     group = SpaceGroup.from_symbol(symbol)
     cell = UnitCell(*parameters)
     rng = np.random.default_rng(5)
-    points = scan_points(rng, cell, 0.4, group.rotations, group.translations)
+    points = scan_points(rng, symmetric_grid(cell, 0.4, group.rotations, group.translations))
     images = _images(group, points).reshape(-1, 3)
     lattice = np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1], indexing="ij")).reshape(3, -1).T
     matrix = cell.matrix

@@ -12,7 +12,7 @@ The cost of an epoch grows with the cell and the number of atoms, because the sc
 position over one point of each orbit of a grid through the cell (:func:`gasolve.ga.relocation.symmetric_grid`). On
 Hf3Tl10Mo12PbO48 (R-3, 16 sites, a 0.4 Å grid of 77,600 points in the cell) a scan over the whole grid cost about
 10⁶ evaluations, and a run of 2·10⁶ evaluations reached its first scan at 1.8·10⁶; over the orbits it costs about a
-seventeenth of that.
+sixteenth of that.
 
 :func:`epoch_cost` estimates one epoch from the cost of a generation (best measured: a run passes the evaluations
 of its initial population, which is scored and refined as a generation is), the cell and the atoms the scan moves,
@@ -89,7 +89,7 @@ def epoch_cost(
     maps : float
         Evaluations the scan's Fourier maps are charged (:func:`gasolve.ga.fourier_rebuild.map_cost` per cycle).
     space_group : SpaceGroup, optional
-        The scan covers one asymmetric unit of its grid (:func:`gasolve.ga.relocation.asymmetric_points`); the
+        The scan covers one point of each orbit of its grid (:func:`gasolve.ga.relocation.symmetric_grid`); the
         whole cell's grid when not given.
 
     Returns

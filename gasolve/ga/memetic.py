@@ -184,13 +184,12 @@ class Evaluator:
             The refined candidates, shape (n_movable · scan_top, n_genes); ``evaluations`` includes the scan.
         """
         s = self.settings
-        problem = self.scorer.problem
-        group = problem.space_group
         if self._orbits is None:  # the group's grid and its orbits, the same for every scan of the run
+            problem = self.scorer.problem
+            group = problem.space_group
             self._orbits = relocation.symmetric_grid(problem.cell, s.rates.scan_spacing, group.rotations,
                                                      group.translations)  # fmt: skip
-        grid = relocation.scan_points(rng, problem.cell, s.rates.scan_spacing, group.rotations, group.translations,
-                                      self._orbits)  # fmt: skip
+        grid = relocation.scan_points(rng, self._orbits)
 
         def rwp_of(genomes):
             return self.rwp(self.project(genomes) if self.project is not None else genomes)

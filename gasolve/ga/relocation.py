@@ -13,7 +13,7 @@ costs n_atoms · n_grid Rwp evaluations (about 1.2·10⁵ for the 17 movable ato
 Only one point of each orbit of a grid the group maps onto itself is scored (:func:`scan_points`): an atom on a
 general position put at ``p`` or at any image ``R p + t`` of it gives the same crystal and the same Rwp, so a
 whole-cell grid scores each place once per operator of the group (centring included). In R-3 (18 operators in the
-hexagonal cell) the scan costs about an eighteenth of the whole-cell grid; in P1 nothing changes.
+hexagonal cell) the scan costs about a sixteenth of the whole-cell grid; in P1 nothing changes.
 
 Pure functions of the genome; the Evaluator supplies Rwp and the local refinement.
 """
@@ -21,6 +21,7 @@ Pure functions of the genome; the Evaluator supplies Rwp and the local refinemen
 from __future__ import annotations
 
 from fractions import Fraction
+from math import lcm
 
 import numpy as np
 
@@ -47,12 +48,10 @@ def scan_grid(rng: np.random.Generator, cell: UnitCell, spacing: float) -> np.nd
     return regular_grid(cell, spacing, rng.random(3))[0]
 
 
-def scan_points(
-    rng: np.random.Generator, cell: UnitCell, spacing: float, rotations=None, translations=None, orbits=None
-) -> np.ndarray:
+def scan_points(rng: np.random.Generator, orbits: tuple[np.ndarray, tuple[int, int, int]]) -> np.ndarray:
     """The places the scan puts an atom: one point of each orbit of a grid that the group maps onto itself
-    (:func:`symmetric_grid`), all shifted by one random vector of at most a quarter step per axis, so that repeated
-    scans look at new points.
+    (:func:`symmetric_grid`'s result, ``orbits``), all shifted by one random vector of at most a quarter step per
+    axis, so that repeated scans look at new points.
 
     Every place in the cell is equivalent under the group to a place near a point returned: as near as the
     whole-cell grid of :func:`scan_grid` would put it, give or take the shift.
@@ -61,24 +60,15 @@ def scan_points(
     ----------
     rng : Generator
         Draws the shift.
-    cell : UnitCell
-    spacing : float
-        Largest step along a, b and c (Å).
-    rotations : ndarray, shape (n_ops, 3, 3), int, optional
-    translations : ndarray, shape (n_ops, 3), optional
-        The group's operators x -> R x + t, centring included (:class:`gasolve.crystal.spacegroup.SpaceGroup`);
-        without them the whole cell's grid (:func:`scan_grid`).
-    orbits : tuple, optional
-        :func:`symmetric_grid`'s result for these arguments, when the caller keeps it from scan to scan.
+    orbits : (ndarray (m, 3), tuple of int)
+        The points kept and the grid's counts along a, b and c (:func:`symmetric_grid`).
 
     Returns
     -------
     ndarray, shape (m, 3)
         Fractional coordinates in [0, 1); m about n_grid / n_ops.
     """
-    if rotations is None:
-        return scan_grid(rng, cell, spacing)
-    points, counts = symmetric_grid(cell, spacing, rotations, translations) if orbits is None else orbits
+    points, counts = orbits
     shift = (rng.random(3) - 0.5) / (2.0 * np.asarray(counts))
     return np.mod(points + shift, 1.0)
 
@@ -118,10 +108,9 @@ def symmetric_grid(
     linear = (index[:, 0] * n[1] + index[:, 1]) * n[2] + index[:, 2]
     lowest = linear.copy()
     for rotation, translation in zip(rotations, translations, strict=True):
-        # x -> R x + t with x = i / n: i' = n * (R (i / n) + t), whole numbers because the counts are compatible
-        step = np.rint(translation * n).astype(np.int64)
-        image = np.rint((index / n) @ rotation.T * n).astype(np.int64) + step
-        image = np.mod(image, n)
+        # x -> R x + t with x = i / n: i' = R i + n t, whole numbers because R mixes only axes of equal counts and
+        # the counts are multiples of the translations' denominators
+        image = np.mod(index @ rotation.T + np.rint(translation * n).astype(np.int64), n)
         lowest = np.minimum(lowest, (image[:, 0] * n[1] + image[:, 1]) * n[2] + image[:, 2])
     kept = index[lowest == linear]
     return kept / n, counts
@@ -132,8 +121,6 @@ def _symmetric_counts(
 ) -> tuple[int, int, int]:
     """Grid points per axis for :func:`symmetric_grid`: at least length / spacing, a multiple of each axis's
     translation denominators, equal on axes a rotation mixes."""
-    from math import lcm
-
     counts = [int(np.ceil(length / spacing)) for length in (cell.a, cell.b, cell.c)]
     denominators = [1, 1, 1]
     for translation in translations:
