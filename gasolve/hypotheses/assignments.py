@@ -249,15 +249,20 @@ def _fixed_point_distances(space_group: SpaceGroup, slots: tuple[WyckoffSlot, ..
 # Enumeration
 
 
-def _free_costs(slots: tuple[WyckoffSlot, ...], n_atoms: int) -> list[list[float]]:
-    """cost[j][t]: cheapest (free parameters, then sites; see ``_PER_FREE``) way to place t atoms on the free
-    positions j, j+1, ... alone; inf where impossible. Shape (n_slots + 1, n_atoms + 1)."""
+def _default_steps(slots: tuple[WyckoffSlot, ...]) -> tuple[float, ...]:
+    """Cost of one site on each position in the default order: free parameters, then sites (``_PER_FREE``)."""
+    return tuple(float(slot.n_free * _PER_FREE + 1) for slot in slots)
+
+
+def _free_costs(slots: tuple[WyckoffSlot, ...], n_atoms: int, steps: tuple[float, ...]) -> list[list[float]]:
+    """cost[j][t]: cheapest way (``steps[i]`` per site on position i) to place t atoms on the free positions
+    j, j+1, ... alone; inf where impossible. Shape (n_slots + 1, n_atoms + 1)."""
     n_slots = len(slots)
     cost = [[_INFEASIBLE] * (n_atoms + 1) for _ in range(n_slots + 1)]
     cost[n_slots][0] = 0
     for j in range(n_slots - 1, -1, -1):
         slot, row, after = slots[j], cost[j], cost[j + 1]
-        step, m = slot.n_free * _PER_FREE + 1, slot.multiplicity
+        step, m = steps[j], slot.multiplicity
         for t in range(n_atoms + 1):
             row[t] = after[t]
             if not slot.fixed and t >= m:
@@ -266,20 +271,25 @@ def _free_costs(slots: tuple[WyckoffSlot, ...], n_atoms: int) -> list[list[float
 
 
 class _Heuristic:
-    """Exact cheapest completion of a partial assignment, ignoring the distance filter.
+    """Cheapest completion of a partial assignment, ignoring the distance filter.
 
-    Fixed points of equal multiplicity are interchangeable for the cost (each is one site, no free parameter),
-    so what is left for the remaining elements depends only on how many fixed points of each multiplicity are
-    still free: ``later(e, free)`` is the cheapest way to place elements e, e+1, ... given that vector (a small
-    DP over how many fixed points each element takes), and ``current`` adds the element being placed, which may
-    only use positions from j on.
+    Fixed points of equal multiplicity are interchangeable for the default cost (each is one site, no free
+    parameter), so what is left for the remaining elements depends only on how many fixed points of each
+    multiplicity are still free: ``later(e, free)`` is the cheapest way to place elements e, e+1, ... given that
+    vector (a small DP over how many fixed points each element takes), and ``current`` adds the element being
+    placed, which may only use positions from j on. With per-position costs (``steps``) a fixed point of a class
+    is charged the cheapest cost of its class: the bound is then a lower one (admissible, so the search still
+    yields in order of cost), exact when the fixed points of each multiplicity cost alike.
     """
 
-    def __init__(self, slots: tuple[WyckoffSlot, ...], n_atoms: list[int]):
+    def __init__(self, slots: tuple[WyckoffSlot, ...], n_atoms: list[int], steps: tuple[float, ...]):
         self.n_atoms = n_atoms
         self.multiplicities = sorted({s.multiplicity for s in slots if s.fixed})
         self.class_of = {s.index: self.multiplicities.index(s.multiplicity) for s in slots if s.fixed}
-        self.free_costs = [_free_costs(slots, n) for n in n_atoms]
+        self.fixed_cost = [
+            min(steps[s.index] for s in slots if s.fixed and s.multiplicity == m) for m in self.multiplicities
+        ]
+        self.free_costs = [_free_costs(slots, n, steps) for n in n_atoms]
         self._later: dict = {}
         self._current: dict = {}
 
@@ -291,7 +301,8 @@ class _Heuristic:
             if on_fixed > r or costs[r - on_fixed] == _INFEASIBLE:
                 continue
             left = tuple(f - t for f, t in zip(free, taken, strict=True))
-            total = sum(taken) + costs[r - on_fixed] + self.later(e + 1, left)
+            on_points = sum(t * c for t, c in zip(taken, self.fixed_cost, strict=True))
+            total = on_points + costs[r - on_fixed] + self.later(e + 1, left)
             best = min(best, total)
         return best
 
@@ -317,8 +328,10 @@ def enumerate_assignments(
     cell: UnitCell | None = None,
     *,
     min_distance_factor: float = 0.5,
+    site_costs: Mapping[str, float] | None = None,
 ) -> Iterator[Assignment]:
-    """Every Wyckoff assignment of Z formula units, lazily, fewest free parameters first (module docstring).
+    """Every Wyckoff assignment of Z formula units, lazily, fewest free parameters first (module docstring), or
+    cheapest first under per-position costs.
 
     Parameters
     ----------
@@ -332,17 +345,29 @@ def enumerate_assignments(
         When given, assignments that put two atoms on fixed points closer than ``min_distance_factor`` times the
         sum of their covalent radii (ASE's :data:`ase.data.covalent_radii`, Å) are dropped.
     min_distance_factor : float
+    site_costs : mapping of str to float, optional
+        Cost (>= 0) of one independent site on each Wyckoff label, e.g. minus the log frequency of the label
+        (:meth:`gasolve.hypotheses.prior.WyckoffPrior.label_costs`); assignments then come out in order of
+        increasing total cost. Labels left out cost the largest given cost. Default: free parameters, then sites.
 
     Yields
     ------
     Assignment
-        In order of increasing ``n_free``, then ``n_sites``; each assignment once (normalizer-equivalent ones
-        are all yielded; see :func:`deduplicate`).
+        In order of increasing ``n_free``, then ``n_sites`` (or of total ``site_costs``); each assignment once
+        (normalizer-equivalent ones are all yielded; see :func:`deduplicate`).
     """
     counts = _cell_counts(composition, z)
     group = _as_space_group(space_group)
     slots = wyckoff_slots(group)
-    return _search(counts, int(z), group, slots, cell, float(min_distance_factor))
+    if site_costs is None:
+        steps = _default_steps(slots)
+    else:
+        given = {str(k): float(v) for k, v in site_costs.items()}
+        if any(not math.isfinite(v) or v < 0 for v in given.values()):
+            raise InputError(f"site costs must be finite and >= 0, got {dict(site_costs)!r}")
+        missing = max(given.values(), default=1.0)
+        steps = tuple(given.get(slot.label, missing) for slot in slots)
+    return _search(counts, int(z), group, slots, cell, float(min_distance_factor), steps)
 
 
 def _search(
@@ -352,10 +377,11 @@ def _search(
     slots: tuple[WyckoffSlot, ...],
     cell: UnitCell | None,
     min_distance_factor: float,
+    steps: tuple[float, ...],
 ) -> Iterator[Assignment]:
     elements = [element for element, _ in counts]
     n_elements, n_slots = len(counts), len(slots)
-    heuristic = _Heuristic(slots, [n for _, n in counts])
+    heuristic = _Heuristic(slots, [n for _, n in counts], steps)
     n_classes = len(heuristic.multiplicities)
     fixed_after = [[i for i in range(j, n_slots) if slots[i].fixed] for j in range(n_slots + 1)]
 
@@ -409,7 +435,7 @@ def _search(
         # move 2: one more site of this element on position j
         if slot.multiplicity > r:
             continue
-        step = slot.n_free * _PER_FREE + 1
+        step = steps[j]
         if not slot.fixed:
             push(g + step, e, j, r - slot.multiplicity, used, free, owners, (chain, (e, j)))
             continue

@@ -5,15 +5,16 @@
 
 * Z: the given one, else the candidates of :func:`~gasolve.hypotheses.z_candidates.z_candidates` (volume per
   formula unit within the window of the shipped atomic-volume model, and multiplicities that fit).
-* For every Z, the route of :func:`~gasolve.hypotheses.assignments.choose_route`: up to ``max_assignments``
-  Wyckoff assignments are listed lazily, normalizer-equivalent ones once, and ordered by the learned prior
-  (:func:`~gasolve.hypotheses.prior.order_by_prior`). Beyond that number, a "general" hypothesis puts every atom
-  on the general position (ceil(atoms per cell / general multiplicity) sites per element) with the dynamical
-  occupancy correction, which lets the search put sites on special positions itself (FOX's approach); the best
-  assignments by the prior among the first ``window`` are still raced beside it. When the atoms of every element
-  fill general positions exactly, the general hypothesis is the all-general assignment (the most common one in
-  low symmetry, e.g. every atom on 2i in P-1) and takes that assignment's prior score; the window, read fewest free
-  coordinates first, never reaches it when there are many assignments. Otherwise it ranks after every Wyckoff one.
+* For every Z, the route of :func:`~gasolve.hypotheses.assignments.choose_route`: Wyckoff assignments are listed
+  lazily, normalizer-equivalent ones once, in two windows of ``window`` each (fewest free parameters first, and
+  cheapest first under the prior's per-label costs, which reaches the common arrangements with most sites on the
+  general position), and ordered by the learned prior (:func:`~gasolve.hypotheses.prior.order_by_prior`). Above
+  ``max_assignments`` assignments, a "general" hypothesis also puts every atom on the general position
+  (ceil(atoms per cell / general multiplicity) sites per element) with the dynamical occupancy correction, which
+  lets the search put sites on special positions itself (FOX's approach); the best assignments by the prior are
+  still raced beside it. When the atoms of every element fill general positions exactly, the general hypothesis is
+  the all-general assignment (the most common one in low symmetry, e.g. every atom on 2i in P-1) and takes that
+  assignment's prior score. Otherwise it ranks after every Wyckoff one.
 * All hypotheses of all Z are merged by the prior's score (the prior scores whole Wyckoff patterns, which carry
   Z through their multiplicities, so the scores of different Z compare) and the first ``max_hypotheses`` kept.
 """
@@ -28,7 +29,6 @@ from gasolve.config import StructureSpec
 from gasolve.hypotheses.assignments import (
     Assignment,
     choose_route,
-    deduplicate,
     enumerate_assignments,
     normalizer_canonicaliser,
     wyckoff_slots,
@@ -164,8 +164,8 @@ def list_hypotheses(
                 "reason": outside + route.reason,
             }
         )
-        listed = deduplicate(enumerate_assignments(counts, z, group, cell), canonical)
-        ordered = order_by_prior(itertools.islice(listed, window), counts, group.number, prior, window=window)
+        head = _prior_window(counts, z, group, cell, canonical, prior, window)
+        ordered = order_by_prior(head, counts, group.number, prior, window=len(head) or 1)
         for assignment in itertools.islice(ordered, max_hypotheses):
             score = prior.log_score(group.number, counts, assignment)
             found.append(Hypothesis(z, "wyckoff", assignment.sites, assignment.n_free, score))
@@ -179,6 +179,30 @@ def list_hypotheses(
     n_wyckoff = max_hypotheses - sum(h.route == "general" for h in found)
     kept = {id(h) for h in [h for h in found if h.route == "wyckoff"][:n_wyckoff]}
     return [h for h in found if h.route == "general" or id(h) in kept], routes
+
+
+def _prior_window(counts, z, group, cell, canonical, prior, window: int) -> list[Assignment]:
+    """The assignments the prior orders: the first ``window`` of the default enumeration (fewest free parameters
+    first) and the first ``window`` of the enumeration by per-label cost (:meth:`WyckoffPrior.label_costs`), one
+    per normalizer class. The first holds the rare, highly special arrangements whose exact pattern the prior
+    knows; the second reaches the common ones (most sites on the general position) that lie beyond any window of
+    the first when there are many assignments."""
+    seen: set = set()
+    head: list[Assignment] = []
+    costs = prior.label_costs(group.number, [slot.label for slot in wyckoff_slots(group)])
+    for site_costs in (None, costs):
+        listed = enumerate_assignments(counts, z, group, cell, site_costs=site_costs)
+        added = 0
+        for assignment in listed:
+            key = canonical(assignment)
+            if key in seen:
+                continue
+            seen.add(key)
+            head.append(assignment)
+            added += 1
+            if added == window:
+                break
+    return head
 
 
 def _formula_volume(counts: dict[str, int]) -> float:

@@ -273,6 +273,31 @@ class WyckoffPrior:
         # p3 underflowed (hundreds of sites): keep the order of the product in log space
         return math.log(a / (n_exact + a)) + math.log(b / (n_group + b)) + log_p3
 
+    def label_costs(self, space_group: int, labels: Iterable[str]) -> dict[str, float]:
+        """Minus the log of the level-3 factor of each label (module docstring): what one more independent site
+        on that Wyckoff position costs in the per-label back-off, for the prior-ordered enumeration
+        (``site_costs`` of :func:`gasolve.hypotheses.enumerate_assignments`).
+
+        Parameters
+        ----------
+        space_group : int
+            Space group number.
+        labels : iterable of str
+            The group's Wyckoff labels ("4a", ...).
+
+        Returns
+        -------
+        dict of str to float
+            Label -> cost > 0. Labels the prior never saw in the group get the smoothing's floor.
+        """
+        group = str(int(space_group))
+        labels = list(labels)
+        counts = self.labels.get(group, {})
+        n_seen = sum(counts.values())
+        n_positions = max(self.n_labels.get(group, 0), len(counts), len(labels), 1)
+        g = self.smoothing.gamma
+        return {label: -math.log((counts.get(label, 0) + g / n_positions) / (n_seen + g)) for label in labels}
+
     def log_score(self, space_group: int, composition: Mapping[str, int], assignment: Assignment) -> float:
         """ln prior of one assignment of ``composition`` in ``space_group`` (standard setting).
 
