@@ -131,7 +131,12 @@ class GroupChoice:
 
 
 def space_group_candidates(
-    fit, bravais: str, prior: Callable[[int], float] | None = None, n: int = 3, min_posterior: float = 0.01
+    fit,
+    bravais: str,
+    prior: Callable[[int], float] | None = None,
+    n: int = 3,
+    min_posterior: float = 0.01,
+    admits: Callable[[SpaceGroup, UnitCell], bool] | None = None,
 ) -> tuple[list[GroupChoice], dict]:
     """The leading space groups of a holohedral fit, in their standard settings.
 
@@ -145,26 +150,57 @@ def space_group_candidates(
     n : int
         Groups kept at most (distinct numbers).
     min_posterior : float
-        Groups below this posterior are left out (the first is always kept).
+        Groups below this posterior are left out (the first kept group always stays).
+    admits : callable, optional
+        (group, cell) in the standard setting -> whether the structure can be built in it (e.g.
+        :func:`composition_fits`); groups it refuses are passed over and do not count towards ``n``, so that a
+        leading group the formula cannot fill gives way to the next ones.
 
     Returns
     -------
     groups : list of GroupChoice
     analysis : dict
-        The extinction classes and ranked groups (evidence for summary.json).
+        The extinction classes and ranked groups (evidence for summary.json); ``passed_over`` lists the groups
+        ``admits`` refused.
     """
     from gasolve.indexing.extinctions import analyse_fit
 
     analysis = analyse_fit(fit, bravais, prior)
     chosen: list[GroupChoice] = []
+    passed_over: list[str] = []
     for score in analysis.space_groups:
         if len(chosen) >= n or (chosen and score.posterior < min_posterior):
             break
         if any(choice.space_group.number == score.group.number for choice in chosen):
             continue
         group, cell = standard_setting(score.group, fit.cell)
+        if admits is not None and not admits(group, cell):
+            passed_over.append(score.group.symbol)
+            continue
         chosen.append(GroupChoice(group, cell, float(score.posterior), score.group.symbol))
-    return chosen, analysis.as_dict()
+    evidence = analysis.as_dict()
+    if admits is not None:
+        evidence["passed_over"] = passed_over
+    return chosen, evidence
+
+
+def composition_fits(composition: dict[str, int], z: int | None = None) -> Callable[[SpaceGroup, UnitCell], bool]:
+    """An ``admits`` test for :func:`space_group_candidates`: some Z (or the given one) puts the formula on the
+    group's Wyckoff positions in a cell of plausible volume (:func:`~gasolve.hypotheses.z_candidates`,
+    :func:`~gasolve.hypotheses.check_z`)."""
+    from gasolve.hypotheses import check_z, z_candidates
+
+    def fits(group: SpaceGroup, cell: UnitCell) -> bool:
+        try:
+            if z is None:
+                z_candidates(composition, cell, group)
+            else:
+                check_z(composition, z, cell, group)
+        except InputError:
+            return False
+        return True
+
+    return fits
 
 
 def solve_hypotheses(base: StructureSpec, groups: list[GroupChoice], max_hypotheses: int = 24) -> tuple[list, list]:

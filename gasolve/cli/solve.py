@@ -106,11 +106,12 @@ def _stages(args, pattern: Path, out: Path, say) -> dict:
     from gasolve.crystal.spacegroup import SpaceGroup
     from gasolve.diffraction.wavelength import choose_radiation
     from gasolve.errors import InputError
-    from gasolve.hypotheses import race
+    from gasolve.hypotheses import parse_composition, race
     from gasolve.io.patterns import read_pattern
     from gasolve.structure_solution import (
         CellChoice,
         GroupChoice,
+        composition_fits,
         find_cell,
         holohedral_fit,
         lattice_of_cell,
@@ -143,7 +144,16 @@ def _stages(args, pattern: Path, out: Path, say) -> dict:
         groups = [GroupChoice(group, fit.cell, 1.0, group.symbol)]
     else:
         prior = None if args.no_network else _network_prior(observed, radiation)
-        groups, analysis = space_group_candidates(fit, choice.bravais, prior, n=args.space_groups)
+        fits = composition_fits(parse_composition(args.composition), args.z)
+        groups, analysis = space_group_candidates(fit, choice.bravais, prior, n=args.space_groups, admits=fits)
+        for symbol in analysis["passed_over"]:
+            say(f"{symbol} passed over: the composition does not fit it")
+        if not groups:
+            raise InputError(
+                f"--composition {args.composition!r} fits none of the space groups the extinctions allow for the "
+                f"{choice.bravais} cell; check the formula, give --cell, or --space-group",
+                str(pattern),
+            )
         say(
             "space groups raced: "
             + ", ".join(f"{g.space_group.symbol} ({g.posterior:.2f}, as {g.setting})" for g in groups)
