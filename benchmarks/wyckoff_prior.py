@@ -184,7 +184,7 @@ def candidates(record: dict, window: int) -> dict:
 
 def prior_rank(prior, record: dict, assignments: list, truth: int) -> int:
     """1-based position of the truth after a stable sort by decreasing prior score (what order_by_prior yields)."""
-    scores = [prior.log_score(record["space_group"], record["composition"], a) for a in assignments]
+    scores = prior.window_scores(record["space_group"], record["composition"], assignments)
     target = scores[truth]
     return 1 + sum(1 for i, s in enumerate(scores) if s > target or (s == target and i < truth))
 

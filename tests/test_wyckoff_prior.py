@@ -152,13 +152,37 @@ def test_order_by_prior_permutes_the_window_and_keeps_the_rest_in_order():
     prior = load_prior()
     ordered = list(order_by_prior(iter(assignments), composition, number, prior))
     assert sorted(map(str, ordered)) == sorted(map(str, assignments))
-    scores = [prior.log_score(number, composition, a) for a in ordered]
+    scores = prior.window_scores(number, composition, ordered)
     assert scores == sorted(scores, reverse=True)
     windowed = list(order_by_prior(iter(assignments), composition, number, prior, window=3))
     assert windowed[3:] == assignments[3:]
     assert sorted(map(str, windowed[:3])) == sorted(map(str, assignments[:3]))
     with pytest.raises(InputError, match="window"):
         next(order_by_prior(assignments, composition, number, prior, window=0))
+
+
+def test_window_scores_share_the_multiset_back_off_among_its_patterns():
+    from gasolve.hypotheses.prior import multiset_of
+
+    prior = load_prior()
+    composition, z, number, cell = {"Fe": 3, "O": 2, "F": 4}, 2, 6, UnitCell(4.76, 9.48, 4.79, 90, 91.2, 90)
+    assignments, _ = _distinct(composition, z, number, cell)
+    window = assignments[:300]
+    patterns = [prior.pattern(number, composition, a.sites) for a in window]
+    sharing = Counter(multiset_of(p) for p in set(patterns))
+    assert max(sharing.values()) > 1  # Pm: many ways to hand mirror-plane sites to the elements
+    shared = prior.window_scores(number, composition, window)
+    alone = [prior.log_score(number, composition, a) for a in window]
+    for pattern, s, a in zip(patterns, shared, alone, strict=True):
+        if sharing[multiset_of(pattern)] == 1:
+            assert s == pytest.approx(a)
+        else:
+            assert s < a
+    key = "1:1"  # no exact counts for this stoichiometry in Pm: the back-off alone, split n ways
+    for n in (1, 2, 5):
+        assert prior.log_score_pattern(number, key, "1a|1b", n) == pytest.approx(
+            prior.log_score_pattern(number, key, "1a|1b") - math.log(n)
+        )
 
 
 def test_bad_prior_file_and_smoothing_are_refused(tmp_path):

@@ -21,7 +21,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, replace
 
@@ -33,7 +32,7 @@ from gasolve.hypotheses.assignments import (
     normalizer_canonicaliser,
     wyckoff_slots,
 )
-from gasolve.hypotheses.prior import load_prior, order_by_prior
+from gasolve.hypotheses.prior import load_prior
 from gasolve.hypotheses.z_candidates import z_candidates
 
 #: Hypotheses entered in the race at most (the prior ranks the true assignment in its top 10 for 97 % of held-out
@@ -165,10 +164,9 @@ def list_hypotheses(
             }
         )
         head = _prior_window(counts, z, group, cell, canonical, prior, window)
-        ordered = order_by_prior(head, counts, group.number, prior, window=len(head) or 1)
-        for assignment in itertools.islice(ordered, max_hypotheses):
-            score = prior.log_score(group.number, counts, assignment)
-            found.append(Hypothesis(z, "wyckoff", assignment.sites, assignment.n_free, score))
+        scores = prior.window_scores(group.number, counts, head)
+        for i in sorted(range(len(head)), key=lambda i: -scores[i])[:max_hypotheses]:
+            found.append(Hypothesis(z, "wyckoff", head[i].sites, head[i].n_free, scores[i]))
         if route.name == "general":
             general = _general(counts, z, group, prior)
             if math.isfinite(general.log_prior):  # the same assignment listed as a Wyckoff one: race it once

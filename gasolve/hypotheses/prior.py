@@ -26,6 +26,13 @@ of the group get the same score: patterns are canonicalised (the smallest over t
 normalizer induces in a generic cell of the crystal system, which the prior file stores per group), both when
 counting and when scoring.
 
+Candidates of one multiset: an unseen pattern backs off to its multiset's probability, which belongs to all the
+patterns of that multiset together. :meth:`WyckoffPrior.window_scores` scores a list of candidate assignments with
+the back-off mass of each multiset split evenly among the candidates that share it, so that a multiset with many
+ways of handing its labels to the elements (18 mirror-plane sites of Fe3O2F4 in Pm, 17 candidates) does not crowd
+out a rarer multiset with fewer. On the broad benchmark's tune sample it moved the true assignment up for 6
+structures (Na2TbO3 8 -> 5, Li2TiO3 11 -> 6, La3BCCl3 10 -> 4) and down one place for 5.
+
 Ordering: :func:`order_by_prior` scores the first ``window`` assignments of the lazy enumeration
 (:func:`gasolve.hypotheses.enumerate_assignments`, fewest free parameters first), sorts them by the prior
 (stable, so ties keep the default order) and then yields the rest in the default order. A best-first search
@@ -251,8 +258,12 @@ class WyckoffPrior:
         maps = self.label_maps.get(str(int(space_group)), ())
         return canonical_pattern(composition, sites, maps, self.element_order)
 
-    def log_score_pattern(self, space_group: int, stoichiometry_key_: str, pattern: str) -> float:
-        """ln p1 of a canonical pattern (module docstring); finite for any pattern."""
+    def log_score_pattern(self, space_group: int, stoichiometry_key_: str, pattern: str, n_sharing: int = 1) -> float:
+        """ln p1 of a canonical pattern (module docstring); finite for any pattern.
+
+        ``n_sharing``: how many candidate patterns share this pattern's label multiset. The back-off mass of the
+        multiset (alpha p2) is then split evenly among them, so that a multiset with many ways of handing its
+        labels to the elements does not count its whole probability once for each of them."""
         a, b, g = self.smoothing.alpha, self.smoothing.beta, self.smoothing.gamma
         group = str(int(space_group))
         multiset = multiset_of(pattern)
@@ -267,11 +278,35 @@ class WyckoffPrior:
         p2 = (multiset_counts.get(multiset, 0) + b * math.exp(log_p3)) / (n_group + b)
         exact_counts = self.exact.get(f"{group}/{stoichiometry_key_}", {})
         n_exact = sum(exact_counts.values())
-        p1 = (exact_counts.get(pattern, 0) + a * p2) / (n_exact + a)
+        share = max(int(n_sharing), 1)
+        p1 = (exact_counts.get(pattern, 0) + a * p2 / share) / (n_exact + a)
         if p1 > 0:
             return math.log(p1)
         # p3 underflowed (hundreds of sites): keep the order of the product in log space
-        return math.log(a / (n_exact + a)) + math.log(b / (n_group + b)) + log_p3
+        return math.log(a / (n_exact + a)) + math.log(b / (n_group + b)) + log_p3 - math.log(share)
+
+    def window_scores(
+        self, space_group: int, composition: Mapping[str, int], assignments: Sequence[Assignment]
+    ) -> list[float]:
+        """ln prior of each of a list of candidate assignments, the multiset back-off shared among the candidates
+        of one multiset (``n_sharing`` of :meth:`log_score_pattern`).
+
+        Parameters
+        ----------
+        space_group : int
+        composition : mapping of str to int
+        assignments : sequence of Assignment
+            Distinct candidates (one per normalizer class), e.g. the window of :func:`order_by_prior`.
+
+        Returns
+        -------
+        list of float
+            One score per assignment, in order.
+        """
+        key = stoichiometry_key(composition)
+        patterns = [self.pattern(space_group, composition, a.sites) for a in assignments]
+        sharing = Counter(multiset_of(p) for p in set(patterns))
+        return [self.log_score_pattern(space_group, key, p, sharing[multiset_of(p)]) for p in patterns]
 
     def label_costs(self, space_group: int, labels: Iterable[str]) -> dict[str, float]:
         """Minus the log of the level-3 factor of each label (module docstring): what one more independent site
@@ -441,7 +476,7 @@ def order_by_prior(
     prior = prior if prior is not None else load_prior()
     iterator = iter(assignments)
     head = list(itertools.islice(iterator, window))
-    scores = [prior.log_score(space_group, composition, a) for a in head]
+    scores = prior.window_scores(space_group, composition, head)
     order = sorted(range(len(head)), key=lambda i: -scores[i])
     for i in order:
         yield head[i]
