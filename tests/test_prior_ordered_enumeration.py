@@ -123,3 +123,31 @@ def test_true_assignment_is_raced_when_assignments_are_many(formula, number, z, 
         if h.route == "wyckoff" and h.z == z and canonical(Assignment(h.z, tuple(sorted(h.sites)), 0)) == target
     ]
     assert ranks and ranks[0] < 3
+
+
+def test_a_dense_phase_beyond_the_packing_window_is_raced_after_the_z_inside():
+    # MgSiO3 in the ilmenite structure (akimotoite, R-3, Z = 6) packs at q = 0.72, below the window: its Z was
+    # never proposed because Z = 3 fits inside it.
+    from gasolve.hypotheses import z_candidates
+
+    formula, cell, group = {"Mg": 1, "Si": 1, "O": 3}, UnitCell(4.7284, 4.7284, 13.5591, 90, 90, 120), 148
+    plain = z_candidates(formula, cell, group)
+    assert [c.z for c in plain] == [3]
+    beyond = z_candidates(formula, cell, group, beyond=True)
+    assert beyond[0].z == 3 and 6 in [c.z for c in beyond]
+    assert not next(c for c in beyond if c.z == 6).in_window
+    spec = StructureSpec(
+        name="MgSiO3",
+        cell=cell,
+        space_group=SpaceGroup.from_symbol(group),
+        sites=(),
+        b_iso=(1.0,),
+        composition=tuple(formula.items()),
+    )
+    hypotheses, routes = list_hypotheses(spec)
+    inside = [i for i, h in enumerate(hypotheses) if h.z == 3]
+    outside = [i for i, h in enumerate(hypotheses) if h.z == 6]
+    assert inside and outside and max(inside) < min(outside)
+    ilmenite = {("Mg", "6c"), ("Si", "6c"), ("O", "18f")}
+    assert any(set(h.sites) == ilmenite for h in hypotheses if h.z == 6)
+    assert any(not r["in_window"] and "after every hypothesis" in r["reason"] for r in routes)

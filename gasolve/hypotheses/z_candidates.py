@@ -19,10 +19,11 @@ so a single-element composition takes the window of the single-element structure
 (``element_window``: their whole range, 0.61-6.52 over 138; 6 of the 34 held-out elemental structures lie outside
 the compounds' window, none outside this one).
 
-About 1 % of real structures lie outside the window (the dense nitride MgCN2, I-42d, at q = 0.70). When no Z
-inside it fits the multiplicities, the nearest Z on each side of the window that does fit is proposed instead (at
-most two, flagged ``in_window`` False), down to the densest packing seen in the data (``q_min``) and up to twice
-``q_high``, so that the search races it rather than stopping.
+About 1 % of real structures lie outside the window (the dense nitride MgCN2, I-42d, at q = 0.70; MgSiO3 in the
+ilmenite structure at 0.72). When no Z inside it fits the multiplicities, the nearest Z on each side of the window
+that does fit is proposed instead (at most two, flagged ``in_window`` False), down to the densest packing seen in
+the data (``q_min``) and up to twice ``q_high``, so that the search races it rather than stopping; with
+``beyond`` they are proposed after the Z inside it in any case (the hypothesis list races them last).
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ def z_candidates(
     *,
     model: VolumeModel | None = None,
     key: str = "composition",
+    beyond: bool = False,
 ) -> list[ZCandidate]:
     """Candidate Z, most plausible first (module docstring for the rule).
 
@@ -140,11 +142,16 @@ def z_candidates(
         Defaults to the shipped :func:`volume_model`.
     key : str
         Config key named in error messages.
+    beyond : bool
+        Also propose the nearest fitting Z on each side of the window when some Z inside it fits (flagged
+        ``in_window`` False, after every Z inside): dense high-pressure phases such as MgSiO3 in the ilmenite
+        structure (q = 0.72) lie below the window.
 
     Returns
     -------
     list of ZCandidate
-        Ordered by |ln q(Z) - ln q_median|; never empty. Candidates outside the window only when none inside fits.
+        Ordered by |ln q(Z) - ln q_median|, those inside the window first; never empty. Candidates outside the
+        window only when none inside fits, or with ``beyond``.
 
     Raises
     ------
@@ -170,8 +177,8 @@ def z_candidates(
         n = count_assignments(composition, z, space_group)
         if n:
             candidates.append(ZCandidate(z, volume / (z * unit), n))
-    if not candidates:
-        candidates = _outside_window(composition, volume, unit, space_group, z_low, z_high, model)
+    if not candidates or beyond:
+        candidates += _outside_window(composition, volume, unit, space_group, z_low, z_high, model)
     if not candidates:
         group = space_group if isinstance(space_group, SpaceGroup) else SpaceGroup.from_symbol(space_group)
         multiplicities = sorted({s.multiplicity for s in wyckoff_slots(group)})
@@ -182,7 +189,7 @@ def z_candidates(
             f"but no such Z puts every element's atoms on Wyckoff positions of multiplicities "
             f"{', '.join(map(str, multiplicities))} (a fixed point holds one atom)"
         )
-    return sorted(candidates, key=lambda c: (abs(math.log(c.volume_ratio / q_median)), c.z))
+    return sorted(candidates, key=lambda c: (not c.in_window, abs(math.log(c.volume_ratio / q_median)), c.z))
 
 
 def _outer_z_limits(volume: float, unit: float, model: VolumeModel) -> tuple[int, int]:
