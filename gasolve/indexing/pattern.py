@@ -105,7 +105,13 @@ class IndexingSettings:
     n_pawley : int
         Leading cells checked by the Pawley fit.
     pawley_margin : float
-        A checked cell whose Pawley Rwp exceeds this multiple of the best checked cell's drops behind the others.
+        A checked cell whose Pawley Rwp exceeds this multiple of the best checked cell's drops behind the others,
+        unless its ranking figure is more than ``pawley_ranking_factor`` times the best-fitting cell's.
+    pawley_ranking_factor : float
+        A better Pawley fit does not overrule a ranking figure this many times higher: a low-symmetry cell that
+        also indexes the impurity lines fits them with its many free intensities (Cs2KVF6: an mP cell of ranking
+        33 and Rwp 0.049 went before the true cF cell of ranking 374 and Rwp 0.061, whose three impurity lines
+        stay unfitted).
     pawley_equal : float
         A checked cell of lower symmetry and smaller primitive volume than one ranked before it (the higher
         symmetry goes first among comparable M20) goes before it when it indexes as many lines with a higher M20
@@ -150,6 +156,7 @@ class IndexingSettings:
     min_m20: float = 10.0
     n_pawley: int = 3
     pawley_margin: float = 1.2
+    pawley_ranking_factor: float = 4.0
     pawley_equal: float = 1.05
     pawley_q_factor: float = 4.0
     convincing_m20: float = 20.0
@@ -409,10 +416,10 @@ def _index_peaks(pattern: ObservedPattern, radiation: Radiation, settings: Index
     leading = [c for c in checked if c.pawley_rwp is not None and c.solution.m20 >= settings.min_m20]
     # The Pawley fit is a check, not the ranking itself: a supercell or a lower-symmetry cell always fits at
     # least as well (it has more free intensities). A cell whose Rwp is clearly worse than the best one's
-    # (by ``pawley_margin``) drops behind; the others keep their M20 order.
+    # (by ``pawley_margin``) drops behind, unless its ranking figure is far higher (``pawley_ranking_factor``);
+    # the others keep their order.
     if leading:
-        best_rwp = min(c.pawley_rwp for c in leading)
-        leading.sort(key=lambda c: c.pawley_rwp > settings.pawley_margin * best_rwp)
+        leading = _worse_fits_behind(leading, settings.pawley_margin, settings.pawley_ranking_factor)
         leading = _smaller_first(leading, settings.pawley_equal)
     ranked = leading + [c for c in checked if c not in leading] + candidates[settings.n_pawley :]
     satellites: tuple[KBetaLine, ...] = ()
@@ -692,6 +699,19 @@ def _smaller_first(checked: list[CellCandidate], equal: float) -> list[CellCandi
         ordered.append(first)
         remaining.remove(first)
     return ordered
+
+
+def _worse_fits_behind(checked: list, margin: float, ranking_factor: float) -> list:
+    """``checked`` (Pawley-fitted cells in ranking order) with the cells that fit clearly worse than the best-fitting
+    one (Rwp above ``margin`` times its) behind the others, unless their ranking figure is more than
+    ``ranking_factor`` times the best-fitting cell's; a stable reordering."""
+    best = min(checked, key=lambda c: c.pawley_rwp)
+
+    def behind(candidate) -> bool:
+        worse = candidate.pawley_rwp > margin * best.pawley_rwp
+        return worse and candidate.solution.ranking <= ranking_factor * best.solution.ranking
+
+    return sorted(checked, key=behind)
 
 
 def _smaller_and_as_good(small: CellCandidate, large: CellCandidate, equal: float) -> bool:
