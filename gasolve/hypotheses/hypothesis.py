@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 
@@ -28,6 +29,7 @@ from gasolve.config import StructureSpec
 from gasolve.hypotheses.assignments import (
     Assignment,
     choose_route,
+    deduplicate,
     enumerate_assignments,
     normalizer_canonicaliser,
     wyckoff_slots,
@@ -199,22 +201,10 @@ def _prior_window(counts, z, group, cell, canonical, prior, window: int) -> list
     per normalizer class. The first holds the rare, highly special arrangements whose exact pattern the prior
     knows; the second reaches the common ones (most sites on the general position) that lie beyond any window of
     the first when there are many assignments."""
-    seen: set = set()
-    head: list[Assignment] = []
     costs = prior.label_costs(group.number, [slot.label for slot in wyckoff_slots(group)])
-    for site_costs in (None, costs):
-        listed = enumerate_assignments(counts, z, group, cell, site_costs=site_costs)
-        added = 0
-        for assignment in listed:
-            key = canonical(assignment)
-            if key in seen:
-                continue
-            seen.add(key)
-            head.append(assignment)
-            added += 1
-            if added == window:
-                break
-    return head
+    first = list(itertools.islice(deduplicate(enumerate_assignments(counts, z, group, cell), canonical), window))
+    by_cost = enumerate_assignments(counts, z, group, cell, site_costs=costs)
+    return list(itertools.islice(deduplicate(itertools.chain(first, by_cost), canonical), len(first) + window))
 
 
 def _formula_volume(counts: dict[str, int]) -> float:

@@ -192,6 +192,21 @@ def same_lattice(
     return bool(np.all(close | supplement))
 
 
+def allowed_hkl(cell: tuple[float, ...], bravais: str, q_max: float) -> np.ndarray:
+    """Miller indices (h, k, l) != 0 that the centring of ``bravais`` allows, over the box |h| <= a sqrt(q_max) + 1
+    (and so on), which holds every reflection with Q <= ``q_max`` (Å⁻²) of the conventional ``cell``; shape (n, 3),
+    int. Some of them lie beyond ``q_max``."""
+    unit_cell = UnitCell(*cell)
+    limits = [int(np.floor(length * np.sqrt(q_max))) + 1 for length in (unit_cell.a, unit_cell.b, unit_cell.c)]
+    axes = [np.arange(-n, n + 1) for n in limits]
+    hkl = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    hkl = hkl[np.any(hkl != 0, axis=1)]
+    centring = bravais[1]
+    if centring != "P":
+        hkl = hkl[CENTRING_CONDITIONS[centring](hkl[:, 0], hkl[:, 1], hkl[:, 2])]
+    return hkl
+
+
 def calculated_q(cell: tuple[float, ...], bravais: str, q_max: float) -> np.ndarray:
     """Distinct Q = 1/d² (Å⁻²) of a lattice's allowed lines up to ``q_max``, increasing.
 
@@ -209,15 +224,8 @@ def calculated_q(cell: tuple[float, ...], bravais: str, q_max: float) -> np.ndar
     ndarray, shape (n_lines,)
         Values that agree to a relative 1e-7 count once.
     """
-    unit_cell = UnitCell(*cell)
-    limits = [int(np.floor(length * np.sqrt(q_max))) + 1 for length in (unit_cell.a, unit_cell.b, unit_cell.c)]
-    axes = [np.arange(-n, n + 1) for n in limits]
-    hkl = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    hkl = hkl[np.any(hkl != 0, axis=1)]
-    centring = bravais[1]
-    if centring != "P":
-        hkl = hkl[CENTRING_CONDITIONS[centring](hkl[:, 0], hkl[:, 1], hkl[:, 2])]
-    q = np.einsum("ni,ij,nj->n", hkl, unit_cell.reciprocal_metric, hkl)
+    hkl = allowed_hkl(cell, bravais, q_max)
+    q = np.einsum("ni,ij,nj->n", hkl, UnitCell(*cell).reciprocal_metric, hkl)
     q = np.sort(q[q <= q_max * (1 + 1e-9)])
     if len(q) == 0:
         return q

@@ -20,7 +20,7 @@ from gasolve.indexing.budget import WorkBudget
 from gasolve.indexing.dichotomy import DichotomySettings, LineShifts, Refinement, refine_reciprocal, surviving_boxes
 from gasolve.indexing.figures_of_merit import de_wolff_m
 from gasolve.indexing.lattice import (
-    CENTRING_CONDITIONS,
+    allowed_hkl,
     bravais_lattice,
     calculated_q,
     consistent_centrings,
@@ -32,6 +32,7 @@ from gasolve.indexing.systems import (
     PARAMETRISATIONS,
     SYSTEMS,
     box_cell,
+    coefficient_matrix,
     direct_cell,
     miller_indices,
     reciprocal_parameters,
@@ -327,40 +328,18 @@ def _refit_metric(
     conventional: tuple[float, ...], bravais: str, system: str, q_used: np.ndarray, tol_used: np.ndarray
 ) -> tuple[float, ...] | None:
     """The symmetrised cell refitted to the lines in its own lattice: each line takes the hkl of the nearest
-    allowed reflection, then the reciprocal metric's free terms by weighted linear least squares (Q = A (h²+k²)
-    + C l² in tetragonal, and so on); None for a system this does not handle (monoclinic, triclinic)."""
-    forms = {
-        "cubic": lambda h, k, l_: [h * h + k * k + l_ * l_],
-        "tetragonal": lambda h, k, l_: [h * h + k * k, l_ * l_],
-        "hexagonal": lambda h, k, l_: [h * h + h * k + k * k, l_ * l_],
-        "trigonal": lambda h, k, l_: [h * h + h * k + k * k, l_ * l_],
-        "orthorhombic": lambda h, k, l_: [h * h, k * k, l_ * l_],
-    }
-    if system not in forms:
+    allowed reflection, then the system's reciprocal parameters (:mod:`gasolve.indexing.systems`) by weighted
+    linear least squares; None for a system this does not handle (monoclinic, triclinic) or a fit that describes
+    no lattice."""
+    form = "hexagonal" if system == "trigonal" else system  # rhombohedral lattices in their hexagonal axes
+    if form not in ("cubic", "tetragonal", "hexagonal", "orthorhombic"):
         return None
-    cell = UnitCell(*conventional)
-    q_max = 1.05 * float(np.max(q_used + tol_used))
-    limits = [int(np.floor(length * np.sqrt(q_max))) + 1 for length in (cell.a, cell.b, cell.c)]
-    hkl = np.stack(np.meshgrid(*[np.arange(-n, n + 1) for n in limits], indexing="ij"), axis=-1).reshape(-1, 3)
-    hkl = hkl[np.any(hkl != 0, axis=1)]
-    if bravais[1] != "P":
-        hkl = hkl[CENTRING_CONDITIONS[bravais[1]](hkl[:, 0], hkl[:, 1], hkl[:, 2])]
-    q_hkl = np.einsum("ni,ij,nj->n", hkl, cell.reciprocal_metric, hkl)
-    assigned = hkl[np.argmin(np.abs(q_used[:, None] - q_hkl[None, :]), axis=1)].astype(float)
-    design = np.array(forms[system](*assigned.T)).T / tol_used[:, None]
+    hkl = allowed_hkl(conventional, bravais, 1.05 * float(np.max(q_used + tol_used)))
+    q_hkl = np.einsum("ni,ij,nj->n", hkl, UnitCell(*conventional).reciprocal_metric, hkl)
+    assigned = hkl[np.argmin(np.abs(q_used[:, None] - q_hkl[None, :]), axis=1)]
+    design = coefficient_matrix(form, assigned) / tol_used[:, None]
     terms, *_ = np.linalg.lstsq(design, q_used / tol_used, rcond=None)
-    if np.any(terms <= 0):
-        return None
-    if system == "cubic":
-        a = 1 / np.sqrt(terms[0])
-        return (a, a, a, 90.0, 90.0, 90.0)
-    if system == "tetragonal":
-        a = 1 / np.sqrt(terms[0])
-        return (a, a, 1 / np.sqrt(terms[1]), 90.0, 90.0, 90.0)
-    if system in ("hexagonal", "trigonal"):
-        a = np.sqrt(4 / (3 * terms[0]))
-        return (a, a, 1 / np.sqrt(terms[1]), 90.0, 90.0, 120.0)
-    return (1 / np.sqrt(terms[0]), 1 / np.sqrt(terms[1]), 1 / np.sqrt(terms[2]), 90.0, 90.0, 90.0)
+    return direct_cell(form, terms)
 
 
 def settle(
