@@ -13,6 +13,13 @@
    setting (gemmi's change of basis), where the Wyckoff tables are.
 4. **Hypotheses** (:func:`solve_hypotheses`): Z and Wyckoff assignments of the composition in each candidate
    group, merged by log prior + log posterior of the group, for one race (:mod:`gasolve.hypotheses.race`).
+5. **Fallbacks** (:func:`fallback_cells`, :func:`needs_fallback`, :func:`better_attempt`): when the race ends
+   without a confirmed hypothesis and its winner does not fit the pattern (χ² more than
+   :data:`FALLBACK_CHI2_FACTOR` times the noise level), the stages run again on the next sound indexing cell of
+   another lattice, then in P-1 and P1 on the Niggli-reduced primitive cell of the first lattice (a structure whose
+   lattice looks more symmetric than its atoms are), as a crystallographer tries the next cell and then lower
+   symmetry when a structure does not solve. A later attempt is kept only when it is confirmed and the earlier is
+   not, or when its winner's Rwp is at least ``1 - margin`` lower.
 
 Nothing here prints or writes files.
 """
@@ -52,6 +59,10 @@ class CellChoice:
     bravais: str
     source: str
     indexing: dict | None = None
+
+
+#: A race that ends without a confirmed hypothesis falls back when its winner's χ² exceeds this times the noise level.
+FALLBACK_CHI2_FACTOR = 1.25
 
 
 def lattice_of_cell(cell: UnitCell) -> str:
@@ -235,3 +246,85 @@ def solve_hypotheses(base: StructureSpec, groups: list[GroupChoice], max_hypothe
         raise InputError("the composition fits none of the candidate space groups: " + "; ".join(failures))
     order = np.argsort([-score for score, _ in merged], kind="stable")
     return [merged[i][1] for i in order[:max_hypotheses]], routes
+
+
+def lower_symmetry_cell(choice: CellChoice) -> CellChoice:
+    """The Niggli-reduced primitive cell of ``choice``'s lattice, as an aP cell (P-1 and P1 are raced in it)."""
+    from gasolve.indexing.lattice import niggli_cell, primitive_basis
+
+    centring = "R" if choice.bravais == "hR" else choice.bravais[1]
+    reduced = niggli_cell(primitive_basis(tuple(choice.cell.parameters), centring))
+    return CellChoice(UnitCell(*reduced), "aP", f"lower symmetry of the {choice.bravais} cell")
+
+
+def fallback_cells(choice: CellChoice, min_m20: float = 10.0, n_cells: int = 1) -> list[CellChoice]:
+    """The cells to try, in order, when the race in ``choice`` does not solve the structure.
+
+    Parameters
+    ----------
+    choice : CellChoice
+        The cell the first race ran in (its ``indexing`` records, when indexed, hold the other candidates).
+    min_m20 : float
+        Only candidates with at least this de Wolff M20 (sound cells) are tried.
+    n_cells : int
+        Other indexing candidates tried at most: those whose lattice differs from every earlier one (Niggli-reduced
+        primitive cells compared within 1 % and 1°).
+
+    Returns
+    -------
+    list of CellChoice
+        The next sound indexing cells of other lattices, then the first cell's reduced primitive cell for P-1 and
+        P1 (left out when the first lattice is already aP).
+    """
+    from gasolve.indexing.lattice import niggli_cell, primitive_basis, same_lattice
+
+    def reduced(cell: UnitCell, bravais: str) -> tuple[float, ...]:
+        return niggli_cell(primitive_basis(tuple(cell.parameters), "R" if bravais == "hR" else bravais[1]))
+
+    out: list[CellChoice] = []
+    seen = [reduced(choice.cell, choice.bravais)]
+    records = (choice.indexing or {}).get("candidates", [])[1:]
+    for record in records:
+        if len(out) >= n_cells:
+            break
+        if record["m20"] < min_m20:
+            continue
+        cell = UnitCell(*record["cell"])
+        cell_reduced = reduced(cell, record["bravais"])
+        if any(same_lattice(cell_reduced, other) for other in seen):
+            continue
+        seen.append(cell_reduced)
+        out.append(CellChoice(cell, record["bravais"], f"indexing candidate {records.index(record) + 2}"))
+    if choice.bravais != "aP":
+        out.append(lower_symmetry_cell(choice))
+    return out
+
+
+def lower_symmetry_groups(cell: UnitCell) -> list[GroupChoice]:
+    """P-1 and P1 in a reduced cell, equally likely a priori (each is its own standard setting)."""
+    return [
+        GroupChoice(SpaceGroup.from_symbol(number), cell, 0.5, symbol) for number, symbol in ((2, "P-1"), (1, "P1"))
+    ]
+
+
+def needs_fallback(state) -> bool:
+    """Whether a finished race leaves the structure unsolved: no winner, or a winner that is not confirmed
+    (:func:`gasolve.hypotheses.race.is_done`) and whose χ² exceeds :data:`FALLBACK_CHI2_FACTOR` times the noise."""
+    if state.winner is None:
+        return True
+    lane = state.lanes[state.winner]
+    return lane.status != "done" and lane.chi2 > FALLBACK_CHI2_FACTOR * state.noise_chi2
+
+
+def better_attempt(new, old, margin: float = 0.9) -> bool:
+    """Whether the race ``new`` (a fallback) beats ``old``: it has a winner and either it is confirmed and the old
+    one is not, or its Rwp is below ``margin`` times the old winner's (a fallback with more free coordinates must
+    fit clearly better, not only as well)."""
+    if new.winner is None:
+        return False
+    if old.winner is None:
+        return True
+    new_lane, old_lane = new.lanes[new.winner], old.lanes[old.winner]
+    if new_lane.status == "done" and old_lane.status != "done":
+        return True
+    return new_lane.rwp < margin * old_lane.rwp

@@ -50,6 +50,14 @@ def add_parser(subparsers) -> None:
         help="end with a Rietveld refinement of the winner (cell, zero, profile, coordinates, B, preferred "
         "orientation): refined.cif and its report, as gasolve run --rietveld",
     )
+    parser.add_argument(
+        "--fallbacks",
+        type=int,
+        default=2,
+        help="when the race leaves the structure unsolved (not confirmed, χ² above 1.25 x the noise level), try at "
+        "most this many other cells: the next sound indexing cell of another lattice, then P-1 and P1 in the "
+        "reduced primitive cell; each gets --max-evaluations (default 2; 0 turns this off)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run, stop_when_solved=False)
@@ -99,25 +107,15 @@ def _raw_config(args, pattern: Path, cell, space_group, background_terms: int, o
     return raw
 
 
-def _stages(args, pattern: Path, out: Path, say) -> dict:
-    """Every stage before the race; returns what the checkpoint keeps."""
-    from gasolve.config import default_background_terms, parse_run_config
+def _stages(args, pattern: Path, out: Path, say, cache: dict) -> dict:
+    """Read the pattern, find the cell, and prepare the first attempt; returns what the checkpoint keeps.
+
+    ``cache`` keeps what is not checkpointed (the network prior, computed once for every cell tried)."""
+    from gasolve.config import default_background_terms
     from gasolve.crystal.cell import UnitCell
-    from gasolve.crystal.spacegroup import SpaceGroup
     from gasolve.diffraction.wavelength import choose_radiation
-    from gasolve.errors import InputError
-    from gasolve.hypotheses import parse_composition, race
     from gasolve.io.patterns import read_pattern
-    from gasolve.structure_solution import (
-        CellChoice,
-        GroupChoice,
-        composition_fits,
-        find_cell,
-        holohedral_fit,
-        lattice_of_cell,
-        solve_hypotheses,
-        space_group_candidates,
-    )
+    from gasolve.structure_solution import CellChoice, fallback_cells, find_cell, lattice_of_cell
 
     observed = read_pattern(pattern)
     radiation, notes = choose_radiation(observed.radiation, args.wavelength, str(pattern))
@@ -135,6 +133,28 @@ def _stages(args, pattern: Path, out: Path, say) -> dict:
         choice = find_cell(observed, radiation)
         best = choice.indexing["candidates"][0]
         say(f"indexed: {choice.bravais} cell {best['cell']}, M20 {best['m20']:.1f}, F_N {best['f_n']:.1f}")
+    context = {"observed": observed, "radiation": radiation, "terms": terms}
+    fallbacks = [] if args.space_group else fallback_cells(choice)[: max(0, args.fallbacks)]
+    attempt = _attempt(args, pattern, out, context, choice, say, cache)
+    return {**context, "attempts": [attempt], "fallbacks": fallbacks}
+
+
+def _attempt(args, pattern: Path, out: Path, context: dict, choice, say, cache: dict) -> dict:
+    """Profile fit, space groups and hypotheses in one cell; the race that follows starts from ``race``."""
+    from gasolve.config import parse_run_config
+    from gasolve.crystal.spacegroup import SpaceGroup
+    from gasolve.errors import InputError
+    from gasolve.hypotheses import parse_composition, race
+    from gasolve.structure_solution import (
+        GroupChoice,
+        composition_fits,
+        holohedral_fit,
+        lower_symmetry_groups,
+        solve_hypotheses,
+        space_group_candidates,
+    )
+
+    observed, radiation, terms = context["observed"], context["radiation"], context["terms"]
     fit = holohedral_fit(observed, radiation, choice.cell, choice.bravais, terms)
     say(f"holohedral profile fit: Rwp {fit.metrics.rwp:.4f}, χ² {fit.metrics.chi2:.3f}")
     analysis = None
@@ -142,10 +162,14 @@ def _stages(args, pattern: Path, out: Path, say) -> dict:
         group = SpaceGroup.from_symbol(args.space_group)
         group.check_cell(fit.cell)
         groups = [GroupChoice(group, fit.cell, 1.0, group.symbol)]
+    elif choice.source.startswith("lower symmetry"):
+        groups = lower_symmetry_groups(fit.cell)
+        say("space groups raced: P-1 and P1 (lower symmetry than the lattice's)")
     else:
-        prior = None if args.no_network else _network_prior(observed, radiation)
+        if "prior" not in cache:  # the network runs once, whatever the number of cells tried
+            cache["prior"] = None if args.no_network else _network_prior(observed, radiation)
         fits = composition_fits(parse_composition(args.composition), args.z)
-        groups, analysis = space_group_candidates(fit, choice.bravais, prior, n=args.space_groups, admits=fits)
+        groups, analysis = space_group_candidates(fit, choice.bravais, cache["prior"], n=args.space_groups, admits=fits)
         for symbol in analysis["passed_over"]:
             say(f"{symbol} passed over: the composition does not fit it")
         if not groups:
@@ -181,7 +205,6 @@ def _stages(args, pattern: Path, out: Path, say) -> dict:
     say(f"{len(hypotheses)} hypotheses enter the race; noise level χ² {fit.metrics.chi2:.3g} (free intensities)")
     return {
         "fitted": fitted,
-        "observed": observed,
         "profile_fit": fit,
         "stages": {
             "cell": {"source": choice.source, "bravais": choice.bravais, "cell": list(choice.cell.parameters)},
@@ -211,6 +234,23 @@ def _stages(args, pattern: Path, out: Path, say) -> dict:
     }
 
 
+def _attempt_record(attempt: dict, kept: bool) -> dict:
+    """One attempt for summary.json: its cell, groups, how its race ended and its winner's fit."""
+    state = attempt["race"]
+    lane = None if state.winner is None else state.lanes[state.winner]
+    stages = attempt["stages"]
+    return {
+        "cell": stages["cell"],
+        "space_groups": [g["space_group"] for g in stages["space_groups"]["raced"]],
+        "stop": state.stop,
+        "rwp": None if lane is None else lane.rwp,
+        "chi2": None if lane is None else lane.chi2,
+        "noise_chi2": state.noise_chi2,
+        "confirmed": lane is not None and lane.status == "done",
+        "kept": kept,
+    }
+
+
 def _profile_table(profile) -> dict:
     from gasolve.config import profile_table
 
@@ -227,6 +267,8 @@ def run(args: argparse.Namespace) -> int:
     from gasolve.errors import InputError
     from gasolve.hypotheses import race
     from gasolve.io.checkpoint import read_checkpoint, write_checkpoint
+    from gasolve.io.profile_fit_outputs import write_outputs
+    from gasolve.structure_solution import better_attempt, needs_fallback
 
     pattern = Path(args.pattern).expanduser().resolve()
     if not pattern.is_file():
@@ -234,6 +276,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser().resolve() if args.out else pattern.parent / "runs" / pattern.stem
     checkpoint_path = out / "checkpoint.pkl"
     fingerprint = _fingerprint(args)
+    cache: dict = {}
 
     def say(text: str) -> None:
         print(text, flush=True)
@@ -244,39 +287,74 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(
                 "the checkpoint was made with other options; resume with the same ones", str(checkpoint_path)
             )
-        stages = payload["solve"]
-        if stages["race"].stop and stages["race"].evaluations < args.max_evaluations:
-            stages["race"] = race.reopen(stages["race"])
-        stages["fitted"] = stages["fitted"].with_overrides(max_evaluations=args.max_evaluations)
+        solve = payload["solve"]
+        if "attempts" not in solve:
+            raise InputError(
+                "the checkpoint was written by an older gasolve solve; start again without --resume",
+                str(checkpoint_path),
+            )
+        last = solve["attempts"][-1]
+        if last["race"].stop and last["race"].evaluations < args.max_evaluations:
+            last["race"] = race.reopen(last["race"])
+        for attempt in solve["attempts"]:
+            attempt["fitted"] = attempt["fitted"].with_overrides(max_evaluations=args.max_evaluations)
     else:
-        stages = _stages(args, pattern, out, say)
+        solve = _stages(args, pattern, out, say, cache)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError(f"cannot create the output folder: {error.strerror}", str(out)) from None
-    fitted, observed = stages["fitted"], stages["observed"]
-    write_resolved(fitted, out / "config.toml")
+    observed = solve["observed"]
 
     def save(state) -> None:
-        stages["race"] = state
-        write_checkpoint(checkpoint_path, {"fingerprint": fingerprint, "solve": stages, "version": __version__})
+        solve["attempts"][-1]["race"] = state
+        write_checkpoint(checkpoint_path, {"fingerprint": fingerprint, "solve": solve, "version": __version__})
 
-    save(stages["race"])
+    save(solve["attempts"][-1]["race"])
     if not args.resume:
-        from gasolve.io.profile_fit_outputs import write_outputs
-
-        write_outputs(stages["profile_fit"], out, f"{pattern.stem}: holohedral profile fit", str(pattern))
+        write_outputs(solve["attempts"][0]["profile_fit"], out, f"{pattern.stem}: holohedral profile fit", str(pattern))
     started = time.perf_counter()
-    state = run_race(fitted, observed, stages["race"], race.RaceSettings(), args, pattern.stem, save)
-    if state is None:
-        print(f"gasolve solve: interrupted; checkpoint saved, continue with --resume --out {out}", file=sys.stderr)
-        return 130
-    extra = {"stages": stages["stages"], "pattern": str(pattern)}
+    while True:  # race in the current cell; fall back to the next while the structure is not solved
+        attempt = solve["attempts"][-1]
+        if not attempt["race"].stop:
+            state = run_race(
+                attempt["fitted"], observed, attempt["race"], race.RaceSettings(), args, pattern.stem, save
+            )
+            if state is None:
+                print(
+                    f"gasolve solve: interrupted; checkpoint saved, continue with --resume --out {out}", file=sys.stderr
+                )
+                return 130
+            save(state)
+        if not needs_fallback(attempt["race"]) or not solve["fallbacks"]:
+            break
+        choice = solve["fallbacks"].pop(0)
+        lane = attempt["race"].lanes[attempt["race"].winner] if attempt["race"].winner is not None else None
+        found = "no winner" if lane is None else f"winner χ² {lane.chi2:.3g} against a noise level of "
+        found += "" if lane is None else f"{attempt['race'].noise_chi2:.3g}, not confirmed"
+        say(f"not solved in this cell ({found}); trying the {choice.source}: {choice.bravais} {choice.cell.parameters}")
+        try:
+            solve["attempts"].append(_attempt(args, pattern, out, solve, choice, say, cache))
+        except InputError as error:
+            say(f"the {choice.source} was left out: {error.message}")
+        save(solve["attempts"][-1]["race"])
+    kept = 0
+    for k in range(1, len(solve["attempts"])):
+        if better_attempt(solve["attempts"][k]["race"], solve["attempts"][kept]["race"]):
+            kept = k
+    chosen = solve["attempts"][kept]
+    if len(solve["attempts"]) > 1:
+        say(f"kept the race in the {chosen['stages']['cell']['source']} cell ({chosen['stages']['cell']['bravais']})")
+        if kept:
+            write_outputs(chosen["profile_fit"], out, f"{pattern.stem}: holohedral profile fit", str(pattern))
+    write_resolved(chosen["fitted"], out / "config.toml")
+    attempts = [_attempt_record(a, k == kept) for k, a in enumerate(solve["attempts"])]
+    extra = {"stages": {**chosen["stages"], "attempts": attempts}, "pattern": str(pattern)}
     seconds = time.perf_counter() - started
     write_race_outputs(
-        fitted,
+        chosen["fitted"],
         observed,
-        state,
+        chosen["race"],
         out,
         seconds,
         extra,
