@@ -64,6 +64,9 @@ class CellChoice:
 #: A race that ends without a confirmed hypothesis falls back when its winner's χ² exceeds this times the noise level.
 FALLBACK_CHI2_FACTOR = 1.25
 
+#: Another indexing cell is tried before lower symmetry when its ranking figure is at least this times the first's.
+CLOSE_RANKING = 0.5
+
 
 def lattice_of_cell(cell: UnitCell) -> str:
     """Bravais symbol of a given conventional cell taken as primitive (the highest metric symmetry, P)."""
@@ -273,19 +276,23 @@ def fallback_cells(choice: CellChoice, min_m20: float = 10.0, n_cells: int = 1) 
     Returns
     -------
     list of CellChoice
-        The next sound indexing cells of other lattices, then the first cell's reduced primitive cell for P-1 and
-        P1 (left out when the first lattice is already aP).
+        The next sound indexing cells of other lattices whose ranking figure is at least :data:`CLOSE_RANKING`
+        times the first cell's (a close call between lattices), then the first cell's reduced primitive cell for
+        P-1 and P1 (left out when the first lattice is already aP), then the other cells: a first cell that indexes
+        far better than the next is more likely right with atoms of lower symmetry than wrong.
     """
     from gasolve.indexing.lattice import niggli_cell, primitive_basis, same_lattice
 
     def reduced(cell: UnitCell, bravais: str) -> tuple[float, ...]:
         return niggli_cell(primitive_basis(tuple(cell.parameters), "R" if bravais == "hR" else bravais[1]))
 
-    out: list[CellChoice] = []
+    close: list[CellChoice] = []
+    far: list[CellChoice] = []
     seen = [reduced(choice.cell, choice.bravais)]
-    records = (choice.indexing or {}).get("candidates", [])[1:]
-    for record in records:
-        if len(out) >= n_cells:
+    records = (choice.indexing or {}).get("candidates", [])
+    first_ranking = records[0].get("ranking", 0.0) if records else 0.0
+    for k, record in enumerate(records[1:], start=2):
+        if len(close) + len(far) >= n_cells:
             break
         if record["m20"] < min_m20:
             continue
@@ -294,10 +301,10 @@ def fallback_cells(choice: CellChoice, min_m20: float = 10.0, n_cells: int = 1) 
         if any(same_lattice(cell_reduced, other) for other in seen):
             continue
         seen.append(cell_reduced)
-        out.append(CellChoice(cell, record["bravais"], f"indexing candidate {records.index(record) + 2}"))
-    if choice.bravais != "aP":
-        out.append(lower_symmetry_cell(choice))
-    return out
+        near = record.get("ranking", 0.0) >= CLOSE_RANKING * first_ranking
+        (close if near else far).append(CellChoice(cell, record["bravais"], f"indexing candidate {k}"))
+    lower = [lower_symmetry_cell(choice)] if choice.bravais != "aP" else []
+    return close + lower + far
 
 
 def lower_symmetry_groups(cell: UnitCell) -> list[GroupChoice]:

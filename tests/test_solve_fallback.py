@@ -28,8 +28,8 @@ from gasolve.structure_solution import (
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _record(cell, bravais, m20):
-    return {"cell": list(cell), "bravais": bravais, "m20": m20}
+def _record(cell, bravais, m20, ranking=None):
+    return {"cell": list(cell), "bravais": bravais, "m20": m20, "ranking": m20 if ranking is None else ranking}
 
 
 def test_lower_symmetry_cell_is_gemmis_niggli_cell():
@@ -55,9 +55,9 @@ def test_fallback_cells_skip_unsound_and_repeated_lattices():
     ]
     choice = replace(first, indexing={"candidates": records})
     cells = fallback_cells(choice)
-    assert [c.bravais for c in cells] == ["oI", "aP"]
+    assert [c.bravais for c in cells] == ["oI", "aP"]  # a close call (ranking 40 against 80): the other cell first
     assert cells[0].source == "indexing candidate 4" and cells[0].cell.parameters[1] == pytest.approx(12.97)
-    assert [c.bravais for c in fallback_cells(choice, n_cells=2)] == ["oI", "oP", "aP"]
+    assert [c.bravais for c in fallback_cells(choice, n_cells=2)] == ["oI", "aP", "oP"]  # 30 < 0.5 x 80: after
     triclinic = CellChoice(UnitCell(5, 6, 7, 80, 85, 95), "aP", "given")
     assert fallback_cells(triclinic) == []
 
