@@ -634,12 +634,13 @@ def read_stages(path: Path, entry: dict, ltol: float = 0.01, atol: float = 1.0) 
         reference cells map onto each other within ``ltol`` relative length and ``atol`` degrees, pymatgen
         ``Lattice.find_mapping``, volumes within 3 ``ltol``); ``raced_space_groups`` (numbers, race order; None
         for a symbol gemmi does not read), ``raced_symbols``, ``raced_posteriors``; ``true_group_raced``,
-        ``true_group_first``; ``holohedral_rwp``. Every value None when summary.json or its ``stages`` is missing.
+        ``true_group_first``; ``holohedral_rwp``; ``attempts`` (cells raced: 1 without a fallback). Every value None
+        when summary.json or its ``stages`` is missing.
     """
     truth = reference_bravais(entry["space_group"])
     empty = dict.fromkeys(
         ("indexed_bravais", "indexed_cell", "cell_source", "bravais_matches", "cell_matches", "raced_space_groups",
-         "raced_symbols", "raced_posteriors", "true_group_raced", "true_group_first", "holohedral_rwp")
+         "raced_symbols", "raced_posteriors", "true_group_raced", "true_group_first", "holohedral_rwp", "attempts")
     )  # fmt: skip
     empty["reference_bravais"] = truth
     try:
@@ -666,6 +667,8 @@ def read_stages(path: Path, entry: dict, ltol: float = 0.01, atol: float = 1.0) 
             row["cell_matches"] = False
     fit = stages.get("profile_fit") if isinstance(stages.get("profile_fit"), dict) else {}
     row["holohedral_rwp"] = fit.get("rwp")
+    attempts = stages.get("attempts")
+    row["attempts"] = len(attempts) if isinstance(attempts, list) and attempts else 1
     groups = stages.get("space_groups") if isinstance(stages.get("space_groups"), dict) else {}
     raced = [g for g in groups.get("raced") or [] if isinstance(g, dict)]
     if raced:

@@ -349,7 +349,8 @@ def run(args: argparse.Namespace) -> int:
             write_outputs(chosen["profile_fit"], out, f"{pattern.stem}: holohedral profile fit", str(pattern))
     write_resolved(chosen["fitted"], out / "config.toml")
     attempts = [_attempt_record(a, k == kept) for k, a in enumerate(solve["attempts"])]
-    extra = {"stages": {**chosen["stages"], "attempts": attempts}, "pattern": str(pattern)}
+    indexing = solve["attempts"][0]["stages"]["indexing"]  # a fallback cell was taken from it, or given
+    extra = {"stages": {**chosen["stages"], "indexing": indexing, "attempts": attempts}, "pattern": str(pattern)}
     seconds = time.perf_counter() - started
     write_race_outputs(
         chosen["fitted"],
