@@ -2,7 +2,9 @@
 
 The structures are MP PBE relaxations (CC BY 4.0) from ../shared/data/mp-structures, in spglib's standard setting
 shifted to gasolve's origin (benchmarks.hydrogen_placement.prepare), coordinates rounded to 4 decimals: brucite
-Mg(OH)2 mp-30247, CuCl2·2H2O mp-23875, NH4Br mp-23675 and MgH2 mp-23710.
+Mg(OH)2 mp-30247, CuCl2·2H2O mp-23875, NH4Br mp-23675 and MgH2 mp-23710; for the rules that resolve H...H
+contacts, repel H from cations and turn H about the axis away from the cations: ice XI H2O mp-697111,
+(NH4)2ReBr6 mp-505791 and NaNH2 mp-23850 (all from the tune split of benchmarks.hydrogen_placement).
 """
 
 import math
@@ -11,7 +13,13 @@ import numpy as np
 import pytest
 
 from gasolve.crystal.cell import UnitCell
-from gasolve.crystal.hydrogens import HydrogenSettings, allocate_hydrogens, find_donors, place_hydrogens
+from gasolve.crystal.hydrogens import (
+    HydrogenSettings,
+    _least_crowded,
+    allocate_hydrogens,
+    find_donors,
+    place_hydrogens,
+)
 from gasolve.crystal.spacegroup import SpaceGroup
 from gasolve.crystal.wyckoff import wyckoff_position
 
@@ -42,6 +50,28 @@ MGH2 = {
     "atoms": [("Mg", (0.5, 0.5, 0.5))],
     "h_sites": ["4f"],
     "h": [(0.6959, 0.6959, 0.0)],
+}
+
+ICE_XI = {
+    "cell": (4.4524, 7.7076, 7.2789, 90.0, 90.0, 90.0),
+    "group": 36,
+    "atoms": [("O", (0.5, 0.1646, 0.4398)), ("O", (0.5, 0.8334, 0.5654))],
+    "h_sites": ["4a", "4a", "8b"],
+    "h": [(0.5, 0.1627, 0.3029), (0.5, 0.0402, 0.4804), (0.6787, 0.7695, 0.5168)],
+}
+NH4_2_REBR6 = {
+    "cell": (10.454, 10.454, 10.454, 90.0, 90.0, 90.0),
+    "group": 225,
+    "atoms": [("Re", (0.0, 0.0, 0.0)), ("Br", (0.759, 0.0, 0.0)), ("N", (0.75, 0.25, 0.75))],
+    "h_sites": ["32f"],
+    "h": [(0.6929, 0.3071, 0.6929)],
+}
+NANH2 = {
+    "cell": (8.2002, 8.6794, 11.1322, 90.0, 90.0, 90.0),
+    "group": 70,
+    "atoms": [("Na", (0.625, 0.625, 0.4899)), ("N", (0.1397, 0.375, 0.375))],
+    "h_sites": ["32h"],
+    "h": [(0.8104, 0.1814, 0.5682)],
 }
 
 
@@ -139,3 +169,50 @@ def test_bad_input_raises(change, message):
     arguments.update(change)
     with pytest.raises(ValueError, match=message):
         place_hydrogens(**arguments)
+
+
+def _error_or_none(case, settings):
+    cell, group, frac, elements, sites = _inputs(case)
+    placed = place_hydrogens(cell, group, frac, elements, sites, settings)
+    return None if placed is None else _largest_h_error(cell, group, placed, case["h"])
+
+
+def test_ice_needs_the_h_h_contacts_resolved():
+    # Each water's best pair of acceptors alone puts H of neighbouring waters 0.8 Å apart (both waters point at
+    # each other); keeping H of different O 1.8 Å apart gives the ordered ice XI of the DFT relaxation.
+    assert _error_or_none(ICE_XI, HydrogenSettings()) < 0.3
+    unresolved = _error_or_none(ICE_XI, HydrogenSettings(min_hh_distance=0.0))
+    assert unresolved is None or unresolved > 0.5
+
+
+def test_ammonium_orientation_by_cation_repulsion():
+    # NH4+ on the -43m site of K2PtCl6-type (NH4)2ReBr6: the two tetrahedra make H...Br bonds nearly alike; the
+    # one pointing between the ReBr6 octahedra, not at their faces (and the Re behind them), is the DFT one.
+    assert _error_or_none(NH4_2_REBR6, HydrogenSettings()) < 0.3
+    assert _error_or_none(NH4_2_REBR6, HydrogenSettings(repulsion_weight=0.0)) > 1.0
+
+
+@pytest.mark.parametrize("axes", [(0, 1, 2), (2, 0, 1), (1, 0, 2)], ids=["abc", "cab", "bac"])
+def test_amide_turned_about_its_axis_in_any_setting(axes):
+    # NH2- in NaNH2 has no acceptor in range: the H-N-H plane is turned about the axis away from the Na (a
+    # twofold axis) to the least cation repulsion among those free of H...H clashes. The orientation once came from
+    # an ill-defined single-vector alignment, 0.5-1.0 Å off in each of these settings of Fddd.
+    case = {
+        "cell": (*(NANH2["cell"][i] for i in axes), 90.0, 90.0, 90.0),
+        "group": 70,
+        "atoms": [(e, tuple(x[i] for i in axes)) for e, x in NANH2["atoms"]],
+        "h_sites": NANH2["h_sites"],
+        "h": [tuple(h[i] for i in axes) for h in NANH2["h"]],
+    }
+    assert _error_or_none(case, HydrogenSettings()) < 0.3
+
+
+def test_least_crowded_by_hand():
+    # Two donors with three candidates each, ranked: (0, 0) clash, as do (0, 1); candidate 1 of donor 0 clashes
+    # with its own images. Fewest clashes, then the least sum of ranks ((0, 2) before (2, 0), found first).
+    clash = {(i, a, j, b): False for i in range(2) for a in range(3) for j in range(i + 1) for b in range(3)}
+    clash.update({(1, 0, 0, 0): True, (1, 1, 0, 0): True, (0, 1, 0, 1): True})
+    assert _least_crowded(clash, [3, 3]) == [0, 2]
+    # Nothing free of clashes: the fewest, then the best ranked.
+    clash.update({(1, 2, 0, 0): True, (1, 0, 0, 2): True, (1, 1, 0, 2): True, (1, 2, 0, 2): True})
+    assert _least_crowded(clash, [3, 3]) == [0, 0]

@@ -94,6 +94,15 @@ class HydrogenSettings:
         Images of an H closer than this (Å) are one atom on a special position.
     site_tolerance : float
         Largest distance (Å) of a placed H from the Wyckoff position it is assigned to.
+    min_hh_distance : float
+        H bonded to different donor atoms keep at least this far apart (Å).
+    n_candidates : int
+        Candidate H sets per donor among which the H...H contacts are resolved.
+    repulsion_weight : float
+        Weight (Å per v.u./Å) of the Coulomb repulsion between the H of a donor with two or more H and the
+        cations within ``field_radius`` Å, in the cost of an orientation.
+    field_radius : float
+        Cations this close (Å) to a donor repel its H.
     """
 
     bond_lengths: tuple[tuple[str, float], ...] = (("O", 0.97), ("N", 1.01))
@@ -106,10 +115,14 @@ class HydrogenSettings:
     acceptor_range: tuple[float, float] = (2.5, 3.3)
     acceptor_softness: float = 0.05
     min_cation_angle: float = 80.0
-    away_weight: float = 0.3
+    away_weight: float = 0.2
     symmetry_angle: float = 30.0
     bridge_distance: float = 2.6
     merge_distance: float = 0.7
+    min_hh_distance: float = 1.8
+    n_candidates: int = 16
+    repulsion_weight: float = 3.0
+    field_radius: float = 6.0
     site_tolerance: float = 0.3
 
 
@@ -297,14 +310,33 @@ def _template(k: int) -> tuple[np.ndarray, np.ndarray | None]:
     return tetrahedron[:3], axis
 
 
+def _repulsion(vectors: np.ndarray, length: float, field: np.ndarray, charges: np.ndarray) -> float:
+    """Coulomb repulsion (v.u./Å) of H at ``length`` Å along the unit ``vectors`` (k, 3) from the donor by the
+    cations around it: ``field`` (n, 3) their positions relative to the donor (Å), ``charges`` (n,) their bond
+    valence sums."""
+    if not len(charges):
+        return 0.0
+    distance = np.linalg.norm(length * vectors[:, None, :] - field[None, :, :], axis=-1)
+    return float((charges / np.maximum(distance, 0.5)).sum())
+
+
 def _directions(
-    site, neighbours: list, k: int, settings: HydrogenSettings, max_distance: dict[str, float]
+    site,
+    neighbours: list,
+    k: int,
+    settings: HydrogenSettings,
+    max_distance: dict[str, float],
+    field: tuple[np.ndarray, np.ndarray] = (np.zeros((0, 3)), np.zeros(0)),
+    length: float = 1.0,
 ) -> list[np.ndarray]:
     """Candidate sets of D-H unit vectors (k, 3) of the donor ``site`` (pymatgen PeriodicSite), best first.
 
     Hydroxide: the acceptors' pull (the nearest, or the mean of those equally near) blended with the direction
     away from the cations, then each acceptor in turn. More H: the template rotated onto every choice of
-    acceptors (Kabsch), by cost (misfit, D...A distances, H too close to a cation).
+    acceptors (Kabsch), by cost (misfit, D...A distances, H too close to a bonded cation, and ``repulsion_weight``
+    times the Coulomb repulsion of the H by the cations of ``field``: positions (n, 3) relative to the donor in Å,
+    bond valence sums (n,)); without an acceptor, turned about the axis away from the cations, least repulsion
+    first. ``length``: the D-H distance (Å).
     """
     from pymatgen.analysis.bond_valence import BV_PARAMS, calculate_bv_sum
     from scipy.spatial.transform import Rotation
@@ -348,7 +380,8 @@ def _directions(
     else:
         pool = acceptors[:8]
         size = min(k, len(pool))
-        for subset in itertools.combinations(range(len(pool)), size):
+        # Without acceptors the orientation about the axis is the last resorts' (least repulsion).
+        for subset in itertools.combinations(range(len(pool)), size) if size or axis is None else []:
             for slots in itertools.permutations(range(k), size):
                 targets = [pool[i][1] for i in subset]
                 sources = [template[s] for s in slots]
@@ -364,12 +397,19 @@ def _directions(
                 misfit = sum(1.0 - float(placed[s] @ pool[i][1]) for i, s in zip(subset, slots, strict=True))
                 crowd = sum(max(0.0, float(h @ c) - cos_limit) for h in placed for c in strong)
                 cost = misfit + sum(pool[i][0] for i in subset) - size * settings.acceptor_range[0] + 10 * crowd
+                cost += settings.repulsion_weight * _repulsion(placed, length, *field)
                 candidates.append((cost, placed))
     candidates.sort(key=lambda c: c[0])
-    # Last resorts: the template with its axis away from the cations, or as it stands.
+    # Last resorts: the template with its axis away from the cations, turned about that axis to the least
+    # repulsion by the cations around (two or three H), or as it stands.
     if away is not None and axis is not None:
         rotation, _ = Rotation.align_vectors(away[None, :], axis[None, :])
-        candidates.append((math.inf, rotation.apply(template)))
+        turns = [Rotation.from_rotvec(math.radians(a) * away) * rotation for a in range(0, 360, 10)] if k > 1 else []
+        spun = sorted(
+            ((_repulsion(t.apply(template), length, *field), t.apply(template)) for t in turns), key=lambda c: c[0]
+        )
+        candidates.append((math.inf, spun[0][1] if spun else rotation.apply(template)))
+        candidates.extend((math.inf, vectors) for _, vectors in spun[1:])
     candidates.append((math.inf, template))
     return [c for _, c in candidates]
 
@@ -428,6 +468,81 @@ def _distance_to_position(
     residual = np.linalg.norm((images[:, None, :] + shifts[None, :, :] - on_position) @ cell.matrix, axis=-1)
     best = np.unravel_index(np.argmin(residual), residual.shape)
     return float(residual[best]), np.mod(on_position[best], 1.0)
+
+
+def _hydrogens_of(
+    cell: UnitCell,
+    space_group: SpaceGroup,
+    vectors: np.ndarray,
+    centre: np.ndarray,
+    donor: np.ndarray,
+    length: float,
+    merge: float,
+) -> list[np.ndarray]:
+    """Symmetrised H (fractional) of one donor along the unit ``vectors`` (k, 3), less those that merge."""
+    hydrogens: list[np.ndarray] = []
+    for vector in vectors:
+        h = np.linalg.solve(cell.matrix.T, centre + length * vector)
+        h = _symmetrise(cell, space_group, h, donor, length, merge)
+        images = np.einsum("sij,j->si", space_group.rotations, h) + space_group.translations
+        if any(cell.distance(_nearest_image(images, p), p).min() < merge for p in hydrogens):
+            continue
+        hydrogens.append(h)
+    return hydrogens
+
+
+def _images(
+    space_group: SpaceGroup, hydrogens: Sequence[np.ndarray], donor: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images (n, 3) of ``hydrogens`` (fractional) and of the ``donor`` each is bonded to, the donor's in [0, 1)."""
+    if not len(hydrogens):
+        return np.zeros((0, 3)), np.zeros((0, 3))
+    h = np.einsum("sij,kj->ski", space_group.rotations, np.asarray(hydrogens)) + space_group.translations[:, None, :]
+    d = np.einsum("sij,j->si", space_group.rotations, donor) + space_group.translations
+    shift = np.floor(d + 1e-9)
+    return (h - shift[:, None, :]).reshape(-1, 3), np.repeat(d - shift, len(hydrogens), axis=0)
+
+
+def _contacts(cell: UnitCell, first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray]) -> float:
+    """Shortest distance (Å) between an H of ``first`` and an H of ``second`` bonded to another donor atom; each
+    is (H images (n, 3), their donors (n, 3)) as :func:`_images` gives them."""
+    (h1, d1), (h2, d2) = first, second
+    delta = h1[:, None, :] - h2[None, :, :]
+    delta -= np.round(delta)
+    distance = np.sqrt(np.einsum("abi,ij,abj->ab", delta, cell.metric, delta))
+    same = d1[:, None, :] - d2[None, :, :]
+    same = (np.abs(same - np.round(same)) < 1e-3).all(axis=2)
+    return float(distance[~same].min()) if (~same).any() else math.inf
+
+
+def _least_crowded(clash: dict, n_candidates: Sequence[int], max_nodes: int = 20000) -> list[int]:
+    """One candidate per donor: fewest H...H clashes, then the least sum of candidate ranks (depth-first branch and
+    bound from the all-first choice). ``clash[(i, a, j, b)]`` is True when candidate ``a`` of donor ``i`` clashes
+    with candidate ``b`` of donor ``j`` (j <= i; j == i: with its own images)."""
+    n = len(n_candidates)
+
+    def score(choice: Sequence[int]) -> tuple[int, int]:
+        crowded = sum(clash[(i, choice[i], j, choice[j])] for i in range(len(choice)) for j in range(i + 1))
+        return crowded, sum(choice)
+
+    best, best_score = [0] * n, score([0] * n)
+    nodes = 0
+
+    def search(choice: list[int], crowded: int) -> None:
+        nonlocal best, best_score, nodes
+        nodes += 1
+        if nodes > max_nodes or (crowded, sum(choice)) >= best_score:
+            return
+        if len(choice) == n:
+            best, best_score = list(choice), (crowded, sum(choice))
+            return
+        i = len(choice)
+        for a in range(n_candidates[i]):
+            extra = clash[(i, a, i, a)] + sum(clash[(i, a, j, choice[j])] for j in range(i))
+            search([*choice, a], crowded + extra)
+
+    search([], 0)
+    return best
 
 
 def place_hydrogens(
@@ -495,32 +610,47 @@ def place_hydrogens(
     structure = _structure(cell, cell_frac, [elements[i] for i in owner])
     lengths = dict(settings.bond_lengths)
     reach = max(settings.bond_cutoff, *max_distance.values())
+    charges = np.array([_bv_sum(structure, i, settings.bond_cutoff) for i in range(len(structure))])
 
-    placed: list[np.ndarray] = []
+    options: list[list[list[np.ndarray]]] = []  # per donor, per candidate: its H (fractional)
+    images: list[list[tuple[np.ndarray, np.ndarray]]] = []
     for index, k in counts.items():
         first = int(np.flatnonzero(owner == index)[0])
-        centre = structure[first].coords
-        length = lengths[elements[index]]
-        neighbours = structure.get_neighbors(structure[first], reach)
+        donor = cell_frac[first]
         if k == 0.5:
-            images = cell_frac[owner == index]
-            partner = _nearest_image(images[1:], images[0])
-            partner = partner[np.argmin(cell.distance(partner, images[0]))]
-            placed.append(np.mod((images[0] + partner) / 2, 1.0))
+            copies = cell_frac[owner == index]
+            partner = _nearest_image(copies[1:], copies[0])
+            partner = partner[np.argmin(cell.distance(partner, copies[0]))]
+            h = np.mod((copies[0] + partner) / 2, 1.0)
+            options.append([[h]])
+            images.append([_images(space_group, [h], h)])
             continue
-        candidates = _directions(structure[first], neighbours, k, settings, max_distance)
-        # The H of a donor on a special position must be permuted by its site symmetry: take the best candidate
-        # that is, the best of all when none is (the symmetrisation below then merges or moves them).
-        rotations = _site_rotations(cell, space_group, cell_frac[first])
+        neighbours = structure.get_neighbors(structure[first], reach)
+        length = lengths[elements[index]]
+        centre = structure[first].coords
+        around = [n for n in structure.get_neighbors(structure[first], settings.field_radius) if charges[n.index] > 0]
+        field = (np.array([n.coords - centre for n in around]).reshape(-1, 3), charges[[n.index for n in around]])
+        candidates = _directions(structure[first], neighbours, k, settings, max_distance, field, length)
+        # The H of a donor on a special position must be permuted by its site symmetry: candidates that are come
+        # first (the symmetrisation merges or moves the others).
+        rotations = _site_rotations(cell, space_group, donor)
         tolerance = math.radians(settings.symmetry_angle)
-        vectors = next((c for c in candidates if _invariant(c, rotations, tolerance)), candidates[0])
-        for vector in vectors:
-            h = np.linalg.solve(cell.matrix.T, centre + length * vector)
-            h = _symmetrise(cell, space_group, h, cell_frac[first], length, settings.merge_distance)
-            images = np.einsum("sij,j->si", space_group.rotations, h) + space_group.translations
-            if any(cell.distance(_nearest_image(images, p), p).min() < settings.merge_distance for p in placed):
+        invariant = [_invariant(c, rotations, tolerance) for c in candidates]
+        ordered = [c for c, ok in zip(candidates, invariant, strict=True) if ok]
+        ordered += [c for c, ok in zip(candidates, invariant, strict=True) if not ok]
+        choices = []
+        for vectors in ordered[: settings.n_candidates]:
+            choices.append(_hydrogens_of(cell, space_group, vectors, centre, donor, length, settings.merge_distance))
+        options.append(choices)
+        images.append([_images(space_group, h, donor) for h in choices])
+    clash = {}
+    for i, j in itertools.combinations_with_replacement(range(len(options)), 2):
+        for a, b in itertools.product(range(len(options[j])), range(len(options[i]))):
+            if i == j and a != b:
                 continue
-            placed.append(h)
+            clash[(j, a, i, b)] = _contacts(cell, images[j][a], images[i][b]) < settings.min_hh_distance
+    choice = _least_crowded(clash, [len(o) for o in options])
+    placed = [h for o, c in zip(options, choice, strict=True) for h in o[c]]
     orbits = [len(space_group.orbit(h, tol=1e-3)) for h in placed]
     if sorted(orbits) != sorted(multiplicities):
         return None
