@@ -332,7 +332,8 @@ def run(args: argparse.Namespace) -> int:
         lane = attempt["race"].lanes[attempt["race"].winner] if attempt["race"].winner is not None else None
         found = "no winner" if lane is None else f"winner χ² {lane.chi2:.3g} against a noise level of "
         found += "" if lane is None else f"{attempt['race'].noise_chi2:.3g}, not confirmed"
-        say(f"not solved in this cell ({found}); trying the {choice.source}: {choice.bravais} {choice.cell.parameters}")
+        parameters = ", ".join(f"{x:.5g}" for x in choice.cell.parameters)
+        say(f"not solved in this cell ({found}); trying the {choice.source}: {choice.bravais} {parameters}")
         try:
             solve["attempts"].append(_attempt(args, pattern, out, solve, choice, say, cache))
         except InputError as error:
