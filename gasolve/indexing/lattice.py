@@ -80,7 +80,39 @@ def consistent_centrings(
     list of str
         Most restrictive first; empty when the lattice looks primitive.
     """
+    return [
+        name
+        for name in CENTRINGS_OF_SYSTEM[system]
+        if not np.any(centring_violations(system, parameters, q_obs, q_tol, indexed, name))
+    ]
+
+
+def centring_violations(
+    system: str, parameters: np.ndarray, q_obs: np.ndarray, q_tol: np.ndarray, indexed: np.ndarray, centring: str
+) -> np.ndarray:
+    """The indexed lines that no reflection the centring allows indexes within their tolerance.
+
+    Parameters
+    ----------
+    system : str
+    parameters : ndarray, shape (n_par,)
+        Reciprocal parameters of the solution (:mod:`gasolve.indexing.systems`).
+    q_obs, q_tol : ndarray, shape (n_lines,)
+        Å⁻².
+    indexed : ndarray, shape (n_lines,), bool
+    centring : str
+        A, B, C, I, F or R (:data:`CENTRING_CONDITIONS`).
+
+    Returns
+    -------
+    ndarray of bool, shape (n_lines,)
+        True for an indexed line that only reflections the centring forbids index; every indexed line when the
+        centring allows no reflection up to the last line.
+    """
     indexed = np.asarray(indexed, dtype=bool)
+    out = np.zeros(len(indexed), dtype=bool)
+    if not np.any(indexed):
+        return out
     q = np.asarray(q_obs, dtype=float)[indexed]
     tol = np.asarray(q_tol, dtype=float)[indexed]
     cell = direct_cell(system, parameters)
@@ -91,16 +123,14 @@ def consistent_centrings(
     q_all = coefficient_matrix(system, hkl) @ np.asarray(parameters, dtype=float)
     near = q_all <= q_reach
     hkl, q_all = hkl[near], q_all[near]
-    found = []
-    for name in CENTRINGS_OF_SYSTEM[system]:
-        allowed = np.sort(q_all[CENTRING_CONDITIONS[name](hkl[:, 0], hkl[:, 1], hkl[:, 2])])
-        if len(allowed) == 0:
-            continue
-        position = np.clip(np.searchsorted(allowed, q), 1, max(len(allowed) - 1, 1))
-        nearest = np.minimum(np.abs(allowed[position] - q), np.abs(allowed[position - 1] - q))
-        if np.all(nearest <= tol):
-            found.append(name)
-    return found
+    allowed = np.sort(q_all[CENTRING_CONDITIONS[centring](hkl[:, 0], hkl[:, 1], hkl[:, 2])])
+    if len(allowed) == 0:
+        out[indexed] = True
+        return out
+    position = np.clip(np.searchsorted(allowed, q), 1, max(len(allowed) - 1, 1))
+    nearest = np.minimum(np.abs(allowed[position] - q), np.abs(allowed[position - 1] - q))
+    out[indexed] = nearest > tol
+    return out
 
 
 def lattice_vectors(cell: tuple[float, ...]) -> np.ndarray:

@@ -38,6 +38,7 @@ from gasolve.indexing.solutions import (
     IndexingSolution,
     index_lines,
     rank_solutions,
+    searched_volume,
 )
 from gasolve.indexing.systems import SYSTEMS
 from gasolve.indexing.zero import order_zeros
@@ -288,14 +289,15 @@ def _search(
         # a cubic pattern's few, widely spaced lines, which otherwise runs into its box limit at every zero.
         before = (*searched_before, *systems[:position])
         convincing = [s for s in (*earlier, *found) if s.m20 >= settings.convincing_m20 and s.searched_as in before]
-        volume = max_volume
-        if convincing:
-            volume = min(max_volume, 1.02 * min(s.primitive_volume for s in convincing))
+        # The bound is a primitive volume; the system's dichotomy searches conventional cells (a rhombohedral
+        # lattice in its triple hexagonal cell), so it goes up to searched_volume and keeps what lies below.
+        bound = min([np.inf, *(1.02 * s.primitive_volume for s in convincing)])
+        volume = min(max_volume, searched_volume(system, bound))
         dichotomy = DichotomySettings(
             max_volume=volume, max_unindexed=settings.max_unindexed, triclinic_boxes=settings.triclinic_boxes
         )
         try:
-            found += index_lines(
+            solutions = index_lines(
                 q_obs,
                 q_tol,
                 dichotomy,
@@ -305,6 +307,7 @@ def _search(
                 shifts=shifts,
                 budget=budget,
             )
+            found += [s for s in solutions if s.primitive_volume <= bound]
         except RuntimeError as error:
             notes.append(str(error))
             if overflowed is not None:
@@ -456,7 +459,8 @@ def _second_pass(
 
     It searches the cubic-to-monoclinic systems of higher symmetry than every convincing cell of the first pass
     (all of them when none convinces) up to the volume limit, and the convincing cell's own system (cubic to
-    monoclinic) below the smallest convincing primitive volume: a few foreign lines can keep the true lattice
+    monoclinic) below the smallest convincing primitive volume (:func:`_level_search`): a few foreign lines can keep
+    the true lattice
     out of the first pass and let a cell of lower symmetry index them instead (an fcc pattern of 5 lines with 3
     impurity lines gave mC and mP cells of 36 and 18 Å³ that index 7 of its 8 lines, M ~ 1000). The higher
     systems are not bounded by that cell's volume, since a cell with fewer parameters can beat a smaller one
@@ -488,19 +492,24 @@ def _second_pass(
     )
     if not above and not level:
         return [], []
-    below = min([settings.max_volume] + [1.02 * s.primitive_volume for s in convincing])
     found: list[tuple[float, IndexingSolution]] = []
     notes: list[str] = []
     searched = []
     # Systems of higher symmetry up to the volume limit: fewer parameters can make a larger cell that leaves more
     # lines out the better one (the ranking figure), so the convincing cell's volume does not bound them.
-    for systems, volume in ((above, settings.max_volume), (level, below)):
-        if systems:
-            again = replace(settings, max_unindexed=retry, systems=systems, max_volume=volume)
-            more_found, more_notes = _higher_symmetry(peaks, order, wavelength, tolerance, again)
-            found += more_found
-            notes += more_notes
-            searched.append(f"{', '.join(systems)} up to {volume:.0f} Å³")
+    if above:
+        again = replace(settings, max_unindexed=retry, systems=above, max_volume=settings.max_volume)
+        more_found, more_notes = _higher_symmetry(peaks, order, wavelength, tolerance, again)
+        found += more_found
+        notes += more_notes
+        searched.append(f"{', '.join(above)} up to {settings.max_volume:.0f} Å³")
+    for system in level:
+        more_found, more_notes, what = _level_search(
+            peaks, order, wavelength, tolerance, replace(settings, max_unindexed=retry), system, convincing
+        )
+        found += more_found
+        notes += more_notes
+        searched.append(what)
     bar = max((s.ranking for _, s in first_pass), default=0.0)
     kept = [(z, s) for z, s in found if s.ranking > bar]
     best = max((s.ranking for _, s in kept), default=None)
@@ -511,6 +520,48 @@ def _second_pass(
         "unindexed lines counted, weighed by the lines that test each lattice)"
     )
     return kept, notes
+
+
+def _level_search(
+    peaks,
+    order: np.ndarray,
+    wavelength: float,
+    tolerance: float,
+    settings: IndexingSettings,
+    system: str,
+    convincing: list[IndexingSolution],
+) -> tuple[list[tuple[float, IndexingSolution]], list[str], str]:
+    """The second pass's search of the convincing cells' own ``system`` for lattices of smaller primitive volume.
+
+    The bound is the smallest primitive volume of the convincing cells (1.02 times it), and the system's dichotomy
+    searches conventional cells, so it searches up to :func:`~gasolve.indexing.solutions.searched_volume` (a
+    rhombohedral lattice is found in its triple hexagonal cell) and keeps the cells below the bound. Simulated
+    NdTlSe2 (R-3m, 126 Å³ primitive, 379 Å³ in hexagonal axes, two impurity lines): the bound of 129 Å³ (an mP
+    cell of 126.4 Å³) was applied to the hexagonal cell, and the hR lattice was not searched.
+
+    Parameters
+    ----------
+    peaks, order, wavelength, tolerance
+        As for :func:`_higher_symmetry`.
+    settings : IndexingSettings
+        With the second pass's ``max_unindexed``.
+    system : str
+    convincing : list of IndexingSolution
+        The first pass's convincing cells (any system).
+
+    Returns
+    -------
+    found : list of (zero, IndexingSolution)
+    notes : list of str
+    searched : str
+        What was searched, for the second pass's note.
+    """
+    bound = min([settings.max_volume, *(1.02 * s.primitive_volume for s in convincing)])
+    volume = min(settings.max_volume, searched_volume(system, bound))
+    again = replace(settings, systems=(system,), max_volume=volume)
+    found, notes = _higher_symmetry(peaks, order, wavelength, tolerance, again)
+    found = [(z, s) for z, s in found if s.primitive_volume <= bound]
+    return found, notes, f"{system} below {bound:.0f} Å³ primitive ({volume:.0f} Å³ searched)"
 
 
 def _higher_symmetry(
