@@ -226,3 +226,33 @@ def test_bad_input():
         PeakSearchSettings(fwhm=-0.1)
     with pytest.raises(InputError, match="wavelength"):
         PeakSet(np.ones(1), np.ones(1), np.ones(1), np.ones(1)).q_values(0.0)
+
+
+def _pseudo_voigt_lines(x: np.ndarray, lines: list[tuple[float, float, float]], eta: float = 0.5) -> np.ndarray:
+    """Sum of unit-height pseudo-Voigt lines (position °, FWHM °, height)."""
+    y = np.zeros_like(x)
+    for position, fwhm, height in lines:
+        u = (x - position) / (0.5 * fwhm)
+        y += height * (eta / (1.0 + u**2) + (1.0 - eta) * np.exp(-math.log(2.0) * u**2))
+    return y
+
+
+def test_a_sharp_line_among_broad_clusters_is_kept_and_a_one_point_spike_is_not():
+    """Lines 0.04° wide at 0.01° steps beside 0.2° clusters (as in the RRUFF mineral patterns): the typical width
+    is the clusters', and the width test alone dropped the sharp lines as noise spikes; a spike one point wide
+    still goes."""
+    x = np.round(np.arange(10.0, 70.0, 0.01), 10)
+    broad = [(p, 0.2, 3000.0) for p in (15.0, 22.0, 28.0, 33.0, 41.0, 47.0, 52.0, 58.0)]
+    sharp = [(37.5, 0.04, 2500.0), (63.25, 0.04, 1500.0)]
+    rng = np.random.default_rng(5)
+    y = rng.poisson(_pseudo_voigt_lines(x, broad + sharp) + 50.0).astype(float)
+    spike = int(np.searchsorted(x, 44.0))
+    y[spike] += 3000.0  # one point: a noise spike (a cosmic ray, a detector glitch)
+    peaks = search_peaks(ObservedPattern(x, y, counting_sigma(y)), parse_radiation("CuKa1"))
+    for position, _, _ in broad + sharp:
+        assert np.min(np.abs(peaks.two_theta - position)) < 0.01
+    assert np.min(np.abs(peaks.two_theta - 44.0)) > 0.1
+    old = search_peaks(
+        ObservedPattern(x, y, counting_sigma(y)), parse_radiation("CuKa1"), PeakSearchSettings(spike_steps=1e9)
+    )
+    assert all(np.min(np.abs(old.two_theta - p)) > 0.01 for p, _, _ in sharp)  # the width test alone
