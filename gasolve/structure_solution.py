@@ -251,12 +251,16 @@ def solve_hypotheses(base: StructureSpec, groups: list[GroupChoice], max_hypothe
     return [merged[i][1] for i in order[:max_hypotheses]], routes
 
 
-def lower_symmetry_cell(choice: CellChoice) -> CellChoice:
-    """The Niggli-reduced primitive cell of ``choice``'s lattice, as an aP cell (P-1 and P1 are raced in it)."""
+def _reduced_parameters(cell: UnitCell, bravais: str) -> tuple[float, ...]:
+    """Niggli-reduced primitive cell (a, b, c, α, β, γ) of the lattice of a conventional ``cell``."""
     from gasolve.indexing.lattice import niggli_cell, primitive_basis
 
-    centring = "R" if choice.bravais == "hR" else choice.bravais[1]
-    reduced = niggli_cell(primitive_basis(tuple(choice.cell.parameters), centring))
+    return niggli_cell(primitive_basis(tuple(cell.parameters), "R" if bravais == "hR" else bravais[1]))
+
+
+def lower_symmetry_cell(choice: CellChoice) -> CellChoice:
+    """The Niggli-reduced primitive cell of ``choice``'s lattice, as an aP cell (P-1 and P1 are raced in it)."""
+    reduced = _reduced_parameters(choice.cell, choice.bravais)
     return CellChoice(UnitCell(*reduced), "aP", f"lower symmetry of the {choice.bravais} cell")
 
 
@@ -281,14 +285,11 @@ def fallback_cells(choice: CellChoice, min_m20: float = 10.0, n_cells: int = 1) 
         P-1 and P1 (left out when the first lattice is already aP), then the other cells: a first cell that indexes
         far better than the next is more likely right with atoms of lower symmetry than wrong.
     """
-    from gasolve.indexing.lattice import niggli_cell, primitive_basis, same_lattice
-
-    def reduced(cell: UnitCell, bravais: str) -> tuple[float, ...]:
-        return niggli_cell(primitive_basis(tuple(cell.parameters), "R" if bravais == "hR" else bravais[1]))
+    from gasolve.indexing.lattice import same_lattice
 
     close: list[CellChoice] = []
     far: list[CellChoice] = []
-    seen = [reduced(choice.cell, choice.bravais)]
+    seen = [_reduced_parameters(choice.cell, choice.bravais)]
     records = (choice.indexing or {}).get("candidates", [])
     first_ranking = records[0].get("ranking", 0.0) if records else 0.0
     for k, record in enumerate(records[1:], start=2):
@@ -297,7 +298,7 @@ def fallback_cells(choice: CellChoice, min_m20: float = 10.0, n_cells: int = 1) 
         if record["m20"] < min_m20:
             continue
         cell = UnitCell(*record["cell"])
-        cell_reduced = reduced(cell, record["bravais"])
+        cell_reduced = _reduced_parameters(cell, record["bravais"])
         if any(same_lattice(cell_reduced, other) for other in seen):
             continue
         seen.append(cell_reduced)

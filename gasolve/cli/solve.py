@@ -329,9 +329,11 @@ def run(args: argparse.Namespace) -> int:
         if not needs_fallback(attempt["race"]) or not solve["fallbacks"]:
             break
         choice = solve["fallbacks"].pop(0)
-        lane = attempt["race"].lanes[attempt["race"].winner] if attempt["race"].winner is not None else None
-        found = "no winner" if lane is None else f"winner χ² {lane.chi2:.3g} against a noise level of "
-        found += "" if lane is None else f"{attempt['race'].noise_chi2:.3g}, not confirmed"
+        ended = attempt["race"]
+        found = "no winner"
+        if ended.winner is not None:
+            chi2 = ended.lanes[ended.winner].chi2
+            found = f"winner χ² {chi2:.3g} against a noise level of {ended.noise_chi2:.3g}, not confirmed"
         parameters = ", ".join(f"{x:.5g}" for x in choice.cell.parameters)
         say(f"not solved in this cell ({found}); trying the {choice.source}: {choice.bravais} {parameters}")
         try:

@@ -26,8 +26,7 @@
    Kα2 is stripped and includes clusters of lines, so on patterns whose lines vary in width it can be twice a
    sharp line's: a measured RRUFF mineral pattern (../shared/data/rruff-dev, 0.01° steps) has single lines of
    0.04° beside clusters of 0.2°, and the width test alone dropped its second strongest line (area 47 esds, 4
-   points wide). A spike is
-   one or two points.
+   points wide). A spike is one or two points.
 """
 
 from __future__ import annotations
