@@ -70,6 +70,8 @@ TESTING_LINES = 4
 MIN_LINES = 1 + TESTING_LINES
 #: From this many lines on, every system is searched (as before there was a rule for fewer).
 FULL_SEARCH_LINES = 8
+#: A σ scaled by at least this much to the profile's scatter (:mod:`gasolve.indexing.noise`) is noted in the result.
+NOTED_NOISE_INFLATION = 1.5
 #: Below a convincing cell, lower symmetry is searched up to this fraction of its primitive volume.
 _BELOW = 0.98
 
@@ -343,6 +345,18 @@ def index_pattern(
     """
     settings = settings or IndexingSettings()
     peaks = search_peaks(pattern, radiation, settings.peak_search)
+    result = _index_found_peaks(pattern, radiation, settings, peaks)
+    if peaks.noise_inflation >= NOTED_NOISE_INFLATION:
+        note = (
+            f"the points scatter {peaks.noise_inflation:.1f} times more than their esds (a normalised or rescaled "
+            "pattern?): the peak search scaled σ to the scatter"
+        )
+        result = replace(result, notes=(*result.notes, note))
+    return result
+
+
+def _index_found_peaks(pattern: ObservedPattern, radiation: Radiation, settings: IndexingSettings, peaks):
+    """:func:`index_pattern` from the lines the peak search found (Kβ satellites left out, then kept in)."""
     if not peaks.kbeta.any():
         return _index_peaks(pattern, radiation, settings, peaks)
     left = int(np.count_nonzero(~peaks.kbeta))

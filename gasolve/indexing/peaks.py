@@ -1,5 +1,8 @@
 """Peak search on a measured powder profile: the line positions (with esds) that indexing starts from.
 
+0. Noise: the thresholds below are in esds of the profile, so σ is first scaled up to the profile's
+   point-to-point scatter where the points scatter more than σ says (:mod:`gasolve.indexing.noise`): a
+   normalised pattern's σ = √y depends on its arbitrary scale (``calibrate_noise``).
 1. Background: SNIP, the statistics-sensitive non-linear iterative peak-clipping of Ryan, Clayton, Griffin, Sie &
    Cousens, Nucl. Instrum. Methods B 34 (1988) 396, on the log-log-square-root (LLS) transformed profile, with
    the clipping window growing from 1 to m points as in Morháč & Matoušek, Appl. Spectrosc. 62 (2008) 91
@@ -42,6 +45,7 @@ from threadpoolctl import threadpool_limits
 from gasolve.diffraction.wavelength import Radiation
 from gasolve.errors import InputError
 from gasolve.indexing.kbeta import KBetaSettings, flag_kbeta
+from gasolve.indexing.noise import NoiseModel, noise_model
 from gasolve.io.patterns import ObservedPattern
 
 _LN2 = math.log(2.0)
@@ -65,6 +69,9 @@ class PeakSet:
     kbeta_of : ndarray, shape (n_peaks,), optional
         For a line taken for the Kβ satellite of a stronger line (:func:`gasolve.indexing.kbeta.flag_kbeta`), the
         2θ of that parent line (degrees); NaN for the others (all NaN when not given).
+    noise_inflation : float
+        Median factor (≥ 1) by which the search scaled the pattern's σ to its point-to-point scatter
+        (:func:`gasolve.indexing.noise.noise_model`); 1 when σ described the scatter or was taken as given.
     """
 
     two_theta: np.ndarray
@@ -72,6 +79,7 @@ class PeakSet:
     intensity: np.ndarray
     fwhm: np.ndarray
     kbeta_of: np.ndarray | None = None
+    noise_inflation: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kbeta_of is None:
@@ -152,6 +160,9 @@ class PeakSearchSettings:
     spike_steps : float
         A fitted peak narrower than half the typical FWHM is a noise spike only when it is also narrower than this
         many steps of the pattern.
+    calibrate_noise : bool
+        Scale σ up to the profile's point-to-point scatter when the points scatter more than σ says
+        (:mod:`gasolve.indexing.noise`): a normalised pattern's √y depends on its arbitrary scale. False trusts σ.
     fwhm : float or None
         Typical FWHM (degrees) if known; estimated from the pattern when None.
     kbeta : KBetaSettings or None
@@ -171,6 +182,7 @@ class PeakSearchSettings:
     ghost_ratio: float = 0.3
     max_group: int = 10
     spike_steps: float = 3.0
+    calibrate_noise: bool = True
     fwhm: float | None = None
     kbeta: KBetaSettings | None = field(default_factory=KBetaSettings)
 
@@ -428,6 +440,9 @@ def search_peaks(pattern: ObservedPattern, radiation: Radiation, settings: PeakS
     t, y, sigma = pattern.two_theta, pattern.y_obs, pattern.sigma
     if len(t) < 10:
         raise InputError(f"a peak search needs at least 10 points, the pattern has {len(t)}", pattern.source)
+    noise = noise_model(y, sigma) if settings.calibrate_noise else NoiseModel()
+    inflation_of_noise = noise.inflation(sigma)
+    sigma = noise.sigma(sigma)
     step = float(np.median(np.diff(t)))
     ratios, weights = _line_ratios(radiation)
     k = settings.min_significance
@@ -440,7 +455,7 @@ def search_peaks(pattern: ObservedPattern, radiation: Radiation, settings: PeakS
         rough, rough_sigma = _smooth(net, sigma, 5)
         found, _ = scipy.signal.find_peaks(rough, height=2 * k * rough_sigma, prominence=2 * k * rough_sigma)
         if len(found) == 0:
-            return _empty()
+            return _empty(inflation_of_noise)
         widths = scipy.signal.peak_widths(rough, found, rel_height=0.5)[0] * step
         typical = float(np.median(widths))
     else:
@@ -456,7 +471,7 @@ def search_peaks(pattern: ObservedPattern, radiation: Radiation, settings: PeakS
     threshold = k * smoothed_sigma
     candidates, properties = scipy.signal.find_peaks(smoothed, height=threshold, prominence=threshold)
     if len(candidates) == 0:
-        return _empty()
+        return _empty(inflation_of_noise)
     height = properties["peak_heights"]
     widths = scipy.signal.peak_widths(smoothed, candidates, rel_height=0.5)[0] * step
     fwhm = np.clip(widths, 0.7 * typical, 4.0 * typical)
@@ -488,7 +503,7 @@ def search_peaks(pattern: ObservedPattern, radiation: Radiation, settings: PeakS
                 )
             )
     if not results:
-        return _empty()
+        return _empty(inflation_of_noise)
     fitted = {name: np.concatenate([getattr(r, name) for r in results]) for name in _Fit.__dataclass_fields__}
     significant = fitted["area"] > settings.min_area_significance * fitted["area_esd"]
     significant &= (fitted["position"] >= t[0]) & (fitted["position"] <= t[-1])
@@ -499,9 +514,10 @@ def search_peaks(pattern: ObservedPattern, radiation: Radiation, settings: PeakS
         fitted["position_esd"][significant],
         fitted["area"][significant],
         fitted["fwhm"][significant],
+        noise_inflation=inflation_of_noise,
     )
     return peaks if settings.kbeta is None else flag_kbeta(peaks, radiation, settings.kbeta, (t, net, sigma))
 
 
-def _empty() -> PeakSet:
-    return PeakSet(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0))
+def _empty(noise_inflation: float = 1.0) -> PeakSet:
+    return PeakSet(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), noise_inflation=noise_inflation)
