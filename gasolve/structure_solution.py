@@ -20,6 +20,10 @@
    lattice looks more symmetric than its atoms are), as a crystallographer tries the next cell and then lower
    symmetry when a structure does not solve. A later attempt is kept only when it is confirmed and the earlier is
    not, or when its winner's Rwp is at least ``1 - margin`` lower.
+6. **Missed translational symmetry** (:func:`subcell_choice`, :func:`subcell_holds`): when a race's winner repeats
+   in a smaller cell (:mod:`gasolve.model_subcell`; indexing can prefer a supercell that also indexes impurity
+   lines), the stages run again in that cell, and its attempt is kept when it is confirmed and the other is not,
+   or when its Rwp passes Hamilton's R-factor ratio test against the supercell's (fewer parameters, the same fit).
 
 Nothing here prints or writes files.
 """
@@ -336,3 +340,50 @@ def better_attempt(new, old, margin: float = 0.9) -> bool:
     if new_lane.status == "done" and old_lane.status != "done":
         return True
     return new_lane.rwp < margin * old_lane.rwp
+
+
+def winner_structure(fitted, state):
+    """The best model of a race's winner (its hypothesis's sites at the run's best coordinates), a Structure."""
+    from gasolve.hypotheses import race
+    from gasolve.solve import genome_frac, model_structure, template_structure
+
+    lane = state.lanes[state.winner]
+    spec = race.hypothesis_config(fitted, lane.hypothesis, lane.target).structure
+    template = template_structure(spec.name, spec.cell, spec.space_group, spec.sites, spec.b_iso, spec.charges)
+    return model_structure(template, genome_frac(lane.record.state))
+
+
+#: Source of a cell found as the subcell of a solved model (:func:`subcell_choice`).
+SUBCELL_SOURCE = "subcell of the solved model"
+
+
+def subcell_choice(fitted, state) -> tuple[CellChoice, object] | None:
+    """The smaller cell in which a race winner's atoms repeat (:func:`gasolve.model_subcell.model_subcell`), as the
+    next cell to try, with what was found; None when the race has no winner or the model has no subcell."""
+    from gasolve.model_subcell import model_subcell
+
+    if state.winner is None or state.lanes[state.winner].record is None:
+        return None
+    found = model_subcell(winner_structure(fitted, state))
+    if found is None:
+        return None
+    return CellChoice(found.cell, found.bravais, SUBCELL_SOURCE), found
+
+
+def subcell_holds(new, old, observations: int, alpha: float = 0.05) -> bool:
+    """Whether the race ``new`` in the subcell of ``old``'s winner is kept: it has a winner and either it is
+    confirmed and the old one is not, or its Rwp exceeds the old winner's by no more than Hamilton's critical ratio
+    for the coordinates it does not have (:func:`gasolve.model_subcell.hamilton_ratio`, significance ``alpha``)."""
+    from gasolve.model_subcell import hamilton_ratio
+
+    if new.winner is None:
+        return False
+    if old.winner is None:
+        return True
+    new_lane, old_lane = new.lanes[new.winner], old.lanes[old.winner]
+    if new_lane.status == "done" and old_lane.status != "done":
+        return True
+    parameters = old_lane.hypothesis.n_free
+    restrictions = parameters - new_lane.hypothesis.n_free
+    limit = hamilton_ratio(restrictions, observations, parameters, alpha) if restrictions > 0 else 1.0
+    return new_lane.rwp <= limit * old_lane.rwp

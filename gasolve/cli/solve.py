@@ -234,6 +234,36 @@ def _attempt(args, pattern: Path, out: Path, context: dict, choice, say, cache: 
     }
 
 
+def _subcell_check(attempt: dict, say):
+    """Once per finished attempt (not itself in a subcell): the subcell its winner repeats in, as the next cell to
+    try (:func:`gasolve.structure_solution.subcell_choice`), or None. The check is recorded in the attempt, which
+    the checkpoint keeps."""
+    from gasolve.structure_solution import SUBCELL_SOURCE, subcell_choice
+
+    if "subcell" in attempt or attempt["stages"]["cell"]["source"] == SUBCELL_SOURCE:
+        return None
+    found = subcell_choice(attempt["fitted"], attempt["race"])
+    attempt["subcell"] = None
+    if found is None:
+        return None
+    choice, subcell = found
+    attempt["subcell"] = {
+        "cell": list(choice.cell.parameters),
+        "bravais": choice.bravais,
+        "space_group": subcell.symbol,
+        "tolerance": subcell.tolerance,
+        "primitive_atoms": subcell.primitive_atoms,
+        "model_primitive_atoms": subcell.model_primitive_atoms,
+    }
+    parameters = ", ".join(f"{x:.5g}" for x in choice.cell.parameters)
+    say(
+        f"the winner's atoms repeat in a smaller cell ({subcell.model_primitive_atoms} -> {subcell.primitive_atoms} "
+        f"atoms in the primitive cell, {subcell.symbol} within {subcell.tolerance:g} Å): trying the {choice.source}: "
+        f"{choice.bravais} {parameters}"
+    )
+    return choice
+
+
 def _attempt_record(attempt: dict, kept: bool) -> dict:
     """One attempt for summary.json: its cell, groups, how its race ended and its winner's fit."""
     state = attempt["race"]
@@ -248,6 +278,7 @@ def _attempt_record(attempt: dict, kept: bool) -> dict:
         "noise_chi2": state.noise_chi2,
         "confirmed": lane is not None and lane.status == "done",
         "kept": kept,
+        "subcell": attempt.get("subcell"),
     }
 
 
@@ -268,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
     from gasolve.hypotheses import race
     from gasolve.io.checkpoint import read_checkpoint, write_checkpoint
     from gasolve.io.profile_fit_outputs import write_outputs
-    from gasolve.structure_solution import better_attempt, needs_fallback
+    from gasolve.structure_solution import SUBCELL_SOURCE, better_attempt, needs_fallback, subcell_holds
 
     pattern = Path(args.pattern).expanduser().resolve()
     if not pattern.is_file():
@@ -326,16 +357,19 @@ def run(args: argparse.Namespace) -> int:
                 )
                 return 130
             save(state)
-        if not needs_fallback(attempt["race"]) or not solve["fallbacks"]:
-            break
-        choice = solve["fallbacks"].pop(0)
-        ended = attempt["race"]
-        found = "no winner"
-        if ended.winner is not None:
-            chi2 = ended.lanes[ended.winner].chi2
-            found = f"winner χ² {chi2:.3g} against a noise level of {ended.noise_chi2:.3g}, not confirmed"
-        parameters = ", ".join(f"{x:.5g}" for x in choice.cell.parameters)
-        say(f"not solved in this cell ({found}); trying the {choice.source}: {choice.bravais} {parameters}")
+        choice = _subcell_check(attempt, say)
+        if choice is None:
+            unsolved = all(needs_fallback(a["race"]) for a in solve["attempts"])
+            if not unsolved or not solve["fallbacks"]:
+                break
+            choice = solve["fallbacks"].pop(0)
+            ended = attempt["race"]
+            found = "no winner"
+            if ended.winner is not None:
+                chi2 = ended.lanes[ended.winner].chi2
+                found = f"winner χ² {chi2:.3g} against a noise level of {ended.noise_chi2:.3g}, not confirmed"
+            parameters = ", ".join(f"{x:.5g}" for x in choice.cell.parameters)
+            say(f"not solved in this cell ({found}); trying the {choice.source}: {choice.bravais} {parameters}")
         try:
             solve["attempts"].append(_attempt(args, pattern, out, solve, choice, say, cache))
         except InputError as error:
@@ -343,7 +377,12 @@ def run(args: argparse.Namespace) -> int:
         save(solve["attempts"][-1]["race"])
     kept = 0
     for k in range(1, len(solve["attempts"])):
-        if better_attempt(solve["attempts"][k]["race"], solve["attempts"][kept]["race"]):
+        new, old = solve["attempts"][k]["race"], solve["attempts"][kept]["race"]
+        if solve["attempts"][k]["stages"]["cell"]["source"] == SUBCELL_SOURCE:
+            better = subcell_holds(new, old, len(observed.two_theta))
+        else:
+            better = better_attempt(new, old)
+        if better:
             kept = k
     chosen = solve["attempts"][kept]
     if len(solve["attempts"]) > 1:

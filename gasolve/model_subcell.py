@@ -1,0 +1,159 @@
+"""Missed translational symmetry of a solved model: its atoms repeat in a smaller cell than the one searched.
+
+Indexing can prefer a supercell: impurity lines, or a few lines of a light-atom superstructure that is not there,
+are then indexed as well, and the supercell wins on the number of lines it explains. A search in that cell still
+finds the structure, but with twice the free coordinates; the surplus fits the noise and breaks the small cell's
+periodicity by a few tenths of an ångström. A crystallographer checks a solution for missed symmetry (PLATON's
+ADDSYM: Le Page, J. Appl. Cryst. 21 (1988) 983-984; Spek, Acta Cryst. D65 (2009) 148-155) and refines in the
+smaller cell when the fit holds; so does :func:`gasolve.cli.solve`, with the symmetry found by spglib (Togo &
+Tanaka, arXiv:1808.01590) at a tolerance of a few tenths of an ångström and the fit judged by Hamilton's R-factor
+ratio test (Hamilton, Acta Cryst. 18 (1965) 502-510).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.stats
+import spglib
+
+from gasolve.crystal.cell import UnitCell
+from gasolve.crystal.structure import Structure
+
+#: Tolerances (Å, spglib's symprec: a Cartesian distance) tried from the smallest: the first that shows a smaller
+#: primitive cell is taken. A search in a supercell broke the small cell's periodicity by 0.2-0.3 Å (LiSm2IrO6,
+#: P2_1/c searched in a doubled cell); a false subcell at the largest tolerance costs one attempt, and Hamilton's
+#: test rejects it.
+SUBCELL_TOLERANCES = (0.1, 0.2, 0.3, 0.4)
+#: Tolerance (Å) of the model's own primitive cell, against which a smaller one is sought.
+TIGHT_TOLERANCE = 1e-3
+
+_CENTRING = {"P": "P", "A": "C", "B": "C", "C": "C", "I": "I", "F": "F", "R": "R"}
+
+
+@dataclass(frozen=True)
+class Subcell:
+    """A smaller cell in which a model's atoms repeat.
+
+    Attributes
+    ----------
+    cell : UnitCell
+        Conventional standard cell of the symmetrised model (spglib's standardisation).
+    bravais : str
+        Its Bravais lattice (aP, mP, mC, ..., cF).
+    space_group : int
+        The space group number spglib finds at ``tolerance``.
+    symbol : str
+        Its Hermann-Mauguin symbol.
+    tolerance : float
+        The tolerance (Å) at which it was found.
+    primitive_atoms, model_primitive_atoms : int
+        Atoms in the primitive cell of the symmetrised model and of the model itself.
+    """
+
+    cell: UnitCell
+    bravais: str
+    space_group: int
+    symbol: str
+    tolerance: float
+    primitive_atoms: int
+    model_primitive_atoms: int
+
+
+def _spglib_cell(structure: Structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from pymatgen.core.periodic_table import Element
+
+    elements, frac, *_ = structure.expand()
+    numbers = np.array([Element(e).Z for e in elements], dtype=int)
+    return structure.cell.matrix, np.asarray(frac, dtype=float), numbers
+
+
+def _bravais(number: int, symbol: str) -> str:
+    """Bravais symbol of a space group from its number and Hermann-Mauguin symbol."""
+    letter = _CENTRING[symbol[0]]
+    if letter == "R":
+        return "hR"
+    for last, system in ((2, "a"), (15, "m"), (74, "o"), (142, "t"), (194, "h")):
+        if number <= last:
+            return system + letter
+    return "c" + letter
+
+
+def _parameters(lattice: np.ndarray) -> tuple[float, ...]:
+    lengths = np.linalg.norm(lattice, axis=1)
+    angles = []
+    for i, j in ((1, 2), (0, 2), (0, 1)):
+        cosine = float(np.dot(lattice[i], lattice[j]) / (lengths[i] * lengths[j]))
+        angles.append(math.degrees(math.acos(max(-1.0, min(1.0, cosine)))))
+    return (*map(float, lengths), *angles)
+
+
+def model_subcell(structure: Structure, tolerances: tuple[float, ...] = SUBCELL_TOLERANCES) -> Subcell | None:
+    """The smaller cell in which the atoms of ``structure`` repeat within a tolerance, or None.
+
+    Parameters
+    ----------
+    structure : Structure
+        A solved model (any space group; its atoms are expanded to the cell).
+    tolerances : tuple of float
+        Tolerances (Å) tried in increasing order.
+
+    Returns
+    -------
+    Subcell or None
+        At the smallest tolerance whose primitive cell holds fewer atoms than the model's own primitive cell; None
+        when none does.
+    """
+    cell = _spglib_cell(structure)
+    with warnings.catch_warnings():  # spglib 2.x warns about its legacy error handling on every call
+        warnings.simplefilter("ignore")
+        own = spglib.standardize_cell(cell, to_primitive=True, symprec=TIGHT_TOLERANCE)
+        model_atoms = len(cell[2]) if own is None else len(own[2])
+        for tolerance in tolerances:
+            primitive = spglib.standardize_cell(cell, to_primitive=True, symprec=tolerance)
+            if primitive is None or len(primitive[2]) >= model_atoms:
+                continue
+            dataset = spglib.get_symmetry_dataset(cell, symprec=tolerance)
+            conventional = spglib.standardize_cell(cell, to_primitive=False, symprec=tolerance)
+            if dataset is None or conventional is None:
+                continue
+            return Subcell(
+                cell=UnitCell(*_parameters(np.asarray(conventional[0]))),
+                bravais=_bravais(int(dataset.number), str(dataset.international)),
+                space_group=int(dataset.number),
+                symbol=str(dataset.international),
+                tolerance=float(tolerance),
+                primitive_atoms=len(primitive[2]),
+                model_primitive_atoms=model_atoms,
+            )
+    return None
+
+
+def hamilton_ratio(restrictions: int, observations: int, parameters: int, alpha: float = 0.05) -> float:
+    """Hamilton's critical ratio R(b, n - m, α) of weighted R factors (Hamilton 1965).
+
+    A restricted model (``restrictions`` = b fewer parameters) is rejected at significance α when its Rwp exceeds
+    the unrestricted model's by more than this ratio: R = √(b F(b, n - m; 1 - α) / (n - m) + 1).
+
+    Parameters
+    ----------
+    restrictions : int
+        b, parameters the restricted model lacks (≥ 1).
+    observations : int
+        n, observations (profile points).
+    parameters : int
+        m, parameters of the unrestricted model.
+    alpha : float
+        Significance level.
+
+    Returns
+    -------
+    float
+        The critical ratio (> 1).
+    """
+    b = max(int(restrictions), 1)
+    freedom = max(int(observations) - int(parameters), 1)
+    return math.sqrt(b * float(scipy.stats.f.ppf(1.0 - alpha, b, freedom)) / freedom + 1.0)

@@ -1,0 +1,134 @@
+"""Missed translational symmetry of a solved model (gasolve.model_subcell) and the rule that keeps a solve attempt
+in the subcell (gasolve.structure_solution.subcell_holds)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import scipy.stats
+from conftest import data_path
+
+from gasolve.crystal import Site, Structure
+from gasolve.crystal.cell import UnitCell
+from gasolve.crystal.cif_io import read_cif
+from gasolve.crystal.spacegroup import SpaceGroup
+from gasolve.model_subcell import hamilton_ratio, model_subcell
+from gasolve.structure_solution import subcell_holds
+
+KLI2MN2O4 = "cif/mp/KLi2Mn2O4_mp-780874.cif"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def doubled_p1(structure: Structure, shift: float, seed: int) -> Structure:
+    """``structure`` written in P1 in a cell doubled along c, every atom moved by up to ``shift`` Å at random: what
+    a search in the supercell leaves."""
+    elements, frac, _, b_iso, _ = structure.expand()
+    a, b, c, alpha, beta, gamma = structure.cell.parameters
+    cell = UnitCell(a, b, 2.0 * c, alpha, beta, gamma)
+    rng = np.random.default_rng(seed)
+    sites = []
+    for k in (0, 1):
+        for i, (element, x) in enumerate(zip(elements, frac, strict=True)):
+            move = rng.normal(size=3)
+            move *= rng.uniform(0.0, shift) / np.linalg.norm(move)
+            position = (x + np.array([0.0, 0.0, k])) / 2.0 ** np.array([0, 0, 1]) + move @ np.linalg.inv(cell.matrix)
+            sites.append(Site(label=f"{element}{k}_{i}", element=element, frac=tuple(position % 1.0), b_iso=b_iso[i]))
+    return Structure(cell=cell, space_group=SpaceGroup.from_symbol(1), sites=tuple(sites), name="doubled")
+
+
+def model_subcell_free_group(structure: Structure) -> int:
+    """Space group number spglib gives the structure at 0.01 Å."""
+    import spglib
+    from pymatgen.core.periodic_table import Element
+
+    elements, frac, *_ = structure.expand()
+    cell = (structure.cell.matrix, frac, [Element(e).Z for e in elements])
+    return spglib.get_symmetry_dataset(cell, symprec=0.01).number
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return read_cif(data_path(KLI2MN2O4))
+
+
+def test_a_supercell_model_is_found_in_its_cell(reference):
+    found = model_subcell(doubled_p1(reference, 0.15, 1))
+    assert found is not None
+    n_cell = len(reference.expand()[0])
+    assert found.model_primitive_atoms == 2 * n_cell
+    assert found.primitive_atoms == n_cell  # the reference's cell is primitive (P)
+    primitive_volume = found.cell.volume / {"P": 1, "C": 2, "I": 2, "F": 4, "R": 3}[found.bravais[1]]
+    assert primitive_volume == pytest.approx(reference.cell.volume, rel=1e-6)
+    # The reference's symmetry (its CIF is written in P1) comes back with the translation.
+    assert found.space_group == model_subcell_free_group(reference) == 11
+    assert found.tolerance <= 0.3  # atoms moved by up to 0.15 Å: pairs differ by up to 0.3 Å
+
+
+def test_a_model_with_no_smaller_cell_gives_none(reference):
+    assert model_subcell(reference) is None
+    # Moved by more than every tolerance: no subcell is claimed.
+    assert model_subcell(doubled_p1(reference, 0.6, 2), tolerances=(0.1, 0.2)) is None
+
+
+def test_hamilton_ratio_against_the_t_and_chi2_limits():
+    # One restriction: F(1, ν) is the square of Student's t (two-sided).
+    t = scipy.stats.t.ppf(0.975, 500)
+    assert hamilton_ratio(1, 520, 20) == pytest.approx(math.sqrt(t * t / 500 + 1.0), rel=1e-9)
+    # Many observations: b F(b, ν) tends to the χ² quantile with b degrees of freedom.
+    chi2 = scipy.stats.chi2.ppf(0.95, 14)
+    assert hamilton_ratio(14, 10**7, 40) == pytest.approx(math.sqrt(chi2 / (10**7 - 40) + 1.0), rel=1e-5)
+    assert hamilton_ratio(14, 4000, 40) > hamilton_ratio(14, 40000, 40) > 1.0
+
+
+def race(rwp: float, n_free: int, status: str = "racing"):
+    lane = SimpleNamespace(rwp=rwp, status=status, hypothesis=SimpleNamespace(n_free=n_free))
+    return SimpleNamespace(winner=0, lanes=[lane])
+
+
+def test_the_subcell_attempt_is_kept_when_it_fits_as_well_with_fewer_parameters():
+    supercell = race(0.0345, 27)
+    limit = hamilton_ratio(14, 4000, 27)
+    assert subcell_holds(race(0.0345 * (limit - 1e-4), 13), supercell, 4000)
+    assert not subcell_holds(race(0.0345 * (limit + 1e-4), 13), supercell, 4000)
+    # Confirmed where the supercell's was not: kept whatever the ratio; no winner: never.
+    assert subcell_holds(race(0.04, 13, "done"), supercell, 4000)
+    assert not subcell_holds(SimpleNamespace(winner=None, lanes=[]), supercell, 4000)
+    # Not fewer parameters (a degenerate case): it must fit at least as well.
+    assert not subcell_holds(race(0.0346, 27), supercell, 4000)
+
+
+def test_solve_moves_to_the_subcell_of_its_model(tmp_path, capsys):
+    """Rutile given with c doubled: the race in that cell leaves a model that repeats in c/2; the stages run again
+    in the subcell, that race is kept, and best.cif (read by pymatgen) is rutile in its own cell."""
+    import json
+
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+    from pymatgen.core import Lattice
+    from pymatgen.core import Structure as PymatgenStructure
+
+    sys.path.insert(0, str(REPO))
+    from benchmarks.broad import simulate_pattern, write_xye
+    from gasolve.cli.main import main
+
+    rutile = PymatgenStructure.from_spacegroup(
+        "P4_2/mnm", Lattice.tetragonal(4.594, 2.959), ["Ti", "O"], [[0, 0, 0], [0.3048, 0.3048, 0]]
+    )
+    two_theta, y = simulate_pattern(rutile, np.random.default_rng(0), fwhm=0.09)
+    write_xye(tmp_path / "pattern.xye", two_theta, y, "rutile: pymatgen CuKa1, Poisson")
+    out = tmp_path / "out"
+    argv = ["solve", str(tmp_path / "pattern.xye"), "--composition", "TiO2", "--range", "5", "80"]
+    argv += ["--wavelength", "CuKa1", "--cell", "4.594", "4.594", "5.918", "90", "90", "90", "--no-network"]
+    argv += ["--out", str(out), "--scheduler", "synchronous", "--quiet", "--max-evaluations", "200000"]
+    assert main(argv) == 0
+    assert "the winner's atoms repeat in a smaller cell" in capsys.readouterr().out
+    attempts = json.loads((out / "summary.json").read_text())["stages"]["attempts"]
+    assert [a["cell"]["source"] for a in attempts] == ["given", "subcell of the solved model"]
+    assert attempts[0]["subcell"]["primitive_atoms"] == 6 and not attempts[0]["kept"] and attempts[1]["kept"]
+    best = PymatgenStructure.from_file(out / "best.cif")
+    assert best.lattice.c == pytest.approx(2.959, abs=0.01)
+    assert StructureMatcher().get_rms_dist(best, rutile)[1] < 0.05
