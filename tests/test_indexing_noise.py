@@ -1,4 +1,4 @@
-"""Noise of a profile from its scatter (gasolve.indexing.noise), and a peak search that no longer depends on the
+"""Noise of a profile from its scatter (gasolve.diffraction.noise), and a peak search that no longer depends on the
 arbitrary scale of a normalised pattern."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import pytest
 from conftest import data_path
 
 from gasolve.crystal.cif_io import read_cif
+from gasolve.diffraction.noise import MIN_INFLATION, NoiseModel, clipped_variance, fit_noise_model, noise_model
 from gasolve.diffraction.profile import PeakProfile
 from gasolve.diffraction.simulate import simulate
 from gasolve.diffraction.wavelength import parse_radiation
-from gasolve.indexing.noise import MIN_INFLATION, NoiseModel, clipped_variance, fit_noise_model, noise_model
 from gasolve.indexing.peaks import PeakSearchSettings, search_peaks
 from gasolve.io.patterns import ObservedPattern, counting_sigma, read_pattern
 

@@ -242,3 +242,43 @@ def test_lab6_srm660_cell_from_the_measured_pattern():
     assert abs(result.cell.a - LAB6_A) < 0.0005
     assert result.metrics.rwp < 0.05
     assert 0 < result.cell_esd[0] < 1e-4
+
+
+def _background_rwp_and_chi2(pattern: ObservedPattern, terms: int) -> tuple[float, float]:
+    """Rwp and reduced χ² of the background alone (Chebyshev polynomial of ``terms`` terms, weighted fit)."""
+    basis = np.polynomial.chebyshev.chebvander(np.linspace(-1, 1, pattern.n_points), terms - 1)
+    root_w = 1.0 / pattern.sigma
+    coefficients = np.linalg.lstsq(basis * root_w[:, None], root_w * pattern.y_obs, rcond=None)[0]
+    residual = root_w * (pattern.y_obs - basis @ coefficients)
+    rwp = math.sqrt(np.sum(residual**2) / np.sum((root_w * pattern.y_obs) ** 2))
+    return rwp, float(np.sum(residual**2)) / (pattern.n_points - terms)
+
+
+def test_a_fit_at_the_noise_passes_where_its_rwp_alone_fails():
+    """Rutile 2000 counts high over a background of 400, with noise 1.5 times counting statistics and σ saying so:
+    the fit is at the noise, but the noise keeps its Rwp above half the background's. It passes by what it leaves
+    above the noise (the Rwp test alone, as before, refused it)."""
+    two_theta = np.round(np.arange(20.0, 100.0 + 1e-9, 0.02), 10)
+    sim = simulate(rutile(), two_theta, RADIATION, TRUE_PROFILE, np.array([400.0]))
+    rng = np.random.default_rng(9)
+    expected = 2000.0 * sim.peaks / sim.peaks.max() + sim.background
+    y_obs = rng.normal(expected, 1.5 * np.sqrt(expected))
+    pattern = ObservedPattern(two_theta, y_obs, 1.5 * np.sqrt(expected), "noisy-rutile")
+    settings = LeBailSettings(background_terms=3, asymmetry="off")
+    rwp_background, chi2_background = _background_rwp_and_chi2(pattern, 3)
+    result = fit_lebail(pattern, rutile().cell, rutile().space_group, RADIATION, settings)
+    assert result.metrics.rwp > settings.max_rwp_fraction * rwp_background  # refused by the Rwp test alone
+    assert result.metrics.chi2 - 1.0 <= settings.max_left_above_noise * (chi2_background - 1.0)
+
+
+def test_a_false_minimum_fails_both_tests():
+    """Rutile 4000 counts high over 400: started 1.2 % off, the fit stays in a false minimum that leaves 23 % of
+    the background's χ² above the noise, and fails."""
+    two_theta = np.round(np.arange(20.0, 100.0 + 1e-9, 0.02), 10)
+    sim = simulate(rutile(), two_theta, RADIATION, TRUE_PROFILE, np.array([400.0]))
+    y_obs = np.random.default_rng(8).poisson(4000.0 * sim.peaks / sim.peaks.max() + sim.background).astype(float)
+    pattern = ObservedPattern(two_theta, y_obs, counting_sigma(y_obs), "rutile-4000")
+    settings = LeBailSettings(background_terms=3, asymmetry="off")
+    assert fit_lebail(pattern, rutile().cell, rutile().space_group, RADIATION, settings).metrics.chi2 < 1.1
+    with pytest.raises(InputError, match="profile fit failed"):
+        fit_lebail(pattern, UnitCell(4.65, 4.65, 2.99, 90, 90, 90), rutile().space_group, RADIATION, settings)

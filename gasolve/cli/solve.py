@@ -113,6 +113,7 @@ def _stages(args, pattern: Path, out: Path, say, cache: dict) -> dict:
     ``cache`` keeps what is not checkpointed (the network prior, computed once for every cell tried)."""
     from gasolve.config import default_background_terms
     from gasolve.crystal.cell import UnitCell
+    from gasolve.diffraction.noise import calibrated_pattern, calibration_note
     from gasolve.diffraction.wavelength import choose_radiation
     from gasolve.io.patterns import read_pattern
     from gasolve.structure_solution import CellChoice, fallback_cells, find_cell, lattice_of_cell
@@ -123,6 +124,11 @@ def _stages(args, pattern: Path, out: Path, say, cache: dict) -> dict:
         print(f"warning: {note}", file=sys.stderr)
     if args.range:
         observed = observed.restrict(*args.range)
+    stated_sigma = observed.sigma
+    observed, noise = calibrated_pattern(observed)
+    note = calibration_note(noise, stated_sigma)
+    if note:
+        say(note)
     lo, hi = float(observed.two_theta[0]), float(observed.two_theta[-1])
     terms = args.background_terms if args.background_terms is not None else default_background_terms(lo, hi)
     if args.cell:

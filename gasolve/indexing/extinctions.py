@@ -690,8 +690,10 @@ def index_and_rank(
     reason : str
         Why there is no analysis, or the cell's figure of merit.
     """
+    from gasolve.diffraction.noise import calibrated_pattern
     from gasolve.indexing.pattern import IndexingSettings, index_pattern
 
+    pattern, _ = calibrated_pattern(pattern)  # σ from the scatter where it clearly exceeds the stated σ
     try:
         result = index_pattern(pattern, radiation, indexing or IndexingSettings(n_pawley=1))
     except InputError as error:

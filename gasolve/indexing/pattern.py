@@ -70,7 +70,7 @@ TESTING_LINES = 4
 MIN_LINES = 1 + TESTING_LINES
 #: From this many lines on, every system is searched (as before there was a rule for fewer).
 FULL_SEARCH_LINES = 8
-#: A σ scaled by at least this much to the profile's scatter (:mod:`gasolve.indexing.noise`) is noted in the result.
+#: A σ scaled by at least this much to the profile's scatter (:mod:`gasolve.diffraction.noise`) is noted in the result.
 NOTED_NOISE_INFLATION = 1.5
 #: Below a convincing cell, lower symmetry is searched up to this fraction of its primitive volume.
 _BELOW = 0.98

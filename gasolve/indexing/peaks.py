@@ -1,7 +1,7 @@
 """Peak search on a measured powder profile: the line positions (with esds) that indexing starts from.
 
 0. Noise: the thresholds below are in esds of the profile, so σ is first scaled up to the profile's
-   point-to-point scatter where the points scatter more than σ says (:mod:`gasolve.indexing.noise`): a
+   point-to-point scatter where the points scatter more than σ says (:mod:`gasolve.diffraction.noise`): a
    normalised pattern's σ = √y depends on its arbitrary scale (``calibrate_noise``).
 1. Background: SNIP, the statistics-sensitive non-linear iterative peak-clipping of Ryan, Clayton, Griffin, Sie &
    Cousens, Nucl. Instrum. Methods B 34 (1988) 396, on the log-log-square-root (LLS) transformed profile, with
@@ -42,10 +42,10 @@ import scipy.optimize
 import scipy.signal
 from threadpoolctl import threadpool_limits
 
+from gasolve.diffraction.noise import NoiseModel, noise_model
 from gasolve.diffraction.wavelength import Radiation
 from gasolve.errors import InputError
 from gasolve.indexing.kbeta import KBetaSettings, flag_kbeta
-from gasolve.indexing.noise import NoiseModel, noise_model
 from gasolve.io.patterns import ObservedPattern
 
 _LN2 = math.log(2.0)
@@ -71,7 +71,7 @@ class PeakSet:
         2θ of that parent line (degrees); NaN for the others (all NaN when not given).
     noise_inflation : float
         Median factor (≥ 1) by which the search scaled the pattern's σ to its point-to-point scatter
-        (:func:`gasolve.indexing.noise.noise_model`); 1 when σ described the scatter or was taken as given.
+        (:func:`gasolve.diffraction.noise.noise_model`); 1 when σ described the scatter or was taken as given.
     """
 
     two_theta: np.ndarray
@@ -162,7 +162,7 @@ class PeakSearchSettings:
         many steps of the pattern.
     calibrate_noise : bool
         Scale σ up to the profile's point-to-point scatter when the points scatter more than σ says
-        (:mod:`gasolve.indexing.noise`): a normalised pattern's √y depends on its arbitrary scale. False trusts σ.
+        (:mod:`gasolve.diffraction.noise`): a normalised pattern's √y depends on its arbitrary scale. False trusts σ.
     fwhm : float or None
         Typical FWHM (degrees) if known; estimated from the pattern when None.
     kbeta : KBetaSettings or None

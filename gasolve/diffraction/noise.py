@@ -167,3 +167,35 @@ def noise_model(y: np.ndarray, sigma: np.ndarray) -> NoiseModel:
     """
     fitted = fit_noise_model(y, sigma)
     return fitted if fitted.inflation(sigma) >= MIN_INFLATION else NoiseModel()
+
+
+def calibrated_pattern(pattern):
+    """The pattern with σ from :func:`noise_model` (unchanged when σ describes the scatter), and the model.
+
+    Parameters
+    ----------
+    pattern : gasolve.io.patterns.ObservedPattern
+
+    Returns
+    -------
+    pattern : ObservedPattern
+        The same points with σ scaled to the noise where the scatter clearly exceeds it; the same object when not.
+    model : NoiseModel
+        :func:`noise_model`'s; ``model.inflation(pattern.sigma)`` is the median factor applied (1 when none).
+    """
+    from dataclasses import replace
+
+    model = noise_model(pattern.y_obs, pattern.sigma)
+    if model == NoiseModel():
+        return pattern, model
+    return replace(pattern, sigma=model.sigma(pattern.sigma)), model
+
+
+def calibration_note(model: NoiseModel, sigma: np.ndarray) -> str | None:
+    """What a command says when σ was scaled (None when it was not)."""
+    if model == NoiseModel():
+        return None
+    return (
+        f"the points scatter {model.inflation(sigma):.1f} times more than their esds say (a normalised or rescaled "
+        "pattern, or a subtracted background?): σ is taken from the scatter"
+    )
