@@ -20,10 +20,12 @@
    lattice looks more symmetric than its atoms are), as a crystallographer tries the next cell and then lower
    symmetry when a structure does not solve. A later attempt is kept only when it is confirmed and the earlier is
    not, or when its winner's Rwp is at least ``1 - margin`` lower.
-6. **Missed translational symmetry** (:func:`subcell_choice`, :func:`subcell_holds`): when a race's winner repeats
-   in a smaller cell (:mod:`gasolve.model_subcell`; indexing can prefer a supercell that also indexes impurity
-   lines), the stages run again in that cell, and its attempt is kept when it is confirmed and the other is not,
-   or when its Rwp passes Hamilton's R-factor ratio test against the supercell's (fewer parameters, the same fit).
+6. **Missed symmetry** (:func:`missed_symmetry_choice`, :func:`symmetric_attempt_holds`): when a race's winner
+   has more symmetry than its group within a few tenths of an ångström (:mod:`gasolve.missed_symmetry`): it
+   repeats in a smaller cell (indexing can prefer a supercell that also indexes impurity lines), or obeys a
+   supergroup (a polar subgroup of a centrosymmetric structure fits as well), the stages run again in that cell,
+   in the supergroup's case with that group alone. The attempt is kept when it is confirmed and the other is not,
+   or when its Rwp passes Hamilton's R-factor ratio test against the other's (fewer parameters, the same fit).
 
 Nothing here prints or writes files.
 """
@@ -57,12 +59,16 @@ class CellChoice:
         "given" or "indexed".
     indexing : dict or None
         The leading indexing candidates (``gasolve index`` JSON records), when indexed.
+    space_group : int or None
+        The only space-group number to race in this cell (a supergroup the solved model obeys); None: the groups
+        the extinctions rank.
     """
 
     cell: UnitCell
     bravais: str
     source: str
     indexing: dict | None = None
+    space_group: int | None = None
 
 
 #: A race that ends without a confirmed hypothesis falls back when its winner's χ² exceeds this times the noise level.
@@ -353,28 +359,31 @@ def winner_structure(fitted, state):
     return model_structure(template, genome_frac(lane.record.state))
 
 
-#: Source of a cell found as the subcell of a solved model (:func:`subcell_choice`).
-SUBCELL_SOURCE = "subcell of the solved model"
+#: Source of a cell of higher symmetry found in a solved model (:func:`missed_symmetry_choice`).
+MISSED_SYMMETRY_SOURCE = "higher symmetry of the solved model"
 
 
-def subcell_choice(fitted, state) -> tuple[CellChoice, object] | None:
-    """The smaller cell in which a race winner's atoms repeat (:func:`gasolve.model_subcell.model_subcell`), as the
-    next cell to try, with what was found; None when the race has no winner or the model has no subcell."""
-    from gasolve.model_subcell import model_subcell
+def missed_symmetry_choice(fitted, state) -> tuple[CellChoice, object] | None:
+    """The cell (and, for a supergroup, the group) of the symmetry a race winner's model has beyond its own
+    (:func:`gasolve.missed_symmetry.missed_symmetry`), as the next cell to try, with what was found; None when the
+    race has no winner or the model no missed symmetry."""
+    from gasolve.missed_symmetry import missed_symmetry
 
     if state.winner is None or state.lanes[state.winner].record is None:
         return None
-    found = model_subcell(winner_structure(fitted, state))
+    found = missed_symmetry(winner_structure(fitted, state))
     if found is None:
         return None
-    return CellChoice(found.cell, found.bravais, SUBCELL_SOURCE), found
+    group = found.space_group if found.kind == "supergroup" else None
+    return CellChoice(found.cell, found.bravais, MISSED_SYMMETRY_SOURCE, space_group=group), found
 
 
-def subcell_holds(new, old, observations: int, alpha: float = 0.05) -> bool:
-    """Whether the race ``new`` in the subcell of ``old``'s winner is kept: it has a winner and either it is
-    confirmed and the old one is not, or its Rwp exceeds the old winner's by no more than Hamilton's critical ratio
-    for the coordinates it does not have (:func:`gasolve.model_subcell.hamilton_ratio`, significance ``alpha``)."""
-    from gasolve.model_subcell import hamilton_ratio
+def symmetric_attempt_holds(new, old, observations: int, alpha: float = 0.05) -> bool:
+    """Whether the race ``new``, in the higher symmetry of ``old``'s winner, is kept: it has a winner and either
+    it is confirmed and the old one is not, or its Rwp exceeds the old winner's by no more than Hamilton's critical
+    ratio for the coordinates it does not have (:func:`gasolve.missed_symmetry.hamilton_ratio`, significance
+    ``alpha``)."""
+    from gasolve.missed_symmetry import hamilton_ratio
 
     if new.winner is None:
         return False

@@ -175,8 +175,16 @@ def _attempt(args, pattern: Path, out: Path, context: dict, choice, say, cache: 
         if "prior" not in cache:  # the network runs once, whatever the number of cells tried
             cache["prior"] = None if args.no_network else _network_prior(observed, radiation)
         fits = composition_fits(parse_composition(args.composition), args.z)
-        groups, analysis = space_group_candidates(fit, choice.bravais, cache["prior"], n=args.space_groups, admits=fits)
-        for symbol in analysis["passed_over"]:
+        admits = fits
+        if choice.space_group is not None:  # a supergroup the solved model obeys: that group alone
+
+            def admits(group, cell):
+                return group.number == choice.space_group and fits(group, cell)
+
+        groups, analysis = space_group_candidates(
+            fit, choice.bravais, cache["prior"], n=args.space_groups, admits=admits
+        )
+        for symbol in analysis["passed_over"] if choice.space_group is None else ():
             say(f"{symbol} passed over: the composition does not fit it")
         if not groups:
             raise InputError(
@@ -240,33 +248,49 @@ def _attempt(args, pattern: Path, out: Path, context: dict, choice, say, cache: 
     }
 
 
-def _subcell_check(attempt: dict, say):
-    """Once per finished attempt (not itself in a subcell): the subcell its winner repeats in, as the next cell to
-    try (:func:`gasolve.structure_solution.subcell_choice`), or None. The check is recorded in the attempt, which
-    the checkpoint keeps."""
-    from gasolve.structure_solution import SUBCELL_SOURCE, subcell_choice
+#: Attempts in the higher symmetry of a solved model at most (each check must find more symmetry than the last).
+MAX_SYMMETRY_ATTEMPTS = 2
 
-    if "subcell" in attempt or attempt["stages"]["cell"]["source"] == SUBCELL_SOURCE:
+
+def _symmetry_check(solve: dict, attempt: dict, say):
+    """Once per finished attempt: the cell (and group) of the symmetry its winner has beyond its own, as the next
+    cell to try (:func:`gasolve.structure_solution.missed_symmetry_choice`), or None. The check is recorded in the
+    attempt, which the checkpoint keeps."""
+    from gasolve.structure_solution import MISSED_SYMMETRY_SOURCE, missed_symmetry_choice
+
+    if "missed_symmetry" in attempt:
         return None
-    found = subcell_choice(attempt["fitted"], attempt["race"])
-    attempt["subcell"] = None
+    attempt["missed_symmetry"] = None
+    sources = [a["stages"]["cell"]["source"] for a in solve["attempts"]]
+    if sources.count(MISSED_SYMMETRY_SOURCE) >= MAX_SYMMETRY_ATTEMPTS:
+        return None
+    found = missed_symmetry_choice(attempt["fitted"], attempt["race"])
     if found is None:
         return None
-    choice, subcell = found
-    attempt["subcell"] = {
+    choice, symmetry = found
+    attempt["missed_symmetry"] = {
+        "kind": symmetry.kind,
         "cell": list(choice.cell.parameters),
         "bravais": choice.bravais,
-        "space_group": subcell.symbol,
-        "tolerance": subcell.tolerance,
-        "primitive_atoms": subcell.primitive_atoms,
-        "model_primitive_atoms": subcell.model_primitive_atoms,
+        "space_group": symmetry.symbol,
+        "tolerance": symmetry.tolerance,
+        "operations": symmetry.operations,
+        "model_operations": symmetry.model_operations,
+        "primitive_atoms": symmetry.primitive_atoms,
+        "model_primitive_atoms": symmetry.model_primitive_atoms,
     }
     parameters = ", ".join(f"{x:.5g}" for x in choice.cell.parameters)
-    say(
-        f"the winner's atoms repeat in a smaller cell ({subcell.model_primitive_atoms} -> {subcell.primitive_atoms} "
-        f"atoms in the primitive cell, {subcell.symbol} within {subcell.tolerance:g} Å): trying the {choice.source}: "
-        f"{choice.bravais} {parameters}"
-    )
+    if symmetry.kind == "subcell":
+        what = (
+            f"repeat in a smaller cell ({symmetry.model_primitive_atoms} -> {symmetry.primitive_atoms} atoms in the "
+            f"primitive cell, {symmetry.symbol} within {symmetry.tolerance:g} Å)"
+        )
+    else:
+        what = (
+            f"obey {symmetry.symbol} within {symmetry.tolerance:g} Å ({symmetry.operations} symmetry operations "
+            f"against {symmetry.model_operations})"
+        )
+    say(f"the winner's atoms {what}: trying the {choice.source}: {choice.bravais} {parameters}")
     return choice
 
 
@@ -284,7 +308,7 @@ def _attempt_record(attempt: dict, kept: bool) -> dict:
         "noise_chi2": state.noise_chi2,
         "confirmed": lane is not None and lane.status == "done",
         "kept": kept,
-        "subcell": attempt.get("subcell"),
+        "missed_symmetry": attempt.get("missed_symmetry"),
     }
 
 
@@ -305,7 +329,12 @@ def run(args: argparse.Namespace) -> int:
     from gasolve.hypotheses import race
     from gasolve.io.checkpoint import read_checkpoint, write_checkpoint
     from gasolve.io.profile_fit_outputs import write_outputs
-    from gasolve.structure_solution import SUBCELL_SOURCE, better_attempt, needs_fallback, subcell_holds
+    from gasolve.structure_solution import (
+        MISSED_SYMMETRY_SOURCE,
+        better_attempt,
+        needs_fallback,
+        symmetric_attempt_holds,
+    )
 
     pattern = Path(args.pattern).expanduser().resolve()
     if not pattern.is_file():
@@ -363,7 +392,7 @@ def run(args: argparse.Namespace) -> int:
                 )
                 return 130
             save(state)
-        choice = _subcell_check(attempt, say)
+        choice = _symmetry_check(solve, attempt, say)
         if choice is None:
             unsolved = all(needs_fallback(a["race"]) for a in solve["attempts"])
             if not unsolved or not solve["fallbacks"]:
@@ -384,8 +413,8 @@ def run(args: argparse.Namespace) -> int:
     kept = 0
     for k in range(1, len(solve["attempts"])):
         new, old = solve["attempts"][k]["race"], solve["attempts"][kept]["race"]
-        if solve["attempts"][k]["stages"]["cell"]["source"] == SUBCELL_SOURCE:
-            better = subcell_holds(new, old, len(observed.two_theta))
+        if solve["attempts"][k]["stages"]["cell"]["source"] == MISSED_SYMMETRY_SOURCE:
+            better = symmetric_attempt_holds(new, old, len(observed.two_theta))
         else:
             better = better_attempt(new, old)
         if better:

@@ -1,5 +1,5 @@
-"""Missed translational symmetry of a solved model (gasolve.model_subcell) and the rule that keeps a solve attempt
-in the subcell (gasolve.structure_solution.subcell_holds)."""
+"""Missed symmetry of a solved model (gasolve.missed_symmetry): a smaller cell, a supergroup; and the rule that keeps
+a solve attempt in the higher symmetry (gasolve.structure_solution.symmetric_attempt_holds)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from gasolve.crystal import Site, Structure
 from gasolve.crystal.cell import UnitCell
 from gasolve.crystal.cif_io import read_cif
 from gasolve.crystal.spacegroup import SpaceGroup
-from gasolve.model_subcell import hamilton_ratio, model_subcell
-from gasolve.structure_solution import subcell_holds
+from gasolve.missed_symmetry import hamilton_ratio, missed_symmetry
+from gasolve.structure_solution import symmetric_attempt_holds
 
 KLI2MN2O4 = "cif/mp/KLi2Mn2O4_mp-780874.cif"
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ def doubled_p1(structure: Structure, shift: float, seed: int) -> Structure:
     return Structure(cell=cell, space_group=SpaceGroup.from_symbol(1), sites=tuple(sites), name="doubled")
 
 
-def model_subcell_free_group(structure: Structure) -> int:
+def spglib_group(structure: Structure) -> int:
     """Space group number spglib gives the structure at 0.01 Å."""
     import spglib
     from pymatgen.core.periodic_table import Element
@@ -57,22 +57,41 @@ def reference():
 
 
 def test_a_supercell_model_is_found_in_its_cell(reference):
-    found = model_subcell(doubled_p1(reference, 0.15, 1))
-    assert found is not None
+    found = missed_symmetry(doubled_p1(reference, 0.15, 1))
+    assert found is not None and found.kind == "subcell"
     n_cell = len(reference.expand()[0])
     assert found.model_primitive_atoms == 2 * n_cell
     assert found.primitive_atoms == n_cell  # the reference's cell is primitive (P)
     primitive_volume = found.cell.volume / {"P": 1, "C": 2, "I": 2, "F": 4, "R": 3}[found.bravais[1]]
     assert primitive_volume == pytest.approx(reference.cell.volume, rel=1e-6)
     # The reference's symmetry (its CIF is written in P1) comes back with the translation.
-    assert found.space_group == model_subcell_free_group(reference) == 11
+    assert found.space_group == spglib_group(reference) == 11
     assert found.tolerance <= 0.3  # atoms moved by up to 0.15 Å: pairs differ by up to 0.3 Å
 
 
-def test_a_model_with_no_smaller_cell_gives_none(reference):
-    assert model_subcell(reference) is None
-    # Moved by more than every tolerance: no subcell is claimed.
-    assert model_subcell(doubled_p1(reference, 0.6, 2), tolerances=(0.1, 0.2)) is None
+def test_a_model_in_a_subgroup_is_found_in_its_group(reference):
+    """The reference (P2_1/m, written in P1) with every atom moved by up to 0.02 Å: P1 at 0.001 Å, P2_1/m at 0.1."""
+    elements, frac, *_ = reference.expand()
+    rng = np.random.default_rng(3)
+    moves = rng.normal(size=frac.shape)
+    moves *= rng.uniform(0.0, 0.02, size=(len(frac), 1)) / np.linalg.norm(moves, axis=1, keepdims=True)
+    moved = reference.with_frac(frac + moves @ np.linalg.inv(reference.cell.matrix))
+    found = missed_symmetry(moved)
+    assert found is not None and found.kind == "supergroup"
+    assert (found.space_group, found.model_operations, found.operations) == (11, 1, 4)
+    assert found.primitive_atoms == found.model_primitive_atoms == len(elements)
+    assert found.tolerance == 0.1
+
+
+def test_a_model_with_no_more_symmetry_gives_none(reference):
+    rutile = Structure(
+        UnitCell(4.5937, 4.5937, 2.9587, 90, 90, 90),
+        SpaceGroup.from_symbol("P4_2/mnm"),
+        (Site("Ti1", "Ti", (0.0, 0.0, 0.0)), Site("O1", "O", (0.3048, 0.3048, 0.0))),
+    )
+    assert missed_symmetry(rutile) is None
+    # Moved by more than every tolerance: nothing is claimed.
+    assert missed_symmetry(doubled_p1(reference, 0.6, 2), tolerances=(0.1, 0.2)) is None
 
 
 def test_hamilton_ratio_against_the_t_and_chi2_limits():
@@ -93,23 +112,25 @@ def race(rwp: float, n_free: int, status: str = "racing"):
 def test_the_subcell_attempt_is_kept_when_it_fits_as_well_with_fewer_parameters():
     supercell = race(0.0345, 27)
     limit = hamilton_ratio(14, 4000, 27)
-    assert subcell_holds(race(0.0345 * (limit - 1e-4), 13), supercell, 4000)
-    assert not subcell_holds(race(0.0345 * (limit + 1e-4), 13), supercell, 4000)
+    assert symmetric_attempt_holds(race(0.0345 * (limit - 1e-4), 13), supercell, 4000)
+    assert not symmetric_attempt_holds(race(0.0345 * (limit + 1e-4), 13), supercell, 4000)
     # Confirmed where the supercell's was not: kept whatever the ratio; no winner: never.
-    assert subcell_holds(race(0.04, 13, "done"), supercell, 4000)
-    assert not subcell_holds(SimpleNamespace(winner=None, lanes=[]), supercell, 4000)
+    assert symmetric_attempt_holds(race(0.04, 13, "done"), supercell, 4000)
+    assert not symmetric_attempt_holds(SimpleNamespace(winner=None, lanes=[]), supercell, 4000)
     # Not fewer parameters (a degenerate case): it must fit at least as well.
-    assert not subcell_holds(race(0.0346, 27), supercell, 4000)
+    assert not symmetric_attempt_holds(race(0.0346, 27), supercell, 4000)
 
 
-def test_solve_moves_to_the_subcell_of_its_model(tmp_path, capsys):
+def test_solve_moves_to_the_subcell_then_the_supergroup_of_its_model(tmp_path, capsys):
     """Rutile given with c doubled: the race in that cell leaves a model that repeats in c/2; the stages run again
-    in the subcell, that race is kept, and best.cif (read by pymatgen) is rutile in its own cell."""
+    in the subcell, whose race ends in the polar subgroup P4_2nm, whose model obeys P4_2/mnm; the race in that
+    group alone is kept, and best.cif (read by pymatgen) is rutile in its own cell and group."""
     import json
 
     from pymatgen.analysis.structure_matcher import StructureMatcher
     from pymatgen.core import Lattice
     from pymatgen.core import Structure as PymatgenStructure
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
     sys.path.insert(0, str(REPO))
     from benchmarks.broad import simulate_pattern, write_xye
@@ -125,10 +146,17 @@ def test_solve_moves_to_the_subcell_of_its_model(tmp_path, capsys):
     argv += ["--wavelength", "CuKa1", "--cell", "4.594", "4.594", "5.918", "90", "90", "90", "--no-network"]
     argv += ["--out", str(out), "--scheduler", "synchronous", "--quiet", "--max-evaluations", "200000"]
     assert main(argv) == 0
-    assert "the winner's atoms repeat in a smaller cell" in capsys.readouterr().out
-    attempts = json.loads((out / "summary.json").read_text())["stages"]["attempts"]
-    assert [a["cell"]["source"] for a in attempts] == ["given", "subcell of the solved model"]
-    assert attempts[0]["subcell"]["primitive_atoms"] == 6 and not attempts[0]["kept"] and attempts[1]["kept"]
+    printed = capsys.readouterr().out
+    assert "the winner's atoms repeat in a smaller cell" in printed and "obey P4_2/mnm" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    attempts = summary["stages"]["attempts"]
+    assert [a["cell"]["source"] for a in attempts] == ["given"] + 2 * ["higher symmetry of the solved model"]
+    assert (
+        attempts[0]["missed_symmetry"]["kind"] == "subcell" and attempts[0]["missed_symmetry"]["primitive_atoms"] == 6
+    )
+    assert attempts[1]["missed_symmetry"]["kind"] == "supergroup" and attempts[2]["space_groups"] == ["P 42/m n m"]
+    assert [a["kept"] for a in attempts] == [False, False, True]
     best = PymatgenStructure.from_file(out / "best.cif")
     assert best.lattice.c == pytest.approx(2.959, abs=0.01)
+    assert SpacegroupAnalyzer(best, symprec=0.01).get_space_group_number() == 136
     assert StructureMatcher().get_rms_dist(best, rutile)[1] < 0.05

@@ -1,13 +1,15 @@
-"""Missed translational symmetry of a solved model: its atoms repeat in a smaller cell than the one searched.
+"""Missed symmetry of a solved model: its atoms repeat in a smaller cell, or obey a larger space group.
 
 Indexing can prefer a supercell: impurity lines, or a few lines of a light-atom superstructure that is not there,
 are then indexed as well, and the supercell wins on the number of lines it explains. A search in that cell still
 finds the structure, but with twice the free coordinates; the surplus fits the noise and breaks the small cell's
-periodicity by a few tenths of an ångström. A crystallographer checks a solution for missed symmetry (PLATON's
-ADDSYM: Le Page, J. Appl. Cryst. 21 (1988) 983-984; Spek, Acta Cryst. D65 (2009) 148-155) and refines in the
-smaller cell when the fit holds; so does :func:`gasolve.cli.solve`, with the symmetry found by spglib (Togo &
-Tanaka, arXiv:1808.01590) at a tolerance of a few tenths of an ångström and the fit judged by Hamilton's R-factor
-ratio test (Hamilton, Acta Cryst. 18 (1965) 502-510).
+periodicity by a few tenths of an ångström. In the same way a race can end in a subgroup of the true group (a
+polar Pna2_1 model of a Pnma structure, P2_1 for P2_1/m): it fits as well, with more free coordinates. A
+crystallographer checks a solution for missed symmetry (PLATON's ADDSYM: Le Page, J. Appl. Cryst. 21 (1988)
+983-984; Spek, Acta Cryst. D65 (2009) 148-155) and refines in the higher symmetry when the fit holds; so does
+:mod:`gasolve.cli.solve`, with the symmetry found by spglib (Togo & Tanaka, arXiv:1808.01590) at a tolerance of a
+few tenths of an ångström and the fit judged by Hamilton's R-factor ratio test (Hamilton, Acta Cryst. 18 (1965)
+502-510).
 """
 
 from __future__ import annotations
@@ -23,23 +25,26 @@ import spglib
 from gasolve.crystal.cell import UnitCell
 from gasolve.crystal.structure import Structure
 
-#: Tolerances (Å, spglib's symprec: a Cartesian distance) tried from the smallest: the first that shows a smaller
-#: primitive cell is taken. A search in a supercell broke the small cell's periodicity by 0.2-0.3 Å (LiSm2IrO6,
+#: Tolerances (Å, spglib's symprec: a Cartesian distance) tried from the smallest: the first that shows more
+#: symmetry is taken. A search in a supercell broke the small cell's periodicity by 0.2-0.3 Å (LiSm2IrO6,
 #: P2_1/c searched in a doubled cell); a false subcell at the largest tolerance costs one attempt, and Hamilton's
 #: test rejects it.
-SUBCELL_TOLERANCES = (0.1, 0.2, 0.3, 0.4)
-#: Tolerance (Å) of the model's own primitive cell, against which a smaller one is sought.
+TOLERANCES = (0.1, 0.2, 0.3, 0.4)
+#: Tolerance (Å) of the model's own symmetry, against which more is sought.
 TIGHT_TOLERANCE = 1e-3
 
 _CENTRING = {"P": "P", "A": "C", "B": "C", "C": "C", "I": "I", "F": "F", "R": "R"}
 
 
 @dataclass(frozen=True)
-class Subcell:
-    """A smaller cell in which a model's atoms repeat.
+class MissedSymmetry:
+    """Symmetry that a model's atoms have beyond its space group, within a tolerance.
 
     Attributes
     ----------
+    kind : str
+        "subcell" (the atoms repeat in a smaller primitive cell) or "supergroup" (the same primitive cell, more
+        symmetry operations).
     cell : UnitCell
         Conventional standard cell of the symmetrised model (spglib's standardisation).
     bravais : str
@@ -52,8 +57,12 @@ class Subcell:
         The tolerance (Å) at which it was found.
     primitive_atoms, model_primitive_atoms : int
         Atoms in the primitive cell of the symmetrised model and of the model itself.
+    operations, model_operations : int
+        Symmetry operations (centring translations included) that map the model's cell onto itself at
+        ``tolerance`` and at :data:`TIGHT_TOLERANCE`.
     """
 
+    kind: str
     cell: UnitCell
     bravais: str
     space_group: int
@@ -61,6 +70,8 @@ class Subcell:
     tolerance: float
     primitive_atoms: int
     model_primitive_atoms: int
+    operations: int
+    model_operations: int
 
 
 def _spglib_cell(structure: Structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -91,8 +102,8 @@ def _parameters(lattice: np.ndarray) -> tuple[float, ...]:
     return (*map(float, lengths), *angles)
 
 
-def model_subcell(structure: Structure, tolerances: tuple[float, ...] = SUBCELL_TOLERANCES) -> Subcell | None:
-    """The smaller cell in which the atoms of ``structure`` repeat within a tolerance, or None.
+def missed_symmetry(structure: Structure, tolerances: tuple[float, ...] = TOLERANCES) -> MissedSymmetry | None:
+    """The symmetry that the atoms of ``structure`` have beyond its own within a tolerance, or None.
 
     Parameters
     ----------
@@ -103,24 +114,28 @@ def model_subcell(structure: Structure, tolerances: tuple[float, ...] = SUBCELL_
 
     Returns
     -------
-    Subcell or None
-        At the smallest tolerance whose primitive cell holds fewer atoms than the model's own primitive cell; None
-        when none does.
+    MissedSymmetry or None
+        At the smallest tolerance at which more symmetry operations map the model's cell onto itself than at
+        :data:`TIGHT_TOLERANCE`: a "subcell" when they include translations that make the primitive cell smaller,
+        else a "supergroup". None when no tolerance finds more.
     """
     cell = _spglib_cell(structure)
     with warnings.catch_warnings():  # spglib 2.x warns about its legacy error handling on every call
         warnings.simplefilter("ignore")
-        own = spglib.standardize_cell(cell, to_primitive=True, symprec=TIGHT_TOLERANCE)
-        model_atoms = len(cell[2]) if own is None else len(own[2])
+        own = spglib.get_symmetry_dataset(cell, symprec=TIGHT_TOLERANCE)
+        own_primitive = spglib.standardize_cell(cell, to_primitive=True, symprec=TIGHT_TOLERANCE)
+        model_operations = 1 if own is None else len(own.rotations)
+        model_atoms = len(cell[2]) if own_primitive is None else len(own_primitive[2])
         for tolerance in tolerances:
-            primitive = spglib.standardize_cell(cell, to_primitive=True, symprec=tolerance)
-            if primitive is None or len(primitive[2]) >= model_atoms:
-                continue
             dataset = spglib.get_symmetry_dataset(cell, symprec=tolerance)
-            conventional = spglib.standardize_cell(cell, to_primitive=False, symprec=tolerance)
-            if dataset is None or conventional is None:
+            if dataset is None or len(dataset.rotations) <= model_operations:
                 continue
-            return Subcell(
+            primitive = spglib.standardize_cell(cell, to_primitive=True, symprec=tolerance)
+            conventional = spglib.standardize_cell(cell, to_primitive=False, symprec=tolerance)
+            if primitive is None or conventional is None:
+                continue
+            return MissedSymmetry(
+                kind="subcell" if len(primitive[2]) < model_atoms else "supergroup",
                 cell=UnitCell(*_parameters(np.asarray(conventional[0]))),
                 bravais=_bravais(int(dataset.number), str(dataset.international)),
                 space_group=int(dataset.number),
@@ -128,6 +143,8 @@ def model_subcell(structure: Structure, tolerances: tuple[float, ...] = SUBCELL_
                 tolerance=float(tolerance),
                 primitive_atoms=len(primitive[2]),
                 model_primitive_atoms=model_atoms,
+                operations=len(dataset.rotations),
+                model_operations=model_operations,
             )
     return None
 
