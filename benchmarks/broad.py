@@ -55,9 +55,11 @@ reference: ``ml_match``: ``StructureMatcher(ltol=0.3, stol=0.5, angle_tol=10).fi
 ``strict_match``: every atom within 0.3 Å: ``StructureMatcher(ltol=0.3, stol=0.5, angle_tol=10, scale=False)
 .get_rms_dist`` gives the largest distance between paired atoms of the least-RMS superposition (over lattice
 matches, origin translations and same-element permutations) in units of (V/N)^(1/3), multiplied back to Å with the
-reference's volume per atom. The reference-free stop (summary.json ``stop.early``): a false positive is an early
-stop on a model that fails the ML criterion, a false negative a run that reached its budget (no early stop) with a
-model that passes it.
+reference's volume per atom. ``space_group_match``: best.cif's space group (spglib at 0.01 Å) is the reference's; a
+model in a subgroup (a polar Pna2_1 model of a Pnma structure) matches by the two criteria above but not by this one
+(``space_group_solved``: ML match and space-group match). The reference-free stop (summary.json ``stop.early``): a
+false positive is an early stop on a model that fails the ML criterion, a false negative a run that reached its
+budget (no early stop) with a model that passes it.
 
 **Report.** Per structure a row; per half (tune, report, all), per crystal system and per number of independent
 sites: success rates (ML, strict), median and IQR of evaluations, wall time (``wall_seconds``: the whole
@@ -712,6 +714,23 @@ def judge(model, reference) -> dict:
     }
 
 
+def space_group_verdict(model, reference) -> dict:
+    """``model_space_group`` and ``reference_space_group`` (numbers spglib finds at 0.01 Å, as pymatgen's
+    SpacegroupAnalyzer gives them) and ``space_group_match``: whether best.cif carries the reference's symmetry, not
+    only its atoms (a model in a subgroup matches by the ML and strict criteria)."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    try:
+        numbers = [SpacegroupAnalyzer(s, symprec=0.01).get_space_group_number() for s in (model, reference)]
+    except Exception:  # spglib finds no symmetry dataset: no verdict
+        return {"model_space_group": None, "reference_space_group": None, "space_group_match": False}
+    return {
+        "model_space_group": numbers[0],
+        "reference_space_group": numbers[1],
+        "space_group_match": numbers[0] == numbers[1],
+    }
+
+
 def judge_file(best_cif: Path, reference_cif: str) -> dict:
     """:func:`judge` of a best.cif as pymatgen's CIF parser reads it; a file it cannot read fails both criteria.
     ``heavy_match``: the ML criterion with the H atoms of both structures left out (an X-ray pattern does not
@@ -731,7 +750,7 @@ def judge_file(best_cif: Path, reference_cif: str) -> dict:
         found = f"{model.composition.formula} ({len(model)} atoms)"
         verdict = {"ml_match": False, "strict_match": False, "max_distance": None}
         return {**verdict, "cif_error": f"best.cif holds {found}, the reference {reference.composition.formula}"}
-    verdict = judge(model, reference)
+    verdict = {**judge(model, reference), **space_group_verdict(model, reference)}
     if "H" in {element.symbol for element in reference.composition}:  # the ML criterion without the H atoms
         heavy_model, heavy_reference = model.copy(), reference.copy()
         heavy_model.remove_species(["H"])
@@ -768,6 +787,7 @@ def summarise(rows: list[dict]) -> dict:
         "strict_success": _rate(rows, "strict_match"),
         "ml_solved": sum(bool(r.get("ml_match")) for r in rows),
         "strict_solved": sum(bool(r.get("strict_match")) for r in rows),
+        "space_group_solved": sum(bool(r.get("ml_match")) and bool(r.get("space_group_match")) for r in rows),
         "evaluations": spread([r.get("evaluations") for r in rows]),
         "wall_seconds": spread([r.get("elapsed_seconds") for r in rows]),
         "search_seconds": spread([r.get("wall_seconds") for r in rows]),

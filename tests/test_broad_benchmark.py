@@ -389,3 +389,21 @@ def test_round_robin_takes_one_of_each_class_in_turn():
         ("a", 0), ("b", 0), ("c", 0), ("a", 1), ("c", 1), ("a", 2),
     ]  # fmt: skip
     assert sorted(map(id, ordered)) == sorted(map(id, entries))
+
+
+def test_space_group_verdict_tells_a_subgroup_model_from_the_reference():
+    """Rutile (P4_2/mnm) against itself, and against the same atoms with O moved 0.05 Å along c, which keeps them
+    within every tolerance of the ML and strict criteria but leaves the polar subgroup P4_2nm."""
+    from pymatgen.core import Lattice
+
+    lattice = Lattice.tetragonal(4.594, 2.959)
+    rutile = Structure.from_spacegroup("P4_2/mnm", lattice, ["Ti", "O"], [[0, 0, 0], [0.3048, 0.3048, 0]])
+    polar = Structure.from_spacegroup("P4_2nm", lattice, ["Ti", "O"], [[0, 0, 0], [0.3048, 0.3048, 0.05 / 2.959]])
+    assert broad.space_group_verdict(rutile, rutile) == {
+        "model_space_group": 136,
+        "reference_space_group": 136,
+        "space_group_match": True,
+    }
+    verdict = broad.space_group_verdict(polar, rutile)
+    assert verdict["model_space_group"] == 102 and not verdict["space_group_match"]
+    assert broad.judge(polar, rutile)["strict_match"]
