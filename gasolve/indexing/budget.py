@@ -23,6 +23,9 @@ from collections.abc import Callable
 TRICLINIC_BOXES_PER_SECOND = 50_000
 #: Default budget of the triclinic search (boxes): the former 120 s on an idle machine.
 TRICLINIC_BOXES = 120 * TRICLINIC_BOXES_PER_SECOND
+#: Budget of the second triclinic pass, which allows more unindexed lines when the first finds no sound cell
+#: (:func:`gasolve.indexing.pattern._triclinic`; boxes): a third of the first's, about 40 s on an idle machine.
+TRICLINIC_RETRY_BOXES = TRICLINIC_BOXES // 3
 
 
 def boxes_for_seconds(seconds: float) -> int:

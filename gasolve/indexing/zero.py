@@ -16,7 +16,11 @@ import numpy as np
 
 
 def order_zeros(
-    two_theta: np.ndarray, grid: np.ndarray, orders: tuple[int, ...] = (2, 3), iterations: int = 4
+    two_theta: np.ndarray,
+    grid: np.ndarray,
+    orders: tuple[int, ...] = (2, 3),
+    iterations: int = 4,
+    min_support: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The zero grid ordered by the support of the lines' order pairs, best first.
 
@@ -31,11 +35,15 @@ def order_zeros(
         Orders n tried for each pair.
     iterations : int
         Newton steps from z = 0.
+    min_support : int
+        Fewest solutions that set a zero before the grid's order: a zero with less support counts as unsupported
+        (0), so that a single chance pair (of the n(n-1)/2 pairs times the orders tried) does not put a zero
+        before 0.
 
     Returns
     -------
     zeros : ndarray, shape (n_zeros,)
-        ``grid`` by decreasing support; ties keep the grid's order.
+        ``grid`` by decreasing support (below ``min_support``: none); ties keep the grid's order.
     support : ndarray, shape (n_zeros,)
         The number of (pair, order) solutions within half a step of each, in that order.
     """
@@ -58,5 +66,5 @@ def order_zeros(
     zeros = np.concatenate(found)
     zeros = zeros[np.isfinite(zeros)]
     support = np.array([np.count_nonzero(np.abs(zeros - g) <= half_step) for g in grid])
-    order = np.argsort(-support, kind="stable")
+    order = np.argsort(-np.where(support >= min_support, support, 0), kind="stable")
     return grid[order], support[order]
