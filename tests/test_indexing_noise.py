@@ -153,3 +153,17 @@ def test_sigma_is_replaced_only_when_the_scatter_clearly_contradicts_it(signal):
     y = 3.0 * pattern.y_obs  # σ = √y of the rescaled numbers understates the noise by √3
     model = noise_model(y, counting_sigma(y))
     assert model != NoiseModel() and model.inflation(counting_sigma(y)) >= MIN_INFLATION
+
+
+def test_indexing_a_rescaled_pattern_notes_it_and_finds_the_same_cell(signal):
+    from gasolve.indexing.pattern import IndexingSettings, index_pattern
+
+    pattern = counted(signal, 3000.0, 9)
+    y = 20.0 * pattern.y_obs
+    rescaled = ObservedPattern(pattern.two_theta, y, counting_sigma(y), "x20")
+    settings = IndexingSettings(systems=("orthorhombic",), n_pawley=1)
+    plain, scaled = index_pattern(pattern, CUKA12, settings), index_pattern(rescaled, CUKA12, settings)
+    assert not any("σ is taken from the scatter" in note for note in plain.notes)
+    assert any("σ is taken from the scatter" in note for note in scaled.notes)
+    np.testing.assert_allclose(scaled.candidates[0].solution.cell, plain.candidates[0].solution.cell, rtol=1e-4)
+    np.testing.assert_allclose(sorted(scaled.candidates[0].solution.cell[:3]), (5.40, 6.96, 8.48), rtol=0.01)

@@ -23,6 +23,7 @@ import numpy as np
 
 from gasolve.crystal.cell import UnitCell
 from gasolve.crystal.spacegroup import SpaceGroup
+from gasolve.diffraction.noise import calibrated_pattern, calibration_note
 from gasolve.diffraction.wavelength import Radiation
 from gasolve.errors import InputError
 from gasolve.indexing.budget import TRICLINIC_BOXES, TRICLINIC_RETRY_BOXES, WorkBudget
@@ -70,8 +71,6 @@ TESTING_LINES = 4
 MIN_LINES = 1 + TESTING_LINES
 #: From this many lines on, every system is searched (as before there was a rule for fewer).
 FULL_SEARCH_LINES = 8
-#: A σ scaled by at least this much to the profile's scatter (:mod:`gasolve.diffraction.noise`) is noted in the result.
-NOTED_NOISE_INFLATION = 1.5
 #: Below a convincing cell, lower symmetry is searched up to this fraction of its primitive volume.
 _BELOW = 0.98
 
@@ -344,7 +343,9 @@ def index_pattern(
     Parameters
     ----------
     pattern : ObservedPattern
-        Restricted to the range to use.
+        Restricted to the range to use. Where its points scatter clearly more than σ says, σ is taken from the
+        scatter first (:func:`gasolve.diffraction.noise.calibrated_pattern`; a note says so), unless the peak
+        search's ``calibrate_noise`` is off.
     radiation : Radiation
         Its primary line is the λ of the indexing; a Kα1+Kα2 doublet is handled by the peak search.
     settings : IndexingSettings, optional
@@ -359,15 +360,14 @@ def index_pattern(
         When the pattern has too few lines to index.
     """
     settings = settings or IndexingSettings()
+    note = None
+    if settings.peak_search.calibrate_noise:  # σ from the scatter for the peak search and the Pawley check alike
+        stated = pattern.sigma
+        pattern, noise = calibrated_pattern(pattern)
+        note = calibration_note(noise, stated)
     peaks = search_peaks(pattern, radiation, settings.peak_search)
     result = _index_found_peaks(pattern, radiation, settings, peaks)
-    if peaks.noise_inflation >= NOTED_NOISE_INFLATION:
-        note = (
-            f"the points scatter {peaks.noise_inflation:.1f} times more than their esds (a normalised or rescaled "
-            "pattern?): the peak search scaled σ to the scatter"
-        )
-        result = replace(result, notes=(*result.notes, note))
-    return result
+    return result if note is None else replace(result, notes=(*result.notes, note))
 
 
 def _index_found_peaks(pattern: ObservedPattern, radiation: Radiation, settings: IndexingSettings, peaks):
