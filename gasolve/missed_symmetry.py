@@ -60,6 +60,9 @@ class MissedSymmetry:
     operations, model_operations : int
         Symmetry operations (centring translations included) that map the model's cell onto itself at
         ``tolerance`` and at :data:`TIGHT_TOLERANCE`.
+    sites : tuple of (str, str)
+        The symmetrised model's independent sites, (element, Wyckoff label such as "4e") in ``cell`` and the
+        group's standard setting: the hypothesis that the model already is.
     """
 
     kind: str
@@ -72,6 +75,7 @@ class MissedSymmetry:
     model_primitive_atoms: int
     operations: int
     model_operations: int
+    sites: tuple[tuple[str, str], ...] = ()
 
 
 def _spglib_cell(structure: Structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -100,6 +104,24 @@ def _parameters(lattice: np.ndarray) -> tuple[float, ...]:
         cosine = float(np.dot(lattice[i], lattice[j]) / (lengths[i] * lengths[j]))
         angles.append(math.degrees(math.acos(max(-1.0, min(1.0, cosine)))))
     return (*map(float, lengths), *angles)
+
+
+def _wyckoff_sites(conventional, tolerance: float) -> tuple[tuple[str, str], ...]:
+    """(element, Wyckoff label) of each orbit of spglib's standardised (symmetrised) conventional cell."""
+    from pymatgen.core.periodic_table import Element
+
+    dataset = spglib.get_symmetry_dataset(conventional, symprec=tolerance)
+    if dataset is None:
+        return ()
+    orbits = np.asarray(dataset.equivalent_atoms)
+    numbers = np.asarray(conventional[2])
+    sites = []
+    for representative in np.unique(orbits):
+        multiplicity = int(np.count_nonzero(orbits == representative))
+        sites.append(
+            (Element.from_Z(int(numbers[representative])).symbol, f"{multiplicity}{dataset.wyckoffs[representative]}")
+        )
+    return tuple(sorted(sites))
 
 
 def missed_symmetry(structure: Structure, tolerances: tuple[float, ...] = TOLERANCES) -> MissedSymmetry | None:
@@ -136,6 +158,7 @@ def missed_symmetry(structure: Structure, tolerances: tuple[float, ...] = TOLERA
                 continue
             return MissedSymmetry(
                 kind="subcell" if len(primitive[2]) < model_atoms else "supergroup",
+                sites=_wyckoff_sites(conventional, tolerance),
                 cell=UnitCell(*_parameters(np.asarray(conventional[0]))),
                 bravais=_bravais(int(dataset.number), str(dataset.international)),
                 space_group=int(dataset.number),

@@ -62,6 +62,11 @@ class CellChoice:
     space_group : int or None
         The only space-group number to race in this cell (a supergroup the solved model obeys); None: the groups
         the extinctions rank.
+    model_group : int or None
+        For a cell of a solved model's missed symmetry: the group its symmetrised model is in ...
+    model_sites : tuple of (str, str)
+        ... and that model's (element, Wyckoff label) sites, raced first when that group is raced
+        (:func:`model_hypothesis`).
     """
 
     cell: UnitCell
@@ -69,6 +74,8 @@ class CellChoice:
     source: str
     indexing: dict | None = None
     space_group: int | None = None
+    model_group: int | None = None
+    model_sites: tuple[tuple[str, str], ...] = ()
 
 
 #: A race that ends without a confirmed hypothesis falls back when its winner's χ² exceeds this times the noise level.
@@ -375,7 +382,44 @@ def missed_symmetry_choice(fitted, state) -> tuple[CellChoice, object] | None:
     if found is None:
         return None
     group = found.space_group if found.kind == "supergroup" else None
-    return CellChoice(found.cell, found.bravais, MISSED_SYMMETRY_SOURCE, space_group=group), found
+    choice = CellChoice(
+        found.cell,
+        found.bravais,
+        MISSED_SYMMETRY_SOURCE,
+        space_group=group,
+        model_group=found.space_group,
+        model_sites=found.sites,
+    )
+    return choice, found
+
+
+def model_hypothesis(base: StructureSpec, groups: list[GroupChoice], number: int, sites) -> object | None:
+    """The hypothesis of a symmetrised model's sites in the raced group ``number`` (its spec built as
+    :func:`solve_hypotheses` builds it), or None when that group is not raced, a label is not one of its Wyckoff
+    positions, or the sites do not hold a whole number of formula units."""
+    from gasolve.hypotheses.assignments import wyckoff_slots
+    from gasolve.hypotheses.hypothesis import Hypothesis
+
+    chosen = [g for g in groups if g.space_group.number == number]
+    if not chosen or not sites:
+        return None
+    spec = replace(base, space_group=chosen[0].space_group, cell=chosen[0].cell)
+    slots = {slot.label: slot for slot in wyckoff_slots(spec.space_group)}
+    if any(label not in slots for _, label in sites):
+        return None
+    atoms: dict[str, int] = {}
+    for element, label in sites:
+        atoms[element] = atoms.get(element, 0) + slots[label].multiplicity
+    composition = dict(base.composition)
+    if set(atoms) != set(composition):
+        return None
+    z = atoms[next(iter(composition))] // composition[next(iter(composition))]
+    if z < 1 or any(atoms[element] != n * z for element, n in composition.items()):
+        return None
+    n_free = sum(slots[label].n_free for _, label in sites)
+    order = {element: k for k, element in enumerate(composition)}  # the formula's element order, as elsewhere
+    ordered = tuple(sorted(sites, key=lambda site: (order[site[0]], -slots[site[1]].multiplicity, site[1])))
+    return Hypothesis(z, "wyckoff", ordered, n_free, 0.0, base=spec)
 
 
 def symmetric_attempt_holds(new, old, observations: int, alpha: float = 0.05) -> bool:

@@ -148,6 +148,7 @@ def test_solve_moves_to_the_subcell_then_the_supergroup_of_its_model(tmp_path, c
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "the winner's atoms repeat in a smaller cell" in printed and "obey P4_2/mnm" in printed
+    assert "the solved model's assignment, symmetrised, races first: P 42/m n m Z=2 Ti: 2a, O: 4f" in printed
     summary = json.loads((out / "summary.json").read_text())
     attempts = summary["stages"]["attempts"]
     assert [a["cell"]["source"] for a in attempts] == ["given"] + 2 * ["higher symmetry of the solved model"]
@@ -160,3 +161,23 @@ def test_solve_moves_to_the_subcell_then_the_supergroup_of_its_model(tmp_path, c
     assert best.lattice.c == pytest.approx(2.959, abs=0.01)
     assert SpacegroupAnalyzer(best, symprec=0.01).get_space_group_number() == 136
     assert StructureMatcher().get_rms_dist(best, rutile)[1] < 0.05
+
+
+def test_the_symmetrised_models_sites_become_a_hypothesis_of_the_raced_group():
+    from gasolve.config import StructureSpec
+    from gasolve.structure_solution import GroupChoice, model_hypothesis
+
+    cell = UnitCell(4.594, 4.594, 2.959, 90, 90, 90)
+    group = SpaceGroup.from_symbol("P4_2/mnm")
+    base = StructureSpec("TiO2", cell, group, sites=(), b_iso=(0.5,), composition=(("Ti", 1), ("O", 2)))
+    groups = [GroupChoice(group, cell, 1.0, group.symbol)]
+    found = model_hypothesis(base, groups, 136, (("O", "4f"), ("Ti", "2a")))
+    assert (found.z, found.sites, found.n_free, found.base.space_group.number) == (
+        2,
+        (("Ti", "2a"), ("O", "4f")),
+        1,
+        136,
+    )
+    assert model_hypothesis(base, groups, 102, (("O", "4f"), ("Ti", "2a"))) is None  # that group is not raced
+    assert model_hypothesis(base, groups, 136, (("O", "4f"), ("Ti", "4c"))) is None  # Ti2O2: not the formula
+    assert model_hypothesis(base, groups, 136, (("O", "4f"), ("Ti", "2z"))) is None  # no such position
