@@ -25,7 +25,8 @@
    repeats in a smaller cell (indexing can prefer a supercell that also indexes impurity lines), or obeys a
    supergroup (a polar subgroup of a centrosymmetric structure fits as well), the stages run again in that cell,
    in the supergroup's case with that group alone. The attempt is kept when it is confirmed and the other is not,
-   or when its Rwp passes Hamilton's R-factor ratio test against the other's (fewer parameters, the same fit).
+   or when its Rwp passes Hamilton's R-factor ratio test against the other's (fewer parameters, the same fit);
+   the other is the model it restricts, never an unrelated fallback's (:func:`kept_attempt`).
 
 Nothing here prints or writes files.
 """
@@ -440,3 +441,51 @@ def symmetric_attempt_holds(new, old, observations: int, alpha: float = 0.05) ->
     restrictions = parameters - new_lane.hypothesis.n_free
     limit = hamilton_ratio(restrictions, observations, parameters, alpha) if restrictions > 0 else 1.0
     return new_lane.rwp <= limit * old_lane.rwp
+
+
+def kept_attempt(races: list, sources: list[str], observations: int, alpha: float = 0.05) -> int:
+    """Index of the attempt whose race is kept, the attempts taken in order.
+
+    A fallback is kept when it beats the kept attempt (:func:`better_attempt`). An attempt in the higher symmetry
+    of a model (source :data:`MISSED_SYMMETRY_SOURCE`) comes right after the attempt whose winner it symmetrises,
+    and Hamilton's test holds only between nested models: when the kept attempt is among its ancestors (the one
+    before it, that one's own parent while it too is a missed-symmetry attempt, ...), it is kept when it holds
+    against the kept one (:func:`symmetric_attempt_holds`); otherwise it must hold against its parent and beat the
+    kept attempt as a fallback does.
+
+    Parameters
+    ----------
+    races : list of gasolve.hypotheses.race.RaceState
+        The finished races, one per attempt, in the order they were run.
+    sources : list of str
+        Each attempt's cell source (:attr:`CellChoice.source`), same length.
+    observations : int
+        Profile points (n of Hamilton's test).
+    alpha : float
+        Significance level of Hamilton's test.
+
+    Returns
+    -------
+    int
+        Index into ``races``.
+    """
+    kept = 0
+    for k in range(1, len(races)):
+        if sources[k] != MISSED_SYMMETRY_SOURCE:
+            better = better_attempt(races[k], races[kept])
+        elif kept in _ancestors(sources, k):
+            better = symmetric_attempt_holds(races[k], races[kept], observations, alpha)
+        else:
+            better = symmetric_attempt_holds(races[k], races[k - 1], observations, alpha)
+            better = better and better_attempt(races[k], races[kept])
+        if better:
+            kept = k
+    return kept
+
+
+def _ancestors(sources: list[str], k: int) -> list[int]:
+    """The attempts whose models the missed-symmetry attempt ``k`` restricts: k - 1, then back while each is one."""
+    ancestors = [k - 1]
+    while ancestors[-1] > 0 and sources[ancestors[-1]] == MISSED_SYMMETRY_SOURCE:
+        ancestors.append(ancestors[-1] - 1)
+    return ancestors

@@ -181,3 +181,24 @@ def test_the_symmetrised_models_sites_become_a_hypothesis_of_the_raced_group():
     assert model_hypothesis(base, groups, 102, (("O", "4f"), ("Ti", "2a"))) is None  # that group is not raced
     assert model_hypothesis(base, groups, 136, (("O", "4f"), ("Ti", "4c"))) is None  # Ti2O2: not the formula
     assert model_hypothesis(base, groups, 136, (("O", "4f"), ("Ti", "2z"))) is None  # no such position
+
+
+def test_a_missed_symmetry_attempt_is_judged_against_the_attempt_it_came_from():
+    """Hamilton's test compares nested models: an attempt in the higher symmetry of a fallback that was not kept
+    is not kept for fitting within Hamilton's ratio of the kept attempt, an unrelated model; it must hold against
+    its own parent and then beat the kept attempt as a fallback does (gasolve.structure_solution.kept_attempt)."""
+    from gasolve.structure_solution import MISSED_SYMMETRY_SOURCE, kept_attempt
+
+    sources = ["indexed", "lower symmetry of the mP cell", MISSED_SYMMETRY_SOURCE]
+    indexed, fallback = race(0.1, 20), race(0.12, 30)  # the fallback does not beat the indexed cell's race
+    near = race(0.1001, 10)  # within Hamilton's ratio of the indexed cell's race, but not 10 % below it
+    assert kept_attempt([indexed, fallback, near], sources, 4000) == 0
+    assert kept_attempt([indexed, fallback, race(0.08, 10)], sources, 4000) == 2  # beats it: kept
+    assert kept_attempt([indexed, fallback, race(0.13, 10, "done")], sources, 4000) == 2  # confirmed: kept
+    # Each attempt in the higher symmetry of the one before: the kept one is its ancestor, Hamilton's test decides.
+    chain = ["given", MISSED_SYMMETRY_SOURCE, MISSED_SYMMETRY_SOURCE]
+    limit = hamilton_ratio(14, 4000, 27)
+    supercell = race(0.0345, 27)
+    assert kept_attempt([supercell, race(0.05, 13), race(0.0345 * (limit - 1e-4), 13)], chain, 4000) == 2
+    assert kept_attempt([supercell, race(0.05, 13), race(0.0345 * (limit + 1e-4), 13)], chain, 4000) == 0
+    assert kept_attempt([supercell, race(0.0345, 13), race(0.0345, 9)], chain, 4000) == 2

@@ -337,12 +337,7 @@ def run(args: argparse.Namespace) -> int:
     from gasolve.hypotheses import race
     from gasolve.io.checkpoint import read_checkpoint, write_checkpoint
     from gasolve.io.profile_fit_outputs import write_outputs
-    from gasolve.structure_solution import (
-        MISSED_SYMMETRY_SOURCE,
-        better_attempt,
-        needs_fallback,
-        symmetric_attempt_holds,
-    )
+    from gasolve.structure_solution import kept_attempt, needs_fallback
 
     pattern = Path(args.pattern).expanduser().resolve()
     if not pattern.is_file():
@@ -418,15 +413,8 @@ def run(args: argparse.Namespace) -> int:
         except InputError as error:
             say(f"the {choice.source} was left out: {error.message}")
         save(solve["attempts"][-1]["race"])
-    kept = 0
-    for k in range(1, len(solve["attempts"])):
-        new, old = solve["attempts"][k]["race"], solve["attempts"][kept]["race"]
-        if solve["attempts"][k]["stages"]["cell"]["source"] == MISSED_SYMMETRY_SOURCE:
-            better = symmetric_attempt_holds(new, old, len(observed.two_theta))
-        else:
-            better = better_attempt(new, old)
-        if better:
-            kept = k
+    races = [a["race"] for a in solve["attempts"]]
+    kept = kept_attempt(races, [a["stages"]["cell"]["source"] for a in solve["attempts"]], len(observed.two_theta))
     chosen = solve["attempts"][kept]
     if len(solve["attempts"]) > 1:
         say(f"kept the race in the {chosen['stages']['cell']['source']} cell ({chosen['stages']['cell']['bravais']})")
