@@ -167,3 +167,38 @@ def test_indexing_a_rescaled_pattern_notes_it_and_finds_the_same_cell(signal):
     assert any("σ is taken from the scatter" in note for note in scaled.notes)
     np.testing.assert_allclose(scaled.candidates[0].solution.cell, plain.candidates[0].solution.cell, rtol=1e-4)
     np.testing.assert_allclose(sorted(scaled.candidates[0].solution.cell[:3]), (5.40, 6.96, 8.48), rtol=0.01)
+
+
+def test_the_clipping_correction_is_the_variance_of_a_normal_clipped_at_the_limit():
+    """Var(z | |z| ≤ c) = 1 - 2 c φ(c) / (2 Φ(c) - 1) for a standard normal z (truncated normal moments)."""
+    from scipy.stats import norm
+
+    from gasolve.diffraction.noise import _CLIPPED_SHARE, CLIP
+
+    exact = 1.0 - 2.0 * CLIP * norm.pdf(CLIP) / (2.0 * norm.cdf(CLIP) - 1.0)
+    assert _CLIPPED_SHARE == pytest.approx(exact, abs=1e-6)
+
+
+def test_index_and_rank_keeps_sigma_when_the_calibration_is_off(signal, monkeypatch):
+    """``calibrate_noise=False`` trusts σ on the classify route as on gasolve index: the extinction fit as well
+    as the indexing sees the stated σ."""
+    import gasolve.indexing.pattern
+    from gasolve.errors import InputError
+    from gasolve.indexing.extinctions import index_and_rank
+    from gasolve.indexing.pattern import IndexingSettings
+
+    pattern = counted(signal, 3000.0, 9)
+    y = 20.0 * pattern.y_obs
+    rescaled = ObservedPattern(pattern.two_theta, y, counting_sigma(y), "x20")
+    seen = []
+
+    def stop(pattern, radiation, settings):
+        seen.append(pattern.sigma)
+        raise InputError("stopped here", "test")
+
+    monkeypatch.setattr(gasolve.indexing.pattern, "index_pattern", stop)
+    trusting = IndexingSettings(n_pawley=1, peak_search=PeakSearchSettings(calibrate_noise=False))
+    assert index_and_rank(rescaled, CUKA12, indexing=trusting)[0] is None
+    np.testing.assert_array_equal(seen[-1], rescaled.sigma)
+    index_and_rank(rescaled, CUKA12)  # the default calibrates
+    assert np.median(seen[-1] / rescaled.sigma) > MIN_INFLATION

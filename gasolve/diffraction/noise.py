@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.optimize
+import scipy.stats
 
 #: σ is replaced only when the model raises it by at least this factor (median over the points): counting data
 #: come out at 1.00-1.16 (curvature left in the second differences, slightly correlated points), and a model
@@ -51,8 +52,9 @@ LEVEL_WINDOW = 21
 PEAK_SHARE = 0.2
 #: Deviates beyond this many standard deviations are clipped (peaks' curvature, spikes) ...
 CLIP = 3.0
-#: ... and the variance of a normal distribution clipped at ±3 is this share of the whole.
-_CLIPPED_SHARE = 0.97331
+#: ... and the variance of a normal distribution clipped at ±CLIP is this share of the whole:
+#: 1 - 2 c φ(c) / (2 Φ(c) - 1) (truncated normal), 0.973337 at c = 3.
+_CLIPPED_SHARE = 1.0 - 2.0 * CLIP * scipy.stats.norm.pdf(CLIP) / (2.0 * scipy.stats.norm.cdf(CLIP) - 1.0)
 #: Clipping rounds.
 _ROUNDS = 10
 

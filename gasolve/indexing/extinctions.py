@@ -681,7 +681,8 @@ def index_and_rank(
         (a Cu Kα2 pattern read as Kα1 gave M8 = 142 for a wrong rhombohedral cell of cubic Cu2O).
     settings : ExtinctionSettings, optional
     indexing : gasolve.indexing.pattern.IndexingSettings, optional
-        Default: one Pawley check (the extinction fit is the second).
+        Default: one Pawley check (the extinction fit is the second). Its peak search's ``calibrate_noise`` also
+        decides whether σ is taken from the scatter for the extinction fit.
 
     Returns
     -------
@@ -693,9 +694,11 @@ def index_and_rank(
     from gasolve.diffraction.noise import calibrated_pattern
     from gasolve.indexing.pattern import IndexingSettings, index_pattern
 
-    pattern, _ = calibrated_pattern(pattern)  # σ from the scatter where it clearly exceeds the stated σ
+    indexing = indexing or IndexingSettings(n_pawley=1)
+    if indexing.peak_search.calibrate_noise:  # σ from the scatter for the extinction fit too, as index_pattern does
+        pattern, _ = calibrated_pattern(pattern)
     try:
-        result = index_pattern(pattern, radiation, indexing or IndexingSettings(n_pawley=1))
+        result = index_pattern(pattern, radiation, indexing)
     except InputError as error:
         return None, f"not indexed: {error}"
     if not result.candidates or result.candidates[0].solution.m20 < min_m20:
