@@ -46,7 +46,8 @@ class MissedSymmetry:
         "subcell" (the atoms repeat in a smaller primitive cell) or "supergroup" (the same primitive cell, more
         symmetry operations).
     cell : UnitCell
-        Conventional standard cell of the symmetrised model (spglib's standardisation).
+        Conventional standard cell of the symmetrised model (spglib's standardisation; an A-centred one with its
+        axes permuted to the C-centred cell that ``bravais`` oC means).
     bravais : str
         Its Bravais lattice (aP, mP, mC, ..., cF).
     space_group : int
@@ -95,6 +96,12 @@ def _bravais(number: int, symbol: str) -> str:
         if number <= last:
             return system + letter
     return "c" + letter
+
+
+def _c_centred(lattice: np.ndarray, symbol: str) -> np.ndarray:
+    """The lattice vectors (rows, Å) of an A-centred standard cell (spglib's Amm2, Aem2, Ama2, Aea2) permuted
+    cyclically, (a, b, c) -> (b, c, a), to the C-centred cell that an oC lattice means here; others as given."""
+    return lattice[[1, 2, 0]] if symbol.startswith("A") else lattice
 
 
 def _parameters(lattice: np.ndarray) -> tuple[float, ...]:
@@ -159,7 +166,7 @@ def missed_symmetry(structure: Structure, tolerances: tuple[float, ...] = TOLERA
             return MissedSymmetry(
                 kind="subcell" if len(primitive[2]) < model_atoms else "supergroup",
                 sites=_wyckoff_sites(conventional, tolerance),
-                cell=UnitCell(*_parameters(np.asarray(conventional[0]))),
+                cell=UnitCell(*_parameters(_c_centred(np.asarray(conventional[0]), str(dataset.international)))),
                 bravais=_bravais(int(dataset.number), str(dataset.international)),
                 space_group=int(dataset.number),
                 symbol=str(dataset.international),

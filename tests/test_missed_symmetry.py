@@ -202,3 +202,23 @@ def test_a_missed_symmetry_attempt_is_judged_against_the_attempt_it_came_from():
     assert kept_attempt([supercell, race(0.05, 13), race(0.0345 * (limit - 1e-4), 13)], chain, 4000) == 2
     assert kept_attempt([supercell, race(0.05, 13), race(0.0345 * (limit + 1e-4), 13)], chain, 4000) == 0
     assert kept_attempt([supercell, race(0.0345, 13), race(0.0345, 9)], chain, 4000) == 2
+
+
+def test_an_a_centred_supergroup_is_given_in_its_c_centred_cell():
+    """spglib's standard setting of Amm2 (and 39-41) is A-centred; the cell handed on as oC must be C-centred
+    (the holohedral fit takes Cmmm on it): its axes are permuted cyclically, (a, b, c) -> (b, c, a)."""
+    from pymatgen.core import Lattice
+    from pymatgen.core import Structure as PymatgenStructure
+
+    amm2 = PymatgenStructure.from_spacegroup(
+        "Amm2", Lattice.orthorhombic(3.0, 4.0, 5.0), ["Na", "Cl", "O"], [[0, 0, 0.1], [0.5, 0, 0.3], [0, 0.2, 0.35]]
+    )
+    rng = np.random.default_rng(5)
+    sites = tuple(
+        Site(f"{s.specie}{k}", str(s.specie), tuple(s.frac_coords + rng.uniform(-0.003, 0.003, 3)))
+        for k, s in enumerate(amm2)
+    )
+    model = Structure(UnitCell(3.0, 4.0, 5.0, 90, 90, 90), SpaceGroup.from_symbol(1), sites, name="Amm2 in P1")
+    found = missed_symmetry(model)
+    assert found is not None and found.space_group == 38 and found.bravais == "oC"
+    assert found.cell.parameters[:3] == pytest.approx((4.0, 5.0, 3.0), abs=0.02)
