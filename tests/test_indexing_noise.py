@@ -202,14 +202,3 @@ def test_index_and_rank_keeps_sigma_when_the_calibration_is_off(signal, monkeypa
     np.testing.assert_array_equal(seen[-1], rescaled.sigma)
     index_and_rank(rescaled, CUKA12)  # the default calibrates
     assert np.median(seen[-1] / rescaled.sigma) > MIN_INFLATION
-
-
-def test_a_stretch_without_scatter_does_not_hide_the_noise_elsewhere():
-    """Points scattering about 2.1 times their σ = √y, with the first sixth zero-filled (a clipped or padded
-    stretch, whose bin has no scatter at all): σ is still taken from the scatter of the others."""
-    rng = np.random.default_rng(1)
-    y = rng.normal(200.0, 30.0, 6000)
-    y[:1000] = 0.0
-    sigma = counting_sigma(y)
-    model = noise_model(y, sigma)
-    assert model.inflation(sigma) == pytest.approx(30.0 / np.sqrt(200.0), rel=0.1)

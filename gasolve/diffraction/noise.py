@@ -143,14 +143,11 @@ def fit_noise_model(y: np.ndarray, sigma: np.ndarray) -> NoiseModel:
     for part in np.array_split(order, N_BINS):
         levels.append(float(np.mean(stated[part])))
         variances.append(clipped_variance(deviate[part]))
-    # A bin without scatter (a zero-filled or clipped stretch) says nothing of the noise; weighted by 1/variance it
-    # would pin the model to 0 and leave σ as stated however much the other bins scatter.
-    scattered = np.array(variances) > 0
-    if not np.any(scattered):
+    levels_array, variances_array = np.array(levels), np.array(variances)
+    if not np.any(variances_array > 0):
         return NoiseModel()
-    levels_array, variances_array = np.array(levels)[scattered], np.array(variances)[scattered]
     # Each bin's robust variance has a relative error of about the same size: weight by 1/variance.
-    weight = 1.0 / variances_array
+    weight = 1.0 / np.maximum(variances_array, 1e-12 * variances_array.max())
     design = np.column_stack([np.ones_like(levels_array), levels_array]) * weight[:, None]
     (additive, gain), _ = scipy.optimize.nnls(design, variances_array * weight)
     return NoiseModel(float(additive), float(gain))
