@@ -116,6 +116,8 @@ def test_solve_falls_back_to_lower_symmetry(tmp_path, capsys):
     assert not attempts[0]["kept"] and attempts[1]["kept"]
     # The P1 winner lies within 0.3 Å of P-1, which is raced alone after it (gasolve.missed_symmetry); that race
     # stops on a model of χ² 1.29 against P1's 1.11, which Hamilton's test does not keep.
+    assert len(attempts) >= 3, "no missed-symmetry attempt: the assertion below would hold for none"
+    assert attempts[1]["missed_symmetry"]["kind"] == "supergroup" and attempts[2]["space_groups"] in (["P -1"], ["P-1"])
     assert all(a["cell"]["source"] == MISSED_SYMMETRY_SOURCE and not a["kept"] for a in attempts[2:])
     assert attempts[0]["chi2"] > FALLBACK_CHI2_FACTOR * attempts[0]["noise_chi2"]
     assert set(attempts[1]["space_groups"]) <= {"P -1", "P 1", "P-1", "P1"}
