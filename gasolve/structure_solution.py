@@ -342,17 +342,26 @@ def needs_fallback(state) -> bool:
     return lane.status != "done" and lane.chi2 > FALLBACK_CHI2_FACTOR * state.noise_chi2
 
 
-def better_attempt(new, old, margin: float = 0.9) -> bool:
-    """Whether the race ``new`` (a fallback) beats ``old``: it has a winner and either it is confirmed and the old
-    one is not, or its Rwp is below ``margin`` times the old winner's (a fallback with more free coordinates must
-    fit clearly better, not only as well)."""
+def _decided_by_winners(new, old) -> bool | None:
+    """Whether race ``new`` beats ``old`` on their winners alone: False without a winner, True against a race
+    without one or when only ``new``'s is confirmed; None when their fits must decide."""
     if new.winner is None:
         return False
     if old.winner is None:
         return True
-    new_lane, old_lane = new.lanes[new.winner], old.lanes[old.winner]
-    if new_lane.status == "done" and old_lane.status != "done":
+    if new.lanes[new.winner].status == "done" and old.lanes[old.winner].status != "done":
         return True
+    return None
+
+
+def better_attempt(new, old, margin: float = 0.9) -> bool:
+    """Whether the race ``new`` (a fallback) beats ``old``: it has a winner and either it is confirmed and the old
+    one is not, or its Rwp is below ``margin`` times the old winner's (a fallback with more free coordinates must
+    fit clearly better, not only as well)."""
+    decided = _decided_by_winners(new, old)
+    if decided is not None:
+        return decided
+    new_lane, old_lane = new.lanes[new.winner], old.lanes[old.winner]
     return new_lane.rwp < margin * old_lane.rwp
 
 
@@ -430,13 +439,10 @@ def symmetric_attempt_holds(new, old, observations: int, alpha: float = 0.05) ->
     ``alpha``)."""
     from gasolve.missed_symmetry import hamilton_ratio
 
-    if new.winner is None:
-        return False
-    if old.winner is None:
-        return True
+    decided = _decided_by_winners(new, old)
+    if decided is not None:
+        return decided
     new_lane, old_lane = new.lanes[new.winner], old.lanes[old.winner]
-    if new_lane.status == "done" and old_lane.status != "done":
-        return True
     parameters = old_lane.hypothesis.n_free
     restrictions = parameters - new_lane.hypothesis.n_free
     limit = hamilton_ratio(restrictions, observations, parameters, alpha) if restrictions > 0 else 1.0
