@@ -403,10 +403,29 @@ def missed_symmetry_choice(fitted, state) -> tuple[CellChoice, object] | None:
     return choice, found
 
 
-def model_hypothesis(base: StructureSpec, groups: list[GroupChoice], number: int, sites) -> object | None:
-    """The hypothesis of a symmetrised model's sites in the raced group ``number`` (its spec built as
-    :func:`solve_hypotheses` builds it), or None when that group is not raced, a label is not one of its Wyckoff
-    positions, or the sites do not hold a whole number of formula units."""
+def model_hypothesis(
+    base: StructureSpec, groups: list[GroupChoice], number: int, sites: tuple[tuple[str, str], ...]
+) -> object | None:
+    """The hypothesis of a symmetrised model's sites in the raced group ``number``.
+
+    Parameters
+    ----------
+    base : StructureSpec
+        The race's composition spec (``composition`` set).
+    groups : list of GroupChoice
+        The groups raced in this cell.
+    number : int
+        The symmetrised model's space-group number (:attr:`CellChoice.model_group`).
+    sites : tuple of (str, str)
+        Its (element, Wyckoff label) sites in the group's standard setting (:attr:`CellChoice.model_sites`).
+
+    Returns
+    -------
+    gasolve.hypotheses.hypothesis.Hypothesis or None
+        A "wyckoff" hypothesis, its spec built as :func:`solve_hypotheses` builds it, the sites in the formula's
+        element order; None when that group is not raced, a label is not one of its Wyckoff positions, or the
+        sites do not hold a whole number Z ≥ 1 of formula units.
+    """
     from gasolve.hypotheses.assignments import wyckoff_slots
     from gasolve.hypotheses.hypothesis import Hypothesis
 
@@ -430,6 +449,30 @@ def model_hypothesis(base: StructureSpec, groups: list[GroupChoice], number: int
     order = {element: k for k, element in enumerate(composition)}  # the formula's element order, as elsewhere
     ordered = tuple(sorted(sites, key=lambda site: (order[site[0]], -slots[site[1]].multiplicity, site[1])))
     return Hypothesis(z, "wyckoff", ordered, n_free, 0.0, base=spec)
+
+
+def model_first(hypotheses: list, own) -> list:
+    """The race's hypotheses with a symmetrised model's own (:func:`model_hypothesis`) first, as many as before.
+
+    Parameters
+    ----------
+    hypotheses : list of gasolve.hypotheses.hypothesis.Hypothesis
+        As :func:`solve_hypotheses` ranks them.
+    own : Hypothesis
+        The model's assignment.
+
+    Returns
+    -------
+    list of Hypothesis
+        ``own``, then the others in their order without the one that is ``own`` (same group, Z and sites in any
+        order); when none is, the last is left out, so that the race keeps its number of lanes.
+    """
+
+    def key(hypothesis) -> tuple:
+        return hypothesis.base.space_group.number, hypothesis.z, tuple(sorted(hypothesis.sites))
+
+    others = [h for h in hypotheses if key(h) != key(own)]
+    return [own, *others][: len(hypotheses)]
 
 
 def symmetric_attempt_holds(new, old, observations: int, alpha: float = 0.05) -> bool:

@@ -222,3 +222,17 @@ def test_an_a_centred_supergroup_is_given_in_its_c_centred_cell():
     found = missed_symmetry(model)
     assert found is not None and found.space_group == 38 and found.bravais == "oC"
     assert found.cell.parameters[:3] == pytest.approx((4.0, 5.0, 3.0), abs=0.02)
+
+
+def test_the_models_own_hypothesis_races_first_in_the_same_number_of_lanes():
+    from gasolve.structure_solution import model_first
+
+    def hypothesis(number: int, z: int, *sites):
+        return SimpleNamespace(base=SimpleNamespace(space_group=SimpleNamespace(number=number)), z=z, sites=sites)
+
+    ranked = [hypothesis(136, 2, ("Ti", "2b"), ("O", "4g")), hypothesis(136, 2, ("Ti", "2a"), ("O", "4f"))]
+    ranked.append(hypothesis(102, 2, ("Ti", "2a"), ("O", "4c")))
+    own = hypothesis(136, 2, ("O", "4f"), ("Ti", "2a"))  # the second, its sites in another order
+    assert model_first(ranked, own) == [own, ranked[0], ranked[2]]
+    new = hypothesis(136, 2, ("Ti", "2a"), ("O", "4g"))  # none of them: the last gives way
+    assert model_first(ranked, new) == [new, ranked[0], ranked[1]]

@@ -156,6 +156,7 @@ def _attempt(args, pattern: Path, out: Path, context: dict, choice, say, cache: 
         composition_fits,
         holohedral_fit,
         lower_symmetry_groups,
+        model_first,
         model_hypothesis,
         solve_hypotheses,
         space_group_candidates,
@@ -217,9 +218,7 @@ def _attempt(args, pattern: Path, out: Path, context: dict, choice, say, cache: 
     if choice.model_group is not None:  # the symmetrised model's own assignment races first
         own = model_hypothesis(fitted.structure, groups, choice.model_group, choice.model_sites)
         if own is not None:
-            key = (own.base.space_group.number, own.z, tuple(sorted(own.sites)))
-            others = [h for h in hypotheses if (h.base.space_group.number, h.z, tuple(sorted(h.sites))) != key]
-            hypotheses = [own, *others][: len(hypotheses)]
+            hypotheses = model_first(hypotheses, own)
             say(f"the solved model's assignment, symmetrised, races first: {own.describe()}")
     for item in routes:
         say(f"{item['space_group']} Z = {item['z']}: {item['reason']}")
