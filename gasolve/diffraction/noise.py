@@ -32,11 +32,15 @@ rescaled) on three of them, and an additive term on those whose background was s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.optimize
 import scipy.stats
+
+if TYPE_CHECKING:
+    from gasolve.io.patterns import ObservedPattern
 
 #: σ is replaced only when the model raises it by at least this factor (median over the points): the shared
 #: measured counting patterns come out at 1.00-1.07 (fitted gains up to 1.14: curvature left in the second
@@ -172,7 +176,7 @@ def noise_model(y: np.ndarray, sigma: np.ndarray) -> NoiseModel:
     return fitted if fitted.inflation(sigma) >= MIN_INFLATION else NoiseModel()
 
 
-def calibrated_pattern(pattern):
+def calibrated_pattern(pattern: ObservedPattern) -> tuple[ObservedPattern, NoiseModel]:
     """The pattern with σ from :func:`noise_model` (unchanged when σ describes the scatter), and the model.
 
     Parameters
@@ -186,8 +190,6 @@ def calibrated_pattern(pattern):
     model : NoiseModel
         :func:`noise_model`'s; ``model.inflation(pattern.sigma)`` is the median factor applied (1 when none).
     """
-    from dataclasses import replace
-
     model = noise_model(pattern.y_obs, pattern.sigma)
     if model == NoiseModel():
         return pattern, model
@@ -195,7 +197,20 @@ def calibrated_pattern(pattern):
 
 
 def calibration_note(model: NoiseModel, sigma: np.ndarray) -> str | None:
-    """What a command says when σ was scaled (None when it was not)."""
+    """What a command says when σ was scaled.
+
+    Parameters
+    ----------
+    model : NoiseModel
+        :func:`calibrated_pattern`'s model.
+    sigma : ndarray, shape (n_points,)
+        The stated σ it scaled (pattern units).
+
+    Returns
+    -------
+    str or None
+        The note, with the median factor; None when σ was kept.
+    """
     if model == NoiseModel():
         return None
     return (
