@@ -153,8 +153,10 @@ def missed_symmetry(structure: Structure, tolerances: tuple[float, ...] = TOLERA
         warnings.simplefilter("ignore")
         own = spglib.get_symmetry_dataset(cell, symprec=TIGHT_TOLERANCE)
         own_primitive = spglib.standardize_cell(cell, to_primitive=True, symprec=TIGHT_TOLERANCE)
-        model_operations = 1 if own is None else len(own.rotations)
-        model_atoms = len(cell[2]) if own_primitive is None else len(own_primitive[2])
+        if own is None or own_primitive is None:  # spglib cannot read the model (atoms on top of each other)
+            return None
+        model_operations = len(own.rotations)
+        model_atoms = len(own_primitive[2])
         for tolerance in tolerances:
             dataset = spglib.get_symmetry_dataset(cell, symprec=tolerance)
             if dataset is None or len(dataset.rotations) <= model_operations:

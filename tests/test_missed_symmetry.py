@@ -236,3 +236,12 @@ def test_the_models_own_hypothesis_races_first_in_the_same_number_of_lanes():
     assert model_first(ranked, own) == [own, ranked[0], ranked[2]]
     new = hypothesis(136, 2, ("Ti", "2a"), ("O", "4g"))  # none of them: the last gives way
     assert model_first(ranked, new) == [new, ranked[0], ranked[1]]
+
+
+def test_a_given_space_group_is_not_second_guessed():
+    """With --space-group the group is the user's: no missed-symmetry check, and the attempt records none."""
+    from gasolve.cli.solve import _symmetry_check
+
+    attempt = {"stages": {"cell": {"source": "given"}}}
+    assert _symmetry_check({"attempts": [attempt]}, attempt, print, given_group=True) is None
+    assert "missed_symmetry" not in attempt  # not checked, so a later run without --space-group would check it

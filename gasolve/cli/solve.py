@@ -259,13 +259,13 @@ def _attempt(args, pattern: Path, out: Path, context: dict, choice, say, cache: 
 MAX_SYMMETRY_ATTEMPTS = 2
 
 
-def _symmetry_check(solve: dict, attempt: dict, say):
+def _symmetry_check(solve: dict, attempt: dict, say, given_group: bool = False):
     """Once per finished attempt: the cell (and group) of the symmetry its winner has beyond its own, as the next
     cell to try (:func:`gasolve.structure_solution.missed_symmetry_choice`), or None. The check is recorded in the
-    attempt, which the checkpoint keeps."""
+    attempt, which the checkpoint keeps. None with ``--space-group`` (``given_group``): the group is the user's."""
     from gasolve.structure_solution import MISSED_SYMMETRY_SOURCE, missed_symmetry_choice
 
-    if "missed_symmetry" in attempt:
+    if "missed_symmetry" in attempt or given_group:
         return None
     attempt["missed_symmetry"] = None
     sources = [a["stages"]["cell"]["source"] for a in solve["attempts"]]
@@ -394,7 +394,7 @@ def run(args: argparse.Namespace) -> int:
                 )
                 return 130
             save(state)
-        choice = _symmetry_check(solve, attempt, say)
+        choice = _symmetry_check(solve, attempt, say, given_group=bool(args.space_group))
         if choice is None:
             unsolved = all(needs_fallback(a["race"]) for a in solve["attempts"])
             if not unsolved or not solve["fallbacks"]:
