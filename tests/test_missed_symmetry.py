@@ -245,3 +245,15 @@ def test_a_given_space_group_is_not_second_guessed():
     attempt = {"stages": {"cell": {"source": "given"}}}
     assert _symmetry_check({"attempts": [attempt]}, attempt, print, given_group=True) is None
     assert "missed_symmetry" not in attempt  # not checked, so a later run without --space-group would check it
+
+
+def test_hamiltons_n_is_the_attempts_reflections_not_the_profile_points():
+    """Ce3SiPt5 (blind report half): the Ima2 winner (15 free coordinates, Rwp 0.03887) and its Imma restriction
+    (7, Rwp 0.03910, the reference's group), both confirmed. With the 3,751 profile points as n the restriction is
+    refused (critical ratio 1.002); with the 161 reflections of its holohedral fit it is kept (1.053)."""
+    from gasolve.structure_solution import MISSED_SYMMETRY_SOURCE, kept_attempt
+
+    races = [race(0.03887, 15, "done"), race(0.03910, 7, "done")]
+    sources = ["indexed", MISSED_SYMMETRY_SOURCE]
+    assert kept_attempt(races, sources, 3751) == 0
+    assert kept_attempt(races, sources, [228, 161]) == 1

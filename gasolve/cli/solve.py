@@ -413,7 +413,9 @@ def run(args: argparse.Namespace) -> int:
             say(f"the {choice.source} was left out: {error.message}")
         save(solve["attempts"][-1]["race"])
     races = [a["race"] for a in solve["attempts"]]
-    kept = kept_attempt(races, [a["stages"]["cell"]["source"] for a in solve["attempts"]], len(observed.two_theta))
+    sources = [a["stages"]["cell"]["source"] for a in solve["attempts"]]
+    reflections = [len(a["profile_fit"].intensities) for a in solve["attempts"]]  # Hamilton's n (kept_attempt)
+    kept = kept_attempt(races, sources, reflections)
     chosen = solve["attempts"][kept]
     if len(solve["attempts"]) > 1:
         say(f"kept the race in the {chosen['stages']['cell']['source']} cell ({chosen['stages']['cell']['bravais']})")
