@@ -202,3 +202,16 @@ def test_index_and_rank_keeps_sigma_when_the_calibration_is_off(signal, monkeypa
     np.testing.assert_array_equal(seen[-1], rescaled.sigma)
     index_and_rank(rescaled, CUKA12)  # the default calibrates
     assert np.median(seen[-1] / rescaled.sigma) > MIN_INFLATION
+
+
+def test_the_classify_route_says_when_sigma_came_from_the_scatter(signal):
+    from gasolve.indexing.extinctions import index_and_rank
+    from gasolve.indexing.pattern import IndexingSettings
+
+    pattern = counted(signal, 3000.0, 9)
+    y = 20.0 * pattern.y_obs
+    rescaled = ObservedPattern(pattern.two_theta, y, counting_sigma(y), "x20")
+    settings = IndexingSettings(systems=("orthorhombic",), n_pawley=1)
+    analysis, reason = index_and_rank(rescaled, CUKA12, indexing=settings)
+    assert analysis is not None and reason.startswith("oP cell") and "σ from the scatter" in reason
+    assert "σ from the scatter" not in index_and_rank(pattern, CUKA12, indexing=settings)[1]

@@ -691,12 +691,16 @@ def index_and_rank(
     reason : str
         Why there is no analysis, or the cell's figure of merit.
     """
-    from gasolve.diffraction.noise import calibrated_pattern
+    from gasolve.diffraction.noise import NoiseModel, calibrated_pattern
     from gasolve.indexing.pattern import IndexingSettings, index_pattern
 
     indexing = indexing or IndexingSettings(n_pawley=1)
+    scaled = ""
     if indexing.peak_search.calibrate_noise:  # σ from the scatter for the extinction fit too, as index_pattern does
-        pattern, _ = calibrated_pattern(pattern)
+        stated = pattern.sigma
+        pattern, noise = calibrated_pattern(pattern)
+        if noise != NoiseModel():
+            scaled = f"; σ from the scatter, {noise.inflation(stated):.1f} times the stated esds"
     try:
         result = index_pattern(pattern, radiation, indexing)
     except InputError as error:
@@ -712,4 +716,4 @@ def index_and_rank(
         analysis = determine_space_group(pattern, radiation, cell, best.solution.bravais, prior, settings)
     except InputError as error:
         return None, f"holohedral fit failed: {error}"
-    return analysis, f"{best.solution.bravais} cell, M20 {best.solution.m20:.1f}"
+    return analysis, f"{best.solution.bravais} cell, M20 {best.solution.m20:.1f}{scaled}"
