@@ -18,12 +18,14 @@ import math
 import warnings
 from dataclasses import dataclass
 
+import gemmi
 import numpy as np
 import scipy.stats
 import spglib
 
 from gasolve.crystal.cell import UnitCell
 from gasolve.crystal.structure import Structure
+from gasolve.indexing.lattice import cell_parameters
 
 #: Tolerances (Å, spglib's symprec: a Cartesian distance) tried from the smallest: the first that shows more
 #: symmetry is taken. A search in a supercell broke the small cell's periodicity by 0.2-0.3 Å (LiSm2IrO6,
@@ -34,6 +36,15 @@ TOLERANCES = (0.1, 0.2, 0.3, 0.4)
 TIGHT_TOLERANCE = 1e-3
 
 _CENTRING = {"P": "P", "A": "C", "B": "C", "C": "C", "I": "I", "F": "F", "R": "R"}
+_SYSTEM_LETTER = {
+    "triclinic": "a",
+    "monoclinic": "m",
+    "orthorhombic": "o",
+    "tetragonal": "t",
+    "trigonal": "h",
+    "hexagonal": "h",
+    "cubic": "c",
+}
 
 
 @dataclass(frozen=True)
@@ -88,29 +99,19 @@ def _spglib_cell(structure: Structure) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def _bravais(number: int, symbol: str) -> str:
-    """Bravais symbol of a space group from its number and Hermann-Mauguin symbol."""
+    """Bravais symbol of a space group from its number (crystal system from gemmi) and the centring letter of its
+    Hermann-Mauguin symbol (A and B as C)."""
     letter = _CENTRING[symbol[0]]
     if letter == "R":
         return "hR"
-    for last, system in ((2, "a"), (15, "m"), (74, "o"), (142, "t"), (194, "h")):
-        if number <= last:
-            return system + letter
-    return "c" + letter
+    system = gemmi.find_spacegroup_by_number(number).crystal_system_str()
+    return _SYSTEM_LETTER[system] + letter
 
 
 def _c_centred(lattice: np.ndarray, symbol: str) -> np.ndarray:
     """The lattice vectors (rows, Å) of an A-centred standard cell (spglib's Amm2, Aem2, Ama2, Aea2) permuted
     cyclically, (a, b, c) -> (b, c, a), to the C-centred cell that an oC lattice means here; others as given."""
     return lattice[[1, 2, 0]] if symbol.startswith("A") else lattice
-
-
-def _parameters(lattice: np.ndarray) -> tuple[float, ...]:
-    lengths = np.linalg.norm(lattice, axis=1)
-    angles = []
-    for i, j in ((1, 2), (0, 2), (0, 1)):
-        cosine = float(np.dot(lattice[i], lattice[j]) / (lengths[i] * lengths[j]))
-        angles.append(math.degrees(math.acos(max(-1.0, min(1.0, cosine)))))
-    return (*map(float, lengths), *angles)
 
 
 def _wyckoff_sites(conventional, tolerance: float) -> tuple[tuple[str, str], ...]:
@@ -168,7 +169,7 @@ def missed_symmetry(structure: Structure, tolerances: tuple[float, ...] = TOLERA
             return MissedSymmetry(
                 kind="subcell" if len(primitive[2]) < model_atoms else "supergroup",
                 sites=_wyckoff_sites(conventional, tolerance),
-                cell=UnitCell(*_parameters(_c_centred(np.asarray(conventional[0]), str(dataset.international)))),
+                cell=UnitCell(*cell_parameters(_c_centred(np.asarray(conventional[0]), str(dataset.international)))),
                 bravais=_bravais(int(dataset.number), str(dataset.international)),
                 space_group=int(dataset.number),
                 symbol=str(dataset.international),
