@@ -26,6 +26,7 @@ and ``chebyshev_basis`` (the background basis functions, which define what the b
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import gemmi
@@ -687,3 +688,46 @@ def anisotropic_powder_intensities(
             minus += f * np.exp(-2j * np.pi * float(h @ x))
         out[k] = 0.5 * (abs(plus) ** 2 + abs(minus) ** 2)
     return out
+
+
+def wyckoff_locus(cell_parameters, hall: str, matrix: np.ndarray, offset: np.ndarray, reach: int = 3):
+    """Line or plane of a Wyckoff position frac = M p + t, by brute force: (atoms of one site on one line or
+    plane per period, period length Å or 2D cell area Å²), or None for a point or the general position.
+
+    The orbit of a generic point comes from gemmi's operators; a point is on the representative locus when some
+    lattice image of it lies on it (Cartesian distance < 1e-6 Å); the period is the shortest lattice vector along
+    the line, or the smallest non-zero area spanned by two lattice vectors in the plane (all vectors with
+    components up to ``reach``).
+    """
+    columns = [matrix[:, j] for j in range(3) if np.any(matrix[:, j] != 0)]
+    if len(columns) not in (1, 2):
+        return None
+    basis = direct_basis(cell_parameters)
+    point = matrix @ np.array([0.1370, 0.2890, 0.4130]) + offset
+    orbit = []
+    for rotation, translation in symmetry_operators(hall):
+        image = np.mod(rotation @ point + translation, 1.0)
+        if not any(_same_position(image, seen, 1e-6) for seen in orbit):
+            orbit.append(image)
+    directions = [c @ basis for c in columns]
+    if len(columns) == 2:
+        normal = np.cross(directions[0], directions[1])
+        directions = [normal / np.linalg.norm(normal)]
+    lattice = [np.array(t, float) for t in itertools.product(range(-reach, reach + 1), repeat=3) if any(t)]
+
+    def off_locus(vector: np.ndarray) -> float:
+        if len(columns) == 1:
+            unit = directions[0] / np.linalg.norm(directions[0])
+            return float(np.linalg.norm(vector - (vector @ unit) * unit))
+        return abs(float(vector @ directions[0]))
+
+    on = 0
+    for image in orbit:
+        delta = image - point
+        if any(off_locus((delta + t) @ basis) < 1e-6 for t in [np.zeros(3), *lattice]):
+            on += 1
+    in_locus = [t @ basis for t in lattice if off_locus(t @ basis) < 1e-6]
+    if len(columns) == 1:
+        return on, min(float(np.linalg.norm(v)) for v in in_locus)
+    areas = [float(np.linalg.norm(np.cross(u, v))) for u, v in itertools.combinations(in_locus, 2)]
+    return on, min(a for a in areas if a > 1e-6)

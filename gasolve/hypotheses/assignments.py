@@ -21,7 +21,8 @@ MP-20 and some above 10^5), so nothing here builds the product:
   in vain, and ties pop last-in first-out so that the search dives instead of widening: the first assignments of
   a case with 10^25 of them come in milliseconds. Fixed atoms closer than ``min_distance_factor`` x (sum of ASE
   covalent radii) are dropped during the search: only pairs of atoms on fixed points can be checked before the
-  coordinates are known.
+  coordinates are known. So are lines and planes of special positions that hold more atoms than fit on them
+  (:mod:`gasolve.hypotheses.crowding`); with either filter the heuristic is a lower bound, so the order holds.
 * :func:`choose_route` says whether to race the assignments or to put every atom on the general position and
   let the dynamical occupancy correction find the special positions.
 
@@ -245,6 +246,26 @@ def _fixed_point_distances(space_group: SpaceGroup, slots: tuple[WyckoffSlot, ..
     return distances
 
 
+def _crowding_steps(
+    group: SpaceGroup, slots: tuple[WyckoffSlot, ...], cell: UnitCell, elements: list[str]
+) -> tuple[list, list]:
+    """Per slot: the crowding one site of each element adds to its line or plane (None for fixed points and the
+    general position), and the largest crowding allowed (:mod:`gasolve.hypotheses.crowding`)."""
+    from gasolve.hypotheses.crowding import MAX_CROWDING, footprint, position_loci
+
+    loci = position_loci(group, cell)
+    steps, limits = [], []
+    for slot in slots:
+        here = loci.get(slot.label)
+        if here is None:
+            steps.append(None)
+            limits.append(math.inf)
+            continue
+        steps.append([here.per_site * footprint(e, here.dimension) / here.measure for e in elements])
+        limits.append(MAX_CROWDING[here.dimension])
+    return steps, limits
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Enumeration
 
@@ -343,7 +364,8 @@ def enumerate_assignments(
         In the standard setting PyXtal tabulates.
     cell : UnitCell, optional
         When given, assignments that put two atoms on fixed points closer than ``min_distance_factor`` times the
-        sum of their covalent radii (ASE's :data:`ase.data.covalent_radii`, Å) are dropped.
+        sum of their covalent radii (ASE's :data:`ase.data.covalent_radii`, Å) are dropped, and so are those that
+        crowd a line or plane of special positions (:func:`gasolve.hypotheses.crowding.too_crowded`).
     min_distance_factor : float
     site_costs : mapping of str to float, optional
         Cost (>= 0) of one independent site on each Wyckoff label, e.g. minus the log frequency of the label
@@ -385,7 +407,7 @@ def _search(
     n_classes = len(heuristic.multiplicities)
     fixed_after = [[i for i in range(j, n_slots) if slots[i].fixed] for j in range(n_slots + 1)]
 
-    too_close = None
+    too_close = crowd_steps = crowd_limits = None
     if cell is not None:
         from ase.data import atomic_numbers, covalent_radii
 
@@ -393,17 +415,20 @@ def _search(
         radii = np.array([covalent_radii[atomic_numbers[e]] for e in elements])
         limit = min_distance_factor * (radii[:, None] + radii[None, :])
         too_close = distances[:, :, None, None] < limit[None, None, :, :]  # [slot_i, slot_j, elem_a, elem_b]
+        crowd_steps, crowd_limits = _crowding_steps(group, slots, cell, elements)
 
     # Ties (equal cost) pop last-in first-out, so the search dives to a complete assignment instead of widening
     # a front of equally cheap partial ones.
     heap: list = []
     tiebreak = itertools.count(0, -1)
 
-    def push(g: int, e: int, j: int, r: int, used: int, free: tuple, owners: tuple, chain: tuple | None) -> None:
+    def push(
+        g: int, e: int, j: int, r: int, used: int, free: tuple, owners: tuple, chain: tuple | None, loads: tuple
+    ) -> None:
         if r == 0:  # this element is placed; start the next one
             e, j = e + 1, 0
             if e == n_elements:
-                heapq.heappush(heap, (g, next(tiebreak), g, e, j, 0, used, free, owners, chain))
+                heapq.heappush(heap, (g, next(tiebreak), g, e, j, 0, used, free, owners, chain, loads))
                 return
             r = heuristic.n_atoms[e]
         takeable = [0] * n_classes
@@ -412,14 +437,14 @@ def _search(
                 takeable[heuristic.class_of[i]] += 1
         h = heuristic.current(e, j, r, tuple(takeable), free)
         if h != _INFEASIBLE:
-            heapq.heappush(heap, (g + h, next(tiebreak), g, e, j, r, used, free, owners, chain))
+            heapq.heappush(heap, (g + h, next(tiebreak), g, e, j, r, used, free, owners, chain, loads))
 
     all_fixed = [0] * n_classes
     for i in fixed_after[0]:
         all_fixed[heuristic.class_of[i]] += 1
-    push(0, 0, 0, heuristic.n_atoms[0], 0, tuple(all_fixed), (), None)
+    push(0, 0, 0, heuristic.n_atoms[0], 0, tuple(all_fixed), (), None, (0.0,) * n_slots)
     while heap:
-        _, _, g, e, j, r, used, free, owners, chain = heapq.heappop(heap)
+        _, _, g, e, j, r, used, free, owners, chain, loads = heapq.heappop(heap)
         if e == n_elements:
             sites = []
             while chain is not None:
@@ -431,13 +456,18 @@ def _search(
             continue
         slot = slots[j]
         # move 1: no (more) sites of this element on position j
-        push(g, e, j + 1, r, used, free, owners, chain)
+        push(g, e, j + 1, r, used, free, owners, chain, loads)
         # move 2: one more site of this element on position j
         if slot.multiplicity > r:
             continue
         step = steps[j]
         if not slot.fixed:
-            push(g + step, e, j, r - slot.multiplicity, used, free, owners, (chain, (e, j)))
+            if crowd_steps is not None and crowd_steps[j] is not None:
+                load = loads[j] + crowd_steps[j][e]
+                if load > crowd_limits[j]:  # the line or plane cannot hold another atom of this element
+                    continue
+                loads = (*loads[:j], load, *loads[j + 1 :])
+            push(g + step, e, j, r - slot.multiplicity, used, free, owners, (chain, (e, j)), loads)
             continue
         if used >> j & 1:
             continue
@@ -447,7 +477,8 @@ def _search(
             continue
         left = list(free)
         left[heuristic.class_of[j]] -= 1
-        push(g + step, e, j + 1, r - slot.multiplicity, used | 1 << j, tuple(left), (*owners, (j, e)), (chain, (e, j)))
+        chain = (chain, (e, j))
+        push(g + step, e, j + 1, r - slot.multiplicity, used | 1 << j, tuple(left), (*owners, (j, e)), chain, loads)
 
 
 @dataclass(frozen=True)
