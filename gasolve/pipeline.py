@@ -528,12 +528,15 @@ def exchange_sites(setup: Setup, best):
 
 def assign_alike_elements(setup: Setup, best):
     """The refined model with alike elements (O/F, N/O, Mg/Al, ...) on the sites bond valence gives them
-    (:func:`gasolve.crystal.bond_valence.best_assignment`), refined again.
+    (:func:`gasolve.crystal.bond_valence.best_assignment`, group exchanges included when the sites carry no
+    charges), refined again.
 
     Returns
     -------
+    setup : Setup
+        ``setup``, or one whose sites, scorer and template follow a group exchange (sites that changed element).
     best : Refinement
-        With the sites' coordinates exchanged and refined, or unchanged.
+        With the sites' coordinates exchanged (or their elements changed) and refined, or unchanged.
     note : dict or None
         What was decided, for summary.json; None when the composition has no alike elements.
     """
@@ -545,26 +548,54 @@ def assign_alike_elements(setup: Setup, best):
     elements = list(scorer.problem.elements)
     pairs = alike_pairs(elements)
     if not pairs:
-        return best, None
+        return setup, best, None
     labels = list(spec.wyckoff) if spec.wyckoff is not None else ["general"] * len(elements)
     multiplicity = spec.site_map().multiplicity
-    found = best_assignment(spec.cell, spec.space_group, best.frac, elements, labels, multiplicity)
+    groups = spec.charges is None and not spec.occupancy_correction
+    found = best_assignment(spec.cell, spec.space_group, best.frac, elements, labels, multiplicity, groups=groups)
     names = ", ".join("/".join(p) for p in pairs)
     if found is None:
-        return best, {"elements": names, "decided": False, "why": "no charge-balanced oxidation states"}
+        return setup, best, {"elements": names, "decided": False, "why": "no charge-balanced oxidation states"}
     note = {"elements": names, "gii_before": found.gii_before, "gii_after": found.gii_after, "exchanges": 0}
-    if not found.swaps:
-        return best, {**note, "decided": True, "why": "the search's assignment has the lowest GII"}
+    if not found.swaps and not found.regroups:
+        return setup, best, {**note, "decided": True, "why": "the search's assignment has the lowest GII"}
+    model_setup, frac = setup, best.frac[found.permutation]
+    if found.regrouped:
+        model_setup = with_elements(setup, found.assigned)
+    model_scorer = model_setup.scorer
     held = origin_fixing_slots(
-        scorer.problem.space_group, elements, None if scorer.site_map is None else scorer.site_map.matrix
+        model_scorer.problem.space_group,
+        list(model_scorer.problem.elements),
+        None if model_scorer.site_map is None else model_scorer.site_map.matrix,
     )
-    refined = refine_coordinates(scorer, best.frac[found.permutation], fixed=held)
+    refined = refine_coordinates(model_scorer, frac, fixed=held)
+    n_exchanges = len(found.swaps) + len(found.regroups)
     if refined.rwp_after > ALIKE_RWP_TOLERANCE * best.rwp_after:
-        why = f"bond valence prefers {len(found.swaps)} exchange(s), but Rwp rose to {refined.rwp_after:.4f}"
-        return best, {**note, "decided": False, "why": why}
+        why = f"bond valence prefers {n_exchanges} exchange(s), but Rwp rose to {refined.rwp_after:.4f}"
+        return setup, best, {**note, "decided": False, "why": why}
     exchanged = [f"{spec.sites[i]}{i + 1}<->{spec.sites[j]}{j + 1}" for i, j in found.swaps]
-    note = {**note, "exchanges": len(found.swaps), "decided": True, "exchanged_sites": exchanged}
-    return dataclasses.replace(best, frac=scorer.project(refined.frac[None])[0], rwp_after=refined.rwp_after), note
+    exchanged += [
+        "+".join(f"{spec.sites[k]}{k + 1}" for k in first) + "<->" + "+".join(f"{spec.sites[k]}{k + 1}" for k in second)
+        for first, second in found.regroups
+    ]
+    note = {**note, "exchanges": n_exchanges, "decided": True, "exchanged_sites": exchanged}
+    frac = model_scorer.project(refined.frac[None])[0]
+    return model_setup, dataclasses.replace(best, frac=frac, rwp_after=refined.rwp_after), note
+
+
+def with_elements(setup: Setup, elements) -> Setup:
+    """``setup`` with each site holding the element given (same Wyckoff positions, B and order): its spec, scorer,
+    template and reference judge built anew."""
+    from gasolve.scoring.build import build_scorer
+
+    config = setup.config
+    spec = dataclasses.replace(config.structure, sites=tuple(str(e) for e in elements))
+    config = dataclasses.replace(config, structure=spec)
+    pattern = config.pattern
+    scorer = build_scorer(spec, setup.observed, pattern.radiation, pattern.profile, pattern.background_terms)
+    template = template_structure(spec.name, spec.cell, spec.space_group, spec.sites, spec.b_iso, spec.charges)
+    judge = None if config.reference is None else _reference_judge(config, template, spec.site_map())
+    return dataclasses.replace(setup, config=config, scorer=scorer, template=template, judge=judge)
 
 
 def _alike_advice(alike: dict | None) -> list[str]:
@@ -701,7 +732,11 @@ def finish(
     if exchanged is not None and (exchanged["exchanges"] or exchanged["moves"]):
         finds = 1  # the search found the model before the exchange, not this one
         config, spec, scorer = setup.config, setup.config.structure, setup.scorer
-    best, alike = assign_alike_elements(setup, best)
+    before_alike = setup
+    setup, best, alike = assign_alike_elements(setup, best)
+    if setup is not before_alike:  # sites changed element: the model has a scorer of its own
+        config, spec, scorer = setup.config, setup.config.structure, setup.scorer
+        problem = scorer.problem
     best, hydrogens = place_riding_hydrogens(setup, best)
     wyckoff = None
     special_positions = None

@@ -88,3 +88,48 @@ def test_the_advice_names_the_alike_elements_and_what_bond_valence_did():
     assert decided.startswith("O/F differ by one electron") and "bond valence placed them" in decided
     (undecided,) = _alike_advice({"elements": "Ga/Ge", "decided": False, "why": "no charge-balanced oxidation states"})
     assert "could not decide (no charge-balanced oxidation states)" in undecided and "neutron" in undecided
+
+
+@pytest.fixture(scope="module")
+def fe3o2f4():
+    """Fe3(OF2)2 (mp-773751, Pm): the asymmetric unit with spglib's Wyckoff letters, in the file's cell."""
+    from pymatgen.core import Structure
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    from gasolve.crystal.cell import UnitCell
+    from gasolve.crystal.spacegroup import SpaceGroup
+
+    structure = Structure.from_file(data_path("cif/mp/Fe3O2F4_mp-773751.cif"))
+    analyzer = SpacegroupAnalyzer(structure, symprec=0.01)
+    assert analyzer.get_space_group_symbol() == "Pm"
+    symmetrized = analyzer.get_symmetrized_structure()
+    frac = np.array([group[0].frac_coords for group in symmetrized.equivalent_sites])
+    elements = [group[0].specie.symbol for group in symmetrized.equivalent_sites]
+    labels = list(symmetrized.wyckoff_symbols)
+    multiplicity = [int(label[:-1]) for label in labels]
+    cell = UnitCell.from_parameters(structure.lattice.parameters)
+    return cell, SpaceGroup.from_symbol("Pm"), frac, elements, labels, multiplicity
+
+
+def test_o_and_f_exchanged_across_wyckoff_positions_are_put_back(fe3o2f4):
+    """The search's model of the broad benchmark: one O on 2c where F belongs, and F on two 1a sites where O
+    belongs. No exchange of one site for one on the same position repairs it; a group exchange does."""
+    cell, group, frac, elements, labels, multiplicity = fe3o2f4
+    o_general = next(k for k, (e, m) in enumerate(zip(elements, multiplicity, strict=True)) if e == "O" and m == 2)
+    f_mirror = [k for k, (e, m) in enumerate(zip(elements, multiplicity, strict=True)) if e == "F" and m == 1][:2]
+    wrong = list(elements)
+    wrong[o_general] = "F"
+    for k in f_mirror:
+        wrong[k] = "O"
+    single = best_assignment(cell, group, frac, wrong, labels, multiplicity)
+    assert not single.regrouped and list(single.assigned) != elements
+    found = best_assignment(cell, group, frac, wrong, labels, multiplicity, groups=True)
+    assert found.regrouped and found.gii_after < found.gii_before
+    assert list(found.assigned) == elements
+    np.testing.assert_array_equal(found.permutation, np.arange(len(elements)))
+
+
+def test_group_exchanges_leave_the_truth(fe3o2f4):
+    cell, group, frac, elements, labels, multiplicity = fe3o2f4
+    found = best_assignment(cell, group, frac, elements, labels, multiplicity, groups=True)
+    assert not found.regrouped and found.swaps == () and list(found.assigned) == elements

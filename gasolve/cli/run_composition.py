@@ -227,6 +227,12 @@ def write_race_outputs(
         comments.append(
             f"then sites exchanged or moved ({what}): Rwp {exchanged['rwp_before']:.4f} -> {exchanged['rwp_after']:.4f}"
         )
+    alike = result.summary.get("alike_elements") or {}
+    if alike.get("exchanges"):
+        comments.append(
+            f"then {alike['elements']} exchanged by bond valence ({', '.join(alike['exchanged_sites'])}): "
+            f"GII {alike['gii_before']:.3f} -> {alike['gii_after']:.3f} v.u."
+        )
     light = pipeline.light_atom_comments(result)
     comments += light
     for line in light:

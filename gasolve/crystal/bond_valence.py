@@ -18,6 +18,7 @@ the composition (:meth:`pymatgen.core.Composition.oxi_state_guesses`).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -133,13 +134,26 @@ class Reassignment:
     gii_before, gii_after : float
         Global instability index (v.u.) of the model as found and as reassigned.
     swaps : tuple of (int, int)
-        The exchanges made, in order.
+        The exchanges of one site for one on the same Wyckoff position, in order (empty after a group exchange).
+    assigned : tuple of str
+        The element of each site after all exchanges (coordinates as the search gave them).
+    regroups : tuple of (tuple of int, tuple of int)
+        The group exchanges made (``groups=True``), in order: the sites that took the second element of an alike
+        pair, and those that took the first.
     """
 
     permutation: np.ndarray
     gii_before: float
     gii_after: float
     swaps: tuple[tuple[int, int], ...]
+    assigned: tuple[str, ...] = ()
+    regroups: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = ()
+
+    @property
+    def regrouped(self) -> bool:
+        """Whether some sites changed element in a way no permutation of coordinates among sites of one Wyckoff
+        position gives (a group exchange): the model's list of sites then changes."""
+        return bool(self.regroups)
 
 
 def best_assignment(
@@ -150,9 +164,15 @@ def best_assignment(
     labels: Sequence[str],
     multiplicity: Sequence[int],
     max_swaps: int = 50,
+    groups: bool = False,
 ) -> Reassignment | None:
     """Exchange alike elements between sites of the same Wyckoff position while the GII falls (steepest descent
     over single exchanges). None when there is nothing to decide: no alike pair, or no charge-balanced valences.
+
+    With ``groups``, an exchange may also take one or two sites of one element for one or two of the other that
+    hold as many atoms in the cell, on any Wyckoff positions (two O on 1a for one F on 2c in Pm: a search that
+    gave O and F the wrong positions cannot swap them site for site). The element of each site then changes
+    (:attr:`Reassignment.assigned`) and the model needs a scorer of its own.
 
     Parameters
     ----------
@@ -181,32 +201,57 @@ def best_assignment(
 
     before = value = gii(current)
     swaps: list[tuple[int, int]] = []
-    alike = {frozenset(p) for p in pairs}
-    candidates = [
-        (i, j)
-        for i in range(len(current))
-        for j in range(i + 1, len(current))
-        if labels[i] == labels[j] and frozenset((elements[i], elements[j])) in alike
-    ]
+    regroups: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
     for _ in range(max_swaps):
         best, best_value = None, value - 1e-6
-        for i, j in candidates:
-            if current[i] == current[j]:
-                continue
-            trial = list(current)
-            trial[i], trial[j] = trial[j], trial[i]
+        for first, second in _exchanges(current, labels, multiplicity, pairs, groups):
+            trial = _exchanged(current, first, second)
             trial_value = gii(trial)
             if trial_value < best_value:
-                best, best_value = (i, j), trial_value
+                best, best_value = (first, second), trial_value
         if best is None:
             break
-        i, j = best
-        current[i], current[j] = current[j], current[i]
-        swaps.append(best)
+        first, second = best
+        current = _exchanged(current, first, second)
+        if len(first) == len(second) == 1 and labels[first[0]] == labels[second[0]]:
+            swaps.append((first[0], second[0]))
+        else:
+            regroups.append(best)
         value = best_value
+    if regroups:  # the sites keep their coordinates and change element
+        return Reassignment(np.arange(len(elements)), before, value, (), tuple(current), tuple(regroups))
     # site k now holds current[k]; the pipeline keeps the elements per site and moves the coordinates instead
     permutation = _coordinates_for(list(elements), current, labels)
-    return Reassignment(permutation, before, value, tuple(swaps))
+    return Reassignment(permutation, before, value, tuple(swaps), tuple(current))
+
+
+def _exchanges(current: list[str], labels: Sequence[str], multiplicity: np.ndarray, pairs, groups: bool):
+    """(sites of one element, sites of the other) for every exchange :func:`best_assignment` may make: one site for
+    one on the same Wyckoff position; with ``groups`` also up to two for up to two holding as many atoms."""
+    sizes = (1, 2) if groups else (1,)
+    for a, b in pairs:
+        of_a = [k for k, e in enumerate(current) if e == a]
+        of_b = [k for k, e in enumerate(current) if e == b]
+        for n_a, n_b in itertools.product(sizes, sizes):
+            for first in itertools.combinations(of_a, n_a):
+                atoms = int(multiplicity[list(first)].sum())
+                for second in itertools.combinations(of_b, n_b):
+                    if int(multiplicity[list(second)].sum()) != atoms:
+                        continue
+                    if n_a == n_b == 1 and labels[first[0]] != labels[second[0]] and not groups:
+                        continue
+                    yield first, second
+
+
+def _exchanged(current: list[str], first: tuple[int, ...], second: tuple[int, ...]) -> list[str]:
+    """``current`` with the elements of the sites ``first`` and ``second`` exchanged."""
+    a, b = current[first[0]], current[second[0]]
+    trial = list(current)
+    for k in first:
+        trial[k] = b
+    for k in second:
+        trial[k] = a
+    return trial
 
 
 def _coordinates_for(elements: list[str], assigned: list[str], labels: Sequence[str]) -> np.ndarray:
