@@ -282,6 +282,7 @@ def verdict(
     determined_share: float = 1.0,
     hydrogens_placed: bool = False,
     composition_gap: str = "",
+    contact: str = "",
 ) -> Verdict:
     """Judge a refined solution without a reference.
 
@@ -307,6 +308,9 @@ def verdict(
     composition_gap : str
         How the atoms of the model differ from the composition searched for (:func:`composition_gap`); empty when
         they do not.
+    contact : str
+        Two atoms of different sites closer than :data:`gasolve.hypotheses.completion.COINCIDENT` (:func:`contact`),
+        e.g. "Li3 and F19 are 0.05 Å apart"; empty when none are.
 
     Returns
     -------
@@ -335,6 +339,11 @@ def verdict(
         reasons.append(
             f"the sites {', '.join(labels)} lie on one orbit (atoms at the same place): no crystal structure has "
             "that, and best.cif writes them as one point with their occupancies shared"
+        )
+    if contact:
+        reasons.append(
+            f"{contact}: two atoms at one place make no crystal structure (a light atom drawn onto another adds its "
+            "electrons to that atom's peak), however well the model fits"
         )
     confirmed = finds >= CONFIRMING_FINDS
     if undetermined:
@@ -653,6 +662,25 @@ def place_riding_hydrogens(setup: Setup, best):
     return dataclasses.replace(best, frac=frac, rwp_after=rwp), note
 
 
+def contact(scorer, frac: np.ndarray, labels) -> str:
+    """ "Li3 and F19 are 0.05 Å apart" when two atoms of different sites of the model are closer than
+    :data:`gasolve.hypotheses.completion.COINCIDENT`, else "".
+
+    Parameters
+    ----------
+    scorer : ModelScorer
+    frac : ndarray, shape (n_sites, 3)
+    labels : sequence of str
+        Site labels, as best.cif writes them.
+    """
+    from gasolve.hypotheses.completion import COINCIDENT, closest_pair
+
+    i, j, distance = closest_pair(scorer, np.asarray(frac, dtype=float).ravel())
+    if i == j or not distance < COINCIDENT:
+        return ""
+    return f"{labels[i]} and {labels[j]} are {distance:.2f} Å apart"
+
+
 def composition_gap(elements, atoms_in_cell, counts: dict[str, int] | None) -> str:
     """ "Li6 V10 O18 F2 per cell, the composition Li8 V10 O18 F2" when the model's atoms per cell differ from
     ``counts``; "" when they agree or there is nothing to compare with.
@@ -780,7 +808,10 @@ def finish(
     in_cell = structure.site_multiplicities() * np.array([site.occupancy for site in structure.sites])
     share = determined_share(structure.elements, in_cell)
     gap = composition_gap(structure.elements, in_cell, counts)
-    judged = verdict(metrics.chi2, r_bragg, noise_chi2, finds, coincident_labels, hidden_labels, share, placed, gap)
+    touching = "" if coincident_labels else contact(setup.scorer, best.frac, [s.label for s in setup.template.sites])
+    judged = verdict(
+        metrics.chi2, r_bragg, noise_chi2, finds, coincident_labels, hidden_labels, share, placed, gap, touching
+    )
     summary = {
         "name": spec.name,
         "rwp": best.rwp_after,

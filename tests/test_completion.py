@@ -266,3 +266,37 @@ def test_a_race_without_a_done_hypothesis_is_won_by_a_model_of_the_compound():
     assert race.conclude(state, "budget").winner == 1
     assert race.decide(state, settings, max_evaluations=1.0).winner == 1
     assert race.conclude(race.RaceState((lost,), noise_chi2=1.0), "budget").winner == 0  # the only one
+
+
+def test_two_atoms_of_different_sites_at_one_place_are_named_and_refused(li2moo3):
+    """A light atom drawn onto another (Li4V5O9F: an Li 0.05 Å from an F, χ² 1.08, called convincing before):
+    the verdict names the pair and refuses the model; an atom near its own image is not such a pair."""
+    from gasolve import pipeline
+    from gasolve.hypotheses.completion import closest_pair
+
+    scorer, _ = li2moo3
+    labels = ["Li1", "Li2", "Mo3", "O4", "O5", "O6"]
+    onto_o = np.array(LI2MOO3_SITES[4][1]) + np.array([0.005, 0.0, 0.0])  # the second Li 0.03 Å from O4
+    genome = _li2moo3_genome(onto_o)
+    i, j, distance = closest_pair(scorer, genome)
+    assert {i, j} == {1, 3} and distance < 0.05
+    found = pipeline.contact(scorer, genome.reshape(-1, 3), labels)
+    assert found.startswith("Li2 and O4 are 0.0") and found.endswith("Å apart")
+    assert pipeline.contact(scorer, _li2moo3_genome((0.3, 0.1, 0.6)).reshape(-1, 3), labels) == ""
+    judged = pipeline.verdict(1.0, 0.02, 1.0, 3, contact=found)
+    assert not judged.convincing and any("two atoms at one place" in reason for reason in judged.reasons)
+    assert pipeline.verdict(1.0, 0.02, 1.0, 3).convincing
+
+
+def test_the_light_atom_search_does_not_keep_a_model_that_collapses_two_atoms(li2moo3):
+    from types import SimpleNamespace
+
+    from gasolve.light_atoms import _collapses
+
+    scorer, _ = li2moo3
+    setup = SimpleNamespace(scorer=scorer)
+    apart = SimpleNamespace(frac=_li2moo3_genome((0.3, 0.1, 0.6)).reshape(-1, 3))
+    onto_o = SimpleNamespace(frac=_li2moo3_genome(np.array(LI2MOO3_SITES[4][1]) + 0.002).reshape(-1, 3))
+    assert _collapses(setup, apart, onto_o)
+    assert not _collapses(setup, apart, apart)
+    assert not _collapses(setup, onto_o, onto_o)  # a model that had the contact already is judged as it is

@@ -152,13 +152,26 @@ def model_counts(scorer, genome: np.ndarray) -> dict[str, float]:
 
 def shortest_distance(scorer, genome: np.ndarray) -> float:
     """Shortest distance (Å) between two atoms of a model's cell (distinct images of its sites)."""
+    return closest_pair(scorer, genome)[2]
+
+
+def closest_pair(scorer, genome: np.ndarray) -> tuple[int, int, float]:
+    """(site i, site j, distance Å) of the two closest atoms of a model's cell (distinct images of its sites, on
+    the positions they settled on); i == j for two images of one site; (-1, -1, inf) for a single atom."""
+    from gasolve.ga.fourier_rebuild import closest_distances
+
     problem = scorer.problem
     _, frac, _, _ = settled_sites(scorer, genome)
-    atoms = np.concatenate([problem.space_group.orbit(x) for x in frac])
-    shortest = np.inf
+    orbits = [problem.space_group.orbit(x) for x in frac]
+    atoms = np.concatenate(orbits)
+    owner = np.concatenate([np.full(len(orbit), k) for k, orbit in enumerate(orbits)])
+    best = (-1, -1, np.inf)
     for i in range(len(atoms) - 1):
-        shortest = min(shortest, closest_distance(problem.cell, atoms[i], atoms[i + 1 :]))
-    return float(shortest)
+        distances = closest_distances(problem.cell, atoms[i], atoms[i + 1 :])
+        k = int(np.argmin(distances))
+        if distances[k] < best[2]:
+            best = (int(owner[i]), int(owner[i + 1 + k]), float(distances[k]))
+    return best
 
 
 def holds_composition(scorer, genome: np.ndarray, counts: dict[str, int]) -> bool:
