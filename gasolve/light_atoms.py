@@ -157,10 +157,12 @@ def _collapses(setup, before, after) -> bool:
     :data:`gasolve.hypotheses.completion.COINCIDENT`) where ``before`` had none: a light atom drawn onto another
     atom adds its electrons to that atom's peak and can fit better than anywhere else (Li4V5O9F: an Li 0.05 Å from
     an F, χ² 1.08), but no crystal has it."""
-    from gasolve.hypotheses.completion import COINCIDENT, shortest_distance
+    from gasolve.hypotheses.completion import COINCIDENT, closest_pair
 
-    scorer = setup.scorer
-    return shortest_distance(scorer, after.frac.ravel()) < COINCIDENT <= shortest_distance(scorer, before.frac.ravel())
+    def shortest(model) -> float:
+        return closest_pair(setup.scorer, model.frac.ravel(), settle=False, other_sites=True)[2]
+
+    return shortest(after) < COINCIDENT <= shortest(before)
 
 
 def _one_round(setup, best, heavy, evaluations: int, round_number: int, spent: float, report):

@@ -675,8 +675,8 @@ def contact(scorer, frac: np.ndarray, labels) -> str:
     """
     from gasolve.hypotheses.completion import COINCIDENT, closest_pair
 
-    i, j, distance = closest_pair(scorer, np.asarray(frac, dtype=float).ravel())
-    if i == j or not distance < COINCIDENT:
+    i, j, distance = closest_pair(scorer, np.asarray(frac, dtype=float).ravel(), settle=False, other_sites=True)
+    if not distance < COINCIDENT:
         return ""
     return f"{labels[i]} and {labels[j]} are {distance:.2f} Å apart"
 

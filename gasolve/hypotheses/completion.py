@@ -155,19 +155,34 @@ def shortest_distance(scorer, genome: np.ndarray) -> float:
     return closest_pair(scorer, genome)[2]
 
 
-def closest_pair(scorer, genome: np.ndarray) -> tuple[int, int, float]:
-    """(site i, site j, distance Å) of the two closest atoms of a model's cell (distinct images of its sites, on
-    the positions they settled on); i == j for two images of one site; (-1, -1, inf) for a single atom."""
+def closest_pair(scorer, genome: np.ndarray, *, settle: bool = True, other_sites: bool = False):
+    """(site i, site j, distance Å) of the two closest atoms of a model's cell; (-1, -1, inf) when there is no pair.
+
+    Parameters
+    ----------
+    scorer : ModelScorer
+    genome : ndarray, shape (3 n_sites,)
+    settle : bool
+        Sites on the positions they settled on (:func:`settled_sites`, which needs the standard setting of the
+        group); else as the scorer projects them.
+    other_sites : bool
+        Only pairs of atoms of two different sites (else two images of one site count as well, i == j).
+    """
     from gasolve.ga.fourier_rebuild import closest_distances
 
     problem = scorer.problem
-    _, frac, _, _ = settled_sites(scorer, genome)
+    if settle:
+        _, frac, _, _ = settled_sites(scorer, genome)
+    else:
+        frac = scorer.project(np.asarray(genome, dtype=float).reshape(1, problem.n_sites, 3))[0]
     orbits = [problem.space_group.orbit(x) for x in frac]
     atoms = np.concatenate(orbits)
     owner = np.concatenate([np.full(len(orbit), k) for k, orbit in enumerate(orbits)])
     best = (-1, -1, np.inf)
     for i in range(len(atoms) - 1):
         distances = closest_distances(problem.cell, atoms[i], atoms[i + 1 :])
+        if other_sites:
+            distances = np.where(owner[i + 1 :] == owner[i], np.inf, distances)
         k = int(np.argmin(distances))
         if distances[k] < best[2]:
             best = (int(owner[i]), int(owner[i + 1 + k]), float(distances[k]))
