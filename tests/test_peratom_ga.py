@@ -56,9 +56,9 @@ def test_the_ranker_is_called_with_the_model_and_chooses_the_atoms_the_scan_move
     moved = []
     original = relocation.best_relocations
 
-    def spy(rwp_of, genome, sites, grid, top):
+    def spy(rwp_of, genome, sites, grid, top, project=None):
         moved.append(np.array(sites))
-        return original(rwp_of, genome, sites, grid, top)
+        return original(rwp_of, genome, sites, grid, top, project)
 
     monkeypatch.setattr(relocation, "best_relocations", spy)
     genome = np.random.default_rng(0).random(27)

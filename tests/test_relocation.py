@@ -9,7 +9,16 @@ import pytest
 
 from gasolve.crystal import UnitCell
 from gasolve.ga import multipop
-from gasolve.ga.relocation import best_relocations, movable_sites, relocated, scan_grid, symmetric_grid
+from gasolve.ga.relocation import (
+    best_relocations,
+    movable_sites,
+    regular_grid,
+    relocatable_sites,
+    relocated,
+    scan_grid,
+    scan_points,
+    symmetric_grid,
+)
 from gasolve.ga.settings import GASettings
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -32,6 +41,39 @@ def test_movable_sites_skip_any_pinned_gene():
     fixed = np.zeros(12, dtype=bool)
     fixed[[0, 1, 2, 7]] = True  # site 0 the P1 anchor, site 2 has one pinned coordinate
     assert movable_sites(fixed).tolist() == [1, 3]
+
+
+def test_relocatable_sites_add_special_positions_with_a_free_coordinate():
+    held = np.zeros(15, dtype=bool)
+    held[[0, 1, 2]] = True  # site 0 the P1 anchor
+    position_fixed = np.zeros(15, dtype=bool)
+    position_fixed[[3, 4, 5]] = True  # site 1 on a point (no free coordinate)
+    position_fixed[8] = True  # site 2 on a plane (x, y, 0)
+    position_fixed[[10, 11]] = True  # site 3 on a line (x, x, x): one slot carries x
+    assert relocatable_sites(held, position_fixed).tolist() == [2, 3, 4]
+    assert movable_sites(held | position_fixed).tolist() == [4]  # the scan before: three free genes only
+
+
+def test_best_relocations_score_each_place_on_a_special_position_once():
+    truth = np.array([0.1, 0.2, 0.3, 0.6, 0.4, 0.0])  # site 1 on the plane z = 0
+
+    def project(genomes):
+        genomes = np.array(genomes, dtype=float)
+        genomes[:, 5] = 0.0
+        return genomes % 1.0
+
+    def rwp_of(genomes):
+        delta = genomes - truth
+        delta -= np.round(delta)
+        return np.sqrt((delta**2).sum(axis=1))
+
+    grid = regular_grid(UnitCell(5, 5, 5, 90, 90, 90), 1.0)[0]  # 5 x 5 x 5 points
+    start = truth.copy()
+    start[3:5] = (truth[3:5] + 0.5) % 1
+    candidates, spent = best_relocations(rwp_of, start, np.array([0, 1]), grid, top=1, project=project)
+    assert spent == 125 + 25  # the general site on every point, the site on z = 0 on the 25 places of its plane
+    assert np.all(candidates[:, 5] == 0.0)
+    np.testing.assert_allclose(candidates[1, 3:5], [0.6, 0.4])
 
 
 def test_best_relocations_find_the_misplaced_atom_of_a_toy_objective():
@@ -249,13 +291,25 @@ def test_scan_over_the_orbits_puts_a_far_oxygen_of_pbso4_back_and_charges_one_po
     settings = GASettings.from_flat(scan_spacing=0.4, scan_top=2, local_steps=40, scan_fourier=False)
     evaluate = build_evaluator(setup.scorer, settings)
     assert list(evaluate.movable) == [4]  # O3, the one site on the general position
+    assert list(evaluate.relocatable) == [0, 1, 2, 3, 4]  # and Pb, S, O1, O2 on the mirror plane (4c)
     trapped = truth.copy()
     trapped[4] = (truth[4] + np.array([0.3, 0.0, 0.35])) % 1  # 3.5 Å off
     done = evaluate.relocation_scan(trapped.reshape(-1), np.random.default_rng(0))
     group: SpaceGroup = setup.scorer.problem.space_group
     points = len(symmetric_grid(setup.scorer.problem.cell, 0.4, group.rotations, group.translations)[0])
     assert points < len(regular_grid(setup.scorer.problem.cell, 0.4)[0]) / 6  # Pnma has 8 operators
-    assert points <= done.evaluations - 2 <= points + 2 * (1 + 2.6 * 200)  # the orbits, then 2 refinements
+    grid = scan_points(np.random.default_rng(0), evaluate._orbits)  # the scan's own points
+    places = sum(  # the mirror-plane sites: each distinct place of its plane once
+        len(
+            np.unique(
+                np.round(evaluate.project(relocated(trapped.reshape(-1), s, grid))[:, 3 * s : 3 * s + 3], 9) % 1, axis=0
+            )
+        )
+        for s in range(4)
+    )
+    assert places < 4 * points / 2
+    # O3 on one point per orbit, the others on their places, then 2 refinements per site
+    assert points + places <= done.evaluations <= points + places + 10 * (1 + 2.6 * 200)
     best = done.genomes[np.argmin(done.rwp)].reshape(-1, 3)
     offsets = _images(group, best[4][None])[:, 0] - truth[4]  # O3 may come back on any image of its place
     offsets -= np.round(offsets)

@@ -103,6 +103,10 @@ class Evaluator:
             raise ValueError(f"held_values has shape {self.held_values.shape}, expected {self.fixed.shape}")
         site_map = scorer.site_map
         self.movable = scanned_sites(self.fixed, site_map)
+        #: Sites the relocation scan moves: also those on special positions with free coordinates.
+        self.relocatable = (
+            self.movable if site_map is None else relocation.relocatable_sites(self.fixed, site_map.fixed)
+        )
         self._orbits = None  # the relocation scan's grid (relocation.symmetric_grid), made at the first scan
 
     def rwp(self, genomes: np.ndarray) -> np.ndarray:
@@ -168,7 +172,8 @@ class Evaluator:
         return Evaluated(genomes, fitness, rwp, evaluations, nn_seconds, nn_score)
 
     def relocation_scan(self, genome: np.ndarray, rng: np.random.Generator) -> Evaluated:
-        """Move each movable atom of ``genome`` over one point of each orbit of a grid through the cell
+        """Move each relocatable atom of ``genome`` over one point of each orbit of a grid through the cell, or an
+        atom on a special position over those points' distinct projections onto its position
         (:mod:`gasolve.ga.relocation`), then score and refine the ``scan_top`` best places of each atom like any
         offspring.
 
@@ -181,7 +186,7 @@ class Evaluator:
         Returns
         -------
         Evaluated
-            The refined candidates, shape (n_movable · scan_top, n_genes); ``evaluations`` includes the scan.
+            The refined candidates, shape (n_relocatable · scan_top, n_genes); ``evaluations`` includes the scan.
         """
         s = self.settings
         if self._orbits is None:  # the group's grid and its orbits, the same for every scan of the run
@@ -195,7 +200,7 @@ class Evaluator:
             return self.rwp(self.project(genomes) if self.project is not None else genomes)
 
         sites, ranker_seconds = self.scan_sites(genome)
-        candidates, spent = relocation.best_relocations(rwp_of, genome, sites, grid, s.layout.scan_top)
+        candidates, spent = relocation.best_relocations(rwp_of, genome, sites, grid, s.layout.scan_top, self.project)
         if s.layout.scan_fourier:
             from gasolve.ga.fourier_rebuild import CYCLES, map_cost, rebuilt_models
 
@@ -214,7 +219,7 @@ class Evaluator:
     def scan_sites(self, genome: np.ndarray) -> tuple[np.ndarray, float]:
         """Sites the relocation scan of ``genome`` moves, and the seconds the atom ranker took (0 without one)."""
         if self.atom_ranker is None:
-            return self.movable, 0.0
+            return self.relocatable, 0.0
         from gasolve.ga.atom_selection import scan_sites
 
         started = time.perf_counter()
@@ -224,7 +229,7 @@ class Evaluator:
         probability = np.asarray(self.atom_ranker(frac.reshape(self.n_sites, 3)), dtype=float)
         seconds = time.perf_counter() - started
         self.ranker_seconds += seconds
-        return scan_sites(probability, self.movable, self.scan_share), seconds
+        return scan_sites(probability, self.relocatable, self.scan_share), seconds
 
 
 def scanned_sites(fixed_genes: np.ndarray, site_map=None) -> np.ndarray:
