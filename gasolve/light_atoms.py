@@ -133,8 +133,10 @@ def search_light_atoms(setup, best, report=None):
     for rounds in range(1, ROUNDS + 1):
         found, used = _one_round(setup, best, heavy, evaluations, rounds, spent, report)
         spent += used
+        if _collapses(setup, best, found):  # refused: its Rwp is no model's
+            break
         reached = min(reached, found.rwp_after)
-        if not found.rwp_after < RWP_GAIN * best.rwp_after or _collapses(setup, best, found):
+        if not found.rwp_after < RWP_GAIN * best.rwp_after:
             break
         best = found
     labels = [site.label for site in setup.template.sites]
@@ -157,10 +159,13 @@ def _collapses(setup, before, after) -> bool:
     :data:`gasolve.hypotheses.completion.COINCIDENT`) where ``before`` had none: a light atom drawn onto another
     atom adds its electrons to that atom's peak and can fit better than anywhere else (Li4V5O9F: an Li 0.05 Å from
     an F, χ² 1.08), but no crystal has it."""
+    from gasolve.crystal.xray_visibility import undetermined
     from gasolve.hypotheses.completion import COINCIDENT, closest_pair
 
+    hidden = undetermined(setup.scorer.problem.elements)  # H: the pattern does not locate it
+
     def shortest(model) -> float:
-        return closest_pair(setup.scorer, model.frac.ravel(), settle=False, other_sites=True)[2]
+        return closest_pair(setup.scorer, model.frac.ravel(), settle=False, other_sites=True, leave_out=hidden)[2]
 
     return shortest(after) < COINCIDENT <= shortest(before)
 

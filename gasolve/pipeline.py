@@ -582,11 +582,11 @@ def assign_alike_elements(setup: Setup, best):
     if refined.rwp_after > ALIKE_RWP_TOLERANCE * best.rwp_after:
         why = f"bond valence prefers {n_exchanges} exchange(s), but Rwp rose to {refined.rwp_after:.4f}"
         return setup, best, {**note, "decided": False, "why": why}
-    exchanged = [f"{spec.sites[i]}{i + 1}<->{spec.sites[j]}{j + 1}" for i, j in found.swaps]
-    exchanged += [
-        "+".join(f"{spec.sites[k]}{k + 1}" for k in first) + "<->" + "+".join(f"{spec.sites[k]}{k + 1}" for k in second)
-        for first, second in found.regroups
-    ]
+    before = [site.label for site in setup.template.sites]
+    exchanged = [f"{before[i]}<->{before[j]}" for i, j in found.swaps]
+    if found.regrouped:  # best.cif's labels after the exchange: each site that changed element, old -> new
+        after = [site.label for site in model_setup.template.sites]
+        exchanged = [f"{before[k]}->{after[k]}" for k in range(len(before)) if elements[k] != found.assigned[k]]
     note = {**note, "exchanges": n_exchanges, "decided": True, "exchanged_sites": exchanged}
     frac = model_scorer.project(refined.frac[None])[0]
     return model_setup, dataclasses.replace(best, frac=frac, rwp_after=refined.rwp_after), note
@@ -594,7 +594,14 @@ def assign_alike_elements(setup: Setup, best):
 
 def with_elements(setup: Setup, elements) -> Setup:
     """``setup`` with each site holding the element given (same Wyckoff positions, B and order): its spec, scorer,
-    template and reference judge built anew."""
+    template and reference judge built anew.
+
+    Parameters
+    ----------
+    setup : Setup
+    elements : sequence of str, length n_sites
+        The new element of every site.
+    """
     from gasolve.scoring.build import build_scorer
 
     config = setup.config
@@ -603,7 +610,11 @@ def with_elements(setup: Setup, elements) -> Setup:
     pattern = config.pattern
     scorer = build_scorer(spec, setup.observed, pattern.radiation, pattern.profile, pattern.background_terms)
     template = template_structure(spec.name, spec.cell, spec.space_group, spec.sites, spec.b_iso, spec.charges)
-    judge = None if config.reference is None else _reference_judge(config, template, spec.site_map())
+    judge = None  # the judge a composition run attached (its config has no [reference]), or the config's
+    if setup.judge is not None:
+        judge = Judge(template, setup.judge.reference, setup.judge.tolerance)
+    elif config.reference is not None:
+        judge = _reference_judge(config, template, spec.site_map())
     return dataclasses.replace(setup, config=config, scorer=scorer, template=template, judge=judge)
 
 
@@ -662,8 +673,8 @@ def place_riding_hydrogens(setup: Setup, best):
     return dataclasses.replace(best, frac=frac, rwp_after=rwp), note
 
 
-def contact(scorer, frac: np.ndarray, labels) -> str:
-    """ "Li3 and F19 are 0.05 Å apart" when two atoms of different sites of the model are closer than
+def contact(scorer, frac: np.ndarray, labels, leave_out: np.ndarray | None = None) -> str:
+    """ "Li3 and F1 are 0.05 Å apart" when two atoms of different sites of the model are closer than
     :data:`gasolve.hypotheses.completion.COINCIDENT`, else "".
 
     Parameters
@@ -672,10 +683,13 @@ def contact(scorer, frac: np.ndarray, labels) -> str:
     frac : ndarray, shape (n_sites, 3)
     labels : sequence of str
         Site labels, as best.cif writes them.
+    leave_out : ndarray, shape (n_sites,), bool, optional
+        Sites not checked: H, which the pattern does not locate, and sites that share one place by design.
     """
     from gasolve.hypotheses.completion import COINCIDENT, closest_pair
 
-    i, j, distance = closest_pair(scorer, np.asarray(frac, dtype=float).ravel(), settle=False, other_sites=True)
+    frac = np.asarray(frac, dtype=float).ravel()
+    i, j, distance = closest_pair(scorer, frac, settle=False, other_sites=True, leave_out=leave_out)
     if not distance < COINCIDENT:
         return ""
     return f"{labels[i]} and {labels[j]} are {distance:.2f} Å apart"
@@ -737,7 +751,7 @@ def finish(
         Progress of the light-atom search: (evaluations, budget, best Rwp) after each of its generations.
     """
     from gasolve import __version__
-    from gasolve.crystal.coincident import share_occupancy
+    from gasolve.crystal.coincident import coincident_groups, share_occupancy
     from gasolve.crystal.origin import held_coordinates, origin_fixing_slots
     from gasolve.crystal.xray_visibility import determined_share, undetermined
     from gasolve.diffraction.fit_metrics import bragg_r, fit_metrics
@@ -808,7 +822,10 @@ def finish(
     in_cell = structure.site_multiplicities() * np.array([site.occupancy for site in structure.sites])
     share = determined_share(structure.elements, in_cell)
     gap = composition_gap(structure.elements, in_cell, counts)
-    touching = "" if coincident_labels else contact(setup.scorer, best.frac, [s.label for s in setup.template.sites])
+    unchecked = undetermined(problem.elements)  # H, which the pattern does not locate, and shared places
+    for group in coincident_groups(structure):
+        unchecked[list(group.sites)] = True
+    touching = contact(setup.scorer, best.frac, [site.label for site in setup.template.sites], unchecked)
     judged = verdict(
         metrics.chi2, r_bragg, noise_chi2, finds, coincident_labels, hidden_labels, share, placed, gap, touching
     )

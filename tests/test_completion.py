@@ -275,14 +275,17 @@ def test_two_atoms_of_different_sites_at_one_place_are_named_and_refused(li2moo3
     from gasolve.hypotheses.completion import closest_pair
 
     scorer, _ = li2moo3
-    labels = ["Li1", "Li2", "Mo3", "O4", "O5", "O6"]
+    labels = ["Li1", "Li2", "Mo1", "O1", "O2", "O3"]
     onto_o = np.array(LI2MOO3_SITES[4][1]) + np.array([0.005, 0.0, 0.0])  # the second Li 0.03 Å from O4
     genome = _li2moo3_genome(onto_o)
     i, j, distance = closest_pair(scorer, genome)
     assert {i, j} == {1, 3} and distance < 0.05
     found = pipeline.contact(scorer, genome.reshape(-1, 3), labels)
-    assert found.startswith("Li2 and O4 are 0.0") and found.endswith("Å apart")
+    assert found.startswith("Li2 and O1 are 0.0") and found.endswith("Å apart")
     assert pipeline.contact(scorer, _li2moo3_genome((0.3, 0.1, 0.6)).reshape(-1, 3), labels) == ""
+    # a site left out (an H the pattern does not locate, sites that share a place by design) is in no pair
+    left_out = np.array([False, True, False, False, False, False])
+    assert pipeline.contact(scorer, genome.reshape(-1, 3), labels, left_out) == ""
     judged = pipeline.verdict(1.0, 0.02, 1.0, 3, contact=found)
     assert not judged.convincing and any("two atoms at one place" in reason for reason in judged.reasons)
     assert pipeline.verdict(1.0, 0.02, 1.0, 3).convincing
@@ -300,3 +303,24 @@ def test_the_light_atom_search_does_not_keep_a_model_that_collapses_two_atoms(li
     assert _collapses(setup, apart, onto_o)
     assert not _collapses(setup, apart, apart)
     assert not _collapses(setup, onto_o, onto_o)  # a model that had the contact already is judged as it is
+
+
+def test_a_group_exchange_keeps_the_judge_a_composition_run_attached(tmp_path):
+    """A composition run races without [reference] and attaches its judge to the winner's setup; the setup that a
+    group exchange of alike elements rebuilds (pipeline.with_elements) must keep it, on its new template."""
+    import dataclasses
+
+    from gasolve import pipeline
+    from gasolve.config import load_run_config
+    from gasolve.solve import Judge
+
+    sites = 'sites = ["Li", "Li", "Li", "Mo", "O", "O", "O"]\nwyckoff = ["2i", "1f", "1e", "2i", "2i", "2i", "2i"]'
+    configs = simulated_config(tmp_path, "Li2MoO3", 2, LI2MOO3_CELL, list(LI2MOO3_SITES), {"sites": sites}, fwhm=0.08)
+    setup = pipeline.prepare(load_run_config(configs["sites"]))
+    judge = Judge(setup.template, setup.template, 0.3)
+    rebuilt = pipeline.with_elements(dataclasses.replace(setup, judge=judge), ["Li", "Li", "Li", "Mo", "O", "O", "F"])
+    assert [site.element for site in rebuilt.template.sites][-1] == "F"
+    assert list(rebuilt.scorer.problem.elements)[-1] == "F"
+    assert rebuilt.judge is not None and rebuilt.judge.template is rebuilt.template
+    assert rebuilt.judge.reference is judge.reference and rebuilt.judge.tolerance == 0.3
+    assert pipeline.with_elements(setup, ["Li", "Li", "Li", "Mo", "O", "O", "O"]).judge is None

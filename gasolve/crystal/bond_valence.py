@@ -19,6 +19,7 @@ the composition (:meth:`pymatgen.core.Composition.oxi_state_guesses`).
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -182,6 +183,14 @@ def best_assignment(
         Element and Wyckoff label of each site (the labels decide which sites may exchange).
     multiplicity : sequence of int
         Atoms of each site in the cell.
+    max_swaps : int
+        Exchanges made at most.
+    groups : bool
+        Allow group exchanges (above).
+
+    Returns
+    -------
+    Reassignment or None
     """
     pairs = alike_pairs(elements)
     if not pairs:
@@ -200,8 +209,7 @@ def best_assignment(
         )
 
     before = value = gii(current)
-    swaps: list[tuple[int, int]] = []
-    regroups: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+    moves: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
     for _ in range(max_swaps):
         best, best_value = None, value - 1e-6
         for first, second in _exchanges(current, labels, multiplicity, pairs, groups):
@@ -211,28 +219,35 @@ def best_assignment(
                 best, best_value = (first, second), trial_value
         if best is None:
             break
-        first, second = best
-        current = _exchanged(current, first, second)
-        if len(first) == len(second) == 1 and labels[first[0]] == labels[second[0]]:
-            swaps.append((first[0], second[0]))
-        else:
-            regroups.append(best)
+        current = _exchanged(current, *best)
+        moves.append(best)
         value = best_value
-    if regroups:  # the sites keep their coordinates and change element
-        return Reassignment(np.arange(len(elements)), before, value, (), tuple(current), tuple(regroups))
+    if any(len(a) != 1 or len(b) != 1 or labels[a[0]] != labels[b[0]] for a, b in moves):
+        # the sites keep their coordinates and change element; every exchange made is a regroup then
+        return Reassignment(np.arange(len(elements)), before, value, (), tuple(current), tuple(moves))
     # site k now holds current[k]; the pipeline keeps the elements per site and moves the coordinates instead
     permutation = _coordinates_for(list(elements), current, labels)
-    return Reassignment(permutation, before, value, tuple(swaps), tuple(current))
+    return Reassignment(permutation, before, value, tuple((a[0], b[0]) for a, b in moves), tuple(current))
+
+
+#: Exchanges of two sites for two are left out when an element pair has more than this many of them (the GII trials
+#: of one step grow as n_a² n_b²: 20 O and 10 F sites would make 8,550 of them, about 1.5 s a step).
+MAX_PAIR_EXCHANGES = 2000
 
 
 def _exchanges(current: list[str], labels: Sequence[str], multiplicity: np.ndarray, pairs, groups: bool):
     """(sites of one element, sites of the other) for every exchange :func:`best_assignment` may make: one site for
-    one on the same Wyckoff position; with ``groups`` also up to two for up to two holding as many atoms."""
-    sizes = (1, 2) if groups else (1,)
+    one on the same Wyckoff position; with ``groups`` also up to two for up to two holding as many atoms (two for
+    two only up to :data:`MAX_PAIR_EXCHANGES` of them per element pair)."""
     for a, b in pairs:
         of_a = [k for k, e in enumerate(current) if e == a]
         of_b = [k for k, e in enumerate(current) if e == b]
-        for n_a, n_b in itertools.product(sizes, sizes):
+        sizes = [(1, 1)]
+        if groups:
+            sizes += [(1, 2), (2, 1)]
+            if math.comb(len(of_a), 2) * math.comb(len(of_b), 2) <= MAX_PAIR_EXCHANGES:
+                sizes.append((2, 2))
+        for n_a, n_b in sizes:
             for first in itertools.combinations(of_a, n_a):
                 atoms = int(multiplicity[list(first)].sum())
                 for second in itertools.combinations(of_b, n_b):

@@ -155,7 +155,9 @@ def shortest_distance(scorer, genome: np.ndarray) -> float:
     return closest_pair(scorer, genome)[2]
 
 
-def closest_pair(scorer, genome: np.ndarray, *, settle: bool = True, other_sites: bool = False):
+def closest_pair(
+    scorer, genome: np.ndarray, *, settle: bool = True, other_sites: bool = False, leave_out: np.ndarray | None = None
+):
     """(site i, site j, distance Å) of the two closest atoms of a model's cell; (-1, -1, inf) when there is no pair.
 
     Parameters
@@ -167,6 +169,8 @@ def closest_pair(scorer, genome: np.ndarray, *, settle: bool = True, other_sites
         group); else as the scorer projects them.
     other_sites : bool
         Only pairs of atoms of two different sites (else two images of one site count as well, i == j).
+    leave_out : ndarray, shape (n_sites,), bool, optional
+        Sites whose atoms are in no pair.
     """
     from gasolve.ga.fourier_rebuild import closest_distances
 
@@ -175,9 +179,10 @@ def closest_pair(scorer, genome: np.ndarray, *, settle: bool = True, other_sites
         _, frac, _, _ = settled_sites(scorer, genome)
     else:
         frac = scorer.project(np.asarray(genome, dtype=float).reshape(1, problem.n_sites, 3))[0]
-    orbits = [problem.space_group.orbit(x) for x in frac]
+    kept = np.ones(len(frac), dtype=bool) if leave_out is None else ~np.asarray(leave_out, dtype=bool)
+    orbits = [problem.space_group.orbit(x) if keep else np.zeros((0, 3)) for x, keep in zip(frac, kept, strict=True)]
     atoms = np.concatenate(orbits)
-    owner = np.concatenate([np.full(len(orbit), k) for k, orbit in enumerate(orbits)])
+    owner = np.concatenate([np.full(len(orbit), k, dtype=int) for k, orbit in enumerate(orbits)])
     best = (-1, -1, np.inf)
     for i in range(len(atoms) - 1):
         distances = closest_distances(problem.cell, atoms[i], atoms[i + 1 :])
