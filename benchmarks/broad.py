@@ -583,14 +583,9 @@ def read_summary(path: Path) -> dict:
 def reference_bravais(number: int) -> str:
     """Bravais symbol (aP, mP, mC, oP, oC, oI, oF, tP, tI, hP, hR, cP, cI, cF) of space group ``number``;
     A- and B-centred groups count as C (the same lattice)."""
-    import gemmi
+    from gasolve.crystal.spacegroup import bravais_symbol
 
-    group = gemmi.find_spacegroup_by_number(number)
-    centring = {"A": "C", "B": "C"}.get(group.hm[0], group.hm[0])
-    if group.crystal_system_str() == "trigonal":
-        return "hR" if centring == "R" else "hP"
-    return {"triclinic": "a", "monoclinic": "m", "orthorhombic": "o", "tetragonal": "t", "hexagonal": "h",
-            "cubic": "c"}[group.crystal_system_str()] + centring  # fmt: skip
+    return bravais_symbol(number)
 
 
 def primitive_lattice(parameters, bravais: str):

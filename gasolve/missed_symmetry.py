@@ -18,12 +18,12 @@ import math
 import warnings
 from dataclasses import dataclass
 
-import gemmi
 import numpy as np
 import scipy.stats
 import spglib
 
 from gasolve.crystal.cell import UnitCell
+from gasolve.crystal.spacegroup import bravais_symbol
 from gasolve.crystal.structure import Structure
 from gasolve.indexing.lattice import cell_parameters
 
@@ -34,17 +34,6 @@ from gasolve.indexing.lattice import cell_parameters
 TOLERANCES = (0.1, 0.2, 0.3, 0.4)
 #: Tolerance (Å) of the model's own symmetry, against which more is sought.
 TIGHT_TOLERANCE = 1e-3
-
-_CENTRING = {"P": "P", "A": "C", "B": "C", "C": "C", "I": "I", "F": "F", "R": "R"}
-_SYSTEM_LETTER = {
-    "triclinic": "a",
-    "monoclinic": "m",
-    "orthorhombic": "o",
-    "tetragonal": "t",
-    "trigonal": "h",
-    "hexagonal": "h",
-    "cubic": "c",
-}
 
 
 @dataclass(frozen=True)
@@ -96,16 +85,6 @@ def _spglib_cell(structure: Structure) -> tuple[np.ndarray, np.ndarray, np.ndarr
     elements, frac, *_ = structure.expand()
     numbers = np.array([Element(e).Z for e in elements], dtype=int)
     return structure.cell.matrix, np.asarray(frac, dtype=float), numbers
-
-
-def _bravais(number: int, symbol: str) -> str:
-    """Bravais symbol of a space group from its number (crystal system from gemmi) and the centring letter of its
-    Hermann-Mauguin symbol (A and B as C)."""
-    letter = _CENTRING[symbol[0]]
-    if letter == "R":
-        return "hR"
-    system = gemmi.find_spacegroup_by_number(number).crystal_system_str()
-    return _SYSTEM_LETTER[system] + letter
 
 
 def _c_centred(lattice: np.ndarray, symbol: str) -> np.ndarray:
@@ -170,7 +149,7 @@ def missed_symmetry(structure: Structure, tolerances: tuple[float, ...] = TOLERA
                 kind="subcell" if len(primitive[2]) < model_atoms else "supergroup",
                 sites=_wyckoff_sites(conventional, tolerance),
                 cell=UnitCell(*cell_parameters(_c_centred(np.asarray(conventional[0]), str(dataset.international)))),
-                bravais=_bravais(int(dataset.number), str(dataset.international)),
+                bravais=bravais_symbol(int(dataset.number)),
                 space_group=int(dataset.number),
                 symbol=str(dataset.international),
                 tolerance=float(tolerance),

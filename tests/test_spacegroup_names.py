@@ -197,3 +197,14 @@ def test_run_refuses_a_contradicting_cell_with_exit_2_and_writes_nothing(tmp_pat
     assert main(["run", str(config)]) == 2
     err = capsys.readouterr().err
     assert "[structure] space_group:" in err and "'P6_3/x'" in err and "P2_1/c" in err
+
+
+@pytest.mark.parametrize(
+    ("number", "bravais"),
+    [(2, "aP"), (15, "mC"), (38, "oC"), (41, "oC"), (62, "oP"), (139, "tI"), (143, "hP"), (166, "hR"), (225, "cF")],
+)
+def test_bravais_symbol(number, bravais):
+    """A-centred orthorhombic groups (Amm2 38, Aea2 41) are oC; trigonal groups of a P lattice hP."""
+    from gasolve.crystal.spacegroup import bravais_symbol
+
+    assert bravais_symbol(number) == bravais

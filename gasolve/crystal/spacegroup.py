@@ -274,3 +274,24 @@ def _parameters(metric: np.ndarray) -> tuple[float, float, float, float, float, 
     cosines.append(metric[0, 1] / (lengths[0] * lengths[1]))
     angles = np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0)))
     return (*map(float, lengths), *map(float, angles))
+
+
+#: Lattice letter of each crystal system in a Bravais symbol (trigonal groups of a P lattice are hP).
+_FAMILY_LETTER = {
+    "triclinic": "a",
+    "monoclinic": "m",
+    "orthorhombic": "o",
+    "tetragonal": "t",
+    "trigonal": "h",
+    "hexagonal": "h",
+    "cubic": "c",
+}
+
+
+def bravais_symbol(number: int) -> str:
+    """Bravais symbol (aP, mP, mC, oP, oC, oI, oF, tP, tI, hP, hR, cP, cI, cF) of space group ``number``: the crystal
+    system and the centring letter of its standard Hermann-Mauguin symbol, both from gemmi; A- and B-centred groups
+    count as C (the same lattice)."""
+    group = gemmi.find_spacegroup_by_number(int(number))
+    centring = {"A": "C", "B": "C"}.get(group.hm[0], group.hm[0])
+    return _FAMILY_LETTER[group.crystal_system_str()] + centring
