@@ -219,12 +219,18 @@ def space_group_candidates(
 def composition_fits(composition: dict[str, int], z: int | None = None) -> Callable[[SpaceGroup, UnitCell], bool]:
     """An ``admits`` test for :func:`space_group_candidates`: some Z (or the given one) puts the formula on the
     group's Wyckoff positions in a cell of plausible volume (:func:`~gasolve.hypotheses.z_candidates`,
-    :func:`~gasolve.hypotheses.check_z`)."""
+    :func:`~gasolve.hypotheses.check_z`). Without a given Z the cell must hold one formula unit at the packing
+    window's densest ratio: an indexed cell denser than that is more likely a subcell than a superhard phase,
+    which a cell given by the user may be (:func:`~gasolve.hypotheses.z_candidates` races it there)."""
     from gasolve.hypotheses import check_z, z_candidates
+    from gasolve.hypotheses.z_candidates import volume_model
 
     def fits(group: SpaceGroup, cell: UnitCell) -> bool:
         try:
             if z is None:
+                model = volume_model()
+                if cell.volume < model.formula_volume(composition) * model.window(composition)[0]:
+                    return False
                 z_candidates(composition, cell, group)
             else:
                 check_z(composition, z, cell, group)

@@ -346,6 +346,15 @@ def test_z_outside_the_window_when_none_inside_fits():
     assert all(c.in_window for c in z_candidates({"Na": 1, "Cl": 1}, NACL_CELL, 225))
 
 
+def test_z_below_the_window_when_the_window_allows_none():
+    # BC2N (mp-1008523, P-4m2, 24.3 Å³): packing 0.71 at Z = 1, so the window (0.78-1.79) allows no Z at all; it
+    # was refused as "too small for one formula unit" (the composition benchmark's tune half). Z = 1 is raced.
+    cell = UnitCell(2.568581, 2.568581, 3.675626, 90, 90, 90)
+    candidates = z_candidates({"B": 1, "C": 2, "N": 1}, cell, 115)
+    assert [(c.z, c.in_window) for c in candidates] == [(1, False)]
+    assert 0.70 < candidates[0].volume_ratio < 0.72
+
+
 def test_an_element_alone_takes_the_window_of_elemental_structures():
     # AFLOW's tI8 carbon (I4/mmm, C on 8h, 5.8 Å³ per atom, packing 0.63 against C's fitted 9.2 Å³): its Z = 8 lies
     # below the compounds' window, and Z = 2, 4 and 6 inside it fit, so it was never raced (the broad benchmark of

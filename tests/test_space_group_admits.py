@@ -68,3 +68,12 @@ def test_no_group_admitted_gives_an_empty_choice(ranked):
     groups, evidence = space_group_candidates(_Fit(CELL), "tI", admits=lambda group, cell: False)
     assert groups == []
     assert len(evidence["passed_over"]) == 3
+
+
+def test_composition_fits_refuses_an_indexed_cell_denser_than_the_window():
+    # BC2N's 24.3 Å³ cell holds one formula unit only at packing 0.71, below the window's 0.78: a cell given by the
+    # user is raced there (z_candidates), an indexed one is taken for a subcell and passed over.
+    cell = UnitCell(2.568581, 2.568581, 3.675626, 90, 90, 90)
+    group = SpaceGroup.from_symbol("P-4m2")
+    assert not composition_fits({"B": 1, "C": 2, "N": 1})(group, cell)
+    assert composition_fits({"B": 1, "C": 2, "N": 1})(group, UnitCell(2.7, 2.7, 3.9, 90, 90, 90))

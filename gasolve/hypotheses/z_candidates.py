@@ -20,10 +20,11 @@ so a single-element composition takes the window of the single-element structure
 the compounds' window, none outside this one).
 
 About 1 % of real structures lie outside the window (the dense nitride MgCN2, I-42d, at q = 0.70; MgSiO3 in the
-ilmenite structure at 0.72). When no Z inside it fits the multiplicities, the nearest Z on each side of the window
-that does fit is proposed instead (at most two, flagged ``in_window`` False), down to the densest packing seen in
-the data (``q_min``) and up to twice ``q_high``, so that the search races it rather than stopping; with
-``beyond`` they are proposed after the Z inside it in any case (the hypothesis list races them last).
+ilmenite structure at 0.72; superhard BC2N, P-4m2, at 0.71 with Z = 1, where the window allows no Z at all).
+When no Z inside it fits the multiplicities, the nearest Z on each side of the window that does fit is proposed
+instead (at most two, flagged ``in_window`` False), down to the densest packing seen in the data (``q_min``) and
+up to twice ``q_high``, so that the search races it rather than stopping; with ``beyond`` they are proposed after
+the Z inside it in any case (the hypothesis list races them last).
 """
 
 from __future__ import annotations
@@ -166,11 +167,11 @@ def z_candidates(
     z_low = max(1, math.ceil(volume / (unit * q_high) - 1e-9))
     z_high = math.floor(volume / (unit * q_low) + 1e-9)
     formula = "".join(f"{e}{n if n > 1 else ''}" for e, n in composition.items())
-    if z_high < 1:
+    if volume < unit * model.q_min:
         raise InputError(
             f"{key}: the cell ({volume:.1f} Å³) is too small for one formula unit of {formula} (needs at least "
-            f"{unit * q_low:.1f} Å³: {unit:.1f} Å³ of atomic volumes x {q_low:.2f}, the smallest packing "
-            "ratio accepted)"
+            f"{unit * model.q_min:.1f} Å³: {unit:.1f} Å³ of atomic volumes x {model.q_min:.2f}, the densest "
+            "packing seen in real structures)"
         )
     candidates = []
     for z in range(z_low, z_high + 1):
