@@ -212,6 +212,7 @@ def write_race_outputs(
             "noise_chi2": state.noise_chi2,
         },
         "race_evaluations": state.evaluations,
+        "reserve_hypotheses": race.reserve_counts(state),
         "race_history": list(state.history),
         "solution_toml": str((out / "solution.toml").resolve()),
         **(extra or {}),
@@ -278,7 +279,7 @@ def run_composition(args: argparse.Namespace, config) -> int:
     from gasolve.config import load_observed, write_resolved
     from gasolve.errors import InputError
     from gasolve.hypotheses import race
-    from gasolve.hypotheses.hypothesis import list_hypotheses
+    from gasolve.hypotheses.hypothesis import list_hypotheses, reserve_hypotheses
     from gasolve.io.checkpoint import read_checkpoint
     from gasolve.scoring.noise_floor import free_intensity_chi2
 
@@ -314,14 +315,15 @@ def run_composition(args: argparse.Namespace, config) -> int:
     else:
         fitted, profile_fit = pipeline.fit_profile(race.race_config(config, settings), observed)
         hypotheses, routes = list_hypotheses(fitted.structure)
+        reserve = reserve_hypotheses(fitted.structure, hypotheses)
         probe = pipeline.prepare(race.hypothesis_config(fitted, hypotheses[0], 1), observed)
         noise = free_intensity_chi2(probe.scorer.problem, observed.y_obs, observed.weights)
-        state = race.start(hypotheses, noise, settings)
+        state = race.start(hypotheses, noise, settings, reserve=reserve)
         for item in routes:
             print(f"Z = {item['z']} (volume ratio {item['volume_ratio']:.2f}): {item['reason']}")
         print(
-            f"{len(hypotheses)} hypotheses enter the race (most probable first by the learned prior); "
-            f"noise level χ² {noise:.3g} (every reflection's intensity free)"
+            f"{len(hypotheses)} hypotheses enter the race (most probable first by the learned prior), "
+            f"{len(reserve)} more in reserve; noise level χ² {noise:.3g} (every reflection's intensity free)"
         )
     try:
         out.mkdir(parents=True, exist_ok=True)
