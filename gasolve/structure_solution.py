@@ -275,6 +275,23 @@ def solve_hypotheses(base: StructureSpec, groups: list[GroupChoice], max_hypothe
     return [merged[i][1] for i in order[:max_hypotheses]], routes
 
 
+def solve_reserve(base: StructureSpec, groups: list[GroupChoice], listed: list, n: int | None = None) -> list:
+    """The next ``n`` hypotheses of :func:`solve_hypotheses`' merged order after ``listed`` (its first ones, and
+    any put first by :func:`model_first`), held in reserve by the race (:mod:`gasolve.hypotheses.race`)."""
+    from gasolve.hypotheses.hypothesis import RESERVE_HYPOTHESES
+
+    n = RESERVE_HYPOTHESES if n is None else n
+    if n <= 0:
+        return []
+    more, _ = solve_hypotheses(base, groups, max_hypotheses=len(listed) + n)
+    seen = {_hypothesis_key(h) for h in listed}
+    return [h for h in more if _hypothesis_key(h) not in seen][:n]
+
+
+def _hypothesis_key(hypothesis) -> tuple:
+    return hypothesis.base.space_group.number, hypothesis.z, hypothesis.route, tuple(sorted(hypothesis.sites))
+
+
 def _reduced_parameters(cell: UnitCell, bravais: str) -> tuple[float, ...]:
     """Niggli-reduced primitive cell (a, b, c, α, β, γ) of the lattice of a conventional ``cell``."""
     from gasolve.indexing.lattice import niggli_cell, primitive_basis

@@ -79,3 +79,21 @@ def test_reserve_holds_the_true_assignment_the_first_24_miss():
     assert truth in {key(h) for h in reserve}
     assert len(reserve) == 72 and not {key(h) for h in listed} & {key(h) for h in reserve}
     assert [h.log_prior for h in reserve] == sorted((h.log_prior for h in reserve), reverse=True)
+
+
+def test_solve_reserve_continues_the_merged_order_of_several_groups():
+    from gasolve.structure_solution import GroupChoice, solve_hypotheses, solve_reserve
+
+    cell = UnitCell(3.564548, 3.564548, 16.160815, 90, 90, 120)
+    base = StructureSpec(
+        "Mg3BN3", cell, SpaceGroup.from_symbol("P6_3/mmc"), (), (), composition=(("Mg", 3), ("B", 1), ("N", 3))
+    )
+    groups = [
+        GroupChoice(SpaceGroup.from_symbol(symbol), cell, posterior, symbol)
+        for symbol, posterior in (("P6_3/mmc", 0.7), ("P-6m2", 0.3))
+    ]
+    listed, _ = solve_hypotheses(base, groups)
+    reserve = solve_reserve(base, groups, listed, n=30)
+    longer, _ = solve_hypotheses(base, groups, max_hypotheses=len(listed) + 30)
+    assert len(reserve) == 30 and reserve == longer[len(listed) :]
+    assert {h.base.space_group.number for h in reserve} == {187, 194}

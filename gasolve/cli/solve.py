@@ -159,6 +159,7 @@ def _attempt(args, pattern: Path, out: Path, context: dict, choice, say, cache: 
         model_first,
         model_hypothesis,
         solve_hypotheses,
+        solve_reserve,
         space_group_candidates,
     )
 
@@ -222,8 +223,12 @@ def _attempt(args, pattern: Path, out: Path, context: dict, choice, say, cache: 
             say(f"the solved model's assignment, symmetrised, races first: {own.describe()}")
     for item in routes:
         say(f"{item['space_group']} Z = {item['z']}: {item['reason']}")
-    state = race.start(hypotheses, float(fit.metrics.chi2), settings)
-    say(f"{len(hypotheses)} hypotheses enter the race; noise level χ² {fit.metrics.chi2:.3g} (free intensities)")
+    reserve = solve_reserve(fitted.structure, groups, hypotheses)
+    state = race.start(hypotheses, float(fit.metrics.chi2), settings, reserve=reserve)
+    say(
+        f"{len(hypotheses)} hypotheses enter the race, {len(reserve)} more in reserve; noise level χ² "
+        f"{fit.metrics.chi2:.3g} (free intensities)"
+    )
     return {
         "fitted": fitted,
         "profile_fit": fit,
