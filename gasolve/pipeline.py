@@ -463,6 +463,8 @@ def refine_candidates(
 #: simulated) its H gave Rwp 0.0373, the reference's 0.0380, H placed on their donors 0.0386, so a few per cent
 #: is no evidence against a placement; a larger rise would be.
 HYDROGEN_RWP_TOLERANCE = 1.05
+#: Refinements of the other atoms beside the placed H (held), each followed by placing the H again.
+HYDROGEN_ROUNDS = 2
 
 
 #: Elements exchanged by bond valence are kept when Rwp after refinement is at most this factor of the model's as
@@ -638,39 +640,95 @@ def place_riding_hydrogens(setup: Setup, best):
     """The refined model with its H atoms placed by geometry (:func:`gasolve.crystal.hydrogens.place_hydrogens`).
 
     The search puts H anywhere (an X-ray pattern does not locate it); refinement programs place H on their donors
-    (riding model), and so does this. Kept when Rwp rises by at most :data:`HYDROGEN_RWP_TOLERANCE`.
+    (riding model), and so does this. When the H cannot sit on the Wyckoff positions the search gave them (a
+    composition run chose those by noise), they go where the donors put them
+    (:func:`gasolve.crystal.hydrogens.place_hydrogen_sites`) and the model gets the setup of those sites. Kept when
+    Rwp rises by at most :data:`HYDROGEN_RWP_TOLERANCE`.
 
     Returns
     -------
+    setup : Setup
+        ``setup``, or one whose H sites, scorer and template follow the H placed on other Wyckoff positions.
     best : Refinement
         With the placed H (Rwp recomputed), or unchanged.
     note : str or None
         What happened, for summary.json; None when the model has no H.
     """
-    from gasolve.crystal.hydrogens import place_hydrogens
+    from gasolve.crystal.hydrogens import place_hydrogen_sites, place_hydrogens
+    from gasolve.crystal.origin import origin_fixing_slots
     from gasolve.crystal.wyckoff import wyckoff_position
+    from gasolve.refine import refine_coordinates
 
     spec, scorer = setup.config.structure, setup.scorer
     elements = list(scorer.problem.elements)
     is_h = np.array([e == "H" for e in elements])
     if not is_h.any():
-        return best, None
+        return setup, best, None
     if is_h.all():
-        return best, "left where the search put them (no other atoms to bond to)"
+        return setup, best, "left where the search put them (no other atoms to bond to)"
     labels = spec.wyckoff
     h_sites = [None if labels is None else wyckoff_position(spec.space_group, labels[i]) for i in np.flatnonzero(is_h)]
     others = [e for e in elements if e != "H"]
     placed = place_hydrogens(spec.cell, spec.space_group, best.frac[~is_h], others, h_sites)
+    model_setup, frac, moved = setup, best.frac.copy(), ""
+    if placed is None and labels is not None and not spec.occupancy_correction:
+        n_h = int(spec.site_map().multiplicity[is_h].sum())
+        found = place_hydrogen_sites(spec.cell, spec.space_group, best.frac[~is_h], others, n_h)
+        if found is not None:
+            placed, h_labels = found
+            h_sites = [wyckoff_position(spec.space_group, label) for label in h_labels]
+            searched = " + ".join(labels[i] for i in np.flatnonzero(is_h))
+            model_setup = with_hydrogen_sites(setup, h_labels)
+            is_h = np.array([e == "H" for e in model_setup.config.structure.sites])
+            frac = np.zeros((len(is_h), 3))
+            frac[~is_h] = best.frac[[e != "H" for e in elements]]
+            moved = f"; on {' + '.join(h_labels)} (the search's Wyckoff positions {searched} fit no donor)"
     if placed is None:
-        return best, "left where the search put them: no O or N short of bonding to carry them (a hydride?)"
-    frac = best.frac.copy()
+        return setup, best, "left where the search put them: no O or N short of bonding to carry them (a hydride?)"
+    model_scorer = model_setup.scorer
+    matrix = None if model_scorer.site_map is None else model_scorer.site_map.matrix
+    held = origin_fixing_slots(spec.space_group, list(model_scorer.problem.elements), matrix) | np.repeat(is_h, 3)
     frac[is_h] = placed
-    frac = scorer.project(frac[None])[0]
-    rwp = float(scorer.rwp(frac[None])[0])
+    frac = model_scorer.project(frac[None])[0]
+    rwp = float(model_scorer.rwp(frac[None])[0])
+    # The other atoms were refined beside H where the search put them: refined again beside the placed H (held),
+    # and the H placed again on the donors' new positions.
+    for _ in range(HYDROGEN_ROUNDS):
+        refined = model_scorer.project(refine_coordinates(model_scorer, frac, fixed=held).frac[None])[0]
+        placed = place_hydrogens(spec.cell, spec.space_group, refined[~is_h], others, h_sites)
+        if placed is None:
+            break
+        refined[is_h] = placed
+        refined = model_scorer.project(refined[None])[0]
+        refined_rwp = float(model_scorer.rwp(refined[None])[0])
+        if not refined_rwp < rwp:
+            break
+        frac, rwp = refined, refined_rwp
     if rwp > HYDROGEN_RWP_TOLERANCE * best.rwp_after:
-        return best, f"left where the search put them: placed on their donors Rwp rose to {rwp:.4f}"
-    note = "placed by geometry on their O/N donors (riding model; O-H 0.97 Å, N-H 1.01 Å), not refined"
-    return dataclasses.replace(best, frac=frac, rwp_after=rwp), note
+        return setup, best, f"left where the search put them: placed on their donors Rwp rose to {rwp:.4f}"
+    note = f"placed by geometry on their O/N donors (riding model; O-H 0.97 Å, N-H 1.01 Å), not refined{moved}"
+    return model_setup, dataclasses.replace(best, frac=frac, rwp_after=rwp), note
+
+
+def with_hydrogen_sites(setup: Setup, h_labels) -> Setup:
+    """``setup`` with its H sites replaced by one H site on each Wyckoff position of ``h_labels``, where its first
+    H site was (their B and charge those of its first H site): spec, scorer, template and judge built anew."""
+    spec = setup.config.structure
+    first = spec.sites.index("H")
+    index = [i for i, e in enumerate(spec.sites) if e != "H" or i == first]
+    expand = [k for i in index for k in ([i] * len(h_labels) if i == first else [i])]
+    wyckoff = [spec.wyckoff[i] for i in index]
+    wyckoff[first : first + 1] = list(h_labels)
+    spec = dataclasses.replace(
+        spec,
+        sites=tuple(spec.sites[k] for k in expand),
+        b_iso=tuple(spec.b_iso[k] for k in expand),
+        wyckoff=tuple(wyckoff),
+        charges=None if spec.charges is None else tuple(spec.charges[k] for k in expand),
+    )
+    return with_elements(
+        dataclasses.replace(setup, config=dataclasses.replace(setup.config, structure=spec)), spec.sites
+    )
 
 
 def contact(scorer, frac: np.ndarray, labels, leave_out: np.ndarray | None = None) -> str:
@@ -779,7 +837,11 @@ def finish(
     if setup is not before_alike:  # sites changed element: the model has a scorer of its own
         config, spec, scorer = setup.config, setup.config.structure, setup.scorer
         problem = scorer.problem
-    best, hydrogens = place_riding_hydrogens(setup, best)
+    before_hydrogens = setup
+    setup, best, hydrogens = place_riding_hydrogens(setup, best)
+    if setup is not before_hydrogens:  # H moved to other Wyckoff positions: the model has a scorer of its own
+        config, spec, scorer = setup.config, setup.config.structure, setup.scorer
+        problem = scorer.problem
     wyckoff = None
     special_positions = None
     structure = model_structure(setup.template, best.frac)

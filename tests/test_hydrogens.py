@@ -5,22 +5,29 @@ shifted to gasolve's origin (benchmarks.hydrogen_placement.prepare), coordinates
 Mg(OH)2 mp-30247, CuCl2·2H2O mp-23875, NH4Br mp-23675 and MgH2 mp-23710; for the rules that resolve H...H
 contacts, repel H from cations and turn H about the axis away from the cations: ice XI H2O mp-697111,
 (NH4)2ReBr6 mp-505791 and NaNH2 mp-23850 (all from the tune split of benchmarks.hydrogen_placement); for the
-cations' ionic charges, NH4AgWS4 mp-643431 (report split; its NH4+ orientation regressed at 3f3b8ac).
+cations' ionic charges, NH4AgWS4 mp-643431 (report split; its NH4+ orientation regressed at 3f3b8ac). For the H
+Wyckoff positions the placement chooses itself, three structures of the composition benchmark's tune half whose runs
+put their H on positions no donor fits (tests/data/cif/mp, the benchmark's references): HoO(OH) mp-754283,
+CuF2·2H2O mp-632759 and Si2H2O5 mp-626037.
 """
 
 import math
 
 import numpy as np
 import pytest
+from conftest import data_path
 
 from gasolve.crystal.cell import UnitCell
 from gasolve.crystal.hydrogens import (
     HydrogenSettings,
+    _about_bond,
     _ionic_charge,
     _least_crowded,
+    _strain,
     _structure,
     allocate_hydrogens,
     find_donors,
+    place_hydrogen_sites,
     place_hydrogens,
 )
 from gasolve.crystal.spacegroup import SpaceGroup
@@ -100,10 +107,11 @@ def _inputs(case):
     return cell, group, frac, elements, sites
 
 
-def _largest_h_error(cell, group, placed, true):
-    """Largest distance (Å) from a true H of the cell to the nearest placed H of the cell."""
+def _largest_h_error(cell, group, placed, true, expand=True):
+    """Largest distance (Å) from a true H of the cell to the nearest placed H of the cell; ``true`` holds one H
+    per site (``expand``) or every H of the cell."""
     ours = np.concatenate([group.orbit(h, tol=1e-3) for h in placed])
-    theirs = np.concatenate([group.orbit(np.array(h), tol=1e-3) for h in true])
+    theirs = np.concatenate([group.orbit(np.array(h), tol=1e-3) for h in true]) if expand else np.asarray(true)
     assert len(ours) == len(theirs)
     delta = theirs[:, None, :] - ours[None, :, :]
     delta -= np.round(delta)
@@ -254,3 +262,85 @@ def test_least_crowded_by_hand():
     # Nothing free of clashes: the fewest, then the best ranked.
     clash.update({(1, 2, 0, 0): True, (1, 0, 0, 2): True, (1, 1, 0, 2): True, (1, 2, 0, 2): True})
     assert _least_crowded(clash, [3, 3]) == [0, 0]
+
+
+def _from_cif(relative: str, group: int):
+    """Cell, group, the non-H asymmetric unit and every H of the cell of a shipped P1 CIF in gasolve's setting."""
+    from pymatgen.core import Structure
+
+    structure = Structure.from_file(data_path(relative))
+    cell, space_group = UnitCell(*structure.lattice.parameters), SpaceGroup.from_symbol(group)
+    frac, elements, seen = [], [], np.zeros((0, 3))
+    for site in structure:
+        x = site.frac_coords
+        if site.specie.symbol == "H":
+            continue
+        delta = seen - x
+        delta -= np.round(delta)
+        if len(seen) and (np.abs(delta) < 1e-3).all(axis=1).any():
+            continue
+        frac.append(x)
+        elements.append(site.specie.symbol)
+        seen = np.concatenate([seen, space_group.orbit(x, tol=1e-3)])
+    h = np.array([site.frac_coords for site in structure if site.specie.symbol == "H"])
+    return cell, space_group, np.array(frac), elements, h
+
+
+@pytest.mark.parametrize(
+    ("relative", "group", "searched", "expected"),
+    [
+        ("cif/mp/HoHO2_mp-754283.cif", 62, ["4a"], ("4c",)),
+        ("cif/mp/CuH4O2F2_mp-632759.cif", 12, ["4i", "4f"], ("8j",)),
+        ("cif/mp/Si2H2O5_mp-626037.cif", 5, ["4c", "2b", "2b"], ("4c", "4c")),
+    ],
+    ids=["HoO(OH)", "CuF2.2H2O", "Si2H2O5"],
+)
+def test_h_wyckoff_positions_from_the_donors(relative, group, searched, expected):
+    # A composition run chose these H positions by noise (the benchmark's runs): no donor fits them, and the
+    # placement on the given sites declines; placed freely, the H find the DFT structure's positions.
+    cell, space_group, frac, elements, h_true = _from_cif(relative, group)
+    n_hydrogens = len(h_true)
+    wrong = [wyckoff_position(space_group, label) for label in searched]
+    assert sum(site.multiplicity for site in wrong) == n_hydrogens
+    assert place_hydrogens(cell, space_group, frac, elements, wrong) is None
+    found = place_hydrogen_sites(cell, space_group, frac, elements, n_hydrogens)
+    assert found is not None
+    placed, labels = found
+    assert labels == expected and placed.shape == (len(expected), 3)
+    for label, h in zip(labels, placed, strict=True):  # each on its Wyckoff position
+        position = wyckoff_position(space_group, label)
+        assert len(space_group.orbit(h, tol=1e-3)) == position.multiplicity
+    assert _largest_h_error(cell, space_group, placed, h_true, expand=False) < 0.3
+    # the same sites given: the same H
+    given = place_hydrogens(cell, space_group, frac, elements, [wyckoff_position(space_group, x) for x in labels])
+    assert given is not None and _largest_h_error(cell, space_group, given, h_true, False) < 0.3
+
+
+def test_h_wyckoff_positions_of_a_hydride_or_bad_count():
+    cell, group, frac, elements, _ = _inputs(MGH2)
+    assert place_hydrogen_sites(cell, group, frac, elements, 4) is None  # a metal hydride: no donor
+    cell, group, frac, elements, _ = _inputs(BRUCITE)
+    for bad in (0, -2, 1.5):
+        with pytest.raises(ValueError, match="n_hydrogens"):
+            place_hydrogen_sites(cell, group, frac, elements, bad)
+
+
+def test_least_crowded_breaks_ties_by_strain():
+    # Two donors that could each point at the other (candidate 0) or elsewhere (candidate 1): both at 0 clash, and
+    # (0, 1) and (1, 0) tie on contacts and ranks; the strain decides, whichever order it favours.
+    clash = {(i, a, j, b): False for i in range(2) for a in range(2) for j in range(i + 1) for b in range(2)}
+    clash[(1, 0, 0, 0)] = True
+    assert _least_crowded(clash, [2, 2]) == [0, 1]  # no strain: the first found
+    assert _least_crowded(clash, [2, 2], strain=[[25.0, 6.0], [16.0, 20.0]]) == [1, 0]
+    assert _least_crowded(clash, [2, 2], strain=[[6.0, 25.0], [20.0, 16.0]]) == [0, 1]
+
+
+def test_strain_and_the_rotating_oh_by_hand():
+    bond = np.array([0.0, 0.0, 1.0])  # the donor's one cation straight up
+    h = _about_bond(bond, np.array([1.0, 0.0, -0.2]) / math.hypot(1.0, 0.2), 115.0, bond)
+    assert np.isclose(np.linalg.norm(h), 1.0) and np.isclose(math.degrees(math.acos(h @ bond)), 115.0)
+    assert h[0] > 0 and abs(h[1]) < 1e-12  # in the plane of the bond and the acceptor, on the acceptor's side
+    assert np.array_equal(_about_bond(bond, -bond, 115.0, bond), bond)  # an acceptor along the bond: as given
+    cations = [(1.2, bond), (0.1, np.array([1.0, 0.0, 0.0]))]  # a strong bond and a weak one (not counted)
+    assert math.isclose(_strain(h[None, :], cations, strong=0.15), 115.0 - math.degrees(math.acos(-1 / 3)))
+    assert _strain(h[None, :], [(0.1, bond)], strong=0.15) == 0.0

@@ -92,3 +92,73 @@ def test_a_solved_hydroxide_gets_its_h_on_the_donor_in_best_cif(tmp_path):
     sites = {site["label"]: site for site in json.loads((out / "refinement.json").read_text())["sites"]}
     assert math.isclose(sites["H1"]["b_iso"], 1.5 * sites["O1"]["b_iso"], rel_tol=1e-12)
     assert math.isclose(float(rows["H1"][1]), sites["H1"]["b_iso"] / (8 * math.pi**2), abs_tol=1e-5)
+
+
+def test_h_on_wyckoff_positions_no_donor_fits_move_to_the_donors_positions(tmp_path):
+    # HoO(OH) (Pnma, Materials Project mp-754283, PBE; tests/data/cif/mp): a composition run of the broad benchmark
+    # put its H on 4a, where no O can carry it (the pattern cannot tell H positions apart). Placed by the donors,
+    # the H go to 4c, the DFT structure's, the model gets the setup of that site, and the other atoms, refined
+    # again beside the placed H, fit better than beside the H on 4a.
+    import dataclasses
+
+    from conftest import data_path
+    from pymatgen.core import Structure
+
+    from benchmarks.broad import simulate_pattern, write_xye
+    from gasolve.config import load_run_config
+    from gasolve.crystal.spacegroup import SpaceGroup
+    from gasolve.pipeline import place_riding_hydrogens, prepare
+    from gasolve.refine import Refinement, refine_coordinates
+
+    reference = Structure.from_file(data_path("cif/mp/HoHO2_mp-754283.cif"))
+    two_theta, y = simulate_pattern(reference, np.random.default_rng(0), fwhm=0.09)
+    write_xye(tmp_path / "pattern.xye", two_theta, y, "HoO(OH) mp-754283: pymatgen CuKa1, pV 0.09, Poisson")
+    cell = ", ".join(f"{x:.6f}" for x in reference.lattice.parameters)
+    (tmp_path / "run.toml").write_text(
+        f"""[structure]
+name = "HoOOH"
+cell = [{cell}]
+space_group = 62
+sites = ["Ho", "H", "O", "O"]
+wyckoff = ["4c", "4a", "4c", "4c"]
+
+[pattern]
+file = "pattern.xye"
+wavelength = "CuKa1"
+range = [5.0, 80.0]
+
+[pattern.profile]
+fwhm = 0.09
+eta = 0.5
+""",
+        encoding="utf-8",
+    )
+    setup = prepare(load_run_config(tmp_path / "run.toml"))
+    group = SpaceGroup.from_symbol(62)
+
+    representatives: dict[str, list[np.ndarray]] = {}  # one atom of each orbit, on 4c (y = 1/4)
+    for site in reference:
+        x, known = site.frac_coords, representatives.setdefault(site.specie.symbol, [])
+        orbit = group.orbit(x, tol=1e-3)
+        if abs(x[1] - 0.25) < 1e-3 and not any(
+            (np.abs(orbit - r - np.round(orbit - r)) < 1e-3).all(1).any() for r in known
+        ):
+            known.append(x)
+    assert [len(representatives[e]) for e in ("Ho", "H", "O")] == [1, 1, 2]
+    frac = np.array([representatives["Ho"][0], [0.0, 0.0, 0.0], *representatives["O"]])
+    refined = refine_coordinates(setup.scorer, setup.scorer.project(frac[None])[0])
+    best = Refinement(setup.scorer.project(refined.frac[None])[0], refined.rwp_before, refined.rwp_after, 0, 0)
+
+    model_setup, placed, note = place_riding_hydrogens(setup, best)
+    assert note.startswith("placed by geometry") and "on 4c" in note, note
+    assert model_setup is not setup and model_setup.config.structure.wyckoff == ("4c", "4c", "4c", "4c")
+    assert model_setup.config.structure.sites == ("Ho", "H", "O", "O")
+    assert placed.frac.shape == (4, 3) and placed.rwp_after < best.rwp_after, (placed.rwp_after, best.rwp_after)
+    true_h = np.array([s.frac_coords for s in reference if s.specie.symbol == "H"])
+    delta = group.orbit(placed.frac[1], tol=1e-3)[:, None, :] - true_h[None, :, :]
+    delta -= np.round(delta)
+    distance = np.sqrt(np.einsum("abi,ij,abj->ab", delta, model_setup.config.structure.cell.metric, delta))
+    assert distance.min(axis=1).max() < 0.3
+    # the setup is the model's: its scorer gives back the Rwp reported
+    assert np.isclose(float(model_setup.scorer.rwp(placed.frac[None])[0]), placed.rwp_after)
+    assert dataclasses.replace(model_setup.config.structure, wyckoff=None).n_sites == 4
