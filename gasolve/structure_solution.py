@@ -199,21 +199,90 @@ def space_group_candidates(
 
     analysis = analyse_fit(fit, bravais, prior)
     chosen: list[GroupChoice] = []
+    if bravais[1] != "P" and admits is not None:
+        first = _admitted(analysis, n, min_posterior, admits)
+        if not first[0]:  # the formula fits no group of the centred lattice (docstring)
+            chosen, passed_over = decentred_candidates(analysis, n, admits)
+            evidence = analysis.as_dict()
+            evidence["passed_over"] = first[1]
+            evidence["decentred"] = [choice.space_group.symbol for choice in chosen]
+            return chosen, evidence
+    chosen, passed_over = _admitted(analysis, n, min_posterior, admits)
+    evidence = analysis.as_dict()
+    if admits is not None:
+        evidence["passed_over"] = passed_over
+    return chosen, evidence
+
+
+def _admitted(analysis, n: int, min_posterior: float, admits) -> tuple[list[GroupChoice], list[str]]:
+    """The first ``n`` groups of ``analysis`` that ``admits`` accepts, and the symbols it refused."""
+    chosen: list[GroupChoice] = []
     passed_over: list[str] = []
     for score in analysis.space_groups:
         if len(chosen) >= n or (chosen and score.posterior < min_posterior):
             break
         if any(choice.space_group.number == score.group.number for choice in chosen):
             continue
-        group, cell = standard_setting(score.group, fit.cell)
+        group, cell = standard_setting(score.group, analysis_cell(analysis))
         if admits is not None and not admits(group, cell):
             passed_over.append(score.group.symbol)
             continue
         chosen.append(GroupChoice(group, cell, float(score.posterior), score.group.symbol))
-    evidence = analysis.as_dict()
-    if admits is not None:
-        evidence["passed_over"] = passed_over
-    return chosen, evidence
+    return chosen, passed_over
+
+
+def decentred_candidates(analysis, n: int, admits, parents: int = 5) -> tuple[list[GroupChoice], list[str]]:
+    """Primitive subgroups in the same cell of the leading groups of a centred lattice.
+
+    Atoms that scatter alike (Hg and Bi, Fe and Co) ordered on the sites of a centred arrangement give
+    superstructure lines too weak to see: the pattern indexes in the centred cell, where a formula such as Hg3Bi
+    (Cu3Au type, Pm-3m) fits no group. The ordered structure keeps the cell and loses the centring: its group is
+    a maximal klassengleiche subgroup of the centred one (Fm-3m -> Pm-3m, Pn-3m; PyXtal's tables) whose
+    transformation keeps the axes. Each takes the posterior of the best parent it comes from; ``admits`` filters
+    them as in :func:`space_group_candidates`.
+
+    Parameters
+    ----------
+    analysis : SpaceGroupAnalysis
+        Of the centred lattice.
+    n : int
+        Groups kept at most.
+    admits : callable
+        (group, cell) -> bool.
+    parents : int
+        Leading groups of ``analysis`` whose subgroups are taken.
+
+    Returns
+    -------
+    groups : list of GroupChoice
+        Best parent posterior first; ``setting`` names the parent.
+    passed_over : list of str
+    """
+    from pyxtal.symmetry import Group
+
+    found: dict[int, GroupChoice] = {}
+    passed_over: list[str] = []
+    for score in analysis.space_groups[:parents]:
+        parent, cell = standard_setting(score.group, analysis_cell(analysis))
+        subgroups = Group(parent.number).get_max_k_subgroup()
+        for number, transformation in zip(subgroups["subgroup"], subgroups["transformation"], strict=True):
+            linear = np.asarray(transformation, dtype=float)[:, :3]
+            if number in found or not np.allclose(linear, np.eye(3)):
+                continue
+            group = SpaceGroup.from_symbol(int(number))
+            if group.symbol[0] != "P":
+                continue
+            if not admits(group, cell):
+                passed_over.append(group.symbol)
+                continue
+            found[int(number)] = GroupChoice(group, cell, float(score.posterior), f"subgroup of {parent.symbol}")
+    chosen = sorted(found.values(), key=lambda choice: -choice.posterior)
+    return chosen[:n], sorted(set(passed_over))
+
+
+def analysis_cell(analysis) -> UnitCell:
+    """The cell of a :class:`~gasolve.indexing.extinctions.SpaceGroupAnalysis`."""
+    return UnitCell(*analysis.cell)
 
 
 def composition_fits(composition: dict[str, int], z: int | None = None) -> Callable[[SpaceGroup, UnitCell], bool]:

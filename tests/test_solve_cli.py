@@ -57,3 +57,32 @@ def test_solve_from_pattern_and_formula_alone(tmp_path, capsys):
     assert summary["stages"]["cell"]["bravais"] == "tP"
     assert any("P 4 m m" == g["space_group"] for g in summary["stages"]["space_groups"]["raced"])
     assert _matches(out / "best.cif", reference) <= 0.3
+
+
+def test_alike_atoms_ordered_on_a_centred_lattice_are_solved_in_its_primitive_subgroup(tmp_path, capsys):
+    """Hg3Bi (mp-981387, Cu3Au type, Pm-3m): Hg and Bi scatter alike, so the superstructure lines are too weak to
+    see and the pattern looks face-centred; in the cF cell the formula fits no group. The blind benchmark exited 2."""
+    import sys
+
+    import numpy as np
+    from conftest import data_path
+    from pymatgen.core import Structure
+    from test_composition_run import REPO
+
+    sys.path.insert(0, str(REPO))
+    from benchmarks.broad import simulate_pattern, write_xye
+
+    reference = data_path("cif/mp/Hg3Bi_mp-981387.cif")
+    two_theta, y = simulate_pattern(Structure.from_file(str(reference)), np.random.default_rng(0), fwhm=0.08)
+    write_xye(tmp_path / "pattern.xye", two_theta, y, "Hg3Bi: pymatgen XRDCalculator CuKa1, pV 0.08, Poisson")
+    out = tmp_path / "out"
+    argv = ["solve", str(tmp_path / "pattern.xye"), "--composition", "Hg3Bi", "--wavelength", "CuKa1"]
+    argv += ["--cell", *["4.759273"] * 3, "90", "90", "90", "--lattice", "cF", "--range", "5", "80"]
+    argv += ["--out", str(out), "--scheduler", "synchronous", "--quiet", "--max-evaluations", "200000"]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    groups = summary["stages"]["space_groups"]
+    assert groups["raced"][0]["space_group"] == "P m -3 m"
+    assert "F m -3 m" in groups["analysis"]["passed_over"] and groups["analysis"]["decentred"][0] == "P m -3 m"
+    assert _matches(out / "best.cif", reference) <= 0.3
+    assert Structure.from_file(str(out / "best.cif")).get_space_group_info()[1] == 221
