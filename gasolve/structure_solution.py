@@ -186,35 +186,30 @@ def space_group_candidates(
     admits : callable, optional
         (group, cell) in the standard setting -> whether the structure can be built in it (e.g.
         :func:`composition_fits`); groups it refuses are passed over and do not count towards ``n``, so that a
-        leading group the formula cannot fill gives way to the next ones.
+        leading group the formula cannot fill gives way to the next ones. When it refuses every group of a
+        centred lattice, their primitive subgroups in the same cell are offered (:func:`decentred_candidates`).
 
     Returns
     -------
     groups : list of GroupChoice
     analysis : dict
         The extinction classes and ranked groups (evidence for summary.json); ``passed_over`` lists the groups
-        ``admits`` refused.
+        ``admits`` refused, ``decentred`` the primitive subgroups offered instead.
     """
     from gasolve.indexing.extinctions import analyse_fit
 
     analysis = analyse_fit(fit, bravais, prior)
-    chosen: list[GroupChoice] = []
-    if bravais[1] != "P" and admits is not None:
-        first = _admitted(analysis, n, min_posterior, admits)
-        if not first[0]:  # the formula fits no group of the centred lattice (docstring)
-            chosen, passed_over = decentred_candidates(analysis, n, admits)
-            evidence = analysis.as_dict()
-            evidence["passed_over"] = first[1]
-            evidence["decentred"] = [choice.space_group.symbol for choice in chosen]
-            return chosen, evidence
-    chosen, passed_over = _admitted(analysis, n, min_posterior, admits)
+    chosen, passed_over = _admitted(analysis, fit.cell, n, min_posterior, admits)
     evidence = analysis.as_dict()
     if admits is not None:
         evidence["passed_over"] = passed_over
+        if not chosen and bravais[1] != "P":  # the formula fits no group of the centred lattice
+            chosen, _ = decentred_candidates(analysis, fit.cell, n, admits)
+            evidence["decentred"] = [choice.space_group.symbol for choice in chosen]
     return chosen, evidence
 
 
-def _admitted(analysis, n: int, min_posterior: float, admits) -> tuple[list[GroupChoice], list[str]]:
+def _admitted(analysis, cell: UnitCell, n: int, min_posterior: float, admits) -> tuple[list[GroupChoice], list[str]]:
     """The first ``n`` groups of ``analysis`` that ``admits`` accepts, and the symbols it refused."""
     chosen: list[GroupChoice] = []
     passed_over: list[str] = []
@@ -223,15 +218,17 @@ def _admitted(analysis, n: int, min_posterior: float, admits) -> tuple[list[Grou
             break
         if any(choice.space_group.number == score.group.number for choice in chosen):
             continue
-        group, cell = standard_setting(score.group, analysis_cell(analysis))
-        if admits is not None and not admits(group, cell):
+        group, standard = standard_setting(score.group, cell)
+        if admits is not None and not admits(group, standard):
             passed_over.append(score.group.symbol)
             continue
-        chosen.append(GroupChoice(group, cell, float(score.posterior), score.group.symbol))
+        chosen.append(GroupChoice(group, standard, float(score.posterior), score.group.symbol))
     return chosen, passed_over
 
 
-def decentred_candidates(analysis, n: int, admits, parents: int = 5) -> tuple[list[GroupChoice], list[str]]:
+def decentred_candidates(
+    analysis, cell: UnitCell, n: int, admits, parents: int = 5
+) -> tuple[list[GroupChoice], list[str]]:
     """Primitive subgroups in the same cell of the leading groups of a centred lattice.
 
     Atoms that scatter alike (Hg and Bi, Fe and Co) ordered on the sites of a centred arrangement give
@@ -245,6 +242,8 @@ def decentred_candidates(analysis, n: int, admits, parents: int = 5) -> tuple[li
     ----------
     analysis : SpaceGroupAnalysis
         Of the centred lattice.
+    cell : UnitCell
+        The cell of its fit.
     n : int
         Groups kept at most.
     admits : callable
@@ -263,7 +262,7 @@ def decentred_candidates(analysis, n: int, admits, parents: int = 5) -> tuple[li
     found: dict[int, GroupChoice] = {}
     passed_over: list[str] = []
     for score in analysis.space_groups[:parents]:
-        parent, cell = standard_setting(score.group, analysis_cell(analysis))
+        parent, standard = standard_setting(score.group, cell)
         subgroups = Group(parent.number).get_max_k_subgroup()
         for number, transformation in zip(subgroups["subgroup"], subgroups["transformation"], strict=True):
             linear = np.asarray(transformation, dtype=float)[:, :3]
@@ -272,17 +271,12 @@ def decentred_candidates(analysis, n: int, admits, parents: int = 5) -> tuple[li
             group = SpaceGroup.from_symbol(int(number))
             if group.symbol[0] != "P":
                 continue
-            if not admits(group, cell):
+            if not admits(group, standard):
                 passed_over.append(group.symbol)
                 continue
-            found[int(number)] = GroupChoice(group, cell, float(score.posterior), f"subgroup of {parent.symbol}")
+            found[int(number)] = GroupChoice(group, standard, float(score.posterior), f"subgroup of {parent.symbol}")
     chosen = sorted(found.values(), key=lambda choice: -choice.posterior)
     return chosen[:n], sorted(set(passed_over))
-
-
-def analysis_cell(analysis) -> UnitCell:
-    """The cell of a :class:`~gasolve.indexing.extinctions.SpaceGroupAnalysis`."""
-    return UnitCell(*analysis.cell)
 
 
 def composition_fits(composition: dict[str, int], z: int | None = None) -> Callable[[SpaceGroup, UnitCell], bool]:
