@@ -701,11 +701,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="skip the runs already in the JSON")
     parser.add_argument("--plot-only", action="store_true", help="draw the PNG from the JSON and stop")
     parser.add_argument("--half", choices=("tune", "report", "both"), default="both")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="run only these structures of the sample (material ids, comma-separated; the sample, its patterns and "
+        "halves are unchanged)",
+    )
     args = parser.parse_args(argv)
     if args.n < 1 or args.seeds < 1:
         parser.error("--n and --seeds must be at least 1")
     if not args.max_evaluations > 0 or not args.wall_limit > 0:
         parser.error("--max-evaluations and --wall-limit must be positive")
+    if args.only is not None:
+        args.only = [name.strip() for name in args.only.split(",") if name.strip()]
     args.stop = args.stop or ("solved" if args.input == "sites" else "budget")
     if args.stop == "solved" and args.input != "sites":
         parser.error("--stop solved needs --input sites (a composition race stops by its own reference-free rule)")
@@ -723,9 +731,15 @@ def main(argv: list[str] | None = None) -> int:
     entries = sample_large(args.n, args.seed)
     if args.half != "both":
         entries = [entry for entry in entries if entry["half"] == args.half]
+    if args.only is not None:
+        unknown = sorted(set(args.only) - {entry["material_id"] for entry in entries})
+        if unknown:
+            print(f"--only: {', '.join(unknown)} not in the sample's {args.half} half", file=sys.stderr)
+            return 2
+        entries = [entry for entry in entries if entry["material_id"] in args.only]
     print(f"{len(entries)} structures sampled in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     run_seeds = list(range(args.first_run_seed, args.first_run_seed + args.seeds))
-    settings = {"n": args.n, "seed": args.seed, "run_seeds": run_seeds, "half": args.half}
+    settings = {"n": args.n, "seed": args.seed, "run_seeds": run_seeds, "half": args.half, "only": args.only}
     result = run_benchmark(
         entries, mode=args.input, work=args.work, budget=int(args.max_evaluations), wall_limit=args.wall_limit,
         seed=args.seed, run_seeds=run_seeds, stop=args.stop, json_path=args.json, settings=settings, resume=args.resume,

@@ -108,6 +108,8 @@ class Evaluator:
             self.movable if site_map is None else relocation.relocatable_sites(self.fixed, site_map.fixed)
         )
         self._orbits = None  # the relocation scan's grid (relocation.symmetric_grid), made at the first scan
+        #: Clearing in survivor selection (multipop.Niche), None below ``niche_min_sites``.
+        self.niche = search_niche(settings, scorer.problem)
 
     def rwp(self, genomes: np.ndarray) -> np.ndarray:
         return self.scorer.rwp(genomes.reshape(len(genomes), self.n_sites, 3))
@@ -232,6 +234,17 @@ class Evaluator:
         return scan_sites(probability, self.relocatable, self.scan_share), seconds
 
 
+def search_niche(settings: GASettings, problem) -> multipop.Niche | None:
+    """The clearing of survivor selection of a search of ``problem`` (a
+    :class:`~gasolve.scoring.problem.ScoringProblem`): ``niche_radius`` from ``niche_min_sites`` sites on, else None."""
+    smallest = settings.layout.niche_min_sites
+    if not smallest or problem.n_sites < smallest:
+        return None
+    group = problem.space_group
+    _, codes = np.unique(np.asarray(problem.elements), return_inverse=True)
+    return multipop.Niche(settings.rates.niche_radius, problem.cell.metric, group.rotations, group.translations, codes)
+
+
 def scanned_sites(fixed_genes: np.ndarray, site_map=None) -> np.ndarray:
     """Sites the relocation scan moves: those with three free genes, neither held (``fixed_genes``, (n_genes,)
     bool) nor fixed by their Wyckoff position (``site_map``); shape (k,), int."""
@@ -257,7 +270,7 @@ def origin_fixing_genes(space_group, elements, site_map=None) -> np.ndarray:
 def initialise(evaluate: Evaluator, settings: GASettings, n_genes: int) -> GAState:
     batch = multipop.initial_batch(generation_rng(settings.budget.seed, -1), settings, n_genes)
     done = evaluate(batch.genomes)
-    return multipop.init(batch, done.genomes, done.fitness, done.rwp, done.evaluations, settings)
+    return multipop.init(batch, done.genomes, done.fitness, done.rwp, done.evaluations, settings, evaluate.niche)
 
 
 def step(evaluate: Evaluator, state: GAState, settings: GASettings) -> tuple[GAState, multipop.Batch, Evaluated]:
@@ -267,12 +280,16 @@ def step(evaluate: Evaluator, state: GAState, settings: GASettings) -> tuple[GAS
     rng = generation_rng(settings.budget.seed, state.generation)
     batch = multipop.ask(rng, state, settings)
     done = evaluate(batch.genomes)
-    state = multipop.tell(batch, done.genomes, done.fitness, done.rwp, done.evaluations, state, settings)
+    state = multipop.tell(
+        batch, done.genomes, done.fitness, done.rwp, done.evaluations, state, settings, evaluate.niche
+    )
     if settings.layout.scan_after and state.stagnant >= settings.layout.scan_after:
         if settings.layout.restart_after_scans and state.failed_scans >= settings.layout.restart_after_scans:
             return multipop.restart_search(state, settings), batch, done
         scanned = evaluate.relocation_scan(state.epoch_best_genome(), rng)
-        state = multipop.inject(scanned.genomes, scanned.fitness, scanned.rwp, scanned.evaluations, state, settings)
+        state = multipop.inject(
+            scanned.genomes, scanned.fitness, scanned.rwp, scanned.evaluations, state, settings, evaluate.niche
+        )
         done = Evaluated(
             np.concatenate([done.genomes, scanned.genomes]),
             np.concatenate([done.fitness, scanned.fitness]),

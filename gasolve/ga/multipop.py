@@ -6,7 +6,9 @@ population: every ``reallocation_interval`` generations the island that progress
 from the one that progressed least, and they cooperate by ring migration of their best (the
 cooperative-competitive scheme of Zaloga, Burakov, Semenkin & Yakimov, Cryst. Res. Technol. 50 (2015) 724).
 An island whose best stops improving restarts from random models. Survivor selection is (μ+λ) truncation with
-removal of duplicates (same fitness within a tolerance), so that a population of local minima stays diverse.
+removal of duplicates (same fitness within a tolerance), so that a population of local minima stays diverse; with a
+:class:`Niche` it is also clearing (Pétrowski, Proc. ICEC 1996, 798): a model within the niche radius of a fitter
+survivor does not survive, so an island cannot fill with copies of one local minimum.
 
 The GA never calls the objective: ``ask`` proposes genomes, the caller evaluates (and may locally refine)
 them, ``tell`` returns the next state. Randomness comes only from the Generator passed in.
@@ -14,7 +16,7 @@ them, ``tell`` returns the next state. Randomness comes only from the Generator 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -61,7 +63,83 @@ def initial_batch(rng: np.random.Generator, settings: GASettings, n_genes: int) 
     )
 
 
-def _survivors(genomes, fitness, rwp, size, tolerance):
+@dataclass(frozen=True)
+class Niche:
+    """Clearing in survivor selection: of two models closer than ``radius`` (:func:`niche_distance`), only the
+    fitter survives.
+
+    Attributes
+    ----------
+    radius : float
+        Root mean square over sites of each atom's distance to the nearest atom of the same element in the other
+        model (Å).
+    metric : ndarray, shape (3, 3)
+        Metric tensor of the cell (Å²).
+    rotations : ndarray, shape (n_ops, 3, 3)
+    translations : ndarray, shape (n_ops, 3)
+        The space group's operators (centring included), so that a site placed on another atom of its orbit is
+        the same model.
+    elements : ndarray, shape (n_sites,), int
+        Element of each site as a code: sites of one element may exchange places.
+    """
+
+    radius: float
+    metric: np.ndarray
+    rotations: np.ndarray
+    translations: np.ndarray
+    elements: np.ndarray
+    #: Cartesian factor of the metric (lower triangular, metric = basis @ basis.T).
+    basis: np.ndarray = field(init=False, repr=False, compare=False)
+    #: Whether each site (rows) has the element of each image (columns, operator-major), (n_sites, n_ops * n_sites).
+    same_element: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.radius > 0:
+            raise ValueError(f"niche radius {self.radius!r}: expected > 0 Å")
+        for name, shape in (("metric", (3, 3)), ("rotations", (-1, 3, 3)), ("translations", (-1, 3))):
+            array = frozen_array(getattr(self, name))
+            if array.ndim != len(shape) or any(n != m for n, m in zip(array.shape, shape, strict=True) if m > 0):
+                raise ValueError(f"{name} has shape {array.shape}, expected {shape} (-1: any)")
+            object.__setattr__(self, name, array)
+        if len(self.rotations) != len(self.translations):
+            raise ValueError(f"{len(self.rotations)} rotations but {len(self.translations)} translations")
+        object.__setattr__(self, "elements", frozen_array(self.elements, dtype=int))
+        object.__setattr__(self, "basis", frozen_array(np.linalg.cholesky(self.metric)))
+        images = np.tile(self.elements, len(self.rotations))
+        object.__setattr__(self, "same_element", frozen_array(self.elements[:, None] == images[None, :], dtype=bool))
+
+
+def niche_distance(genome: np.ndarray, others: np.ndarray, niche: Niche) -> np.ndarray:
+    """How far ``genome`` is from each of ``others`` as models: the RMS over its sites of the distance (Å) from
+    each atom to the nearest symmetry image of any site of the same element in the other model.
+
+    Two models that differ only by which site of an element sits where, or by which atom of a site's orbit the
+    genome holds, are at distance 0. Origin shifts of the normaliser are not tried: models of one island descend
+    from the same setting. Fractional differences go to the nearest lattice image component by component (exact
+    for orthogonal axes, an upper bound otherwise).
+
+    Parameters
+    ----------
+    genome : ndarray, shape (n_genes,)
+    others : ndarray, shape (k, n_genes)
+    niche : Niche
+
+    Returns
+    -------
+    ndarray, shape (k,)
+    """
+    mine = np.asarray(genome, dtype=float).reshape(-1, 3)
+    theirs = np.asarray(others, dtype=float).reshape(len(others), -1, 3)
+    images = np.einsum("oij,ksj->kosi", niche.rotations, theirs) + niche.translations[None, :, None, :]
+    images = images.reshape(len(others), -1, 3)  # (k, n_ops * n_sites, 3), sites in the inner order
+    delta = images[:, None, :, :] - mine[None, :, None, :]
+    delta -= np.round(delta)
+    cartesian = delta @ niche.basis
+    squared = np.where(niche.same_element, np.einsum("kamj,kamj->kam", cartesian, cartesian), np.inf)
+    return np.sqrt(squared.min(axis=2).mean(axis=1))
+
+
+def _survivors(genomes, fitness, rwp, size, tolerance, niche: Niche | None = None):
     order = np.argsort(fitness, kind="stable")
     keep: list[int] = []
     last = -np.inf
@@ -69,6 +147,8 @@ def _survivors(genomes, fitness, rwp, size, tolerance):
         if not np.isfinite(fitness[i]):
             continue
         if keep and fitness[i] - last <= tolerance:
+            continue
+        if keep and niche is not None and niche_distance(genomes[i], genomes[keep], niche).min() < niche.radius:
             continue
         keep.append(i)
         last = fitness[i]
@@ -80,9 +160,9 @@ def _survivors(genomes, fitness, rwp, size, tolerance):
     return genomes[keep], fitness[keep], rwp[keep]
 
 
-def _fresh_island(settings, index, genomes, fitness, rwp, target_size) -> IslandState:
+def _fresh_island(settings, index, genomes, fitness, rwp, target_size, niche=None) -> IslandState:
     n_c, n_m = len(settings.layout.crossovers), len(settings.layout.mutations)
-    population, fit, r = _survivors(genomes, fitness, rwp, target_size, settings.rates.duplicate_tolerance)
+    population, fit, r = _survivors(genomes, fitness, rwp, target_size, settings.rates.duplicate_tolerance, niche)
     return IslandState(
         population=frozen_array(population),
         fitness=frozen_array(fit),
@@ -107,9 +187,16 @@ def _clean(fitness):
 
 
 def init(
-    batch: Batch, genomes: np.ndarray, fitness: np.ndarray, rwp: np.ndarray, evaluations: float, settings: GASettings
+    batch: Batch,
+    genomes: np.ndarray,
+    fitness: np.ndarray,
+    rwp: np.ndarray,
+    evaluations: float,
+    settings: GASettings,
+    niche: Niche | None = None,
 ) -> GAState:
-    """First state from the evaluated (and possibly refined) initial batch."""
+    """First state from the evaluated (and possibly refined) initial batch; ``niche``: clearing in survivor
+    selection (None: only fitness duplicates are removed)."""
     fitness, rwp = _clean(fitness), _clean(rwp)
     islands = tuple(
         _fresh_island(
@@ -119,6 +206,7 @@ def init(
             fitness[batch.island == i],
             rwp[batch.island == i],
             settings.layout.island_size,
+            niche,
         )
         for i in range(settings.layout.islands)
     )
@@ -190,9 +278,9 @@ def _self_configure(success_ema, ops, success, min_probability):
     return ema, min_probability + (1.0 - len(ema) * min_probability) * share
 
 
-def _update_island(island, settings, genomes, fitness, rwp, batch_rows, batch) -> IslandState:
+def _update_island(island, settings, genomes, fitness, rwp, batch_rows, batch, niche=None) -> IslandState:
     if island.restart_pending:
-        fresh = _fresh_island(settings, 0, genomes, fitness, rwp, island.target_size)
+        fresh = _fresh_island(settings, 0, genomes, fitness, rwp, island.target_size, niche)
         return replace(fresh, selection=island.selection, sigma=float(settings.rates.mutation_sigma))
     success = (fitness < batch.parent_fitness[batch_rows]).astype(float)
     cross_ema, cross_p = _self_configure(
@@ -212,6 +300,7 @@ def _update_island(island, settings, genomes, fitness, rwp, batch_rows, batch) -
         np.concatenate([island.rwp, rwp]),
         island.target_size,
         settings.rates.duplicate_tolerance,
+        niche,
     )
     improved = _improves(fit[0], island.best_fitness)
     return replace(
@@ -230,7 +319,7 @@ def _update_island(island, settings, genomes, fitness, rwp, batch_rows, batch) -
     )
 
 
-def _insert(island, genomes, fitness, rwp, settings) -> IslandState:
+def _insert(island, genomes, fitness, rwp, settings, niche=None) -> IslandState:
     """Put migrants into an island in place of its worst members (duplicates are dropped)."""
     keep = max(island.target_size - len(genomes), 1)
     population, fit, r = _survivors(
@@ -239,6 +328,7 @@ def _insert(island, genomes, fitness, rwp, settings) -> IslandState:
         np.concatenate([island.rwp[:keep], rwp]),
         island.target_size,
         settings.rates.duplicate_tolerance,
+        niche,
     )
     return replace(island, population=frozen_array(population), fitness=frozen_array(fit), rwp=frozen_array(r))
 
@@ -251,6 +341,7 @@ def tell(
     evaluations: float,
     state: GAState,
     settings: GASettings,
+    niche: Niche | None = None,
 ) -> GAState:
     """Next state after the batch was evaluated.
 
@@ -264,6 +355,8 @@ def tell(
         Selection fitness and Rwp; NaN is treated as +inf.
     evaluations : float
         Evaluations spent on this batch.
+    niche : Niche, optional
+        Clearing in survivor selection (also of migrants).
     """
     fitness, rwp = _clean(fitness), _clean(rwp)
     islands = [
@@ -275,6 +368,7 @@ def tell(
             rwp[batch.island == i],
             np.flatnonzero(batch.island == i),
             batch,
+            niche,
         )
         for i, island in enumerate(state.islands)
     ]
@@ -290,7 +384,7 @@ def tell(
             )
             for isl in islands
         ]
-        islands = [_insert(islands[i], *migrants[i - 1], settings) for i in range(n_islands)]
+        islands = [_insert(islands[i], *migrants[i - 1], settings, niche) for i in range(n_islands)]
     if n_islands > 1 and settings.layout.reallocation_share and generation % settings.layout.reallocation_interval == 0:
         progress = np.array([isl.progress for isl in islands])
         winner, loser = int(np.argmax(progress)), int(np.argmin(progress))
@@ -311,7 +405,9 @@ def tell(
         if island.stagnant >= settings.layout.stagnation_generations:
             if n_islands > 1:  # hand the island's best to its neighbour before forgetting it
                 j = (i + 1) % n_islands
-                islands[j] = _insert(islands[j], island.population[:1], island.fitness[:1], island.rwp[:1], settings)
+                islands[j] = _insert(
+                    islands[j], *(x[:1] for x in (island.population, island.fitness, island.rwp)), settings, niche
+                )
             islands[i] = replace(island, restart_pending=True, stagnant=0)
             restarts += 1
     return GAState(
@@ -357,6 +453,7 @@ def inject(
     evaluations: float,
     state: GAState,
     settings: GASettings,
+    niche: Niche | None = None,
 ) -> GAState:
     """State after evaluated models from outside the islands' own breeding (a relocation scan) join the search.
 
@@ -370,6 +467,8 @@ def inject(
     fitness, rwp : ndarray, shape (n,)
     evaluations : float
         Evaluations spent to make them.
+    niche : Niche, optional
+        Clearing in survivor selection.
     """
     fitness, rwp = _clean(fitness), _clean(rwp)
     if not len(fitness):
@@ -382,7 +481,7 @@ def inject(
         )
     worst = int(np.argmax([isl.best_fitness for isl in state.islands]))
     island = state.islands[worst]
-    fresh = _fresh_island(settings, 0, genomes, fitness, rwp, island.target_size)
+    fresh = _fresh_island(settings, 0, genomes, fitness, rwp, island.target_size, niche)
     islands = list(state.islands)
     islands[worst] = replace(fresh, selection=island.selection)
     lowest = float(np.min(fitness))
