@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ from gasolve.indexing.triclinic import (
     count_unindexed_triclinic,
     determinant_lower,
     determinant_upper,
+    initial_box,
+    search_triclinic,
     surviving_boxes_triclinic,
     volume_shells,
 )
@@ -135,6 +138,65 @@ def test_dichotomy_never_rejects_the_box_of_the_true_metric(seed):
     # and a shell that cannot hold the cell leaves nothing
     lo, hi, _, complete = surviving_boxes_triclinic(q, q_tol, basis, settings, (0.2 * volume, 0.5 * volume))
     assert complete and not len(lo)
+
+
+def _reduced_reciprocal(cell) -> np.ndarray:
+    """(A ... F) of the Niggli-reduced reciprocal basis of ``cell`` (spglib), signs chosen so that E, F >= 0."""
+    import spglib
+
+    reciprocal = np.linalg.inv(UnitCell(*cell).matrix).T
+    basis = spglib.niggli_reduce(reciprocal)
+    g = basis @ basis.T
+    if g[0, 1] < 0:  # b* -> -b*
+        basis[1] *= -1
+    g = basis @ basis.T
+    if g[0, 2] < 0:  # c* -> -c*
+        basis[2] *= -1
+    g = basis @ basis.T
+    return np.array([g[0, 0], g[1, 1], g[2, 2], 2 * g[1, 2], 2 * g[0, 2], 2 * g[0, 1]])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_reduced_box_holds_the_reduced_reciprocal_basis_and_is_smaller(seed):
+    rng = np.random.default_rng(seed)
+    cell = (*rng.uniform(3.5, 9.0, 3), *rng.uniform(70, 115, 3))
+    truth = _reduced_reciprocal(cell)
+    assert truth[0] <= truth[1] <= truth[2]
+    lo, hi = initial_box(truth[:3] * 0.999, truth[:3] * 1.001, reduced=True)
+    assert np.all((lo[0] <= truth) & (truth <= hi[0]))
+    full_lo, full_hi = initial_box(truth[:3] * 0.999, truth[:3] * 1.001, reduced=False)
+    assert np.all(full_lo <= lo) and np.all(hi <= full_hi)
+    assert np.prod((hi - lo)[0, 3:]) < 0.2 * np.prod((full_hi - full_lo)[0, 3:])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_reduced_dichotomy_never_rejects_the_reduced_basis(seed):
+    rng = np.random.default_rng(10 + seed)
+    cell = (*rng.uniform(3.8, 6.5, 3), *rng.uniform(75, 110, 3))
+    truth = _reduced_reciprocal(cell)
+    q = _all_lines(cell, 16)
+    q_tol = _tolerance(q, 0.01)
+    basis = tuple(int(np.argmin(np.abs(q - truth[i]))) for i in range(3))
+    assert np.allclose(q[list(basis)], truth[:3], rtol=1e-5)
+    volume = UnitCell(*cell).volume
+    settings = TriclinicSettings(max_volume=2 * volume)
+    shell = (0.8 * volume, 1.2 * volume)
+    lo, hi, _, complete = surviving_boxes_triclinic(q, q_tol, basis, settings, shell, reduced=True)
+    assert complete and np.all((lo <= truth + 1e-12) & (truth <= hi + 1e-12), axis=1).any()
+
+
+def test_a_cell_whose_reduced_axial_line_is_missing_is_found_by_the_second_pass():
+    cell = (4.1, 5.2, 6.3, 82.0, 86.0, 97.0)
+    truth = _reduced_reciprocal(cell)
+    q = _all_lines(cell, 21)
+    q = np.delete(q, int(np.argmin(np.abs(q - truth[1]))))  # Q(010) of the reduced basis unobserved
+    q_tol = _tolerance(q, 0.01)
+    settings = TriclinicSettings(max_volume=400)
+    solutions, cut = search_triclinic(q, q_tol, replace(settings, bases=("reduced", "any")))
+    assert not search_triclinic(q, q_tol, replace(settings, bases=("reduced",)))[0]
+    assert solutions and cut is None
+    found = direct_cell("triclinic", solutions[0][0])
+    assert same_lattice(niggli_cell(UnitCell(*found).matrix), niggli_cell(UnitCell(*cell).matrix), 0.005, 0.3)
 
 
 def test_volume_shells_cover_the_range_in_order():

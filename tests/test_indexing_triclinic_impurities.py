@@ -62,13 +62,20 @@ def _found(result) -> bool:
 def test_two_impurity_lines_need_the_second_triclinic_pass():
     peaks = _peaks(_lines_with_impurities())
     order = np.arange(20)
+    # The sweep of reduced bases finds it leaving two lines out, before any search of any basis ...
     found, notes = _triclinic(peaks, order, WAVELENGTH, 0.02, SETTINGS, [], [])
+    assert _found(found)
+    assert any(note.startswith("triclinic search of reduced bases allowing 2 unindexed") for note in notes)
+    assert not any(note.startswith("triclinic search:") for note in notes)
+    # ... and so does the second pass over any basis, without the sweep
+    any_basis = replace(SETTINGS, triclinic_bases=("any",))
+    found, notes = _triclinic(peaks, order, WAVELENGTH, 0.02, any_basis, [], [])
     assert _found(found)
     assert any(note.startswith("second triclinic pass allowing 2 unindexed lines:") for note in notes)
     best = next(s for _, s in found if _is_cell(s))
     assert best.n_lines - best.n_indexed == 2
     # Without the second pass (as before) the first pass, one unindexed line allowed, does not find it.
-    before, notes = _triclinic(peaks, order, WAVELENGTH, 0.02, replace(SETTINGS, triclinic_retry_unindexed=1), [], [])
+    before, notes = _triclinic(peaks, order, WAVELENGTH, 0.02, replace(any_basis, triclinic_retry_unindexed=1), [], [])
     assert not _found(before)
     assert not any("second triclinic pass" in note for note in notes)
 

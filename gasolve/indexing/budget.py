@@ -26,6 +26,9 @@ TRICLINIC_BOXES = 120 * TRICLINIC_BOXES_PER_SECOND
 #: Budget of the second triclinic pass, which allows more unindexed lines when the first finds no sound cell
 #: (:func:`gasolve.indexing.pattern._triclinic`; boxes): a third of the first's, about 40 s on an idle machine.
 TRICLINIC_RETRY_BOXES = TRICLINIC_BOXES // 3
+#: Budget of each level of the triclinic sweep for reduced bases (:func:`gasolve.indexing.pattern._reduced_sweep`;
+#: boxes), which comes before the search of any basis: a sixth of the first pass's.
+TRICLINIC_REDUCED_BOXES = TRICLINIC_BOXES // 6
 
 
 def boxes_for_seconds(seconds: float) -> int:

@@ -62,6 +62,8 @@ class DichotomySettings:
     triclinic_boxes : int
         Boxes the triclinic search may test (:mod:`gasolve.indexing.triclinic`, :mod:`gasolve.indexing.budget`)
         when no shared budget is given to it.
+    triclinic_bases : tuple of str
+        :attr:`gasolve.indexing.triclinic.TriclinicSettings.bases`.
     """
 
     min_length: float = 2.0
@@ -74,6 +76,7 @@ class DichotomySettings:
     max_unindexed: int = 0
     max_boxes: int = 2_000_000
     triclinic_boxes: int = TRICLINIC_BOXES
+    triclinic_bases: tuple[str, ...] = ("reduced", "any")
 
 
 @numba.njit(cache=True, inline="always")

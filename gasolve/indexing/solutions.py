@@ -261,7 +261,10 @@ def search_system(
         from gasolve.indexing.triclinic import TriclinicSettings, search_triclinic
 
         triclinic = TriclinicSettings(
-            max_volume=settings.max_volume, max_unindexed=settings.max_unindexed, box_budget=settings.triclinic_boxes
+            max_volume=settings.max_volume,
+            max_unindexed=settings.max_unindexed,
+            box_budget=settings.triclinic_boxes,
+            bases=settings.triclinic_bases,
         )
         solutions, cut = search_triclinic(q_obs, q_tol, triclinic, budget)
         if cut is not None:

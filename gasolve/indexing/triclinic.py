@@ -21,6 +21,12 @@ one), which pins A, B and C to those lines' tolerance intervals; D, E and F are 
 angle (F, E >= 0: b* -> -b* and c* -> -c* leave the lattice unchanged). A lattice none of whose bases has its three
 axial lines among the first ``n_basis`` observed lines is not found. Solutions are refined by least squares on
 (A ... F), Niggli-reduced and de-duplicated by :mod:`gasolve.indexing.solutions`.
+
+Every shell and basis is searched twice at most: first for the Niggli-reduced reciprocal basis only, whose
+angles are bounded far more tightly (:func:`initial_box`: |D| <= B, E <= A, F <= A), with two or three axial
+lines allowed under one observed line (cheap in these small boxes), then, when that finds nothing (a reduced
+axial line unobserved), for any basis of distinct lines as above. On the lines of a 4.1 x 5.2 x 6.3 Å cell the
+first pass tests 1,268 boxes where the second alone tests 78,023.
 """
 
 from __future__ import annotations
@@ -60,6 +66,9 @@ class TriclinicSettings:
         Safety limit on the boxes of one level of one basis.
     time_limit : float or None
         Optional wall-clock guard (seconds; None, the default: none). A search it stops is not reproducible.
+    bases : tuple of str
+        The passes over every shell and basis, in order, until one finds a cell: "reduced" (a Niggli-reduced
+        reciprocal basis, :func:`initial_box`), "any" (any basis).
     """
 
     max_volume: float = 1000.0
@@ -70,6 +79,7 @@ class TriclinicSettings:
     box_budget: int = TRICLINIC_BOXES
     max_boxes: int = 400_000
     time_limit: float | None = None
+    bases: tuple[str, ...] = ("reduced", "any")
 
 
 def determinant_upper(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -224,10 +234,15 @@ def count_unindexed_triclinic(
     return out
 
 
-def basis_triples(n_lines: int, n_basis: int) -> list[tuple[int, int, int]]:
-    """Lines i < j < k among the first ``n_basis`` taken as Q(100), Q(010), Q(001), lowest lines first."""
+def basis_triples(n_lines: int, n_basis: int, overlaps: bool = False) -> list[tuple[int, int, int]]:
+    """Lines i < j < k among the first ``n_basis`` taken as Q(100), Q(010), Q(001), lowest lines first.
+
+    With ``overlaps`` also i <= j <= k: two or three axial lines in one observed line (LiV5O10's Q(010) and Q(100)
+    lie 0.07° apart, under one peak of 0.08° FWHM).
+    """
     n = min(n_basis, n_lines)
-    triples = [(i, j, k) for i in range(n) for j in range(i + 1, n) for k in range(j + 1, n)]
+    step = 0 if overlaps else 1
+    triples = [(i, j, k) for i in range(n) for j in range(i + step, n) for k in range(j + step, n)]
     return sorted(triples, key=lambda t: (t[2], t[1], t[0]))
 
 
@@ -264,6 +279,29 @@ def _reachable(
     return hkl[keep], coefficients[keep]
 
 
+def initial_box(low: np.ndarray, high: np.ndarray, reduced: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The starting box of (A, B, C, D, E, F) for axial lines in the intervals [low, high] (Å⁻², ascending).
+
+    |cos| <= 1 bounds D, E and F by 2√(BC), 2√(AC), 2√(AB); E, F >= 0 by the choice of the signs of b* and c*.
+    With ``reduced`` the basis is taken to be the Niggli-reduced reciprocal one, whose three vectors are the
+    shortest non-coplanar ones (their lines the lowest that are not of one zone), and then |D| <= B, E <= A and
+    F <= A (A <= B <= C; Niggli's main conditions |2 b*.c*| <= b*², |2 a*.c*| <= a*², |2 a*.b*| <= a*²: Křivý &
+    Gruber, Acta Cryst. A32 (1976) 297): a box several times smaller. A lattice one of whose reduced axial lines
+    is not observed is found only without ``reduced``.
+
+    Returns
+    -------
+    lo, hi : ndarray, shape (1, 6)
+    """
+    (a_lo, b_lo, c_lo), (a_hi, b_hi, c_hi) = low, high
+    d = 2 * math.sqrt(b_hi * c_hi)
+    e = 2 * math.sqrt(a_hi * c_hi)
+    f = 2 * math.sqrt(a_hi * b_hi)
+    if reduced:
+        d, e, f = min(d, b_hi), min(e, a_hi), min(f, a_hi)
+    return np.array([[a_lo, b_lo, c_lo, -d, 0.0, 0.0]]), np.array([[a_hi, b_hi, c_hi, d, e, f]])
+
+
 def surviving_boxes_triclinic(
     q_obs: np.ndarray,
     q_tol: np.ndarray,
@@ -271,6 +309,7 @@ def surviving_boxes_triclinic(
     settings: TriclinicSettings,
     volume_shell: tuple[float, float],
     budget: WorkBudget | None = None,
+    reduced: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     """Final boxes of (A, B, C, D, E, F) with A, B, C on the lines ``basis`` that index the lines.
 
@@ -286,6 +325,8 @@ def surviving_boxes_triclinic(
     budget : WorkBudget, optional
         Charged with every box tested; the search stops when it is spent (or its guard passes). None: no limit
         but ``max_boxes``.
+    reduced : bool
+        Only a Niggli-reduced reciprocal basis (:func:`initial_box`).
 
     Returns
     -------
@@ -300,11 +341,7 @@ def surviving_boxes_triclinic(
     (a_lo, a_hi), (b_lo, b_hi), (c_lo, c_hi) = ((q_obs[i] - q_tol[i], q_obs[i] + q_tol[i]) for i in basis)
     hkl = basis_indices(q_reach, a_hi, b_hi, c_hi, v_max)
     coefficients = coefficient_matrix("triclinic", hkl)
-    # |cos| <= 1 bounds D, E, F; F, E >= 0 by the choice of the signs of b* and c*.
-    lo = np.array([[a_lo, b_lo, c_lo, -2 * math.sqrt(b_hi * c_hi), 0.0, 0.0]])
-    hi = np.array(
-        [[a_hi, b_hi, c_hi, 2 * math.sqrt(b_hi * c_hi), 2 * math.sqrt(a_hi * c_hi), 2 * math.sqrt(a_hi * b_hi)]]
-    )
+    lo, hi = initial_box(q_obs[list(basis)] - q_tol[list(basis)], q_obs[list(basis)] + q_tol[list(basis)], reduced)
     target = settings.resolution * np.sqrt([b_lo * c_lo, a_lo * c_lo, a_lo * b_lo])
     det_min = 1.0 / v_max**2
     det_max = math.inf if v_min <= 0 else 1.0 / v_min**2
@@ -336,7 +373,7 @@ def search_triclinic(
 
     Volume shells are searched smallest first, and bases lowest lines first; the search stops at the first basis
     that gives a solution (the smallest cell; triclinic lattices have no extinctions to make a supercell look
-    better), or when its box budget is spent.
+    better), or when its box budget is spent; the passes of ``settings.bases`` in turn (module docstring).
 
     Parameters
     ----------
@@ -356,17 +393,42 @@ def search_triclinic(
     """
     if budget is None:
         budget = WorkBudget(settings.box_budget, settings.time_limit)
+    unknown = set(settings.bases) - {"reduced", "any"}
+    if unknown:
+        raise ValueError(f"triclinic bases must be 'reduced' or 'any', got {sorted(unknown)}")
+    n_skipped = 0
+    solutions: list[Refinement] = []
+    for bases in settings.bases:
+        solutions, skipped, stopped = _search_pass(q_obs, q_tol, settings, budget, bases == "reduced")
+        n_skipped += skipped
+        if stopped is not None:
+            return solutions, stopped
+        if solutions:
+            break
+    cut = None
+    if n_skipped:
+        cut = f"{n_skipped} bases skipped at the limit of {settings.max_boxes} boxes"
+    return solutions, cut
+
+
+def _search_pass(
+    q_obs: np.ndarray, q_tol: np.ndarray, settings: TriclinicSettings, budget: WorkBudget, reduced: bool
+) -> tuple[list[Refinement], int, str | None]:
+    """One pass of :func:`search_triclinic` over the shells and bases: (solutions, bases skipped, why the budget
+    stopped it or None)."""
     q_reach = 1.01 * float(np.max(q_obs + q_tol))
     solutions: list[Refinement] = []
     n_skipped = 0
+    what = "reduced bases" if reduced else "any basis"
     for volume_shell in volume_shells(q_obs, settings.max_volume, settings.shell_ratio):
-        for basis in basis_triples(len(q_obs), settings.n_basis):
+        where = f"in the {volume_shell[0]:.0f}-{volume_shell[1]:.0f} Å³ shell ({what})"
+        for basis in basis_triples(len(q_obs), settings.n_basis, overlaps=reduced):
             if budget.stopped:
-                return solutions, f"{budget.reason()} in the {volume_shell[0]:.0f}-{volume_shell[1]:.0f} Å³ shell"
-            lo, hi, _, done = surviving_boxes_triclinic(q_obs, q_tol, basis, settings, volume_shell, budget)
+                return solutions, n_skipped, f"{budget.reason()} {where}"
+            lo, hi, _, done = surviving_boxes_triclinic(q_obs, q_tol, basis, settings, volume_shell, budget, reduced)
             if not done:
                 if budget.stopped:
-                    return solutions, f"{budget.reason()} in the {volume_shell[0]:.0f}-{volume_shell[1]:.0f} Å³ shell"
+                    return solutions, n_skipped, f"{budget.reason()} {where}"
                 # Too many boxes: a basis the lines hardly constrain; skipped, and said so.
                 n_skipped += 1
             if not len(lo):
@@ -389,7 +451,4 @@ def search_triclinic(
                 break
         if solutions:
             break
-    cut = None
-    if n_skipped:
-        cut = f"{n_skipped} bases skipped at the limit of {settings.max_boxes} boxes"
-    return solutions, cut
+    return solutions, n_skipped, None
