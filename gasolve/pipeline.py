@@ -657,6 +657,7 @@ def place_riding_hydrogens(setup: Setup, best):
     from gasolve.crystal.hydrogens import place_hydrogen_sites, place_hydrogens
     from gasolve.crystal.origin import origin_fixing_slots
     from gasolve.crystal.wyckoff import wyckoff_position
+    from gasolve.light_atoms import refine_hydrogen_directions
     from gasolve.refine import refine_coordinates
 
     spec, scorer = setup.config.structure, setup.scorer
@@ -704,9 +705,18 @@ def place_riding_hydrogens(setup: Setup, best):
         if not refined_rwp < rwp:
             break
         frac, rwp = refined, refined_rwp
+    turned = refine_hydrogen_directions(model_scorer, spec.cell, spec.space_group, frac)
+    if turned.kept:  # the pattern sees the H directions (a likelihood ratio test): theirs, at the bond lengths
+        frac, rwp = turned.frac, turned.rwp_after
+        how = (
+            f"their directions refined, lengths kept (likelihood ratio {turned.statistic:.0f} > "
+            f"{turned.threshold:.1f}, {turned.degrees_of_freedom} coordinates)"
+        )
+    else:
+        how = "not refined"
     if rwp > HYDROGEN_RWP_TOLERANCE * best.rwp_after:
         return setup, best, f"left where the search put them: placed on their donors Rwp rose to {rwp:.4f}"
-    note = f"placed by geometry on their O/N donors (riding model; O-H 0.97 Å, N-H 1.01 Å), not refined{moved}"
+    note = f"placed by geometry on their O/N donors (riding model; O-H 0.97 Å, N-H 1.01 Å), {how}{moved}"
     return model_setup, dataclasses.replace(best, frac=frac, rwp_after=rwp), note
 
 

@@ -26,6 +26,7 @@ from gasolve.crystal.hydrogens import (
     _strain,
     _structure,
     allocate_hydrogens,
+    at_bond_length,
     find_donors,
     place_hydrogen_sites,
     place_hydrogens,
@@ -392,3 +393,25 @@ def test_silanols_donate_along_the_straight_contacts_in_a_refined_model():
     assert found is not None
     largest = found[1] * (reference.volume / len(reference)) ** (1 / 3)  # Å
     assert largest < 0.3, largest
+
+
+def test_at_bond_length_keeps_the_direction_and_the_site_symmetry():
+    cell, group, frac, elements, _ = _inputs(BRUCITE)
+    o = frac[1]
+    # along the threefold axis 1.3 Å above the O (at 4 decimals): back to 0.97 Å, still on the axis
+    far = o + np.array([0.0, 0.0, 1.3 / cell.c])
+    (h,) = at_bond_length(cell, group, frac, elements, far[None, :])
+    assert math.isclose(cell.distance(h, o), 0.97, abs_tol=1e-4)
+    np.testing.assert_allclose(h[:2], o[:2], atol=1e-3)
+    # a little off the axis (its three images 0.2 Å apart merge): on the axis again
+    tilted = far + np.array([0.02, 0.0, 0.0])
+    (h,) = at_bond_length(cell, group, frac, elements, tilted[None, :])
+    np.testing.assert_allclose(h[:2], o[:2], atol=1e-3)
+    assert math.isclose(cell.distance(h, o), 0.97, abs_tol=1e-4)
+    # the nearest donor image across the cell edge
+    (h,) = at_bond_length(cell, group, frac, elements, np.mod(far + np.array([1.0, -1.0, 0.0]), 1.0)[None, :])
+    assert math.isclose(cell.distance(h, o), 0.97, abs_tol=1e-4)
+    with pytest.raises(ValueError, match="no donor"):
+        at_bond_length(cell, group, frac[:1], elements[:1], far[None, :])
+    with pytest.raises(ValueError, match="h_frac"):
+        at_bond_length(cell, group, frac, elements, far)

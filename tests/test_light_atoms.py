@@ -124,3 +124,124 @@ def test_the_progress_bar_starts_at_the_first_generation_and_stops():
     hidden = LightAtomBar(False)
     hidden(1.0, 2, 0.1)
     assert hidden.progress is None
+
+
+def _hydroxide_setup(folder: Path, relative: str, group: int, sites: list[tuple[str, str]]):
+    """A setup of a shipped P1 CIF's structure (sites given as (element, Wyckoff letter), in its order of first
+    appearance) on a pymatgen pattern of it, and its asymmetric unit (n_sites, 3) taken from the CIF."""
+    import sys
+
+    from conftest import data_path
+    from pymatgen.core import Structure
+
+    sys.path.insert(0, str(REPO))
+    from benchmarks.broad import simulate_pattern, write_xye
+    from gasolve.config import load_run_config
+    from gasolve.crystal.hydrogens import _distance_to_position
+    from gasolve.crystal.spacegroup import SpaceGroup
+    from gasolve.crystal.wyckoff import wyckoff_position
+    from gasolve.pipeline import prepare
+
+    reference = Structure.from_file(data_path(relative))
+    two_theta, y = simulate_pattern(reference, np.random.default_rng(0), fwhm=0.09)
+    write_xye(folder / "pattern.xye", two_theta, y, f"{relative}: pymatgen CuKa1, pV 0.09, Poisson")
+    cell = ", ".join(f"{x:.6f}" for x in reference.lattice.parameters)
+    elements = ", ".join(f'"{e}"' for e, _ in sites)
+    letters = ", ".join(f'"{w}"' for _, w in sites)
+    (folder / "run.toml").write_text(
+        f"""[structure]
+name = "case"
+cell = [{cell}]
+space_group = {group}
+sites = [{elements}]
+wyckoff = [{letters}]
+
+[pattern]
+file = "pattern.xye"
+wavelength = "CuKa1"
+range = [5.0, 80.0]
+
+[pattern.profile]
+fwhm = 0.09
+eta = 0.5
+""",
+        encoding="utf-8",
+    )
+    setup = prepare(load_run_config(folder / "run.toml"))
+    space_group = SpaceGroup.from_symbol(group)
+    frac, used = [], set()
+    for element, letter in sites:  # the first atom of the element not in an orbit already taken
+        for k, site in enumerate(reference):
+            if site.specie.symbol != element or k in used:
+                continue
+            orbit = space_group.orbit(site.frac_coords, tol=1e-3)
+            for j, other in enumerate(reference):
+                delta = orbit - other.frac_coords
+                if (np.abs(delta - np.round(delta)) < 1e-3).all(axis=1).any():
+                    used.add(j)
+            position = wyckoff_position(space_group, letter)
+            distance, point = _distance_to_position(
+                setup.config.structure.cell, space_group, site.frac_coords, position
+            )
+            assert distance < 1e-3
+            frac.append(point)  # the image of the atom on the position's representative
+            break
+    return setup, np.array(frac), reference
+
+
+def _largest_h_distance(setup, frac, reference) -> float:
+    """Largest distance (Å) from an H of the reference to the nearest H of the model ``frac``."""
+    spec = setup.config.structure
+    is_h = [e == "H" for e in spec.sites]
+    ours = np.concatenate([spec.space_group.orbit(x, tol=1e-3) for x in frac[is_h]])
+    theirs = np.array([s.frac_coords for s in reference if s.specie.symbol == "H"])
+    delta = theirs[:, None, :] - ours[None, :, :]
+    delta -= np.round(delta)
+    return float(np.sqrt(np.einsum("tpi,ij,tpj->tp", delta, spec.cell.metric, delta)).min(axis=1).max())
+
+
+def test_h_directions_the_pattern_sees_are_refined(tmp_path):
+    # Nd(OH)3 (P6_3/m, Materials Project mp-625397, PBE; tests/data/cif/mp): the geometric rules point its H
+    # 0.46 Å from the DFT H (it bends toward two O on edges of its own polyhedra); with 3 H per Nd the pattern sees
+    # the direction, and the refined one, at 0.97 Å from O, is the DFT structure's.
+    from gasolve.crystal.hydrogens import place_hydrogens
+    from gasolve.crystal.wyckoff import wyckoff_position
+    from gasolve.light_atoms import refine_hydrogen_directions
+
+    setup, frac, reference = _hydroxide_setup(
+        tmp_path, "cif/mp/NdH3O3_mp-625397.cif", 176, [("Nd", "2c"), ("H", "6h"), ("O", "6h")]
+    )
+    spec = setup.config.structure
+    (placed,) = place_hydrogens(
+        spec.cell, spec.space_group, frac[[0, 2]], ["Nd", "O"], [wyckoff_position(spec.space_group, "6h")]
+    )
+    frac[1] = placed
+    assert _largest_h_distance(setup, frac, reference) > 0.3
+    turned = refine_hydrogen_directions(setup.scorer, spec.cell, spec.space_group, frac)
+    assert turned.kept and turned.degrees_of_freedom == 2 and turned.statistic > turned.threshold
+    assert turned.rwp_after < turned.rwp_before
+    assert _largest_h_distance(setup, turned.frac, reference) < 0.2
+    np.testing.assert_allclose(turned.frac[[0, 2]], setup.scorer.project(frac[None])[0][[0, 2]])  # others held
+    o_h = spec.cell.distance(turned.frac[1], turned.frac[2])  # the H of this O: at the bond length
+    assert abs(o_h - 0.97) < 1e-6, o_h
+
+
+def test_h_directions_the_pattern_does_not_see_are_kept_as_placed(tmp_path):
+    # HoO(OH) (Pnma, mp-754283): one H beside Ho (67 electrons); its direction barely changes the fit, and the
+    # likelihood ratio test keeps the geometric placement.
+    from gasolve.crystal.hydrogens import place_hydrogens
+    from gasolve.crystal.wyckoff import wyckoff_position
+    from gasolve.light_atoms import refine_hydrogen_directions
+
+    setup, frac, _ = _hydroxide_setup(
+        tmp_path, "cif/mp/HoHO2_mp-754283.cif", 62, [("Ho", "4c"), ("H", "4c"), ("O", "4c"), ("O", "4c")]
+    )
+    spec = setup.config.structure
+    others = frac[[0, 2, 3]]
+    (placed,) = place_hydrogens(
+        spec.cell, spec.space_group, others, ["Ho", "O", "O"], [wyckoff_position(spec.space_group, "4c")]
+    )
+    frac[1] = placed
+    turned = refine_hydrogen_directions(setup.scorer, spec.cell, spec.space_group, frac)
+    assert not turned.kept and turned.statistic < turned.threshold and turned.degrees_of_freedom == 2
+    np.testing.assert_array_equal(turned.frac, setup.scorer.project(frac[None])[0])

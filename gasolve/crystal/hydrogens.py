@@ -894,3 +894,59 @@ def place_hydrogen_sites(
         result[k] = best[1]
         labels.append(best[2])
     return result, tuple(labels)
+
+
+def at_bond_length(
+    cell: UnitCell,
+    space_group: SpaceGroup,
+    frac: np.ndarray,
+    elements: Sequence[str],
+    h_frac: np.ndarray,
+    settings: HydrogenSettings = HydrogenSettings(),
+) -> np.ndarray:
+    """Each H put back at its donor's bond length along the donor-H direction it has (its nearest O or N).
+
+    After the H directions are refined against a pattern, as a rotating group's torsion is in SHELXL (AFIX 147,
+    137): the pattern gives the direction, the chemistry the length.
+
+    Parameters
+    ----------
+    cell : UnitCell
+    space_group : SpaceGroup
+    frac : ndarray, shape (n_atoms, 3)
+        Fractional coordinates of the non-H atoms of the asymmetric unit.
+    elements : sequence of str, length n_atoms
+        Their element symbols (no H).
+    h_frac : ndarray, shape (n_h_sites, 3)
+        One representative of each H site.
+    settings : HydrogenSettings
+        ``bond_lengths`` and ``merge_distance``.
+
+    Returns
+    -------
+    ndarray, shape (n_h_sites, 3)
+        In [0, 1), each averaged with its images closer than ``merge_distance`` (kept on its special position).
+
+    Raises
+    ------
+    ValueError
+        As :func:`place_hydrogens` for ``frac`` and ``elements``; for ``h_frac`` of the wrong shape, or when the
+        structure has no O or N.
+    """
+    frac, elements = _validate(cell, space_group, frac, elements)
+    h_frac = np.asarray(h_frac, dtype=float)
+    if h_frac.ndim != 2 or h_frac.shape[1] != 3 or not np.isfinite(h_frac).all():
+        raise ValueError(f"h_frac must be finite with shape (n_h_sites, 3), got {h_frac.shape}")
+    lengths = dict(settings.bond_lengths)
+    cell_frac, owner = _expand(space_group, frac)
+    donor = np.array([elements[i] in lengths for i in owner])
+    if not donor.any():
+        raise ValueError(f"no donor ({', '.join(lengths)}) among the atoms")
+    cell_frac, owner = cell_frac[donor], owner[donor]
+    result = np.zeros_like(h_frac)
+    for k, h in enumerate(h_frac):
+        nearest = _nearest_image(cell_frac, h)
+        j = int(np.argmin(cell.distance(nearest, h)))
+        length = lengths[elements[owner[j]]]
+        result[k] = _symmetrise(cell, space_group, h, nearest[j], length, settings.merge_distance)
+    return result
