@@ -642,8 +642,10 @@ def place_riding_hydrogens(setup: Setup, best):
     The search puts H anywhere (an X-ray pattern does not locate it); refinement programs place H on their donors
     (riding model), and so does this. When the H cannot sit on the Wyckoff positions the search gave them (a
     composition run chose those by noise), they go where the donors put them
-    (:func:`gasolve.crystal.hydrogens.place_hydrogen_sites`) and the model gets the setup of those sites. Kept when
-    Rwp rises by at most :data:`HYDROGEN_RWP_TOLERANCE`.
+    (:func:`gasolve.crystal.hydrogens.place_hydrogen_sites`) and the model gets the setup of those sites. The other
+    atoms are refined again beside the placed H (:data:`HYDROGEN_ROUNDS`), and the H directions refined against the
+    pattern where it sees them (:func:`gasolve.light_atoms.refine_hydrogen_directions`). Kept when Rwp rises by at
+    most :data:`HYDROGEN_RWP_TOLERANCE`.
 
     Returns
     -------
