@@ -724,7 +724,15 @@ def place_riding_hydrogens(setup: Setup, best):
 
 def with_hydrogen_sites(setup: Setup, h_labels) -> Setup:
     """``setup`` with its H sites replaced by one H site on each Wyckoff position of ``h_labels``, where its first
-    H site was (their B and charge those of its first H site): spec, scorer, template and judge built anew."""
+    H site was (their B and charge those of its first H site): spec, scorer, template and judge built anew.
+
+    Parameters
+    ----------
+    setup : Setup
+        With ``[structure] wyckoff`` and at least one H site.
+    h_labels : sequence of str
+        Wyckoff labels of the new H sites ("4c", ...).
+    """
     spec = setup.config.structure
     first = spec.sites.index("H")
     index = [i for i, e in enumerate(spec.sites) if e != "H" or i == first]
