@@ -107,7 +107,7 @@ def test_h_on_wyckoff_positions_no_donor_fits_move_to_the_donors_positions(tmp_p
     from benchmarks.broad import simulate_pattern, write_xye
     from gasolve.config import load_run_config
     from gasolve.crystal.spacegroup import SpaceGroup
-    from gasolve.pipeline import place_riding_hydrogens, prepare
+    from gasolve.pipeline import place_riding_hydrogens, prepare, with_hydrogen_sites
     from gasolve.refine import Refinement, refine_coordinates
 
     reference = Structure.from_file(data_path("cif/mp/HoHO2_mp-754283.cif"))
@@ -162,3 +162,7 @@ eta = 0.5
     # the setup is the model's: its scorer gives back the Rwp reported
     assert np.isclose(float(model_setup.scorer.rwp(placed.frac[None])[0]), placed.rwp_after)
     assert dataclasses.replace(model_setup.config.structure, wyckoff=None).n_sites == 4
+    # one H site replaced by two (CuF2.2H2O's run went the other way: 4i + 4f -> 8j), in the first one's place
+    two = with_hydrogen_sites(setup, ("4a", "4b")).config.structure
+    assert two.sites == ("Ho", "H", "H", "O", "O") and two.wyckoff == ("4c", "4a", "4b", "4c", "4c")
+    assert len(two.b_iso) == 5 and with_hydrogen_sites(setup, ("4a", "4b")).scorer.problem.elements[2] == "H"
