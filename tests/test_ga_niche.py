@@ -128,3 +128,37 @@ def test_niche_refuses_bad_shapes():
     niche = _niche()
     with pytest.raises(ValueError):
         niche.metric[0, 0] = 1.0
+
+
+def test_members_of_an_island_are_not_compared_again_and_the_result_is_the_same(monkeypatch):
+    settings = _settings(migration_interval=2)
+    niche = Niche(1.0, CUBIC.metric, ROTATIONS[:1], TRANSLATIONS[:1], np.arange(2))
+    target = np.array([0.3, 0.3, 0.3, 0.7, 0.6, 0.2])
+
+    def objective(genomes):
+        return np.sum((nearest_image(target, genomes) - target) ** 2, axis=1)
+
+    def run():
+        rng = np.random.default_rng(11)
+        batch = multipop.initial_batch(rng, settings, 6)
+        fitness = objective(batch.genomes)
+        state = multipop.init(batch, batch.genomes, fitness, fitness, len(fitness), settings, niche)
+        for _ in range(15):
+            offspring = multipop.ask(rng, state, settings)
+            values = objective(offspring.genomes)
+            state = multipop.tell(offspring, offspring.genomes, values, values, len(values), state, settings, niche)
+        return state
+
+    calls = []
+    distance = multipop.niche_distance
+    monkeypatch.setattr(multipop, "niche_distance", lambda *a: calls.append(len(a[1])) or distance(*a))
+    fast = run()
+    compared_fast = sum(calls)
+    original = multipop._survivors
+    monkeypatch.setattr(multipop, "_survivors", lambda *a, cleared=0: original(*a))  # compare every pair
+    calls.clear()
+    slow = run()
+    assert sum(calls) > compared_fast
+    for a, b in zip(fast.islands, slow.islands, strict=True):
+        np.testing.assert_array_equal(a.population, b.population)
+        np.testing.assert_array_equal(a.fitness, b.fitness)

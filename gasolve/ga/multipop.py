@@ -139,7 +139,12 @@ def niche_distance(genome: np.ndarray, others: np.ndarray, niche: Niche) -> np.n
     return np.sqrt(squared.min(axis=2).mean(axis=1))
 
 
-def _survivors(genomes, fitness, rwp, size, tolerance, niche: Niche | None = None):
+def _survivors(genomes, fitness, rwp, size, tolerance, niche: Niche | None = None, cleared: int = 0):
+    """The best ``size`` of the genomes, sorted, without fitness duplicates and, with a niche, cleared.
+
+    ``cleared``: the first so many genomes are survivors of an earlier clearing with the same niche (an island's
+    members), so they are not compared with each other again (the comparison, in the same fitness order, would
+    find them apart again)."""
     order = np.argsort(fitness, kind="stable")
     keep: list[int] = []
     last = -np.inf
@@ -148,7 +153,7 @@ def _survivors(genomes, fitness, rwp, size, tolerance, niche: Niche | None = Non
             continue
         if keep and fitness[i] - last <= tolerance:
             continue
-        if keep and niche is not None and niche_distance(genomes[i], genomes[keep], niche).min() < niche.radius:
+        if niche is not None and _crowded(genomes, i, keep, niche, cleared):
             continue
         keep.append(i)
         last = fitness[i]
@@ -158,6 +163,12 @@ def _survivors(genomes, fitness, rwp, size, tolerance, niche: Niche | None = Non
         keep = [int(order[0])]
     keep = np.array(keep)
     return genomes[keep], fitness[keep], rwp[keep]
+
+
+def _crowded(genomes: np.ndarray, i: int, keep: list[int], niche: Niche, cleared: int) -> bool:
+    """Whether genome ``i`` lies within the niche radius of a kept genome it must be compared with."""
+    others = keep if i >= cleared else [j for j in keep if j >= cleared]
+    return bool(others) and bool(niche_distance(genomes[i], genomes[others], niche).min() < niche.radius)
 
 
 def _fresh_island(settings, index, genomes, fitness, rwp, target_size, niche=None) -> IslandState:
@@ -301,6 +312,7 @@ def _update_island(island, settings, genomes, fitness, rwp, batch_rows, batch, n
         island.target_size,
         settings.rates.duplicate_tolerance,
         niche,
+        cleared=len(island.population),
     )
     improved = _improves(fit[0], island.best_fitness)
     return replace(
@@ -329,6 +341,7 @@ def _insert(island, genomes, fitness, rwp, settings, niche=None) -> IslandState:
         island.target_size,
         settings.rates.duplicate_tolerance,
         niche,
+        cleared=len(island.population[:keep]),
     )
     return replace(island, population=frozen_array(population), fitness=frozen_array(fit), rwp=frozen_array(r))
 
