@@ -97,3 +97,17 @@ def test_solve_reserve_continues_the_merged_order_of_several_groups():
     longer, _ = solve_hypotheses(base, groups, max_hypotheses=len(listed) + 30)
     assert len(reserve) == 30 and reserve == longer[len(listed) :]
     assert {h.base.space_group.number for h in reserve} == {187, 194}
+
+
+def test_a_completion_that_waits_in_the_reserve_enters_now():
+    """LiH2BrO (tune half): completions that matched reserve hypotheses were left out, as if those were in the race;
+    the race then ended on another model (strict lost, 1.08 Å). A later regular cohort's hypothesis still waits."""
+    offering = race.Lane(_hypothesis("a"), record=_outcome(1000.0, 0.1, 9.0)["record"], rwp=0.1, chi2=9.0)
+    offering = race.replace(offering, status="racing", completions=(_hypothesis("r"), _hypothesis("c")))
+    state = race.start([_hypothesis("a"), _hypothesis("c")], 1.0, SETTINGS, reserve=[_hypothesis("r")])
+    state = race.replace(state, lanes=(offering, *state.lanes[1:]))
+    admitted = race.admit_completions(state, SETTINGS, key=lambda h: h.sites)
+    reserve = admitted.lanes[2]
+    assert reserve.cohort == 0 and reserve.origin == 0 and 2 in admitted.alive()
+    assert admitted.lanes[1].cohort == 1 and admitted.lanes[1].origin is None  # the regular cohort waits its turn
+    assert len(admitted.lanes) == 3 and race.reserve_counts(admitted)["entered"] == 1

@@ -150,6 +150,8 @@ class Lane:
         too few or too many atoms, or with two atoms on top of each other: never done; it proposes completions).
     gain : float
         Relative fall of the Rwp in the lane's last rung, (before - after) / before; inf before its second rung.
+    reserve : bool
+        Whether it was held in reserve (module docstring).
     """
 
     hypothesis: Hypothesis
@@ -166,6 +168,7 @@ class Lane:
     origin: int | None = None
     holds_composition: bool = True
     gain: float = math.inf
+    reserve: bool = False
 
     @property
     def evaluations(self) -> float:
@@ -248,7 +251,7 @@ def start(
         first_reserve = max((lane.cohort for lane in lanes), default=-1) + 1
         size, k, i = max(1, settings.reserve_cohort), first_reserve, 0
         while i < len(reserve):
-            lanes += [Lane(h, cohort=k) for h in reserve[i : i + size]]
+            lanes += [Lane(h, cohort=k, reserve=True) for h in reserve[i : i + size]]
             i, size, k = i + size, 2 * size, k + 1
     return RaceState(tuple(lanes), noise_chi2=float(noise_chi2), first_reserve=first_reserve)
 
@@ -321,7 +324,8 @@ def admit_completions(state: RaceState, settings: RaceSettings, key) -> RaceStat
     dropped for its light atoms may have the heavy atoms right) offer their completions; one that is the same
     structure as a hypothesis already in the race (``key``: :func:`gasolve.hypotheses.completion.hypothesis_key`)
     is left out, unless that one was dropped: its run goes on (the race drops runs after short rungs, and a
-    completion is evidence for it that the prior's rank was not). Admitted hypotheses enter the current stage, so
+    completion is evidence for it that the prior's rank was not), or waits in the reserve: it enters now, as a
+    completion not in the list would. Admitted hypotheses enter the current stage, so
     the next rung runs them, up to :attr:`RaceSettings.max_completions` in all.
     """
     if state.stop or settings.complete_from <= 0:
@@ -341,7 +345,9 @@ def admit_completions(state: RaceState, settings: RaceSettings, key) -> RaceStat
             k = key(hypothesis)
             j = known.get(k)
             if j is not None:
-                if lanes[j].status == "dropped":  # dropped after a short run: the map says try it again
+                dropped = lanes[j].status == "dropped"  # dropped after a short run: the map says try it again
+                held = lanes[j].reserve and lanes[j].status == "waiting" and lanes[j].cohort > state.stage
+                if dropped or held:
                     lanes[j] = replace(lanes[j], status="waiting", cohort=state.stage, origin=i)
                     admitted += 1
                 continue
@@ -574,15 +580,12 @@ def advance(
 
 def _unused_reserve(state: RaceState, index: int) -> bool:
     lane = state.lanes[index]
-    reserve = state.first_reserve is not None and lane.cohort >= state.first_reserve
-    return reserve and lane.record is None and lane.status == "waiting"
+    return lane.reserve and lane.record is None and lane.status == "waiting" and lane.cohort > state.stage
 
 
 def reserve_counts(state: RaceState) -> dict:
     """``held``: reserve hypotheses listed (module docstring); ``entered``: those that ran."""
-    if state.first_reserve is None:
-        return {"held": 0, "entered": 0}
-    reserve = [i for i, lane in enumerate(state.lanes) if lane.cohort >= state.first_reserve]
+    reserve = [i for i, lane in enumerate(state.lanes) if lane.reserve]
     return {"held": len(reserve), "entered": sum(not _unused_reserve(state, i) for i in reserve)}
 
 
