@@ -223,6 +223,11 @@ class _Recording:
         self.evaluate = evaluate
         self.batches: list[memetic.Evaluated] = []
 
+    @property
+    def niche(self):
+        """The evaluator's clearing niche (:func:`gasolve.ga.memetic.search_niche`), which the GA step reads."""
+        return self.evaluate.niche
+
     def __call__(self, genomes: np.ndarray) -> memetic.Evaluated:
         done = self.evaluate(genomes)
         self.batches.append(done)
