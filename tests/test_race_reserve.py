@@ -7,7 +7,7 @@ from gasolve.crystal.cell import UnitCell
 from gasolve.crystal.spacegroup import SpaceGroup
 from gasolve.hypotheses import race
 from gasolve.hypotheses.assignments import Assignment, normalizer_canonicaliser
-from gasolve.hypotheses.hypothesis import Hypothesis, list_hypotheses, reserve_hypotheses
+from gasolve.hypotheses.hypothesis import Hypothesis, hypotheses_with_reserve, list_hypotheses
 
 
 def _hypothesis(tag: str, n_free: int = 2) -> Hypothesis:
@@ -67,8 +67,8 @@ def test_reserve_holds_the_true_assignment_the_first_24_miss():
     cell = UnitCell(3.564548, 3.564548, 16.160815, 90, 90, 120)
     group = SpaceGroup.from_symbol("P6_3/mmc")
     spec = StructureSpec("Mg3BN3", cell, group, (), (), composition=(("Mg", 3), ("B", 1), ("N", 3)))
-    listed, _ = list_hypotheses(spec)
-    reserve = reserve_hypotheses(spec, listed)
+    listed, reserve, _ = hypotheses_with_reserve(spec)
+    assert listed == list_hypotheses(spec)[0]
     canonical = normalizer_canonicaliser(group, cell)
 
     def key(h):

@@ -279,7 +279,7 @@ def run_composition(args: argparse.Namespace, config) -> int:
     from gasolve.config import load_observed, write_resolved
     from gasolve.errors import InputError
     from gasolve.hypotheses import race
-    from gasolve.hypotheses.hypothesis import list_hypotheses, reserve_hypotheses
+    from gasolve.hypotheses.hypothesis import hypotheses_with_reserve
     from gasolve.io.checkpoint import read_checkpoint
     from gasolve.scoring.noise_floor import free_intensity_chi2
 
@@ -314,8 +314,7 @@ def run_composition(args: argparse.Namespace, config) -> int:
         profile_fit = None
     else:
         fitted, profile_fit = pipeline.fit_profile(race.race_config(config, settings), observed)
-        hypotheses, routes = list_hypotheses(fitted.structure)
-        reserve = reserve_hypotheses(fitted.structure, hypotheses)
+        hypotheses, reserve, routes = hypotheses_with_reserve(fitted.structure)
         probe = pipeline.prepare(race.hypothesis_config(fitted, hypotheses[0], 1), observed)
         noise = free_intensity_chi2(probe.scorer.problem, observed.y_obs, observed.weights)
         state = race.start(hypotheses, noise, settings, reserve=reserve)

@@ -150,6 +150,44 @@ def list_hypotheses(
         outside the packing window, see :mod:`~gasolve.hypotheses.z_candidates`), ``route``, ``n_assignments``
         (counted, before merging normalizer-equivalent ones) and ``reason``, for the user.
     """
+    found, routes = _scored(spec, max_hypotheses, max_assignments, window)
+    return _first(found, max_hypotheses), routes
+
+
+def hypotheses_with_reserve(
+    spec: StructureSpec, n: int = RESERVE_HYPOTHESES
+) -> tuple[list[Hypothesis], list[Hypothesis], list[dict]]:
+    """:func:`list_hypotheses`' hypotheses and the prior's next ``n`` after them, most probable first, held in
+    reserve by the race (:mod:`gasolve.hypotheses.race`), from one enumeration.
+
+    Returns
+    -------
+    listed : list of Hypothesis
+        As :func:`list_hypotheses` gives them.
+    reserve : list of Hypothesis
+        At most ``n``, none of them in ``listed``.
+    routes : list of dict
+        As :func:`list_hypotheses` gives them.
+    """
+    found, routes = _scored(spec, MAX_HYPOTHESES + max(n, 0), MAX_ASSIGNMENTS, PRIOR_WINDOW)
+    listed = _first(found, MAX_HYPOTHESES)
+    if n <= 0:
+        return listed, [], routes
+    seen = {(h.z, h.route, tuple(sorted(h.sites))) for h in listed}
+    more = _first(found, len(listed) + n)
+    return listed, [h for h in more if (h.z, h.route, tuple(sorted(h.sites))) not in seen][:n], routes
+
+
+def _first(found: list[Hypothesis], max_hypotheses: int) -> list[Hypothesis]:
+    """The first ``max_hypotheses`` of :func:`_scored`'s hypotheses: every general one, the best Wyckoff ones."""
+    n_wyckoff = max_hypotheses - sum(h.route == "general" for h in found)
+    kept = {id(h) for h in [h for h in found if h.route == "wyckoff"][:n_wyckoff]}
+    return [h for h in found if h.route == "general" or id(h) in kept]
+
+
+def _scored(spec: StructureSpec, per_z: int, max_assignments: int, window: int) -> tuple[list[Hypothesis], list]:
+    """Every Z's best ``per_z`` Wyckoff hypotheses by the prior and its general one, most probable first, and the
+    routes (:func:`list_hypotheses`). A global first k <= ``per_z`` is the same whatever ``per_z``."""
     counts = dict(spec.composition)
     group, cell = spec.space_group, spec.cell
     if spec.z is not None:
@@ -183,7 +221,7 @@ def list_hypotheses(
         )
         head = _prior_window(counts, z, group, cell, canonical, prior, window)
         scores = prior.window_scores(group.number, counts, head)
-        for i in sorted(range(len(head)), key=lambda i: -scores[i])[:max_hypotheses]:
+        for i in sorted(range(len(head)), key=lambda i: -scores[i])[:per_z]:
             found.append(Hypothesis(z, "wyckoff", head[i].sites, head[i].n_free, scores[i] + penalty))
         if route.name == "general":
             general = _general(counts, z, group, prior)
@@ -193,9 +231,7 @@ def list_hypotheses(
                 found = [h for h in found if not (h.z == z and h.route == "wyckoff" and sorted(h.sites) == same)]
             found.append(general)
     found.sort(key=lambda h: -h.log_prior)  # stable; a general hypothesis without a prior score (-inf) comes last
-    n_wyckoff = max_hypotheses - sum(h.route == "general" for h in found)
-    kept = {id(h) for h in [h for h in found if h.route == "wyckoff"][:n_wyckoff]}
-    return [h for h in found if h.route == "general" or id(h) in kept], routes
+    return found, routes
 
 
 def _prior_window(counts, z, group, cell, canonical, prior, window: int) -> list[Assignment]:
@@ -214,13 +250,3 @@ def _formula_volume(counts: dict[str, int]) -> float:
     from gasolve.hypotheses.z_candidates import volume_model
 
     return volume_model().formula_volume(counts)
-
-
-def reserve_hypotheses(spec: StructureSpec, listed: list[Hypothesis], n: int = RESERVE_HYPOTHESES) -> list[Hypothesis]:
-    """The prior's next ``n`` hypotheses after ``listed`` (:func:`list_hypotheses`' first ones), most probable
-    first: held in reserve by the race (:mod:`gasolve.hypotheses.race`)."""
-    if n <= 0:
-        return []
-    more, _ = list_hypotheses(spec, max_hypotheses=len(listed) + n)
-    seen = {(h.z, h.route, tuple(sorted(h.sites))) for h in listed}
-    return [h for h in more if (h.z, h.route, tuple(sorted(h.sites))) not in seen][:n]

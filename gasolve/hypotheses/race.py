@@ -21,7 +21,7 @@ ends without running the others at all (as Hyperband's brackets trade breadth fo
 to look first).
 
 **Reserve.** The prior's next hypotheses after the first :data:`~gasolve.hypotheses.hypothesis.MAX_HYPOTHESES`
-(:func:`~gasolve.hypotheses.hypothesis.reserve_hypotheses`) wait in reserve cohorts of
+(:func:`~gasolve.hypotheses.hypothesis.hypotheses_with_reserve`) wait in reserve cohorts of
 :attr:`RaceSettings.reserve_cohort`, then twice as many. One enters only when the survivor of the stages before
 does not fit to the noise and is *stalled*: its last rung, which gave it ``eta`` times the evaluations, lowered
 its Rwp by less than :attr:`RaceSettings.stall_gain` (its search has settled on a model that is not the answer,
