@@ -281,7 +281,7 @@ def run_composition(args: argparse.Namespace, config) -> int:
     from gasolve.hypotheses import race
     from gasolve.hypotheses.hypothesis import hypotheses_with_reserve
     from gasolve.io.checkpoint import read_checkpoint
-    from gasolve.scoring.noise_floor import free_intensity_chi2
+    from gasolve.scoring.noise_floor import free_intensity_chi2, reflections_seen
 
     if config.nn is not None:
         raise InputError(
@@ -317,7 +317,9 @@ def run_composition(args: argparse.Namespace, config) -> int:
         hypotheses, reserve, routes = hypotheses_with_reserve(fitted.structure)
         probe = pipeline.prepare(race.hypothesis_config(fitted, hypotheses[0], 1), observed)
         noise = free_intensity_chi2(probe.scorer.problem, observed.y_obs, observed.weights)
-        state = race.start(hypotheses, noise, settings, reserve=reserve)
+        state = race.start(
+            hypotheses, noise, settings, reserve=reserve, observations=reflections_seen(probe.scorer.problem)
+        )
         for item in routes:
             print(f"Z = {item['z']} (volume ratio {item['volume_ratio']:.2f}): {item['reason']}")
         print(

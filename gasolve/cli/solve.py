@@ -224,7 +224,9 @@ def _attempt(args, pattern: Path, out: Path, context: dict, choice, say, cache: 
     for item in routes:
         say(f"{item['space_group']} Z = {item['z']}: {item['reason']}")
     reserve = solve_reserve(fitted.structure, groups, hypotheses)
-    state = race.start(hypotheses, float(fit.metrics.chi2), settings, reserve=reserve)
+    state = race.start(
+        hypotheses, float(fit.metrics.chi2), settings, reserve=reserve, observations=len(fit.intensities)
+    )
     say(
         f"{len(hypotheses)} hypotheses enter the race, {len(reserve)} more in reserve; noise level χ² "
         f"{fit.metrics.chi2:.3g} (free intensities)"

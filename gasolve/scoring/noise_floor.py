@@ -16,6 +16,21 @@ import scipy.sparse
 from gasolve.scoring.problem import ScoringProblem
 
 
+def reflections_seen(problem: ScoringProblem) -> int:
+    """Reflections with at least one profile point (the observations of Hamilton's test).
+
+    Parameters
+    ----------
+    problem : ScoringProblem
+
+    Returns
+    -------
+    int
+    """
+    peaks = scipy.sparse.csc_matrix(problem.peak_matrix.to_sparse())
+    return int(np.count_nonzero(np.asarray(abs(peaks).sum(axis=0)).ravel() > 0))
+
+
 def free_intensity_chi2(problem: ScoringProblem, y_obs: np.ndarray, weights: np.ndarray) -> float:
     """χ² = Σ w (y_obs - y_fit)² / (N - P) of the free-intensity fit, P = reflections + background terms.
 
