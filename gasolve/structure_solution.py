@@ -338,15 +338,21 @@ def solve_hypotheses(base: StructureSpec, groups: list[GroupChoice], max_hypothe
     return [merged[i][1] for i in order[:max_hypotheses]], routes
 
 
-def solve_reserve(base: StructureSpec, groups: list[GroupChoice], listed: list, n: int | None = None) -> list:
+def solve_reserve(
+    base: StructureSpec, groups: list[GroupChoice], listed: list, n: int | None = None, merged: list | None = None
+) -> list:
     """The next ``n`` hypotheses of :func:`solve_hypotheses`' merged order after ``listed`` (its first ones, and
-    any put first by :func:`model_first`), held in reserve by the race (:mod:`gasolve.hypotheses.race`)."""
+    any put first by :func:`model_first`), held in reserve by the race (:mod:`gasolve.hypotheses.race`).
+
+    ``merged``: that order already listed to at least ``len(listed) + n`` (or to its end), so that the groups'
+    hypotheses are not enumerated a second time; None lists it here.
+    """
     from gasolve.hypotheses.hypothesis import RESERVE_HYPOTHESES
 
     n = RESERVE_HYPOTHESES if n is None else n
     if n <= 0:
         return []
-    more, _ = solve_hypotheses(base, groups, max_hypotheses=len(listed) + n)
+    more = merged if merged is not None else solve_hypotheses(base, groups, max_hypotheses=len(listed) + n)[0]
     seen = {_hypothesis_key(h) for h in listed}
     return [h for h in more if _hypothesis_key(h) not in seen][:n]
 

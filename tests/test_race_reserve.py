@@ -96,6 +96,8 @@ def test_solve_reserve_continues_the_merged_order_of_several_groups():
     reserve = solve_reserve(base, groups, listed, n=30)
     longer, _ = solve_hypotheses(base, groups, max_hypotheses=len(listed) + 30)
     assert len(reserve) == 30 and reserve == longer[len(listed) :]
+    assert longer[: len(listed)] == listed  # listing further leaves the first ones as they were
+    assert solve_reserve(base, groups, listed, n=30, merged=longer) == reserve  # listed once, the same reserve
     assert {h.base.space_group.number for h in reserve} == {187, 194}
 
 

@@ -151,6 +151,7 @@ def _attempt(args, pattern: Path, out: Path, context: dict, choice, say, cache: 
     from gasolve.crystal.spacegroup import SpaceGroup
     from gasolve.errors import InputError
     from gasolve.hypotheses import parse_composition, race
+    from gasolve.hypotheses.hypothesis import MAX_HYPOTHESES, RESERVE_HYPOTHESES
     from gasolve.structure_solution import (
         GroupChoice,
         composition_fits,
@@ -215,7 +216,8 @@ def _attempt(args, pattern: Path, out: Path, context: dict, choice, say, cache: 
         )
     settings = race.RaceSettings()
     fitted = race.race_config(base, settings)
-    hypotheses, routes = solve_hypotheses(fitted.structure, groups)
+    merged, routes = solve_hypotheses(fitted.structure, groups, max_hypotheses=MAX_HYPOTHESES + RESERVE_HYPOTHESES)
+    hypotheses = merged[:MAX_HYPOTHESES]  # the rest: the reserve, listed once
     if choice.model_group is not None:  # the symmetrised model's own assignment races first
         own = model_hypothesis(fitted.structure, groups, choice.model_group, choice.model_sites)
         if own is not None:
@@ -223,7 +225,7 @@ def _attempt(args, pattern: Path, out: Path, context: dict, choice, say, cache: 
             say(f"the solved model's assignment, symmetrised, races first: {own.describe()}")
     for item in routes:
         say(f"{item['space_group']} Z = {item['z']}: {item['reason']}")
-    reserve = solve_reserve(fitted.structure, groups, hypotheses)
+    reserve = solve_reserve(fitted.structure, groups, hypotheses, merged=merged)
     state = race.start(
         hypotheses, float(fit.metrics.chi2), settings, reserve=reserve, observations=len(fit.intensities)
     )
