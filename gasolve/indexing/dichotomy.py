@@ -64,6 +64,8 @@ class DichotomySettings:
         when no shared budget is given to it.
     triclinic_bases : tuple of str
         :attr:`gasolve.indexing.triclinic.TriclinicSettings.bases`.
+    triclinic_min_volume : float
+        :attr:`gasolve.indexing.triclinic.TriclinicSettings.min_volume` (the other systems search from 0).
     """
 
     min_length: float = 2.0
@@ -77,6 +79,7 @@ class DichotomySettings:
     max_boxes: int = 2_000_000
     triclinic_boxes: int = TRICLINIC_BOXES
     triclinic_bases: tuple[str, ...] = ("reduced", "any")
+    triclinic_min_volume: float = 0.0
 
 
 @numba.njit(cache=True, inline="always")

@@ -161,6 +161,23 @@ class IndexingSettings:
         (:func:`_reduced_sweep`), and any basis only if that finds no sound cell.
     triclinic_reduced_boxes : int
         Boxes of each level of that sweep, over its zero shifts; never more than ``triclinic_boxes``.
+    triclinic_reduced_unindexed : int
+        Unindexed lines of the sweep's last level, after ``max_unindexed`` and ``triclinic_retry_unindexed``
+        (when above both; each level runs only when those before found no sound cell, on its own
+        ``triclinic_reduced_boxes``): three impurity lines among the first twenty (simulated Co4OF11: its 3rd,
+        8th and 16th lines) leave every cell out of reach of two.
+    triclinic_blends : bool
+        The triclinic searches widen the tolerance of lines wider than their neighbours, unresolved blends of
+        reflections, to what their excess width allows (:func:`gasolve.indexing.peaks.blend_tolerance`): a triclinic
+        pattern blends many reflections, the peak search fits one line to them, and each such line otherwise
+        counts among the unindexed ones (simulated LiV5O10: 4 of its first 20 lines 0.025-0.066° from their
+        reflections, with a tolerance of 0.02°, on top of an impurity line).
+    triclinic_volume_stages : int
+        Each triclinic pass searches its volumes in this many stages, each ending at twice the one before and the
+        last at the volume limit, every zero shift in turn within each stage before the next stage (1: every
+        volume at one zero shift before the next zero). The search costs far more at large volumes, and without
+        stages a zero shift far from the pattern's spent the budget up to the volume limit before the right one
+        was tried (simulated LiV5O10, zero +0.07°: 1 million boxes at +0.00° up to 573 Å³; its cell is 190 Å³).
     systems : tuple of str
     """
 
@@ -190,6 +207,9 @@ class IndexingSettings:
     triclinic_retry_boxes: int = TRICLINIC_RETRY_BOXES
     triclinic_bases: tuple[str, ...] = ("reduced", "any")
     triclinic_reduced_boxes: int = TRICLINIC_REDUCED_BOXES
+    triclinic_reduced_unindexed: int = 3
+    triclinic_blends: bool = True
+    triclinic_volume_stages: int = 4
     systems: tuple[str, ...] = SYSTEMS
     peak_search: PeakSearchSettings = field(default_factory=PeakSearchSettings)
 
@@ -300,10 +320,12 @@ def _search(
     shifts: LineShifts | None = None,
     searched_before: tuple[str, ...] = (),
     overflowed: list[str] | None = None,
+    min_volume: float = 0.0,
 ) -> tuple[list[IndexingSolution], list[str]]:
     """Search ``systems`` in order; ``earlier``: solutions found before (at this or other zero shifts), of which
     those of ``searched_before`` and of the systems before each in ``systems`` can limit its volume; systems that
-    ran into the box limit are added to ``overflowed``; ``budget``: the boxes the triclinic search may test."""
+    ran into the box limit are added to ``overflowed``; ``budget``: the boxes the triclinic search may test;
+    ``min_volume``: the smallest triclinic volume searched (Å³; the other systems search from 0)."""
     notes: list[str] = []
     found: list[IndexingSolution] = []
     for position, system in enumerate(systems):
@@ -322,6 +344,7 @@ def _search(
             max_unindexed=settings.max_unindexed,
             triclinic_boxes=settings.triclinic_boxes,
             triclinic_bases=settings.triclinic_bases,
+            triclinic_min_volume=min_volume,
         )
         try:
             solutions = index_lines(
@@ -740,6 +763,8 @@ def _triclinic(
             f"(at least {settings.triclinic_zero_support}): "
             + ", ".join(f"{z:+.2f}° ({n})" for z, n in zip(ordered, support, strict=True))
         )
+    if settings.triclinic_blends:
+        tolerance = np.maximum(tolerance, peaks.blend_tolerance())
     lines = (peaks, order, wavelength, tolerance, zeros, max_volume)
     retry = settings.triclinic_retry_unindexed
     retry_boxes = min(settings.triclinic_retry_boxes, settings.triclinic_boxes)
@@ -785,7 +810,9 @@ def _reduced_sweep(lines: tuple, settings: IndexingSettings, by_zero: list, retr
         Whether a sound cell was found (then the search of any basis is not run).
     """
     reduced = replace(settings, triclinic_bases=("reduced",))
-    levels = [settings.max_unindexed] + ([retry] if retry > settings.max_unindexed else [])
+    levels = [settings.max_unindexed]
+    if retry > settings.max_unindexed:
+        levels += [retry] + ([extra] if (extra := settings.triclinic_reduced_unindexed) > retry else [])
     notes: list[str] = []
     for level in levels:
         what = "triclinic search of reduced bases" + (f" allowing {level} unindexed line(s)" if level else "")
@@ -801,33 +828,67 @@ def _reduced_sweep(lines: tuple, settings: IndexingSettings, by_zero: list, retr
     return by_zero, notes, False
 
 
+def triclinic_stages(max_volume: float, stages: int) -> list[tuple[float, float]]:
+    """Volume stages of a triclinic pass (Å³), smallest first: ``stages`` of them, each ending at twice the one
+    before, the last at ``max_volume`` (:attr:`IndexingSettings.triclinic_volume_stages`).
+
+    Raises
+    ------
+    ValueError
+        For fewer than one stage or a volume limit that is not positive.
+    """
+    if stages < 1:
+        raise ValueError(f"a triclinic pass needs at least one volume stage, got {stages}")
+    if not max_volume > 0:
+        raise ValueError(f"the triclinic volume limit must be positive, got {max_volume}")
+    ends = [max_volume / 2**k for k in range(stages - 1, -1, -1)]
+    return list(zip([0.0, *ends[:-1]], ends, strict=True))
+
+
 def _triclinic_pass(
     peaks,
     order,
     wavelength: float,
-    tolerance: float,
+    tolerance: float | np.ndarray,
     zeros: list,
     max_volume: float,
     settings: IndexingSettings,
     boxes: int,
     what: str,
 ) -> tuple[list[tuple[float, IndexingSolution]], list[str]]:
-    """One triclinic search over ``zeros`` in turn (degrees) up to ``max_volume`` (Å³), leaving at most
-    ``settings.max_unindexed`` lines out, on one budget of ``boxes`` boxes; (zero, solution) pairs and notes
-    (``what`` names the pass in them)."""
+    """One triclinic search over ``zeros`` up to ``max_volume`` (Å³), leaving at most ``settings.max_unindexed``
+    lines out, on one budget of ``boxes`` boxes; (zero, solution) pairs and notes (``what`` names the pass in them).
+
+    The volumes are searched in :func:`triclinic_stages`, every zero shift in turn within a stage: a zero shift at
+    which cells were found is not searched at larger volumes (the search there stops at the first shell with a
+    solution), and a convincing cell ends the pass."""
     budget = WorkBudget(boxes, settings.triclinic_time_limit)
     found: list[tuple[float, IndexingSolution]] = []
     notes: list[str] = []
-    for i, zero in enumerate(zeros):
-        if budget.stopped:
-            notes.append(f"{what} stopped: {budget.reason()} after {i} of {len(zeros)} zero shifts")
-            break
+    lines = {}
+    for zero in zeros:
         q, q_tol = peaks.q_values(wavelength, zero, n_sigma=settings.n_sigma, min_tolerance=tolerance)
-        solutions, more = _search(q[order], q_tol[order], settings, ("triclinic",), max_volume, budget)
-        found += [(float(zero), s) for s in solutions]
-        notes += more
-        if any(s.m20 >= settings.convincing_m20 for s in solutions):
-            break  # a convincing cell: the other zero shifts would find it again
+        lines[float(zero)] = (q[order], q_tol[order])
+    open_zeros = [float(z) for z in zeros]
+    convinced = False
+    for low, high in triclinic_stages(max_volume, settings.triclinic_volume_stages):
+        for zero in list(open_zeros):
+            if budget.stopped:
+                notes.append(
+                    f"{what} stopped: {budget.reason()} in the {low:.0f}-{high:.0f} Å³ stage, before zero "
+                    f"{zero:+.2f}° ({len(open_zeros)} of {len(zeros)} zero shifts still open)"
+                )
+                break
+            solutions, more = _search(*lines[zero], settings, ("triclinic",), high, budget, min_volume=low)
+            found += [(zero, s) for s in solutions]
+            notes += [note for note in more if note not in notes]
+            if solutions:
+                open_zeros.remove(zero)
+            if any(s.m20 >= settings.convincing_m20 for s in solutions):
+                convinced = True  # a convincing cell: the other zero shifts would find it again
+                break
+        if convinced or budget.stopped or not open_zeros:
+            break
     notes.append(f"{what}: {budget.used:,} of {budget.boxes:,} boxes tested")
     return found, notes
 

@@ -262,6 +262,7 @@ def search_system(
 
         triclinic = TriclinicSettings(
             max_volume=settings.max_volume,
+            min_volume=settings.triclinic_min_volume,
             max_unindexed=settings.max_unindexed,
             box_budget=settings.triclinic_boxes,
             bases=settings.triclinic_bases,

@@ -50,6 +50,9 @@ class TriclinicSettings:
     ----------
     max_volume : float
         Largest cell volume (Å³).
+    min_volume : float
+        Smallest cell volume searched (Å³): the shells of :func:`volume_shells` are cut below it, so that a caller
+        can search the volumes of several zero shifts stage by stage (:func:`gasolve.indexing.pattern._triclinic_pass`).
     shell_ratio : float
         Each volume shell ends this many times higher than it starts (:func:`volume_shells`).
     n_basis : int
@@ -72,6 +75,7 @@ class TriclinicSettings:
     """
 
     max_volume: float = 1000.0
+    min_volume: float = 0.0
     shell_ratio: float = 1.25
     n_basis: int = 6
     resolution: float = 1e-2
@@ -420,7 +424,10 @@ def _search_pass(
     solutions: list[Refinement] = []
     n_skipped = 0
     what = "reduced bases" if reduced else "any basis"
-    for volume_shell in volume_shells(q_obs, settings.max_volume, settings.shell_ratio):
+    for start, end in volume_shells(q_obs, settings.max_volume, settings.shell_ratio):
+        if end <= settings.min_volume:
+            continue
+        volume_shell = (max(start, settings.min_volume), end)
         where = f"in the {volume_shell[0]:.0f}-{volume_shell[1]:.0f} Å³ shell ({what})"
         for basis in basis_triples(len(q_obs), settings.n_basis, overlaps=reduced):
             if budget.stopped:
