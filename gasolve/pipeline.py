@@ -283,6 +283,7 @@ def verdict(
     hydrogens_placed: bool = False,
     composition_gap: str = "",
     contact: str = "",
+    short_contact: str = "",
 ) -> Verdict:
     """Judge a refined solution without a reference.
 
@@ -311,6 +312,8 @@ def verdict(
     contact : str
         Two atoms of different sites closer than :data:`gasolve.hypotheses.completion.COINCIDENT` (:func:`contact`),
         e.g. "Li3 and F19 are 0.05 Å apart"; empty when none are.
+    short_contact : str
+        Two atoms closer than real structures have their elements (:func:`short_contact`); empty when none are.
 
     Returns
     -------
@@ -344,6 +347,11 @@ def verdict(
         reasons.append(
             f"{contact}: two atoms at one place make no crystal structure (a light atom drawn onto another adds its "
             "electrons to that atom's peak), however well the model fits"
+        )
+    if short_contact and not contact:
+        reasons.append(
+            f"{short_contact}: closer than real structures put these elements; an atom (often a light one that the "
+            "pattern barely sees) sits where none can, however well the model fits"
         )
     confirmed = finds >= CONFIRMING_FINDS
     if undetermined:
@@ -773,6 +781,28 @@ def contact(scorer, frac: np.ndarray, labels, leave_out: np.ndarray | None = Non
     return f"{labels[i]} and {labels[j]} are {distance:.2f} Å apart"
 
 
+def short_contact(scorer, frac: np.ndarray, labels, leave_out: np.ndarray | None = None) -> str:
+    """ "F8 and F17 are 1.59 Å apart (F-F: ...)" when two atoms of different sites are closer than real structures
+    put their elements (:mod:`gasolve.hypotheses.short_contacts`), else "".
+
+    Parameters
+    ----------
+    scorer : ModelScorer
+    frac : ndarray, shape (n_sites, 3)
+    labels : sequence of str
+        Site labels, as best.cif writes them.
+    leave_out : ndarray, shape (n_sites,), bool, optional
+        Sites not checked (as :func:`contact`'s).
+    """
+    from gasolve.hypotheses.short_contacts import tightest_contact
+
+    problem = scorer.problem
+    frac = scorer.project(np.asarray(frac, dtype=float).reshape(1, problem.n_sites, 3))[0]
+    orbits = [problem.space_group.orbit(x) for x in frac]
+    found = tightest_contact(problem.cell, orbits, problem.elements, leave_out)
+    return "" if found is None else found.describe(labels, problem.elements)
+
+
 def composition_gap(elements, atoms_in_cell, counts: dict[str, int] | None) -> str:
     """ "Li6 V10 O18 F2 per cell, the composition Li8 V10 O18 F2" when the model's atoms per cell differ from
     ``counts``; "" when they agree or there is nothing to compare with.
@@ -907,9 +937,11 @@ def finish(
     unchecked = undetermined(problem.elements)  # H, which the pattern does not locate, and shared places
     for group in coincident_groups(structure):
         unchecked[list(group.sites)] = True
-    touching = contact(setup.scorer, best.frac, [site.label for site in setup.template.sites], unchecked)
+    site_labels = [site.label for site in setup.template.sites]
+    touching = contact(setup.scorer, best.frac, site_labels, unchecked)
+    tight = short_contact(setup.scorer, best.frac, site_labels, unchecked)
     judged = verdict(
-        metrics.chi2, r_bragg, noise_chi2, finds, coincident_labels, hidden_labels, share, placed, gap, touching
+        metrics.chi2, r_bragg, noise_chi2, finds, coincident_labels, hidden_labels, share, placed, gap, touching, tight
     )
     summary = {
         "name": spec.name,

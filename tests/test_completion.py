@@ -291,6 +291,24 @@ def test_two_atoms_of_different_sites_at_one_place_are_named_and_refused(li2moo3
     assert pipeline.verdict(1.0, 0.02, 1.0, 3).convincing
 
 
+def test_two_oxygens_closer_than_any_oxide_has_them_are_named(li2moo3):
+    """The short-contact rule through the scorer: the true Li2MoO3 model has none; O3 moved to 1.0 Å from an O
+    (the O-O floor, peroxides included, is 1.32 Å) is named with the pair's floor."""
+    from gasolve import pipeline
+
+    scorer, _ = li2moo3
+    labels = ["Li1", "Li2", "Mo1", "O1", "O2", "O3"]
+    genome = _li2moo3_genome(LI2MOO3_SITES[1][1]).reshape(-1, 3)
+    assert pipeline.short_contact(scorer, genome, labels) == ""
+    cell = scorer.problem.cell
+    step = np.linalg.solve(cell.matrix.T, np.array([1.0, 0.0, 0.0]))  # fractional step of 1 Å along x
+    moved = genome.copy()
+    moved[5] = genome[3] + step  # 1.0 Å from O1 along x
+    found = pipeline.short_contact(scorer, moved, labels)
+    assert found.startswith("O1 and O3 are 1.00 Å apart") and "O-O" in found
+    assert pipeline.short_contact(scorer, moved, labels, np.array([0, 0, 0, 0, 0, 1], dtype=bool)) == ""
+
+
 def test_the_light_atom_search_does_not_keep_a_model_that_collapses_two_atoms(li2moo3):
     from types import SimpleNamespace
 
