@@ -205,7 +205,9 @@ def test_a_general_model_with_a_site_on_a_centre_lacks_atoms(li2moo3):
     assert labels[:3] == ("2i", "1f", "2i") and list(multiplicity[:3]) == [2, 1, 2]
     assert model_counts(scorer, short) == pytest.approx({"Li": 3.0, "Mo": 2.0, "O": 6.0})
     assert not holds_composition(scorer, short, LI2MOO3_COUNTS)
-    assert holds_composition(scorer, _li2moo3_genome((0.3, 0.1, 0.6)), LI2MOO3_COUNTS)
+    assert holds_composition(scorer, _li2moo3_genome((0.176, 0.863, 0.541)), LI2MOO3_COUNTS)
+    # four Li, but the second 1.43 Å from an O (no Li-O closer than 1.76 Å in 99.8 % of real structures)
+    assert not holds_composition(scorer, _li2moo3_genome((0.3, 0.1, 0.6)), LI2MOO3_COUNTS)
     off_centre = _li2moo3_genome((0.52, 0.0, 0.5))  # 0.1 Å from 1f, not on it: it is the one atom on 1f
     assert settled_sites(scorer, off_centre)[0][1] == "1f" and model_counts(scorer, off_centre)["Li"] == 3
     near = np.array(LI2MOO3_SITES[0][1]) + np.array([0.05, 0.0, 0.0])  # 0.26 Å from the first Li: one atom twice

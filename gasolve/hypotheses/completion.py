@@ -196,11 +196,22 @@ def closest_pair(
 
 def holds_composition(scorer, genome: np.ndarray, counts: dict[str, int]) -> bool:
     """Whether a model has exactly ``counts`` atoms per cell of every element, none two closer than
-    :data:`COINCIDENT` Å (two atoms that close are one atom counted twice, which no ordered structure has)."""
+    :data:`COINCIDENT` Å (two atoms that close are one atom counted twice, which no ordered structure has), and no
+    two atoms other than H closer than real structures put their elements
+    (:func:`gasolve.hypotheses.short_contacts.tightest_contact`: such a model, however well it fits, has an atom
+    where none can be, and its completions are tried)."""
+    from gasolve.crystal.xray_visibility import undetermined
+    from gasolve.hypotheses.short_contacts import tightest_contact
+
     found = model_counts(scorer, genome)
     if set(found) != set(counts) or any(abs(found[e] - counts[e]) > 1e-6 for e in counts):
         return False
-    return shortest_distance(scorer, genome) >= COINCIDENT
+    if shortest_distance(scorer, genome) < COINCIDENT:
+        return False
+    problem = scorer.problem
+    frac = scorer.project(np.asarray(genome, dtype=float).reshape(1, problem.n_sites, 3))[0]
+    orbits = [problem.space_group.orbit(x) for x in frac]
+    return tightest_contact(problem.cell, orbits, problem.elements, undetermined(problem.elements)) is None
 
 
 def _kept_sites(scorer, genome, sites):
