@@ -1,4 +1,4 @@
-"""The race ranks hypotheses of different numbers of free coordinates by Hamilton's R-factor ratio test."""
+"""The race ranks a Z outside the packing window against those inside by Hamilton's R-factor ratio test."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from gasolve.missed_symmetry import hamilton_ratio
 SETTINGS = race.RaceSettings(eta=3, first_cohort=2, evaluations_per_free=500, min_first_budget=1000)
 
 
-def _hypothesis(z: int, n_free: int) -> Hypothesis:
-    return Hypothesis(z, "wyckoff", (("X", f"{z}a"),), n_free, 0.0)
+def _hypothesis(z: int, n_free: int, in_window: bool = True) -> Hypothesis:
+    return Hypothesis(z, "wyckoff", (("X", f"{z}a"),), n_free, 0.0, in_window=in_window)
 
 
 def _outcome(target, rwp, chi2=2.0):
@@ -24,8 +24,9 @@ def _outcome(target, rwp, chi2=2.0):
 
 
 def _first_rung(observations: int, rwp_simple: float, rwp_rich: float) -> race.RaceState:
-    """LiCo(CO3)2's race: Z = 4 with 30 free coordinates against Z = 8 with 60, one rung each."""
-    state = race.start([_hypothesis(4, 30), _hypothesis(8, 60)], 1.0, SETTINGS, observations=observations)
+    """LiCo(CO3)2's race: Z = 4 with 30 free coordinates against Z = 8 (outside the window) with 60, one rung each."""
+    hypotheses = [_hypothesis(4, 30), _hypothesis(8, 60, in_window=False)]
+    state = race.start(hypotheses, 1.0, SETTINGS, observations=observations)
     state = race.tell(state, 0, _outcome(15000.0, rwp_simple))
     state = race.tell(state, 1, _outcome(30000.0, rwp_rich))
     return race.decide(state, SETTINGS, 10**9)
@@ -46,9 +47,35 @@ def test_without_observations_the_bare_rwp_decides():
     assert [lane.status for lane in state.lanes] == ["dropped", "racing"]
 
 
-def test_the_factors_are_hamiltons_ratio_against_the_richest():
-    state = race.start([_hypothesis(1, 3), _hypothesis(2, 6), _hypothesis(4, 6)], 1.0, SETTINGS, observations=100)
+def test_a_richer_assignment_of_one_z_inside_the_window_is_ranked_by_its_bare_rwp():
+    """Ba2SmNbO6 (Fm-3m): O on 24e (one free coordinate) at Rwp 0.0403 is the truth, 24d (none) at 0.0439."""
+    state = race.start([_hypothesis(4, 0), _hypothesis(4, 1)], 1.0, SETTINGS, observations=20)
+    state = race.tell(state, 0, _outcome(10000.0, 0.0439))
+    state = race.tell(state, 1, _outcome(10000.0, 0.0403))
+    state = race.decide(state, SETTINGS, 10**9)
+    assert [lane.status for lane in state.lanes] == ["dropped", "racing"]
+
+
+def test_the_factors_weigh_only_a_z_outside_the_window_against_the_simplest_inside():
+    hypotheses = [_hypothesis(1, 3), _hypothesis(2, 6), _hypothesis(4, 12, in_window=False)]
+    state = race.start(hypotheses, 1.0, SETTINGS, observations=100)
     factors = race.parsimony_factors(state, [0, 1, 2])
-    assert factors[1] == factors[2] == 1.0
-    assert factors[0] == pytest.approx(1 / hamilton_ratio(3, 100, 6))
-    assert 1 / factors[0] == pytest.approx(1.045, abs=0.005)  # b = 3 against 94 degrees of freedom, α = 5 %
+    assert factors[0] == factors[1] == 1.0
+    assert factors[2] == pytest.approx(hamilton_ratio(9, 100, 12))
+    assert 1.05 < factors[2] < 1.15  # b = 9 against 88 degrees of freedom, α = 5 %
+    assert race.parsimony_factors(state, [2]) == {2: 1.0}  # nothing inside the window to weigh it against
+
+
+def test_the_hypotheses_of_a_z_outside_the_window_say_so():
+    """LiCo(CO3)2 in Cc: Z = 4 packs at q = 1.29, Z = 8 at 0.65 (below the window, raced after Z = 4's)."""
+    from gasolve.config import StructureSpec
+    from gasolve.crystal.cell import UnitCell
+    from gasolve.crystal.spacegroup import SpaceGroup
+    from gasolve.hypotheses.hypothesis import list_hypotheses
+
+    cell = UnitCell(5.477444, 10.940442, 8.345036, 90, 106.682598, 90)
+    composition = (("Li", 1), ("Co", 1), ("C", 2), ("O", 6))
+    spec = StructureSpec("LiCo(CO3)2", cell, SpaceGroup.from_symbol("Cc"), (), (), composition=composition)
+    hypotheses, _ = list_hypotheses(spec)
+    assert {(h.z, h.in_window) for h in hypotheses} == {(4, True), (8, False)}
+    assert hypotheses[0].z == 4

@@ -366,7 +366,8 @@ def completion_hypotheses(scorer, genome: np.ndarray, hypothesis, counts: dict[s
     for sites in completed_assignments(scorer, genome, hypothesis.sites, hypothesis.z, counts):
         n_free = sum(free[label] for _, label in sites)
         score = prior.log_score(group.number, composition, Assignment(hypothesis.z, sites, n_free))
-        out.append(Hypothesis(hypothesis.z, "wyckoff", sites, n_free, score, base=hypothesis.base))
+        inside = hypothesis.in_window
+        out.append(Hypothesis(hypothesis.z, "wyckoff", sites, n_free, score, base=hypothesis.base, in_window=inside))
     return tuple(out)
 
 

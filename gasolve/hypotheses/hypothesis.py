@@ -75,6 +75,10 @@ class Hypothesis:
     base : StructureSpec or None
         The composition spec (cell and space group) the hypothesis belongs to, when hypotheses of several space
         groups race together (``gasolve solve``); None: the spec given to :meth:`structure`.
+    in_window : bool
+        False for a Z outside the packing window while a Z inside it fits (:data:`OUTSIDE_LOG_PENALTY`): the race
+        ranks it behind those of a Z inside unless it fits significantly better
+        (:func:`gasolve.hypotheses.race.parsimony_factors`).
     """
 
     z: int
@@ -83,6 +87,7 @@ class Hypothesis:
     n_free: int
     log_prior: float
     base: StructureSpec | None = None
+    in_window: bool = True
 
     @property
     def elements(self) -> tuple[str, ...]:
@@ -200,7 +205,8 @@ def _scored(spec: StructureSpec, per_z: int, max_assignments: int, window: int) 
     found: list[Hypothesis] = []
     routes = []
     for z, ratio, in_window in zs:
-        penalty = OUTSIDE_LOG_PENALTY if any_inside and not in_window else 0.0
+        penalised = any_inside and not in_window
+        penalty = OUTSIDE_LOG_PENALTY if penalised else 0.0
         route = choose_route(counts, z, group, max_assignments)
         outside = ""
         if not in_window:
@@ -222,10 +228,12 @@ def _scored(spec: StructureSpec, per_z: int, max_assignments: int, window: int) 
         head = _prior_window(counts, z, group, cell, canonical, prior, window)
         scores = prior.window_scores(group.number, counts, head)
         for i in sorted(range(len(head)), key=lambda i: -scores[i])[:per_z]:
-            found.append(Hypothesis(z, "wyckoff", head[i].sites, head[i].n_free, scores[i] + penalty))
+            found.append(
+                Hypothesis(z, "wyckoff", head[i].sites, head[i].n_free, scores[i] + penalty, in_window=not penalised)
+            )
         if route.name == "general":
             general = _general(counts, z, group, prior)
-            general = replace(general, log_prior=general.log_prior + penalty)
+            general = replace(general, log_prior=general.log_prior + penalty, in_window=not penalised)
             if math.isfinite(general.log_prior):  # the same assignment listed as a Wyckoff one: race it once
                 same = sorted(general.sites)
                 found = [h for h in found if not (h.z == z and h.route == "wyckoff" and sorted(h.sites) == same)]

@@ -4,10 +4,10 @@ Each hypothesis (:mod:`gasolve.hypotheses.hypothesis`) is a plain ``sites`` run 
 (:mod:`gasolve.pipeline`), advanced in rungs. Rung r of a stage gives every hypothesis still in it a cumulative
 budget of ``base x eta^r`` evaluations, where ``base`` grows with the hypothesis's free coordinates
 (:attr:`RaceSettings.evaluations_per_free`); runs continue from their records, so no evaluation is spent twice.
-After a rung the best ``1/eta`` by Rwp (weighed for parsimony: :func:`parsimony_factors`) go on (successive
-halving: Karnin, Koren and Somekh, ICML 2013; Jamieson and Talwalkar, AISTATS 2016). Halving needs no model
-of how a GA run's Rwp falls with effort, which differs between hypotheses of different size, only that a right
-hypothesis tends to be ahead after a short run; it spends most of the budget on the few that are, and it copes
+After a rung the best ``1/eta`` by Rwp (a Z outside the packing window weighed: :func:`parsimony_factors`) go
+on (successive halving: Karnin, Koren and Somekh, ICML 2013; Jamieson and Talwalkar, AISTATS 2016). Halving needs
+no model of how a GA run's Rwp falls with effort, which differs between hypotheses of different size, only that a
+right hypothesis tends to be ahead after a short run; it spends most of the budget on the few that are, and it copes
 with not knowing in advance the budget a hypothesis needs.
 
 **Cohorts.** The learned prior ranks the true Wyckoff assignment first for most structures (84.5 % of held-out
@@ -198,7 +198,7 @@ class RaceState:
     first_reserve : int or None
         The cohort of the first reserve hypothesis (module docstring); None: no reserve.
     observations : int
-        Reflections the profile sees: Hamilton's n for ranking hypotheses of different numbers of free coordinates
+        Reflections the profile sees: Hamilton's n for ranking a Z outside the packing window against those inside
         (:func:`parsimony_factors`); 0 ranks by the bare Rwp.
     """
 
@@ -409,34 +409,41 @@ def _undetermined_note(hypothesis: Hypothesis) -> str:
 
 
 def _ranked(state: RaceState, indices: list[int]) -> list[int]:
-    """By Rwp weighed for parsimony (:func:`parsimony_factors`), then fewer free coordinates."""
+    """By Rwp, a Z outside the packing window weighed (:func:`parsimony_factors`), then fewer free coordinates."""
     factors = parsimony_factors(state, indices)
     return sorted(indices, key=lambda i: (state.lanes[i].rwp * factors[i], state.lanes[i].hypothesis.n_free))
 
 
 def parsimony_factors(state: RaceState, indices: list[int]) -> dict[int, float]:
-    """Lane index -> the factor its Rwp is ranked by: 1 / Hamilton's critical ratio for the free coordinates it
-    lacks against the richest of ``indices`` (1 for the richest; all 1 when the race does not know its
-    observations).
+    """Lane index -> the factor its Rwp is ranked by: for a hypothesis of a Z outside the packing window
+    (:attr:`~gasolve.hypotheses.hypothesis.Hypothesis.in_window` False), Hamilton's critical ratio for the free
+    coordinates it has beyond the simplest of ``indices`` inside the window; 1 for the others, and for all when
+    none of ``indices`` is inside the window or the race does not know its observations.
 
-    A hypothesis with more free coordinates fits any pattern a little better for the coordinates alone (Z = 8
-    with 60 free coordinates against the Z = 4 it contains with 30), so ranking the runs by their bare Rwp lets
-    it push the simpler one out at a short rung. Hamilton's R-factor ratio test (Acta Cryst. 18 (1965) 502; n =
-    the reflections the profile sees, :attr:`RaceState.observations`) says by how much the richer one must fit
-    better to be preferred; ranking by Rwp / ratio applies that to every lane against the richest at once.
-    LiCo(CO3)2 (Cc, Z = 4, 10 sites): after the first rung Z = 8 stood at Rwp 0.0517 against 0.0544 for the true
-    Z = 4, within the ratio (1.06 for 30 extra coordinates against about 400 reflections), and took the whole
-    budget to end at χ² 1.56 with a wrong model of twice the atoms.
+    A Z outside the window holds more atoms than the cell usually packs (about 1 % of real structures do), and
+    more atoms fit any pattern a little better for their coordinates alone, the scale absorbing the density: Z = 8
+    with 60 free coordinates against the Z = 4 with 30 it can mimic. Ranked by the bare Rwp it can push the
+    hypotheses inside the window out at a short rung. Hamilton's R-factor ratio test (Acta Cryst. 18 (1965) 502;
+    n = the reflections the profile sees, :attr:`RaceState.observations`) says by how much it must fit better to be
+    preferred. LiCo(CO3)2 (Cc, Z = 4, 10 sites): after the first rung Z = 8 stood at Rwp 0.0517 against 0.0544 for
+    the true Z = 4, within the ratio (1.06 for 30 extra coordinates against about 400 reflections), and took the
+    whole budget to end at χ² 1.56 with a wrong model of twice the atoms. Hypotheses of one Z inside the window are
+    ranked by their bare Rwp: there a richer assignment fitting better is what the race is for (Ba2SmNbO6, Fm-3m:
+    O on 24e with one free coordinate at Rwp 0.040 against 0.044 on 24d with none, 20-odd reflections, which
+    Hamilton's test alone would not call significant).
     """
-    if state.observations <= 0 or not indices:
+    inside = [state.lanes[i].hypothesis.n_free for i in indices if state.lanes[i].hypothesis.in_window]
+    if state.observations <= 0 or not inside:
         return dict.fromkeys(indices, 1.0)
     from gasolve.missed_symmetry import hamilton_ratio
 
-    richest = max(state.lanes[i].hypothesis.n_free for i in indices)
+    simplest = min(inside)
     factors = {}
     for i in indices:
-        lacks = richest - state.lanes[i].hypothesis.n_free
-        factors[i] = 1.0 if lacks <= 0 else 1.0 / hamilton_ratio(lacks, state.observations, richest)
+        hypothesis = state.lanes[i].hypothesis
+        extra = hypothesis.n_free - simplest
+        outside = not hypothesis.in_window and extra > 0
+        factors[i] = hamilton_ratio(extra, state.observations, hypothesis.n_free) if outside else 1.0
     return factors
 
 
