@@ -794,13 +794,10 @@ def short_contact(scorer, frac: np.ndarray, labels, leave_out: np.ndarray | None
     leave_out : ndarray, shape (n_sites,), bool, optional
         Sites not checked (as :func:`contact`'s).
     """
-    from gasolve.hypotheses.short_contacts import tightest_contact
+    from gasolve.hypotheses.short_contacts import model_contact
 
-    problem = scorer.problem
-    frac = scorer.project(np.asarray(frac, dtype=float).reshape(1, problem.n_sites, 3))[0]
-    orbits = [problem.space_group.orbit(x) for x in frac]
-    found = tightest_contact(problem.cell, orbits, problem.elements, leave_out)
-    return "" if found is None else found.describe(labels, problem.elements)
+    found = model_contact(scorer, frac, leave_out)
+    return "" if found is None else found.describe(labels, scorer.problem.elements)
 
 
 def composition_gap(elements, atoms_in_cell, counts: dict[str, int] | None) -> str:

@@ -201,17 +201,14 @@ def holds_composition(scorer, genome: np.ndarray, counts: dict[str, int]) -> boo
     (:func:`gasolve.hypotheses.short_contacts.tightest_contact`: such a model, however well it fits, has an atom
     where none can be, and its completions are tried)."""
     from gasolve.crystal.xray_visibility import undetermined
-    from gasolve.hypotheses.short_contacts import tightest_contact
+    from gasolve.hypotheses.short_contacts import model_contact
 
     found = model_counts(scorer, genome)
     if set(found) != set(counts) or any(abs(found[e] - counts[e]) > 1e-6 for e in counts):
         return False
     if shortest_distance(scorer, genome) < COINCIDENT:
         return False
-    problem = scorer.problem
-    frac = scorer.project(np.asarray(genome, dtype=float).reshape(1, problem.n_sites, 3))[0]
-    orbits = [problem.space_group.orbit(x) for x in frac]
-    return tightest_contact(problem.cell, orbits, problem.elements, undetermined(problem.elements)) is None
+    return model_contact(scorer, genome, undetermined(scorer.problem.elements)) is None
 
 
 def _kept_sites(scorer, genome, sites):

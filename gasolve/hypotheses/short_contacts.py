@@ -97,3 +97,19 @@ def tightest_contact(cell, orbits: list[np.ndarray], elements, leave_out=None) -
             worst = ratio
             found = ShortContact(i, j, distance, float(entry["floor"]), int(entry["structures"]))
     return found
+
+
+def model_contact(scorer, genome: np.ndarray, leave_out=None) -> ShortContact | None:
+    """:func:`tightest_contact` of a scored model.
+
+    Parameters
+    ----------
+    scorer : ModelScorer
+    genome : ndarray, shape (3 n_sites,) or (n_sites, 3)
+        Fractional coordinates of the sites, as the scorer projects them.
+    leave_out : ndarray, shape (n_sites,), bool, optional
+    """
+    problem = scorer.problem
+    frac = scorer.project(np.asarray(genome, dtype=float).reshape(1, problem.n_sites, 3))[0]
+    orbits = [problem.space_group.orbit(x) for x in frac]
+    return tightest_contact(problem.cell, orbits, problem.elements, leave_out)
