@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gasolve.hypotheses import race
@@ -79,3 +81,16 @@ def test_the_hypotheses_of_a_z_outside_the_window_say_so():
     hypotheses, _ = list_hypotheses(spec)
     assert {(h.z, h.in_window) for h in hypotheses} == {(4, True), (8, False)}
     assert hypotheses[0].z == 4
+
+
+def test_the_race_observations_are_the_reflections_with_profile_points():
+    """Hamilton's n: the columns of the peak matrix with a point of the profile, counted as the dense matrix shows."""
+    import numpy as np
+
+    from gasolve import pipeline
+    from gasolve.config import load_run_config
+    from gasolve.scoring.noise_floor import reflections_seen
+
+    problem = pipeline.prepare(load_run_config(Path(__file__).parents[1] / "examples" / "K4SnO4.toml")).scorer.problem
+    dense = np.asarray(problem.peak_matrix.to_sparse().todense())
+    assert reflections_seen(problem) == int(np.count_nonzero(np.abs(dense).sum(axis=0) > 0)) > 100

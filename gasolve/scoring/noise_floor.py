@@ -27,8 +27,17 @@ def reflections_seen(problem: ScoringProblem) -> int:
     -------
     int
     """
-    peaks = scipy.sparse.csc_matrix(problem.peak_matrix.to_sparse())
-    return int(np.count_nonzero(np.asarray(abs(peaks).sum(axis=0)).ravel() > 0))
+    return len(_seen(_peaks(problem)))
+
+
+def _peaks(problem: ScoringProblem) -> scipy.sparse.csc_matrix:
+    """The peak matrix (n_points, n_reflections) as a sparse column matrix."""
+    return scipy.sparse.csc_matrix(problem.peak_matrix.to_sparse())
+
+
+def _seen(peaks: scipy.sparse.csc_matrix) -> np.ndarray:
+    """Indices of the reflections (columns) with at least one profile point."""
+    return np.flatnonzero(np.asarray(abs(peaks).sum(axis=0)).ravel() > 0)
 
 
 def free_intensity_chi2(problem: ScoringProblem, y_obs: np.ndarray, weights: np.ndarray) -> float:
@@ -47,8 +56,8 @@ def free_intensity_chi2(problem: ScoringProblem, y_obs: np.ndarray, weights: np.
     """
     y_obs = np.asarray(y_obs, dtype=float)
     root = np.sqrt(np.asarray(weights, dtype=float))
-    peaks = scipy.sparse.csc_matrix(problem.peak_matrix.to_sparse())
-    seen = np.flatnonzero(np.asarray(abs(peaks).sum(axis=0)).ravel() > 0)
+    peaks = _peaks(problem)
+    seen = _seen(peaks)
     design = peaks[:, seen].multiply(root[:, None]).toarray()
     target = root * y_obs
     basis = root[:, None] * np.asarray(problem.background_basis, dtype=float)
