@@ -14,20 +14,9 @@ from gasolve.crystal.cell import UnitCell
 from gasolve.indexing.pattern import IndexingSettings, _reduced_sweep, _triclinic, _triclinic_pass, triclinic_stages
 from gasolve.indexing.peaks import PeakSet, blend_tolerance
 from gasolve.indexing.triclinic import TriclinicSettings, search_triclinic
+from tests.test_indexing_triclinic_impurities import CELL, WAVELENGTH, _cell_lines
 
-WAVELENGTH = 1.540598
-CELL = (4.1, 5.2, 6.3, 82.0, 86.0, 97.0)
 SETTINGS = IndexingSettings(triclinic_max_volume=200.0, triclinic_boxes=200_000, triclinic_retry_boxes=200_000)
-
-
-def _cell_lines(n_lines: int) -> np.ndarray:
-    """The first ``n_lines`` distinct lines of ``CELL`` (2θ, degrees; Cu Kα1)."""
-    g_star = np.linalg.inv(UnitCell(*CELL).metric)
-    r = np.arange(-5, 6)
-    hkl = np.stack(np.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)
-    q = np.einsum("ni,ij,nj->n", hkl, g_star, hkl)
-    q = np.unique(np.round(q[(q > 0) & (q < 0.8)], 8))
-    return 2 * np.degrees(np.arcsin(WAVELENGTH * np.sqrt(q[:n_lines]) / 2))
 
 
 def _is_cell(solution) -> bool:
