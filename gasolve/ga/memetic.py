@@ -236,13 +236,32 @@ class Evaluator:
 
 def search_niche(settings: GASettings, problem) -> multipop.Niche | None:
     """The clearing of survivor selection of a search of ``problem`` (a
-    :class:`~gasolve.scoring.problem.ScoringProblem`): ``niche_radius`` from ``niche_min_sites`` sites on, else None."""
+    :class:`~gasolve.scoring.problem.ScoringProblem`): ``niche_radius`` from ``niche_min_sites`` sites on, else None.
+    Sites weigh as :func:`niche_weights`."""
     smallest = settings.layout.niche_min_sites
     if not smallest or problem.n_sites < smallest:
         return None
     group = problem.space_group
     _, codes = np.unique(np.asarray(problem.elements), return_inverse=True)
-    return multipop.Niche(settings.rates.niche_radius, problem.cell.metric, group.rotations, group.translations, codes)
+    return multipop.Niche(
+        settings.rates.niche_radius,
+        problem.cell.metric,
+        group.rotations,
+        group.translations,
+        codes,
+        niche_weights(problem.elements),
+    )
+
+
+def niche_weights(elements) -> np.ndarray:
+    """Weight of each site (element symbols, length n_sites) in the clearing distance, shape (n_sites,): 0 for
+    the sites an X-ray pattern does not locate (H and D, :func:`gasolve.crystal.xray_visibility.undetermined`),
+    1 for the others (all 1 without H, or when every site is H). Models that differ only in their H atoms, which
+    carry a few hundredths of a percent of the scattering, are thus one niche: an island cannot keep them apart
+    while it collapses on one frame of the other atoms."""
+    from gasolve.crystal.xray_visibility import undetermined
+
+    return np.where(undetermined(elements), 0.0, 1.0)
 
 
 def scanned_sites(fixed_genes: np.ndarray, site_map=None) -> np.ndarray:

@@ -71,8 +71,8 @@ class Niche:
     Attributes
     ----------
     radius : float
-        Root mean square over sites of each atom's distance to the nearest atom of the same element in the other
-        model (Å).
+        Weighted root mean square over sites of each atom's distance to the nearest atom of the same element in the
+        other model (Å).
     metric : ndarray, shape (3, 3)
         Metric tensor of the cell (Å²).
     rotations : ndarray, shape (n_ops, 3, 3)
@@ -81,6 +81,9 @@ class Niche:
         the same model.
     elements : ndarray, shape (n_sites,), int
         Element of each site as a code: sites of one element may exchange places.
+    weights : ndarray, shape (n_sites,), optional
+        Weight of each site in the mean of the squared distances, >= 0 and not all 0 (default: all 1). A site of
+        weight 0 (an H atom, which X-rays barely see) does not make two models distinct.
     """
 
     radius: float
@@ -88,6 +91,7 @@ class Niche:
     rotations: np.ndarray
     translations: np.ndarray
     elements: np.ndarray
+    weights: np.ndarray | None = None
     #: Cartesian factor of the metric (lower triangular, metric = basis @ basis.T).
     basis: np.ndarray = field(init=False, repr=False, compare=False)
     #: Whether each site (rows) has the element of each image (columns, operator-major), (n_sites, n_ops * n_sites).
@@ -104,14 +108,23 @@ class Niche:
         if len(self.rotations) != len(self.translations):
             raise ValueError(f"{len(self.rotations)} rotations but {len(self.translations)} translations")
         object.__setattr__(self, "elements", frozen_array(self.elements, dtype=int))
+        if self.elements.ndim != 1:
+            raise ValueError(f"elements has shape {self.elements.shape}, expected (n_sites,)")
+        weights = frozen_array(np.ones(len(self.elements)) if self.weights is None else self.weights)
+        if weights.shape != self.elements.shape:
+            raise ValueError(f"weights has shape {weights.shape}, expected {self.elements.shape} (one per site)")
+        if not (np.all(np.isfinite(weights)) and np.all(weights >= 0) and weights.sum() > 0):
+            raise ValueError(f"weights {weights.tolist()}: expected finite values >= 0, not all 0")
+        object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "basis", frozen_array(np.linalg.cholesky(self.metric)))
         images = np.tile(self.elements, len(self.rotations))
         object.__setattr__(self, "same_element", frozen_array(self.elements[:, None] == images[None, :], dtype=bool))
 
 
 def niche_distance(genome: np.ndarray, others: np.ndarray, niche: Niche) -> np.ndarray:
-    """How far ``genome`` is from each of ``others`` as models: the RMS over its sites of the distance (Å) from
-    each atom to the nearest symmetry image of any site of the same element in the other model.
+    """How far ``genome`` is from each of ``others`` as models: the RMS over its sites, weighted by
+    ``niche.weights``, of the distance (Å) from each atom to the nearest symmetry image of any site of the same
+    element in the other model.
 
     Two models that differ only by which site of an element sits where, or by which atom of a site's orbit the
     genome holds, are at distance 0. Origin shifts of the normaliser are not tried: models of one island descend
@@ -136,7 +149,8 @@ def niche_distance(genome: np.ndarray, others: np.ndarray, niche: Niche) -> np.n
     delta -= np.round(delta)
     cartesian = delta @ niche.basis
     squared = np.where(niche.same_element, np.einsum("kamj,kamj->kam", cartesian, cartesian), np.inf)
-    return np.sqrt(squared.min(axis=2).mean(axis=1))
+    # (x * w).mean() / w.mean() rather than a dot product: with all weights 1 the same bits as the plain mean.
+    return np.sqrt((squared.min(axis=2) * niche.weights).mean(axis=1) / niche.weights.mean())
 
 
 def _survivors(genomes, fitness, rwp, size, tolerance, niche: Niche | None = None, cleared: int = 0):
