@@ -119,6 +119,11 @@ class IndexingSettings:
         symmetry goes first among comparable M20) goes before it when it indexes as many lines with a higher M20
         and its Pawley Rwp is within this factor of the other's: the larger cell is then a pseudo-symmetric
         supercell of it.
+    subcells : bool
+        Derive from the leading cells the smaller cells their lattices contain with index 2, 3, 4, 6 or 9 that
+        index all but ``retry_unindexed`` lines (:mod:`gasolve.indexing.subcells`), and let a supercell whose
+        extra lines catch no more of the observed lines than chance would go behind its subcell (its better
+        Pawley fit then comes from free intensities at stray lines).
     pawley_q_factor : float
         The Pawley check fits the pattern up to the 2θ where Q = 1/d² is this multiple of the last indexed
         line's (4: d down to half the last line's); the high-angle rest, where the reflections crowd and the fit
@@ -195,6 +200,7 @@ class IndexingSettings:
     pawley_margin: float = 1.2
     pawley_ranking_factor: float = 4.0
     pawley_equal: float = 1.05
+    subcells: bool = True
     pawley_q_factor: float = 4.0
     convincing_m20: float = 20.0
     exhaustive: bool = False
@@ -477,16 +483,26 @@ def _index_peaks(pattern: ObservedPattern, radiation: Radiation, settings: Index
         by_zero, more = _triclinic(peaks, order, wavelength, tolerance, settings, by_zero, first_pass)
         notes += more
     candidates = _distinct(by_zero, peaks.two_theta[order], wavelength)
+    if settings.subcells:
+        derived = _subcells_of_leading(candidates[: settings.n_pawley], peaks, order, wavelength, tolerance, settings)
+        if derived:
+            candidates = _distinct(by_zero + derived, peaks.two_theta[order], wavelength)
     check_range = _pawley_range(pattern, peaks.two_theta[order], settings.pawley_q_factor)
     checked = [_pawley(c, check_range, radiation) for c in candidates[: settings.n_pawley]]
     leading = [c for c in checked if c.pawley_rwp is not None and c.solution.m20 >= settings.min_m20]
+    # Lines of the whole checked range, for the test of a supercell's extra lines against chance.
+    in_range = peaks.two_theta[~peaks.kbeta]
+    in_range = np.sort(in_range[in_range <= float(check_range.two_theta[-1])])
+    chance = _supercells_by_chance(leading, in_range, wavelength, tolerance) if settings.subcells else {}
     # The Pawley fit is a check, not the ranking itself: a supercell or a lower-symmetry cell always fits at
     # least as well (it has more free intensities). A cell whose Rwp is clearly worse than the best one's
     # (by ``pawley_margin``) drops behind, unless its ranking figure is far higher (``pawley_ranking_factor``);
     # the others keep their order.
     if leading:
-        leading = _worse_fits_behind(leading, settings.pawley_margin, settings.pawley_ranking_factor)
+        leading = _worse_fits_behind(leading, settings.pawley_margin, settings.pawley_ranking_factor, set(chance))
         leading = _smaller_first(leading, settings.pawley_equal)
+        leading = _supercells_after_subcells(leading, chance)
+        notes += [chance[id(c)][1] for c in leading if id(c) in chance]
     ranked = leading + [c for c in checked if c not in leading] + candidates[settings.n_pawley :]
     satellites: tuple[KBetaLine, ...] = ()
     if ranked and settings.peak_search.kbeta is not None:
@@ -941,17 +957,88 @@ def _smaller_first(checked: list[CellCandidate], equal: float) -> list[CellCandi
     return ordered
 
 
-def _worse_fits_behind(checked: list, margin: float, ranking_factor: float) -> list:
+def _worse_fits_behind(checked: list, margin: float, ranking_factor: float, by_chance: set[int] = frozenset()) -> list:
     """``checked`` (Pawley-fitted cells in ranking order) with the cells that fit clearly worse than the best-fitting
     one (Rwp above ``margin`` times its) behind the others, unless their ranking figure is more than
-    ``ranking_factor`` times the best-fitting cell's; a stable reordering."""
-    best = min(checked, key=lambda c: c.pawley_rwp)
+    ``ranking_factor`` times the best-fitting cell's; a stable reordering. A supercell whose extra lines are no
+    more than chance (ids in ``by_chance``, :func:`_supercells_by_chance`) is not the best-fitting cell: its better
+    fit comes from free intensities at stray lines."""
+    reference = [c for c in checked if id(c) not in by_chance] or checked
+    best = min(reference, key=lambda c: c.pawley_rwp)
 
     def behind(candidate) -> bool:
         worse = candidate.pawley_rwp > margin * best.pawley_rwp
         return worse and candidate.solution.ranking <= ranking_factor * best.solution.ranking
 
     return sorted(checked, key=behind)
+
+
+def _subcells_of_leading(
+    candidates: list[CellCandidate], peaks, order: np.ndarray, wavelength: float, tolerance, settings: IndexingSettings
+) -> list[tuple[float, IndexingSolution]]:
+    """(zero, solution) of the cells whose lattice contains a leading candidate's with a small index and that index
+    all but ``settings.retry_unindexed`` of the lines (:func:`gasolve.indexing.subcells.derived_subcells`), each
+    at its parent's zero and line shifts."""
+    from gasolve.indexing.subcells import derived_subcells
+
+    derived: list[tuple[float, IndexingSolution]] = []
+    two_theta = peaks.two_theta[order]
+    for candidate in candidates:
+        solution, zero = candidate.solution, candidate.zero
+        _, q_tol = peaks.q_values(wavelength, zero, n_sigma=settings.n_sigma, min_tolerance=tolerance)
+        corrected = two_theta
+        if solution.two_theta_shifts:
+            basis = line_shifts(two_theta, zero, wavelength, np.inf).basis
+            corrected = two_theta - basis @ np.asarray(solution.two_theta_shifts)
+        q = q_from_two_theta(corrected, wavelength, zero)
+        found = derived_subcells(solution, q, q_tol[order], settings.retry_unindexed)
+        derived += [(zero, s) for s in found if s.m20 >= settings.min_m20]
+    return derived
+
+
+def _supercells_by_chance(checked: list[CellCandidate], two_theta: np.ndarray, wavelength: float, tolerance) -> dict:
+    """id of each checked cell that is a supercell of another checked cell (every line of the smaller one is one
+    of its lines, at least 1.9 times the primitive volume) whose extra lines catch no more of the observed lines
+    ``two_theta`` than chance would (:func:`gasolve.indexing.subcells.extra_lines_by_chance`) -> (the subcell, a
+    note)."""
+    from gasolve.indexing.subcells import extra_lines_by_chance, is_supercell
+
+    floor = float(np.max(tolerance))
+    found: dict[int, tuple[CellCandidate, str]] = {}
+    if len(two_theta) == 0:
+        return found
+    record = {id(c): (c.pawley_cell or c.solution.cell, c.solution.bravais, c.zero) for c in checked}
+    for large in checked:
+        for small in checked:
+            if small is large or small.solution.primitive_volume * 1.9 > large.solution.primitive_volume:
+                continue
+            if not is_supercell(record[id(large)], record[id(small)], wavelength, float(two_theta[-1]), floor):
+                continue
+            test = extra_lines_by_chance(two_theta, wavelength, floor, record[id(large)], record[id(small)])
+            if test.by_chance:
+                found[id(large)] = (
+                    small,
+                    f"the {large.solution.bravais} cell of {large.solution.volume:.1f} Å³ is a supercell of the "
+                    f"{small.solution.bravais} cell of {small.solution.volume:.1f} Å³ whose extra lines index "
+                    f"{test.caught} of the {test.unindexed} lines the smaller cell leaves unindexed, as chance "
+                    f"would (p = {test.p_value:.2f}): the smaller cell goes first",
+                )
+                break
+    return found
+
+
+def _supercells_after_subcells(checked: list[CellCandidate], chance: dict) -> list[CellCandidate]:
+    """``checked`` with each supercell of :func:`_supercells_by_chance` moved just behind its subcell, when it was
+    before it."""
+    ordered = list(checked)
+    for candidate in list(ordered):
+        if id(candidate) not in chance:
+            continue
+        small = chance[id(candidate)][0]
+        if small in ordered and ordered.index(small) > ordered.index(candidate):
+            ordered.remove(candidate)
+            ordered.insert(ordered.index(small) + 1, candidate)
+    return ordered
 
 
 def _smaller_and_as_good(small: CellCandidate, large: CellCandidate, equal: float) -> bool:

@@ -1,0 +1,314 @@
+"""Smaller cells hidden behind a supercell, and whether a supercell's extra lines are more than chance.
+
+A cell of n times the volume of the true one has n times as many calculated lines, so it indexes a stray
+(impurity) line by chance far more often; with one or two such lines among the first twenty it can index more
+lines than the true cell, be the only one the first indexing pass finds (it allows one unindexed line), and fit
+the pattern better in the Pawley check (it has a free intensity at the stray line). Two tools undo that:
+
+- :func:`derived_subcells` lists the cells whose lattice contains a found cell's lattice with index 2 or 3 (and,
+  applied twice, 4, 6 or 9), i.e. the lattices L + Z t with t a fraction 1/n of a lattice vector, and keeps those
+  that still index all but a few of the lines. This is the derivative-lattice check of indexing programs
+  (Santoro & Mighell, Acta Cryst. A 28 (1972) 284; DICVOL04 and CHEKCELL's "best subcell") done by enumeration: a
+  lattice of prime index n over L holds one of the (n³ - 1)/(n - 1) classes of t (7 for n = 2, 13 for n = 3).
+- :func:`extra_lines_by_chance` asks whether the lines a supercell indexes beyond its subcell are what its extra
+  calculated lines would catch at random: of the m observed lines the subcell leaves unindexed, the supercell
+  indexes k; a line placed at random in the 2θ range falls within the tolerance of one of the supercell's extra
+  lines with probability p (their windows' share of the range), so k follows a binomial(m, p) under chance, and
+  the supercell is only supported when P(X ≥ k) is small. A true superstructure explains most of the lines its
+  subcell misses, well beyond chance; one or two impurity lines caught by a doubled cell are not evidence.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import binom
+
+from gasolve.crystal.cell import UnitCell
+from gasolve.indexing.figures_of_merit import de_wolff_m, q_from_two_theta, two_theta_from_q
+from gasolve.indexing.lattice import (
+    bravais_lattice,
+    calculated_q,
+    cell_parameters,
+    niggli_cell,
+    primitive_basis,
+)
+from gasolve.indexing.solutions import IndexingSolution
+
+#: Prime indices of the sublattices tried in one step (two steps also reach 4, 6 and 9).
+SUBLATTICE_INDICES = (2, 3)
+#: A supercell is supported by its extra lines when chance alone would give at least as many with a probability
+#: below this.
+CHANCE_LEVEL = 0.01
+
+
+def sublattice_translations(n: int) -> np.ndarray:
+    """One translation t (fractional, in [0, 1)) of each lattice L + Z t that contains L with prime index ``n``.
+
+    Parameters
+    ----------
+    n : int
+        A prime.
+
+    Returns
+    -------
+    ndarray, shape ((n³ - 1)/(n - 1), 3)
+        Each t with its first non-zero component 1/n (t and its multiples k·t give the same lattice).
+    """
+    if n < 2 or any(n % d == 0 for d in range(2, math.isqrt(n) + 1)):
+        raise ValueError(f"sublattice index {n}: expected a prime")
+    found = []
+    for triple in itertools.product(range(n), repeat=3):
+        first = next((x for x in triple if x), 0)
+        if first == 1:
+            found.append(np.array(triple, dtype=float) / n)
+    return np.array(found)
+
+
+def _finer_basis(basis: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Rows of a basis of L + Z t (L: rows of ``basis``; t fractional with its first non-zero component 1/n):
+    t·basis replaces the axis of that component (n·t minus integer multiples of the other axes gives it back)."""
+    axis = int(np.flatnonzero(t)[0])
+    finer = np.array(basis, dtype=float)
+    finer[axis] = t @ basis
+    return finer
+
+
+def _indexed(q_obs: np.ndarray, q_tol: np.ndarray, q_calc: np.ndarray) -> np.ndarray:
+    """Whether each observed line has a calculated line within its tolerance."""
+    if len(q_calc) == 0:
+        return np.zeros(len(q_obs), bool)
+    position = np.clip(np.searchsorted(q_calc, q_obs), 1, len(q_calc) - 1)
+    nearest = np.minimum(np.abs(q_calc[position - 1] - q_obs), np.abs(q_calc[position] - q_obs))
+    if len(q_calc) == 1:
+        nearest = np.abs(q_calc[0] - q_obs)
+    return nearest <= q_tol
+
+
+def solution_of_basis(
+    primitive: np.ndarray, q_obs: np.ndarray, q_tol: np.ndarray, searched_as: str, shifts: tuple[float, ...] = ()
+) -> IndexingSolution:
+    """The indexing solution of a lattice given by a primitive basis: its Bravais type, conventional and Niggli
+    cells, the lines it indexes and its M20 (with and without the unindexed lines counted).
+
+    Parameters
+    ----------
+    primitive : ndarray, shape (3, 3)
+        Rows of a primitive basis (Å).
+    q_obs, q_tol : ndarray, shape (n_lines,)
+        Observed Q = 1/d² of the lines (zero shift and line shifts removed) and their tolerances (Å⁻²).
+    searched_as : str
+        Recorded as the solution's :attr:`IndexingSolution.searched_as`.
+    shifts : tuple of float
+        The 2θ corrections the lines were corrected with (kept with the solution).
+    """
+    bravais, system, conventional = bravais_lattice(primitive)
+    order = np.argsort(q_obs)
+    last = order[min(19, len(q_obs) - 1)]
+    q_calc = calculated_q(conventional, bravais, 1.05 * float(q_obs[last] + q_tol[last]))
+    indexed = _indexed(q_obs, q_tol, np.sort(q_calc))
+    if not indexed.any():
+        raise ValueError("the lattice indexes none of the lines")
+    return IndexingSolution(
+        cell=tuple(float(x) for x in conventional),
+        bravais=bravais,
+        crystal_system=system,
+        niggli=niggli_cell(primitive),
+        volume=float(UnitCell(*conventional).volume),
+        n_indexed=int(np.count_nonzero(indexed)),
+        n_lines=len(q_obs),
+        m20=float(de_wolff_m(q_obs, q_calc, indexed=indexed).value),
+        searched_as=searched_as,
+        two_theta_shifts=tuple(shifts),
+        m20_penalised=float(de_wolff_m(q_obs, q_calc, indexed=indexed, unindexed_error=q_tol).value),
+    )
+
+
+def derived_subcells(
+    solution: IndexingSolution, q_obs: np.ndarray, q_tol: np.ndarray, max_unindexed: int, depth: int = 2
+) -> list[IndexingSolution]:
+    """Cells whose lattice contains ``solution``'s with index 2 or 3 (per step, ``depth`` steps) and that leave at
+    most ``max_unindexed`` of the lines unindexed.
+
+    Parameters
+    ----------
+    solution : IndexingSolution
+        A found cell.
+    q_obs, q_tol : ndarray, shape (n_lines,)
+        The lines it was found from, corrected as for it (zero shift and its line shifts removed), and their
+        tolerances (Å⁻²).
+    max_unindexed : int
+    depth : int
+        Steps of index 2 or 3 (2: indices 2, 3, 4, 6, 9).
+
+    Returns
+    -------
+    list of IndexingSolution
+        Distinct by lattice, ``searched_as`` "subcell of <bravais> V=<volume>".
+    """
+    q_obs = np.asarray(q_obs, dtype=float)
+    q_tol = np.asarray(q_tol, dtype=float)
+    q_max = 1.05 * float(np.max(q_obs + q_tol))
+    start = niggli_basis(primitive_basis(solution.cell, solution.bravais[1]))
+    label = f"subcell of {solution.bravais} {solution.volume:.1f} Å³"
+    found: list[IndexingSolution] = []
+    frontier = [start]
+    for _ in range(depth):
+        following = []
+        for basis in frontier:
+            for n in SUBLATTICE_INDICES:
+                for t in sublattice_translations(n):
+                    finer = niggli_basis(_finer_basis(basis, t))
+                    q_calc = np.sort(calculated_q(cell_parameters(finer), "aP", q_max))
+                    if np.count_nonzero(~_indexed(q_obs, q_tol, q_calc)) > max_unindexed:
+                        continue
+                    try:
+                        candidate = solution_of_basis(finer, q_obs, q_tol, label, solution.two_theta_shifts)
+                    except (ValueError, RuntimeError):
+                        continue
+                    if any(_same(candidate, other) for other in found):
+                        continue
+                    found.append(candidate)
+                    following.append(finer)
+        frontier = following
+    return found
+
+
+def niggli_basis(basis: np.ndarray) -> np.ndarray:
+    """A Niggli-reduced basis (rows, Å) of the lattice of ``basis`` (spglib)."""
+    import spglib
+
+    reduced = spglib.niggli_reduce(np.asarray(basis, dtype=float), eps=1e-5)
+    if reduced is None:
+        raise RuntimeError("spglib could not Niggli-reduce the cell")
+    return np.asarray(reduced, dtype=float)
+
+
+def _same(a: IndexingSolution, b: IndexingSolution) -> bool:
+    from gasolve.indexing.lattice import same_lattice
+
+    return same_lattice(a.niggli, b.niggli)
+
+
+@dataclass(frozen=True)
+class ExtraLines:
+    """What a supercell's extra calculated lines catch of the lines its subcell leaves unindexed.
+
+    Attributes
+    ----------
+    unindexed : int
+        m, observed lines the subcell leaves unindexed.
+    caught : int
+        k, of those, lines the supercell indexes.
+    coverage : float
+        p, the share of the 2θ range within the tolerance of one of the supercell's lines that the subcell lacks.
+    p_value : float
+        P(X ≥ k) for X ~ binomial(m, p): the chance of catching that many at random (1 when k = 0).
+    """
+
+    unindexed: int
+    caught: int
+    coverage: float
+    p_value: float
+
+    @property
+    def by_chance(self) -> bool:
+        """Whether the supercell catches some of the lines and chance explains them (p-value at least
+        :data:`CHANCE_LEVEL`). With none caught the supercell has no advantage in lines to explain away; the
+        figures of merit and the Pawley check decide between the two as between any cells."""
+        return self.caught > 0 and self.p_value >= CHANCE_LEVEL
+
+
+def extra_lines_by_chance(
+    two_theta: np.ndarray,
+    wavelength: float,
+    tolerance: float,
+    supercell: tuple[tuple[float, ...], str, float],
+    subcell: tuple[tuple[float, ...], str, float],
+) -> ExtraLines:
+    """The binomial test of a supercell's extra lines (module docstring).
+
+    Parameters
+    ----------
+    two_theta : ndarray, shape (n_lines,)
+        Observed lines (degrees), all those in the range compared.
+    wavelength : float
+        λ (Å).
+    tolerance : float
+        2θ tolerance of a line (degrees).
+    supercell, subcell : (cell, bravais, zero)
+        Each cell (a, b, c, α, β, γ), its Bravais symbol and its zero shift (degrees); the lines are compared after
+        each cell's own zero.
+
+    Returns
+    -------
+    ExtraLines
+    """
+    two_theta = np.sort(np.asarray(two_theta, dtype=float))
+    low, high = float(two_theta[0]) - tolerance, float(two_theta[-1]) + tolerance
+    sub_tt = _line_positions(subcell, wavelength, high)
+    super_tt = _line_positions(supercell, wavelength, high)
+    missed = ~_within(two_theta, sub_tt, tolerance)
+    caught = missed & _within(two_theta, super_tt, tolerance)
+    # The supercell's lines that its subcell does not have (the superstructure lines), in the subcell's frame.
+    extra = super_tt[~_within(super_tt, sub_tt, tolerance)]
+    extra = extra[(extra >= low) & (extra <= high)]
+    covered = _union_length(extra - tolerance, extra + tolerance, low, high)
+    coverage = min(1.0, covered / max(high - low, 1e-12))
+    m, k = int(missed.sum()), int(caught.sum())
+    p_value = 1.0 if k == 0 else float(binom.sf(k - 1, m, coverage))
+    return ExtraLines(m, k, coverage, p_value)
+
+
+def _line_positions(cell_record: tuple[tuple[float, ...], str, float], wavelength: float, top: float) -> np.ndarray:
+    """Calculated 2θ (degrees, with the cell's zero added) up to ``top``."""
+    cell, bravais, zero = cell_record
+    q_max = float(q_from_two_theta(np.array([min(top + 1.0, 179.0)]), wavelength)[0])
+    q = calculated_q(tuple(cell), bravais, q_max)
+    q = q[q * wavelength**2 / 4.0 < 1.0]
+    return np.sort(two_theta_from_q(q, wavelength) + zero)
+
+
+def _within(values: np.ndarray, reference: np.ndarray, tolerance: float) -> np.ndarray:
+    """Whether each value has a reference value within ``tolerance`` (reference sorted)."""
+    if len(reference) == 0:
+        return np.zeros(len(values), bool)
+    position = np.clip(np.searchsorted(reference, values), 1, max(len(reference) - 1, 1))
+    before = np.abs(values - reference[np.minimum(position - 1, len(reference) - 1)])
+    after = np.abs(values - reference[np.minimum(position, len(reference) - 1)])
+    return np.minimum(before, after) <= tolerance
+
+
+def _union_length(starts: np.ndarray, ends: np.ndarray, low: float, high: float) -> float:
+    """Length of the union of the intervals, clipped to [low, high]."""
+    if len(starts) == 0:
+        return 0.0
+    order = np.argsort(starts)
+    total, current_start, current_end = 0.0, None, None
+    for s, e in zip(np.clip(starts[order], low, high), np.clip(ends[order], low, high), strict=True):
+        if current_end is None or s > current_end:
+            if current_end is not None:
+                total += current_end - current_start
+            current_start, current_end = s, e
+        else:
+            current_end = max(current_end, e)
+    return total + (current_end - current_start)
+
+
+def is_supercell(
+    large: tuple[tuple[float, ...], str, float],
+    small: tuple[tuple[float, ...], str, float],
+    wavelength: float,
+    top: float,
+    tolerance: float,
+) -> bool:
+    """Whether, as far as the pattern can tell, ``large`` is a supercell of ``small``: every calculated line of
+    ``small`` up to 2θ = ``top`` lies within ``tolerance`` of one of ``large``'s (each (cell, bravais, zero), 2θ
+    in degrees)."""
+    small_tt = _line_positions(small, wavelength, top)
+    small_tt = small_tt[small_tt <= top]
+    large_tt = _line_positions(large, wavelength, top + tolerance)
+    return len(small_tt) > 0 and bool(np.all(_within(small_tt, large_tt, tolerance)))
