@@ -378,8 +378,19 @@ def run_case(
                 row["sg_rank_combined"] = _rank(order, truth)
                 row["sg_top5_combined"] = order[:5]
             row["sg_top5_extinctions"] = rank_by_number(analysis.space_groups)[:5]
+            # The evidence itself, for choosing how to combine it with a prior offline (tune half): each class's
+            # log-likelihood and the numbers of its groups (one per setting), and the network's probabilities.
+            row["sg_classes"] = [
+                [
+                    c.extinction_class.name,
+                    round(float(c.log_likelihood), 4),
+                    [g.number for g in c.extinction_class.groups],
+                ]
+                for c in analysis.classes
+            ]
         row["sg_seconds"] = round(time.perf_counter() - sg_started, 2)
     if network is not None:
+        row["network_probabilities"] = {int(n) + 1: round(float(network[n]), 6) for n in np.argsort(-network)[:40]}
         # What ``gasolve classify`` prints: the combined ranking when the pattern indexes soundly, else the
         # network's alone (its fallback route).
         ranked = "sg_top5_combined" in row  # the extinction route ran (a failed holohedral fit also falls back)
