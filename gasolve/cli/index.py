@@ -35,8 +35,9 @@ def add_parser(subparsers) -> None:
         "--retry-impurities",
         type=int,
         default=3,
-        help="when no cubic-to-monoclinic cell reaches M20 >= 20, search those systems again allowing this many "
-        "unindexed lines, counted against M20 in the ranking (default 3; not above --impurities: no second pass)",
+        help="search the cubic-to-monoclinic systems again allowing this many unindexed lines, counted against M20 "
+        "in the ranking: those of higher symmetry than every convincing cell (M20 >= 20) up to the volume limit, "
+        "a convincing cell's own system below its volume (default 3; not above --impurities: no second pass)",
     )
     parser.add_argument(
         "--no-kbeta",
