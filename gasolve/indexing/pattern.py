@@ -124,6 +124,11 @@ class IndexingSettings:
         index all but ``retry_unindexed`` lines (:mod:`gasolve.indexing.subcells`), and let a supercell whose
         extra lines catch no more of the observed lines than chance would go behind its subcell (its better
         Pawley fit then comes from free intensities at stray lines).
+    supercells : bool
+        Check, after the Pawley check, up to two supercells of index 2 or 3 of the first cell whose metric, refitted
+        to the lines without symmetry, catches far more of the observed lines the first cell leaves unindexed
+        than chance would (:func:`gasolve.indexing.subcells.supported_supercells`): the first cell is then a
+        pseudo-subcell of the true one.
     pawley_q_factor : float
         The Pawley check fits the pattern up to the 2θ where Q = 1/d² is this multiple of the last indexed
         line's (4: d down to half the last line's); the high-angle rest, where the reflections crowd and the fit
@@ -201,6 +206,7 @@ class IndexingSettings:
     pawley_ranking_factor: float = 4.0
     pawley_equal: float = 1.05
     subcells: bool = True
+    supercells: bool = True
     pawley_q_factor: float = 4.0
     convincing_m20: float = 20.0
     exhaustive: bool = False
@@ -493,16 +499,21 @@ def _index_peaks(pattern: ObservedPattern, radiation: Radiation, settings: Index
     # Lines of the whole checked range, for the test of a supercell's extra lines against chance.
     in_range = peaks.two_theta[~peaks.kbeta]
     in_range = np.sort(in_range[in_range <= float(check_range.two_theta[-1])])
-    chance = _supercells_by_chance(leading, in_range, wavelength, tolerance) if settings.subcells else {}
-    # The Pawley fit is a check, not the ranking itself: a supercell or a lower-symmetry cell always fits at
-    # least as well (it has more free intensities). A cell whose Rwp is clearly worse than the best one's
-    # (by ``pawley_margin``) drops behind, unless its ranking figure is far higher (``pawley_ranking_factor``);
-    # the others keep their order.
-    if leading:
-        leading = _worse_fits_behind(leading, settings.pawley_margin, settings.pawley_ranking_factor, set(chance))
-        leading = _smaller_first(leading, settings.pawley_equal)
-        leading = _supercells_after_subcells(leading, chance)
-        notes += [chance[id(c)][1] for c in leading if id(c) in chance]
+    leading, more = _order_checked(leading, in_range, wavelength, tolerance, settings)
+    if leading and settings.supercells:
+        # The first cell may be a pseudo-subcell of the true one: a supercell whose extra lines catch far more of
+        # the lines it misses than chance would is checked too, and the order is made again.
+        found = _supported_supercells_of(leading, peaks, order, in_range, wavelength, tolerance, settings)
+        found = [_pawley(c, check_range, radiation) for c in found]
+        found = [c for c in found if c.pawley_rwp is not None]
+        if found:
+            checked = checked + found
+            leading, more = _order_checked(leading + found, in_range, wavelength, tolerance, settings)
+            more.append(
+                f"{len(found)} supercell(s) of the first cell checked: their extra lines catch far more of the "
+                f"lines it leaves unindexed than chance would"
+            )
+    notes += more
     ranked = leading + [c for c in checked if c not in leading] + candidates[settings.n_pawley :]
     satellites: tuple[KBetaLine, ...] = ()
     if ranked and settings.peak_search.kbeta is not None:
@@ -971,6 +982,59 @@ def _worse_fits_behind(checked: list, margin: float, ranking_factor: float, by_c
         return worse and candidate.solution.ranking <= ranking_factor * best.solution.ranking
 
     return sorted(checked, key=behind)
+
+
+def _order_checked(
+    leading: list[CellCandidate], in_range: np.ndarray, wavelength: float, tolerance, settings: IndexingSettings
+) -> tuple[list[CellCandidate], list[str]]:
+    """The order of the Pawley-checked sound cells, and notes.
+
+    The Pawley fit is a check, not the ranking itself: a supercell or a lower-symmetry cell always fits at least
+    as well (it has more free intensities). A cell whose Rwp is clearly worse than the best one's (by
+    ``pawley_margin``) drops behind, unless its ranking figure is far higher (``pawley_ranking_factor``); a
+    smaller cell of lower symmetry that fits as well goes first; a supercell whose extra lines are chance goes
+    behind its subcell (``in_range``: the observed lines of the checked range). The others keep their order.
+    """
+    if not leading:
+        return leading, []
+    chance = _supercells_by_chance(leading, in_range, wavelength, tolerance) if settings.subcells else {}
+    ordered = _worse_fits_behind(leading, settings.pawley_margin, settings.pawley_ranking_factor, set(chance))
+    ordered = _smaller_first(ordered, settings.pawley_equal)
+    ordered = _supercells_after_subcells(ordered, chance)
+    return ordered, [chance[id(c)][1] for c in ordered if id(c) in chance]
+
+
+def _supported_supercells_of(
+    leading: list[CellCandidate], peaks, order, in_range, wavelength: float, tolerance, settings: IndexingSettings
+) -> list[CellCandidate]:
+    """Candidates (not yet Pawley-checked) for the supercells of the first cell that
+    :func:`gasolve.indexing.subcells.supported_supercells` supports, at most two, none already among ``leading``."""
+    from gasolve.indexing.lattice import same_lattice
+    from gasolve.indexing.subcells import solution_of_basis, supported_supercells
+
+    first = leading[0]
+    record = (first.pawley_cell or first.solution.cell, first.solution.bravais, first.zero)
+    if len(in_range) == 0:
+        return []
+    supported = supported_supercells(record, in_range, wavelength, float(np.max(tolerance)))
+    two_theta = peaks.two_theta[order]
+    q = q_from_two_theta(two_theta, wavelength, first.zero)
+    _, q_tol = peaks.q_values(wavelength, first.zero, n_sigma=settings.n_sigma, min_tolerance=tolerance)
+    label = f"supercell of {first.solution.bravais} {first.solution.volume:.1f} Å³"
+    found: list[CellCandidate] = []
+    for basis, _ in supported:
+        try:
+            solution = solution_of_basis(basis, q, q_tol[order], label)
+        except (ValueError, RuntimeError):
+            continue
+        if solution.m20 < settings.min_m20:
+            continue
+        if any(same_lattice(solution.niggli, c.solution.niggli) for c in [*leading, *found]):
+            continue
+        found += _distinct([(first.zero, solution)], two_theta, wavelength)
+        if len(found) == 2:
+            break
+    return found
 
 
 def _subcells_of_leading(
