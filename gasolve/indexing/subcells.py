@@ -79,17 +79,6 @@ def _finer_basis(basis: np.ndarray, t: np.ndarray) -> np.ndarray:
     return finer
 
 
-def _indexed(q_obs: np.ndarray, q_tol: np.ndarray, q_calc: np.ndarray) -> np.ndarray:
-    """Whether each observed line has a calculated line within its tolerance."""
-    if len(q_calc) == 0:
-        return np.zeros(len(q_obs), bool)
-    position = np.clip(np.searchsorted(q_calc, q_obs), 1, len(q_calc) - 1)
-    nearest = np.minimum(np.abs(q_calc[position - 1] - q_obs), np.abs(q_calc[position] - q_obs))
-    if len(q_calc) == 1:
-        nearest = np.abs(q_calc[0] - q_obs)
-    return nearest <= q_tol
-
-
 def solution_of_basis(
     primitive: np.ndarray, q_obs: np.ndarray, q_tol: np.ndarray, searched_as: str, shifts: tuple[float, ...] = ()
 ) -> IndexingSolution:
@@ -111,7 +100,7 @@ def solution_of_basis(
     order = np.argsort(q_obs)
     last = order[min(19, len(q_obs) - 1)]
     q_calc = calculated_q(conventional, bravais, 1.05 * float(q_obs[last] + q_tol[last]))
-    indexed = _indexed(q_obs, q_tol, np.sort(q_calc))
+    indexed = _within(q_obs, np.sort(q_calc), q_tol)
     if not indexed.any():
         raise ValueError("the lattice indexes none of the lines")
     return IndexingSolution(
@@ -165,7 +154,7 @@ def derived_subcells(
                 for t in sublattice_translations(n):
                     finer = niggli_basis(_finer_basis(basis, t))
                     q_calc = np.sort(calculated_q(cell_parameters(finer), "aP", q_max))
-                    if np.count_nonzero(~_indexed(q_obs, q_tol, q_calc)) > max_unindexed:
+                    if np.count_nonzero(~_within(q_obs, q_calc, q_tol)) > max_unindexed:
                         continue
                     try:
                         candidate = solution_of_basis(finer, q_obs, q_tol, label, solution.two_theta_shifts)
@@ -274,8 +263,9 @@ def _line_positions(cell_record: tuple[tuple[float, ...], str, float], wavelengt
     return np.sort(two_theta_from_q(q, wavelength) + zero)
 
 
-def _within(values: np.ndarray, reference: np.ndarray, tolerance: float) -> np.ndarray:
-    """Whether each value has a reference value within ``tolerance`` (reference sorted)."""
+def _within(values: np.ndarray, reference: np.ndarray, tolerance) -> np.ndarray:
+    """Whether each value has a reference value within ``tolerance`` (a number, or one per value; reference
+    sorted)."""
     if len(reference) == 0:
         return np.zeros(len(values), bool)
     position = np.clip(np.searchsorted(reference, values), 1, max(len(reference) - 1, 1))
