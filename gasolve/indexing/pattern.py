@@ -124,6 +124,12 @@ class IndexingSettings:
         index all but ``retry_unindexed`` lines (:mod:`gasolve.indexing.subcells`), and let a supercell whose
         extra lines catch no more of the observed lines than chance would go behind its subcell (its better
         Pawley fit then comes from free intensities at stray lines).
+    retry_blends : bool
+        When no cell of the first pass convinces, the second pass widens the tolerance of the lines wider than their
+        neighbours (unresolved blends) to what their excess width allows
+        (:func:`gasolve.indexing.peaks.blend_tolerance`), as the triclinic search does: simulated LiLa2SbO6
+        (P2_1/c, Kα1+Kα2) has three blends among its first 20 lines 0.035-0.091° from the nearer reflection, with
+        an impurity line that made four, more than the second pass allows.
     supercells : bool
         Check, after the Pawley check, up to two supercells of index 2 or 3 of the first cell whose metric, refitted
         to the lines without symmetry, catches far more of the observed lines the first cell leaves unindexed
@@ -206,6 +212,7 @@ class IndexingSettings:
     pawley_ranking_factor: float = 4.0
     pawley_equal: float = 1.05
     subcells: bool = True
+    retry_blends: bool = True
     supercells: bool = True
     pawley_q_factor: float = 4.0
     convincing_m20: float = 20.0
@@ -497,18 +504,22 @@ def _index_peaks(pattern: ObservedPattern, radiation: Radiation, settings: Index
     checked = [_pawley(c, check_range, radiation) for c in candidates[: settings.n_pawley]]
     leading = [c for c in checked if c.pawley_rwp is not None and c.solution.m20 >= settings.min_m20]
     # Lines of the whole checked range, for the test of a supercell's extra lines against chance.
-    in_range = peaks.two_theta[~peaks.kbeta]
-    in_range = np.sort(in_range[in_range <= float(check_range.two_theta[-1])])
-    leading, more = _order_checked(leading, in_range, wavelength, tolerance, settings)
+    # Each with its tolerance: a blend's fitted position lies between its reflections (as in the triclinic search).
+    usable = ~peaks.kbeta & (peaks.two_theta <= float(check_range.two_theta[-1]))
+    in_range = peaks.two_theta[usable]
+    in_range_tolerance = np.maximum(np.max(tolerance), peaks.blend_tolerance()[usable])
+    leading, more = _order_checked(leading, in_range, wavelength, in_range_tolerance, settings)
     if leading and settings.supercells:
         # The first cell may be a pseudo-subcell of the true one: a supercell whose extra lines catch far more of
         # the lines it misses than chance would is checked too, and the order is made again.
-        found = _supported_supercells_of(leading, peaks, order, in_range, wavelength, tolerance, settings)
+        found = _supported_supercells_of(
+            leading, peaks, order, in_range, in_range_tolerance, wavelength, tolerance, settings
+        )
         found = [_pawley(c, check_range, radiation) for c in found]
         found = [c for c in found if c.pawley_rwp is not None]
         if found:
             checked = checked + found
-            leading, more = _order_checked(leading + found, in_range, wavelength, tolerance, settings)
+            leading, more = _order_checked(leading + found, in_range, wavelength, in_range_tolerance, settings)
             more.append(
                 f"{len(found)} supercell(s) of the first cell checked: their extra lines catch far more of the "
                 f"lines it leaves unindexed than chance would"
@@ -585,6 +596,14 @@ def _second_pass(
     found: list[tuple[float, IndexingSolution]] = []
     notes: list[str] = []
     searched = []
+    if settings.retry_blends and not convincing:
+        # Nothing convinced: lines wider than their neighbours (unresolved blends, whose fitted position lies
+        # between their reflections) get the tolerance their excess width allows, as in the triclinic search.
+        widened = np.maximum(tolerance, peaks.blend_tolerance())
+        blends = int(np.count_nonzero(widened[order] > tolerance))
+        if blends:
+            tolerance = widened
+            searched.append(f"the tolerance of {blends} blended lines widened")
     # Systems of higher symmetry up to the volume limit: fewer parameters can make a larger cell that leaves more
     # lines out the better one (the ranking figure), so the convincing cell's volume does not bound them.
     if above:
@@ -1005,7 +1024,14 @@ def _order_checked(
 
 
 def _supported_supercells_of(
-    leading: list[CellCandidate], peaks, order, in_range, wavelength: float, tolerance, settings: IndexingSettings
+    leading: list[CellCandidate],
+    peaks,
+    order,
+    in_range,
+    in_range_tolerance,
+    wavelength: float,
+    tolerance,
+    settings: IndexingSettings,
 ) -> list[CellCandidate]:
     """Candidates (not yet Pawley-checked) for the supercells of the first cell that
     :func:`gasolve.indexing.subcells.supported_supercells` supports, at most two, none already among ``leading``."""
@@ -1016,7 +1042,7 @@ def _supported_supercells_of(
     record = (first.pawley_cell or first.solution.cell, first.solution.bravais, first.zero)
     if len(in_range) == 0:
         return []
-    supported = supported_supercells(record, in_range, wavelength, float(np.max(tolerance)))
+    supported = supported_supercells(record, in_range, wavelength, in_range_tolerance)
     two_theta = peaks.two_theta[order]
     q = q_from_two_theta(two_theta, wavelength, first.zero)
     _, q_tol = peaks.q_values(wavelength, first.zero, n_sigma=settings.n_sigma, min_tolerance=tolerance)
@@ -1067,7 +1093,7 @@ def _supercells_by_chance(checked: list[CellCandidate], two_theta: np.ndarray, w
     note)."""
     from gasolve.indexing.subcells import extra_lines_by_chance, is_supercell
 
-    floor = float(np.max(tolerance))
+    floor = float(np.min(tolerance))  # the plain tolerance (``tolerance``: one per line, blends wider)
     found: dict[int, tuple[CellCandidate, str]] = {}
     if len(two_theta) == 0:
         return found
@@ -1076,9 +1102,9 @@ def _supercells_by_chance(checked: list[CellCandidate], two_theta: np.ndarray, w
         for small in checked:
             if small is large or small.solution.primitive_volume * 1.9 > large.solution.primitive_volume:
                 continue
-            if not is_supercell(record[id(large)], record[id(small)], wavelength, float(two_theta[-1]), floor):
+            if not is_supercell(record[id(large)], record[id(small)], wavelength, float(np.max(two_theta)), floor):
                 continue
-            test = extra_lines_by_chance(two_theta, wavelength, floor, record[id(large)], record[id(small)])
+            test = extra_lines_by_chance(two_theta, wavelength, tolerance, record[id(large)], record[id(small)])
             if test.by_chance:
                 found[id(large)] = (
                     small,

@@ -228,8 +228,10 @@ def extra_lines_by_chance(
         Observed lines (degrees), all those in the range compared.
     wavelength : float
         λ (Å).
-    tolerance : float
-        2θ tolerance of a line (degrees).
+    tolerance : float or ndarray, shape (n_lines,)
+        2θ tolerance of a line (degrees), or of each line (a blend's is wider: a line within its tolerance of a
+        subcell line is not counted as missed; the windows of the coverage are the mean tolerance of the missed
+        lines).
     supercell, subcell : (cell, bravais, zero)
         Each cell (a, b, c, α, β, γ), its Bravais symbol and its zero shift (degrees); the lines are compared after
         each cell's own zero.
@@ -238,20 +240,30 @@ def extra_lines_by_chance(
     -------
     ExtraLines
     """
-    two_theta = np.sort(np.asarray(two_theta, dtype=float))
-    low, high = float(two_theta[0]) - tolerance, float(two_theta[-1]) + tolerance
+    two_theta, tolerance = _sorted_lines(two_theta, tolerance)
+    base = float(np.min(tolerance))
+    low, high = float(two_theta[0]) - base, float(two_theta[-1]) + base
     sub_tt = _line_positions(subcell, wavelength, high)
     super_tt = _line_positions(supercell, wavelength, high)
     missed = ~_within(two_theta, sub_tt, tolerance)
     caught = missed & _within(two_theta, super_tt, tolerance)
     # The supercell's lines that its subcell does not have (the superstructure lines), in the subcell's frame.
-    extra = super_tt[~_within(super_tt, sub_tt, tolerance)]
+    extra = super_tt[~_within(super_tt, sub_tt, base)]
     extra = extra[(extra >= low) & (extra <= high)]
-    covered = _union_length(extra - tolerance, extra + tolerance, low, high)
+    window = float(np.mean(tolerance[missed])) if missed.any() else base
+    covered = _union_length(extra - window, extra + window, low, high)
     coverage = min(1.0, covered / max(high - low, 1e-12))
     m, k = int(missed.sum()), int(caught.sum())
     p_value = 1.0 if k == 0 else float(binom.sf(k - 1, m, coverage))
     return ExtraLines(m, k, coverage, p_value)
+
+
+def _sorted_lines(two_theta: np.ndarray, tolerance) -> tuple[np.ndarray, np.ndarray]:
+    """Lines (degrees) in increasing order with their tolerances (one number for all, or one per line)."""
+    two_theta = np.asarray(two_theta, dtype=float)
+    tolerance = np.broadcast_to(np.asarray(tolerance, dtype=float), two_theta.shape)
+    order = np.argsort(two_theta)
+    return two_theta[order], np.array(tolerance[order])
 
 
 def _line_positions(cell_record: tuple[tuple[float, ...], str, float], wavelength: float, top: float) -> np.ndarray:
@@ -375,8 +387,10 @@ def supported_supercells(
         The found cell (a, b, c, α, β, γ), its Bravais symbol and zero shift (degrees).
     two_theta : ndarray, shape (n_lines,)
         Every observed line of the range compared (degrees).
-    wavelength, tolerance : float
-        λ (Å); a line's 2θ tolerance (degrees).
+    wavelength : float
+        λ (Å).
+    tolerance : float or ndarray, shape (n_lines,)
+        2θ tolerance of a line, or of each (degrees; :func:`extra_lines_by_chance`).
 
     Returns
     -------
@@ -385,10 +399,11 @@ def supported_supercells(
         :data:`SUPERCELL_MIN_CAUGHT` lines caught, with a chance below :data:`SUPERCELL_LEVEL`.
     """
     cell, bravais, zero = record
-    two_theta = np.sort(np.asarray(two_theta, dtype=float))
+    two_theta, tolerance = _sorted_lines(two_theta, tolerance)
     q_obs = q_from_two_theta(two_theta, wavelength, zero)
     q_tol = q_from_two_theta(two_theta + tolerance, wavelength, zero) - q_obs
-    missed = ~_within(two_theta, _line_positions(record, wavelength, float(two_theta[-1]) + tolerance), tolerance)
+    top = float(two_theta[-1] + tolerance[-1])
+    missed = ~_within(two_theta, _line_positions(record, wavelength, top), tolerance)
     if np.count_nonzero(missed) < 3:
         return []
     found = []
