@@ -504,10 +504,12 @@ def _index_peaks(pattern: ObservedPattern, radiation: Radiation, settings: Index
     checked = [_pawley(c, check_range, radiation) for c in candidates[: settings.n_pawley]]
     leading = [c for c in checked if c.pawley_rwp is not None and c.solution.m20 >= settings.min_m20]
     # Lines of the whole checked range, for the test of a supercell's extra lines against chance.
-    # Each with its tolerance: a blend's fitted position lies between its reflections (as in the triclinic search).
-    usable = ~peaks.kbeta & (peaks.two_theta <= float(check_range.two_theta[-1]))
-    in_range = peaks.two_theta[usable]
-    in_range_tolerance = np.maximum(np.max(tolerance), peaks.blend_tolerance()[usable])
+    # Lines of the whole checked range, for the tests of a supercell's extra lines against chance. Their plain
+    # tolerance, not a blend's wider one: with blends widened, the lines a pseudo-subcell misses fall within the
+    # wide windows of its own lines, and Li4VFe(TeO6)2's true cell was no longer found (its superlattices caught
+    # too few).
+    in_range = np.sort(peaks.two_theta[~peaks.kbeta & (peaks.two_theta <= float(check_range.two_theta[-1]))])
+    in_range_tolerance = float(np.max(tolerance))
     leading, more = _order_checked(leading, in_range, wavelength, in_range_tolerance, settings)
     if leading and settings.supercells:
         # The first cell may be a pseudo-subcell of the true one: a supercell whose extra lines catch far more of

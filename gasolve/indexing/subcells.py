@@ -229,9 +229,8 @@ def extra_lines_by_chance(
     wavelength : float
         λ (Å).
     tolerance : float or ndarray, shape (n_lines,)
-        2θ tolerance of a line (degrees), or of each line (a blend's is wider: a line within its tolerance of a
-        subcell line is not counted as missed; the windows of the coverage are the mean tolerance of the missed
-        lines).
+        2θ tolerance of a line (degrees), or of each line (a line within its tolerance of a subcell line is not
+        counted as missed; the windows of the coverage are the mean tolerance of the missed lines).
     supercell, subcell : (cell, bravais, zero)
         Each cell (a, b, c, α, β, γ), its Bravais symbol and its zero shift (degrees); the lines are compared after
         each cell's own zero.
