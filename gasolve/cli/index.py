@@ -53,6 +53,13 @@ def add_parser(subparsers) -> None:
         "triclinic cells even when a higher-symmetry cell convinces",
     )
     parser.add_argument(
+        "--widen-blends",
+        action="store_true",
+        help="when no cell convinces, let the second pass widen the tolerance of blended lines (lines wider than "
+        "their neighbours) as the triclinic search does: finds cells whose first lines blend reflections, but can "
+        "make a pattern that indexes in no system several times slower",
+    )
+    parser.add_argument(
         "--triclinic-volume",
         type=float,
         default=1000.0,
@@ -135,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         max_unindexed=args.impurities,
         retry_unindexed=args.retry_impurities,
         exhaustive=args.exhaustive,
+        retry_blends=args.widen_blends,
         triclinic_max_volume=args.triclinic_volume,
         triclinic_boxes=triclinic_boxes,
         triclinic_time_limit=limit,
