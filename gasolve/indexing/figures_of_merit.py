@@ -136,7 +136,7 @@ def de_wolff_m(
     if not mask.any():
         raise InputError("no indexed line among the observed lines: de Wolff's M is undefined")
     q_last = float(observed[-1])
-    error = np.abs(observed - _nearest(observed, calculated))
+    error = np.abs(observed - nearest_value(observed, calculated))
     if unindexed_error is not None and indexed is not None:
         counted = np.asarray(unindexed_error, dtype=float).reshape(-1)[order][: len(observed)]
         error = np.where(mask, error, counted)
@@ -184,7 +184,7 @@ def smith_snyder_f(
     used = observed[: len(q_used)]
     if calculated.size == 0:
         raise InputError(f"no calculated line lies below 180° 2θ at λ = {wavelength} Å")
-    mean = float(np.mean(np.abs(used - _nearest(used, calculated))))
+    mean = float(np.mean(np.abs(used - nearest_value(used, calculated))))
     n_possible = int(np.count_nonzero(calculated <= used[-1] * (1.0 + DISTINCT_Q_RTOL)))
     value = math.inf if mean == 0.0 or n_possible == 0 else len(used) / (mean * n_possible)
     return SmithSnyderF(value, len(used), mean, n_possible)
@@ -218,7 +218,7 @@ def _prepare(q_obs: np.ndarray, q_calc: np.ndarray, n_lines: int) -> tuple[np.nd
     return q_obs[order][:n_lines], calculated, order
 
 
-def _nearest(values: np.ndarray, sorted_reference: np.ndarray) -> np.ndarray:
+def nearest_value(values: np.ndarray, sorted_reference: np.ndarray) -> np.ndarray:
     """The element of ``sorted_reference`` nearest to each of ``values``."""
     right = np.clip(np.searchsorted(sorted_reference, values), 1, len(sorted_reference) - 1)
     if len(sorted_reference) == 1:
@@ -226,3 +226,12 @@ def _nearest(values: np.ndarray, sorted_reference: np.ndarray) -> np.ndarray:
     left = right - 1
     closer_left = np.abs(values - sorted_reference[left]) <= np.abs(sorted_reference[right] - values)
     return np.where(closer_left, sorted_reference[left], sorted_reference[right])
+
+
+def within(values: np.ndarray, sorted_reference: np.ndarray, tolerance) -> np.ndarray:
+    """Whether each of ``values`` has an element of ``sorted_reference`` within ``tolerance`` (a number, or one per
+    value); all False when the reference is empty."""
+    values = np.asarray(values, dtype=float)
+    if len(sorted_reference) == 0:
+        return np.zeros(values.shape, bool)
+    return np.abs(values - nearest_value(values, np.asarray(sorted_reference, dtype=float))) <= tolerance

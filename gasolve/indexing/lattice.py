@@ -162,12 +162,17 @@ def cell_parameters(vectors: np.ndarray) -> tuple[float, float, float, float, fl
     return (float(lengths[0]), float(lengths[1]), float(lengths[2]), angles[0], angles[1], angles[2])
 
 
-def niggli_cell(primitive: np.ndarray) -> tuple[float, float, float, float, float, float]:
-    """Niggli-reduced parameters of a primitive basis (rows, Å)."""
+def niggli_basis(primitive: np.ndarray) -> np.ndarray:
+    """A Niggli-reduced basis (rows, Å) of the lattice of a primitive basis (rows, Å), by spglib."""
     reduced = spglib.niggli_reduce(np.asarray(primitive, dtype=float), eps=1e-5)
     if reduced is None:
         raise RuntimeError("spglib could not Niggli-reduce the cell")
-    return cell_parameters(np.asarray(reduced))
+    return np.asarray(reduced, dtype=float)
+
+
+def niggli_cell(primitive: np.ndarray) -> tuple[float, float, float, float, float, float]:
+    """Niggli-reduced parameters of a primitive basis (rows, Å)."""
+    return cell_parameters(niggli_basis(primitive))
 
 
 def bravais_lattice(primitive: np.ndarray, symprec: float = 0.01) -> tuple[str, str, tuple[float, ...]]:

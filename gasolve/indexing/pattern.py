@@ -506,25 +506,21 @@ def _index_peaks(pattern: ObservedPattern, radiation: Radiation, settings: Index
     check_range = _pawley_range(pattern, peaks.two_theta[order], settings.pawley_q_factor)
     checked = [_pawley(c, check_range, radiation) for c in candidates[: settings.n_pawley]]
     leading = [c for c in checked if c.pawley_rwp is not None and c.solution.m20 >= settings.min_m20]
-    # Lines of the whole checked range, for the test of a supercell's extra lines against chance.
-    # Lines of the whole checked range, for the tests of a supercell's extra lines against chance. Their plain
+    # Lines of the whole checked range, for the tests of a supercell's extra lines against chance, at the plain
     # tolerance, not a blend's wider one: with blends widened, the lines a pseudo-subcell misses fall within the
     # wide windows of its own lines, and Li4VFe(TeO6)2's true cell was no longer found (its superlattices caught
     # too few).
     in_range = np.sort(peaks.two_theta[~peaks.kbeta & (peaks.two_theta <= float(check_range.two_theta[-1]))])
-    in_range_tolerance = float(np.max(tolerance))
-    leading, more = _order_checked(leading, in_range, wavelength, in_range_tolerance, settings)
+    leading, more = _order_checked(leading, in_range, wavelength, tolerance, settings)
     if leading and settings.supercells:
         # The first cell may be a pseudo-subcell of the true one: a supercell whose extra lines catch far more of
         # the lines it misses than chance would is checked too, and the order is made again.
-        found = _supported_supercells_of(
-            leading, peaks, order, in_range, in_range_tolerance, wavelength, tolerance, settings
-        )
+        found = _supported_supercells_of(leading, peaks, order, in_range, wavelength, tolerance, settings)
         found = [_pawley(c, check_range, radiation) for c in found]
         found = [c for c in found if c.pawley_rwp is not None]
         if found:
             checked = checked + found
-            leading, more = _order_checked(leading + found, in_range, wavelength, in_range_tolerance, settings)
+            leading, more = _order_checked(leading + found, in_range, wavelength, tolerance, settings)
             more.append(
                 f"{len(found)} supercell(s) of the first cell checked: their extra lines catch far more of the "
                 f"lines it leaves unindexed than chance would"
@@ -962,15 +958,21 @@ def _distinct(
     out = []
     for solution in ranked:
         zero = zero_of[id(solution)]
-        corrected = two_theta
-        if solution.two_theta_shifts:
-            basis = line_shifts(two_theta, zero, wavelength, np.inf).basis
-            corrected = two_theta - basis @ np.asarray(solution.two_theta_shifts)
+        corrected = _corrected(two_theta, solution, zero, wavelength)
         q_last = float(q_from_two_theta(corrected.max(), wavelength, zero))
         q_calc = calculated_q(solution.cell, solution.bravais, 1.05 * q_last)
         figure = smith_snyder_f(corrected, q_calc, wavelength, zero=zero)
         out.append(CellCandidate(solution, zero, float(figure.value), str(figure)))
     return out
+
+
+def _corrected(two_theta: np.ndarray, solution: IndexingSolution, zero: float, wavelength: float) -> np.ndarray:
+    """Lines (2θ, degrees) with the 2θ corrections refined with ``solution`` at ``zero`` removed
+    (:func:`line_shifts`); as observed when it has none."""
+    if not solution.two_theta_shifts:
+        return two_theta
+    basis = line_shifts(two_theta, zero, wavelength, np.inf).basis
+    return two_theta - basis @ np.asarray(solution.two_theta_shifts)
 
 
 def _smaller_first(checked: list[CellCandidate], equal: float) -> list[CellCandidate]:
@@ -1033,13 +1035,13 @@ def _supported_supercells_of(
     peaks,
     order,
     in_range,
-    in_range_tolerance,
     wavelength: float,
-    tolerance,
+    tolerance: float,
     settings: IndexingSettings,
 ) -> list[CellCandidate]:
     """Candidates (not yet Pawley-checked) for the supercells of the first cell that
-    :func:`gasolve.indexing.subcells.supported_supercells` supports, at most two, none already among ``leading``."""
+    :func:`gasolve.indexing.subcells.supported_supercells` supports, at most two, none already among ``leading``
+    (``in_range``: the observed lines of the checked range; ``tolerance``: a line's, degrees)."""
     from gasolve.indexing.lattice import same_lattice
     from gasolve.indexing.subcells import solution_of_basis, supported_supercells
 
@@ -1047,7 +1049,7 @@ def _supported_supercells_of(
     record = (first.pawley_cell or first.solution.cell, first.solution.bravais, first.zero)
     if len(in_range) == 0:
         return []
-    supported = supported_supercells(record, in_range, wavelength, in_range_tolerance)
+    supported = supported_supercells(record, in_range, wavelength, tolerance)
     two_theta = peaks.two_theta[order]
     q = q_from_two_theta(two_theta, wavelength, first.zero)
     _, q_tol = peaks.q_values(wavelength, first.zero, n_sigma=settings.n_sigma, min_tolerance=tolerance)
@@ -1081,24 +1083,21 @@ def _subcells_of_leading(
     for candidate in candidates:
         solution, zero = candidate.solution, candidate.zero
         _, q_tol = peaks.q_values(wavelength, zero, n_sigma=settings.n_sigma, min_tolerance=tolerance)
-        corrected = two_theta
-        if solution.two_theta_shifts:
-            basis = line_shifts(two_theta, zero, wavelength, np.inf).basis
-            corrected = two_theta - basis @ np.asarray(solution.two_theta_shifts)
-        q = q_from_two_theta(corrected, wavelength, zero)
+        q = q_from_two_theta(_corrected(two_theta, solution, zero, wavelength), wavelength, zero)
         found = derived_subcells(solution, q, q_tol[order], settings.retry_unindexed)
         derived += [(zero, s) for s in found if s.m20 >= settings.min_m20]
     return derived
 
 
-def _supercells_by_chance(checked: list[CellCandidate], two_theta: np.ndarray, wavelength: float, tolerance) -> dict:
+def _supercells_by_chance(
+    checked: list[CellCandidate], two_theta: np.ndarray, wavelength: float, tolerance: float
+) -> dict:
     """id of each checked cell that is a supercell of another checked cell (every line of the smaller one is one
     of its lines, at least 1.9 times the primitive volume) whose extra lines catch no more of the observed lines
     ``two_theta`` than chance would (:func:`gasolve.indexing.subcells.extra_lines_by_chance`) -> (the subcell, a
     note)."""
     from gasolve.indexing.subcells import extra_lines_by_chance, is_supercell
 
-    floor = float(np.min(tolerance))  # the plain tolerance (``tolerance``: one per line, blends wider)
     found: dict[int, tuple[CellCandidate, str]] = {}
     if len(two_theta) == 0:
         return found
@@ -1107,7 +1106,7 @@ def _supercells_by_chance(checked: list[CellCandidate], two_theta: np.ndarray, w
         for small in checked:
             if small is large or small.solution.primitive_volume * 1.9 > large.solution.primitive_volume:
                 continue
-            if not is_supercell(record[id(large)], record[id(small)], wavelength, float(np.max(two_theta)), floor):
+            if not is_supercell(record[id(large)], record[id(small)], wavelength, float(np.max(two_theta)), tolerance):
                 continue
             test = extra_lines_by_chance(two_theta, wavelength, tolerance, record[id(large)], record[id(small)])
             if test.by_chance:

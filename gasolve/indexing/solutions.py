@@ -18,7 +18,7 @@ import numpy as np
 from gasolve.crystal.cell import UnitCell
 from gasolve.indexing.budget import WorkBudget
 from gasolve.indexing.dichotomy import DichotomySettings, LineShifts, Refinement, refine_reciprocal, surviving_boxes
-from gasolve.indexing.figures_of_merit import de_wolff_m
+from gasolve.indexing.figures_of_merit import de_wolff_m, within
 from gasolve.indexing.lattice import (
     allowed_hkl,
     bravais_lattice,
@@ -409,11 +409,51 @@ def settle(
     upgraded = metric_upgrade(primitive, crystal_system, q_obs, q_tol, indexed)
     if upgraded is not None:
         bravais, crystal_system, conventional = upgraded
-    niggli = niggli_cell(primitive)
+    return lattice_solution(
+        bravais, crystal_system, conventional, niggli_cell(primitive), q_obs, q_tol, indexed, searched_as=system
+    )
+
+
+def lattice_solution(
+    bravais: str,
+    crystal_system: str,
+    conventional: tuple[float, ...],
+    niggli: tuple[float, ...],
+    q_obs: np.ndarray,
+    q_tol: np.ndarray,
+    indexed: np.ndarray | None,
+    searched_as: str,
+    shifts: tuple[float, ...] = (),
+) -> IndexingSolution:
+    """The solution record of a lattice: its lines' figures of merit (M20 with and without the unindexed lines
+    counted) against its calculated lines.
+
+    Parameters
+    ----------
+    bravais, crystal_system : str
+    conventional, niggli : tuple of float
+        Conventional and Niggli-reduced cells (Å, degrees).
+    q_obs, q_tol : ndarray, shape (n_lines,)
+        Observed Q = 1/d² of the lines (corrected) and their tolerances (Å⁻²).
+    indexed : ndarray of bool, shape (n_lines,), or None
+        Lines the lattice indexes; None: those with a calculated line within their tolerance.
+    searched_as : str
+    shifts : tuple of float
+        2θ corrections refined with the cell.
+
+    Raises
+    ------
+    ValueError
+        When ``indexed`` is None and the lattice indexes none of the lines.
+    """
     # Calculated lines a little past the N-th line, so that its own (slightly higher or lower) line is there;
     # de_wolff_m counts only those up to Q_N in N_N.
     last = min(19, len(q_obs) - 1)
     q_calc = calculated_q(conventional, bravais, 1.05 * float(np.sort(q_obs)[last] + q_tol[np.argsort(q_obs)[last]]))
+    if indexed is None:
+        indexed = within(q_obs, q_calc, q_tol)
+        if not indexed.any():
+            raise ValueError("the lattice indexes none of the lines")
     return IndexingSolution(
         cell=tuple(float(x) for x in conventional),
         bravais=bravais,
@@ -423,7 +463,8 @@ def settle(
         n_indexed=int(np.count_nonzero(indexed)),
         n_lines=len(q_obs),
         m20=float(de_wolff_m(q_obs, q_calc, indexed=indexed).value),
-        searched_as=system,
+        searched_as=searched_as,
+        two_theta_shifts=tuple(shifts),
         m20_penalised=float(de_wolff_m(q_obs, q_calc, indexed=indexed, unindexed_error=q_tol).value),
     )
 

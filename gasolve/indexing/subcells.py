@@ -28,15 +28,17 @@ import numpy as np
 from scipy.stats import binom
 
 from gasolve.crystal.cell import UnitCell
-from gasolve.indexing.figures_of_merit import de_wolff_m, q_from_two_theta, two_theta_from_q
+from gasolve.indexing.figures_of_merit import q_from_two_theta, two_theta_from_q, within
 from gasolve.indexing.lattice import (
     bravais_lattice,
     calculated_q,
     cell_parameters,
+    niggli_basis,
     niggli_cell,
     primitive_basis,
+    same_lattice,
 )
-from gasolve.indexing.solutions import IndexingSolution
+from gasolve.indexing.solutions import IndexingSolution, lattice_solution
 
 #: Prime indices of the sublattices tried in one step (two steps also reach 4, 6 and 9).
 SUBLATTICE_INDICES = (2, 3)
@@ -97,24 +99,8 @@ def solution_of_basis(
         The 2θ corrections the lines were corrected with (kept with the solution).
     """
     bravais, system, conventional = bravais_lattice(primitive)
-    order = np.argsort(q_obs)
-    last = order[min(19, len(q_obs) - 1)]
-    q_calc = calculated_q(conventional, bravais, 1.05 * float(q_obs[last] + q_tol[last]))
-    indexed = _within(q_obs, np.sort(q_calc), q_tol)
-    if not indexed.any():
-        raise ValueError("the lattice indexes none of the lines")
-    return IndexingSolution(
-        cell=tuple(float(x) for x in conventional),
-        bravais=bravais,
-        crystal_system=system,
-        niggli=niggli_cell(primitive),
-        volume=float(UnitCell(*conventional).volume),
-        n_indexed=int(np.count_nonzero(indexed)),
-        n_lines=len(q_obs),
-        m20=float(de_wolff_m(q_obs, q_calc, indexed=indexed).value),
-        searched_as=searched_as,
-        two_theta_shifts=tuple(shifts),
-        m20_penalised=float(de_wolff_m(q_obs, q_calc, indexed=indexed, unindexed_error=q_tol).value),
+    return lattice_solution(
+        bravais, system, conventional, niggli_cell(primitive), q_obs, q_tol, None, searched_as, shifts
     )
 
 
@@ -154,34 +140,18 @@ def derived_subcells(
                 for t in sublattice_translations(n):
                     finer = niggli_basis(_finer_basis(basis, t))
                     q_calc = np.sort(calculated_q(cell_parameters(finer), "aP", q_max))
-                    if np.count_nonzero(~_within(q_obs, q_calc, q_tol)) > max_unindexed:
+                    if np.count_nonzero(~within(q_obs, q_calc, q_tol)) > max_unindexed:
                         continue
                     try:
                         candidate = solution_of_basis(finer, q_obs, q_tol, label, solution.two_theta_shifts)
                     except (ValueError, RuntimeError):
                         continue
-                    if any(_same(candidate, other) for other in found):
+                    if any(same_lattice(candidate.niggli, other.niggli) for other in found):
                         continue
                     found.append(candidate)
                     following.append(finer)
         frontier = following
     return found
-
-
-def niggli_basis(basis: np.ndarray) -> np.ndarray:
-    """A Niggli-reduced basis (rows, Å) of the lattice of ``basis`` (spglib)."""
-    import spglib
-
-    reduced = spglib.niggli_reduce(np.asarray(basis, dtype=float), eps=1e-5)
-    if reduced is None:
-        raise RuntimeError("spglib could not Niggli-reduce the cell")
-    return np.asarray(reduced, dtype=float)
-
-
-def _same(a: IndexingSolution, b: IndexingSolution) -> bool:
-    from gasolve.indexing.lattice import same_lattice
-
-    return same_lattice(a.niggli, b.niggli)
 
 
 @dataclass(frozen=True)
@@ -228,9 +198,8 @@ def extra_lines_by_chance(
         Observed lines (degrees), all those in the range compared.
     wavelength : float
         λ (Å).
-    tolerance : float or ndarray, shape (n_lines,)
-        2θ tolerance of a line (degrees), or of each line (a line within its tolerance of a subcell line is not
-        counted as missed; the windows of the coverage are the mean tolerance of the missed lines).
+    tolerance : float
+        2θ tolerance of a line (degrees).
     supercell, subcell : (cell, bravais, zero)
         Each cell (a, b, c, α, β, γ), its Bravais symbol and its zero shift (degrees); the lines are compared after
         each cell's own zero.
@@ -239,30 +208,20 @@ def extra_lines_by_chance(
     -------
     ExtraLines
     """
-    two_theta, tolerance = _sorted_lines(two_theta, tolerance)
-    base = float(np.min(tolerance))
-    low, high = float(two_theta[0]) - base, float(two_theta[-1]) + base
+    two_theta = np.sort(np.asarray(two_theta, dtype=float))
+    low, high = float(two_theta[0]) - tolerance, float(two_theta[-1]) + tolerance
     sub_tt = _line_positions(subcell, wavelength, high)
     super_tt = _line_positions(supercell, wavelength, high)
-    missed = ~_within(two_theta, sub_tt, tolerance)
-    caught = missed & _within(two_theta, super_tt, tolerance)
+    missed = ~within(two_theta, sub_tt, tolerance)
+    caught = missed & within(two_theta, super_tt, tolerance)
     # The supercell's lines that its subcell does not have (the superstructure lines), in the subcell's frame.
-    extra = super_tt[~_within(super_tt, sub_tt, base)]
+    extra = super_tt[~within(super_tt, sub_tt, tolerance)]
     extra = extra[(extra >= low) & (extra <= high)]
-    window = float(np.mean(tolerance[missed])) if missed.any() else base
-    covered = _union_length(extra - window, extra + window, low, high)
+    covered = _union_length(extra - tolerance, extra + tolerance, low, high)
     coverage = min(1.0, covered / max(high - low, 1e-12))
     m, k = int(missed.sum()), int(caught.sum())
     p_value = 1.0 if k == 0 else float(binom.sf(k - 1, m, coverage))
     return ExtraLines(m, k, coverage, p_value)
-
-
-def _sorted_lines(two_theta: np.ndarray, tolerance) -> tuple[np.ndarray, np.ndarray]:
-    """Lines (degrees) in increasing order with their tolerances (one number for all, or one per line)."""
-    two_theta = np.asarray(two_theta, dtype=float)
-    tolerance = np.broadcast_to(np.asarray(tolerance, dtype=float), two_theta.shape)
-    order = np.argsort(two_theta)
-    return two_theta[order], np.array(tolerance[order])
 
 
 def _line_positions(cell_record: tuple[tuple[float, ...], str, float], wavelength: float, top: float) -> np.ndarray:
@@ -272,17 +231,6 @@ def _line_positions(cell_record: tuple[tuple[float, ...], str, float], wavelengt
     q = calculated_q(tuple(cell), bravais, q_max)
     q = q[q * wavelength**2 / 4.0 < 1.0]
     return np.sort(two_theta_from_q(q, wavelength) + zero)
-
-
-def _within(values: np.ndarray, reference: np.ndarray, tolerance) -> np.ndarray:
-    """Whether each value has a reference value within ``tolerance`` (a number, or one per value; reference
-    sorted)."""
-    if len(reference) == 0:
-        return np.zeros(len(values), bool)
-    position = np.clip(np.searchsorted(reference, values), 1, max(len(reference) - 1, 1))
-    before = np.abs(values - reference[np.minimum(position - 1, len(reference) - 1)])
-    after = np.abs(values - reference[np.minimum(position, len(reference) - 1)])
-    return np.minimum(before, after) <= tolerance
 
 
 def _union_length(starts: np.ndarray, ends: np.ndarray, low: float, high: float) -> float:
@@ -314,7 +262,7 @@ def is_supercell(
     small_tt = _line_positions(small, wavelength, top)
     small_tt = small_tt[small_tt <= top]
     large_tt = _line_positions(large, wavelength, top + tolerance)
-    return len(small_tt) > 0 and bool(np.all(_within(small_tt, large_tt, tolerance)))
+    return len(small_tt) > 0 and bool(np.all(within(small_tt, large_tt, tolerance)))
 
 
 #: A derived supercell is supported when chance would catch as many of the lines its subcell misses with a
@@ -388,8 +336,8 @@ def supported_supercells(
         Every observed line of the range compared (degrees).
     wavelength : float
         λ (Å).
-    tolerance : float or ndarray, shape (n_lines,)
-        2θ tolerance of a line, or of each (degrees; :func:`extra_lines_by_chance`).
+    tolerance : float
+        2θ tolerance of a line (degrees).
 
     Returns
     -------
@@ -398,11 +346,10 @@ def supported_supercells(
         :data:`SUPERCELL_MIN_CAUGHT` lines caught, with a chance below :data:`SUPERCELL_LEVEL`.
     """
     cell, bravais, zero = record
-    two_theta, tolerance = _sorted_lines(two_theta, tolerance)
+    two_theta = np.sort(np.asarray(two_theta, dtype=float))
     q_obs = q_from_two_theta(two_theta, wavelength, zero)
     q_tol = q_from_two_theta(two_theta + tolerance, wavelength, zero) - q_obs
-    top = float(two_theta[-1] + tolerance[-1])
-    missed = ~_within(two_theta, _line_positions(record, wavelength, top), tolerance)
+    missed = ~within(two_theta, _line_positions(record, wavelength, float(two_theta[-1]) + tolerance), tolerance)
     if np.count_nonzero(missed) < 3:
         return []
     found = []
