@@ -532,9 +532,10 @@ def unindexed_lines(
     return missing
 
 
-def extinction_log_ratio(intensity: float, esd: float, mean: float) -> float:
-    """log p(I | absent) - log p(I | present) by quadrature: absent I ~ N(0, esd²); present I = J + e with
-    J ~ Exp(mean) (Wilson, acentric) and e ~ N(0, esd²), the convolution integrated numerically over J >= 0."""
+def extinction_log_ratio(intensity: float, esd: float, mean: float, contamination: float = 0.0) -> float:
+    """log p(I | absent) - log p(I | present) by quadrature: absent I ~ N(0, esd²), or with probability
+    ``contamination`` a foreign line distributed as a present one; present I = J + e with J ~ Exp(mean) (Wilson,
+    acentric) and e ~ N(0, esd²), the convolution integrated numerically over J >= 0."""
     import scipy.integrate
 
     def gauss(x):
@@ -551,7 +552,9 @@ def extinction_log_ratio(intensity: float, esd: float, mean: float) -> float:
                 lambda j: math.exp(-j / mean) / mean * gauss(intensity - j), lo, hi, epsabs=0.0, epsrel=1e-10, limit=200
             )[0]
     log_absent = -0.5 * (intensity / esd) ** 2 - math.log(esd * math.sqrt(2 * math.pi))
-    return log_absent - math.log(present)
+    if contamination == 0.0:
+        return log_absent - math.log(present)
+    return math.log((1 - contamination) * math.exp(log_absent) + contamination * present) - math.log(present)
 
 
 def holohedral_absence(symbol: str, holohedry: str, hkl) -> list[bool]:

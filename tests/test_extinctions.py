@@ -115,6 +115,17 @@ def test_log_ratio_matches_quadrature(intensity, esd, mean):
     assert got == pytest.approx(extinction_log_ratio(intensity, esd, mean), abs=1e-6, rel=1e-6)
 
 
+@pytest.mark.parametrize("intensity", [-1.0, 0.0, 2.0, 10.0, 30.0])
+@pytest.mark.parametrize("contamination", [0.003, 0.03])
+def test_contaminated_log_ratio_matches_quadrature_and_is_bounded(intensity, contamination):
+    got = log_likelihood_ratio(np.array([intensity]), np.array([1.0]), np.array([20.0]), contamination)[0]
+    assert got == pytest.approx(extinction_log_ratio(intensity, 1.0, 20.0, contamination), abs=1e-6, rel=1e-6)
+    # One strong line where a class wants an absence costs it at most log(1/contamination).
+    assert got >= np.log(contamination) - 1e-12
+    plain = log_likelihood_ratio(np.array([intensity]), np.array([1.0]), np.array([20.0]))[0]
+    assert got <= max(plain, np.log(contamination)) + 1e-9
+
+
 def test_log_ratio_signs():
     ratio = log_likelihood_ratio(np.array([0.0, 30.0]), np.array([1.0, 1.0]), np.array([20.0, 20.0]))
     assert ratio[0] > 2.0 and ratio[1] < -100.0  # zero favours absence; 30 esd says present

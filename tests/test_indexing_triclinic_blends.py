@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gasolve.crystal.cell import UnitCell
-from gasolve.indexing.pattern import IndexingSettings, _reduced_sweep, _triclinic, _triclinic_pass, triclinic_stages
+from gasolve.indexing.pattern import IndexingSettings, _basis_sweep, _triclinic, _triclinic_pass, triclinic_stages
 from gasolve.indexing.peaks import PeakSet, blend_tolerance
 from gasolve.indexing.triclinic import TriclinicSettings, search_triclinic
 from tests.test_indexing_triclinic_impurities import CELL, WAVELENGTH, _cell_lines
@@ -140,11 +140,11 @@ def test_three_impurity_lines_are_found_by_the_third_level_of_the_reduced_sweep(
     peaks = PeakSet(two_theta, np.full(20, 0.002), np.ones(20), np.full(20, 0.1))
     lines = (peaks, np.arange(20), WAVELENGTH, 0.02, [0.0], 200.0)
     settings = replace(SETTINGS, triclinic_reduced_boxes=400_000)
-    found, notes, done = _reduced_sweep(lines, settings, [], 2)
+    found, notes, done = _basis_sweep(lines, settings, [], 2, "reduced")
     assert done and _found(found)
     assert any(note.startswith("triclinic search of reduced bases allowing 3 unindexed") for note in notes)
     best = next(s for _, s in found if _is_cell(s))
     assert best.n_indexed == 17
     # With two levels only (as before) it is not found.
-    found, _, done = _reduced_sweep(lines, replace(settings, triclinic_reduced_unindexed=2), [], 2)
+    found, _, done = _basis_sweep(lines, replace(settings, triclinic_reduced_unindexed=2), [], 2, "reduced")
     assert not done and not _found(found)

@@ -78,7 +78,7 @@ class DichotomySettings:
     max_unindexed: int = 0
     max_boxes: int = 2_000_000
     triclinic_boxes: int = TRICLINIC_BOXES
-    triclinic_bases: tuple[str, ...] = ("reduced", "any")
+    triclinic_bases: tuple[str, ...] = ("reduced", "zones", "any")
     triclinic_min_volume: float = 0.0
 
 

@@ -19,7 +19,10 @@ What is implemented, in the spirit of ExtSym (Markvardsen, David, Johnson & Shan
    intensity J follows Wilson's acentric (exponential) distribution of mean Σ, observed with the same Gaussian
    error, so p(I) = (1/Σ) exp(σ²/2Σ² - I/Σ) Φ(I/σ - σ/Σ) (the exponential convolved with the Gaussian). Σ is the
    mean per-reflection intensity of the nearest ``n_neighbours`` groups in 1/d² that no candidate makes absent,
-   clipped at zero, times the group's size. Wilson's ε factors and centric statistics are left out.
+   clipped at zero, times the group's size. Wilson's ε factors and centric statistics are left out. With
+   ``contamination`` c > 0 an absent group's intensity may also be a foreign line (an impurity, a Kβ or tungsten
+   line at the position of an absent reflection) with probability c, distributed as a present group, so that one
+   such line costs a class at most log(1/c) instead of ruling it out.
 5. **Ranking.** A class's log-likelihood, relative to the lattice without extinctions, is the sum over its absent
    groups of log p_absent - log p_present. Classes are ranked by it; exact ties (the same informative groups
    absent) go to the class with fewer absences on the probe grid, then to the one with more symmetry operators.
@@ -72,6 +75,10 @@ class ExtinctionSettings:
         Share of a uniform prior mixed into the caller's prior.
     n_evidence : int
         Most decisive absent groups reported per class.
+    contamination : float
+        Probability that the position of an absent group carries a line of something else (an impurity, or a
+        Kβ or tungsten line): its intensity then follows the present distribution, and one such group costs a
+        class at most log(1/contamination) (module docstring, step 4). 0: every violation counts in full.
     """
 
     overlap_fraction: float = 0.5
@@ -80,6 +87,7 @@ class ExtinctionSettings:
     probe_index: int = 8
     prior_floor: float = 0.01
     n_evidence: int = 5
+    contamination: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.overlap_fraction <= 5:
@@ -90,6 +98,8 @@ class ExtinctionSettings:
             raise InputError("n_neighbours and probe_index must be >= 1, n_evidence >= 0")
         if not 0 <= self.prior_floor <= 1:
             raise InputError(f"prior_floor must be in [0, 1], got {self.prior_floor}")
+        if not 0 <= self.contamination < 1:
+            raise InputError(f"contamination must be in [0, 1), got {self.contamination}")
 
 
 # ---- candidates and classes -------------------------------------------------------------------------------------
@@ -330,16 +340,20 @@ def wilson_mean(groups: IntensityGroups, reference: np.ndarray, n_neighbours: in
     return groups.size * np.maximum(local, floor)
 
 
-def log_likelihood_ratio(intensity: np.ndarray, esd: np.ndarray, mean: np.ndarray) -> np.ndarray:
+def log_likelihood_ratio(
+    intensity: np.ndarray, esd: np.ndarray, mean: np.ndarray, contamination: float = 0.0
+) -> np.ndarray:
     """log p(I | absent) - log p(I | present), elementwise.
 
-    Absent: I ~ N(0, σ²). Present: I = J + e, J ~ Exp(mean Σ), e ~ N(0, σ²), whose density is
-    (1/Σ) exp(σ²/(2Σ²) - I/Σ) Φ(I/σ - σ/Σ).
+    Absent: I ~ N(0, σ²), or with probability ``contamination`` a foreign line distributed as a present group.
+    Present: I = J + e, J ~ Exp(mean Σ), e ~ N(0, σ²), whose density is (1/Σ) exp(σ²/(2Σ²) - I/Σ) Φ(I/σ - σ/Σ).
 
     Parameters
     ----------
     intensity, esd, mean : ndarray, shape (n,)
         I, σ > 0, Σ > 0.
+    contamination : float
+        In [0, 1); the ratio is then at least log(contamination).
 
     Returns
     -------
@@ -349,7 +363,9 @@ def log_likelihood_ratio(intensity: np.ndarray, esd: np.ndarray, mean: np.ndarra
     i, s, m = (np.asarray(x, dtype=float) for x in (intensity, esd, mean))
     log_absent = -0.5 * (i / s) ** 2 - np.log(s) - 0.5 * math.log(2 * math.pi)
     log_present = -np.log(m) + 0.5 * (s / m) ** 2 - i / m + log_ndtr(i / s - s / m)
-    return log_absent - log_present
+    if contamination <= 0.0:
+        return log_absent - log_present
+    return np.logaddexp(math.log1p(-contamination) + log_absent - log_present, math.log(contamination))
 
 
 # ---- scoring and ranking ----------------------------------------------------------------------------------------
@@ -470,7 +486,7 @@ def score_classes(
         group_absent[row] = (n_present == 0) & (n_absent > 0)
         any_absent |= n_absent > 0
     mean = wilson_mean(groups, ~any_absent, settings.n_neighbours)
-    ratio = log_likelihood_ratio(groups.intensity, groups.esd, mean)
+    ratio = log_likelihood_ratio(groups.intensity, groups.esd, mean, settings.contamination)
     log_l = group_absent.astype(float) @ ratio
     shifted = np.exp(log_l - log_l.max()) if len(log_l) else log_l
     probability = shifted / shifted.sum()

@@ -26,7 +26,13 @@ from gasolve.crystal.spacegroup import SpaceGroup
 from gasolve.diffraction.noise import calibrated_pattern, calibration_note
 from gasolve.diffraction.wavelength import Radiation
 from gasolve.errors import InputError
-from gasolve.indexing.budget import TRICLINIC_BOXES, TRICLINIC_REDUCED_BOXES, TRICLINIC_RETRY_BOXES, WorkBudget
+from gasolve.indexing.budget import (
+    TRICLINIC_BOXES,
+    TRICLINIC_REDUCED_BOXES,
+    TRICLINIC_RETRY_BOXES,
+    TRICLINIC_ZONE_BOXES,
+    WorkBudget,
+)
 from gasolve.indexing.dichotomy import DichotomySettings, LineShifts
 from gasolve.indexing.figures_of_merit import q_from_two_theta, smith_snyder_f
 from gasolve.indexing.kbeta import KBetaLine, check_kbeta
@@ -176,10 +182,11 @@ class IndexingSettings:
         ``triclinic_boxes`` (0 there: no triclinic search at all).
     triclinic_bases : tuple of str
         The triclinic searches' bases (:attr:`gasolve.indexing.triclinic.TriclinicSettings.bases`): with
-        "reduced", reduced bases are searched first at every zero shift and both numbers of unindexed lines
-        (:func:`_reduced_sweep`), and any basis only if that finds no sound cell.
-    triclinic_reduced_boxes : int
-        Boxes of each level of that sweep, over its zero shifts; never more than ``triclinic_boxes``.
+        "reduced", Niggli-reduced bases are searched first, at every zero shift and number of unindexed lines
+        (:func:`_basis_sweep`); with "zones", bases completed from zones of the lines next, in the same way, when
+        the reduced bases give no sound cell (a reduced axial line unobserved); any basis only if those find none.
+    triclinic_zone_boxes, triclinic_reduced_boxes : int
+        Boxes of each level of those sweeps, over their zero shifts; never more than ``triclinic_boxes``.
     triclinic_reduced_unindexed : int
         Unindexed lines of the sweep's last level, after ``max_unindexed`` and ``triclinic_retry_unindexed``
         (when above both; each level runs only when those before found no sound cell, on its own
@@ -227,8 +234,9 @@ class IndexingSettings:
     triclinic_zero_support: int = 2
     triclinic_retry_unindexed: int = 2
     triclinic_retry_boxes: int = TRICLINIC_RETRY_BOXES
-    triclinic_bases: tuple[str, ...] = ("reduced", "any")
+    triclinic_bases: tuple[str, ...] = ("reduced", "zones", "any")
     triclinic_reduced_boxes: int = TRICLINIC_REDUCED_BOXES
+    triclinic_zone_boxes: int = TRICLINIC_ZONE_BOXES
     triclinic_reduced_unindexed: int = 3
     triclinic_blends: bool = True
     triclinic_volume_stages: int = 4
@@ -815,14 +823,17 @@ def _triclinic(
     lines = (peaks, order, wavelength, tolerance, zeros, max_volume)
     retry = settings.triclinic_retry_unindexed
     retry_boxes = min(settings.triclinic_retry_boxes, settings.triclinic_boxes)
-    if "reduced" in settings.triclinic_bases and min(settings.triclinic_reduced_boxes, settings.triclinic_boxes) > 0:
-        by_zero, sweep, done = _reduced_sweep(lines, settings, by_zero, retry if retry_boxes > 0 else 0)
-        notes += sweep
-        if done:
-            return by_zero, notes
-        settings = replace(settings, triclinic_bases=tuple(b for b in settings.triclinic_bases if b != "reduced"))
-        if not settings.triclinic_bases:
-            return by_zero, notes
+    for bases, sweep_boxes in (("reduced", settings.triclinic_reduced_boxes), ("zones", settings.triclinic_zone_boxes)):
+        if bases not in settings.triclinic_bases:
+            continue
+        if min(sweep_boxes, settings.triclinic_boxes) > 0:
+            by_zero, sweep, done = _basis_sweep(lines, settings, by_zero, retry if retry_boxes > 0 else 0, bases)
+            notes += sweep
+            if done:
+                return by_zero, notes
+        settings = replace(settings, triclinic_bases=tuple(b for b in settings.triclinic_bases if b != bases))
+    if not settings.triclinic_bases:
+        return by_zero, notes
     found, more = _triclinic_pass(*lines, settings, settings.triclinic_boxes, "triclinic search")
     notes += more
     if retry <= settings.max_unindexed or retry_boxes <= 0:
@@ -841,12 +852,17 @@ def _triclinic(
     return [*by_zero, *found, *kept], notes
 
 
-def _reduced_sweep(lines: tuple, settings: IndexingSettings, by_zero: list, retry: int) -> tuple[list, list[str], bool]:
-    """The triclinic search for Niggli-reduced reciprocal bases only (:mod:`gasolve.indexing.triclinic`), at every
-    zero shift, leaving ``max_unindexed`` and then ``retry`` lines out, before any search of any basis: it costs a
-    small part of that search (LiV5O10, three impurity lines: found at 99 thousand boxes with two lines left out,
-    where the search of any basis spent its 6 million at the first zero). Cells found leaving more lines out are
-    kept, as in :func:`_triclinic`, only when their ranking figure beats every cell before.
+def _basis_sweep(
+    lines: tuple, settings: IndexingSettings, by_zero: list, retry: int, bases: str
+) -> tuple[list, list[str], bool]:
+    """The triclinic search of one kind of bases only, "zones" (:mod:`gasolve.indexing.zones`) or "reduced"
+    (Niggli-reduced reciprocal bases, :mod:`gasolve.indexing.triclinic`), at every zero shift, leaving
+    ``max_unindexed`` and then ``retry`` lines out, before any search of any basis: each costs a small part of
+    that search (LiV5O10, three impurity lines: found at 99 thousand boxes of reduced bases with two lines left
+    out, where the search of any basis spent its 6 million at the first zero; simulated VCrMoO7, whose reduced
+    axial line 010 gives no intensity, from zones at 46 thousand). Cells found leaving more lines out are kept, as in
+    :func:`_triclinic`, only when their ranking figure beats every cell before. The zone search ranges over its
+    volumes itself (one stage).
 
     Returns
     -------
@@ -856,15 +872,18 @@ def _reduced_sweep(lines: tuple, settings: IndexingSettings, by_zero: list, retr
     done : bool
         Whether a sound cell was found (then the search of any basis is not run).
     """
-    reduced = replace(settings, triclinic_bases=("reduced",))
+    stages = 1 if bases == "zones" else settings.triclinic_volume_stages
+    only = replace(settings, triclinic_bases=(bases,), triclinic_volume_stages=stages)
+    sweep_boxes = settings.triclinic_zone_boxes if bases == "zones" else settings.triclinic_reduced_boxes
     levels = [settings.max_unindexed]
     if retry > settings.max_unindexed:
         levels += [retry] + ([extra] if (extra := settings.triclinic_reduced_unindexed) > retry else [])
     notes: list[str] = []
     for level in levels:
-        what = "triclinic search of reduced bases" + (f" allowing {level} unindexed line(s)" if level else "")
-        boxes = min(settings.triclinic_reduced_boxes, settings.triclinic_boxes)
-        found, more = _triclinic_pass(*lines, replace(reduced, max_unindexed=level), boxes, what)
+        what = f"triclinic search of {'zones' if bases == 'zones' else 'reduced bases'}"
+        what += f" allowing {level} unindexed line(s)" if level else ""
+        boxes = min(sweep_boxes, settings.triclinic_boxes)
+        found, more = _triclinic_pass(*lines, replace(only, max_unindexed=level), boxes, what)
         notes += more
         if level > settings.max_unindexed:
             bar = max((s.ranking for _, s in by_zero), default=0.0)

@@ -70,8 +70,9 @@ class TriclinicSettings:
     time_limit : float or None
         Optional wall-clock guard (seconds; None, the default: none). A search it stops is not reproducible.
     bases : tuple of str
-        The passes over every shell and basis, in order, until one finds a cell: "reduced" (a Niggli-reduced
-        reciprocal basis, :func:`initial_box`), "any" (any basis).
+        The passes over every shell and basis, in order, until one finds a cell: "zones" (bases completed from
+        zones of the lines, :mod:`gasolve.indexing.zones`), "reduced" (a Niggli-reduced reciprocal basis,
+        :func:`initial_box`), "any" (any basis).
     """
 
     max_volume: float = 1000.0
@@ -340,13 +341,51 @@ def surviving_boxes_triclinic(
     complete : bool
         False when the budget or ``max_boxes`` cut the search (no boxes are returned then).
     """
-    v_min, v_max = volume_shell
     q_reach = float(np.max(q_obs + q_tol))
     (a_lo, a_hi), (b_lo, b_hi), (c_lo, c_hi) = ((q_obs[i] - q_tol[i], q_obs[i] + q_tol[i]) for i in basis)
-    hkl = basis_indices(q_reach, a_hi, b_hi, c_hi, v_max)
-    coefficients = coefficient_matrix("triclinic", hkl)
+    hkl = basis_indices(q_reach, a_hi, b_hi, c_hi, volume_shell[1])
     lo, hi = initial_box(q_obs[list(basis)] - q_tol[list(basis)], q_obs[list(basis)] + q_tol[list(basis)], reduced)
     target = settings.resolution * np.sqrt([b_lo * c_lo, a_lo * c_lo, a_lo * b_lo])
+    return box_dichotomy(q_obs, q_tol, lo, hi, hkl, target, settings, volume_shell, budget)
+
+
+def box_dichotomy(
+    q_obs: np.ndarray,
+    q_tol: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    hkl: np.ndarray,
+    target: np.ndarray,
+    settings: TriclinicSettings,
+    volume_shell: tuple[float, float],
+    budget: WorkBudget | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Halve D, E and F of starting boxes of (A ... F) until narrower than ``target``, keeping the boxes that hold
+    a lattice of the volume shell indexing all lines but ``settings.max_unindexed``.
+
+    Parameters
+    ----------
+    q_obs, q_tol : ndarray, shape (n_lines,)
+        Å⁻², sorted by Q.
+    lo, hi : ndarray, shape (n_boxes, 6)
+        Starting boxes, all of the same widths (A, B, C are not halved).
+    hkl : ndarray, shape (n_hkl, 3)
+        Indices that lattices of the boxes can reach (:func:`basis_indices`).
+    target : ndarray, shape (3,)
+        Widths of D, E, F (Å⁻²) below which a box is final.
+    settings : TriclinicSettings
+    volume_shell : (float, float)
+        Volumes searched (Å³).
+    budget : WorkBudget, optional
+
+    Returns
+    -------
+    lo, hi, hkl, complete
+        As :func:`surviving_boxes_triclinic`.
+    """
+    v_min, v_max = volume_shell
+    q_reach = float(np.max(q_obs + q_tol))
+    coefficients = coefficient_matrix("triclinic", hkl)
     det_min = 1.0 / v_max**2
     det_max = math.inf if v_min <= 0 else 1.0 / v_min**2
     while True:
@@ -368,6 +407,51 @@ def surviving_boxes_triclinic(
         if (budget is not None and budget.stopped) or len(lo) << len(axes) > settings.max_boxes:
             return lo[:0], hi[:0], hkl, False
         lo, hi = _halve(lo, hi, axes)
+
+
+def refine_final_boxes(
+    q_obs: np.ndarray,
+    q_tol: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    q_reach: float,
+    max_volume: float,
+    max_unindexed: int,
+) -> list[Refinement]:
+    """Least-squares cells from the centres of final boxes of (A ... F), one start per small neighbourhood
+    (neighbouring final boxes refine to the same cell); the starts that do not hold within the tolerances are
+    dropped.
+
+    Parameters
+    ----------
+    q_obs, q_tol : ndarray, shape (n_lines,)
+        Å⁻², sorted by Q.
+    lo, hi : ndarray, shape (n_boxes, 6)
+        Final boxes of one dichotomy (all of the same widths).
+    q_reach : float
+        Largest Q indexed (Å⁻²).
+    max_volume : float
+        Largest volume of the boxes' lattices (Å³), which bounds the indices tried.
+    max_unindexed : int
+
+    Returns
+    -------
+    list of Refinement
+    """
+    hkl = basis_indices(q_reach, hi[0, 0], hi[0, 1], hi[0, 2], 1.05 * max_volume)
+    centres = 0.5 * (lo + hi)
+    near = 10 * (hi[0] - lo[0]) + 1e-12
+    tried, n_tried = np.empty_like(centres), 0
+    results = []
+    for centre in centres:
+        if np.any(np.all(np.abs(tried[:n_tried] - centre) <= near, axis=1)):
+            continue
+        tried[n_tried] = centre
+        n_tried += 1
+        result = refine_reciprocal("triclinic", q_obs, q_tol, centre, hkl, max_unindexed)
+        if result is not None:
+            results.append(result)
+    return results
 
 
 def search_triclinic(
@@ -397,13 +481,19 @@ def search_triclinic(
     """
     if budget is None:
         budget = WorkBudget(settings.box_budget, settings.time_limit)
-    unknown = set(settings.bases) - {"reduced", "any"}
+    unknown = set(settings.bases) - {"zones", "reduced", "any"}
     if unknown:
-        raise ValueError(f"triclinic bases must be 'reduced' or 'any', got {sorted(unknown)}")
+        raise ValueError(f"triclinic bases must be 'zones', 'reduced' or 'any', got {sorted(unknown)}")
     n_skipped = 0
     solutions: list[Refinement] = []
     for bases in settings.bases:
-        solutions, skipped, stopped = _search_pass(q_obs, q_tol, settings, budget, bases == "reduced")
+        if bases == "zones":
+            from gasolve.indexing.zones import search_zones
+
+            solutions, stopped = search_zones(q_obs, q_tol, settings, budget)
+            skipped = 0
+        else:
+            solutions, skipped, stopped = _search_pass(q_obs, q_tol, settings, budget, bases == "reduced")
         n_skipped += skipped
         if stopped is not None:
             return solutions, stopped
@@ -440,20 +530,9 @@ def _search_pass(
                 n_skipped += 1
             if not len(lo):
                 continue
-            hkl = basis_indices(q_reach, hi[0, 0], hi[0, 1], hi[0, 2], 1.05 * volume_shell[1])
-            centres = 0.5 * (lo + hi)
-            near = 10 * (hi[0] - lo[0]) + 1e-12
-            tried, n_tried = np.empty_like(centres), 0
-            for centre in centres:
-                # Neighbouring final boxes refine to the same cell: start once per small neighbourhood.
-                if np.any(np.all(np.abs(tried[:n_tried] - centre) <= near, axis=1)):
-                    continue
-                tried[n_tried] = centre
-                n_tried += 1
-                result = refine_reciprocal("triclinic", q_obs, q_tol, centre, hkl, settings.max_unindexed)
-                if result is None or any(np.allclose(result[0], known[0], rtol=1e-4) for known in solutions):
-                    continue
-                solutions.append(result)
+            for result in refine_final_boxes(q_obs, q_tol, lo, hi, q_reach, volume_shell[1], settings.max_unindexed):
+                if not any(np.allclose(result[0], known[0], rtol=1e-4) for known in solutions):
+                    solutions.append(result)
             if solutions:
                 break
         if solutions:
