@@ -145,3 +145,47 @@ def test_a_lattice_whose_first_line_is_a_second_order_is_found_from_a_superzone(
     finally:
         zones_module.superzones = original
     assert not _found(without, cell)
+
+
+#: The conditions benchmarks/indexing.py drew for VCrMoO7 (mp-19015) in its report half (n = 350, seed 0): Cu Kα1,
+#: zero -0.094°, two impurity lines.
+VCRMOO7_CONDITIONS = {
+    "fwhm0": 0.13272915142739763,
+    "fwhm_growth": 0.5994233910125422,
+    "eta": 0.6814528954167216,
+    "doublet": False,
+    "zero": -0.09351479829232645,
+    "impurities": [[76.35417171419503, 0.021627038053778663], [19.877335151220507, 0.028918424268297625]],
+    "peak_counts": 7762.388656167199,
+}
+
+
+@pytest.mark.slow  # about 70 s: the sweep of reduced bases spends its 3 million boxes first
+def test_the_benchmark_pattern_of_vcrmoo7_indexes_from_zones():
+    from pathlib import Path
+
+    from pymatgen.core import Structure
+
+    from benchmarks.indexing import draw_conditions, pattern_rng, simulate
+    from gasolve.diffraction.wavelength import parse_radiation
+    from gasolve.indexing.pattern import IndexingSettings, index_pattern
+    from gasolve.io.patterns import ObservedPattern, counting_sigma
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        structure = Structure.from_file(Path(__file__).parent / "data" / "cif" / "mp" / "VCrMoO7_mp-19015.cif")
+    rng = pattern_rng({"material_id": "mp-19015"}, 0)
+    assert draw_conditions(rng) == VCRMOO7_CONDITIONS
+    two_theta, y = simulate(structure, VCRMOO7_CONDITIONS, rng)
+    pattern = ObservedPattern(two_theta, y, counting_sigma(y), "VCrMoO7")
+    result = index_pattern(pattern, parse_radiation("CuKa1"), IndexingSettings(systems=("triclinic",), n_pawley=0))
+    first = result.candidates[0].solution
+    assert same_lattice(first.niggli, niggli_cell(lattice_vectors(VCRMOO7)))
+    assert any(note.startswith("triclinic search of zones allowing 1") for note in result.notes)
+    assert any(note.startswith("triclinic zero shifts for the zones") for note in result.notes)
+    # Without the zones nothing sound is found within the budgets.
+    reduced_only = IndexingSettings(
+        systems=("triclinic",), n_pawley=0, triclinic_bases=("reduced",), triclinic_reduced_unindexed=2
+    )
+    plain = index_pattern(pattern, parse_radiation("CuKa1"), reduced_only)
+    assert not plain.candidates or not same_lattice(plain.candidates[0].solution.niggli, first.niggli)

@@ -58,6 +58,11 @@ ZONE_SEEDS = 10
 ZONES = 30
 #: Lines not indexed by a zone that are tried as Q(001) of its completion, lowest first.
 ZONE_THIRDS = 6
+#: Volume stages of the sweep of zones over the zero shifts (:func:`gasolve.indexing.pattern.triclinic_stages`):
+#: each ends at this ratio times the one before (the ratio of the volume shells), 16 of them, the last at the
+#: volume limit.
+ZONE_STAGE_RATIO = 1.25
+ZONE_STAGES = 16
 
 
 @dataclass(frozen=True)
@@ -245,6 +250,20 @@ def find_zones(q_obs: np.ndarray, q_tol: np.ndarray, n_seeds: int = ZONE_SEEDS) 
     return zones
 
 
+_ZONE_CACHE: dict[bytes, list[Zone]] = {}
+
+
+def zones_of(q_obs: np.ndarray, q_tol: np.ndarray) -> list[Zone]:
+    """:func:`find_zones`, computed once per set of lines: the zone search runs at every volume stage, zero
+    shift and number of unindexed lines of one pattern (the zones depend on the lines and the zero only)."""
+    key = np.concatenate([q_obs, q_tol]).tobytes()
+    if key not in _ZONE_CACHE:
+        if len(_ZONE_CACHE) >= 64:
+            _ZONE_CACHE.clear()
+        _ZONE_CACHE[key] = find_zones(q_obs, q_tol)
+    return _ZONE_CACHE[key]
+
+
 def superzones(zone: Zone, q_obs: np.ndarray, q_tol: np.ndarray) -> list[Zone]:
     """The three planes that contain the zone's plane lattice with index 2, Gauss-reduced, with the lines they index.
 
@@ -316,7 +335,7 @@ def search_zones(
     q_obs = np.asarray(q_obs, dtype=float)
     q_tol = np.asarray(q_tol, dtype=float)
     q_reach = 1.01 * float(np.max(q_obs + q_tol))
-    zones = [plane for zone in find_zones(q_obs, q_tol)[:n_zones] for plane in (zone, *superzones(zone, q_obs, q_tol))]
+    zones = [plane for zone in zones_of(q_obs, q_tol)[:n_zones] for plane in (zone, *superzones(zone, q_obs, q_tol))]
     pairs = [(zone, third) for zone in zones for third in _thirds(zone, n_thirds)]
     shells = [
         (max(start, settings.min_volume), end)
