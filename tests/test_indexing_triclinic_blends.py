@@ -140,11 +140,12 @@ def test_three_impurity_lines_are_found_by_the_third_level_of_the_reduced_sweep(
     peaks = PeakSet(two_theta, np.full(20, 0.002), np.ones(20), np.full(20, 0.1))
     lines = (peaks, np.arange(20), WAVELENGTH, 0.02, [0.0], 200.0)
     settings = replace(SETTINGS, triclinic_reduced_boxes=400_000)
-    found, notes, done = _basis_sweep(lines, settings, [], 2, "reduced")
+    found, notes, done = _basis_sweep(lines, settings, [], 2, "reduced", settings.triclinic_reduced_boxes)
     assert done and _found(found)
     assert any(note.startswith("triclinic search of reduced bases allowing 3 unindexed") for note in notes)
     best = next(s for _, s in found if _is_cell(s))
     assert best.n_indexed == 17
     # With two levels only (as before) it is not found.
-    found, _, done = _basis_sweep(lines, replace(settings, triclinic_reduced_unindexed=2), [], 2, "reduced")
+    two_levels = replace(settings, triclinic_reduced_unindexed=2)
+    found, _, done = _basis_sweep(lines, two_levels, [], 2, "reduced", two_levels.triclinic_reduced_boxes)
     assert not done and not _found(found)

@@ -828,7 +828,9 @@ def _triclinic(
         if bases not in settings.triclinic_bases:
             continue
         if min(sweep_boxes, settings.triclinic_boxes) > 0:
-            by_zero, sweep, done = _basis_sweep(lines, settings, by_zero, retry if retry_boxes > 0 else 0, bases)
+            by_zero, sweep, done = _basis_sweep(
+                lines, settings, by_zero, retry if retry_boxes > 0 else 0, bases, sweep_boxes
+            )
             notes += sweep
             if done:
                 return by_zero, notes
@@ -854,7 +856,7 @@ def _triclinic(
 
 
 def _basis_sweep(
-    lines: tuple, settings: IndexingSettings, by_zero: list, retry: int, bases: str
+    lines: tuple, settings: IndexingSettings, by_zero: list, retry: int, bases: str, sweep_boxes: int
 ) -> tuple[list, list[str], bool]:
     """The triclinic search of one kind of bases only, "zones" (:mod:`gasolve.indexing.zones`) or "reduced"
     (Niggli-reduced reciprocal bases, :mod:`gasolve.indexing.triclinic`), at every zero shift, leaving
@@ -874,10 +876,14 @@ def _basis_sweep(
     """
     only = replace(settings, triclinic_bases=(bases,))
     notes: list[str] = []
+    stages = None
     if bases == "zones":
         lines, note = _zeros_by_zones(lines, settings)
         notes.append(note)
-    sweep_boxes = settings.triclinic_zone_boxes if bases == "zones" else settings.triclinic_reduced_boxes
+        # The zone search's boxes at a wrong zero shift are as costly as at the right one: stages as narrow as
+        # its volume shells, so that every zero is tried in a shell before any goes on to the next (simulated
+        # VCrMoO7, zero -0.09°, the fifth tried: four zeros spent 2 million boxes in 250-500 Å³ before it).
+        stages = triclinic_stages(lines[5], ZONE_STAGES, ZONE_STAGE_RATIO)
     levels = [settings.max_unindexed]
     if retry > settings.max_unindexed:
         levels += [retry] + ([extra] if (extra := settings.triclinic_reduced_unindexed) > retry else [])
@@ -885,7 +891,7 @@ def _basis_sweep(
         what = f"triclinic search of {'zones' if bases == 'zones' else 'reduced bases'}"
         what += f" allowing {level} unindexed line(s)" if level else ""
         boxes = min(sweep_boxes, settings.triclinic_boxes)
-        found, more = _triclinic_pass(*lines, replace(only, max_unindexed=level), boxes, what)
+        found, more = _triclinic_pass(*lines, replace(only, max_unindexed=level), boxes, what, stages)
         notes += more
         if level > settings.max_unindexed:
             bar = max((s.ranking for _, s in by_zero), default=0.0)
@@ -944,13 +950,14 @@ def _triclinic_pass(
     settings: IndexingSettings,
     boxes: int,
     what: str,
+    stages: list[tuple[float, float]] | None = None,
 ) -> tuple[list[tuple[float, IndexingSolution]], list[str]]:
     """One triclinic search over ``zeros`` up to ``max_volume`` (Å³), leaving at most ``settings.max_unindexed``
     lines out, on one budget of ``boxes`` boxes; (zero, solution) pairs and notes (``what`` names the pass in them).
 
-    The volumes are searched in :func:`triclinic_stages`, every zero shift in turn within a stage: a zero shift at
-    which cells were found is not searched at larger volumes (the search there stops at the first shell with a
-    solution), and a convincing cell ends the pass."""
+    The volumes are searched in ``stages`` (default: :func:`triclinic_stages` of the settings), every zero shift
+    in turn within a stage: a zero shift at which cells were found is not searched at larger volumes (the search
+    there stops at the first shell with a solution), and a convincing cell ends the pass."""
     budget = WorkBudget(boxes, settings.triclinic_time_limit)
     found: list[tuple[float, IndexingSolution]] = []
     notes: list[str] = []
@@ -960,14 +967,7 @@ def _triclinic_pass(
         lines[float(zero)] = (q[order], q_tol[order])
     open_zeros = [float(z) for z in zeros]
     convinced = False
-    if settings.triclinic_bases == ("zones",):
-        # The zone search's boxes at a wrong zero shift are as costly as at the right one: stages as narrow as its
-        # volume shells, so that every zero is tried in a shell before any goes on to the next (simulated
-        # VCrMoO7, zero -0.09°, the fifth tried: four zeros spent 2 million boxes in 250-500 Å³ before it).
-        stages = triclinic_stages(max_volume, ZONE_STAGES, ZONE_STAGE_RATIO)
-    else:
-        stages = triclinic_stages(max_volume, settings.triclinic_volume_stages)
-    for low, high in stages:
+    for low, high in stages or triclinic_stages(max_volume, settings.triclinic_volume_stages):
         for zero in list(open_zeros):
             if budget.stopped:
                 notes.append(

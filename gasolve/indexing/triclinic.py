@@ -409,6 +409,15 @@ def box_dichotomy(
         lo, hi = _halve(lo, hi, axes)
 
 
+def searched_shells(q_obs: np.ndarray, settings: TriclinicSettings) -> list[tuple[float, float]]:
+    """The volume shells (Å³) of :func:`volume_shells` cut to ``settings.min_volume`` .. ``settings.max_volume``."""
+    return [
+        (max(start, settings.min_volume), end)
+        for start, end in volume_shells(q_obs, settings.max_volume, settings.shell_ratio)
+        if end > settings.min_volume
+    ]
+
+
 def refine_final_boxes(
     q_obs: np.ndarray,
     q_tol: np.ndarray,
@@ -514,10 +523,7 @@ def _search_pass(
     solutions: list[Refinement] = []
     n_skipped = 0
     what = "reduced bases" if reduced else "any basis"
-    for start, end in volume_shells(q_obs, settings.max_volume, settings.shell_ratio):
-        if end <= settings.min_volume:
-            continue
-        volume_shell = (max(start, settings.min_volume), end)
+    for volume_shell in searched_shells(q_obs, settings):
         where = f"in the {volume_shell[0]:.0f}-{volume_shell[1]:.0f} Å³ shell ({what})"
         for basis in basis_triples(len(q_obs), settings.n_basis, overlaps=reduced):
             if budget.stopped:

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binom
 
+from gasolve.crystal.cell import UnitCell
 from gasolve.indexing.budget import WorkBudget
 from gasolve.indexing.dichotomy import Refinement
 from gasolve.indexing.lattice import lattice_vectors, niggli_cell, same_lattice
@@ -49,7 +50,7 @@ from gasolve.indexing.triclinic import (
     basis_indices,
     box_dichotomy,
     refine_final_boxes,
-    volume_shells,
+    searched_shells,
 )
 
 #: Lines among which the two axes of a zone are sought.
@@ -187,6 +188,12 @@ def _coverage(q_calc: np.ndarray, tolerance_at, low: float, high: float) -> floa
     return min(1.0, covered / (high - low))
 
 
+def _widths(parameters: np.ndarray, q_obs: np.ndarray, q_tol: np.ndarray) -> np.ndarray:
+    """Half-widths searched about A', B', F': the line tolerance at Q = A', B' and A' + B' (Å⁻²)."""
+    a, b = float(parameters[0]), float(parameters[1])
+    return np.interp([a, b, a + b], q_obs, q_tol)
+
+
 def find_zones(q_obs: np.ndarray, q_tol: np.ndarray, n_seeds: int = ZONE_SEEDS) -> list[Zone]:
     """Zones of the observed lines, most significant first (module docstring, steps 1 and 2).
 
@@ -236,7 +243,7 @@ def find_zones(q_obs: np.ndarray, q_tol: np.ndarray, n_seeds: int = ZONE_SEEDS) 
         reduced = gauss_reduced(refitted[0])
         if reduced is None:
             continue
-        widths = tolerance_at(np.array([reduced[0], reduced[1], reduced[0] + reduced[1]]))
+        widths = _widths(reduced, q_obs, q_tol)
         if any(np.all(np.abs(reduced - other) <= widths) for other in seen):
             continue
         seen.append(reduced)
@@ -291,7 +298,7 @@ def superzones(zone: Zone, q_obs: np.ndarray, q_tol: np.ndarray) -> list[Zone]:
         if reduced is None:
             continue
         indexed, _ = _assign(q_obs, q_tol, reduced, 0.0)
-        widths = np.interp([reduced[0], reduced[1], reduced[0] + reduced[1]], q_obs, q_tol)
+        widths = _widths(reduced, q_obs, q_tol)
         planes.append(Zone(reduced, widths, indexed, zone.chance))
     return planes
 
@@ -337,30 +344,25 @@ def search_zones(
     q_reach = 1.01 * float(np.max(q_obs + q_tol))
     zones = [plane for zone in zones_of(q_obs, q_tol)[:n_zones] for plane in (zone, *superzones(zone, q_obs, q_tol))]
     pairs = [(zone, third) for zone in zones for third in _thirds(zone, n_thirds)]
-    shells = [
-        (max(start, settings.min_volume), end)
-        for start, end in volume_shells(q_obs, settings.max_volume, settings.shell_ratio)
-        if end > settings.min_volume
-    ]
     found: list[tuple[float, tuple, Refinement]] = []
     sound = False
-    for volume_shell in shells:
+    for volume_shell in searched_shells(q_obs, settings):
         for zone, third in pairs:
             if budget.stopped:
                 where = f"in the {volume_shell[0]:.0f}-{volume_shell[1]:.0f} Å³ shell (zones)"
-                return _smallest(found, settings), f"{budget.reason()} {where}"
+                return _smallest(found), f"{budget.reason()} {where}"
             for result in _complete(q_obs, q_tol, q_reach, zone, third, settings, volume_shell, budget):
                 cell = direct_cell("triclinic", result.parameters)
                 if cell is None:
                     continue
                 reduced = niggli_cell(lattice_vectors(cell))
                 if not any(same_lattice(reduced, other) for _, other, _ in found):
-                    found.append((_volume(cell), reduced, result))
+                    found.append((UnitCell(*cell).volume, reduced, result))
                     merit = lattice_solution("aP", "triclinic", reduced, reduced, q_obs, q_tol, result.indexed, "")
                     sound = sound or merit.m20 >= min_m20
         if sound:
             break
-    return _smallest(found, settings), None
+    return _smallest(found), None
 
 
 def _thirds(zone: Zone, n_thirds: int) -> np.ndarray:
@@ -385,12 +387,6 @@ def _complete(q_obs, q_tol, q_reach, zone: Zone, third: int, settings, volume_sh
     return refine_final_boxes(q_obs, q_tol, lo, hi, q_reach, volume_shell[1], settings.max_unindexed)
 
 
-def _smallest(found: list, settings: TriclinicSettings) -> list[Refinement]:
+def _smallest(found: list) -> list[Refinement]:
     """The refined cells, smallest volume first."""
     return [r for _, _, r in sorted(found, key=lambda x: x[0])]
-
-
-def _volume(cell: tuple[float, ...]) -> float:
-    a, b, c, alpha, beta, gamma = cell
-    ca, cb, cg = (math.cos(math.radians(x)) for x in (alpha, beta, gamma))
-    return a * b * c * math.sqrt(max(0.0, 1 - ca * ca - cb * cb - cg * cg + 2 * ca * cb * cg))
