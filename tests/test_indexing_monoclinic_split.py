@@ -40,9 +40,9 @@ def test_a_cell_in_an_overflowing_sub_shell_is_found(monkeypatch):
     # index_pattern, the search at every zero shift, and `gasolve solve` exited 2).
     searched = {}
 
-    def recorded(system, q_obs, q_tol, settings, volume_shell=None):
+    def recorded(system, q_obs, q_tol, settings, volume_shell=None, budget=None):
         try:
-            lo, hi = surviving_boxes(system, q_obs, q_tol, settings, volume_shell=volume_shell)
+            lo, hi = surviving_boxes(system, q_obs, q_tol, settings, volume_shell=volume_shell, budget=budget)
         except RuntimeError:
             searched[volume_shell] = None
             raise
@@ -64,7 +64,7 @@ def test_halving_stops_at_the_narrowest_shell(monkeypatch):
     # in an overflow, at the first sub-shell halved down to the narrowest width, and says where.
     shells = []
 
-    def overflowing(system, q_obs, q_tol, settings, volume_shell=None):
+    def overflowing(system, q_obs, q_tol, settings, volume_shell=None, budget=None):
         shells.append(volume_shell)
         raise RuntimeError(f"{system}: 2000001 boxes survive at level 3")
 
@@ -86,7 +86,7 @@ def test_the_search_still_ends_with_the_sub_shell_that_overflowed(monkeypatch):
     # lines, the blind benchmark's LiV5O10, went from 600 to 975 Å³ without this end: 63 s of CPU instead of 7).
     shells = []
 
-    def first_overflows(system, q_obs, q_tol, settings, volume_shell=None):
+    def first_overflows(system, q_obs, q_tol, settings, volume_shell=None, budget=None):
         shells.append(volume_shell)
         if volume_shell == (0.0, 100.0):
             raise RuntimeError(f"{system}: 2000001 boxes survive at level 3")

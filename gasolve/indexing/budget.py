@@ -34,6 +34,16 @@ TRICLINIC_REDUCED_BOXES = TRICLINIC_BOXES // 6
 #: pass's. Its boxes are cheaper (two halved parameters), about 100,000 a second on an idle machine.
 TRICLINIC_ZONE_BOXES = TRICLINIC_BOXES // 3
 
+#: Boxes the monoclinic dichotomy (:mod:`gasolve.indexing.dichotomy`) may examine over the zero shifts of one
+#: search when no sound cell fixes the zero (:func:`gasolve.indexing.pattern._higher_symmetry`): about 45 s on an
+#: idle 2-core machine (1.35 million boxes a second on the simulated Dy2TiO5 of the indexing benchmark, 13 million
+#: boxes at each zero up to 500 Å³).
+MONOCLINIC_BOXES = 60_000_000
+
+
+class BudgetSpent(RuntimeError):
+    """A search's box budget (:class:`WorkBudget`) ran out before it ended."""
+
 
 def boxes_for_seconds(seconds: float) -> int:
     """The box budget that costs about ``seconds`` on an idle 2-core machine (:data:`TRICLINIC_BOXES_PER_SECOND`).

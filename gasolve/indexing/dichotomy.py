@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from gasolve.indexing.budget import TRICLINIC_BOXES
+from gasolve.indexing.budget import TRICLINIC_BOXES, BudgetSpent, WorkBudget
 from gasolve.indexing.systems import (
     PARAMETRISATIONS,
     box_reciprocal_bounds,
@@ -33,6 +33,8 @@ from gasolve.indexing.systems import (
     miller_indices,
 )
 
+#: Boxes made and tested at once within one level of :func:`surviving_boxes` (bounds its memory, about 100 MB).
+CHUNK_BOXES = 1 << 20
 #: Systems whose Q is a sum of non-negative multiples of non-negative parameters (:func:`count_unindexed_axial`).
 _AXIAL = ("cubic", "tetragonal", "hexagonal", "orthorhombic")
 
@@ -478,6 +480,7 @@ def surviving_boxes(
     q_tol: np.ndarray,
     settings: DichotomySettings,
     volume_shell: tuple[float, float] | None = None,
+    budget: WorkBudget | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Final boxes of direct parameters that index every line (up to ``max_unindexed``).
 
@@ -491,10 +494,19 @@ def surviving_boxes(
     volume_shell : (float, float), optional
         Only cells with a volume in this range (Å³) are searched (DICVOL's shells of 400 Å³, which keep the
         number of boxes small and find the smallest cell first). Default: up to ``settings.max_volume``.
+    budget : WorkBudget, optional
+        Charged with every box examined; :class:`gasolve.indexing.budget.BudgetSpent` is raised once it is spent.
 
     Returns
     -------
     lo, hi : ndarray, shape (n_boxes, n_parameters)
+
+    Raises
+    ------
+    RuntimeError
+        More than ``settings.max_boxes`` boxes to examine at one level.
+    BudgetSpent
+        ``budget`` spent.
     """
     q_max = float(np.max(q_obs + q_tol))
     max_length = _resolved_max_length(system, settings, np.asarray(q_obs, dtype=float))
@@ -507,37 +519,73 @@ def surviving_boxes(
     lo, hi = _starting_boxes(system, settings, max_length)
     v_min, v_max = volume_shell if volume_shell is not None else (0.0, settings.max_volume)
     v_max = min(v_max, settings.max_volume)
+    n_parameters = lo.shape[1]
     for level in range(settings.depth + 1):
-        v_lo, v_hi = box_volume_range(system, lo, hi)
-        keep = (v_lo <= v_max) & (v_hi >= v_min) & _symmetry_order(system, lo, hi)
-        lo, hi = lo[keep], hi[keep]
-        if len(lo) > settings.max_boxes:
-            raise RuntimeError(
-                f"{system}: {len(lo)} boxes survive at level {level}; the lines are too few or too imprecise to "
-                "index in this system (give more lines, a smaller tolerance or a smaller volume)"
-            )
-        if system == "monoclinic":
-            missing = np.zeros(len(lo), dtype=np.int64)
-            if len(lo):
-                _count_unindexed_monoclinic(
-                    np.ascontiguousarray(q_obs, dtype=np.float64),
-                    np.ascontiguousarray(q_tol, dtype=np.float64),
-                    np.ascontiguousarray(lo),
-                    np.ascontiguousarray(hi),
-                    int(settings.max_unindexed),
-                    missing,
+        # A level's boxes are made and tested a chunk of parents at a time (the memory of a level's unpruned
+        # children, 2**n_parameters per survivor, would otherwise grow with the box limit); the survivors come out
+        # in the same order as from the whole level at once.
+        parents = max(1, CHUNK_BOXES >> n_parameters) if level else max(1, CHUNK_BOXES)
+        kept_lo, kept_hi = [], []
+        examined = 0
+        for start in range(0, len(lo), parents):
+            box_lo, box_hi = lo[start : start + parents], hi[start : start + parents]
+            if level:
+                box_lo, box_hi = _halve(box_lo, box_hi)
+            v_lo, v_hi = box_volume_range(system, box_lo, box_hi)
+            keep = (v_lo <= v_max) & (v_hi >= v_min) & _symmetry_order(system, box_lo, box_hi)
+            box_lo, box_hi = box_lo[keep], box_hi[keep]
+            examined += len(box_lo)
+            if examined > settings.max_boxes:
+                raise RuntimeError(
+                    f"{system}: more than {settings.max_boxes} boxes survive at level {level}; the lines are too "
+                    "few or too imprecise to index in this system (give more lines, a smaller tolerance or a "
+                    "smaller volume)"
                 )
-        else:
-            r_lo, r_hi = box_reciprocal_bounds(system, lo, hi)
-            if multipliers is None:
-                missing = count_unindexed(q_obs, q_tol, coefficients, r_lo, r_hi, settings.max_unindexed)
-            else:
-                missing = count_unindexed_axial(q_obs, q_tol, multipliers, r_lo, r_hi, settings.max_unindexed)
-        passed = missing <= settings.max_unindexed
-        lo, hi = lo[passed], hi[passed]
-        if level < settings.depth and len(lo):
-            lo, hi = _halve(lo, hi)
+            passed = _missing(system, q_obs, q_tol, box_lo, box_hi, settings.max_unindexed, coefficients, multipliers)
+            if budget is not None:
+                budget.charge(len(box_lo))
+                if budget.stopped:
+                    raise BudgetSpent(f"{system}: {budget.reason()}")
+            kept_lo.append(box_lo[passed])
+            kept_hi.append(box_hi[passed])
+        lo = np.concatenate(kept_lo) if kept_lo else np.zeros((0, n_parameters))
+        hi = np.concatenate(kept_hi) if kept_hi else np.zeros((0, n_parameters))
+        if not len(lo):
+            break
     return lo, hi
+
+
+def _missing(
+    system: str,
+    q_obs: np.ndarray,
+    q_tol: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    max_unindexed: int,
+    coefficients: np.ndarray,
+    multipliers: np.ndarray | None,
+) -> np.ndarray:
+    """Whether each box (rows of ``lo``, ``hi``) indexes all but at most ``max_unindexed`` of the lines; bool, shape
+    (n_boxes,)."""
+    if not len(lo):
+        return np.zeros(0, dtype=bool)
+    if system == "monoclinic":
+        missing = np.zeros(len(lo), dtype=np.int64)
+        _count_unindexed_monoclinic(
+            np.ascontiguousarray(q_obs, dtype=np.float64),
+            np.ascontiguousarray(q_tol, dtype=np.float64),
+            np.ascontiguousarray(lo),
+            np.ascontiguousarray(hi),
+            int(max_unindexed),
+            missing,
+        )
+    else:
+        r_lo, r_hi = box_reciprocal_bounds(system, lo, hi)
+        if multipliers is None:
+            missing = count_unindexed(q_obs, q_tol, coefficients, r_lo, r_hi, max_unindexed)
+        else:
+            missing = count_unindexed_axial(q_obs, q_tol, multipliers, r_lo, r_hi, max_unindexed)
+    return missing <= max_unindexed
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from gasolve.diffraction.noise import calibrated_pattern, calibration_note
 from gasolve.diffraction.wavelength import Radiation
 from gasolve.errors import InputError
 from gasolve.indexing.budget import (
+    MONOCLINIC_BOXES,
     TRICLINIC_BOXES,
     TRICLINIC_REDUCED_BOXES,
     TRICLINIC_RETRY_BOXES,
@@ -167,8 +168,8 @@ class IndexingSettings:
         When no sound cell gives the triclinic search its zero, try the grid's zeros in the order of the support
         that the lines' order pairs give them (:func:`gasolve.indexing.zero.order_zeros`) instead of 0, +step,
         -step, ...: the triclinic search does not refine the zero, and its box budget is usually spent at the first.
-        The monoclinic search, when no sound cell gives it its zero, takes them in the same order (a box-limit
-        overflow at one zero ends it).
+        The monoclinic search, when no sound cell gives it its zero, takes them in the same order (its box budget,
+        ``monoclinic_boxes``, may end it before the last).
     triclinic_zero_support : int
         Fewest order-pair solutions that put a zero before the grid's order in the triclinic search
         (:func:`gasolve.indexing.zero.order_zeros`, ``min_support``): one pair among the 20 lines' 190 is chance
@@ -178,6 +179,11 @@ class IndexingSettings:
         impurity lines, Boultif & Louër, J. Appl. Cryst. 37 (2004) 724-731): it runs, on a budget of its own,
         only when the first leaves no sound triclinic cell, and its cells are kept only when their ranking figure
         beats every cell found before. Not above ``max_unindexed``: no second pass.
+    monoclinic_boxes : int
+        Boxes the monoclinic dichotomy may examine over the zero shifts of one search
+        (:data:`gasolve.indexing.budget.MONOCLINIC_BOXES`, about 45 s on an idle 2-core machine), when it runs at
+        more than the one zero of a sound cell; a zero that runs into the box limit in some volume sub-shell no
+        longer ends it.
     triclinic_retry_boxes : int
         Boxes of that second pass (:mod:`gasolve.indexing.budget`), over its zero shifts; never more than
         ``triclinic_boxes`` (0 there: no triclinic search at all).
@@ -235,6 +241,7 @@ class IndexingSettings:
     triclinic_zero_support: int = 2
     triclinic_retry_unindexed: int = 2
     triclinic_retry_boxes: int = TRICLINIC_RETRY_BOXES
+    monoclinic_boxes: int = MONOCLINIC_BOXES
     triclinic_bases: tuple[str, ...] = ("reduced", "zones", "any")
     triclinic_reduced_boxes: int = TRICLINIC_REDUCED_BOXES
     triclinic_zone_boxes: int = TRICLINIC_ZONE_BOXES
@@ -749,7 +756,18 @@ def _higher_symmetry(
             # at one zero ends the monoclinic search (below), so the likeliest zero goes first (simulated Te(HO2)2,
             # zero +0.09°: the cell at +0.08°, support 3, was never reached after the overflow at 0).
             zeros = list(order_zeros(peaks.two_theta[order], np.asarray(zeros))[0])
-        for zero in zeros:
+        # One box budget over the zeros. A zero whose search runs into the box limit in some sub-shell has still
+        # searched the smaller cells, and the next zero may hold the cell there: simulated Dy2TiO5 (C2/c, zero
+        # -0.08°) overflows at 400-500 Å³ at every zero, and its cell (431 Å³, M20 90) comes at -0.08° only;
+        # the search used to end at the first zero that overflowed.
+        budget = WorkBudget(settings.monoclinic_boxes)
+        for position, zero in enumerate(zeros):
+            if budget.stopped:
+                notes.append(
+                    f"{', '.join(slow)}: {budget.reason()} before zero {zero:+.2f}° "
+                    f"({len(zeros) - position} of {len(zeros)} zero shifts not searched)"
+                )
+                break
             q, q_tol = peaks.q_values(wavelength, zero, n_sigma=settings.n_sigma, min_tolerance=tolerance)
             shifts = line_shifts(peaks.two_theta[order], zero, wavelength, settings.max_line_shift)
             # A convincing monoclinic cell found at another zero: here only up to its volume (it may come back
@@ -758,18 +776,12 @@ def _higher_symmetry(
             volume = min([limit, settings.max_volume, *again])
             overflowed: list[str] = []
             solutions, more = _search(
-                q[order], q_tol[order], settings, slow, volume, shifts=shifts, overflowed=overflowed
+                q[order], q_tol[order], settings, slow, volume, budget=budget, shifts=shifts, overflowed=overflowed
             )
             by_zero += [(float(zero), s) for s in solutions]
             notes += more
             if overflowing is not None:
                 overflowing += overflowed
-            if overflowed and not solutions and len(zeros) > 1:
-                # Too many boxes survive the lines' tolerance at this zero; a shift of the lines by a few hundredths
-                # of a degree does not change that (corundum: 2.05-2.15 million orthorhombic boxes at level 4 at
-                # each of the 7 zeros), so the other zeros would only overflow again.
-                notes.append(f"{', '.join(slow)}: the other zero shifts were not searched after the box limit")
-                break
     return by_zero, notes
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from gasolve.crystal.cell import UnitCell
-from gasolve.indexing.budget import WorkBudget
+from gasolve.indexing.budget import BudgetSpent, WorkBudget
 from gasolve.indexing.dichotomy import DichotomySettings, LineShifts, Refinement, refine_reciprocal, surviving_boxes
 from gasolve.indexing.figures_of_merit import de_wolff_m, within
 from gasolve.indexing.lattice import (
@@ -254,8 +254,10 @@ def search_system(
     shifts : LineShifts, optional
         2θ corrections refined with each cell (not in the triclinic search).
     budget : WorkBudget, optional
-        The boxes the triclinic search may test (charged by it); default: ``settings.triclinic_boxes``. The other
-        systems are limited by ``settings.max_boxes`` per level only.
+        The boxes the search may test (charged by it); for the triclinic search default
+        ``settings.triclinic_boxes``, for the others none (``settings.max_boxes`` per level only). A spent budget
+        ends the search: with the solutions found before (:class:`SearchCut`) or, without any,
+        :class:`gasolve.indexing.budget.BudgetSpent`.
     """
     if system == "triclinic":
         from gasolve.indexing.triclinic import TriclinicSettings, search_triclinic
@@ -288,7 +290,11 @@ def search_system(
         if overflow is not None and not solutions and start >= overflow[0] - 1e-9:
             raise RuntimeError(overflow[1])
         try:
-            lo, hi = surviving_boxes(system, q_obs, q_tol, settings, volume_shell=(start, stop))
+            lo, hi = surviving_boxes(system, q_obs, q_tol, settings, volume_shell=(start, stop), budget=budget)
+        except BudgetSpent as spent:
+            if solutions:
+                raise SearchCut(solutions, f"{spent} (in the shell {start:.0f}-{stop:.0f} Å³)") from None
+            raise
         except RuntimeError as error:
             if system != "monoclinic":
                 raise
