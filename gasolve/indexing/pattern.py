@@ -48,6 +48,7 @@ from gasolve.indexing.solutions import (
     rank_solutions,
     searched_volume,
 )
+from gasolve.indexing.superstructure import PawleyReflections
 from gasolve.indexing.systems import SYSTEMS
 from gasolve.indexing.zero import order_zeros
 from gasolve.indexing.zones import ZONE_STAGE_RATIO, ZONE_STAGES
@@ -145,7 +146,9 @@ class IndexingSettings:
         Check, after the Pawley check, up to two supercells of index 2 or 3 of the first cell whose metric, refitted
         to the lines without symmetry, catches far more of the observed lines the first cell leaves unindexed
         than chance would (:func:`gasolve.indexing.subcells.supported_supercells`): the first cell is then a
-        pseudo-subcell of the true one.
+        pseudo-subcell of the true one. And put a checked supercell before its checked subcell when its Pawley fit
+        finds intensity beyond chance at its extra reflections away from every observed line (weak superstructure
+        reflections, :mod:`gasolve.indexing.superstructure`).
     pawley_q_factor : float
         The Pawley check fits the pattern up to the 2θ where Q = 1/d² is this multiple of the last indexed
         line's (4: d down to half the last line's); the high-angle rest, where the reflections crowd and the fit
@@ -269,6 +272,9 @@ class CellCandidate:
         Rwp of the Pawley check; None when it was not run or failed.
     pawley_cell : tuple of float or None
         Cell refined by the Pawley check.
+    pawley_reflections : PawleyReflections or None
+        Its reflections' positions, intensities and their esds, for the test of weak superstructure reflections
+        (:mod:`gasolve.indexing.superstructure`).
     """
 
     solution: IndexingSolution
@@ -277,6 +283,7 @@ class CellCandidate:
     f_n_text: str
     pawley_rwp: float | None = None
     pawley_cell: tuple[float, ...] | None = None
+    pawley_reflections: PawleyReflections | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
         """The JSON record of ``gasolve index``."""
@@ -1085,10 +1092,14 @@ def _order_checked(
     if not leading:
         return leading, []
     chance = _supercells_by_chance(leading, in_range, wavelength, tolerance) if settings.subcells else {}
+    weak = _supercells_by_weak_lines(leading, in_range, wavelength, tolerance) if settings.supercells else {}
+    chance = {key: value for key, value in chance.items() if key not in weak}
     ordered = _worse_fits_behind(leading, settings.pawley_margin, settings.pawley_ranking_factor, set(chance))
     ordered = _smaller_first(ordered, settings.pawley_equal)
     ordered = _supercells_after_subcells(ordered, chance)
-    return ordered, [chance[id(c)][1] for c in ordered if id(c) in chance]
+    ordered = _supercells_before_subcells(ordered, weak)
+    notes = [chance[id(c)][1] for c in ordered if id(c) in chance]
+    return ordered, notes + [weak[id(c)][1] for c in ordered if id(c) in weak]
 
 
 def _supported_supercells_of(
@@ -1182,6 +1193,57 @@ def _supercells_by_chance(
     return found
 
 
+def _supercells_by_weak_lines(
+    checked: list[CellCandidate], two_theta: np.ndarray, wavelength: float, tolerance: float
+) -> dict:
+    """id of each checked cell that is a supercell of another checked cell (as in :func:`_supercells_by_chance`)
+    and whose Pawley fit finds intensity beyond chance at its extra reflections away from every observed line
+    (:func:`gasolve.indexing.superstructure.weak_superstructure_lines`) -> (the subcell, a note)."""
+    from gasolve.indexing.subcells import is_supercell
+    from gasolve.indexing.superstructure import weak_superstructure_lines
+
+    found: dict[int, tuple[CellCandidate, str]] = {}
+    if len(two_theta) == 0:
+        return found
+    record = {id(c): (c.pawley_cell or c.solution.cell, c.solution.bravais, c.zero) for c in checked}
+    for large in checked:
+        if large.pawley_reflections is None:
+            continue
+        for small in checked:
+            if small is large or small.pawley_reflections is None:
+                continue
+            if small.solution.primitive_volume * 1.9 > large.solution.primitive_volume:
+                continue
+            if not is_supercell(record[id(large)], record[id(small)], wavelength, float(np.max(two_theta)), tolerance):
+                continue
+            test = weak_superstructure_lines(large.pawley_reflections, small.pawley_reflections.two_theta, two_theta)
+            if test.supported:
+                found[id(large)] = (
+                    small,
+                    f"the {large.solution.bravais} cell of {large.solution.volume:.1f} Å³ is a supercell of the "
+                    f"{small.solution.bravais} cell of {small.solution.volume:.1f} Å³ whose Pawley fit finds "
+                    f"intensity at its {test.n_reflections} extra reflections away from the observed lines "
+                    f"(Σ max(I/σ, 0)² = {test.statistic:.0f}, chance {test.p_value:.1g}): weak superstructure "
+                    "reflections, the supercell goes first",
+                )
+                break
+    return found
+
+
+def _supercells_before_subcells(checked: list[CellCandidate], weak: dict) -> list[CellCandidate]:
+    """``checked`` with each supercell of :func:`_supercells_by_weak_lines` moved just before its subcell, when it
+    was behind it."""
+    ordered = list(checked)
+    for candidate in list(ordered):
+        if id(candidate) not in weak:
+            continue
+        small = weak[id(candidate)][0]
+        if small in ordered and ordered.index(small) < ordered.index(candidate):
+            ordered.remove(candidate)
+            ordered.insert(ordered.index(small), candidate)
+    return ordered
+
+
 def _supercells_after_subcells(checked: list[CellCandidate], chance: dict) -> list[CellCandidate]:
     """``checked`` with each supercell of :func:`_supercells_by_chance` moved just behind its subcell, when it was
     before it."""
@@ -1232,13 +1294,15 @@ def _pawley(candidate: CellCandidate, pattern: ObservedPattern, radiation: Radia
 
     group = SpaceGroup.from_symbol(HOLOHEDRY[candidate.solution.bravais])
     try:
-        settings = LeBailSettings(tolerance=1e-6)
+        settings = LeBailSettings(tolerance=1e-6, intensity_covariance=True)
         result = fit_lebail(pattern, UnitCell(*candidate.solution.cell), group, radiation, settings)
     except InputError:
         return candidate
+    reflections = PawleyReflections.from_fit(result, radiation.primary)
     return replace(
         candidate,
         pawley_rwp=float(result.metrics.rwp),
         pawley_cell=tuple(float(x) for x in result.cell.parameters),
         zero=float(result.profile.zero),
+        pawley_reflections=reflections,
     )
