@@ -182,14 +182,14 @@ class IndexingSettings:
         impurity lines, Boultif & Louër, J. Appl. Cryst. 37 (2004) 724-731): it runs, on a budget of its own,
         only when the first leaves no sound triclinic cell, and its cells are kept only when their ranking figure
         beats every cell found before. Not above ``max_unindexed``: no second pass.
-    monoclinic_boxes : int
-        Boxes the monoclinic dichotomy may examine over the zero shifts of one search
-        (:data:`gasolve.indexing.budget.MONOCLINIC_BOXES`, about 45 s on an idle 2-core machine), when it runs at
-        more than the one zero of a sound cell; a zero that runs into the box limit in some volume sub-shell no
-        longer ends it.
     triclinic_retry_boxes : int
         Boxes of that second pass (:mod:`gasolve.indexing.budget`), over its zero shifts; never more than
         ``triclinic_boxes`` (0 there: no triclinic search at all).
+    monoclinic_boxes : int
+        Boxes the monoclinic dichotomy may examine over the zero shifts of one search (at the zero of the best
+        sound cell, or at every zero when none is sound; :data:`gasolve.indexing.budget.MONOCLINIC_BOXES`, about
+        45 s on an idle 2-core machine). A zero that runs into the box limit in some volume sub-shell does not end
+        the search at the other zeros; this budget does, with a note.
     triclinic_bases : tuple of str
         The triclinic searches' bases (:attr:`gasolve.indexing.triclinic.TriclinicSettings.bases`): with
         "reduced", Niggli-reduced bases are searched first, at every zero shift and number of unindexed lines
