@@ -35,7 +35,7 @@ TRICLINIC_REDUCED_BOXES = TRICLINIC_BOXES // 6
 TRICLINIC_ZONE_BOXES = TRICLINIC_BOXES // 3
 
 #: Boxes the monoclinic dichotomy (:mod:`gasolve.indexing.dichotomy`) may examine over the zero shifts of one
-#: search when no sound cell fixes the zero (:func:`gasolve.indexing.pattern._higher_symmetry`): about 45 s on an
+#: search (every zero when no sound cell fixes it; :func:`gasolve.indexing.pattern._higher_symmetry`): about 45 s on an
 #: idle 2-core machine (1.35 million boxes a second on the simulated Dy2TiO5 of the indexing benchmark, 13 million
 #: boxes at each zero up to 500 Å³).
 MONOCLINIC_BOXES = 60_000_000
