@@ -1168,29 +1168,40 @@ def _supercells_by_chance(
     of its lines, at least 1.9 times the primitive volume) whose extra lines catch no more of the observed lines
     ``two_theta`` than chance would (:func:`gasolve.indexing.subcells.extra_lines_by_chance`) -> (the subcell, a
     note)."""
-    from gasolve.indexing.subcells import extra_lines_by_chance, is_supercell
+    from gasolve.indexing.subcells import extra_lines_by_chance
 
     found: dict[int, tuple[CellCandidate, str]] = {}
+    for large, small, record in _nested_pairs(checked, two_theta, wavelength, tolerance):
+        if id(large) in found:
+            continue
+        test = extra_lines_by_chance(two_theta, wavelength, tolerance, record[id(large)], record[id(small)])
+        if test.by_chance:
+            found[id(large)] = (
+                small,
+                f"the {large.solution.bravais} cell of {large.solution.volume:.1f} Å³ is a supercell of the "
+                f"{small.solution.bravais} cell of {small.solution.volume:.1f} Å³ whose extra lines index "
+                f"{test.caught} of the {test.unindexed} lines the smaller cell leaves unindexed, as chance "
+                f"would (p = {test.p_value:.2f}): the smaller cell goes first",
+            )
+    return found
+
+
+def _nested_pairs(checked: list[CellCandidate], two_theta: np.ndarray, wavelength: float, tolerance: float):
+    """(large, small, records) for each pair of checked cells where ``large`` is a supercell of ``small`` (every
+    line of the smaller one up to the last of ``two_theta`` is one of its lines, at least 1.9 times the primitive
+    volume), in the order of ``checked``; records: id -> (cell, bravais, zero). None without observed lines."""
+    from gasolve.indexing.subcells import is_supercell
+
     if len(two_theta) == 0:
-        return found
+        return
     record = {id(c): (c.pawley_cell or c.solution.cell, c.solution.bravais, c.zero) for c in checked}
+    top = float(np.max(two_theta))
     for large in checked:
         for small in checked:
             if small is large or small.solution.primitive_volume * 1.9 > large.solution.primitive_volume:
                 continue
-            if not is_supercell(record[id(large)], record[id(small)], wavelength, float(np.max(two_theta)), tolerance):
-                continue
-            test = extra_lines_by_chance(two_theta, wavelength, tolerance, record[id(large)], record[id(small)])
-            if test.by_chance:
-                found[id(large)] = (
-                    small,
-                    f"the {large.solution.bravais} cell of {large.solution.volume:.1f} Å³ is a supercell of the "
-                    f"{small.solution.bravais} cell of {small.solution.volume:.1f} Å³ whose extra lines index "
-                    f"{test.caught} of the {test.unindexed} lines the smaller cell leaves unindexed, as chance "
-                    f"would (p = {test.p_value:.2f}): the smaller cell goes first",
-                )
-                break
-    return found
+            if is_supercell(record[id(large)], record[id(small)], wavelength, top, tolerance):
+                yield large, small, record
 
 
 def _supercells_by_weak_lines(
@@ -1199,34 +1210,22 @@ def _supercells_by_weak_lines(
     """id of each checked cell that is a supercell of another checked cell (as in :func:`_supercells_by_chance`)
     and whose Pawley fit finds intensity beyond chance at its extra reflections away from every observed line
     (:func:`gasolve.indexing.superstructure.weak_superstructure_lines`) -> (the subcell, a note)."""
-    from gasolve.indexing.subcells import is_supercell
     from gasolve.indexing.superstructure import weak_superstructure_lines
 
     found: dict[int, tuple[CellCandidate, str]] = {}
-    if len(two_theta) == 0:
-        return found
-    record = {id(c): (c.pawley_cell or c.solution.cell, c.solution.bravais, c.zero) for c in checked}
-    for large in checked:
-        if large.pawley_reflections is None:
+    for large, small, _ in _nested_pairs(checked, two_theta, wavelength, tolerance):
+        if id(large) in found or large.pawley_reflections is None or small.pawley_reflections is None:
             continue
-        for small in checked:
-            if small is large or small.pawley_reflections is None:
-                continue
-            if small.solution.primitive_volume * 1.9 > large.solution.primitive_volume:
-                continue
-            if not is_supercell(record[id(large)], record[id(small)], wavelength, float(np.max(two_theta)), tolerance):
-                continue
-            test = weak_superstructure_lines(large.pawley_reflections, small.pawley_reflections.two_theta, two_theta)
-            if test.supported:
-                found[id(large)] = (
-                    small,
-                    f"the {large.solution.bravais} cell of {large.solution.volume:.1f} Å³ is a supercell of the "
-                    f"{small.solution.bravais} cell of {small.solution.volume:.1f} Å³ whose Pawley fit finds "
-                    f"intensity at its {test.n_reflections} extra reflections away from the observed lines "
-                    f"(Σ max(I/σ, 0)² = {test.statistic:.0f}, chance {test.p_value:.1g}): weak superstructure "
-                    "reflections, the supercell goes first",
-                )
-                break
+        test = weak_superstructure_lines(large.pawley_reflections, small.pawley_reflections.two_theta, two_theta)
+        if test.supported:
+            found[id(large)] = (
+                small,
+                f"the {large.solution.bravais} cell of {large.solution.volume:.1f} Å³ is a supercell of the "
+                f"{small.solution.bravais} cell of {small.solution.volume:.1f} Å³ whose Pawley fit finds "
+                f"intensity at its {test.n_reflections} extra reflections away from the observed lines "
+                f"(Σ max(I/σ, 0)² = {test.statistic:.0f}, chance {test.p_value:.1g}): weak superstructure "
+                "reflections, the supercell goes first",
+            )
     return found
 
 
