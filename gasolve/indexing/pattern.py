@@ -158,6 +158,14 @@ class IndexingSettings:
         monoclinic search (seconds to minutes) then runs below its volume (up to it when ``exhaustive``); the
         triclinic search runs only when no cell of higher symmetry (monoclinic included) is convincing, or when
         ``exhaustive``.
+    refuting_fit : float
+        When a cell convinced by its M20 and so cut the search short, but the Pawley check finds a checked cell
+        that fits this many times better (Rwp) than the first one, the lines are searched again as if nothing
+        had convinced, and that search's result is kept (a note says so). M20 counts lines, not intensity: an
+        orthorhombic cell of twice the volume of simulated Sc2FeSi2's C2/m cell indexes 17 of its 20 lines with
+        M20 34 but fits with Rwp 0.106, where cells that index more fit at 0.029; its true cell, which leaves three
+        lines out at the plain tolerance (an impurity and two blends), is then found first (M20 74, Rwp 0.044). 0
+        turns this off.
     triclinic_max_volume : float
         Largest triclinic cell volume (Å³).
     triclinic_boxes : int
@@ -237,6 +245,7 @@ class IndexingSettings:
     pawley_q_factor: float = 4.0
     convincing_m20: float = 20.0
     exhaustive: bool = False
+    refuting_fit: float = 2.0
     triclinic_max_volume: float = 1000.0
     triclinic_boxes: int = TRICLINIC_BOXES
     triclinic_time_limit: float | None = None
@@ -487,7 +496,42 @@ def _index_found_peaks(pattern: ObservedPattern, radiation: Radiation, settings:
 
 
 def _index_peaks(pattern: ObservedPattern, radiation: Radiation, settings: IndexingSettings, peaks) -> IndexingResult:
-    """:func:`index_pattern` on the lines of ``peaks``, those flagged as Kβ satellites left out."""
+    """:func:`index_pattern` on the lines of ``peaks``, those flagged as Kβ satellites left out, searched again as if
+    nothing had convinced when the Pawley check refutes the convincing first cell (``settings.refuting_fit``)."""
+    result = _search_and_check(pattern, radiation, settings, peaks)
+    refuted = _refuted_by_fit(result, settings)
+    if refuted is None:
+        return result
+    again = _search_and_check(pattern, radiation, replace(settings, convincing_m20=math.inf), peaks)
+    return replace(again, notes=(*result.notes, refuted, *again.notes))
+
+
+def _refuted_by_fit(result: IndexingResult, settings: IndexingSettings) -> str | None:
+    """Why the search is run again as if nothing had convinced (``settings.refuting_fit``), or None: the first cell
+    convinced by its M20 (which stopped the search short), but another checked cell fits at least ``refuting_fit``
+    times better."""
+    if settings.refuting_fit <= 0 or settings.exhaustive or not math.isfinite(settings.convincing_m20):
+        return None
+    fitted = [c for c in result.candidates if c.pawley_rwp is not None]
+    if not fitted or result.candidates[0].pawley_rwp is None:
+        return None
+    first = result.candidates[0]
+    best = min(fitted, key=lambda c: c.pawley_rwp)
+    if first.solution.m20 < settings.convincing_m20 or first.pawley_rwp < settings.refuting_fit * best.pawley_rwp:
+        return None
+    ratio = first.pawley_rwp / best.pawley_rwp
+    return (
+        f"the first cell ({first.solution.bravais}, {first.solution.volume:.1f} Å³, M20 {first.solution.m20:.1f}) "
+        f"convinced by its M20 but its Pawley fit (Rwp {first.pawley_rwp:.4f}) is {ratio:.1f} times worse "
+        f"than that of the {best.solution.bravais} cell of {best.solution.volume:.1f} Å³ "
+        f"({best.pawley_rwp:.4f}): the lines were searched again as if nothing had convinced"
+    )
+
+
+def _search_and_check(
+    pattern: ObservedPattern, radiation: Radiation, settings: IndexingSettings, peaks
+) -> IndexingResult:
+    """The searches of every system, the Pawley check and the ordering, on the lines of ``peaks``."""
     minimum = MIN_LINES
     # Lines taken for Kβ satellites (gasolve.indexing.kbeta) stay out of the indexing lines.
     usable = np.flatnonzero(~peaks.kbeta)
@@ -584,10 +628,10 @@ def _second_pass(
 
     It searches the cubic-to-monoclinic systems of higher symmetry than every convincing cell of the first pass
     (all of them when none convinces) up to the volume limit, and the convincing cell's own system (cubic to
-    monoclinic) below the smallest convincing primitive volume (:func:`_level_search`): a few foreign lines can keep
-    the true lattice
-    out of the first pass and let a cell of lower symmetry index them instead (an fcc pattern of 5 lines with 3
-    impurity lines gave mC and mP cells of 36 and 18 Å³ that index 7 of its 8 lines, M ~ 1000). The higher
+    monoclinic) below the smallest primitive volume of its convincing cells (:func:`_level_search`): a few
+    foreign lines can keep the true lattice out of the first pass and let a cell of lower symmetry index them
+    instead (an fcc pattern of 5 lines with 3 impurity lines gave mC and mP cells of 36 and 18 Å³ that index 7 of
+    its 8 lines, M ~ 1000). The higher
     systems are not bounded by that cell's volume, since a cell with fewer parameters can beat a smaller one
     (:func:`~gasolve.indexing.solutions.ranking_figure`); the cubic cell of 27 Å³ primitive volume was never tried
     while they were. Its cells are kept only when their ranking figure (M20 with the unindexed lines counted
@@ -637,8 +681,9 @@ def _second_pass(
         notes += more_notes
         searched.append(f"{', '.join(above)} up to {settings.max_volume:.0f} Å³")
     for system in level:
+        own = [s for s in convincing if s.crystal_system == system]
         more_found, more_notes, what = _level_search(
-            peaks, order, wavelength, tolerance, replace(settings, max_unindexed=retry), system, convincing
+            peaks, order, wavelength, tolerance, replace(settings, max_unindexed=retry), system, own
         )
         found += more_found
         notes += more_notes
@@ -666,7 +711,10 @@ def _level_search(
 ) -> tuple[list[tuple[float, IndexingSolution]], list[str], str]:
     """The second pass's search of the convincing cells' own ``system`` for lattices of smaller primitive volume.
 
-    The bound is the smallest primitive volume of the convincing cells (1.02 times it), and the system's dichotomy
+    The bound is the smallest primitive volume of the system's own convincing cells (1.02 times it): a convincing
+    cell of lower symmetry does not bound it, since a cell with fewer parameters can beat a smaller one (simulated
+    RbZnO3, Pm-3m, 10 lines, two of them impurity lines: a convincing mP cell of 29 Å³ held the cubic search below
+    30 Å³, and the cF cell of 8 times the true volume came first). The system's dichotomy
     searches conventional cells, so it searches up to :func:`~gasolve.indexing.solutions.searched_volume` (a
     rhombohedral lattice is found in its triple hexagonal cell) and keeps the cells below the bound. Simulated
     NdTlSe2 (R-3m, 126 Å³ primitive, 379 Å³ in hexagonal axes, two impurity lines): the bound of 129 Å³ (an mP
@@ -680,7 +728,7 @@ def _level_search(
         With the second pass's ``max_unindexed``.
     system : str
     convincing : list of IndexingSolution
-        The first pass's convincing cells (any system).
+        The first pass's convincing cells of ``system``.
 
     Returns
     -------

@@ -1,0 +1,109 @@
+"""A convincing first cell whose Pawley fit is refuted: the lines are searched again as if nothing had convinced
+(gasolve.indexing.pattern, ``IndexingSettings.refuting_fit``)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gasolve.indexing.pattern as pattern_module
+from gasolve.indexing.pattern import CellCandidate, IndexingResult, IndexingSettings, _refuted_by_fit
+from gasolve.indexing.solutions import IndexingSolution
+
+DATA = Path(__file__).parent / "data" / "cif" / "mp"
+
+
+def _candidate(cell, bravais, system, m20, rwp):
+    a, b, c = cell[:3]
+    solution = IndexingSolution(
+        cell=cell,
+        bravais=bravais,
+        crystal_system=system,
+        niggli=cell,
+        volume=a * b * c * np.sin(np.radians(cell[4])),
+        n_indexed=17,
+        n_lines=20,
+        m20=m20,
+        searched_as=system,
+        m20_penalised=m20,
+    )
+    return CellCandidate(solution, 0.0, 0.0, "", pawley_rwp=rwp)
+
+
+def _result(*candidates):
+    return IndexingResult(tuple(candidates), np.zeros(20), np.zeros(20), ("first search",))
+
+
+# Sc2FeSi2 of the indexing benchmark's tune half: the oP cell convinced (M20 34.2) with Rwp 0.106; its supercells
+# fitted at 0.029 and 0.033.
+ORTHORHOMBIC = ((3.984, 9.405, 17.356, 90, 90, 90), "oP", "orthorhombic")
+TRICLINIC = ((7.967, 10.211, 17.808, 84.9, 77.1, 67.1), "aP", "triclinic")
+
+
+def test_a_convincing_cell_that_fits_far_worse_than_another_is_refuted():
+    result = _result(_candidate(*ORTHORHOMBIC, 34.2, 0.1056), _candidate(*TRICLINIC, 10.7, 0.0286))
+    note = _refuted_by_fit(result, IndexingSettings())
+    assert note is not None and "3.7 times worse" in note and "searched again" in note
+
+
+@pytest.mark.parametrize(
+    ("m20", "rwp", "settings"),
+    [
+        # 1.75 times: a larger cell's free intensities (CsPS3 of the benchmark: 1.87)
+        (34.2, 0.050, IndexingSettings()),
+        (12.0, 0.1056, IndexingSettings()),  # not convincing: nothing was cut short
+        (34.2, 0.1056, IndexingSettings(refuting_fit=0.0)),  # off
+        (34.2, 0.1056, IndexingSettings(exhaustive=True)),  # nothing was cut short
+        (34.2, 0.1056, IndexingSettings(convincing_m20=math.inf)),  # the search again
+    ],
+)
+def test_no_new_search(m20, rwp, settings):
+    result = _result(_candidate(*ORTHORHOMBIC, m20, rwp), _candidate(*TRICLINIC, 10.7, 0.0286))
+    assert _refuted_by_fit(result, settings) is None
+
+
+def test_the_search_again_runs_as_if_nothing_had_convinced_and_its_result_is_kept(monkeypatch):
+    refuted = _result(_candidate(*ORTHORHOMBIC, 34.2, 0.1056), _candidate(*TRICLINIC, 10.7, 0.0286))
+    better = replace(_result(_candidate(*TRICLINIC, 10.7, 0.0286)), notes=("second search",))
+    seen = []
+
+    def search(pattern, radiation, settings, peaks):
+        seen.append(settings.convincing_m20)
+        return refuted if len(seen) == 1 else better
+
+    monkeypatch.setattr(pattern_module, "_search_and_check", search)
+    out = pattern_module._index_peaks(None, None, IndexingSettings(), None)
+    assert seen == [20.0, math.inf]
+    assert out.candidates == better.candidates
+    assert out.notes[0] == "first search" and "searched again" in out.notes[1] and out.notes[2] == "second search"
+
+
+@pytest.mark.slow
+def test_sc2fesi2_of_the_benchmark_is_indexed_in_its_true_cell():
+    # The benchmark's own tune-half pattern (zero -0.066°, three impurity lines, one among the first 20, and two
+    # blends): its C2/m cell leaves three lines out at the plain tolerance; an oP cell of twice its volume
+    # convinced (M20 34.2) and kept the monoclinic second pass and the triclinic search from running.
+    from pymatgen.core import Structure
+
+    from benchmarks.indexing import draw_conditions, pattern_rng, same_lattice, simulate
+    from gasolve.diffraction.wavelength import parse_radiation
+    from gasolve.indexing.pattern import index_pattern
+    from gasolve.io.patterns import ObservedPattern, counting_sigma
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        structure = Structure.from_file(DATA / "Sc2FeSi2_mp-3618.cif")
+    rng = pattern_rng({"material_id": "mp-3618"}, 0)
+    conditions = draw_conditions(rng)
+    two_theta, y = simulate(structure, conditions, rng)
+    radiation = parse_radiation("CuKa12" if conditions["doublet"] else "CuKa1")
+    result = index_pattern(ObservedPattern(two_theta, y, counting_sigma(y), "Sc2FeSi2"), radiation)
+    first = result.candidates[0]
+    assert any("searched again" in note for note in result.notes)
+    assert first.solution.bravais == "mC"
+    assert same_lattice(first.pawley_cell or first.solution.cell, "mC", structure.lattice.parameters, "C")
