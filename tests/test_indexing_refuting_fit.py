@@ -51,6 +51,16 @@ def test_a_convincing_cell_that_fits_far_worse_than_another_is_refuted():
     assert note is not None and "3.7 times worse" in note and "searched again" in note
 
 
+def test_the_convincing_cell_need_not_be_first():
+    # The same pattern at the current ordering: a non-convincing supercell of the oP cell fits best and goes first.
+    supercell = ((18.813, 7.967, 17.357, 90, 90.13, 90), "mC", "monoclinic")
+    result = _result(_candidate(*supercell, 13.4, 0.0296), _candidate(*ORTHORHOMBIC, 34.2, 0.1056))
+    assert "3.6 times worse" in _refuted_by_fit(result, IndexingSettings())
+    # A convincing cell that fits within twice the best is not refuted, however badly another convincing one fits.
+    good = _candidate(*TRICLINIC, 25.0, 0.040)
+    assert _refuted_by_fit(_result(*result.candidates, good), IndexingSettings()) is None
+
+
 @pytest.mark.parametrize(
     ("m20", "rwp", "settings"),
     [

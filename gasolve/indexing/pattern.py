@@ -159,13 +159,13 @@ class IndexingSettings:
         triclinic search runs only when no cell of higher symmetry (monoclinic included) is convincing, or when
         ``exhaustive``.
     refuting_fit : float
-        When a cell convinced by its M20 and so cut the search short, but the Pawley check finds a checked cell
-        that fits this many times better (Rwp) than the first one, the lines are searched again as if nothing
-        had convinced, and that search's result is kept (a note says so). M20 counts lines, not intensity: an
-        orthorhombic cell of twice the volume of simulated Sc2FeSi2's C2/m cell indexes 17 of its 20 lines with
-        M20 34 but fits with Rwp 0.106, where cells that index more fit at 0.029; its true cell, which leaves three
-        lines out at the plain tolerance (an impurity and two blends), is then found first (M20 74, Rwp 0.044). 0
-        turns this off.
+        When cells convinced by their M20 and so cut the search short, but the Pawley check finds a checked cell
+        that fits this many times better (Rwp) than every convincing cell it checked, the lines are searched again
+        as if nothing had convinced, and that search's result is kept (a note says so). M20 counts lines, not
+        intensity: an orthorhombic cell of twice the volume of simulated Sc2FeSi2's C2/m cell indexes 17 of its 20
+        lines with M20 34 but fits with Rwp 0.106, where supercells of it fit at 0.030; its true cell, which leaves
+        three lines out at the plain tolerance (an impurity and two blends), is then found first (M20 74, Rwp
+        0.044). 0 turns this off.
     triclinic_max_volume : float
         Largest triclinic cell volume (Å³).
     triclinic_boxes : int
@@ -507,24 +507,25 @@ def _index_peaks(pattern: ObservedPattern, radiation: Radiation, settings: Index
 
 
 def _refuted_by_fit(result: IndexingResult, settings: IndexingSettings) -> str | None:
-    """Why the search is run again as if nothing had convinced (``settings.refuting_fit``), or None: the first cell
-    convinced by its M20 (which stopped the search short), but another checked cell fits at least ``refuting_fit``
-    times better."""
+    """Why the search is run again as if nothing had convinced (``settings.refuting_fit``), or None: cells convinced
+    by their M20 (which cut the search short), but another checked cell fits at least ``refuting_fit`` times better
+    than every convincing one that was checked."""
     if settings.refuting_fit <= 0 or settings.exhaustive or not math.isfinite(settings.convincing_m20):
         return None
     fitted = [c for c in result.candidates if c.pawley_rwp is not None]
-    if not fitted or result.candidates[0].pawley_rwp is None:
+    convincing = [c for c in fitted if c.solution.m20 >= settings.convincing_m20]
+    if not convincing:
         return None
-    first = result.candidates[0]
     best = min(fitted, key=lambda c: c.pawley_rwp)
-    if first.solution.m20 < settings.convincing_m20 or first.pawley_rwp < settings.refuting_fit * best.pawley_rwp:
+    closest = min(convincing, key=lambda c: c.pawley_rwp)
+    if closest.pawley_rwp < settings.refuting_fit * best.pawley_rwp:
         return None
-    ratio = first.pawley_rwp / best.pawley_rwp
+    ratio = closest.pawley_rwp / best.pawley_rwp
     return (
-        f"the first cell ({first.solution.bravais}, {first.solution.volume:.1f} Å³, M20 {first.solution.m20:.1f}) "
-        f"convinced by its M20 but its Pawley fit (Rwp {first.pawley_rwp:.4f}) is {ratio:.1f} times worse "
-        f"than that of the {best.solution.bravais} cell of {best.solution.volume:.1f} Å³ "
-        f"({best.pawley_rwp:.4f}): the lines were searched again as if nothing had convinced"
+        f"the convincing {closest.solution.bravais} cell of {closest.solution.volume:.1f} Å³ (M20 "
+        f"{closest.solution.m20:.1f}) fits {ratio:.1f} times worse (Pawley Rwp {closest.pawley_rwp:.4f}) than the "
+        f"{best.solution.bravais} cell of {best.solution.volume:.1f} Å³ ({best.pawley_rwp:.4f}), and no checked "
+        "cell that convinced fits better: the lines were searched again as if nothing had convinced"
     )
 
 
