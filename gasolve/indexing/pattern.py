@@ -1215,22 +1215,35 @@ def _supercells_by_chance(
 ) -> dict:
     """id of each checked cell that is a supercell of another checked cell (every line of the smaller one is one
     of its lines, at least 1.9 times the primitive volume) whose extra lines catch no more of the observed lines
-    ``two_theta`` than chance would (:func:`gasolve.indexing.subcells.extra_lines_by_chance`) -> (the subcell, a
-    note)."""
+    ``two_theta`` than chance would (:func:`gasolve.indexing.subcells.extra_lines_by_chance`), or whose Pawley
+    fit finds nothing at its extra reflections away from the lines
+    (:attr:`gasolve.indexing.superstructure.WeakLines.silent`: the lines they catch are then impurity lines)
+    -> (the subcell, a note)."""
     from gasolve.indexing.subcells import extra_lines_by_chance
+    from gasolve.indexing.superstructure import weak_superstructure_lines
 
     found: dict[int, tuple[CellCandidate, str]] = {}
     for large, small, record in _nested_pairs(checked, two_theta, wavelength, tolerance):
         if id(large) in found:
             continue
         test = extra_lines_by_chance(two_theta, wavelength, tolerance, record[id(large)], record[id(small)])
+        what = (
+            f"the {large.solution.bravais} cell of {large.solution.volume:.1f} Å³ is a supercell of the "
+            f"{small.solution.bravais} cell of {small.solution.volume:.1f} Å³ whose extra lines index "
+            f"{test.caught} of the {test.unindexed} lines the smaller cell leaves unindexed"
+        )
         if test.by_chance:
+            found[id(large)] = (small, f"{what}, as chance would (p = {test.p_value:.2f}): the smaller cell goes first")
+            continue
+        if large.pawley_reflections is None or small.pawley_reflections is None:
+            continue
+        weak = weak_superstructure_lines(large.pawley_reflections, small.pawley_reflections.two_theta, two_theta)
+        if weak.silent:
             found[id(large)] = (
                 small,
-                f"the {large.solution.bravais} cell of {large.solution.volume:.1f} Å³ is a supercell of the "
-                f"{small.solution.bravais} cell of {small.solution.volume:.1f} Å³ whose extra lines index "
-                f"{test.caught} of the {test.unindexed} lines the smaller cell leaves unindexed, as chance "
-                f"would (p = {test.p_value:.2f}): the smaller cell goes first",
+                f"{what} (p = {test.p_value:.2g}), but its Pawley fit finds nothing at its "
+                f"{weak.n_reflections} extra reflections away from the lines (Σ max(I/σ, 0)² = "
+                f"{weak.statistic:.0f}, chance {weak.p_value:.2f}): impurity lines, the smaller cell goes first",
             )
     return found
 

@@ -36,6 +36,15 @@ from scipy.stats import binom, chi2
 #: S = 512, chance 4·10⁻⁹⁴, 6·10⁻¹³ without the strongest; LiMgH3 and Hf2MoRh, whose ordering is weaker, about
 #: 10⁻⁴, are not supported.
 LEVEL = 1e-6
+#: A supercell's extra reflections away from the lines carry nothing when at least :data:`SILENT_REFLECTIONS` of
+#: them give a statistic that chance exceeds with a probability above this. Its extra lines that catch observed
+#: lines, however unlikely by chance, are then impurity lines: a superstructure that shows in observed lines shows
+#: in its weak reflections too (the true mP cell of simulated Te(HO2)2: chance 7·10⁻¹² from 39 of them), whereas
+#: the mP cell of simulated CdBi3O7 (Cm; tune half) caught 3 of the 7 lines its mC subcell leaves out (binomial
+#: chance 0.006: three impurity lines) with 44 extra reflections at chance 0.76.
+SILENT_LEVEL = 0.05
+#: ... the fewest extra reflections for that judgement.
+SILENT_REFLECTIONS = 20
 #: Extra reflections are counted this many FWHM away from the subcell's reflections and the observed lines.
 ISOLATION = 1.5
 #: ... and this many FWHM inside the ends of the fitted range.
@@ -101,6 +110,12 @@ class WeakLines:
     def supported(self) -> bool:
         """The extra reflections carry intensity beyond chance (:data:`LEVEL`), without the strongest too."""
         return max(self.p_value, self.p_value_without_strongest) < LEVEL
+
+    @property
+    def silent(self) -> bool:
+        """Enough extra reflections (:data:`SILENT_REFLECTIONS`) carry no more than chance gives
+        (:data:`SILENT_LEVEL`)."""
+        return self.n_reflections >= SILENT_REFLECTIONS and self.p_value > SILENT_LEVEL
 
 
 def chi_bar_squared_sf(statistic: float, n: int) -> float:
