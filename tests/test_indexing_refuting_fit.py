@@ -84,13 +84,28 @@ def test_the_search_again_runs_as_if_nothing_had_convinced_and_its_result_is_kep
 
     def search(pattern, radiation, settings, peaks):
         seen.append(settings.convincing_m20)
-        return refuted if len(seen) == 1 else better
+        return (refuted, True) if len(seen) == 1 else (better, False)
 
     monkeypatch.setattr(pattern_module, "_search_and_check", search)
     out = pattern_module._index_peaks(None, None, IndexingSettings(), None)
     assert seen == [20.0, math.inf]
     assert out.candidates == better.candidates
     assert out.notes[0] == "first search" and "searched again" in out.notes[1] and out.notes[2] == "second search"
+
+
+def test_a_search_that_nothing_cut_short_is_not_repeated(monkeypatch):
+    # Report-half RbBiF4: its convincing mC cell (refuted 4.0 times) came after a search that had run in full.
+    refuted = _result(_candidate(*TRICLINIC, 10.7, 0.0286), _candidate(*ORTHORHOMBIC, 34.2, 0.1056))
+    seen = []
+
+    def search(pattern, radiation, settings, peaks):
+        seen.append(settings.convincing_m20)
+        return refuted, False
+
+    monkeypatch.setattr(pattern_module, "_search_and_check", search)
+    assert pattern_module._index_peaks(None, None, IndexingSettings(), None) is refuted
+    assert seen == [20.0]
+    assert _refuted_by_fit(refuted, IndexingSettings(), cut_short=False) is None
 
 
 @pytest.mark.slow

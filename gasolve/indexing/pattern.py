@@ -498,19 +498,21 @@ def _index_found_peaks(pattern: ObservedPattern, radiation: Radiation, settings:
 def _index_peaks(pattern: ObservedPattern, radiation: Radiation, settings: IndexingSettings, peaks) -> IndexingResult:
     """:func:`index_pattern` on the lines of ``peaks``, those flagged as Kβ satellites left out, searched again as if
     nothing had convinced when the Pawley check refutes the convincing first cell (``settings.refuting_fit``)."""
-    result = _search_and_check(pattern, radiation, settings, peaks)
-    refuted = _refuted_by_fit(result, settings)
+    result, cut_short = _search_and_check(pattern, radiation, settings, peaks)
+    refuted = _refuted_by_fit(result, settings, cut_short)
     if refuted is None:
         return result
-    again = _search_and_check(pattern, radiation, replace(settings, convincing_m20=math.inf), peaks)
+    again, _ = _search_and_check(pattern, radiation, replace(settings, convincing_m20=math.inf), peaks)
     return replace(again, notes=(*result.notes, refuted, *again.notes))
 
 
-def _refuted_by_fit(result: IndexingResult, settings: IndexingSettings) -> str | None:
-    """Why the search is run again as if nothing had convinced (``settings.refuting_fit``), or None: cells convinced
-    by their M20 (which cut the search short), but another checked cell fits at least ``refuting_fit`` times better
-    than every convincing one that was checked."""
-    if settings.refuting_fit <= 0 or settings.exhaustive or not math.isfinite(settings.convincing_m20):
+def _refuted_by_fit(result: IndexingResult, settings: IndexingSettings, cut_short: bool = True) -> str | None:
+    """Why the search is run again as if nothing had convinced (``settings.refuting_fit``), or None: convincing
+    cells cut the search short (``cut_short``), but a checked cell fits at least ``refuting_fit`` times better than
+    every convincing one that was checked. A search that nothing cut short would only repeat itself (simulated
+    RbBiF4: nothing convinced before its triclinic search, which ran; its convincing mC cell, refuted 4.0 times,
+    came later, and the search again took 1,271 s for the same cells)."""
+    if not cut_short or settings.refuting_fit <= 0 or settings.exhaustive or not math.isfinite(settings.convincing_m20):
         return None
     fitted = [c for c in result.candidates if c.pawley_rwp is not None]
     convincing = [c for c in fitted if c.solution.m20 >= settings.convincing_m20]
@@ -531,8 +533,10 @@ def _refuted_by_fit(result: IndexingResult, settings: IndexingSettings) -> str |
 
 def _search_and_check(
     pattern: ObservedPattern, radiation: Radiation, settings: IndexingSettings, peaks
-) -> IndexingResult:
-    """The searches of every system, the Pawley check and the ordering, on the lines of ``peaks``."""
+) -> tuple[IndexingResult, bool]:
+    """The searches of every system, the Pawley check and the ordering, on the lines of ``peaks``, and whether
+    convincing cells cut the search short (bounded the monoclinic search or the second pass, or skipped the
+    triclinic search)."""
     minimum = MIN_LINES
     # Lines taken for Kβ satellites (gasolve.indexing.kbeta) stay out of the indexing lines.
     usable = np.flatnonzero(~peaks.kbeta)
@@ -563,6 +567,11 @@ def _search_and_check(
     again, more = _second_pass(peaks, order, wavelength, tolerance, settings, first_pass, overflowing)
     by_zero += again
     notes += more
+    # Convincing cells cut the search short: a first-pass one bounds the monoclinic search and the second pass,
+    # and any before the triclinic stage skips it.
+    cut_short = any(s.m20 >= settings.convincing_m20 for _, s in first_pass) or bool(
+        lowest and _convincing_before_triclinic(by_zero, settings)
+    )
     if lowest:
         by_zero, more = _triclinic(peaks, order, wavelength, tolerance, settings, by_zero, first_pass)
         notes += more
@@ -606,7 +615,7 @@ def _search_and_check(
             first.zero,
             settings.peak_search.kbeta,
         )
-    return IndexingResult(
+    result = IndexingResult(
         tuple(ranked),
         peaks.two_theta[order],
         peaks.two_theta_esd[order],
@@ -614,6 +623,7 @@ def _search_and_check(
         satellites,
         peaks.n_peaks,
     )
+    return result, cut_short
 
 
 def _second_pass(
@@ -859,11 +869,7 @@ def _triclinic(
     line at 23.1°; 37 thousand boxes where the first pass spent its 6 million up to 657 Å³). Its cells are kept
     only when their ranking figure beats every cell found before, as in :func:`_second_pass`."""
     # A second-pass cell convinces by its M20 with the extra unindexed lines counted against it.
-    convincing = [
-        s
-        for _, s in by_zero
-        if (s.m20 if s.n_lines - s.n_indexed <= settings.max_unindexed else s.merit) >= settings.convincing_m20
-    ]
+    convincing = _convincing_before_triclinic(by_zero, settings)
     sound = [s for _, s in first_pass if s.m20 >= settings.min_m20]
     if convincing and not settings.exhaustive:
         best = max(convincing, key=lambda s: s.m20)
@@ -921,6 +927,16 @@ def _triclinic(
         f"{what}: {len(more_found)} cells, {len(kept)} with a ranking figure above the best before ({bar:.1f})"
     )
     return [*by_zero, *found, *kept], notes
+
+
+def _convincing_before_triclinic(by_zero: list, settings: IndexingSettings) -> list[IndexingSolution]:
+    """The cells that keep the triclinic search from running (unless ``exhaustive``): M20 >= ``convincing_m20``,
+    a second-pass cell by its M20 with the extra unindexed lines counted against it."""
+    return [
+        s
+        for _, s in by_zero
+        if (s.m20 if s.n_lines - s.n_indexed <= settings.max_unindexed else s.merit) >= settings.convincing_m20
+    ]
 
 
 def _basis_sweep(
