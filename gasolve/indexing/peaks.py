@@ -496,10 +496,16 @@ def search_peaks(pattern: ObservedPattern, radiation: Radiation, settings: PeakS
     half_window = max(1, round(settings.background_window / step))
     net = y - snip_background(_smooth(y, sigma, 5)[0], half_window)
 
-    # Typical FWHM from the clearly significant maxima of a lightly smoothed profile.
+    # Typical FWHM from the clearly significant maxima of a lightly smoothed profile: those above 2k σ, else (a
+    # pattern of few counts, where even the strongest line's points are not 2k σ each) those above k σ. A RRUFF
+    # pattern rescaled from about 40 counts at its strongest point (σ from the scatter 16 times √y) has its
+    # strongest line 8 σ high per smoothed point, and no line was found at all.
     if settings.fwhm is None:
         rough, rough_sigma = _smooth(net, sigma, 5)
-        found, _ = scipy.signal.find_peaks(rough, height=2 * k * rough_sigma, prominence=2 * k * rough_sigma)
+        for bar in (2 * k, k):
+            found, _ = scipy.signal.find_peaks(rough, height=bar * rough_sigma, prominence=bar * rough_sigma)
+            if len(found):
+                break
         if len(found) == 0:
             return _empty(inflation_of_noise)
         widths = scipy.signal.peak_widths(rough, found, rel_height=0.5)[0] * step
