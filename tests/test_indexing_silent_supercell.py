@@ -88,3 +88,15 @@ def test_without_a_pawley_fit_only_the_binomial_test_applies(missing):
     else:
         small = CellCandidate(small.solution, 0.0, 0.0, "", pawley_rwp=0.03)
     assert _supercells_by_chance([large, small], observed, WAVELENGTH, 0.02) == {}
+
+
+def test_a_supercell_that_catches_no_line_and_is_silent_goes_behind():
+    # Simulated Dy2Pd2Pb (P4/mbm) searched with blends widened: its (a, a, 2c) cell catches none of the 8 lines
+    # the true cell leaves out, and its 26 extra reflections give chance 0.94.
+    rng = np.random.default_rng(5)
+    large, small, _, _ = _pattern(rng.standard_normal(400))
+    observed = small.pawley_reflections.two_theta
+    found = _supercells_by_chance([large, small], observed, WAVELENGTH, 0.02)
+    assert "no sign of the larger cell" in found[id(large)][1]
+    large, small, _, _ = _pattern(rng.standard_normal(400) + 3.0)
+    assert _supercells_by_chance([large, small], observed, WAVELENGTH, 0.02) == {}

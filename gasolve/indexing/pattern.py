@@ -1233,8 +1233,8 @@ def _supercells_by_chance(
     of its lines, at least 1.9 times the primitive volume) whose extra lines catch no more of the observed lines
     ``two_theta`` than chance would (:func:`gasolve.indexing.subcells.extra_lines_by_chance`), or whose Pawley
     fit finds nothing at its extra reflections away from the lines
-    (:attr:`gasolve.indexing.superstructure.WeakLines.silent`: the lines they catch are then impurity lines)
-    -> (the subcell, a note)."""
+    (:attr:`gasolve.indexing.superstructure.WeakLines.silent`: the lines they catch, if any, are then impurity
+    lines, and with none caught nothing speaks for the larger cell) -> (the subcell, a note)."""
     from gasolve.indexing.subcells import extra_lines_by_chance
     from gasolve.indexing.superstructure import weak_superstructure_lines
 
@@ -1255,11 +1255,14 @@ def _supercells_by_chance(
             continue
         weak = weak_superstructure_lines(large.pawley_reflections, small.pawley_reflections.two_theta, two_theta)
         if weak.silent:
+            # Lines caught beyond chance are then impurity lines; none caught, nothing speaks for the larger cell.
+            caught = f" (p = {test.p_value:.2g})" if test.caught else ""
+            verdict = "impurity lines" if test.caught else "no sign of the larger cell"
             found[id(large)] = (
                 small,
-                f"{what} (p = {test.p_value:.2g}), but its Pawley fit finds nothing at its "
-                f"{weak.n_reflections} extra reflections away from the lines (Σ max(I/σ, 0)² = "
-                f"{weak.statistic:.0f}, chance {weak.p_value:.2f}): impurity lines, the smaller cell goes first",
+                f"{what}{caught}, and its Pawley fit finds nothing at its {weak.n_reflections} extra reflections "
+                f"away from the lines (Σ max(I/σ, 0)² = {weak.statistic:.0f}, chance {weak.p_value:.2f}): "
+                f"{verdict}, the smaller cell goes first",
             )
     return found
 
