@@ -47,7 +47,7 @@ TRICLINIC = ((7.967, 10.211, 17.808, 84.9, 77.1, 67.1), "aP", "triclinic")
 
 def test_a_convincing_cell_that_fits_far_worse_than_another_is_refuted():
     result = _result(_candidate(*ORTHORHOMBIC, 34.2, 0.1056), _candidate(*TRICLINIC, 10.7, 0.0286))
-    note = _refuted_by_fit(result, IndexingSettings())
+    note = _refuted_by_fit(result, IndexingSettings(), cut_short=True)
     assert note is not None and "3.7 times worse" in note and "searched again" in note
 
 
@@ -55,10 +55,10 @@ def test_the_convincing_cell_need_not_be_first():
     # The same pattern at the current ordering: a non-convincing supercell of the oP cell fits best and goes first.
     supercell = ((18.813, 7.967, 17.357, 90, 90.13, 90), "mC", "monoclinic")
     result = _result(_candidate(*supercell, 13.4, 0.0296), _candidate(*ORTHORHOMBIC, 34.2, 0.1056))
-    assert "3.6 times worse" in _refuted_by_fit(result, IndexingSettings())
+    assert "3.6 times worse" in _refuted_by_fit(result, IndexingSettings(), cut_short=True)
     # A convincing cell that fits within twice the best is not refuted, however badly another convincing one fits.
     good = _candidate(*TRICLINIC, 25.0, 0.040)
-    assert _refuted_by_fit(_result(*result.candidates, good), IndexingSettings()) is None
+    assert _refuted_by_fit(_result(*result.candidates, good), IndexingSettings(), cut_short=True) is None
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_the_convincing_cell_need_not_be_first():
 )
 def test_no_new_search(m20, rwp, settings):
     result = _result(_candidate(*ORTHORHOMBIC, m20, rwp), _candidate(*TRICLINIC, 10.7, 0.0286))
-    assert _refuted_by_fit(result, settings) is None
+    assert _refuted_by_fit(result, settings, cut_short=True) is None
 
 
 def test_the_search_again_runs_as_if_nothing_had_convinced_and_its_result_is_kept(monkeypatch):

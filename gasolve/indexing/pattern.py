@@ -497,7 +497,8 @@ def _index_found_peaks(pattern: ObservedPattern, radiation: Radiation, settings:
 
 def _index_peaks(pattern: ObservedPattern, radiation: Radiation, settings: IndexingSettings, peaks) -> IndexingResult:
     """:func:`index_pattern` on the lines of ``peaks``, those flagged as Kβ satellites left out, searched again as if
-    nothing had convinced when the Pawley check refutes the convincing first cell (``settings.refuting_fit``)."""
+    nothing had convinced when the Pawley check refutes the convincing cells that cut the search short
+    (``settings.refuting_fit``)."""
     result, cut_short = _search_and_check(pattern, radiation, settings, peaks)
     refuted = _refuted_by_fit(result, settings, cut_short)
     if refuted is None:
@@ -506,7 +507,7 @@ def _index_peaks(pattern: ObservedPattern, radiation: Radiation, settings: Index
     return replace(again, notes=(*result.notes, refuted, *again.notes))
 
 
-def _refuted_by_fit(result: IndexingResult, settings: IndexingSettings, cut_short: bool = True) -> str | None:
+def _refuted_by_fit(result: IndexingResult, settings: IndexingSettings, cut_short: bool) -> str | None:
     """Why the search is run again as if nothing had convinced (``settings.refuting_fit``), or None: convincing
     cells cut the search short (``cut_short``), but a checked cell fits at least ``refuting_fit`` times better than
     every convincing one that was checked. A search that nothing cut short would only repeat itself (simulated
