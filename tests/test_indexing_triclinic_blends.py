@@ -140,12 +140,49 @@ def test_three_impurity_lines_are_found_by_the_third_level_of_the_reduced_sweep(
     peaks = PeakSet(two_theta, np.full(20, 0.002), np.ones(20), np.full(20, 0.1))
     lines = (peaks, np.arange(20), WAVELENGTH, 0.02, [0.0], 200.0)
     settings = replace(SETTINGS, triclinic_reduced_boxes=400_000)
-    found, notes, done = _basis_sweep(lines, settings, [], 2, "reduced", settings.triclinic_reduced_boxes)
+    found, notes, done = _basis_sweep(lines, settings, [], 2, "reduced", (settings.triclinic_reduced_boxes,) * 2)
     assert done and _found(found)
     assert any(note.startswith("triclinic search of reduced bases allowing 3 unindexed") for note in notes)
     best = next(s for _, s in found if _is_cell(s))
     assert best.n_indexed == 17
     # With two levels only (as before) it is not found.
     two_levels = replace(settings, triclinic_reduced_unindexed=2)
-    found, _, done = _basis_sweep(lines, two_levels, [], 2, "reduced", two_levels.triclinic_reduced_boxes)
+    found, _, done = _basis_sweep(lines, two_levels, [], 2, "reduced", (two_levels.triclinic_reduced_boxes,) * 2)
     assert not done and not _found(found)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The budgets of the levels of the sweep from zones
+
+
+def test_the_first_level_of_the_zone_sweep_has_its_own_budget():
+    """The first level (``max_unindexed`` lines left out) spends ``triclinic_zone_boxes``, each later level
+    ``triclinic_zone_retry_boxes``: lines of no lattice (quadratic in the line number) spend every level."""
+    two_theta = np.sort(12.0 + 0.02 * np.arange(20) ** 2 + 1.7 * np.arange(20))
+    peaks = PeakSet(two_theta, np.full(20, 0.002), np.ones(20), np.full(20, 0.1))
+    lines = (peaks, np.arange(20), WAVELENGTH, 0.02, [0.0], 200.0)
+    settings = replace(SETTINGS, triclinic_zone_boxes=30_000, triclinic_zone_retry_boxes=10_000)
+    found, notes, done = _basis_sweep(lines, settings, [], 2, "zones", (30_000, 10_000))
+    assert not done
+    tested = {n.split(" unindexed")[0][-10:]: n for n in notes if n.endswith("boxes tested")}
+    assert "of 30,000 boxes" in tested["allowing 1"]
+    assert "of 10,000 boxes" in tested["allowing 2"]
+    assert "of 10,000 boxes" in tested["allowing 3"]
+
+
+def test_triclinic_passes_the_zone_budgets_to_the_sweep():
+    two_theta = np.sort(12.0 + 0.02 * np.arange(20) ** 2 + 1.7 * np.arange(20))
+    peaks = PeakSet(two_theta, np.full(20, 0.002), np.ones(20), np.full(20, 0.1))
+    settings = replace(
+        SETTINGS,
+        triclinic_bases=("zones",),
+        triclinic_zone_boxes=20_000,
+        triclinic_zone_retry_boxes=5_000,
+        triclinic_zero_order=False,
+        max_zero=0.0,
+    )
+    _, notes = _triclinic(peaks, np.arange(20), WAVELENGTH, 0.02, settings, [], [])
+    first = [n for n in notes if n.startswith("triclinic search of zones allowing 1") and n.endswith("tested")]
+    later = [n for n in notes if n.startswith("triclinic search of zones allowing 2") and n.endswith("tested")]
+    assert first and "of 20,000 boxes" in first[0]
+    assert later and "of 5,000 boxes" in later[0]

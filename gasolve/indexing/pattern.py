@@ -32,6 +32,7 @@ from gasolve.indexing.budget import (
     TRICLINIC_REDUCED_BOXES,
     TRICLINIC_RETRY_BOXES,
     TRICLINIC_ZONE_BOXES,
+    TRICLINIC_ZONE_RETRY_BOXES,
     WorkBudget,
 )
 from gasolve.indexing.dichotomy import DichotomySettings, LineShifts
@@ -203,8 +204,14 @@ class IndexingSettings:
         "reduced", Niggli-reduced bases are searched first, at every zero shift and number of unindexed lines
         (:func:`_basis_sweep`); with "zones", bases completed from zones of the lines next, in the same way, when
         the reduced bases give no sound cell (a reduced axial line unobserved); any basis only if those find none.
-    triclinic_zone_boxes, triclinic_reduced_boxes : int
-        Boxes of each level of those sweeps, over their zero shifts; never more than ``triclinic_boxes``.
+    triclinic_reduced_boxes : int
+        Boxes of each level of the sweep of reduced bases, over its zero shifts; never more than
+        ``triclinic_boxes``.
+    triclinic_zone_boxes, triclinic_zone_retry_boxes : int
+        Boxes of the first level of the sweep from zones (``max_unindexed`` lines left out) and of each later
+        level, over their zero shifts; never more than ``triclinic_boxes``. A zone's boxes cost about as much at a
+        wrong zero shift as at the right one, so the first level needs about seven times what the right zero
+        alone would (:data:`gasolve.indexing.budget.TRICLINIC_ZONE_BOXES`).
     triclinic_reduced_unindexed : int
         Unindexed lines of the sweep's last level, after ``max_unindexed`` and ``triclinic_retry_unindexed``
         (when above both; each level runs only when those before found no sound cell, on its own
@@ -257,6 +264,7 @@ class IndexingSettings:
     triclinic_bases: tuple[str, ...] = ("reduced", "zones", "any")
     triclinic_reduced_boxes: int = TRICLINIC_REDUCED_BOXES
     triclinic_zone_boxes: int = TRICLINIC_ZONE_BOXES
+    triclinic_zone_retry_boxes: int = TRICLINIC_ZONE_RETRY_BOXES
     triclinic_reduced_unindexed: int = 3
     triclinic_blends: bool = True
     triclinic_volume_stages: int = 4
@@ -899,12 +907,16 @@ def _triclinic(
     lines = (peaks, order, wavelength, tolerance, zeros, max_volume)
     retry = settings.triclinic_retry_unindexed
     retry_boxes = min(settings.triclinic_retry_boxes, settings.triclinic_boxes)
-    for bases, sweep_boxes in (("reduced", settings.triclinic_reduced_boxes), ("zones", settings.triclinic_zone_boxes)):
+    sweeps = (
+        ("reduced", settings.triclinic_reduced_boxes, settings.triclinic_reduced_boxes),
+        ("zones", settings.triclinic_zone_boxes, settings.triclinic_zone_retry_boxes),
+    )
+    for bases, sweep_boxes, later_boxes in sweeps:
         if bases not in settings.triclinic_bases:
             continue
         if min(sweep_boxes, settings.triclinic_boxes) > 0:
             by_zero, sweep, done = _basis_sweep(
-                lines, settings, by_zero, retry if retry_boxes > 0 else 0, bases, sweep_boxes
+                lines, settings, by_zero, retry if retry_boxes > 0 else 0, bases, (sweep_boxes, later_boxes)
             )
             notes += sweep
             if done:
@@ -941,7 +953,7 @@ def _convincing_before_triclinic(by_zero: list, settings: IndexingSettings) -> l
 
 
 def _basis_sweep(
-    lines: tuple, settings: IndexingSettings, by_zero: list, retry: int, bases: str, sweep_boxes: int
+    lines: tuple, settings: IndexingSettings, by_zero: list, retry: int, bases: str, sweep_boxes: tuple[int, int]
 ) -> tuple[list, list[str], bool]:
     """The triclinic search of one kind of bases only, "zones" (:mod:`gasolve.indexing.zones`) or "reduced"
     (Niggli-reduced reciprocal bases, :mod:`gasolve.indexing.triclinic`), at every zero shift, leaving
@@ -949,7 +961,8 @@ def _basis_sweep(
     that search (LiV5O10, three impurity lines: found at 99 thousand boxes of reduced bases with two lines left
     out, where the search of any basis spent its 6 million at the first zero; simulated VCrMoO7, whose reduced
     axial line 010 gives no intensity, from zones at 46 thousand). Cells found leaving more lines out are kept, as in
-    :func:`_triclinic`, only when their ranking figure beats every cell before.
+    :func:`_triclinic`, only when their ranking figure beats every cell before. ``sweep_boxes``: the budget of
+    the first level (``max_unindexed`` lines left out) and of each later one.
 
     Returns
     -------
@@ -975,7 +988,7 @@ def _basis_sweep(
     for level in levels:
         what = f"triclinic search of {'zones' if bases == 'zones' else 'reduced bases'}"
         what += f" allowing {level} unindexed line(s)" if level else ""
-        boxes = min(sweep_boxes, settings.triclinic_boxes)
+        boxes = min(sweep_boxes[0] if level == settings.max_unindexed else sweep_boxes[1], settings.triclinic_boxes)
         found, more = _triclinic_pass(*lines, replace(only, max_unindexed=level), boxes, what, stages)
         notes += more
         if level > settings.max_unindexed:
