@@ -161,8 +161,7 @@ def test_the_first_level_of_the_zone_sweep_has_its_own_budget():
     two_theta = np.sort(12.0 + 0.02 * np.arange(20) ** 2 + 1.7 * np.arange(20))
     peaks = PeakSet(two_theta, np.full(20, 0.002), np.ones(20), np.full(20, 0.1))
     lines = (peaks, np.arange(20), WAVELENGTH, 0.02, [0.0], 200.0)
-    settings = replace(SETTINGS, triclinic_zone_boxes=30_000, triclinic_zone_retry_boxes=10_000)
-    found, notes, done = _basis_sweep(lines, settings, [], 2, "zones", (30_000, 10_000))
+    _, notes, done = _basis_sweep(lines, SETTINGS, [], 2, "zones", (30_000, 10_000))
     assert not done
     tested = {n.split(" unindexed")[0][-10:]: n for n in notes if n.endswith("boxes tested")}
     assert "of 30,000 boxes" in tested["allowing 1"]
