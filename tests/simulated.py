@@ -63,3 +63,24 @@ eta = 0.5
         )
         written[stem] = path
     return written
+
+
+def benchmark_pattern(name: str, material_id: str):
+    """The pattern benchmarks/indexing.py simulates (seed 0) for the Materials Project structure shipped as
+    ``tests/data/cif/mp/{name}_{material_id}.cif``: (pattern, radiation, structure)."""
+    import warnings
+
+    from pymatgen.core import Structure
+
+    from benchmarks.indexing import draw_conditions, pattern_rng, simulate
+    from gasolve.diffraction.wavelength import parse_radiation
+    from gasolve.io.patterns import ObservedPattern, counting_sigma
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        structure = Structure.from_file(REPO / "tests" / "data" / "cif" / "mp" / f"{name}_{material_id}.cif")
+    rng = pattern_rng({"material_id": material_id}, 0)
+    conditions = draw_conditions(rng)
+    two_theta, y = simulate(structure, conditions, rng)
+    radiation = parse_radiation("CuKa12" if conditions["doublet"] else "CuKa1")
+    return ObservedPattern(two_theta, y, counting_sigma(y), name), radiation, structure

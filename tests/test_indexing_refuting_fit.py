@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +12,6 @@ import pytest
 import gasolve.indexing.pattern as pattern_module
 from gasolve.indexing.pattern import CellCandidate, IndexingResult, IndexingSettings, _refuted_by_fit
 from gasolve.indexing.solutions import IndexingSolution
-
-DATA = Path(__file__).parent / "data" / "cif" / "mp"
 
 
 def _candidate(cell, bravais, system, m20, rwp):
@@ -113,21 +109,12 @@ def test_sc2fesi2_of_the_benchmark_is_indexed_in_its_true_cell():
     # The benchmark's own tune-half pattern (zero -0.066°, three impurity lines, one among the first 20, and two
     # blends): its C2/m cell leaves three lines out at the plain tolerance; an oP cell of twice its volume
     # convinced (M20 34.2) and kept the monoclinic second pass and the triclinic search from running.
-    from pymatgen.core import Structure
-
-    from benchmarks.indexing import draw_conditions, pattern_rng, same_lattice, simulate
-    from gasolve.diffraction.wavelength import parse_radiation
+    from benchmarks.indexing import same_lattice
     from gasolve.indexing.pattern import index_pattern
-    from gasolve.io.patterns import ObservedPattern, counting_sigma
+    from tests.simulated import benchmark_pattern
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        structure = Structure.from_file(DATA / "Sc2FeSi2_mp-3618.cif")
-    rng = pattern_rng({"material_id": "mp-3618"}, 0)
-    conditions = draw_conditions(rng)
-    two_theta, y = simulate(structure, conditions, rng)
-    radiation = parse_radiation("CuKa12" if conditions["doublet"] else "CuKa1")
-    result = index_pattern(ObservedPattern(two_theta, y, counting_sigma(y), "Sc2FeSi2"), radiation)
+    pattern, radiation, structure = benchmark_pattern("Sc2FeSi2", "mp-3618")
+    result = index_pattern(pattern, radiation)
     first = result.candidates[0]
     assert any("searched again" in note for note in result.notes)
     assert first.solution.bravais == "mC"

@@ -4,9 +4,6 @@ Li3Nb4O12, whose true cell (c = 28.1 Å) came second behind its subcell (c = 14.
 
 from __future__ import annotations
 
-import warnings
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -15,8 +12,7 @@ from gasolve.indexing.superstructure import (
     chi_bar_squared_sf,
     weak_superstructure_lines,
 )
-
-DATA = Path(__file__).parent / "data" / "cif" / "mp"
+from tests.simulated import benchmark_pattern
 
 
 @pytest.mark.parametrize("n", [1, 4, 12])
@@ -63,23 +59,6 @@ def test_one_strong_extra_reflection_alone_does_not_support_a_supercell():
     assert not weak.supported
 
 
-def _benchmark_pattern(name: str, material_id: str):
-    from pymatgen.core import Structure
-
-    from benchmarks.indexing import draw_conditions, pattern_rng, simulate
-    from gasolve.diffraction.wavelength import parse_radiation
-    from gasolve.io.patterns import ObservedPattern, counting_sigma
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        structure = Structure.from_file(DATA / f"{name}_{material_id}.cif")
-    rng = pattern_rng({"material_id": material_id}, 0)
-    conditions = draw_conditions(rng)
-    two_theta, y = simulate(structure, conditions, rng)
-    radiation = parse_radiation("CuKa12" if conditions["doublet"] else "CuKa1")
-    return ObservedPattern(two_theta, y, counting_sigma(y), name), radiation
-
-
 def _weak_lines(pattern, radiation, small, large):
     from gasolve.crystal.cell import UnitCell
     from gasolve.crystal.spacegroup import SpaceGroup
@@ -100,7 +79,7 @@ def _weak_lines(pattern, radiation, small, large):
 def test_the_ordering_of_li3nb4o12_is_found_in_its_weak_reflections():
     # The first 20 lines: the subcell (R, c = 14.05 Å) indexes 17, the true cell 18; M20 928 against 507 put the
     # subcell first. Between its lines the true cell's Pawley fit finds intensity far beyond chance.
-    pattern, radiation = _benchmark_pattern("Li3Nb4O12", "mp-706276")
+    pattern, radiation, _ = benchmark_pattern("Li3Nb4O12", "mp-706276")
     small = ((5.283, 5.283, 14.053, 90.0, 90.0, 120.0), "hR")
     large = ((5.283, 5.283, 28.105, 90.0, 90.0, 120.0), "hR")
     weak = _weak_lines(pattern, radiation, small, large)
@@ -110,7 +89,7 @@ def test_the_ordering_of_li3nb4o12_is_found_in_its_weak_reflections():
 
 def test_a_doubled_cell_without_superstructure_is_not_supported():
     # Hg3Bi (Pm-3m, a = 4.759 Å) against the cubic cell of 2a: nothing lies at the half-integer reflections.
-    pattern, radiation = _benchmark_pattern("Hg3Bi", "mp-981387")
+    pattern, radiation, _ = benchmark_pattern("Hg3Bi", "mp-981387")
     small = ((4.759, 4.759, 4.759, 90.0, 90.0, 90.0), "cP")
     large = ((9.518, 9.518, 9.518, 90.0, 90.0, 90.0), "cP")
     weak = _weak_lines(pattern, radiation, small, large)

@@ -155,11 +155,16 @@ def test_three_impurity_lines_are_found_by_the_third_level_of_the_reduced_sweep(
 # The budgets of the levels of the sweep from zones
 
 
+def _no_lattice_peaks() -> PeakSet:
+    """Twenty lines of no lattice (quadratic in the line number): every level of a sweep spends its budget."""
+    two_theta = np.sort(12.0 + 0.02 * np.arange(20) ** 2 + 1.7 * np.arange(20))
+    return PeakSet(two_theta, np.full(20, 0.002), np.ones(20), np.full(20, 0.1))
+
+
 def test_the_first_level_of_the_zone_sweep_has_its_own_budget():
     """The first level (``max_unindexed`` lines left out) spends ``triclinic_zone_boxes``, each later level
     ``triclinic_zone_retry_boxes``: lines of no lattice (quadratic in the line number) spend every level."""
-    two_theta = np.sort(12.0 + 0.02 * np.arange(20) ** 2 + 1.7 * np.arange(20))
-    peaks = PeakSet(two_theta, np.full(20, 0.002), np.ones(20), np.full(20, 0.1))
+    peaks = _no_lattice_peaks()
     lines = (peaks, np.arange(20), WAVELENGTH, 0.02, [0.0], 200.0)
     _, notes, done = _basis_sweep(lines, SETTINGS, [], 2, "zones", (30_000, 10_000))
     assert not done
@@ -170,8 +175,7 @@ def test_the_first_level_of_the_zone_sweep_has_its_own_budget():
 
 
 def test_triclinic_passes_the_zone_budgets_to_the_sweep():
-    two_theta = np.sort(12.0 + 0.02 * np.arange(20) ** 2 + 1.7 * np.arange(20))
-    peaks = PeakSet(two_theta, np.full(20, 0.002), np.ones(20), np.full(20, 0.1))
+    peaks = _no_lattice_peaks()
     settings = replace(
         SETTINGS,
         triclinic_bases=("zones",),
@@ -192,24 +196,12 @@ def test_kso4_of_the_benchmark_is_found_by_the_first_zone_level():
     # The indexing benchmark's own tune-half pattern (P-1, zero -0.043°, two impurity lines): the reduced bases
     # spend their 3 million boxes, and the zones find the cell at 4.8 million boxes over the seven zero shifts,
     # beyond the 2 million that the first zone level had before (which missed it).
-    import warnings
-    from pathlib import Path
-
-    from pymatgen.core import Structure
-
-    from benchmarks.indexing import draw_conditions, pattern_rng, same_lattice, simulate
-    from gasolve.diffraction.wavelength import parse_radiation
+    from benchmarks.indexing import same_lattice
     from gasolve.indexing.pattern import index_pattern
-    from gasolve.io.patterns import ObservedPattern, counting_sigma
+    from tests.simulated import benchmark_pattern
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        structure = Structure.from_file(Path(__file__).parent / "data" / "cif" / "mp" / "KSO4_mp-7622.cif")
-    rng = pattern_rng({"material_id": "mp-7622"}, 0)
-    conditions = draw_conditions(rng)
-    two_theta, y = simulate(structure, conditions, rng)
-    radiation = parse_radiation("CuKa12" if conditions["doublet"] else "CuKa1")
-    result = index_pattern(ObservedPattern(two_theta, y, counting_sigma(y), "KSO4"), radiation)
+    pattern, radiation, structure = benchmark_pattern("KSO4", "mp-7622")
+    result = index_pattern(pattern, radiation)
     first = result.candidates[0]
     assert same_lattice(
         first.pawley_cell or first.solution.cell, first.solution.bravais, structure.lattice.parameters, "P"
