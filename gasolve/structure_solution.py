@@ -24,7 +24,8 @@
    has more symmetry than its group within a few tenths of an ångström (:mod:`gasolve.missed_symmetry`): it
    repeats in a smaller cell (indexing can prefer a supercell that also indexes impurity lines), or obeys a
    supergroup (a polar subgroup of a centrosymmetric structure fits as well), the stages run again in that cell,
-   in the supergroup's case with that group alone. The attempt is kept when it is confirmed and the other is not,
+   in the supergroup's case with that group alone, in the smaller cell's with the model's group raced first
+   whatever the extinctions say (:func:`with_model_group`). The attempt is kept when it is confirmed and the other is not,
    or when its Rwp passes Hamilton's R-factor ratio test against the other's (fewer parameters, the same fit);
    the other is the model it restricts, never an unrelated fallback's (:func:`kept_attempt`).
 
@@ -541,6 +542,44 @@ def model_hypothesis(
     order = {element: k for k, element in enumerate(composition)}  # the formula's element order, as elsewhere
     ordered = tuple(sorted(sites, key=lambda site: (order[site[0]], -slots[site[1]].multiplicity, site[1])))
     return Hypothesis(z, "wyckoff", ordered, n_free, 0.0, base=spec)
+
+
+def with_model_group(
+    groups: list[GroupChoice], number: int, cell: UnitCell, analysis: dict | None
+) -> list[GroupChoice]:
+    """The groups to race in a smaller cell that a solved model repeats in, its own group among them.
+
+    A model that fits the pattern in a supercell and repeats in a smaller cell has a group there
+    (:attr:`CellChoice.model_group`); the extinction analysis of the smaller cell can rank that group low when some
+    of its reflections are absent by accident (BaCaI4, P2/c: 010 and 030 are weak, so P2_1/c wins by 18 in log
+    likelihood). The model is stronger evidence than those few intensities, so its group is raced whatever its
+    posterior, first when the analysis did not choose it.
+
+    Parameters
+    ----------
+    groups : list of GroupChoice
+        The analysis's choice (:func:`space_group_candidates`).
+    number : int
+        The model's space-group number in ``cell``.
+    cell : UnitCell
+        The smaller cell, in that group's standard setting (as :func:`gasolve.missed_symmetry.missed_symmetry`
+        gives it, refined by the holohedral fit).
+    analysis : dict or None
+        The analysis's evidence; its ``ranked_space_groups`` give the group's posterior (0 when not ranked).
+
+    Returns
+    -------
+    list of GroupChoice
+        ``groups`` unchanged when it holds the group; else the group first (setting "the solved model's"), then
+        ``groups``.
+    """
+    if any(choice.space_group.number == number for choice in groups):
+        return groups
+    group = SpaceGroup.from_symbol(number)
+    group.check_cell(cell)
+    ranked = (analysis or {}).get("ranked_space_groups", [])
+    posterior = max((float(item["posterior"]) for item in ranked if item["number"] == number), default=0.0)
+    return [GroupChoice(group, cell, posterior, "the solved model's"), *groups]
 
 
 def model_first(hypotheses: list, own) -> list:

@@ -162,6 +162,7 @@ def _attempt(args, pattern: Path, out: Path, context: dict, choice, say, cache: 
         solve_hypotheses,
         solve_reserve,
         space_group_candidates,
+        with_model_group,
     )
 
     observed, radiation, terms = context["observed"], context["radiation"], context["terms"]
@@ -190,6 +191,9 @@ def _attempt(args, pattern: Path, out: Path, context: dict, choice, say, cache: 
         )
         for symbol in analysis["passed_over"] if choice.space_group is None else ():
             say(f"{symbol} passed over: the composition does not fit it")
+        if choice.space_group is None and choice.model_group is not None:  # a smaller cell the model repeats in
+            if fits(SpaceGroup.from_symbol(choice.model_group), fit.cell):
+                groups = with_model_group(groups, choice.model_group, fit.cell, analysis)
         if not groups:
             raise InputError(
                 f"--composition {args.composition!r} fits none of the space groups the extinctions allow for the "
