@@ -105,7 +105,10 @@ def find_cell(observed, radiation, settings=None) -> CellChoice:
     """
     from gasolve.indexing.pattern import IndexingSettings, index_pattern
 
-    settings = settings or IndexingSettings(n_pawley=1)  # the holohedral fit that follows is the second check
+    # The benchmarked settings: three candidates Pawley-checked, so that the tests between nested cells can run (a
+    # primitive cell whose weak reflections break a pseudo-centring goes before the centred cell of the same
+    # metric: Te(HO2)2, Pc, was solved in Cm's cell with one check).
+    settings = settings or IndexingSettings()
     result = index_pattern(observed, radiation, settings)
     records = [candidate.as_dict() for candidate in result.candidates[:5]]
     if not result.candidates or result.candidates[0].solution.m20 < settings.min_m20:

@@ -697,8 +697,8 @@ def index_and_rank(
         (a Cu Kα2 pattern read as Kα1 gave M8 = 142 for a wrong rhombohedral cell of cubic Cu2O).
     settings : ExtinctionSettings, optional
     indexing : gasolve.indexing.pattern.IndexingSettings, optional
-        Default: one Pawley check (the extinction fit is the second). Its peak search's ``calibrate_noise`` also
-        decides whether σ is taken from the scatter for the extinction fit.
+        Default: the benchmarked settings (three candidates Pawley-checked, so that nested cells are compared). Its
+        peak search's ``calibrate_noise`` also decides whether σ is taken from the scatter for the extinction fit.
 
     Returns
     -------
@@ -710,7 +710,7 @@ def index_and_rank(
     from gasolve.diffraction.noise import NoiseModel, calibrated_pattern
     from gasolve.indexing.pattern import IndexingSettings, index_pattern
 
-    indexing = indexing or IndexingSettings(n_pawley=1)
+    indexing = indexing or IndexingSettings()
     scaled = ""
     if indexing.peak_search.calibrate_noise:  # σ from the scatter for the extinction fit too, as index_pattern does
         stated = pattern.sigma
