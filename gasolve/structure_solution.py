@@ -25,9 +25,9 @@
    repeats in a smaller cell (indexing can prefer a supercell that also indexes impurity lines), or obeys a
    supergroup (a polar subgroup of a centrosymmetric structure fits as well), the stages run again in that cell,
    in the supergroup's case with that group alone, in the smaller cell's with the model's group raced first
-   whatever the extinctions say (:func:`with_model_group`). The attempt is kept when it is confirmed and the other is not,
-   or when its Rwp passes Hamilton's R-factor ratio test against the other's (fewer parameters, the same fit);
-   the other is the model it restricts, never an unrelated fallback's (:func:`kept_attempt`).
+   whatever the extinctions say (:func:`with_model_group`). The attempt is kept when it is confirmed and the
+   other is not, or when its Rwp passes Hamilton's R-factor ratio test against the other's (fewer parameters,
+   the same fit); the other is the model it restricts, never an unrelated fallback's (:func:`kept_attempt`).
 
 Nothing here prints or writes files.
 """
