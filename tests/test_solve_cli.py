@@ -86,3 +86,55 @@ def test_alike_atoms_ordered_on_a_centred_lattice_are_solved_in_its_primitive_su
     assert "F m -3 m" in groups["analysis"]["passed_over"] and groups["analysis"]["decentred"][0] == "P m -3 m"
     assert _matches(out / "best.cif", reference) <= 0.3
     assert Structure.from_file(str(out / "best.cif")).get_space_group_info()[1] == 221
+
+
+def test_a_mistyped_formula_stops_before_the_indexing(tmp_path, capsys, monkeypatch):
+    """Without --cell the formula is checked before indexing (minutes): exit 2, the key named, nothing indexed."""
+    from gasolve.indexing import pattern as indexing
+
+    _write_case(tmp_path / "case", "130_A3BC_tP5_99_bc_a_b")
+
+    def never(*args, **kwargs):
+        raise AssertionError("indexed before the formula was checked")
+
+    monkeypatch.setattr(indexing, "index_pattern", never)
+    argv = ["solve", str(tmp_path / "case" / "pattern.xye"), "--composition", "Zr(PbO3", "--wavelength", "CuKa1"]
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    assert "--composition" in capsys.readouterr().err
+
+
+def test_an_indexed_cell_the_formula_cannot_fill_gives_way_to_the_next_cell(monkeypatch):
+    """The first indexed cell may be a subcell too small for the formula (Li4VFe(TeO6)2 of the blind benchmark:
+    an aP cell of 103 Å³ for 20 atoms): the next fallback cell is tried, as after a race that fails, and the
+    first cell's error is raised only when none can be used; a given cell's error is raised at once."""
+    from types import SimpleNamespace
+
+    from gasolve.cli import solve
+    from gasolve.errors import InputError
+
+    def cell(source):
+        return SimpleNamespace(source=source, bravais="aP", cell=SimpleNamespace(parameters=(5.0,) * 3 + (90.0,) * 3))
+
+    tried = []
+
+    def attempt(args, pattern, out, context, choice, say, cache):
+        tried.append(choice.source)
+        if choice.source in ("indexed", "given", "indexing candidate 2"):
+            raise InputError(f"the formula fits none of the groups of the {choice.source} cell")
+        return {"source": choice.source}
+
+    monkeypatch.setattr(solve, "_attempt", attempt)
+    said = []
+
+    def first(choice, fallbacks):
+        return solve._first_attempt(None, None, None, {}, choice, fallbacks, said.append, {})
+
+    fallbacks = [cell("indexing candidate 2"), cell("indexing candidate 3"), cell("lower symmetry")]
+    assert first(cell("indexed"), fallbacks) == {"source": "indexing candidate 3"}
+    assert [f.source for f in fallbacks] == ["lower symmetry"]  # the rest stay for after the race
+    assert tried == ["indexed", "indexing candidate 2", "indexing candidate 3"]
+    assert said[0].startswith("the indexed cell was left out: the formula fits none")
+    with pytest.raises(InputError, match="of the indexed cell"):  # none usable: the first cell's error
+        first(cell("indexed"), [cell("indexing candidate 2")])
+    with pytest.raises(InputError, match="of the given cell"):  # a given cell: no fallback
+        first(cell("given"), [cell("indexing candidate 3")])
