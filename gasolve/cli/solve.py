@@ -141,33 +141,8 @@ def _stages(args, pattern: Path, out: Path, say, cache: dict) -> dict:
         say(f"indexed: {choice.bravais} cell {best['cell']}, M20 {best['m20']:.1f}, F_N {best['f_n']:.1f}")
     context = {"observed": observed, "radiation": radiation, "terms": terms}
     fallbacks = [] if args.space_group else fallback_cells(choice)[: max(0, args.fallbacks)]
-    attempt = _first_attempt(args, pattern, out, context, choice, fallbacks, say, cache)
-    return {**context, "attempts": [attempt], "fallbacks": fallbacks, "indexing": choice.indexing}
-
-
-def _first_attempt(args, pattern: Path, out: Path, context: dict, choice, fallbacks: list, say, cache: dict) -> dict:
-    """The first attempt: in ``choice``, or, when an indexed cell cannot be used (the formula fits none of its
-    space groups: a subcell too small for it, for instance), in the next of ``fallbacks`` that can, as a
-    crystallographer moves to the next cell; the cells tried are taken from ``fallbacks``. A given cell's error,
-    or the first cell's when none can be used, is raised."""
-    from gasolve.errors import InputError
-
-    try:
-        return _attempt(args, pattern, out, context, choice, say, cache)
-    except InputError as error:
-        if choice.source != "indexed" or not fallbacks:
-            raise
-        first = error
-    say(f"the indexed cell was left out: {first.message}")
-    while fallbacks:
-        following = fallbacks.pop(0)
-        parameters = ", ".join(f"{x:.5g}" for x in following.cell.parameters)
-        say(f"trying the {following.source}: {following.bravais} {parameters}")
-        try:
-            return _attempt(args, pattern, out, context, following, say, cache)
-        except InputError as error:
-            say(f"the {following.source} was left out: {error.message}")
-    raise first
+    attempt = _attempt(args, pattern, out, context, choice, say, cache)
+    return {**context, "attempts": [attempt], "fallbacks": fallbacks}
 
 
 def _attempt(args, pattern: Path, out: Path, context: dict, choice, say, cache: dict) -> dict:
@@ -462,8 +437,7 @@ def run(args: argparse.Namespace) -> int:
             write_outputs(chosen["profile_fit"], out, f"{pattern.stem}: holohedral profile fit", str(pattern))
     write_resolved(chosen["fitted"], out / "config.toml")
     attempts = [_attempt_record(a, k == kept) for k, a in enumerate(solve["attempts"])]
-    # The indexing the cells were taken from (the first attempt's, in checkpoints written before it was kept).
-    indexing = solve.get("indexing", solve["attempts"][0]["stages"]["indexing"])
+    indexing = solve["attempts"][0]["stages"]["indexing"]  # a fallback cell was taken from it, or given
     extra = {"stages": {**chosen["stages"], "indexing": indexing, "attempts": attempts}, "pattern": str(pattern)}
     seconds = time.perf_counter() - started
     write_race_outputs(
