@@ -84,3 +84,18 @@ def benchmark_pattern(name: str, material_id: str):
     two_theta, y = simulate(structure, conditions, rng)
     radiation = parse_radiation("CuKa12" if conditions["doublet"] else "CuKa1")
     return ObservedPattern(two_theta, y, counting_sigma(y), name), radiation, structure
+
+
+def blind_benchmark_case(name: str, material_id: str, formula: str, lebail: bool, folder: Path):
+    """The pattern benchmarks/broad.py writes for its blind mode (seed 0) from the Materials Project structure
+    shipped as ``tests/data/cif/mp/{name}_{material_id}.cif``: (pattern path, the benchmark's entry)."""
+    import warnings
+
+    sys.path.insert(0, str(REPO))
+    from benchmarks.broad import prepare_case
+
+    reference = (REPO / "tests" / "data" / "cif" / "mp" / f"{name}_{material_id}.cif").read_text()
+    entry = {"material_id": material_id, "formula": formula, "lebail": lebail, "reference_cif": reference}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return prepare_case(entry, "blind", folder, seed=0), entry

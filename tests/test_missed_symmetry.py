@@ -285,13 +285,11 @@ def test_bacai4_solved_in_its_own_cell_and_group_after_a_supercell(tmp_path, cap
     supercell, 24 atoms, and was judged wrong). About 95 s on an idle 2-core machine."""
     import json
 
-    sys.path.insert(0, str(REPO))
-    from benchmarks.broad import judge_file, prepare_case, solve_command
+    from benchmarks.broad import judge_file, solve_command
     from gasolve.cli.main import main
+    from tests.simulated import blind_benchmark_case
 
-    reference = data_path("cif/mp/BaCaI4_mp-753809.cif").read_text()
-    entry = {"material_id": "mp-753809", "formula": "BaCaI4", "lebail": True, "reference_cif": reference}
-    pattern = prepare_case(entry, "blind", tmp_path, seed=0)
+    pattern, entry = blind_benchmark_case("BaCaI4", "mp-753809", "BaCaI4", True, tmp_path)
     out = tmp_path / "run"
     command = solve_command(pattern, out, entry, 2_000_000, run_seed=1)
     assert main(command[3:]) == 0
@@ -299,5 +297,5 @@ def test_bacai4_solved_in_its_own_cell_and_group_after_a_supercell(tmp_path, cap
     assert "P 1 2/c 1 (0.00, as the solved model's)" in printed
     attempts = json.loads((out / "summary.json").read_text())["stages"]["attempts"]
     assert attempts[1]["missed_symmetry"]["kind"] == "subcell" and attempts[-1]["kept"]
-    verdict = judge_file(out / "best.cif", reference)
+    verdict = judge_file(out / "best.cif", entry["reference_cif"])
     assert verdict["strict_match"] and verdict["model_space_group"] == 13

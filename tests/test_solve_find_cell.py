@@ -3,13 +3,7 @@ measures: the same settings, so that nested cells are compared by their Pawley f
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-from conftest import data_path
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_find_cell_and_classify_index_with_the_benchmarked_settings(monkeypatch):
@@ -47,20 +41,13 @@ def test_a_pseudo_centred_primitive_cell_is_the_one_solve_starts_from(tmp_path):
     the reflections that break a C-centring weak, and the C-centred cell of the same metric has the higher M20
     (1,494 against 462); the Pawley fit of the primitive cell finds intensity at its extra reflections, so it goes
     first. With one Pawley check the mC cell was kept and the structure solved wrong in Cm. About 90 s."""
-    import warnings
-
-    sys.path.insert(0, str(REPO))
-    from benchmarks.broad import prepare_case
     from gasolve.diffraction.noise import calibrated_pattern
     from gasolve.diffraction.wavelength import parse_radiation
     from gasolve.io.patterns import read_pattern
     from gasolve.structure_solution import find_cell
+    from tests.simulated import blind_benchmark_case
 
-    reference = data_path("cif/mp/TeH2O4_mp-625526.cif").read_text()
-    entry = {"material_id": "mp-625526", "formula": "Te(HO2)2", "lebail": False, "reference_cif": reference}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        path = prepare_case(entry, "blind", tmp_path, seed=0)
+    path, _ = blind_benchmark_case("TeH2O4", "mp-625526", "Te(HO2)2", False, tmp_path)
     observed, _ = calibrated_pattern(read_pattern(path).restrict(5.0, 80.0))
     choice = find_cell(observed, parse_radiation("CuKa1"))
     assert choice.bravais == "mP"
