@@ -911,17 +911,28 @@ def _triclinic(
         ("reduced", settings.triclinic_reduced_boxes, settings.triclinic_reduced_boxes),
         ("zones", settings.triclinic_zone_boxes, settings.triclinic_zone_retry_boxes),
     )
+    found_at = None  # lines left out by the sound cells of an earlier sweep
     for bases, sweep_boxes, later_boxes in sweeps:
         if bases not in settings.triclinic_bases:
             continue
         if min(sweep_boxes, settings.triclinic_boxes) > 0:
-            by_zero, sweep, done = _basis_sweep(
-                lines, settings, by_zero, retry if retry_boxes > 0 else 0, bases, (sweep_boxes, later_boxes)
+            by_zero, sweep, level = _basis_sweep(
+                lines, settings, by_zero, retry if retry_boxes > 0 else 0, bases, (sweep_boxes, later_boxes), found_at
             )
             notes += sweep
-            if done:
+            if level is not None and level <= settings.max_unindexed:
                 return by_zero, notes
+            if level is not None and found_at is None:
+                # A sound cell that leaves more lines out ends the triclinic search only after the next kind of
+                # bases has been searched for cells that leave fewer out (the ranking then decides).
+                found_at = level
+                notes.append(
+                    f"triclinic: a sound cell leaving {level} lines out; the next bases are searched for cells "
+                    f"leaving fewer out before the search ends"
+                )
         settings = replace(settings, triclinic_bases=tuple(b for b in settings.triclinic_bases if b != bases))
+    if found_at is not None:
+        return by_zero, notes
     if not settings.triclinic_bases:
         return by_zero, notes
     found, more = _triclinic_pass(*lines, settings, settings.triclinic_boxes, "triclinic search")
@@ -953,8 +964,14 @@ def _convincing_before_triclinic(by_zero: list, settings: IndexingSettings) -> l
 
 
 def _basis_sweep(
-    lines: tuple, settings: IndexingSettings, by_zero: list, retry: int, bases: str, sweep_boxes: tuple[int, int]
-) -> tuple[list, list[str], bool]:
+    lines: tuple,
+    settings: IndexingSettings,
+    by_zero: list,
+    retry: int,
+    bases: str,
+    sweep_boxes: tuple[int, int],
+    below: int | None = None,
+) -> tuple[list, list[str], int | None]:
     """The triclinic search of one kind of bases only, "zones" (:mod:`gasolve.indexing.zones`) or "reduced"
     (Niggli-reduced reciprocal bases, :mod:`gasolve.indexing.triclinic`), at every zero shift, leaving
     ``max_unindexed`` and then ``retry`` lines out, before any search of any basis: each costs a small part of
@@ -962,15 +979,17 @@ def _basis_sweep(
     out, where the search of any basis spent its 6 million at the first zero; simulated VCrMoO7, whose reduced
     axial line 010 gives no intensity, from zones at 46 thousand). Cells found leaving more lines out are kept, as in
     :func:`_triclinic`, only when their ranking figure beats every cell before. ``sweep_boxes``: the budget of
-    the first level (``max_unindexed`` lines left out) and of each later one.
+    the first level (``max_unindexed`` lines left out) and of each later one. ``below``: only the levels that
+    leave fewer lines out than this (None: all).
 
     Returns
     -------
     by_zero : list
         With the cells found.
     notes : list of str
-    done : bool
-        Whether a sound cell was found (then the search of any basis is not run).
+    level : int or None
+        The lines left out at the level where a sound cell was found (then the search of any basis is not run);
+        None when none was.
     """
     only = replace(settings, triclinic_bases=(bases,))
     notes: list[str] = []
@@ -985,7 +1004,7 @@ def _basis_sweep(
     levels = [settings.max_unindexed]
     if retry > settings.max_unindexed:
         levels += [retry] + ([extra] if (extra := settings.triclinic_reduced_unindexed) > retry else [])
-    for level in levels:
+    for level in [level for level in levels if below is None or level < below]:
         what = f"triclinic search of {'zones' if bases == 'zones' else 'reduced bases'}"
         what += f" allowing {level} unindexed line(s)" if level else ""
         boxes = min(sweep_boxes[0] if level == settings.max_unindexed else sweep_boxes[1], settings.triclinic_boxes)
@@ -996,8 +1015,8 @@ def _basis_sweep(
             found = [(z, s) for z, s in found if s.ranking > bar]
         by_zero = [*by_zero, *found]
         if any(s.m20 >= settings.min_m20 for _, s in found):
-            return by_zero, notes, True
-    return by_zero, notes, False
+            return by_zero, notes, level
+    return by_zero, notes, None
 
 
 def _zeros_by_zones(lines: tuple, settings: IndexingSettings) -> tuple[tuple, str]:
@@ -1275,7 +1294,8 @@ def _supercells_by_chance(
             found[id(large)] = (
                 small,
                 f"{what}{caught}, and its Pawley fit finds nothing at its {weak.n_reflections} extra reflections "
-                f"away from the lines (Σ max(I/σ, 0)² = {weak.statistic:.0f}, chance {weak.p_value:.2f}): "
+                f"away from the lines (Σ max(I/σ, 0)² = {weak.statistic:.0f}{_scaled(weak)}, chance "
+                f"{weak.p_value:.2f}): "
                 f"{verdict}, the smaller cell goes first",
             )
     return found
@@ -1318,10 +1338,15 @@ def _supercells_by_weak_lines(
                 f"the {large.solution.bravais} cell of {large.solution.volume:.1f} Å³ is a supercell of the "
                 f"{small.solution.bravais} cell of {small.solution.volume:.1f} Å³ whose Pawley fit finds "
                 f"intensity at its {test.n_reflections} extra reflections away from the observed lines "
-                f"(Σ max(I/σ, 0)² = {test.statistic:.0f}, chance {test.p_value:.1g}): weak superstructure "
-                "reflections, the supercell goes first",
+                f"(Σ max(I/σ, 0)² = {test.statistic:.0f}{_scaled(test)}, chance {test.p_value:.1g}): weak "
+                "superstructure reflections, the supercell goes first",
             )
     return found
+
+
+def _scaled(test) -> str:
+    """How the z of a weak-reflection test were scaled by their negative values, for a note ('' when not)."""
+    return f", σ scaled ×{test.noise_scale:.2f} by the negative intensities" if test.noise_scale > 1 else ""
 
 
 def _supercells_before_subcells(checked: list[CellCandidate], weak: dict) -> list[CellCandidate]:
