@@ -117,3 +117,18 @@ def test_four_lines_are_too_few():
 
     with pytest.raises(InputError, match="indexing needs at least 5"):
         _index_peaks(_dummy_pattern(), CUKA1, IndexingSettings(n_pawley=0), _peaks(_bragg(4.7536, [2, 4, 6, 8])))
+
+
+def test_a_cell_indexing_two_of_five_lines_is_not_a_candidate():
+    # Simulated GaFeNi2 (Fm-3m, a = 5.750 Å; indexing benchmark, report half) as the peak search found it: 111,
+    # 220, 311 and 400, and an impurity line at 8.23°; its zero shift (-0.03°) left in. The second pass, three
+    # lines allowed unindexed, found cP and cI cells of 8 and 24 Å³ that index 2 of the 5 (M5 3,200), which came
+    # before the true cF cell (4 of 5, M5 1,300): with one free parameter, 2 indexed lines test a cubic cell once.
+    lines = [8.2324, 26.7441, 44.4439, 52.6655, 64.7158]
+    esd = [0.0026, 0.0037, 0.0002, 0.0065, 0.0007]
+    peaks = PeakSet(np.array(lines), np.array(esd), np.full(5, 1000.0), np.full(5, 0.15))
+    result = _index_peaks(_dummy_pattern(), CUKA1, IndexingSettings(n_pawley=0), peaks)
+    best = result.candidates[0].solution
+    assert best.bravais == "cF" and best.cell[0] == pytest.approx(5.750, abs=0.01)
+    assert all(c.solution.n_indexed >= 1 + 3 for c in result.candidates)
+    assert any("dropped: they index fewer than 3 lines beyond their free parameters" in n for n in result.notes)

@@ -584,9 +584,16 @@ def _search_and_check(
     if lowest:
         by_zero, more = _triclinic(peaks, order, wavelength, tolerance, settings, by_zero, first_pass)
         notes += more
+    by_zero, untested = _tested_by_lines(by_zero)
+    if untested:
+        notes.append(
+            f"{untested} cell(s) dropped: they index fewer than {TESTING_LINES - 1} lines beyond their free "
+            "parameters, too few to test them (more lines were left unindexed than the pattern can spare)"
+        )
     candidates = _distinct(by_zero, peaks.two_theta[order], wavelength)
     if settings.subcells:
         derived = _subcells_of_leading(candidates[: settings.n_pawley], peaks, order, wavelength, tolerance, settings)
+        derived, _ = _tested_by_lines(derived)
         if derived:
             candidates = _distinct(by_zero + derived, peaks.two_theta[order], wavelength)
     check_range = _pawley_range(pattern, peaks.two_theta[order], settings.pawley_q_factor)
@@ -1104,6 +1111,26 @@ def _triclinic_pass(
             break
     notes.append(f"{what}: {budget.used:,} of {budget.boxes:,} boxes tested")
     return found, notes
+
+
+def _tested_by_lines(
+    by_zero: list[tuple[float, IndexingSolution]],
+) -> tuple[list[tuple[float, IndexingSolution]], int]:
+    """The (zero, solution) pairs whose cell indexes at least ``TESTING_LINES - 1`` lines beyond its free
+    parameters (:data:`~gasolve.indexing.solutions.FREE_PARAMETERS`), and how many were dropped.
+
+    A lattice with k free parameters fits any k lines, so only the indexed lines beyond them test it. The rule for
+    few lines (:data:`TESTING_LINES` beyond k, one of them allowed to stay unindexed) is kept when more lines are
+    left unindexed: with 5 lines, the second pass's 3 unindexed lines let a cubic cell that indexes 2 of them come
+    first (simulated GaFeNi2, Fm-3m, one impurity line: cP and cI cells of 2 of 5 lines, M5 3,200, before the true
+    cF cell of 4 of 5).
+    """
+    kept = [
+        (zero, solution)
+        for zero, solution in by_zero
+        if solution.n_indexed - FREE_PARAMETERS.get(solution.crystal_system, 6) >= TESTING_LINES - 1
+    ]
+    return kept, len(by_zero) - len(kept)
 
 
 def _distinct(
