@@ -320,7 +320,12 @@ def refine_triclinic_metric(
 
 
 def supported_supercells(
-    record: tuple[tuple[float, ...], str, float], two_theta: np.ndarray, wavelength: float, tolerance: float
+    record: tuple[tuple[float, ...], str, float],
+    two_theta: np.ndarray,
+    wavelength: float,
+    tolerance: float,
+    level: float = SUPERCELL_LEVEL,
+    min_caught: int = SUPERCELL_MIN_CAUGHT,
 ) -> list[tuple[np.ndarray, ExtraLines]]:
     """Supercells of index 2 or 3 of a cell whose extra lines catch far more of the lines it leaves unindexed than
     chance would (the converse of :func:`extra_lines_by_chance`): a pseudo-subcell found instead of the true cell.
@@ -338,12 +343,15 @@ def supported_supercells(
         λ (Å).
     tolerance : float
         2θ tolerance of a line (degrees).
+    level, min_caught : float, int
+        A supercell is returned when its extra lines catch at least ``min_caught`` lines with a chance below
+        ``level`` (defaults :data:`SUPERCELL_LEVEL`, :data:`SUPERCELL_MIN_CAUGHT`: supported by the lines alone;
+        :func:`gasolve.indexing.pattern._suggested_supercells_of` asks for less and tests the Pawley fit).
 
     Returns
     -------
     list of (basis, ExtraLines)
-        The supported supercells (rows of a Niggli-reduced basis, Å), the most significant first: at least
-        :data:`SUPERCELL_MIN_CAUGHT` lines caught, with a chance below :data:`SUPERCELL_LEVEL`.
+        The supported supercells (rows of a Niggli-reduced basis, Å), the most significant first.
     """
     cell, bravais, zero = record
     two_theta = np.sort(np.asarray(two_theta, dtype=float))
@@ -359,6 +367,6 @@ def supported_supercells(
             continue
         refined = niggli_basis(refined)
         test = extra_lines_by_chance(two_theta, wavelength, tolerance, (cell_parameters(refined), "aP", zero), record)
-        if test.caught >= SUPERCELL_MIN_CAUGHT and test.p_value < SUPERCELL_LEVEL:
+        if test.caught >= min_caught and test.p_value < level:
             found.append((refined, test))
     return sorted(found, key=lambda item: item[1].p_value)
