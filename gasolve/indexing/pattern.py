@@ -1254,32 +1254,10 @@ def _supported_supercells_of(
     """Candidates (not yet Pawley-checked) for the supercells of the first cell that
     :func:`gasolve.indexing.subcells.supported_supercells` supports, at most two, none already among ``leading``
     (``in_range``: the observed lines of the checked range; ``tolerance``: a line's, degrees)."""
-    from gasolve.indexing.lattice import same_lattice
-    from gasolve.indexing.subcells import solution_of_basis, supported_supercells
+    from gasolve.indexing.subcells import SUPERCELL_LEVEL, SUPERCELL_MIN_CAUGHT
 
-    first = leading[0]
-    record = (first.pawley_cell or first.solution.cell, first.solution.bravais, first.zero)
-    if len(in_range) == 0:
-        return []
-    supported = supported_supercells(record, in_range, wavelength, tolerance)
-    two_theta = peaks.two_theta[order]
-    q = q_from_two_theta(two_theta, wavelength, first.zero)
-    _, q_tol = peaks.q_values(wavelength, first.zero, n_sigma=settings.n_sigma, min_tolerance=tolerance)
-    label = f"supercell of {first.solution.bravais} {first.solution.volume:.1f} Å³"
-    found: list[CellCandidate] = []
-    for basis, _ in supported:
-        try:
-            solution = solution_of_basis(basis, q, q_tol[order], label)
-        except (ValueError, RuntimeError):
-            continue
-        if solution.m20 < settings.min_m20:
-            continue
-        if any(same_lattice(solution.niggli, c.solution.niggli) for c in [*leading, *found]):
-            continue
-        found += _distinct([(first.zero, solution)], two_theta, wavelength)
-        if len(found) == 2:
-            break
-    return found
+    test = (SUPERCELL_LEVEL, SUPERCELL_MIN_CAUGHT)
+    return _supercells_of_first(leading, leading, peaks, order, in_range, wavelength, tolerance, settings, test, 2)
 
 
 def _suggested_supercells_of(
@@ -1303,20 +1281,46 @@ def _suggested_supercells_of(
     supercell of twice the lines covers more of the range), and the weak reflections of the Pawley fit decide
     (:func:`_weakly_supported`). Simulated ReSe2 (P-1, report half): its cell of half the volume indexes 19 of
     20 lines (M20 221); the true cell catches 5 of the 7 lines it misses among 58 (p = 4·10⁻⁵)."""
+    from gasolve.indexing.subcells import CHANCE_LEVEL
+
+    known = [*leading, *found]
+    test = (CHANCE_LEVEL, SUGGESTED_MIN_CAUGHT)
+    lines = (peaks, order, in_range, wavelength, tolerance)
+    return _supercells_of_first(leading, known, *lines, settings, test, 1, settings.triclinic_max_volume)
+
+
+def _supercells_of_first(
+    leading: list[CellCandidate],
+    known: list[CellCandidate],
+    peaks,
+    order,
+    in_range,
+    wavelength: float,
+    tolerance: float,
+    settings: IndexingSettings,
+    test: tuple[float, int],
+    at_most: int,
+    max_volume: float = math.inf,
+) -> list[CellCandidate]:
+    """Candidates for the superlattices of the first of ``leading`` whose extra lines catch at least ``test[1]``
+    of the lines it misses at a chance below ``test[0]`` (:func:`gasolve.indexing.subcells.supported_supercells`),
+    most significant first: at most ``at_most``, of a primitive volume up to ``max_volume`` (Å³), with M20 >=
+    ``settings.min_m20``, none the lattice of a cell in ``known``."""
     from gasolve.indexing.lattice import same_lattice
-    from gasolve.indexing.subcells import CHANCE_LEVEL, solution_of_basis, supported_supercells
+    from gasolve.indexing.subcells import solution_of_basis, supported_supercells
 
     first = leading[0]
     if len(in_range) == 0:
         return []
     record = (first.pawley_cell or first.solution.cell, first.solution.bravais, first.zero)
-    suggested = supported_supercells(record, in_range, wavelength, tolerance, CHANCE_LEVEL, SUGGESTED_MIN_CAUGHT)
+    supported = supported_supercells(record, in_range, wavelength, tolerance, *test)
     two_theta = peaks.two_theta[order]
     q = q_from_two_theta(two_theta, wavelength, first.zero)
     _, q_tol = peaks.q_values(wavelength, first.zero, n_sigma=settings.n_sigma, min_tolerance=tolerance)
-    label = f"suggested supercell of {first.solution.bravais} {first.solution.volume:.1f} Å³"
-    for basis, _ in suggested:
-        if abs(float(np.linalg.det(basis))) > settings.triclinic_max_volume:
+    label = f"supercell of {first.solution.bravais} {first.solution.volume:.1f} Å³"
+    found: list[CellCandidate] = []
+    for basis, _ in supported:
+        if abs(float(np.linalg.det(basis))) > max_volume:
             continue
         try:
             solution = solution_of_basis(basis, q, q_tol[order], label)
@@ -1324,10 +1328,12 @@ def _suggested_supercells_of(
             continue
         if solution.m20 < settings.min_m20:
             continue
-        if any(same_lattice(solution.niggli, c.solution.niggli) for c in [*leading, *found]):
+        if any(same_lattice(solution.niggli, c.solution.niggli) for c in [*known, *found]):
             continue
-        return _distinct([(first.zero, solution)], two_theta, wavelength)
-    return []
+        found += _distinct([(first.zero, solution)], two_theta, wavelength)
+        if len(found) == at_most:
+            break
+    return found
 
 
 def _weakly_supported(
