@@ -206,7 +206,9 @@ class IndexingSettings:
         The triclinic searches' bases (:attr:`gasolve.indexing.triclinic.TriclinicSettings.bases`): with
         "reduced", Niggli-reduced bases are searched first, at every zero shift and number of unindexed lines
         (:func:`_basis_sweep`); with "zones", bases completed from zones of the lines next, in the same way, when
-        the reduced bases give no sound cell (a reduced axial line unobserved); any basis only if those find none.
+        the reduced bases give no sound cell (a reduced axial line unobserved), or only at the levels that leave
+        fewer lines out when their sound cell leaves 2 or more out (:func:`_triclinic`); any basis only if those
+        find none.
     triclinic_reduced_boxes : int
         Boxes of each level of the sweep of reduced bases, over its zero shifts; never more than
         ``triclinic_boxes``.
