@@ -1,4 +1,4 @@
-"""Supercells of a triclinic first cell (gasolve.indexing.pattern._suggested_supercells_of, _weakly_supported): the
+"""Supercells of a triclinic first cell (gasolve.indexing.pattern._supercells_of_first, _weakly_supported): the
 triclinic search stops at the smallest cell that indexes the lines, so a pseudo-subcell hides the true cell. A
 superlattice whose extra lines catch some of the lines the first cell misses (at least 3, chance below 5 %) is
 Pawley-checked, and kept only when its weak reflections carry intensity beyond chance."""

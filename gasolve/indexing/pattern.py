@@ -79,8 +79,14 @@ _FAST_SYSTEMS = ("cubic", "tetragonal", "hexagonal", "orthorhombic")
 TESTING_LINES = 4
 #: Fewest lines indexed at all: a cubic cell (one parameter) and :data:`TESTING_LINES` more.
 MIN_LINES = 1 + TESTING_LINES
-#: Lines a supercell of a triclinic first cell must catch before its Pawley fit is examined
-#: (:func:`_suggested_supercells_of`): more than the one or two impurity lines a chance supercell catches.
+#: Lines a supercell of a triclinic first cell must catch (at a chance below the conventional 5 %) before its
+#: Pawley fit is examined (:func:`_weakly_supported`): more than the one or two impurity lines a chance supercell
+#: catches. The triclinic search stops at the smallest cell that indexes the lines, so a pseudo-subcell of half
+#: the volume hides the true cell, and a supercell of twice the lines seldom reaches the lines-alone level
+#: (:data:`gasolve.indexing.subcells.SUPERCELL_LEVEL`). Simulated ReSe2 (P-1, report half): its cell of half the
+#: volume indexes 19 of 20 lines (M20 221); the true cell catches 5 of the 7 lines it misses among 58 (p = 4·10⁻⁵).
+#: Only the most significant such supercell within ``triclinic_max_volume`` is fitted: a Pawley fit of a triclinic
+#: supercell costs 10-40 s (simulated Cs2PbO2's superlattice of 1,851 Å³ took 3 minutes).
 SUGGESTED_MIN_CAUGHT = 3
 #: From this many lines on, every system is searched (as before there was a rule for fewer).
 FULL_SEARCH_LINES = 8
@@ -611,15 +617,21 @@ def _search_and_check(
     in_range = np.sort(peaks.two_theta[~peaks.kbeta & (peaks.two_theta <= float(check_range.two_theta[-1]))])
     leading, more = _order_checked(leading, in_range, wavelength, tolerance, settings)
     if leading and settings.supercells:
+        from gasolve.indexing.subcells import CHANCE_LEVEL, SUPERCELL_LEVEL, SUPERCELL_MIN_CAUGHT
+
         # The first cell may be a pseudo-subcell of the true one: a supercell whose extra lines catch far more of
-        # the lines it misses than chance would is checked too, and the order is made again.
-        found = _supported_supercells_of(leading, peaks, order, in_range, wavelength, tolerance, settings)
+        # the lines it misses than chance would is checked too (two at most), and the order is made again.
+        lines = (peaks, order, in_range, wavelength, tolerance)
+        found = _supercells_of_first(leading, leading, *lines, settings, (SUPERCELL_LEVEL, SUPERCELL_MIN_CAUGHT), 2)
         found = [_pawley(c, check_range, radiation) for c in found]
         found = [c for c in found if c.pawley_rwp is not None]
         suggested: list[CellCandidate] = []
         if leading[0].solution.crystal_system == "triclinic":
-            lines = (peaks, order, in_range, wavelength, tolerance)
-            suggested = _suggested_supercells_of(leading, found, *lines, settings)
+            # A triclinic first cell's supercells are held to a looser line test, and to their weak reflections
+            # (SUGGESTED_MIN_CAUGHT): the most significant one within the triclinic volume limit.
+            test = (CHANCE_LEVEL, SUGGESTED_MIN_CAUGHT)
+            limit = settings.triclinic_max_volume
+            suggested = _supercells_of_first(leading, leading + found, *lines, settings, test, 1, limit)
             suggested = _weakly_supported(suggested, leading[0], check_range, radiation, in_range)
         if found or suggested:
             checked = checked + found + suggested
@@ -1242,53 +1254,6 @@ def _order_checked(
     ordered = _supercells_before_subcells(ordered, weak)
     notes = [chance[id(c)][1] for c in ordered if id(c) in chance]
     return ordered, notes + [weak[id(c)][1] for c in ordered if id(c) in weak]
-
-
-def _supported_supercells_of(
-    leading: list[CellCandidate],
-    peaks,
-    order,
-    in_range,
-    wavelength: float,
-    tolerance: float,
-    settings: IndexingSettings,
-) -> list[CellCandidate]:
-    """Candidates (not yet Pawley-checked) for the supercells of the first cell that
-    :func:`gasolve.indexing.subcells.supported_supercells` supports, at most two, none already among ``leading``
-    (``in_range``: the observed lines of the checked range; ``tolerance``: a line's, degrees)."""
-    from gasolve.indexing.subcells import SUPERCELL_LEVEL, SUPERCELL_MIN_CAUGHT
-
-    test = (SUPERCELL_LEVEL, SUPERCELL_MIN_CAUGHT)
-    return _supercells_of_first(leading, leading, peaks, order, in_range, wavelength, tolerance, settings, test, 2)
-
-
-def _suggested_supercells_of(
-    leading: list[CellCandidate],
-    found: list[CellCandidate],
-    peaks,
-    order,
-    in_range,
-    wavelength: float,
-    tolerance: float,
-    settings: IndexingSettings,
-) -> list[CellCandidate]:
-    """Candidates for the supercells of a triclinic first cell whose extra lines catch at least
-    ``SUGGESTED_MIN_CAUGHT`` of the lines it leaves unindexed at a chance below the conventional level
-    (:data:`gasolve.indexing.subcells.CHANCE_LEVEL`): the most significant one, not already among ``leading`` or
-    ``found`` (a Pawley fit of a triclinic supercell costs 10-40 s), and within the triclinic search's volume
-    limit (``triclinic_max_volume``; simulated Cs2PbO2's superlattice of 1,851 Å³ took 3 minutes to fit).
-
-    The triclinic search stops at the smallest cell that indexes the lines, so a pseudo-subcell of half the volume
-    hides the true cell; the lines alone rarely reach :data:`gasolve.indexing.subcells.SUPERCELL_LEVEL` then (a
-    supercell of twice the lines covers more of the range), and the weak reflections of the Pawley fit decide
-    (:func:`_weakly_supported`). Simulated ReSe2 (P-1, report half): its cell of half the volume indexes 19 of
-    20 lines (M20 221); the true cell catches 5 of the 7 lines it misses among 58 (p = 4·10⁻⁵)."""
-    from gasolve.indexing.subcells import CHANCE_LEVEL
-
-    known = [*leading, *found]
-    test = (CHANCE_LEVEL, SUGGESTED_MIN_CAUGHT)
-    lines = (peaks, order, in_range, wavelength, tolerance)
-    return _supercells_of_first(leading, known, *lines, settings, test, 1, settings.triclinic_max_volume)
 
 
 def _supercells_of_first(

@@ -346,7 +346,7 @@ def supported_supercells(
     level, min_caught : float, int
         A supercell is returned when its extra lines catch at least ``min_caught`` lines with a chance below
         ``level`` (defaults :data:`SUPERCELL_LEVEL`, :data:`SUPERCELL_MIN_CAUGHT`: supported by the lines alone;
-        :func:`gasolve.indexing.pattern._suggested_supercells_of` asks for less and tests the Pawley fit).
+        :data:`gasolve.indexing.pattern.SUGGESTED_MIN_CAUGHT` asks for less and tests the Pawley fit).
 
     Returns
     -------
