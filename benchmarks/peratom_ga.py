@@ -6,7 +6,7 @@ Usage::
     python -m benchmarks.peratom_ga scan --runs GA.json... [--models 12] [--workers 2] [--json PATH]
     python -m benchmarks.peratom_ga transfer --harvest DIR [--config examples/K4SnO4.toml] [--models N] [--json PATH]
     python -m benchmarks.peratom_ga ga [--model PATH] [--seeds 100 101 ...] [--methods all,network,oracle,random]
-        [--share 0.34] [--budget 2e6] [--max-seconds 300] [--workers 2] [--json PATH]
+        [--share 0.34] [--budget 2e6] [--max-seconds 300] [--workers 2] [--case CONFIG.toml ...] [--json PATH]
 
 The problem is ``K4SnO4-P1`` of benchmarks/convergence.py (the K4SnO4 cell and pattern solved in P1, 18
 independent atoms, one held at the origin); K4SnO4 is in no training structure of the shipped network.
@@ -34,14 +34,20 @@ lowest atomic number first) joins the methods there, the free heuristic the netw
 - ``oracle``: the same share chosen by the true distances (farthest first): the ceiling of the approach;
 - ``random``: the same share drawn at random: what scanning fewer atoms buys with no information.
 
+``lightest`` may be asked for too. ``--case`` replaces K4SnO4 in P1 by other problems: ``gasolve run`` configs
+with a ``[reference]`` (the case folders of benchmarks/large.py with ``--stop solved`` are such), each solved in
+its own group with its own ``[ga]`` settings, every method on every seed.
+
 Per run: solved, evaluations and seconds to solution, ranker seconds (inference included in the wall time).
-Runs go to a Dask LocalCluster of single-threaded workers (as benchmarks/convergence.py).
+Runs go to a Dask LocalCluster of single-threaded workers (as benchmarks/convergence.py); the JSON is rewritten
+atomically after every run.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 import time
@@ -182,6 +188,31 @@ def rank_benchmark(runs_json: list[Path], model: Path, share: float) -> dict:
     return out
 
 
+@functools.cache
+def case_problem(config: str):
+    """The problem of a ``gasolve run`` config with a ``[reference]`` (``--case``), warmed up; cached per process."""
+    from benchmarks.convergence import Problem
+    from gasolve import pipeline
+    from gasolve.config import load_run_config
+
+    loaded = load_run_config(Path(config))
+    if loaded.reference is None:
+        raise ValueError(f"{config}: the config has no [reference]; the judge and the oracle need one")
+    setup = pipeline.prepare(loaded)
+    warm = np.random.default_rng(0).random((4, setup.template.n_sites, 3))
+    setup.scorer.rwp(warm)
+    setup.scorer.rwp_and_gradient(warm)
+    setup.judge(warm[0])
+    return Problem(Path(config).parent.name, setup, setup.template.space_group.gemmi.hm)
+
+
+def _problem(case: str | None):
+    """``--case``'s problem, or K4SnO4 in P1."""
+    from benchmarks.convergence import build_problem
+
+    return case_problem(case) if case else build_problem(PROBLEM)
+
+
 def _ranker(method: str, problem, model: str, seed: int):
     """The atom ranker of ``method`` (module docstring) for ``problem``; None for "all" (every atom scanned)."""
     if method == "network":
@@ -199,15 +230,17 @@ def _ranker(method: str, problem, model: str, seed: int):
     raise ValueError(f"unknown method {method!r}")
 
 
-def run_one(method: str, seed: int, share: float, budget: int, max_seconds: float, model: str) -> dict:
-    """One GA run of ``method`` (module docstring) with ``seed``; plain data."""
+def run_one(
+    method: str, seed: int, share: float, budget: int, max_seconds: float, model: str, case: str | None = None
+) -> dict:
+    """One GA run of ``method`` (module docstring) with ``seed`` on ``case`` (K4SnO4 in P1 if None); plain data."""
     import numba
 
-    from benchmarks.convergence import _run_ga, build_problem
+    from benchmarks.convergence import _run_ga
     from gasolve.ga.atom_selection import AtomSelectionSettings
 
     numba.set_num_threads(1)
-    problem = build_problem(PROBLEM)
+    problem = _problem(case)
     ranker = _ranker(method, problem, model, seed)
     timed = TimedRanker(ranker if ranker is not None else NoRanker())
     setup = problem.setup
@@ -217,6 +250,8 @@ def run_one(method: str, seed: int, share: float, budget: int, max_seconds: floa
     settings = problem.settings.replace({}, seed=seed, max_evaluations=budget)
     outcome = _run_ga(spec, settings, max_seconds)
     return {
+        "problem": problem.name,
+        "case": case,
         "method": method,
         "seed": seed,
         "share": selection.scan_share,
@@ -335,9 +370,17 @@ def _spread(values: list[float]) -> dict | None:
 
 
 def summarise(runs: list[dict]) -> dict:
-    """Per method: solved, evaluations and seconds to solution (solved runs), ERT, ranker share of wall time."""
+    """Per problem (when there are several) and per method: solved, evaluations and seconds to solution (solved
+    runs), ERT, ranker share of wall time."""
+    problems = sorted({r.get("problem", PROBLEM) for r in runs})
+    if len(problems) > 1:
+        return {name: _summarise_methods([r for r in runs if r.get("problem", PROBLEM) == name]) for name in problems}
+    return _summarise_methods(runs)
+
+
+def _summarise_methods(runs: list[dict]) -> dict:
     out = {}
-    for method in METHODS:
+    for method in SCAN_METHODS:
         rows = [r for r in runs if r["method"] == method]
         if not rows:
             continue
@@ -355,21 +398,54 @@ def summarise(runs: list[dict]) -> dict:
     return out
 
 
-def ga_benchmark(model: Path, methods, seeds, share: float, budget: int, max_seconds: float, workers: int) -> dict:
-    """The ``ga`` measurement on a Dask LocalCluster of ``workers`` single-threaded processes."""
-    from dask.distributed import Client, LocalCluster
+def ga_benchmark(
+    model: Path,
+    methods,
+    seeds,
+    share: float,
+    budget: int,
+    max_seconds: float,
+    workers: int,
+    cases=(None,),
+    save=None,
+) -> dict:
+    """The ``ga`` measurement on a Dask LocalCluster of ``workers`` single-threaded processes; ``save(result)`` is
+    called after every finished run. A run that raises is recorded with its error, the others go on."""
+    from dask.distributed import Client, LocalCluster, as_completed
 
     from gasolve.parallel import worker_environment
 
+    runs: list[dict] = []
     with worker_environment(), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster:
         with Client(cluster) as client:
-            futures = [
-                client.submit(run_one, method, seed, share, budget, max_seconds, str(model), pure=False)
+            futures = {
+                client.submit(run_one, method, seed, share, budget, max_seconds, str(model), case, pure=False): (
+                    case,
+                    method,
+                    seed,
+                )
+                for case in cases
                 for seed in seeds
                 for method in methods
-            ]
-            runs = client.gather(futures)
-    return {"runs": runs, "summary": summarise(runs)}
+            }
+            for future in as_completed(futures):
+                case, method, seed = futures[future]
+                try:
+                    run = future.result()
+                except Exception as error:  # reported, never fatal to the other runs
+                    run = {"case": case, "method": method, "seed": seed, "error": repr(error)[:400]}
+                runs.append(run)
+                print(f"{run.get('problem', case)} {method} seed {seed}: {_line(run)}", flush=True)
+                if save is not None:
+                    save({"runs": runs, "summary": summarise([r for r in runs if "error" not in r])})
+    return {"runs": runs, "summary": summarise([r for r in runs if "error" not in r])}
+
+
+def _line(run: dict) -> str:
+    if "error" in run:
+        return f"error {run['error']}"
+    verdict = "solved" if run["solved"] else "not solved"
+    return f"{verdict}, {run['evaluations']:.0f} evaluations, {run['seconds']:.0f} s, {run['scans']} scans"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -388,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=2e6)
     parser.add_argument("--max-seconds", type=float, default=300.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--case", type=Path, nargs="+", help="ga: gasolve run configs with a [reference]")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     started = time.time()
@@ -405,24 +482,43 @@ def main(argv: list[str] | None = None) -> int:
         result = scan_benchmark(args.runs, args.model, args.share, args.models, args.workers)
     else:
         methods = tuple(m for m in args.methods.split(",") if m)
+        unknown = sorted(set(methods) - set(SCAN_METHODS))
+        if unknown:
+            parser.error(f"--methods: unknown {', '.join(unknown)}; expected some of {', '.join(SCAN_METHODS)}")
+        cases = tuple(str(c.resolve()) for c in args.case) if args.case else (None,)
         result = ga_benchmark(
-            args.model, methods, args.seeds, args.share, int(args.budget), args.max_seconds, args.workers
+            args.model,
+            methods,
+            args.seeds,
+            args.share,
+            int(args.budget),
+            args.max_seconds,
+            args.workers,
+            cases,
+            save=lambda partial: _write(args, started, partial),
         )
+    result = _write(args, started, result)
+    shown = result.get("summary", result.get("rankers", {k: v for k, v in result.items() if k.startswith("radius")}))
+    print(json.dumps(shown, indent=1, default=float))
+    return 0
+
+
+def _write(args: argparse.Namespace, started: float, result: dict) -> dict:
+    """The result with its provenance, written atomically to ``--json`` when given; returned."""
+    from gasolve.io.atomic import atomic_write
+
     result = {
         "benchmark": f"peratom_ga {args.what}",
         "command": " ".join(sys.argv),
         "model": str(args.model),
-        "problem": PROBLEM,
+        "problem": PROBLEM if not args.case else [str(c) for c in args.case],
         "wall_seconds": round(time.time() - started, 1),
         **result,
     }
-    text = json.dumps(result, indent=1, default=float)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text)
-    shown = result.get("summary", result.get("rankers", {k: v for k, v in result.items() if k.startswith("radius")}))
-    print(json.dumps(shown, indent=1, default=float))
-    return 0
+        atomic_write(args.json, json.dumps(result, indent=1, default=float))
+    return result
 
 
 if __name__ == "__main__":
