@@ -333,8 +333,12 @@ def build_problem(name: str) -> Problem:
         setup = dataclasses.replace(setup, judge=Judge(setup.template, reference, config.reference.tolerance))
     else:
         setup = pipeline.prepare(config)
-    rng = np.random.default_rng(0)
-    warm = rng.random((4, setup.template.n_sites, 3))
+    return ready_problem(name, setup)
+
+
+def ready_problem(name: str, setup: Setup) -> Problem:
+    """The :class:`Problem` of a prepared ``setup``, its scorer and judge warmed up (JIT, tables)."""
+    warm = np.random.default_rng(0).random((4, setup.template.n_sites, 3))
     setup.scorer.rwp(warm)
     setup.scorer.rwp_and_gradient(warm)
     setup.judge(warm[0])

@@ -191,19 +191,14 @@ def rank_benchmark(runs_json: list[Path], model: Path, share: float) -> dict:
 @functools.cache
 def case_problem(config: str):
     """The problem of a ``gasolve run`` config with a ``[reference]`` (``--case``), warmed up; cached per process."""
-    from benchmarks.convergence import Problem
+    from benchmarks.convergence import ready_problem
     from gasolve import pipeline
     from gasolve.config import load_run_config
 
     loaded = load_run_config(Path(config))
     if loaded.reference is None:
         raise ValueError(f"{config}: the config has no [reference]; the judge and the oracle need one")
-    setup = pipeline.prepare(loaded)
-    warm = np.random.default_rng(0).random((4, setup.template.n_sites, 3))
-    setup.scorer.rwp(warm)
-    setup.scorer.rwp_and_gradient(warm)
-    setup.judge(warm[0])
-    return Problem(Path(config).parent.name, setup, setup.template.space_group.gemmi.hm)
+    return ready_problem(Path(config).parent.name, pipeline.prepare(loaded))
 
 
 def _problem(case: str | None):

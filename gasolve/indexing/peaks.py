@@ -28,7 +28,8 @@
    constant and a slope per window. The esd of a position is the square root of the diagonal of
    (JᵀJ)⁻¹ χ²_ν (J the Jacobian of the weighted residuals, χ²_ν the reduced chi² of the window).
    Fitted peaks whose area is less than ``min_area_significance`` esds (the esd with the peak shape held at the
-   fit, as a matched filter's) are dropped, and so are noise spikes: peaks narrower than half the typical FWHM
+   fit, as a matched filter's; divided by the Kα1 share for a line only the lowered threshold of step 2 let in)
+   are dropped, and so are noise spikes: peaks narrower than half the typical FWHM
    *and* than ``spike_steps`` steps of the pattern. The typical FWHM comes from the smoothed profile before the
    Kα2 is stripped and includes clusters of lines, so on patterns whose lines vary in width it can be twice a
    sharp line's: a measured RRUFF mineral pattern (../shared/data/rruff-dev, 0.01° steps) has single lines of
