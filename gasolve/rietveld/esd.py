@@ -50,7 +50,7 @@ def uncertainties(model: RietveldModel, x: np.ndarray, free: np.ndarray) -> Unce
     free = np.asarray(free, dtype=int)
     fit = model.linear_fit(x)
     root_w = model.root_w
-    columns = [model.peak_derivatives(x, free) * fit.scale, fit.peaks[:, None], model.basis]
+    columns = [model.scaled_derivatives(x, free, fit), model.linear_columns(fit)]
     jacobian = np.column_stack(columns) * root_w[:, None]
     residual = root_w * (model.pattern.y_obs - fit.y_calc)
     if len(model.restraints):
@@ -69,9 +69,12 @@ def uncertainties(model: RietveldModel, x: np.ndarray, free: np.ndarray) -> Unce
     safe = np.where(esd > 0, esd, 1.0)
     correlation = covariance / np.outer(safe, safe)
     names = tuple(
-        [model.layout.names[i] for i in free] + ["scale"] + [f"bkg{k}" for k in range(model.background_terms)]
+        [model.layout.names[i] for i in free]
+        + ["scale"]
+        + [f"scale({phase.name})" for phase in model.phases]
+        + [f"bkg{k}" for k in range(model.background_terms)]
     )
-    values = np.concatenate([x[free], [fit.scale], fit.background])
+    values = np.concatenate([x[free], [fit.scale], fit.phase_scales, fit.background])
     pairs = [
         (names[i], names[j], float(correlation[i, j]))
         for i in range(n_parameters)
@@ -81,10 +84,18 @@ def uncertainties(model: RietveldModel, x: np.ndarray, free: np.ndarray) -> Unce
     return Uncertainties(names, values, esd, covariance, correlation, reduced, tuple(pairs))
 
 
-def cell_esd(model: RietveldModel, x: np.ndarray, names: tuple[str, ...], covariance: np.ndarray) -> np.ndarray:
+def cell_esd(
+    model: RietveldModel, x: np.ndarray, names: tuple[str, ...], covariance: np.ndarray, phase: int | None = None
+) -> np.ndarray:
     """esds of a, b, c, α, β, γ (Å, degrees) from the covariance of the metric coefficients (numerical Jacobian
-    of the cell parameters with respect to them); 0 for a parameter the constraints fix."""
-    cell_idx = model.layout.indices("cell")
+    of the cell parameters with respect to them); 0 for a parameter the constraints fix. ``phase``: of that
+    further phase's cell instead (:mod:`gasolve.rietveld.phases`)."""
+    if phase is None:
+        cell_idx = model.layout.indices("cell")
+        cell_of = model.cell
+    else:
+        cell_idx = model._phase_slices[phase]
+        cell_of = lambda vector: model.phase_cell(vector, phase)  # noqa: E731
     positions = [names.index(model.layout.names[i]) for i in cell_idx if model.layout.names[i] in names]
     if len(positions) != len(cell_idx):
         return np.zeros(6)
@@ -94,8 +105,6 @@ def cell_esd(model: RietveldModel, x: np.ndarray, names: tuple[str, ...], covari
         plus, minus = x.copy(), x.copy()
         plus[j] += step
         minus[j] -= step
-        jacobian[:, column] = (np.array(model.cell(plus).parameters) - np.array(model.cell(minus).parameters)) / (
-            2 * step
-        )
+        jacobian[:, column] = (np.array(cell_of(plus).parameters) - np.array(cell_of(minus).parameters)) / (2 * step)
     sub = covariance[np.ix_(positions, positions)]
     return np.sqrt(np.maximum(np.diag(jacobian @ sub @ jacobian.T), 0.0))

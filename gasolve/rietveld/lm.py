@@ -86,8 +86,8 @@ def projected_jacobian(model: RietveldModel, x: np.ndarray, free: np.ndarray):
     fit = model.linear_fit(x)
     root_w = model.root_w
     residual = root_w * (model.pattern.y_obs - fit.y_calc)
-    derivative = model.peak_derivatives(x, free) * (fit.scale * root_w)[:, None]
-    linear = np.column_stack([fit.peaks, model.basis]) * root_w[:, None]
+    derivative = model.scaled_derivatives(x, free, fit) * root_w[:, None]
+    linear = model.linear_columns(fit) * root_w[:, None]
     q, _ = np.linalg.qr(linear)
     jacobian = derivative - q @ (q.T @ derivative)
     if len(model.restraints):

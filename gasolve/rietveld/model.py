@@ -39,7 +39,7 @@ every parameter within 0.3 esd of the other's.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse
@@ -64,6 +64,7 @@ from gasolve.rietveld import adp as adp_tensors
 from gasolve.rietveld.corrections import IntensityCorrection, cylinder_path_lengths
 from gasolve.rietveld.orientation import cos2_to_direction, equivalent_reflections, march_dollase
 from gasolve.rietveld.parameters import ParameterLayout
+from gasolve.rietveld.phases import SecondaryPhase
 from gasolve.rietveld.restraints import RestraintSet
 from gasolve.rietveld.riding import carry_derivatives, find_riding, ride
 from gasolve.rietveld.shape_jacobian import peak_shape_jacobian, peak_shape_matrix
@@ -87,12 +88,18 @@ class LinearFit:
     peaks : ndarray, shape (n_points,)
         P I for unit scale.
     y_calc : ndarray, shape (n_points,)
+    phase_scales : ndarray, shape (n_phases,)
+        Scales of the further phases (:mod:`gasolve.rietveld.phases`).
+    phase_peaks : ndarray, shape (n_points, n_phases)
+        Their P I for unit scale.
     """
 
     scale: float
     background: np.ndarray
     peaks: np.ndarray
     y_calc: np.ndarray
+    phase_scales: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    phase_peaks: np.ndarray | None = None
 
 
 class RietveldModel:
@@ -135,6 +142,9 @@ class RietveldModel:
     corrections : sequence of IntensityCorrection
         Specimen corrections on every reflection's intensity (:mod:`gasolve.rietveld.corrections`): surface
         roughness (Suortti or Pitschke) and cylinder absorption; their parameters follow B in the vector.
+    phases : sequence of SecondaryPhase
+        Further phases of the specimen (:mod:`gasolve.rietveld.phases`): structure held, cell refined (group
+        ``phase_cell``, last in the vector), scale solved with the main one; zero and profile shared.
     """
 
     def __init__(
@@ -153,6 +163,7 @@ class RietveldModel:
         hydrogens: str = "riding",
         hydrogen_parents=None,
         corrections: tuple[IntensityCorrection, ...] = (),
+        phases: tuple[SecondaryPhase, ...] = (),
     ):
         if b_per not in ("site", "element"):
             raise InputError(f"b_per must be 'site' or 'element', got {b_per!r}")
@@ -292,6 +303,28 @@ class RietveldModel:
         groups += ["preferred_orientation"] * len(po_names)
         groups += ["coordinates"] * len(coordinate_names) + ["b_iso"] * len(b_names) + ["u_aniso"] * len(u_names)
         groups += [c.group for c in self.corrections for _ in c.names]
+        self.phases = tuple(phases)
+        phase_names = [p.name for p in self.phases]
+        if len(set(phase_names)) != len(phase_names):
+            raise InputError(f"two further phases have the same name: {phase_names}")
+        #: One model per further phase, on the same pattern and instrument (only its peaks and their shape
+        #: derivatives are used: its own layout's cell, zero and profile entries are filled from this vector).
+        self.phase_models = tuple(
+            RietveldModel(
+                p.structure,
+                pattern,
+                radiation,
+                profile,
+                background_terms=1,
+                displacement=displacement,
+                anomalous_dispersion=anomalous_dispersion,
+                hydrogens="fixed",
+            )
+            for p in self.phases
+        )
+        for phase, sub in zip(self.phases, self.phase_models, strict=True):
+            names += [f"{phase.name}:metric{k}" for k in range(sub.constraint.n_free)]
+            groups += ["phase_cell"] * sub.constraint.n_free
         self.layout = ParameterLayout(tuple(names), tuple(groups))
         start = {
             "zero": profile.zero,
@@ -316,7 +349,21 @@ class RietveldModel:
             self.correction_lower += list(low)
             self.correction_upper += list(high)
             x0 += list(np.clip(correction.start, low, np.where(high > low, high, low)))
+        for sub in self.phase_models:
+            x0 += list(sub.x0[sub._cell_idx])
         self.x0 = np.array(x0, dtype=float)
+        shared = zero_names + self.profile_names
+        #: Entries the further phases share with this vector: (index here, index in each phase's vector).
+        self._shared_idx = np.array([self.layout.index(n) for n in shared], dtype=int)
+        self._phase_shared_idx = [
+            np.array([sub.layout.index(n) for n in shared], dtype=int) for sub in self.phase_models
+        ]
+        self._phase_cell_idx = self.layout.indices("phase_cell")
+        self._phase_slices = []
+        start = 0
+        for sub in self.phase_models:
+            self._phase_slices.append(self._phase_cell_idx[start : start + sub.constraint.n_free])
+            start += sub.constraint.n_free
         self._cell_idx = self.layout.indices("cell")
         self._shape_idx = self.layout.indices(("cell", "zero", "profile"))
         self._coord_idx = self.layout.indices("coordinates")
@@ -701,13 +748,54 @@ class RietveldModel:
         """P I for unit scale, shape (n_points,)."""
         return np.asarray(self.peak_matrix(x) @ self.intensities(x)).ravel()
 
+    def phase_vector(self, x: np.ndarray, k: int) -> np.ndarray:
+        """The parameter vector of further phase ``k``'s own model: its start, with its cell, the zero shift and
+        the profile of ``x``."""
+        sub = self.phase_models[k]
+        out = sub.x0.copy()
+        out[self._phase_shared_idx[k]] = x[self._shared_idx]
+        out[sub._cell_idx] = x[self._phase_slices[k]]
+        return out
+
+    def phase_cell(self, x: np.ndarray, k: int):
+        """The cell of further phase ``k`` at ``x``."""
+        return self.phase_models[k].cell(self.phase_vector(x, k))
+
+    def phase_peaks(self, x: np.ndarray) -> np.ndarray:
+        """P I for unit scale of every further phase, shape (n_points, n_phases)."""
+        columns = [sub.peaks(self.phase_vector(x, k)) for k, sub in enumerate(self.phase_models)]
+        return np.column_stack(columns) if columns else np.zeros((self.pattern.n_points, 0))
+
     def linear_fit(self, x: np.ndarray, peaks: np.ndarray | None = None) -> LinearFit:
-        """Scale and background at their weighted least-squares optimum (variable projection)."""
+        """Scales (this phase's and the further phases') and background at their weighted least-squares optimum
+        (variable projection)."""
         peaks = self.peaks(x) if peaks is None else peaks
-        design = np.column_stack([peaks, self.basis]) * self.root_w[:, None]
+        others = self.phase_peaks(x)
+        n_scales = 1 + others.shape[1]
+        design = np.column_stack([peaks, others, self.basis]) * self.root_w[:, None]
         solution = np.linalg.lstsq(design, self.root_w * self.pattern.y_obs, rcond=None)[0]
-        y_calc = peaks * solution[0] + self.basis @ solution[1:]
-        return LinearFit(float(solution[0]), solution[1:], peaks, y_calc)
+        y_calc = peaks * solution[0] + others @ solution[1:n_scales] + self.basis @ solution[n_scales:]
+        return LinearFit(float(solution[0]), solution[n_scales:], peaks, y_calc, solution[1:n_scales], others)
+
+    def linear_columns(self, fit: LinearFit) -> np.ndarray:
+        """The columns of the linear parameters (scales, then background), unweighted, shape (n_points,
+        n_scales + background_terms)."""
+        others = fit.phase_peaks if fit.phase_peaks is not None else np.zeros((self.pattern.n_points, 0))
+        return np.column_stack([fit.peaks, others, self.basis])
+
+    def scaled_derivatives(self, x: np.ndarray, free: np.ndarray, fit: LinearFit) -> np.ndarray:
+        """∂y_calc/∂x_j at the fit's scales for the parameters ``free``, shape (n_points, len(free)): this phase's
+        s ∂(P I)/∂x_j, plus each further phase's s_p ∂(P_p I_p)/∂x_j through the zero, profile and its own cell."""
+        free = np.asarray(free, dtype=int)
+        out = self.peak_derivatives(x, free) * fit.scale
+        for k, sub in enumerate(self.phase_models):
+            own = {int(j): int(i) for j, i in zip(self._shared_idx, self._phase_shared_idx[k], strict=True)}
+            own.update({int(j): int(i) for j, i in zip(self._phase_slices[k], sub._cell_idx, strict=True)})
+            columns = [c for c, j in enumerate(free) if int(j) in own]
+            if columns:
+                indices = np.array([own[int(free[c])] for c in columns], dtype=int)
+                out[:, columns] += fit.phase_scales[k] * sub.shape_derivatives(self.phase_vector(x, k), indices)
+        return out
 
     def pattern_chi2(self, x: np.ndarray) -> float:
         """Σ w (y_obs - y_calc)² at the optimal scale and background; +inf for a vector with no valid profile."""
@@ -759,12 +847,13 @@ class RietveldModel:
         out = np.zeros((self.pattern.n_points, len(free)))
         structural = np.concatenate([self._coord_idx, self._b_idx, self._u_idx, self._po_idx, self._corr_idx])
         analytic = np.isin(free, structural)
+        other_phase = np.isin(free, self._phase_cell_idx)  # a further phase's cell: no effect on this phase
         if np.any(analytic):
             columns = self.intensity_derivatives(x)
             where = {int(p): k for k, p in enumerate(structural)}
             picked = columns[:, [where[int(p)] for p in free[analytic]]]
             out[:, analytic] = np.asarray(self.peak_matrix(x) @ picked)
-        shape = np.flatnonzero(~analytic)
+        shape = np.flatnonzero(~analytic & ~other_phase)
         if len(shape):
             out[:, shape] = self.shape_derivatives(x, free[shape])
         return out

@@ -8,7 +8,8 @@ and the asymmetry the starting profile has: Finger-Cox-Jephcoat SH/L or Bérar-B
 coordinates of each site's Wyckoff position, less those that hold the origin in a polar group), ``b_iso``
 (one B per site, or one per element, Å²), ``u_aniso`` (the free components of each anisotropic site's U under
 its site symmetry, Å², CIF convention: :mod:`gasolve.rietveld.adp`), ``surface_roughness`` (Suortti's p, q or
-Pitschke's c, τ) and ``absorption`` (a cylinder's μR; :mod:`gasolve.rietveld.corrections`). Scale and background
+Pitschke's c, τ), ``absorption`` (a cylinder's μR; :mod:`gasolve.rietveld.corrections`) and ``phase_cell`` (the
+metric coefficients of each further phase, :mod:`gasolve.rietveld.phases`). Scale and background
 are linear and never in the vector: they are solved exactly for every vector (variable projection).
 """
 
@@ -35,6 +36,7 @@ RELATIVE_STEP = {
     "u_aniso": 1e-4,
     "surface_roughness": 1e-4,
     "absorption": 1e-4,
+    "phase_cell": 1e-4,
 }
 STEP_FLOOR = {
     "cell": 1e-8,
@@ -46,6 +48,7 @@ STEP_FLOOR = {
     "u_aniso": 1e-5,
     "surface_roughness": 1e-5,
     "absorption": 1e-5,
+    "phase_cell": 1e-8,
 }
 
 

@@ -102,9 +102,43 @@ def format_refined_cif(result: RefinementResult, comments: list[str] | None = No
     if corrections:
         block.set_pair("_pd_proc_ls_special_details", gemmi.cif.quote(_corrections_text(corrections)))
     block.set_pair("_pd_proc_number_of_points", str(m.n_points))
-    notes = list(comments or []) + [non_positive_definite_warning(result)] * bool(result.non_positive_definite)
+    if result.phases:
+        percent = with_esd(100.0 * result.weight_fraction, 100.0 * result.weight_fraction_esd)
+        block.set_pair("_pd_phase_mass_%", percent)
+    notes = list(comments or []) + [f"further phase {line}" for line in _phase_lines(result)]
+    notes += [non_positive_definite_warning(result)] * bool(result.non_positive_definite)
     header = "".join(f"# {line}\n" for line in notes)
     return header + document.as_string()
+
+
+def _phase_lines(result: RefinementResult) -> list[str]:
+    """One line per further phase: name, weight % and cell with esds."""
+    out = []
+    for phase in result.phases:
+        cell = " ".join(with_esd(v, float(e)) for v, e in zip(phase.cell, phase.cell_esd, strict=True))
+        percent = with_esd(100.0 * phase.weight_fraction, 100.0 * phase.weight_fraction_esd)
+        out.append(
+            f"{phase.name}: {percent} wt% (Hill-Howard), scale {with_esd(phase.scale, phase.scale_esd)}, cell {cell}"
+        )
+    return out
+
+
+def phase_records(result: RefinementResult) -> list[dict]:
+    """The further phases for the JSON summary (:mod:`gasolve.rietveld.phases`)."""
+    sources = {p.name: p.source for p in result.model.phases}
+    return [
+        {
+            "name": p.name,
+            "source": sources[p.name],
+            "scale": p.scale,
+            "scale_esd": _finite(p.scale_esd),
+            "cell": list(p.cell),
+            "cell_esd": [float(e) for e in p.cell_esd],
+            "weight_fraction": _finite(p.weight_fraction),
+            "weight_fraction_esd": _finite(p.weight_fraction_esd),
+        }
+        for p in result.phases
+    ]
 
 
 def non_positive_definite_warning(result: RefinementResult) -> str:
@@ -281,7 +315,17 @@ def _corrections_text(corrections: list[dict]) -> str:
 def reflection_ticks(result: RefinementResult, radiation: Radiation) -> list[tuple[str, np.ndarray]]:
     """Peak positions (2θ, degrees) of the refined reflections, one row per emission line, for the Rietveld plot."""
     reflections = result.model.reflections(result.x)
-    return [(f"λ={w:.5f}", peak_positions(reflections, w, result.profile)) for w, _ in radiation.lines]
+    rows = [(f"λ={w:.5f}", peak_positions(reflections, w, result.profile)) for w, _ in radiation.lines]
+    model = result.model
+    for k, phase in enumerate(model.phases):  # the further phases at the first line's wavelength
+        sub = model.phase_models[k]
+        rows.append(
+            (
+                phase.name,
+                peak_positions(sub.reflections(model.phase_vector(result.x, k)), radiation.lines[0][0], result.profile),
+            )
+        )
+    return rows
 
 
 def parameter_table(result: RefinementResult) -> str:
@@ -311,6 +355,10 @@ def parameter_table(result: RefinementResult) -> str:
         )
     for line in _corrections_text(specimen_corrections(result)).split("; ") if result.model.corrections else []:
         lines.append(f"specimen correction: {line}")
+    if result.phases:
+        percent = with_esd(100.0 * result.weight_fraction, 100.0 * result.weight_fraction_esd)
+        lines.append(f"this phase: {percent} wt% (Hill-Howard)")
+        lines += [f"further phase {line}" for line in _phase_lines(result)]
     if result.model.aniso_sites:
         lines += ["", "anisotropic U (A^2)   U11 U22 U33 U12 U13 U23   Ueq   principal values"]
         for record in anisotropic_records(result):
@@ -400,5 +448,8 @@ def refinement_summary(result: RefinementResult) -> dict:
             }
             for s in result.stages
         ],
+        "weight_fraction": _finite(result.weight_fraction) if result.phases else None,
+        "weight_fraction_esd": _finite(result.weight_fraction_esd) if result.phases else None,
+        "phases": phase_records(result),
         "error": result.error,
     }

@@ -20,6 +20,9 @@ The table (every key optional; the defaults refine everything the data can carry
     hydrogen_parents = {H1 = "O1"}      # optional: an H's parent, instead of its nearest non-H atom
     surface_roughness = "off"           # "suortti" or "pitschke" (Bragg-Brentano): two parameters refined with B
     absorption = "off"                  # or {geometry = "cylinder", mu_r = 0.3, refine = false} (capillary)
+    phases = ["CaF2.cif"]               # further phases of the specimen (CIFs, relative to the config): their
+                                        # structure held, cell refined (with cell = true), scale solved; weight
+                                        # fractions by Hill & Howard
     restraints = [                      # soft restraints, added to chi^2 as ((value - target) / sigma)^2
         {atoms = ["S1", "O1"], distance = 1.47, sigma = 0.01},          # Å, nearest symmetry image
         {atoms = ["O1", "S1", "O2"], angle = 109.5, sigma = 1.0},       # degrees, at the middle atom
@@ -37,6 +40,7 @@ from typing import Any
 
 from gasolve.errors import InputError
 from gasolve.rietveld.corrections import DEFAULT_START, MU_R_MAX, ROUGHNESS_KINDS, IntensityCorrection
+from gasolve.rietveld.phases import SecondaryPhase
 from gasolve.rietveld.riding import HYDROGEN_MODES
 
 #: Non-linear parameter groups, in vector order.
@@ -50,6 +54,7 @@ GROUPS = (
     "u_aniso",
     "surface_roughness",
     "absorption",
+    "phase_cell",
 )
 #: The groups a ``[refinement]`` table switches with a boolean.
 _SWITCHES = ("cell", "zero", "profile", "coordinates")
@@ -66,6 +71,7 @@ _KEYS = (
     "surface_roughness",
     "absorption",
     "restraints",
+    "phases",
 )
 _B_CHOICES = ("site", "element", "off")
 #: The ``adp`` strings; a list names elements and site labels instead.
@@ -145,6 +151,9 @@ class RefinementSettings:
         Specimen corrections (:mod:`gasolve.rietveld.corrections`): at most one surface roughness and one
         absorption. Their parameters are refined when their group is in ``groups`` and the correction's
         ``refine`` is true.
+    phases : tuple of SecondaryPhase
+        Further phases of the specimen (:mod:`gasolve.rietveld.phases`); their cells are refined with the group
+        ``phase_cell``.
     """
 
     groups: tuple[str, ...] = GROUPS
@@ -160,6 +169,7 @@ class RefinementSettings:
     hydrogens: str = "riding"
     hydrogen_parents: tuple[tuple[str, str], ...] = ()
     corrections: tuple[IntensityCorrection, ...] = ()
+    phases: tuple[SecondaryPhase, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = set(self.groups) - set(GROUPS)
@@ -192,11 +202,14 @@ class RefinementSettings:
 
     @property
     def refined_groups(self) -> tuple[str, ...]:
-        """``groups`` less the correction groups whose correction is absent or held."""
+        """``groups`` less the correction groups whose correction is absent or held, anisotropic U when no site has
+        it and the further phases' cells when there are none."""
         held = {c.group for c in self.corrections if not c.refine}
         present = {c.group for c in self.corrections}
         if self.adp == "iso":
             held.add("u_aniso")
+        if not self.phases:
+            held.add("phase_cell")
         return tuple(
             g for g in self.groups if g not in held and (g not in ("surface_roughness", "absorption") or g in present)
         )
@@ -236,6 +249,8 @@ def parse_refinement(data: Any, source: str) -> RefinementSettings:
             raise error(key, f"expected true or false, got {value!r}")
         if value:
             groups.append(key)
+    if "cell" in groups:
+        groups.append("phase_cell")
     displacement = data.get("displacement", False)
     if not isinstance(displacement, bool):
         raise error("displacement", f"expected true or false, got {displacement!r}")
@@ -289,6 +304,7 @@ def parse_refinement(data: Any, source: str) -> RefinementSettings:
     if not isinstance(restraints, list):
         raise error("restraints", f"expected a list of tables, got {restraints!r}")
     parsed = tuple(_restraint(item, i, error) for i, item in enumerate(restraints))
+    phases = _phases(data.get("phases", []), source, error)
     return RefinementSettings(
         groups=tuple(g for g in GROUPS if g in groups),
         b_per="element" if b_iso == "element" else "site",
@@ -301,7 +317,35 @@ def parse_refinement(data: Any, source: str) -> RefinementSettings:
         hydrogens=hydrogens,
         hydrogen_parents=tuple(parents.items()),
         corrections=tuple(corrections),
+        phases=phases,
     )
+
+
+def _phases(value: Any, source: str, error) -> tuple[SecondaryPhase, ...]:
+    """The ``phases`` key: a list of CIF paths (relative to the config's folder), each read into a phase named
+    by its file's stem."""
+    from pathlib import Path
+
+    from gasolve.crystal.cif_io import read_cif
+
+    if not (isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)):
+        raise error("phases", f'expected a list of CIF files, e.g. ["CaF2.cif"], got {value!r}')
+    out = []
+    for i, name in enumerate(value):
+        path = Path(name)
+        if not path.is_absolute():
+            path = Path(source).resolve().parent / path
+        if not path.is_file():
+            raise error(f"phases[{i}]", f"no such CIF file: {path}")
+        try:
+            structure = read_cif(path)
+            out.append(SecondaryPhase(path.stem, structure, str(path)))
+        except InputError as bad:
+            raise error(f"phases[{i}]", f"{path}: {bad.message}") from bad
+    names = [p.name for p in out]
+    if len(set(names)) != len(names):
+        raise error("phases", f"two phases have the same file name {names}: each phase is named by its file's stem")
+    return tuple(out)
 
 
 def check_adp(value: Any) -> str | tuple[str, ...]:
@@ -388,6 +432,8 @@ def refinement_table(settings: RefinementSettings) -> dict[str, Any]:
             table["absorption"] = {"geometry": "cylinder", "mu_r": correction.start[0], "refine": correction.refine}
         else:
             table["surface_roughness"] = correction.kind
+    if settings.phases:
+        table["phases"] = [p.source for p in settings.phases if p.source]
     if settings.restraints:
         table["restraints"] = [
             {"atoms": list(r.atoms), r.kind: r.target, "sigma": r.sigma} for r in settings.restraints

@@ -29,6 +29,7 @@ from gasolve.rietveld.esd import Uncertainties, cell_esd, uncertainties
 from gasolve.rietveld.lm import SingularMatrixError, levenberg_marquardt
 from gasolve.rietveld.model import RietveldModel
 from gasolve.rietveld.orientation import distinct_directions
+from gasolve.rietveld.phases import PhaseResult, cell_mass, weight_fractions
 from gasolve.rietveld.riding import RidingHydrogen
 from gasolve.rietveld.settings import GROUPS, RefinementSettings
 from gasolve.threads import blas_single_thread
@@ -37,8 +38,8 @@ from gasolve.threads import blas_single_thread
 #: released by any stage.
 DEFAULT_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("scale/background", ()),
-    ("cell/zero", ("cell", "zero")),
-    ("cell/zero/profile", ("cell", "zero", "profile")),
+    ("cell/zero", ("cell", "phase_cell", "zero")),
+    ("cell/zero/profile", ("cell", "phase_cell", "zero", "profile")),
     ("coordinates", ("coordinates",)),
     ("B", ("b_iso", "u_aniso")),
     ("B/specimen corrections", ("b_iso", "u_aniso", "surface_roughness", "absorption")),
@@ -112,6 +113,10 @@ class RefinementResult:
     restraints : tuple of RestraintReport
     hydrogens : tuple of RidingHydrogen
         The constraint on every H site (:mod:`gasolve.rietveld.riding`): riding, held fixed or free.
+    phases : tuple of PhaseResult
+        The further phases (:mod:`gasolve.rietveld.phases`): scale, cell and weight fraction with esds.
+    weight_fraction, weight_fraction_esd : float or None
+        This phase's Hill-Howard weight fraction and its esd; None without further phases.
     """
 
     structure: Structure
@@ -135,6 +140,9 @@ class RefinementResult:
     u_aniso: np.ndarray | None = None
     u_aniso_esd: np.ndarray | None = None
     non_positive_definite: tuple[str, ...] = ()
+    phases: tuple[PhaseResult, ...] = ()
+    weight_fraction: float | None = None
+    weight_fraction_esd: float | None = None
 
 
 #: Relative χ² change below which a stage before the last stops: it only has to bring its parameters near the
@@ -200,6 +208,7 @@ def _refine(structure, pattern, radiation, profile, settings, stages) -> Refinem
         hydrogens=settings.hydrogens,
         hydrogen_parents=dict(settings.hydrogen_parents),
         corrections=settings.corrections,
+        phases=settings.phases,
     )
     lower, upper = model.bounds()
     x = model.x0.copy()
@@ -288,12 +297,15 @@ def summarise(
     """Figures of merit and esds of the vector ``x`` with the entries ``free`` refined."""
     fit = model.linear_fit(x)
     pattern = model.pattern
-    n_parameters = len(free) + 1 + model.background_terms
+    n_parameters = len(free) + 1 + len(model.phases) + model.background_terms
     metrics = fit_metrics(pattern.y_obs, fit.y_calc, pattern.weights, n_parameters)
     peak_matrix = model.peak_matrix(x)
     background = model.basis @ fit.background
+    if model.phases:  # this phase's R_Bragg: the other phases' peaks are taken off the observed pattern too
+        background = background + fit.phase_peaks @ fit.phase_scales
     r_bragg = bragg_r(peak_matrix, fit.scale * model.intensities(x), pattern.y_obs, background)
     unc = uncertainties(model, x, free)
+    phases, fraction, fraction_esd = _phase_results(model, x, fit, unc)
     esd_of = dict(zip(unc.names, unc.esd, strict=True))
     # Coordinates: x = M g + t per site, so cov_x = M cov_g Mᵀ; the genome slots' esds are independent enough
     # for the report that the diagonal suffices (the Wyckoff maps have one entry per column).
@@ -339,7 +351,38 @@ def summarise(
         u_aniso=u_aniso,
         u_aniso_esd=u_aniso_esd,
         non_positive_definite=bad,
+        phases=phases,
+        weight_fraction=fraction,
+        weight_fraction_esd=fraction_esd,
     )
+
+
+def _phase_results(model: RietveldModel, x: np.ndarray, fit, unc: Uncertainties):
+    """The further phases' results and this phase's weight fraction and its esd (None, None without further
+    phases)."""
+    if not model.phases:
+        return (), None, None
+    scale_names = ["scale"] + [f"scale({p.name})" for p in model.phases]
+    positions = [unc.names.index(n) for n in scale_names]
+    scales = np.concatenate([[fit.scale], fit.phase_scales])
+    structures = [model.structure] + [p.structure for p in model.phases]
+    cells = [model.cell(x)] + [model.phase_cell(x, k) for k in range(len(model.phases))]
+    masses = np.array([cell_mass(s) for s in structures])
+    volumes = np.array([c.volume for c in cells])
+    fractions, fraction_esd = weight_fractions(scales, masses, volumes, unc.covariance[np.ix_(positions, positions)])
+    results = tuple(
+        PhaseResult(
+            name=phase.name,
+            scale=float(scales[k + 1]),
+            scale_esd=float(unc.esd[positions[k + 1]]),
+            cell=tuple(float(v) for v in cells[k + 1].parameters),
+            cell_esd=cell_esd(model, x, unc.names, unc.covariance, phase=k),
+            weight_fraction=float(fractions[k + 1]),
+            weight_fraction_esd=float(fraction_esd[k + 1]),
+        )
+        for k, phase in enumerate(model.phases)
+    )
+    return results, float(fractions[0]), float(fraction_esd[0])
 
 
 def _anisotropic(model: RietveldModel, x: np.ndarray, unc: Uncertainties):

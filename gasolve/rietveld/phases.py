@@ -1,0 +1,116 @@
+"""Further crystalline phases of a refinement and the weight fractions of all phases.
+
+A measured specimen often holds a second phase: NAC (Na2Ca3Al2F14) from APS 11-BM holds about 1.5 % CaF2, which
+GSAS refined as a second phase; a gypsum holds calcite. A phase given by its CIF adds its calculated pattern to the
+model, y = s P I + Σ_p s_p P_p I_p + B c. Its structure (coordinates, B) is held as its CIF gives it; its cell is
+refined under its space group's constraints (group ``phase_cell``), its scale s_p is solved exactly with the main
+scale and the background (variable projection), and it shares the instrument: the zero shift, the specimen
+displacement and the profile of the main phase.
+
+Weight fractions follow Hill & Howard, J. Appl. Cryst. 20 (1987) 467: with I = |F|² of one cell and no 1/V² in
+the model, the scale of a phase is proportional to its weight fraction over the mass and volume of its cell, so
+W_p = s_p M_p V_p / Σ_i s_i M_i V_i, M the mass of one cell's contents (atomic masses from ASE) and V its volume.
+Microabsorption (Brindley) is not corrected: the fractions hold for phases of similar absorption or fine powders.
+Their esds follow from the covariance of the scales (with every other refined parameter's correlation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gasolve.crystal.structure import Structure
+from gasolve.errors import InputError
+
+
+@dataclass(frozen=True)
+class SecondaryPhase:
+    """A further phase of the specimen.
+
+    Attributes
+    ----------
+    name : str
+        Names its parameters (``"CaF2:metric0"``) and its rows in the outputs; unique within a refinement.
+    structure : Structure
+        Coordinates, occupancies and B held; the cell starts from it.
+    source : str
+        The CIF it was read from ("" when built in memory), written back to a config.
+    """
+
+    name: str
+    structure: Structure
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c in self.name for c in " :()[]"):
+            raise InputError(f"a phase name must be non-empty without spaces, colons or brackets, got {self.name!r}")
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    """One phase at the refined vector.
+
+    Attributes
+    ----------
+    name : str
+    scale, scale_esd : float
+        The phase's scale (y = s P |F|²) and its esd.
+    cell : tuple of 6 float
+        a, b, c (Å), α, β, γ (degrees).
+    cell_esd : ndarray, shape (6,)
+    weight_fraction, weight_fraction_esd : float
+        Hill-Howard weight fraction (0-1) and its esd.
+    """
+
+    name: str
+    scale: float
+    scale_esd: float
+    cell: tuple[float, ...]
+    cell_esd: np.ndarray
+    weight_fraction: float
+    weight_fraction_esd: float
+
+
+def cell_mass(structure: Structure) -> float:
+    """Mass of one unit cell's contents (atomic mass units): Σ occupancy × orbit size × atomic mass."""
+    from ase.data import atomic_masses, atomic_numbers
+
+    total = 0.0
+    for site in structure.sites:
+        orbit = len(structure.space_group.orbit(np.asarray(site.frac, dtype=float)))
+        total += site.occupancy * orbit * float(atomic_masses[atomic_numbers[site.element]])
+    return total
+
+
+def weight_fractions(
+    scales: np.ndarray, masses: np.ndarray, volumes: np.ndarray, covariance: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hill-Howard weight fractions and their esds (module docstring).
+
+    Parameters
+    ----------
+    scales : ndarray, shape (n_phases,)
+    masses : ndarray, shape (n_phases,)
+        Cell masses (u).
+    volumes : ndarray, shape (n_phases,)
+        Cell volumes (Å³).
+    covariance : ndarray, shape (n_phases, n_phases)
+        Of the scales.
+
+    Returns
+    -------
+    fractions, esd : ndarray, shape (n_phases,) each
+    """
+    scales = np.asarray(scales, dtype=float)
+    weights = np.asarray(masses, dtype=float) * np.asarray(volumes, dtype=float)
+    amounts = scales * weights
+    total = float(np.sum(amounts))
+    if total <= 0:
+        nan = np.full(len(scales), np.nan)
+        return nan, nan
+    fractions = amounts / total
+    # ∂W_p/∂s_i = w_i (δ_pi Σ - a_p) / Σ²
+    jacobian = (np.eye(len(scales)) * total - amounts[:, None]) * weights[None, :] / total**2
+    esd = np.sqrt(np.maximum(np.diag(jacobian @ covariance @ jacobian.T), 0.0))
+    return fractions, esd
