@@ -106,7 +106,7 @@ def test_shared_and_phase_cell_derivatives_match_central_differences():
 
 
 def _config(tmp_path, refinement: dict, fraction: float = 0.7):
-    corundum, nacl, radiation, two_theta, y = _two_phase_pattern(fraction)
+    corundum, nacl, _, two_theta, y = _two_phase_pattern(fraction)
     write_xye(tmp_path / "mix.xye", two_theta, y, np.sqrt(np.maximum(y, 1.0)))
     write_cif(corundum, tmp_path / "start.cif")
     start = replace(nacl, cell=replace(nacl.cell, a=5.637, b=5.637, c=5.637))  # 0.08 % off
