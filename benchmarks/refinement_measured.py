@@ -4,7 +4,8 @@ orientation (riet-serv lab pattern). Numbers and figures quoted in docs/refineme
 
 Usage::
 
-    python benchmarks/refinement_measured.py [--only corundum,nac,lab6,pbso4,gypsum,nac_aniso,pbso4_aniso]
+    python benchmarks/refinement_measured.py [--only corundum,nac,nac_caf2,si3n4,lab6,pbso4,gypsum,nac_aniso,
+        pbso4_aniso]
         [--figures docs/figures]
         [--json benchmarks/results/refinement_measured.json] [--neutral] [--no-dispersion]
         [--roughness suortti|pitschke] [--absorption MU_R[,held]]
@@ -15,6 +16,16 @@ radiation is on, as in the refinement's defaults. ``--neutral`` takes every site
 ``--no-dispersion`` leaves f', f'' out; ``--roughness`` refines a surface-roughness correction (Suortti or
 Pitschke) with B, ``--absorption`` a cylinder absorption correction from a μR (refined, or held with ",held")
 (:mod:`gasolve.rietveld.corrections`); such runs are stored under ``variants`` in the JSON, not over the defaults.
+
+``nac_caf2`` refines NAC with the CaF2 that GSAS refined as a second phase (NAC-2015A.EXP, phase 2: its cell and
+Uiso, tests/data/derived/CaF2_NAC-2015A_phase2.cif), its cell and scale refined, the profile shared
+(:mod:`gasolve.rietveld.phases`); GSAS gives CaF2 1.48 wt% in the 11-BM histogram (MASSFR 0.0148) and a =
+5.464617(8) Å.
+
+``si3n4`` refines GSAS's two-phase exercise (α-Si3N4 with a β-Si3N4 contaminant, lab Cu Kα1+2 with GSAS's
+wavelengths 1.5405/1.5443 Å and K ratio 0.5) with and without the β phase (A_SI3N4X.EXP's models,
+tests/data/derived/Si3N4_*_GSAS_two_phase.cif; GSAS's negative α Uiso set to 0.003 Å²); GSAS gives β 0.98(1.77)
+wt% and Rwp 14.20 %.
 
 ``nac_aniso`` and ``pbso4_aniso`` refine the same start twice, with isotropic B and with anisotropic U on every
 site (``adp = "aniso"``, :mod:`gasolve.rietveld.adp`), on one profile, and compare each U_ij with the published
@@ -67,6 +78,9 @@ CORUNDUM_COD = {"a": (4.7606, 0.0005), "c": (12.994, 0.001), "x(O1)": (0.69365, 
 #: Rp 9.34 %, Rexp 3.28 %; cell 10.251218(2) Å; coordinates and Uani as NAC.cif gives them (no esds written).
 NAC_GSAS_RWP = 0.1197
 NAC_GSAS_REXP = 0.0328
+#: GSAS's CaF2 in the same refinement: weight fraction in histogram 3 (HAP2 3MASSFR 0.0148(1)) and cell (Å).
+NAC_GSAS_CAF2 = {"weight_fraction": (0.0148, 0.0001), "a": (5.464617, 0.000008)}
+CAF2_CIF = ROOT / "tests" / "data" / "derived" / "CaF2_NAC-2015A_phase2.cif"
 #: 11-BM beam polarisation fraction (11bm_gsas.prm, ICONS line: 0.990).
 NAC_POLARISATION = 0.99
 #: NIST SRM 660c certified lattice parameter of LaB6 (Å, 22.5 °C) and its expanded uncertainty (k = 2) / 2.
@@ -139,6 +153,52 @@ def nac(
     structure, pattern, radiation, profile = _nac_start(profile, lo, hi, polarisation)
     settings = _settings(settings, background_terms=10)
     return refine(structure, pattern, radiation, profile, settings), read_cif(NAC_FOLDER / "NAC.cif")
+
+
+def nac_with_caf2(profile: PeakProfile | None = None, settings: RefinementSettings | None = None):
+    """NAC with GSAS's CaF2 as a second phase (module docstring). Returns (result, published)."""
+    from gasolve.rietveld import SecondaryPhase
+
+    structure, pattern, radiation, profile = _nac_start(profile, 0.5, 50.0, NAC_POLARISATION)
+    settings = replace(_settings(settings, background_terms=10), phases=(SecondaryPhase("CaF2", read_cif(CAF2_CIF)),))
+    return refine(structure, pattern, radiation, profile, settings), read_cif(NAC_FOLDER / "NAC.cif")
+
+
+#: GSAS's two-phase Si3N4 exercise (A_SI3N4X.EXP): β weight fraction (HAP2 1MASSFR) and Rwp.
+SI3N4_GSAS = {"beta_weight_fraction": (0.0098, 0.0177), "rwp": 0.1420}
+
+
+def si3n4(with_beta: bool = True):
+    """α-Si3N4 with (or without) its β contaminant as a further phase (module docstring); the profile from a Le
+    Bail fit of the α cell. Returns the result."""
+    from gasolve.rietveld import SecondaryPhase
+
+    folder = ROOT / "tests" / "data" / "derived"
+    alpha = _model(folder / "Si3N4_alpha_GSAS_two_phase.cif")
+    beta = SecondaryPhase("beta_Si3N4", _model(folder / "Si3N4_beta_GSAS_two_phase.cif"))
+    pattern = read_pattern(MEASURED / "Si3N4-two-phase-lab-CuKa" / "A_SI3N4_XRA_converted.xye")
+    radiation = Radiation(((1.5405, 2.0 / 3.0), (1.5443, 1.0 / 3.0)), "CuKa12 (GSAS INST_XRY.PRM)")
+    profile, cell = lebail_profile(alpha, pattern, radiation, 8)
+    settings = _settings(None, background_terms=8, preferred_orientation=None)
+    settings = replace(settings, phases=(beta,) if with_beta else ())
+    return refine(replace(alpha, cell=cell), pattern, radiation, profile, settings)
+
+
+def compare_caf2(result) -> dict:
+    """CaF2's weight fraction and cell against GSAS's, and the ratio of the two cells (which a wavelength or zero
+    calibration leaves alone) against GSAS's ratio."""
+    (phase,) = result.phases
+    w, w_esd = NAC_GSAS_CAF2["weight_fraction"]
+    a, a_esd = NAC_GSAS_CAF2["a"]
+    ratio = result.structure.cell.a / phase.cell[0]
+    return {
+        "weight_fraction": [phase.weight_fraction, phase.weight_fraction_esd],
+        "gsas_weight_fraction": [w, w_esd],
+        "a": [phase.cell[0], float(phase.cell_esd[0])],
+        "gsas_a": [a, a_esd],
+        "cell_ratio_nac_over_caf2": ratio,
+        "gsas_cell_ratio": 10.251218 / a,
+    }
 
 
 def _nac_start(profile: PeakProfile | None, lo: float, hi: float, polarisation: float | None):
@@ -526,6 +586,33 @@ def main(argv=None) -> int:
             "comparison": compare_nac(result, published),
         }
         _figures(result, result.model.pattern, Radiation(((0.413909, 1.0),), "11-BM"), args.figures, "nac")
+    if "nac_caf2" in cases:
+        start = time.perf_counter()
+        result, published = nac_with_caf2()
+        rows = compare_nac(result, published)
+        report["nac_caf2"] = {
+            **_summary(result, time.perf_counter() - start),
+            "gsas_rwp": NAC_GSAS_RWP,
+            "gsas_rexp": NAC_GSAS_REXP,
+            "caf2": compare_caf2(result),
+            "comparison": rows,
+            "within": _within(rows, result),
+        }
+        _figures(result, result.model.pattern, Radiation(((0.413909, 1.0),), "11-BM"), args.figures, "nac_caf2")
+    if "si3n4" in cases:
+        start = time.perf_counter()
+        result = si3n4(True)
+        seconds = time.perf_counter() - start
+        alone = si3n4(False)
+        (beta,) = result.phases
+        report["si3n4"] = {
+            **_summary(result, seconds),
+            "beta_weight_fraction": [beta.weight_fraction, beta.weight_fraction_esd],
+            "beta_cell": [list(beta.cell), [float(e) for e in beta.cell_esd]],
+            "gsas": SI3N4_GSAS,
+            "without_beta": _summary(alone, 0.0),
+        }
+        _figures(result, result.model.pattern, result.model.radiation, args.figures, "si3n4")
     if "lab6" in cases:
         start = time.perf_counter()
         result, _ = lab6()

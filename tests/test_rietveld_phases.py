@@ -192,3 +192,14 @@ def test_phase_names_must_be_distinct():
                       phases=(SecondaryPhase("NaCl", nacl), SecondaryPhase("NaCl", nacl)))  # fmt: skip
     with pytest.raises(InputError, match="phase name"):
         SecondaryPhase("Na Cl", nacl)
+
+
+def test_a_phase_the_pattern_lacks_comes_out_at_zero(tmp_path):
+    arguments, _ = _config(tmp_path, {"phases": ["phases/NaCl.cif"], "cell": False}, fraction=1.0)
+    assert main(arguments) == 0
+    summary = json.loads((tmp_path / "out" / "refinement.json").read_text())
+    (phase,) = summary["phases"]
+    assert abs(phase["weight_fraction"]) < 4 * phase["weight_fraction_esd"] + 1e-3
+    assert not any(p["name"] == "NaCl:metric0" for p in summary["parameters"])  # cell = false holds it
+    text = (tmp_path / "out" / "refinement.txt").read_text()
+    assert ("negative scale" in text) == (phase["scale"] < 0)

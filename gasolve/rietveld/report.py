@@ -117,9 +117,11 @@ def _phase_lines(result: RefinementResult) -> list[str]:
     for phase in result.phases:
         cell = " ".join(with_esd(v, float(e)) for v, e in zip(phase.cell, phase.cell_esd, strict=True))
         percent = with_esd(100.0 * phase.weight_fraction, 100.0 * phase.weight_fraction_esd)
-        out.append(
-            f"{phase.name}: {percent} wt% (Hill-Howard), scale {with_esd(phase.scale, phase.scale_esd)}, cell {cell}"
-        )
+        scale = with_esd(phase.scale, phase.scale_esd)
+        line = f"{phase.name}: {percent} wt% (Hill-Howard), scale {scale}, cell {cell}"
+        if phase.scale < 0:
+            line += " (a negative scale: the pattern does not show this phase)"
+        out.append(line)
     return out
 
 
@@ -315,8 +317,9 @@ def _corrections_text(corrections: list[dict]) -> str:
 def reflection_ticks(result: RefinementResult, radiation: Radiation) -> list[tuple[str, np.ndarray]]:
     """Peak positions (2θ, degrees) of the refined reflections, one row per emission line, for the Rietveld plot."""
     reflections = result.model.reflections(result.x)
-    rows = [(f"λ={w:.5f}", peak_positions(reflections, w, result.profile)) for w, _ in radiation.lines]
     model = result.model
+    prefix = f"{result.structure.name or 'main phase'} " if model.phases else ""
+    rows = [(f"{prefix}λ={w:.5f}", peak_positions(reflections, w, result.profile)) for w, _ in radiation.lines]
     for k, phase in enumerate(model.phases):  # the further phases at the first line's wavelength
         sub = model.phase_models[k]
         rows.append(
