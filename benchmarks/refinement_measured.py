@@ -4,8 +4,8 @@ orientation (riet-serv lab pattern). Numbers and figures quoted in docs/refineme
 
 Usage::
 
-    python benchmarks/refinement_measured.py [--only corundum,nac,nac_caf2,si3n4,lab6,pbso4,gypsum,nac_aniso,
-        pbso4_aniso]
+    python benchmarks/refinement_measured.py [--only corundum,nac,nac_caf2,nac_profiles,si3n4,lab6,pbso4,gypsum,
+        nac_aniso,pbso4_aniso]
         [--figures docs/figures]
         [--json benchmarks/results/refinement_measured.json] [--neutral] [--no-dispersion]
         [--roughness suortti|pitschke] [--absorption MU_R[,held]]
@@ -21,6 +21,10 @@ Pitschke) with B, ``--absorption`` a cylinder absorption correction from a μR (
 Uiso, tests/data/derived/CaF2_NAC-2015A_phase2.cif), its cell and scale refined, the profile shared
 (:mod:`gasolve.rietveld.phases`); GSAS gives CaF2 1.48 wt% in the 11-BM histogram (MASSFR 0.0148) and a =
 5.464617(8) Å.
+
+``nac_profiles`` refines NAC + CaF2 with the Thompson-Cox-Hastings profile three ways: from gasolve's Le Bail
+fit (shape "tch"), with GSAS's own histogram-3 profile held (NAC-2015A.EXP HAP1 3PRCF, type 3: GU 0.978586, GV
+-0.126, GW 0.0372878 centideg² of σ², LX 0.208667 centideg, LY 0, S/L = H/L 0.0011), and refined from it.
 
 ``si3n4`` refines GSAS's two-phase exercise (α-Si3N4 with a β-Si3N4 contaminant, lab Cu Kα1+2 with GSAS's
 wavelengths 1.5405/1.5443 Å and K ratio 0.5) with and without the β phase (A_SI3N4X.EXP's models,
@@ -88,11 +92,11 @@ LAB6_CERTIFIED_A = (4.156826, 0.000004)
 
 
 def lebail_profile(
-    structure, pattern, radiation, background_terms: int, polarisation: float | None = None
+    structure, pattern, radiation, background_terms: int, polarisation: float | None = None, shape="pseudo-voigt"
 ) -> tuple[PeakProfile, UnitCell]:
     from gasolve.profile_fit import LeBailSettings, fit_lebail
 
-    settings = LeBailSettings(background_terms=background_terms, polarisation=polarisation)
+    settings = LeBailSettings(background_terms=background_terms, polarisation=polarisation, shape=shape)
     fitted = fit_lebail(pattern, structure.cell, structure.space_group, radiation, settings)
     return fitted.profile, fitted.cell
 
@@ -155,11 +159,14 @@ def nac(
     return refine(structure, pattern, radiation, profile, settings), read_cif(NAC_FOLDER / "NAC.cif")
 
 
-def nac_with_caf2(profile: PeakProfile | None = None, settings: RefinementSettings | None = None):
-    """NAC with GSAS's CaF2 as a second phase (module docstring). Returns (result, published)."""
+def nac_with_caf2(
+    profile: PeakProfile | None = None, settings: RefinementSettings | None = None, shape: str = "pseudo-voigt"
+):
+    """NAC with GSAS's CaF2 as a second phase (module docstring), the profile of ``shape`` (a Le Bail fit's unless
+    ``profile`` is given). Returns (result, published)."""
     from gasolve.rietveld import SecondaryPhase
 
-    structure, pattern, radiation, profile = _nac_start(profile, 0.5, 50.0, NAC_POLARISATION)
+    structure, pattern, radiation, profile = _nac_start(profile, 0.5, 50.0, NAC_POLARISATION, shape)
     settings = replace(_settings(settings, background_terms=10), phases=(SecondaryPhase("CaF2", read_cif(CAF2_CIF)),))
     return refine(structure, pattern, radiation, profile, settings), read_cif(NAC_FOLDER / "NAC.cif")
 
@@ -184,6 +191,44 @@ def si3n4(with_beta: bool = True):
     return refine(replace(alpha, cell=cell), pattern, radiation, profile, settings)
 
 
+#: GSAS's profile of NAC's 11-BM histogram as a gasolve PeakProfile: type 3 gives the Gaussian's variance σ² in
+#: centidegrees², so FWHM² = 8 ln 2 σ² · 10⁻⁴ deg²; LX in centidegrees; S/L = H/L (GSAS's asymmetry) is SH/L.
+_SIGMA2_TO_FWHM2 = 8.0 * np.log(2.0) * 1e-4
+NAC_GSAS_PROFILE = PeakProfile(
+    caglioti=(_SIGMA2_TO_FWHM2 * 0.978586, _SIGMA2_TO_FWHM2 * -0.126, _SIGMA2_TO_FWHM2 * 0.0372878),
+    lorentzian=(0.00208667, 0.0),
+    axial=0.0011,
+    polarisation=NAC_POLARISATION,
+)
+
+
+def nac_profiles() -> dict:
+    """NAC + CaF2 with the Thompson-Cox-Hastings profile: Le Bail start, GSAS's held, GSAS's as the start (module
+    docstring); each with its figures, the CaF2 comparison and the count within 3 esds."""
+    from gasolve.rietveld.settings import GROUPS
+
+    held = RefinementSettings(background_terms=10, groups=tuple(g for g in GROUPS if g != "profile"))
+    runs = {
+        "tch_lebail": lambda: nac_with_caf2(shape="tch"),
+        "gsas_profile_held": lambda: nac_with_caf2(NAC_GSAS_PROFILE, held),
+        "gsas_profile_refined": lambda: nac_with_caf2(NAC_GSAS_PROFILE, RefinementSettings(background_terms=10)),
+    }
+    out = {}
+    for name, run in runs.items():
+        start = time.perf_counter()
+        result, published = run()
+        rows = compare_nac(result, published)
+        p = result.profile
+        out[name] = {
+            **_summary(result, time.perf_counter() - start),
+            "profile": {"caglioti": p.caglioti, "lorentzian": p.lorentzian, "axial": p.axial, "zero": p.zero},
+            "caf2": compare_caf2(result),
+            "comparison": rows,
+            "within": _within(rows, result),
+        }
+    return out
+
+
 def compare_caf2(result) -> dict:
     """CaF2's weight fraction and cell against GSAS's, and the ratio of the two cells (which a wavelength or zero
     calibration leaves alone) against GSAS's ratio."""
@@ -201,7 +246,7 @@ def compare_caf2(result) -> dict:
     }
 
 
-def _nac_start(profile: PeakProfile | None, lo: float, hi: float, polarisation: float | None):
+def _nac_start(profile: PeakProfile | None, lo: float, hi: float, polarisation: float | None, shape="pseudo-voigt"):
     """NAC.cif's model, the 11-BM pattern over [lo, hi] degrees, its radiation and the profile (a Le Bail fit, which
     also gives the cell, when ``profile`` is None)."""
     structure = _model(NAC_FOLDER / "NAC.cif")
@@ -210,7 +255,7 @@ def _nac_start(profile: PeakProfile | None, lo: float, hi: float, polarisation: 
     pattern = ObservedPattern(full.two_theta[keep], full.y_obs[keep], full.sigma[keep])
     radiation = Radiation(((0.413909, 1.0),), "11-BM")
     if profile is None:
-        profile, cell = lebail_profile(structure, pattern, radiation, 10, polarisation)
+        profile, cell = lebail_profile(structure, pattern, radiation, 10, polarisation, shape)
         structure = replace(structure, cell=cell)
     else:
         profile = replace(profile, polarisation=polarisation)
@@ -599,6 +644,8 @@ def main(argv=None) -> int:
             "within": _within(rows, result),
         }
         _figures(result, result.model.pattern, Radiation(((0.413909, 1.0),), "11-BM"), args.figures, "nac_caf2")
+    if "nac_profiles" in cases:
+        report["nac_profiles"] = nac_profiles()
     if "si3n4" in cases:
         start = time.perf_counter()
         result = si3n4(True)

@@ -22,8 +22,8 @@ A run config holds the tables below (``#`` marks what may be left out)::
 
     [pattern.profile]            # optional: without it, gasolve run fits the profile first (Le Bail)
     fwhm = 0.1                   # constant FWHM (degrees 2θ), or caglioti = [U, V, W] (degrees²): exactly one
-    eta = 0.5
-    eta_slope = 0.0              # optional
+    eta = 0.5                    # or lorentzian = [X, Y] (degrees): the Thompson-Cox-Hastings profile, whose
+    eta_slope = 0.0              # optional; Gaussian FWHM is the fwhm/caglioti width (no eta then)
     zero = 0.0                   # optional
     cutoff = 15.0                # optional, FWHM units
     monochromator = 0.0          # optional, 2θ_M (degrees)
@@ -118,7 +118,7 @@ _STRUCTURE_KEYS = (
     "overlap_radius",
     "overlap_identical",
 )
-_PATTERN_KEYS = ("file", "wavelength", "range", "kalpha2_ratio", "polarisation", "profile", "background")
+_PATTERN_KEYS = ("file", "wavelength", "range", "kalpha2_ratio", "polarisation", "peak_shape", "profile", "background")
 _PROFILE_KEYS = (
     "fwhm",
     "caglioti",
@@ -130,6 +130,7 @@ _PROFILE_KEYS = (
     "asymmetry",
     "axial",
     "displacement",
+    "lorentzian",
 )
 _BACKGROUND_KEYS = ("terms",)
 #: Keys of earlier versions, per table, with what they became.
@@ -265,6 +266,9 @@ class PatternSpec:
     polarisation : float or None
         Fraction of the beam polarised perpendicular to the diffraction plane (GSAS-II's "Polariz."), None for
         the laboratory form (unpolarised tube, or the profile's monochromator angle). Also set in ``profile``.
+    peak_shape : {"pseudo-voigt", "tch"}
+        The shape the Le Bail fit gives the profile when ``profile`` is None: the pseudo-Voigt of one width, or
+        Thompson-Cox-Hastings (:class:`~gasolve.diffraction.profile.PeakProfile`).
     """
 
     file: Path
@@ -275,6 +279,7 @@ class PatternSpec:
     background_terms: int
     kalpha2_ratio: float = KALPHA2_RATIO
     polarisation: float | None = None
+    peak_shape: str = "pseudo-voigt"
 
 
 @dataclass(frozen=True)
@@ -639,7 +644,11 @@ def _check_profile_over(profile: PeakProfile, lo: float, hi: float, source: str)
     u, v, _ = profile.caglioti
     table = _Table(source, "pattern.profile", {})
     with table.blame("fwhm" if u == 0 and v == 0 else "caglioti"):
-        profile.fwhm(np.linspace(lo, hi, 361))
+        profile.gaussian_fwhm(np.linspace(lo, hi, 361))
+    if profile.tch:
+        with table.blame("lorentzian"):
+            profile.lorentzian_fwhm(np.linspace(lo, hi, 361))
+        return
     with table.blame("eta_slope" if profile.eta_slope else "eta"):
         profile.eta_at(np.array([lo, hi]))
 
@@ -652,9 +661,15 @@ def _profile(table: _Table, two_theta_range: tuple[float, float] | None) -> Peak
             "fwhm/caglioti",
             f"give exactly one of fwhm (constant FWHM, degrees 2θ) or caglioti = [U, V, W] (degrees²), got {which}",
         )
+    if table.has("lorentzian") and (table.has("eta") or table.has("eta_slope")):
+        raise table.error(
+            "lorentzian",
+            "give eta (the pseudo-Voigt of one width) or lorentzian = [X, Y] (Thompson-Cox-Hastings), not both",
+        )
+    tch = table.has("lorentzian")
     common = {
-        "eta": table.number("eta"),
-        "eta_slope": table.number("eta_slope", 0.0),
+        "eta": 0.5 if tch else table.number("eta"),
+        "eta_slope": 0.0 if tch else table.number("eta_slope", 0.0),
         "zero": table.number("zero", 0.0),
         "cutoff": table.number("cutoff", DEFAULT_CUTOFF),
         "monochromator_two_theta": table.number("monochromator", 0.0),
@@ -663,6 +678,8 @@ def _profile(table: _Table, two_theta_range: tuple[float, float] | None) -> Peak
     }
     if table.has("asymmetry"):
         common["asymmetry"] = tuple(table.numbers("asymmetry", 4, "[P1, P2, P3, P4] (Bérar-Baldinozzi)"))
+    if tch:
+        common["lorentzian"] = tuple(table.numbers("lorentzian", 2, "[X, Y] (degrees: X / cos θ + Y tan θ)"))
     with table.blame(None):
         PeakProfile(**common)  # checks the shared parameters, so that the width step below fails only on the width
     if table.has("fwhm"):
@@ -716,8 +733,21 @@ def _pattern(table: _Table, base: Path) -> PatternSpec:
                 f"expected the fraction of the beam polarised perpendicular to the diffraction plane, in (0, 1] "
                 f"(0.5 unpolarised, about 0.99 at a synchrotron), got {polarisation}",
             )
+    peak_shape = table.get("peak_shape", "pseudo-voigt")
+    if peak_shape not in ("pseudo-voigt", "tch"):
+        raise table.error(
+            "peak_shape",
+            'expected "pseudo-voigt" (one width, η linear in 2θ) or "tch" (Thompson-Cox-Hastings), '
+            f"got {_describe(peak_shape)}",
+        )
     profile_table = table.subtable("profile", required=False)
     profile = None if profile_table is None else _profile(profile_table, two_theta_range)
+    if profile is not None and table.has("peak_shape") and profile.tch != (peak_shape == "tch"):
+        raise table.error(
+            "peak_shape",
+            f"{peak_shape!r} disagrees with [pattern.profile], which gives the "
+            f"{'Thompson-Cox-Hastings' if profile.tch else 'one-width pseudo-Voigt'} profile; give one or the other",
+        )
     if profile is not None and polarisation is not None:
         if profile.monochromator_two_theta:
             raise table.error("polarisation", "give the beam polarisation or [pattern.profile] monochromator, not both")
@@ -735,7 +765,7 @@ def _pattern(table: _Table, base: Path) -> PatternSpec:
             terms = default_background_terms(float(two_theta[0]), float(two_theta[-1]))
         else:
             terms = default_background_terms(*two_theta_range)
-    return PatternSpec(file, wavelength, radiation, two_theta_range, profile, terms, ratio, polarisation)
+    return PatternSpec(file, wavelength, radiation, two_theta_range, profile, terms, ratio, polarisation, peak_shape)
 
 
 def default_background_terms(lo: float, hi: float) -> int:
@@ -973,10 +1003,14 @@ def profile_table(profile: PeakProfile) -> dict[str, Any]:
         width = {"fwhm": math.sqrt(profile.caglioti[2])}
     else:
         width = {"caglioti": list(profile.caglioti)}
+    shape = (
+        {"lorentzian": list(profile.lorentzian)}
+        if profile.tch
+        else {"eta": profile.eta, "eta_slope": profile.eta_slope}
+    )
     table = {
         **width,
-        "eta": profile.eta,
-        "eta_slope": profile.eta_slope,
+        **shape,
         "zero": profile.zero,
         "cutoff": profile.cutoff,
         "monochromator": profile.monochromator_two_theta,
@@ -1001,6 +1035,8 @@ def _resolved_document(config: RunConfig) -> dict[str, dict[str, Any]]:
     }
     if pattern.polarisation is not None:
         pattern_table["polarisation"] = pattern.polarisation
+    if pattern.peak_shape != "pseudo-voigt" and profile is None:
+        pattern_table["peak_shape"] = pattern.peak_shape
     if pattern.range is not None:
         pattern_table["range"] = list(pattern.range)
     if profile is not None:

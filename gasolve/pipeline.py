@@ -103,7 +103,9 @@ def fit_profile(config: RunConfig, observed: ObservedPattern) -> tuple[RunConfig
         structure.cell,
         structure.space_group,
         pattern.radiation,
-        LeBailSettings(background_terms=pattern.background_terms, polarisation=pattern.polarisation),
+        LeBailSettings(
+            background_terms=pattern.background_terms, polarisation=pattern.polarisation, shape=pattern.peak_shape
+        ),
     )
     fitted = dataclasses.replace(
         config,

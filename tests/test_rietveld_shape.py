@@ -44,6 +44,19 @@ CASES = {
         replace(PROFILE, asymmetry=(0.05, 0.02, 0.0, 0.0)),
         False,
     ),
+    # Thompson-Cox-Hastings: PbSO4 with Kα1+2 and axial divergence; LaB6 at 11-BM with a displacement
+    "pbso4-tch": (
+        "measured/PbSO4-lab-CuKa/PBSO4X_refined_phase1.cif",
+        parse_radiation("CuKa12"),
+        PeakProfile(caglioti=(0.01, -0.005, 0.003), lorentzian=(0.03, 0.02), zero=0.02, axial=0.03),
+        False,
+    ),
+    "lab6-tch-synchrotron": (
+        "measured/LaB6-SRM660-lab-CuKa/LaB6_literature.cif",
+        Radiation(((0.413909, 1.0),), "11-BM"),
+        PeakProfile(caglioti=(0.002, -0.001, 0.0008), lorentzian=(0.004, 0.002), polarisation=0.99),
+        True,
+    ),
     # LaB6 (Pm-3m, 1 coefficient) at a synchrotron wavelength with a polarised beam (another LP form)
     "lab6-synchrotron": (
         "measured/LaB6-SRM660-lab-CuKa/LaB6_literature.cif",

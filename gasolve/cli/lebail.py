@@ -32,6 +32,12 @@ def add_parser(subparsers) -> None:
         help="fcj: Finger-Cox-Jephcoat axial divergence (one SH/L, default); bb: Berar-Baldinozzi (4 terms)",
     )
     parser.add_argument("--displacement", action="store_true", help="also refine the specimen displacement")
+    parser.add_argument(
+        "--shape",
+        choices=("pseudo-voigt", "tch"),
+        help="peak shape: pseudo-voigt (one width, eta linear in 2theta) or tch (Thompson-Cox-Hastings: Gaussian "
+        "U, V, W and Lorentzian X/cos(theta) + Y tan(theta)); default the config's [pattern] peak_shape",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -45,7 +51,7 @@ def describe(result) -> str:
     return (
         f"cell {cell}\n"
         f"zero {p.zero:.4f}°  U V W {p.caglioti[0]:.5f} {p.caglioti[1]:.5f} {p.caglioti[2]:.5f}  "
-        f"eta {p.eta:.3f} + {p.eta_slope:.5f}·2θ"
+        + (f"X Y {p.lorentzian[0]:.5f} {p.lorentzian[1]:.5f}" if p.tch else f"eta {p.eta:.3f} + {p.eta_slope:.5f}·2θ")
         + (f"  axial SH/L {p.axial:.4f}" if p.axial else "")
         + (f"  asymmetry [{', '.join(f'{a:.3f}' for a in p.asymmetry)}]" if any(p.asymmetry) else "")
         + (f"  displacement {p.displacement:.4f}°" if p.displacement else "")
@@ -67,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         asymmetry=args.asymmetry,
         asymmetry_model=args.asymmetry_model,
         displacement=args.displacement,
+        polarisation=config.pattern.polarisation,
+        shape=args.shape or config.pattern.peak_shape,
     )
     structure = config.structure
     result = fit_lebail(observed, structure.cell, structure.space_group, config.pattern.radiation, settings)

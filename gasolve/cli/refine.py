@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
             structure.cell,
             structure.space_group,
             pattern.radiation,
-            LeBailSettings(background_terms=pattern.background_terms, polarisation=pattern.polarisation),
+            LeBailSettings(
+                background_terms=pattern.background_terms, polarisation=pattern.polarisation, shape=pattern.peak_shape
+            ),
         )
         profile = fitted.profile
         structure = dataclasses.replace(structure, cell=fitted.cell)

@@ -6,6 +6,13 @@ G(x) = (2/H) sqrt(ln 2 / π) exp(-4 ln 2 x² / H²),  L(x) = (2 / (π H)) / (1 +
 H² = U tan² θ + V tan θ + W (Caglioti, Paoletti & Ricci, Nucl. Instrum. 3 (1958) 223), degrees².
 η(2θ) = eta + eta_slope · 2θ (2θ in degrees). Each peak is cut off at ``cutoff`` FWHM either side.
 
+With ``lorentzian = (X, Y)`` the profile is instead the Thompson-Cox-Hastings pseudo-Voigt (J. Appl. Cryst. 20
+(1987) 79; GSAS's and FullProf's usual shape): a Gaussian of FWHM H_G, H_G² = U tan² θ + V tan θ + W, and a
+Lorentzian of FWHM H_L = X / cos θ + Y tan θ (size and strain broadening), combined into the pseudo-Voigt whose
+FWHM and η approximate their convolution (a Voigt):
+H⁵ = H_G⁵ + 2.69269 H_G⁴ H_L + 2.42843 H_G³ H_L² + 4.47163 H_G² H_L³ + 0.07842 H_G H_L⁴ + H_L⁵,
+η = 1.36603 q - 0.47719 q² + 0.11116 q³ with q = H_L / H. ``eta`` and ``eta_slope`` are then not used.
+
 Axial divergence follows Finger, Cox & Jephcoat, J. Appl. Cryst. 27 (1994) 892 with S/L = H/L = ``axial``
 (GSAS-II's single SH/L): the peak is the pseudo-Voigt convolved with the weight W(2φ) ∝ (2 SH/L - h) / (h |cos 2φ|),
 h = sqrt(cos² 2φ / cos² 2θ - 1), for 2φ between 2φ_min (cos 2φ_min = cos 2θ sqrt(1 + (2 SH/L)²)) and 2θ; the
@@ -62,6 +69,9 @@ class PeakProfile:
         shift -2 s cos θ / R (radians) of a specimen displaced by s from the goniometer axis of radius R.
     axial : float
         Finger-Cox-Jephcoat axial divergence SH/L (S/L = H/L, dimensionless); 0 for none.
+    lorentzian : (X, Y) or None
+        Thompson-Cox-Hastings Lorentzian widths (degrees 2θ): H_L = X / cos θ + Y tan θ, with ``caglioti`` the
+        Gaussian's (module docstring); None for the pseudo-Voigt of one width and η = eta + eta_slope · 2θ.
     """
 
     caglioti: tuple[float, float, float] = (0.0, 0.0, 0.01)
@@ -74,6 +84,7 @@ class PeakProfile:
     asymmetry: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     displacement: float = 0.0
     axial: float = 0.0
+    lorentzian: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if len(self.caglioti) != 3 or not all(math.isfinite(float(x)) for x in self.caglioti):
@@ -94,6 +105,15 @@ class PeakProfile:
                 raise InputError("give the beam polarisation or the monochromator angle, not both")
         if not 0 <= self.axial < 0.5:
             raise InputError(f"axial divergence SH/L must be in [0, 0.5), got {self.axial}")
+        if self.lorentzian is not None:
+            if len(self.lorentzian) != 2 or not all(math.isfinite(float(x)) for x in self.lorentzian):
+                raise InputError(f"lorentzian must be two numbers [X, Y] (degrees), got {self.lorentzian!r}")
+            object.__setattr__(self, "lorentzian", tuple(float(x) for x in self.lorentzian))
+
+    @property
+    def tch(self) -> bool:
+        """Whether this is the Thompson-Cox-Hastings pseudo-Voigt (``lorentzian`` given)."""
+        return self.lorentzian is not None
 
     @classmethod
     def constant_fwhm(cls, fwhm: float, **kwargs) -> PeakProfile:
@@ -104,6 +124,13 @@ class PeakProfile:
 
     def fwhm(self, two_theta: np.ndarray) -> np.ndarray:
         """FWHM (degrees) at Bragg angles ``two_theta`` (degrees)."""
+        if self.tch:
+            return self.tch_widths(two_theta)[0]
+        return self.gaussian_fwhm(two_theta)
+
+    def gaussian_fwhm(self, two_theta: np.ndarray) -> np.ndarray:
+        """sqrt(U tan² θ + V tan θ + W) (degrees) at ``two_theta`` (degrees): the FWHM of the pseudo-Voigt of one
+        width, or the Gaussian FWHM H_G of the Thompson-Cox-Hastings profile; InputError where it is not real."""
         u, v, w = self.caglioti
         tan_theta = np.tan(np.radians(np.asarray(two_theta, dtype=float)) / 2.0)
         h2 = u * tan_theta**2 + v * tan_theta + w
@@ -115,13 +142,64 @@ class PeakProfile:
             )
         return np.sqrt(h2)
 
+    def lorentzian_fwhm(self, two_theta: np.ndarray) -> np.ndarray:
+        """H_L = X / cos θ + Y tan θ (degrees) of the Thompson-Cox-Hastings profile at ``two_theta`` (degrees);
+        InputError where it is negative."""
+        x, y = self.lorentzian
+        theta = np.radians(np.asarray(two_theta, dtype=float)) / 2.0
+        h_l = x / np.cos(theta) + y * np.tan(theta)
+        if np.any(h_l < 0):
+            bad = float(np.asarray(two_theta).reshape(-1)[np.argmin(h_l.reshape(-1))])
+            raise InputError(
+                f"Lorentzian X={x}, Y={y} give a negative width X/cos θ + Y tan θ at 2θ = {bad:.2f}°; "
+                "it must be >= 0 over the whole range"
+            )
+        return h_l
+
+    def tch_widths(self, two_theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """FWHM H, η, H_G and H_L (degrees) of the Thompson-Cox-Hastings profile at ``two_theta`` (module
+        docstring)."""
+        h_g = self.gaussian_fwhm(two_theta)
+        h_l = self.lorentzian_fwhm(two_theta)
+        h, eta = tch_combination(h_g, h_l)
+        return h, eta, h_g, h_l
+
     def eta_at(self, two_theta: np.ndarray) -> np.ndarray:
+        if self.tch:
+            return self.tch_widths(two_theta)[1]
         eta = self.eta + self.eta_slope * np.asarray(two_theta, dtype=float)
         if np.any((eta < 0) | (eta > 1)):
             raise InputError(
                 f"pseudo-Voigt mixing η = {self.eta} + {self.eta_slope}·2θ leaves [0, 1] inside the pattern range"
             )
         return eta
+
+
+#: Thompson-Cox-Hastings coefficients of H⁵ (H_G⁵ ... H_L⁵) and of η in q = H_L / H (module docstring).
+TCH_WIDTH = (1.0, 2.69269, 2.42843, 4.47163, 0.07842, 1.0)
+TCH_ETA = (1.36603, -0.47719, 0.11116)
+
+
+def tch_combination(h_g: np.ndarray, h_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pseudo-Voigt FWHM H and η of a Gaussian of FWHM ``h_g`` and a Lorentzian of FWHM ``h_l`` (degrees,
+    broadcasting; Thompson, Cox & Hastings 1987)."""
+    h_g, h_l = np.asarray(h_g, dtype=float), np.asarray(h_l, dtype=float)
+    h = sum(c * h_g ** (5 - k) * h_l**k for k, c in enumerate(TCH_WIDTH)) ** 0.2
+    q = h_l / h
+    return h, TCH_ETA[0] * q + TCH_ETA[1] * q**2 + TCH_ETA[2] * q**3
+
+
+def tch_partials(h_g: np.ndarray, h_l: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """∂H/∂H_G, ∂H/∂H_L, ∂η/∂H_G and ∂η/∂H_L of :func:`tch_combination` (analytic), broadcasting."""
+    h_g, h_l = np.asarray(h_g, dtype=float), np.asarray(h_l, dtype=float)
+    h, _ = tch_combination(h_g, h_l)
+    dh_dg = sum(c * (5 - k) * h_g ** (4 - k) * h_l**k for k, c in enumerate(TCH_WIDTH) if k < 5) / (5.0 * h**4)
+    dh_dl = sum(c * k * h_g ** (5 - k) * h_l ** (k - 1) for k, c in enumerate(TCH_WIDTH) if k > 0) / (5.0 * h**4)
+    q = h_l / h
+    deta_dq = TCH_ETA[0] + 2.0 * TCH_ETA[1] * q + 3.0 * TCH_ETA[2] * q**2
+    dq_dg = -h_l / h**2 * dh_dg
+    dq_dl = 1.0 / h - h_l / h**2 * dh_dl
+    return dh_dg, dh_dl, deta_dq * dq_dg, deta_dq * dq_dl
 
 
 def pseudo_voigt(x: np.ndarray, fwhm: np.ndarray, eta: np.ndarray) -> np.ndarray:
@@ -256,7 +334,9 @@ def peak_lines(
         centre = bragg + profile.zero + profile.displacement * np.cos(np.radians(bragg) / 2.0)
         safe = np.where(valid, bragg, 179.0)
         lp = np.where(valid, lorentz_polarisation(safe, profile.monochromator_two_theta, profile.polarisation), 0.0)
-        lines.append((centre, profile.fwhm(safe), profile.eta_at(np.where(valid, centre, 90.0)), weight * lp))
+        # η of one width follows the peak centre; Thompson-Cox-Hastings' η comes with its widths at the Bragg angle
+        eta = profile.eta_at(safe) if profile.tch else profile.eta_at(np.where(valid, centre, 90.0))
+        lines.append((centre, profile.fwhm(safe), eta, weight * lp))
     return lines
 
 

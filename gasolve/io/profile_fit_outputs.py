@@ -48,6 +48,7 @@ def write_outputs(result, out, title: str, source: str) -> dict:
             "displacement": result.profile.displacement,
             "asymmetry": list(result.profile.asymmetry),
             "axial": result.profile.axial,
+            "lorentzian": list(result.profile.lorentzian) if result.profile.tch else None,
         },
         "profile_esd": result.profile_esd,
         "asymmetry_refined": result.asymmetry_refined,

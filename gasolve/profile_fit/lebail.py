@@ -5,10 +5,11 @@ free intensity per reflection, B the Chebyshev background. As in Pawley's method
 357), the intensities are least-squares parameters; here they are eliminated exactly (variable projection,
 Golub & Pereyra, SIAM J. Numer. Anal. 10 (1973) 413): for every trial θ the weighted linear least squares for
 (I, c) is solved, and the residual left is minimised over θ alone by trust-region least squares. θ holds the
-zero shift, the free coefficients of the reciprocal metric, Caglioti U, V, W, η at 2θ = 0° and 180°, the
-Finger-Cox-Jephcoat axial divergence SH/L (or the Bérar-Baldinozzi terms), and optionally the specimen
-displacement. Reflections at the same d (e.g. 330 and 411 of a cubic cell)
-have identical peaks and are merged into one column; a tiny ridge keeps nearly coincident ones determined.
+zero shift, the free coefficients of the reciprocal metric, Caglioti U, V, W, η at 2θ = 0° and 180° (or, with
+``shape="tch"``, the Thompson-Cox-Hastings Lorentzian X and Y instead of η), the Finger-Cox-Jephcoat axial
+divergence SH/L (or the Bérar-Baldinozzi terms), and optionally the specimen displacement. Reflections at the
+same d (e.g. 330 and 411 of a cubic cell) have identical peaks and are merged into one column; a tiny ridge keeps
+nearly coincident ones determined.
 
 Why not Le Bail's iterative partition (Le Bail, Duroy & Fourquet, Mater. Res. Bull. 23 (1988) 447)? Alternating
 it with the least-squares step is not a descent method: on a simulated rutile pattern with Poisson noise the Rwp
@@ -46,6 +47,9 @@ AXIAL_START = 0.02
 #: Constant FWHMs (degrees 2θ) tried as the starting width; the one with the lowest Rwp wins.
 START_FWHM = (0.03, 0.05, 0.08, 0.12, 0.18, 0.27, 0.4)
 _ASYMMETRY_MODES = ("auto", "on", "off")
+#: Peak shapes: the pseudo-Voigt of one width with a linear η, or Thompson-Cox-Hastings
+#: (:class:`gasolve.diffraction.profile.PeakProfile`).
+SHAPES = ("pseudo-voigt", "tch")
 _ASYMMETRY = ("P1", "P2", "P3", "P4")
 
 
@@ -91,6 +95,9 @@ class LeBailSettings:
         Refine the specimen displacement (Bragg-Brentano cos θ shift) besides the zero shift.
     intensity_covariance : bool
         Also return the covariance of the intensities (an n_refl² matrix; the extinction analysis needs it).
+    shape : {"pseudo-voigt", "tch"}
+        The pseudo-Voigt of one width (Caglioti U, V, W; η linear in 2θ) or Thompson-Cox-Hastings (Gaussian U, V,
+        W and Lorentzian X / cos θ + Y tan θ).
     """
 
     background_terms: int = 12
@@ -108,8 +115,11 @@ class LeBailSettings:
     asymmetry_model: str = "fcj"
     displacement: bool = False
     intensity_covariance: bool = False
+    shape: str = "pseudo-voigt"
 
     def __post_init__(self) -> None:
+        if self.shape not in SHAPES:
+            raise InputError(f"peak shape must be one of {', '.join(SHAPES)}, got {self.shape!r}")
         if self.asymmetry not in _ASYMMETRY_MODES:
             raise InputError(f"asymmetry must be one of {', '.join(_ASYMMETRY_MODES)}, got {self.asymmetry!r}")
         if self.background_terms < 0:
@@ -201,7 +211,7 @@ class _Model:
         self.multiplicity = multiplicity
         self.settings = settings
         self.names = ["zero", "displacement", *(f"metric{k}" for k in range(constraint.n_free)), "U", "V", "W"]
-        self.names += ["eta_0", "eta_180", "P1", "P2", "P3", "P4", "axial"]
+        self.names += ["eta_0", "eta_180", "P1", "P2", "P3", "P4", "axial", "X", "Y"]
         self.index = {name: i for i, name in enumerate(self.names)}
         self.root_w = np.sqrt(pattern.weights)
         self.basis = chebyshev_basis(pattern.two_theta, settings.background_terms)
@@ -215,6 +225,8 @@ class _Model:
             "W": 1e-8,
             "eta_0": 0.0,
             "eta_180": 0.0,
+            "X": 0.0,
+            "Y": 0.0,
         }
         upper = {"zero": self.settings.max_zero, "displacement": self.settings.max_zero, "eta_0": 1.0, "eta_180": 1.0}
         upper.update({name: 2.0 for name in _ASYMMETRY})
@@ -239,6 +251,7 @@ class _Model:
             asymmetry=(theta[i["P1"]], theta[i["P2"]], theta[i["P3"]], theta[i["P4"]]),
             displacement=float(theta[i["displacement"]]),
             axial=float(theta[i["axial"]]),
+            lorentzian=(float(theta[i["X"]]), float(theta[i["Y"]])) if self.settings.shape == "tch" else None,
         )
 
     def metric_coefficients(self, theta: np.ndarray) -> np.ndarray:
@@ -354,9 +367,11 @@ def equal_d_groups(constraint: LatticeConstraint, hkl: np.ndarray) -> scipy.spar
 
 
 def _stage_free(model: _Model, stage: int) -> list[str]:
-    free = ["zero", *(f"metric{k}" for k in range(model.constraint.n_free)), "W", "eta_0", "eta_180"]
+    tch = model.settings.shape == "tch"
+    free = ["zero", *(f"metric{k}" for k in range(model.constraint.n_free)), "W"]
+    free += ["X"] if tch else ["eta_0", "eta_180"]
     if stage >= 1:
-        free += ["U", "V"] + (["displacement"] if model.settings.displacement else [])
+        free += ["U", "V"] + (["Y"] if tch else []) + (["displacement"] if model.settings.displacement else [])
     if stage >= 2:
         free += list(_ASYMMETRY) if model.settings.asymmetry_model == "bb" else ["axial"]
     return free
@@ -484,6 +499,9 @@ def _fit(
     for fwhm in START_FWHM:
         trial = theta.copy()
         trial[model.index["W"]] = fwhm**2
+        if settings.shape == "tch":  # half the width Gaussian, half Lorentzian (η ≈ 0.6): both start away from 0
+            trial[model.index["W"]] = (0.6 * fwhm) ** 2
+            trial[model.index["X"]] = 0.5 * fwhm
         starts.append((model.rwp(trial), trial))
     history, theta = [min(starts, key=lambda item: item[0])[0]], min(starts, key=lambda item: item[0])[1]
 

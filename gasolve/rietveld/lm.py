@@ -174,7 +174,9 @@ def levenberg_marquardt(
     if len(free) == 0:
         return LMResult(x, tuple(history), tuple(pattern_history), True, 0, 0.0)
     all_free = free
-    dof = max(model.pattern.n_points + len(model.restraints) - len(free) - 1 - model.background_terms, 1)
+    dof = max(
+        model.pattern.n_points + len(model.restraints) - len(free) - 1 - len(model.phases) - model.background_terms, 1
+    )
     lam = damping
     constraints = model.linear_constraints()
     converged = False

@@ -285,7 +285,8 @@ class RietveldModel:
         self.equivalents = equivalent_reflections(self.space_group, self.hkl) if po_names else None
         self.restraints = RestraintSet(restraints, self.labels, self.space_group, structure.cell, self.frac_of(genome))
 
-        self.profile_names = ["U", "V", "W", "eta", "eta_slope"]
+        # the pseudo-Voigt of one width (η and its slope) or Thompson-Cox-Hastings (Lorentzian X, Y)
+        self.profile_names = ["U", "V", "W"] + (["X", "Y"] if profile.tch else ["eta", "eta_slope"])
         if profile.axial > 0:
             self.profile_names.append("axial")
         elif any(profile.asymmetry):
@@ -337,6 +338,8 @@ class RietveldModel:
             "axial": profile.axial,
             "P1": profile.asymmetry[0],
             "P2": profile.asymmetry[1],
+            "X": profile.lorentzian[0] if profile.tch else 0.0,
+            "Y": profile.lorentzian[1] if profile.tch else 0.0,
         }
         x0 = list(self.constraint.coefficients(structure.cell))
         x0 += [start[n] for n in zero_names + self.profile_names] + [1.0] * len(po_names)
@@ -400,8 +403,9 @@ class RietveldModel:
         profile = replace(
             base,
             caglioti=(get["U"], get["V"], get["W"]),
-            eta=get["eta"],
-            eta_slope=get["eta_slope"],
+            eta=get.get("eta", base.eta),
+            eta_slope=get.get("eta_slope", base.eta_slope),
+            lorentzian=(get["X"], get["Y"]) if base.tch else None,
             zero=get["zero"],
             displacement=get.get("displacement", base.displacement),
             axial=get.get("axial", base.axial),
@@ -540,7 +544,7 @@ class RietveldModel:
         lower = np.full(self.n_parameters, -np.inf)
         upper = np.full(self.n_parameters, np.inf)
         lower[self._b_idx] = 0.0
-        for name in ("W", "eta", "axial"):
+        for name in ("W", "eta", "axial", "X", "Y"):
             if name in self.layout.names:
                 lower[self.layout.index(name)] = 1e-8 if name == "W" else 0.0
         lower[self._po_idx] = 0.05
@@ -550,7 +554,10 @@ class RietveldModel:
 
     def linear_constraints(self) -> tuple[np.ndarray, np.ndarray]:
         """Linear inequalities A x <= b every vector must meet besides its bounds: η + slope·2θ in [0, 1] at both
-        ends of the data (the profile is refused otherwise), shapes (4, n_parameters) and (4,)."""
+        ends of the data (the profile is refused otherwise), shapes (4, n_parameters) and (4,); none, shapes (0,
+        n_parameters) and (0,), for the Thompson-Cox-Hastings profile, whose η is always in [0, 1]."""
+        if self.base_profile.tch:
+            return np.zeros((0, self.n_parameters)), np.zeros(0)
         i, j = self.layout.index("eta"), self.layout.index("eta_slope")
         matrix = np.zeros((4, self.n_parameters))
         bound = np.zeros(4)
@@ -901,7 +908,7 @@ PEAK_CACHE_SIZE = 4
 #: Relative step of the central differences of the intensities in a cell coefficient (:meth:`shape_derivatives`).
 INTENSITY_CELL_STEP = 1e-5
 
-_PROFILE_KEYS = ("U", "V", "W", "eta", "eta_slope", "axial", "P1", "P2", "zero", "displacement")
+_PROFILE_KEYS = ("U", "V", "W", "eta", "eta_slope", "X", "Y", "axial", "P1", "P2", "zero", "displacement")
 
 
 def _b_from_ueq(structure: Structure) -> Structure:

@@ -101,6 +101,7 @@ def format_refined_cif(result: RefinementResult, comments: list[str] | None = No
     block.set_pair("_exptl_absorpt_correction_type", "cylinder" if absorption else "none")
     if corrections:
         block.set_pair("_pd_proc_ls_special_details", gemmi.cif.quote(_corrections_text(corrections)))
+    block.set_pair("_pd_proc_ls_profile_function", gemmi.cif.quote(profile_description(result.profile)))
     block.set_pair("_pd_proc_number_of_points", str(m.n_points))
     if result.phases:
         percent = with_esd(100.0 * result.weight_fraction, 100.0 * result.weight_fraction_esd)
@@ -109,6 +110,27 @@ def format_refined_cif(result: RefinementResult, comments: list[str] | None = No
     notes += [non_positive_definite_warning(result)] * bool(result.non_positive_definite)
     header = "".join(f"# {line}\n" for line in notes)
     return header + document.as_string()
+
+
+def profile_description(profile) -> str:
+    """The peak shape and its refined parameters in words (``_pd_proc_ls_profile_function``)."""
+    u, v, w = profile.caglioti
+    if profile.tch:
+        x, y = profile.lorentzian
+        text = (
+            f"Thompson-Cox-Hastings pseudo-Voigt: Gaussian FWHM^2 = U tan^2(theta) + V tan(theta) + W, U {u:.6g} "
+            f"V {v:.6g} W {w:.6g} deg^2; Lorentzian FWHM = X/cos(theta) + Y tan(theta), X {x:.6g} Y {y:.6g} deg"
+        )
+    else:
+        text = (
+            f"pseudo-Voigt of one width: FWHM^2 = U tan^2(theta) + V tan(theta) + W, U {u:.6g} V {v:.6g} W {w:.6g} "
+            f"deg^2; eta = {profile.eta:.5g} + {profile.eta_slope:.5g} * 2theta"
+        )
+    if profile.axial:
+        text += f"; Finger-Cox-Jephcoat axial divergence S/L = H/L = {profile.axial:.5g}"
+    elif any(profile.asymmetry):
+        text += "; Berar-Baldinozzi asymmetry " + " ".join(f"{a:.5g}" for a in profile.asymmetry)
+    return text + f"; zero {profile.zero:.5g} deg"
 
 
 def _phase_lines(result: RefinementResult) -> list[str]:

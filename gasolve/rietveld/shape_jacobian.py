@@ -14,6 +14,10 @@ chain table), analytically:
 - H² = U t² + V t + W, t = tan θ: ∂H/∂U = t²/(2H), ∂H/∂V = t/(2H), ∂H/∂W = 1/(2H),
   ∂H/∂2θ_B = (2Ut + V)/(2H) · (1 + t²) π/360;
 - η = eta + eta_slope · c: ∂η/∂eta = 1, ∂η/∂eta_slope = c, and eta_slope · ∂c/∂p through the centre;
+- Thompson-Cox-Hastings (``lorentzian`` given): H and η are functions of H_G (H_G² = U t² + V t + W) and
+  H_L = X / cos θ + Y tan θ, chained through :func:`gasolve.diffraction.profile.tch_partials`:
+  ∂H/∂U = ∂H/∂H_G · t²/(2H_G), ∂H/∂X = ∂H/∂H_L / cos θ, ∂H/∂Y = ∂H/∂H_L · t, the same for η, and both through
+  H_G and H_L in the Bragg angle (∂H_L/∂2θ_B = (X sin θ/cos² θ + Y (1 + t²)) π/360);
 - ln LP = ln(1 + k cos² 2θ) − 2 ln sin θ − ln cos θ + const:
   ∂ ln LP/∂θ = −4k cos 2θ sin 2θ/(1 + k cos² 2θ) − 2 cot θ + tan θ;
 - the axial-divergence nodes (shifts and weights of :func:`gasolve.diffraction.profile.axial_divergence`, their
@@ -40,13 +44,14 @@ from gasolve.diffraction.profile import (
     PeakProfile,
     axial_divergence,
     axial_span,
+    tch_partials,
 )
 from gasolve.diffraction.reflections import ReflectionList
 from gasolve.diffraction.wavelength import Radiation
 from gasolve.rietveld.shape_kernel import ELEMENTS, N_ELEMENTS, add_line_values_and_derivatives
 
 #: Profile parameters the chain table knows (names of the refinement's vector).
-SHAPE_PARAMETERS = ("zero", "displacement", "U", "V", "W", "eta", "eta_slope", "axial", "P1", "P2")
+SHAPE_PARAMETERS = ("zero", "displacement", "U", "V", "W", "eta", "eta_slope", "X", "Y", "axial", "P1", "P2")
 #: Central-difference steps of the axial-divergence node tables: in 2θ_B (degrees) and in SH/L.
 NODE_STEP_BRAGG = 1e-4
 NODE_STEP_AXIAL = 1e-6
@@ -102,7 +107,10 @@ def profile_lines(
         centre = bragg + profile.zero + profile.displacement * np.cos(np.radians(bragg) / 2.0)
         safe = np.where(valid, bragg, 179.0)
         lp = np.where(valid, lorentz_polarisation(safe, profile.monochromator_two_theta, profile.polarisation), 0.0)
-        eta = profile.eta + profile.eta_slope * np.where(valid, centre, 90.0)
+        if profile.tch:  # η of the widths at the Bragg angle: always in [0, 1]
+            eta = profile.eta_at(safe)
+        else:
+            eta = profile.eta + profile.eta_slope * np.where(valid, centre, 90.0)
         free = (eta >= 0.0) & (eta <= 1.0)
         lines.append((centre, profile.fwhm(safe), np.clip(eta, 0.0, 1.0), weight * lp, free))
     return lines
@@ -129,7 +137,18 @@ def _chain_table(
     d_bragg_cell = np.where(valid[:, None], d_bragg[:, None] * cell_gradient, 0.0)  # (n_refl, n_cell)
     u, v, _ = profile.caglioti
     d_tan = (1.0 + tan_theta**2) * (_DEG / 2.0)  # ∂t/∂2θ_B per degree
-    d_fwhm = (2.0 * u * tan_theta + v) / (2.0 * fwhm) * d_tan
+    d_eta = np.zeros(n_refl)
+    if profile.tch:
+        bragg = 2.0 * np.degrees(np.arcsin(sin_theta))
+        h_g, h_l = profile.gaussian_fwhm(bragg), profile.lorentzian_fwhm(bragg)
+        dh_dg, dh_dl, deta_dg, deta_dl = tch_partials(h_g, h_l)
+        x_l, y_l = profile.lorentzian
+        d_gauss = (2.0 * u * tan_theta + v) / (2.0 * h_g) * d_tan
+        d_lorentz = x_l * sin_theta / cos_theta**2 * (_DEG / 2.0) + y_l * d_tan
+        d_fwhm = dh_dg * d_gauss + dh_dl * d_lorentz
+        d_eta = deta_dg * d_gauss + deta_dl * d_lorentz
+    else:
+        d_fwhm = (2.0 * u * tan_theta + v) / (2.0 * fwhm) * d_tan
     d_centre = 1.0 - profile.displacement * sin_theta * (_DEG / 2.0)
     if profile.polarisation is None:
         k = math.cos(math.radians(profile.monochromator_two_theta)) ** 2
@@ -144,6 +163,7 @@ def _chain_table(
     # the cell moves the Bragg angle, which moves everything that depends on it
     chain[:, _E["centre"], :n_cell] = d_centre[:, None] * d_bragg_cell
     chain[:, _E["fwhm"], :n_cell] = d_fwhm[:, None] * d_bragg_cell
+    chain[:, _E["eta"], :n_cell] = d_eta[:, None] * d_bragg_cell
     chain[:, _E["log_weight"], :n_cell] = d_log_lp[:, None] * d_bragg_cell
     chain[:, _E["tan_theta"], :n_cell] = d_tan[:, None] * d_bragg_cell
     chain[:, _E["bragg_nodes"], :n_cell] = d_bragg_cell
@@ -152,6 +172,14 @@ def _chain_table(
             chain[:, _E["centre"], m] = 1.0
         elif name == "displacement":
             chain[:, _E["centre"], m] = cos_theta
+        elif name in ("U", "V", "W") and profile.tch:
+            d_gauss = {"U": tan_theta**2, "V": tan_theta, "W": 1.0}[name] / (2.0 * h_g)
+            chain[:, _E["fwhm"], m] = dh_dg * d_gauss
+            chain[:, _E["eta"], m] = deta_dg * d_gauss
+        elif name in ("X", "Y"):
+            d_lorentz = 1.0 / cos_theta if name == "X" else tan_theta
+            chain[:, _E["fwhm"], m] = dh_dl * d_lorentz
+            chain[:, _E["eta"], m] = deta_dl * d_lorentz
         elif name == "U":
             chain[:, _E["fwhm"], m] = tan_theta**2 / (2.0 * fwhm)
         elif name == "V":
@@ -168,8 +196,8 @@ def _chain_table(
             chain[:, _E[name], m] = 1.0
         else:
             raise ValueError(f"no derivative of the peak shape for parameter {name!r}; known: {SHAPE_PARAMETERS}")
-    # η follows the centre
-    chain[:, _E["eta"], :] += profile.eta_slope * chain[:, _E["centre"], :]
+    if not profile.tch:  # η follows the centre
+        chain[:, _E["eta"], :] += profile.eta_slope * chain[:, _E["centre"], :]
     return chain, d_bragg_cell
 
 
