@@ -22,8 +22,9 @@ Uiso, tests/data/derived/CaF2_NAC-2015A_phase2.cif), its cell and scale refined,
 (:mod:`gasolve.rietveld.phases`); GSAS gives CaF2 1.48 wt% in the 11-BM histogram (MASSFR 0.0148) and a =
 5.464617(8) Å.
 
-``nac_profiles`` refines NAC + CaF2 with the Thompson-Cox-Hastings profile three ways: from gasolve's Le Bail
-fit (shape "tch"), with GSAS's own histogram-3 profile held (NAC-2015A.EXP HAP1 3PRCF, type 3: GU 0.978586, GV
+``nac_profiles`` refines NAC + CaF2 with CaF2's B refined (on the one-width profile), and with the
+Thompson-Cox-Hastings profile three ways: from gasolve's Le Bail fit (shape "tch"), with GSAS's own histogram-3
+profile held (NAC-2015A.EXP HAP1 3PRCF, type 3: GU 0.978586, GV
 -0.126, GW 0.0372878 centideg² of σ², LX 0.208667 centideg, LY 0, S/L = H/L 0.0011), and refined from it.
 
 ``si3n4`` refines GSAS's two-phase exercise (α-Si3N4 with a β-Si3N4 contaminant, lab Cu Kα1+2 with GSAS's
@@ -163,11 +164,16 @@ def nac_with_caf2(
     profile: PeakProfile | None = None, settings: RefinementSettings | None = None, shape: str = "pseudo-voigt"
 ):
     """NAC with GSAS's CaF2 as a second phase (module docstring), the profile of ``shape`` (a Le Bail fit's unless
-    ``profile`` is given). Returns (result, published)."""
+    ``profile`` is given). CaF2's B is held at GSAS's values, as GSAS held them (no U flag on phase 2's atoms), unless
+    ``settings`` say otherwise. Returns (result, published)."""
     from gasolve.rietveld import SecondaryPhase
+    from gasolve.rietveld.settings import GROUPS
 
     structure, pattern, radiation, profile = _nac_start(profile, 0.5, 50.0, NAC_POLARISATION, shape)
-    settings = replace(_settings(settings, background_terms=10), phases=(SecondaryPhase("CaF2", read_cif(CAF2_CIF)),))
+    settings = settings or RefinementSettings(
+        background_terms=10, groups=tuple(g for g in GROUPS if g != "phase_b_iso")
+    )
+    settings = replace(_settings(settings), phases=(SecondaryPhase("CaF2", read_cif(CAF2_CIF)),))
     return refine(structure, pattern, radiation, profile, settings), read_cif(NAC_FOLDER / "NAC.cif")
 
 
@@ -186,7 +192,10 @@ def si3n4(with_beta: bool = True):
     pattern = read_pattern(MEASURED / "Si3N4-two-phase-lab-CuKa" / "A_SI3N4_XRA_converted.xye")
     radiation = Radiation(((1.5405, 2.0 / 3.0), (1.5443, 1.0 / 3.0)), "CuKa12 (GSAS INST_XRY.PRM)")
     profile, cell = lebail_profile(alpha, pattern, radiation, 8)
-    settings = _settings(None, background_terms=8, preferred_orientation=None)
+    from gasolve.rietveld.settings import GROUPS
+
+    groups = tuple(g for g in GROUPS if g != "phase_b_iso")  # β's U held, as GSAS held it (no U flag)
+    settings = _settings(None, background_terms=8, preferred_orientation=None, groups=groups)
     settings = replace(settings, phases=(beta,) if with_beta else ())
     return refine(replace(alpha, cell=cell), pattern, radiation, profile, settings)
 
@@ -203,15 +212,19 @@ NAC_GSAS_PROFILE = PeakProfile(
 
 
 def nac_profiles() -> dict:
-    """NAC + CaF2 with the Thompson-Cox-Hastings profile: Le Bail start, GSAS's held, GSAS's as the start (module
-    docstring); each with its figures, the CaF2 comparison and the count within 3 esds."""
+    """NAC + CaF2 with the Thompson-Cox-Hastings profile (Le Bail start, GSAS's held, GSAS's as the start) and with
+    CaF2's B refined (module docstring); each with its figures, the CaF2 comparison and the count within 3 esds."""
     from gasolve.rietveld.settings import GROUPS
 
-    held = RefinementSettings(background_terms=10, groups=tuple(g for g in GROUPS if g != "profile"))
+    held = RefinementSettings(
+        background_terms=10, groups=tuple(g for g in GROUPS if g not in ("profile", "phase_b_iso"))
+    )
+    refined = RefinementSettings(background_terms=10, groups=tuple(g for g in GROUPS if g != "phase_b_iso"))
     runs = {
         "tch_lebail": lambda: nac_with_caf2(shape="tch"),
         "gsas_profile_held": lambda: nac_with_caf2(NAC_GSAS_PROFILE, held),
-        "gsas_profile_refined": lambda: nac_with_caf2(NAC_GSAS_PROFILE, RefinementSettings(background_terms=10)),
+        "gsas_profile_refined": lambda: nac_with_caf2(NAC_GSAS_PROFILE, refined),
+        "caf2_b_refined": lambda: nac_with_caf2(settings=RefinementSettings(background_terms=10)),
     }
     out = {}
     for name, run in runs.items():

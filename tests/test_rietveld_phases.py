@@ -85,7 +85,7 @@ def test_shared_and_phase_cell_derivatives_match_central_differences():
     x = model.x0.copy()
     fit = model.linear_fit(x)
     assert len(fit.phase_scales) == 1 and fit.phase_scales[0] > 0
-    names = ("zero", "U", "W", "eta", "axial", "metric0", "NaCl:metric0")
+    names = ("zero", "U", "W", "eta", "axial", "metric0", "NaCl:metric0", "NaCl:B(Na1)", "NaCl:B(Cl1)")
     free = np.array([model.layout.index(n) for n in names])
     analytic = model.scaled_derivatives(x, free, fit)
 
@@ -100,16 +100,17 @@ def test_shared_and_phase_cell_derivatives_match_central_differences():
         numeric = (y_calc(plus) - y_calc(minus)) / (2 * h)
         error = np.linalg.norm(numeric - analytic[:, column]) / np.linalg.norm(numeric)
         assert error < 1e-4, (names[column], error)
-    # NaCl's cell moves only NaCl's peaks; corundum's only corundum's
+    # NaCl's cell and B move only NaCl's peaks; corundum's only corundum's
     own = model.peak_derivatives(x, free)
-    assert not np.any(own[:, names.index("NaCl:metric0")])
+    assert not np.any(own[:, [names.index(n) for n in names if n.startswith("NaCl:")]])
 
 
 def _config(tmp_path, refinement: dict, fraction: float = 0.7):
     corundum, nacl, _, two_theta, y = _two_phase_pattern(fraction)
     write_xye(tmp_path / "mix.xye", two_theta, y, np.sqrt(np.maximum(y, 1.0)))
     write_cif(corundum, tmp_path / "start.cif")
-    start = replace(nacl, cell=replace(nacl.cell, a=5.637, b=5.637, c=5.637))  # 0.08 % off
+    start = replace(nacl, cell=replace(nacl.cell, a=5.637, b=5.637, c=5.637))  # 0.08 % off, B 1.0 -> 0.5
+    start = replace(start, sites=tuple(replace(s, b_iso=0.5) for s in start.sites))
     (tmp_path / "phases").mkdir(exist_ok=True)
     write_cif(start, tmp_path / "phases" / "NaCl.cif")
     config = {
@@ -132,7 +133,7 @@ def _config(tmp_path, refinement: dict, fraction: float = 0.7):
     return arguments, nacl
 
 
-def test_refine_two_phases_gives_back_the_weight_fractions_and_cells(tmp_path):
+def test_refine_two_phases_gives_back_the_weight_fractions_cells_and_b(tmp_path):
     arguments, nacl = _config(tmp_path, {"phases": ["phases/NaCl.cif"]})
     assert main(arguments) == 0
     summary = json.loads((tmp_path / "out" / "refinement.json").read_text())
@@ -144,6 +145,8 @@ def test_refine_two_phases_gives_back_the_weight_fractions_and_cells(tmp_path):
     assert abs(phase["cell"][0] - nacl.cell.a) < 4 * phase["cell_esd"][0] + 1e-5
     assert any(p["name"] == "NaCl:metric0" for p in summary["parameters"])
     assert any(p["name"] == "scale(NaCl)" for p in summary["parameters"])
+    assert [b["name"] for b in phase["b_iso"]] == ["B(Na1)", "B(Cl1)"]
+    assert all(abs(b["value"] - 1.0) < 4 * b["esd"] + 0.02 for b in phase["b_iso"])  # simulated at B = 1
     # refined.cif: the main phase's mass % in the pdCIF item, the further phase in the header
     text = (tmp_path / "out" / "refined.cif").read_text()
     block = gemmi.cif.read_string(text).sole_block()

@@ -144,7 +144,8 @@ class RietveldModel:
         roughness (Suortti or Pitschke) and cylinder absorption; their parameters follow B in the vector.
     phases : sequence of SecondaryPhase
         Further phases of the specimen (:mod:`gasolve.rietveld.phases`): structure held, cell refined (group
-        ``phase_cell``, last in the vector), scale solved with the main one; zero and profile shared.
+        ``phase_cell``, last in the vector) and B (group ``phase_b_iso``, one per site or element as ``b_per``),
+        scale solved with the main one; coordinates held; zero and profile shared.
     """
 
     def __init__(
@@ -317,6 +318,7 @@ class RietveldModel:
                 radiation,
                 profile,
                 background_terms=1,
+                b_per=b_per,
                 displacement=displacement,
                 anomalous_dispersion=anomalous_dispersion,
                 hydrogens="fixed",
@@ -326,6 +328,10 @@ class RietveldModel:
         for phase, sub in zip(self.phases, self.phase_models, strict=True):
             names += [f"{phase.name}:metric{k}" for k in range(sub.constraint.n_free)]
             groups += ["phase_cell"] * sub.constraint.n_free
+        for phase, sub in zip(self.phases, self.phase_models, strict=True):
+            b_names = [sub.layout.names[i] for i in sub.layout.indices("b_iso")]
+            names += [f"{phase.name}:{n}" for n in b_names]
+            groups += ["phase_b_iso"] * len(b_names)
         self.layout = ParameterLayout(tuple(names), tuple(groups))
         start = {
             "zero": profile.zero,
@@ -354,6 +360,8 @@ class RietveldModel:
             x0 += list(np.clip(correction.start, low, np.where(high > low, high, low)))
         for sub in self.phase_models:
             x0 += list(sub.x0[sub._cell_idx])
+        for sub in self.phase_models:
+            x0 += list(sub.x0[sub._b_idx])
         self.x0 = np.array(x0, dtype=float)
         shared = zero_names + self.profile_names
         #: Entries the further phases share with this vector: (index here, index in each phase's vector).
@@ -362,11 +370,14 @@ class RietveldModel:
             np.array([sub.layout.index(n) for n in shared], dtype=int) for sub in self.phase_models
         ]
         self._phase_cell_idx = self.layout.indices("phase_cell")
-        self._phase_slices = []
-        start = 0
+        self._phase_b_idx = self.layout.indices("phase_b_iso")
+        self._phase_slices, self._phase_b_slices = [], []
+        start = start_b = 0
         for sub in self.phase_models:
             self._phase_slices.append(self._phase_cell_idx[start : start + sub.constraint.n_free])
             start += sub.constraint.n_free
+            self._phase_b_slices.append(self._phase_b_idx[start_b : start_b + len(sub._b_idx)])
+            start_b += len(sub._b_idx)
         self._cell_idx = self.layout.indices("cell")
         self._shape_idx = self.layout.indices(("cell", "zero", "profile"))
         self._coord_idx = self.layout.indices("coordinates")
@@ -544,6 +555,7 @@ class RietveldModel:
         lower = np.full(self.n_parameters, -np.inf)
         upper = np.full(self.n_parameters, np.inf)
         lower[self._b_idx] = 0.0
+        lower[self._phase_b_idx] = 0.0
         for name in ("W", "eta", "axial", "X", "Y"):
             if name in self.layout.names:
                 lower[self.layout.index(name)] = 1e-8 if name == "W" else 0.0
@@ -762,6 +774,7 @@ class RietveldModel:
         out = sub.x0.copy()
         out[self._phase_shared_idx[k]] = x[self._shared_idx]
         out[sub._cell_idx] = x[self._phase_slices[k]]
+        out[sub._b_idx] = x[self._phase_b_slices[k]]
         return out
 
     def phase_cell(self, x: np.ndarray, k: int):
@@ -792,16 +805,18 @@ class RietveldModel:
 
     def scaled_derivatives(self, x: np.ndarray, free: np.ndarray, fit: LinearFit) -> np.ndarray:
         """∂y_calc/∂x_j at the fit's scales for the parameters ``free``, shape (n_points, len(free)): this phase's
-        s ∂(P I)/∂x_j, plus each further phase's s_p ∂(P_p I_p)/∂x_j through the zero, profile and its own cell."""
+        s ∂(P I)/∂x_j, plus each further phase's s_p ∂(P_p I_p)/∂x_j through the zero, profile, its own cell and
+        its own B."""
         free = np.asarray(free, dtype=int)
         out = self.peak_derivatives(x, free) * fit.scale
         for k, sub in enumerate(self.phase_models):
             own = {int(j): int(i) for j, i in zip(self._shared_idx, self._phase_shared_idx[k], strict=True)}
             own.update({int(j): int(i) for j, i in zip(self._phase_slices[k], sub._cell_idx, strict=True)})
+            own.update({int(j): int(i) for j, i in zip(self._phase_b_slices[k], sub._b_idx, strict=True)})
             columns = [c for c, j in enumerate(free) if int(j) in own]
             if columns:
                 indices = np.array([own[int(free[c])] for c in columns], dtype=int)
-                out[:, columns] += fit.phase_scales[k] * sub.shape_derivatives(self.phase_vector(x, k), indices)
+                out[:, columns] += fit.phase_scales[k] * sub.peak_derivatives(self.phase_vector(x, k), indices)
         return out
 
     def pattern_chi2(self, x: np.ndarray) -> float:
@@ -854,7 +869,8 @@ class RietveldModel:
         out = np.zeros((self.pattern.n_points, len(free)))
         structural = np.concatenate([self._coord_idx, self._b_idx, self._u_idx, self._po_idx, self._corr_idx])
         analytic = np.isin(free, structural)
-        other_phase = np.isin(free, self._phase_cell_idx)  # a further phase's cell: no effect on this phase
+        # a further phase's cell or B: no effect on this phase
+        other_phase = np.isin(free, np.concatenate([self._phase_cell_idx, self._phase_b_idx]))
         if np.any(analytic):
             columns = self.intensity_derivatives(x)
             where = {int(p): k for k, p in enumerate(structural)}

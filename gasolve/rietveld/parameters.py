@@ -8,9 +8,9 @@ and the asymmetry the starting profile has: Finger-Cox-Jephcoat SH/L or Bérar-B
 coordinates of each site's Wyckoff position, less those that hold the origin in a polar group), ``b_iso``
 (one B per site, or one per element, Å²), ``u_aniso`` (the free components of each anisotropic site's U under
 its site symmetry, Å², CIF convention: :mod:`gasolve.rietveld.adp`), ``surface_roughness`` (Suortti's p, q or
-Pitschke's c, τ), ``absorption`` (a cylinder's μR; :mod:`gasolve.rietveld.corrections`) and ``phase_cell`` (the
-metric coefficients of each further phase, :mod:`gasolve.rietveld.phases`). Scale and background
-are linear and never in the vector: they are solved exactly for every vector (variable projection).
+Pitschke's c, τ), ``absorption`` (a cylinder's μR; :mod:`gasolve.rietveld.corrections`), ``phase_cell`` and
+``phase_b_iso`` (the metric coefficients and B of each further phase, :mod:`gasolve.rietveld.phases`). Scale and
+background are linear and never in the vector: they are solved exactly for every vector (variable projection).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ RELATIVE_STEP = {
     "surface_roughness": 1e-4,
     "absorption": 1e-4,
     "phase_cell": 1e-4,
+    "phase_b_iso": 1e-4,
 }
 STEP_FLOOR = {
     "cell": 1e-8,
@@ -49,6 +50,7 @@ STEP_FLOOR = {
     "surface_roughness": 1e-5,
     "absorption": 1e-5,
     "phase_cell": 1e-8,
+    "phase_b_iso": 1e-3,
 }
 
 

@@ -2,10 +2,11 @@
 
 A measured specimen often holds a second phase: NAC (Na2Ca3Al2F14) from APS 11-BM holds about 1.5 % CaF2, which
 GSAS refined as a second phase; a gypsum holds calcite. A phase given by its CIF adds its calculated pattern to the
-model, y = s P I + Σ_p s_p P_p I_p + B c. Its structure (coordinates, B) is held as its CIF gives it; its cell is
-refined under its space group's constraints (group ``phase_cell``), its scale s_p is solved exactly with the main
-scale and the background (variable projection), and it shares the instrument: the zero shift, the specimen
-displacement and the profile of the main phase.
+model, y = s P I + Σ_p s_p P_p I_p + B c. Its coordinates and occupancies are held as its CIF gives them; its cell
+is refined under its space group's constraints (group ``phase_cell``) and its B per site or per element (group
+``phase_b_iso``, started from the CIF's), its scale s_p is solved exactly with the main scale and the background
+(variable projection), and it shares the instrument: the zero shift, the specimen displacement and the profile of
+the main phase.
 
 Weight fractions follow Hill & Howard, J. Appl. Cryst. 20 (1987) 467: with I = |F|² of one cell and no 1/V² in
 the model, the scale of a phase is proportional to its weight fraction over the mass and volume of its cell, so
@@ -61,6 +62,8 @@ class PhaseResult:
     cell_esd : ndarray, shape (6,)
     weight_fraction, weight_fraction_esd : float
         Hill-Howard weight fraction (0-1) and its esd.
+    b_iso : tuple of (str, float, float)
+        Each B parameter of the phase (``"B(Ca1)"`` or ``"B(Ca)"``): name, value (Å²) and esd (0 when held).
     """
 
     name: str
@@ -70,6 +73,7 @@ class PhaseResult:
     cell_esd: np.ndarray
     weight_fraction: float
     weight_fraction_esd: float
+    b_iso: tuple[tuple[str, float, float], ...] = ()
 
 
 def cell_mass(structure: Structure) -> float:

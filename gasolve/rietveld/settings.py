@@ -21,8 +21,8 @@ The table (every key optional; the defaults refine everything the data can carry
     surface_roughness = "off"           # "suortti" or "pitschke" (Bragg-Brentano): two parameters refined with B
     absorption = "off"                  # or {geometry = "cylinder", mu_r = 0.3, refine = false} (capillary)
     phases = ["CaF2.cif"]               # further phases of the specimen (CIFs, relative to the config): their
-                                        # structure held, cell refined (with cell = true), scale solved; weight
-                                        # fractions by Hill & Howard
+                                        # coordinates held, cell and B refined (with cell and b_iso), scale
+                                        # solved; weight fractions by Hill & Howard
     restraints = [                      # soft restraints, added to chi^2 as ((value - target) / sigma)^2
         {atoms = ["S1", "O1"], distance = 1.47, sigma = 0.01},          # Å, nearest symmetry image
         {atoms = ["O1", "S1", "O2"], angle = 109.5, sigma = 1.0},       # degrees, at the middle atom
@@ -55,6 +55,7 @@ GROUPS = (
     "surface_roughness",
     "absorption",
     "phase_cell",
+    "phase_b_iso",
 )
 #: The groups a ``[refinement]`` table switches with a boolean.
 _SWITCHES = ("cell", "zero", "profile", "coordinates")
@@ -209,7 +210,7 @@ class RefinementSettings:
         if self.adp == "iso":
             held.add("u_aniso")
         if not self.phases:
-            held.add("phase_cell")
+            held |= {"phase_cell", "phase_b_iso"}
         return tuple(
             g for g in self.groups if g not in held and (g not in ("surface_roughness", "absorption") or g in present)
         )
@@ -258,7 +259,7 @@ def parse_refinement(data: Any, source: str) -> RefinementSettings:
     if b_iso not in _B_CHOICES:
         raise error("b_iso", f"expected one of {', '.join(map(repr, _B_CHOICES))}, got {b_iso!r}")
     if b_iso != "off":
-        groups += ["b_iso", "u_aniso"]  # u_aniso refined when adp names any site (refined_groups)
+        groups += ["b_iso", "u_aniso", "phase_b_iso"]  # u_aniso when adp names a site, phase_b_iso with phases
     adp = data.get("adp", "iso")
     try:
         adp = check_adp(adp)

@@ -41,8 +41,8 @@ DEFAULT_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cell/zero", ("cell", "phase_cell", "zero")),
     ("cell/zero/profile", ("cell", "phase_cell", "zero", "profile")),
     ("coordinates", ("coordinates",)),
-    ("B", ("b_iso", "u_aniso")),
-    ("B/specimen corrections", ("b_iso", "u_aniso", "surface_roughness", "absorption")),
+    ("B", ("b_iso", "u_aniso", "phase_b_iso")),
+    ("B/specimen corrections", ("b_iso", "u_aniso", "phase_b_iso", "surface_roughness", "absorption")),
     ("preferred orientation", ("preferred_orientation",)),
     ("all", GROUPS),
 )
@@ -365,6 +365,7 @@ def _phase_results(model: RietveldModel, x: np.ndarray, fit, unc: Uncertainties)
     scale_names = ["scale"] + [f"scale({p.name})" for p in model.phases]
     positions = [unc.names.index(n) for n in scale_names]
     scales = np.concatenate([[fit.scale], fit.phase_scales])
+    esd_of = dict(zip(unc.names, unc.esd, strict=True))
     structures = [model.structure] + [p.structure for p in model.phases]
     cells = [model.cell(x)] + [model.phase_cell(x, k) for k in range(len(model.phases))]
     masses = np.array([cell_mass(s) for s in structures])
@@ -379,6 +380,10 @@ def _phase_results(model: RietveldModel, x: np.ndarray, fit, unc: Uncertainties)
             cell_esd=cell_esd(model, x, unc.names, unc.covariance, phase=k),
             weight_fraction=float(fractions[k + 1]),
             weight_fraction_esd=float(fraction_esd[k + 1]),
+            b_iso=tuple(
+                (model.layout.names[j].split(":", 1)[1], float(x[j]), float(esd_of.get(model.layout.names[j], 0.0)))
+                for j in model._phase_b_slices[k]
+            ),
         )
         for k, phase in enumerate(model.phases)
     )
