@@ -60,10 +60,15 @@ def test_weight_fractions_and_their_esds():
     assert np.isclose(esd[0], esd[1])  # two fractions summing to 1 share their esd
 
 
+def _neutral(structure):
+    """The structure with every site's charge removed (the CIF's Al3+, O2- scatter as ions in the refinement)."""
+    return replace(structure, sites=tuple(replace(site, charge=0) for site in structure.sites))
+
+
 def _two_phase_pattern(fraction: float, seed: int = 5):
     """Corundum and NaCl at weight fractions (fraction, 1 - fraction), each simulated on its own (Cu Kα1+2,
     neutral atoms, no f' f''), scaled by Hill-Howard, plus a background and Poisson noise."""
-    corundum, nacl = read_cif(CORUNDUM), read_cif(NACL)
+    corundum, nacl = _neutral(read_cif(CORUNDUM)), read_cif(NACL)  # simulate() scatters with neutral atoms
     nacl = replace(nacl, sites=tuple(replace(s, b_iso=1.0) for s in nacl.sites))
     radiation = parse_radiation("CuKa12")
     two_theta = np.arange(20.0, 100.0, 0.02)
@@ -206,3 +211,54 @@ def test_a_phase_the_pattern_lacks_comes_out_at_zero(tmp_path):
     assert not any(p["name"] == "NaCl:metric0" for p in summary["parameters"])  # cell = false holds it
     text = (tmp_path / "out" / "refinement.txt").read_text()
     assert ("negative scale" in text) == (phase["scale"] < 0)
+
+
+def test_each_phase_has_its_own_lorentzian_with_the_tch_profile():
+    """Corundum and NaCl simulated with the same Gaussian (instrument) but different Lorentzian widths (crystallite
+    size and strain): with the Thompson-Cox-Hastings profile, each phase's own X, Y come back, the fractions are
+    right, and the derivatives in NaCl's X and Y agree with central differences."""
+    from gasolve.rietveld import RefinementSettings, refine
+
+    corundum, nacl = _neutral(read_cif(CORUNDUM)), read_cif(NACL)  # simulate() scatters with neutral atoms
+    nacl = replace(nacl, sites=tuple(replace(s, b_iso=1.0) for s in nacl.sites))
+    radiation = parse_radiation("CuKa12")
+    two_theta = np.arange(20.0, 120.0, 0.02)
+    gaussian = (0.006, -0.003, 0.003)
+    own = {"corundum": (0.06, 0.04), "NaCl": (0.015, 0.01)}
+    truth = {n: PeakProfile(caglioti=gaussian, lorentzian=own[n], axial=0.02) for n in own}
+    peaks = [simulate(s, two_theta, radiation, truth[n]).peaks for s, n in ((corundum, "corundum"), (nacl, "NaCl"))]
+    weights = np.array([cell_mass(s) * s.cell.volume for s in (corundum, nacl)])
+    scales = np.array([0.6, 0.4]) / weights
+    y = peaks[0] * scales[0] + peaks[1] * scales[1]
+    y = np.random.default_rng(9).poisson(5e4 * y / y.max() + 60.0).astype(float)
+    pattern = ObservedPattern(two_theta, y, np.sqrt(np.maximum(y, 1.0)))
+    start = PeakProfile(caglioti=gaussian, lorentzian=(0.03, 0.02), axial=0.02)
+    phase = SecondaryPhase("NaCl", nacl)
+    model = RietveldModel(corundum, pattern, radiation, start, background_terms=3, anomalous_dispersion=False,
+                          phases=(phase,))  # fmt: skip
+    x = model.x0.copy()
+    fit = model.linear_fit(x)
+    free = np.array([model.layout.index(n) for n in ("NaCl:X", "NaCl:Y", "X", "Y", "U")])
+    analytic = model.scaled_derivatives(x, free, fit)
+
+    def y_calc(vector):
+        return model.peaks(vector) * fit.scale + model.phase_peaks(vector) @ fit.phase_scales
+
+    for column, j in enumerate(free):
+        # the best of three steps: one whose difference crosses a peak-window edge is far off (test_rietveld_shape)
+        errors = []
+        for h in (1e-6, 1e-7, 1e-8):
+            plus, minus = x.copy(), x.copy()
+            plus[j] += h
+            minus[j] -= h
+            numeric = (y_calc(plus) - y_calc(minus)) / (2 * h)
+            errors.append(np.linalg.norm(numeric - analytic[:, column]) / np.linalg.norm(numeric))
+        assert min(errors) < 1e-4, (model.layout.names[j], errors)
+    settings = RefinementSettings(background_terms=3, preferred_orientation=None, anomalous_dispersion=False,
+                                  phases=(phase,))  # fmt: skip
+    result = refine(corundum, pattern, radiation, start, settings)
+    (refined,) = result.phases
+    lorentzian = {n: (v, e) for n, v, e in refined.lorentzian}
+    assert abs(lorentzian["X"][0] - 0.015) < max(4 * lorentzian["X"][1], 0.002)
+    assert abs(result.profile.lorentzian[0] - 0.06) < 0.004
+    assert abs(refined.weight_fraction - 0.4) < max(4 * refined.weight_fraction_esd, 0.003)

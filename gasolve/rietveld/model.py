@@ -145,7 +145,8 @@ class RietveldModel:
     phases : sequence of SecondaryPhase
         Further phases of the specimen (:mod:`gasolve.rietveld.phases`): structure held, cell refined (group
         ``phase_cell``, last in the vector) and B (group ``phase_b_iso``, one per site or element as ``b_per``),
-        scale solved with the main one; coordinates held; zero and profile shared.
+        scale solved with the main one; coordinates held; zero and profile shared, except that with the
+        Thompson-Cox-Hastings profile each phase has its own Lorentzian X, Y (group ``phase_profile``).
     """
 
     def __init__(
@@ -332,6 +333,11 @@ class RietveldModel:
             b_names = [sub.layout.names[i] for i in sub.layout.indices("b_iso")]
             names += [f"{phase.name}:{n}" for n in b_names]
             groups += ["phase_b_iso"] * len(b_names)
+        # with the Thompson-Cox-Hastings profile each further phase has its own Lorentzian (sample size and strain)
+        own_lorentzian = ["X", "Y"] if profile.tch else []
+        for phase in self.phases:
+            names += [f"{phase.name}:{n}" for n in own_lorentzian]
+            groups += ["phase_profile"] * len(own_lorentzian)
         self.layout = ParameterLayout(tuple(names), tuple(groups))
         start = {
             "zero": profile.zero,
@@ -362,8 +368,10 @@ class RietveldModel:
             x0 += list(sub.x0[sub._cell_idx])
         for sub in self.phase_models:
             x0 += list(sub.x0[sub._b_idx])
+        for sub in self.phase_models:
+            x0 += [float(sub.x0[sub.layout.index(n)]) for n in own_lorentzian]
         self.x0 = np.array(x0, dtype=float)
-        shared = zero_names + self.profile_names
+        shared = [n for n in zero_names + self.profile_names if n not in own_lorentzian]
         #: Entries the further phases share with this vector: (index here, index in each phase's vector).
         self._shared_idx = np.array([self.layout.index(n) for n in shared], dtype=int)
         self._phase_shared_idx = [
@@ -371,13 +379,21 @@ class RietveldModel:
         ]
         self._phase_cell_idx = self.layout.indices("phase_cell")
         self._phase_b_idx = self.layout.indices("phase_b_iso")
+        self._phase_profile_idx = self.layout.indices("phase_profile")
         self._phase_slices, self._phase_b_slices = [], []
+        #: Each further phase's own entries: (index here, index in its own vector) for its cell, B and Lorentzian.
+        self._phase_own: list[list[tuple[int, int]]] = []
         start = start_b = 0
-        for sub in self.phase_models:
+        for k, sub in enumerate(self.phase_models):
             self._phase_slices.append(self._phase_cell_idx[start : start + sub.constraint.n_free])
             start += sub.constraint.n_free
             self._phase_b_slices.append(self._phase_b_idx[start_b : start_b + len(sub._b_idx)])
             start_b += len(sub._b_idx)
+            lorentzian = self._phase_profile_idx[k * len(own_lorentzian) : (k + 1) * len(own_lorentzian)]
+            pairs = list(zip(self._phase_slices[k], sub._cell_idx, strict=True))
+            pairs += list(zip(self._phase_b_slices[k], sub._b_idx, strict=True))
+            pairs += [(j, sub.layout.index(n)) for j, n in zip(lorentzian, own_lorentzian, strict=True)]
+            self._phase_own.append([(int(a), int(b)) for a, b in pairs])
         self._cell_idx = self.layout.indices("cell")
         self._shape_idx = self.layout.indices(("cell", "zero", "profile"))
         self._coord_idx = self.layout.indices("coordinates")
@@ -556,6 +572,7 @@ class RietveldModel:
         upper = np.full(self.n_parameters, np.inf)
         lower[self._b_idx] = 0.0
         lower[self._phase_b_idx] = 0.0
+        lower[self._phase_profile_idx] = 0.0
         for name in ("W", "eta", "axial", "X", "Y"):
             if name in self.layout.names:
                 lower[self.layout.index(name)] = 1e-8 if name == "W" else 0.0
@@ -773,8 +790,8 @@ class RietveldModel:
         sub = self.phase_models[k]
         out = sub.x0.copy()
         out[self._phase_shared_idx[k]] = x[self._shared_idx]
-        out[sub._cell_idx] = x[self._phase_slices[k]]
-        out[sub._b_idx] = x[self._phase_b_slices[k]]
+        for here, there in self._phase_own[k]:
+            out[there] = x[here]
         return out
 
     def phase_cell(self, x: np.ndarray, k: int):
@@ -811,8 +828,7 @@ class RietveldModel:
         out = self.peak_derivatives(x, free) * fit.scale
         for k, sub in enumerate(self.phase_models):
             own = {int(j): int(i) for j, i in zip(self._shared_idx, self._phase_shared_idx[k], strict=True)}
-            own.update({int(j): int(i) for j, i in zip(self._phase_slices[k], sub._cell_idx, strict=True)})
-            own.update({int(j): int(i) for j, i in zip(self._phase_b_slices[k], sub._b_idx, strict=True)})
+            own.update(dict(self._phase_own[k]))
             columns = [c for c, j in enumerate(free) if int(j) in own]
             if columns:
                 indices = np.array([own[int(free[c])] for c in columns], dtype=int)
@@ -870,7 +886,7 @@ class RietveldModel:
         structural = np.concatenate([self._coord_idx, self._b_idx, self._u_idx, self._po_idx, self._corr_idx])
         analytic = np.isin(free, structural)
         # a further phase's cell or B: no effect on this phase
-        other_phase = np.isin(free, np.concatenate([self._phase_cell_idx, self._phase_b_idx]))
+        other_phase = np.isin(free, np.concatenate([self._phase_cell_idx, self._phase_b_idx, self._phase_profile_idx]))
         if np.any(analytic):
             columns = self.intensity_derivatives(x)
             where = {int(p): k for k, p in enumerate(structural)}

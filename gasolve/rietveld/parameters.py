@@ -9,7 +9,8 @@ coordinates of each site's Wyckoff position, less those that hold the origin in 
 (one B per site, or one per element, Å²), ``u_aniso`` (the free components of each anisotropic site's U under
 its site symmetry, Å², CIF convention: :mod:`gasolve.rietveld.adp`), ``surface_roughness`` (Suortti's p, q or
 Pitschke's c, τ), ``absorption`` (a cylinder's μR; :mod:`gasolve.rietveld.corrections`), ``phase_cell`` and
-``phase_b_iso`` (the metric coefficients and B of each further phase, :mod:`gasolve.rietveld.phases`). Scale and
+``phase_b_iso`` (the metric coefficients and B of each further phase, :mod:`gasolve.rietveld.phases`) and
+``phase_profile`` (its own Thompson-Cox-Hastings Lorentzian X, Y). Scale and
 background are linear and never in the vector: they are solved exactly for every vector (variable projection).
 """
 
@@ -38,6 +39,7 @@ RELATIVE_STEP = {
     "absorption": 1e-4,
     "phase_cell": 1e-4,
     "phase_b_iso": 1e-4,
+    "phase_profile": 1e-2,
 }
 STEP_FLOOR = {
     "cell": 1e-8,
@@ -51,6 +53,7 @@ STEP_FLOOR = {
     "absorption": 1e-5,
     "phase_cell": 1e-8,
     "phase_b_iso": 1e-3,
+    "phase_profile": 1e-4,
 }
 
 

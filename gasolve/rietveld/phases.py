@@ -6,7 +6,9 @@ model, y = s P I + Σ_p s_p P_p I_p + B c. Its coordinates and occupancies are h
 is refined under its space group's constraints (group ``phase_cell``) and its B per site or per element (group
 ``phase_b_iso``, started from the CIF's), its scale s_p is solved exactly with the main scale and the background
 (variable projection), and it shares the instrument: the zero shift, the specimen displacement and the profile of
-the main phase.
+the main phase. With the Thompson-Cox-Hastings profile, the Gaussian U, V, W (the instrument) and the asymmetry
+are shared, and each phase has its own Lorentzian X / cos θ + Y tan θ (crystallite size and strain, group
+``phase_profile``), as in GSAS-II's per-phase size and microstrain.
 
 Weight fractions follow Hill & Howard, J. Appl. Cryst. 20 (1987) 467: with I = |F|² of one cell and no 1/V² in
 the model, the scale of a phase is proportional to its weight fraction over the mass and volume of its cell, so
@@ -64,6 +66,9 @@ class PhaseResult:
         Hill-Howard weight fraction (0-1) and its esd.
     b_iso : tuple of (str, float, float)
         Each B parameter of the phase (``"B(Ca1)"`` or ``"B(Ca)"``): name, value (Å²) and esd (0 when held).
+    lorentzian : tuple of (str, float, float)
+        With the Thompson-Cox-Hastings profile, the phase's own Lorentzian ``"X"`` and ``"Y"`` (degrees) with
+        their esds; empty otherwise.
     """
 
     name: str
@@ -74,6 +79,7 @@ class PhaseResult:
     weight_fraction: float
     weight_fraction_esd: float
     b_iso: tuple[tuple[str, float, float], ...] = ()
+    lorentzian: tuple[tuple[str, float, float], ...] = ()
 
 
 def cell_mass(structure: Structure) -> float:

@@ -141,8 +141,8 @@ def _phase_lines(result: RefinementResult) -> list[str]:
         percent = with_esd(100.0 * phase.weight_fraction, 100.0 * phase.weight_fraction_esd)
         scale = with_esd(phase.scale, phase.scale_esd)
         line = f"{phase.name}: {percent} wt% (Hill-Howard), scale {scale}, cell {cell}"
-        if phase.b_iso:
-            line += ", " + ", ".join(f"{n} {with_esd(v, e)}" for n, v, e in phase.b_iso)
+        if phase.b_iso or phase.lorentzian:
+            line += ", " + ", ".join(f"{n} {with_esd(v, e)}" for n, v, e in phase.b_iso + phase.lorentzian)
         if phase.scale < 0:
             line += " (a negative scale: the pattern does not show this phase)"
         out.append(line)
@@ -163,6 +163,7 @@ def phase_records(result: RefinementResult) -> list[dict]:
             "weight_fraction": _finite(p.weight_fraction),
             "weight_fraction_esd": _finite(p.weight_fraction_esd),
             "b_iso": [{"name": n, "value": v, "esd": _finite(e)} for n, v, e in p.b_iso],
+            "lorentzian": [{"name": n, "value": v, "esd": _finite(e)} for n, v, e in p.lorentzian],
         }
         for p in result.phases
     ]

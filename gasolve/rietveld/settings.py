@@ -56,6 +56,7 @@ GROUPS = (
     "absorption",
     "phase_cell",
     "phase_b_iso",
+    "phase_profile",
 )
 #: The groups a ``[refinement]`` table switches with a boolean.
 _SWITCHES = ("cell", "zero", "profile", "coordinates")
@@ -210,7 +211,7 @@ class RefinementSettings:
         if self.adp == "iso":
             held.add("u_aniso")
         if not self.phases:
-            held |= {"phase_cell", "phase_b_iso"}
+            held |= {"phase_cell", "phase_b_iso", "phase_profile"}
         return tuple(
             g for g in self.groups if g not in held and (g not in ("surface_roughness", "absorption") or g in present)
         )
@@ -252,6 +253,8 @@ def parse_refinement(data: Any, source: str) -> RefinementSettings:
             groups.append(key)
     if "cell" in groups:
         groups.append("phase_cell")
+    if "profile" in groups:
+        groups.append("phase_profile")
     displacement = data.get("displacement", False)
     if not isinstance(displacement, bool):
         raise error("displacement", f"expected true or false, got {displacement!r}")

@@ -39,7 +39,7 @@ from gasolve.threads import blas_single_thread
 DEFAULT_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("scale/background", ()),
     ("cell/zero", ("cell", "phase_cell", "zero")),
-    ("cell/zero/profile", ("cell", "phase_cell", "zero", "profile")),
+    ("cell/zero/profile", ("cell", "phase_cell", "zero", "profile", "phase_profile")),
     ("coordinates", ("coordinates",)),
     ("B", ("b_iso", "u_aniso", "phase_b_iso")),
     ("B/specimen corrections", ("b_iso", "u_aniso", "phase_b_iso", "surface_roughness", "absorption")),
@@ -357,6 +357,12 @@ def summarise(
     )
 
 
+def _named(model: RietveldModel, x: np.ndarray, esd_of: dict, j: int) -> tuple[str, float, float]:
+    """A further phase's parameter ``j``: its name without the phase prefix, value and esd (0 when held)."""
+    name = model.layout.names[j]
+    return name.split(":", 1)[1], float(x[j]), float(esd_of.get(name, 0.0))
+
+
 def _phase_results(model: RietveldModel, x: np.ndarray, fit, unc: Uncertainties):
     """The further phases' results and this phase's weight fraction and its esd (None, None without further
     phases)."""
@@ -380,9 +386,11 @@ def _phase_results(model: RietveldModel, x: np.ndarray, fit, unc: Uncertainties)
             cell_esd=cell_esd(model, x, unc.names, unc.covariance, phase=k),
             weight_fraction=float(fractions[k + 1]),
             weight_fraction_esd=float(fraction_esd[k + 1]),
-            b_iso=tuple(
-                (model.layout.names[j].split(":", 1)[1], float(x[j]), float(esd_of.get(model.layout.names[j], 0.0)))
-                for j in model._phase_b_slices[k]
+            b_iso=tuple(_named(model, x, esd_of, j) for j in model._phase_b_slices[k]),
+            lorentzian=tuple(
+                _named(model, x, esd_of, model.layout.index(f"{phase.name}:{n}"))
+                for n in ("X", "Y")
+                if f"{phase.name}:{n}" in model.layout.names
             ),
         )
         for k, phase in enumerate(model.phases)
