@@ -217,14 +217,14 @@ def nac_profiles() -> dict:
     from gasolve.rietveld.settings import GROUPS
 
     held = RefinementSettings(
-        background_terms=10, groups=tuple(g for g in GROUPS if g not in ("profile", "phase_b_iso"))
+        background_terms=10, groups=tuple(g for g in GROUPS if g not in ("profile", "phase_profile", "phase_b_iso"))
     )
     refined = RefinementSettings(background_terms=10, groups=tuple(g for g in GROUPS if g != "phase_b_iso"))
     runs = {
         "tch_lebail": lambda: nac_with_caf2(shape="tch"),
         "gsas_profile_held": lambda: nac_with_caf2(NAC_GSAS_PROFILE, held),
         "gsas_profile_refined": lambda: nac_with_caf2(NAC_GSAS_PROFILE, refined),
-        "caf2_b_refined": lambda: nac_with_caf2(settings=RefinementSettings(background_terms=10)),
+        "caf2_b_refined": lambda: nac_with_caf2(settings=RefinementSettings(background_terms=10, groups=GROUPS)),
     }
     out = {}
     for name, run in runs.items():

@@ -39,7 +39,7 @@ def test_defaults_refine_everything(config_file):
     settings = load_run_config(config_file).refinement
     assert settings == RefinementSettings()
     everything = {"cell", "zero", "profile", "preferred_orientation", "coordinates", "b_iso"}
-    further = {"phase_cell", "phase_b_iso", "phase_profile"}
+    further = {"phase_cell", "phase_profile"}  # a further phase's B is held unless phase_b_iso = true
     assert set(settings.groups) == everything | {"surface_roughness", "absorption", "u_aniso"} | further
     # the corrections, anisotropic U and further phases are off until given
     assert set(settings.refined_groups) == everything

@@ -139,7 +139,7 @@ def _config(tmp_path, refinement: dict, fraction: float = 0.7):
 
 
 def test_refine_two_phases_gives_back_the_weight_fractions_cells_and_b(tmp_path):
-    arguments, nacl = _config(tmp_path, {"phases": ["phases/NaCl.cif"]})
+    arguments, nacl = _config(tmp_path, {"phases": ["phases/NaCl.cif"], "phase_b_iso": True})
     assert main(arguments) == 0
     summary = json.loads((tmp_path / "out" / "refinement.json").read_text())
     assert summary["figures_of_merit"]["chi2"] < 1.3
@@ -185,7 +185,10 @@ def test_phases_round_trip_through_the_refinement_table(tmp_path):
     settings = parse_refinement({"phases": ["CaF2.cif"]}, str(tmp_path / "run.toml"))
     (phase,) = settings.phases
     assert phase.name == "CaF2" and phase.structure.cell.a == 5.464617
-    assert "phase_cell" in settings.groups
+    assert "phase_cell" in settings.groups and "phase_b_iso" not in settings.groups
+    assert "phase_b_iso" in parse_refinement({"phases": ["CaF2.cif"], "phase_b_iso": True}, str(tmp_path / "r")).groups
+    with pytest.raises(InputError, match=r"phase_b_iso.*b_iso on"):
+        parse_refinement({"phases": ["CaF2.cif"], "phase_b_iso": True, "b_iso": "off"}, str(tmp_path / "r.toml"))
     again = parse_refinement(refinement_table(settings), str(tmp_path / "elsewhere.toml"))
     assert [p.source for p in again.phases] == [phase.source]
     held = parse_refinement({"phases": ["CaF2.cif"], "cell": False}, str(tmp_path / "run.toml"))

@@ -21,8 +21,9 @@ The table (every key optional; the defaults refine everything the data can carry
     surface_roughness = "off"           # "suortti" or "pitschke" (Bragg-Brentano): two parameters refined with B
     absorption = "off"                  # or {geometry = "cylinder", mu_r = 0.3, refine = false} (capillary)
     phases = ["CaF2.cif"]               # further phases of the specimen (CIFs, relative to the config): their
-                                        # coordinates held, cell and B refined (with cell and b_iso), scale
-                                        # solved; weight fractions by Hill & Howard
+                                        # coordinates and B held, cell refined (with cell), scale solved; weight
+                                        # fractions by Hill & Howard
+    phase_b_iso = false                 # refine the further phases' B as well (per site or element as b_iso)
     restraints = [                      # soft restraints, added to chi^2 as ((value - target) / sigma)^2
         {atoms = ["S1", "O1"], distance = 1.47, sigma = 0.01},          # Å, nearest symmetry image
         {atoms = ["O1", "S1", "O2"], angle = 109.5, sigma = 1.0},       # degrees, at the middle atom
@@ -74,6 +75,7 @@ _KEYS = (
     "absorption",
     "restraints",
     "phases",
+    "phase_b_iso",
 )
 _B_CHOICES = ("site", "element", "off")
 #: The ``adp`` strings; a list names elements and site labels instead.
@@ -126,7 +128,8 @@ class RefinementSettings:
     Attributes
     ----------
     groups : tuple of str
-        Parameter groups refined at all (a subset of :data:`GROUPS`).
+        Parameter groups refined at all (a subset of :data:`GROUPS`); by default all but ``phase_b_iso`` (a
+        further phase's B is held unless asked for: a minor phase's B is ill-determined and trades with its scale).
     b_per : {"site", "element"}
         Of the sites refined isotropically.
     adp : "iso", "aniso" or tuple of str
@@ -158,7 +161,7 @@ class RefinementSettings:
         ``phase_cell``.
     """
 
-    groups: tuple[str, ...] = GROUPS
+    groups: tuple[str, ...] = tuple(g for g in GROUPS if g != "phase_b_iso")
     b_per: str = "site"
     adp: str | tuple[str, ...] = "iso"
     displacement: bool = False
@@ -262,7 +265,14 @@ def parse_refinement(data: Any, source: str) -> RefinementSettings:
     if b_iso not in _B_CHOICES:
         raise error("b_iso", f"expected one of {', '.join(map(repr, _B_CHOICES))}, got {b_iso!r}")
     if b_iso != "off":
-        groups += ["b_iso", "u_aniso", "phase_b_iso"]  # u_aniso when adp names a site, phase_b_iso with phases
+        groups += ["b_iso", "u_aniso"]  # u_aniso refined when adp names any site (refined_groups)
+    phase_b = data.get("phase_b_iso", False)
+    if not isinstance(phase_b, bool):
+        raise error("phase_b_iso", f"expected true or false, got {phase_b!r}")
+    if phase_b:
+        if b_iso == "off":
+            raise error("phase_b_iso", 'refining the further phases\' B needs b_iso on, but b_iso = "off"')
+        groups.append("phase_b_iso")
     adp = data.get("adp", "iso")
     try:
         adp = check_adp(adp)
@@ -422,6 +432,7 @@ def refinement_table(settings: RefinementSettings) -> dict[str, Any]:
     table: dict[str, Any] = {key: key in settings.groups for key in _SWITCHES}
     table["displacement"] = settings.displacement
     table["b_iso"] = settings.b_per if "b_iso" in settings.groups else "off"
+    table["phase_b_iso"] = "phase_b_iso" in settings.groups
     table["adp"] = settings.adp if isinstance(settings.adp, str) else list(settings.adp)
     table["preferred_orientation"] = (
         "off" if po is None or "preferred_orientation" not in settings.groups else po if po == "auto" else list(po)
