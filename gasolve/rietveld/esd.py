@@ -94,8 +94,8 @@ def cell_esd(
         cell_idx = model.layout.indices("cell")
         cell_of = model.cell
     else:
-        cell_idx = model._phase_slices[phase]
-        cell_of = lambda vector: model.phase_cell(vector, phase)  # noqa: E731
+        cell_idx = model.further.cell_indices[phase]
+        cell_of = lambda vector: model.further.cell(vector, phase)  # noqa: E731
     positions = [names.index(model.layout.names[i]) for i in cell_idx if model.layout.names[i] in names]
     if len(positions) != len(cell_idx):
         return np.zeros(6)

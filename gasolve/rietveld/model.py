@@ -64,7 +64,7 @@ from gasolve.rietveld import adp as adp_tensors
 from gasolve.rietveld.corrections import IntensityCorrection, cylinder_path_lengths
 from gasolve.rietveld.orientation import cos2_to_direction, equivalent_reflections, march_dollase
 from gasolve.rietveld.parameters import ParameterLayout
-from gasolve.rietveld.phases import SecondaryPhase
+from gasolve.rietveld.phases import FurtherPhases, SecondaryPhase
 from gasolve.rietveld.restraints import RestraintSet
 from gasolve.rietveld.riding import carry_derivatives, find_riding, ride
 from gasolve.rietveld.shape_jacobian import peak_shape_jacobian, peak_shape_matrix
@@ -307,12 +307,9 @@ class RietveldModel:
         groups += ["coordinates"] * len(coordinate_names) + ["b_iso"] * len(b_names) + ["u_aniso"] * len(u_names)
         groups += [c.group for c in self.corrections for _ in c.names]
         self.phases = tuple(phases)
-        phase_names = [p.name for p in self.phases]
-        if len(set(phase_names)) != len(phase_names):
-            raise InputError(f"two further phases have the same name: {phase_names}")
-        #: One model per further phase, on the same pattern and instrument (only its peaks and their shape
-        #: derivatives are used: its own layout's cell, zero and profile entries are filled from this vector).
-        self.phase_models = tuple(
+        # with the Thompson-Cox-Hastings profile each further phase has its own Lorentzian (sample size and strain)
+        own_lorentzian = ("X", "Y") if profile.tch else ()
+        models = tuple(
             RietveldModel(
                 p.structure,
                 pattern,
@@ -326,18 +323,11 @@ class RietveldModel:
             )
             for p in self.phases
         )
-        for phase, sub in zip(self.phases, self.phase_models, strict=True):
-            names += [f"{phase.name}:metric{k}" for k in range(sub.constraint.n_free)]
-            groups += ["phase_cell"] * sub.constraint.n_free
-        for phase, sub in zip(self.phases, self.phase_models, strict=True):
-            b_names = [sub.layout.names[i] for i in sub.layout.indices("b_iso")]
-            names += [f"{phase.name}:{n}" for n in b_names]
-            groups += ["phase_b_iso"] * len(b_names)
-        # with the Thompson-Cox-Hastings profile each further phase has its own Lorentzian (sample size and strain)
-        own_lorentzian = ["X", "Y"] if profile.tch else []
-        for phase in self.phases:
-            names += [f"{phase.name}:{n}" for n in own_lorentzian]
-            groups += ["phase_profile"] * len(own_lorentzian)
+        #: The further phases (:class:`gasolve.rietveld.phases.FurtherPhases`), their parameters last in the vector.
+        self.further = FurtherPhases(self.phases, models, own_lorentzian)
+        further_names, further_groups, further_start = self.further.parameters()
+        names += further_names
+        groups += further_groups
         self.layout = ParameterLayout(tuple(names), tuple(groups))
         start = {
             "zero": profile.zero,
@@ -364,36 +354,9 @@ class RietveldModel:
             self.correction_lower += list(low)
             self.correction_upper += list(high)
             x0 += list(np.clip(correction.start, low, np.where(high > low, high, low)))
-        for sub in self.phase_models:
-            x0 += list(sub.x0[sub._cell_idx])
-        for sub in self.phase_models:
-            x0 += list(sub.x0[sub._b_idx])
-        for sub in self.phase_models:
-            x0 += [float(sub.x0[sub.layout.index(n)]) for n in own_lorentzian]
+        x0 += further_start
         self.x0 = np.array(x0, dtype=float)
-        shared = [n for n in zero_names + self.profile_names if n not in own_lorentzian]
-        #: Entries the further phases share with this vector: (index here, index in each phase's vector).
-        self._shared_idx = np.array([self.layout.index(n) for n in shared], dtype=int)
-        self._phase_shared_idx = [
-            np.array([sub.layout.index(n) for n in shared], dtype=int) for sub in self.phase_models
-        ]
-        self._phase_cell_idx = self.layout.indices("phase_cell")
-        self._phase_b_idx = self.layout.indices("phase_b_iso")
-        self._phase_profile_idx = self.layout.indices("phase_profile")
-        self._phase_slices, self._phase_b_slices = [], []
-        #: Each further phase's own entries: (index here, index in its own vector) for its cell, B and Lorentzian.
-        self._phase_own: list[list[tuple[int, int]]] = []
-        start = start_b = 0
-        for k, sub in enumerate(self.phase_models):
-            self._phase_slices.append(self._phase_cell_idx[start : start + sub.constraint.n_free])
-            start += sub.constraint.n_free
-            self._phase_b_slices.append(self._phase_b_idx[start_b : start_b + len(sub._b_idx)])
-            start_b += len(sub._b_idx)
-            lorentzian = self._phase_profile_idx[k * len(own_lorentzian) : (k + 1) * len(own_lorentzian)]
-            pairs = list(zip(self._phase_slices[k], sub._cell_idx, strict=True))
-            pairs += list(zip(self._phase_b_slices[k], sub._b_idx, strict=True))
-            pairs += [(j, sub.layout.index(n)) for j, n in zip(lorentzian, own_lorentzian, strict=True)]
-            self._phase_own.append([(int(a), int(b)) for a, b in pairs])
+        self.further.bind(self.layout, [n for n in zero_names + self.profile_names if n not in own_lorentzian])
         self._cell_idx = self.layout.indices("cell")
         self._shape_idx = self.layout.indices(("cell", "zero", "profile"))
         self._coord_idx = self.layout.indices("coordinates")
@@ -571,8 +534,7 @@ class RietveldModel:
         lower = np.full(self.n_parameters, -np.inf)
         upper = np.full(self.n_parameters, np.inf)
         lower[self._b_idx] = 0.0
-        lower[self._phase_b_idx] = 0.0
-        lower[self._phase_profile_idx] = 0.0
+        lower[self.layout.indices(("phase_b_iso", "phase_profile"))] = 0.0
         for name in ("W", "eta", "axial", "X", "Y"):
             if name in self.layout.names:
                 lower[self.layout.index(name)] = 1e-8 if name == "W" else 0.0
@@ -784,24 +746,9 @@ class RietveldModel:
         """P I for unit scale, shape (n_points,)."""
         return np.asarray(self.peak_matrix(x) @ self.intensities(x)).ravel()
 
-    def phase_vector(self, x: np.ndarray, k: int) -> np.ndarray:
-        """The parameter vector of further phase ``k``'s own model: its start, with its cell, the zero shift and
-        the profile of ``x``."""
-        sub = self.phase_models[k]
-        out = sub.x0.copy()
-        out[self._phase_shared_idx[k]] = x[self._shared_idx]
-        for here, there in self._phase_own[k]:
-            out[there] = x[here]
-        return out
-
-    def phase_cell(self, x: np.ndarray, k: int):
-        """The cell of further phase ``k`` at ``x``."""
-        return self.phase_models[k].cell(self.phase_vector(x, k))
-
     def phase_peaks(self, x: np.ndarray) -> np.ndarray:
         """P I for unit scale of every further phase, shape (n_points, n_phases)."""
-        columns = [sub.peaks(self.phase_vector(x, k)) for k, sub in enumerate(self.phase_models)]
-        return np.column_stack(columns) if columns else np.zeros((self.pattern.n_points, 0))
+        return self.further.peaks(x, self.pattern.n_points)
 
     def linear_fit(self, x: np.ndarray, peaks: np.ndarray | None = None) -> LinearFit:
         """Scales (this phase's and the further phases') and background at their weighted least-squares optimum
@@ -826,13 +773,7 @@ class RietveldModel:
         its own B."""
         free = np.asarray(free, dtype=int)
         out = self.peak_derivatives(x, free) * fit.scale
-        for k, sub in enumerate(self.phase_models):
-            own = {int(j): int(i) for j, i in zip(self._shared_idx, self._phase_shared_idx[k], strict=True)}
-            own.update(dict(self._phase_own[k]))
-            columns = [c for c, j in enumerate(free) if int(j) in own]
-            if columns:
-                indices = np.array([own[int(free[c])] for c in columns], dtype=int)
-                out[:, columns] += fit.phase_scales[k] * sub.peak_derivatives(self.phase_vector(x, k), indices)
+        self.further.add_derivatives(out, x, free, fit.phase_scales)
         return out
 
     def pattern_chi2(self, x: np.ndarray) -> float:
@@ -886,7 +827,7 @@ class RietveldModel:
         structural = np.concatenate([self._coord_idx, self._b_idx, self._u_idx, self._po_idx, self._corr_idx])
         analytic = np.isin(free, structural)
         # a further phase's cell or B: no effect on this phase
-        other_phase = np.isin(free, np.concatenate([self._phase_cell_idx, self._phase_b_idx, self._phase_profile_idx]))
+        other_phase = np.isin(free, self.further.indices)
         if np.any(analytic):
             columns = self.intensity_derivatives(x)
             where = {int(p): k for k, p in enumerate(structural)}

@@ -124,3 +124,97 @@ def weight_fractions(
     jacobian = (np.eye(len(scales)) * total - amounts[:, None]) * weights[None, :] / total**2
     esd = np.sqrt(np.maximum(np.diag(jacobian @ covariance @ jacobian.T), 0.0))
     return fractions, esd
+
+
+class FurtherPhases:
+    """The further phases of one refinement: a model of each and where its parameters sit in the main vector.
+
+    Each further phase is a :class:`gasolve.rietveld.model.RietveldModel` of its own on the same pattern and
+    instrument, built by the main model; its own vector is filled from the main one: the shared entries (zero,
+    displacement, profile) and its own (cell, B and, with the Thompson-Cox-Hastings profile, Lorentzian X, Y).
+    Only its peaks and their derivatives are used.
+
+    Parameters
+    ----------
+    phases : tuple of SecondaryPhase
+    models : tuple of RietveldModel
+        One per phase.
+    own_lorentzian : tuple of str
+        ``("X", "Y")`` when each phase has its own Lorentzian, else empty.
+    """
+
+    def __init__(self, phases: tuple[SecondaryPhase, ...], models: tuple, own_lorentzian: tuple[str, ...] = ()):
+        names = [p.name for p in phases]
+        if len(set(names)) != len(names):
+            raise InputError(f"two further phases have the same name: {names}")
+        self.phases = tuple(phases)
+        self.models = tuple(models)
+        self.own_lorentzian = tuple(own_lorentzian)
+
+    def __len__(self) -> int:
+        return len(self.phases)
+
+    def _own(self, model) -> list[tuple[str, str, int]]:
+        """(name in the phase's vector, group in the main vector, index in the phase's vector) of a phase's own
+        parameters: cell coefficients, B, Lorentzian."""
+        out = [(model.layout.names[i], "phase_cell", int(i)) for i in model.layout.indices("cell")]
+        out += [(model.layout.names[i], "phase_b_iso", int(i)) for i in model.layout.indices("b_iso")]
+        out += [(n, "phase_profile", model.layout.index(n)) for n in self.own_lorentzian]
+        return out
+
+    def parameters(self) -> tuple[list[str], list[str], list[float]]:
+        """Names (``"CaF2:metric0"``, ``"CaF2:B(Ca1)"``, ``"CaF2:X"``), groups and starting values of the
+        further phases' own parameters, in the order they follow the main phase's."""
+        names, groups, start = [], [], []
+        for group in ("phase_cell", "phase_b_iso", "phase_profile"):
+            for phase, model in zip(self.phases, self.models, strict=True):
+                for name, own_group, index in self._own(model):
+                    if own_group == group:
+                        names.append(f"{phase.name}:{name}")
+                        groups.append(group)
+                        start.append(float(model.x0[index]))
+        return names, groups, start
+
+    def bind(self, layout, shared: list[str]) -> None:
+        """Index the main vector (its ``layout``): the ``shared`` entries and each phase's own."""
+        self._shared = np.array([layout.index(n) for n in shared], dtype=int)
+        self._model_shared = [np.array([m.layout.index(n) for n in shared], dtype=int) for m in self.models]
+        #: Per phase, (index in the main vector, index in the phase's vector) of its own parameters.
+        self.own = [
+            [(layout.index(f"{phase.name}:{name}"), index) for name, _, index in self._own(model)]
+            for phase, model in zip(self.phases, self.models, strict=True)
+        ]
+        #: Per phase, the main-vector indices of its cell coefficients and of its B parameters.
+        self.cell_indices = [np.array([layout.index(f"{p.name}:{m.layout.names[i]}") for i in m._cell_idx], int)
+                             for p, m in zip(self.phases, self.models, strict=True)]  # fmt: skip
+        self.b_indices = [np.array([layout.index(f"{p.name}:{m.layout.names[i]}") for i in m._b_idx], int)
+                          for p, m in zip(self.phases, self.models, strict=True)]  # fmt: skip
+        self.indices = np.array(sorted(j for pairs in self.own for j, _ in pairs), dtype=int)
+
+    def vector(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Phase ``k``'s own vector at the main vector ``x``."""
+        out = self.models[k].x0.copy()
+        out[self._model_shared[k]] = x[self._shared]
+        for here, there in self.own[k]:
+            out[there] = x[here]
+        return out
+
+    def cell(self, x: np.ndarray, k: int):
+        """Phase ``k``'s cell at ``x``."""
+        return self.models[k].cell(self.vector(x, k))
+
+    def peaks(self, x: np.ndarray, n_points: int) -> np.ndarray:
+        """P I for unit scale of every phase, shape (n_points, n_phases)."""
+        columns = [model.peaks(self.vector(x, k)) for k, model in enumerate(self.models)]
+        return np.column_stack(columns) if columns else np.zeros((n_points, 0))
+
+    def add_derivatives(self, out: np.ndarray, x: np.ndarray, free: np.ndarray, scales: np.ndarray) -> None:
+        """Add Σ_p s_p ∂(P_p I_p)/∂x_j for the main-vector entries ``free`` to ``out`` (n_points, len(free)): through
+        the shared entries and each phase's own."""
+        for k, model in enumerate(self.models):
+            mapping = {int(j): int(i) for j, i in zip(self._shared, self._model_shared[k], strict=True)}
+            mapping.update(dict(self.own[k]))
+            columns = [c for c, j in enumerate(free) if int(j) in mapping]
+            if columns:
+                indices = np.array([mapping[int(free[c])] for c in columns], dtype=int)
+                out[:, columns] += scales[k] * model.peak_derivatives(self.vector(x, k), indices)

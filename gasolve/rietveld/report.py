@@ -347,13 +347,8 @@ def reflection_ticks(result: RefinementResult, radiation: Radiation) -> list[tup
     prefix = f"{result.structure.name or 'main phase'} " if model.phases else ""
     rows = [(f"{prefix}λ={w:.5f}", peak_positions(reflections, w, result.profile)) for w, _ in radiation.lines]
     for k, phase in enumerate(model.phases):  # the further phases at the first line's wavelength
-        sub = model.phase_models[k]
-        rows.append(
-            (
-                phase.name,
-                peak_positions(sub.reflections(model.phase_vector(result.x, k)), radiation.lines[0][0], result.profile),
-            )
-        )
+        own = model.further.models[k].reflections(model.further.vector(result.x, k))
+        rows.append((phase.name, peak_positions(own, radiation.lines[0][0], result.profile)))
     return rows
 
 

@@ -373,7 +373,7 @@ def _phase_results(model: RietveldModel, x: np.ndarray, fit, unc: Uncertainties)
     scales = np.concatenate([[fit.scale], fit.phase_scales])
     esd_of = dict(zip(unc.names, unc.esd, strict=True))
     structures = [model.structure] + [p.structure for p in model.phases]
-    cells = [model.cell(x)] + [model.phase_cell(x, k) for k in range(len(model.phases))]
+    cells = [model.cell(x)] + [model.further.cell(x, k) for k in range(len(model.phases))]
     masses = np.array([cell_mass(s) for s in structures])
     volumes = np.array([c.volume for c in cells])
     fractions, fraction_esd = weight_fractions(scales, masses, volumes, unc.covariance[np.ix_(positions, positions)])
@@ -386,7 +386,7 @@ def _phase_results(model: RietveldModel, x: np.ndarray, fit, unc: Uncertainties)
             cell_esd=cell_esd(model, x, unc.names, unc.covariance, phase=k),
             weight_fraction=float(fractions[k + 1]),
             weight_fraction_esd=float(fraction_esd[k + 1]),
-            b_iso=tuple(_named(model, x, esd_of, j) for j in model._phase_b_slices[k]),
+            b_iso=tuple(_named(model, x, esd_of, j) for j in model.further.b_indices[k]),
             lorentzian=tuple(
                 _named(model, x, esd_of, model.layout.index(f"{phase.name}:{n}"))
                 for n in ("X", "Y")
