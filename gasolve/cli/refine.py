@@ -42,6 +42,14 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--max-iterations", type=int, help="least-squares cycles per stage (overrides [refinement]; default 30)"
     )
+    parser.add_argument(
+        "--phase",
+        action="append",
+        default=[],
+        metavar="CIF",
+        help="a further phase of the specimen (repeatable; added to [refinement] phases): its cell and scale are "
+        "refined and its weight fraction reported (Hill & Howard)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -103,12 +111,23 @@ def run(args: argparse.Namespace) -> int:
 
 def _settings(config, args: argparse.Namespace):
     """The config's ``[refinement]`` settings with the command line's overrides (``--b-per``, ``--adp``,
-    ``--max-iterations``) and the pattern's background terms."""
+    ``--max-iterations``), the further phases of ``--phase`` and the pattern's background terms."""
     import dataclasses
+    from pathlib import Path
 
+    from gasolve.crystal.cif_io import read_cif
     from gasolve.errors import InputError
+    from gasolve.rietveld import SecondaryPhase
 
     changes = {"background_terms": config.pattern.background_terms}
+    if args.phase:
+        extra = []
+        for name in args.phase:
+            path = Path(name)
+            if not path.is_file():
+                raise InputError("no such CIF file (--phase)", str(path))
+            extra.append(SecondaryPhase(path.stem, read_cif(path), str(path.resolve())))
+        changes["phases"] = config.refinement.phases + tuple(extra)
     for key in ("b_per", "adp", "max_iterations"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
