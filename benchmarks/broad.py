@@ -735,10 +735,12 @@ def judge_file(best_cif: Path, reference_cif: str) -> dict:
     from pymatgen.core import Structure
 
     reference = Structure.from_str(reference_cif, fmt="cif")
+    reference.remove_oxidation_states()  # a reference that states charges (Al3+) is the same structure as Al
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = Structure.from_file(best_cif)
+        model.remove_oxidation_states()  # refined.cif keeps a site's charge (Ca2+)
     except Exception as error:
         return {"ml_match": False, "strict_match": False, "max_distance": None, "cif_error": repr(error)[:300]}
     if model.composition.reduced_formula != reference.composition.reduced_formula or len(model) != len(reference):

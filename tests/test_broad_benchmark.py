@@ -188,6 +188,19 @@ def test_wrong_element_in_cif_fails(zirconia, tmp_path):
     assert not verdict["ml_match"] and not verdict["strict_match"] and verdict["cif_error"]
 
 
+def test_a_reference_that_states_charges_matches_the_same_neutral_structure(zirconia, tmp_path):
+    """A published CIF with oxidation states (Zr4+, O2-) judges a neutral best.cif of the same structure, and a
+    refined.cif that keeps the charges, as the same structure."""
+    charged = zirconia.copy()
+    charged.add_oxidation_state_by_element({"Zr": 4, "O": -2})
+    neutral = tmp_path / "best.cif"
+    neutral.write_text(str(CifWriter(zirconia)))
+    assert broad.judge_file(neutral, str(CifWriter(charged)))["strict_match"]
+    ionic = tmp_path / "refined.cif"
+    ionic.write_text(str(CifWriter(charged)))
+    assert broad.judge_file(ionic, str(CifWriter(zirconia)))["strict_match"]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Config and summary.json
 
