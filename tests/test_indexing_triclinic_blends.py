@@ -64,6 +64,7 @@ def test_blend_tolerance_by_hand():
         blend_tolerance(fwhm, min_excess=0.9)
 
 
+@pytest.mark.slow  # 35 s; the zone-sweep budget tests below keep the blended-line search in the default run
 def test_a_pattern_of_blended_lines_is_indexed_with_their_tolerance_only():
     """Two lines 0.045° off their reflections (blends the peak search fitted as one line, twice as wide as the
     others) and one impurity line: with one unindexed line allowed, the cell is found only when the wide lines'

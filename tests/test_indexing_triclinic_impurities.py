@@ -100,6 +100,7 @@ def test_one_order_pair_does_not_move_a_zero_before_the_grid_order():
     assert ordered[0] == pytest.approx(0.1)
 
 
+@pytest.mark.slow  # 33 s; the two-impurity test keeps the triclinic second pass in the default run
 def test_the_triclinic_stage_needs_two_pairs_for_its_zero():
     assert IndexingSettings().triclinic_zero_support == 2
     # Exact lines at zero 0 (many order pairs agree): their zero still comes first.
