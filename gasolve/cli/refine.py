@@ -115,9 +115,8 @@ def _settings(config, args: argparse.Namespace):
     import dataclasses
     from pathlib import Path
 
-    from gasolve.crystal.cif_io import read_cif
     from gasolve.errors import InputError
-    from gasolve.rietveld import SecondaryPhase
+    from gasolve.rietveld.settings import read_phase
 
     changes = {"background_terms": config.pattern.background_terms}
     if args.phase:
@@ -126,7 +125,7 @@ def _settings(config, args: argparse.Namespace):
             path = Path(name)
             if not path.is_file():
                 raise InputError("no such CIF file (--phase)", str(path))
-            extra.append(SecondaryPhase(path.stem, read_cif(path), str(path.resolve())))
+            extra.append(read_phase(path))
         changes["phases"] = config.refinement.phases + tuple(extra)
     for key in ("b_per", "adp", "max_iterations"):
         if getattr(args, key) is not None:

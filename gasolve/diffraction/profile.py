@@ -335,8 +335,11 @@ def peak_lines(
         safe = np.where(valid, bragg, 179.0)
         lp = np.where(valid, lorentz_polarisation(safe, profile.monochromator_two_theta, profile.polarisation), 0.0)
         # η of one width follows the peak centre; Thompson-Cox-Hastings' η comes with its widths at the Bragg angle
-        eta = profile.eta_at(safe) if profile.tch else profile.eta_at(np.where(valid, centre, 90.0))
-        lines.append((centre, profile.fwhm(safe), eta, weight * lp))
+        if profile.tch:
+            fwhm, eta = profile.tch_widths(safe)[:2]
+        else:
+            fwhm, eta = profile.fwhm(safe), profile.eta_at(np.where(valid, centre, 90.0))
+        lines.append((centre, fwhm, eta, weight * lp))
     return lines
 
 

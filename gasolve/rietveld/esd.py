@@ -94,7 +94,7 @@ def cell_esd(
         cell_idx = model.layout.indices("cell")
         cell_of = model.cell
     else:
-        cell_idx = model.further.cell_indices[phase]
+        cell_idx = model.further.by_group[phase]["phase_cell"]
         cell_of = lambda vector: model.further.cell(vector, phase)  # noqa: E731
     positions = [names.index(model.layout.names[i]) for i in cell_idx if model.layout.names[i] in names]
     if len(positions) != len(cell_idx):

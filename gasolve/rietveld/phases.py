@@ -180,15 +180,19 @@ class FurtherPhases:
         self._shared = np.array([layout.index(n) for n in shared], dtype=int)
         self._model_shared = [np.array([m.layout.index(n) for n in shared], dtype=int) for m in self.models]
         #: Per phase, (index in the main vector, index in the phase's vector) of its own parameters.
-        self.own = [
-            [(layout.index(f"{phase.name}:{name}"), index) for name, _, index in self._own(model)]
-            for phase, model in zip(self.phases, self.models, strict=True)
-        ]
-        #: Per phase, the main-vector indices of its cell coefficients and of its B parameters.
-        self.cell_indices = [np.array([layout.index(f"{p.name}:{m.layout.names[i]}") for i in m._cell_idx], int)
-                             for p, m in zip(self.phases, self.models, strict=True)]  # fmt: skip
-        self.b_indices = [np.array([layout.index(f"{p.name}:{m.layout.names[i]}") for i in m._b_idx], int)
-                          for p, m in zip(self.phases, self.models, strict=True)]  # fmt: skip
+        self.own: list[list[tuple[int, int]]] = []
+        #: Per phase, the main-vector indices of its own parameters by group (``phase_cell``, ``phase_b_iso``,
+        #: ``phase_profile``).
+        self.by_group: list[dict[str, np.ndarray]] = []
+        #: Per phase, main-vector index -> index in the phase's vector, shared entries included.
+        self._mapping: list[dict[int, int]] = []
+        for phase, model, shared_there in zip(self.phases, self.models, self._model_shared, strict=True):
+            own = [(layout.index(f"{phase.name}:{name}"), index, group) for name, group, index in self._own(model)]
+            self.own.append([(here, there) for here, there, _ in own])
+            groups = ("phase_cell", "phase_b_iso", "phase_profile")
+            self.by_group.append({g: np.array([here for here, _, og in own if og == g], dtype=int) for g in groups})
+            mapping = {int(j): int(i) for j, i in zip(self._shared, shared_there, strict=True)}
+            self._mapping.append(mapping | {here: there for here, there, _ in own})
         self.indices = np.array(sorted(j for pairs in self.own for j, _ in pairs), dtype=int)
 
     def vector(self, x: np.ndarray, k: int) -> np.ndarray:
@@ -212,8 +216,7 @@ class FurtherPhases:
         """Add Σ_p s_p ∂(P_p I_p)/∂x_j for the main-vector entries ``free`` to ``out`` (n_points, len(free)): through
         the shared entries and each phase's own."""
         for k, model in enumerate(self.models):
-            mapping = {int(j): int(i) for j, i in zip(self._shared, self._model_shared[k], strict=True)}
-            mapping.update(dict(self.own[k]))
+            mapping = self._mapping[k]
             columns = [c for c, j in enumerate(free) if int(j) in mapping]
             if columns:
                 indices = np.array([mapping[int(free[c])] for c in columns], dtype=int)

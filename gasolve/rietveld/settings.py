@@ -335,12 +335,20 @@ def parse_refinement(data: Any, source: str) -> RefinementSettings:
     )
 
 
+def read_phase(path) -> SecondaryPhase:
+    """The further phase of the CIF ``path``, named by its file's stem, its source the absolute path."""
+    from pathlib import Path
+
+    from gasolve.crystal.cif_io import read_cif
+
+    path = Path(path).resolve()
+    return SecondaryPhase(path.stem, read_cif(path), str(path))
+
+
 def _phases(value: Any, source: str, error) -> tuple[SecondaryPhase, ...]:
     """The ``phases`` key: a list of CIF paths (relative to the config's folder), each read into a phase named
     by its file's stem."""
     from pathlib import Path
-
-    from gasolve.crystal.cif_io import read_cif
 
     if not (isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)):
         raise error("phases", f'expected a list of CIF files, e.g. ["CaF2.cif"], got {value!r}')
@@ -352,8 +360,7 @@ def _phases(value: Any, source: str, error) -> tuple[SecondaryPhase, ...]:
         if not path.is_file():
             raise error(f"phases[{i}]", f"no such CIF file: {path}")
         try:
-            structure = read_cif(path)
-            out.append(SecondaryPhase(path.stem, structure, str(path)))
+            out.append(read_phase(path))
         except InputError as bad:
             raise error(f"phases[{i}]", f"{path}: {bad.message}") from bad
     names = [p.name for p in out]

@@ -108,11 +108,11 @@ def profile_lines(
         safe = np.where(valid, bragg, 179.0)
         lp = np.where(valid, lorentz_polarisation(safe, profile.monochromator_two_theta, profile.polarisation), 0.0)
         if profile.tch:  # η of the widths at the Bragg angle: always in [0, 1]
-            eta = profile.eta_at(safe)
+            fwhm, eta = profile.tch_widths(safe)[:2]
         else:
-            eta = profile.eta + profile.eta_slope * np.where(valid, centre, 90.0)
+            fwhm, eta = profile.fwhm(safe), profile.eta + profile.eta_slope * np.where(valid, centre, 90.0)
         free = (eta >= 0.0) & (eta <= 1.0)
-        lines.append((centre, profile.fwhm(safe), np.clip(eta, 0.0, 1.0), weight * lp, free))
+        lines.append((centre, fwhm, np.clip(eta, 0.0, 1.0), weight * lp, free))
     return lines
 
 

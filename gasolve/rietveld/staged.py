@@ -305,8 +305,8 @@ def summarise(
         background = background + fit.phase_peaks @ fit.phase_scales
     r_bragg = bragg_r(peak_matrix, fit.scale * model.intensities(x), pattern.y_obs, background)
     unc = uncertainties(model, x, free)
-    phases, fraction, fraction_esd = _phase_results(model, x, fit, unc)
     esd_of = dict(zip(unc.names, unc.esd, strict=True))
+    phases, fraction, fraction_esd = _phase_results(model, x, fit, unc, esd_of)
     # Coordinates: x = M g + t per site, so cov_x = M cov_g Mᵀ; the genome slots' esds are independent enough
     # for the report that the diagonal suffices (the Wyckoff maps have one entry per column).
     genome_esd = np.zeros(3 * model.structure.n_sites)
@@ -363,15 +363,14 @@ def _named(model: RietveldModel, x: np.ndarray, esd_of: dict, j: int) -> tuple[s
     return name.split(":", 1)[1], float(x[j]), float(esd_of.get(name, 0.0))
 
 
-def _phase_results(model: RietveldModel, x: np.ndarray, fit, unc: Uncertainties):
+def _phase_results(model: RietveldModel, x: np.ndarray, fit, unc: Uncertainties, esd_of: dict):
     """The further phases' results and this phase's weight fraction and its esd (None, None without further
-    phases)."""
+    phases); ``esd_of``: the esd of each name of ``unc``."""
     if not model.phases:
         return (), None, None
     scale_names = ["scale"] + [f"scale({p.name})" for p in model.phases]
     positions = [unc.names.index(n) for n in scale_names]
     scales = np.concatenate([[fit.scale], fit.phase_scales])
-    esd_of = dict(zip(unc.names, unc.esd, strict=True))
     structures = [model.structure] + [p.structure for p in model.phases]
     cells = [model.cell(x)] + [model.further.cell(x, k) for k in range(len(model.phases))]
     masses = np.array([cell_mass(s) for s in structures])
@@ -386,12 +385,8 @@ def _phase_results(model: RietveldModel, x: np.ndarray, fit, unc: Uncertainties)
             cell_esd=cell_esd(model, x, unc.names, unc.covariance, phase=k),
             weight_fraction=float(fractions[k + 1]),
             weight_fraction_esd=float(fraction_esd[k + 1]),
-            b_iso=tuple(_named(model, x, esd_of, j) for j in model.further.b_indices[k]),
-            lorentzian=tuple(
-                _named(model, x, esd_of, model.layout.index(f"{phase.name}:{n}"))
-                for n in ("X", "Y")
-                if f"{phase.name}:{n}" in model.layout.names
-            ),
+            b_iso=tuple(_named(model, x, esd_of, j) for j in model.further.by_group[k]["phase_b_iso"]),
+            lorentzian=tuple(_named(model, x, esd_of, j) for j in model.further.by_group[k]["phase_profile"]),
         )
         for k, phase in enumerate(model.phases)
     )
