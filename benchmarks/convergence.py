@@ -940,7 +940,7 @@ def _method_values(text: str) -> dict:
     return values
 
 
-def _ga_setting(text: str) -> tuple[str, object]:
+def ga_setting(text: str) -> tuple[str, object]:
     """KEY=VALUE of a [ga] setting; the value read as TOML (a number, true/false, a quoted string)."""
     import tomllib
 
@@ -988,7 +988,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--nn-weight", type=float, default=0.05, help="[nn] weight of the nn-* methods (default 0.05)")
     parser.add_argument(
         "--ga",
-        type=_ga_setting,
+        type=ga_setting,
         action="append",
         default=[],
         help="[ga] setting for every GA run, e.g. --ga islands=4 (repeatable)",

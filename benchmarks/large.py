@@ -84,6 +84,7 @@ if str(REPO) not in sys.path:
 
 from benchmarks import broad, provenance  # noqa: E402
 from benchmarks.broad import SYMPREC, SYSTEMS, spread  # noqa: E402
+from benchmarks.convergence import ga_setting  # noqa: E402
 from benchmarks.z_window import DATA  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -269,16 +270,24 @@ def score_command(folder: Path) -> list[str]:
     return command
 
 
-def prepare_structure(entry: dict, mode: str, work: str, seed: int, stop: str = "budget") -> dict:
+def prepare_structure(
+    entry: dict, mode: str, work: str, seed: int, stop: str = "budget", ga: dict | None = None
+) -> dict:
     """Write the case of ``entry`` once (broad.prepare_case; ``stop`` "solved" adds ``[reference] cif =
-    "reference.cif"``) and score the truth; a dict with ``truth_rwp``, ``truth_chi2``, ``truth_rexp`` and
-    ``truth_error`` (None, or why there is no truth score)."""
+    "reference.cif"``, ``ga`` a ``[ga]`` table) and score the truth; a dict with ``truth_rwp``, ``truth_chi2``,
+    ``truth_rexp`` and ``truth_error`` (None, or why there is no truth score)."""
     from gasolve.io.atomic import atomic_write
 
     folder = Path(work) / broad._safe(entry["material_id"])
     config = broad.prepare_case(entry, mode, folder, seed)
     if stop == "solved":
         atomic_write(config, config.read_text() + '\n[reference]\ncif = "reference.cif"\n')
+    if ga:
+        text = config.read_text()
+        if tomllib.loads(text).get("ga"):
+            raise ValueError(f"{config} already has a [ga] table")
+        lines = "".join(f"{key} = {json.dumps(value)}\n" for key, value in ga.items())
+        atomic_write(config, text + "\n[ga]\n" + lines)
     found = {"truth_rwp": None, "truth_chi2": None, "truth_rexp": None, "truth_error": None}
     env = {**os.environ, **broad.WORKER_ENV, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     try:
@@ -501,10 +510,11 @@ def run_benchmark(
     if stop not in STOPS or (stop == "solved" and mode != "sites"):
         raise ValueError(f"stop is one of {STOPS} ('solved' with sites input only), got {stop!r} with {mode!r}")
     settings = {**(settings or {}), "mode": mode, "budget": int(budget), "wall_limit": wall_limit, "stop": stop}
+    ga = settings.get("ga") or {}
     sessions = []
     if resume and json_path is not None and json_path.is_file():
         previous = json.loads(json_path.read_text())
-        for key in ("mode", "budget", "seed", "stop"):
+        for key in ("mode", "budget", "seed", "stop", "ga"):
             if previous.get("settings", {}).get(key) != settings.get(key):
                 raise ValueError(
                     f"--resume: {json_path} was run with {key} {previous.get('settings', {}).get(key)!r}, "
@@ -586,7 +596,7 @@ def run_benchmark(
         prepared = {}
         for entry in {e["material_id"]: e for e, _ in todo}.values():
             prepared[entry["material_id"]] = client.submit(
-                large.prepare_structure, entry, mode, str(work), seed, stop,
+                large.prepare_structure, entry, mode, str(work), seed, stop, ga,
                 key=f"large-prepare-{entry['material_id']}-{os.getpid()}", pure=False,
             )  # fmt: skip
         futures = {
@@ -702,6 +712,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--plot-only", action="store_true", help="draw the PNG from the JSON and stop")
     parser.add_argument("--half", choices=("tune", "report", "both"), default="both")
     parser.add_argument(
+        "--ga",
+        type=ga_setting,
+        action="append",
+        default=[],
+        help="[ga] setting written into every case's config, e.g. --ga bond_valence_weight=0.01 (repeatable; give "
+        "each set of settings its own --work)",
+    )
+    parser.add_argument(
         "--only",
         default=None,
         help="run only these structures of the sample (material ids, comma-separated; the sample, its patterns and "
@@ -740,6 +758,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(entries)} structures sampled in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     run_seeds = list(range(args.first_run_seed, args.first_run_seed + args.seeds))
     settings = {"n": args.n, "seed": args.seed, "run_seeds": run_seeds, "half": args.half, "only": args.only}
+    if args.ga:
+        settings["ga"] = dict(args.ga)
     result = run_benchmark(
         entries, mode=args.input, work=args.work, budget=int(args.max_evaluations), wall_limit=args.wall_limit,
         seed=args.seed, run_seeds=run_seeds, stop=args.stop, json_path=args.json, settings=settings, resume=args.resume,

@@ -132,6 +132,41 @@ def origin_genes(scorer: ModelScorer, settings: GASettings) -> np.ndarray | None
     return memetic.origin_fixing_genes(scorer.problem.space_group, scorer.problem.elements, scorer.site_map)
 
 
+def selection_penalty(scorer: ModelScorer, settings: GASettings) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The penalty added to Rwp in selection: the anti-bump penalty and the bond-valence penalty, each where its
+    weight is positive (the latter only where :meth:`BondValencePenalty.applies`); None when neither is."""
+    rates, problem = settings.rates, scorer.problem
+    terms = []
+    if rates.antibump_weight > 0:
+        from gasolve.ga.antibump import AntiBump
+
+        bump = AntiBump(problem.cell, problem.space_group, problem.n_sites, rates.antibump_distance)
+        terms.append((rates.antibump_weight, bump))
+    if rates.bond_valence_weight > 0:
+        from gasolve.ga.bond_valence_penalty import BondValencePenalty
+
+        multiplicities = site_multiplicities(scorer)
+        if BondValencePenalty.applies(problem.elements, multiplicities):
+            bvs = BondValencePenalty(problem.cell, problem.space_group, problem.elements, multiplicities)
+            terms.append((rates.bond_valence_weight, bvs))
+    if not terms:
+        return None
+
+    def penalty(genomes):
+        return sum(weight * term(genomes) for weight, term in terms)
+
+    return penalty
+
+
+def site_multiplicities(scorer: ModelScorer) -> list[int]:
+    """Atoms of each searched site in the cell: of its Wyckoff position where a site map holds the site there,
+    else of the general position."""
+    problem = scorer.problem
+    genome = np.random.default_rng(0).random((1, 3 * problem.n_sites))  # any point of each site's locus
+    frac = np.asarray(scorer.project(genome) if scorer.site_map is not None else genome).reshape(problem.n_sites, 3)
+    return [len(problem.space_group.orbit(x, tol=1e-6)) for x in frac]
+
+
 def build_evaluator(
     scorer: ModelScorer,
     settings: GASettings,
@@ -147,15 +182,7 @@ def build_evaluator(
 
     ``held`` (n_sites, 3) holds sites where an earlier search put them: NaN rows are searched, the others keep
     their coordinates (the light-atom search, :mod:`gasolve.light_atoms`)."""
-    penalty = None
-    if settings.rates.antibump_weight > 0:
-        from gasolve.ga.antibump import AntiBump
-
-        problem = scorer.problem
-        bump = AntiBump(problem.cell, problem.space_group, problem.n_sites, settings.rates.antibump_distance)
-
-        def penalty(genomes):
-            return settings.rates.antibump_weight * bump(genomes)
+    penalty = selection_penalty(scorer, settings)
 
     fixed = origin_genes(scorer, settings)
     project = scorer.project if scorer.site_map is not None else None  # sites on special positions

@@ -67,6 +67,34 @@ def _operator_keys(rotations: np.ndarray, translations: np.ndarray) -> np.ndarra
     return key
 
 
+def identity_first(space_group: SpaceGroup) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The group's operators with the identity first (as the kernels want), and their composition table.
+
+    Returns
+    -------
+    rotations : ndarray, shape (n_ops, 3, 3)
+    translations : ndarray, shape (n_ops, 3)
+    compose : ndarray, shape (n_ops, n_ops), int64
+        :func:`composition_table` of the reordered operators.
+
+    Raises
+    ------
+    ValueError
+        If the group does not hold the identity exactly once.
+    """
+    rotations = space_group.rotations.astype(float)
+    translations = np.asarray(space_group.translations, dtype=float)
+    identity = np.flatnonzero(
+        np.all(rotations == np.eye(3), axis=(1, 2)) & np.all(np.abs(translations - np.round(translations)) < 1e-9, 1)
+    )
+    if len(identity) != 1:
+        raise ValueError("the space group must hold the identity exactly once")
+    order = np.r_[identity, np.delete(np.arange(len(rotations)), identity)]
+    rotations = np.ascontiguousarray(rotations[order])
+    translations = np.ascontiguousarray(translations[order])
+    return rotations, translations, composition_table(rotations, translations)
+
+
 def distance_is_invariant(metric: np.ndarray, rotations: np.ndarray) -> bool:
     """Whether the rounded-difference distance is the same for every pair and its images under the group.
 
@@ -102,19 +130,8 @@ class AntiBump:
         ensure_cached()  # run the machine code of Numba's cache, as every other process does
         if distance <= 0:
             raise ValueError(f"distance must be > 0 Å, got {distance}")
-        rotations = space_group.rotations.astype(float)
-        translations = np.asarray(space_group.translations, dtype=float)
-        identity = np.flatnonzero(
-            np.all(rotations == np.eye(3), axis=(1, 2))
-            & np.all(np.abs(translations - np.round(translations)) < 1e-9, 1)
-        )
-        if len(identity) != 1:
-            raise ValueError("the space group must hold the identity exactly once")
-        order = np.r_[identity, np.delete(np.arange(len(rotations)), identity)]  # the kernels want it first
         self.metric = np.ascontiguousarray(cell.metric, dtype=float)
-        self.rotations = np.ascontiguousarray(rotations[order])
-        self.translations = np.ascontiguousarray(translations[order])
-        self.compose = composition_table(self.rotations, self.translations)
+        self.rotations, self.translations, self.compose = identity_first(space_group)
         self.orbit = distance_is_invariant(self.metric, self.rotations)
         self.n_sites = n_sites
         self.distance = float(distance)

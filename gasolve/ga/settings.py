@@ -198,6 +198,10 @@ class GARates:
         (0.05), all 30 solved in each case.
     antibump_distance : float
         Interatomic distance (Å) under which the anti-bump penalty starts.
+    bond_valence_weight : float
+        Weight (Rwp per v.u.) of the bond-valence penalty added to Rwp in selection: the global instability
+        index of the model (:mod:`gasolve.ga.bond_valence_penalty`), for structures with anions and
+        charge-balanced oxidation states; 0 switches it off.
     scan_spacing : float
         Grid step of the relocation scan (Å).
     gradient_cost : float
@@ -215,6 +219,7 @@ class GARates:
     niche_radius: float = 0.5
     antibump_weight: float = 0.02
     antibump_distance: float = 1.6
+    bond_valence_weight: float = 0.0
     scan_spacing: float = 0.4
     gradient_cost: float = GRADIENT_COST
 
@@ -232,6 +237,7 @@ class GARates:
         need(self.niche_radius > 0, "niche_radius", "> 0 Å")
         need(self.antibump_weight >= 0, "antibump_weight", ">= 0")
         need(self.antibump_distance > 0, "antibump_distance", "> 0 Å")
+        need(self.bond_valence_weight >= 0, "bond_valence_weight", ">= 0")
         need(0.05 <= self.scan_spacing <= 2.0, "scan_spacing", "between 0.05 and 2 Å")
         need(self.gradient_cost >= 1, "gradient_cost", ">= 1")
 

@@ -23,11 +23,11 @@ _ready = False
 def _dispatchers() -> list:
     """The batched kernels the scorer calls (Numba dispatchers with an on-disk cache)."""
     from gasolve.diffraction import peak_kernels
-    from gasolve.scoring import antibump_kernels, kernels, occupancy_kernels
+    from gasolve.scoring import antibump_kernels, bond_valence_kernels, kernels, occupancy_kernels
 
     return [
         getattr(module, name)
-        for module in (kernels, occupancy_kernels, antibump_kernels, peak_kernels)
+        for module in (kernels, occupancy_kernels, antibump_kernels, bond_valence_kernels, peak_kernels)
         for name in sorted(vars(module))
         if name.endswith("_batch") and hasattr(getattr(module, name), "_cache")
     ]
@@ -102,6 +102,9 @@ def compile_kernels() -> None:
     bump = AntiBump(structure.cell, structure.space_group, 2, 1.6)  # with and without fixed sites
     bump(frac.reshape(3, 6))
     bump(np.tile(frac[:1].reshape(1, 6), (2, 1)))
+    from gasolve.ga.bond_valence_penalty import BondValencePenalty
+
+    BondValencePenalty(structure.cell, structure.space_group, ["K", "O"], [2, 2])(frac.reshape(3, 6))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,104 @@
+"""Numba kernel of the bond-valence penalty. Private: call it through
+:class:`gasolve.ga.bond_valence_penalty.BondValencePenalty`.
+
+For every model the sites are expanded by the operators into the distinct atoms of the cell
+(:func:`gasolve.scoring.antibump_kernels.distinct_images_batch`); the bond valence sum of each counted site is
+summed over the distinct atoms within the cutoff of its first image, over the lattice translations that can
+reach them, and the global instability index is taken over the atoms of the cell.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from gasolve.jit import JIT
+from gasolve.scoring import antibump_kernels
+
+
+@numba.njit(**JIT)
+def _site_sums(positions, sites, n_atoms, first, r0, sign, counted, active, metric, cutoff, b, floor, reach, bvs):
+    """Bond valence sum (signed, v.u.) of each active site's first image into bvs (n_sites,)."""
+    cutoff_sq = cutoff * cutoff
+    for i in range(bvs.shape[0]):
+        bvs[i] = 0.0
+        if not active[i]:
+            continue
+        x = positions[first[i]]
+        for a in range(n_atoms):
+            j = sites[a]
+            if not counted[i, j]:
+                continue
+            d0 = positions[a, 0] - x[0]
+            d1 = positions[a, 1] - x[1]
+            d2 = positions[a, 2] - x[2]
+            d0 -= np.rint(d0)
+            d1 -= np.rint(d1)
+            d2 -= np.rint(d2)
+            for n0 in range(-reach[0], reach[0] + 1):
+                e0 = d0 + n0
+                for n1 in range(-reach[1], reach[1] + 1):
+                    e1 = d1 + n1
+                    for n2 in range(-reach[2], reach[2] + 1):
+                        e2 = d2 + n2
+                        d_sq = (
+                            metric[0, 0] * e0 * e0
+                            + metric[1, 1] * e1 * e1
+                            + metric[2, 2] * e2 * e2
+                            + 2.0 * (metric[0, 1] * e0 * e1 + metric[0, 2] * e0 * e2 + metric[1, 2] * e1 * e2)
+                        )
+                        if d_sq >= cutoff_sq:
+                            continue
+                        d = max(math.sqrt(d_sq), floor)
+                        bvs[i] += sign[i, j] * math.exp((r0[i, j] - d) / b)
+
+
+@numba.njit(**JIT)
+def global_instability_batch(
+    frac, rotations, translations, compose, metric, r0, sign, counted, active, valence, cutoff, b, floor, reach, out
+):
+    """Global instability index (v.u.) of every model into out (n_models,).
+
+    frac (n_models, n_sites, 3); operator 0 the identity; r0, sign (+1 when the site is the cation of the pair,
+    -1 when the anion) and counted (n_sites, n_sites) per pair of sites; active (n_sites,) the sites whose sums
+    enter the index, valence (n_sites,) their |formal valence|; distances below ``floor`` (Å) count as ``floor``;
+    reach (3,) the lattice translations searched along each axis. A model with a non-finite coordinate gets NaN.
+    """
+    n_models, n_sites = frac.shape[0], frac.shape[1]
+    n_ops = rotations.shape[0]
+    images = np.empty((n_sites, n_ops, 3))
+    labels = np.empty((n_sites, n_ops), dtype=np.int64)
+    positions = np.empty((n_sites * n_ops, 3))
+    weights = np.empty(n_sites * n_ops)
+    sites = np.empty(n_sites * n_ops, dtype=np.int64)
+    label_of = np.empty(n_sites * n_ops, dtype=np.int64)
+    first = np.empty(n_sites, dtype=np.int64)
+    multiplicity = np.empty(n_sites)
+    bvs = np.empty(n_sites)
+    for m in range(n_models):
+        finite = True
+        for s in range(n_sites):
+            for k in range(3):
+                if not math.isfinite(frac[m, s, k]):
+                    finite = False
+        if not finite:
+            out[m] = np.nan
+            continue
+        n_atoms = antibump_kernels.distinct_images_batch(
+            frac[m], rotations, translations, compose, images, labels, positions, weights, sites, label_of
+        )
+        multiplicity[:] = 0.0
+        for a in range(n_atoms - 1, -1, -1):
+            first[sites[a]] = a  # the identity's coset comes first among a site's atoms
+            multiplicity[sites[a]] += 1.0
+        _site_sums(positions, sites, n_atoms, first, r0, sign, counted, active, metric, cutoff, b, floor, reach, bvs)
+        total = 0.0
+        count = 0.0
+        for s in range(n_sites):
+            if active[s]:
+                deviation = abs(bvs[s]) - valence[s]
+                total += multiplicity[s] * deviation * deviation
+                count += multiplicity[s]
+        out[m] = math.sqrt(total / count) if count > 0.0 else 0.0
