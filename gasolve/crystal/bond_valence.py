@@ -125,8 +125,9 @@ def bond_valence_sums(elements: Sequence[str], bonds: Neighbours) -> np.ndarray:
     return np.bincount(i, weights=valence, minlength=len(list(elements)))
 
 
-def formal_valences(elements: Sequence[str], multiplicity: Sequence[int]) -> np.ndarray | None:
-    """|oxidation state| of each site from the cell's composition, or None when none is charge-balanced."""
+def oxidation_states(elements: Sequence[str], multiplicity: Sequence[int]) -> np.ndarray | None:
+    """Signed oxidation state of each site from the cell's composition (pymatgen's most probable charge-balanced
+    guess), or None when none is charge-balanced."""
     from pymatgen.core import Composition
 
     counts: dict[str, float] = {}
@@ -138,7 +139,13 @@ def formal_valences(elements: Sequence[str], multiplicity: Sequence[int]) -> np.
         return None
     if not guesses:
         return None
-    return np.array([abs(float(guesses[0][e])) for e in elements])
+    return np.array([float(guesses[0][e]) for e in elements])
+
+
+def formal_valences(elements: Sequence[str], multiplicity: Sequence[int]) -> np.ndarray | None:
+    """|oxidation state| of each site from the cell's composition, or None when none is charge-balanced."""
+    states = oxidation_states(elements, multiplicity)
+    return None if states is None else np.abs(states)
 
 
 def global_instability(bvs: np.ndarray, valences: np.ndarray, multiplicity: np.ndarray) -> float:

@@ -52,7 +52,7 @@ def _site_sums(positions, sites, n_atoms, first, r0, sign, counted, active, metr
                         if d_sq >= cutoff_sq:
                             continue
                         d = max(math.sqrt(d_sq), floor)
-                        bvs[i] += sign[i, j] * math.exp((r0[i, j] - d) / b)
+                        bvs[i] += sign[i, j] * math.exp((r0[i, j] - d) / b[i, j])
 
 
 @numba.njit(**JIT)
@@ -62,7 +62,7 @@ def global_instability_batch(
     """Global instability index (v.u.) of every model into out (n_models,).
 
     frac (n_models, n_sites, 3); operator 0 the identity; r0, sign (+1 when the site is the cation of the pair,
-    -1 when the anion) and counted (n_sites, n_sites) per pair of sites; active (n_sites,) the sites whose sums
+    -1 when the anion), b (Å) and counted (n_sites, n_sites) per pair of sites; active (n_sites,) the sites whose sums
     enter the index, valence (n_sites,) their |formal valence|; distances below ``floor`` (Å) count as ``floor``;
     reach (3,) the lattice translations searched along each axis. A model with a non-finite coordinate gets NaN.
     """
