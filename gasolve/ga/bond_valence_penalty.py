@@ -77,7 +77,7 @@ class BondValencePenalty:
         self.r0, self.b, self.sign, self.counted = r0, b, sign, counted
         self.active, self.valence = active, valence
         reciprocal = np.sqrt(np.diag(np.linalg.inv(self.metric)))  # |a*|, |b*|, |c*| (1/Å)
-        self.reach = np.array([math.ceil(CUTOFF * q + 0.5) for q in reciprocal], dtype=np.int64)
+        self.reach = CUTOFF * reciprocal
 
     @staticmethod
     def applies(elements: Sequence[str], multiplicities: Sequence[int]) -> bool:

@@ -37,11 +37,12 @@ def _site_sums(positions, sites, n_atoms, first, r0, sign, counted, active, metr
             d0 -= np.rint(d0)
             d1 -= np.rint(d1)
             d2 -= np.rint(d2)
-            for n0 in range(-reach[0], reach[0] + 1):
+            # a point at fractional component e along an axis lies at least |e| / |a*| from the origin
+            for n0 in range(math.ceil(-reach[0] - d0), math.floor(reach[0] - d0) + 1):
                 e0 = d0 + n0
-                for n1 in range(-reach[1], reach[1] + 1):
+                for n1 in range(math.ceil(-reach[1] - d1), math.floor(reach[1] - d1) + 1):
                     e1 = d1 + n1
-                    for n2 in range(-reach[2], reach[2] + 1):
+                    for n2 in range(math.ceil(-reach[2] - d2), math.floor(reach[2] - d2) + 1):
                         e2 = d2 + n2
                         d_sq = (
                             metric[0, 0] * e0 * e0
@@ -64,7 +65,8 @@ def global_instability_batch(
     frac (n_models, n_sites, 3); operator 0 the identity; r0, sign (+1 when the site is the cation of the pair,
     -1 when the anion), b (Å) and counted (n_sites, n_sites) per pair of sites; active (n_sites,) the sites whose sums
     enter the index, valence (n_sites,) their |formal valence|; distances below ``floor`` (Å) count as ``floor``;
-    reach (3,) the lattice translations searched along each axis. A model with a non-finite coordinate gets NaN.
+    reach (3,) the cutoff times |a*|, |b*|, |c*|: the fractional distance along each axis within which a neighbour
+    can lie. A model with a non-finite coordinate gets NaN.
     """
     n_models, n_sites = frac.shape[0], frac.shape[1]
     n_ops = rotations.shape[0]
