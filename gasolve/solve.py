@@ -158,6 +158,27 @@ def selection_penalty(scorer: ModelScorer, settings: GASettings) -> Callable[[np
     return penalty
 
 
+def local_restraint(scorer: ModelScorer, settings: GASettings):
+    """With ``bond_valence_local``, the bond-valence penalty (weighted) and its gradient for the local search:
+    genomes (n, n_sites, 3) -> (n,), (n, n_sites, 3); None otherwise or where the penalty does not apply."""
+    rates, problem = settings.rates, scorer.problem
+    if not (rates.bond_valence_local and rates.bond_valence_weight > 0):
+        return None
+    from gasolve.ga.bond_valence_penalty import BondValencePenalty
+
+    multiplicities = site_multiplicities(scorer)
+    if not BondValencePenalty.applies(problem.elements, multiplicities):
+        return None
+    bvs = BondValencePenalty(problem.cell, problem.space_group, problem.elements, multiplicities)
+    weight = rates.bond_valence_weight
+
+    def restraint(genomes):
+        values, gradient = scorer.coordinate_gradient(genomes, bvs.value_and_gradient)
+        return weight * values, weight * gradient
+
+    return restraint
+
+
 def site_multiplicities(scorer: ModelScorer) -> list[int]:
     """Atoms of each searched site in the cell: of its Wyckoff position where a site map holds the site there,
     else of the general position."""
@@ -203,6 +224,7 @@ def build_evaluator(
         atom_ranker=atom_ranker,
         scan_share=scan_share,
         held_values=values,
+        local_penalty=local_restraint(scorer, settings),
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import data_path
-from naive import symmetrise_position
+from naive import special_position_projector, symmetrise_position
 
 from gasolve.crystal.xray_visibility import UNDETERMINED_ELEMENTS
 from gasolve.ga.bond_valence_penalty import CUTOFF, DISTANCE_FLOOR, BondValencePenalty
@@ -149,3 +149,102 @@ def test_the_weight_is_validated_and_off_by_default():
     assert GARates().bond_valence_weight == 0.0
     with pytest.raises(ValueError, match="bond_valence_weight"):
         GARates(bond_valence_weight=-0.1)
+
+
+@pytest.mark.parametrize("relative", ["examples/PbSO4.cif", "examples/K4SnO4.cif", "cif/pyxtal-database/lt_quartz.cif"])
+def test_the_gradient_equals_central_differences(relative):
+    """Displaced models (so that every site has a gradient), general and special positions alike: the derivative
+    along each direction a site can move without leaving its Wyckoff position (the columns of its projector;
+    the GA's genomes never leave it) against central differences of the index."""
+    structure = _read(relative)
+    penalty = BondValencePenalty(
+        structure.cell, structure.space_group, structure.elements, structure.site_multiplicities()
+    )
+    hall = structure.space_group.hall
+    rng = np.random.default_rng(3)
+    frac = structure.frac[None] + rng.normal(0.0, 0.01, (2, structure.n_sites, 3))
+    for model in frac:
+        for s, x in enumerate(structure.frac):  # back onto the reference's Wyckoff position
+            projector = special_position_projector(hall, x)
+            model[s] = x + projector @ (model[s] - x)
+    values, gradient = penalty.value_and_gradient(frac)
+    np.testing.assert_allclose(values, penalty(frac.reshape(2, -1)), rtol=1e-12)
+    step, compared = 1e-6, 0
+    for m in range(2):
+        for s, x in enumerate(structure.frac):
+            projector = special_position_projector(hall, x)
+            for direction in projector.T:
+                if np.linalg.norm(direction) < 1e-9:
+                    continue
+                up, down = frac[m : m + 1].copy(), frac[m : m + 1].copy()
+                up[0, s] += step * direction
+                down[0, s] -= step * direction
+                numeric = (penalty(up.reshape(1, -1))[0] - penalty(down.reshape(1, -1))[0]) / (2 * step)
+                np.testing.assert_allclose(gradient[m, s] @ direction, numeric, rtol=1e-5, atol=1e-6)
+                compared += 1
+    assert compared >= 2 * structure.n_sites and np.abs(gradient).max() > 0.1
+
+
+@pytest.fixture(scope="module")
+def pbso4_setup(tmp_path_factory):
+    """PbSO4 (Pnma) searched on its Wyckoff positions (Pb, S, O1, O2 on 4c, O3 on 8d): a mapped scorer."""
+    from simulated import simulated_config
+
+    from gasolve import pipeline
+    from gasolve.config import load_run_config
+
+    truth = _read("examples/PbSO4.cif")
+    elements = truth.elements
+    configs = simulated_config(
+        tmp_path_factory.mktemp("pbso4"),
+        "PbSO4",
+        "Pnma",
+        (truth.cell.a, truth.cell.b, truth.cell.c, 90.0, 90.0, 90.0),
+        [(e, tuple(x)) for e, x in zip(elements, truth.frac, strict=True)],
+        {"run": f'sites = {elements}\nwyckoff = ["4c", "4c", "4c", "4c", "8d"]'},
+    )
+    return pipeline.prepare(load_run_config(configs["run"])), truth
+
+
+def test_the_local_search_objective_adds_the_restraint_through_the_site_map(pbso4_setup):
+    from dataclasses import replace
+
+    from gasolve.ga.settings import GARates
+    from gasolve.solve import build_evaluator
+
+    setup, truth = pbso4_setup
+    settings = setup.config.ga
+    plain = build_evaluator(setup.scorer, settings)
+    assert plain.local_penalty is None
+    rates = GARates(bond_valence_weight=0.05, bond_valence_local=True)
+    evaluator = build_evaluator(setup.scorer, replace(settings, rates=rates))
+    assert evaluator.local_penalty is not None
+    genomes = truth.frac.reshape(1, -1) + np.random.default_rng(5).normal(0.0, 0.02, (2, 3 * truth.n_sites))
+    objective, gradient = evaluator.rwp_and_gradient(genomes)
+    rwp, rwp_gradient = plain.rwp_and_gradient(genomes)
+    penalty = BondValencePenalty(truth.cell, truth.space_group, truth.elements, truth.site_multiplicities())(
+        setup.scorer.project(genomes)
+    )
+    np.testing.assert_allclose(objective, rwp + 0.05 * penalty, rtol=1e-12)
+    step = 1e-6
+    for gene in range(genomes.shape[1]):  # dependent slots of the 4c sites included: their gradient is 0
+        up, down = genomes.copy(), genomes.copy()
+        up[:, gene] += step
+        down[:, gene] -= step
+        numeric = (evaluator.rwp_and_gradient(up)[0] - evaluator.rwp_and_gradient(down)[0]) / (2 * step)
+        np.testing.assert_allclose(gradient[:, gene], numeric, rtol=1e-4, atol=1e-6)
+    assert np.abs(gradient - rwp_gradient).max() > 1e-3  # the restraint moved it
+
+
+def test_refined_models_report_rwp_alone(pbso4_setup):
+    from dataclasses import replace
+
+    from gasolve.ga.settings import GARates
+    from gasolve.solve import build_evaluator
+
+    setup, truth = pbso4_setup
+    rates = GARates(bond_valence_weight=0.05, bond_valence_local=True)
+    evaluator = build_evaluator(setup.scorer, replace(setup.config.ga, rates=rates))
+    genomes = truth.frac.reshape(1, -1) + np.random.default_rng(6).normal(0.0, 0.03, (4, 3 * truth.n_sites))
+    done = evaluator(genomes)
+    np.testing.assert_allclose(done.rwp, setup.scorer.rwp(done.genomes.reshape(4, -1, 3)), rtol=1e-10)

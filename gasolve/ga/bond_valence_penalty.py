@@ -108,6 +108,30 @@ class BondValencePenalty:
         )  # fmt: skip
         return out
 
+    def value_and_gradient(self, frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """GII of every model and its gradient with respect to the fractional coordinates.
+
+        Parameters
+        ----------
+        frac : ndarray, shape (n_models, n_sites, 3)
+
+        Returns
+        -------
+        values : ndarray, shape (n_models,)
+            v.u.
+        gradient : ndarray, shape (n_models, n_sites, 3)
+            v.u. per unit of fractional coordinate; each site's multiplicity held constant.
+        """
+        frac = np.ascontiguousarray(frac, dtype=float)
+        if frac.ndim != 3 or frac.shape[1:] != (self.n_sites, 3):
+            raise ValueError(f"frac must have shape (n_models, {self.n_sites}, 3), got {frac.shape}")
+        out, grad = np.empty(len(frac)), np.empty(frac.shape)
+        bond_valence_kernels.global_instability_gradient_batch(
+            frac, self.rotations, self.translations, self.compose, self.metric, self.r0, self.sign, self.counted,
+            self.active, self.valence, CUTOFF, self.b, DISTANCE_FLOOR, self.reach, out, grad,
+        )  # fmt: skip
+        return out, grad
+
 
 def site_tables(elements: Sequence[str], multiplicities: Sequence[int]):
     """The penalty's tables for the sites of a structure.

@@ -69,6 +69,10 @@ class Evaluator:
         Used with ``atom_ranker``.
     held_values : ndarray, shape (n_genes,), optional
         The values the ``fixed_genes`` are held at (fractional coordinates); 0 by default (origin fixing).
+    local_penalty : callable, optional
+        genomes (n, n_sites, 3) -> penalty (n,) and its gradient with respect to the genomes (n, n_sites, 3),
+        added to Rwp in the local search (the bond-valence restraint); the refined models' Rwp is then scored
+        again, alone.
     """
 
     def __init__(
@@ -83,12 +87,14 @@ class Evaluator:
         atom_ranker: Callable[[np.ndarray], np.ndarray] | None = None,
         scan_share: float = 1.0,
         held_values: np.ndarray | None = None,
+        local_penalty: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
     ):
         if (selector is None) != (nn is None):
             raise ValueError("selector and nn settings go together")
         self.scorer = scorer
         self.settings = settings
         self.penalty = penalty
+        self.local_penalty = local_penalty
         self.selector = selector
         self.nn = nn
         self.project = project
@@ -115,7 +121,12 @@ class Evaluator:
         return self.scorer.rwp(genomes.reshape(len(genomes), self.n_sites, 3))
 
     def rwp_and_gradient(self, genomes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rwp, gradient = self.scorer.rwp_and_gradient(genomes.reshape(len(genomes), self.n_sites, 3))
+        """The local search's objective: Rwp, plus the local penalty if any, and its gradient (n, n_genes)."""
+        shaped = genomes.reshape(len(genomes), self.n_sites, 3)
+        rwp, gradient = self.scorer.rwp_and_gradient(shaped)
+        if self.local_penalty is not None:
+            extra, extra_gradient = self.local_penalty(shaped)
+            rwp, gradient = rwp + extra, gradient + extra_gradient
         gradient = gradient.reshape(len(genomes), -1)
         gradient[:, self.fixed] = 0.0
         return rwp, gradient
@@ -162,6 +173,9 @@ class Evaluator:
             genomes[chosen] = result.x - np.floor(result.x)
             rwp[chosen] = result.f
             evaluations += result.gradient_calls * s.rates.gradient_cost
+            if self.local_penalty is not None:  # result.f holds the penalty too
+                rwp[chosen] = self.rwp(genomes[chosen])
+                evaluations += n_local
         if self.project is not None:
             genomes = self.project(genomes)
         fitness = rwp + (self.penalty(genomes) if self.penalty is not None else 0.0)

@@ -202,6 +202,10 @@ class GARates:
         Weight (Rwp per v.u.) of the bond-valence penalty added to Rwp in selection: the global instability
         index of the model (:mod:`gasolve.ga.bond_valence_penalty`), for structures with anions and
         charge-balanced oxidation states; 0 switches it off.
+    bond_valence_local : bool
+        Also add the bond-valence penalty, with its analytic gradient, to Rwp in the Lamarckian local search (a
+        restraint that pulls each refined model towards sound coordination, as Endeavour's combined cost does);
+        the refined models are then scored by Rwp alone once more.
     scan_spacing : float
         Grid step of the relocation scan (Å).
     gradient_cost : float
@@ -220,6 +224,7 @@ class GARates:
     antibump_weight: float = 0.02
     antibump_distance: float = 1.6
     bond_valence_weight: float = 0.0
+    bond_valence_local: bool = False
     scan_spacing: float = 0.4
     gradient_cost: float = GRADIENT_COST
 
@@ -238,6 +243,7 @@ class GARates:
         need(self.antibump_weight >= 0, "antibump_weight", ">= 0")
         need(self.antibump_distance > 0, "antibump_distance", "> 0 Å")
         need(self.bond_valence_weight >= 0, "bond_valence_weight", ">= 0")
+        need(isinstance(self.bond_valence_local, bool), "bond_valence_local", "true or false")
         need(0.05 <= self.scan_spacing <= 2.0, "scan_spacing", "between 0.05 and 2 Å")
         need(self.gradient_cost >= 1, "gradient_cost", ">= 1")
 

@@ -11,6 +11,8 @@ gradient comes back through the snap's local projector first, then through the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from gasolve.crystal.snap import SpecialPositionSnap
@@ -67,11 +69,30 @@ class MappedScorer:
 
     def rwp_and_gradient(self, genomes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rwp and dRwp/dgenome, shape (n_models,) and (n_models, n_sites, 3); zero on dependent slots."""
-        frac, projector = self._project(self.scorer._check(genomes))
-        rwp, gradient = self.scorer.rwp_and_gradient(frac)
+        return self.coordinate_gradient(self.scorer._check(genomes), self.scorer.rwp_and_gradient)
+
+    def coordinate_gradient(
+        self, genomes: np.ndarray, function: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A function of the fractional coordinates and its gradient, taken to the genomes.
+
+        Parameters
+        ----------
+        genomes : ndarray, shape (n_models, n_sites, 3)
+        function : callable
+            frac (n_models, n_sites, 3) -> values (n_models,), gradient with respect to frac (same shape as frac).
+
+        Returns
+        -------
+        values : ndarray, shape (n_models,)
+        gradient : ndarray, shape (n_models, n_sites, 3)
+            With respect to the genomes; zero on dependent slots.
+        """
+        frac, projector = self._project(np.asarray(genomes, dtype=float))
+        values, gradient = function(frac)
         if projector is not None:
             gradient = np.einsum("msij,msi->msj", projector, gradient)
-        return rwp, self.site_map.pullback(gradient)
+        return values, self.site_map.pullback(gradient)
 
     def intensities(self, genomes: np.ndarray) -> np.ndarray:
         return self.scorer.intensities(self.project(self.scorer._check(genomes)))

@@ -8,6 +8,7 @@ protocol and reads ``site_map``, ``project`` and ``base`` directly, never by ``g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -44,6 +45,12 @@ class ModelScorer(Protocol):
 
     def rwp_and_gradient(self, genomes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rwp (n_models,) and its gradient with respect to the genomes (n_models, n_sites, 3)."""
+
+    def coordinate_gradient(
+        self, genomes: np.ndarray, function: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A function of the fractional coordinates, frac (n_models, n_sites, 3) -> values (n_models,) and
+        gradient (frac's shape), evaluated for genomes with its gradient taken to the genomes."""
 
     def intensities(self, genomes: np.ndarray) -> np.ndarray:
         """Integrated intensity of every reflection, shape (n_models, n_reflections)."""

@@ -7,6 +7,7 @@ derivatives and multiply them in; the gradient adds dRwp/dc · dc/dx.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numba
@@ -119,6 +120,13 @@ class Scorer:
             overlap = self.problem.overlap.kernel_args()
             occupancy_kernels.rwp_batch(frac, *overlap, *self._tables(), *self._quadratic(), bounds, out)
         return out
+
+    def coordinate_gradient(
+        self, genomes: np.ndarray, function: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``function(genomes)``: a function of the fractional coordinates and its gradient (the genomes are the
+        coordinates; :meth:`gasolve.scoring.mapped.MappedScorer.coordinate_gradient` takes it through a site map)."""
+        return function(np.asarray(genomes, dtype=float))
 
     def rwp_and_gradient(self, frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rwp and its analytic gradient with respect to every fractional coordinate.
