@@ -4,6 +4,8 @@ real structures with sites on special positions, centred and oblique cells."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import data_path
@@ -11,6 +13,8 @@ from naive import special_position_projector, symmetrise_position
 
 from gasolve.crystal.xray_visibility import UNDETERMINED_ELEMENTS
 from gasolve.ga.bond_valence_penalty import CUTOFF, DISTANCE_FLOOR, BondValencePenalty
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 
 STRUCTURES = [
     "examples/PbSO4.cif",  # Pnma, sites on the mirror (4c)
@@ -149,6 +153,20 @@ def test_the_weight_is_validated_and_off_by_default():
     assert GARates().bond_valence_weight == 0.0
     with pytest.raises(ValueError, match="bond_valence_weight"):
         GARates(bond_valence_weight=-0.1)
+    with pytest.raises(ValueError, match="bond_valence_local"):
+        GARates(bond_valence_local=True)  # without a weight it would do nothing
+
+
+def test_a_config_with_a_bad_bond_valence_setting_is_a_clear_input_error(tmp_path):
+    from gasolve.config import load_run_config
+    from gasolve.errors import InputError
+
+    config = tmp_path / "run.toml"
+    config.write_text((EXAMPLES_DIR / "PbSO4.toml").read_text().replace("[ga]", "[ga]\nbond_valence_local = true", 1))
+    for name in ("PbSO4.xra", "PbSO4.cif"):
+        (tmp_path / name).write_bytes((EXAMPLES_DIR / name).read_bytes())
+    with pytest.raises(InputError, match="bond_valence_local"):
+        load_run_config(config)
 
 
 @pytest.mark.parametrize("relative", ["examples/PbSO4.cif", "examples/K4SnO4.cif", "cif/pyxtal-database/lt_quartz.cif"])

@@ -244,6 +244,11 @@ class GARates:
         need(self.antibump_distance > 0, "antibump_distance", "> 0 Å")
         need(self.bond_valence_weight >= 0, "bond_valence_weight", ">= 0")
         need(isinstance(self.bond_valence_local, bool), "bond_valence_local", "true or false")
+        need(
+            not self.bond_valence_local or self.bond_valence_weight > 0,
+            "bond_valence_local",
+            "false unless bond_valence_weight > 0 (the restraint's weight)",
+        )
         need(0.05 <= self.scan_spacing <= 2.0, "scan_spacing", "between 0.05 and 2 Å")
         need(self.gradient_cost >= 1, "gradient_cost", ">= 1")
 
