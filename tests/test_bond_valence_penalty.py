@@ -129,6 +129,9 @@ def test_where_it_does_not_apply():
     assert not BondValencePenalty.applies(["Mg", "Ir"], [44, 7])
     assert not BondValencePenalty.applies(["Bi", "Rh", "Br"], [7, 1, 8])
     assert BondValencePenalty.applies(["Pb", "S", "O"], [4, 4, 16])
+    # mixed valence: only mean oxidation states balance the charge
+    assert not BondValencePenalty.applies(["Fe", "Fe", "O"], [8, 16, 32])
+    assert not BondValencePenalty.applies(["Yb", "Co", "P"], [6, 30, 19])
     # H is never in the sums: its position is not searched for
     assert not BondValencePenalty.applies(["H", "F"], [1, 1])
     structure = _read("examples/PbSO4.cif")
