@@ -150,14 +150,12 @@ def test_shape_errors():
         penalty(np.zeros((2, 5)))
 
 
-def test_the_weight_is_validated_and_off_by_default():
+def test_the_weight_is_validated_and_on_by_default():
     from gasolve.ga.settings import GARates
 
-    assert GARates().bond_valence_weight == 0.0
+    assert GARates().bond_valence_weight == 0.02 and GARates().bond_valence_local
     with pytest.raises(ValueError, match="bond_valence_weight"):
         GARates(bond_valence_weight=-0.1)
-    with pytest.raises(ValueError, match="bond_valence_local"):
-        GARates(bond_valence_local=True)  # without a weight it would do nothing
 
 
 def test_a_config_with_a_bad_bond_valence_setting_is_a_clear_input_error(tmp_path):
@@ -165,7 +163,7 @@ def test_a_config_with_a_bad_bond_valence_setting_is_a_clear_input_error(tmp_pat
     from gasolve.errors import InputError
 
     config = tmp_path / "run.toml"
-    config.write_text((EXAMPLES_DIR / "PbSO4.toml").read_text().replace("[ga]", "[ga]\nbond_valence_local = true", 1))
+    config.write_text((EXAMPLES_DIR / "PbSO4.toml").read_text().replace("[ga]", "[ga]\nbond_valence_local = 1", 1))
     for name in ("PbSO4.xra", "PbSO4.cif"):
         (tmp_path / name).write_bytes((EXAMPLES_DIR / name).read_bytes())
     with pytest.raises(InputError, match="bond_valence_local"):
@@ -235,8 +233,8 @@ def test_the_local_search_objective_adds_the_restraint_through_the_site_map(pbso
 
     setup, truth = pbso4_setup
     settings = setup.config.ga
-    plain = build_evaluator(setup.scorer, settings)
-    assert plain.local_penalty is None
+    plain = build_evaluator(setup.scorer, replace(settings, rates=GARates(bond_valence_weight=0.0)))
+    assert plain.local_penalty is None  # weight 0 switches the restraint off too
     rates = GARates(bond_valence_weight=0.05, bond_valence_local=True)
     evaluator = build_evaluator(setup.scorer, replace(settings, rates=rates))
     assert evaluator.local_penalty is not None

@@ -200,12 +200,15 @@ class GARates:
         Interatomic distance (Å) under which the anti-bump penalty starts.
     bond_valence_weight : float
         Weight (Rwp per v.u.) of the bond-valence penalty added to Rwp in selection: the global instability
-        index of the model (:mod:`gasolve.ga.bond_valence_penalty`), for structures with anions and
-        charge-balanced oxidation states; 0 switches it off.
+        index of the model (:mod:`gasolve.ga.bond_valence_penalty`), for ionic structures with integer
+        oxidation states; 0 switches it off (and the restraint with it). Default 0.02: on the large benchmark's
+        tune half, with the restraint, V(PO3)3 was solved in 10 of 10 seeds (5 of 10 without) and SiO2 (P-4, 14
+        sites) in 10 of 10 (0 of 10), within 2·10⁶ evaluations; K4SnO4 20 of 20 in a median 34,200 evaluations
+        (41,200 without).
     bond_valence_local : bool
         Also add the bond-valence penalty, with its analytic gradient, to Rwp in the Lamarckian local search (a
         restraint that pulls each refined model towards sound coordination, as Endeavour's combined cost does);
-        the refined models are then scored by Rwp alone once more.
+        the refined models are then scored by Rwp alone once more. Default true.
     scan_spacing : float
         Grid step of the relocation scan (Å).
     gradient_cost : float
@@ -223,8 +226,8 @@ class GARates:
     niche_radius: float = 0.5
     antibump_weight: float = 0.02
     antibump_distance: float = 1.6
-    bond_valence_weight: float = 0.0
-    bond_valence_local: bool = False
+    bond_valence_weight: float = 0.02
+    bond_valence_local: bool = True
     scan_spacing: float = 0.4
     gradient_cost: float = GRADIENT_COST
 
@@ -244,11 +247,6 @@ class GARates:
         need(self.antibump_distance > 0, "antibump_distance", "> 0 Å")
         need(self.bond_valence_weight >= 0, "bond_valence_weight", ">= 0")
         need(isinstance(self.bond_valence_local, bool), "bond_valence_local", "true or false")
-        need(
-            not self.bond_valence_local or self.bond_valence_weight > 0,
-            "bond_valence_local",
-            "false unless bond_valence_weight > 0 (the restraint's weight)",
-        )
         need(0.05 <= self.scan_spacing <= 2.0, "scan_spacing", "between 0.05 and 2 Å")
         need(self.gradient_cost >= 1, "gradient_cost", ">= 1")
 
