@@ -150,10 +150,10 @@ def test_shape_errors():
         penalty(np.zeros((2, 5)))
 
 
-def test_the_weight_is_validated_and_on_by_default():
+def test_the_weight_is_validated_and_off_by_default():
     from gasolve.ga.settings import GARates
 
-    assert GARates().bond_valence_weight == 0.02 and GARates().bond_valence_local
+    assert GARates().bond_valence_weight == 0.0 and GARates().bond_valence_local  # the weight alone switches on
     with pytest.raises(ValueError, match="bond_valence_weight"):
         GARates(bond_valence_weight=-0.1)
 
