@@ -132,9 +132,11 @@ def origin_genes(scorer: ModelScorer, settings: GASettings) -> np.ndarray | None
     return memetic.origin_fixing_genes(scorer.problem.space_group, scorer.problem.elements, scorer.site_map)
 
 
-def selection_penalty(scorer: ModelScorer, settings: GASettings) -> Callable[[np.ndarray], np.ndarray] | None:
-    """The penalty added to Rwp in selection: the anti-bump penalty and the bond-valence penalty, each where its
-    weight is positive (the latter only where :meth:`BondValencePenalty.applies`); None when neither is."""
+def selection_penalty(
+    scorer: ModelScorer, settings: GASettings, bond_valence=None
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The penalty added to Rwp in selection: the anti-bump penalty where its weight is positive and the
+    bond-valence penalty ``bond_valence`` (:func:`bond_valence_term`) if given; None when neither is."""
     rates, problem = settings.rates, scorer.problem
     terms = []
     if rates.antibump_weight > 0:
@@ -142,13 +144,8 @@ def selection_penalty(scorer: ModelScorer, settings: GASettings) -> Callable[[np
 
         bump = AntiBump(problem.cell, problem.space_group, problem.n_sites, rates.antibump_distance)
         terms.append((rates.antibump_weight, bump))
-    if rates.bond_valence_weight > 0:
-        from gasolve.ga.bond_valence_penalty import BondValencePenalty
-
-        multiplicities = site_multiplicities(scorer)
-        if BondValencePenalty.applies(problem.elements, multiplicities):
-            bvs = BondValencePenalty(problem.cell, problem.space_group, problem.elements, multiplicities)
-            terms.append((rates.bond_valence_weight, bvs))
+    if bond_valence is not None:
+        terms.append((rates.bond_valence_weight, bond_valence))
     if not terms:
         return None
 
@@ -158,22 +155,28 @@ def selection_penalty(scorer: ModelScorer, settings: GASettings) -> Callable[[np
     return penalty
 
 
-def local_restraint(scorer: ModelScorer, settings: GASettings):
-    """With ``bond_valence_local``, the bond-valence penalty (weighted) and its gradient for the local search:
-    genomes (n, n_sites, 3) -> (n,), (n, n_sites, 3); None otherwise or where the penalty does not apply."""
-    rates, problem = settings.rates, scorer.problem
-    if not (rates.bond_valence_local and rates.bond_valence_weight > 0):
+def bond_valence_term(scorer: ModelScorer, settings: GASettings):
+    """The bond-valence penalty of the searched structure (:class:`BondValencePenalty`) where its weight is
+    positive and it applies, else None."""
+    if settings.rates.bond_valence_weight <= 0:
         return None
     from gasolve.ga.bond_valence_penalty import BondValencePenalty
 
-    multiplicities = site_multiplicities(scorer)
-    if not BondValencePenalty.applies(problem.elements, multiplicities):
+    problem = scorer.problem
+    return BondValencePenalty.if_applies(
+        problem.cell, problem.space_group, problem.elements, site_multiplicities(scorer)
+    )
+
+
+def local_restraint(scorer: ModelScorer, settings: GASettings, bond_valence):
+    """With ``bond_valence_local``, the bond-valence penalty ``bond_valence`` (weighted) and its gradient for the
+    local search: genomes (n, n_sites, 3) -> (n,), (n, n_sites, 3); None otherwise or without the penalty."""
+    if bond_valence is None or not settings.rates.bond_valence_local:
         return None
-    bvs = BondValencePenalty(problem.cell, problem.space_group, problem.elements, multiplicities)
-    weight = rates.bond_valence_weight
+    weight = settings.rates.bond_valence_weight
 
     def restraint(genomes):
-        values, gradient = scorer.coordinate_gradient(genomes, bvs.value_and_gradient)
+        values, gradient = scorer.coordinate_gradient(genomes, bond_valence.value_and_gradient)
         return weight * values, weight * gradient
 
     return restraint
@@ -203,7 +206,8 @@ def build_evaluator(
 
     ``held`` (n_sites, 3) holds sites where an earlier search put them: NaN rows are searched, the others keep
     their coordinates (the light-atom search, :mod:`gasolve.light_atoms`)."""
-    penalty = selection_penalty(scorer, settings)
+    bond_valence = bond_valence_term(scorer, settings)
+    penalty = selection_penalty(scorer, settings, bond_valence)
 
     fixed = origin_genes(scorer, settings)
     project = scorer.project if scorer.site_map is not None else None  # sites on special positions
@@ -224,7 +228,7 @@ def build_evaluator(
         atom_ranker=atom_ranker,
         scan_share=scan_share,
         held_values=values,
-        local_penalty=local_restraint(scorer, settings),
+        local_penalty=local_restraint(scorer, settings, bond_valence),
     )
 
 

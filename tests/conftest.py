@@ -95,3 +95,26 @@ def cif_esd(text: str) -> tuple[float, float]:
     value, digits = text.rstrip(")").split("(")
     decimals = len(value.split(".")[1]) if "." in value else 0
     return float(value), int(digits) * 10.0**-decimals
+
+
+@pytest.fixture(scope="module")
+def pbso4_on_wyckoff(tmp_path_factory):
+    """PbSO4 (Pnma, examples/PbSO4.cif) prepared for a run on a pattern pymatgen simulates, its sites on their
+    Wyckoff positions (Pb, S, O1, O2 on 4c, O3 on 8d: a mapped scorer); (Setup, the published Structure)."""
+    from simulated import simulated_config
+
+    from gasolve import pipeline
+    from gasolve.config import load_run_config
+    from gasolve.crystal import read_cif
+
+    truth = read_cif(_EXAMPLES / "PbSO4.cif")
+    elements = [site.element for site in truth.sites]
+    configs = simulated_config(
+        tmp_path_factory.mktemp("pbso4"),
+        "PbSO4",
+        "Pnma",
+        (truth.cell.a, truth.cell.b, truth.cell.c, 90.0, 90.0, 90.0),
+        [(e, tuple(x)) for e, x in zip(elements, truth.frac, strict=True)],
+        {"run": f'sites = {elements}\nwyckoff = ["4c", "4c", "4c", "4c", "8d"]'},
+    )
+    return pipeline.prepare(load_run_config(configs["run"])), truth

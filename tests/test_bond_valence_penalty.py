@@ -204,34 +204,13 @@ def test_the_gradient_equals_central_differences(relative):
     assert compared >= 2 * structure.n_sites and np.abs(gradient).max() > 0.1
 
 
-@pytest.fixture(scope="module")
-def pbso4_setup(tmp_path_factory):
-    """PbSO4 (Pnma) searched on its Wyckoff positions (Pb, S, O1, O2 on 4c, O3 on 8d): a mapped scorer."""
-    from simulated import simulated_config
-
-    from gasolve import pipeline
-    from gasolve.config import load_run_config
-
-    truth = _read("examples/PbSO4.cif")
-    elements = truth.elements
-    configs = simulated_config(
-        tmp_path_factory.mktemp("pbso4"),
-        "PbSO4",
-        "Pnma",
-        (truth.cell.a, truth.cell.b, truth.cell.c, 90.0, 90.0, 90.0),
-        [(e, tuple(x)) for e, x in zip(elements, truth.frac, strict=True)],
-        {"run": f'sites = {elements}\nwyckoff = ["4c", "4c", "4c", "4c", "8d"]'},
-    )
-    return pipeline.prepare(load_run_config(configs["run"])), truth
-
-
-def test_the_local_search_objective_adds_the_restraint_through_the_site_map(pbso4_setup):
+def test_the_local_search_objective_adds_the_restraint_through_the_site_map(pbso4_on_wyckoff):
     from dataclasses import replace
 
     from gasolve.ga.settings import GARates
     from gasolve.solve import build_evaluator
 
-    setup, truth = pbso4_setup
+    setup, truth = pbso4_on_wyckoff
     settings = setup.config.ga
     plain = build_evaluator(setup.scorer, replace(settings, rates=GARates(bond_valence_weight=0.0)))
     assert plain.local_penalty is None  # weight 0 switches the restraint off too
@@ -255,13 +234,13 @@ def test_the_local_search_objective_adds_the_restraint_through_the_site_map(pbso
     assert np.abs(gradient - rwp_gradient).max() > 1e-3  # the restraint moved it
 
 
-def test_refined_models_report_rwp_alone(pbso4_setup):
+def test_refined_models_report_rwp_alone(pbso4_on_wyckoff):
     from dataclasses import replace
 
     from gasolve.ga.settings import GARates
     from gasolve.solve import build_evaluator
 
-    setup, truth = pbso4_setup
+    setup, truth = pbso4_on_wyckoff
     rates = GARates(bond_valence_weight=0.05, bond_valence_local=True)
     evaluator = build_evaluator(setup.scorer, replace(setup.config.ga, rates=rates))
     genomes = truth.frac.reshape(1, -1) + np.random.default_rng(6).normal(0.0, 0.03, (4, 3 * truth.n_sites))

@@ -250,25 +250,10 @@ def test_every_place_in_the_cell_is_near_an_image_of_a_scanned_point(symbol, par
 
 
 @pytest.fixture(scope="module")
-def pbso4(tmp_path_factory):
+def pbso4(pbso4_on_wyckoff):
     """PbSO4 (Pnma, published coordinates) on a pattern pymatgen simulates: Pb, S, O1, O2 on 4c, O3 on 8d."""
-    from simulated import simulated_config
-
-    from gasolve import pipeline
-    from gasolve.config import load_run_config
-    from gasolve.crystal import read_cif
-
-    truth = read_cif(EXAMPLES / "PbSO4.cif")
-    elements = [site.element for site in truth.sites]
-    configs = simulated_config(
-        tmp_path_factory.mktemp("pbso4"),
-        "PbSO4",
-        "Pnma",
-        (truth.cell.a, truth.cell.b, truth.cell.c, 90.0, 90.0, 90.0),
-        [(e, tuple(x)) for e, x in zip(elements, truth.frac, strict=True)],
-        {"run": f'sites = {elements}\nwyckoff = ["4c", "4c", "4c", "4c", "8d"]'},
-    )
-    return pipeline.prepare(load_run_config(configs["run"])), truth.frac
+    setup, truth = pbso4_on_wyckoff
+    return setup, truth.frac
 
 
 def test_an_atom_on_any_image_of_its_place_gives_the_same_rwp(pbso4):

@@ -86,43 +86,20 @@ def _parameters(elements: Sequence[str]):
     return r, c, x, anion, np.array(known)
 
 
-def pair_parameters(elements: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bond valence parameters of every pair of sites.
-
-    Returns
-    -------
-    r0 : ndarray, shape (n_sites, n_sites)
-        Brese and O'Keeffe's R0 (Å) of the pair (NaN where an element has no parameters).
-    sign : ndarray, shape (n_sites, n_sites)
-        +1 where the first site is the pair's cation (the less electronegative), -1 where it is the anion.
-    counted : ndarray, shape (n_sites, n_sites), bool
-        A bond counts when one of its atoms is an anion and the two elements differ, as in pymatgen; never for an
-        element without parameters.
-    """
-    elements = list(elements)
-    symbols = np.array(elements)
-    r, c, x, anion, known = _parameters(elements)
-    ri, rj, ci, cj = r[:, None], r[None, :], c[:, None], c[None, :]
-    with np.errstate(invalid="ignore"):
-        r0 = ri + rj - ri * rj * (np.sqrt(ci) - np.sqrt(cj)) ** 2 / (ci * ri + cj * rj)
-    sign = np.where(x[:, None] < x[None, :], 1.0, -1.0)
-    counted = (
-        known[:, None] & known[None, :] & (anion[:, None] | anion[None, :]) & (symbols[:, None] != symbols[None, :])
-    )
-    return r0, sign, counted
-
-
 def bond_valence_sums(elements: Sequence[str], bonds: Neighbours) -> np.ndarray:
     """Bond valence sum of each site (v.u.; positive for a cation, negative for an anion), shape (n_sites,).
 
     A bond counts when one of its atoms is an anion and the two elements differ, as in pymatgen; a site or
     neighbour of an element without parameters contributes nothing."""
-    r0, sign, counted = pair_parameters(elements)
+    elements = list(elements)
+    symbols = np.array(elements)
+    r, c, x, anion, known = _parameters(elements)
     i, j, d = bonds.centre, bonds.other, bonds.distance
-    keep = counted[i, j]
-    i, j, d = i[keep], j[keep], d[keep]
-    valence = np.exp((r0[i, j] - d) / B) * sign[i, j]
-    return np.bincount(i, weights=valence, minlength=len(list(elements)))
+    counted = known[i] & known[j] & (anion[i] | anion[j]) & (symbols[i] != symbols[j])
+    i, j, d = i[counted], j[counted], d[counted]
+    r0 = r[i] + r[j] - r[i] * r[j] * (np.sqrt(c[i]) - np.sqrt(c[j])) ** 2 / (c[i] * r[i] + c[j] * r[j])
+    valence = np.exp((r0 - d) / B) * np.where(x[i] < x[j], 1.0, -1.0)
+    return np.bincount(i, weights=valence, minlength=len(elements))
 
 
 def oxidation_states(elements: Sequence[str], multiplicity: Sequence[int]) -> np.ndarray | None:

@@ -62,14 +62,21 @@ class BondValencePenalty:
         (:meth:`applies` tells beforehand).
     """
 
-    def __init__(self, cell: UnitCell, space_group: SpaceGroup, elements: Sequence[str], multiplicities: Sequence[int]):
+    def __init__(
+        self,
+        cell: UnitCell,
+        space_group: SpaceGroup,
+        elements: Sequence[str],
+        multiplicities: Sequence[int],
+        tables: tuple | None = None,
+    ):
         from gasolve.scoring.kernel_cache import ensure_cached
 
         ensure_cached()
         elements = list(elements)
         if len(multiplicities) != len(elements):
             raise ValueError(f"{len(elements)} elements but {len(multiplicities)} multiplicities")
-        active, valence, r0, b, sign, counted = site_tables(elements, multiplicities)
+        active, valence, r0, b, sign, counted = site_tables(elements, multiplicities) if tables is None else tables
         if not active.any():
             raise ValueError(f"no bond valence penalty for {sorted(set(elements))}: no counted bond or valences")
         self.n_sites = len(elements)
@@ -84,6 +91,14 @@ class BondValencePenalty:
     def applies(elements: Sequence[str], multiplicities: Sequence[int]) -> bool:
         """Whether the structure has a counted bond between sites with formal valences."""
         return bool(site_tables(list(elements), multiplicities)[0].any())
+
+    @classmethod
+    def if_applies(
+        cls, cell: UnitCell, space_group: SpaceGroup, elements: Sequence[str], multiplicities: Sequence[int]
+    ) -> BondValencePenalty | None:
+        """The penalty of the structure, or None where it does not apply (the tables are built once)."""
+        tables = site_tables(list(elements), multiplicities)
+        return cls(cell, space_group, elements, multiplicities, tables) if tables[0].any() else None
 
     def __call__(self, genomes: np.ndarray) -> np.ndarray:
         """GII of every model.
@@ -101,13 +116,7 @@ class BondValencePenalty:
         genomes = np.asarray(genomes, dtype=float)
         if genomes.ndim != 2 or genomes.shape[1] != 3 * self.n_sites:
             raise ValueError(f"genomes must have shape (n_models, {3 * self.n_sites}), got {genomes.shape}")
-        frac = np.ascontiguousarray(genomes.reshape(len(genomes), self.n_sites, 3))
-        out = np.empty(len(frac))
-        bond_valence_kernels.global_instability_batch(
-            frac, self.rotations, self.translations, self.compose, self.metric, self.r0, self.sign, self.counted,
-            self.active, self.valence, CUTOFF, self.b, DISTANCE_FLOOR, self.reach, out,
-        )  # fmt: skip
-        return out
+        return self._run(genomes.reshape(len(genomes), self.n_sites, 3), with_gradient=False)[0]
 
     def value_and_gradient(self, frac: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """GII of every model and its gradient with respect to the fractional coordinates.
@@ -123,13 +132,18 @@ class BondValencePenalty:
         gradient : ndarray, shape (n_models, n_sites, 3)
             v.u. per unit of fractional coordinate; each site's multiplicity held constant.
         """
-        frac = np.ascontiguousarray(frac, dtype=float)
+        frac = np.asarray(frac, dtype=float)
         if frac.ndim != 3 or frac.shape[1:] != (self.n_sites, 3):
             raise ValueError(f"frac must have shape (n_models, {self.n_sites}, 3), got {frac.shape}")
-        out, grad = np.empty(len(frac)), np.empty(frac.shape)
-        bond_valence_kernels.global_instability_gradient_batch(
+        return self._run(frac, with_gradient=True)
+
+    def _run(self, frac: np.ndarray, with_gradient: bool) -> tuple[np.ndarray, np.ndarray]:
+        frac = np.ascontiguousarray(frac, dtype=float)
+        out = np.empty(len(frac))
+        grad = np.empty(frac.shape if with_gradient else (0, self.n_sites, 3))
+        bond_valence_kernels.global_instability_batch(
             frac, self.rotations, self.translations, self.compose, self.metric, self.r0, self.sign, self.counted,
-            self.active, self.valence, CUTOFF, self.b, DISTANCE_FLOOR, self.reach, out, grad,
+            self.active, self.valence, CUTOFF, self.b, DISTANCE_FLOOR, self.reach, with_gradient, out, grad,
         )  # fmt: skip
         return out, grad
 
