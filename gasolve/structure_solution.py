@@ -461,31 +461,47 @@ def better_attempt(new, old, margin: float = 0.9) -> bool:
     return new_lane.rwp < margin * old_lane.rwp
 
 
-def winner_structure(fitted, state):
-    """The best model of a race's winner (its hypothesis's sites at the run's best coordinates), a Structure."""
+def winner_structure(fitted, state, observed):
+    """The best model of a race's winner as the pattern alone places it, a Structure: its hypothesis's sites at
+    the coordinates of the run's best distinct models refined by least squares on Rwp
+    (:func:`gasolve.pipeline.refine_candidates`, the first step of the final refinement that writes best.cif).
+
+    The search's own best model minimises Rwp plus its selection penalties; with the bond-valence restraint
+    (``[ga] bond_valence_weight``) a cation's bond valence sum rises when it moves off a centre of symmetry (the
+    distortion theorem of bond valence), so that model can miss a supergroup that its refined model obeys.
+    """
+    from gasolve import pipeline
     from gasolve.hypotheses import race
-    from gasolve.solve import genome_frac, model_structure, template_structure
+    from gasolve.solve import model_structure
 
     lane = state.lanes[state.winner]
-    spec = race.hypothesis_config(fitted, lane.hypothesis, lane.target).structure
-    template = template_structure(spec.name, spec.cell, spec.space_group, spec.sites, spec.b_iso, spec.charges)
-    return model_structure(template, genome_frac(lane.record.state))
+    config = race.hypothesis_config(fitted, lane.hypothesis, lane.target)
+    setup = pipeline.prepare(config, observed)
+    best, _ = pipeline.refine_candidates(setup, lane.record)
+    return model_structure(setup.template, best.frac)
 
 
 #: Source of a cell of higher symmetry found in a solved model (:func:`missed_symmetry_choice`).
 MISSED_SYMMETRY_SOURCE = "higher symmetry of the solved model"
 
 
-def missed_symmetry_choice(fitted, state) -> tuple[CellChoice, object] | None:
-    """The cell (and, for a supergroup, the group) of the symmetry a race winner's model has beyond its own
-    (:func:`gasolve.missed_symmetry.missed_symmetry`), as the next cell to try, with what was found; None when the
-    race has no winner or the model no missed symmetry."""
+def missed_symmetry_choice(fitted, state, observed) -> tuple[CellChoice, object] | None:
+    """The cell (and, for a supergroup, the group) of the symmetry a race winner's refined model
+    (:func:`winner_structure`) has beyond its own (:func:`gasolve.missed_symmetry.missed_symmetry`), as the next
+    cell to try, with what was found; None when the race has no winner or the model no missed symmetry, and for a
+    supergroup when the winner does not fit (:func:`needs_fallback`).
+
+    A smaller cell is taken from a winner that does not fit as well: a search in a supercell has twice the free
+    coordinates it needs and may not converge, while the atoms it placed already repeat (rutile with c doubled).
+    A supergroup of a model that does not fit says nothing of the structure: a P4/m model of a triclinic
+    structure, all its atoms on P4/mmm's positions, at χ² 7.
+    """
     from gasolve.missed_symmetry import missed_symmetry
 
     if state.winner is None or state.lanes[state.winner].record is None:
         return None
-    found = missed_symmetry(winner_structure(fitted, state))
-    if found is None:
+    found = missed_symmetry(winner_structure(fitted, state, observed))
+    if found is None or (found.kind == "supergroup" and needs_fallback(state)):
         return None
     group = found.space_group if found.kind == "supergroup" else None
     choice = CellChoice(

@@ -284,7 +284,7 @@ def _symmetry_check(solve: dict, attempt: dict, say, given_group: bool = False):
     sources = [a["stages"]["cell"]["source"] for a in solve["attempts"]]
     if sources.count(MISSED_SYMMETRY_SOURCE) >= MAX_SYMMETRY_ATTEMPTS:
         return None
-    found = missed_symmetry_choice(attempt["fitted"], attempt["race"])
+    found = missed_symmetry_choice(attempt["fitted"], attempt["race"], solve["observed"])
     if found is None:
         return None
     choice, symmetry = found
