@@ -157,8 +157,9 @@ def selection_penalty(
 
 def bond_valence_term(scorer: ModelScorer, settings: GASettings):
     """The bond-valence penalty of the searched structure (:class:`BondValencePenalty`) where its weight is
-    positive and it applies, else None."""
-    if settings.rates.bond_valence_weight <= 0:
+    positive, the search has at least ``bond_valence_min_sites`` sites and the penalty applies, else None."""
+    rates = settings.rates
+    if rates.bond_valence_weight <= 0 or scorer.problem.n_sites < rates.bond_valence_min_sites:
         return None
     from gasolve.ga.bond_valence_penalty import BondValencePenalty
 

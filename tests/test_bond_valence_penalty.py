@@ -150,12 +150,33 @@ def test_shape_errors():
         penalty(np.zeros((2, 5)))
 
 
-def test_the_weight_is_validated_and_off_by_default():
+def test_the_settings_are_validated_and_on_by_default_from_nine_sites():
     from gasolve.ga.settings import GARates
 
-    assert GARates().bond_valence_weight == 0.0 and GARates().bond_valence_local  # the weight alone switches on
+    rates = GARates()
+    assert (rates.bond_valence_weight, rates.bond_valence_min_sites, rates.bond_valence_local) == (0.02, 9, True)
     with pytest.raises(ValueError, match="bond_valence_weight"):
         GARates(bond_valence_weight=-0.1)
+    with pytest.raises(ValueError, match="bond_valence_min_sites"):
+        GARates(bond_valence_min_sites=-1)
+
+
+def test_a_search_of_fewer_sites_than_the_threshold_has_no_restraint(pbso4_on_wyckoff):
+    """PbSO4 (5 sites) under the defaults: no penalty, no restraint; from 0 sites on, both."""
+    from dataclasses import replace
+
+    from gasolve.ga.settings import GARates
+    from gasolve.solve import bond_valence_term, build_evaluator
+
+    setup, _ = pbso4_on_wyckoff
+    settings = setup.config.ga
+    assert setup.scorer.problem.n_sites == 5
+    default = replace(settings, rates=GARates())
+    assert bond_valence_term(setup.scorer, default) is None
+    assert build_evaluator(setup.scorer, default).local_penalty is None
+    every = replace(settings, rates=GARates(bond_valence_min_sites=5))
+    assert isinstance(bond_valence_term(setup.scorer, every), BondValencePenalty)
+    assert build_evaluator(setup.scorer, every).local_penalty is not None
 
 
 def test_a_config_with_a_bad_bond_valence_setting_is_a_clear_input_error(tmp_path):
@@ -214,7 +235,7 @@ def test_the_local_search_objective_adds_the_restraint_through_the_site_map(pbso
     settings = setup.config.ga
     plain = build_evaluator(setup.scorer, replace(settings, rates=GARates(bond_valence_weight=0.0)))
     assert plain.local_penalty is None  # weight 0 switches the restraint off too
-    rates = GARates(bond_valence_weight=0.05, bond_valence_local=True)
+    rates = GARates(bond_valence_weight=0.05, bond_valence_min_sites=0, bond_valence_local=True)
     evaluator = build_evaluator(setup.scorer, replace(settings, rates=rates))
     assert evaluator.local_penalty is not None
     genomes = truth.frac.reshape(1, -1) + np.random.default_rng(5).normal(0.0, 0.02, (2, 3 * truth.n_sites))
@@ -241,7 +262,7 @@ def test_refined_models_report_rwp_alone(pbso4_on_wyckoff):
     from gasolve.solve import build_evaluator
 
     setup, truth = pbso4_on_wyckoff
-    rates = GARates(bond_valence_weight=0.05, bond_valence_local=True)
+    rates = GARates(bond_valence_weight=0.05, bond_valence_min_sites=0, bond_valence_local=True)
     evaluator = build_evaluator(setup.scorer, replace(setup.config.ga, rates=rates))
     genomes = truth.frac.reshape(1, -1) + np.random.default_rng(6).normal(0.0, 0.03, (4, 3 * truth.n_sites))
     done = evaluator(genomes)
