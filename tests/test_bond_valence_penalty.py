@@ -26,6 +26,8 @@ STRUCTURES = [
     "cif/pyxtal-database/lt_quartz.cif",  # trigonal, 60° between a and b
     "cif/pyxtal-database/NaSb3F10.cif",
     "cif/aflow-prototypes/028_A2BC4_cF56_227_d_a_e.cif",  # spinel MgAl2O4: F-centred, special positions only
+    "cif/mp/Si2H2O5_mp-626037.cif",  # H+: the cations' sums alone
+    "cif/mp/NdH3O3_mp-625397.cif",
 ]
 
 
@@ -59,9 +61,11 @@ def _naive_gii(structure) -> float:
         [e for e, orbit in zip(elements, orbits, strict=True) for _ in orbit],
         np.concatenate(orbits),
     )
+    # The sums of the ions whose bonds to H (which is not placed) are missing are not counted.
+    left_out_signs = {np.sign(states[e]) for e in elements if e in UNDETERMINED_ELEMENTS and states[e] != 0}
     total, atoms = 0.0, 0
     for site, (element, orbit) in enumerate(zip(elements, orbits, strict=True)):
-        if element in UNDETERMINED_ELEMENTS:
+        if element in UNDETERMINED_ELEMENTS or any(np.sign(states[element]) == -s for s in left_out_signs):
             continue
         centre = crystal[int(sum(len(o) for o in orbits[:site]))]
         bvs, bonded = 0.0, False
@@ -98,6 +102,19 @@ def test_the_kernel_equals_pymatgens_neighbour_list(relative):
     expected = _naive_gii(structure)
     np.testing.assert_allclose(ours, expected, rtol=1e-9, atol=1e-9)
     assert 0.0 < ours[0] < 0.5  # a real structure is chemically sound
+
+
+def test_with_h_in_the_formula_only_the_cations_sums_count():
+    """Si2H2O5 (H+): H is not placed, so the O donors' sums lack their O-H bonds; only Si is counted, and the true
+    structure is sound (with its O counted its index would be 0.56 v.u.)."""
+    from gasolve.ga.bond_valence_penalty import site_tables
+
+    structure = _read("cif/mp/Si2H2O5_mp-626037.cif")
+    multiplicity = structure.site_multiplicities()
+    active = site_tables(structure.elements, multiplicity)[0]
+    assert {e for e, a in zip(structure.elements, active, strict=True) if a} == {"Si"}
+    penalty = BondValencePenalty(structure.cell, structure.space_group, structure.elements, multiplicity)
+    assert penalty(structure.frac.reshape(1, -1))[0] < 0.1
 
 
 def test_a_displaced_anion_raises_the_index():

@@ -18,7 +18,10 @@ penalty's minimum moved away from the truth.
 The penalty applies to structures with a cation and an anion that have parameters and a charge-balanced
 formula with integer oxidation states (not to mixed valence: Yb6Co30P19's guess of Co 1.23+ and P 2.58- gives
 its true structure a GII of 2.5 v.u.); H, D and the elements X-rays cannot place are left out of the sums
-(their positions are not searched for, :data:`gasolve.crystal.xray_visibility.UNDETERMINED_ELEMENTS`).
+(their positions are not searched for, :data:`gasolve.crystal.xray_visibility.UNDETERMINED_ELEMENTS`). Their
+counter-ions' sums then lack their bonds, so where the formula holds H+ only the cations' sums enter the index:
+with the anions counted, the true structures of CuH2SO5 and Si2H2O5 have a GII of 0.60 and 0.56 v.u. (their O
+donors underbonded), with the cations alone 0.18 and 0.05.
 """
 
 from __future__ import annotations
@@ -154,7 +157,9 @@ def site_tables(elements: Sequence[str], multiplicities: Sequence[int]):
     Returns
     -------
     active : ndarray, shape (n_sites,), bool
-        Sites whose bond valence sums enter the index: a formal valence and a counted partner.
+        Sites whose bond valence sums enter the index: a formal valence and a counted partner; where the formula
+        holds an element X-rays cannot place (H+), only the ions of its sign (the cations), whose sums it does not
+        enter.
     valence : ndarray, shape (n_sites,)
         |oxidation state| (0 where there is none).
     r0, b : ndarray, shape (n_sites, n_sites)
@@ -185,6 +190,11 @@ def site_tables(elements: Sequence[str], multiplicities: Sequence[int]):
                 sign[i, j] = 1.0 if i == cation else -1.0
                 counted[i, j] = True
     active = counted.any(axis=1) & (states != 0)
+    for element, state in zip(elements, states, strict=True):
+        if element in UNDETERMINED_ELEMENTS and state != 0:
+            # its bonds are missing from its counter-ions' sums (O-H of a hydroxide or a hydrate: an O donor's
+            # sum near 1.2 v.u. for its formal 2): only the ions of its own sign are counted
+            active &= np.sign(states) == np.sign(state)
     return active, np.abs(states), r0, b, sign, counted
 
 
