@@ -137,10 +137,11 @@ def test_the_subcell_attempt_is_kept_when_it_fits_as_well_with_fewer_parameters(
     assert not symmetric_attempt_holds(race(0.0346, 27), supercell, 4000)
 
 
-def test_solve_moves_to_the_subcell_then_the_supergroup_of_its_model(tmp_path, capsys):
+def test_solve_moves_to_the_subcell_and_ends_in_rutiles_group(tmp_path, capsys):
     """Rutile given with c doubled: the race in that cell leaves a model that repeats in c/2; the stages run again
-    in the subcell, whose race ends in the polar subgroup P4_2nm, whose model obeys P4_2/mnm; the race in that
-    group alone is kept, and best.cif (read by pymatgen) is rutile in its own cell and group."""
+    in the subcell, whose race ends in P4_2/mnm, directly (the polar P4_2nm fits as well with more coordinates) or
+    through a supergroup attempt on a P4_2nm winner; that attempt is kept, and best.cif (read by pymatgen) is
+    rutile in its own cell and group."""
     import json
 
     from pymatgen.analysis.structure_matcher import StructureMatcher
@@ -163,17 +164,19 @@ def test_solve_moves_to_the_subcell_then_the_supergroup_of_its_model(tmp_path, c
     argv += ["--out", str(out), "--scheduler", "synchronous", "--quiet", "--max-evaluations", "200000"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "the winner's atoms repeat in a smaller cell" in printed and "obey P4_2/mnm" in printed
-    symmetrised = "the solved model's assignment, symmetrised, races first: P 42/m n m Z=2 Ti: 2a, O: 4"
-    assert any(f"{symmetrised}{letter}\n" in printed for letter in "fg")  # x,x,0 or x,-x,0: both are rutile
+    assert "the winner's atoms repeat in a smaller cell" in printed
     summary = json.loads((out / "summary.json").read_text())
     attempts = summary["stages"]["attempts"]
-    assert [a["cell"]["source"] for a in attempts] == ["given"] + 2 * ["higher symmetry of the solved model"]
+    assert [a["cell"]["source"] for a in attempts][:2] == ["given", "higher symmetry of the solved model"]
     assert (
         attempts[0]["missed_symmetry"]["kind"] == "subcell" and attempts[0]["missed_symmetry"]["primitive_atoms"] == 6
     )
-    assert attempts[1]["missed_symmetry"]["kind"] == "supergroup" and attempts[2]["space_groups"] == ["P 42/m n m"]
-    assert [a["kept"] for a in attempts] == [False, False, True]
+    assert "P 42/m n m" in attempts[1]["space_groups"] and not attempts[0]["kept"]
+    if len(attempts) == 3:  # the subcell's race ended in P4_2nm: its model obeys P4_2/mnm, raced alone and kept
+        assert "obey P4_2/mnm" in printed and attempts[1]["missed_symmetry"]["kind"] == "supergroup"
+        assert attempts[2]["space_groups"] == ["P 42/m n m"] and attempts[2]["kept"]
+    else:
+        assert len(attempts) == 2 and attempts[1]["kept"] and summary["space_group"] == "P 42/m n m"
     best = PymatgenStructure.from_file(out / "best.cif")
     assert best.lattice.c == pytest.approx(2.959, abs=0.01)
     assert SpacegroupAnalyzer(best, symprec=0.01).get_space_group_number() == 136

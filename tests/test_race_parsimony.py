@@ -94,3 +94,15 @@ def test_the_race_observations_are_the_reflections_with_profile_points():
     problem = pipeline.prepare(load_run_config(Path(__file__).parents[1] / "examples" / "K4SnO4.toml")).scorer.problem
     dense = np.asarray(problem.peak_matrix.to_sparse().todense())
     assert reflections_seen(problem) == int(np.count_nonzero(np.abs(dense).sum(axis=0) > 0)) > 100
+
+
+@pytest.mark.parametrize(("rwp_rich", "simple_status"), [(0.0357, "racing"), (0.0340, "dropped")])
+def test_a_simpler_hypothesis_that_fits_as_well_is_not_dropped_behind_a_richer_one(rwp_rich, simple_status):
+    """ReC2 (P-6m2, 1 free coordinate, Rwp 0.0359) behind a P3m1 assignment (3 free, 0.0357, C misplaced): the
+    cut keeps one of two, but the simpler one stays while the richer does not fit 3 % better (richer_margin);
+    at 0.0340 (5 % better) it is dropped."""
+    state = race.start([_hypothesis(1, 1), _hypothesis(1, 3)], 1.0, SETTINGS, observations=30)
+    state = race.tell(state, 0, _outcome(10000.0, 0.0359))
+    state = race.tell(state, 1, _outcome(10000.0, rwp_rich))
+    state = race.decide(state, SETTINGS, 10**9)
+    assert [lane.status for lane in state.lanes] == [simple_status, "racing"]

@@ -5,9 +5,10 @@ Each hypothesis (:mod:`gasolve.hypotheses.hypothesis`) is a plain ``sites`` run 
 budget of ``base x eta^r`` evaluations, where ``base`` grows with the hypothesis's free coordinates
 (:attr:`RaceSettings.evaluations_per_free`); runs continue from their records, so no evaluation is spent twice.
 After a rung the best ``1/eta`` by Rwp (a Z outside the packing window weighed: :func:`parsimony_factors`) go
-on (successive halving: Karnin, Koren and Somekh, ICML 2013; Jamieson and Talwalkar, AISTATS 2016). Halving needs
-no model of how a GA run's Rwp falls with effort, which differs between hypotheses of different size, only that a
-right hypothesis tends to be ahead after a short run; it spends most of the budget on the few that are, and it copes
+on, with any simpler hypothesis that fits as well as one of them (:func:`_simpler_and_as_good`) (successive
+halving: Karnin, Koren and Somekh, ICML 2013; Jamieson and Talwalkar, AISTATS 2016). Halving needs no model of how
+a GA run's Rwp falls with effort, which differs between hypotheses of different size, only that a right
+hypothesis tends to be ahead after a short run; it spends most of the budget on the few that are, and it copes
 with not knowing in advance the budget a hypothesis needs.
 
 **Cohorts.** The learned prior ranks the true Wyckoff assignment first for most structures (84.5 % of held-out
@@ -455,6 +456,20 @@ def _best(state: RaceState, indices: list[int]) -> int | None:
     return (holding or ranked or [None])[0]
 
 
+def _simpler_and_as_good(state: RaceState, index: int, kept: list[int], settings: RaceSettings) -> bool:
+    """Whether lane ``index``, below the halving's cut, has fewer free coordinates than a kept lane that does not
+    fit :attr:`RaceSettings.richer_margin` better: it then stays. Dropping it would leave the richer hypothesis
+    free to stop without its simpler rival (:func:`is_rival`), which a tie in Rwp does not justify. Measured:
+    ReC2 (P-6m2, blind benchmark), whose true P-6m2 hypothesis (1 free coordinate, Rwp 0.0359) was dropped
+    behind a P3m1 one (3 free coordinates, Rwp 0.0357, C misplaced) that then won and was written in P6mm."""
+    lane = state.lanes[index]
+    return any(
+        state.lanes[k].hypothesis.n_free > lane.hypothesis.n_free
+        and state.lanes[k].rwp > settings.richer_margin * lane.rwp
+        for k in kept
+    )
+
+
 def decide(state: RaceState, settings: RaceSettings, max_evaluations: float) -> RaceState:
     """After a rung: mark done lanes, stop the race if the rule says so, else keep the best 1/eta.
 
@@ -495,12 +510,13 @@ def decide(state: RaceState, settings: RaceSettings, max_evaluations: float) -> 
     if state.evaluations >= max_evaluations * (1 - 1e-9):
         return replace(state, stop="the evaluation budget is spent", winner=_best(state, ranked))
     keep = max(1, math.ceil(len(ranked) / settings.eta))
+    kept = ranked[:keep] + [i for i in ranked[keep:] if _simpler_and_as_good(state, i, ranked[:keep], settings)]
     lanes = list(state.lanes)
-    for i in ranked[keep:]:
-        if lanes[i].status == "racing":
+    for i in ranked:
+        if i not in kept and lanes[i].status == "racing":
             lanes[i] = replace(lanes[i], status="dropped")
     state = replace(state, lanes=tuple(lanes))
-    if keep == 1 and state.stage < state.last_stage:  # the stage is decided
+    if len(kept) == 1 and state.stage < state.last_stage:  # the stage is decided
         survivor = state.lanes[ranked[0]]
         fits = _fits(survivor, state.noise_chi2, settings)
         reserve_next = state.first_reserve is not None and state.stage + 1 >= state.first_reserve
