@@ -243,6 +243,7 @@ def test_a_richer_rival_does_not_block_and_a_failed_run_is_reported():
     state = race.tell(state, 2, {"error": "ValueError: broken"})
     state = race.decide(state, settings, 10**9)
     assert state.winner == 0
+    assert not race.goes_on(state, 10**9)  # a done winner is the answer at any budget: a resume does not reopen
     failed = [row for row in race.table(state) if row["status"] == "failed"]
     assert failed and failed[0]["error"] == "ValueError: broken"
 
@@ -255,6 +256,7 @@ def test_budget_spent_ends_with_the_best_and_every_failure_ends_with_none():
     spent = race.decide(state, settings, 1200)
     assert spent.winner == 1 and "budget" in spent.stop
     assert race.reopen(spent).stop == ""
+    assert race.goes_on(spent, 2400) and not race.goes_on(spent, 1200)  # a larger budget, the same one
     failed = race.start([_hypothesis(3)])
     failed = race.decide(race.tell(failed, 0, {"error": "x"}), settings, 100)
     assert failed.winner is None and failed.stop == "every hypothesis failed"

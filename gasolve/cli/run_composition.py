@@ -309,7 +309,7 @@ def run_composition(args: argparse.Namespace, config) -> int:
         fitted = fitted.with_overrides(max_evaluations=total)
         light = config.ga.budget.light_atom_evaluations  # may change on resume, as the budget may
         fitted = dataclasses.replace(fitted, ga=fitted.ga.replace(light_atom_evaluations=light))
-        if state.stop and state.evaluations < total:  # a larger budget on resume: the race goes on
+        if race.goes_on(state, total):  # a larger budget on resume: the race goes on
             state = race.reopen(state)
         profile_fit = None
     else:

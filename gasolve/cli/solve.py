@@ -376,7 +376,7 @@ def run(args: argparse.Namespace) -> int:
                 str(checkpoint_path),
             )
         last = solve["attempts"][-1]
-        if last["race"].stop and last["race"].evaluations < args.max_evaluations:
+        if race.goes_on(last["race"], args.max_evaluations):
             last["race"] = race.reopen(last["race"])
         for attempt in solve["attempts"]:
             attempt["fitted"] = attempt["fitted"].with_overrides(max_evaluations=args.max_evaluations)

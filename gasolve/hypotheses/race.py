@@ -536,6 +536,14 @@ def conclude(state: RaceState, reason: str) -> RaceState:
     return replace(state, stop=reason, winner=_best(state, ran))
 
 
+def goes_on(state: RaceState, max_evaluations: float) -> bool:
+    """Whether a stopped race goes on when resumed with ``max_evaluations``: it stopped short of that budget for
+    want of evaluations, not because a hypothesis met the stop rule (a done winner is the answer at any budget)."""
+    if not state.stop or state.evaluations >= max_evaluations:
+        return False
+    return state.winner is None or state.lanes[state.winner].status != "done"
+
+
 def reopen(state: RaceState) -> RaceState:
     """A stopped race that goes on (resumed with a larger budget): the lanes keep their status."""
     return replace(state, stop="", winner=None)
