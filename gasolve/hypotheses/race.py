@@ -465,7 +465,7 @@ def _simpler_and_as_good(state: RaceState, index: int, kept: list[int], settings
     lane = state.lanes[index]
     return any(
         state.lanes[k].hypothesis.n_free > lane.hypothesis.n_free
-        and state.lanes[k].rwp > settings.richer_margin * lane.rwp
+        and not is_rival(state.lanes[k], lane, settings.margin, settings.richer_margin)
         for k in kept
     )
 
